@@ -1,0 +1,425 @@
+"""The in-memory cohort every stage consumes, its QC, and the seeded member/holdout split.
+
+A :class:`Cohort` holds
+
+* ``dosages``: float32 samples x variants, expected alternative-allele count in [0, 2],
+  NaN = missing (1,200 x 80,000 is 384 MB);
+* ``variants``: a table with columns ``id, chr, pos, ref, alt, quality`` (quality NaN when the
+  source has none; ``chr`` is a normalised string such as ``"11"`` or ``"X"``);
+* ``samples``: a table with columns ``id, discard, mixup`` (booleans);
+* ``phenotypes``: a table aligned row for row with ``samples`` (NaN = missing) and a type for
+  each column (:class:`PhenoType`).
+
+Readers build cohorts (``dpgenome.io``); every later stage takes and returns typed values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dpgenome.errors import CohortError, InputError
+
+#: Chromosome names accepted in any input (a leading ``chr`` is stripped); order is sort order.
+CHROMOSOME_ORDER: tuple[str, ...] = tuple(str(i) for i in range(1, 39)) + ("X", "Y", "MT")
+_CHROM_RANK = {c: i for i, c in enumerate(CHROMOSOME_ORDER)}
+_CHROM_ALIASES = {"M": "MT", "23": "X", "24": "Y", "26": "MT"}
+
+
+class PhenoType(StrEnum):
+    CONTINUOUS = "continuous"
+    BINARY = "binary"
+    CATEGORICAL = "categorical"
+
+
+def normalise_chromosome(name: object) -> str | None:
+    """Return the canonical chromosome name, or None when it is not a known chromosome."""
+    text = str(name).strip()
+    if text.lower().startswith("chr"):
+        text = text[3:]
+    text = text.upper() if not text.isdigit() else str(int(text))
+    text = _CHROM_ALIASES.get(text, text)
+    return text if text in _CHROM_RANK else None
+
+
+def chromosome_rank(names: Iterable[str]) -> np.ndarray:
+    """Sort keys of canonical chromosome names."""
+    return np.array([_CHROM_RANK[c] for c in names], dtype=np.int64)
+
+
+def infer_pheno_types(
+    table: pd.DataFrame, overrides: dict[str, PhenoType] | None = None
+) -> dict[str, PhenoType]:
+    """Type each phenotype column: text -> categorical; numbers only in {0, 1} -> binary;
+    other numbers -> continuous. ``overrides`` (public schema knowledge) wins."""
+    overrides = overrides or {}
+    types: dict[str, PhenoType] = {}
+    for name in table.columns:
+        if name in overrides:
+            types[name] = PhenoType(overrides[name])
+            continue
+        col = table[name]
+        if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            types[name] = PhenoType.CATEGORICAL
+            continue
+        values = col.dropna().unique()
+        if len(values) > 0 and np.isin(values, (0.0, 1.0)).all():
+            types[name] = PhenoType.BINARY
+        else:
+            types[name] = PhenoType.CONTINUOUS
+    return types
+
+
+@dataclass
+class Cohort:
+    dosages: np.ndarray
+    variants: pd.DataFrame
+    samples: pd.DataFrame
+    phenotypes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    pheno_types: dict[str, PhenoType] = field(default_factory=dict)
+    #: where the cohort was read from (for messages and provenance), if anywhere
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.dosages.dtype != np.float32:
+            self.dosages = np.asarray(self.dosages, dtype=np.float32)
+        if self.dosages.ndim != 2:
+            raise CohortError(f"dosages must be 2-D, got shape {self.dosages.shape}")
+        n, m = self.dosages.shape
+        if len(self.samples) != n:
+            raise CohortError(f"{len(self.samples)} samples in the table but {n} dosage rows")
+        if len(self.variants) != m:
+            raise CohortError(f"{len(self.variants)} variants in the table but {m} dosage columns")
+        if self.phenotypes.empty and len(self.phenotypes.columns) == 0:
+            self.phenotypes = pd.DataFrame(index=pd.RangeIndex(n))
+        if len(self.phenotypes) != n:
+            raise CohortError(f"{len(self.phenotypes)} phenotype rows but {n} samples")
+        self.samples = self.samples.reset_index(drop=True)
+        self.variants = self.variants.reset_index(drop=True)
+        self.phenotypes = self.phenotypes.reset_index(drop=True)
+        for col, default in (("discard", False), ("mixup", False)):
+            if col not in self.samples:
+                self.samples[col] = default
+        if "quality" not in self.variants:
+            self.variants["quality"] = np.nan
+        missing = [c for c in self.phenotypes.columns if c not in self.pheno_types]
+        if missing:
+            self.pheno_types.update(infer_pheno_types(self.phenotypes[missing]))
+
+    # ------------------------------------------------------------------ shape and lookup
+    @property
+    def n_samples(self) -> int:
+        return int(self.dosages.shape[0])
+
+    @property
+    def n_variants(self) -> int:
+        return int(self.dosages.shape[1])
+
+    @property
+    def sample_ids(self) -> np.ndarray:
+        return self.samples["id"].to_numpy(dtype=object)
+
+    @property
+    def chromosomes(self) -> list[str]:
+        chroms = self.variants["chr"].unique().tolist()
+        return sorted(chroms, key=lambda c: _CHROM_RANK.get(c, 10_000))
+
+    def phenotype(self, name: str) -> np.ndarray:
+        """A numeric phenotype as float64 (NaN = missing)."""
+        self.require_phenotypes([name])
+        if self.pheno_types[name] == PhenoType.CATEGORICAL:
+            raise CohortError(f"phenotype {name!r} is categorical; a numeric phenotype is needed")
+        return self.phenotypes[name].to_numpy(dtype=np.float64, na_value=np.nan)
+
+    def require_phenotypes(self, names: Sequence[str]) -> None:
+        unknown = [n for n in names if n not in self.phenotypes.columns]
+        if unknown:
+            known = ", ".join(list(self.phenotypes.columns[:12])) or "(none)"
+            where = f" in {self.source}" if self.source else ""
+            raise CohortError(
+                f"unknown phenotype/covariate {', '.join(map(repr, unknown))}{where}; "
+                f"available columns include: {known}"
+            )
+
+    # ------------------------------------------------------------------ subsets
+    def take_samples(self, index: np.ndarray | Sequence[int]) -> Cohort:
+        idx = np.asarray(index)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        return replace(
+            self,
+            dosages=np.ascontiguousarray(self.dosages[idx]),
+            samples=self.samples.iloc[idx].reset_index(drop=True),
+            phenotypes=self.phenotypes.iloc[idx].reset_index(drop=True),
+            pheno_types=dict(self.pheno_types),
+        )
+
+    def take_variants(self, index: np.ndarray | Sequence[int]) -> Cohort:
+        idx = np.asarray(index)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        return replace(
+            self,
+            dosages=np.ascontiguousarray(self.dosages[:, idx]),
+            variants=self.variants.iloc[idx].reset_index(drop=True),
+            pheno_types=dict(self.pheno_types),
+        )
+
+    # ------------------------------------------------------------------ summaries
+    def alt_frequency(self) -> np.ndarray:
+        """Alternative-allele frequency per variant over observed dosages (float64)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.nanmean(self.dosages, axis=0, dtype=np.float64) / 2.0
+
+    def maf(self) -> np.ndarray:
+        f = self.alt_frequency()
+        return np.minimum(f, 1.0 - f)
+
+    def variant_missing_rate(self) -> np.ndarray:
+        return np.isnan(self.dosages).mean(axis=0)
+
+    def sample_missing_rate(self) -> np.ndarray:
+        return np.isnan(self.dosages).mean(axis=1)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the cohort's content (ids, map, dosages, phenotypes): keys the
+        lifetime privacy ledger. Independent of file format."""
+        h = hashlib.sha256()
+        h.update("\x1f".join(map(str, self.sample_ids)).encode())
+        h.update(b"\x1e")
+        h.update("\x1f".join(self.variants["id"].astype(str)).encode())
+        h.update(np.ascontiguousarray(self.variants["pos"].to_numpy(np.int64)).tobytes())
+        h.update(b"\x1e")
+        h.update(np.ascontiguousarray(self.dosages).tobytes())
+        h.update(self.phenotypes.to_csv(index=False, na_rep="NA").encode())
+        return h.hexdigest()
+
+    def design(self, covariates: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+        """Covariate matrix (no intercept) and its column names.
+
+        Categorical covariates are one-hot encoded with the first level (in sorted order)
+        dropped, as plink2 does; binary and continuous ones enter as numbers. Rows with a
+        missing covariate are NaN in every column of that covariate.
+        """
+        self.require_phenotypes(covariates)
+        cols: list[np.ndarray] = []
+        names: list[str] = []
+        for cov in covariates:
+            if self.pheno_types[cov] == PhenoType.CATEGORICAL:
+                raw = self.phenotypes[cov]
+                observed = raw.notna().to_numpy()
+                levels = sorted(raw.dropna().astype(str).unique())
+                values = raw.astype(str).to_numpy()
+                for level in levels[1:]:
+                    col = (values == level).astype(np.float64)
+                    col[~observed] = np.nan
+                    cols.append(col)
+                    names.append(f"{cov}={level}")
+            else:
+                cols.append(self.phenotype(cov))
+                names.append(cov)
+        if not cols:
+            return np.empty((self.n_samples, 0)), names
+        return np.column_stack(cols), names
+
+
+# ---------------------------------------------------------------------------- QC
+
+
+@dataclass(frozen=True)
+class QCConfig:
+    """QC thresholds of Parker et al. 2016: drop flagged samples, SNPs with quality <= 0.95
+    (when the map has a quality column) and SNPs with minor allele frequency <= 2%."""
+
+    min_quality: float = 0.95
+    min_maf: float = 0.02
+    drop_flagged: bool = True
+
+
+@dataclass(frozen=True)
+class QCStep:
+    unit: str  # "samples" or "variants"
+    reason: str
+    removed: int
+    remaining: int
+
+
+@dataclass
+class QCReport:
+    steps: list[QCStep] = field(default_factory=list)
+
+    def add(self, unit: str, reason: str, removed: int, remaining: int) -> None:
+        self.steps.append(QCStep(unit, reason, int(removed), int(remaining)))
+
+    def to_dict(self) -> list[dict[str, Any]]:
+        return [step.__dict__.copy() for step in self.steps]
+
+    def lines(self) -> list[str]:
+        return [f"dropped {s.removed} {s.unit}: {s.reason} ({s.remaining} left)" for s in self.steps]
+
+
+def _flagged(cohort: Cohort, column: str) -> np.ndarray:
+    flag = cohort.samples[column].to_numpy(dtype=bool)
+    if column in cohort.phenotypes.columns:
+        text = cohort.phenotypes[column].astype(str).str.strip().str.lower()
+        flag = flag | text.isin(["yes", "true", "1"]).to_numpy()
+    return flag
+
+
+def qc(cohort: Cohort, config: QCConfig | None = None) -> tuple[Cohort, QCReport]:
+    """Apply the study's QC; return the filtered cohort and every count dropped and why."""
+    config = config or QCConfig()
+    report = QCReport()
+    if config.drop_flagged:
+        for column in ("discard", "mixup"):
+            flag = _flagged(cohort, column)
+            if flag.any():
+                cohort = cohort.take_samples(~flag)
+            report.add("samples", f"flagged {column}", flag.sum(), cohort.n_samples)
+    quality = cohort.variants["quality"].to_numpy(dtype=np.float64)
+    has_quality = ~np.isnan(quality)
+    low_quality = has_quality & (quality <= config.min_quality)
+    if has_quality.any():
+        if low_quality.any():
+            cohort = cohort.take_variants(~low_quality)
+        report.add(
+            "variants", f"quality <= {config.min_quality:g}", low_quality.sum(), cohort.n_variants
+        )
+    maf = cohort.maf()
+    rare = ~(maf > config.min_maf)  # NaN (nothing observed) is dropped too
+    if rare.any():
+        cohort = cohort.take_variants(~rare)
+    report.add(
+        "variants",
+        f"minor allele frequency <= {config.min_maf:.0%} or not observed",
+        rare.sum(),
+        cohort.n_variants,
+    )
+    return cohort, report
+
+
+def analysis_subset(
+    cohort: Cohort,
+    pheno: str,
+    covariates: Sequence[str] = (),
+    report: QCReport | None = None,
+) -> Cohort:
+    """Keep the samples with the phenotype and every covariate observed."""
+    cohort.require_phenotypes([pheno, *covariates])
+    observed = cohort.phenotypes[[pheno, *covariates]].notna().all(axis=1).to_numpy()
+    if report is not None:
+        report.add(
+            "samples",
+            f"{pheno} or a covariate ({', '.join(covariates) or 'none'}) missing",
+            (~observed).sum(),
+            observed.sum(),
+        )
+    if not observed.any():
+        raise CohortError(f"no sample has {pheno!r} and all covariates observed")
+    return cohort.take_samples(observed)
+
+
+# ---------------------------------------------------------------------------- split
+
+
+@dataclass(frozen=True)
+class Split:
+    """Member/holdout split. Members train the synthesizers; the holdout are the non-members
+    of every audit. Indices refer to the cohort the split was drawn on."""
+
+    members: np.ndarray
+    holdout: np.ndarray
+    seed: int
+    holdout_fraction: float
+    stratify: str | None
+    member_hash: str
+
+    def record(self) -> dict[str, Any]:
+        """What the dossier shows: no ids, only sizes, seed and a hash of the member ids."""
+        return {
+            "seed": self.seed,
+            "holdout_fraction": self.holdout_fraction,
+            "stratified_on": self.stratify,
+            "n_members": len(self.members),
+            "n_holdout": len(self.holdout),
+            "member_ids_sha256": self.member_hash,
+        }
+
+
+def hash_ids(ids: Iterable[object]) -> str:
+    return hashlib.sha256("\n".join(sorted(map(str, ids))).encode()).hexdigest()
+
+
+def split_members(
+    cohort: Cohort,
+    *,
+    holdout_fraction: float = 0.2,
+    seed: int = 0,
+    stratify: str | None = None,
+) -> Split:
+    """Seeded member/holdout split, stratified on ``stratify`` (binary/categorical by value,
+    continuous by quintile; missing values form their own stratum)."""
+    if not 0.0 < holdout_fraction < 1.0:
+        raise CohortError(f"holdout fraction must be in (0, 1), got {holdout_fraction}")
+    n = cohort.n_samples
+    if n < 4:
+        raise CohortError(f"{n} samples are too few for a member/holdout split")
+    rng = np.random.default_rng(seed)
+    if stratify is None:
+        strata = np.zeros(n, dtype=np.int64)
+    else:
+        cohort.require_phenotypes([stratify])
+        col = cohort.phenotypes[stratify]
+        if cohort.pheno_types[stratify] == PhenoType.CONTINUOUS:
+            values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            ok = ~np.isnan(values)
+            strata = np.full(n, -1, dtype=np.int64)
+            if ok.any():
+                edges = np.quantile(values[ok], [0.2, 0.4, 0.6, 0.8])
+                strata[ok] = np.searchsorted(edges, values[ok])
+        else:
+            strata = pd.factorize(col.astype(str).where(col.notna(), "<NA>"))[0]
+    holdout: list[np.ndarray] = []
+    for s in np.unique(strata):
+        idx = np.flatnonzero(strata == s)
+        rng.shuffle(idx)
+        k = int(round(holdout_fraction * len(idx)))
+        holdout.append(idx[:k])
+    hold = np.sort(np.concatenate(holdout))
+    is_member = np.ones(n, dtype=bool)
+    is_member[hold] = False
+    members = np.flatnonzero(is_member)
+    return Split(
+        members=members,
+        holdout=hold,
+        seed=seed,
+        holdout_fraction=holdout_fraction,
+        stratify=stratify,
+        member_hash=hash_ids(cohort.sample_ids[members]),
+    )
+
+
+def split_from_holdout_ids(cohort: Cohort, holdout_ids: Sequence[str], *, file: str) -> Split:
+    """Rebuild a split from a list of holdout ids (``dpgenome audit --holdout``)."""
+    ids = pd.Index(cohort.sample_ids.astype(str))
+    wanted = pd.Index([str(i) for i in holdout_ids])
+    if wanted.has_duplicates:
+        dup = wanted[wanted.duplicated()][0]
+        raise InputError(f"holdout id {dup!r} is listed twice", file=file)
+    unknown = wanted.difference(ids)
+    if len(unknown):
+        raise InputError(
+            f"{len(unknown)} holdout id(s) are not in the cohort, e.g. {unknown[0]!r}", file=file
+        )
+    is_hold = ids.isin(wanted)
+    hold = np.flatnonzero(is_hold)
+    members = np.flatnonzero(~is_hold)
+    if len(hold) == 0 or len(members) == 0:
+        raise InputError("the holdout list leaves no members or no holdout samples", file=file)
+    return Split(members, hold, -1, len(hold) / len(ids), None, hash_ids(ids[members]))

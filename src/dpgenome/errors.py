@@ -1,0 +1,71 @@
+"""One error hierarchy for every user-facing failure.
+
+The CLI maps :class:`DpgenomeError` to exit code 2 (a one-paragraph message on stderr, no
+traceback) and :class:`ReleaseBlocked` to exit code 3. Anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DpgenomeError(Exception):
+    """Base class of every error caused by the user's input, configuration or policy."""
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        line: int | None = None,
+        column: str | int | None = None,
+    ) -> None:
+        self.message = message
+        self.file = None if file is None else str(file)
+        self.line = line
+        self.column = column
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        where = []
+        if self.file is not None:
+            where.append(self.file)
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        if self.column is not None:
+            where.append(f"column {self.column}")
+        prefix = ", ".join(where)
+        return f"{prefix}: {self.message}" if prefix else self.message
+
+
+class InputError(DpgenomeError):
+    """A file is missing, unreadable, malformed or inconsistent with its companions."""
+
+
+class CohortError(DpgenomeError):
+    """The cohort cannot serve the requested analysis (e.g. unknown phenotype, too few samples)."""
+
+
+class ConfigError(DpgenomeError):
+    """A configuration value or file is invalid."""
+
+
+class BudgetError(DpgenomeError):
+    """The privacy budget cannot be met or would be exceeded."""
+
+
+class PolicyError(DpgenomeError):
+    """A policy file is invalid (unknown key, wrong type, bad value)."""
+
+
+class VerificationError(DpgenomeError):
+    """A release bundle does not verify (changed bytes, bad signature, verdict mismatch)."""
+
+
+class ReleaseBlocked(DpgenomeError):
+    """The policy verdict is BLOCK: nothing was exported."""
+
+    exit_code = 3
