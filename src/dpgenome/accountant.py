@@ -1,0 +1,733 @@
+"""The privacy ledger of a release: every mechanism, composed tightly, reported two ways.
+
+A :class:`Ledger` lists every mechanism that touched the private cohort in one release:
+
+* ``dp-sgd``: a DP-SGD run = the Poisson-subsampled Gaussian mechanism (sample rate ``q``,
+  noise multiplier ``sigma``) applied ``steps`` times (Abadi et al. 2016, CCS);
+* ``gaussian``: ``count`` Gaussian queries, each of L2 sensitivity ``sensitivity`` and noise
+  standard deviation ``noise_multiplier * sensitivity`` (a vector query released at once is
+  one query whose sensitivity is the L2 sensitivity of the whole vector);
+* ``pure-dp``: an ``epsilon``-DP step, e.g. an exponential mechanism / report-noisy-max.
+
+The unit of privacy is the **individual** (one row of the cohort) under add/remove-one
+neighbouring. Relatives are separate individuals: protection of a family is group privacy.
+
+Composition is tight, by two independent accountants:
+
+``opacus_rdp``
+    Rényi DP (Mironov 2017). Each mechanism's RDP curve is added over a grid of orders:
+    DP-SGD by Opacus's ``compute_rdp`` (the sampled Gaussian mechanism of Mironov, Talwar &
+    Zhang 2019), a Gaussian release as ``compute_rdp`` with ``q = 1, steps = count``, and a
+    pure ``eps``-DP step by the exact Rényi divergence of randomised response with parameter
+    ``eps`` -- the dominating pair of every ``eps``-DP mechanism (Kairouz, Oh & Viswanath 2015),
+    hence an upper bound; it is never above the zCDP bound ``alpha*eps^2/2`` (Bun & Steinke
+    2016) nor ``eps``. The sum is converted to ``(eps, delta)`` by Opacus's
+    ``get_privacy_spent`` (Balle et al. 2020, Thm 21).
+``pld``
+    Privacy loss distributions (Koskela et al. 2020; Doroshenko et al. 2022) by Google's
+    ``dp_accounting``: DP-SGD as ``from_gaussian_mechanism(sigma, sampling_prob=q)``
+    self-composed ``steps`` times (what ``PLDAccountant`` does for a self-composed
+    ``PoissonSampledDpEvent(GaussianDpEvent)``), a Gaussian release with standard deviation
+    ``sigma / sqrt(count)``, and a pure step by ``from_privacy_parameters(eps, 0)`` (the
+    randomised-response PLD: a ``LaplaceDpEvent`` would *under*-account a general
+    ``eps``-DP mechanism because Laplace is not its worst case). All PLDs are pessimistic
+    estimates with value discretisation interval ``pld_interval`` (default ``1e-4``): losses
+    are rounded up, so the reported epsilon is an upper bound that exceeds the exact one by
+    at most about ``steps * pld_interval`` in the worst case (far less in practice; 1e-3 at
+    the Abadi et al. configuration, see ``tests/test_accountant.py``).
+
+The released epsilon is ``max(opacus_rdp, pld)`` by default (``reported="max"``): both are
+valid upper bounds, PLD is usually the tighter, and taking the larger guards the release
+against a defect in either implementation. ``reported="pld"`` (justified: PLD with pessimistic
+rounding is itself a rigorous upper bound) or ``"rdp"`` may be chosen and is recorded.
+
+:func:`calibrate` finds noise multipliers *before* training so that the composed epsilon
+is at most the target (bisection on a common noise scale); ``--epsilon inf`` gives a
+ledger in "no formal privacy" mode (no noise, no clipping) labelled :data:`NO_PRIVACY_LABEL`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+
+import numpy as np
+from dp_accounting.pld import common as pld_common
+from dp_accounting.pld import privacy_loss_distribution as pld_lib
+from opacus.accountants.analysis import rdp as opacus_rdp
+
+from dpgenome.errors import BudgetError, ConfigError
+
+#: the label used everywhere (dossier, CLI, ledger.json) for a release without a guarantee
+NO_PRIVACY_LABEL = "no formal privacy"
+
+#: RDP orders: Opacus's defaults extended towards 1 (large epsilons) and upwards (tiny ones)
+RDP_ORDERS: tuple[float, ...] = tuple(
+    [1.0 + x / 100.0 for x in range(1, 10)]
+    + [1.0 + x / 10.0 for x in range(1, 100)]
+    + [float(a) for a in range(12, 64)]
+    + [64.0, 80.0, 96.0, 128.0, 192.0, 256.0, 384.0, 512.0, 1024.0]
+)
+
+#: default PLD value discretisation interval (pessimistic rounding; see the module docstring)
+PLD_INTERVAL = 1e-4
+
+Reported = Literal["max", "pld", "rdp"]
+_REPORTED_FROM_TEXT: dict[str, Reported] = {
+    "max(opacus_rdp, pld)": "max",
+    "pld": "pld",
+    "opacus_rdp": "rdp",
+}
+
+
+def default_delta(n: int) -> float:
+    """The default delta of a release on ``n`` individuals: ``1 / n**1.1`` (below ``1/n``, so
+    that "release one random row" is not (0, delta)-DP)."""
+    if n < 2:
+        raise ConfigError(f"cannot derive a default delta from n = {n} individuals (need >= 2)")
+    return float(1.0 / n**1.1)
+
+
+# ---------------------------------------------------------------------------- mechanisms
+
+
+@dataclass(frozen=True)
+class DpSgdMechanism:
+    """A DP-SGD run: the Poisson-subsampled Gaussian mechanism, ``steps`` times."""
+
+    name: str
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+    max_grad_norm: float | None = None  # recorded for display; not an accounting input
+    kind: str = field(default="dp-sgd", init=False)
+
+    @property
+    def private(self) -> bool:
+        return self.noise_multiplier > 0 or self.sample_rate == 0 or self.steps == 0
+
+
+@dataclass(frozen=True)
+class GaussianMechanism:
+    """``count`` Gaussian queries of L2 sensitivity ``sensitivity``, noise std
+    ``noise_multiplier * sensitivity`` each."""
+
+    name: str
+    noise_multiplier: float
+    count: int = 1
+    sensitivity: float = 1.0
+    kind: str = field(default="gaussian", init=False)
+
+    @property
+    def private(self) -> bool:
+        return self.noise_multiplier > 0 or self.count == 0
+
+
+@dataclass(frozen=True)
+class PureDpMechanism:
+    """An ``epsilon``-DP step (exponential mechanism, report-noisy-max, Laplace...)."""
+
+    name: str
+    epsilon: float
+    kind: str = field(default="pure-dp", init=False)
+
+    @property
+    def private(self) -> bool:
+        return math.isfinite(self.epsilon)
+
+
+Mechanism = DpSgdMechanism | GaussianMechanism | PureDpMechanism
+
+
+def _check_finite_nonneg(name: str, what: str, value: float, *, allow_inf: bool = False) -> None:
+    if not (isinstance(value, int | float) and not math.isnan(value)) or value < 0:
+        raise ConfigError(f"mechanism {name!r}: {what} must be a number >= 0, got {value!r}")
+    if math.isinf(value) and not allow_inf:
+        raise ConfigError(f"mechanism {name!r}: {what} must be finite, got {value!r}")
+
+
+def _validate(m: Mechanism) -> None:
+    if not m.name:
+        raise ConfigError("a mechanism needs a non-empty name")
+    if isinstance(m, DpSgdMechanism):
+        _check_finite_nonneg(m.name, "noise_multiplier", m.noise_multiplier)
+        if not 0.0 <= m.sample_rate <= 1.0:
+            raise ConfigError(
+                f"mechanism {m.name!r}: sample_rate must be in [0, 1], got {m.sample_rate!r}"
+            )
+        if int(m.steps) != m.steps or m.steps < 0:
+            raise ConfigError(
+                f"mechanism {m.name!r}: steps must be an integer >= 0, got {m.steps!r}"
+            )
+    elif isinstance(m, GaussianMechanism):
+        _check_finite_nonneg(m.name, "noise_multiplier", m.noise_multiplier)
+        _check_finite_nonneg(m.name, "sensitivity", m.sensitivity)
+        if int(m.count) != m.count or m.count < 0:
+            raise ConfigError(
+                f"mechanism {m.name!r}: count must be an integer >= 0, got {m.count!r}"
+            )
+    else:
+        _check_finite_nonneg(m.name, "epsilon", m.epsilon, allow_inf=True)
+
+
+# ---------------------------------------------------------------------------- pure functions
+
+
+def _rdp_pure(epsilon: float, orders: np.ndarray) -> np.ndarray:
+    """Rényi divergence of order ``alpha`` between the randomised-response pair
+    ``(p, 1-p)`` and ``(1-p, p)``, ``p = e^eps / (1 + e^eps)``: the exact RDP curve of the
+    dominating pair of ``eps``-DP, hence an RDP bound for every ``eps``-DP mechanism."""
+    if epsilon == 0:
+        return np.zeros_like(orders)
+    log_p = epsilon - np.logaddexp(0.0, epsilon)
+    log_q = -np.logaddexp(0.0, epsilon)
+    a = orders
+    log_sum = np.logaddexp(a * log_p + (1 - a) * log_q, a * log_q + (1 - a) * log_p)
+    rdp = log_sum / (a - 1)
+    return np.minimum(rdp, np.minimum(epsilon, a * epsilon**2 / 2))
+
+
+def _rdp_curve(m: Mechanism, orders: np.ndarray) -> np.ndarray:
+    if isinstance(m, DpSgdMechanism):
+        if m.steps == 0 or m.sample_rate == 0:
+            return np.zeros_like(orders)
+        return np.asarray(
+            opacus_rdp.compute_rdp(
+                q=m.sample_rate,
+                noise_multiplier=m.noise_multiplier,
+                steps=int(m.steps),
+                orders=list(orders),
+            ),
+            dtype=np.float64,
+        )
+    if isinstance(m, GaussianMechanism):
+        if m.count == 0:
+            return np.zeros_like(orders)
+        return np.asarray(
+            opacus_rdp.compute_rdp(
+                q=1.0, noise_multiplier=m.noise_multiplier, steps=int(m.count), orders=list(orders)
+            ),
+            dtype=np.float64,
+        )
+    return _rdp_pure(m.epsilon, orders)
+
+
+@lru_cache(maxsize=4096)
+def _rdp_curve_cached(m: Mechanism, orders: tuple[float, ...]) -> tuple[float, ...]:
+    return tuple(_rdp_curve(m, np.asarray(orders, dtype=np.float64)).tolist())
+
+
+def rdp_epsilon(
+    mechanisms: Sequence[Mechanism], delta: float, orders: Sequence[float] = RDP_ORDERS
+) -> tuple[float, float]:
+    """``(epsilon, optimal order)`` of the composition by Rényi DP (Opacus conversion)."""
+    if not mechanisms:
+        return 0.0, float("nan")
+    if any(not m.private for m in mechanisms):
+        return math.inf, float("nan")
+    key = tuple(float(a) for a in orders)
+    total = np.sum([np.asarray(_rdp_curve_cached(m, key)) for m in mechanisms], axis=0)
+    with warnings.catch_warnings():
+        # "optimal order is the largest/smallest alpha": still a valid (looser) bound
+        warnings.simplefilter("ignore", UserWarning)
+        eps, order = opacus_rdp.get_privacy_spent(orders=list(key), rdp=list(total), delta=delta)
+    pure = [m.epsilon for m in mechanisms if isinstance(m, PureDpMechanism)]
+    if len(pure) == len(mechanisms):
+        # RDP of order infinity = basic composition, which can beat every finite order
+        basic = float(sum(pure))
+        if basic <= eps:
+            return basic, math.inf
+    return max(float(eps), 0.0), float(order)
+
+
+@lru_cache(maxsize=256)
+def _pld_of(m: Mechanism, interval: float) -> pld_lib.PrivacyLossDistribution:
+    if isinstance(m, DpSgdMechanism):
+        return pld_lib.from_gaussian_mechanism(
+            standard_deviation=m.noise_multiplier,
+            sampling_prob=m.sample_rate,
+            value_discretization_interval=interval,
+        ).self_compose(int(m.steps))
+    if isinstance(m, GaussianMechanism):
+        return pld_lib.from_gaussian_mechanism(
+            standard_deviation=m.noise_multiplier / math.sqrt(m.count),
+            value_discretization_interval=interval,
+        )
+    return pld_lib.from_privacy_parameters(
+        pld_common.DifferentialPrivacyParameters(epsilon=m.epsilon, delta=0.0),
+        value_discretization_interval=interval,
+    )
+
+
+def pld_epsilon(
+    mechanisms: Sequence[Mechanism], delta: float, interval: float = PLD_INTERVAL
+) -> float:
+    """Epsilon of the composition by privacy loss distributions (``dp_accounting``,
+    pessimistic estimates, value discretisation ``interval``)."""
+    active = [
+        m
+        for m in mechanisms
+        if not (
+            (isinstance(m, DpSgdMechanism) and (m.steps == 0 or m.sample_rate == 0))
+            or (isinstance(m, GaussianMechanism) and m.count == 0)
+            or (isinstance(m, PureDpMechanism) and m.epsilon == 0)
+        )
+    ]
+    if not active:
+        return 0.0
+    if any(not m.private for m in active):
+        return math.inf
+    pld = _pld_of(active[0], interval)
+    for m in active[1:]:
+        pld = pld.compose(_pld_of(m, interval))
+    return max(float(pld.get_epsilon_for_delta(delta)), 0.0)
+
+
+def _gdp_mu_of(m: Mechanism) -> float | None:
+    if isinstance(m, GaussianMechanism):
+        return math.sqrt(m.count) / m.noise_multiplier if m.count else 0.0
+    if isinstance(m, DpSgdMechanism):
+        if m.steps == 0 or m.sample_rate == 0:
+            return 0.0
+        if m.sample_rate == 1.0:
+            return math.sqrt(m.steps) / m.noise_multiplier
+        # Bu, Dong, Long & Su 2020 (HDSR), Thm 5: CLT for Poisson-subsampled Gaussians
+        return m.sample_rate * math.sqrt(m.steps * math.expm1(m.noise_multiplier**-2))
+    return None
+
+
+def gdp_to_epsilon(mu: float, delta: float) -> float:
+    """Epsilon of ``mu``-GDP at ``delta`` (Dong, Roth & Su 2022, Cor. 2.13), by root finding."""
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
+    def excess(eps: float) -> float:
+        return float(norm.cdf(-eps / mu + mu / 2) - math.exp(eps) * norm.cdf(-eps / mu - mu / 2))
+
+    if excess(0.0) <= delta:
+        return 0.0
+    hi = 1.0
+    while excess(hi) > delta:
+        hi *= 2.0
+    return float(brentq(lambda e: excess(e) - delta, 0.0, hi, xtol=1e-12))
+
+
+# ---------------------------------------------------------------------------- the ledger
+
+
+class Ledger:
+    """Every mechanism of one release and its composed ``(epsilon, delta)``.
+
+    ``delta`` is the release's delta (explicit; see :func:`default_delta`). ``target_epsilon``
+    is what :func:`calibrate` aimed for (recorded, never trusted: the epsilon reported is
+    always recomputed from the mechanisms). ``no_formal_privacy=True`` is the ``--epsilon
+    inf`` mode: mechanisms are recorded with zero noise and the epsilon is infinite.
+    """
+
+    def __init__(
+        self,
+        delta: float,
+        *,
+        target_epsilon: float | None = None,
+        no_formal_privacy: bool = False,
+        secure_mode: bool = False,
+        reported: Reported = "max",
+        pld_interval: float = PLD_INTERVAL,
+    ) -> None:
+        if not (isinstance(delta, int | float) and 0.0 < delta < 1.0):
+            raise ConfigError(f"delta must be in (0, 1), got {delta!r}")
+        if reported not in ("max", "pld", "rdp"):
+            raise ConfigError(f"reported must be 'max', 'pld' or 'rdp', got {reported!r}")
+        if not 0.0 < pld_interval <= 0.1:
+            raise ConfigError(f"pld_interval must be in (0, 0.1], got {pld_interval!r}")
+        self.delta = float(delta)
+        self.target_epsilon = target_epsilon
+        self.secure_mode = bool(secure_mode)
+        self.reported: Reported = reported
+        self.pld_interval = float(pld_interval)
+        self._no_privacy = bool(no_formal_privacy)
+        self.mechanisms: list[Mechanism] = []
+        self._memo: dict[tuple[Any, ...], dict[str, float]] = {}
+
+    @classmethod
+    def no_privacy(cls, delta: float, *, secure_mode: bool = False) -> Ledger:
+        """A ledger for ``--epsilon inf``: training without noise or clipping."""
+        return cls(delta, no_formal_privacy=True, secure_mode=secure_mode)
+
+    # -------------------------------------------------------------- recording
+    def add(self, mechanism: Mechanism) -> Mechanism:
+        _validate(mechanism)
+        if any(m.name == mechanism.name for m in self.mechanisms):
+            raise ConfigError(f"mechanism name {mechanism.name!r} is already in the ledger")
+        if self._no_privacy is False and not mechanism.private:
+            # recorded honestly: the whole release then carries no formal guarantee
+            self._no_privacy = True
+        self.mechanisms.append(mechanism)
+        return mechanism
+
+    def add_dp_sgd(
+        self,
+        name: str,
+        noise_multiplier: float,
+        sample_rate: float,
+        steps: int,
+        *,
+        max_grad_norm: float | None = None,
+    ) -> DpSgdMechanism:
+        m = DpSgdMechanism(
+            name, float(noise_multiplier), float(sample_rate), int(steps), max_grad_norm
+        )
+        self.add(m)
+        return m
+
+    def add_gaussian(
+        self, name: str, noise_multiplier: float, count: int = 1, sensitivity: float = 1.0
+    ) -> GaussianMechanism:
+        m = GaussianMechanism(name, float(noise_multiplier), int(count), float(sensitivity))
+        self.add(m)
+        return m
+
+    def add_pure(self, name: str, epsilon: float) -> PureDpMechanism:
+        m = PureDpMechanism(name, float(epsilon))
+        self.add(m)
+        return m
+
+    def mechanism(self, name: str) -> Mechanism:
+        for m in self.mechanisms:
+            if m.name == name:
+                return m
+        known = ", ".join(m.name for m in self.mechanisms) or "(none)"
+        raise ConfigError(f"no mechanism named {name!r} in the ledger; it has: {known}")
+
+    # -------------------------------------------------------------- accounting
+    @property
+    def no_formal_privacy(self) -> bool:
+        return self._no_privacy
+
+    def accountants(self, delta: float | None = None) -> dict[str, float]:
+        """Epsilon of the whole release by each accountant: ``opacus_rdp`` and ``pld``."""
+        d = self.delta if delta is None else float(delta)
+        if self._no_privacy:
+            return {"opacus_rdp": math.inf, "pld": math.inf}
+        key = (tuple(self.mechanisms), d, self.pld_interval)
+        if key not in self._memo:
+            self._memo[key] = {
+                "opacus_rdp": rdp_epsilon(self.mechanisms, d)[0],
+                "pld": pld_epsilon(self.mechanisms, d, self.pld_interval),
+            }
+        return dict(self._memo[key])
+
+    def _report(self, eps: dict[str, float]) -> float:
+        if self.reported == "max":
+            return max(eps.values())
+        return eps["pld" if self.reported == "pld" else "opacus_rdp"]
+
+    def epsilon(self, delta: float | None = None) -> float:
+        """The reported total epsilon at ``delta`` (default: the ledger's delta);
+        ``inf`` in no-formal-privacy mode."""
+        if self._no_privacy:
+            return math.inf
+        return self._report(self.accountants(delta))
+
+    def epsilon_share(self, mechanism: Mechanism, delta: float | None = None) -> float:
+        """Stand-alone epsilon of one mechanism (for display: shares do not add up)."""
+        d = self.delta if delta is None else float(delta)
+        if not mechanism.private or self._no_privacy:
+            return math.inf
+        if isinstance(mechanism, PureDpMechanism):
+            return mechanism.epsilon
+        eps = {
+            "opacus_rdp": rdp_epsilon([mechanism], d)[0],
+            "pld": pld_epsilon([mechanism], d, self.pld_interval),
+        }
+        return self._report(eps)
+
+    def gdp_mu(self) -> float | None:
+        """Gaussian-DP ``mu`` of the Gaussian and DP-SGD mechanisms (Dong, Roth & Su 2022):
+        ``mu = sqrt(sum mu_i^2)``; a Gaussian release is exactly ``sqrt(count)/sigma``-GDP,
+        a DP-SGD run is *approximately* ``q sqrt(T (e^{1/sigma^2} - 1))``-GDP by the central
+        limit theorem of Bu et al. 2020 (an asymptotic approximation, not a bound; it can
+        under-state privacy loss for few steps). Pure-DP steps are not included. ``None`` when
+        there is no Gaussian/DP-SGD mechanism or no formal privacy."""
+        if self._no_privacy:
+            return None
+        mus = [mu for m in self.mechanisms if (mu := _gdp_mu_of(m)) is not None]
+        if not mus:
+            return None
+        return float(math.sqrt(sum(mu**2 for mu in mus)))
+
+    @property
+    def label(self) -> str:
+        """Human label of the guarantee: ``"no formal privacy"`` or ``"(ε = 3, δ = 1e-05)"``."""
+        if self._no_privacy:
+            return NO_PRIVACY_LABEL
+        return f"(ε = {self.epsilon():.3g}, δ = {self.delta:.3g})"
+
+    # -------------------------------------------------------------- serialisation
+    def to_dict(self, delta: float | None = None) -> dict[str, Any]:
+        """The ``ledger`` object of ``results.json`` / ``ledger.json`` (JSON-safe: ``inf`` is
+        written as ``null``)."""
+        d = self.delta if delta is None else float(delta)
+        acc = self.accountants(d)
+        mechs: list[dict[str, Any]] = []
+        for m in self.mechanisms:
+            share = self.epsilon_share(m, d)
+            entry: dict[str, Any] = {"kind": m.kind, "name": m.name}
+            if isinstance(m, DpSgdMechanism):
+                entry |= {
+                    "noise_multiplier": m.noise_multiplier,
+                    "sample_rate": m.sample_rate,
+                    "steps": m.steps,
+                    "max_grad_norm": _json_float(m.max_grad_norm),
+                }
+            elif isinstance(m, GaussianMechanism):
+                entry |= {
+                    "noise_multiplier": m.noise_multiplier,
+                    "count": m.count,
+                    "sensitivity": m.sensitivity,
+                }
+            else:
+                entry["epsilon"] = _json_float(m.epsilon)
+            entry["epsilon_share"] = _json_float(share)
+            mechs.append(entry)
+        mu = self.gdp_mu()
+        return {
+            "epsilon": _json_float(self._report(acc) if not self._no_privacy else math.inf),
+            "delta": d,
+            "unit": "individual",
+            "neighbouring": "add/remove one individual",
+            "no_formal_privacy": self._no_privacy,
+            "label": self.label,
+            "target_epsilon": _json_float(self.target_epsilon),
+            "accountants": {k: _json_float(v) for k, v in acc.items()},
+            "reported": {"max": "max(opacus_rdp, pld)", "pld": "pld", "rdp": "opacus_rdp"}[
+                self.reported
+            ],
+            "pld_value_discretization_interval": self.pld_interval,
+            "gdp_mu": mu,
+            "gdp_mu_note": (
+                "Gaussian and DP-SGD mechanisms only; DP-SGD by the CLT approximation of "
+                "Bu et al. 2020 (asymptotic, not a bound)"
+            ),
+            "secure_mode": self.secure_mode,
+            "mechanisms": mechs,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Ledger:
+        """Rebuild a ledger from :meth:`to_dict` output (to re-account a release)."""
+        try:
+            ledger = cls(
+                float(data["delta"]),
+                target_epsilon=data.get("target_epsilon"),
+                no_formal_privacy=bool(data.get("no_formal_privacy", False)),
+                secure_mode=bool(data.get("secure_mode", False)),
+                reported=_REPORTED_FROM_TEXT[data.get("reported", "max(opacus_rdp, pld)")],
+                pld_interval=float(data.get("pld_value_discretization_interval", PLD_INTERVAL)),
+            )
+            for i, m in enumerate(data["mechanisms"]):
+                kind = m.get("kind")
+                if kind == "dp-sgd":
+                    ledger.add_dp_sgd(
+                        m["name"],
+                        m["noise_multiplier"],
+                        m["sample_rate"],
+                        m["steps"],
+                        max_grad_norm=m.get("max_grad_norm"),
+                    )
+                elif kind == "gaussian":
+                    ledger.add_gaussian(
+                        m["name"],
+                        m["noise_multiplier"],
+                        m.get("count", 1),
+                        m.get("sensitivity", 1.0),
+                    )
+                elif kind == "pure-dp":
+                    eps = m["epsilon"]
+                    ledger.add_pure(m["name"], math.inf if eps is None else eps)
+                else:
+                    raise ConfigError(f"ledger mechanism {i}: unknown kind {kind!r}")
+        except (KeyError, TypeError, ValueError) as err:
+            raise ConfigError(f"malformed ledger: {err!r}") from err
+        return ledger
+
+    def __repr__(self) -> str:
+        names = ", ".join(f"{m.kind}:{m.name}" for m in self.mechanisms)
+        return f"Ledger(delta={self.delta:g}, {self.label}, [{names}])"
+
+
+def _json_float(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+# ---------------------------------------------------------------------------- calibration
+
+
+@dataclass(frozen=True)
+class PlannedDpSgd:
+    """A DP-SGD run to calibrate: ``sigma = scale / weight`` (more weight, less noise)."""
+
+    name: str
+    sample_rate: float
+    steps: int
+    weight: float = 1.0
+    max_grad_norm: float | None = None
+
+
+@dataclass(frozen=True)
+class PlannedGaussian:
+    """A Gaussian release to calibrate: ``sigma = scale / weight``."""
+
+    name: str
+    count: int = 1
+    sensitivity: float = 1.0
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class PlannedPure:
+    """A pure-DP step with a fixed budget: ``epsilon``, or ``fraction`` of the target."""
+
+    name: str
+    epsilon: float | None = None
+    fraction: float | None = None
+
+
+Planned = PlannedDpSgd | PlannedGaussian | PlannedPure
+
+
+def _build(
+    plan: Sequence[Planned], scale: float, target: float, ledger_kwargs: dict[str, Any]
+) -> Ledger:
+    ledger = Ledger(**ledger_kwargs)
+    for p in plan:
+        if isinstance(p, PlannedDpSgd):
+            ledger.add_dp_sgd(
+                p.name, scale / p.weight, p.sample_rate, p.steps, max_grad_norm=p.max_grad_norm
+            )
+        elif isinstance(p, PlannedGaussian):
+            ledger.add_gaussian(p.name, scale / p.weight, p.count, p.sensitivity)
+        else:
+            eps = p.epsilon if p.epsilon is not None else float(p.fraction or 0.0) * target
+            ledger.add_pure(p.name, eps)
+    return ledger
+
+
+def calibrate(
+    target_epsilon: float,
+    delta: float,
+    plan: Sequence[Planned],
+    *,
+    secure_mode: bool = False,
+    reported: Reported = "max",
+    pld_interval: float = PLD_INTERVAL,
+    rel_tol: float = 2e-3,
+) -> Ledger:
+    """Noise multipliers for ``plan`` so that the composed epsilon at ``delta`` is at most
+    ``target_epsilon`` (never above; within ``rel_tol`` of the smallest common noise scale).
+
+    Every Gaussian/DP-SGD entry gets ``sigma_i = s / weight_i``; the common scale ``s`` is
+    found by bisection on ``log s`` (epsilon is decreasing in ``s``) using PLD at a coarse
+    interval (10x ``pld_interval``) for speed, then verified with the ledger's own accounting
+    and nudged up until it holds. Pure steps keep their fixed epsilon. ``target_epsilon =
+    inf`` returns a no-formal-privacy ledger with every noise multiplier 0.
+    """
+    if not plan:
+        raise ConfigError("nothing to calibrate: the plan is empty")
+    names = [p.name for p in plan]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"plan has duplicate mechanism names: {names}")
+    for p in plan:
+        if isinstance(p, PlannedDpSgd | PlannedGaussian) and not (
+            p.weight > 0 and math.isfinite(p.weight)
+        ):
+            raise ConfigError(f"plan entry {p.name!r}: weight must be > 0, got {p.weight!r}")
+        if isinstance(p, PlannedPure) and (p.epsilon is None) == (p.fraction is None):
+            raise ConfigError(f"plan entry {p.name!r}: give exactly one of epsilon or fraction")
+    kwargs: dict[str, Any] = {
+        "delta": delta,
+        "secure_mode": secure_mode,
+        "reported": reported,
+        "pld_interval": pld_interval,
+    }
+    if (
+        isinstance(target_epsilon, int | float)
+        and math.isinf(target_epsilon)
+        and target_epsilon > 0
+    ):
+        ledger = Ledger(**kwargs, no_formal_privacy=True)
+        for p in plan:
+            if isinstance(p, PlannedDpSgd):
+                ledger.add_dp_sgd(p.name, 0.0, p.sample_rate, p.steps, max_grad_norm=math.inf)
+            elif isinstance(p, PlannedGaussian):
+                ledger.add_gaussian(p.name, 0.0, p.count, p.sensitivity)
+            else:
+                ledger.add_pure(p.name, math.inf)
+        return ledger
+    if not (isinstance(target_epsilon, int | float) and target_epsilon > 0):
+        raise ConfigError(f"target epsilon must be > 0 or inf, got {target_epsilon!r}")
+    kwargs["target_epsilon"] = float(target_epsilon)
+
+    if not any(isinstance(p, PlannedDpSgd | PlannedGaussian) for p in plan):
+        ledger = _build(plan, 1.0, target_epsilon, kwargs)
+        if ledger.epsilon() > target_epsilon:
+            raise BudgetError(
+                f"the pure-DP steps alone spend epsilon {ledger.epsilon():.4g} > target "
+                f"{target_epsilon:g} at delta {delta:g}"
+            )
+        return ledger
+
+    def rdp_at(scale: float) -> float:
+        return rdp_epsilon(_build(plan, scale, target_epsilon, kwargs).mechanisms, delta)[0]
+
+    def pld_at(scale: float) -> float:  # coarse interval: fast, still pessimistic
+        return pld_epsilon(_build(plan, scale, target_epsilon, kwargs).mechanisms, delta, coarse)
+
+    def final_at(scale: float) -> float:
+        return _build(plan, scale, target_epsilon, kwargs).epsilon()
+
+    coarse = min(10 * pld_interval, 0.01)
+    huge = 1e4
+    if final_at(huge) > target_epsilon:
+        raise BudgetError(
+            f"target epsilon {target_epsilon:g} at delta {delta:g} cannot be met even with "
+            f"noise multiplier {huge:g}: the pure-DP steps or the plan (steps, sample rates) "
+            "spend too much; lower the pure-DP shares or the number of steps"
+        )
+    # RDP first (cheap); PLD is usually below it, so its solution lies at or below
+    scale = _smallest_scale(rdp_at, target_epsilon, 1.0, rel_tol)
+    if reported == "pld" or final_at(scale) > target_epsilon:
+        scale = _smallest_scale(
+            pld_at if reported == "pld" else final_at, target_epsilon, scale, rel_tol
+        )
+    for _ in range(200):
+        ledger = _build(plan, scale, target_epsilon, kwargs)
+        if ledger.epsilon() <= target_epsilon:
+            return ledger
+        scale *= 1.0 + rel_tol
+    raise BudgetError(
+        f"calibration to epsilon {target_epsilon:g} did not converge"
+    )  # pragma: no cover
+
+
+def _smallest_scale(
+    eps_at: Callable[[float], float], target: float, start: float, rel_tol: float
+) -> float:
+    """Bisection on ``log scale`` for the smallest noise scale with ``eps_at(scale) <= target``
+    (``eps_at`` decreasing), to relative precision ``rel_tol``; returns a feasible scale."""
+    lo, hi = start, start
+    while eps_at(hi) > target:
+        lo, hi = hi, hi * 2.0
+    while lo == hi or (eps_at(lo) <= target and lo > 1e-3):
+        hi, lo = lo, lo / 2.0
+    while hi / lo > 1.0 + rel_tol:
+        mid = math.sqrt(lo * hi)
+        if eps_at(mid) > target:
+            lo = mid
+        else:
+            hi = mid
+    return hi

@@ -1,0 +1,223 @@
+"""``dpgenome export``, ``dpgenome verify`` and ``dpgenome ledger``.
+
+Exit codes: 0 success; 2 user error (bad input, existing destination, unreadable key, and a
+bundle that does not verify); 3 release blocked by the policy (also when the policy refuses
+an override).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dpgenome.errors import InputError, VerificationError
+from dpgenome.export import RESERVED, export_bundle, verify_bundle
+from dpgenome.lifetime import LifetimeLedger, default_db_path
+from dpgenome.policy import Override, fmt
+
+_FIGURES = "figures"
+
+
+def _collect(release_dir: Path) -> tuple[dict[str, Any], dict[str, Path], dict[str, str]]:
+    """results.json, data files (everything else, relative paths kept) and figures/*.svg."""
+    results_path = release_dir / "results.json"
+    try:
+        results = json.loads(results_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("no results.json in the release directory", file=release_dir) from None
+    except ValueError as err:
+        raise InputError(f"not valid JSON: {err}", file=results_path) from None
+    if not isinstance(results, dict):
+        raise InputError("results.json must hold one JSON object", file=results_path)
+    files: dict[str, Path] = {}
+    figures: dict[str, str] = {}
+    for path in sorted(release_dir.rglob("*")):
+        rel = path.relative_to(release_dir)
+        if not path.is_file() or any(part.startswith(".") for part in rel.parts):
+            continue
+        name = rel.as_posix()
+        if rel.parts[0] == _FIGURES and path.suffix == ".svg":
+            figures[path.stem] = path.read_text(encoding="utf-8")
+        elif name not in RESERVED:
+            files[name] = path
+    if not files:
+        raise InputError(
+            "the release directory holds no data file besides results.json", file=release_dir
+        )
+    return results, files, figures
+
+
+@click.command("export")
+@click.argument("release_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--policy",
+    "policy_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Release policy YAML (e.g. policies/consortium.yaml).",
+)
+@click.option(
+    "--out", required=True, type=click.Path(path_type=Path), help="Bundle directory to create."
+)
+@click.option("--override-reason", help="Release despite a BLOCK verdict, for this reason.")
+@click.option("--signer", help="Name of the person signing the override.")
+@click.option(
+    "--signing-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Ed25519 private key (PEM) to sign manifest.json.",
+)
+@click.option(
+    "--lifetime-db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Lifetime privacy ledger (SQLite). Default: $DPGENOME_LIFETIME_DB or "
+    "~/.dpgenome/lifetime.sqlite.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+def export(
+    release_dir: Path,
+    policy_path: Path,
+    out: Path,
+    override_reason: str | None,
+    signer: str | None,
+    signing_key: Path | None,
+    lifetime_db: Path | None,
+    as_json: bool,
+) -> None:
+    """Package RELEASE_DIR into a verifiable bundle at --out, if the policy approves.
+
+    RELEASE_DIR holds results.json, the synthetic cohort files (any layout; all are
+    packaged) and optional figures/*.svg for the dossier. On BLOCK nothing is written and
+    the exit code is 3. An override needs --override-reason and --signer and is refused by
+    policies that allow none (exit 3).
+    """
+    if (override_reason is None) != (signer is None):
+        raise click.UsageError("--override-reason and --signer must be given together")
+    override = None
+    if override_reason is not None and signer is not None:
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        override = Override(override_reason, signer, now)
+    results, files, figures = _collect(release_dir)
+    ledger = LifetimeLedger(lifetime_db or default_db_path())
+    result = export_bundle(
+        out,
+        files=files,
+        results=results,
+        policy_path=policy_path,
+        figures=figures,
+        override=override,
+        signing_key=signing_key,
+        lifetime=ledger,
+    )
+    total = ledger.total(result.manifest["cohort_fingerprint"])
+    summary = {
+        "bundle": str(result.path),
+        "verdict": str(result.evaluation.verdict),
+        "released_under_override": result.override is not None,
+        "release_id": result.release_id,
+        "manifest_sha256": result.manifest_sha256,
+        "signed": result.signed,
+        "files": len(result.manifest["files"]),
+        "lifetime": total.to_dict(),
+        "lifetime_db": str(ledger.path),
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    verdict = str(result.evaluation.verdict) + (" (OVERRIDDEN)" if result.override else "")
+    click.echo(f"{verdict}: bundle written to {result.path} ({summary['files']} files)")
+    click.echo(f"manifest SHA-256: {result.manifest_sha256}{' (signed)' if result.signed else ''}")
+    eps = "∞" if math.isinf(total.epsilon) else fmt(total.epsilon)
+    click.echo(
+        f"lifetime privacy spent on this cohort: epsilon {eps}, delta {fmt(total.delta)} "
+        f"over {total.releases} release(s) ({ledger.path})"
+    )
+
+
+@click.command("verify")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option(
+    "--public-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Ed25519 public key (PEM) the manifest must be signed with.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify(bundle: Path, public_key: Path | None, as_json: bool) -> None:
+    """Check a release bundle: every file's hash, the signature, and the verdict.
+
+    Exit 0 when intact; exit 2 naming every changed, missing or added file otherwise.
+    """
+    report = verify_bundle(bundle, public_key=public_key)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        click.echo(f"bundle: {report.path}")
+        click.echo(f"files checked: {report.files_checked}")
+        click.echo(f"signature: {report.signature}")
+        click.echo(
+            f"verdict: recorded {report.verdict_recorded}, re-evaluated "
+            f"{report.verdict_reevaluated} (policy {report.policy})"
+            + (" — released under an override" if report.released_under_override else "")
+        )
+        click.echo(f"manifest SHA-256: {report.manifest_sha256}")
+        for problem in report.problems:
+            click.echo(f"PROBLEM: {problem}")
+    if not report.ok:
+        raise VerificationError(
+            f"the bundle does not verify ({len(report.problems)} problem(s)): "
+            + "; ".join(report.problems),
+            file=bundle,
+        )
+    if not as_json:
+        click.echo("OK: the bundle is intact.")
+
+
+@click.command("ledger")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Lifetime ledger (default: $DPGENOME_LIFETIME_DB or ~/.dpgenome/lifetime.sqlite).",
+)
+@click.option("--fingerprint", help="Only this cohort (its fingerprint).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def ledger(db: Path | None, fingerprint: str | None, as_json: bool) -> None:
+    """List past releases and the lifetime privacy spent per source cohort."""
+    book = LifetimeLedger(db or default_db_path())
+    rows = book.releases(fingerprint)
+    cohorts = sorted({r.fingerprint for r in rows})
+    totals = [book.total(fp) for fp in cohorts]
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "db": str(book.path),
+                    "releases": [r.to_dict() for r in rows],
+                    "cohorts": [t.to_dict() for t in totals],
+                },
+                indent=2,
+            )
+        )
+        return
+    if not rows:
+        click.echo(f"no release recorded in {book.path}")
+        return
+    click.echo(f"lifetime ledger: {book.path}")
+    header = f"{'created (UTC)':<25} {'cohort':<14} {'epsilon':>8} {'delta':>9} {'policy':<11} {'verdict':<18} {'status':<8} bundle"  # noqa: E501
+    click.echo(header)
+    for r in rows:
+        verdict = r.verdict + (" (override)" if r.overridden else "")
+        eps = "∞" if math.isinf(r.epsilon) else fmt(r.epsilon)
+        click.echo(
+            f"{r.created_utc:<25} {r.fingerprint[:12]:<14} {eps:>8} {fmt(r.delta):>9} "
+            f"{r.policy:<11} {verdict:<18} {r.status:<8} {r.bundle}"
+        )
+    for t in totals:
+        eps = "∞" if math.isinf(t.epsilon) else fmt(t.epsilon)
+        click.echo(
+            f"cohort {t.fingerprint[:12]}: {t.releases} release(s), lifetime epsilon {eps}, "
+            f"delta {fmt(t.delta)} (basic composition)"
+        )

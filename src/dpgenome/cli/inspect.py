@@ -1,0 +1,41 @@
+"""``dpgenome inspect COHORT``: what is in a cohort directory, before and after QC."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command()
+@click.argument("cohort", type=click.Path(exists=True, file_okay=False, dir_okay=True))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option(
+    "--min-maf",
+    type=click.FloatRange(0.0, 0.5),
+    default=0.02,
+    show_default=True,
+    help="QC: drop SNPs with minor allele frequency <= this.",
+)
+@click.option(
+    "--min-quality",
+    type=float,
+    default=0.95,
+    show_default=True,
+    help="QC: drop SNPs with map quality <= this (when the map has a quality column).",
+)
+def inspect(cohort: str, as_json: bool, min_maf: float, min_quality: float) -> None:
+    """Summarise the cohort in directory COHORT (Parker text, PLINK or VCF, plus pheno.csv):
+    samples, SNPs per chromosome, missingness, MAF distribution, phenotype types and
+    missingness, and every count dropped by QC and why. Aggregates only: no sample ids."""
+    from dpgenome.cohort import QCConfig
+    from dpgenome.io import detect_format, read_cohort
+    from dpgenome.summary import summarize
+
+    raw = read_cohort(cohort)
+    config = QCConfig(min_quality=min_quality, min_maf=min_maf)
+    summary = summarize(raw, config, fmt=detect_format(cohort))
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), indent=2, allow_nan=False))
+    else:
+        click.echo("\n".join(summary.lines()))

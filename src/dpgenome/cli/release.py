@@ -1,0 +1,247 @@
+"""``dpgenome release``, ``dpgenome demo`` and ``dpgenome sweep``.
+
+Exit codes: 0 released (or, for ``sweep``, the frontier written); 2 user error; 3 the policy
+blocked the release (nothing at ``--out``; the explanatory dossier path is printed).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dpgenome.config import ReleaseConfig, load_config_file, parse_epsilon
+from dpgenome.errors import ConfigError
+from dpgenome.paths import shipped_policy
+
+
+def _echo_err(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def _print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(summary, indent=1))
+        return
+    eps = summary["epsilon"]
+    privacy = (
+        "no formal privacy (epsilon = inf)"
+        if eps is None
+        else f"epsilon = {eps:.3g}, delta = {summary['delta']:.2e} per individual"
+    )
+
+    def num(x: Any, spec: str = ".2f") -> str:
+        return "n/a" if x is None else format(x, spec)
+
+    aucs = ", ".join(f"{k} {num(v)}" for k, v in summary["membership_auc"].items())
+    click.echo(f"verdict: {summary['verdict']}")
+    for rule in summary["failing_rules"]:
+        click.echo(f"  failing: {rule}")
+    click.echo(f"privacy: {privacy}")
+    click.echo(
+        f"GWAS at p<1e-8: recall {num(summary['snp_recall_1e-8'])}, precision "
+        f"{num(summary['snp_precision_1e-8'])}; loci {summary['loci_recovered']}/"
+        f"{summary['loci_real']} recovered, {summary['spurious_loci']} spurious; "
+        f"lambda_GC {num(summary['lambda_gc_synthetic'], '.3f')}"
+    )
+    click.echo(f"membership AUC: {aucs or 'n/a'}")
+    if summary["canary_epsilon_lower_bound"] is not None:
+        click.echo(f"canary epsilon lower bound: {num(summary['canary_epsilon_lower_bound'])}")
+    if summary["reused_cache"]:
+        click.echo("(reused the trained release: nothing retrained, no new budget spent)")
+    click.echo(f"dossier: {summary['dossier']}")
+    if summary["bundle"]:
+        click.echo(
+            f"bundle: {summary['bundle']}  (check it with: dpgenome verify {summary['bundle']})"
+        )
+
+
+def _config_from(options: dict[str, Any], config_file: Path | None) -> ReleaseConfig:
+    data: dict[str, Any] = load_config_file(config_file) if config_file else {}
+    for key, value in options.items():
+        if value is None or value == ():
+            continue
+        data[key] = list(value) if isinstance(value, tuple) else value
+    return ReleaseConfig.from_mapping(data, source=str(config_file or "command line"))
+
+
+_release_options = [
+    click.option("--pheno", help="Analysis phenotype (e.g. abBMD)."),
+    click.option("--covar", "covariates", multiple=True, help="Covariate; may repeat."),
+    click.option("--policy", type=click.Path(dir_okay=False), help="Release policy YAML."),
+    click.option("--epsilon", help="Target epsilon, or 'inf' for no formal privacy."),
+    click.option("--delta", help="Target delta, or 'auto' (1/n^1.1, n = members)."),
+    click.option("--seed", type=int, help="Seed of the split, synthesis and audits."),
+    click.option("--public-panel", type=click.Path(file_okay=False), help="Public panel."),
+    click.option("--n", "n_synthetic", type=int, help="Synthetic cohort size (default: members)."),
+    click.option("--shadow", type=int, help="Shadow-model attack targets (0 = not run)."),
+    click.option("--canaries", type=int, help="Canaries of the one-run audit (0 = not run)."),
+    click.option("--format", "formats", multiple=True, help="Output format(s) of the data."),
+    click.option("--override-reason", help="Release despite a BLOCK verdict, for this reason."),
+    click.option("--signer", help="Name of the person signing the override."),
+    click.option("--signing-key", type=click.Path(dir_okay=False), help="Ed25519 key (PEM)."),
+    click.option("--lifetime-db", type=click.Path(dir_okay=False), help="Lifetime ledger."),
+    click.option("--cache-dir", type=click.Path(file_okay=False), help="Stage cache."),
+    click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
+]
+
+
+def _with_options(func: Any) -> Any:
+    for option in reversed(_release_options):
+        func = option(func)
+    return func
+
+
+@click.command("release")
+@click.argument("cohort_arg", metavar="[COHORT]", required=False, type=click.Path())
+@click.option("--cohort", type=click.Path(), help="Cohort directory (or give it as argument).")
+@click.option("--out", type=click.Path(), help="Bundle directory to create.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Release configuration YAML (command-line options override it).",
+)
+@_with_options
+def release(
+    cohort_arg: str | None, config_file: Path | None, as_json: bool, **options: Any
+) -> None:
+    """Synthesize, audit, check fidelity, evaluate a policy, render the dossier and export.
+
+    Exits 0 with a bundle in --out when the verdict is APPROVE (or an allowed override), 3
+    with nothing at --out when the policy blocks the release.
+    """
+    from dpgenome.release import run_release
+
+    if cohort_arg and options.get("cohort"):
+        raise ConfigError("give the cohort either as argument or with --cohort, not both")
+    options["cohort"] = options.get("cohort") or cohort_arg
+    config = _config_from(options, config_file)
+    outcome = run_release(config, echo=_echo_err)
+    _print_summary(outcome.summary(), as_json=as_json)
+
+
+@click.command("demo")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("dpgenome-demo"),
+    show_default=True,
+    help="Folder for the simulated cohort, the release bundle and its dossier.",
+)
+@click.option("--epsilon", default="8", show_default=True, help="Target epsilon or 'inf'.")
+@click.option(
+    "--policy", default="consortium", show_default=True, help="Shipped policy name or file."
+)
+@click.option("--n", "n", type=int, default=1092, show_default=True, help="Cohort size.")
+@click.option(
+    "--public",
+    "n_public",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="Size of the simulated public reference panel.",
+)
+@click.option("--chromosomes", help="Restrict to chromosomes, e.g. 5,11 (faster).")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def demo(
+    out: Path,
+    epsilon: str,
+    policy: str,
+    n: int,
+    n_public: int,
+    chromosomes: str | None,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """Simulate the embedded CFW-like cohort and run a whole release on it.
+
+    Prints where the dossier is. Everything stays under --out (cohort, public panel, cache,
+    lifetime ledger, bundle).
+    """
+    from dpgenome.errors import ReleaseBlocked
+    from dpgenome.io import write_cohort
+    from dpgenome.release import run_release
+    from dpgenome.simulate import SimConfig, simulate
+
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(
+            "the demo folder exists and is not empty; remove it or pass --out", file=out
+        )
+    policy_path = (
+        Path(policy) if Path(policy).suffix in {".yaml", ".yml"} else shipped_policy(policy)
+    )
+    chroms = tuple(c.strip() for c in chromosomes.split(",")) if chromosomes else None
+    sim = SimConfig(
+        n=n, seed=seed, n_public=n_public, **({"chromosomes": chroms} if chroms else {})
+    )
+    _echo_err(f"simulating a CFW-like cohort of {n} mice (+ a public panel of {n_public}) ...")
+    simulated = simulate(sim.validate())
+    write_cohort(simulated.cohort, out / "cohort", "parker")
+    if simulated.public is not None:
+        write_cohort(simulated.public, out / "public", "parker")
+    config = ReleaseConfig(
+        cohort=str(out / "cohort"),
+        pheno="abBMD",
+        covariates=("SW16",),
+        policy=str(policy_path),
+        out=str(out / "release"),
+        epsilon=parse_epsilon(epsilon),
+        seed=seed,
+        public_panel=str(out / "public") if simulated.public is not None else None,
+        lifetime_db=str(out / "lifetime.sqlite"),
+        cache_dir=str(out / "work"),
+    )
+    try:
+        outcome = run_release(config, echo=_echo_err)
+    except ReleaseBlocked as err:
+        click.echo(err.render(), err=True)
+        raise SystemExit(err.exit_code) from None
+    _print_summary(outcome.summary(), as_json=as_json)
+
+
+@click.command("sweep")
+@click.argument("cohort", required=False, type=click.Path(file_okay=False))
+@click.option("--pheno", default="abBMD", show_default=True)
+@click.option("--covar", "covariates", multiple=True, default=("SW16",), show_default=True)
+@click.option(
+    "--epsilons", default="inf,10,3,1", show_default=True, help="Comma list; inf allowed."
+)
+@click.option("--n", "sizes", help="Without COHORT: simulated cohort sizes, e.g. 1092,10000.")
+@click.option("--public-panel", type=click.Path(file_okay=False))
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+def sweep(
+    cohort: str | None,
+    pheno: str,
+    covariates: tuple[str, ...],
+    epsilons: str,
+    sizes: str | None,
+    public_panel: str | None,
+    seed: int,
+    out: Path,
+) -> None:
+    """The privacy/utility frontier: SNP recall/precision, loci and lambda_GC against epsilon
+    (and cohort size), beside membership AUC and canary lower bounds. Writes DIR/sweep.html
+    and DIR/sweep.json. Without COHORT it simulates the embedded CFW-like cohort."""
+    from dpgenome.sweep import run_sweep
+
+    eps = [parse_epsilon(e) for e in epsilons.split(",") if e.strip()]
+    if cohort and sizes:
+        raise ConfigError("--n (simulated sizes) only applies without a COHORT argument")
+    n_list = [int(x) for x in sizes.split(",")] if sizes else [1092]
+    page = run_sweep(
+        cohort=cohort,
+        pheno=pheno,
+        covariates=covariates,
+        epsilons=eps,
+        sizes=n_list,
+        public_panel=public_panel,
+        seed=seed,
+        out=out,
+        echo=_echo_err,
+    )
+    click.echo(f"frontier: {page}")

@@ -1,0 +1,149 @@
+"""Frozen, validated configuration of a release (``dpgenome release`` / ``--config``).
+
+``ReleaseConfig.from_mapping`` rejects unknown keys and wrong types, naming the key (and the
+line, for YAML files); ``validate()``-style resolution happens in :func:`resolve`, which fills
+the defaults (``delta: auto`` becomes 1/n^1.1 once n is known) and returns a new frozen copy
+that is written next to the outputs, so any run can be replayed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dpgenome.errors import ConfigError
+
+
+def parse_epsilon(text: str | float | int) -> float:
+    """``inf`` (no formal privacy) or a positive number."""
+    if isinstance(text, int | float):
+        value = float(text)
+    else:
+        word = str(text).strip().lower()
+        value = math.inf if word in {"inf", "infinity", "none"} else float(word)
+    if not value > 0:
+        raise ConfigError(f"epsilon must be positive or 'inf', got {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class ReleaseConfig:
+    cohort: str
+    pheno: str
+    policy: str
+    out: str
+    covariates: tuple[str, ...] = ()
+    epsilon: float = 8.0
+    delta: float | str = "auto"
+    seed: int = 0
+    holdout_fraction: float = 0.2
+    n_synthetic: int | None = None
+    public_panel: str | None = None
+    shadow: int = 0
+    canaries: int = 0
+    secure_mode: bool = False
+    formats: tuple[str, ...] = ("parker",)
+    lmm: bool = False
+    override_reason: str | None = None
+    signer: str | None = None
+    signing_key: str | None = None
+    lifetime_db: str | None = None
+    cache_dir: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], *, source: str = "configuration") -> ReleaseConfig:
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}",
+                file=source,
+            )
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if value is None:
+                values[key] = None
+                continue
+            try:
+                values[key] = _coerce(key, value)
+            except (TypeError, ValueError) as err:
+                raise ConfigError(f"key {key!r}: {err}", file=source) from None
+        missing = [k for k in ("cohort", "pheno", "policy", "out") if k not in values]
+        if missing:
+            raise ConfigError(f"missing required key(s): {', '.join(missing)}", file=source)
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["covariates"] = list(self.covariates)
+        out["formats"] = list(self.formats)
+        out["epsilon"] = None if math.isinf(self.epsilon) else self.epsilon
+        return out
+
+    @property
+    def no_formal_privacy(self) -> bool:
+        return math.isinf(self.epsilon)
+
+    def resolve(self, n_members: int) -> ReleaseConfig:
+        """Fill ``delta: auto`` with 1/n^1.1 (n = members that train the synthesizer)."""
+        delta = self.delta
+        if isinstance(delta, str):
+            delta = 1.0 / n_members**1.1
+        if not 0 < float(delta) < 1:
+            raise ConfigError(f"delta must be in (0, 1), got {delta}")
+        return replace(self, delta=float(delta))
+
+
+def _coerce(key: str, value: Any) -> Any:
+    if key == "epsilon":
+        return parse_epsilon(value)
+    if key == "delta":
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        return float(value)
+    if key in {"covariates", "formats"}:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise TypeError("expected a list of strings")
+        return tuple(value)
+    if key in {"seed", "shadow", "canaries", "n_synthetic"}:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"expected an integer, got {value!r}")
+        return value
+    if key == "holdout_fraction":
+        return float(value)
+    if key in {"secure_mode", "lmm"}:
+        if not isinstance(value, bool):
+            raise TypeError(f"expected true/false, got {value!r}")
+        return value
+    if key == "extra":
+        if not isinstance(value, dict):
+            raise TypeError("expected a mapping")
+        return value
+    if not isinstance(value, str | int | float):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return str(value)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a release YAML file into a plain mapping (keys validated by ``from_mapping``)."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError("configuration file not found", file=p) from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = None if mark is None else mark.line + 1
+        raise ConfigError(f"not valid YAML: {err}", file=p, line=line) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("the top level must be a mapping of keys to values", file=p)
+    return data

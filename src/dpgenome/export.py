@@ -1,0 +1,690 @@
+"""Policy-gated, atomic export of a release bundle, and its verification.
+
+A bundle is a directory::
+
+    BUNDLE/
+      manifest.json     schema version, SHA-256 and size of every other file, verdict, policy
+                        name and hash, every finding, the privacy ledger, configuration, seeds,
+                        lifetime spending before this release, override (if any)
+      manifest.sig      optional: base64 Ed25519 signature of the exact bytes of manifest.json
+      results.json      the release results document (aggregates only)
+      dossier.html      the self-contained dossier
+      policy.yaml       byte-for-byte copy of the policy the verdict was reached under
+      <data files>      the synthetic cohort, as given by the caller (relative paths kept)
+
+:func:`export_bundle` evaluates the policy (with the cohort's lifetime spending from the
+:class:`~dpgenome.lifetime.LifetimeLedger`), and writes the bundle only when the verdict is
+APPROVE, or BLOCK with an override that the policy allows. Otherwise it raises
+:class:`~dpgenome.errors.ReleaseBlocked` (exit code 3) before anything is written.
+
+Atomicity: everything is written (and fsynced) into a hidden temporary directory beside the
+destination, which is then renamed onto it in one ``rename(2)``. A process killed at any point
+leaves either no bundle or the complete bundle; leftovers of killed exports
+(``.<name>.partial-<pid>-<token>``) are removed by the next export to the same place. An
+existing non-empty destination is never overwritten (:class:`~dpgenome.errors.InputError`).
+
+:func:`verify_bundle` re-hashes every file, rejects missing and unlisted files, checks the
+signature, and re-evaluates ``results.json`` against ``policy.yaml`` with the recorded
+context to confirm the recorded verdict. Without a signature, a consistent rewrite of
+manifest.json itself cannot be detected: sign bundles that leave your hands, or publish the
+manifest's SHA-256 (printed by the export) through another channel.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import errno
+import hashlib
+import json
+import logging
+import math
+import os
+import secrets
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from dpgenome import __version__
+from dpgenome.dossier import render_dossier
+from dpgenome.errors import ConfigError, InputError, PolicyError, ReleaseBlocked
+from dpgenome.lifetime import LifetimeLedger
+from dpgenome.policy import (
+    Evaluation,
+    EvaluationContext,
+    Override,
+    Policy,
+    Verdict,
+    describe_failing,
+    evaluate,
+    load_policy,
+    parse_policy,
+)
+
+log = logging.getLogger(__name__)
+
+MANIFEST_SCHEMA_VERSION = 1
+BUNDLE_FORMAT = "dpgenome-release-bundle"
+MANIFEST, SIGNATURE, RESULTS, DOSSIER, POLICY_COPY = (
+    "manifest.json",
+    "manifest.sig",
+    "results.json",
+    "dossier.html",
+    "policy.yaml",
+)
+RESERVED = frozenset({MANIFEST, SIGNATURE, RESULTS, DOSSIER, POLICY_COPY})
+_CHUNK = 1 << 20
+
+
+# ---------------------------------------------------------------------------- keys
+
+
+def load_signing_key(path: str | Path) -> Ed25519PrivateKey:
+    """An unencrypted Ed25519 private key in PEM (``openssl genpkey -algorithm ed25519``)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise InputError(f"cannot read the signing key: {err.strerror}", file=path) from None
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as err:
+        raise InputError(
+            f"not an unencrypted PEM private key ({err}); create one with "
+            "`openssl genpkey -algorithm ed25519 -out key.pem`",
+            file=path,
+        ) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise InputError(f"the signing key must be Ed25519, not {type(key).__name__}", file=path)
+    return key
+
+
+def load_public_key(path: str | Path) -> Ed25519PublicKey:
+    """An Ed25519 public key in PEM (``openssl pkey -in key.pem -pubout``)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise InputError(f"cannot read the public key: {err.strerror}", file=path) from None
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError) as err:
+        raise InputError(f"not a PEM public key ({err})", file=path) from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise InputError(f"the public key must be Ed25519, not {type(key).__name__}", file=path)
+    return key
+
+
+def public_pem(key: Ed25519PublicKey) -> str:
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_name(name: str) -> str:
+    pure = PurePosixPath(name)
+    if (
+        not name
+        or pure.is_absolute()
+        or any(part in ("", ".", "..") for part in pure.parts)
+        or "\\" in name
+        or str(pure) != name
+    ):
+        raise ConfigError(f"bundle file name {name!r} must be a plain relative path")
+    if name in RESERVED:
+        raise ConfigError(f"bundle file name {name!r} is reserved for the bundle itself")
+    return name
+
+
+def _write(path: Path, source: bytes | Path) -> tuple[str, int]:
+    """Write ``source`` to ``path`` (fsynced); return (sha256, size)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    h = hashlib.sha256()
+    size = 0
+    with path.open("xb") as out:
+        if isinstance(source, bytes | bytearray):
+            out.write(source)
+            h.update(source)
+            size = len(source)
+        else:
+            try:
+                fh = source.open("rb")
+            except OSError as err:
+                raise InputError(f"cannot read {err.strerror}", file=source) from None
+            with fh:
+                while chunk := fh.read(_CHUNK):
+                    out.write(chunk)
+                    h.update(chunk)
+                    size += len(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    return h.hexdigest(), size
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n").encode()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_partials(dest: Path) -> None:
+    """Remove temporary directories left beside ``dest`` by killed exports."""
+    for path in dest.parent.glob(f".{dest.name}.partial-*"):
+        try:
+            pid = int(path.name.rsplit(".partial-", 1)[1].split("-", 1)[0])
+        except (IndexError, ValueError):
+            continue
+        if path.is_dir() and not _pid_alive(pid):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _check_destination(dest: Path) -> None:
+    if dest.exists() or dest.is_symlink():
+        if not dest.is_dir() or dest.is_symlink():
+            raise InputError("the destination exists and is not a directory", file=dest)
+        if any(dest.iterdir()):
+            raise InputError(
+                "the destination exists and is not empty; a bundle is never written over "
+                "existing files (choose a new --out)",
+                file=dest,
+            )
+
+
+def default_release_id(files: Mapping[str, bytes | Path], fingerprint: str) -> str:
+    """A release is its released data: SHA-256 over the cohort fingerprint and the sorted
+    (name, SHA-256) of every data file. The same data exported twice is one release."""
+    h = hashlib.sha256(fingerprint.encode())
+    for name in sorted(files):
+        source = files[name]
+        if isinstance(source, bytes | bytearray):
+            digest = hashlib.sha256(source).hexdigest()
+        else:
+            try:
+                digest = sha256_file(Path(source))
+            except OSError as err:
+                raise InputError(f"cannot read {err.strerror}", file=source) from None
+        h.update(f"\x1f{name}\x1e{digest}".encode())
+    return h.hexdigest()
+
+
+def _epsilon_delta(results: Mapping[str, Any]) -> tuple[float, float]:
+    ledger = results.get("ledger")
+    if not isinstance(ledger, Mapping) or "epsilon" not in ledger:
+        raise InputError("results.json has no ledger.epsilon: nothing to record", column="ledger")
+    eps = ledger["epsilon"]
+    epsilon = math.inf if eps is None or ledger.get("no_formal_privacy") is True else float(eps)
+    delta = ledger.get("delta")
+    return epsilon, float(delta) if isinstance(delta, int | float) else 0.0
+
+
+# ---------------------------------------------------------------------------- export
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    release_id: str
+    evaluation: Evaluation
+    override: Override | None
+    manifest_sha256: str
+    signed: bool
+    new_lifetime_entry: bool
+    manifest: dict[str, Any] = field(repr=False)
+
+
+def prepare_evaluation(
+    results: Mapping[str, Any],
+    policy: Policy,
+    *,
+    lifetime: LifetimeLedger | None,
+    release_id: str | None = None,
+) -> Evaluation:
+    """Evaluate a release with the cohort's lifetime spending (excluding ``release_id``
+    itself, so a re-export is not counted twice). Without a ledger the lifetime rule is NOT
+    EVALUATED."""
+    context = EvaluationContext()
+    fingerprint = (
+        results.get("cohort", {}).get("fingerprint")
+        if isinstance(results.get("cohort"), Mapping)
+        else None
+    )
+    if lifetime is not None and isinstance(fingerprint, str):
+        total = lifetime.total(fingerprint, exclude_release=release_id)
+        context = EvaluationContext(total.epsilon, total.delta, total.releases)
+    return evaluate(results, policy, context=context)
+
+
+def export_bundle(
+    dest: str | Path,
+    *,
+    files: Mapping[str, bytes | Path],
+    results: Mapping[str, Any],
+    policy_path: str | Path,
+    figures: Mapping[str, str] | None = None,
+    config: Mapping[str, Any] | None = None,
+    override: Override | None = None,
+    signing_key: Ed25519PrivateKey | str | Path | None = None,
+    lifetime: LifetimeLedger | None = None,
+    release_id: str | None = None,
+) -> ExportResult:
+    """Evaluate, gate, and atomically write a release bundle at ``dest``.
+
+    ``files`` maps bundle-relative names to bytes or source paths (the synthetic cohort).
+    ``config`` defaults to ``results["provenance"]["config"]``. ``lifetime`` supplies and
+    records the cohort's lifetime spending (``None``: a lifetime cap is NOT EVALUATED and
+    nothing is recorded). Raises :class:`ReleaseBlocked` (nothing written) when the verdict
+    is BLOCK and there is no override, or the policy forbids overrides.
+    """
+    dest = Path(dest).expanduser()
+    policy_path = Path(policy_path)
+    policy = load_policy(policy_path)
+    policy_bytes = policy_path.read_bytes()
+    names = {_check_name(n): src for n, src in files.items()}
+    _check_destination(dest)
+    if override is not None and (not override.reason.strip() or not override.signer.strip()):
+        raise ConfigError("an override needs both a reason and a signer name")
+
+    cohort = results.get("cohort") if isinstance(results.get("cohort"), Mapping) else {}
+    assert isinstance(cohort, Mapping)
+    fingerprint = str(cohort.get("fingerprint") or "")
+    if lifetime is not None and not fingerprint:
+        raise InputError("results.json has no cohort.fingerprint: the lifetime ledger needs it")
+    release_id = release_id or default_release_id(names, fingerprint)
+    evaluation = prepare_evaluation(results, policy, lifetime=lifetime, release_id=release_id)
+
+    if evaluation.verdict is Verdict.BLOCK:
+        failing = "\n  ".join(describe_failing(evaluation))
+        if override is None:
+            err = ReleaseBlocked(
+                f"policy {policy.name!r} blocks this release; nothing was exported. "
+                f"Failing rules:\n  {failing}",
+                file=policy_path,
+            )
+            err.evaluation = evaluation  # type: ignore[attr-defined]
+            raise err
+        if not policy.overrides_allowed:
+            err = ReleaseBlocked(
+                f"policy {policy.name!r} allows no override; nothing was exported. "
+                f"Failing rules:\n  {failing}",
+                file=policy_path,
+                line=policy.line_of("overrides.allowed"),
+            )
+            err.evaluation = evaluation  # type: ignore[attr-defined]
+            raise err
+        log.warning("exporting a BLOCKED release under an override signed by %s", override.signer)
+    elif override is not None:
+        log.info("the verdict is APPROVE: the override is not needed and is not recorded")
+        override = None
+
+    key: Ed25519PrivateKey | None
+    if signing_key is None or isinstance(signing_key, Ed25519PrivateKey):
+        key = signing_key
+    else:
+        key = load_signing_key(signing_key)
+
+    dossier = render_dossier(results, evaluation, figures or {}, override=override)
+    try:
+        results_bytes = _json_bytes(results)
+    except (TypeError, ValueError) as err:
+        raise InputError(
+            f"the results document is not plain JSON ({err}); write missing or infinite "
+            "values as null"
+        ) from None
+    epsilon, delta = _epsilon_delta(results)
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(dest)
+    tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    new_entry = False
+    recorded = False
+    try:
+        listing: dict[str, dict[str, Any]] = {}
+        for name in sorted(names):
+            digest, size = _write(tmp / name, names[name])
+            listing[name] = {"sha256": digest, "bytes": size, "role": "data"}
+        for name, data, role in (
+            (RESULTS, results_bytes, "results"),
+            (DOSSIER, dossier.encode(), "dossier"),
+            (POLICY_COPY, policy_bytes, "policy"),
+        ):
+            digest, size = _write(tmp / name, data)
+            listing[name] = {"sha256": digest, "bytes": size, "role": role}
+
+        provenance = (
+            results.get("provenance") if isinstance(results.get("provenance"), Mapping) else {}
+        )
+        assert isinstance(provenance, Mapping)
+        manifest: dict[str, Any] = {
+            "format": BUNDLE_FORMAT,
+            "schema_version": MANIFEST_SCHEMA_VERSION,
+            "dpgenome_version": __version__,
+            "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "release_id": release_id,
+            "cohort_fingerprint": fingerprint,
+            "verdict": str(evaluation.verdict),
+            "released_under_override": override is not None,
+            "override": None if override is None else override.to_dict(),
+            "policy": {
+                "name": policy.name,
+                "file": POLICY_COPY,
+                "sha256": listing[POLICY_COPY]["sha256"],
+                "source_name": policy_path.name,
+                "overrides_allowed": policy.overrides_allowed,
+                "signoff_roles": list(policy.signoff_roles),
+            },
+            "evaluation": evaluation.to_dict(),
+            "ledger": results.get("ledger"),
+            "lifetime": {
+                **evaluation.context.to_dict(),
+                "composition": "basic: epsilons and deltas add across releases",
+                "this_release_epsilon": None if math.isinf(epsilon) else epsilon,
+                "this_release_delta": delta,
+                "recorded": lifetime is not None,
+            },
+            "config": dict(config) if config is not None else provenance.get("config", {}),
+            "seeds": provenance.get("seeds", {}),
+            "files": listing,
+            "signature": None
+            if key is None
+            else {
+                "algorithm": "ed25519",
+                "file": SIGNATURE,
+                "signs": MANIFEST,
+                "public_key_pem": public_pem(key.public_key()),
+            },
+        }
+        manifest_bytes = _json_bytes(manifest)
+        _write(tmp / MANIFEST, manifest_bytes)
+        if key is not None:
+            _write(tmp / SIGNATURE, base64.b64encode(key.sign(manifest_bytes)) + b"\n")
+        _fsync_dir(tmp)
+
+        if lifetime is not None:
+            new_entry = lifetime.record(
+                fingerprint,
+                epsilon,
+                delta,
+                release_id,
+                policy=policy.name,
+                verdict=str(evaluation.verdict),
+                overridden=override is not None,
+                bundle=str(dest.resolve()),
+                pheno=str(cohort.get("pheno") or ""),
+                status="pending",
+            )
+            recorded = True
+        try:
+            os.rename(tmp, dest)
+        except OSError as err:
+            if err.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                raise InputError(
+                    "the destination appeared and is not empty; nothing was overwritten",
+                    file=dest,
+                ) from None
+            raise
+        _fsync_dir(dest.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if recorded and new_entry and lifetime is not None:
+            lifetime.forget_pending(release_id)
+        raise
+    if lifetime is not None:
+        lifetime.set_status(release_id, "exported", bundle=str(dest.resolve()))
+    return ExportResult(
+        path=dest,
+        release_id=release_id,
+        evaluation=evaluation,
+        override=override,
+        manifest_sha256=hashlib.sha256(manifest_bytes).hexdigest(),
+        signed=key is not None,
+        new_lifetime_entry=new_entry,
+        manifest=manifest,
+    )
+
+
+# ---------------------------------------------------------------------------- verify
+
+
+@dataclass
+class VerifyReport:
+    """What :func:`verify_bundle` found. ``ok`` is True only when ``problems`` is empty."""
+
+    path: Path
+    problems: list[str] = field(default_factory=list)
+    files_checked: int = 0
+    signature: str = "absent"
+    verdict_recorded: str | None = None
+    verdict_reevaluated: str | None = None
+    policy: str | None = None
+    released_under_override: bool = False
+    manifest_sha256: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "ok": self.ok,
+            "problems": list(self.problems),
+            "files_checked": self.files_checked,
+            "signature": self.signature,
+            "verdict_recorded": self.verdict_recorded,
+            "verdict_reevaluated": self.verdict_reevaluated,
+            "policy": self.policy,
+            "released_under_override": self.released_under_override,
+            "manifest_sha256": self.manifest_sha256,
+        }
+
+
+def _check_signature(
+    report: VerifyReport,
+    root: Path,
+    manifest: Mapping[str, Any],
+    manifest_bytes: bytes,
+    public_key: Ed25519PublicKey | None,
+) -> None:
+    block = manifest.get("signature")
+    sig_path = root / SIGNATURE
+    if block is None:
+        if sig_path.exists():
+            report.problems.append(f"{SIGNATURE}: present but the manifest records no signature")
+        if public_key is not None:
+            report.problems.append(f"{MANIFEST}: the bundle is not signed, but a key was given")
+        report.signature = "absent"
+        return
+    if not isinstance(block, Mapping) or block.get("algorithm") != "ed25519":
+        report.problems.append(f"{MANIFEST}: unsupported signature block {block!r}")
+        report.signature = "INVALID"
+        return
+    try:
+        embedded = serialization.load_pem_public_key(str(block["public_key_pem"]).encode())
+        signature = base64.b64decode(sig_path.read_bytes().strip(), validate=True)
+    except FileNotFoundError:
+        report.problems.append(f"{SIGNATURE}: missing (the manifest says the bundle is signed)")
+        report.signature = "INVALID"
+        return
+    except (KeyError, ValueError, TypeError) as err:
+        report.problems.append(f"{SIGNATURE}: unreadable signature or key ({err})")
+        report.signature = "INVALID"
+        return
+    if not isinstance(embedded, Ed25519PublicKey):
+        report.problems.append(f"{MANIFEST}: the embedded public key is not Ed25519")
+        report.signature = "INVALID"
+        return
+    trusted = public_key or embedded
+    if public_key is not None and public_pem(public_key) != public_pem(embedded):
+        report.problems.append(
+            f"{MANIFEST}: signed with a different key than the one given (--public-key)"
+        )
+    try:
+        trusted.verify(signature, manifest_bytes)
+    except InvalidSignature:
+        report.problems.append(f"{SIGNATURE}: the signature does not match {MANIFEST}")
+        report.signature = "INVALID"
+        return
+    report.signature = (
+        "valid (given public key)"
+        if public_key is not None
+        else "valid against the key embedded in the manifest (pass --public-key to establish "
+        "who signed it)"
+    )
+
+
+def verify_bundle(
+    path: str | Path, public_key: Ed25519PublicKey | str | Path | None = None
+) -> VerifyReport:
+    """Check a bundle: every file's SHA-256 and size, no missing or unlisted file, the
+    signature, and the recorded verdict against a re-evaluation of ``results.json`` under
+    ``policy.yaml``. Never raises for a damaged bundle: problems are listed in the report,
+    each naming the file."""
+    root = Path(path).expanduser()
+    report = VerifyReport(path=root)
+    key: Ed25519PublicKey | None
+    if public_key is None or isinstance(public_key, Ed25519PublicKey):
+        key = public_key
+    else:
+        key = load_public_key(public_key)
+    if not root.is_dir():
+        report.problems.append(f"{root}: not a bundle directory")
+        return report
+    try:
+        manifest_bytes = (root / MANIFEST).read_bytes()
+    except FileNotFoundError:
+        report.problems.append(f"{MANIFEST}: missing")
+        return report
+    report.manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
+    try:
+        manifest = json.loads(manifest_bytes)
+        if not isinstance(manifest, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as err:
+        report.problems.append(f"{MANIFEST}: changed or corrupt (not valid JSON: {err})")
+        return report
+    if (
+        manifest.get("format") != BUNDLE_FORMAT
+        or manifest.get("schema_version") != MANIFEST_SCHEMA_VERSION
+    ):
+        report.problems.append(
+            f"{MANIFEST}: not a dpgenome bundle manifest (schema version {MANIFEST_SCHEMA_VERSION})"
+        )
+        return report
+    _check_signature(report, root, manifest, manifest_bytes, key)
+
+    listing = manifest.get("files")
+    if not isinstance(listing, Mapping):
+        report.problems.append(f"{MANIFEST}: no file listing")
+        return report
+    for name in sorted(listing):
+        entry = listing[name]
+        file = root / name
+        if not file.is_file():
+            report.problems.append(f"{name}: missing")
+            continue
+        report.files_checked += 1
+        if not isinstance(entry, Mapping) or sha256_file(file) != entry.get("sha256"):
+            report.problems.append(f"{name}: changed (SHA-256 differs from the manifest)")
+        elif file.stat().st_size != entry.get("bytes"):
+            report.problems.append(f"{name}: changed (size differs from the manifest)")
+    for file in sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink()):
+        rel = file.relative_to(root).as_posix()
+        if rel not in listing and rel not in (MANIFEST, SIGNATURE):
+            report.problems.append(f"{rel}: not listed in the manifest (added after export)")
+
+    report.verdict_recorded = manifest.get("verdict")
+    report.released_under_override = bool(manifest.get("released_under_override"))
+    policy_block = manifest.get("policy") if isinstance(manifest.get("policy"), Mapping) else {}
+    assert isinstance(policy_block, Mapping)
+    report.policy = policy_block.get("name")
+    _reevaluate(report, root, manifest)
+    return report
+
+
+def _reevaluate(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -> None:
+    try:
+        policy_text = (root / POLICY_COPY).read_text(encoding="utf-8")
+        policy = parse_policy(policy_text, file=str(root / POLICY_COPY))
+    except FileNotFoundError:
+        return  # reported as missing above
+    except (PolicyError, UnicodeDecodeError) as err:
+        report.problems.append(f"{POLICY_COPY}: cannot be re-read as a policy ({err})")
+        return
+    if policy.sha256 != (manifest.get("policy") or {}).get("sha256"):
+        report.problems.append(f"{POLICY_COPY}: its hash differs from the manifest's policy hash")
+    try:
+        results = json.loads((root / RESULTS).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return
+    except (ValueError, UnicodeDecodeError) as err:
+        report.problems.append(f"{RESULTS}: not valid JSON ({err})")
+        return
+    recorded = manifest.get("evaluation") if isinstance(manifest.get("evaluation"), Mapping) else {}
+    assert isinstance(recorded, Mapping)
+    context = EvaluationContext.from_dict(recorded.get("context"))
+    again = evaluate(results, policy, context=context)
+    report.verdict_reevaluated = str(again.verdict)
+    if report.verdict_recorded != str(again.verdict):
+        report.problems.append(
+            f"{MANIFEST}: records verdict {report.verdict_recorded}, but re-evaluating "
+            f"{RESULTS} under {POLICY_COPY} gives {again.verdict}"
+        )
+    recorded_status = {
+        str(f.get("rule")): str(f.get("status"))
+        for f in recorded.get("findings", [])
+        if isinstance(f, Mapping)
+    }
+    now_status = {f.rule: str(f.status) for f in again.findings}
+    if recorded_status != now_status:
+        changed = sorted(
+            r
+            for r in set(recorded_status) | set(now_status)
+            if recorded_status.get(r) != now_status.get(r)
+        )
+        report.problems.append(
+            f"{MANIFEST}: recorded findings differ from the re-evaluation for: {', '.join(changed)}"
+        )
+    if manifest.get("ledger") != results.get("ledger"):
+        report.problems.append(f"{MANIFEST}: its privacy ledger differs from {RESULTS}'s")
+    if again.verdict is Verdict.BLOCK:
+        override = manifest.get("override")
+        if not manifest.get("released_under_override") or not isinstance(override, Mapping):
+            report.problems.append(f"{MANIFEST}: a BLOCKED release without a recorded override")
+        elif not policy.overrides_allowed:
+            report.problems.append(
+                f"{MANIFEST}: released under an override that {POLICY_COPY} does not allow"
+            )

@@ -1,0 +1,676 @@
+"""Does science on the synthetic cohort reach the same conclusions? GWAS- and cohort-level
+fidelity metrics of a synthetic cohort against the real one.
+
+GWAS (:func:`compare_gwas`), on the SNPs present in both results (matched on SNP id; SNPs in
+only one result are counted and left out of every metric; a SNP whose ``a1`` differs has the
+synthetic beta sign flipped):
+
+* SNP level, per threshold: hits in each, overlap, recall = overlap / real hits,
+  precision = overlap / synthetic hits, F1 (null when undefined);
+* locus level: significant SNPs (at the first, strictest threshold) are clumped around lead
+  SNPs by distance (the most significant unassigned SNP takes every significant SNP on its
+  chromosome within ``locus_window_bp``, repeated); a real locus is *recovered* when a
+  synthetic locus lies within ``locus_window_bp`` of it, a synthetic locus matching no real
+  one is *spurious*;
+* lambda_GC of each (median chi^2 / 0.455, Devlin & Roeder 1999), Spearman correlation of
+  -log10 p, and at the real hits (first threshold): Pearson correlation of beta and the share
+  of equal signs.
+
+Cohort (:func:`cohort_fidelity`): allele-frequency correlation, LD decay (mean r^2 per
+distance bin on a seeded sample of SNP pairs, the same pairs in both cohorts), PCA fitted on
+the real cohort with the synthetic one projected (Patterson, Price & Reich 2006
+normalisation), phenotype correlation matrices. Only aggregates leave this module.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from dpgenome import plots
+from dpgenome.cohort import Cohort, PhenoType
+from dpgenome.errors import CohortError, InputError
+from dpgenome.gwas import GwasResult, lambda_gc
+
+DEFAULT_THRESHOLDS: tuple[float, ...] = (1e-8, 2e-6)
+DEFAULT_LOCUS_WINDOW_BP = 1_000_000
+_REQUIRED = ("id", "chr", "pos")
+#: column names of other tools accepted as ours (plink2 --glm, GEMMA, R/CSV exports)
+_ALIASES = {
+    "id": ("ID", "snp", "SNP", "rs", "rsid"),
+    "chr": ("#CHROM", "CHROM", "CHR", "chrom", "chromosome"),
+    "pos": ("POS", "ps", "bp", "BP", "position"),
+    "beta": ("BETA", "effect"),
+    "p": ("P", "p_wald", "pvalue", "p_value"),
+    "a1": ("A1", "allele1"),
+}
+
+
+def threshold_key(t: float) -> str:
+    """JSON key of a threshold, as in docs/architecture.md: 1e-8 -> "1e-08"."""
+    return f"{t:.0e}" if float(f"{t:.0e}") == t else repr(float(t))
+
+
+def _safe(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+# ---------------------------------------------------------------------------- input
+
+
+def read_gwas_tsv(path: str | Path) -> pd.DataFrame:
+    """A GWAS table written by ``dpgenome gwas``, or plink2/GEMMA output, or a CSV such as
+    the published CFW GWAS (id, chr, pos, p or log10_p; beta optional; tab- or
+    comma-separated, gzip allowed). Errors name the file and the column or line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("file not found", file=path)
+    try:
+        header = pd.read_csv(path, sep="\t", nrows=0).columns
+        sep = "," if len(header) == 1 and "," in str(header[0]) else "\t"
+        table = pd.read_csv(path, sep=sep, dtype=str)
+        table = table.loc[:, ~table.columns.str.startswith("Unnamed")]
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
+        raise InputError(f"not a readable tab-separated table: {err}", file=path) from err
+    return normalise_gwas(table, source=str(path))
+
+
+def normalise_gwas(table: pd.DataFrame | GwasResult, *, source: str = "table") -> pd.DataFrame:
+    """Columns id, chr, pos, beta (NaN when absent), log10_p (and a1 when present), one
+    row per SNP id. plink2, GEMMA and common CSV column names are accepted (``_ALIASES``)."""
+    if isinstance(table, GwasResult):
+        table = table.table
+    renames = {}
+    for ours, others in _ALIASES.items():
+        if ours not in table.columns:
+            found = next((o for o in others if o in table.columns), None)
+            if found is not None:
+                renames[found] = ours
+    if renames:
+        table = table.rename(columns=renames)
+    missing = [c for c in _REQUIRED if c not in table.columns]
+    if "log10_p" not in table.columns and "p" not in table.columns:
+        missing.append("p or log10_p")
+    if missing:
+        raise InputError(
+            f"GWAS table lacks column(s) {', '.join(missing)}; found: "
+            f"{', '.join(map(str, table.columns[:12]))}",
+            file=source,
+            column=missing[0],
+        )
+    out = pd.DataFrame({"id": table["id"].astype(str), "chr": table["chr"].astype(str)})
+    if "beta" not in table.columns:
+        table = table.assign(beta=np.nan)
+    for col in ("pos", "beta"):
+        values = pd.to_numeric(table[col], errors="coerce")
+        bad = values.isna() & table[col].notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InputError(
+                f"non-numeric value {table[col].iloc[row]!r}", file=source, line=row + 2, column=col
+            )
+        out[col] = values.to_numpy(dtype=np.float64)
+    if "log10_p" in table.columns:
+        lp = pd.to_numeric(table["log10_p"], errors="coerce").to_numpy(dtype=np.float64)
+        col = "log10_p"
+    else:
+        p = pd.to_numeric(table["p"], errors="coerce").to_numpy(dtype=np.float64)
+        with np.errstate(divide="ignore"):
+            lp = -np.log10(p)
+        col = "p"
+    bad_lp = np.flatnonzero(np.isfinite(lp) & (lp < 0))
+    if bad_lp.size:
+        raise InputError(
+            "p-values must lie in [0, 1] (log10_p = -log10 p >= 0)",
+            file=source,
+            line=int(bad_lp[0]) + 2,
+            column=col,
+        )
+    out["log10_p"] = lp
+    if "a1" in table.columns:
+        out["a1"] = table["a1"].astype(str)
+    dup = out["id"].duplicated()
+    if dup.any():
+        row = int(np.flatnonzero(dup.to_numpy())[0])
+        raise InputError(
+            f"SNP id {out['id'].iloc[row]!r} appears twice", file=source, line=row + 2, column="id"
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------- loci
+
+
+def clump_loci(table: pd.DataFrame, log10_threshold: float, window_bp: int) -> pd.DataFrame:
+    """Distance clumping: chr, start, end, lead_id, lead_pos, lead_log10_p, n_snps."""
+    sig = table[table["log10_p"] >= log10_threshold].sort_values(
+        "log10_p", ascending=False, kind="stable"
+    )
+    rows: list[dict[str, Any]] = []
+    for chrom, group in sig.groupby("chr", sort=False):
+        pos = group["pos"].to_numpy()
+        lp = group["log10_p"].to_numpy()
+        ids = group["id"].to_numpy()
+        free = np.ones(len(pos), dtype=bool)
+        for i in range(len(pos)):  # rows are in decreasing significance: i is a lead if free
+            if not free[i]:
+                continue
+            members = free & (np.abs(pos - pos[i]) <= window_bp)
+            free &= ~members
+            rows.append(
+                {
+                    "chr": str(chrom),
+                    "start": int(pos[members].min()),
+                    "end": int(pos[members].max()),
+                    "lead_id": str(ids[i]),
+                    "lead_pos": int(pos[i]),
+                    "lead_log10_p": float(lp[i]),
+                    "n_snps": int(members.sum()),
+                }
+            )
+    cols = ["chr", "start", "end", "lead_id", "lead_pos", "lead_log10_p", "n_snps"]
+    return pd.DataFrame(rows, columns=cols).sort_values(
+        "lead_log10_p", ascending=False, ignore_index=True
+    )
+
+
+def _match_loci(a: pd.DataFrame, b: pd.DataFrame, window_bp: int) -> np.ndarray:
+    """For each locus of ``a``: is a locus of ``b`` on its chromosome within the window?"""
+    hit = np.zeros(len(a), dtype=bool)
+    b_chr = b["chr"].to_numpy()
+    b_start = b["start"].to_numpy(dtype=np.int64)
+    b_end = b["end"].to_numpy(dtype=np.int64)
+    a_chr = a["chr"].to_numpy()
+    a_start = a["start"].to_numpy(dtype=np.int64)
+    a_end = a["end"].to_numpy(dtype=np.int64)
+    for i in range(len(a)):
+        same = b_chr == a_chr[i]
+        gap = np.maximum(0, np.maximum(b_start[same] - a_end[i], a_start[i] - b_end[same]))
+        hit[i] = bool((gap <= window_bp).any())
+    return hit
+
+
+# ---------------------------------------------------------------------------- GWAS
+
+
+@dataclass(frozen=True)
+class GwasComparison:
+    """Real vs synthetic GWAS on shared SNPs. ``merged`` holds per-SNP statistics (public
+    aggregates) for the plots; :meth:`to_dict` is ``fidelity.gwas`` of results.json."""
+
+    thresholds: tuple[float, ...]
+    snp_level: dict[str, dict[str, Any]]
+    loci: dict[str, Any]
+    lambda_gc_real: float
+    lambda_gc_synthetic: float
+    spearman_log10p: float
+    effect_correlation_at_real_hits: float
+    sign_agreement_at_real_hits: float
+    n_shared: int
+    n_only_real: int
+    n_only_synthetic: int
+    merged: pd.DataFrame = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "thresholds": self.snp_level,
+            "loci": self.loci,
+            "lambda_gc": {
+                "real": _safe(self.lambda_gc_real),
+                "synthetic": _safe(self.lambda_gc_synthetic),
+            },
+            "spearman_log10p": _safe(self.spearman_log10p),
+            "effect_correlation_at_real_hits": _safe(self.effect_correlation_at_real_hits),
+            "sign_agreement_at_real_hits": _safe(self.sign_agreement_at_real_hits),
+            "snps": {
+                "shared": self.n_shared,
+                "only_real": self.n_only_real,
+                "only_synthetic": self.n_only_synthetic,
+                "matching": "on SNP id; SNPs in one result only are left out of every metric",
+            },
+        }
+
+    def manhattan_svg(self, *, title: str = "GWAS: real (top) vs synthetic (bottom)") -> str:
+        m = self.merged
+        return plots.manhattan_svg(
+            m["chr"].to_numpy(),
+            m["pos"].to_numpy(),
+            m["log10_p_real"].to_numpy(),
+            synthetic_log10_p=m["log10_p_synth"].to_numpy(),
+            thresholds=self.thresholds,
+            title=title,
+        )
+
+    def qq_svg(self) -> str:
+        m = self.merged
+        return plots.qq_svg(
+            {
+                f"real (lambda {self.lambda_gc_real:.2f})": m["log10_p_real"].to_numpy(),
+                f"synthetic (lambda {self.lambda_gc_synthetic:.2f})": m["log10_p_synth"].to_numpy(),
+            }
+        )
+
+
+def compare_gwas(
+    real: GwasResult | pd.DataFrame,
+    synth: GwasResult | pd.DataFrame,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    *,
+    locus_window_bp: int = DEFAULT_LOCUS_WINDOW_BP,
+    max_loci_rows: int = 50,
+) -> GwasComparison:
+    """Compare two GWAS results (see the module docstring for every definition)."""
+    thresholds = tuple(sorted(float(t) for t in thresholds))
+    if not thresholds or any(not 0.0 < t < 1.0 for t in thresholds):
+        raise CohortError(f"thresholds must lie in (0, 1), got {thresholds}")
+    r = normalise_gwas(real, source="real GWAS")
+    s = normalise_gwas(synth, source="synthetic GWAS")
+    merged = r.merge(s, on="id", suffixes=("_real", "_synth"), how="inner")
+    n_shared = len(merged)
+    if n_shared == 0:
+        raise CohortError("the real and synthetic GWAS share no SNP id")
+    beta_s = merged["beta_synth"].to_numpy()
+    if "a1_real" in merged and "a1_synth" in merged:
+        flip = (merged["a1_real"] != merged["a1_synth"]).to_numpy()
+        beta_s = np.where(flip, -beta_s, beta_s)
+    merged = pd.DataFrame(
+        {
+            "id": merged["id"],
+            "chr": merged["chr_real"],
+            "pos": merged["pos_real"],
+            "beta_real": merged["beta_real"],
+            "beta_synth": beta_s,
+            "log10_p_real": merged["log10_p_real"],
+            "log10_p_synth": merged["log10_p_synth"],
+        }
+    )
+    lp_r = merged["log10_p_real"].to_numpy()
+    lp_s = merged["log10_p_synth"].to_numpy()
+    snp_level: dict[str, dict[str, Any]] = {}
+    for t in thresholds:
+        level = -math.log10(t)
+        hr = np.nan_to_num(lp_r, nan=-1.0) >= level
+        hs = np.nan_to_num(lp_s, nan=-1.0) >= level
+        n_r, n_s, both = int(hr.sum()), int(hs.sum()), int((hr & hs).sum())
+        recall = both / n_r if n_r else None
+        precision = both / n_s if n_s else None
+        f1 = (
+            2 * recall * precision / (recall + precision)
+            if recall is not None and precision is not None and (recall + precision) > 0
+            else (0.0 if recall is not None and precision is not None else None)
+        )
+        snp_level[threshold_key(t)] = {
+            "real_hits": n_r,
+            "synthetic_hits": n_s,
+            "overlap": both,
+            "recall": recall,
+            "precision": precision,
+            "f1": f1,
+        }
+    primary = -math.log10(thresholds[0])
+    sub_r = merged.rename(columns={"log10_p_real": "log10_p"})[["id", "chr", "pos", "log10_p"]]
+    sub_s = merged.rename(columns={"log10_p_synth": "log10_p"})[["id", "chr", "pos", "log10_p"]]
+    loci_r = clump_loci(sub_r, primary, locus_window_bp)
+    loci_s = clump_loci(sub_s, primary, locus_window_bp)
+    rec = _match_loci(loci_r, loci_s, locus_window_bp)
+    real_match_of_synth = _match_loci(loci_s, loci_r, locus_window_bp)
+    table = [
+        {"source": "real", **row, "matched": bool(hit)}
+        for row, hit in zip(loci_r.to_dict("records"), rec, strict=True)
+    ][:max_loci_rows] + [
+        {"source": "synthetic", **row, "matched": bool(hit)}
+        for row, hit in zip(loci_s.to_dict("records"), real_match_of_synth, strict=True)
+    ][:max_loci_rows]
+    loci = {
+        "method": (
+            f"distance clumping of SNPs with p < {thresholds[0]:g} around lead SNPs, "
+            f"window {locus_window_bp:,} bp; a real locus is recovered when a synthetic "
+            f"locus lies within {locus_window_bp:,} bp"
+        ),
+        "threshold": thresholds[0],
+        "window_bp": int(locus_window_bp),
+        "real_loci": len(loci_r),
+        "synthetic_loci": len(loci_s),
+        "recovered": int(rec.sum()),
+        "spurious": int((~real_match_of_synth).sum()),
+        "table": table,
+    }
+    both_ok = np.isfinite(lp_r) & np.isfinite(lp_s)
+    spearman = (
+        float(stats.spearmanr(lp_r[both_ok], lp_s[both_ok]).statistic)
+        if both_ok.sum() >= 3
+        else float("nan")
+    )
+    hits = (np.nan_to_num(lp_r, nan=-1.0) >= primary) & np.isfinite(beta_s)
+    br, bs = merged["beta_real"].to_numpy()[hits], merged["beta_synth"].to_numpy()[hits]
+    effect_corr = (
+        float(np.corrcoef(br, bs)[0, 1])
+        if hits.sum() >= 3 and np.std(br) > 0 and np.std(bs) > 0
+        else float("nan")
+    )
+    signs = float(np.mean(np.sign(br) == np.sign(bs))) if hits.any() else float("nan")
+    return GwasComparison(
+        thresholds=thresholds,
+        snp_level=snp_level,
+        loci=loci,
+        lambda_gc_real=lambda_gc(r["log10_p"].to_numpy()),
+        lambda_gc_synthetic=lambda_gc(s["log10_p"].to_numpy()),
+        spearman_log10p=spearman,
+        effect_correlation_at_real_hits=effect_corr,
+        sign_agreement_at_real_hits=signs,
+        n_shared=n_shared,
+        n_only_real=len(r) - n_shared,
+        n_only_synthetic=len(s) - n_shared,
+        merged=merged,
+    )
+
+
+# ---------------------------------------------------------------------------- cohort
+
+
+def _standardise(x: np.ndarray) -> np.ndarray:
+    """Mean-impute and scale columns to mean 0, variance 1 (constant columns -> NaN)."""
+    x = np.asarray(x, dtype=np.float64)
+    mean = np.nanmean(x, axis=0)
+    x = np.where(np.isnan(x), mean, x) - mean
+    sd = x.std(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return x / np.where(sd > 0, sd, np.nan)
+
+
+def ld_pairs(
+    variants: pd.DataFrame, *, max_distance_bp: int, pairs_per_chrom: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded sample of SNP pairs (i, j) on the same chromosome with 0 < distance <= max:
+    a random anchor and a random partner among the SNPs within the distance after it."""
+    rng = np.random.default_rng(seed)
+    first: list[np.ndarray] = []
+    second: list[np.ndarray] = []
+    chroms = variants["chr"].astype(str).to_numpy()
+    pos_all = variants["pos"].to_numpy(dtype=np.int64)
+    for c in pd.unique(chroms):
+        idx = np.flatnonzero(chroms == c)
+        idx = idx[np.argsort(pos_all[idx], kind="stable")]
+        pos = pos_all[idx]
+        if len(idx) < 2:
+            continue
+        upper = np.searchsorted(pos, pos + max_distance_bp, side="right") - 1
+        span = upper - np.arange(len(idx))
+        anchors = np.flatnonzero(span > 0)
+        if anchors.size == 0:
+            continue
+        a = rng.choice(anchors, size=pairs_per_chrom, replace=True)
+        b = a + 1 + np.floor(rng.random(pairs_per_chrom) * span[a]).astype(np.int64)
+        first.append(idx[a])
+        second.append(idx[b])
+    if not first:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    return np.concatenate(first), np.concatenate(second)
+
+
+def pair_r2(dosages: np.ndarray, i: np.ndarray, j: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
+    """Squared Pearson correlation of dosage columns i[k], j[k] (mean-imputed)."""
+    out = np.empty(len(i))
+    for start in range(0, len(i), chunk):
+        a = _standardise(dosages[:, i[start : start + chunk]])
+        b = _standardise(dosages[:, j[start : start + chunk]])
+        out[start : start + chunk] = np.mean(a * b, axis=0) ** 2
+    return out
+
+
+@dataclass(frozen=True)
+class CohortFidelity:
+    """Cohort-level fidelity: scalar metrics in :meth:`to_dict`, figures as SVG methods."""
+
+    n_shared_snps: int
+    allele_frequency_correlation: float
+    af_real: np.ndarray = field(repr=False)
+    af_synthetic: np.ndarray = field(repr=False)
+    ld_bins_bp: np.ndarray = field(repr=False)
+    ld_real: np.ndarray = field(repr=False)
+    ld_synthetic: np.ndarray = field(repr=False)
+    ld_pairs: int = 0
+    ld_decay_error: float = float("nan")
+    pca: dict[str, Any] = field(default_factory=dict)
+    pca_real_hist: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(
+        default=None, repr=False
+    )
+    pca_synthetic: np.ndarray | None = field(default=None, repr=False)
+    pheno_names: tuple[str, ...] = ()
+    pheno_corr_real: np.ndarray | None = field(default=None, repr=False)
+    pheno_corr_synthetic: np.ndarray | None = field(default=None, repr=False)
+    phenotype_correlation_error: float = float("nan")
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        mids = 0.5 * (self.ld_bins_bp[:-1] + self.ld_bins_bp[1:])
+        return {
+            "allele_frequency_correlation": _safe(self.allele_frequency_correlation),
+            "ld_decay_error": _safe(self.ld_decay_error),
+            "phenotype_correlation_error": _safe(self.phenotype_correlation_error),
+            "pca": self.pca,
+            "ld_decay": {
+                "method": "mean r^2 per distance bin over a seeded sample of SNP pairs "
+                "(same pairs in both cohorts); error = mean |real - synthetic| over bins",
+                "bin_mid_bp": [float(x) for x in mids],
+                "real": [_safe(float(x)) for x in self.ld_real],
+                "synthetic": [_safe(float(x)) for x in self.ld_synthetic],
+                "pairs": self.ld_pairs,
+            },
+            "phenotypes_compared": list(self.pheno_names),
+            "n_shared_snps": self.n_shared_snps,
+            "seed": self.seed,
+        }
+
+    def af_scatter_svg(self) -> str:
+        return plots.scatter_svg(
+            self.af_real,
+            self.af_synthetic,
+            xlabel="alt allele frequency, real",
+            ylabel="alt allele frequency, synthetic",
+            title=f"Allele frequencies (r = {self.allele_frequency_correlation:.3f})",
+        )
+
+    def ld_decay_svg(self) -> str:
+        mids = 0.5 * (self.ld_bins_bp[:-1] + self.ld_bins_bp[1:]) / 1e3
+        return plots.lines_svg(
+            mids,
+            {"real": self.ld_real, "synthetic": self.ld_synthetic},
+            xlabel="distance (kb)",
+            ylabel="mean r^2",
+            title=f"LD decay (mean abs. error {self.ld_decay_error:.3f})",
+        )
+
+    def pca_svg(self) -> str:
+        if self.pca_real_hist is None or self.pca_synthetic is None:
+            return plots.message_svg("PCA not computed: too few polymorphic SNPs or samples")
+        hist, xe, ye = self.pca_real_hist
+        return plots.pca_overlay_svg(
+            hist, xe, ye, self.pca_synthetic, explained=self.pca.get("real_explained_variance", [])
+        )
+
+    def phenotype_correlation_svg(self) -> str:
+        if self.pheno_corr_real is None or self.pheno_corr_synthetic is None:
+            return plots.message_svg(
+                "Phenotype correlations not computed: fewer than two numeric phenotypes shared"
+            )
+        return plots.correlation_pair_svg(
+            self.pheno_corr_real,
+            self.pheno_corr_synthetic,
+            self.pheno_names,
+            title=f"Phenotype correlations (mean abs. difference "
+            f"{self.phenotype_correlation_error:.3f})",
+        )
+
+
+def cohort_fidelity(
+    real: Cohort,
+    synth: Cohort,
+    *,
+    seed: int,
+    max_snps: int = 20_000,
+    ld_max_distance_bp: int = 1_000_000,
+    ld_bins: int = 20,
+    ld_pairs_per_chrom: int = 2_000,
+    n_pcs: int = 10,
+    pca_min_cell: int = 5,
+) -> CohortFidelity:
+    """Cohort-level fidelity of ``synth`` against ``real`` on the SNPs they share (by id).
+
+    Allele frequencies use every shared SNP; LD uses seeded pairs within
+    ``ld_max_distance_bp``; PCA uses a seeded subsample of at most ``max_snps`` SNPs
+    polymorphic in the real cohort, normalised by the real frequencies, fitted on the real
+    cohort only. The real PCA cloud is kept only as a 2-D histogram with cells of fewer than
+    ``pca_min_cell`` samples zeroed.
+    """
+    rng = np.random.default_rng(seed)
+    ids_r = pd.Index(real.variants["id"].astype(str))
+    ids_s = pd.Index(synth.variants["id"].astype(str))
+    pos_s = ids_s.get_indexer(ids_r)
+    shared_r = np.flatnonzero(pos_s >= 0)
+    if shared_r.size == 0:
+        raise CohortError("the real and synthetic cohorts share no SNP id")
+    shared_s = pos_s[shared_r]
+    af_r = real.alt_frequency()[shared_r]
+    af_s = synth.alt_frequency()[shared_s]
+    ok = np.isfinite(af_r) & np.isfinite(af_s)
+    af_corr = float(np.corrcoef(af_r[ok], af_s[ok])[0, 1]) if ok.sum() >= 3 else float("nan")
+
+    # LD decay on the same pairs (indices into the shared SNPs)
+    shared_variants = real.variants.iloc[shared_r].reset_index(drop=True)
+    pi, pj = ld_pairs(
+        shared_variants,
+        max_distance_bp=ld_max_distance_bp,
+        pairs_per_chrom=ld_pairs_per_chrom,
+        seed=int(rng.integers(2**31)),
+    )
+    edges = np.linspace(0, ld_max_distance_bp, ld_bins + 1)
+    ld_r = np.full(ld_bins, np.nan)
+    ld_s = np.full(ld_bins, np.nan)
+    if pi.size:
+        dist = np.abs(shared_variants["pos"].to_numpy()[pj] - shared_variants["pos"].to_numpy()[pi])
+        with np.errstate(invalid="ignore"):
+            r2_r = pair_r2(real.dosages, shared_r[pi], shared_r[pj])
+            r2_s = pair_r2(synth.dosages, shared_s[pi], shared_s[pj])
+        good = np.isfinite(r2_r) & np.isfinite(r2_s)
+        b = np.clip(np.searchsorted(edges, dist, side="right") - 1, 0, ld_bins - 1)
+        for k in range(ld_bins):
+            sel = good & (b == k)
+            if sel.any():
+                ld_r[k] = r2_r[sel].mean()
+                ld_s[k] = r2_s[sel].mean()
+        n_pairs = int(good.sum())
+    else:
+        n_pairs = 0
+    both = np.isfinite(ld_r) & np.isfinite(ld_s)
+    ld_err = float(np.mean(np.abs(ld_r[both] - ld_s[both]))) if both.any() else float("nan")
+
+    pca, hist, synth_pcs = _pca(
+        real, synth, shared_r, shared_s, af_r, rng, max_snps, n_pcs, pca_min_cell
+    )
+    names, corr_r, corr_s, corr_err = _pheno_correlations(real, synth)
+    return CohortFidelity(
+        n_shared_snps=int(shared_r.size),
+        allele_frequency_correlation=af_corr,
+        af_real=af_r,
+        af_synthetic=af_s,
+        ld_bins_bp=edges,
+        ld_real=ld_r,
+        ld_synthetic=ld_s,
+        ld_pairs=n_pairs,
+        ld_decay_error=ld_err,
+        pca=pca,
+        pca_real_hist=hist,
+        pca_synthetic=synth_pcs,
+        pheno_names=tuple(names),
+        pheno_corr_real=corr_r,
+        pheno_corr_synthetic=corr_s,
+        phenotype_correlation_error=corr_err,
+        seed=seed,
+    )
+
+
+def _pca(
+    real: Cohort,
+    synth: Cohort,
+    shared_r: np.ndarray,
+    shared_s: np.ndarray,
+    af_r: np.ndarray,
+    rng: np.random.Generator,
+    max_snps: int,
+    n_pcs: int,
+    min_cell: int,
+) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray, np.ndarray] | None, np.ndarray | None]:
+    poly = np.flatnonzero((af_r > 0) & (af_r < 1))
+    if poly.size < 2 or real.n_samples < 3 or synth.n_samples < 1:
+        return {"computed": False, "reason": "too few polymorphic SNPs or samples"}, None, None
+    pick = np.sort(rng.choice(poly, size=min(max_snps, poly.size), replace=False))
+    p = af_r[pick]
+    scale = np.sqrt(2 * p * (1 - p))
+
+    def normalise(dos: np.ndarray) -> np.ndarray:
+        x = np.asarray(dos, dtype=np.float64)
+        x = np.where(np.isnan(x), 2 * p, x)
+        return (x - 2 * p) / scale
+
+    xr = normalise(real.dosages[:, shared_r[pick]])
+    xs = normalise(synth.dosages[:, shared_s[pick]])
+    k = int(min(n_pcs, min(xr.shape) - 1))
+    _, sv, vt = np.linalg.svd(xr - xr.mean(axis=0), full_matrices=False)
+    total_r = float(np.sum(sv**2))
+    axes = vt[:k].T
+    centre = xr.mean(axis=0)
+    scores_r = (xr - centre) @ axes
+    scores_s = (xs - centre) @ axes
+    var_r = scores_r.var(axis=0)
+    var_s = scores_s.var(axis=0)
+    total_s = float(np.sum((xs - xs.mean(axis=0)) ** 2) / max(len(xs), 1))
+    sd = np.sqrt(np.where(var_r > 0, var_r, np.nan))
+    gap = (scores_s[:, :2].mean(axis=0) - scores_r[:, :2].mean(axis=0)) / sd[:2]
+    info = {
+        "computed": True,
+        "n_snps": int(pick.size),
+        "n_components": k,
+        "real_explained_variance": [float(v) for v in (sv[:k] ** 2 / total_r)],
+        "synthetic_explained_variance": [float(v) for v in var_s / total_s] if total_s else [],
+        "variance_ratio_synthetic_over_real": [
+            _safe(float(v)) for v in (var_s / np.where(var_r > 0, var_r, np.nan))
+        ],
+        "centroid_distance_pc12_sd": _safe(float(np.sqrt(np.sum(gap**2)))),
+        "method": "real-frequency normalised dosages; SVD of the real cohort; synthetic "
+        "projected on the real axes",
+    }
+    lo = np.minimum(scores_r[:, :2].min(axis=0), scores_s[:, :2].min(axis=0))
+    hi = np.maximum(scores_r[:, :2].max(axis=0), scores_s[:, :2].max(axis=0))
+    hist, xe, ye = np.histogram2d(
+        scores_r[:, 0], scores_r[:, 1], bins=30, range=[[lo[0], hi[0]], [lo[1], hi[1]]]
+    )
+    hist[hist < min_cell] = 0
+    return info, (hist, xe, ye), scores_s[:, :2]
+
+
+def _pheno_correlations(
+    real: Cohort, synth: Cohort
+) -> tuple[list[str], np.ndarray | None, np.ndarray | None, float]:
+    names = [
+        c
+        for c in real.phenotypes.columns
+        if c in synth.phenotypes.columns
+        and real.pheno_types.get(c) != PhenoType.CATEGORICAL
+        and synth.pheno_types.get(c) != PhenoType.CATEGORICAL
+    ]
+    if len(names) < 2:
+        return names, None, None, float("nan")
+    cr = real.phenotypes[names].apply(pd.to_numeric, errors="coerce").corr().to_numpy()
+    cs = synth.phenotypes[names].apply(pd.to_numeric, errors="coerce").corr().to_numpy()
+    iu = np.triu_indices(len(names), k=1)
+    diff = np.abs(cr[iu] - cs[iu])
+    err = float(np.nanmean(diff)) if np.isfinite(diff).any() else float("nan")
+    return names, cr, cs, err

@@ -1,0 +1,96 @@
+"""File plumbing shared by the readers and writers: gzip-aware opening with clear errors,
+and atomic creation of a cohort directory (all files appear at once, or none)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import tempfile
+import uuid
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, cast
+
+from dpgenome.errors import InputError
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def is_gzip(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == GZIP_MAGIC
+
+
+@contextmanager
+def open_binary(path: Path) -> Iterator[IO[bytes]]:
+    """Open ``path`` for reading bytes, decompressing gzip (and multi-member BGZF) when the file
+    starts with the gzip magic bytes, whatever its name. A corrupt or truncated gzip stream
+    becomes an :class:`InputError` naming the file."""
+    path = Path(path)
+    try:
+        raw = cast(IO[bytes], gzip.open(path, "rb")) if is_gzip(path) else open(path, "rb")
+    except OSError as err:
+        raise InputError(f"cannot open: {err.strerror or err}", file=path) from err
+    gz = isinstance(raw, gzip.GzipFile)
+    try:
+        with raw:
+            yield raw
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise _corrupt(path, err) from err
+    except InputError as err:
+        # Garbage decompressed from a damaged member is seen before its CRC is checked:
+        # blame the compression, not the content, when the stream does not verify.
+        problem = _gzip_problem(path) if gz else None
+        if problem is not None:
+            raise _corrupt(path, problem) from err
+        raise
+
+
+def _corrupt(path: Path, err: BaseException) -> InputError:
+    return InputError(
+        f"corrupt or truncated gzip data ({err}); re-create the file or decompress it",
+        file=path,
+    )
+
+
+def _gzip_problem(path: Path) -> BaseException | None:
+    """None when every gzip member of ``path`` decompresses and passes its CRC check."""
+    try:
+        with gzip.open(path, "rb") as f:
+            while f.read(1 << 22):
+                pass
+    except (gzip.BadGzipFile, EOFError, zlib.error, OSError) as err:
+        return err
+    return None
+
+
+@contextmanager
+def atomic_directory(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a fresh temporary directory beside ``path``; on success it is renamed to ``path``
+    (replacing an existing directory only when ``overwrite``), on failure it is removed, so a
+    cohort directory is never left half written."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError("exists and is not a directory", file=path)
+    if path.exists() and any(path.iterdir()) and not overwrite:
+        raise InputError("directory exists and is not empty (use overwrite)", file=path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if path.exists():
+        old = path.with_name(f".{path.name}.{uuid.uuid4().hex}.old")
+        os.rename(path, old)
+        os.rename(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, path)

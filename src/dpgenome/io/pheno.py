@@ -1,0 +1,255 @@
+"""Phenotype/covariate tables: ``pheno.csv`` as Parker et al. 2016 distribute it (quoted
+header, ``NA`` for missing, text columns such as round ``"SW18"``), or any CSV/TSV keyed by
+sample id (delimiter sniffed from the header line).
+
+Columns named ``discard`` and ``mixup`` (yes/no) are sample flags, not phenotypes: they go to
+the cohort's sample table (OR-ed with the genotype file's own flag) so QC can drop them.
+Numeric columns become float64; any column with a non-numeric value stays text (categorical).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dpgenome.cohort import Cohort
+from dpgenome.errors import InputError
+from dpgenome.io.files import open_binary
+from dpgenome.io.tables import NA_TOKENS, first_duplicate
+
+log = logging.getLogger(__name__)
+
+ID_COLUMNS = ("id", "IID")
+FLAG_COLUMNS = ("discard", "mixup")
+_TRUE = frozenset({"yes", "y", "true", "t", "1"})
+_FALSE = frozenset({"no", "n", "false", "f", "0"})
+
+
+def _sniff_delimiter(header: str) -> str:
+    counts = {d: header.count(d) for d in (",", "\t", ";")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] > 0 else ","
+
+
+def _parse_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    with open_binary(path) as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InputError(f"not UTF-8 text (byte {err.start})", file=path) from err
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise InputError("the file is empty (no header line)", file=path)
+    delim = _sniff_delimiter(lines[0])
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim, strict=True)
+    rows: list[list[str]] = []
+    start = 1  # the line where the record being read starts (an open quote can run on)
+    try:
+        for row in reader:
+            rows.append(row)
+            start = reader.line_num + 1
+    except csv.Error as err:
+        raise InputError(
+            f"malformed CSV record starting on this line ({err}; unbalanced quote?)",
+            file=path,
+            line=start,
+        ) from None
+    header = [h.strip() for h in rows[0]]
+    body = rows[1:]
+    while body and not any(body[-1]):
+        body.pop()
+    width = len(header)
+    lengths = np.fromiter((len(r) for r in body), dtype=np.int64, count=len(body))
+    bad = np.flatnonzero(lengths != width)
+    if len(bad):
+        i = int(bad[0])
+        shown = {",": "comma", "\t": "tab", ";": "semicolon"}[delim]
+        raise InputError(
+            f"{lengths[i]} fields where the header has {width} ({shown}-separated; "
+            "wrong delimiter or ragged row?)",
+            file=path,
+            line=i + 2,
+        )
+    return header, body
+
+
+def _flag_values(raw: np.ndarray, *, file: Path, column: str) -> np.ndarray:
+    low = np.char.lower(np.char.strip(raw.astype(str)))
+    is_true = np.isin(low, list(_TRUE))
+    ok = is_true | np.isin(low, list(_FALSE)) | np.isin(raw, list(NA_TOKENS))
+    if not ok.all():
+        i = int(np.argmin(ok))
+        raise InputError("flag value is not yes/no", file=file, line=i + 2, column=column)
+    return is_true
+
+
+def read_pheno_csv(path: str | Path, sample_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Read a phenotype table keyed by sample id (column ``id`` or ``IID``).
+
+    Returns a DataFrame indexed by sample id (``str``); flag columns ``discard``/``mixup``
+    are booleans, numeric columns float64 (NaN = missing), others text. With ``sample_ids``
+    the table is aligned to them: phenotype rows of unmatched samples are NaN (a warning gives
+    the counts), and no shared sample at all is an error."""
+    path = Path(path)
+    header, body = _parse_rows(path)
+    id_col = next((c for c in ID_COLUMNS if c in header), None)
+    if id_col is None:
+        raise InputError(
+            f"no sample id column (expected one of {', '.join(ID_COLUMNS)}); header starts "
+            f"{header[:4]}",
+            file=path,
+            line=1,
+        )
+    j = first_duplicate(header)
+    if j is not None:
+        raise InputError(
+            f"duplicate column name {header[j]!r}", file=path, line=1, column=header[j]
+        )
+    table = np.array(body, dtype=object).reshape(len(body), len(header))
+    k = header.index(id_col)
+    ids = [str(v).strip() for v in table[:, k]]
+    j = first_duplicate(ids)
+    if j is not None:
+        first = ids.index(ids[j]) + 2
+        raise InputError(
+            f"duplicate sample id (first on line {first})", file=path, line=j + 2, column=id_col
+        )
+    missing_id = [i for i, v in enumerate(ids) if v in NA_TOKENS]
+    if missing_id:
+        raise InputError("missing sample id", file=path, line=missing_id[0] + 2, column=id_col)
+    columns: dict[str, pd.Series] = {}
+    for c, name in enumerate(header):
+        if c == k:
+            continue
+        raw = table[:, c].astype(str)
+        if name in FLAG_COLUMNS:
+            columns[name] = pd.Series(_flag_values(raw, file=path, column=name))
+            continue
+        missing = np.isin(raw, list(NA_TOKENS))
+        try:  # float() per value: exact (pandas' to_numeric parser is not correctly rounded)
+            numbers = np.where(missing, "nan", raw).astype(np.float64)
+        except ValueError:
+            columns[name] = pd.Series([None if m else v for v, m in zip(raw, missing, strict=True)])
+            continue
+        bad = ~missing & ~np.isfinite(numbers)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise InputError(
+                "not a finite number (write missing values as NA)",
+                file=path,
+                line=i + 2,
+                column=name,
+            )
+        columns[name] = pd.Series(numbers)
+    frame = pd.DataFrame(columns)
+    frame.index = pd.Index(ids, name="id")
+    if sample_ids is None:
+        return frame
+    wanted = pd.Index([str(s) for s in sample_ids], name="id")
+    shared = wanted.isin(frame.index)
+    if not shared.any():
+        raise InputError(
+            f"no sample id is shared with the genotypes ({len(wanted)} genotyped samples, "
+            f"{len(frame)} phenotype rows): check the {id_col!r} column",
+            file=path,
+            column=id_col,
+        )
+    if not shared.all() or len(frame) > shared.sum():
+        log.warning(
+            "%s: %d of %d genotyped samples have no phenotype row (their phenotypes are "
+            "missing); %d phenotype rows have no genotypes and are ignored",
+            path,
+            int((~shared).sum()),
+            len(wanted),
+            int(len(frame) - shared.sum()),
+        )
+    out = frame.reindex(wanted)
+    for flag in FLAG_COLUMNS:
+        if flag in out:
+            out[flag] = out[flag].astype("boolean").fillna(False).astype(bool)
+    return out
+
+
+def split_flags(pheno: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Separate the sample flag columns from the phenotypes (index dropped)."""
+    flags = {f: pheno[f].to_numpy(dtype=bool) for f in FLAG_COLUMNS if f in pheno}
+    rest = pheno.drop(columns=list(flags)).reset_index(drop=True)
+    return rest, flags
+
+
+def _format_column(col: pd.Series) -> list[str]:
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        out = []
+        for v in values.tolist():
+            if v != v:
+                out.append("NA")
+            elif v.is_integer() and abs(v) < 1e15:
+                out.append(str(int(v)))
+            else:
+                out.append(repr(v))
+        return out
+    if pd.api.types.is_bool_dtype(col):
+        return ["yes" if v else "no" for v in col.tolist()]
+    return ["NA" if pd.isna(v) else str(v) for v in col.tolist()]
+
+
+def write_pheno_csv(
+    path: Path, ids: Sequence[str], phenotypes: pd.DataFrame, flags: dict[str, np.ndarray]
+) -> None:
+    """Write ``id``, the flags (yes/no) and the phenotypes as comma-separated text; floats are
+    written with the shortest repr that round-trips, missing as ``NA``."""
+    names = ["id", *flags, *phenotypes.columns]
+    clash = [n for n in phenotypes.columns if n in ("id", *FLAG_COLUMNS, *ID_COLUMNS)]
+    if clash:
+        raise InputError(f"phenotype column {clash[0]!r} clashes with a reserved column name")
+    cols = [[str(i) for i in ids]]
+    cols += [["yes" if v else "no" for v in flag.tolist()] for flag in flags.values()]
+    cols += [_format_column(phenotypes[c]) for c in phenotypes.columns]
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(names)
+        writer.writerows(zip(*cols, strict=True))
+
+
+def find_pheno(directory: Path) -> Path | None:
+    """``pheno.csv`` (or ``pheno.csv.gz``) in a cohort directory; both present is an error."""
+    found = [p for p in (directory / "pheno.csv", directory / "pheno.csv.gz") if p.exists()]
+    if len(found) > 1:
+        raise InputError("both pheno.csv and pheno.csv.gz are present; keep one", file=directory)
+    return found[0] if found else None
+
+
+def assemble_cohort(
+    *,
+    dosages: np.ndarray,
+    variants: pd.DataFrame,
+    sample_ids: list[str],
+    discard: np.ndarray | None,
+    directory: Path,
+    source: str,
+) -> Cohort:
+    """Join genotypes with ``pheno.csv`` from ``directory`` (when present) into a Cohort."""
+    n = len(sample_ids)
+    flags = {
+        "discard": np.zeros(n, bool) if discard is None else discard,
+        "mixup": np.zeros(n, bool),
+    }
+    pheno_path = find_pheno(directory)
+    if pheno_path is None:
+        log.warning("%s: no pheno.csv; the cohort has no phenotypes", directory)
+        phenotypes = pd.DataFrame(index=pd.RangeIndex(n))
+    else:
+        table = read_pheno_csv(pheno_path, sample_ids)
+        phenotypes, extra = split_flags(table)
+        for name, values in extra.items():
+            flags[name] = flags[name] | values
+    samples = pd.DataFrame({"id": sample_ids, "discard": flags["discard"], "mixup": flags["mixup"]})
+    return Cohort(dosages, variants, samples, phenotypes, {}, source=source)

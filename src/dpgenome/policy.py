@@ -1,0 +1,1251 @@
+"""Release policies: a validated YAML schema -> frozen :class:`Policy`; ``evaluate`` -> findings.
+
+A policy is a YAML file (schema documented in ``policies/README.md``) whose rules compare
+metrics of the release results document (``results.json``, see ``docs/architecture.md``)
+against thresholds. Metrics are read by dotted paths into that document. Every configured
+rule yields one :class:`Finding` -- PASS, FAIL or NOT EVALUATED -- with the measured value,
+the threshold and the confidence interval where the audit reports one.
+
+The verdict is BLOCK when any *required* rule FAILs or cannot be evaluated: a missing
+measurement is never a pass. Every configured rule is required unless the policy lists its
+id under ``advisory`` (advisory findings are shown but never block).
+
+Validation walks the composed YAML node tree (``yaml.compose``) so an unknown key, a wrong
+type or a bad value is reported with the file and line of the offending node.
+
+Threshold choices are explained, with their sources, in the shipped policies
+(``policies/strict.yaml``, ``consortium.yaml``, ``internal.yaml``). Privacy-side rules follow
+NIST SP 800-226 (Guidelines for Evaluating Differential Privacy Guarantees, 2025); audit rules
+follow the membership-inference evaluation practice of Carlini et al. 2022 ("Membership
+Inference Attacks From First Principles": TPR at low FPR, not only AUC); the canary rule
+follows Jagielski et al. 2020 / Nasr et al. 2021 (an empirical epsilon lower bound above the
+claimed epsilon proves an implementation or accounting error).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dpgenome.errors import PolicyError
+
+SCHEMA_VERSION = 1
+
+
+class Status(StrEnum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    NOT_EVALUATED = "NOT EVALUATED"
+
+
+class Verdict(StrEnum):
+    APPROVE = "APPROVE"
+    BLOCK = "BLOCK"
+
+
+# ---------------------------------------------------------------------------- schema
+
+#: value kinds of the schema: how a YAML node is checked and converted
+_NUMBER, _INT, _PROB, _BOOL, _STR, _STRS, _DELTA, _RANGE = (
+    "a number",
+    "a non-negative integer",
+    "a number in [0, 1]",
+    "true or false",
+    "a string",
+    "a list of strings",
+    "'auto' or a number in (0, 1)",
+    "a list [low, high] of two numbers with low <= high",
+)
+
+#: section -> key -> (kind, one-line meaning). Documented in policies/README.md.
+SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
+    "privacy": {
+        "max_epsilon": (_NUMBER, "largest epsilon of this release"),
+        "max_lifetime_epsilon": (
+            _NUMBER,
+            "largest epsilon summed over every release of the cohort",
+        ),
+        "max_delta": (_DELTA, "largest delta; 'auto' = 1 / n ** delta_exponent"),
+        "delta_exponent": (_NUMBER, "exponent of the 'auto' delta bound (default 1.1)"),
+        "allow_no_formal_privacy": (_BOOL, "whether epsilon = inf (no DP) may be released"),
+        "min_holdout": (_INT, "smallest holdout (non-member) set of the audits"),
+    },
+    "membership": {
+        "attacks": (_STRS, "attacks that must have been run (audit.attacks.<name>)"),
+        "max_auc_ci_upper": (_PROB, "largest upper 95% CI bound of each attack's ROC AUC"),
+        "max_tpr_at_1pct_fpr": (_PROB, "largest true-positive rate at 1% false-positive rate"),
+    },
+    "nearest_neighbour": {
+        "max_share_closer_to_members_ci_upper": (
+            _PROB,
+            "largest upper CI bound of the share of synthetic records closer to a member "
+            "than to any holdout record (0.5 = no memorisation signal)",
+        ),
+        "max_exact_duplicate_genotypes": (_INT, "synthetic genotype rows equal to a member's"),
+    },
+    "kinship": {
+        "max_excess_first_degree_rate": (
+            _NUMBER,
+            "synthetic-member first-degree rate minus the holdout-member baseline rate",
+        ),
+        "max_synthetic_member_duplicate_pairs": (_INT, "synthetic-member pairs at duplicate level"),
+    },
+    "attribute_inference": {
+        "max_risk_ci_upper": (_PROB, "largest upper CI bound of the attribute-inference risk"),
+    },
+    "canary": {
+        "require_lower_bound_below_claimed": (
+            _BOOL,
+            "the empirical epsilon lower bound must not exceed the claimed epsilon",
+        ),
+    },
+    "fidelity": {
+        "min_recall": (_PROB, "smallest SNP recall of the synthetic GWAS at p < 1e-8"),
+        "min_precision": (_PROB, "smallest SNP precision of the synthetic GWAS at p < 1e-8"),
+        "min_loci_recovered_fraction": (_PROB, "smallest share of the real loci recovered"),
+        "max_spurious_loci": (_INT, "largest number of synthetic loci absent from the real GWAS"),
+        "lambda_gc_range": (_RANGE, "allowed genomic-control inflation of the synthetic GWAS"),
+    },
+    "signoff": {"roles": (_STRS, "roles that must sign the dossier before release")},
+    "overrides": {"allowed": (_BOOL, "whether a BLOCK verdict may be overridden with a reason")},
+}
+_TOP = {
+    "schema_version": (_INT, "policy schema version (1)"),
+    "name": (_STR, "short name shown in the dossier"),
+    "purpose": (_STR, "what releases under this policy are for"),
+    "advisory": (_STRS, "rule ids that are shown but never block"),
+    "custom": ("a list of rule mappings", "extra threshold rules on any dotted metric path"),
+}
+_CUSTOM_KEYS = {
+    "id": (_STR, "rule id (unique)"),
+    "title": (_STR, "plain-language title"),
+    "metric": (_STR, "dotted path into results.json"),
+    "max": (_NUMBER, "the metric must be <= max"),
+    "min": (_NUMBER, "the metric must be >= min"),
+}
+
+_FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+
+
+@dataclass(frozen=True)
+class CustomRule:
+    id: str
+    title: str
+    metric: str
+    max: float | None = None
+    min: float | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated release policy. ``None`` means the rule is not configured."""
+
+    name: str
+    purpose: str
+    path: str
+    sha256: str
+    schema_version: int = SCHEMA_VERSION
+    max_epsilon: float | None = None
+    max_lifetime_epsilon: float | None = None
+    max_delta: float | str | None = None  # "auto" or a number
+    delta_exponent: float = 1.1
+    allow_no_formal_privacy: bool = False
+    min_holdout: int | None = None
+    attacks: tuple[str, ...] = ()
+    max_auc_ci_upper: float | None = None
+    max_tpr_at_1pct_fpr: float | None = None
+    max_share_closer_to_members_ci_upper: float | None = None
+    max_exact_duplicate_genotypes: int | None = None
+    max_excess_first_degree_rate: float | None = None
+    max_synthetic_member_duplicate_pairs: int | None = None
+    max_risk_ci_upper: float | None = None
+    require_lower_bound_below_claimed: bool = False
+    min_recall: float | None = None
+    min_precision: float | None = None
+    min_loci_recovered_fraction: float | None = None
+    max_spurious_loci: int | None = None
+    lambda_gc_range: tuple[float, float] | None = None
+    signoff_roles: tuple[str, ...] = ()
+    overrides_allowed: bool = False
+    advisory: tuple[str, ...] = ()
+    custom: tuple[CustomRule, ...] = ()
+    #: "section.key" -> line in the policy file (1-based), for findings and messages
+    lines: Mapping[str, int] = field(default_factory=dict)
+
+    def line_of(self, key: str) -> int | None:
+        return self.lines.get(key)
+
+    def membership_rules_need_attacks(self) -> bool:
+        return self.max_auc_ci_upper is not None or self.max_tpr_at_1pct_fpr is not None
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _convert(node: yaml.Node, kind: str, key: str, file: str) -> Any:
+    def bad(extra: str = "") -> PolicyError:
+        shown = node.value if isinstance(node, yaml.ScalarNode) else f"a {type(node).__name__}"
+        return PolicyError(
+            f"{key} must be {kind}, got {shown!r}{extra}", file=file, line=_line(node), column=key
+        )
+
+    if kind in (_STRS, _RANGE):
+        if not isinstance(node, yaml.SequenceNode):
+            raise bad()
+        items = [
+            _convert(item, _STR if kind == _STRS else _NUMBER, key, file) for item in node.value
+        ]
+        if kind == _STRS:
+            if len(set(items)) != len(items):
+                raise bad(" (listed twice)")
+            return tuple(items)
+        if len(items) != 2 or items[0] > items[1]:
+            raise bad()
+        return (float(items[0]), float(items[1]))
+    if not isinstance(node, yaml.ScalarNode):
+        raise bad()
+    value = _CONSTRUCTOR.construct_object(node, deep=True)
+    # YAML 1.1 reads a plain 1e-6 (no dot) as a string: accept it as the number it looks like.
+    if isinstance(value, str) and node.style is None and _FLOAT_RE.match(value):
+        value = float(value)
+    if kind == _BOOL:
+        if not isinstance(value, bool):
+            raise bad()
+        return value
+    if kind == _STR:
+        if not isinstance(value, str) or not value.strip():
+            raise bad()
+        return value
+    if kind == _DELTA:
+        if value == "auto":
+            return "auto"
+        kind_number = _NUMBER
+        out = _convert(node, kind_number, key, file)
+        if not 0.0 < out < 1.0:
+            raise bad()
+        return out
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise bad()
+    if kind == _INT:
+        if not isinstance(value, int) or value < 0:
+            raise bad()
+        return int(value)
+    if kind == _PROB and not 0.0 <= value <= 1.0:
+        raise bad()
+    return float(value)
+
+
+def _mapping(node: yaml.Node, what: str, file: str) -> Iterator[tuple[str, yaml.Node, yaml.Node]]:
+    if not isinstance(node, yaml.MappingNode):
+        raise PolicyError(
+            f"{what} must be a mapping of keys to values", file=file, line=_line(node)
+        )
+    seen: set[str] = set()
+    for key_node, value_node in node.value:
+        key = str(key_node.value)
+        if key in seen:
+            raise PolicyError(
+                f"key {key!r} appears twice in {what}", file=file, line=_line(key_node), column=key
+            )
+        seen.add(key)
+        yield key, key_node, value_node
+
+
+def _unknown(key: str, known: Iterator[str] | Sequence[str], where: str) -> str:
+    return f"unknown key {key!r} in {where}; valid keys: {', '.join(sorted(known))}"
+
+
+def parse_policy(text: str, *, file: str = "<policy>") -> Policy:
+    """Validate a policy given as YAML text (see :func:`load_policy`)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        raise PolicyError(
+            f"not valid YAML: {getattr(err, 'problem', err)}",
+            file=file,
+            line=None if mark is None else mark.line + 1,
+        ) from None
+    if root is None:
+        raise PolicyError("the policy file is empty", file=file)
+    values: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    top: dict[str, Any] = {}
+    for key, key_node, value_node in _mapping(root, "the policy", file):
+        if key in SCHEMA:
+            for sub, sub_node, sub_value in _mapping(value_node, f"section {key!r}", file):
+                if sub not in SCHEMA[key]:
+                    raise PolicyError(
+                        _unknown(sub, list(SCHEMA[key]), f"section {key!r}"),
+                        file=file,
+                        line=_line(sub_node),
+                        column=sub,
+                    )
+                kind = SCHEMA[key][sub][0]
+                values[f"{key}.{sub}"] = _convert(sub_value, kind, f"{key}.{sub}", file)
+                lines[f"{key}.{sub}"] = _line(sub_node)
+        elif key == "custom":
+            top["custom"] = _parse_custom(value_node, file, lines)
+            lines["custom"] = _line(key_node)
+        elif key in _TOP:
+            top[key] = _convert(value_node, _TOP[key][0], key, file)
+            lines[key] = _line(key_node)
+        else:
+            raise PolicyError(
+                _unknown(key, [*SCHEMA, *_TOP], "the policy"),
+                file=file,
+                line=_line(key_node),
+                column=key,
+            )
+    version = top.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise PolicyError(
+            f"schema_version must be {SCHEMA_VERSION} (got {version!r})",
+            file=file,
+            line=lines.get("schema_version"),
+            column="schema_version",
+        )
+    if "name" not in top:
+        raise PolicyError("the policy needs a 'name'", file=file)
+
+    def get(key: str, default: Any = None) -> Any:
+        return values.get(key, default)
+
+    policy = Policy(
+        name=top["name"],
+        purpose=top.get("purpose", ""),
+        path=file,
+        sha256=hashlib.sha256(text.encode()).hexdigest(),
+        max_epsilon=get("privacy.max_epsilon"),
+        max_lifetime_epsilon=get("privacy.max_lifetime_epsilon"),
+        max_delta=get("privacy.max_delta"),
+        delta_exponent=get("privacy.delta_exponent", 1.1),
+        allow_no_formal_privacy=get("privacy.allow_no_formal_privacy", False),
+        min_holdout=get("privacy.min_holdout"),
+        attacks=get("membership.attacks", ()),
+        max_auc_ci_upper=get("membership.max_auc_ci_upper"),
+        max_tpr_at_1pct_fpr=get("membership.max_tpr_at_1pct_fpr"),
+        max_share_closer_to_members_ci_upper=get(
+            "nearest_neighbour.max_share_closer_to_members_ci_upper"
+        ),
+        max_exact_duplicate_genotypes=get("nearest_neighbour.max_exact_duplicate_genotypes"),
+        max_excess_first_degree_rate=get("kinship.max_excess_first_degree_rate"),
+        max_synthetic_member_duplicate_pairs=get("kinship.max_synthetic_member_duplicate_pairs"),
+        max_risk_ci_upper=get("attribute_inference.max_risk_ci_upper"),
+        require_lower_bound_below_claimed=get("canary.require_lower_bound_below_claimed", False),
+        min_recall=get("fidelity.min_recall"),
+        min_precision=get("fidelity.min_precision"),
+        min_loci_recovered_fraction=get("fidelity.min_loci_recovered_fraction"),
+        max_spurious_loci=get("fidelity.max_spurious_loci"),
+        lambda_gc_range=get("fidelity.lambda_gc_range"),
+        signoff_roles=get("signoff.roles", ()),
+        overrides_allowed=get("overrides.allowed", False),
+        advisory=top.get("advisory", ()),
+        custom=top.get("custom", ()),
+        lines=lines,
+    )
+    if "privacy.delta_exponent" in values and policy.delta_exponent < 1.0:
+        raise PolicyError(
+            "privacy.delta_exponent must be >= 1 (delta must be well below 1/n)",
+            file=file,
+            line=lines["privacy.delta_exponent"],
+            column="privacy.delta_exponent",
+        )
+    if policy.membership_rules_need_attacks() and not policy.attacks:
+        raise PolicyError(
+            "membership thresholds are set but membership.attacks lists no attack",
+            file=file,
+            line=lines.get("membership.max_auc_ci_upper")
+            or lines.get("membership.max_tpr_at_1pct_fpr"),
+            column="membership.attacks",
+        )
+    known_ids = {spec.id for spec in rule_specs(policy)}
+    for rule_id in policy.advisory:
+        if rule_id not in known_ids:
+            raise PolicyError(
+                f"advisory lists {rule_id!r}, which is not a rule of this policy; rules: "
+                + ", ".join(sorted(known_ids)),
+                file=file,
+                line=lines.get("advisory"),
+                column="advisory",
+            )
+    return policy
+
+
+def _parse_custom(node: yaml.Node, file: str, lines: dict[str, int]) -> tuple[CustomRule, ...]:
+    if not isinstance(node, yaml.SequenceNode):
+        raise PolicyError(
+            "custom must be a list of rules", file=file, line=_line(node), column="custom"
+        )
+    rules: list[CustomRule] = []
+    for item in node.value:
+        fields: dict[str, Any] = {}
+        for key, key_node, value_node in _mapping(item, "a custom rule", file):
+            if key not in _CUSTOM_KEYS:
+                raise PolicyError(
+                    _unknown(key, list(_CUSTOM_KEYS), "a custom rule"),
+                    file=file,
+                    line=_line(key_node),
+                    column=key,
+                )
+            fields[key] = _convert(value_node, _CUSTOM_KEYS[key][0], f"custom.{key}", file)
+        missing = [k for k in ("id", "metric") if k not in fields]
+        if missing or ("max" not in fields and "min" not in fields):
+            raise PolicyError(
+                "a custom rule needs id, metric and max and/or min",
+                file=file,
+                line=_line(item),
+                column="custom",
+            )
+        rule_id = f"custom.{fields['id']}"
+        if rule_id in lines:
+            raise PolicyError(
+                f"custom rule id {fields['id']!r} is used twice", file=file, line=_line(item)
+            )
+        lines[rule_id] = _line(item)
+        rules.append(
+            CustomRule(
+                id=fields["id"],
+                title=fields.get("title", fields["id"]),
+                metric=fields["metric"],
+                max=fields.get("max"),
+                min=fields.get("min"),
+            )
+        )
+    return tuple(rules)
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read and validate a policy file; errors name the file, the line and the key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PolicyError("policy file not found", file=path) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise PolicyError(f"cannot read the policy file: {err}", file=path) from None
+    return parse_policy(text, file=str(path))
+
+
+# ---------------------------------------------------------------------------- results access
+
+_MISSING = object()
+
+
+def lookup(results: Mapping[str, Any], path: str) -> Any:
+    """Value at a dotted path, or the module-level ``_MISSING`` sentinel.
+
+    Keys may themselves contain dots (``tpr_at_fpr_0.01``, ``1e-08`` thresholds written as
+    ``1.0e-08``): at each level the longest run of segments that names a key wins.
+    """
+    parts = path.split(".")
+    node: Any = results
+    i = 0
+    while i < len(parts):
+        if not isinstance(node, Mapping):
+            return _MISSING
+        for j in range(len(parts), i, -1):
+            key = ".".join(parts[i:j])
+            if key in node:
+                node = node[key]
+                i = j
+                break
+        else:
+            return _MISSING
+    return node
+
+
+def is_missing(value: Any) -> bool:
+    return value is _MISSING
+
+
+def why_missing(results: Mapping[str, Any], path: str) -> str:
+    """Why a metric is absent: the nearest enclosing block's ``reason`` (an audit that was
+    not run says why), else "<path> is missing"."""
+    parts = path.split(".")
+    for k in range(len(parts) - 1, 0, -1):
+        block = lookup(results, ".".join(parts[:k]))
+        if isinstance(block, Mapping) and isinstance(block.get("reason"), str):
+            status = block.get("status", "not measured")
+            return f"{path} is missing ({status}: {block['reason']})"
+    return f"{path} is missing"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if math.isnan(value):
+        return None
+    return float(value)
+
+
+def _ci(value: Any) -> tuple[float, float] | None:
+    if isinstance(value, list | tuple) and len(value) == 2:
+        lo, hi = _number(value[0]), _number(value[1])
+        if lo is not None and hi is not None:
+            return (lo, hi)
+    return None
+
+
+def fmt(value: Any) -> str:
+    """Short human-readable number (used in findings and the dossier)."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if math.isinf(value):
+            return "∞" if value > 0 else "-∞"
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
+            return f"{value:.3g}"
+        return f"{value:.4g}"
+    return str(value)
+
+
+# ---------------------------------------------------------------------------- findings
+
+
+@dataclass(frozen=True)
+class EvaluationContext:
+    """What the results document cannot know: the cohort's privacy spending before this
+    release (from the lifetime ledger). ``None`` = unknown, so a lifetime cap is NOT
+    EVALUATED (and blocks)."""
+
+    lifetime_epsilon_spent: float | None = None
+    lifetime_delta_spent: float | None = None
+    lifetime_releases: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        eps = self.lifetime_epsilon_spent
+        return {
+            "lifetime_epsilon_spent": None if eps is not None and math.isinf(eps) else eps,
+            "lifetime_epsilon_spent_is_inf": eps is not None and math.isinf(eps),
+            "lifetime_delta_spent": self.lifetime_delta_spent,
+            "lifetime_releases": self.lifetime_releases,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> EvaluationContext:
+        if not data:
+            return cls()
+        eps = data.get("lifetime_epsilon_spent")
+        if data.get("lifetime_epsilon_spent_is_inf"):
+            eps = math.inf
+        return cls(eps, data.get("lifetime_delta_spent"), data.get("lifetime_releases"))
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    title: str
+    status: Status
+    measured: float | str | None
+    threshold: str
+    metric: str
+    required: bool
+    detail: str = ""
+    ci: tuple[float, float] | None = None
+    policy_line: int | None = None
+
+    @property
+    def blocks(self) -> bool:
+        return self.required and self.status != Status.PASS
+
+    def to_dict(self) -> dict[str, Any]:
+        measured = self.measured
+        if isinstance(measured, float) and not math.isfinite(measured):
+            measured = fmt(measured)
+        return {
+            "rule": self.rule,
+            "title": self.title,
+            "status": str(self.status),
+            "measured": measured,
+            "threshold": self.threshold,
+            "ci": None if self.ci is None else list(self.ci),
+            "metric": self.metric,
+            "required": self.required,
+            "detail": self.detail,
+            "policy_line": self.policy_line,
+        }
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    policy_name: str
+    policy_sha256: str
+    findings: tuple[Finding, ...]
+    context: EvaluationContext
+    policy_purpose: str = ""
+    signoff_roles: tuple[str, ...] = ()
+    overrides_allowed: bool = False
+
+    @property
+    def verdict(self) -> Verdict:
+        return Verdict.BLOCK if self.failing else Verdict.APPROVE
+
+    @property
+    def failing(self) -> tuple[Finding, ...]:
+        """The findings that block: required rules that FAIL or are NOT EVALUATED."""
+        return tuple(f for f in self.findings if f.blocks)
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        """Advisory rules that did not pass."""
+        return tuple(f for f in self.findings if not f.required and f.status != Status.PASS)
+
+    def counts(self) -> dict[str, int]:
+        return {s.value: sum(f.status == s for f in self.findings) for s in Status}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy_name,
+            "policy_sha256": self.policy_sha256,
+            "verdict": str(self.verdict),
+            "failing": [f.rule for f in self.failing],
+            "counts": self.counts(),
+            "context": self.context.to_dict(),
+            "signoff_roles": list(self.signoff_roles),
+            "overrides_allowed": self.overrides_allowed,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """One configured rule: its id, plain title, the metric path(s) it reads and its check."""
+
+    id: str
+    title: str
+    metric: str
+    key: str  # policy key ("section.key") for the line number
+    check: Callable[[Mapping[str, Any], EvaluationContext], Finding]
+
+
+def _finding(
+    spec_id: str,
+    title: str,
+    metric: str,
+    threshold: str,
+    status: Status,
+    measured: float | str | None,
+    detail: str = "",
+    ci: tuple[float, float] | None = None,
+) -> Finding:
+    # required / policy_line are filled in by evaluate()
+    return Finding(spec_id, title, status, measured, threshold, metric, True, detail, ci, None)
+
+
+def _not_evaluated(spec_id: str, title: str, metric: str, threshold: str, why: str) -> Finding:
+    return _finding(spec_id, title, metric, threshold, Status.NOT_EVALUATED, None, why)
+
+
+def _bound_rule(
+    rule_id: str,
+    title: str,
+    metric: str,
+    key: str,
+    *,
+    max_value: float | None = None,
+    min_value: float | None = None,
+    ci_path: str | None = None,
+    show_ci: str | None = None,
+    note: str = "",
+) -> RuleSpec:
+    """``metric <= max`` / ``>= min``. With ``ci_path`` the rule compares the CI bound on the
+    unfavourable side (upper for a max, lower for a min) and needs the CI to be present."""
+    parts = []
+    if min_value is not None:
+        parts.append(f">= {fmt(min_value)}")
+    if max_value is not None:
+        parts.append(f"<= {fmt(max_value)}")
+    threshold = " and ".join(parts)
+    if ci_path is not None:
+        threshold = (
+            "95% CI upper bound " if max_value is not None else "95% CI lower bound "
+        ) + threshold
+    shown_metric = metric if ci_path is None else f"{metric} (CI: {ci_path})"
+
+    def check(results: Mapping[str, Any], _ctx: EvaluationContext) -> Finding:
+        raw = lookup(results, metric)
+        if is_missing(raw):
+            return _not_evaluated(
+                rule_id, title, shown_metric, threshold, why_missing(results, metric)
+            )
+        value = _number(raw)
+        if value is None:
+            return _not_evaluated(
+                rule_id, title, shown_metric, threshold, f"{metric} is not a number ({raw!r})"
+            )
+        ci = None
+        compared = value
+        if show_ci is not None:  # shown beside the value, not compared
+            raw_shown = lookup(results, show_ci)
+            ci = None if is_missing(raw_shown) else _ci(raw_shown)
+        if ci_path is not None:
+            raw_ci = lookup(results, ci_path)
+            ci = None if is_missing(raw_ci) else _ci(raw_ci)
+            if ci is None:
+                return _finding(
+                    rule_id,
+                    title,
+                    shown_metric,
+                    threshold,
+                    Status.NOT_EVALUATED,
+                    value,
+                    f"{ci_path} is missing: the rule needs the confidence interval",
+                )
+            compared = ci[1] if max_value is not None else ci[0]
+        ok = (max_value is None or compared <= max_value) and (
+            min_value is None or compared >= min_value
+        )
+        status = Status.PASS if ok else Status.FAIL
+        return _finding(rule_id, title, shown_metric, threshold, status, value, note, ci)
+
+    return RuleSpec(rule_id, title, shown_metric, key, check)
+
+
+def _epsilon(results: Mapping[str, Any]) -> tuple[bool, float | None, str]:
+    """(present, epsilon or inf, why-not). ``ledger.epsilon`` null or ``no_formal_privacy``
+    true means epsilon = inf."""
+    ledger = lookup(results, "ledger")
+    if is_missing(ledger) or not isinstance(ledger, Mapping) or "epsilon" not in ledger:
+        return False, None, "ledger.epsilon is missing"
+    eps = ledger["epsilon"]
+    if eps is None or ledger.get("no_formal_privacy") is True:
+        return True, math.inf, ""
+    value = _number(eps)
+    if value is None or value < 0:
+        return False, None, f"ledger.epsilon is not a non-negative number ({eps!r})"
+    return True, value, ""
+
+
+def _privacy_rules(p: Policy) -> list[RuleSpec]:
+    rules: list[RuleSpec] = []
+
+    def no_formal(results: Mapping[str, Any], _ctx: EvaluationContext) -> Finding:
+        rid, title, metric = (
+            "privacy.no_formal_privacy",
+            "Formal privacy guarantee",
+            "ledger.epsilon",
+        )
+        threshold = "epsilon finite" if not p.allow_no_formal_privacy else "epsilon = ∞ allowed"
+        ok, eps, why = _epsilon(results)
+        if not ok:
+            return _not_evaluated(rid, title, metric, threshold, why)
+        if eps is not None and math.isinf(eps):
+            if p.allow_no_formal_privacy:
+                return _finding(
+                    rid,
+                    title,
+                    metric,
+                    threshold,
+                    Status.PASS,
+                    eps,
+                    "NO FORMAL PRIVACY: epsilon is infinite; this policy allows it",
+                )
+            return _finding(
+                rid,
+                title,
+                metric,
+                threshold,
+                Status.FAIL,
+                eps,
+                "NO FORMAL PRIVACY: epsilon is infinite (non-private synthesis)",
+            )
+        return _finding(rid, title, metric, threshold, Status.PASS, eps)
+
+    rules.append(
+        RuleSpec(
+            "privacy.no_formal_privacy",
+            "Formal privacy guarantee",
+            "ledger.epsilon",
+            "privacy.allow_no_formal_privacy",
+            no_formal,
+        )
+    )
+
+    if p.max_epsilon is not None:
+        cap = p.max_epsilon
+
+        def max_eps(results: Mapping[str, Any], _ctx: EvaluationContext) -> Finding:
+            rid, title, metric = "privacy.max_epsilon", "Epsilon of this release", "ledger.epsilon"
+            threshold = f"<= {fmt(cap)}"
+            ok, eps, why = _epsilon(results)
+            if not ok or eps is None:
+                return _not_evaluated(rid, title, metric, threshold, why)
+            if math.isinf(eps) and p.allow_no_formal_privacy:
+                return _finding(
+                    rid,
+                    title,
+                    metric,
+                    threshold,
+                    Status.PASS,
+                    eps,
+                    "cap applies to DP releases; no-formal-privacy releases are allowed",
+                )
+            status = Status.PASS if eps <= cap else Status.FAIL
+            return _finding(rid, title, metric, threshold, status, eps)
+
+        rules.append(
+            RuleSpec(
+                "privacy.max_epsilon",
+                "Epsilon of this release",
+                "ledger.epsilon",
+                "privacy.max_epsilon",
+                max_eps,
+            )
+        )
+
+    if p.max_lifetime_epsilon is not None:
+        life_cap = p.max_lifetime_epsilon
+
+        def lifetime(results: Mapping[str, Any], ctx: EvaluationContext) -> Finding:
+            rid, title = "privacy.max_lifetime_epsilon", "Lifetime epsilon of the cohort"
+            metric = "ledger.epsilon + lifetime ledger"
+            threshold = f"<= {fmt(life_cap)} (basic composition: sum over releases)"
+            ok, eps, why = _epsilon(results)
+            if not ok or eps is None:
+                return _not_evaluated(rid, title, metric, threshold, why)
+            if ctx.lifetime_epsilon_spent is None:
+                return _not_evaluated(
+                    rid, title, metric, threshold, "no lifetime ledger was consulted"
+                )
+            total = ctx.lifetime_epsilon_spent + eps
+            n_before = ctx.lifetime_releases or 0
+            detail = f"{fmt(ctx.lifetime_epsilon_spent)} spent by {n_before} earlier release(s)"
+            if math.isinf(total) and p.allow_no_formal_privacy:
+                return _finding(
+                    rid,
+                    title,
+                    metric,
+                    threshold,
+                    Status.PASS,
+                    total,
+                    detail + "; no-formal-privacy releases are allowed",
+                )
+            status = Status.PASS if total <= life_cap else Status.FAIL
+            return _finding(rid, title, metric, threshold, status, total, detail)
+
+        rules.append(
+            RuleSpec(
+                "privacy.max_lifetime_epsilon",
+                "Lifetime epsilon of the cohort",
+                "ledger.epsilon",
+                "privacy.max_lifetime_epsilon",
+                lifetime,
+            )
+        )
+
+    if p.max_delta is not None:
+        max_delta = p.max_delta
+
+        def delta(results: Mapping[str, Any], _ctx: EvaluationContext) -> Finding:
+            rid, title, metric = "privacy.max_delta", "Delta of this release", "ledger.delta"
+            if max_delta == "auto":
+                # n is the size of the data set the mechanism sees: the training members
+                # (falling back to the whole cohort when no split is recorded).
+                n_raw = lookup(results, "split.n_members")
+                if is_missing(n_raw):
+                    n_raw = lookup(results, "cohort.n_samples")
+                n = _number(n_raw) if not is_missing(n_raw) else None
+                threshold = f"<= 1/n^{fmt(p.delta_exponent)}"
+                if n is None or n < 1:
+                    return _not_evaluated(
+                        rid,
+                        title,
+                        metric,
+                        threshold,
+                        "split.n_members and cohort.n_samples are missing: the 'auto' bound "
+                        "needs n",
+                    )
+                # 1e-9 relative slack: delta = 1/n^1.1 computed elsewhere may differ by an ulp
+                bound = float(n) ** -p.delta_exponent * (1 + 1e-9)
+                threshold = (
+                    f"<= 1/n^{fmt(p.delta_exponent)} = {fmt(bound)} (n = {int(n):,} training "
+                    "members)"
+                )
+            else:
+                bound = float(max_delta)
+                threshold = f"<= {fmt(bound)}"
+            ok, eps, _ = _epsilon(results)
+            if ok and eps is not None and math.isinf(eps) and p.allow_no_formal_privacy:
+                return _finding(
+                    rid,
+                    title,
+                    metric,
+                    threshold,
+                    Status.PASS,
+                    None,
+                    "not applicable: no formal privacy, allowed by this policy",
+                )
+            raw = lookup(results, "ledger.delta")
+            value = None if is_missing(raw) else _number(raw)
+            if value is None:
+                return _not_evaluated(rid, title, metric, threshold, "ledger.delta is missing")
+            status = Status.PASS if value <= bound else Status.FAIL
+            return _finding(rid, title, metric, threshold, status, value)
+
+        rules.append(
+            RuleSpec(
+                "privacy.max_delta",
+                "Delta of this release",
+                "ledger.delta",
+                "privacy.max_delta",
+                delta,
+            )
+        )
+
+    if p.min_holdout is not None:
+        rules.append(
+            _bound_rule(
+                "privacy.min_holdout",
+                "Holdout (non-member) set large enough for the audits",
+                "split.n_holdout",
+                "privacy.min_holdout",
+                min_value=float(p.min_holdout),
+            )
+        )
+    return rules
+
+
+def _attack_rules(p: Policy) -> list[RuleSpec]:
+    rules: list[RuleSpec] = []
+    for attack in p.attacks:
+        base = f"audit.attacks.{attack}"
+        if p.max_auc_ci_upper is not None:
+            rules.append(
+                _bound_rule(
+                    f"membership.{attack}.auc",
+                    f"Membership inference ({attack}): ROC AUC",
+                    f"{base}.auc",
+                    "membership.max_auc_ci_upper",
+                    max_value=p.max_auc_ci_upper,
+                    ci_path=f"{base}.auc_ci",
+                )
+            )
+        if p.max_tpr_at_1pct_fpr is not None:
+            rules.append(
+                _bound_rule(
+                    f"membership.{attack}.tpr_at_1pct_fpr",
+                    f"Membership inference ({attack}): true-positive rate at 1% false positives",
+                    f"{base}.tpr_at_fpr_0.01",
+                    "membership.max_tpr_at_1pct_fpr",
+                    max_value=p.max_tpr_at_1pct_fpr,
+                )
+            )
+    return rules
+
+
+def _leakage_rules(p: Policy) -> list[RuleSpec]:
+    rules: list[RuleSpec] = []
+    nn = "audit.nearest_neighbour"
+    if p.max_share_closer_to_members_ci_upper is not None:
+        rules.append(
+            _bound_rule(
+                "nearest_neighbour.share_closer_to_members",
+                "Synthetic records closer to members than to holdout",
+                f"{nn}.share_closer_to_members",
+                "nearest_neighbour.max_share_closer_to_members_ci_upper",
+                max_value=p.max_share_closer_to_members_ci_upper,
+                ci_path=f"{nn}.share_closer_to_members_ci",
+                note="0.5 means synthetic records are no closer to members than to non-members",
+            )
+        )
+    if p.max_exact_duplicate_genotypes is not None:
+        rules.append(
+            _bound_rule(
+                "nearest_neighbour.exact_duplicate_genotypes",
+                "Synthetic genotype rows identical to a member's",
+                f"{nn}.exact_duplicate_genotypes",
+                "nearest_neighbour.max_exact_duplicate_genotypes",
+                max_value=float(p.max_exact_duplicate_genotypes),
+            )
+        )
+    kin = "audit.kinship"
+    if p.max_excess_first_degree_rate is not None:
+        rules.append(
+            _bound_rule(
+                "kinship.excess_first_degree",
+                "Synthetic-member first-degree relatives beyond the holdout baseline",
+                f"{kin}.excess_first_degree_rate",
+                "kinship.max_excess_first_degree_rate",
+                max_value=p.max_excess_first_degree_rate,
+                show_ci=f"{kin}.excess_first_degree_rate_ci",
+                note="rate of synthetic-member pairs at kinship >= 0.177 minus the same rate "
+                "for holdout-member pairs",
+            )
+        )
+    if p.max_synthetic_member_duplicate_pairs is not None:
+        rules.append(
+            _bound_rule(
+                "kinship.duplicate_pairs",
+                "Synthetic-member pairs at duplicate/identical-twin level",
+                f"{kin}.synthetic_member_duplicate_pairs",
+                "kinship.max_synthetic_member_duplicate_pairs",
+                max_value=float(p.max_synthetic_member_duplicate_pairs),
+            )
+        )
+    if p.max_risk_ci_upper is not None:
+        cap = p.max_risk_ci_upper
+
+        def attribute(results: Mapping[str, Any], _ctx: EvaluationContext) -> Finding:
+            rid, title = "attribute_inference.risk", "Attribute inference risk"
+            metric = "audit.attribute_inference.*.risk_ci"
+            threshold = f"95% CI upper bound <= {fmt(cap)} for every phenotype"
+            block = lookup(results, "audit.attribute_inference")
+            if is_missing(block) or not isinstance(block, Mapping) or not block:
+                return _not_evaluated(
+                    rid, title, metric, threshold, "audit.attribute_inference is missing"
+                )
+            worst: tuple[str, float, tuple[float, float]] | None = None
+            for pheno, entry in block.items():
+                ci = _ci(entry.get("risk_ci")) if isinstance(entry, Mapping) else None
+                risk = _number(entry.get("risk")) if isinstance(entry, Mapping) else None
+                if ci is None or risk is None:
+                    return _not_evaluated(
+                        rid, title, metric, threshold, f"risk or risk_ci missing for {pheno}"
+                    )
+                if worst is None or ci[1] > worst[2][1]:
+                    worst = (str(pheno), risk, ci)
+            assert worst is not None
+            status = Status.PASS if worst[2][1] <= cap else Status.FAIL
+            return _finding(
+                rid,
+                title,
+                metric,
+                threshold,
+                status,
+                worst[1],
+                f"worst phenotype: {worst[0]}",
+                worst[2],
+            )
+
+        rules.append(
+            RuleSpec(
+                "attribute_inference.risk",
+                "Attribute inference risk",
+                "audit.attribute_inference",
+                "attribute_inference.max_risk_ci_upper",
+                attribute,
+            )
+        )
+    if p.require_lower_bound_below_claimed:
+
+        def canary(results: Mapping[str, Any], _ctx: EvaluationContext) -> Finding:
+            rid, title = "canary.lower_bound", "Canary audit: empirical epsilon lower bound"
+            metric = "audit.canary.epsilon_lower_bound"
+            threshold = "<= claimed epsilon"
+            raw = lookup(results, metric)
+            lower = None if is_missing(raw) else _number(raw)
+            ok, eps, why = _epsilon(results)
+            if lower is None:
+                return _not_evaluated(rid, title, metric, threshold, why_missing(results, metric))
+            if not ok or eps is None:
+                return _not_evaluated(rid, title, metric, threshold, why)
+            threshold = f"<= claimed epsilon ({fmt(eps)})"
+            conf = lookup(results, "audit.canary.confidence")
+            detail = "" if is_missing(conf) else f"{fmt(conf)} one-sided confidence"
+            status = Status.PASS if lower <= eps else Status.FAIL
+            if status is Status.FAIL:
+                detail += (
+                    "; the measured leakage exceeds the claim: accounting or implementation error"
+                )
+            return _finding(rid, title, metric, threshold, status, lower, detail.strip("; "))
+
+        rules.append(
+            RuleSpec(
+                "canary.lower_bound",
+                "Canary audit: empirical epsilon lower bound",
+                "audit.canary.epsilon_lower_bound",
+                "canary.require_lower_bound_below_claimed",
+                canary,
+            )
+        )
+    return rules
+
+
+def _fidelity_rules(p: Policy) -> list[RuleSpec]:
+    rules: list[RuleSpec] = []
+    at = "fidelity.gwas.thresholds.1e-08"
+    if p.min_recall is not None:
+        rules.append(
+            _bound_rule(
+                "fidelity.recall",
+                "GWAS SNP recall at p < 1e-8",
+                f"{at}.recall",
+                "fidelity.min_recall",
+                min_value=p.min_recall,
+            )
+        )
+    if p.min_precision is not None:
+        rules.append(
+            _bound_rule(
+                "fidelity.precision",
+                "GWAS SNP precision at p < 1e-8",
+                f"{at}.precision",
+                "fidelity.min_precision",
+                min_value=p.min_precision,
+            )
+        )
+    if p.min_loci_recovered_fraction is not None:
+        need = p.min_loci_recovered_fraction
+
+        def loci(results: Mapping[str, Any], _ctx: EvaluationContext) -> Finding:
+            rid, title = "fidelity.loci_recovered", "Real GWAS loci recovered"
+            metric = "fidelity.gwas.loci.recovered / real_loci"
+            threshold = f">= {fmt(need)} of the real loci"
+            rec = _number(lookup(results, "fidelity.gwas.loci.recovered"))
+            real = _number(lookup(results, "fidelity.gwas.loci.real_loci"))
+            if rec is None or real is None:
+                return _not_evaluated(
+                    rid,
+                    title,
+                    metric,
+                    threshold,
+                    "fidelity.gwas.loci.recovered or real_loci is missing",
+                )
+            if real == 0:
+                return _not_evaluated(
+                    rid, title, metric, threshold, "the real GWAS has no locus: nothing to recover"
+                )
+            share = rec / real
+            status = Status.PASS if share >= need else Status.FAIL
+            return _finding(
+                rid, title, metric, threshold, status, share, f"{int(rec)} of {int(real)} loci"
+            )
+
+        rules.append(
+            RuleSpec(
+                "fidelity.loci_recovered",
+                "Real GWAS loci recovered",
+                "fidelity.gwas.loci",
+                "fidelity.min_loci_recovered_fraction",
+                loci,
+            )
+        )
+    if p.max_spurious_loci is not None:
+        rules.append(
+            _bound_rule(
+                "fidelity.spurious_loci",
+                "Spurious loci (synthetic only)",
+                "fidelity.gwas.loci.spurious",
+                "fidelity.max_spurious_loci",
+                max_value=float(p.max_spurious_loci),
+            )
+        )
+    if p.lambda_gc_range is not None:
+        lo, hi = p.lambda_gc_range
+        rules.append(
+            _bound_rule(
+                "fidelity.lambda_gc",
+                "Genomic inflation (lambda_GC) of the synthetic GWAS",
+                "fidelity.gwas.lambda_gc.synthetic",
+                "fidelity.lambda_gc_range",
+                min_value=lo,
+                max_value=hi,
+            )
+        )
+    return rules
+
+
+def rule_specs(policy: Policy) -> list[RuleSpec]:
+    """Every rule the policy configures, in dossier order."""
+    specs = [
+        *_privacy_rules(policy),
+        *_attack_rules(policy),
+        *_leakage_rules(policy),
+        *_fidelity_rules(policy),
+    ]
+    for rule in policy.custom:
+        specs.append(
+            _bound_rule(
+                f"custom.{rule.id}",
+                rule.title,
+                rule.metric,
+                f"custom.{rule.id}",
+                max_value=rule.max,
+                min_value=rule.min,
+            )
+        )
+    return specs
+
+
+def evaluate(
+    results: Mapping[str, Any],
+    policy: Policy,
+    *,
+    context: EvaluationContext | None = None,
+) -> Evaluation:
+    """Evaluate every rule of ``policy`` on a results document; never raises on missing data.
+
+    A required rule that FAILs or cannot be evaluated (its metric missing or not a number)
+    makes the verdict BLOCK.
+    """
+    context = context or EvaluationContext()
+    findings = []
+    for spec in rule_specs(policy):
+        found = spec.check(results, context)
+        findings.append(
+            Finding(
+                found.rule,
+                found.title,
+                found.status,
+                found.measured,
+                found.threshold,
+                found.metric,
+                spec.id not in policy.advisory,
+                found.detail,
+                found.ci,
+                policy.line_of(spec.key),
+            )
+        )
+    return Evaluation(
+        policy.name,
+        policy.sha256,
+        tuple(findings),
+        context,
+        policy_purpose=policy.purpose,
+        signoff_roles=policy.signoff_roles,
+        overrides_allowed=policy.overrides_allowed,
+    )
+
+
+@dataclass(frozen=True)
+class Override:
+    """A signed decision to release despite a BLOCK verdict (never allowed by ``strict``)."""
+
+    reason: str
+    signer: str
+    timestamp: str  # ISO 8601, UTC
+
+    def to_dict(self) -> dict[str, str]:
+        return {"reason": self.reason, "signer": self.signer, "timestamp": self.timestamp}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Override:
+        return cls(str(data["reason"]), str(data["signer"]), str(data["timestamp"]))
+
+
+def describe_failing(evaluation: Evaluation) -> list[str]:
+    """One line per blocking finding, for the CLI and the dossier banner."""
+    out = []
+    for f in evaluation.failing:
+        measured = fmt(f.measured)
+        ci = "" if f.ci is None else f" (95% CI {fmt(f.ci[0])}–{fmt(f.ci[1])})"
+        why = f"; {f.detail}" if f.detail else ""
+        out.append(
+            f"{f.status}: {f.rule}: {f.title}: measured {measured}{ci}, required {f.threshold}{why}"
+        )
+    return out

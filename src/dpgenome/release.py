@@ -1,0 +1,493 @@
+"""The whole release behind ``dpgenome release`` / ``demo`` / ``sweep``.
+
+ingest + QC + member/holdout split -> phenotype and genotype synthesis under one ledger ->
+audits -> real vs synthetic GWAS and fidelity -> policy evaluation -> dossier -> gated export.
+
+Caching: everything up to the fidelity metrics is stored in a work directory keyed by a hash
+of the input cohort's content, the split, the synthesizer and audit configuration and the
+dpgenome version. A re-run after a policy change (or to re-render) reuses it: nothing is
+retrained, and the lifetime ledger charges nothing new (its release id is a hash of the
+released data files, which are unchanged). A change that retrains (another seed, epsilon,
+cohort) is a new release and is charged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from dpgenome import __version__
+from dpgenome.audit import AuditConfig, run_audits
+from dpgenome.cohort import Cohort, QCReport, Split, analysis_subset, qc, split_members
+from dpgenome.config import ReleaseConfig
+from dpgenome.dossier import render_dossier
+from dpgenome.errors import CohortError, ConfigError, ReleaseBlocked
+from dpgenome.export import ExportResult, default_release_id, export_bundle, prepare_evaluation
+from dpgenome.fidelity import cohort_fidelity, compare_gwas
+from dpgenome.gwas import linear_gwas
+from dpgenome.io import detect_format, read_cohort, write_cohort
+from dpgenome.lifetime import LifetimeLedger, default_db_path
+from dpgenome.policy import Evaluation, Override, load_policy
+from dpgenome.synthesize import SynthConfig, SynthResult, synthesize
+
+log = logging.getLogger(__name__)
+
+#: expected share of wall time per stage (from bench/release.py), for the remaining-time estimate
+STAGES: tuple[tuple[str, float], ...] = (
+    ("ingest", 0.08),
+    ("synthesize", 0.50),
+    ("audit", 0.22),
+    ("fidelity", 0.12),
+    ("policy + dossier", 0.03),
+    ("export", 0.05),
+)
+CACHE_VERSION = 1
+_PACKAGES = ("numpy", "pandas", "scipy", "torch", "opacus", "dp-accounting", "msprime", "jinja2")
+
+
+# ---------------------------------------------------------------------------- progress
+
+
+class Progress:
+    """Per-stage progress on stderr: a bar, elapsed time and an estimate of what is left.
+
+    ``echo`` is a callable taking a line (the CLI passes ``click.echo(err=True)``); the
+    library itself never prints.
+    """
+
+    def __init__(self, echo: Callable[[str], None] | None = None, stages=STAGES) -> None:
+        self.echo = echo
+        self.weights = dict(stages)
+        self.done_weight = 0.0
+        self.start = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str, note: str = "") -> Iterator[None]:
+        t0 = time.perf_counter()
+        self._line(name, "...", note)
+        yield
+        self.timings[name] = round(time.perf_counter() - t0, 3)
+        self.done_weight += self.weights.get(name, 0.0)
+        self._line(name, f"done in {self.timings[name]:.1f} s", "")
+
+    def _line(self, name: str, what: str, note: str) -> None:
+        if self.echo is None:
+            return
+        elapsed = time.perf_counter() - self.start
+        frac = min(self.done_weight, 1.0)
+        width = 20
+        bar = "#" * round(frac * width)
+        left = ""
+        if 0 < frac < 1:
+            left = f", ~{_clock(elapsed * (1 - frac) / frac)} left"
+        extra = f" ({note})" if note else ""
+        self.echo(f"[{bar:<{width}}] {_clock(elapsed)} elapsed{left} | {name} {what}{extra}")
+
+
+def _clock(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 60}:{s % 60:02d}"
+
+
+# ---------------------------------------------------------------------------- outcome
+
+
+@dataclass
+class ReleaseOutcome:
+    results: dict[str, Any]
+    evaluation: Evaluation
+    work_dir: Path
+    dossier_path: Path
+    export: ExportResult | None
+    reused_cache: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        return str(self.evaluation.verdict)
+
+    def summary(self) -> dict[str, Any]:
+        """The short final summary (also ``--json``): aggregates only."""
+        res = self.results
+        gw = res.get("fidelity", {}).get("gwas", {})
+        th = gw.get("thresholds", {}).get("1e-08", {})
+        attacks = res.get("audit", {}).get("attacks", {})
+        led = res.get("ledger", {})
+        return {
+            "verdict": self.verdict,
+            "failing_rules": [f.rule for f in self.evaluation.failing],
+            "epsilon": led.get("epsilon"),
+            "delta": led.get("delta"),
+            "privacy": led.get(
+                "label",
+                "no formal privacy"
+                if led.get("no_formal_privacy")
+                else f"({led.get('epsilon')}, {led.get('delta')})-DP per individual",
+            ),
+            "snp_recall_1e-8": th.get("recall"),
+            "snp_precision_1e-8": th.get("precision"),
+            "loci_recovered": gw.get("loci", {}).get("recovered"),
+            "loci_real": gw.get("loci", {}).get("real_loci"),
+            "spurious_loci": gw.get("loci", {}).get("spurious"),
+            "lambda_gc_synthetic": gw.get("lambda_gc", {}).get("synthetic"),
+            "membership_auc": {k: v.get("auc") for k, v in attacks.items() if isinstance(v, dict)},
+            "canary_epsilon_lower_bound": res.get("audit", {})
+            .get("canary", {})
+            .get("epsilon_lower_bound"),
+            "dossier": str(self.dossier_path),
+            "bundle": None if self.export is None else str(self.export.path),
+            "reused_cache": self.reused_cache,
+            "timings_s": self.timings,
+        }
+
+
+# ---------------------------------------------------------------------------- stages
+
+
+@dataclass
+class Ingested:
+    cohort: Cohort  # QC'd analysis subset (phenotype and covariates observed)
+    split: Split
+    members: Cohort
+    public: Cohort | None
+    qc: QCReport
+    input_format: str
+    input_hashes: dict[str, str]
+
+
+def file_hashes(path: str | Path) -> dict[str, str]:
+    """SHA-256 of every file of a cohort directory (provenance; names only, no content)."""
+    root = Path(path)
+    out: dict[str, str] = {}
+    for p in sorted(root.iterdir()) if root.is_dir() else [root]:
+        if p.is_file():
+            h = hashlib.sha256()
+            with p.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            out[p.name] = h.hexdigest()
+    return out
+
+
+def align_public(public: Cohort, cohort: Cohort, *, source: str) -> Cohort:
+    """Restrict a public panel to the cohort's variants, in the cohort's order."""
+    index = {v: i for i, v in enumerate(public.variants["id"].astype(str))}
+    ids = cohort.variants["id"].astype(str)
+    missing = [v for v in ids if v not in index]
+    if missing:
+        raise CohortError(
+            f"the public panel lacks {len(missing)} of the cohort's {len(ids)} SNPs after QC "
+            f"(e.g. {missing[0]!r}); it must cover the same SNP panel",
+            file=source,
+        )
+    return public.take_variants([index[v] for v in ids])
+
+
+def ingest(config: ReleaseConfig) -> Ingested:
+    raw = read_cohort(config.cohort)
+    fmt = detect_format(config.cohort)
+    cohort, report = qc(raw)
+    cohort = analysis_subset(cohort, config.pheno, config.covariates, report)
+    split = split_members(
+        cohort, holdout_fraction=config.holdout_fraction, seed=config.seed, stratify=config.pheno
+    )
+    members = cohort.take_samples(split.members)
+    public = None
+    if config.public_panel:
+        public = align_public(
+            read_cohort(config.public_panel), cohort, source=str(config.public_panel)
+        )
+    return Ingested(cohort, split, members, public, report, fmt, file_hashes(config.cohort))
+
+
+def synth_config(config: ReleaseConfig) -> SynthConfig:
+    """The synthesizer configuration of a release; ``extra: {synth: {...}}`` in the release
+    configuration overrides SynthConfig fields (tuned on simulated/public data only)."""
+    base = SynthConfig(
+        pheno=config.pheno,
+        covariates=tuple(config.covariates),
+        epsilon=config.epsilon,
+        delta=None if isinstance(config.delta, str) else float(config.delta),
+        seed=config.seed,
+        n_synth=config.n_synthetic,
+        secure_mode=config.secure_mode,
+    )
+    overrides = config.extra.get("synth", {})
+    try:
+        return replace(base, **overrides)
+    except TypeError as err:
+        raise ConfigError(f"extra.synth: {err}") from None
+
+
+def audit_config(config: ReleaseConfig) -> AuditConfig:
+    base = AuditConfig(
+        seed=config.seed,
+        pheno=config.pheno,
+        covariates=tuple(config.covariates),
+        shadow_targets=config.shadow,
+        canaries=config.canaries,
+        claimed_epsilon=None if config.no_formal_privacy else config.epsilon,
+        delta=1e-5 if isinstance(config.delta, str) else float(config.delta),
+    )
+    try:
+        return replace(base, **config.extra.get("audit", {}))
+    except TypeError as err:
+        raise ConfigError(f"extra.audit: {err}") from None
+
+
+def cache_key(ing: Ingested, config: ReleaseConfig) -> str:
+    h = hashlib.sha256()
+    parts = {
+        "cache_version": CACHE_VERSION,
+        "dpgenome": __version__,
+        "cohort": ing.cohort.fingerprint(),
+        "public": None if ing.public is None else ing.public.fingerprint(),
+        "split": ing.split.record(),
+        "synth": synth_config(config).record(),
+        "audit": _jsonable(audit_config(config).__dict__),
+        "lmm": config.lmm,
+    }
+    h.update(json.dumps(parts, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:24]
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("DPGENOME_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "dpgenome"
+
+
+# ---------------------------------------------------------------------------- pipeline
+
+
+def _train_fn(config: ReleaseConfig, public: Cohort | None) -> Callable[[Cohort, int], Cohort]:
+    """How the shadow-model and canary audits retrain the real synthesizer."""
+
+    def train(training: Cohort, seed: int) -> Cohort:
+        cfg = replace(synth_config(config), seed=seed, n_synth=None)
+        return synthesize(training, cfg, public).cohort
+
+    return train
+
+
+def compute(
+    ing: Ingested, config: ReleaseConfig, progress: Progress
+) -> tuple[dict[str, Any], dict[str, str], Cohort]:
+    """Synthesis, audits and fidelity: the expensive, budget-spending part."""
+    with progress.stage("synthesize", f"epsilon={_eps_text(config.epsilon)}"):
+        synth: SynthResult = synthesize(ing.members, synth_config(config), ing.public)
+    with progress.stage("audit"):
+        audit = run_audits(
+            ing.cohort,
+            ing.split,
+            synth.cohort,
+            audit_config(config),
+            train_fn=_train_fn(config, ing.public) if (config.shadow or config.canaries) else None,
+        )
+    with progress.stage("fidelity"):
+        real_gwas = linear_gwas(ing.members, config.pheno, config.covariates)
+        synth_gwas = linear_gwas(synth.cohort, config.pheno, config.covariates)
+        comparison = compare_gwas(real_gwas, synth_gwas)
+        cfid = cohort_fidelity(ing.members, synth.cohort, seed=config.seed)
+    audit_dict = audit.to_dict()
+    ledger = synth.ledger.to_dict(float(config.delta))
+    if isinstance(audit_dict.get("canary"), dict):
+        audit_dict["canary"].setdefault("claimed_epsilon", ledger.get("epsilon"))
+    fidelity = {"gwas": comparison.to_dict(), **cfid.to_dict()}
+    figures = {
+        "manhattan": comparison.manhattan_svg(),
+        "qq": comparison.qq_svg(),
+        "allele_frequency": cfid.af_scatter_svg(),
+        "ld_decay": cfid.ld_decay_svg(),
+        "pca": cfid.pca_svg(),
+        "phenotype_correlation": cfid.phenotype_correlation_svg(),
+    }
+    results = {
+        "cohort": {
+            "n_samples": ing.cohort.n_samples,
+            "n_variants": ing.cohort.n_variants,
+            "n_phenotypes": len(ing.cohort.phenotypes.columns),
+            "n_synthetic": synth.cohort.n_samples,
+            "pheno": config.pheno,
+            "covariates": list(config.covariates),
+            "fingerprint": ing.cohort.fingerprint(),
+            "input_format": ing.input_format,
+            "qc": ing.qc.to_dict(),
+        },
+        "split": ing.split.record(),
+        "ledger": ledger,
+        "audit": audit_dict,
+        "fidelity": fidelity,
+        "synthesis": _jsonable(synth.details),
+    }
+    results["provenance"] = {"timings_s": {**progress.timings, **_prefixed(synth.timings)}}
+    return results, figures, synth.cohort
+
+
+def _prefixed(timings: dict[str, float]) -> dict[str, float]:
+    return {f"synthesize/{k}": round(float(v), 3) for k, v in timings.items()}
+
+
+def provenance(config: ReleaseConfig, ing: Ingested, key: str, reused: bool) -> dict[str, Any]:
+    versions = {}
+    for pkg in _PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = "not installed"
+    return {
+        "dpgenome_version": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": versions,
+        "config": config.to_dict(),
+        "seeds": {"split": ing.split.seed, "synthesis": config.seed, "audit": config.seed},
+        "input_files": ing.input_hashes,
+        "cache": {"key": key, "reused": reused},
+    }
+
+
+def run_release(
+    config: ReleaseConfig,
+    *,
+    echo: Callable[[str], None] | None = None,
+    lifetime: LifetimeLedger | None = None,
+) -> ReleaseOutcome:
+    """Run the whole release; raises :class:`dpgenome.errors.ReleaseBlocked` (exit 3) after
+    writing the explanatory dossier into the work directory when the policy blocks it."""
+    progress = Progress(echo)
+    policy = load_policy(config.policy)  # fail early on a bad policy, before any training
+    out = Path(config.out)
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError("the output directory exists and is not empty", file=out)
+    if (config.override_reason is None) != (config.signer is None):
+        raise ConfigError("an override needs both --override-reason and --signer")
+
+    with progress.stage("ingest"):
+        ing = ingest(config)
+        config = config.resolve(ing.members.n_samples)
+    key = cache_key(ing, config)
+    work = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+    work = work / key
+    reused = (work / "results.json").is_file() and (work / "synthetic").is_dir()
+    if reused:
+        if echo:
+            echo(f"reusing the trained release in {work} (no retraining, no new budget)")
+        results = json.loads((work / "results.json").read_text())
+        figures = {p.stem: p.read_text() for p in sorted((work / "figures").glob("*.svg"))}
+        progress.done_weight += sum(
+            w for n, w in STAGES if n in {"synthesize", "audit", "fidelity"}
+        )
+    else:
+        results, figures, synthetic = compute(ing, config, progress)
+        _write_work(work, results, figures, synthetic, config.formats)
+    results["provenance"] = {
+        **provenance(config, ing, key, reused),
+        "timings_s": results.get("provenance", {}).get("timings_s", {}),
+    }
+    if lifetime is None:
+        lifetime = LifetimeLedger(config.lifetime_db or default_db_path())
+
+    files = {
+        f"synthetic/{p.relative_to(work / 'synthetic').as_posix()}": p
+        for p in sorted((work / "synthetic").rglob("*"))
+        if p.is_file()
+    }
+    override = None
+    if config.override_reason and config.signer:
+        override = Override(
+            config.override_reason,
+            config.signer,
+            dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        )
+    with progress.stage("policy + dossier"):
+        release_id = default_release_id(files, results["cohort"]["fingerprint"])
+        evaluation = prepare_evaluation(results, policy, lifetime=lifetime, release_id=release_id)
+        dossier_path = work / "dossier.html"
+        dossier_path.write_text(
+            render_dossier(results, evaluation, figures, override=override), encoding="utf-8"
+        )
+        (work / "results.json").write_text(json.dumps(results, indent=1, default=_json_default))
+    with progress.stage("export"):
+        try:
+            exported = export_bundle(
+                out,
+                files=files,
+                results=results,
+                policy_path=config.policy,
+                figures=figures,
+                config=config.to_dict(),
+                override=override,
+                signing_key=config.signing_key,
+                lifetime=lifetime,
+                release_id=release_id,
+            )
+        except ReleaseBlocked as err:
+            err.message += f"\nThe dossier explaining the verdict: {dossier_path}"
+            err.args = (err.render(),)
+            raise
+    return ReleaseOutcome(
+        results, exported.evaluation, work, out / "dossier.html", exported, reused, progress.timings
+    )
+
+
+def _write_work(
+    work: Path,
+    results: dict[str, Any],
+    figures: dict[str, str],
+    synthetic: Cohort,
+    formats: Sequence[str],
+) -> None:
+    """Write the cache atomically (temporary sibling, then rename)."""
+    work.parent.mkdir(parents=True, exist_ok=True)
+    tmp = work.with_name(work.name + f".tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    for fmt in formats:
+        write_cohort(
+            synthetic,
+            tmp / "synthetic" / fmt if len(formats) > 1 else tmp / "synthetic",
+            fmt,
+            name="synthetic",
+        )
+    (tmp / "figures").mkdir()
+    for name, svg in figures.items():
+        (tmp / "figures" / f"{name}.svg").write_text(svg, encoding="utf-8")
+    (tmp / "results.json").write_text(json.dumps(results, indent=1, default=_json_default))
+    if work.exists():
+        shutil.rmtree(work)
+    tmp.rename(work)
+
+
+def _eps_text(eps: float) -> str:
+    return "inf (no formal privacy)" if math.isinf(eps) else f"{eps:g}"
+
+
+def _json_default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=_json_default))

@@ -1,0 +1,57 @@
+"""Trained window model -> synthetic dosages and a synthetic cohort with fresh sample ids.
+
+Sampling is ancestral along each chromosome: window by window (the first window of every
+chromosome at once, then the second, ...), SNP by SNP inside a window, vectorised over
+samples and over chromosomes. Each SNP is drawn from ``Binomial(2, sigmoid(logit))``; after a
+draw its (masked) weight row is added to the logits of the later SNPs of the window, so the
+cost is ``O(n * windows * window)`` per window step. Nothing of the training data is read
+here: only the model's parameters (post-processing of a DP output).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+from dpgenome.model import WindowModel
+
+
+def sample_dosages(model: WindowModel, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` synthetic genotype rows ``(n, M)``, float32 dosages in ``{0, 1, 2}``."""
+    layout = model.layout
+    c, k = layout.context, layout.window
+    weight, bias = model.effective_weights()
+    out = np.zeros((n, layout.n_variants + 1), dtype=np.float32)  # last column: pad sink
+    sink = layout.n_variants
+    for t in range(int(layout.step.max()) + 1 if layout.n_windows else 0):
+        ws = np.flatnonzero(layout.step == t)
+        ctx_idx = np.where(layout.context_index[ws] >= 0, layout.context_index[ws], sink)
+        ctx = out[:, ctx_idx].astype(np.float64) - 1.0
+        ctx[:, layout.context_index[ws] < 0] = 0.0
+        logits = bias[ws][None] + np.einsum("ngc,gck->ngk", ctx, weight[ws, :c, :])
+        snp_idx = np.where(layout.snp_index[ws] >= 0, layout.snp_index[ws], sink)
+        for j in range(k):
+            p = 1.0 / (1.0 + np.exp(-logits[:, :, j]))
+            draw = rng.binomial(2, p)
+            out[:, snp_idx[:, j]] = draw
+            if j + 1 < k:
+                logits[:, :, j + 1 :] += (draw - 1.0)[:, :, None] * weight[ws, c + j, j + 1 :][None]
+    return out[:, :sink]
+
+
+def fresh_ids(n: int, avoid: Iterable[object] = (), prefix: str = "SYN") -> np.ndarray:
+    """``n`` new sample ids ``SYN000001...`` that collide with none of ``avoid`` (ids carry
+    no information about any real individual)."""
+    taken = {str(a) for a in avoid}
+    width = max(6, len(str(n)))
+    while True:
+        ids = np.array([f"{prefix}{i + 1:0{width}d}" for i in range(n)], dtype=object)
+        if not taken.intersection(ids.tolist()):
+            return ids
+        prefix += "_"
+
+
+def synthetic_samples(n: int, avoid: Iterable[object] = ()) -> pd.DataFrame:
+    """The sample table of a synthetic cohort (fresh ids, nothing flagged)."""
+    return pd.DataFrame({"id": fresh_ids(n, avoid), "discard": False, "mixup": False})

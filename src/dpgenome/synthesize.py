@@ -1,0 +1,419 @@
+"""The DP synthesizer of a whole cohort: genotype structure + phenotypes + association, one ledger.
+
+``synthesize(members, config, public)`` runs five kinds of mechanism on the members, calibrated
+*together* to the target ``(epsilon, delta)`` before any of them touches the data
+(:func:`dpgenome.accountant.calibrate`, tight RDP/PLD composition):
+
+1. ``genotype-structure`` (DP-SGD): the grouped window model of :mod:`dpgenome.model`, all
+   windows one mechanism. With a public panel the model is first pretrained on the panel
+   (no privacy cost) and then fine-tuned on the members by DP-SGD (by default only the per-SNP
+   biases: a low-dimensional fine-tune); without one it is trained from scratch by DP-SGD.
+2. ``phenotypes`` (DP-SGD): the phenotype synthesizer of :mod:`dpgenome.phenotypes` on every
+   phenotype column (analysis phenotype and covariates included).
+3. ``phenotype-centre`` (Gaussian, one number): the mean of the standardised, clipped analysis
+   phenotype, so that SNP scores are centred whatever the reference allele frequencies.
+4. ``region-selection`` (pure DP): the private choice of associated regions
+   (:mod:`dpgenome.association`: rounds of noisy max + noisy threshold), scores standardised
+   with post-processed DP outputs (or the public panel) so their sensitivity is bounded.
+5. ``region-association`` (Gaussian): the low-dimensional release of the phenotype-genotype
+   association of each selected region; the synthetic analysis phenotype is then drawn given
+   the synthetic genotypes of those regions.
+
+Everything data-dependent is either public (the SNP map, the phenotype schema, the member
+count ``n`` -- treated as public, as in the default ``delta = 1/n^1.1`` -- and the public panel)
+or one of these mechanisms. ``epsilon = inf`` runs the same pipeline without clipping or
+noise and is labelled "no formal privacy". Hyperparameters were tuned on simulated cohorts
+(``bench/synth.py``), never on a private one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from dpgenome import association as assoc
+from dpgenome import phenotypes as phenos
+from dpgenome.accountant import (
+    Ledger,
+    Planned,
+    PlannedDpSgd,
+    PlannedGaussian,
+    PlannedPure,
+    calibrate,
+    default_delta,
+)
+from dpgenome.cohort import Cohort, PhenoType
+from dpgenome.errors import CohortError, ConfigError
+from dpgenome.model import WindowModel, make_layout
+from dpgenome.sample import sample_dosages, synthetic_samples
+from dpgenome.train import TrainConfig, train
+
+STRUCTURE = "genotype-structure"
+PHENOTYPES = "phenotypes"
+PHENOTYPE_BINS = "phenotype-bins"
+ASSOCIATION = "region-association"
+CENTRE = "phenotype-centre"
+SELECTION = "region-selection"
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Everything that determines a synthetic release (with the seed, it is reproducible).
+
+    Budget split: DP-SGD and Gaussian mechanisms get noise ``s / weight`` for one common scale
+    ``s`` found by calibration; each selection round spends ``select_fraction`` and each
+    threshold test ``test_fraction`` of the target epsilon (pure DP).
+    """
+
+    pheno: str
+    covariates: tuple[str, ...] = ()
+    epsilon: float = 8.0
+    delta: float | None = None
+    seed: int = 0
+    n_synth: int | None = None
+    secure_mode: bool = False
+    # structure model (public map windows)
+    window: int = 16
+    context: int = 8
+    pretrain_steps: int = 600
+    pretrain_sample_rate: float = 0.1
+    pretrain_lr: float = 0.02
+    structure_steps: int = 300
+    structure_sample_rate: float = 0.1
+    structure_lr: float = 0.02
+    structure_clip: float = 5.0
+    finetune_steps: int = 40
+    finetune_sample_rate: float = 0.5
+    finetune_lr: float = 0.01
+    finetune_clip: float = 5.0
+    finetune_trainable: Literal["all", "bias"] = "bias"
+    structure_weight: float = 1.0
+    # phenotype synthesizer (its seed and secure mode are set from this config)
+    phenotypes: phenos.PhenotypeConfig = field(default_factory=phenos.PhenotypeConfig)
+    phenotype_weight: float = 1.0
+    # association
+    association: assoc.AssociationConfig = field(default_factory=assoc.AssociationConfig)
+    select_fraction: float = 0.06
+    test_fraction: float = 0.04
+    association_weight: float = 1.0
+
+    def validate(self, n_members: int) -> SynthConfig:
+        """A checked copy with ``delta`` and ``n_synth`` resolved for ``n_members``."""
+        if not (self.epsilon > 0):
+            raise ConfigError(f"epsilon must be > 0 or inf, got {self.epsilon!r}")
+        delta = default_delta(n_members) if self.delta is None else float(self.delta)
+        if not 0.0 < delta < 1.0:
+            raise ConfigError(f"delta must be in (0, 1), got {self.delta!r}")
+        n_synth = n_members if self.n_synth is None else int(self.n_synth)
+        if n_synth < 1:
+            raise ConfigError(f"the synthetic cohort needs at least 1 sample, got {n_synth}")
+        for name in ("structure_weight", "phenotype_weight", "association_weight"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not (0 <= self.select_fraction and 0 <= self.test_fraction):
+            raise ConfigError("select_fraction and test_fraction must be >= 0")
+        if math.isfinite(self.epsilon) and self.association.max_regions and not (
+            self.select_fraction > 0 and self.test_fraction > 0
+        ):
+            raise ConfigError("selection needs select_fraction > 0 and test_fraction > 0")
+        return replace(self, delta=delta, n_synth=n_synth, covariates=tuple(self.covariates))
+
+    @property
+    def private(self) -> bool:
+        return math.isfinite(self.epsilon)
+
+    def record(self) -> dict[str, Any]:
+        rec = asdict(self)
+        rec["epsilon"] = None if not self.private else self.epsilon
+        return rec
+
+
+@dataclass
+class SynthResult:
+    cohort: Cohort
+    ledger: Ledger
+    config: SynthConfig
+    timings: dict[str, float]
+    #: aggregates only (no individual-level data): selected regions, training diagnostics
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------- plan
+
+
+def plan(
+    config: SynthConfig,
+    n: int,
+    *,
+    has_public: bool,
+    phenotype_plan: PlannedDpSgd,
+    bins_plan: PlannedGaussian | None = None,
+) -> list[Planned]:
+    """The mechanisms of one release, fixed before any private data is read."""
+    steps, rate, clip = (
+        (config.finetune_steps, config.finetune_sample_rate, config.finetune_clip)
+        if has_public
+        else (config.structure_steps, config.structure_sample_rate, config.structure_clip)
+    )
+    out: list[Planned] = []
+    if steps > 0:
+        out.append(PlannedDpSgd(STRUCTURE, rate, steps, config.structure_weight, clip))
+    out.append(replace(phenotype_plan, weight=config.phenotype_weight))
+    if bins_plan is not None:
+        out.append(bins_plan)
+    a = config.association
+    if a.max_regions:
+        # all rounds as one pure-DP mechanism (basic composition of 2 * max_regions steps;
+        # see _selection_budget); one entry also keeps the PLD calibration fast
+        out.append(
+            PlannedPure(
+                SELECTION, fraction=a.max_regions * (config.select_fraction + config.test_fraction)
+            )
+        )
+        out.append(PlannedGaussian(CENTRE, 1, a.y_clip, a.center_weight))
+        out.append(
+            PlannedGaussian(ASSOCIATION, a.max_regions, a.z_clip * a.y_clip, config.association_weight)
+        )
+    return out
+
+
+def _sigma(ledger: Ledger, name: str) -> float | None:
+    """The calibrated noise multiplier of ``name`` (``None`` = no formal privacy)."""
+    if ledger.no_formal_privacy:
+        return None
+    m = ledger.mechanism(name)
+    return float(getattr(m, "noise_multiplier"))
+
+
+def _selection_budget(ledger: Ledger, config: SynthConfig) -> tuple[float, float]:
+    """``(eps_select, eps_test)`` of each round: the ``region-selection`` budget split over
+    ``max_regions`` rounds of (noisy max, noisy threshold); by basic composition of pure DP
+    the whole procedure is ``max_regions * (eps_select + eps_test)``-DP (Dwork & Roth 2014,
+    Thm 3.16)."""
+    if ledger.no_formal_privacy:
+        return math.inf, math.inf
+    total = float(getattr(ledger.mechanism(SELECTION), "epsilon"))
+    per_round = config.select_fraction + config.test_fraction
+    k = config.association.max_regions
+    return (
+        total * config.select_fraction / (k * per_round),
+        total * config.test_fraction / (k * per_round),
+    )
+
+
+# ---------------------------------------------------------------------------- stages
+
+
+def _structure(
+    members: Cohort, public: Cohort | None, config: SynthConfig, ledger: Ledger, seeds: list[int],
+    details: dict[str, Any],
+) -> WindowModel:
+    layout = make_layout(members.variants, config.window, config.context)
+    model = WindowModel(layout)
+    torch.manual_seed(seeds[0])
+    if public is not None:
+        model.init_bias_from_frequency(public.alt_frequency())
+        rep = train(
+            model,
+            public.dosages,
+            TrainConfig(config.pretrain_steps, config.pretrain_sample_rate, config.pretrain_lr),
+            seed=seeds[1],
+        )
+        details["pretrain"] = {"steps": rep.steps, "final_loss": _last(rep.losses), "seconds": rep.seconds}
+        steps, rate, lr, clip, trainable = (
+            config.finetune_steps, config.finetune_sample_rate, config.finetune_lr,
+            config.finetune_clip, config.finetune_trainable,
+        )
+    else:
+        model.init_bias_from_frequency(np.full(members.n_variants, 0.5))
+        steps, rate, lr, clip, trainable = (
+            config.structure_steps, config.structure_sample_rate, config.structure_lr,
+            config.structure_clip, "all",
+        )
+    if steps > 0:
+        sigma = _sigma(ledger, STRUCTURE)
+        rep = train(
+            model,
+            members.dosages,
+            TrainConfig(steps, rate, lr, sigma, clip, trainable, config.secure_mode),  # type: ignore[arg-type]
+            seed=seeds[2],
+            delta=ledger.delta,
+        )
+        details["structure"] = {
+            "steps": rep.steps, "sample_rate": rep.sample_rate, "noise_multiplier": sigma,
+            "max_grad_norm": rep.max_grad_norm, "trainable": trainable,
+            "clipped_fraction": rep.clipped_fraction, "opacus_epsilon": rep.opacus_epsilon,
+            "final_loss": _last(rep.losses), "seconds": rep.seconds,
+        }
+    return model
+
+
+def _last(losses: list[float]) -> float | None:
+    ok = [v for v in losses if not math.isnan(v)]
+    return float(np.mean(ok[-10:])) if ok else None
+
+
+def _association(
+    members: Cohort,
+    synth_dosages: np.ndarray,
+    synth_pheno: pd.DataFrame,
+    public: Cohort | None,
+    layout_model: WindowModel,
+    config: SynthConfig,
+    ledger: Ledger,
+    rng: np.random.Generator,
+    details: dict[str, Any],
+) -> list[assoc.Region]:
+    a = config.association
+    if a.max_regions == 0:
+        return []
+    layout = layout_model.layout
+    reference_dosages = public.dosages if public is not None else synth_dosages
+    y_synth = synth_pheno[config.pheno].to_numpy(dtype=np.float64, na_value=np.nan)
+    ok = ~np.isnan(y_synth)
+    y_mean = float(y_synth[ok].mean()) if ok.any() else 0.0
+    y_sd = float(y_synth[ok].std()) if ok.sum() > 1 else 1.0
+    ref = assoc.Reference(
+        alt_freq=np.nanmean(reference_dosages, axis=0) / 2.0, y_mean=y_mean, y_sd=max(y_sd, 1e-6)
+    )
+    private = config.private
+    y = members.phenotype(config.pheno)
+    y_std, offset = assoc.centre_phenotype(
+        assoc.standardise_phenotype(y, ref, a.y_clip if private else None),
+        a.y_clip if private else None,
+        _sigma(ledger, CENTRE),
+        rng,
+    )
+    n = members.n_samples
+    scores = assoc.window_scores(
+        assoc.snp_scores(members.dosages, y_std, ref.alt_freq, a.x_clip if private else None),
+        layout,
+    )
+    sens = assoc.score_sensitivity(a, n)
+    eps_select, eps_test = _selection_budget(ledger, config)
+    leads = assoc.select_regions(
+        scores, layout, a, sensitivity=sens, eps_select=eps_select, eps_test=eps_test, rng=rng
+    )
+    sigma = _sigma(ledger, ASSOCIATION)
+    regions: list[assoc.Region] = []
+    for lead in leads:
+        cols = assoc.region_columns(lead, layout, a.flank)
+        center, scale, basis = assoc.region_basis(reference_dosages[:, cols], a.n_components)
+        z = assoc.components(members.dosages[:, cols], center, scale, basis)
+        beta = assoc.release_effect(
+            z, y_std, noise_multiplier=sigma, z_clip=a.z_clip, y_clip=a.y_clip, rng=rng
+        )
+        regions.append(assoc.Region(lead, cols, center, scale, basis, beta))
+    var = members.variants
+    details["association"] = {
+        "score_sensitivity": sens,
+        "eps_select_per_round": eps_select,
+        "eps_test_per_round": eps_test,
+        "phenotype_centre_offset": offset,
+        "regions": [
+            {
+                "chr": str(var["chr"].iloc[r.columns[0]]),
+                "start": int(var["pos"].iloc[r.columns].min()),
+                "end": int(var["pos"].iloc[r.columns].max()),
+                "n_snps": len(r.columns),
+                "n_components": int(r.basis.shape[1]),
+                "released_effect_norm": float(np.linalg.norm(r.beta)),
+            }
+            for r in regions
+        ],
+        "reference": "public panel" if public is not None else "DP synthetic genotypes",
+    }
+    return regions
+
+
+def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = None) -> SynthResult:
+    """A synthetic cohort of ``config.n_synth`` fresh individuals over the same variants,
+    with one privacy ledger for everything learnt from ``members`` (see the module docstring).
+
+    ``members`` must already be QC'd and restricted to the analysis subset; ``public`` (a
+    public reference panel) must have the same variants in the same order.
+    """
+    n = members.n_samples
+    if n < 10:
+        raise CohortError(f"{n} member samples are too few to synthesize from (need >= 10)")
+    members.require_phenotypes([config.pheno, *config.covariates])
+    if members.pheno_types[config.pheno] == PhenoType.CATEGORICAL:
+        raise CohortError(f"phenotype {config.pheno!r} is categorical; a numeric one is needed")
+    cfg = config.validate(n)
+    if public is not None:
+        same = public.n_variants == members.n_variants and (
+            public.variants["id"].astype(str).to_numpy() == members.variants["id"].astype(str).to_numpy()
+        ).all()
+        if not same:
+            raise CohortError(
+                "the public panel must have the same variants, in the same order, as the cohort "
+                f"({public.n_variants} vs {members.n_variants} variants)"
+            )
+    timings: dict[str, float] = {}
+    details: dict[str, Any] = {}
+    seeds = [int(s) for s in np.random.SeedSequence(cfg.seed).generate_state(8)]
+    assert cfg.delta is not None and cfg.n_synth is not None
+
+    t0 = time.perf_counter()
+    pheno_cfg = replace(cfg.phenotypes, seed=seeds[3], secure_mode=cfg.secure_mode)
+    pheno_plan = phenos.planned_dp_sgd(pheno_cfg, n, name=PHENOTYPES)
+    bins_plan = phenos.planned_bins(
+        list(members.phenotypes.columns), members.pheno_types, pheno_cfg, name=PHENOTYPE_BINS
+    )
+    ledger = calibrate(
+        cfg.epsilon,
+        cfg.delta,
+        plan(cfg, n, has_public=public is not None, phenotype_plan=pheno_plan, bins_plan=bins_plan),
+        secure_mode=cfg.secure_mode,
+    )
+    timings["calibrate"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    model = _structure(members, public, cfg, ledger, seeds, details)
+    timings["structure"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    dosages = sample_dosages(model, cfg.n_synth, np.random.default_rng(seeds[4]))
+    timings["sample_genotypes"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    pheno_table, pheno_types = phenos.synthesize_phenotypes(
+        members,
+        pheno_cfg,
+        noise_multiplier=_sigma(ledger, PHENOTYPES),
+        n_synth=cfg.n_synth,
+        context=(cfg.pheno, *cfg.covariates),
+        bins_noise_multiplier=_sigma(ledger, PHENOTYPE_BINS) if bins_plan is not None else None,
+    )
+    timings["phenotypes"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seeds[5])
+    regions = _association(members, dosages, pheno_table, public, model, cfg, ledger, rng, details)
+    if regions:
+        g = assoc.genetic_score(dosages, regions)
+        y = pheno_table[cfg.pheno].to_numpy(dtype=np.float64, na_value=np.nan)
+        ok = ~np.isnan(y)
+        y_sd = float(y[ok].std()) if ok.sum() > 1 else 1.0
+        pheno_table[cfg.pheno] = assoc.apply_genetic_score(
+            y, g, binary=members.pheno_types[cfg.pheno] == PhenoType.BINARY, y_sd=y_sd,
+            rng=np.random.default_rng(seeds[6]),
+        )
+    timings["association"] = time.perf_counter() - t0
+
+    cohort = Cohort(
+        dosages,
+        members.variants.copy(),
+        synthetic_samples(cfg.n_synth, avoid=members.sample_ids),
+        pheno_table.reset_index(drop=True),
+        dict(pheno_types),
+        source=f"dpgenome.synthesize({ledger.label}, seed={cfg.seed})",
+    )
+    details["windows"] = model.layout.n_windows
+    return SynthResult(cohort, ledger, cfg, timings, details)

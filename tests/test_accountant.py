@@ -1,0 +1,357 @@
+"""The privacy ledger: epsilons pinned to published and independently computed values.
+
+Independent references used here (all implemented in this file, not by the code under test):
+
+* Abadi et al. 2016 (CCS), Sec. 3.1: q = 0.01, sigma = 4, T = 10,000, delta = 1e-5 gives
+  epsilon ~= 1.26 with the moments accountant; the TensorFlow Privacy tutorial
+  (N = 60,000, batch 256, sigma = 1.1, 60 epochs, delta = 1e-5) gives epsilon = 3.01. Both
+  are reproduced by ``_moments_epsilon`` (integer-order RDP of the sampled Gaussian
+  mechanism, Mironov, Talwar & Zhang 2019 eq. for integer alpha, with the classical
+  conversion eps = rdp + log(1/delta)/(alpha-1)).
+* The analytic Gaussian mechanism (Balle & Wang 2018, Thm 8): the exact (eps, delta) curve.
+* The optimal composition of k eps-DP mechanisms (Kairouz, Oh & Viswanath 2015, Thm 3.3).
+* Google's ``dp_accounting`` RDP accountant (an implementation independent of Opacus's).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from dp_accounting import dp_event
+from dp_accounting import rdp as google_rdp
+from dp_accounting.pld import pld_privacy_accountant
+from scipy.integrate import quad
+from scipy.optimize import brentq
+from scipy.special import comb, gammaln, logsumexp
+from scipy.stats import norm
+
+from dpgenome.accountant import (
+    NO_PRIVACY_LABEL,
+    RDP_ORDERS,
+    DpSgdMechanism,
+    Ledger,
+    PlannedDpSgd,
+    PlannedGaussian,
+    PlannedPure,
+    _rdp_curve,
+    _rdp_pure,
+    calibrate,
+    default_delta,
+    gdp_to_epsilon,
+)
+from dpgenome.errors import BudgetError, ConfigError
+
+# ---------------------------------------------------------------------------- references
+
+
+def _log_a_integer(q: float, sigma: float, alpha: int) -> float:
+    """log A_alpha of the sampled Gaussian mechanism for integer alpha (binomial expansion)."""
+    k = np.arange(alpha + 1)
+    log_binom = gammaln(alpha + 1) - gammaln(k + 1) - gammaln(alpha - k + 1)
+    terms = log_binom + (alpha - k) * np.log1p(-q) + k * np.log(q) + (k * k - k) / (2 * sigma**2)
+    return float(logsumexp(terms))
+
+
+def _moments_epsilon(q: float, sigma: float, steps: int, delta: float, *, improved: bool) -> float:
+    best = math.inf
+    for a in range(2, 257):
+        rdp = steps * _log_a_integer(q, sigma, a) / (a - 1)
+        if improved:  # Balle et al. 2020 conversion (what Opacus uses)
+            eps = rdp - (math.log(delta) + math.log(a)) / (a - 1) + math.log((a - 1) / a)
+        else:  # classical conversion (Mironov 2017, Prop. 3), as in Abadi et al. 2016
+            eps = rdp + math.log(1 / delta) / (a - 1)
+        best = min(best, eps)
+    return best
+
+
+def _analytic_gaussian_epsilon(sigma: float, delta: float) -> float:
+    """Exact epsilon of the Gaussian mechanism with sensitivity 1 (Balle & Wang 2018)."""
+
+    def delta_of(eps: float) -> float:
+        return float(
+            norm.cdf(0.5 / sigma - eps * sigma)
+            - math.exp(eps) * norm.cdf(-0.5 / sigma - eps * sigma)
+        )
+
+    return float(brentq(lambda e: delta_of(e) - delta, 0.0, 100.0, xtol=1e-12))
+
+
+def _optimal_pure_composition_epsilon(eps: float, k: int, delta: float) -> float:
+    """Exact epsilon of the k-fold composition of eps-DP (Kairouz et al. 2015)."""
+
+    def delta_of(e: float) -> float:
+        l_ = np.arange(k + 1)
+        terms = comb(k, l_) * np.maximum(0.0, np.exp(eps * (k - l_)) - np.exp(e + eps * l_))
+        return float(terms.sum() / (1 + math.exp(eps)) ** k)
+
+    return float(brentq(lambda e: delta_of(e) - delta, 0.0, k * eps, xtol=1e-12))
+
+
+# ---------------------------------------------------------------------------- DP-SGD
+
+
+def test_ledger__abadi_2016_configuration() -> None:
+    ledger = Ledger(1e-5)
+    ledger.add_dp_sgd("sgd", noise_multiplier=4.0, sample_rate=0.01, steps=10_000)
+    # the published moments-accountant figure, reproduced independently
+    assert _moments_epsilon(0.01, 4.0, 10_000, 1e-5, improved=False) == pytest.approx(
+        1.26, abs=0.005
+    )
+    acc = ledger.accountants()
+    # same integer-order RDP with Opacus's conversion; the ledger's order grid is finer
+    reference = _moments_epsilon(0.01, 4.0, 10_000, 1e-5, improved=True)
+    assert reference == pytest.approx(1.035490066, abs=1e-6)
+    assert acc["opacus_rdp"] <= reference + 1e-9
+    assert acc["opacus_rdp"] == pytest.approx(reference, rel=1e-3)
+    # PLD is tighter than RDP, and is pinned (pessimistic estimate, interval 1e-4)
+    assert acc["pld"] == pytest.approx(0.94700, abs=2e-4)
+    assert ledger.epsilon() == max(acc.values())
+
+
+def test_ledger__tf_privacy_mnist_tutorial_configuration() -> None:
+    q, sigma, steps = 256 / 60_000, 1.1, 60 * 60_000 // 256
+    assert _moments_epsilon(q, sigma, steps, 1e-5, improved=False) == pytest.approx(3.01, abs=0.005)
+    ledger = Ledger(1e-5)
+    ledger.add_dp_sgd("sgd", sigma, q, steps)
+    reference = _moments_epsilon(q, sigma, steps, 1e-5, improved=True)
+    assert ledger.accountants()["opacus_rdp"] == pytest.approx(reference, rel=1e-3)
+    assert ledger.accountants()["opacus_rdp"] <= reference + 1e-9
+
+
+@pytest.mark.parametrize(
+    ("q", "sigma", "steps"), [(0.01, 1.1, 10_000), (0.05, 3.0, 2_000), (0.2, 0.9, 60)]
+)
+def test_ledger__rdp_matches_google_rdp_and_pld_is_tighter(q, sigma, steps) -> None:
+    ledger = Ledger(1e-5)
+    ledger.add_dp_sgd("sgd", sigma, q, steps)
+    acc = ledger.accountants()
+    google = google_rdp.RdpAccountant()
+    google.compose(dp_event.PoissonSampledDpEvent(q, dp_event.GaussianDpEvent(sigma)), steps)
+    # two RDP implementations, different order grids: within 1%
+    assert acc["opacus_rdp"] == pytest.approx(google.get_epsilon(1e-5), rel=0.01)
+    # RDP vs PLD agreement: PLD is tighter, RDP at most 20% above it here
+    assert acc["pld"] <= acc["opacus_rdp"] <= 1.2 * acc["pld"]
+
+
+def test_ledger__pld_matches_dp_accounting_event_path() -> None:
+    ledger = Ledger(1e-5)
+    ledger.add_dp_sgd("sgd", 1.1, 0.01, 10_000)
+    ledger.add_gaussian("assoc", 6.0, count=9)
+    pld = pld_privacy_accountant.PLDAccountant(value_discretization_interval=1e-4)
+    pld.compose(dp_event.PoissonSampledDpEvent(0.01, dp_event.GaussianDpEvent(1.1)), 10_000)
+    pld.compose(dp_event.GaussianDpEvent(6.0), 9)
+    assert ledger.accountants()["pld"] == pytest.approx(pld.get_epsilon(1e-5), abs=1e-6)
+
+
+@pytest.mark.parametrize(("q", "sigma"), [(0.25, 0.8), (0.1, 1.0), (0.01, 1.1)])
+def test_rdp_curve__fractional_orders_match_quadrature(q, sigma) -> None:
+    """Opacus's series for fractional orders vs direct numerical integration of
+    A_alpha = E_{z ~ N(0, s^2)} [((1-q) + q exp((2z-1)/(2s^2)))^alpha] (Mironov et al. 2019)."""
+    orders = np.array([1.05, 1.5, 2.5, 7.3])
+    got = _rdp_curve(DpSgdMechanism("sgd", sigma, q, 1), orders)
+    for a, value in zip(orders, got, strict=True):
+
+        def integrand(z: float, a: float = a) -> float:
+            log_ratio = math.log((1 - q) + q * math.exp((2 * z - 1) / (2 * sigma**2)))
+            return math.exp(norm.logpdf(z, 0, sigma) + a * log_ratio)
+
+        area, _ = quad(integrand, -60 * sigma, 60 * sigma, limit=500, points=[0.0, 0.5])
+        assert value == pytest.approx(math.log(area) / (a - 1), rel=1e-6)
+
+
+# ---------------------------------------------------------------------------- Gaussian
+
+
+@pytest.mark.parametrize(("sigma", "count"), [(2.0, 1), (8.0, 16), (0.7, 1), (30.0, 100)])
+def test_ledger__gaussian_release_against_analytic_gaussian(sigma, count) -> None:
+    ledger = Ledger(1e-6)
+    ledger.add_gaussian("assoc", noise_multiplier=sigma, count=count, sensitivity=0.5)
+    exact = _analytic_gaussian_epsilon(sigma / math.sqrt(count), 1e-6)
+    acc = ledger.accountants()
+    assert exact <= acc["pld"] <= exact + 2e-3  # pessimistic PLD: an upper bound, tight
+    assert acc["opacus_rdp"] >= exact
+    # a Gaussian mechanism is exactly (sqrt(count)/sigma)-GDP
+    assert ledger.gdp_mu() == pytest.approx(math.sqrt(count) / sigma)
+    assert gdp_to_epsilon(ledger.gdp_mu() or 0.0, 1e-6) == pytest.approx(exact, abs=1e-8)
+
+
+# ---------------------------------------------------------------------------- pure DP
+
+
+@pytest.mark.parametrize(("eps", "k"), [(0.5, 1), (0.5, 10), (0.1, 50), (1.0, 4)])
+def test_ledger__pure_composition_against_optimal_composition(eps, k) -> None:
+    ledger = Ledger(1e-5)
+    for i in range(k):
+        ledger.add_pure(f"select{i}", eps)
+    exact = _optimal_pure_composition_epsilon(eps, k, 1e-5)
+    acc = ledger.accountants()
+    assert exact - 1e-9 <= acc["pld"] <= exact + 1e-3
+    assert acc["opacus_rdp"] >= exact - 1e-9
+    assert ledger.epsilon() <= k * eps + 1e-9  # never worse than basic composition
+    assert ledger.gdp_mu() is None
+
+
+def test_rdp_pure__below_zcdp_bound_and_epsilon() -> None:
+    orders = np.asarray(RDP_ORDERS)
+    for eps in (0.01, 0.3, 1.0, 5.0):
+        rdp = _rdp_pure(eps, orders)
+        assert np.all(rdp <= np.minimum(eps, orders * eps**2 / 2) + 1e-12)
+        assert np.all(rdp >= 0)
+    # order 2 of randomised response, by hand: log(p^2/q + q^2/p)
+    p = math.exp(1.0) / (1 + math.exp(1.0))
+    assert _rdp_pure(1.0, np.array([2.0]))[0] == pytest.approx(
+        math.log(p**2 / (1 - p) + (1 - p) ** 2 / p)
+    )
+
+
+def test_ledger__mixed_release_composes_below_the_sum_of_shares() -> None:
+    ledger = Ledger(1e-5)
+    ledger.add_dp_sgd("geno", 1.2, 0.05, 1_000)
+    ledger.add_dp_sgd("pheno", 1.5, 0.1, 500)
+    ledger.add_gaussian("assoc", 20.0, count=50)
+    ledger.add_pure("select", 0.3)
+    d = ledger.to_dict()
+    shares = sum(m["epsilon_share"] for m in d["mechanisms"])
+    assert max(m["epsilon_share"] for m in d["mechanisms"]) < d["epsilon"] < shares
+
+
+# ---------------------------------------------------------------------------- calibration
+
+
+@pytest.mark.parametrize("target", [0.5, 1.0, 3.0, 10.0])
+def test_calibrate__never_exceeds_target(target) -> None:
+    plan = [
+        PlannedDpSgd("pheno", sample_rate=0.1, steps=300),
+        PlannedDpSgd("geno", sample_rate=0.05, steps=600, weight=2.0),
+        PlannedGaussian("assoc", count=20),
+        PlannedPure("select", fraction=0.1),
+    ]
+    ledger = calibrate(target, 1e-5, plan)
+    eps = ledger.epsilon()
+    assert eps <= target
+    assert eps >= 0.99 * target  # and not needlessly noisy
+    assert ledger.target_epsilon == target
+    sigma = {m.name: getattr(m, "noise_multiplier", None) for m in ledger.mechanisms}
+    assert sigma["geno"] == pytest.approx(sigma["pheno"] / 2)
+    assert ledger.mechanism("select").epsilon == pytest.approx(0.1 * target)  # type: ignore[union-attr]
+
+
+def test_calibrate__pld_reporting_allows_less_noise() -> None:
+    plan = [PlannedDpSgd("sgd", sample_rate=0.02, steps=2_000)]
+    conservative = calibrate(2.0, 1e-5, plan)
+    tight = calibrate(2.0, 1e-5, plan, reported="pld")
+    assert tight.epsilon() <= 2.0 and conservative.epsilon() <= 2.0
+    assert tight.mechanisms[0].noise_multiplier < conservative.mechanisms[0].noise_multiplier  # type: ignore[union-attr]
+
+
+def test_calibrate__pure_steps_over_budget_raise() -> None:
+    with pytest.raises(BudgetError, match="cannot be met"):
+        calibrate(1.0, 1e-5, [PlannedDpSgd("sgd", 0.1, 100), PlannedPure("select", epsilon=1.5)])
+    with pytest.raises(BudgetError, match="pure-DP steps alone"):
+        calibrate(1.0, 1e-5, [PlannedPure("a", epsilon=0.7), PlannedPure("b", epsilon=0.7)])
+
+
+def test_calibrate__infinite_target_gives_no_formal_privacy() -> None:
+    ledger = calibrate(math.inf, 1e-5, [PlannedDpSgd("sgd", 0.1, 100), PlannedGaussian("assoc", 3)])
+    assert ledger.no_formal_privacy
+    assert ledger.epsilon() == math.inf
+    d = ledger.to_dict()
+    assert d["epsilon"] is None and d["no_formal_privacy"] is True
+    assert d["label"] == NO_PRIVACY_LABEL == "no formal privacy"
+    assert all(m["noise_multiplier"] == 0.0 for m in d["mechanisms"])
+    json.dumps(d, allow_nan=False)
+
+
+@pytest.mark.parametrize(
+    ("target", "plan", "fragment"),
+    [
+        (0.0, [PlannedDpSgd("a", 0.1, 10)], "target epsilon"),
+        (1.0, [], "empty"),
+        (1.0, [PlannedDpSgd("a", 0.1, 10), PlannedGaussian("a")], "duplicate"),
+        (1.0, [PlannedDpSgd("a", 0.1, 10, weight=0.0)], "weight"),
+        (1.0, [PlannedPure("a")], "exactly one"),
+    ],
+)
+def test_calibrate__rejects_bad_plans(target, plan, fragment) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        calibrate(target, 1e-5, plan)
+
+
+# ---------------------------------------------------------------------------- the ledger record
+
+
+def test_ledger__to_dict_has_the_contract_shape() -> None:
+    ledger = Ledger(default_delta(1_000), secure_mode=True)
+    ledger.add_dp_sgd("geno", 1.1, 0.05, 400, max_grad_norm=1.0)
+    ledger.add_gaussian("assoc", 12.0, count=10, sensitivity=2.0)
+    ledger.add_pure("select", 0.2)
+    d = json.loads(json.dumps(ledger.to_dict(), allow_nan=False))
+    assert {
+        "epsilon",
+        "delta",
+        "unit",
+        "no_formal_privacy",
+        "target_epsilon",
+        "accountants",
+        "gdp_mu",
+        "secure_mode",
+        "mechanisms",
+    } <= d.keys()
+    assert (
+        d["unit"] == "individual" and d["secure_mode"] is True and d["no_formal_privacy"] is False
+    )
+    assert d["delta"] == pytest.approx(1_000**-1.1)
+    assert set(d["accountants"]) == {"opacus_rdp", "pld"}
+    assert d["epsilon"] == max(d["accountants"].values())
+    sgd, gauss, pure = d["mechanisms"]
+    assert (
+        sgd["kind"] == "dp-sgd"
+        and {"noise_multiplier", "sample_rate", "steps", "epsilon_share"} <= sgd.keys()
+    )
+    assert (
+        gauss["kind"] == "gaussian" and {"noise_multiplier", "count", "sensitivity"} <= gauss.keys()
+    )
+    assert pure["kind"] == "pure-dp" and pure["epsilon"] == 0.2
+    # an independent re-accounting from the record alone gives the same epsilon
+    assert Ledger.from_dict(d).epsilon() == pytest.approx(d["epsilon"], rel=1e-12)
+    assert "ε" in ledger.label
+
+
+def test_ledger__zero_noise_mechanism_means_no_formal_privacy() -> None:
+    ledger = Ledger(1e-5)
+    ledger.add_dp_sgd("geno", 1.0, 0.1, 100)
+    ledger.add_gaussian("oops", 0.0, count=1)
+    assert ledger.no_formal_privacy and ledger.epsilon() == math.inf
+    assert ledger.to_dict()["epsilon"] is None
+
+
+def test_ledger__empty_ledger_spends_nothing() -> None:
+    assert Ledger(1e-5).epsilon() == 0.0
+
+
+@pytest.mark.parametrize(
+    ("call", "fragment"),
+    [
+        (lambda led: led.add_dp_sgd("a", 1.0, 1.5, 10), "sample_rate"),
+        (lambda led: led.add_dp_sgd("a", -1.0, 0.1, 10), "noise_multiplier"),
+        (lambda led: led.add_gaussian("a", 1.0, count=-1), "count"),
+        (lambda led: led.add_pure("a", -0.1), "epsilon"),
+        (lambda led: (led.add_pure("a", 0.1), led.add_pure("a", 0.1)), "already"),
+        (lambda led: led.mechanism("nope"), "no mechanism named"),
+    ],
+)
+def test_ledger__rejects_bad_mechanisms(call, fragment) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        call(Ledger(1e-5))
+
+
+def test_default_delta__is_n_to_the_minus_1_1() -> None:
+    assert default_delta(1_000) == pytest.approx(5.0119e-4, rel=1e-4)
+    assert default_delta(1_000) < 1 / 1_000
+    with pytest.raises(ConfigError):
+        default_delta(1)
+    with pytest.raises(ConfigError, match="delta"):
+        Ledger(1.5)

@@ -1,0 +1,93 @@
+"""Nearest-neighbour leakage: share closer to members, NNDR, duplicates of genotypes,
+genotype windows and phenotype rows; each against its holdout baseline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dpgenome.audit.neighbours import (
+    exact_duplicates,
+    nndr,
+    phenotype_row_keys,
+    row_digests,
+    share_closer_to_members,
+    window_duplicate_rate,
+    window_keys,
+)
+from test_audit_membership import reports
+
+
+def test_run_audits__copy_of_members_flags_every_duplicate():
+    nn = reports()[1]["nearest_neighbour"]
+    n = nn["n_synthetic"]
+    assert nn["exact_duplicate_genotypes"] == n
+    assert nn["near_duplicate_genotypes"] == n
+    assert nn["exact_duplicate_phenotype_rows"] == n
+    assert nn["duplicate_genotype_windows_rate"] == 1.0
+    assert nn["nndr_median"] == 0.0
+    assert nn["exact_duplicate_genotypes_holdout"] == 0
+    assert nn["share_closer_to_members_ci"][0] > 0.5
+
+
+def test_run_audits__fresh_draws_stay_at_baseline():
+    nn = reports()[0]["nearest_neighbour"]
+    lo, hi = nn["share_closer_to_members_ci"]
+    assert lo <= 0.5 <= hi
+    assert nn["exact_duplicate_genotypes"] == 0 and nn["near_duplicate_genotypes"] == 0
+    # the colony shares windows (few founders): synthetic at the holdout's level, +-0.03
+    assert nn["duplicate_genotype_windows_rate"] == pytest.approx(
+        nn["duplicate_genotype_windows_rate_holdout"], abs=0.03
+    )
+    assert nn["nndr_median"] == pytest.approx(nn["nndr_median_holdout"], abs=0.03)
+    assert sum(nn["dcr_members"]["hist"]) == sum(nn["dcr_holdout"]["hist"]) == nn["n_synthetic"]
+
+
+def test_share_closer_to_members__null_is_half_with_unequal_sets():
+    """With 3x more members than holdout and no leakage, the subsampled share is ~0.5
+    (without subsampling it would be ~0.75)."""
+    rng = np.random.default_rng(0)
+    d = rng.random((400, 2000))  # 300 members + 100 holdout rows, 2000 synthetic columns
+    res = share_closer_to_members(d, np.arange(300), np.arange(300, 400), np.random.default_rng(1))
+    lo, hi = res["share_closer_to_members_ci"]
+    assert lo <= 0.5 <= hi
+    assert res["share_reference_size"] == 100
+
+
+def test_nndr__hand_example():
+    d = np.array([[1.0, 0.0, 2.0], [2.0, 0.0, 4.0], [4.0, 3.0, 8.0]])
+    np.testing.assert_allclose(nndr(d), [0.5, 0.0, 0.5])
+
+
+def test_window_keys__match_brute_force_window_comparison():
+    rng = np.random.default_rng(2)
+    calls = rng.integers(0, 2, size=(40, 300)).astype(np.int8)  # binary: many shared windows
+    calls[20:30, :64] = calls[0:10, :64]  # planted shared windows
+    chroms = np.array(["1"] * 150 + ["2"] * 150)
+    keys = window_keys(calls, chroms, 16)
+    starts = [*range(0, 150 - 15, 16), *range(150, 300 - 15, 16)]
+    assert keys.shape == (40, len(starts))
+    q, ref = calls[20:], calls[:20]
+    brute = np.array(
+        [[any((ref[:, s : s + 16] == row[s : s + 16]).all(axis=1)) for s in starts] for row in q]
+    )
+    assert window_duplicate_rate(keys[20:], keys[:20]) == pytest.approx(brute.mean())
+    assert brute[:10, :4].all()
+
+
+def test_row_digests__exact_genotype_duplicates():
+    rng = np.random.default_rng(3)
+    calls = rng.integers(0, 3, size=(10, 50)).astype(np.int8)
+    calls[5] = calls[1]
+    calls[6] = calls[2]
+    calls[6, 0] = 3  # a missing call makes it a different row
+    d = row_digests(calls)
+    assert exact_duplicates(d[5:], d[:5]) == 1
+
+
+def test_phenotype_row_keys__rounding_and_missing():
+    a = pd.DataFrame({"x": [1.0, 2.0, np.nan], "g": ["a", "b", "c"]})
+    b = pd.DataFrame({"x": [1.0000000001, 2.5, np.nan], "g": ["a", "b", "c"]})
+    ka, kb = set(phenotype_row_keys(a)), phenotype_row_keys(b)
+    assert [k in ka for k in kb] == [True, False, True]

@@ -1,0 +1,124 @@
+"""Scoring of attacks: AUC, bootstrap CI, ROC, TPR at low FPR, Wilson rates, residual risk.
+
+References: scipy's Mann-Whitney U (AUC = U / (n1 n0)), statsmodels' Wilson interval and
+anonymeter's own ``success_rate``/``residual_success`` (installed test dependency).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from dpgenome.audit.scoring import (
+    MAX_ROC_POINTS,
+    auc_mann_whitney,
+    bootstrap_auc_ci,
+    residual_risk,
+    roc_curve,
+    score_attack,
+    thin_curve,
+    tpr_at_fpr,
+    wilson_interval,
+    wilson_rate,
+)
+
+
+def test_auc_mann_whitney__matches_scipy_u_statistic_with_ties():
+    rng = np.random.default_rng(0)
+    pos = rng.integers(0, 6, size=57).astype(float)  # many ties
+    neg = rng.integers(0, 5, size=43).astype(float)
+    u = stats.mannwhitneyu(pos, neg, alternative="two-sided").statistic
+    assert auc_mann_whitney(pos, neg) == pytest.approx(u / (57 * 43), abs=1e-12)
+
+
+def test_auc_mann_whitney__separated_and_identical_scores():
+    assert auc_mann_whitney(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0
+    assert auc_mann_whitney(np.zeros(5), np.zeros(7)) == 0.5
+
+
+def test_bootstrap_auc_ci__covers_estimate_and_is_seeded():
+    rng = np.random.default_rng(1)
+    pos, neg = rng.normal(0.5, 1, 200), rng.normal(0, 1, 150)
+    ci1 = bootstrap_auc_ci(pos, neg, n_bootstrap=300, rng=np.random.default_rng(7))
+    ci2 = bootstrap_auc_ci(pos, neg, n_bootstrap=300, rng=np.random.default_rng(7))
+    assert ci1 == ci2
+    auc = auc_mann_whitney(pos, neg)
+    assert ci1[0] < auc < ci1[1]
+    # Hanley & McNeil (1982) standard error as an independent check of the width (+-30%)
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    se = np.sqrt((auc * (1 - auc) + 199 * (q1 - auc**2) + 149 * (q2 - auc**2)) / (200 * 150))
+    assert (ci1[1] - ci1[0]) == pytest.approx(2 * 1.96 * se, rel=0.3)
+
+
+def test_roc_curve__hand_example_and_tpr_at_fpr():
+    pos = np.array([0.9, 0.8, 0.4])
+    neg = np.array([0.7, 0.3, 0.2, 0.1])
+    fpr, tpr = roc_curve(pos, neg)
+    np.testing.assert_allclose(fpr, [0, 0, 0, 0.25, 0.25, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(tpr, [0, 1 / 3, 2 / 3, 2 / 3, 1, 1, 1, 1])
+    assert tpr_at_fpr(fpr, tpr, 0.01) == pytest.approx(2 / 3)
+    assert tpr_at_fpr(fpr, tpr, 0.25) == 1.0
+
+
+def test_thin_curve__keeps_at_most_200_points_with_endpoints():
+    rng = np.random.default_rng(2)
+    fpr, tpr = roc_curve(rng.normal(size=1000), rng.normal(size=900))
+    f, t = thin_curve(fpr, tpr)
+    assert len(f) <= MAX_ROC_POINTS and f[0] == 0 and f[-1] == 1 and t[-1] == 1
+    assert np.all(np.diff(f) >= 0) and np.all(np.diff(t) >= 0)
+
+
+def test_score_attack__to_dict_has_the_documented_keys():
+    rng = np.random.default_rng(3)
+    res = score_attack(
+        rng.normal(size=50), rng.normal(size=40), method="m", n_bootstrap=50, rng=rng
+    )
+    d = res.to_dict()
+    for key in ("auc", "auc_ci", "tpr_at_fpr_0.01", "tpr_at_fpr_0.001", "roc", "method"):
+        assert key in d
+    assert len(d["roc"]["fpr"]) == len(d["roc"]["tpr"]) <= 200
+
+
+def test_wilson_interval__matches_statsmodels():
+    from statsmodels.stats.proportion import proportion_confint
+
+    for k, n in [(0, 10), (3, 10), (47, 120), (120, 120)]:
+        lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
+        assert wilson_interval(k, n) == pytest.approx((lo, hi), abs=1e-9)
+
+
+def test_residual_risk__matches_anonymeter():
+    from anonymeter.stats.confidence import residual_success, success_rate
+
+    for (ka, na), (kc, nc) in [((80, 100), (50, 100)), ((30, 200), (28, 150)), ((5, 40), (9, 40))]:
+        ref_a, ref_c = success_rate(na, ka, 0.95), success_rate(nc, kc, 0.95)
+        a, c = wilson_rate(ka, na), wilson_rate(kc, nc)
+        assert (a.value, a.error) == pytest.approx((ref_a.value, ref_a.error), abs=1e-12)
+        ref = residual_success(ref_a, ref_c).to_risk()
+        risk, ci = residual_risk(a, c)
+        assert risk == pytest.approx(ref.value, abs=1e-12)
+        assert ci == pytest.approx(ref.ci, abs=1e-12)
+
+
+def test_tpr_at_fpr_direct__equals_exact_roc_value():
+    from dpgenome.audit.scoring import tpr_at_fpr_direct
+
+    rng = np.random.default_rng(8)
+    for n0 in (50, 218, 1000):
+        pos = rng.integers(0, 40, size=300).astype(float)  # ties included
+        neg = rng.integers(0, 35, size=n0).astype(float)
+        fpr, tpr = roc_curve(pos, neg)
+        for level in (0.0, 0.001, 0.01, 0.1, 0.5):
+            assert tpr_at_fpr_direct(pos, neg, level)[0] == pytest.approx(
+                tpr_at_fpr(fpr, tpr, level)
+            )
+
+
+def test_score_attack__tpr_ci_covers_the_estimate():
+    rng = np.random.default_rng(9)
+    res = score_attack(
+        rng.normal(1, 1, 400), rng.normal(0, 1, 300), method="m", n_bootstrap=200, rng=rng
+    )
+    lo, hi = res.tpr_at_fpr_ci[0.01]
+    assert lo <= res.tpr_at_fpr[0.01] <= hi

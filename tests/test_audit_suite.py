@@ -1,0 +1,290 @@
+"""The audit suite as a whole: results shape (docs/architecture.md), aggregate-only output,
+NOT RUN reporting, the shadow-model attack, and the ``dpgenome audit`` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from dpgenome.audit import NOT_RUN, AuditConfig, run_audits
+from dpgenome.cli import main
+from dpgenome.errors import ConfigError
+from dpgenome.testing import ToyConfig, toy_cohort
+from test_audit_membership import reports, world
+
+ATTACK_KEYS = {"auc", "auc_ci", "tpr_at_fpr_0.01", "tpr_at_fpr_0.001", "roc", "method"}
+NN_KEYS = {
+    "share_closer_to_members",
+    "share_closer_to_members_ci",
+    "dcr_members",
+    "dcr_holdout",
+    "nndr_median",
+    "exact_duplicate_genotypes",
+    "near_duplicate_genotypes",
+    "duplicate_genotype_windows_rate",
+    "exact_duplicate_phenotype_rows",
+}
+KIN_KEYS = {
+    "thresholds",
+    "synthetic_member_duplicate_pairs",
+    "synthetic_member_first_degree_pairs",
+    "holdout_member_duplicate_pairs",
+    "holdout_member_first_degree_pairs",
+    "synthetic_first_degree_rate",
+    "holdout_first_degree_rate",
+    "excess_first_degree_rate",
+    "member_member_first_degree_pairs",
+    "member_member_duplicate_pairs",
+    "method",
+}
+
+
+def _lists(obj, out):
+    if isinstance(obj, dict):
+        for v in obj.values():
+            _lists(v, out)
+    elif isinstance(obj, list):
+        out.append(len(obj))
+        for v in obj:
+            _lists(v, out)
+    return out
+
+
+def test_run_audits__to_dict_has_the_architecture_shape():
+    d = reports()[0]
+    for name in ("dcr", "density_ratio", "allele_frequency"):
+        assert ATTACK_KEYS <= set(d["attacks"][name]), name
+    assert d["attacks"]["shadow"] == {
+        "status": NOT_RUN,
+        "reason": "no shadow targets requested (--shadow 0)",
+    }
+    assert NN_KEYS <= set(d["nearest_neighbour"])
+    assert KIN_KEYS <= set(d["kinship"])
+    for res in d["attribute_inference"].values():
+        assert {
+            "attack_accuracy",
+            "baseline_accuracy",
+            "control_accuracy",
+            "risk",
+            "risk_ci",
+        } <= set(res)
+    assert d["canary"]["status"] == NOT_RUN and "epsilon_lower_bound" not in d["canary"]
+    json.dumps(d, allow_nan=False)
+
+
+def test_run_audits__output_is_aggregate_only():
+    """No real id anywhere, and no list long enough to be per-individual (ROC <= 200)."""
+    real, split, _, _ = world()
+    for d in reports():
+        text = json.dumps(d)
+        leaked = [i for i in real.sample_ids.astype(str) if i in text]
+        assert leaked == []
+        assert max(_lists(d, [])) <= 200
+        assert max(_lists(d, [])) < len(split.members)
+
+
+def test_run_audits__seeded_and_reproducible():
+    real, split, fresh, _ = world()
+    cfg = AuditConfig(seed=3, n_bootstrap=200)
+    a = run_audits(real, split, fresh, cfg).to_dict()
+    a.pop("timings_s")
+    b = dict(reports()[0])
+    b.pop("timings_s")
+    assert a == b
+
+
+def _copy(cohort, seed):
+    return cohort
+
+
+def _fresh(cohort, seed):
+    out, _ = toy_cohort(seed % 1000 + 100, ToyConfig(n=cohort.n_samples))
+    return out
+
+
+def test_run_audits__shadow_attack_separates_a_copying_synthesizer():
+    real, split, fresh, _ = world()
+    cfg = AuditConfig(seed=1, shadow_targets=8, shadow_games=2, shadow_size=60)
+    copy = run_audits(real, split, fresh, cfg, train_fn=_copy).to_dict()["attacks"]["shadow"]
+    assert copy["auc"] > 0.9 and copy["targets"] == 8
+    obl = run_audits(real, split, fresh, cfg, train_fn=_fresh).to_dict()["attacks"]["shadow"]
+    assert obl["auc_ci"][0] <= 0.5 <= obl["auc_ci"][1]
+
+
+def test_run_audits__shadow_without_train_fn_is_not_run():
+    real, split, fresh, _ = world()
+    d = run_audits(real, split, fresh, AuditConfig(shadow_targets=4, canaries=20)).to_dict()
+    assert d["attacks"]["shadow"]["status"] == NOT_RUN
+    assert "train_fn" in d["canary"]["reason"]
+
+
+def test_run_audits__tiny_holdout_reports_density_ratio_not_run():
+    real, split, fresh, _ = world()
+    small = type(split)(split.members, split.holdout[:6], -1, 0.02, None, split.member_hash)
+    d = run_audits(real, small, fresh, AuditConfig(pheno="BMD", n_bootstrap=50)).to_dict()
+    assert d["attacks"]["density_ratio"]["status"] == NOT_RUN
+    assert "auc" in d["attacks"]["dcr"]
+
+
+def test_audit_config__rejects_bad_values():
+    with pytest.raises(ConfigError, match="shadow"):
+        AuditConfig(shadow_targets=2).validate()
+    with pytest.raises(ConfigError, match="canary_guesses"):
+        AuditConfig(canaries=20, canary_guesses=11).validate()
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture
+def cli_env(tmp_path, monkeypatch):
+    real, split, _, copy = world()
+    (tmp_path / "real").mkdir()
+    (tmp_path / "synth").mkdir()
+    cohorts = {str(tmp_path / "real"): real, str(tmp_path / "synth"): copy}
+    monkeypatch.setattr("dpgenome.cli.audit._read_cohort", lambda path: cohorts[str(path)])
+    ids = real.sample_ids.astype(str)[split.holdout]
+    (tmp_path / "holdout.txt").write_text("# holdout\n" + "\n".join(ids) + "\n\n")
+    return tmp_path
+
+
+def test_audit_command__writes_audit_json(cli_env: Path):
+    out = cli_env / "out"
+    res = CliRunner().invoke(
+        main,
+        [
+            "audit",
+            str(cli_env / "real"),
+            "--synthetic",
+            str(cli_env / "synth"),
+            "--holdout",
+            str(cli_env / "holdout.txt"),
+            "--pheno",
+            "BMD",
+            "--covar",
+            "SW16",
+            "--out",
+            str(out),
+            "--bootstrap",
+            "50",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    d = json.loads((out / "audit.json").read_text())
+    assert d["attacks"]["dcr"]["auc"] > 0.99  # the synthetic cohort is a copy of the members
+    assert list(d["attribute_inference"]) == ["BMD"]
+    assert d["config"]["covariates"] == ["SW16"]
+    assert "dcr" in res.output and "NOT RUN" in res.output
+    assert [p.name for p in out.iterdir()] == ["audit.json"]  # no temporary file left
+    text = (out / "audit.json").read_text()
+    real, _, _, _ = world()
+    assert not [i for i in real.sample_ids.astype(str) if i in text]
+
+
+def test_audit_command__unknown_holdout_id_names_the_file(cli_env: Path):
+    (cli_env / "bad.txt").write_text("nobody\n")
+    res = CliRunner().invoke(
+        main,
+        [
+            "audit",
+            str(cli_env / "real"),
+            "--synthetic",
+            str(cli_env / "synth"),
+            "--holdout",
+            str(cli_env / "bad.txt"),
+            "--out",
+            str(cli_env / "o"),
+        ],
+    )
+    assert res.exit_code == 2
+    assert "bad.txt" in res.output and "not in the cohort" in res.output
+
+
+def test_audit_command__two_fields_on_a_line_names_the_line(cli_env: Path):
+    (cli_env / "bad.txt").write_text("a\nb c\n")
+    res = CliRunner().invoke(
+        main,
+        [
+            "audit",
+            str(cli_env / "real"),
+            "--synthetic",
+            str(cli_env / "synth"),
+            "--holdout",
+            str(cli_env / "bad.txt"),
+            "--out",
+            str(cli_env / "o"),
+        ],
+    )
+    assert res.exit_code == 2 and "line 2" in res.output
+
+
+def test_audit_command__shadow_needs_the_synthesizer(cli_env: Path):
+    res = CliRunner().invoke(
+        main,
+        [
+            "audit",
+            str(cli_env / "real"),
+            "--synthetic",
+            str(cli_env / "synth"),
+            "--holdout",
+            str(cli_env / "holdout.txt"),
+            "--out",
+            str(cli_env / "o"),
+            "--shadow",
+            "5",
+        ],
+    )
+    assert res.exit_code == 2 and "dpgenome release" in res.output
+
+
+def test_audit_command__unknown_pheno_is_a_user_error(cli_env: Path):
+    res = CliRunner().invoke(
+        main,
+        [
+            "audit",
+            str(cli_env / "real"),
+            "--synthetic",
+            str(cli_env / "synth"),
+            "--holdout",
+            str(cli_env / "holdout.txt"),
+            "--out",
+            str(cli_env / "o"),
+            "--pheno",
+            "nope",
+        ],
+    )
+    assert res.exit_code == 2 and "nope" in res.output
+
+
+def test_audit_command__round_trip_through_dpgenome_io(tmp_path: Path):
+    io = pytest.importorskip("dpgenome.io")
+    if not hasattr(io, "write_cohort"):
+        pytest.skip("dpgenome.io.write_cohort has not landed yet")
+    real, split, fresh, _ = world()
+    io.write_cohort(real, tmp_path / "real", fmt="plink")
+    io.write_cohort(fresh, tmp_path / "synth", fmt="plink")
+    ids = real.sample_ids.astype(str)[split.holdout]
+    (tmp_path / "h.txt").write_text("\n".join(ids) + "\n")
+    res = CliRunner().invoke(
+        main,
+        [
+            "audit",
+            str(tmp_path / "real"),
+            "--synthetic",
+            str(tmp_path / "synth"),
+            "--holdout",
+            str(tmp_path / "h.txt"),
+            "--out",
+            str(tmp_path / "o"),
+            "--bootstrap",
+            "50",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    d = json.loads((tmp_path / "o" / "audit.json").read_text())
+    assert d["summary"]["n_holdout"] == len(split.holdout)
+    assert np.isfinite(d["attacks"]["dcr"]["auc"])

@@ -1,0 +1,140 @@
+"""``dpgenome inspect COHORT [--json]``: summary contents, the JSON contract (plain integer
+``n_samples``/``n_variants`` after QC), identical answers for every format, exit code 2 with
+a located message for bad input, and no individual-level data in the output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dpgenome.cli import main
+from dpgenome.cohort import qc
+from dpgenome.io import read_cohort
+
+DATA = Path(__file__).resolve().parent / "data"
+TINY = DATA / "tiny"
+FORMATS = ("parker", "plink", "vcf")
+
+
+def _inspect(*args: str):
+    return CliRunner().invoke(main, ["inspect", *args])
+
+
+def test_inspect__human_summary(tmp_path: Path):
+    result = _inspect(str(TINY / "parker"))
+    assert result.exit_code == 0, result.output
+    kept, report = qc(read_cohort(TINY / "parker"))
+    text = result.output
+    assert "samples: 40 read, 38 after QC" in text
+    assert f"SNPs: 120 read, {kept.n_variants} after QC" in text
+    per_chr = kept.variants["chr"].value_counts()
+    assert f"SNPs per chromosome after QC: 1: {per_chr['1']}, 2: {per_chr['2']}" in text
+    assert "missing dosages as read:" in text and "MAF after QC (median" in text
+    assert "abBMD" in text and "binary" in text and "categorical" in text
+    for line in report.lines():
+        assert line in text
+
+
+def test_inspect__json_contract_and_same_answer_for_every_format():
+    answers = {}
+    for fmt in FORMATS:
+        result = _inspect(str(TINY / fmt), "--json")
+        assert result.exit_code == 0, result.output
+        answers[fmt] = json.loads(result.stdout)
+    kept, report = qc(read_cohort(TINY / "parker"))
+    doc = answers["parker"]
+    assert type(doc["n_samples"]) is int and type(doc["n_variants"]) is int
+    assert (doc["n_samples"], doc["n_variants"]) == (kept.n_samples, kept.n_variants)
+    assert doc["qc"] == report.to_dict()
+    assert doc["format"] == "parker" and doc["n_samples_read"] == 40
+    assert sum(doc["maf"]["counts"]) == kept.n_variants
+    assert {p["name"]: p["type"] for p in doc["phenotypes"]}["round"] == "categorical"
+    for fmt in ("plink", "vcf"):
+        other = dict(answers[fmt])
+        assert other.pop("format") == fmt
+        other.pop("source")
+        same = {k: v for k, v in doc.items() if k not in ("format", "source")}
+        assert other == same
+
+
+def test_inspect__output_holds_no_sample_ids():
+    ids = read_cohort(TINY / "parker").sample_ids.astype(str)
+    for args in ((), ("--json",)):
+        out = _inspect(str(TINY / "vcf"), *args).output
+        assert not [i for i in ids if i in out]
+
+
+def test_inspect__qc_thresholds_are_options():
+    result = _inspect(str(TINY / "plink"), "--json", "--min-maf", "0.3")
+    doc = json.loads(result.stdout)
+    kept, _ = qc(read_cohort(TINY / "plink"))
+    assert doc["n_variants"] < kept.n_variants
+    assert doc["qc"][-1]["reason"] == "minor allele frequency <= 30% or not observed"
+
+
+def test_inspect__bad_input_exits_2_with_location(tmp_path: Path):
+    shutil.copytree(TINY / "parker", tmp_path / "c")
+    geno = tmp_path / "c" / "geno.txt"
+    lines = geno.read_text().split("\n")
+    fields = lines[4].split(" ")
+    fields[10] = "abc"
+    lines[4] = " ".join(fields)
+    geno.write_text("\n".join(lines))
+    snp = lines[0].split(" ")[10]
+    result = _inspect(str(tmp_path / "c"))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ")
+    assert f"geno.txt, line 5, column {snp}: dosage is not a number" in result.stderr
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+
+
+def test_inspect__several_formats_in_one_directory_exits_2(tmp_path: Path):
+    shutil.copytree(TINY / "plink", tmp_path / "c")
+    shutil.copy(TINY / "vcf" / "cohort.vcf.gz", tmp_path / "c")
+    result = _inspect(str(tmp_path / "c"))
+    assert result.exit_code == 2
+    assert "several genotype files: cohort.bed, cohort.vcf.gz" in result.stderr
+
+
+def test_inspect__console_script_exit_code_and_streams(tmp_path: Path):
+    exe = Path(sys.executable).with_name("dpgenome")
+    if not exe.exists():
+        pytest.skip("the dpgenome console script is not installed next to this Python")
+    ok = subprocess.run(
+        [str(exe), "inspect", str(TINY / "plink"), "--json"], capture_output=True, text=True
+    )
+    assert ok.returncode == 0 and json.loads(ok.stdout)["n_samples"] == 38
+    shutil.copytree(TINY / "plink", tmp_path / "c")
+    bed = tmp_path / "c" / "cohort.bed"
+    bed.write_bytes(bed.read_bytes()[:100])
+    bad = subprocess.run([str(exe), "inspect", str(tmp_path / "c")], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert "cohort.bed: size is 100 bytes but 1203 are expected" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def _bad_inputs():
+    from test_io import BAD_INPUT  # the builders of every bad input of issue 2
+
+    return BAD_INPUT
+
+
+@pytest.mark.parametrize("make", _bad_inputs(), ids=lambda f: f.__name__)
+def test_inspect__every_bad_input_exits_2_naming_file_and_line(tmp_path: Path, make):
+    directory, file, line, column, _ = make(tmp_path)
+    result = _inspect(str(directory))
+    assert result.exit_code == 2, result.output
+    assert result.stdout == "" and "Traceback" not in result.output
+    message = result.stderr.strip()
+    assert message.startswith("error: ") and f"{file}" in message
+    if line is not None:
+        assert f", line {line}" in message
+    if column is not None:
+        assert f", column {column}" in message

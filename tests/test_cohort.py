@@ -1,0 +1,258 @@
+"""The cohort model (dpgenome.cohort): QC counts, analysis subset, seeded member/holdout split,
+design matrix, chromosome names.
+
+References: QC is checked against a plain-loop oracle and against plink2 (``--remove``,
+``--exclude``, ``--maf 0.02``; exact set equality: on the tiny cohort no MAF lies on the 2%
+boundary, where plink2's ``<`` and the study's ``<=`` would differ); the design matrix against
+patsy's treatment coding (the formula layer of statsmodels), exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dpgenome.cohort import (
+    Cohort,
+    PhenoType,
+    QCConfig,
+    analysis_subset,
+    infer_pheno_types,
+    normalise_chromosome,
+    qc,
+    split_from_holdout_ids,
+    split_members,
+)
+from dpgenome.errors import CohortError, InputError
+from dpgenome.io import read_cohort
+
+TINY = Path(__file__).resolve().parent / "data" / "tiny"
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Cohort:
+    return read_cohort(TINY / "parker")
+
+
+def _maf_oracle(dosages: np.ndarray) -> np.ndarray:
+    out = np.empty(dosages.shape[1])
+    for j in range(dosages.shape[1]):
+        col = [float(x) for x in dosages[:, j] if not np.isnan(x)]
+        f = sum(col) / (2 * len(col))
+        out[j] = min(f, 1 - f)
+    return out
+
+
+def test_qc__counts_and_reasons_on_tiny_cohort(tiny: Cohort):
+    kept, report = qc(tiny)
+    flagged = tiny.samples["discard"] | tiny.samples["mixup"]
+    keep_samples = ~flagged.to_numpy()
+    quality = pd.read_csv(TINY / "parker" / "map.txt", sep=" ")["quality"].to_numpy()
+    good_quality = quality > 0.95
+    maf = _maf_oracle(tiny.dosages[keep_samples][:, good_quality])
+    common = maf > 0.02
+    assert [(s.unit, s.reason, s.removed, s.remaining) for s in report.steps] == [
+        ("samples", "flagged discard", 1, 39),
+        ("samples", "flagged mixup", 1, 38),
+        ("variants", "quality <= 0.95", int((~good_quality).sum()), int(good_quality.sum())),
+        (
+            "variants",
+            "minor allele frequency <= 2% or not observed",
+            int((~common).sum()),
+            int(common.sum()),
+        ),
+    ]
+    assert (~good_quality).sum() > 0 and (~common).sum() > 0  # the fixture exercises both
+    assert kept.n_samples == 38 and kept.n_variants == int(common.sum())
+    expected_ids = tiny.variants["id"].to_numpy()[good_quality][common]
+    assert kept.variants["id"].tolist() == expected_ids.tolist()
+    assert report.to_dict()[0] == {
+        "unit": "samples",
+        "reason": "flagged discard",
+        "removed": 1,
+        "remaining": 39,
+    }
+
+
+@pytest.mark.tools
+def test_qc__variant_set_matches_plink2(tiny: Cohort, tmp_path: Path):
+    exe = shutil.which("plink2")
+    if exe is None:
+        pytest.skip("plink2 is not on PATH (CI installs the Debian package plink2)")
+    flagged = tiny.samples.loc[tiny.samples["discard"] | tiny.samples["mixup"], "id"]
+    (tmp_path / "remove.txt").write_text("".join(f"{i}\t{i}\n" for i in flagged))
+    low = tiny.variants.loc[tiny.variants["quality"] <= 0.95, "id"]
+    (tmp_path / "exclude.txt").write_text("".join(f"{i}\n" for i in low))
+    subprocess.run(
+        [
+            exe,
+            "--bfile",
+            str(TINY / "plink" / "cohort"),
+            "--remove",
+            str(tmp_path / "remove.txt"),
+            "--exclude",
+            str(tmp_path / "exclude.txt"),
+            "--maf",
+            "0.02",
+            "--write-snplist",
+            "--out",
+            str(tmp_path / "ref"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    expected = (tmp_path / "ref.snplist").read_text().split()
+    kept, _ = qc(tiny)
+    assert kept.variants["id"].tolist() == expected
+
+
+def test_qc__no_quality_column_means_no_quality_step(tiny: Cohort):
+    cohort = tiny.take_variants(np.arange(tiny.n_variants))
+    cohort.variants["quality"] = np.nan
+    _, report = qc(cohort, QCConfig(min_maf=0.0))
+    assert [s.reason for s in report.steps] == [
+        "flagged discard",
+        "flagged mixup",
+        "minor allele frequency <= 0% or not observed",
+    ]
+
+
+def test_analysis_subset__keeps_samples_with_pheno_and_covariates(tiny: Cohort):
+    kept, report = qc(tiny)
+    sub = analysis_subset(kept, "abBMD", ["SW16", "round"], report)
+    observed = kept.phenotypes[["abBMD", "SW16", "round"]].notna().all(axis=1)
+    assert sub.n_samples == int(observed.sum()) < kept.n_samples
+    step = report.steps[-1]
+    assert (step.removed, step.remaining) == (int((~observed).sum()), int(observed.sum()))
+    assert step.reason == "abBMD or a covariate (SW16, round) missing"
+    assert sub.sample_ids.tolist() == kept.sample_ids[observed.to_numpy()].tolist()
+
+
+def test_analysis_subset__unknown_phenotype_is_a_cohort_error(tiny: Cohort):
+    with pytest.raises(CohortError, match="unknown phenotype/covariate 'nope'"):
+        analysis_subset(tiny, "nope")
+
+
+def test_split_members__deterministic_disjoint_and_hashed(tiny: Cohort):
+    a = split_members(tiny, holdout_fraction=0.25, seed=3)
+    b = split_members(tiny, holdout_fraction=0.25, seed=3)
+    c = split_members(tiny, holdout_fraction=0.25, seed=4)
+    np.testing.assert_array_equal(a.members, b.members)
+    assert a.member_hash == b.member_hash and a.member_hash != c.member_hash
+    assert len(a.holdout) == 10 and len(a.members) == 30
+    assert not set(a.members) & set(a.holdout)
+    assert sorted([*a.members, *a.holdout]) == list(range(tiny.n_samples))
+    ids = sorted(tiny.sample_ids[a.members].astype(str))
+    assert a.member_hash == hashlib.sha256("\n".join(ids).encode()).hexdigest()
+    record = a.record()
+    assert record == {
+        "seed": 3,
+        "holdout_fraction": 0.25,
+        "stratified_on": None,
+        "n_members": 30,
+        "n_holdout": 10,
+        "member_ids_sha256": a.member_hash,
+    }
+
+
+def test_split_members__stratified_on_binary_phenotype(tiny: Cohort):
+    split = split_members(tiny, holdout_fraction=0.2, seed=0, stratify="abBMD")
+    values = tiny.phenotypes["abBMD"].to_numpy()
+    for stratum in (values == 1, values == 0, np.isnan(values)):
+        size = int(stratum.sum())
+        assert int(stratum[split.holdout].sum()) == round(0.2 * size)
+
+
+def test_split_members__stratified_on_continuous_by_quintile(tiny: Cohort):
+    split = split_members(tiny, holdout_fraction=0.5, seed=1, stratify="BMD")
+    bmd = tiny.phenotypes["BMD"].to_numpy()
+    ok = ~np.isnan(bmd)
+    edges = np.quantile(bmd[ok], [0.2, 0.4, 0.6, 0.8])
+    strata = np.where(ok, np.searchsorted(edges, np.nan_to_num(bmd)), -1)
+    for s in np.unique(strata):
+        size = int((strata == s).sum())
+        assert int((strata[split.holdout] == s).sum()) == round(0.5 * size)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1])
+def test_split_members__bad_fraction_is_an_error(tiny: Cohort, fraction: float):
+    with pytest.raises(CohortError, match="holdout fraction must be in"):
+        split_members(tiny, holdout_fraction=fraction)
+
+
+def test_split_from_holdout_ids__rebuilds_the_split(tiny: Cohort):
+    split = split_members(tiny, seed=9, stratify="round")
+    again = split_from_holdout_ids(tiny, tiny.sample_ids[split.holdout].tolist(), file="h.txt")
+    np.testing.assert_array_equal(again.members, split.members)
+    assert again.member_hash == split.member_hash
+    with pytest.raises(InputError, match="not in the cohort"):
+        split_from_holdout_ids(tiny, ["nobody"], file="h.txt")
+    first = str(tiny.sample_ids[0])
+    with pytest.raises(InputError, match="listed twice"):
+        split_from_holdout_ids(tiny, [first, first], file="h.txt")
+
+
+def test_design__one_hot_first_level_dropped_matches_patsy(tiny: Cohort):
+    patsy = pytest.importorskip("patsy")
+    x, names = tiny.design(["SW16", "round", "bw"])
+    frame = tiny.phenotypes[["SW16", "round", "bw"]].copy()
+    frame["round"] = frame["round"].astype(object)
+    ref = patsy.dmatrix("SW16 + C(round) + bw", frame, return_type="dataframe")
+    dummies = [c for c in ref.columns if c.startswith("C(round)")]  # patsy lists these first
+    ref = ref[["SW16", *dummies, "bw"]]
+    observed = frame.notna().all(axis=1).to_numpy()
+    np.testing.assert_array_equal(x[observed], ref.to_numpy())
+    assert names == ["SW16", *(f"round={c[len('C(round)[T.') : -1]}" for c in dummies), "bw"]
+    other = tiny.take_samples(np.arange(6))
+    other.phenotypes.loc[0, "round"] = None
+    x2, _ = other.design(["round"])
+    assert np.isnan(x2[0]).all() and not np.isnan(x2[1:]).any()
+
+
+def test_design__no_covariates_gives_empty_matrix(tiny: Cohort):
+    x, names = tiny.design([])
+    assert x.shape == (tiny.n_samples, 0) and names == []
+
+
+def test_fingerprint__changes_with_one_dosage(tiny: Cohort):
+    other = tiny.take_samples(np.arange(tiny.n_samples))
+    assert other.fingerprint() == tiny.fingerprint()
+    other.dosages[5, 7] = 2.0 if other.dosages[5, 7] != 2.0 else 1.0
+    assert other.fingerprint() != tiny.fingerprint()
+
+
+def test_infer_pheno_types__text_binary_continuous():
+    table = pd.DataFrame(
+        {"t": ["a", None, "b"], "b": [0.0, 1.0, np.nan], "c": [0.5, 1.0, 2.0], "e": [np.nan] * 3}
+    )
+    types = infer_pheno_types(table, {"c": PhenoType.CATEGORICAL})
+    assert types == {
+        "t": PhenoType.CATEGORICAL,
+        "b": PhenoType.BINARY,
+        "c": PhenoType.CATEGORICAL,
+        "e": PhenoType.CONTINUOUS,
+    }
+
+
+@pytest.mark.parametrize(
+    ("raw", "canonical"),
+    [
+        ("chr1", "1"),
+        ("01", "1"),
+        ("chrX", "X"),
+        ("23", "X"),
+        ("M", "MT"),
+        ("19", "19"),
+        ("chrUn", None),
+        ("0", None),
+        ("", None),
+    ],
+)
+def test_normalise_chromosome__names(raw: str, canonical: str | None):
+    assert normalise_chromosome(raw) == canonical

@@ -1,0 +1,268 @@
+"""The dossier: self-contained HTML, aggregates only, every section a reader needs."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import markupsafe
+import numpy as np
+import pandas as pd
+import pytest
+
+from dpgenome import paths
+from dpgenome.dossier import (
+    FIGURE_CAPTIONS,
+    _legend_frame,
+    inline_svg,
+    render_dossier,
+    render_frontier,
+    roc_svg,
+)
+from dpgenome.errors import ConfigError, InputError
+from dpgenome.paths import shipped_policy
+from dpgenome.policy import EvaluationContext, Override, evaluate, load_policy
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PHENO = Path(__file__).parents[1] / "src" / "dpgenome" / "data" / "pheno.csv.gz"
+NONE_SPENT = EvaluationContext(0.0, 0.0, 0)
+
+
+def results(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / f"results_{name}.json").read_text())
+
+
+def matplotlib_figures(seed: int = 0) -> dict[str, str]:
+    """SVGs as the plotting stage makes them (matplotlib, Agg), from simulated numbers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(seed)
+    out: dict[str, str] = {}
+    with matplotlib.rc_context({"svg.hashsalt": "dpgenome-test", "svg.fonttype": "none"}):
+        fig, ax = plt.subplots(figsize=(6, 2.5))
+        ax.scatter(np.arange(500), -np.log10(rng.uniform(size=500)), s=2)
+        ax.set_xlabel("position")
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg")
+        plt.close(fig)
+        out["manhattan"] = buf.getvalue()
+        fig, ax = plt.subplots(figsize=(3, 3))
+        ax.imshow(np.corrcoef(rng.normal(size=(5, 40))), cmap="RdBu_r", vmin=-1, vmax=1)
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg")
+        plt.close(fig)
+        out["phenotype_correlation"] = buf.getvalue()
+    return out
+
+
+def render(name: str = "approve", policy: str = "consortium", **kwargs: Any) -> str:
+    doc = results(name)
+    evaluation = evaluate(doc, load_policy(shipped_policy(policy)), context=NONE_SPENT)
+    return render_dossier(doc, evaluation, kwargs.pop("figures", {}), **kwargs)
+
+
+def test_render_dossier__self_contained_no_external_requests() -> None:
+    html = render(figures=matplotlib_figures())
+    assert html.startswith("<!DOCTYPE html>")
+    assert "<script" not in html.lower()
+    assert "<link" not in html.lower()
+    assert "@import" not in html
+    # The only URLs are XML namespace names (not fetched); nothing loads from a URL.
+    urls = set(re.findall(r"https?://[^\s\"'<>)]+", html))
+    assert urls <= {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"}, urls
+    for attr in re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)""", html):
+        assert attr.startswith(("#", "data:")), attr
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+
+
+def test_render_dossier__contains_no_real_sample_id() -> None:
+    ids = pd.read_csv(PHENO, usecols=["id"], dtype=str)["id"].str.strip()
+    assert len(ids) == 1092
+    html = render(figures=matplotlib_figures())
+    tokens = set(re.findall(r"[A-Za-z0-9_]+", html))
+    leaked = sorted(set(ids) & tokens)
+    assert leaked == [], f"real sample ids in the dossier: {leaked[:5]}"
+
+
+def test_render_dossier__scan_catches_a_planted_id() -> None:
+    # The scan above can fail: a real id placed in a results field is found.
+    ids = pd.read_csv(PHENO, usecols=["id"], dtype=str)["id"].str.strip()
+    doc = results("approve")
+    doc["cohort"]["source"] = f"sample {ids.iloc[5]}"
+    doc["provenance"]["config"]["note"] = f"sample {ids.iloc[5]}"
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    tokens = set(re.findall(r"[A-Za-z0-9_]+", render_dossier(doc, evaluation, {})))
+    assert ids.iloc[5] in tokens
+
+
+def test_render_dossier__approve_banner() -> None:
+    html = render()
+    assert 'class="banner approve"' in html
+    assert ">APPROVE<" in html
+    assert "Policy findings (22 pass, 0 fail, 0 not evaluated)" in html
+
+
+def test_render_dossier__block_banner_lists_every_failing_rule() -> None:
+    doc = results("block")
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    html = render_dossier(doc, evaluation, {})
+    banner = html.split('id="verdict"', 1)[1].split("</div>", 1)[0]
+    assert ">BLOCK<" in banner
+    for f in evaluation.failing:
+        assert f"<code>{f.rule}</code>" in banner
+        assert str(markupsafe.escape(f.title)) in banner
+    assert "measured 14, required &lt;= 10" in banner
+
+
+def test_render_dossier__override_shown_in_banner() -> None:
+    override = Override(
+        "Reviewed by the DAC; spurious locus explained",
+        "Dr A. Smith <dac>",
+        "2026-11-24T07:00:00+00:00",
+    )
+    html = render("block", override=override)
+    banner = html.split('id="verdict"', 1)[1].split("</div>", 1)[0]
+    assert "BLOCK — OVERRIDDEN" in banner
+    assert "Dr A. Smith &lt;dac&gt;" in banner  # escaped
+    assert "Reviewed by the DAC" in banner and "2026-11-24T07:00:00+00:00" in banner
+
+
+def test_render_dossier__no_formal_privacy_labelled() -> None:
+    html = render("inf", policy="internal")
+    assert html.count("NO FORMAL PRIVACY") >= 3
+    assert "∞ — NO FORMAL PRIVACY" in html
+    assert "There is no guarantee" in html
+
+
+def test_render_dossier__has_every_section_and_signoff_roles() -> None:
+    html = render(figures=matplotlib_figures())
+    for anchor in (
+        "verdict",
+        "glance",
+        "meaning",
+        "findings",
+        "ledger",
+        "audits",
+        "fidelity",
+        "provenance",
+        "signoff",
+    ):
+        assert f'id="{anchor}"' in html
+    for role in load_policy(shipped_policy("consortium")).signoff_roles:
+        assert f"<td>{role}</td>" in html
+    for text in (
+        "Relatives are not protected",
+        "Repeated releases add up",
+        "The holdout is not protected by DP",
+        "genotype synthesizer (per-chromosome VAE)",  # a mechanism
+        "opacus_rdp",  # accountants
+        "KING-robust kinship",
+        "rs29477109",  # loci table (a SNP id, not a person)
+        "a1a1a1a1",  # input file hash
+        "@media print",
+    ):
+        assert text in html, text
+
+
+def test_render_dossier__missing_figures_are_labelled_not_dropped() -> None:
+    html = render(figures={})
+    for name in FIGURE_CAPTIONS:
+        assert f"Figure “{name}” was not supplied with this release." in html
+    # ROC and DCR are drawn from the results document itself
+    assert 'data-figure="roc"' in html and "Membership attacks: ROC" in html
+    assert "Distance to closest real record" in html
+
+
+def test_render_dossier__escapes_text_from_results() -> None:
+    doc = results("approve")
+    doc["cohort"]["pheno"] = "<script>alert(1)</script>"
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    html = render_dossier(doc, evaluation, {})
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_render_dossier__is_deterministic_given_date() -> None:
+    figures = matplotlib_figures()
+    assert render(figures=figures, generated_at="x") == render(figures=figures, generated_at="x")
+
+
+@pytest.mark.parametrize(
+    "svg",
+    [
+        '<svg xmlns="http://www.w3.org/2000/svg"><script>1</script></svg>',
+        '<svg xmlns="http://www.w3.org/2000/svg"><image href="https://x.org/a.png"/></svg>',
+        '<svg xmlns="http://www.w3.org/2000/svg"><use xlink:href="other.svg#a"/></svg>',
+        '<svg xmlns="http://www.w3.org/2000/svg" onload="f()"></svg>',
+        '<svg xmlns="http://www.w3.org/2000/svg"><rect style="fill:url(http://x/y)"/></svg>',
+        '<svg xmlns="http://www.w3.org/2000/svg"><style>@import "x.css";</style></svg>',
+        "<div>not svg</div>",
+    ],
+)
+def test_inline_svg__rejects_scripts_and_external_references(svg: str) -> None:
+    with pytest.raises(InputError, match="figure 'f'"):
+        inline_svg(svg, "f")
+
+
+def test_inline_svg__makes_ids_unique_per_figure() -> None:
+    a = matplotlib_figures(0)["manhattan"]
+    b = matplotlib_figures(1)["manhattan"]
+    html = str(inline_svg(a, "one")) + str(inline_svg(b, "two"))
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert len(ids) == len(set(ids)) > 0
+    for ref in re.findall(r"url\(#([^)]+)\)", html):
+        assert ref in ids  # every internal reference still resolves
+
+
+def test_roc_svg__maps_unit_square_onto_plot_area() -> None:
+    svg = roc_svg({"a": {"auc": 0.5, "roc": {"fpr": [0.0, 1.0], "tpr": [0.0, 1.0]}}})
+    assert svg is not None
+    frame = _legend_frame(360, 286, 2)
+    # (0, 0) is the bottom-left corner of the plot area, (1, 1) the top-right one
+    left, bottom = frame.left, frame.height - frame.bottom
+    right, top = frame.width - frame.right, frame.top
+    points = re.search(r'<polyline points="([^"]+)" fill="none" stroke="#1f5fa8"', svg)
+    assert points is not None
+    assert points.group(1) == f"{left:g},{bottom:g} {right:g},{top:g}"
+    assert roc_svg({"a": {"status": "NOT RUN"}}) is None
+
+
+def test_render_frontier__non_private_point_labelled() -> None:
+    runs = []
+    for eps, recall in ((None, 0.9), (10.0, 0.6), (3.0, 0.3), (1.0, 0.05)):
+        doc = copy.deepcopy(results("approve"))
+        doc["ledger"]["epsilon"] = eps
+        doc["ledger"]["no_formal_privacy"] = eps is None
+        doc["fidelity"]["gwas"]["thresholds"]["1e-08"]["recall"] = recall
+        runs.append(doc)
+    html = render_frontier(runs)
+    assert "∞ — no formal privacy" in html
+    assert html.count("<figure") == 5
+    assert "<script" not in html
+    # rows ordered: no-DP reference first, then decreasing epsilon
+    eps_cells = re.findall(r"<tr><td>(?:<b>)?([^<]+)", html.split("All points")[1])
+    assert eps_cells == ["∞ — no formal privacy", "10", "3", "1"]
+    with pytest.raises(InputError):
+        render_frontier([])
+
+
+def test_templates_dir__missing_is_a_config_error(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr(paths, "_PACKAGE_DIR", tmp_path / "src" / "dpgenome")
+    monkeypatch.delenv("DPGENOME_HOME", raising=False)
+    with pytest.raises(ConfigError, match="reports/templates"):
+        paths.templates_dir()
+    with pytest.raises(ConfigError, match="policies"):
+        paths.policies_dir()
+
+
+def test_pheno_fixture_is_gzip_csv() -> None:
+    # guard for the id scan: it must really read the package's copy of the real phenotypes
+    with gzip.open(PHENO, "rt") as fh:
+        assert fh.readline().startswith('"id"')

@@ -1,0 +1,525 @@
+"""Policy-gated atomic export, bundle verification, the lifetime ledger and their CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from dpgenome.cli import main
+from dpgenome.errors import BudgetError, ConfigError, InputError, ReleaseBlocked
+from dpgenome.export import (
+    MANIFEST,
+    SIGNATURE,
+    export_bundle,
+    load_signing_key,
+    sha256_file,
+    verify_bundle,
+)
+from dpgenome.lifetime import LifetimeLedger
+from dpgenome.paths import shipped_policy
+from dpgenome.policy import Override
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FINGERPRINT = "9f2c" + "0" * 56 + "1a2b"  # cohort.fingerprint of the fixtures
+
+
+def results(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / f"results_{name}.json").read_text())
+
+
+def data_files(tag: str = "a") -> dict[str, bytes]:
+    """A stand-in synthetic cohort (fresh synthetic ids, made-up values)."""
+    return {
+        "synthetic/pheno.csv": (
+            f"id,abBMD,SW16\nsynth_{tag}_0001,1,0\nsynth_{tag}_0002,0,1\n".encode()
+        ),
+        "synthetic/geno.txt": b"id discard rs1 rs2\nsynth_0001 no 0 2\nsynth_0002 no 1 1\n",
+    }
+
+
+def export(tmp_path: Path, name: str = "approve", policy: str = "consortium", **kw: Any) -> Any:
+    kw.setdefault("lifetime", LifetimeLedger(tmp_path / "lifetime.sqlite"))
+    return export_bundle(
+        kw.pop("dest", tmp_path / "bundle"),
+        files=kw.pop("files", data_files()),
+        results=results(name),
+        policy_path=shipped_policy(policy),
+        **kw,
+    )
+
+
+def keypair(tmp_path: Path, name: str = "key") -> tuple[Path, Path]:
+    key = Ed25519PrivateKey.generate()
+    private = tmp_path / f"{name}.pem"
+    public = tmp_path / f"{name}.pub"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return private, public
+
+
+def siblings(path: Path) -> list[str]:
+    return sorted(p.name for p in path.parent.iterdir() if p.name.startswith(f".{path.name}"))
+
+
+# ---------------------------------------------------------------------------- export
+
+
+def test_export_bundle__approve_writes_a_verifiable_bundle(tmp_path: Path) -> None:
+    result = export(tmp_path)
+    bundle = tmp_path / "bundle"
+    assert result.path == bundle and str(result.evaluation.verdict) == "APPROVE"
+    names = sorted(p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file())
+    assert names == [
+        "dossier.html",
+        "manifest.json",
+        "policy.yaml",
+        "results.json",
+        "synthetic/geno.txt",
+        "synthetic/pheno.csv",
+    ]
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    assert manifest["schema_version"] == 1 and manifest["verdict"] == "APPROVE"
+    assert manifest["policy"]["sha256"] == sha256_file(shipped_policy("consortium"))
+    assert (bundle / "policy.yaml").read_bytes() == shipped_policy("consortium").read_bytes()
+    for name, entry in manifest["files"].items():
+        assert entry["sha256"] == sha256_file(bundle / name)
+    assert manifest["seeds"] == {"split": 11, "synth": 12, "audit": 13}
+    assert manifest["ledger"]["epsilon"] == 8.0
+    assert manifest["override"] is None and manifest["signature"] is None
+    assert manifest["lifetime"]["lifetime_epsilon_spent"] == 0.0
+    report = verify_bundle(bundle)
+    assert report.ok, report.problems
+    assert (report.files_checked, report.signature) == (5, "absent")
+    assert siblings(bundle) == []  # no temporary directory left behind
+
+
+def test_export_bundle__block_raises_and_writes_nothing(tmp_path: Path) -> None:
+    with pytest.raises(ReleaseBlocked) as err:
+        export(tmp_path, "block")
+    assert err.value.exit_code == 3
+    message = str(err.value)
+    for rule in (
+        "privacy.max_epsilon",
+        "nearest_neighbour.exact_duplicate_genotypes",
+        "kinship.excess_first_degree",
+        "fidelity.spurious_loci",
+    ):
+        assert rule in message
+    assert not (tmp_path / "bundle").exists()
+    assert siblings(tmp_path / "bundle") == []
+    assert LifetimeLedger(tmp_path / "lifetime.sqlite").releases() == []
+
+
+def test_export_bundle__override_is_recorded(tmp_path: Path) -> None:
+    override = Override("DAC reviewed the spurious locus", "Dr B. Jones", "2026-11-24T07:00:00Z")
+    result = export(tmp_path, "block", override=override)
+    manifest = json.loads((result.path / MANIFEST).read_text())
+    assert manifest["verdict"] == "BLOCK" and manifest["released_under_override"] is True
+    assert manifest["override"] == override.to_dict()
+    assert "BLOCK — OVERRIDDEN" in (result.path / "dossier.html").read_text()
+    report = verify_bundle(result.path)
+    assert report.ok and report.released_under_override
+    (record,) = LifetimeLedger(tmp_path / "lifetime.sqlite").releases()
+    assert record.overridden and record.verdict == "BLOCK" and record.status == "exported"
+
+
+def test_export_bundle__strict_refuses_an_override(tmp_path: Path) -> None:
+    override = Override("we need it", "C. Doe", "2026-11-24T07:00:00Z")
+    with pytest.raises(ReleaseBlocked, match="allows no override"):
+        export(tmp_path, "block", policy="strict", override=override)
+    assert not (tmp_path / "bundle").exists()
+
+
+def test_export_bundle__override_needs_reason_and_signer(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="reason and a signer"):
+        export(tmp_path, "block", override=Override(" ", "C. Doe", "t"))
+
+
+def test_export_bundle__never_overwrites(tmp_path: Path) -> None:
+    dest = tmp_path / "bundle"
+    dest.mkdir()
+    (dest / "keep.txt").write_text("mine")
+    with pytest.raises(InputError, match="not empty") as err:
+        export(tmp_path)
+    assert err.value.exit_code == 2
+    assert [p.name for p in dest.iterdir()] == ["keep.txt"]
+    (dest / "keep.txt").unlink()  # an existing empty directory is fine
+    assert export(tmp_path).path == dest
+
+
+@pytest.mark.parametrize("name", ["../evil.csv", "/abs.csv", "manifest.json", "a/./b", ""])
+def test_export_bundle__rejects_unsafe_file_names(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ConfigError):
+        export(tmp_path, files={name: b"x"})
+
+
+def test_export_bundle__unreadable_inputs_are_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=re.escape("nope.csv")):
+        export(tmp_path, files={"nope.csv": tmp_path / "nope.csv"})
+    doc = results("approve")
+    doc["fidelity"]["ld_decay_error"] = float("nan")
+    with pytest.raises(InputError, match="not plain JSON"):
+        export_bundle(
+            tmp_path / "bundle",
+            files=data_files(),
+            results=doc,
+            policy_path=shipped_policy("consortium"),
+            lifetime=LifetimeLedger(tmp_path / "l.sqlite"),
+        )
+    assert not (tmp_path / "bundle").exists() and siblings(tmp_path / "bundle") == []
+
+
+def test_export_bundle__killed_mid_write_leaves_no_bundle(tmp_path: Path) -> None:
+    """kill -9 of an exporting process while it writes: no bundle at the destination, and
+    the next export cleans up the dead process's temporary directory."""
+    marker = tmp_path / "writing"
+    script = textwrap.dedent(
+        f"""
+        import json, time
+        from pathlib import Path
+        import dpgenome.export as ex
+        from dpgenome.lifetime import LifetimeLedger
+        real_write = ex._write
+        calls = []
+        def slow_write(path, source):
+            out = real_write(path, source)
+            calls.append(path)
+            if len(calls) == 2:
+                Path({str(marker)!r}).write_text("x")
+                time.sleep(60)
+            return out
+        ex._write = slow_write
+        ex.export_bundle(
+            Path({str(tmp_path / "bundle")!r}),
+            files={{"a.csv": b"1" * 100000, "b.csv": b"2" * 100000, "c.csv": b"3"}},
+            results=json.loads(Path({str(FIXTURES / "results_approve.json")!r}).read_text()),
+            policy_path=Path({str(shipped_policy("consortium"))!r}),
+            lifetime=LifetimeLedger(Path({str(tmp_path / "lifetime.sqlite")!r})),
+        )
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert proc.poll() is None, "the export finished or failed before the kill"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        partial = siblings(tmp_path / "bundle")
+        assert len(partial) == 1 and ".partial-" in partial[0]  # it was mid-write
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (tmp_path / "bundle").exists()
+    assert LifetimeLedger(tmp_path / "lifetime.sqlite").releases() == []
+    assert export(tmp_path).path.exists()
+    assert siblings(tmp_path / "bundle") == []  # the dead export's leftovers are gone
+
+
+# ---------------------------------------------------------------------------- verify
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["synthetic/pheno.csv", "synthetic/geno.txt", "dossier.html", "results.json", "policy.yaml"],
+)
+def test_verify_bundle__any_changed_byte_is_named(tmp_path: Path, name: str) -> None:
+    bundle = export(tmp_path).path
+    path = bundle / name
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01  # flip one bit of one byte
+    path.write_bytes(bytes(data))
+    report = verify_bundle(bundle)
+    assert not report.ok
+    assert any(p.startswith(f"{name}: changed") for p in report.problems), report.problems
+
+
+def test_verify_bundle__missing_and_added_files(tmp_path: Path) -> None:
+    bundle = export(tmp_path).path
+    (bundle / "synthetic" / "geno.txt").unlink()
+    (bundle / "synthetic" / "extra.csv").write_text("x")
+    problems = verify_bundle(bundle).problems
+    assert "synthetic/geno.txt: missing" in problems
+    assert "synthetic/extra.csv: not listed in the manifest (added after export)" in problems
+
+
+def test_verify_bundle__changed_manifest_is_reported(tmp_path: Path) -> None:
+    bundle = export(tmp_path).path
+    text = (bundle / MANIFEST).read_text()
+    (bundle / MANIFEST).write_text(text[:-3])
+    problems = verify_bundle(bundle).problems
+    assert len(problems) == 1 and problems[0].startswith("manifest.json: changed or corrupt")
+
+
+def test_verify_bundle__consistent_rewrite_is_caught_by_reevaluation(tmp_path: Path) -> None:
+    """Edit a metric in results.json and fix up its hash in the (unsigned) manifest: the
+    re-evaluation under the recorded policy no longer gives the recorded verdict."""
+    bundle = export(tmp_path).path
+    doc = json.loads((bundle / "results.json").read_text())
+    doc["audit"]["nearest_neighbour"]["exact_duplicate_genotypes"] = 3
+    (bundle / "results.json").write_text(json.dumps(doc))
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    manifest["files"]["results.json"]["sha256"] = sha256_file(bundle / "results.json")
+    manifest["files"]["results.json"]["bytes"] = (bundle / "results.json").stat().st_size
+    (bundle / MANIFEST).write_text(json.dumps(manifest))
+    report = verify_bundle(bundle)
+    assert report.verdict_recorded == "APPROVE" and report.verdict_reevaluated == "BLOCK"
+    assert any("re-evaluating results.json" in p for p in report.problems)
+
+
+def test_verify_bundle__signature(tmp_path: Path) -> None:
+    private, public = keypair(tmp_path)
+    _, other_public = keypair(tmp_path, "other")
+    bundle = export(tmp_path, signing_key=private).path
+    assert (bundle / SIGNATURE).exists()
+    trusted = verify_bundle(bundle, public_key=public)
+    assert trusted.ok and trusted.signature == "valid (given public key)"
+    assert verify_bundle(bundle).signature.startswith("valid against the key embedded")
+    wrong = verify_bundle(bundle, public_key=other_public)
+    assert not wrong.ok and any("different key" in p for p in wrong.problems)
+    manifest = (bundle / MANIFEST).read_bytes()
+    (bundle / MANIFEST).write_bytes(manifest.replace(b'"consortium"', b'"consortiun"', 1))
+    tampered = verify_bundle(bundle, public_key=public)
+    assert tampered.signature == "INVALID"
+    assert "manifest.sig: the signature does not match manifest.json" in tampered.problems
+
+
+def test_verify_bundle__unsigned_bundle_with_a_key_fails(tmp_path: Path) -> None:
+    _, public = keypair(tmp_path)
+    bundle = export(tmp_path).path
+    report = verify_bundle(bundle, public_key=public)
+    assert "manifest.json: the bundle is not signed, but a key was given" in report.problems
+
+
+def test_load_signing_key__rejects_other_files(tmp_path: Path) -> None:
+    path = tmp_path / "k.pem"
+    path.write_text("not a key")
+    with pytest.raises(InputError, match=re.escape("k.pem")):
+        load_signing_key(path)
+
+
+# ---------------------------------------------------------------------------- lifetime
+
+
+def test_lifetime_ledger__basic_composition_caps_releases(tmp_path: Path) -> None:
+    ledger = LifetimeLedger(tmp_path / "lifetime.sqlite")
+    export(tmp_path, dest=tmp_path / "b1", files=data_files("a"), lifetime=ledger)
+    export(tmp_path, dest=tmp_path / "b2", files=data_files("b"), lifetime=ledger)
+    total = ledger.total(FINGERPRINT)
+    assert (total.epsilon, total.releases) == (16.0, 2)
+    assert total.delta == pytest.approx(2e-5, rel=1e-12)
+    # a third epsilon-8 release would make 24 > 20 (consortium lifetime cap)
+    with pytest.raises(ReleaseBlocked, match=re.escape("privacy.max_lifetime_epsilon")):
+        export(tmp_path, dest=tmp_path / "b3", files=data_files("c"), lifetime=ledger)
+    assert not (tmp_path / "b3").exists()
+    # re-exporting released data (e.g. a re-rendered dossier) is the same release: no cost
+    again = export(tmp_path, dest=tmp_path / "b1-again", files=data_files("a"), lifetime=ledger)
+    assert not again.new_lifetime_entry
+    assert ledger.total(FINGERPRINT).epsilon == 16.0
+
+
+def test_lifetime_ledger__infinite_epsilon_and_conflicts(tmp_path: Path) -> None:
+    ledger = LifetimeLedger(tmp_path / "l.sqlite")
+    assert ledger.releases() == []  # no file yet: nothing recorded, nothing created
+    assert not (tmp_path / "l.sqlite").exists()
+    assert ledger.record("fp", 1.5, 1e-6, "r1", policy="internal")
+    assert ledger.record("fp", None, 0.0, "r2", policy="internal")
+    assert not ledger.record("fp", 1.5, 1e-6, "r1")  # same release again
+    total = ledger.total("fp")
+    assert math.isinf(total.epsilon) and total.releases == 2
+    assert ledger.total("fp", exclude_release="r2").epsilon == 1.5
+    assert ledger.total("other").epsilon == 0.0
+    with pytest.raises(BudgetError, match="refusing to rewrite history"):
+        ledger.record("fp", 2.0, 1e-6, "r1")
+    assert [r.to_dict()["no_formal_privacy"] for r in ledger.releases("fp")] == [False, True]
+
+
+def test_lifetime_ledger__corrupt_file_is_an_input_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(InputError, match=re.escape("bad.sqlite")):
+        LifetimeLedger(path).releases()
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def release_dir(tmp_path: Path, name: str = "approve") -> Path:
+    folder = tmp_path / f"release-{name}"
+    (folder / "figures").mkdir(parents=True)
+    (folder / "results.json").write_text((FIXTURES / f"results_{name}.json").read_text())
+    for rel, data in data_files().items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(data)
+    (folder / "figures" / "qq.svg").write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10" width="100" height="100">'
+        '<rect id="r" width="10" height="10" fill="#1f5fa8"/></svg>'
+    )
+    return folder
+
+
+def run(*args: str) -> Any:
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_cli_export__approve_verify_ledger(tmp_path: Path) -> None:
+    private, public = keypair(tmp_path)
+    db = tmp_path / "life.sqlite"
+    out = tmp_path / "out"
+    res = run(
+        "export",
+        release_dir(tmp_path),
+        "--policy",
+        shipped_policy("consortium"),
+        "--out",
+        out,
+        "--lifetime-db",
+        db,
+        "--signing-key",
+        private,
+    )
+    assert res.exit_code == 0, res.output
+    assert "APPROVE: bundle written to" in res.output and "(signed)" in res.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "dossier.html",
+        "manifest.json",
+        "manifest.sig",
+        "policy.yaml",
+        "results.json",
+        "synthetic",
+    ]
+    assert 'data-figure="qq"' in (out / "dossier.html").read_text()  # figures/ feed the dossier
+    res = run("verify", out, "--public-key", public)
+    assert res.exit_code == 0, res.output
+    assert "OK: the bundle is intact." in res.output
+    res = run("ledger", "--db", db, "--json")
+    assert res.exit_code == 0
+    listing = json.loads(res.output)
+    assert listing["cohorts"][0]["epsilon"] == 8.0 and len(listing["releases"]) == 1
+    assert "lifetime epsilon 8" in run("ledger", "--db", db).output
+    # tamper: verify exits 2 and names the file
+    with (out / "synthetic" / "pheno.csv").open("ab") as fh:
+        fh.write(b"\n")
+    res = run("verify", out)
+    assert res.exit_code == 2
+    assert "synthetic/pheno.csv: changed" in res.output
+
+
+def test_cli_export__block_exits_3_with_failing_rules(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = run(
+        "export",
+        release_dir(tmp_path, "block"),
+        "--policy",
+        shipped_policy("consortium"),
+        "--out",
+        out,
+        "--lifetime-db",
+        tmp_path / "db.sqlite",
+    )
+    assert res.exit_code == 3
+    assert "FAIL: privacy.max_epsilon" in res.output
+    assert not out.exists()
+
+
+def test_cli_export__override(tmp_path: Path) -> None:
+    folder = release_dir(tmp_path, "block")
+    common = ["--lifetime-db", tmp_path / "db.sqlite"]
+    res = run(
+        "export",
+        folder,
+        "--policy",
+        shipped_policy("strict"),
+        "--out",
+        tmp_path / "s",
+        "--override-reason",
+        "urgent",
+        "--signer",
+        "Ann",
+        *common,
+    )
+    assert res.exit_code == 3 and "allows no override" in res.output
+    res = run(
+        "export",
+        folder,
+        "--policy",
+        shipped_policy("consortium"),
+        "--out",
+        tmp_path / "c",
+        "--override-reason",
+        "urgent",
+        *common,
+    )
+    assert res.exit_code == 2 and "must be given together" in res.output
+    res = run(
+        "export",
+        folder,
+        "--policy",
+        shipped_policy("consortium"),
+        "--out",
+        tmp_path / "c",
+        "--override-reason",
+        "DAC approved",
+        "--signer",
+        "Ann",
+        *common,
+        "--json",
+    )
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)
+    assert summary["verdict"] == "BLOCK" and summary["released_under_override"] is True
+    assert run("verify", tmp_path / "c").exit_code == 0
+
+
+def test_cli_export__bad_inputs_exit_2(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = run("export", empty, "--policy", shipped_policy("consortium"), "--out", tmp_path / "o")
+    assert res.exit_code == 2 and "no results.json" in res.output
+    bad_policy = tmp_path / "bad.yaml"
+    bad_policy.write_text("schema_version: 1\nname: x\nprivacy:\n  max_epsilom: 3\n")
+    res = run(
+        "export",
+        release_dir(tmp_path),
+        "--policy",
+        bad_policy,
+        "--out",
+        tmp_path / "o",
+        "--lifetime-db",
+        tmp_path / "db.sqlite",
+    )
+    assert res.exit_code == 2 and "bad.yaml, line 4, column max_epsilom" in res.output
+    assert run("verify", tmp_path / "nothing").exit_code == 2
+
+
+@pytest.mark.parametrize("command", ["export", "verify", "ledger"])
+def test_cli__every_command_has_help(command: str) -> None:
+    res = run(command, "--help")
+    assert res.exit_code == 0 and len(res.output) > 200

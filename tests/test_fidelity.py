@@ -1,0 +1,304 @@
+"""Fidelity metrics (hand-counted fixtures, identity and destroyed-LD cases), SVG plots and
+the ``gwas`` / ``compare`` commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from dpgenome.cli import main
+from dpgenome.cohort import Cohort, qc
+from dpgenome.errors import InputError
+from dpgenome.fidelity import (
+    clump_loci,
+    cohort_fidelity,
+    compare_gwas,
+    ld_pairs,
+    read_gwas_tsv,
+    threshold_key,
+)
+from dpgenome.gwas import linear_gwas
+from dpgenome.plots import manhattan_svg
+from dpgenome.testing import toy_cohort
+
+
+def _table(rows: list[tuple[str, str, int, float, float]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["id", "chr", "pos", "beta", "log10_p"])
+
+
+# real: hits at 1e-8 = a, b, c (chr1 two loci: a,b within 1 Mb; c far), d only at 2e-6
+REAL = _table(
+    [
+        ("a", "1", 1_000_000, 0.5, 12.0),
+        ("b", "1", 1_400_000, 0.4, 9.0),
+        ("c", "1", 9_000_000, -0.3, 8.5),
+        ("d", "2", 5_000_000, 0.2, 6.0),
+        ("e", "2", 7_000_000, 0.1, 1.0),
+        ("f", "3", 1_000_000, 0.0, 0.2),
+    ]
+)
+# synthetic: hits at 1e-8 = a, e (e is spurious at the locus level), c at 2e-6 only;
+# c's effect has the opposite sign; "z" is only in the synthetic table
+SYNTH = _table(
+    [
+        ("a", "1", 1_000_000, 0.45, 10.0),
+        ("b", "1", 1_400_000, 0.30, 7.0),
+        ("c", "1", 9_000_000, 0.10, 6.5),
+        ("d", "2", 5_000_000, 0.25, 2.0),
+        ("e", "2", 7_000_000, 0.30, 8.2),
+        ("f", "3", 1_000_000, 0.01, 0.1),
+        ("z", "3", 2_000_000, 0.01, 0.1),
+    ]
+)
+
+
+def test_threshold_key__matches_architecture_doc() -> None:
+    assert threshold_key(1e-8) == "1e-08" and threshold_key(2e-6) == "2e-06"
+
+
+def test_compare_gwas__hand_counted_fixture() -> None:
+    cmp = compare_gwas(REAL, SYNTH)
+    d = cmp.to_dict()
+    t8, t6 = d["thresholds"]["1e-08"], d["thresholds"]["2e-06"]
+    assert (t8["real_hits"], t8["synthetic_hits"], t8["overlap"]) == (3, 2, 1)
+    assert t8["recall"] == pytest.approx(1 / 3) and t8["precision"] == pytest.approx(1 / 2)
+    assert t8["f1"] == pytest.approx(2 * (1 / 3) * (1 / 2) / (1 / 3 + 1 / 2))
+    # 2e-6 (-log10 = 5.699): real a,b,c,d; synthetic a,b,c,e
+    assert (t6["real_hits"], t6["synthetic_hits"], t6["overlap"]) == (4, 4, 3)
+    loci = d["loci"]
+    # real loci: {a,b} and {c}; synthetic loci: {a} and {e}: one recovered, one spurious
+    assert (loci["real_loci"], loci["synthetic_loci"]) == (2, 2)
+    assert (loci["recovered"], loci["spurious"]) == (1, 1)
+    assert d["snps"] == {
+        "shared": 6,
+        "only_real": 0,
+        "only_synthetic": 1,
+        "matching": d["snps"]["matching"],
+    }
+    # effects at the 3 real hits (1e-8): real (.5,.4,-.3) vs synthetic (.45,.3,.1)
+    assert d["sign_agreement_at_real_hits"] == pytest.approx(2 / 3)
+    want = np.corrcoef([0.5, 0.4, -0.3], [0.45, 0.3, 0.1])[0, 1]
+    assert d["effect_correlation_at_real_hits"] == pytest.approx(want)
+    assert -1 <= d["spearman_log10p"] <= 1
+    json.dumps(d, allow_nan=False)
+
+
+def test_compare_gwas__identical_results_are_perfect() -> None:
+    cohort, _ = toy_cohort(0)
+    res = linear_gwas(qc(cohort)[0], "abBMD", ["SW16"])
+    d = compare_gwas(res, res).to_dict()
+    for level in d["thresholds"].values():
+        assert level["recall"] == 1.0 and level["precision"] == 1.0 and level["f1"] == 1.0
+    assert d["spearman_log10p"] == pytest.approx(1.0)
+    assert d["lambda_gc"]["real"] == d["lambda_gc"]["synthetic"]
+    assert d["loci"]["recovered"] == d["loci"]["real_loci"] >= 1 and d["loci"]["spurious"] == 0
+    assert d["sign_agreement_at_real_hits"] == 1.0
+
+
+def test_compare_gwas__flips_effect_sign_when_a1_differs() -> None:
+    real = REAL.assign(a1="A")
+    synth = SYNTH.assign(a1=np.where(SYNTH["id"] == "c", "G", "A"), beta=SYNTH["beta"])
+    d = compare_gwas(real, synth).to_dict()
+    # c counts the other allele: its 0.1 becomes -0.1 and agrees with the real -0.3
+    assert d["sign_agreement_at_real_hits"] == 1.0
+    synth2 = synth.assign(beta=np.where(synth["id"] == "c", -0.1, synth["beta"]))
+    assert compare_gwas(real, synth2).to_dict()["sign_agreement_at_real_hits"] == pytest.approx(
+        2 / 3
+    )
+
+
+def test_clump_loci__distance_window() -> None:
+    loci = clump_loci(REAL, 8.0, 500_000)
+    assert loci["lead_id"].tolist() == ["a", "c"]
+    assert loci.loc[0, ["start", "end", "n_snps"]].tolist() == [1_000_000, 1_400_000, 2]
+    assert len(clump_loci(REAL, 8.0, 100_000)) == 3  # b is too far from a
+
+
+def test_read_gwas_tsv__bad_value_names_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "g.tsv"
+    REAL.assign(pos=REAL["pos"].astype(object).where(REAL["id"] != "c", "x")).to_csv(
+        path, sep="\t", index=False
+    )
+    with pytest.raises(InputError) as err:
+        read_gwas_tsv(path)
+    assert err.value.line == 4 and err.value.column == "pos" and str(path) in str(err.value)
+    REAL.drop(columns="pos").to_csv(path, sep="\t", index=False)
+    with pytest.raises(InputError, match="pos"):
+        read_gwas_tsv(path)
+
+
+def test_ld_pairs__seeded_and_within_distance() -> None:
+    cohort, _ = toy_cohort(0)
+    i, j = ld_pairs(cohort.variants, max_distance_bp=200_000, pairs_per_chrom=500, seed=4)
+    i2, j2 = ld_pairs(cohort.variants, max_distance_bp=200_000, pairs_per_chrom=500, seed=4)
+    assert (i == i2).all() and (j == j2).all() and len(i) == 3 * 500
+    v = cohort.variants
+    assert (v["chr"].to_numpy()[i] == v["chr"].to_numpy()[j]).all()
+    dist = v["pos"].to_numpy()[j] - v["pos"].to_numpy()[i]
+    assert (dist > 0).all() and (dist <= 200_000).all()
+
+
+def test_cohort_fidelity__identical_cohort_is_exact() -> None:
+    cohort, _ = toy_cohort(0)
+    fid = cohort_fidelity(cohort, cohort, seed=1)
+    d = fid.to_dict()
+    assert d["allele_frequency_correlation"] == pytest.approx(1.0)
+    assert d["ld_decay_error"] == pytest.approx(0.0, abs=1e-12)
+    assert d["phenotype_correlation_error"] == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_allclose(d["pca"]["variance_ratio_synthetic_over_real"], 1.0, rtol=1e-9)
+    assert d["pca"]["centroid_distance_pc12_sd"] == pytest.approx(0.0, abs=1e-9)
+    assert d["phenotypes_compared"] == ["abBMD", "BMD", "bw", "SW16"]
+    json.dumps(d, allow_nan=False)
+
+
+def test_cohort_fidelity__shuffled_genotypes_lose_ld_not_frequencies() -> None:
+    cohort, _ = toy_cohort(0)
+    rng = np.random.default_rng(2)
+    shuffled = np.column_stack([rng.permutation(col) for col in cohort.dosages.T])
+    synth = Cohort(
+        shuffled, cohort.variants, cohort.samples, cohort.phenotypes, dict(cohort.pheno_types)
+    )
+    d = cohort_fidelity(cohort, synth, seed=1).to_dict()
+    assert d["allele_frequency_correlation"] == pytest.approx(1.0)  # same column contents
+    real_ld = np.array(d["ld_decay"]["real"])
+    synth_ld = np.array(d["ld_decay"]["synthetic"])
+    # toy LD: mean r^2 ~0.13 at < 50 kb decaying to ~0.05 at 1 Mb; shuffled: ~1/n everywhere
+    assert real_ld[0] > 0.1 and real_ld[0] > real_ld[-1]
+    assert synth_ld.max() < 0.01
+    assert d["ld_decay_error"] > 0.05
+
+
+def test_cohort_fidelity__figures_render_without_real_points() -> None:
+    cohort, _ = toy_cohort(0)
+    synth, _ = toy_cohort(1)
+    fid = cohort_fidelity(cohort, synth, seed=3, max_snps=500)
+    for svg in (
+        fid.af_scatter_svg(),
+        fid.ld_decay_svg(),
+        fid.pca_svg(),
+        fid.phenotype_correlation_svg(),
+    ):
+        assert svg.lstrip().startswith("<?xml") and "</svg>" in svg
+    hist = fid.pca_real_hist
+    assert hist is not None and ((hist[0] == 0) | (hist[0] >= 5)).all()
+
+
+def test_manhattan_svg__80k_snps_stays_small() -> None:
+    rng = np.random.default_rng(0)
+    m = 80_000
+    chroms = np.repeat([str(c) for c in range(1, 20)], m // 19 + 1)[:m]
+    pos = np.tile(np.arange(m // 19 + 1) * 30_000, 19)[:m]
+    real = -np.log10(rng.random(m))
+    real[5000:5100] = rng.uniform(8, 14, 100)
+    svg = manhattan_svg(chroms, pos, real, synthetic_log10_p=-np.log10(rng.random(m)))
+    assert len(svg.encode()) < 1_500_000
+    assert svg.count("<image") >= 1  # the dense layer is rasterised
+
+
+def test_cli__gwas_then_compare(tmp_path: Path) -> None:
+    from dpgenome.io import write_cohort
+
+    write_cohort(toy_cohort(0)[0], tmp_path / "real")
+    write_cohort(toy_cohort(1)[0], tmp_path / "synth")
+    runner = CliRunner()
+    r1 = runner.invoke(
+        main,
+        [
+            "gwas",
+            str(tmp_path / "real"),
+            "--pheno",
+            "abBMD",
+            "--covar",
+            "SW16",
+            "--out",
+            str(tmp_path / "r.tsv"),
+        ],
+    )
+    assert r1.exit_code == 0, r1.output
+    r2 = runner.invoke(
+        main,
+        [
+            "gwas",
+            str(tmp_path / "synth"),
+            "--pheno",
+            "abBMD",
+            "--covar",
+            "round",
+            "--lmm",
+            "--out",
+            str(tmp_path / "s.tsv"),
+        ],
+    )
+    assert r2.exit_code == 0, r2.output
+    table = pd.read_csv(tmp_path / "r.tsv", sep="\t")
+    assert list(table.columns) == [
+        "chr",
+        "pos",
+        "id",
+        "a1",
+        "beta",
+        "se",
+        "t_stat",
+        "p",
+        "log10_p",
+        "n",
+    ]
+    assert (table["log10_p"].dropna() >= 0).all()
+    r3 = runner.invoke(
+        main,
+        [
+            "compare",
+            str(tmp_path / "r.tsv"),
+            str(tmp_path / "s.tsv"),
+            "--out",
+            str(tmp_path / "cmp"),
+        ],
+    )
+    assert r3.exit_code == 0, r3.output
+    metrics = json.loads((tmp_path / "cmp" / "metrics.json").read_text())
+    assert set(metrics) >= {
+        "thresholds",
+        "loci",
+        "lambda_gc",
+        "spearman_log10p",
+        "effect_correlation_at_real_hits",
+        "sign_agreement_at_real_hits",
+    }
+    assert set(metrics["thresholds"]) == {"1e-08", "2e-06"}
+    for name in ("manhattan.svg", "qq.svg"):
+        assert (tmp_path / "cmp" / name).read_text().rstrip().endswith("</svg>")
+    bad = runner.invoke(
+        main, ["gwas", str(tmp_path / "real"), "--pheno", "nope", "--out", str(tmp_path / "x.tsv")]
+    )
+    assert bad.exit_code == 2 and "nope" in bad.output
+    assert not (tmp_path / "x.tsv").exists()
+
+
+def test_read_gwas_tsv__published_cfw_gwas_counts() -> None:
+    """The packaged real abBMD GWAS (Parker et al. 2016; CSV with snp, chr, pos, p and no
+    beta): 193 SNPs at p < 1e-8 and 351 at p < 2e-6, lead rs29477109 (published figures)."""
+    import dpgenome
+
+    path = Path(dpgenome.__file__).parent / "data" / "gwas_abBMD_lm.csv.gz"
+    table = read_gwas_tsv(path)
+    assert len(table) == 79_645 and table["beta"].isna().all()
+    assert table.loc[table["log10_p"].idxmax(), "id"] == "rs29477109"
+    d = compare_gwas(table, table).to_dict()
+    assert d["thresholds"]["1e-08"]["real_hits"] == 193
+    assert d["thresholds"]["2e-06"]["real_hits"] == 351
+    assert d["effect_correlation_at_real_hits"] is None  # no beta: not evaluated
+    chroms = {row["chr"] for row in d["loci"]["table"]}
+    assert chroms == {"5", "11"}
+
+
+def test_cohort_fidelity__without_shared_phenotypes_says_so() -> None:
+    cohort, _ = toy_cohort(0)
+    bare = Cohort(cohort.dosages, cohort.variants, cohort.samples)
+    fid = cohort_fidelity(cohort, bare, seed=0, max_snps=300)
+    assert fid.to_dict()["phenotype_correlation_error"] is None  # not evaluated, not 0
+    assert "not computed" in fid.phenotype_correlation_svg()

@@ -1,0 +1,223 @@
+"""Linear GWAS: hand-computable case, statsmodels per-SNP oracle, mpmath tail values, and the
+real tools (plink2 ``--glm``, GEMMA ``-lm 1``; see tests/reference/tools.py)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import mpmath
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+
+from dpgenome.cohort import Cohort, qc
+from dpgenome.errors import CohortError
+from dpgenome.gwas import (
+    GWAS_COLUMNS,
+    chi2_1df_log10_p,
+    lambda_gc,
+    linear_gwas,
+    linear_scan,
+    prepare,
+    t_test_log10_p,
+)
+from dpgenome.testing import toy_cohort
+from reference import tools
+
+
+@pytest.fixture(scope="module")
+def toy() -> Cohort:
+    cohort, _ = toy_cohort(0)
+    return qc(cohort)[0]
+
+
+def _mp_log10_t(t: float, df: int) -> float:
+    mpmath.mp.dps = 40
+    x = mpmath.mpf(df) / (df + mpmath.mpf(t) ** 2)
+    return float(-mpmath.log10(mpmath.betainc(mpmath.mpf(df) / 2, 0.5, 0, x, regularized=True)))
+
+
+@pytest.mark.parametrize(("df", "t_max"), [(3, 1e6), (100, 1e6), (958, 1e3), (20_000, 40.0)])
+def test_t_test_log10_p__matches_mpmath_into_far_tail(df: int, t_max: float) -> None:
+    ts = np.array([0.1, 1.0, 2.5, 6.0, 12.0, 30.0, t_max])
+    got = t_test_log10_p(ts, df)
+    want = np.array([_mp_log10_t(t, df) for t in ts])
+    # relative 1e-9 (absolute 1e-12 near 0)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    if df >= 100:
+        assert want[-1] > 320  # p itself would underflow a double
+
+
+def test_chi2_1df_log10_p__matches_mpmath() -> None:
+    stats_ = np.array([0.0, 0.5, 3.84, 30.0, 1500.0, 4000.0])
+    got = chi2_1df_log10_p(stats_)
+    mpmath.mp.dps = 40
+    want = [float(-mpmath.log10(mpmath.erfc(mpmath.sqrt(mpmath.mpf(s) / 2)))) for s in stats_]
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_linear_scan__hand_computable_tiny_case() -> None:
+    # y on x with an intercept: xbar = 1.2, Sxx = 2.8, Sxy = 5.8, Syy = 14.8, so
+    # beta = 29/14, RSS = Syy - Sxy^2/Sxx = 39/14, df = 3, se^2 = RSS / 3 / Sxx = 39/117.6
+    x = np.array([[0.0], [1.0], [1.0], [2.0], [2.0]])
+    y = np.array([1.0, 2.0, 3.0, 4.0, 6.0])
+    res = linear_scan(x, y, dtype=np.float64)
+    beta, se = 29 / 14, np.sqrt(39 / 117.6)
+    assert res.df == 3
+    assert res.beta[0] == pytest.approx(beta, rel=1e-12)
+    assert res.se[0] == pytest.approx(se, rel=1e-12)
+    assert res.t_stat[0] == pytest.approx(beta / se, rel=1e-12)
+    assert res.log10_p[0] == pytest.approx(_mp_log10_t(beta / se, 3), rel=1e-10)
+
+
+def test_linear_scan__matches_statsmodels_ols_per_snp(toy: Cohort) -> None:
+    rows, y, design, names = prepare(toy, "BMD", ["bw", "round"])
+    # round has levels SW14..SW18: one-hot with the first level dropped, as plink2 does
+    assert names == ["bw", "round=SW15", "round=SW16", "round=SW17", "round=SW18"]
+    dos = toy.dosages[rows][:, :120]
+    res = linear_scan(dos, y, design, dtype=np.float64)
+    for j in range(dos.shape[1]):
+        exog = sm.add_constant(np.column_stack([design, dos[:, j].astype(np.float64)]))
+        fit = sm.OLS(y, exog).fit()
+        assert res.beta[j] == pytest.approx(fit.params[-1], rel=1e-9, abs=1e-12)
+        assert res.se[j] == pytest.approx(fit.bse[-1], rel=1e-9)
+        assert res.log10_p[j] == pytest.approx(-np.log10(fit.pvalues[-1]), rel=1e-8, abs=1e-10)
+
+
+def test_linear_scan__float32_agrees_with_float64(toy: Cohort) -> None:
+    rows, y, design, _ = prepare(toy, "abBMD", ["SW16"])
+    r32 = linear_scan(toy.dosages, y, design, rows=rows, dtype=np.float32)
+    r64 = linear_scan(toy.dosages[rows], y, design, dtype=np.float64)
+    assert np.nanmax(np.abs(r32.log10_p - r64.log10_p)) < 1e-4
+    assert np.nanmax(np.abs(r32.beta - r64.beta) / np.abs(r64.se)) < 1e-4
+
+
+def test_linear_scan__mean_imputes_missing_dosages() -> None:
+    rng = np.random.default_rng(3)
+    dos = rng.integers(0, 3, size=(200, 30)).astype(np.float64)
+    y = dos[:, 0] * 0.5 + rng.normal(size=200)
+    holes = dos.copy()
+    holes[rng.random(holes.shape) < 0.1] = np.nan
+    filled = np.where(np.isnan(holes), np.nanmean(holes, axis=0), holes)
+    got = linear_scan(holes, y, dtype=np.float64)
+    want = linear_scan(filled, y, dtype=np.float64)
+    np.testing.assert_allclose(got.log10_p, want.log10_p, rtol=1e-12)
+
+
+def test_linear_scan__monomorphic_snp_gives_nan() -> None:
+    dos = np.column_stack([np.ones(50), np.arange(50) % 3]).astype(np.float32)
+    res = linear_scan(dos, np.arange(50.0))
+    assert np.isnan(res.log10_p[0]) and np.isfinite(res.log10_p[1])
+
+
+def test_linear_scan__collinear_covariates_raise() -> None:
+    cov = np.column_stack([np.arange(10.0), 2 * np.arange(10.0)])
+    with pytest.raises(CohortError, match="collinear"):
+        linear_scan(np.ones((10, 2)), np.arange(10.0), cov)
+
+
+def test_linear_scan__extreme_association_keeps_exact_log10_p() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 3, size=(3000, 1)).astype(np.float64)
+    y = x[:, 0] + 0.01 * rng.normal(size=3000)
+    res = linear_scan(x, y, dtype=np.float64)
+    assert res.p[0] == 0.0  # below the double range
+    assert res.log10_p[0] == pytest.approx(_mp_log10_t(res.t_stat[0], res.df), rel=1e-9)
+    assert res.log10_p[0] > 1000
+
+
+def test_linear_gwas__table_columns_and_analysis_subset(toy: Cohort) -> None:
+    res = linear_gwas(toy, "abBMD", ["SW16"])
+    assert tuple(res.table.columns) == GWAS_COLUMNS
+    observed = toy.phenotypes[["abBMD", "SW16"]].notna().all(axis=1).sum()
+    assert res.n == observed and (res.table["n"] == observed).all()
+    assert len(res.table) == toy.n_variants
+    assert "mean-impute" in res.missing_policy
+    assert res.lambda_gc == pytest.approx(lambda_gc(res.table["log10_p"].to_numpy()))
+    # the planted QTL on chromosome 1 is the top hit
+    assert res.table.loc[res.table["log10_p"].idxmax(), "chr"] in {"1", "2"}
+
+
+def test_linear_gwas__categorical_phenotype_raises(toy: Cohort) -> None:
+    with pytest.raises(CohortError, match="categorical"):
+        linear_gwas(toy, "round")
+
+
+def test_lambda_gc__uniform_p_values_near_one() -> None:
+    p = np.random.default_rng(0).random(200_000)
+    assert lambda_gc(-np.log10(p)) == pytest.approx(1.0, abs=0.01)
+
+
+# ---------------------------------------------------------------------------- real tools
+
+
+@pytest.mark.tools
+def test_linear_gwas__matches_plink2_glm(toy: Cohort) -> None:
+    if tools.PLINK2 is None:
+        pytest.skip("plink2 is not on PATH (CI installs it with apt-get install plink2)")
+    # abBMD is 0/1: the helper shifts it so plink2 runs linear, not logistic, regression
+    rows, y, design, _ = prepare(toy, "abBMD", ["bw", "round"])
+    res = linear_gwas(toy, "abBMD", ["bw", "round"], dtype=np.float64).table
+    v = toy.variants
+    with tempfile.TemporaryDirectory() as tmp:
+        ref = tools.plink2_glm(
+            Path(tmp),
+            toy.dosages[rows],
+            list(v["id"]),
+            v["chr"].to_numpy(),
+            v["pos"].to_numpy(),
+            y,
+            design,
+        )
+    merged = res.merge(ref, left_on="id", right_on="ID")
+    assert len(merged) == len(res)
+    # |delta -log10 p| <= 1e-4 against plink2's printed precision (6 significant digits)
+    assert np.max(np.abs(-np.log10(merged["P"]) - merged["log10_p"])) <= 1e-4
+    # plink2 may report A1 = the other allele ("B" instead of the dosage allele "A"):
+    # orient its effects on A1 before comparing signs and magnitudes
+    assert (merged["A1"] == "B").any()
+    sign = np.where(merged["A1"] == "A", 1.0, -1.0)
+    np.testing.assert_allclose(sign * merged["BETA"], merged["beta"], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.tools
+def test_linear_gwas__matches_gemma_lm_with_fractional_and_missing_dosages(toy: Cohort) -> None:
+    if tools.GEMMA is None:
+        pytest.skip("gemma is not on PATH (CI installs it with apt-get install gemma)")
+    rng = np.random.default_rng(7)
+    dos = toy.dosages.astype(np.float64)
+    dos = np.clip(
+        dos + rng.normal(scale=0.05, size=dos.shape) * (rng.random(dos.shape) < 0.2), 0, 2
+    )
+    dos[rng.random(dos.shape) < 0.01] = np.nan
+    cohort = type(toy)(dos, toy.variants, toy.samples, toy.phenotypes, dict(toy.pheno_types))
+    rows, y, design, _ = prepare(cohort, "BMD", ["SW16"])
+    ours = linear_scan(cohort.dosages.astype(np.float64)[rows], y, design, dtype=np.float64)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = tools.write_bimbam(
+            Path(tmp),
+            cohort.dosages.astype(np.float64)[rows],
+            list(toy.variants["id"]),
+            y,
+            design,
+        )
+        ref = tools.gemma_lm(Path(tmp), files)
+    idx = toy.variants["id"].reset_index().set_index("id").loc[ref["rs"], "index"].to_numpy()
+    # GEMMA mean-imputes missing genotypes too; |delta -log10 p| <= 1e-5 (printed 7 digits)
+    assert np.max(np.abs(-np.log10(ref["p_wald"].to_numpy()) - ours.log10_p[idx])) <= 1e-5
+    np.testing.assert_allclose(ref["beta"], ours.beta[idx], rtol=1e-5, atol=1e-7)
+
+
+def test_linear_gwas__matches_committed_plink2_reference(toy: Cohort) -> None:
+    """Same comparison as the plink2 tool test, against its committed output
+    (tests/reference/plink2_glm_toy0_abBMD_bw_round.tsv, from tests/reference/tools.py)."""
+    ref = pd.read_csv(tools.REFERENCE_DIR / "plink2_glm_toy0_abBMD_bw_round.tsv", sep="\t")
+    res = linear_gwas(toy, "abBMD", ["bw", "round"], dtype=np.float64).table
+    merged = res.merge(ref, left_on="id", right_on="ID")
+    assert len(merged) == len(res) == len(ref)
+    assert (merged["OBS_CT"] == merged["n"]).all()
+    assert np.max(np.abs(-np.log10(merged["P"]) - merged["log10_p"])) <= 1e-4
+    sign = np.where(merged["A1"] == "A", 1.0, -1.0)
+    np.testing.assert_allclose(sign * merged["BETA"], merged["beta"], rtol=1e-4, atol=1e-6)

@@ -1,0 +1,642 @@
+"""Readers and writers (dpgenome.io): cross-format identity on the committed tiny cohort,
+lossless round trips, agreement with plink2/tabix, and every bad input of issue 2 as an
+InputError naming file, line and column.
+
+Reference tools: plink2 (``--export A`` gives the ALT-allele count per sample and SNP;
+``--vcf ... dosage=DS`` imports our DS field independently), htslib's ``tabix``/``bgzip``
+(accept only well-formed BGZF). Dosage comparisons with plink2 use a tolerance of 1e-4:
+plink2 stores dosages in units of 1/16384.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dpgenome.cohort import Cohort
+from dpgenome.errors import InputError
+from dpgenome.io import detect_format, read_cohort, read_pheno_csv, write_cohort
+from dpgenome.io.dosage_text import RowError, format_row, parse_row
+from dpgenome.io.vcf import BGZF_EOF
+from dpgenome.testing import ToyConfig, toy_cohort
+
+DATA = Path(__file__).resolve().parent / "data"
+TINY = DATA / "tiny"
+FORMATS = ("parker", "plink", "vcf")
+sys.path.insert(0, str(DATA))
+import make_tiny  # noqa: E402
+
+
+def assert_same_cohort(a: Cohort, b: Cohort, *, quality: bool = True) -> None:
+    np.testing.assert_array_equal(a.dosages, b.dosages)  # NaN == NaN here
+    cols = ["id", "chr", "pos", "ref", "alt"] + (["quality"] if quality else [])
+    pd.testing.assert_frame_equal(a.variants[cols], b.variants[cols], check_dtype=False)
+    pd.testing.assert_frame_equal(a.samples, b.samples, check_dtype=False)
+    pd.testing.assert_frame_equal(a.phenotypes, b.phenotypes, check_exact=True)
+    assert a.pheno_types == b.pheno_types
+
+
+def need(tool: str) -> str:
+    exe = shutil.which(tool)
+    if exe is None:
+        pytest.skip(f"{tool} is not on PATH (CI installs it: Debian package plink2 / tabix)")
+    return exe
+
+
+# ---------------------------------------------------------------------------- cross-format
+
+
+def test_read_cohort__tiny_cohort_identical_in_all_formats():
+    cohorts = {fmt: read_cohort(TINY / fmt) for fmt in FORMATS}
+    for fmt in ("plink", "vcf"):
+        assert_same_cohort(cohorts["parker"], cohorts[fmt])
+        assert cohorts[fmt].fingerprint() == cohorts["parker"].fingerprint()
+    c = cohorts["parker"]
+    assert (c.n_samples, c.n_variants) == (40, 120)
+    assert c.samples["discard"].sum() == 1 and c.samples["mixup"].sum() == 1
+    assert np.isnan(c.dosages).any()
+    assert c.variants["quality"].notna().all()
+
+
+def test_read_cohort__tiny_files_match_their_generator():
+    """The committed files are what tests/data/make_tiny.py writes (no hand edits)."""
+    assert_same_cohort(read_cohort(TINY / "parker"), make_tiny.tiny_cohort())
+    assert_same_cohort(read_cohort(DATA / "tiny_dosage" / "parker"), make_tiny.tiny_dosage_cohort())
+
+
+def test_detect_format__each_form():
+    assert [detect_format(TINY / f) for f in FORMATS] == list(FORMATS)
+    assert detect_format(DATA / "tiny_gt") == "vcf"
+
+
+def test_detect_format__several_forms_is_an_error(tmp_path: Path):
+    shutil.copytree(TINY / "parker", tmp_path, dirs_exist_ok=True)
+    shutil.copy(TINY / "vcf" / "cohort.vcf.gz", tmp_path)
+    with pytest.raises(InputError, match=r"several genotype files: geno\.txt, cohort\.vcf\.gz"):
+        detect_format(tmp_path)
+
+
+def test_detect_format__no_genotypes_is_an_error(tmp_path: Path):
+    shutil.copy(TINY / "parker" / "pheno.csv", tmp_path)
+    with pytest.raises(InputError, match="no genotype file found"):
+        read_cohort(tmp_path)
+    with pytest.raises(InputError, match="no such cohort directory"):
+        read_cohort(tmp_path / "absent")
+
+
+# ---------------------------------------------------------------------------- round trips
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("fmt", ["parker", "vcf"])
+def test_write_cohort__dosage_round_trip_is_lossless(tmp_path: Path, fmt: str, seed: int):
+    cohort, _ = toy_cohort(seed, ToyConfig(n=25, n_chrom=2, snps_per_chrom=40, causal=((0, 3),)))
+    rng = np.random.default_rng(seed)
+    d = cohort.dosages
+    pick = rng.random(d.shape) < 0.2
+    d[pick] = rng.uniform(0, 2, size=int(pick.sum())).astype(np.float32)  # full float32 digits
+    d[rng.random(d.shape) < 0.05] = np.nan
+    d[0, :3] = [np.float32(1e-8), np.float32(2.0), np.nextafter(np.float32(2), np.float32(0))]
+    cohort.samples.loc[1, "discard"] = True
+    cohort.samples.loc[2, "mixup"] = True
+    back = read_cohort(write_cohort(cohort, tmp_path / "c", fmt))
+    assert_same_cohort(cohort, back)
+    assert back.fingerprint() == cohort.fingerprint()
+
+
+def test_write_cohort__parker_non_integer_copy_round_trips(tmp_path: Path):
+    original = read_cohort(DATA / "tiny_dosage" / "parker")
+    assert (original.dosages != np.rint(original.dosages)).sum() > 50
+    back = read_cohort(write_cohort(original, tmp_path / "c", "parker"))
+    assert_same_cohort(original, back)
+    again = (tmp_path / "c" / "geno.txt").read_bytes()
+    assert again == (DATA / "tiny_dosage" / "parker" / "geno.txt").read_bytes()
+
+
+def test_write_cohort__plink_round_trip_of_hard_calls(tmp_path: Path):
+    original = read_cohort(TINY / "parker")
+    back = read_cohort(write_cohort(original, tmp_path / "c", "plink"))
+    assert_same_cohort(original, back)
+
+
+def test_write_cohort__plink_rounds_non_integer_dosages_with_warning(tmp_path: Path, caplog):
+    original = read_cohort(DATA / "tiny_dosage" / "parker")
+    n_frac = int(
+        ((original.dosages != np.rint(original.dosages)) & ~np.isnan(original.dosages)).sum()
+    )
+    with caplog.at_level(logging.WARNING):
+        back = read_cohort(write_cohort(original, tmp_path / "c", "plink"))
+    assert f"{n_frac} non-integer dosages" in caplog.text
+    np.testing.assert_array_equal(back.dosages, np.rint(original.dosages))
+
+
+def test_write_cohort__refuses_non_empty_directory_and_leaves_nothing_on_error(tmp_path: Path):
+    cohort = read_cohort(TINY / "parker")
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "keep.txt").write_text("x")
+    with pytest.raises(InputError, match="not empty"):
+        write_cohort(cohort, target, "parker")
+    bad = cohort.take_samples(np.arange(5))
+    bad.phenotypes["id"] = 1.0
+    with pytest.raises(InputError, match="reserved column name"):
+        write_cohort(bad, tmp_path / "new", "vcf")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert [p.name for p in target.iterdir()] == ["keep.txt"]
+
+
+def test_write_cohort__overwrite_replaces_directory(tmp_path: Path):
+    cohort = read_cohort(TINY / "parker")
+    write_cohort(cohort, tmp_path / "c", "vcf")
+    write_cohort(cohort, tmp_path / "c", "plink", overwrite=True)
+    assert detect_format(tmp_path / "c") == "plink"
+
+
+def test_format_row__integers_compact_and_exact_float32():
+    values = np.array([0, 1, 2, np.nan, 1.439, 0.1], dtype=np.float32)
+    text = format_row(values)
+    assert text == b"0 1 2 NA 1.439 0.1"
+    back = parse_row(text, 6, missing=frozenset({b"NA", b""}))
+    np.testing.assert_array_equal(back, values)
+
+
+def test_parse_row__empty_field_is_missing_and_errors_locate_token():
+    np.testing.assert_array_equal(
+        parse_row(b"2  1", 3, missing=frozenset({b"NA", b""})), [2, np.nan, 1]
+    )
+    with pytest.raises(RowError) as err:
+        parse_row(b"0 1 x 2", 4, missing=frozenset({b"NA"}))
+    assert err.value.index == 2
+    with pytest.raises(RowError, match="not a number"):
+        parse_row(b"0 nan", 2, missing=frozenset({b"NA"}))
+
+
+# ---------------------------------------------------------------------------- reference tools
+
+
+def _plink2_alt_counts(tmp_path: Path, args: list[str], cohort: Cohort) -> np.ndarray:
+    """plink2 ``--export A`` as ALT-allele counts (samples x variants). The .raw column
+    ``<id>_<allele>`` names the counted allele (plink2 2.00 counts REF by default)."""
+    exe = need("plink2")
+    out = tmp_path / "ref"
+    subprocess.run(
+        [exe, *args, "--export", "A", "--out", str(out)], check=True, capture_output=True
+    )
+    raw = pd.read_csv(f"{out}.raw", sep="\t")
+    assert raw["IID"].astype(str).tolist() == cohort.sample_ids.tolist()
+    names = raw.columns[6:].tolist()
+    assert [n.rsplit("_", 1)[0] for n in names] == cohort.variants["id"].tolist()
+    counted = np.array([n.rsplit("_", 1)[1] for n in names])
+    ref, alt = cohort.variants["ref"].to_numpy(str), cohort.variants["alt"].to_numpy(str)
+    assert ((counted == ref) | (counted == alt)).all()
+    values = raw.iloc[:, 6:].to_numpy(np.float64)
+    return np.where(counted == ref, 2.0 - values, values)
+
+
+@pytest.mark.tools
+def test_read_plink__matches_plink2_export(tmp_path: Path):
+    cohort = read_cohort(TINY / "plink")
+    expected = _plink2_alt_counts(tmp_path, ["--bfile", str(TINY / "plink" / "cohort")], cohort)
+    np.testing.assert_array_equal(cohort.dosages, expected)
+
+
+@pytest.mark.tools
+def test_read_vcf__ds_matches_plink2_import(tmp_path: Path):
+    cohort = read_cohort(DATA / "tiny_dosage" / "parker")
+    write_cohort(cohort, tmp_path / "v", "vcf")
+    vcf = tmp_path / "v" / "cohort.vcf.gz"
+    expected = _plink2_alt_counts(tmp_path, ["--vcf", str(vcf), "dosage=DS"], cohort)
+    np.testing.assert_allclose(cohort.dosages, expected, atol=1e-4)
+    np.testing.assert_array_equal(read_cohort(tmp_path / "v").dosages, cohort.dosages)
+
+
+@pytest.mark.tools
+def test_write_vcf__bgzf_accepted_by_htslib(tmp_path: Path):
+    bgzip, tabix = need("bgzip"), need("tabix")
+    write_cohort(read_cohort(TINY / "parker"), tmp_path / "v", "vcf")
+    vcf = tmp_path / "v" / "cohort.vcf.gz"
+    assert vcf.read_bytes().endswith(BGZF_EOF) and len(BGZF_EOF) == 28
+    subprocess.run([bgzip, "--test", str(vcf)], check=True, capture_output=True)
+    subprocess.run([tabix, "-p", "vcf", str(vcf)], check=True, capture_output=True)
+    region = subprocess.run(
+        [tabix, str(vcf), "2:20000-60000"], check=True, capture_output=True, text=True
+    ).stdout.splitlines()
+    assert [line.split("\t")[2] for line in region] == ["rs2_0", "rs2_1", "rs2_2"]
+
+
+def test_read_vcf__gt_only_file_written_by_plink2():
+    """tiny_gt/cohort.vcf was exported by plink2 from tiny/plink (GT only, VCFv4.3)."""
+    gt = read_cohort(DATA / "tiny_gt")
+    ref = read_cohort(TINY / "plink")
+    np.testing.assert_array_equal(gt.dosages, ref.dosages)
+    assert_same_cohort(gt, ref, quality=False)
+
+
+def test_read_vcf__phased_haploid_and_missing_gt(tmp_path: Path):
+    lines = [
+        "##fileformat=VCFv4.2",
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ta\tb\tc\td",
+        "1\t100\tv1\tA\tG\t.\t.\tR2=0.5\tGT:GQ\t0|1:9\t1|1:9\t.|0:9\t0/0:9",
+        "X\t200\tv2\tC\tT\t.\t.\t.\tGT\t1\t0\t.\t1/0",
+    ]
+    (tmp_path / "x.vcf").write_text("\n".join(lines) + "\n")
+    c = read_cohort(tmp_path)
+    np.testing.assert_array_equal(c.dosages.T, [[1, 2, np.nan, 0], [2, 0, np.nan, 1]])
+    assert c.variants["chr"].tolist() == ["1", "X"]
+    assert c.variants["quality"].iloc[0] == 0.5 and np.isnan(c.variants["quality"].iloc[1])
+    assert c.phenotypes.shape == (4, 0)
+
+
+# ---------------------------------------------------------------------------- phenotypes
+
+
+def test_read_pheno_csv__real_cfw_file():
+    """src/dpgenome/data/pheno.csv.gz (Parker et al. 2016, CC0): counts from its README."""
+    path = Path(__file__).resolve().parents[1] / "src" / "dpgenome" / "data" / "pheno.csv.gz"
+    table = read_pheno_csv(path)
+    assert table.shape == (1092, 163)
+    assert table["abBMD"].notna().sum() == 960
+    assert round(float(table["abBMD"].mean()), 3) == 0.194
+    assert table["round"].dropna().str.startswith("SW").all()
+    assert not table["discard"].any() and not table["mixup"].any()
+    assert table["SW16"].dropna().isin([0.0, 1.0]).all()
+
+
+def test_read_pheno_csv__partial_overlap_warns_and_aligns(tmp_path: Path, caplog):
+    path = tmp_path / "pheno.csv"
+    path.write_text('"id","bw","round"\n"a",1.5,"SW1"\n"b",NA,"SW2"\n"z",3,NA\n')
+    with caplog.at_level(logging.WARNING):
+        table = read_pheno_csv(path, ["b", "a", "c"])
+    assert "1 of 3 genotyped samples have no phenotype row" in caplog.text
+    assert "1 phenotype rows have no genotypes" in caplog.text
+    assert table.index.tolist() == ["b", "a", "c"]
+    np.testing.assert_array_equal(table["bw"].to_numpy(), [np.nan, 1.5, np.nan])
+    assert table["round"].tolist()[:2] == ["SW2", "SW1"] and pd.isna(table["round"].iloc[2])
+
+
+def test_read_pheno_csv__tsv_delimiter_is_sniffed(tmp_path: Path):
+    path = tmp_path / "covars.tsv"
+    path.write_text("IID\tage\tsex\ns1\t3\tF\ns2\t4\tM\n")
+    table = read_pheno_csv(path)
+    assert table["age"].tolist() == [3.0, 4.0] and table["sex"].tolist() == ["F", "M"]
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+def _copy(tmp_path: Path, fmt: str = "parker") -> Path:
+    target = tmp_path / fmt
+    shutil.copytree(TINY / fmt, target)
+    return target
+
+
+def _edit(path: Path, line: int, old: str, new: str, count: int = 1) -> None:
+    lines = path.read_text().split("\n")
+    assert old in lines[line - 1], (old, lines[line - 1][:80])
+    lines[line - 1] = lines[line - 1].replace(old, new, count)
+    path.write_text("\n".join(lines))
+
+
+def _geno_field(path: Path, line: int, column: int, value: str) -> str:
+    """Replace field ``column`` (0-based) of ``line``; return the header name of that column."""
+    lines = path.read_text().split("\n")
+    header = lines[0].split(" ")
+    fields = lines[line - 1].split(" ")
+    fields[column] = value
+    lines[line - 1] = " ".join(fields)
+    path.write_text("\n".join(lines))
+    return header[column]
+
+
+BAD_INPUT = []
+
+
+def bad_input(fn):
+    BAD_INPUT.append(fn)
+    return fn
+
+
+@bad_input
+def non_numeric_dosage(tmp_path):
+    d = _copy(tmp_path)
+    snp = _geno_field(d / "geno.txt", 5, 17, "1.4x")
+    return d, "geno.txt", 5, snp, "dosage is not a number"
+
+
+@bad_input
+def dosage_out_of_range(tmp_path):
+    d = _copy(tmp_path)
+    snp = _geno_field(d / "geno.txt", 9, 30, "2.5")
+    return d, "geno.txt", 9, snp, r"dosage is outside \[0, 2\]"
+
+
+@bad_input
+def negative_dosage(tmp_path):
+    d = _copy(tmp_path)
+    snp = _geno_field(d / "geno.txt", 41, 121, "-1")
+    return d, "geno.txt", 41, snp, r"dosage is outside \[0, 2\]"
+
+
+@bad_input
+def nan_position_in_map(tmp_path):
+    d = _copy(tmp_path)
+    _edit(d / "map.txt", 4, " 60000 ", " NA ")
+    return d, "map.txt", 4, "pos", "missing position"
+
+
+@bad_input
+def duplicate_sample_id(tmp_path):
+    d = _copy(tmp_path)
+    text = (d / "geno.txt").read_text().split("\n")
+    first = text[1].split(" ")[0]
+    _edit(d / "geno.txt", 7, text[6].split(" ")[0] + " ", first + " ")
+    return d, "geno.txt", 7, "id", r"duplicate sample id \(first on line 2\)"
+
+
+@bad_input
+def duplicate_snp_in_geno(tmp_path):
+    d = _copy(tmp_path)
+    _edit(d / "geno.txt", 1, " rs1_5 ", " rs1_4 ")
+    return d, "geno.txt", 1, "rs1_4", "duplicate SNP id 'rs1_4'"
+
+
+@bad_input
+def duplicate_snp_in_map(tmp_path):
+    d = _copy(tmp_path)
+    _edit(d / "map.txt", 8, "rs1_6 ", "rs1_5 ")
+    return d, "map.txt", 8, "id", r"duplicate SNP id 'rs1_5' \(first on line 7\)"
+
+
+@bad_input
+def snp_in_geno_not_in_map(tmp_path):
+    d = _copy(tmp_path)
+    lines = (d / "map.txt").read_text().split("\n")
+    del lines[10]
+    (d / "map.txt").write_text("\n".join(lines))
+    return d, "geno.txt", 1, "rs1_9", "SNP 'rs1_9' is not in map.txt"
+
+
+@bad_input
+def snp_in_map_not_in_geno(tmp_path):
+    d = _copy(tmp_path)
+    with open(d / "map.txt", "a") as f:
+        f.write("rs_extra 2 9999999 A G 0.99\n")
+    return d, "map.txt", 122, "id", "SNP 'rs_extra' is not in geno.txt"
+
+
+@bad_input
+def unknown_chromosome(tmp_path):
+    d = _copy(tmp_path)
+    _edit(d / "map.txt", 70, "rs2_8 2 ", "rs2_8 chrUn ")
+    return d, "map.txt", 70, "chr", "unknown chromosome name 'chrUn'"
+
+
+@bad_input
+def non_integer_position(tmp_path):
+    d = _copy(tmp_path)
+    _edit(d / "map.txt", 3, " 40000 ", " 40000.5 ")
+    return d, "map.txt", 3, "pos", "position '40000.5' is not a non-negative integer"
+
+
+@bad_input
+def negative_position(tmp_path):
+    d = _copy(tmp_path, "plink")
+    _edit(d / "cohort.bim", 2, "\t40000\t", "\t-40000\t")
+    return d, "cohort.bim", 2, "position (4)", "negative position '-40000'"
+
+
+@bad_input
+def no_shared_samples(tmp_path):
+    d = _copy(tmp_path, "vcf")
+    text = (d / "pheno.csv").read_text().replace("M07", "X07")
+    (d / "pheno.csv").write_text(text)
+    return d, "pheno.csv", None, "id", "no sample id is shared with the genotypes"
+
+
+@bad_input
+def empty_geno(tmp_path):
+    d = _copy(tmp_path)
+    (d / "geno.txt").write_text("")
+    return d, "geno.txt", None, None, "the file is empty"
+
+
+@bad_input
+def empty_map(tmp_path):
+    d = _copy(tmp_path)
+    (d / "map.txt").write_text("\n")
+    return d, "map.txt", None, None, "the file is empty"
+
+
+@bad_input
+def empty_pheno(tmp_path):
+    d = _copy(tmp_path, "plink")
+    (d / "pheno.csv").write_text("")
+    return d, "pheno.csv", None, None, "the file is empty"
+
+
+@bad_input
+def empty_vcf(tmp_path):
+    d = _copy(tmp_path, "vcf")
+    (d / "cohort.vcf.gz").unlink()
+    (d / "cohort.vcf").write_text("")
+    return d, "cohort.vcf", None, None, "the file is empty"
+
+
+@bad_input
+def tab_delimited_geno(tmp_path):
+    d = _copy(tmp_path)
+    (d / "geno.txt").write_text((d / "geno.txt").read_text().replace(" ", "\t"))
+    return d, "geno.txt", 1, None, "looks tab-separated"
+
+
+@bad_input
+def ragged_geno_row(tmp_path):
+    d = _copy(tmp_path)
+    lines = (d / "geno.txt").read_text().split("\n")
+    lines[12] = lines[12].rsplit(" ", 1)[0]
+    (d / "geno.txt").write_text("\n".join(lines))
+    return d, "geno.txt", 13, None, "119 dosage fields where the header has 120"
+
+
+@bad_input
+def ragged_map_row(tmp_path):
+    d = _copy(tmp_path)
+    _edit(d / "map.txt", 20, " 0.", " 7 0.")
+    return d, "map.txt", 20, None, "7 fields where 6 are expected"
+
+
+@bad_input
+def short_map_row(tmp_path):
+    d = _copy(tmp_path)
+    lines = (d / "map.txt").read_text().split("\n")
+    lines[29] = lines[29].rsplit(" ", 1)[0]
+    (d / "map.txt").write_text("\n".join(lines))
+    return d, "map.txt", 30, None, "5 fields where 6 are expected"
+
+
+@bad_input
+def ragged_pheno_row(tmp_path):
+    d = _copy(tmp_path)
+    _edit(d / "pheno.csv", 6, ",", ";", count=3)
+    return d, "pheno.csv", 6, None, "fields where the header has 8"
+
+
+@bad_input
+def ragged_fam_row(tmp_path):
+    d = _copy(tmp_path, "plink")
+    _edit(d / "cohort.fam", 3, " 0 0 0 -9", " 0 0 -9")
+    return d, "cohort.fam", 3, None, "5 fields where 6 are expected"
+
+
+@bad_input
+def truncated_bed(tmp_path):
+    d = _copy(tmp_path, "plink")
+    data = (d / "cohort.bed").read_bytes()
+    (d / "cohort.bed").write_bytes(data[:-7])
+    return d, "cohort.bed", None, None, "size is 1196 bytes but 1203 are expected"
+
+
+@bad_input
+def bed_wrong_magic(tmp_path):
+    d = _copy(tmp_path, "plink")
+    data = (d / "cohort.bed").read_bytes()
+    (d / "cohort.bed").write_bytes(b"\x00" + data[1:])
+    return d, "cohort.bed", None, None, "wrong magic bytes"
+
+
+@bad_input
+def corrupt_gzip_vcf(tmp_path):
+    d = _copy(tmp_path, "vcf")
+    data = bytearray((d / "cohort.vcf.gz").read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 40] = b"\x00" * 40
+    (d / "cohort.vcf.gz").write_bytes(bytes(data))
+    return d, "cohort.vcf.gz", None, None, "corrupt or truncated gzip data"
+
+
+@bad_input
+def truncated_gzip_geno(tmp_path):
+    d = _copy(tmp_path)
+    data = gzip.compress((d / "geno.txt").read_bytes())
+    (d / "geno.txt").unlink()
+    (d / "geno.txt.gz").write_bytes(data[: len(data) // 2])
+    return d, "geno.txt.gz", None, None, "corrupt or truncated gzip data"
+
+
+@bad_input
+def vcf_without_gt_or_ds(tmp_path):
+    d = tmp_path / "v"
+    d.mkdir()
+    (d / "x.vcf").write_text(
+        "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ts1\ts2\n"
+        "1\t10\tv1\tA\tG\t.\t.\t.\tGT\t0/1\t1/1\n"
+        "1\t20\tv2\tA\tG\t.\t.\t.\tGQ:AD\t30:1,2\t20:3,0\n"
+    )
+    return d, "x.vcf", 4, "FORMAT", "has neither GT nor DS"
+
+
+@bad_input
+def vcf_bad_ds(tmp_path):
+    d = tmp_path / "v"
+    d.mkdir()
+    (d / "x.vcf").write_text(
+        "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ts1\ts2\n"
+        "1\t10\tv1\tA\tG\t.\t.\t.\tGT:DS\t0/1:1\t1/1:2.7\n"
+    )
+    return d, "x.vcf", 3, "11 (sample 2)", r"dosage is outside \[0, 2\]"
+
+
+@bad_input
+def vcf_multiallelic(tmp_path):
+    d = tmp_path / "v"
+    d.mkdir()
+    (d / "x.vcf").write_text(
+        "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ts1\n"
+        "1\t10\tv1\tA\tG,T\t.\t.\t.\tGT\t1/2\n"
+    )
+    return d, "x.vcf", 3, "ALT", "multi-allelic"
+
+
+@bad_input
+def bad_discard_flag(tmp_path):
+    d = _copy(tmp_path)
+    _edit(d / "geno.txt", 4, " no ", " maybe ")
+    return d, "geno.txt", 4, "discard", "discard must be yes or no"
+
+
+@bad_input
+def unbalanced_quote_in_pheno(tmp_path):
+    d = _copy(tmp_path)
+    _edit(d / "pheno.csv", 4, ",SW", ',"SW')
+    return d, "pheno.csv", 4, None, "malformed CSV"
+
+
+@bad_input
+def bad_mixup_flag_in_pheno(tmp_path):
+    d = _copy(tmp_path)
+    _edit(d / "pheno.csv", 10, ",no,no,", ",no,perhaps,")
+    return d, "pheno.csv", 10, "mixup", "flag value is not yes/no"
+
+
+@bad_input
+def infinite_phenotype(tmp_path):
+    d = _copy(tmp_path, "plink")
+    lines = (d / "pheno.csv").read_text().split("\n")
+    fields = lines[7].split(",")
+    fields[4] = "inf"  # the BMD column
+    lines[7] = ",".join(fields)
+    (d / "pheno.csv").write_text("\n".join(lines))
+    return d, "pheno.csv", 8, "BMD", "not a finite number"
+
+
+@bad_input
+def duplicate_pheno_id(tmp_path):
+    d = _copy(tmp_path)
+    lines = (d / "pheno.csv").read_text().split("\n")
+    lines.insert(5, lines[2])
+    (d / "pheno.csv").write_text("\n".join(lines))
+    return d, "pheno.csv", 6, "id", r"duplicate sample id \(first on line 3\)"
+
+
+@bad_input
+def vcf_ragged_rows_that_would_realign(tmp_path):
+    d = tmp_path / "v"
+    d.mkdir()
+    (d / "x.vcf").write_text(
+        "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ts1\ts2\n"
+        "1\t10\tv1\tA\tG\t.\t.\t.\tGT:DS\t0/1:1\n"
+        "1\t20\tv2\tA\tG\t.\t.\t.\tGT:DS\t0/1:1\t0/0:0\t1/1:2\n"
+    )
+    return d, "x.vcf", 3, None, "1 sample fields where the header has 2"
+
+
+@bad_input
+def vcf_bad_gt(tmp_path):
+    d = tmp_path / "v"
+    d.mkdir()
+    (d / "x.vcf").write_text(
+        "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ts1\ts2\n"
+        "1\t10\tv1\tA\tG\t.\t.\t.\tGT\t0/1\t0/1/1\n"
+    )
+    return d, "x.vcf", 3, "11 (sample 2)", "genotype is not a 0/1 call"
+
+
+@pytest.mark.parametrize("make", BAD_INPUT, ids=[f.__name__ for f in BAD_INPUT])
+def test_read_cohort__bad_input_names_file_line_and_column(tmp_path: Path, make):
+    directory, file, line, column, message = make(tmp_path)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(InputError, match=message) as err:
+        read_cohort(directory)
+    ids = read_cohort(TINY / "parker").sample_ids.astype(str)
+    assert not [i for i in ids if i in str(err.value)]  # located, never quoted
+    assert err.value.file is not None and Path(err.value.file).name == file
+    assert err.value.line == line
+    assert err.value.column == column
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written

@@ -1,0 +1,282 @@
+"""DP-SGD phenotype synthesizer: public schema and batches, the grouped MADE and its
+per-sample gradients, types/missingness/marginals/correlations, no copied rows, the ledger."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch.func import functional_call, grad, vmap
+
+from dpgenome.accountant import calibrate, default_delta
+from dpgenome.cohort import PhenoType
+from dpgenome.dpsgd import DpSgdConfig, DpSgdTrainer
+from dpgenome.errors import ConfigError
+from dpgenome.phenotypes import (
+    Encoding,
+    GroupedMade,
+    PhenoSchema,
+    PhenotypeConfig,
+    _layout,
+    cfw_schema,
+    derived_columns,
+    dp_bin_edges,
+    fit_phenotypes,
+    group_columns,
+    planned_bins,
+    planned_dp_sgd,
+)
+from dpgenome.testing import ToyConfig, toy_cohort
+
+@pytest.fixture(scope="module")
+def toy():
+    """Members (seed 1) and a public schema from a separately drawn toy colony (seed 2)."""
+    members, _ = toy_cohort(1, ToyConfig(n=500, n_chrom=1, snps_per_chrom=10, causal=((0, 5),)))
+    public, _ = toy_cohort(2, ToyConfig(n=500, n_chrom=1, snps_per_chrom=10, causal=((0, 5),)))
+    schema = PhenoSchema.from_public_table(public.phenotypes, public.pheno_types, n_bins=16)
+    return members, schema
+
+
+@pytest.fixture(scope="module")
+def fitted_inf(toy):
+    members, schema = toy
+    config = PhenotypeConfig(steps=300, expected_batch_size=128, schema=schema)
+    model = fit_phenotypes(
+        members.phenotypes, members.pheno_types, config, noise_multiplier=None, context=["abBMD", "SW16"], seed=3
+    )
+    return model, model.sample(2_000, seed=4)
+
+
+def _corr_error(real: pd.DataFrame, synth: pd.DataFrame, cols: list[str]) -> float:
+    r, s = real[cols].corr().to_numpy(), synth[cols].corr().to_numpy()
+    iu = np.triu_indices(len(cols), 1)
+    return float(np.abs(r[iu] - s[iu]).mean())
+
+
+# ---------------------------------------------------------------------------- schema and batches
+
+
+def test_cfw_schema__covers_the_public_table_with_public_bins() -> None:
+    schema = cfw_schema(20).columns
+    assert schema["round"].kind == "levels" and len(schema["round"].levels) == 25
+    assert schema["abBMD"].kind == "binary" and schema["SW16"].kind == "binary"
+    assert schema["FCbox"].kind == "values" and schema["FCbox"].values == (1.0, 2.0, 3.0, 4.0)
+    bmd = schema["BMD"]
+    assert bmd.kind == "bins" and len(bmd.edges) == 21
+    assert bmd.edges[0] == pytest.approx(1.770852) and bmd.edges[-1] == pytest.approx(2.189209)
+    assert np.all(np.diff(bmd.edges) > 0)
+    assert schema["D1TOTDIST5"].integer and not schema["BMD"].integer
+
+
+def test_group_columns__context_first_names_only_bounded_batches() -> None:
+    columns = [c for c in cfw_schema().columns if c not in derived_columns(list(cfw_schema().columns))]
+    batches = group_columns(columns, ["abBMD", "round"], max_batch_columns=12)
+    assert batches[0][:2] == ["abBMD", "round"]
+    flat = [c for b in batches for c in b]
+    assert sorted(flat) == sorted(columns)  # every modelled column exactly once
+    assert all(len(b) <= 12 for b in batches)
+    as_sets = [set(b) for b in batches]
+    assert any({"bw0", "bw1", "bw2", "bw3"} <= s for s in as_sets)  # body weights together
+    assert any({"TA", "EDL", "soleus"} <= s for s in as_sets)  # muscles together
+    # the grouping depends on names only: values play no part
+    assert group_columns(columns, ["abBMD", "round"]) == batches
+
+
+def test_derived_columns__one_hot_children_of_a_parent() -> None:
+    d = derived_columns(["round", "SW16", "SW3", "FCbox", "FCbox2", "bw1"])
+    assert d == {"SW3": ("round", "SW3"), "SW16": ("round", "SW16"), "FCbox2": ("FCbox", 2.0)}
+
+
+def test_schema__uncovered_categorical_column_is_an_error(toy) -> None:
+    members, schema = toy
+    table = members.phenotypes.assign(site=["a"] * members.n_samples)
+    types = dict(members.pheno_types, site=PhenoType.CATEGORICAL)
+    with pytest.raises(ConfigError, match="site.*no public level set"):
+        fit_phenotypes(table, types, PhenotypeConfig(schema=schema), noise_multiplier=1.0)
+
+
+# ---------------------------------------------------------------------------- DP bins
+
+
+def test_dp_bin_edges__close_to_true_quantiles_with_little_noise() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.lognormal(3.0, 0.4, 20_000)
+    x[:500] = np.nan
+    edges = np.asarray(dp_bin_edges(x, n_bins=10, noise_multiplier=5.0, rng=rng))
+    truth = np.nanquantile(x, np.linspace(0.1, 0.9, 9))
+    assert np.all(np.diff(edges) > 0)
+    np.testing.assert_allclose(edges[1:-1], truth, rtol=0.06)
+    assert edges[0] <= np.nanquantile(x, 0.02) and edges[-1] >= np.nanquantile(x, 0.98)
+
+
+def test_planned_bins__two_gaussian_histograms_per_uncovered_column(toy) -> None:
+    members, schema = toy
+    without_bw = PhenoSchema({k: v for k, v in schema.columns.items() if k != "bw"}, "no bw")
+    config = PhenotypeConfig(schema=without_bw.merged(PhenoSchema.from_ranges({"BMD": (-4.0, 4.0)})))
+    plan = planned_bins(list(members.phenotypes.columns), members.pheno_types, config)
+    assert plan is not None and plan.count == 2 and plan.sensitivity == 1.0  # only "bw"
+    with pytest.raises(ConfigError, match="'bw' is not in the public schema"):
+        fit_phenotypes(members.phenotypes, members.pheno_types, config, noise_multiplier=1.0)
+    model = fit_phenotypes(
+        members.phenotypes, members.pheno_types, PhenotypeConfig(schema=config.schema, steps=2),
+        noise_multiplier=1.0, bins_noise_multiplier=5.0,
+    )
+    assert model.details["dp_binned_columns"] == ["bw"]
+    assert model.encoding.schema["bw"].source == "dp"
+
+
+# ---------------------------------------------------------------------------- the model
+
+
+def _tiny_model() -> tuple[GroupedMade, torch.Tensor, Encoding]:
+    table = pd.DataFrame(
+        {
+            "a": [0.0, 1.0, np.nan, 1.0] * 5,
+            "b": np.linspace(0, 1, 20),
+            "c": ["x", "y", "z", "x", None] * 4,
+            "d": np.linspace(1, 2, 20) ** 2,
+        }
+    )
+    types = {"a": PhenoType.BINARY, "b": PhenoType.CONTINUOUS, "c": PhenoType.CATEGORICAL,
+             "d": PhenoType.CONTINUOUS}
+    schema = PhenoSchema.from_public_table(table, types, n_bins=4)
+    enc = Encoding((("a", "c"), ("b", "d")), schema.columns, types, {}, tuple(table.columns))
+    torch.manual_seed(0)
+    net = GroupedMade(_layout(enc), hidden=6)
+    return net, torch.from_numpy(enc.encode(table)), enc
+
+
+def test_grouped_made__is_autoregressive_within_batches_and_conditioned_on_context() -> None:
+    net, codes, _ = _tiny_model()
+    feats = net.features(codes[:1]).requires_grad_(True)
+    logits = net(feats)  # [1, B, C, K]
+    n_f = net.layout.n_feat
+
+    def depends(b_out: int, c_out: int, b_in: int, c_in: int) -> bool:
+        g = torch.autograd.grad(logits[0, b_out, c_out].sum(), feats, retain_graph=True)[0]
+        return bool(g[0, b_in, c_in * n_f : (c_in + 1) * n_f].abs().sum() > 0)
+
+    assert not depends(0, 0, 0, 0) and not depends(0, 0, 0, 1) and depends(0, 1, 0, 0)
+    assert not depends(1, 0, 1, 0) and not depends(1, 0, 1, 1) and depends(1, 1, 1, 0)
+    assert depends(1, 0, 0, 0) and depends(1, 0, 0, 1)  # the context reaches batch 1
+    assert not depends(0, 1, 1, 0)  # but not the other way round
+
+
+def _nll(net: nn.Module, feats: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    logp = torch.log_softmax(net(feats), dim=-1)
+    picked = logp.gather(-1, codes.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return -(picked * (codes >= 0).float()).sum(dim=(1, 2))
+
+
+nn = torch.nn
+
+
+@pytest.mark.parametrize("mode", ["hooks", "ghost"])
+def test_grouped_made__per_sample_gradients_match_torch_func(mode) -> None:
+    net, codes, _ = _tiny_model()
+    feats = net.features(codes)
+    params = {k: v.detach() for k, v in net.named_parameters()}
+
+    def one(p, f, c):
+        return _nll(lambda x: functional_call(net, p, (x,)), f[None], c[None]).sum()  # type: ignore[arg-type]
+
+    reference = vmap(grad(one), in_dims=(None, 0, 0))(params, feats, codes)
+    ref_norms = torch.sqrt(sum((g.reshape(len(codes), -1) ** 2).sum(1) for g in reference.values()))
+    trainer = DpSgdTrainer(
+        net, lambda ps: torch.optim.SGD(ps, lr=0.0), len(codes), DpSgdConfig(1.0, 1, 0.0, 1e30),
+        seed=0, grad_sample_mode=mode,
+    )
+    trainer.step(torch.arange(len(codes)), lambda m, idx: _nll(m, feats[idx], codes[idx]))
+    torch.testing.assert_close(trainer.per_sample_grad_norms(), ref_norms, rtol=1e-4, atol=1e-5)
+    if mode == "hooks":
+        for name, p in trainer.module.named_parameters():
+            torch.testing.assert_close(
+                p.grad_sample, reference[name.removeprefix("_module.")], rtol=1e-4, atol=1e-5
+            )
+    trainer.close()
+
+
+# ---------------------------------------------------------------------------- fit and sample
+
+
+def test_fit_phenotypes__eps_inf_keeps_types_missingness_marginals_correlations(toy, fitted_inf) -> None:
+    members, _ = toy
+    model, synth = fitted_inf
+    real = members.phenotypes
+    assert list(synth.columns) == list(real.columns) and len(synth) == 2_000
+    for col in ("abBMD", "SW16"):
+        assert set(synth[col].dropna().unique()) <= {0.0, 1.0}
+    assert set(synth["round"].dropna()) <= set(real["round"].dropna())
+    # SW16 is rebuilt from round, so it agrees with it exactly
+    has_round = synth["round"].notna()
+    assert ((synth["round"] == "SW16").astype(float) == synth["SW16"])[has_round].all()
+    assert synth["SW16"][~has_round].isna().all()
+    np.testing.assert_allclose(synth.isna().mean(), real.isna().mean(), atol=0.03)
+    assert synth["abBMD"].mean() == pytest.approx(real["abBMD"].mean(), abs=0.04)
+    for col in ("BMD", "bw"):
+        assert synth[col].mean() == pytest.approx(real[col].mean(), abs=0.15 * real[col].std())
+        assert synth[col].std() == pytest.approx(real[col].std(), rel=0.15)
+    assert _corr_error(real, synth, ["abBMD", "BMD", "bw", "SW16"]) < 0.08
+    # the covariate effect on the analysis phenotype survives (round SW16 has more cases)
+    by_sw16 = synth.groupby("SW16")["abBMD"].mean()
+    assert by_sw16[1.0] > by_sw16[0.0] + 0.1
+
+
+def test_sample__no_training_row_is_copied(toy, fitted_inf) -> None:
+    members, _ = toy
+    _, synth = fitted_inf
+    cols = ["BMD", "bw"]
+    real_rows = set(map(tuple, members.phenotypes[cols].dropna().round(12).to_numpy()))
+    synth_rows = [tuple(r) for r in synth[cols].dropna().round(12).to_numpy()]
+    assert sum(r in real_rows for r in synth_rows) == 0
+    assert not set(synth["BMD"].dropna()) & set(members.phenotypes["BMD"].dropna())
+
+
+def test_sample__same_seed_same_rows(fitted_inf) -> None:
+    model, _ = fitted_inf
+    pd.testing.assert_frame_equal(model.sample(50, seed=9), model.sample(50, seed=9))
+    assert not model.sample(50, seed=9).equals(model.sample(50, seed=10))
+
+
+def test_fit_phenotypes__finite_epsilon_degrades_gracefully(toy, fitted_inf) -> None:
+    members, schema = toy
+    real = members.phenotypes
+    config = PhenotypeConfig(steps=150, expected_batch_size=256, schema=schema)
+    n = members.n_samples
+    ledger = calibrate(3.0, default_delta(n), [planned_dp_sgd(config, n)])
+    sigma = ledger.mechanism("phenotypes").noise_multiplier  # type: ignore[union-attr]
+    model = fit_phenotypes(real, members.pheno_types, config, noise_multiplier=sigma, context=["abBMD", "SW16"], seed=3)
+    synth = model.sample(2_000, seed=4)
+    assert model.details["noise_multiplier"] == sigma and model.details["max_grad_norm"] == 1.0
+    assert set(synth["abBMD"].dropna().unique()) <= {0.0, 1.0}
+    np.testing.assert_allclose(synth.isna().mean(), real.isna().mean(), atol=0.08)
+    for col in ("BMD", "bw"):
+        assert synth[col].mean() == pytest.approx(real[col].mean(), abs=0.5 * real[col].std())
+    err_dp = _corr_error(real, synth, ["abBMD", "BMD", "bw"])
+    err_inf = _corr_error(real, fitted_inf[1], ["abBMD", "BMD", "bw"])
+    assert err_inf <= err_dp + 0.05 and err_dp < 0.35
+
+
+def test_planned_dp_sgd__is_the_mechanism_the_fit_runs(toy) -> None:
+    members, schema = toy
+    config = PhenotypeConfig(steps=3, expected_batch_size=100, schema=schema)
+    planned = planned_dp_sgd(config, members.n_samples)
+    assert planned.sample_rate == pytest.approx(100 / members.n_samples) and planned.steps == 3
+    ledger = calibrate(2.0, 1e-5, [planned])
+    mech = ledger.to_dict()["mechanisms"][0]
+    assert mech["kind"] == "dp-sgd" and mech["steps"] == 3 and mech["max_grad_norm"] == 1.0
+    model = fit_phenotypes(
+        members.phenotypes, members.pheno_types, config, noise_multiplier=mech["noise_multiplier"]
+    )
+    assert model.details["sample_rate"] == mech["sample_rate"]
+    assert model.details["steps"] == mech["steps"]
+    assert model.details["noise_multiplier"] == mech["noise_multiplier"]
+
+
+@pytest.mark.parametrize("bad", [{"n_bins": 1}, {"steps": 0}, {"max_grad_norm": math.inf}, {"lr": 0}])
+def test_config__rejects_bad_values(bad) -> None:
+    with pytest.raises(ConfigError, match="invalid phenotype synthesizer"):
+        PhenotypeConfig(**bad).validate()

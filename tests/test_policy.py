@@ -1,0 +1,372 @@
+"""Policies: schema validation with file/line/key in every error, and rule evaluation.
+
+Fixture results documents (tests/fixtures/results_*.json) hold hand-set aggregates: the
+expected findings below are computed by hand from them and the shipped thresholds.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dpgenome.errors import PolicyError
+from dpgenome.paths import policies_dir, shipped_policy
+from dpgenome.policy import (
+    SCHEMA,
+    EvaluationContext,
+    Status,
+    Verdict,
+    describe_failing,
+    evaluate,
+    is_missing,
+    load_policy,
+    lookup,
+    parse_policy,
+    rule_specs,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+NONE_SPENT = EvaluationContext(0.0, 0.0, 0)
+
+MINIMAL = """\
+schema_version: 1
+name: test
+privacy:
+  max_epsilon: 10
+"""
+
+
+def results(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / f"results_{name}.json").read_text())
+
+
+def finding(evaluation: Any, rule: str) -> Any:
+    (match,) = [f for f in evaluation.findings if f.rule == rule]
+    return match
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+@pytest.mark.parametrize("name", ["strict", "consortium", "internal"])
+def test_load_policy__shipped_policies_validate(name: str) -> None:
+    policy = load_policy(shipped_policy(name))
+    assert policy.name == name
+    assert policy.signoff_roles, "every shipped policy names its sign-off roles"
+    assert not policy.allow_no_formal_privacy or name == "internal"
+    assert policy.overrides_allowed is (name != "strict")
+    assert policy.max_delta is not None and policy.min_holdout is not None
+    assert len(policy.sha256) == 64
+
+
+def test_load_policy__every_shipped_file_is_documented() -> None:
+    readme = (policies_dir() / "README.md").read_text()
+    for path in policies_dir().glob("*.yaml"):
+        assert path.name in readme
+    for section, keys in SCHEMA.items():
+        for key in keys:
+            assert f"`{key}`" in readme, f"{section}.{key} is not documented in policies/README.md"
+
+
+def test_parse_policy__unknown_key_names_key_and_line() -> None:
+    text = MINIMAL + "  max_epsilom: 3\n"
+    with pytest.raises(PolicyError) as err:
+        parse_policy(text, file="p.yaml")
+    assert err.value.file == "p.yaml"
+    assert err.value.line == 5
+    assert err.value.column == "max_epsilom"
+    assert "max_epsilon" in str(err.value)  # the valid keys are listed
+
+
+def test_parse_policy__unknown_section_names_line() -> None:
+    with pytest.raises(PolicyError) as err:
+        parse_policy(MINIMAL + "fidelty:\n  min_recall: 0.5\n", file="p.yaml")
+    assert (err.value.line, err.value.column) == (5, "fidelty")
+
+
+@pytest.mark.parametrize(
+    ("snippet", "line", "key"),
+    [
+        (
+            "membership:\n  attacks: [dcr]\n  max_auc_ci_upper: high\n",
+            7,
+            "membership.max_auc_ci_upper",
+        ),
+        ("membership:\n  attacks: dcr\n", 6, "membership.attacks"),
+        ("fidelity:\n  min_recall: 1.5\n", 6, "fidelity.min_recall"),
+        ("fidelity:\n  lambda_gc_range: [1.2, 0.9]\n", 6, "fidelity.lambda_gc_range"),
+        ("fidelity:\n  max_spurious_loci: 0.5\n", 6, "fidelity.max_spurious_loci"),
+        ("overrides:\n  allowed: 1\n", 6, "overrides.allowed"),
+        (
+            "canary:\n  require_lower_bound_below_claimed: 'yes'\n",
+            6,
+            "canary.require_lower_bound_below_claimed",
+        ),
+    ],
+)
+def test_parse_policy__wrong_type_names_key_and_line(snippet: str, line: int, key: str) -> None:
+    with pytest.raises(PolicyError) as err:
+        parse_policy(MINIMAL + snippet, file="p.yaml")
+    assert err.value.line == line
+    assert err.value.column == key
+    assert f"p.yaml, line {line}" in err.value.render()
+
+
+def test_parse_policy__duplicate_key_is_an_error() -> None:
+    with pytest.raises(PolicyError, match="appears twice") as err:
+        parse_policy(MINIMAL + "  max_epsilon: 3\n", file="p.yaml")
+    assert err.value.line == 5
+
+
+def test_parse_policy__schema_version_required() -> None:
+    with pytest.raises(PolicyError, match="schema_version"):
+        parse_policy("name: x\n")
+
+
+def test_parse_policy__exponent_without_dot_is_a_number() -> None:
+    # YAML 1.1 resolves a plain 1e-6 to a string; the policy reads it as the number it shows.
+    policy = parse_policy(MINIMAL + "  max_delta: 1e-6\n")
+    assert policy.max_delta == pytest.approx(1e-6, rel=0, abs=0)
+    with pytest.raises(PolicyError):
+        parse_policy(MINIMAL + "  max_delta: '1e-6'\n")  # quoted: a string, rejected
+
+
+def test_parse_policy__advisory_must_name_a_rule() -> None:
+    with pytest.raises(PolicyError, match=re.escape("fidelity.recal")) as err:
+        parse_policy(MINIMAL + "advisory: [fidelity.recal]\n", file="p.yaml")
+    assert err.value.line == 5
+
+
+def test_parse_policy__membership_limits_need_attacks() -> None:
+    with pytest.raises(PolicyError, match=re.escape("membership.attacks")):
+        parse_policy(MINIMAL + "membership:\n  max_auc_ci_upper: 0.6\n")
+
+
+def test_load_policy__missing_file() -> None:
+    with pytest.raises(PolicyError, match="not found"):
+        load_policy("/nonexistent/policy.yaml")
+
+
+def test_parse_policy__invalid_yaml_names_line() -> None:
+    with pytest.raises(PolicyError, match="not valid YAML") as err:
+        parse_policy(MINIMAL + "  bad: [1, 2\n", file="p.yaml")
+    assert err.value.line is not None
+
+
+# ---------------------------------------------------------------------------- lookup
+
+
+def test_lookup__keys_containing_dots() -> None:
+    doc = {"a": {"tpr_at_fpr_0.01": 0.2, "t": {"1e-08": {"recall": 0.5}}}}
+    assert lookup(doc, "a.tpr_at_fpr_0.01") == 0.2
+    assert lookup(doc, "a.t.1e-08.recall") == 0.5
+    assert is_missing(lookup(doc, "a.tpr_at_fpr_0.05"))
+    assert is_missing(lookup(doc, "a.tpr_at_fpr_0.01.x"))
+
+
+# ---------------------------------------------------------------------------- evaluate
+
+
+def test_evaluate__approve_fixture_passes_consortium() -> None:
+    evaluation = evaluate(
+        results("approve"), load_policy(shipped_policy("consortium")), context=NONE_SPENT
+    )
+    assert evaluation.verdict is Verdict.APPROVE
+    assert evaluation.failing == ()
+    assert evaluation.counts() == {"PASS": 22, "FAIL": 0, "NOT EVALUATED": 0}
+    assert len(evaluation.findings) == len(rule_specs(load_policy(shipped_policy("consortium"))))
+
+
+def test_evaluate__block_fixture_lists_every_failing_rule() -> None:
+    evaluation = evaluate(
+        results("block"), load_policy(shipped_policy("consortium")), context=NONE_SPENT
+    )
+    assert evaluation.verdict is Verdict.BLOCK
+    assert {f.rule for f in evaluation.failing} == {
+        "privacy.max_epsilon",  # 14 > 10
+        "nearest_neighbour.exact_duplicate_genotypes",  # 2 > 0
+        "kinship.excess_first_degree",  # 3.84e-5 > 0
+        "fidelity.spurious_loci",  # 1 > 0
+    }
+    eps = finding(evaluation, "privacy.max_epsilon")
+    assert (eps.measured, eps.threshold, eps.status) == (14.0, "<= 10", Status.FAIL)
+    assert eps.policy_line is not None
+    lines = describe_failing(evaluation)
+    assert any("measured 14, required <= 10" in line for line in lines)
+
+
+def test_evaluate__ci_upper_bound_is_compared_and_reported() -> None:
+    # strict: AUC upper CI <= 0.55; dcr has AUC 0.512 with CI [0.468, 0.556] -> FAIL on the CI
+    evaluation = evaluate(
+        results("approve"), load_policy(shipped_policy("strict")), context=NONE_SPENT
+    )
+    dcr = finding(evaluation, "membership.dcr.auc")
+    assert dcr.status is Status.FAIL
+    assert dcr.measured == 0.512 and dcr.ci == (0.468, 0.556)
+    af = finding(evaluation, "membership.allele_frequency.auc")  # CI upper 0.547
+    assert af.status is Status.PASS
+
+
+def test_evaluate__threshold_is_inclusive() -> None:
+    doc = results("approve")
+    doc["audit"]["attacks"]["dcr"]["auc_ci"] = [0.45, 0.6]  # exactly at consortium's 0.6
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    assert finding(evaluation, "membership.dcr.auc").status is Status.PASS
+    doc["audit"]["attacks"]["dcr"]["auc_ci"] = [0.45, 0.6000001]
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    assert finding(evaluation, "membership.dcr.auc").status is Status.FAIL
+
+
+def test_evaluate__missing_measurement_is_never_a_pass() -> None:
+    evaluation = evaluate(
+        results("partial"), load_policy(shipped_policy("consortium")), context=NONE_SPENT
+    )
+    assert evaluation.verdict is Verdict.BLOCK
+    not_evaluated = {f.rule for f in evaluation.findings if f.status is Status.NOT_EVALUATED}
+    assert not_evaluated == {
+        "nearest_neighbour.share_closer_to_members",  # CI removed: the rule needs it
+        "canary.lower_bound",  # canary block removed
+        "fidelity.lambda_gc",
+    }
+    assert {f.rule for f in evaluation.failing} == not_evaluated
+    nn = finding(evaluation, "nearest_neighbour.share_closer_to_members")
+    assert nn.measured == 0.507 and "share_closer_to_members_ci is missing" in nn.detail
+
+
+def test_evaluate__not_run_audit_reason_is_shown() -> None:
+    doc = results("approve")
+    doc["audit"]["attacks"]["shadow"] = {"status": "NOT RUN", "reason": "no train_fn"}
+    evaluation = evaluate(doc, load_policy(shipped_policy("strict")), context=NONE_SPENT)
+    shadow = finding(evaluation, "membership.shadow.auc")
+    assert shadow.status is Status.NOT_EVALUATED
+    assert "NOT RUN: no train_fn" in shadow.detail
+
+
+def test_evaluate__advisory_rule_never_blocks() -> None:
+    doc = results("approve")
+    del doc["audit"]["attribute_inference"]
+    policy = load_policy(shipped_policy("consortium"))  # attribute_inference.risk is advisory
+    evaluation = evaluate(doc, policy, context=NONE_SPENT)
+    risk = finding(evaluation, "attribute_inference.risk")
+    assert risk.status is Status.NOT_EVALUATED and not risk.required
+    assert evaluation.verdict is Verdict.APPROVE
+    assert evaluation.warnings == (risk,)
+
+
+@pytest.mark.parametrize("value", [float("nan"), "0.5", True, None])
+def test_evaluate__non_numeric_metric_is_not_evaluated(value: Any) -> None:
+    doc = results("approve")
+    doc["fidelity"]["gwas"]["thresholds"]["1e-08"]["recall"] = value
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    assert finding(evaluation, "fidelity.recall").status is Status.NOT_EVALUATED
+    assert evaluation.verdict is Verdict.BLOCK
+
+
+def test_evaluate__no_formal_privacy_blocked_unless_allowed() -> None:
+    doc = results("inf")
+    strict = evaluate(doc, load_policy(shipped_policy("strict")), context=NONE_SPENT)
+    nofp = finding(strict, "privacy.no_formal_privacy")
+    assert nofp.status is Status.FAIL and "NO FORMAL PRIVACY" in nofp.detail
+    assert math.isinf(finding(strict, "privacy.max_epsilon").measured)
+    internal = evaluate(doc, load_policy(shipped_policy("internal")), context=NONE_SPENT)
+    assert internal.verdict is Verdict.APPROVE
+    assert "NO FORMAL PRIVACY" in finding(internal, "privacy.no_formal_privacy").detail
+
+
+def test_evaluate__delta_auto_bound_uses_n_members() -> None:
+    # The mechanism sees the training members: n = 768 members of 960 (80/20 split).
+    # 768 ** -1.1 = exp(-1.1 * 6.64379) = exp(-7.30817) = 6.7004e-4
+    bound = 768**-1.1
+    assert bound == pytest.approx(6.7004e-4, rel=1e-4)
+    doc = results("approve")
+    doc["split"]["n_members"] = 768
+    policy = load_policy(shipped_policy("consortium"))
+    doc["ledger"]["delta"] = bound  # exactly the default delta of a release
+    assert (
+        finding(evaluate(doc, policy, context=NONE_SPENT), "privacy.max_delta").status
+        is Status.PASS
+    )
+    doc["ledger"]["delta"] = bound * 1.001
+    delta = finding(evaluate(doc, policy, context=NONE_SPENT), "privacy.max_delta")
+    assert delta.status is Status.FAIL and "n = 768" in delta.threshold
+    del doc["split"]["n_members"]  # falls back to the cohort size (960): stricter
+    doc["ledger"]["delta"] = 960**-1.1 * 1.001
+    delta = finding(evaluate(doc, policy, context=NONE_SPENT), "privacy.max_delta")
+    assert delta.status is Status.FAIL and "n = 960" in delta.threshold
+    del doc["cohort"]["n_samples"]
+    delta = finding(evaluate(doc, policy, context=NONE_SPENT), "privacy.max_delta")
+    assert delta.status is Status.NOT_EVALUATED
+
+
+def test_evaluate__lifetime_cap_uses_context() -> None:
+    doc = results("approve")  # epsilon 8; consortium lifetime cap 20
+    policy = load_policy(shipped_policy("consortium"))
+    unknown = finding(evaluate(doc, policy), "privacy.max_lifetime_epsilon")
+    assert unknown.status is Status.NOT_EVALUATED  # no ledger consulted: blocks
+    ok = finding(
+        evaluate(doc, policy, context=EvaluationContext(12.0, 2e-5, 1)),
+        "privacy.max_lifetime_epsilon",
+    )
+    assert ok.status is Status.PASS and ok.measured == 20.0
+    over = finding(
+        evaluate(doc, policy, context=EvaluationContext(12.5, 2e-5, 2)),
+        "privacy.max_lifetime_epsilon",
+    )
+    assert over.status is Status.FAIL and over.measured == 20.5
+    inf = finding(
+        evaluate(doc, policy, context=EvaluationContext(math.inf, 0.0, 1)),
+        "privacy.max_lifetime_epsilon",
+    )
+    assert inf.status is Status.FAIL
+
+
+def test_evaluate__canary_lower_bound_above_claim_fails() -> None:
+    doc = results("approve")
+    doc["audit"]["canary"]["epsilon_lower_bound"] = 8.2  # claimed 8
+    canary = finding(
+        evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT),
+        "canary.lower_bound",
+    )
+    assert canary.status is Status.FAIL and "accounting or implementation error" in canary.detail
+
+
+def test_evaluate__loci_fraction_and_attribute_worst_phenotype() -> None:
+    doc = results("approve")
+    doc["fidelity"]["gwas"]["loci"]["recovered"] = 1  # 1 of 2 = 0.5 >= consortium 0.5
+    doc["audit"]["attribute_inference"]["BMD"] = {"risk": 0.1, "risk_ci": [0.02, 0.25]}
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    loci = finding(evaluation, "fidelity.loci_recovered")
+    assert (loci.status, loci.measured, loci.detail) == (Status.PASS, 0.5, "1 of 2 loci")
+    risk = finding(evaluation, "attribute_inference.risk")
+    assert risk.status is Status.FAIL and risk.ci == (0.02, 0.25) and "BMD" in risk.detail
+
+
+def test_evaluate__custom_rule_on_any_path() -> None:
+    policy = parse_policy(
+        MINIMAL + "custom:\n  - id: af\n    metric: fidelity.allele_frequency_correlation\n"
+        "    min: 0.995\n"
+    )
+    evaluation = evaluate(results("approve"), policy)
+    af = finding(evaluation, "custom.af")
+    assert (af.status, af.measured) == (Status.FAIL, 0.991)
+
+
+def test_evaluate__does_not_mutate_results() -> None:
+    doc = results("block")
+    before = copy.deepcopy(doc)
+    evaluate(doc, load_policy(shipped_policy("strict")), context=NONE_SPENT)
+    assert doc == before
+
+
+def test_evaluation_to_dict__round_trips_through_json() -> None:
+    evaluation = evaluate(results("inf"), load_policy(shipped_policy("strict")), context=NONE_SPENT)
+    data = json.loads(json.dumps(evaluation.to_dict(), allow_nan=False))
+    assert data["verdict"] == "BLOCK"
+    assert data["failing"] == [f.rule for f in evaluation.failing]
+    assert EvaluationContext.from_dict(data["context"]) == NONE_SPENT

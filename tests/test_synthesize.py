@@ -1,0 +1,150 @@
+"""End to end: synthesize() and `dpgenome synthesize` on a tiny toy cohort."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from dpgenome.cli import main
+from dpgenome.cohort import analysis_subset, qc
+from dpgenome.errors import CohortError, ConfigError
+from dpgenome.gwas import linear_gwas
+from dpgenome.io import read_cohort, write_cohort
+from dpgenome.phenotypes import PhenotypeConfig
+from dpgenome.synthesize import SynthConfig, synthesize
+from dpgenome.testing import ToyConfig, toy_cohort
+
+TOY = ToyConfig(n=300, n_chrom=2, snps_per_chrom=150, causal=((0, 70), (1, 40)), effect=1.2)
+FAST = SynthConfig(
+    pheno="BMD",
+    covariates=("SW16",),
+    structure_steps=80,
+    pretrain_steps=80,
+    finetune_steps=10,
+    phenotypes=PhenotypeConfig(steps=40, hidden=16),
+)
+
+
+def _toy(seed: int, config: ToyConfig = TOY):
+    """Toy cohort without ``bw`` (a continuous column outside the public CFW schema would add
+    a DP-bins step to every test)."""
+    cohort, truth = toy_cohort(seed, config)
+    cohort.phenotypes = cohort.phenotypes.drop(columns=["bw"])
+    cohort.pheno_types.pop("bw")
+    return cohort, truth
+
+
+@pytest.fixture(scope="module")
+def members():
+    cohort, truth = _toy(11)
+    cohort, report = qc(cohort)
+    return analysis_subset(cohort, "BMD", ["SW16"], report), truth
+
+
+@pytest.fixture(scope="module")
+def public():
+    cohort, _ = _toy(12, replace(TOY, n=200))  # another draw: a separate "colony"
+    return cohort
+
+
+def test_synthesize__no_formal_privacy_keeps_the_association(members) -> None:
+    m, truth = members
+    res = synthesize(m, replace(FAST, epsilon=math.inf, seed=3))
+    syn = res.cohort
+    assert syn.dosages.shape == m.dosages.shape
+    assert list(syn.variants["id"]) == list(m.variants["id"])
+    assert set(np.unique(syn.dosages)) <= {0.0, 1.0, 2.0}
+    assert not set(syn.sample_ids) & set(m.sample_ids)
+    assert len(set(syn.sample_ids)) == syn.n_samples
+    assert set(syn.phenotypes.columns) == set(m.phenotypes.columns)
+    # no synthetic genotype row is a copy of a member row
+    real_rows = {r.tobytes() for r in np.round(m.dosages).astype(np.int8)}
+    assert not any(r.tobytes() in real_rows for r in syn.dosages.astype(np.int8))
+    assert res.ledger.no_formal_privacy and math.isinf(res.ledger.epsilon())
+    # the association survives: the synthetic GWAS peaks at a planted locus, far below 1e-6
+    gw = linear_gwas(syn, "BMD", ["SW16"]).table
+    top = gw.sort_values("p").iloc[0]
+    pos = m.variants["pos"].to_numpy()
+    chrom = m.variants["chr"].astype(str).to_numpy()
+    near = [
+        chrom[c] == top["chr"] and abs(int(pos[c]) - int(top["pos"])) <= 2_000_000
+        for c in truth.causal_index if c < len(pos)
+    ]
+    assert any(near)
+    assert top["p"] < 1e-6
+    assert res.details["association"]["regions"]
+
+
+def test_synthesize__ledger_composes_every_mechanism_within_the_target(members, public) -> None:
+    m, _ = members
+    pub = public.take_variants(np.flatnonzero(public.variants["id"].isin(m.variants["id"])))
+    res = synthesize(m, replace(FAST, epsilon=2.0, seed=1), pub)
+    led = res.ledger.to_dict()
+    assert led["epsilon"] <= 2.0 and led["epsilon"] > 1.9
+    assert led["unit"] == "individual"
+    assert led["delta"] == pytest.approx(1.0 / m.n_samples**1.1)
+    kinds = {mech["name"]: mech["kind"] for mech in led["mechanisms"]}
+    assert kinds["genotype-structure"] == "dp-sgd"
+    assert kinds["phenotypes"] == "dp-sgd"
+    assert kinds["region-selection"] == "pure-dp"
+    assert kinds["region-association"] == "gaussian"
+    assert kinds["phenotype-centre"] == "gaussian"
+    for mech in led["mechanisms"]:
+        if mech["kind"] == "dp-sgd":
+            assert mech["noise_multiplier"] > 0 and 0 < mech["sample_rate"] <= 1 and mech["steps"] > 0
+    s = res.details["structure"]
+    assert s["trainable"] == "bias" and s["noise_multiplier"] > 0
+    assert "pretrain" in res.details
+    assert res.details["association"]["reference"] == "public panel"
+    assert res.cohort.n_samples == m.n_samples
+
+
+def test_synthesize__rejects_a_misaligned_public_panel(members, public) -> None:
+    m, _ = members
+    with pytest.raises(CohortError, match="same variants"):
+        synthesize(m, replace(FAST, epsilon=1.0), public.take_variants(np.arange(10)))
+
+
+def test_synth_config__rejects_bad_values(members) -> None:
+    m, _ = members
+    with pytest.raises(ConfigError, match="epsilon"):
+        synthesize(m, replace(FAST, epsilon=0.0))
+    with pytest.raises(ConfigError, match="delta"):
+        synthesize(m, replace(FAST, delta=1.5))
+
+
+def test_cli_synthesize__writes_cohort_in_input_format_and_ledger(tmp_path, members) -> None:
+    cohort, _ = _toy(11, replace(TOY, n=120))
+    src = tmp_path / "cohort"
+    write_cohort(cohort, src, "parker")
+    out = tmp_path / "synth"
+    result = CliRunner().invoke(
+        main,
+        ["synthesize", str(src), "--pheno", "BMD", "--covar", "SW16", "--epsilon", "4",
+         "--seed", "2", "--n", "50", "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "no holdout" in result.output
+    led = json.loads((out / "ledger.json").read_text())
+    assert set(led) >= {"epsilon", "delta", "unit", "mechanisms"}
+    assert led["epsilon"] <= 4.0
+    syn = read_cohort(out)
+    assert syn.n_samples == 50
+    assert not set(map(str, syn.sample_ids)) & set(map(str, cohort.sample_ids))
+    assert (out / "geno.txt").exists() or (out / "geno.txt.gz").exists()
+
+
+def test_cli_synthesize__unknown_phenotype_is_a_user_error(tmp_path) -> None:
+    cohort, _ = _toy(1, replace(TOY, n=40))
+    src = tmp_path / "c"
+    write_cohort(cohort, src, "parker")
+    result = CliRunner().invoke(
+        main, ["synthesize", str(src), "--pheno", "nope", "--epsilon", "inf", "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2
+    assert "nope" in result.output
