@@ -17,7 +17,8 @@ the same run:
 * the case study this replaces: 177 of 193 hits at p < 1e-8, precision 0.32 in its saved run;
 * wall-clock of ``simulate`` and of one real GWAS (reference timings under the same load).
 
-Timings are wall-clock on a shared 2-core machine; peak memory is the bench process's maximum
+Timings are wall-clock (``time_s``) and process CPU time (``cpu_s``, over all threads; the
+machine is shared, so CPU time is the steadier figure); peak memory is the bench process's maximum
 resident set (it includes the real cohort, the public panel and the GWAS).
 """
 
@@ -49,7 +50,9 @@ def peak_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
 
 
-def prepare(seed: int, n: int, n_public: int, chromosomes: tuple[str, ...] | None) -> dict[str, Any]:
+def prepare(
+    seed: int, n: int, n_public: int, chromosomes: tuple[str, ...] | None
+) -> dict[str, Any]:
     cfg = SimConfig(n=n, seed=seed, n_public=n_public)
     if chromosomes:
         cfg = replace(cfg, chromosomes=chromosomes)
@@ -85,32 +88,64 @@ def indep_af_baseline(members: Cohort, epsilon: float, seed: int) -> Cohort:
     return replace(members, dosages=dos)
 
 
-def evaluate(label: str, eps: float, seed: int, data: dict[str, Any], synth: Cohort,
-             seconds: float | None, ledger_eps: float | None, gwas: bool = True) -> dict[str, Any]:
+def evaluate(
+    label: str,
+    eps: float,
+    seed: int,
+    data: dict[str, Any],
+    synth: Cohort,
+    seconds: float | None,
+    ledger_eps: float | None,
+    gwas: bool = True,
+) -> dict[str, Any]:
     members = data["members"]
     fid = cohort_fidelity(members, synth, seed=seed).to_dict()
     row: dict[str, Any] = {
-        "mode": label, "eps": eps, "seed": seed,
-        "time_s": seconds, "peak_gb": peak_gb(), "ledger_eps": ledger_eps,
-        "af_corr": fid["allele_frequency_correlation"], "ld_err": fid["ld_decay_error"],
+        "mode": label,
+        "eps": eps,
+        "seed": seed,
+        "time_s": seconds,
+        "peak_gb": peak_gb(),
+        "ledger_eps": ledger_eps,
+        "af_corr": fid["allele_frequency_correlation"],
+        "ld_err": fid["ld_decay_error"],
         "pheno_corr_err": fid["phenotype_correlation_error"],
     }
     if gwas:
         comp = compare_gwas(data["real"], linear_gwas(synth, PHENO, list(COVARS))).to_dict()
         t8 = comp["thresholds"]["1e-08"]
         row |= {
-            "real_hits": t8["real_hits"], "syn_hits": t8["synthetic_hits"],
-            "recall": t8["recall"], "precision": t8["precision"],
+            "real_hits": t8["real_hits"],
+            "syn_hits": t8["synthetic_hits"],
+            "recall": t8["recall"],
+            "precision": t8["precision"],
             "loci": f"{comp['loci']['recovered']}/{comp['loci']['real_loci']}",
             "spurious": comp["loci"]["spurious"],
-            "lambda_syn": comp["lambda_gc"]["synthetic"], "lambda_real": comp["lambda_gc"]["real"],
+            "lambda_syn": comp["lambda_gc"]["synthetic"],
+            "lambda_real": comp["lambda_gc"]["real"],
         }
     return row
 
 
-COLUMNS = ("mode", "eps", "seed", "time_s", "peak_gb", "ledger_eps", "real_hits", "syn_hits",
-           "recall", "precision", "loci", "spurious", "lambda_syn", "lambda_real", "af_corr",
-           "ld_err", "pheno_corr_err")
+COLUMNS = (
+    "mode",
+    "eps",
+    "seed",
+    "time_s",
+    "peak_gb",
+    "ledger_eps",
+    "real_hits",
+    "syn_hits",
+    "recall",
+    "precision",
+    "loci",
+    "spurious",
+    "lambda_syn",
+    "lambda_real",
+    "af_corr",
+    "ld_err",
+    "pheno_corr_err",
+)
 
 
 def fmt(v: Any) -> str:
@@ -129,29 +164,47 @@ def print_table(title: str, rows: list[dict[str, Any]]) -> None:
     sys.stdout.flush()
 
 
-def run_synth(label: str, eps: float, seed: int, data: dict[str, Any], public: Cohort | None,
-              config: SynthConfig) -> dict[str, Any]:
-    t0 = time.perf_counter()
+def run_synth(
+    label: str,
+    eps: float,
+    seed: int,
+    data: dict[str, Any],
+    public: Cohort | None,
+    config: SynthConfig,
+) -> dict[str, Any]:
+    t0, c0 = time.perf_counter(), time.process_time()
     res = synthesize(data["members"], replace(config, epsilon=eps, seed=seed), public)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     eps_l = res.ledger.epsilon()
     row = evaluate(label, eps, seed, data, res.cohort, seconds, eps_l)
+    row["cpu_s"] = cpu
     regions = res.details.get("association", {}).get("regions", [])
-    row["regions"] = ";".join(f"{r['chr']}:{r['start'] / 1e6:.1f}-{r['end'] / 1e6:.1f}Mb" for r in regions)
-    print(f"  [{label} eps={fmt(eps)} seed={seed}] timings {({k: round(v, 1) for k, v in res.timings.items()})} "
-          f"regions {row['regions'] or 'none'} structure {res.details.get('structure', {}).get('clipped_fraction')}",
-          flush=True)
+    row["regions"] = ";".join(
+        f"{r['chr']}:{r['start'] / 1e6:.1f}-{r['end'] / 1e6:.1f}Mb" for r in regions
+    )
+    timings = {k: round(v, 1) for k, v in res.timings.items()}
+    clipped = res.details.get("structure", {}).get("clipped_fraction")
+    print(
+        f"  [{label} eps={fmt(eps)} seed={seed}] timings {timings} cpu {row['cpu_s']:.0f} s "
+        f"regions {row['regions'] or 'none'} structure clipped fraction {clipped}",
+        flush=True,
+    )
     return row
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--seeds", default="1,2")
     ap.add_argument("--eps", default="inf,10,3,1")
     ap.add_argument("--n", type=int, default=1092)
     ap.add_argument("--public", type=int, default=1000, help="public panel size (0 = none)")
-    ap.add_argument("--no-public-too", action="store_true",
-                    help="also run without the public panel (gain of pretraining)")
+    ap.add_argument(
+        "--no-public-too",
+        action="store_true",
+        help="also run without the public panel (gain of pretraining)",
+    )
     ap.add_argument("--large", action="store_true", help="also n=10,000 at eps 3 (chr 5, 11)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -159,23 +212,56 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     epsilons = [math.inf if e.strip() == "inf" else float(e) for e in args.eps.split(",")]
     base = SynthConfig(pheno=PHENO, covariates=COVARS)
-    print(f"# bench/synth.py: CFW-like cohort n={args.n}, public panel {args.public}, "
-          f"seeds {seeds}, eps {epsilons}; {CASE_STUDY}")
+    print(
+        f"# bench/synth.py: CFW-like cohort n={args.n}, public panel {args.public}, "
+        f"seeds {seeds}, eps {epsilons}; {CASE_STUDY}"
+    )
     for seed in seeds:
         data = prepare(seed, args.n, args.public, None)
         m = data["members"]
-        print(f"\n# seed {seed}: {m.n_samples} members x {m.n_variants} SNPs; reference timings: "
-              f"simulate {data['t_sim']:.1f} s, one real GWAS {data['t_gwas']:.1f} s; "
-              f"real hits at 1e-8: {int((data['real'].table['p'] < 1e-8).sum())}", flush=True)
+        print(
+            f"\n# seed {seed}: {m.n_samples} members x {m.n_variants} SNPs; reference timings: "
+            f"simulate {data['t_sim']:.1f} s, one real GWAS {data['t_gwas']:.1f} s; "
+            f"real hits at 1e-8: {int((data['real'].table['p'] < 1e-8).sum())}",
+            flush=True,
+        )
         rows: list[dict[str, Any]] = []
         if data["public"] is not None:
-            rows.append(evaluate("public-panel-as-is", math.nan, seed, data, data["public"], None,
-                                 None, gwas=False))
+            rows.append(
+                evaluate(
+                    "public-panel-as-is",
+                    math.nan,
+                    seed,
+                    data,
+                    data["public"],
+                    None,
+                    None,
+                    gwas=False,
+                )
+            )
         for eps in epsilons:
-            rows.append(evaluate("indep-AF (DP)", eps, seed, data, indep_af_baseline(m, eps, seed),
-                                 None, None, gwas=False))
-            rows.append(run_synth("dpgenome+public" if data["public"] is not None else "dpgenome",
-                                  eps, seed, data, data["public"], base))
+            rows.append(
+                evaluate(
+                    "indep-AF (DP)",
+                    eps,
+                    seed,
+                    data,
+                    indep_af_baseline(m, eps, seed),
+                    None,
+                    None,
+                    gwas=False,
+                )
+            )
+            rows.append(
+                run_synth(
+                    "dpgenome+public" if data["public"] is not None else "dpgenome",
+                    eps,
+                    seed,
+                    data,
+                    data["public"],
+                    base,
+                )
+            )
             if args.no_public_too and data["public"] is not None:
                 rows.append(run_synth("dpgenome-no-public", eps, seed, data, None, base))
         print_table(f"seed {seed} (n={m.n_samples})", rows)
@@ -183,7 +269,9 @@ def main() -> None:
     if args.large:
         for seed in seeds:
             data = prepare(seed, 10_000, args.public, ("5", "11"))
-            rows = [run_synth("dpgenome+public n=10k chr5,11", 3.0, seed, data, data["public"], base)]
+            rows = [
+                run_synth("dpgenome+public n=10k chr5,11", 3.0, seed, data, data["public"], base)
+            ]
             print_table(f"n = 10,000, chromosomes 5 and 11, seed {seed}", rows)
 
 

@@ -41,7 +41,8 @@ def _loss(data: tuple[torch.Tensor, torch.Tensor]):
     return lambda m, idx: ((m(x[idx]) - y[idx]) ** 2).squeeze(1)
 
 
-def test_trainer__zero_noise_and_infinite_clip_match_non_private_training(data) -> None:
+@pytest.mark.parametrize("mode", ["hooks", "ghost"])
+def test_trainer__zero_noise_and_infinite_clip_match_non_private_training(data, mode) -> None:
     # Opacus computes the noise std as noise_multiplier * max_grad_norm, so an infinite clip
     # gives 0 * inf = NaN; 1e30 is "infinite" for gradients of order 1-100.
     base = _model()
@@ -51,17 +52,27 @@ def test_trainer__zero_noise_and_infinite_clip_match_non_private_training(data) 
         "dp": DpSgdConfig(0.2, 25, noise_multiplier=0.0, max_grad_norm=1e30),
     }.items():
         model = copy.deepcopy(base)
-        trainer = DpSgdTrainer(model, lambda ps: torch.optim.Adam(ps, lr=0.01), N, config, seed=7)
+        trainer = DpSgdTrainer(
+            model,
+            lambda ps: torch.optim.Adam(ps, lr=0.01),
+            N,
+            config,
+            seed=7,
+            grad_sample_mode=mode,
+        )
         trainer.run(_loss(data))
         results[name] = _flat(model)
     assert not torch.equal(results["plain"], _flat(base))  # it trained
     torch.testing.assert_close(results["dp"], results["plain"], rtol=0, atol=1e-6)
 
 
-def test_trainer__clipping_bounds_each_individuals_contribution(data) -> None:
+@pytest.mark.parametrize("mode", ["hooks", "ghost"])
+def test_trainer__clipping_bounds_each_individuals_contribution(data, mode) -> None:
     clip = 0.5
     config = DpSgdConfig(1.0, 1, noise_multiplier=0.0, max_grad_norm=clip)
-    trainer = DpSgdTrainer(_model(), lambda ps: torch.optim.SGD(ps, lr=0.0), N, config, seed=0)
+    trainer = DpSgdTrainer(
+        _model(), lambda ps: torch.optim.SGD(ps, lr=0.0), N, config, seed=0, grad_sample_mode=mode
+    )
     loss = _loss(data)
     params = list(trainer.module.parameters())
 
@@ -81,7 +92,8 @@ def test_trainer__clipping_bounds_each_individuals_contribution(data) -> None:
         assert diff == pytest.approx(min(clip, float(raw[i])), rel=1e-3)
 
 
-def test_trainer__noise_has_calibrated_scale(data) -> None:
+@pytest.mark.parametrize("mode", ["hooks", "ghost"])
+def test_trainer__noise_has_calibrated_scale(data, mode) -> None:
     """Zero gradients: the update is pure noise of std lr * sigma * C / (q n) per coordinate."""
     sigma, clip, q, lr = 1.3, 0.7, 0.25, 0.1
     model = nn.Linear(100, 100)
@@ -89,7 +101,9 @@ def test_trainer__noise_has_calibrated_scale(data) -> None:
     nn.init.zeros_(model.bias)
     x = torch.randn(N, 100)
     config = DpSgdConfig(q, 1, noise_multiplier=sigma, max_grad_norm=clip)
-    trainer = DpSgdTrainer(model, lambda ps: torch.optim.SGD(ps, lr=lr), N, config, seed=11)
+    trainer = DpSgdTrainer(
+        model, lambda ps: torch.optim.SGD(ps, lr=lr), N, config, seed=11, grad_sample_mode=mode
+    )
     trainer.run(lambda m, idx: 0.0 * m(x[idx]).sum(dim=1))
     expected_std = lr * sigma * clip / (q * N)
     z = _flat(model).double().numpy() / expected_std
@@ -103,14 +117,17 @@ def test_trainer__noise_has_calibrated_scale(data) -> None:
     assert stats.chi2.cdf(chi2_off, k) < 1e-6
 
 
-def test_trainer__secure_mode_noise_has_calibrated_scale() -> None:
+@pytest.mark.parametrize("mode", ["hooks", "ghost"])
+def test_trainer__secure_mode_noise_has_calibrated_scale(mode) -> None:
     sigma, clip, q, lr = 0.9, 2.0, 0.5, 1.0
     model = nn.Linear(50, 100)
     nn.init.zeros_(model.weight)
     nn.init.zeros_(model.bias)
     x = torch.randn(40, 50)
     config = DpSgdConfig(q, 1, noise_multiplier=sigma, max_grad_norm=clip, secure_mode=True)
-    trainer = DpSgdTrainer(model, lambda ps: torch.optim.SGD(ps, lr=lr), 40, config, seed=0)
+    trainer = DpSgdTrainer(
+        model, lambda ps: torch.optim.SGD(ps, lr=lr), 40, config, seed=0, grad_sample_mode=mode
+    )
     trainer.run(lambda m, idx: 0.0 * m(x[idx]).sum(dim=1))
     z = _flat(model).double().numpy() / (lr * sigma * clip / (q * 40))
     assert stats.kstest(z, "norm").pvalue > 1e-4
@@ -135,10 +152,9 @@ def test_trainer__opacus_accountant_matches_ledger(data) -> None:
     trainer.run(_loss(data))
     ledger = Ledger(1e-5)
     ledger.add_dp_sgd("net", **trainer.ledger_entry())  # type: ignore[arg-type]
-    # Opacus's accountant uses its default orders; the ledger's grid is a superset (tighter)
-    assert ledger.accountants()["opacus_rdp"] <= trainer.opacus_epsilon(1e-5) + 1e-9
+    # the same RDP analysis; the ledger's order grid differs from Opacus's default grid
     assert ledger.accountants()["opacus_rdp"] == pytest.approx(
-        trainer.opacus_epsilon(1e-5), rel=0.02
+        trainer.opacus_epsilon(1e-5), rel=0.01
     )
 
 

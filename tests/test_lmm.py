@@ -189,3 +189,20 @@ def test_lmm_gwas__matches_committed_gemma_reference(toy: Cohort) -> None:
     assert np.max(np.abs(-np.log10(merged["p_wald"]) - merged["log10_p"])) <= 1e-3
     assert np.max(np.abs(-np.log10(merged["p_lrt_gemma"]) - merged["log10_p_lrt"])) <= 1e-3
     np.testing.assert_allclose(merged["lambda_remle"], merged["l_remle"], rtol=1e-3)
+
+
+def test_lambda_terms__chebyshev_matches_direct_sums() -> None:
+    from dpgenome.lmm import _cov_terms, _LambdaTerms
+
+    dos, y, w = _small()
+    rot = rotate(centred_kinship(dos), y, w)
+    terms = _LambdaTerms(rot)
+    s = np.random.default_rng(0).uniform(-5, 5, 300)
+    h = np.power(10.0, s)[None, :] * rot.d[:, None] + 1.0
+    sumlogh, a, by, syy = terms(s)
+    a0, by0, syy0 = _cov_terms(rot, 1.0 / h)
+    # round-off level: 1e-10 absolute on sums of order n
+    np.testing.assert_allclose(sumlogh, np.log(h).sum(axis=0), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(a, a0, rtol=1e-11, atol=1e-10)
+    np.testing.assert_allclose(by, by0, rtol=1e-11, atol=1e-10)
+    np.testing.assert_allclose(syy, syy0, rtol=1e-11, atol=1e-10)

@@ -25,8 +25,8 @@ FAST = SynthConfig(
     covariates=("SW16",),
     structure_steps=80,
     pretrain_steps=80,
-    finetune_steps=10,
-    phenotypes=PhenotypeConfig(steps=40, hidden=16),
+    finetune_steps=5,
+    phenotypes=PhenotypeConfig(steps=20, hidden=16),
 )
 
 
@@ -73,7 +73,8 @@ def test_synthesize__no_formal_privacy_keeps_the_association(members) -> None:
     chrom = m.variants["chr"].astype(str).to_numpy()
     near = [
         chrom[c] == top["chr"] and abs(int(pos[c]) - int(top["pos"])) <= 2_000_000
-        for c in truth.causal_index if c < len(pos)
+        for c in truth.causal_index
+        if c < len(pos)
     ]
     assert any(near)
     assert top["p"] < 1e-6
@@ -83,9 +84,9 @@ def test_synthesize__no_formal_privacy_keeps_the_association(members) -> None:
 def test_synthesize__ledger_composes_every_mechanism_within_the_target(members, public) -> None:
     m, _ = members
     pub = public.take_variants(np.flatnonzero(public.variants["id"].isin(m.variants["id"])))
-    res = synthesize(m, replace(FAST, epsilon=2.0, seed=1), pub)
+    res = synthesize(m, replace(FAST, epsilon=4.0, seed=1), pub)
     led = res.ledger.to_dict()
-    assert led["epsilon"] <= 2.0 and led["epsilon"] > 1.9
+    assert 3.9 < led["epsilon"] <= 4.0
     assert led["unit"] == "individual"
     assert led["delta"] == pytest.approx(1.0 / m.n_samples**1.1)
     kinds = {mech["name"]: mech["kind"] for mech in led["mechanisms"]}
@@ -96,7 +97,9 @@ def test_synthesize__ledger_composes_every_mechanism_within_the_target(members, 
     assert kinds["phenotype-centre"] == "gaussian"
     for mech in led["mechanisms"]:
         if mech["kind"] == "dp-sgd":
-            assert mech["noise_multiplier"] > 0 and 0 < mech["sample_rate"] <= 1 and mech["steps"] > 0
+            assert (
+                mech["noise_multiplier"] > 0 and 0 < mech["sample_rate"] <= 1 and mech["steps"] > 0
+            )
     s = res.details["structure"]
     assert s["trainable"] == "bias" and s["noise_multiplier"] > 0
     assert "pretrain" in res.details
@@ -125,8 +128,22 @@ def test_cli_synthesize__writes_cohort_in_input_format_and_ledger(tmp_path, memb
     out = tmp_path / "synth"
     result = CliRunner().invoke(
         main,
-        ["synthesize", str(src), "--pheno", "BMD", "--covar", "SW16", "--epsilon", "4",
-         "--seed", "2", "--n", "50", "--out", str(out)],
+        [
+            "synthesize",
+            str(src),
+            "--pheno",
+            "BMD",
+            "--covar",
+            "SW16",
+            "--epsilon",
+            "4",
+            "--seed",
+            "2",
+            "--n",
+            "50",
+            "--out",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "no holdout" in result.output
@@ -144,7 +161,17 @@ def test_cli_synthesize__unknown_phenotype_is_a_user_error(tmp_path) -> None:
     src = tmp_path / "c"
     write_cohort(cohort, src, "parker")
     result = CliRunner().invoke(
-        main, ["synthesize", str(src), "--pheno", "nope", "--epsilon", "inf", "--out", str(tmp_path / "o")]
+        main,
+        [
+            "synthesize",
+            str(src),
+            "--pheno",
+            "nope",
+            "--epsilon",
+            "inf",
+            "--out",
+            str(tmp_path / "o"),
+        ],
     )
     assert result.exit_code == 2
     assert "nope" in result.output

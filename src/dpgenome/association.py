@@ -132,7 +132,10 @@ def centre_phenotype(
 
 
 def snp_scores(
-    dosages: np.ndarray, y_std: np.ndarray, freq: np.ndarray, x_clip: float | None,
+    dosages: np.ndarray,
+    y_std: np.ndarray,
+    freq: np.ndarray,
+    x_clip: float | None,
     block: int = 4096,
 ) -> np.ndarray:
     """``|sum_i x_ij y_i| / sqrt(n)`` for every SNP (blocked over SNPs to bound memory)."""
@@ -216,7 +219,9 @@ def region_basis(
     return center, scale, basis
 
 
-def components(x: np.ndarray, center: np.ndarray, scale: np.ndarray, basis: np.ndarray) -> np.ndarray:
+def components(
+    x: np.ndarray, center: np.ndarray, scale: np.ndarray, basis: np.ndarray
+) -> np.ndarray:
     xs = np.nan_to_num((np.asarray(x, dtype=np.float64) - center) / scale, nan=0.0)
     return xs @ basis
 

@@ -27,7 +27,7 @@ import pandas as pd
 from dpgenome.errors import CohortError, InputError
 
 #: Chromosome names accepted in any input (a leading ``chr`` is stripped); order is sort order.
-CHROMOSOME_ORDER: tuple[str, ...] = tuple(str(i) for i in range(1, 39)) + ("X", "Y", "MT")
+CHROMOSOME_ORDER: tuple[str, ...] = (*tuple(str(i) for i in range(1, 39)), "X", "Y", "MT")
 _CHROM_RANK = {c: i for i, c in enumerate(CHROMOSOME_ORDER)}
 _CHROM_ALIASES = {"M": "MT", "23": "X", "24": "Y", "26": "MT"}
 
@@ -195,7 +195,7 @@ class Cohort:
         h = hashlib.sha256()
         h.update("\x1f".join(map(str, self.sample_ids)).encode())
         h.update(b"\x1e")
-        h.update("\x1f".join(self.variants["id"].astype(str)).encode())
+        h.update("\x1f".join(map(str, self.variants["id"])).encode())
         h.update(np.ascontiguousarray(self.variants["pos"].to_numpy(np.int64)).tobytes())
         h.update(b"\x1e")
         h.update(np.ascontiguousarray(self.dosages).tobytes())
@@ -263,14 +263,16 @@ class QCReport:
         return [step.__dict__.copy() for step in self.steps]
 
     def lines(self) -> list[str]:
-        return [f"dropped {s.removed} {s.unit}: {s.reason} ({s.remaining} left)" for s in self.steps]
+        return [
+            f"dropped {s.removed} {s.unit}: {s.reason} ({s.remaining} left)" for s in self.steps
+        ]
 
 
 def _flagged(cohort: Cohort, column: str) -> np.ndarray:
     flag = cohort.samples[column].to_numpy(dtype=bool)
     if column in cohort.phenotypes.columns:
-        text = cohort.phenotypes[column].astype(str).str.strip().str.lower()
-        flag = flag | text.isin(["yes", "true", "1"]).to_numpy()
+        text = [str(v).strip().lower() for v in cohort.phenotypes[column]]
+        flag = flag | np.isin(text, ["yes", "true", "1"])
     return flag
 
 
@@ -391,7 +393,7 @@ def split_members(
     for s in np.unique(strata):
         idx = np.flatnonzero(strata == s)
         rng.shuffle(idx)
-        k = int(round(holdout_fraction * len(idx)))
+        k = round(holdout_fraction * len(idx))
         holdout.append(idx[:k])
     hold = np.sort(np.concatenate(holdout))
     is_member = np.ones(n, dtype=bool)

@@ -31,8 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from opacus.accountants import RDPAccountant
-from opacus.grad_sample import GradSampleModule
-from opacus.grad_sample import GradSampleModuleFastGradientClipping
+from opacus.grad_sample import GradSampleModule, GradSampleModuleFastGradientClipping
 from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
 from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
 from opacus.utils.uniform_sampler import UniformWithReplacementSampler
@@ -127,7 +126,7 @@ class _UrandomNoise:
     def add_noise(self) -> None:
         std = self.noise_multiplier * self.max_grad_norm
         for p in self.params:
-            summed = p.summed_grad
+            summed: torch.Tensor = p.summed_grad  # type: ignore[attr-defined]
             noise = (
                 torch.zeros_like(summed)
                 if std == 0
@@ -205,7 +204,9 @@ class DpSgdTrainer:
                     max_grad_norm=config.max_grad_norm,
                     use_ghost_clipping=True,
                 )
-                fgc = _SecureDPOptimizerFGC if config.secure_mode else DPOptimizerFastGradientClipping
+                fgc = (
+                    _SecureDPOptimizerFGC if config.secure_mode else DPOptimizerFastGradientClipping
+                )
                 dp_opt = fgc(make_optimizer(self.module.parameters()), **common)
             else:
                 self.module = GradSampleModule(
@@ -259,7 +260,7 @@ class DpSgdTrainer:
                 # two backward passes: per-sample norms (ghost), then the clipped sum
                 assert isinstance(self.optimizer, DPOptimizerFastGradientClipping)
                 DPTensorFastGradientClipping(
-                    self.module,  # type: ignore[arg-type]
+                    self.module,
                     self.optimizer,
                     losses,
                     "mean",
@@ -315,7 +316,8 @@ class DpSgdTrainer:
         """L2 norms (over all parameters) of the per-sample gradients of the last backward
         pass, before clipping (for diagnostics and tests; private mode only)."""
         if self.grad_sample_mode == "ghost":
-            return self.module.per_sample_gradient_norms.detach()  # type: ignore[union-attr]
+            norms: torch.Tensor = self.module.per_sample_gradient_norms  # type: ignore[assignment]
+            return norms.detach()
         grads = [
             p.grad_sample.reshape(len(p.grad_sample), -1)  # type: ignore[attr-defined]
             for p in self.module.parameters()

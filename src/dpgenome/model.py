@@ -34,6 +34,7 @@ from torch import nn
 from dpgenome.cohort import chromosome_rank
 from dpgenome.errors import ConfigError
 
+
 @dataclass(frozen=True)
 class WindowLayout:
     """A public partition of the SNP map into windows (no private data involved).
@@ -58,7 +59,6 @@ class WindowLayout:
     @property
     def n_windows(self) -> int:
         return int(self.snp_index.shape[0])
-
 
 
 def make_layout(variants: pd.DataFrame, window: int = 16, context: int = 8) -> WindowLayout:

@@ -22,13 +22,18 @@ Pipeline (every data-dependent choice is public or charged to the ledger):
    sampled parent, so they stay consistent (the binary covariate ``SW16`` is exactly 0/1).
 3. **Model** (:class:`GroupedMade`): each batch is a MADE (Germain et al. 2015, masked
    autoencoder for distribution estimation) over its discretised columns, missingness being
-   one more category of each column; every non-context batch also sees the context batch, so
-   covariate effects (round, the analysis phenotype) reach every trait. All batches are
-   grouped tensors of one module with closed-form per-sample gradients (a registered Opacus
-   grad sampler) and are trained by **one** DP-SGD run: each individual's gradient over all
-   batch parameters is clipped to one norm and noised once per step -- one ledger entry.
-4. **Sampling**: ancestral, context batch first; continuous values uniform within their bin
+   one more category of each column, and also sees every column of the batches before it
+   (context batch first): the model is autoregressive over batches, so covariate effects and
+   cross-batch correlations are kept. Each column's conditional distribution is its learnt
+   marginal tilted by ``(z, z^2, missing)`` terms (ordinal columns) or free logits
+   (categorical ones): few parameters, hence little DP noise. All batches are grouped
+   tensors of one module trained by **one** DP-SGD run -- each individual's gradient over all
+   parameters clipped to one norm, one noise draw per step, one ledger entry -- with
+   closed-form per-sample gradients and ghost norms (Li et al. 2022) registered with Opacus.
+4. **Sampling**: ancestral, batch by batch; continuous values uniform within their bin
    (rounded when the public column is integer-valued). Rows are fresh draws, never copies.
+   ``epsilon = inf``: the same loop without clipping or noise; a continuous column absent
+   from the public schema then uses the data's own quantiles (no formal privacy anyway).
 
 Hyperparameters were chosen on the public CFW phenotype table only.
 """
@@ -147,7 +152,9 @@ class PhenoSchema:
                 uniq = np.unique(x)
                 integer = bool(np.all(uniq == np.round(uniq)))
                 if len(uniq) <= max_values:
-                    cols[name] = ColumnSchema("values", values=tuple(uniq.tolist()), integer=integer)
+                    cols[name] = ColumnSchema(
+                        "values", values=tuple(uniq.tolist()), integer=integer
+                    )
                 else:
                     edges = np.unique(np.quantile(x, np.linspace(0, 1, n_bins + 1)))
                     cols[name] = ColumnSchema("bins", edges=tuple(edges.tolist()), integer=integer)
@@ -214,9 +221,7 @@ def group_columns(
     for name in columns:
         if name in context:
             continue
-        label = next(
-            (g for g, pattern in GROUP_PATTERNS if re.fullmatch(pattern, name)), "other"
-        )
+        label = next((g for g, pattern in GROUP_PATTERNS if re.fullmatch(pattern, name)), "other")
         groups.setdefault(label, []).append(name)
     head = list(dict.fromkeys(context))
     design = sorted(groups.pop("design", []))
@@ -326,7 +331,9 @@ def _encode_column(col: pd.Series, spec: ColumnSchema) -> np.ndarray:
     missing = spec.n_categories - 1
     if spec.kind == "levels":
         lookup = {v: i for i, v in enumerate(spec.levels)}
-        codes = col.astype(object).map(lambda v: lookup.get(str(v), missing) if pd.notna(v) else missing)
+        codes = col.astype(object).map(
+            lambda v: lookup.get(str(v), missing) if pd.notna(v) else missing
+        )
         return codes.to_numpy(dtype=np.int64)
     x = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     ok = np.isfinite(x)
@@ -373,7 +380,9 @@ class GroupedMaskedLinear(nn.Module):
     Input ``[n, B, d_in]`` (or ``[n, d_in]``, shared by all groups), output ``[n, B, d_out]``.
     Per-sample gradients in closed form (registered with Opacus below)."""
 
-    def __init__(self, mask: torch.Tensor, *, bias: bool = True, shared_input: bool = False) -> None:
+    def __init__(
+        self, mask: torch.Tensor, *, bias: bool = True, shared_input: bool = False
+    ) -> None:
         super().__init__()
         groups, d_in, d_out = mask.shape
         self.shared_input = shared_input
@@ -386,7 +395,11 @@ class GroupedMaskedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight * self.mask
-        y = torch.einsum("ni,bio->nbo", x, w) if self.shared_input else torch.einsum("nbi,bio->nbo", x, w)
+        y = (
+            torch.einsum("ni,bio->nbo", x, w)
+            if self.shared_input
+            else torch.einsum("nbi,bio->nbo", x, w)
+        )
         return y + self.bias if self.bias is not None else y
 
 
@@ -543,8 +556,8 @@ def _masks(layout: Layout, hidden: int) -> tuple[torch.Tensor, torch.Tensor, tor
 
 class GroupedMade(nn.Module):
     """All batches' MADEs as one module of grouped tensors; each batch also sees the batches
-    before it (batch 0, the context, first). ``features(codes [n, B, C])`` (-1 = padding) gives the inputs;
-    ``forward(features) -> logits [n, B, C, K]``."""
+    before it (batch 0, the context, first). ``features(codes [n, B, C])`` (-1 = padding)
+    gives the inputs; ``forward(features) -> logits [n, B, C, K]``."""
 
     def __init__(self, layout: Layout, hidden: int) -> None:
         super().__init__()
@@ -563,6 +576,19 @@ class GroupedMade(nn.Module):
         f = self.layout.features[b_idx, c_idx, codes.clamp(min=0)]  # [n, B, C, F]
         f = f * (codes >= 0).unsqueeze(-1).float()
         return f.reshape(codes.shape[0], n_b, -1)
+
+    def batch_logits(self, feats: torch.Tensor, b: int) -> torch.Tensor:
+        """Logits ``[n, C, K]`` of batch ``b`` only (for sampling; same values as
+        ``forward(feats)[:, b]``)."""
+        lay = self.layout
+        flat = feats.reshape(len(feats), -1)[:, self.flat_index]
+        pre = feats[:, b] @ (self.own.weight[b] * self.own.mask[b])
+        pre = pre + flat @ (self.ctx.weight[b] * self.ctx.mask[b])
+        if self.own.bias is not None:
+            pre = pre + self.own.bias[b]
+        u = torch.tanh(pre) @ (self.out.weight[b] * self.out.mask[b])
+        tilt = torch.einsum("ncr,crk->nck", u.reshape(-1, lay.n_cols, lay.n_basis), lay.basis[b])
+        return tilt + self.marginal.bias[b] + lay.logit_mask[b]
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         lay = self.layout
@@ -597,6 +623,8 @@ class PhenotypeConfig:
     max_grad_norm: float = 1.0
     #: weight of the DP-bins Gaussian step relative to the common noise scale (if needed)
     bins_weight: float = 0.2
+    #: per-sample gradient norms by ghost clipping (fast) or Opacus hooks (materialised)
+    grad_sample_mode: Literal["ghost", "hooks"] = "ghost"
     schema: PhenoSchema | None = None
 
     def validate(self) -> PhenotypeConfig:
@@ -609,6 +637,7 @@ class PhenotypeConfig:
             "lr": self.lr > 0,
             "max_grad_norm": self.max_grad_norm > 0 and math.isfinite(self.max_grad_norm),
             "bins_weight": self.bins_weight > 0,
+            "grad_sample_mode": self.grad_sample_mode in ("ghost", "hooks"),
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -691,16 +720,11 @@ class PhenoModel:
         sizes = [len(b) for b in enc.batches]
         self.net.eval()
 
-        def fill(batch_ids: list[int], pos: int) -> None:
-            logits = self.net(self.net.features(codes))
-            for b in batch_ids:
-                if pos < sizes[b]:
-                    probs = torch.softmax(logits[:, b, pos, :], dim=-1)
-                    codes[:, b, pos] = torch.multinomial(probs, 1, generator=g).squeeze(1)
-
         for b in range(n_b):  # ancestral: batch by batch, column by column
             for pos in range(sizes[b]):
-                fill([b], pos)
+                logits = self.net.batch_logits(self.net.features(codes), b)
+                probs = torch.softmax(logits[:, pos, :], dim=-1)
+                codes[:, b, pos] = torch.multinomial(probs, 1, generator=g).squeeze(1)
         return enc.decode(codes.numpy(), rng)
 
 
@@ -732,19 +756,33 @@ def _resolve_encoding(
                     "budget was planned (phenotypes.planned_bins); add it to the plan or "
                     "declare its range"
                 )
-            edges = dp_bin_edges(x, n_bins=config.n_bins, noise_multiplier=bins_noise_multiplier, rng=rng)
+            edges = dp_bin_edges(
+                x, n_bins=config.n_bins, noise_multiplier=bins_noise_multiplier, rng=rng
+            )
             schema[c] = ColumnSchema("bins", edges=edges, source="dp")
         else:  # no formal privacy: exact quantiles of the training data
             ok = x[np.isfinite(x)]
-            edges_np = np.unique(np.quantile(ok, np.linspace(0, 1, config.n_bins + 1))) if len(ok) else np.array([0.0, 1.0])
+            edges_np = (
+                np.unique(np.quantile(ok, np.linspace(0, 1, config.n_bins + 1)))
+                if len(ok)
+                else np.array([0.0, 1.0])
+            )
             if len(edges_np) < 2:
                 edges_np = np.array([edges_np[0] - 0.5, edges_np[0] + 0.5])
-            schema[c] = ColumnSchema("bins", edges=tuple(edges_np.tolist()), source="no formal privacy")
+            schema[c] = ColumnSchema(
+                "bins", edges=tuple(edges_np.tolist()), source="no formal privacy"
+            )
     for c in modelled:
         if c not in schema:
             schema[c] = ColumnSchema("binary")  # binary columns need no public information
-        if schema[c].kind == "binary" and types.get(c) not in (PhenoType.BINARY, None):
-            raise ConfigError(f"column {c!r} is {types.get(c)} but the schema says binary")
+        is_levels = schema[c].kind == "levels"
+        if (types.get(c) == PhenoType.CATEGORICAL) != is_levels or (
+            schema[c].kind == "binary" and types.get(c) not in (PhenoType.BINARY, None)
+        ):
+            raise ConfigError(
+                f"column {c!r} is {types.get(c)} in the cohort but {schema[c].kind} in the "
+                f"schema ({config.resolved_schema().source}): pass a schema for this cohort"
+            )
     batches = group_columns(modelled, ctx, max_batch_columns=config.max_batch_columns)
     enc = Encoding(
         tuple(tuple(b) for b in batches),
@@ -800,7 +838,13 @@ def fit_phenotypes(
 
     q = config.sample_rate(n)
     dp_config = (
-        DpSgdConfig(q, config.steps, float(noise_multiplier), config.max_grad_norm, secure_mode=config.secure_mode)
+        DpSgdConfig(
+            q,
+            config.steps,
+            float(noise_multiplier or 0.0),
+            config.max_grad_norm,
+            secure_mode=config.secure_mode,
+        )
         if private
         else DpSgdConfig.no_privacy(q, config.steps)
     )
@@ -810,8 +854,9 @@ def fit_phenotypes(
         n,
         dp_config,
         seed=s_train,
-        grad_sample_mode="ghost",
+        grad_sample_mode=config.grad_sample_mode,
     )
+
     def cosine_decay(step: int, _loss: float) -> None:
         # data-independent schedule: cosine decay of the learning rate to 0 over the run
         for group in trainer.optimizer.param_groups:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
+
 from dpgenome.model import WindowModel
 
 

@@ -59,6 +59,7 @@ def run_sweep(
     out.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
     for n in sizes:
+        panel: str | None
         if cohort is None:
             base = _simulated_cohort(n, seed, out, echo)
             cohort_path, panel = str(base / "cohort"), str(base / "public")

@@ -40,11 +40,14 @@ import torch
 from dpgenome import association as assoc
 from dpgenome import phenotypes as phenos
 from dpgenome.accountant import (
+    DpSgdMechanism,
+    GaussianMechanism,
     Ledger,
     Planned,
     PlannedDpSgd,
     PlannedGaussian,
     PlannedPure,
+    PureDpMechanism,
     calibrate,
     default_delta,
 )
@@ -118,8 +121,10 @@ class SynthConfig:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if not (0 <= self.select_fraction and 0 <= self.test_fraction):
             raise ConfigError("select_fraction and test_fraction must be >= 0")
-        if math.isfinite(self.epsilon) and self.association.max_regions and not (
-            self.select_fraction > 0 and self.test_fraction > 0
+        if (
+            math.isfinite(self.epsilon)
+            and self.association.max_regions
+            and not (self.select_fraction > 0 and self.test_fraction > 0)
         ):
             raise ConfigError("selection needs select_fraction > 0 and test_fraction > 0")
         return replace(self, delta=delta, n_synth=n_synth, covariates=tuple(self.covariates))
@@ -178,7 +183,9 @@ def plan(
         )
         out.append(PlannedGaussian(CENTRE, 1, a.y_clip, a.center_weight))
         out.append(
-            PlannedGaussian(ASSOCIATION, a.max_regions, a.z_clip * a.y_clip, config.association_weight)
+            PlannedGaussian(
+                ASSOCIATION, a.max_regions, a.z_clip * a.y_clip, config.association_weight
+            )
         )
     return out
 
@@ -188,7 +195,9 @@ def _sigma(ledger: Ledger, name: str) -> float | None:
     if ledger.no_formal_privacy:
         return None
     m = ledger.mechanism(name)
-    return float(getattr(m, "noise_multiplier"))
+    if not isinstance(m, DpSgdMechanism | GaussianMechanism):
+        raise ConfigError(f"ledger mechanism {name!r} has no noise multiplier")
+    return float(m.noise_multiplier)
 
 
 def _selection_budget(ledger: Ledger, config: SynthConfig) -> tuple[float, float]:
@@ -198,7 +207,10 @@ def _selection_budget(ledger: Ledger, config: SynthConfig) -> tuple[float, float
     Thm 3.16)."""
     if ledger.no_formal_privacy:
         return math.inf, math.inf
-    total = float(getattr(ledger.mechanism(SELECTION), "epsilon"))
+    m = ledger.mechanism(SELECTION)
+    if not isinstance(m, PureDpMechanism):
+        raise ConfigError(f"ledger mechanism {SELECTION!r} is not a pure-DP step")
+    total = float(m.epsilon)
     per_round = config.select_fraction + config.test_fraction
     k = config.association.max_regions
     return (
@@ -211,7 +223,11 @@ def _selection_budget(ledger: Ledger, config: SynthConfig) -> tuple[float, float
 
 
 def _structure(
-    members: Cohort, public: Cohort | None, config: SynthConfig, ledger: Ledger, seeds: list[int],
+    members: Cohort,
+    public: Cohort | None,
+    config: SynthConfig,
+    ledger: Ledger,
+    seeds: list[int],
     details: dict[str, Any],
 ) -> WindowModel:
     layout = make_layout(members.variants, config.window, config.context)
@@ -225,31 +241,46 @@ def _structure(
             TrainConfig(config.pretrain_steps, config.pretrain_sample_rate, config.pretrain_lr),
             seed=seeds[1],
         )
-        details["pretrain"] = {"steps": rep.steps, "final_loss": _last(rep.losses), "seconds": rep.seconds}
+        details["pretrain"] = {
+            "steps": rep.steps,
+            "final_loss": _last(rep.losses),
+            "seconds": rep.seconds,
+        }
         steps, rate, lr, clip, trainable = (
-            config.finetune_steps, config.finetune_sample_rate, config.finetune_lr,
-            config.finetune_clip, config.finetune_trainable,
+            config.finetune_steps,
+            config.finetune_sample_rate,
+            config.finetune_lr,
+            config.finetune_clip,
+            config.finetune_trainable,
         )
     else:
         model.init_bias_from_frequency(np.full(members.n_variants, 0.5))
         steps, rate, lr, clip, trainable = (
-            config.structure_steps, config.structure_sample_rate, config.structure_lr,
-            config.structure_clip, "all",
+            config.structure_steps,
+            config.structure_sample_rate,
+            config.structure_lr,
+            config.structure_clip,
+            "all",
         )
     if steps > 0:
         sigma = _sigma(ledger, STRUCTURE)
         rep = train(
             model,
             members.dosages,
-            TrainConfig(steps, rate, lr, sigma, clip, trainable, config.secure_mode),  # type: ignore[arg-type]
+            TrainConfig(steps, rate, lr, sigma, clip, trainable, config.secure_mode),
             seed=seeds[2],
             delta=ledger.delta,
         )
         details["structure"] = {
-            "steps": rep.steps, "sample_rate": rep.sample_rate, "noise_multiplier": sigma,
-            "max_grad_norm": rep.max_grad_norm, "trainable": trainable,
-            "clipped_fraction": rep.clipped_fraction, "opacus_epsilon": rep.opacus_epsilon,
-            "final_loss": _last(rep.losses), "seconds": rep.seconds,
+            "steps": rep.steps,
+            "sample_rate": rep.sample_rate,
+            "noise_multiplier": sigma,
+            "max_grad_norm": rep.max_grad_norm,
+            "trainable": trainable,
+            "clipped_fraction": rep.clipped_fraction,
+            "opacus_epsilon": rep.opacus_epsilon,
+            "final_loss": _last(rep.losses),
+            "seconds": rep.seconds,
         }
     return model
 
@@ -347,9 +378,13 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
         raise CohortError(f"phenotype {config.pheno!r} is categorical; a numeric one is needed")
     cfg = config.validate(n)
     if public is not None:
-        same = public.n_variants == members.n_variants and (
-            public.variants["id"].astype(str).to_numpy() == members.variants["id"].astype(str).to_numpy()
-        ).all()
+        same = (
+            public.n_variants == members.n_variants
+            and (
+                public.variants["id"].astype(str).to_numpy()
+                == members.variants["id"].astype(str).to_numpy()
+            ).all()
+        )
         if not same:
             raise CohortError(
                 "the public panel must have the same variants, in the same order, as the cohort "
@@ -402,7 +437,10 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
         ok = ~np.isnan(y)
         y_sd = float(y[ok].std()) if ok.sum() > 1 else 1.0
         pheno_table[cfg.pheno] = assoc.apply_genetic_score(
-            y, g, binary=members.pheno_types[cfg.pheno] == PhenoType.BINARY, y_sd=y_sd,
+            y,
+            g,
+            binary=members.pheno_types[cfg.pheno] == PhenoType.BINARY,
+            y_sd=y_sd,
             rng=np.random.default_rng(seeds[6]),
         )
     timings["association"] = time.perf_counter() - t0

@@ -70,7 +70,10 @@ def toy_cohort(seed: int = 0, config: ToyConfig | None = None) -> tuple[Cohort, 
             "ref": rng.choice(list("ACGT"), size=cfg.n_chrom * m),
             "alt": "N",
             "quality": np.round(
-                np.where(rng.random(cfg.n_chrom * m) < 0.03, 0.9, rng.uniform(0.96, 1.0, cfg.n_chrom * m)), 3
+                np.where(
+                    rng.random(cfg.n_chrom * m) < 0.03, 0.9, rng.uniform(0.96, 1.0, cfg.n_chrom * m)
+                ),
+                3,
             ),
         }
     )
@@ -88,9 +91,7 @@ def toy_cohort(seed: int = 0, config: ToyConfig | None = None) -> tuple[Cohort, 
     bw = 20 + 0.5 * bmd + rng.normal(scale=1.5, size=cfg.n)
     for arr in (ab, bmd, bw):
         arr[rng.random(cfg.n) < cfg.pheno_missing] = np.nan
-    pheno = pd.DataFrame(
-        {"abBMD": ab, "BMD": bmd, "bw": bw, "SW16": sw16, "round": rounds}
-    )
+    pheno = pd.DataFrame({"abBMD": ab, "BMD": bmd, "bw": bw, "SW16": sw16, "round": rounds})
     samples = pd.DataFrame({"id": [f"M{seed:02d}{i:05d}" for i in range(cfg.n)]})
     types = {
         "abBMD": PhenoType.BINARY,

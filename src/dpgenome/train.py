@@ -129,7 +129,7 @@ def train(
             gs = getattr(p, "grad_sample", None)
             if gs is None or not p.requires_grad:
                 continue
-            part = gs.reshape(len(gs), -1).pow(2).sum(dim=1)
+            part = gs.reshape(len(gs), -1).norm(dim=1).square()  # no full-size copy
             sq = part if sq is None else sq + part
         if sq is not None:
             clipped[0] += int((sq.sqrt() > config.max_grad_norm).sum())
@@ -167,9 +167,13 @@ def per_sample_gradients(model: WindowModel, dosages: np.ndarray) -> list[torch.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
             gsm(model.prepare(dosages)).sum().backward()
-        out = [p.grad_sample.detach().clone() for p in model.parameters() if p.requires_grad]
+        out = [
+            p.grad_sample.detach().clone()  # type: ignore[attr-defined]
+            for p in model.parameters()
+            if p.requires_grad
+        ]
         for p in model.parameters():
-            p.grad_sample = None
+            p.grad_sample = None  # type: ignore[attr-defined]
     finally:
         gsm._close()
     return out

@@ -7,6 +7,7 @@ blocked the release (nothing at ``--out``; the explanatory dossier path is print
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -175,9 +176,9 @@ def demo(
         Path(policy) if Path(policy).suffix in {".yaml", ".yml"} else shipped_policy(policy)
     )
     chroms = tuple(c.strip() for c in chromosomes.split(",")) if chromosomes else None
-    sim = SimConfig(
-        n=n, seed=seed, n_public=n_public, **({"chromosomes": chroms} if chroms else {})
-    )
+    sim = SimConfig(n=n, seed=seed, n_public=n_public)
+    if chroms:
+        sim = replace(sim, chromosomes=chroms)
     _echo_err(f"simulating a CFW-like cohort of {n} mice (+ a public panel of {n_public}) ...")
     simulated = simulate(sim.validate())
     write_cohort(simulated.cohort, out / "cohort", "parker")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from pathlib import Path
 from typing import Any
 
 import click
@@ -39,21 +38,51 @@ def align_public(public: Any, variant_ids: np.ndarray, source: str) -> Any:
 @click.argument("cohort", type=click.Path(exists=True, file_okay=False))
 @click.option("--pheno", required=True, help="Analysis phenotype (numeric: 0/1 or continuous).")
 @click.option("--covar", "covars", multiple=True, help="Covariate of the analysis (repeatable).")
-@click.option("--epsilon", required=True, callback=_parse_epsilon,
-              help="Target epsilon of the whole release, or 'inf' (no formal privacy).")
-@click.option("--delta", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
-              default=None, help="Delta of the release [default: 1/n^1.1, n = training samples].")
-@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True,
-              help="Seed of every random draw.")
-@click.option("--n", "n_synth", type=click.IntRange(1), default=None,
-              help="Synthetic cohort size [default: the number of training samples].")
-@click.option("--public-panel", type=click.Path(exists=True, file_okay=False), default=None,
-              help="A public reference panel COHORT (same SNP map): pretraining, free of "
-              "privacy cost (e.g. DIR/public of `dpgenome simulate --public-panel N`).")
-@click.option("--secure-mode", is_flag=True, default=False,
-              help="Noise and sampling from the OS CSPRNG (Opacus secure mode).")
-@click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="Directory to write: the synthetic cohort (input's format) + ledger.json.")
+@click.option(
+    "--epsilon",
+    required=True,
+    callback=_parse_epsilon,
+    help="Target epsilon of the whole release, or 'inf' (no formal privacy).",
+)
+@click.option(
+    "--delta",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=None,
+    help="Delta of the release [default: 1/n^1.1, n = training samples].",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**31 - 1),
+    default=0,
+    show_default=True,
+    help="Seed of every random draw.",
+)
+@click.option(
+    "--n",
+    "n_synth",
+    type=click.IntRange(1),
+    default=None,
+    help="Synthetic cohort size [default: the number of training samples].",
+)
+@click.option(
+    "--public-panel",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="A public reference panel COHORT (same SNP map): pretraining, free of "
+    "privacy cost (e.g. DIR/public of `dpgenome simulate --public-panel N`).",
+)
+@click.option(
+    "--secure-mode",
+    is_flag=True,
+    default=False,
+    help="Noise and sampling from the OS CSPRNG (Opacus secure mode).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Directory to write: the synthetic cohort (input's format) + ledger.json.",
+)
 def synthesize(
     cohort: str,
     pheno: str,
@@ -75,7 +104,8 @@ def synthesize(
     from dpgenome.cohort import analysis_subset, qc
     from dpgenome.io import detect_format, read_cohort, write_cohort
     from dpgenome.io.files import atomic_directory
-    from dpgenome.synthesize import SynthConfig, synthesize as run
+    from dpgenome.synthesize import SynthConfig
+    from dpgenome.synthesize import synthesize as run
 
     fmt = detect_format(cohort)
     real, report = qc(read_cohort(cohort))
@@ -115,10 +145,14 @@ def synthesize(
     with atomic_directory(out, overwrite=True) as tmp:
         write_cohort(result.cohort, tmp, fmt, overwrite=True)
         for name, payload in (("ledger.json", ledger), ("synthesis.json", summary)):
-            (tmp / name).write_text(json.dumps(payload, indent=2, allow_nan=False, default=str) + "\n")
+            (tmp / name).write_text(
+                json.dumps(payload, indent=2, allow_nan=False, default=str) + "\n"
+            )
     eps = ledger["epsilon"]
-    label = "no formal privacy" if eps is None or not math.isfinite(eps) else (
-        f"epsilon = {eps:.3g}, delta = {ledger['delta']:.3g}"
+    label = (
+        "no formal privacy"
+        if eps is None or not math.isfinite(eps)
+        else (f"epsilon = {eps:.3g}, delta = {ledger['delta']:.3g}")
     )
     click.echo(
         f"wrote {result.cohort.n_samples} synthetic samples x {result.cohort.n_variants} SNPs "

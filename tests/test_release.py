@@ -1,0 +1,148 @@
+"""One real end-to-end release on a small simulated cohort (runs in the default suite), plus
+the command contract of ``release``: exit 0 + a verifiable bundle on APPROVE, exit 3 + nothing
+at --out on BLOCK, and a re-run after a policy change that neither retrains nor spends budget.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dpgenome.cli import main
+from dpgenome.io import write_cohort
+from dpgenome.simulate import SimConfig, simulate
+
+#: A policy the small release can pass: the small cohort has a small holdout, so the audit
+#: confidence intervals are wide; thresholds here are the shipped internal ones loosened.
+LENIENT = """\
+schema_version: 1
+name: test-lenient
+purpose: end-to-end test of the release command
+privacy:
+  max_epsilon: 30.0
+  max_lifetime_epsilon: 100.0
+  max_delta: auto
+  allow_no_formal_privacy: false
+  min_holdout: 20
+membership:
+  attacks: [dcr, density_ratio, allele_frequency]
+  max_auc_ci_upper: 0.9
+nearest_neighbour:
+  max_share_closer_to_members_ci_upper: 0.9
+  max_exact_duplicate_genotypes: 0
+kinship:
+  max_synthetic_member_duplicate_pairs: 0
+canary:
+  require_lower_bound_below_claimed: true
+signoff:
+  roles: [Data steward]
+overrides:
+  allowed: true
+"""
+
+#: Fast synthesizer and audit settings for a 2-chromosome, 240-mouse cohort (tuned on the
+#: simulator, never on private data).
+FAST = {
+    "synth": {
+        "pretrain_steps": 60,
+        "finetune_steps": 10,
+        "structure_steps": 20,
+    },
+    "audit": {"n_bootstrap": 50, "max_snps": 2000, "max_snps_kinship": 4000},
+}
+
+
+@pytest.fixture(scope="module")
+def small_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("release")
+    sim = simulate(SimConfig.small(seed=5, n=240, n_public=120))
+    write_cohort(sim.cohort, root / "cohort", "parker")
+    assert sim.public is not None
+    write_cohort(sim.public, root / "public", "parker")
+    (root / "lenient.yaml").write_text(LENIENT)
+    config = {
+        "pheno": "abBMD",
+        "covariates": ["SW16"],
+        "epsilon": 8,
+        "seed": 2,
+        "canaries": 20,
+        "public_panel": str(root / "public"),
+        "extra": FAST,
+    }
+    (root / "release.yaml").write_text(json.dumps(config))  # JSON is valid YAML
+    return root
+
+
+def _release(root: Path, out: str, policy: str, *extra: str) -> tuple[int, str, str]:
+    runner = CliRunner()
+    result = runner.invoke(
+        main,
+        [
+            "release",
+            str(root / "cohort"),
+            "--config",
+            str(root / "release.yaml"),
+            "--policy",
+            policy,
+            "--out",
+            str(root / out),
+            "--lifetime-db",
+            str(root / "lifetime.sqlite"),
+            "--cache-dir",
+            str(root / "cache"),
+            "--json",
+            *extra,
+        ],
+        catch_exceptions=False,
+    )
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_release__approve_exports_a_bundle_that_verifies(small_cohort: Path) -> None:
+    code, out, err = _release(small_cohort, "bundle", str(small_cohort / "lenient.yaml"))
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["verdict"] == "APPROVE"
+    assert 0 < summary["epsilon"] <= 8.0
+    bundle = small_cohort / "bundle"
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    names = set(manifest["files"])
+    assert {"dossier.html", "results.json", "policy.yaml"} <= names
+    assert any(n.startswith("synthetic/") and n.endswith("geno.txt") for n in names)
+    results = json.loads((bundle / "results.json").read_text())
+    assert results["ledger"]["unit"] == "individual"
+    assert results["audit"]["canary"]["epsilon_lower_bound"] <= results["ledger"]["epsilon"]
+
+    runner = CliRunner()
+    ok = runner.invoke(main, ["verify", str(bundle)])
+    assert ok.exit_code == 0, ok.output
+    geno = bundle / "synthetic" / "geno.txt"
+    data = bytearray(geno.read_bytes())
+    data[-2] = ord("1") if data[-2] != ord("1") else ord("0")
+    geno.write_bytes(bytes(data))
+    bad = runner.invoke(main, ["verify", str(bundle)])
+    assert bad.exit_code != 0
+    assert "geno.txt" in bad.output + bad.stderr
+
+
+def test_release__policy_change_reuses_training_and_spends_nothing(small_cohort: Path) -> None:
+    """Re-running with another policy re-renders: no retraining, no new lifetime entry."""
+    code, out, err = _release(small_cohort, "bundle-again", str(small_cohort / "lenient.yaml"))
+    assert code == 0, err
+    assert json.loads(out)["reused_cache"] is True
+    with sqlite3.connect(small_cohort / "lifetime.sqlite") as db:
+        tables = [r[0] for r in db.execute("select name from sqlite_master where type='table'")]
+        counts = {t: db.execute(f"select count(*) from {t}").fetchone()[0] for t in tables}
+    assert max(counts.values()) == 1, counts
+
+
+def test_release__strict_policy_blocks_with_exit_3_and_nothing_written(small_cohort: Path) -> None:
+    strict = str(Path(__file__).parents[1] / "policies" / "strict.yaml")
+    code, _, err = _release(small_cohort, "blocked", strict)
+    assert code == 3
+    assert not (small_cohort / "blocked").exists()
+    assert "FAIL" in err and "dossier" in err
