@@ -59,7 +59,7 @@ def test_select_regions__exact_mode_finds_the_planted_loci(toy) -> None:
     ref = A.Reference(cohort.alt_frequency(), float(y.mean()), float(y.std()))
     y_std = A.standardise_phenotype(y, ref, None)
     scores = A.window_scores(A.snp_scores(cohort.dosages, y_std, ref.alt_freq, None), lay)
-    cfg = A.AssociationConfig(max_regions=3, flank=2, threshold=4.5)
+    cfg = A.AssociationConfig(max_regions=3, flank_bp=600_000, threshold=4.5)
     leads = A.select_regions(
         scores,
         lay,
@@ -70,7 +70,7 @@ def test_select_regions__exact_mode_finds_the_planted_loci(toy) -> None:
         rng=np.random.default_rng(0),
     )
     causal_windows = set(lay.window_of_snp[truth.causal_index].tolist())
-    found = {w for lead in leads for w in A.region_windows(lead, lay, cfg.flank)}
+    found = {w for lead in leads for w in A.region_windows(lead, lay, cfg.flank_bp)}
     assert causal_windows <= found
     # excluded windows are never chosen twice
     assert len(set(leads)) == len(leads)

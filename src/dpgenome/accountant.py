@@ -33,8 +33,9 @@ Composition is tight, by two independent accountants:
     ``eps``-DP mechanism because Laplace is not its worst case). All PLDs are pessimistic
     estimates with value discretisation interval ``pld_interval`` (default ``1e-4``): losses
     are rounded up, so the reported epsilon is an upper bound that exceeds the exact one by
-    at most about ``steps * pld_interval`` in the worst case (far less in practice; 1e-3 at
-    the Abadi et al. configuration, see ``tests/test_accountant.py``).
+    at most about ``steps * pld_interval`` in the worst case and far less in practice:
+    at q = 0.01, sigma = 4, T = 10,000, delta = 1e-5 (Abadi et al. 2016) the epsilon is
+    0.94700 at ``1e-4`` vs 0.94687 at ``2e-5`` and 0.96005 at ``1e-3``.
 
 The released epsilon is ``max(opacus_rdp, pld)`` by default (``reported="max"``): both are
 valid upper bounds, PLD is usually the tighter, and taking the larger guards the release

@@ -17,10 +17,10 @@ prototype, see issue 5):
    ``2 * sensitivity / eps_select`` (= the exponential mechanism, McSherry & Talwar 2007;
    ``eps_select``-DP), each followed by a noisy threshold test of the winner's score with
    Laplace noise of scale ``sensitivity / eps_test`` (``eps_test``-DP, Dwork et al. 2006); the
-   first failed test stops selection (so the number of loci is chosen privately). Windows
-   within ``flank`` windows of a selected one on the same chromosome leave the candidate set.
+   first failed test stops selection (so the number of loci is chosen privately).
    Every round is charged whether it runs or not (the plan is fixed before data are touched).
-3. **Association release.** For each selected region (the lead window +/- ``flank`` windows)
+   Windows within ``exclusion_factor * flank_bp`` of a selected lead leave the candidates.
+3. **Association release.** For each selected region (the lead window +/- ``flank_bp``)
    the top ``n_components`` principal components of the *reference* genotypes of the region
    (whitened: unit variance in the reference; free) summarise its LD block. Each individual's
    component vector is clipped to L2 norm ``z_clip`` and ``u = sum_i z_i y_i`` (``q`` numbers)
@@ -50,8 +50,11 @@ class AssociationConfig:
     """Hyperparameters of the association path (tuned on simulated cohorts only)."""
 
     max_regions: int = 3
-    flank: int = 4
-    n_components: int = 8
+    #: a region is the lead window +/- ``flank_bp`` (public map); selected regions exclude
+    #: candidates within ``exclusion_factor * flank_bp`` of their lead (one locus, one region)
+    flank_bp: int = 2_500_000
+    exclusion_factor: float = 1.5
+    n_components: int = 16
     x_clip: float = 2.5
     y_clip: float = 2.5
     z_clip_per_component: float = 2.0
@@ -64,8 +67,8 @@ class AssociationConfig:
     def __post_init__(self) -> None:
         if self.max_regions < 0:
             raise ConfigError(f"max_regions must be >= 0, got {self.max_regions}")
-        if self.flank < 0 or self.n_components < 1:
-            raise ConfigError("flank must be >= 0 and n_components >= 1")
+        if self.flank_bp < 0 or self.n_components < 1 or self.exclusion_factor < 1:
+            raise ConfigError("flank_bp must be >= 0, exclusion_factor >= 1, n_components >= 1")
         for name in ("x_clip", "y_clip", "z_clip_per_component"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
@@ -159,10 +162,10 @@ def score_sensitivity(config: AssociationConfig, n: int) -> float:
     return config.x_clip * config.y_clip / math.sqrt(n)
 
 
-def region_windows(lead: int, layout: WindowLayout, flank: int) -> np.ndarray:
-    """Windows of the same chromosome within ``flank`` steps of ``lead``."""
+def region_windows(lead: int, layout: WindowLayout, flank_bp: float) -> np.ndarray:
+    """Windows of the same chromosome whose middle lies within ``flank_bp`` of ``lead``'s."""
     same = layout.chrom == layout.chrom[lead]
-    near = np.abs(layout.step - layout.step[lead]) <= flank
+    near = np.abs(layout.position - layout.position[lead]) <= flank_bp
     return np.flatnonzero(same & near)
 
 
@@ -193,12 +196,12 @@ def select_regions(
         if value < threshold:
             break
         chosen.append(lead)
-        available[region_windows(lead, layout, config.flank)] = False
+        available[region_windows(lead, layout, config.exclusion_factor * config.flank_bp)] = False
     return chosen
 
 
-def region_columns(lead: int, layout: WindowLayout, flank: int) -> np.ndarray:
-    idx = layout.snp_index[region_windows(lead, layout, flank)].ravel()
+def region_columns(lead: int, layout: WindowLayout, flank_bp: float) -> np.ndarray:
+    idx = layout.snp_index[region_windows(lead, layout, flank_bp)].ravel()
     return np.sort(idx[idx >= 0])
 
 

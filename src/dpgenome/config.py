@@ -44,7 +44,7 @@ class ReleaseConfig:
     n_synthetic: int | None = None
     public_panel: str | None = None
     shadow: int = 0
-    canaries: int = 0
+    canaries: int = 50
     secure_mode: bool = False
     formats: tuple[str, ...] = ("parker",)
     lmm: bool = False

@@ -150,7 +150,11 @@ class DpSgdTrainer:
     >>> losses = trainer.run(lambda module, idx: per_sample_loss(module, data[idx]))
 
     ``trainer.module`` is the ``GradSampleModule`` (private) or the model itself; use
-    ``trainer.model`` for the underlying ``nn.Module`` after training.
+    ``trainer.model`` for the underlying ``nn.Module`` after training, and :meth:`close` to
+    remove Opacus's hooks. ``grad_sample_mode``: ``"hooks"`` (per-sample gradients from
+    registered grad samplers, materialised), ``"functorch"`` (Opacus's generic path) or
+    ``"ghost"`` (Opacus's fast gradient clipping: per-sample *norms* from registered norm
+    samplers, then a second backward pass on the clip-weighted loss; Li et al. 2022).
     """
 
     def __init__(
@@ -300,7 +304,10 @@ class DpSgdTrainer:
             return math.inf
         if self.steps_done == 0:
             return 0.0
-        return float(self.accountant.get_epsilon(delta=delta))
+        with warnings.catch_warnings():
+            # "optimal order is the largest alpha": Opacus's default grid, a valid bound
+            warnings.simplefilter("ignore", UserWarning)
+            return float(self.accountant.get_epsilon(delta=delta))
 
     def ledger_entry(self) -> dict[str, float | int | None]:
         """Keyword arguments of :meth:`dpgenome.accountant.Ledger.add_dp_sgd` for this run."""

@@ -266,7 +266,7 @@ class _SnpBlock:
     def at(self, idx: np.ndarray, log10_lam: np.ndarray) -> dict[str, np.ndarray]:
         """Likelihoods and Wald pieces for SNPs ``idx`` at their own lambdas."""
         rot = self.rot
-        x = self.x[:, idx]
+        x = self.x if idx.size == self.x.shape[1] else self.x[:, idx]  # idx is sorted
         lam = np.power(10.0, log10_lam)
         h = lam[None, :] * rot.d[:, None]
         h += 1.0
@@ -341,8 +341,15 @@ def _maximise(
         larger_right = (c_ - b_) > (b_ - a_)
         bis = np.where(larger_right, 0.5 * (b_ + c_), 0.5 * (a_ + b_))
         u = np.where(outside, bis, u)
+        # a vertex within _TOL / 2 of b: converged at b (a confirming step of _TOL / 2
+        # could move b by no more than that, so it is not evaluated)
         tiny = np.abs(u - b_) < step
-        u = np.where(tiny, np.where(larger_right, b_ + step, b_ - step), u)
+        moved[idx[tiny]] = 0.0
+        go = ~tiny
+        idx, u = idx[go], u[go]
+        if idx.size == 0:
+            break
+        a_, b_, c_, fa, fb, fc = a_[go], b_[go], c_[go], fa[go], fb[go], fc[go]
         fu = f(idx, u)
         # converged: the step, or the change of the log-likelihood, is negligible
         moved[idx] = np.where(np.abs(fu - fb) < _FTOL, 0.0, np.abs(u - b_))

@@ -55,6 +55,8 @@ class WindowLayout:
     chrom: np.ndarray
     step: np.ndarray
     window_of_snp: np.ndarray
+    #: ``(W,)`` position (bp) of each window's middle SNP, from the public map
+    position: np.ndarray
 
     @property
     def n_windows(self) -> int:
@@ -93,6 +95,8 @@ def make_layout(variants: pd.DataFrame, window: int = 16, context: int = 8) -> W
     window_of_snp = np.empty(len(variants), dtype=np.int64)
     w_idx, _ = np.nonzero(snp_index >= 0)
     window_of_snp[snp_index[snp_index >= 0]] = w_idx
+    n_in = (snp_index >= 0).sum(axis=1)
+    middle = snp_index[np.arange(len(snp_index)), (n_in - 1) // 2]
     return WindowLayout(
         n_variants=len(variants),
         window=window,
@@ -102,6 +106,7 @@ def make_layout(variants: pd.DataFrame, window: int = 16, context: int = 8) -> W
         chrom=np.asarray(chrom_w, dtype=np.int64),
         step=np.asarray(step_w, dtype=np.int64),
         window_of_snp=window_of_snp,
+        position=pos[middle],
     )
 
 

@@ -720,11 +720,15 @@ class PhenoModel:
         sizes = [len(b) for b in enc.batches]
         self.net.eval()
 
+        feats = self.net.features(codes)
+        n_f = self.net.layout.n_feat
         for b in range(n_b):  # ancestral: batch by batch, column by column
             for pos in range(sizes[b]):
-                logits = self.net.batch_logits(self.net.features(codes), b)
+                logits = self.net.batch_logits(feats, b)
                 probs = torch.softmax(logits[:, pos, :], dim=-1)
-                codes[:, b, pos] = torch.multinomial(probs, 1, generator=g).squeeze(1)
+                drawn = torch.multinomial(probs, 1, generator=g).squeeze(1)
+                codes[:, b, pos] = drawn
+                feats[:, b, pos * n_f : (pos + 1) * n_f] = self.net.layout.features[b, pos, drawn]
         return enc.decode(codes.numpy(), rng)
 
 

@@ -5,9 +5,10 @@
 (:func:`dpgenome.accountant.calibrate`, tight RDP/PLD composition):
 
 1. ``genotype-structure`` (DP-SGD): the grouped window model of :mod:`dpgenome.model`, all
-   windows one mechanism. With a public panel the model is first pretrained on the panel
-   (no privacy cost) and then fine-tuned on the members by DP-SGD (by default only the per-SNP
-   biases: a low-dimensional fine-tune); without one it is trained from scratch by DP-SGD.
+   windows one mechanism. Without a public panel it is trained from scratch by DP-SGD. With
+   one, the model is pretrained on the panel (no privacy cost); a DP-SGD fine-tune on the
+   members (only the per-SNP biases: low-dimensional) is available (``finetune_steps``) but
+   off by default, see :class:`SynthConfig` -- then this mechanism is absent.
 2. ``phenotypes`` (DP-SGD): the phenotype synthesizer of :mod:`dpgenome.phenotypes` on every
    phenotype column (analysis phenotype and covariates included).
 3. ``phenotype-centre`` (Gaussian, one number): the mean of the standardised, clipped analysis
@@ -91,7 +92,11 @@ class SynthConfig:
     structure_sample_rate: float = 0.1
     structure_lr: float = 0.02
     structure_clip: float = 5.0
-    finetune_steps: int = 40
+    #: DP fine-tune after public pretraining. Off by default: at n ~ 1,000 and 80k SNPs the
+    #: per-coordinate signal-to-noise of a DP-SGD bias update is ~0.04 per step (clipped
+    #: per-sample gradient spread over 80k coordinates vs noise sigma * C / B on each), so
+    #: the fine-tune adds noise and spends budget better used by the association release.
+    finetune_steps: int = 0
     finetune_sample_rate: float = 0.5
     finetune_lr: float = 0.01
     finetune_clip: float = 5.0
@@ -334,7 +339,7 @@ def _association(
     sigma = _sigma(ledger, ASSOCIATION)
     regions: list[assoc.Region] = []
     for lead in leads:
-        cols = assoc.region_columns(lead, layout, a.flank)
+        cols = assoc.region_columns(lead, layout, a.flank_bp)
         center, scale, basis = assoc.region_basis(reference_dosages[:, cols], a.n_components)
         z = assoc.components(members.dosages[:, cols], center, scale, basis)
         beta = assoc.release_effect(
