@@ -132,6 +132,7 @@ COLUMNS = (
     "eps",
     "seed",
     "time_s",
+    "cpu_s",
     "peak_gb",
     "ledger_eps",
     "real_hits",

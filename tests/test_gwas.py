@@ -221,3 +221,14 @@ def test_linear_gwas__matches_committed_plink2_reference(toy: Cohort) -> None:
     assert np.max(np.abs(-np.log10(merged["P"]) - merged["log10_p"])) <= 1e-4
     sign = np.where(merged["A1"] == "A", 1.0, -1.0)
     np.testing.assert_allclose(sign * merged["BETA"], merged["beta"], rtol=1e-4, atol=1e-6)
+
+
+def test_linear_scan__float32_relative_accuracy_on_huge_signals() -> None:
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 3, size=(20_000, 40)).astype(np.float32)
+    y = x[:, :20].astype(np.float64) @ rng.uniform(0.05, 0.3, 20) + rng.normal(size=20_000)
+    r32 = linear_scan(x, y, dtype=np.float32)
+    r64 = linear_scan(x, y, dtype=np.float64)
+    assert r64.log10_p.max() > 100
+    rel = np.abs(r32.log10_p - r64.log10_p) / np.maximum(r64.log10_p, 1.0)
+    assert rel.max() < 1e-4

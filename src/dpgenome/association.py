@@ -53,8 +53,10 @@ class AssociationConfig:
     #: a region is the lead window +/- ``flank_bp`` (public map); selected regions exclude
     #: candidates within ``exclusion_factor * flank_bp`` of their lead (one locus, one region)
     flank_bp: int = 2_500_000
-    exclusion_factor: float = 1.5
+    exclusion_factor: float = 2.0
     n_components: int = 16
+    #: components without formal privacy (no noise: more components, more of the LD block)
+    n_components_exact: int = 32
     x_clip: float = 2.5
     y_clip: float = 2.5
     z_clip_per_component: float = 2.0

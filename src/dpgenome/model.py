@@ -238,6 +238,10 @@ class WindowModel(nn.Module):
 
 def binomial_nll(logits: torch.Tensor, y: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
     """Elementwise ``-log P(y | Binomial(2, sigmoid(logits)))`` up to the constant
-    ``log C(2, y)``, zero where ``observed`` is 0. Non-integer dosages act as soft targets."""
-    nll = -(y * nn.functional.logsigmoid(logits) + (2.0 - y) * nn.functional.logsigmoid(-logits))
+    ``log C(2, y)``, zero where ``observed`` is 0. Non-integer dosages act as soft targets.
+
+    ``-(y log s(l) + (2 - y) log s(-l)) = (2 - y) l + 2 softplus(-l)`` (one transcendental
+    per entry instead of two).
+    """
+    nll = (2.0 - y) * logits + 2.0 * nn.functional.softplus(-logits)
     return nll * observed

@@ -107,8 +107,8 @@ class SynthConfig:
     phenotype_weight: float = 1.0
     # association
     association: assoc.AssociationConfig = field(default_factory=assoc.AssociationConfig)
-    select_fraction: float = 0.06
-    test_fraction: float = 0.04
+    select_fraction: float = 0.1
+    test_fraction: float = 0.07
     association_weight: float = 1.0
 
     def validate(self, n_members: int) -> SynthConfig:
@@ -340,7 +340,8 @@ def _association(
     regions: list[assoc.Region] = []
     for lead in leads:
         cols = assoc.region_columns(lead, layout, a.flank_bp)
-        center, scale, basis = assoc.region_basis(reference_dosages[:, cols], a.n_components)
+        q = a.n_components if private else a.n_components_exact
+        center, scale, basis = assoc.region_basis(reference_dosages[:, cols], q)
         z = assoc.components(members.dosages[:, cols], center, scale, basis)
         beta = assoc.release_effect(
             z, y_std, noise_multiplier=sigma, z_clip=a.z_clip, y_clip=a.y_clip, rng=rng

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import click
+import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,8 @@ def gwas(
     if lmm:
         result = lmm_gwas(subset, pheno, list(covar), loco=loco)
     else:
-        result = linear_gwas(subset, pheno, list(covar))
+        # float64: reference-grade output (float32 drifts ~1e-5 relative on huge -log10 p)
+        result = linear_gwas(subset, pheno, list(covar), dtype=np.float64)
     _write_atomic(Path(out), result.table.to_csv(sep="\t", index=False, float_format="%.10g"))
     lp = result.table["log10_p"]
     click.echo(
