@@ -289,12 +289,19 @@ def compute(
     """Synthesis, audits and fidelity: the expensive, budget-spending part."""
     with progress.stage("synthesize", f"epsilon={_eps_text(config.epsilon)}"):
         synth: SynthResult = synthesize(ing.members, synth_config(config), ing.public)
+    ledger = synth.ledger.to_dict(float(config.delta))
     with progress.stage("audit"):
+        # the canary audit checks the epsilon the accountants actually certify
+        claimed = ledger.get("epsilon")
         audit = run_audits(
             ing.cohort,
             ing.split,
             synth.cohort,
-            audit_config(config),
+            replace(
+                audit_config(config),
+                claimed_epsilon=None if claimed is None else float(claimed),
+                delta=float(ledger["delta"]),
+            ),
             train_fn=_train_fn(config, ing.public) if (config.shadow or config.canaries) else None,
         )
     with progress.stage("fidelity"):
@@ -303,9 +310,6 @@ def compute(
         comparison = compare_gwas(real_gwas, synth_gwas)
         cfid = cohort_fidelity(ing.members, synth.cohort, seed=config.seed)
     audit_dict = audit.to_dict()
-    ledger = synth.ledger.to_dict(float(config.delta))
-    if isinstance(audit_dict.get("canary"), dict):
-        audit_dict["canary"].setdefault("claimed_epsilon", ledger.get("epsilon"))
     fidelity = {"gwas": comparison.to_dict(), **cfid.to_dict()}
     figures = {
         "manhattan": comparison.manhattan_svg(),
