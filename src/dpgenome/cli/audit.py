@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from dpgenome.errors import ConfigError, InputError
+from dpgenome.io.files import write_json_atomic
 
 if TYPE_CHECKING:
     from dpgenome.cohort import Cohort
@@ -44,20 +42,6 @@ def read_holdout_ids(path: str) -> list[str]:
     if not ids:
         raise InputError("the holdout id list is empty", file=path)
     return ids
-
-
-def write_json_atomic(path: Path, payload: object) -> None:
-    """Write JSON to a temporary file in the same directory, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2, allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @click.command()

@@ -3,32 +3,16 @@ of a synthetic GWAS against the real one: metrics JSON, Manhattan and QQ plots).
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import click
 import numpy as np
 
+from dpgenome.cli.options import qc_options
+from dpgenome.io.files import write_json_atomic, write_text_atomic
+
 log = logging.getLogger(__name__)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same directory + rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @click.command()
@@ -47,20 +31,7 @@ def _write_atomic(path: Path, text: str) -> None:
     show_default=True,
     help="With --lmm: kinship leaving out the tested SNP's chromosome.",
 )
-@click.option(
-    "--min-maf",
-    type=click.FloatRange(0.0, 0.5),
-    default=0.02,
-    show_default=True,
-    help="QC: drop SNPs with minor allele frequency <= this.",
-)
-@click.option(
-    "--min-quality",
-    type=float,
-    default=0.95,
-    show_default=True,
-    help="QC: drop SNPs with map quality <= this (when the map has one).",
-)
+@qc_options
 @click.option(
     "--out",
     "out",
@@ -100,7 +71,7 @@ def gwas(
     else:
         # float64: reference-grade output (float32 drifts ~1e-5 relative on huge -log10 p)
         result = linear_gwas(subset, pheno, list(covar), dtype=np.float64)
-    _write_atomic(Path(out), result.table.to_csv(sep="\t", index=False, float_format="%.10g"))
+    write_text_atomic(Path(out), result.table.to_csv(sep="\t", index=False, float_format="%.10g"))
     lp = result.table["log10_p"]
     click.echo(
         f"{result.method}: {result.n} samples, {len(result.table)} SNPs, "
@@ -153,9 +124,9 @@ def compare(
 
         raise InputError("exists and is not a directory", file=target)
     metrics = comparison.to_dict()
-    _write_atomic(target / "manhattan.svg", comparison.manhattan_svg())
-    _write_atomic(target / "qq.svg", comparison.qq_svg())
-    _write_atomic(target / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    write_text_atomic(target / "manhattan.svg", comparison.manhattan_svg())
+    write_text_atomic(target / "qq.svg", comparison.qq_svg())
+    write_json_atomic(target / "metrics.json", metrics)
     primary = next(iter(metrics["thresholds"].values()))
     click.echo(
         f"{comparison.n_shared} shared SNPs; at p < {comparison.thresholds[0]:g}: "

@@ -6,24 +6,13 @@ import json
 
 import click
 
+from dpgenome.cli.options import qc_options
+
 
 @click.command()
 @click.argument("cohort", type=click.Path(exists=True, file_okay=False, dir_okay=True))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-@click.option(
-    "--min-maf",
-    type=click.FloatRange(0.0, 0.5),
-    default=0.02,
-    show_default=True,
-    help="QC: drop SNPs with minor allele frequency <= this.",
-)
-@click.option(
-    "--min-quality",
-    type=float,
-    default=0.95,
-    show_default=True,
-    help="QC: drop SNPs with map quality <= this (when the map has a quality column).",
-)
+@qc_options
 def inspect(cohort: str, as_json: bool, min_maf: float, min_quality: float) -> None:
     """Summarise the cohort in directory COHORT (Parker text, PLINK or VCF, plus pheno.csv):
     samples, SNPs per chromosome, missingness, MAF distribution, phenotype types and

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +10,7 @@ from typing import Any
 import click
 
 from dpgenome.errors import ConfigError
+from dpgenome.io.files import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -24,18 +22,6 @@ def _parse_chromosomes(text: str | None) -> tuple[str, ...] | None:
     if not names:
         raise ConfigError(f"--chromosomes {text!r} names no chromosome; use e.g. 5,11")
     return names
-
-
-def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, allow_nan=False)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 #: Above this many bytes of float32 dosages the cohort is written one chromosome at a time.
@@ -160,7 +146,7 @@ def simulate(
             write_cohort(result.cohort, tmp, fmt, overwrite=True)
             if result.public is not None:
                 write_cohort(result.public, tmp / "public", fmt)
-        _write_json_atomic(tmp / "truth.json", stream.truth)
+        write_json_atomic(tmp / "truth.json", stream.truth)
     log.info("simulated and wrote %d x %d in %.1f s", n, n_variants, time.perf_counter() - start)
     click.echo(
         f"wrote {n} mice x {n_variants} SNPs ({fmt}) to {out}"

@@ -4,6 +4,7 @@ and atomic creation of a cohort directory (all files appear at once, or none).""
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 import tempfile
@@ -94,3 +95,26 @@ def atomic_directory(path: str | Path, *, overwrite: bool = False) -> Iterator[P
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.rename(tmp, path)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same directory + rename, so a
+    reader never sees a half-written file (permissions as an ordinary file would get)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | Path, payload: object) -> None:
+    """JSON (indented, no NaN) written atomically with :func:`write_text_atomic`."""
+    write_text_atomic(path, json.dumps(payload, indent=2, allow_nan=False) + "\n")
