@@ -69,3 +69,5 @@ class ReleaseBlocked(DpgenomeError):
     """The policy verdict is BLOCK: nothing was exported."""
 
     exit_code = 3
+    #: the explanatory dossier of the blocked release, when one was rendered
+    dossier: Path | None = None

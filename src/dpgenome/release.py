@@ -441,6 +441,7 @@ def run_release(
             )
         except ReleaseBlocked as err:
             err.message += f"\nThe dossier explaining the verdict: {dossier_path}"
+            err.dossier = dossier_path
             err.args = (err.render(),)
             raise
     return ReleaseOutcome(

@@ -160,8 +160,9 @@ def demo(
 ) -> None:
     """Simulate the embedded CFW-like cohort and run a whole release on it.
 
-    Prints where the dossier is. Everything stays under --out (cohort, public panel, cache,
-    lifetime ledger, bundle).
+    Prints the verdict and where the dossier is (exit 0 for either verdict: a blocked
+    release is a demonstration of the gate; its explanatory dossier is printed). Everything
+    stays under --out (cohort, public panel, cache, lifetime ledger, bundle).
     """
     from dpgenome.errors import ReleaseBlocked
     from dpgenome.io import write_cohort
@@ -199,8 +200,12 @@ def demo(
     try:
         outcome = run_release(config, echo=_echo_err)
     except ReleaseBlocked as err:
+        # The demo's job is to show the whole release, gate included: a BLOCK verdict is a
+        # successful demonstration (nothing was exported; the dossier says why).
         click.echo(err.render(), err=True)
-        raise SystemExit(err.exit_code) from None
+        click.echo("verdict: BLOCK (nothing exported; the policy gate did its job)")
+        click.echo(f"dossier: {err.dossier}")
+        return
     _print_summary(outcome.summary(), as_json=as_json)
 
 
