@@ -146,3 +146,19 @@ def test_release__strict_policy_blocks_with_exit_3_and_nothing_written(small_coh
     assert code == 3
     assert not (small_cohort / "blocked").exists()
     assert "FAIL" in err and "dossier" in err
+
+
+@pytest.mark.slow
+def test_demo__small_simulated_cohort_prints_a_dossier(tmp_path: Path) -> None:
+    """`dpgenome demo` end to end (2 chromosomes, 300 mice): a verdict and a dossier."""
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(
+        main,
+        ["demo", "--out", str(out), "--n", "300", "--public", "200", "--chromosomes", "5,11"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.stderr
+    verdict = next(line for line in result.stdout.splitlines() if line.startswith("verdict:"))
+    assert verdict.split()[1] in {"APPROVE", "BLOCK"}
+    dossier = Path(result.stdout.split("dossier: ")[1].split()[0])
+    assert dossier.is_file() and "Synthetic cohort release dossier" in dossier.read_text()

@@ -107,6 +107,26 @@ def test_synthesize__ledger_composes_every_mechanism_within_the_target(members, 
     assert res.cohort.n_samples == m.n_samples
 
 
+def test_synthesize__selected_regions_take_public_panel_blocks(members, public) -> None:
+    """region_genotypes="public": inside each selected region, every synthetic individual
+    carries one public-panel individual's genotypes (the population's long-range LD, no
+    privacy cost); outside, the window model's draws."""
+    m, _ = members
+    pub = public.take_variants(np.flatnonzero(public.variants["id"].isin(m.variants["id"])))
+    res = synthesize(m, replace(FAST, epsilon=math.inf, seed=3), pub)
+    regions = res.details["association"]["regions"]
+    assert regions
+    var = m.variants
+    for r in regions:
+        cols = np.flatnonzero(
+            (var["chr"].astype(str) == r["chr"]) & var["pos"].between(r["start"], r["end"])
+        )
+        blocks = {row.tobytes() for row in pub.dosages[:, cols]}
+        assert all(row.tobytes() in blocks for row in res.cohort.dosages[:, cols])
+    model = synthesize(m, replace(FAST, epsilon=math.inf, seed=3, region_genotypes="model"), pub)
+    assert not np.array_equal(model.cohort.dosages, res.cohort.dosages)
+
+
 def test_synthesize__rejects_a_misaligned_public_panel(members, public) -> None:
     m, _ = members
     with pytest.raises(CohortError, match="same variants"):

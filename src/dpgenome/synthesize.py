@@ -110,6 +110,9 @@ class SynthConfig:
     select_fraction: float = 0.1
     test_fraction: float = 0.07
     association_weight: float = 1.0
+    #: genotypes inside selected regions: "public" copies a public-panel individual's block
+    #: (long-range LD of the population, no privacy cost), "model" keeps the window model's
+    region_genotypes: Literal["public", "model"] = "public"
 
     def validate(self, n_members: int) -> SynthConfig:
         """A checked copy with ``delta`` and ``n_synth`` resolved for ``n_members``."""
@@ -437,6 +440,14 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
     t0 = time.perf_counter()
     rng = np.random.default_rng(seeds[5])
     regions = _association(members, dosages, pheno_table, public, model, cfg, ledger, rng, details)
+    if regions and public is not None and cfg.region_genotypes == "public":
+        # Selected regions take a whole public-panel individual's genotypes per synthetic
+        # individual: the public panel's long-range LD (which the window model, with its
+        # short context, cannot carry across a multi-Mb block) spreads the association across
+        # the block as in the population. Public data: no privacy cost.
+        pick = np.random.default_rng(seeds[7]).integers(public.n_samples, size=cfg.n_synth)
+        for r in regions:
+            dosages[:, r.columns] = public.dosages[np.ix_(pick, r.columns)]
     if regions:
         g = assoc.genetic_score(dosages, regions)
         y = pheno_table[cfg.pheno].to_numpy(dtype=np.float64, na_value=np.nan)
