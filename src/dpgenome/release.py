@@ -68,9 +68,9 @@ class Progress:
     library itself never prints.
     """
 
-    def __init__(self, echo: Callable[[str], None] | None = None, stages=STAGES) -> None:
+    def __init__(self, echo: Callable[[str], None] | None = None) -> None:
         self.echo = echo
-        self.weights = dict(stages)
+        self.weights = dict(STAGES)
         self.done_weight = 0.0
         self.start = time.perf_counter()
         self.timings: dict[str, float] = {}
@@ -258,7 +258,7 @@ def cache_key(ing: Ingested, config: ReleaseConfig) -> str:
         "public": None if ing.public is None else ing.public.fingerprint(),
         "split": ing.split.record(),
         "synth": synth_config(config).record(),
-        "audit": _jsonable(audit_config(config).__dict__),
+        "audit": _jsonable(audit_config(config).record()),
         "lmm": config.lmm,
     }
     h.update(json.dumps(parts, sort_keys=True, default=str).encode())
@@ -424,7 +424,7 @@ def run_release(
         dossier_path.write_text(
             render_dossier(results, evaluation, figures, override=override), encoding="utf-8"
         )
-        (work / "results.json").write_text(json.dumps(results, indent=1, default=_json_default))
+        (work / "results.json").write_text(json.dumps(results, indent=1, default=json_default))
     with progress.stage("export"):
         try:
             exported = export_bundle(
@@ -472,7 +472,7 @@ def _write_work(
     (tmp / "figures").mkdir()
     for name, svg in figures.items():
         (tmp / "figures" / f"{name}.svg").write_text(svg, encoding="utf-8")
-    (tmp / "results.json").write_text(json.dumps(results, indent=1, default=_json_default))
+    (tmp / "results.json").write_text(json.dumps(results, indent=1, default=json_default))
     if work.exists():
         shutil.rmtree(work)
     tmp.rename(work)
@@ -482,7 +482,7 @@ def _eps_text(eps: float) -> str:
     return "inf (no formal privacy)" if math.isinf(eps) else f"{eps:g}"
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
     import numpy as np
 
     if isinstance(obj, np.generic):
@@ -495,4 +495,4 @@ def _json_default(obj: Any) -> Any:
 
 
 def _jsonable(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, default=_json_default))
+    return json.loads(json.dumps(obj, default=json_default))

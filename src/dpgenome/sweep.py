@@ -24,7 +24,7 @@ from dpgenome.dossier import render_frontier
 from dpgenome.errors import ConfigError
 from dpgenome.io import write_cohort
 from dpgenome.paths import shipped_policy
-from dpgenome.release import Progress, _json_default, compute, ingest
+from dpgenome.release import Progress, compute, ingest, json_default
 
 
 def _simulated_cohort(n: int, seed: int, out: Path, echo: Callable[[str], None] | None) -> Path:
@@ -84,7 +84,7 @@ def run_sweep(
             results["provenance"]["config"] = config.to_dict()
             runs.append(results)
     (out / "sweep.json").write_text(
-        json.dumps({"runs": runs}, indent=1, default=_json_default), encoding="utf-8"
+        json.dumps({"runs": runs}, indent=1, default=json_default), encoding="utf-8"
     )
     page = out / "sweep.html"
     stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
