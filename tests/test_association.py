@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from dpgenome import association as A
+from dpgenome.cohort import PhenoType
 from dpgenome.errors import ConfigError
 from dpgenome.model import make_layout
 from dpgenome.testing import ToyConfig, toy_cohort
@@ -131,27 +133,81 @@ def test_region_basis__whitened_in_the_reference(toy) -> None:
     np.testing.assert_allclose(np.cov(z.T), np.eye(5), atol=1e-5)  # float32 dosages
 
 
-def test_apply_genetic_score__binary_conditional_mean_is_prevalence_plus_shift() -> None:
+def test_match_rows__reproduces_the_target_cross_moments_with_a_permutation() -> None:
+    """Binary phenotype, 3 components: a permutation of the rows reaches target moments that
+    a random pairing misses by ~sqrt(n) per component; nothing but the order changes."""
     rng = np.random.default_rng(0)
-    n = 200_000
+    n = 2000
+    z = rng.normal(size=(n, 3))
+    z -= z.mean(axis=0)
     y = (rng.random(n) < 0.2).astype(float)
-    g = np.where(rng.random(n) < 0.5, 0.15, -0.15)
-    out = A.apply_genetic_score(y, g, binary=True, y_sd=1.0, rng=rng)
-    assert set(np.unique(out)) <= {0.0, 1.0}
-    for v in (0.15, -0.15):
-        assert out[g == v].mean() == pytest.approx(0.2 + v, abs=0.006)
+    y = (y - y.mean()) / y.std()
+    target = np.array([0.25, -0.1, 0.0]) * n  # correlations 0.25, -0.1, 0 with the components
+    perm, residual = A.match_rows(z, target, y, rng)
+    assert sorted(perm.tolist()) == list(range(n))
+    moved = y[perm]
+    np.testing.assert_allclose(np.sort(moved), np.sort(y))
+    np.testing.assert_allclose(z.T @ moved, target, atol=0.02 * n * 0.25)
+    assert residual < 0.02
+    # control: an unmatched random order is off by ~sqrt(n) per component
+    assert np.linalg.norm(z.T @ y[rng.permutation(n)] - target) > 20
 
 
-def test_apply_genetic_score__continuous_keeps_variance_and_missingness() -> None:
+def test_match_rows__continuous_with_missing_values_keeps_them() -> None:
     rng = np.random.default_rng(1)
-    y = rng.normal(3.0, 2.0, size=100_000)
-    y[:100] = np.nan
-    g = rng.normal(size=y.size) * 0.4
-    out = A.apply_genetic_score(y, g, binary=False, y_sd=2.0, rng=rng)
-    assert np.isnan(out[:100]).all()
-    assert np.nanstd(out) == pytest.approx(2.0, rel=0.01)
-    ok = ~np.isnan(out)
-    assert np.corrcoef(out[ok], g[ok])[0, 1] == pytest.approx(0.4, abs=0.01)
+    n = 1000
+    z = rng.normal(size=(n, 2))
+    z -= z.mean(axis=0)
+    y = rng.normal(size=n)
+    y[:50] = np.nan
+    target = np.array([0.3, 0.1]) * n
+    perm, residual = A.match_rows(z, target, y, rng)
+    assert np.isnan(y[perm]).sum() == 50
+    assert residual < 0.02
+    np.testing.assert_allclose(z.T @ np.nan_to_num(y[perm]), target, rtol=0.03, atol=3)
+
+
+def test_match_rows__no_components_is_the_identity() -> None:
+    perm, residual = A.match_rows(
+        np.zeros((5, 0)), np.zeros(0), np.arange(5.0), np.random.default_rng(0)
+    )
+    assert perm.tolist() == [0, 1, 2, 3, 4] and residual == 0.0
+
+
+def test_phenotype_bound__binary_values_inside_the_clip() -> None:
+    ref = A.Reference(alt_freq=np.zeros(1), y_mean=0.2, y_sd=0.4)
+    # standardised values (0 - 0.2)/0.4 = -0.5 and (1 - 0.2)/0.4 = 2.0; missing -> 0
+    two = np.array([0.0, 1.0])
+    assert A.phenotype_bound(ref, 0.0, 2.5, two) == pytest.approx(2.0)
+    assert A.phenotype_bound(ref, 0.1, 2.5, two) == pytest.approx(1.9)
+    assert A.phenotype_bound(ref, 0.0, 1.5, two) == pytest.approx(1.5)
+    assert A.phenotype_bound(ref, 0.0, 2.5) == 2.5
+
+
+def test_covariate_adjustment__matches_least_squares_with_one_hot_levels() -> None:
+    rng = np.random.default_rng(3)
+    n = 400
+    cage = rng.choice(["a", "b", "c"], size=n)
+    w = rng.normal(20, 2, size=n)
+    y = 0.5 * w + np.select([cage == "b", cage == "c"], [1.0, -2.0], 0.0) + rng.normal(size=n)
+    table = pd.DataFrame({"y": y, "w": w, "cage": cage})
+    types = {"y": PhenoType.CONTINUOUS, "w": PhenoType.CONTINUOUS, "cage": PhenoType.CATEGORICAL}
+    adj = A.CovariateAdjustment.fit(table, types, "y", ("w", "cage"))
+    design = np.column_stack([np.ones(n), w, cage == "b", cage == "c"]).astype(float)
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    np.testing.assert_allclose(adj.coef, coef, atol=1e-10)
+    np.testing.assert_allclose(adj.residual(table, "y"), y - design @ coef, atol=1e-10)
+    # a level unseen in the fitted (synthetic) table counts as the reference level
+    other = table.head(3).assign(cage=["z", "b", None])
+    res = adj.residual(other, "y")
+    assert res[0] == pytest.approx(other.y[0] - coef[0] - coef[1] * other.w[0])
+
+
+def test_score_sensitivity__uses_the_smaller_phenotype_bound() -> None:
+    cfg = A.AssociationConfig(x_clip=2.0, y_clip=2.5)
+    assert A.score_sensitivity(cfg, 100) == pytest.approx(0.5)
+    assert A.score_sensitivity(cfg, 100, 2.0) == pytest.approx(0.4)
+    assert A.score_sensitivity(cfg, 100, 3.0) == pytest.approx(0.5)
 
 
 def test_association_config__rejects_invalid_values() -> None:

@@ -6,9 +6,12 @@ prototype, see issue 5):
 
 1. **Scores with bounded sensitivity.** Dosages are standardised with *reference* allele
    frequencies ``f`` (a public panel, or the DP structure model's synthetic genotypes:
-   post-processing) and clipped to ``[-x_clip, x_clip]``; the phenotype is standardised with a
-   reference mean/sd (from the DP phenotype synthesizer's output) and clipped to
-   ``[-y_clip, y_clip]``. The score of SNP ``j`` is ``|sum_i x_ij y_i| / sqrt(n)`` and a window's
+   post-processing) and clipped to ``[-x_clip, x_clip]``; the phenotype, adjusted for the GWAS
+   covariates by a fixed map fitted on the DP synthetic phenotypes
+   (:class:`CovariateAdjustment`), is standardised with their sd and clipped to
+   ``[-y_clip, y_clip]`` (a 0/1 phenotype without covariates takes two values, often both
+   inside: then their largest magnitude, :func:`phenotype_bound`, replaces ``y_clip`` below).
+   The score of SNP ``j`` is ``|sum_i x_ij y_i| / sqrt(n)`` and a window's
    score is the maximum over its SNPs. Adding or removing one individual changes every sum by
    at most ``x_clip * y_clip``, hence every window score by at most
    ``sensitivity = x_clip * y_clip / sqrt(n)`` (a maximum of functions that each move by at most
@@ -24,14 +27,20 @@ prototype, see issue 5):
    the top ``n_components`` principal components of the *reference* genotypes of the region
    (whitened: unit variance in the reference; free) summarise its LD block. Each individual's
    component vector is clipped to L2 norm ``z_clip`` and ``u = sum_i z_i y_i`` (``q`` numbers)
-   is released by the Gaussian mechanism with L2 sensitivity ``z_clip * y_clip``. The effect
-   estimate is ``beta = u / n`` (whitened components: reference covariance = identity).
-4. **Generation.** Synthetic individuals get a genetic score ``g = z_synth . beta`` (summed over
-   regions, from the synthetic genotypes) and their analysis phenotype is drawn given ``g``
-   (:func:`apply_genetic_score`), so SNPs outside the selected regions keep the null.
+   is released by the Gaussian mechanism with L2 sensitivity ``z_clip * y_clip``; ``beta = u / n``
+   is the per-individual cross-moment the synthetic cohort has to reproduce.
+4. **Generation by matching** (:func:`match_rows`, post-processing). Synthetic genotypes and
+   synthetic phenotype rows are drawn independently; the rows are then *assigned* to the
+   genotypes (a permutation of whole phenotype rows, so every phenotype's distribution and
+   every cross-phenotype relation is kept exactly) so that the synthetic cross-moments
+   ``sum_i z_i y_i`` of every selected region reproduce the released ones. Drawing the
+   phenotype afresh given a genetic score would add a second round of sampling noise to the
+   association (the first is the members' own); matching adds none, which is what lets
+   SNPs near the significance threshold land on the same side as in the real GWAS. SNPs
+   outside the selected regions keep the null.
 
 With ``epsilon = inf`` (no formal privacy) nothing is clipped or noised, the threshold test is
-exact and ``beta`` is the least-squares fit on the members' components.
+exact and the released cross-moments are the members' exact ones (more components).
 """
 
 from __future__ import annotations
@@ -40,7 +49,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
+from dpgenome.cohort import PhenoType
 from dpgenome.errors import ConfigError
 from dpgenome.model import WindowLayout
 
@@ -54,7 +65,10 @@ class AssociationConfig:
     #: candidates within ``exclusion_factor * flank_bp`` of their lead (one locus, one region)
     flank_bp: int = 2_500_000
     exclusion_factor: float = 2.0
-    n_components: int = 16
+    #: components per region under DP: each adds noise of the same scale (the clipping bound
+    #: grows with sqrt(q)), so few; six recovered the most SNPs at eps 3-10 on simulated
+    #: cohorts (bench/synth.py)
+    n_components: int = 6
     #: components without formal privacy (no noise: more components, more of the LD block)
     n_components_exact: int = 32
     x_clip: float = 2.5
@@ -99,6 +113,72 @@ class Region:
     scale: np.ndarray
     basis: np.ndarray  # (m_r, q): standardised dosages -> whitened components
     beta: np.ndarray  # (q,) effect on the standardised phenotype per component
+
+
+@dataclass(frozen=True)
+class CovariateAdjustment:
+    """``y - [1, covariates] @ coef``: the phenotype adjusted for the GWAS covariates with
+    coefficients fitted on the *synthetic* phenotype table (a DP output, so applying the same
+    fixed map to every member is post-processing and each member's value still depends on
+    that member only). The GWAS tests SNPs against this residual, so it is the residual whose
+    cross-moments with the genotypes are released and matched. Categorical covariates are
+    one-hot on the synthetic table's levels (first dropped); a missing covariate counts as
+    its synthetic mean."""
+
+    covariates: tuple[str, ...]
+    levels: dict[str, list[str]]
+    means: np.ndarray
+    coef: np.ndarray
+
+    @staticmethod
+    def _design(
+        table: pd.DataFrame, covariates: tuple[str, ...], levels: dict[str, list[str]]
+    ) -> np.ndarray:
+        cols: list[np.ndarray] = []
+        for cov in covariates:
+            if cov in levels:
+                values = table[cov].astype(str).to_numpy()
+                missing = table[cov].isna().to_numpy()
+                for level in levels[cov][1:]:
+                    col = (values == level).astype(np.float64)
+                    col[missing] = np.nan
+                    cols.append(col)
+            else:
+                cols.append(table[cov].to_numpy(dtype=np.float64, na_value=np.nan))
+        return np.column_stack(cols) if cols else np.empty((len(table), 0))
+
+    @classmethod
+    def fit(
+        cls,
+        table: pd.DataFrame,
+        types: dict[str, PhenoType],
+        pheno: str,
+        covariates: tuple[str, ...],
+    ) -> CovariateAdjustment:
+        levels = {
+            c: sorted(table[c].dropna().astype(str).unique())
+            for c in covariates
+            if types[c] == PhenoType.CATEGORICAL
+        }
+        x = cls._design(table, covariates, levels)
+        means = np.nan_to_num(np.nanmean(x, axis=0)) if x.shape[1] else np.zeros(0)
+        x = np.where(np.isnan(x), means, x)
+        y = table[pheno].to_numpy(dtype=np.float64, na_value=np.nan)
+        ok = ~np.isnan(y)
+        design = np.column_stack([np.ones(len(y)), x])
+        coef = np.zeros(design.shape[1])
+        if ok.sum() > design.shape[1]:
+            coef, *_ = np.linalg.lstsq(design[ok], y[ok], rcond=None)
+        elif ok.any():
+            coef[0] = y[ok].mean()
+        return cls(tuple(covariates), levels, means, np.asarray(coef))
+
+    def residual(self, table: pd.DataFrame, pheno: str) -> np.ndarray:
+        """Adjusted phenotype of every row (NaN where the phenotype is missing)."""
+        x = self._design(table, self.covariates, self.levels)
+        x = np.where(np.isnan(x), self.means, x)
+        y = table[pheno].to_numpy(dtype=np.float64, na_value=np.nan)
+        return np.asarray(y - np.column_stack([np.ones(len(y)), x]) @ self.coef)
 
 
 def standardise_dosages(x: np.ndarray, freq: np.ndarray, clip: float | None) -> np.ndarray:
@@ -159,9 +239,11 @@ def window_scores(snp_score: np.ndarray, layout: WindowLayout) -> np.ndarray:
     return vals.max(axis=1)
 
 
-def score_sensitivity(config: AssociationConfig, n: int) -> float:
-    """Add/remove-one sensitivity of every window score (see the module docstring)."""
-    return config.x_clip * config.y_clip / math.sqrt(n)
+def score_sensitivity(config: AssociationConfig, n: int, y_bound: float | None = None) -> float:
+    """Add/remove-one sensitivity of every window score (see the module docstring);
+    ``y_bound`` (:func:`phenotype_bound`) replaces ``y_clip`` when smaller."""
+    y = config.y_clip if y_bound is None else min(config.y_clip, y_bound)
+    return config.x_clip * y / math.sqrt(n)
 
 
 def region_windows(lead: int, layout: WindowLayout, flank_bp: float) -> np.ndarray:
@@ -245,58 +327,104 @@ def release_effect(
     y_clip: float,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """Per-component effect on the standardised phenotype.
+    """Per-individual cross-moment ``sum_i z_i y_i / n`` of the components with the standardised
+    phenotype.
 
     Private (``noise_multiplier`` given): ``(sum_i clip(z_i) y_i + N(0, (sigma z_clip y_clip)^2
-    I)) / n`` -- the Gaussian mechanism with L2 sensitivity ``z_clip * y_clip`` (``y`` already
-    clipped to ``y_clip``). ``None``: least squares on the members (no formal privacy).
+    I)) / n`` -- the Gaussian mechanism with L2 sensitivity ``z_clip * y_clip``: every ``y_i``
+    must already lie in ``[-y_clip, y_clip]``. ``None``: the exact centred cross-moment of the
+    members (no formal privacy).
     """
     n = len(y_std)
     if noise_multiplier is None:
         zc = z - z.mean(axis=0)
-        coef, *_ = np.linalg.lstsq(zc, y_std - y_std.mean(), rcond=None)
-        return np.asarray(coef)
+        return np.asarray(zc.T @ (y_std - y_std.mean()) / n)
     zc = clip_rows(z, z_clip)
     u = zc.T @ y_std
     u = u + rng.normal(scale=noise_multiplier * z_clip * y_clip, size=u.shape)
     return np.asarray(u / n)
 
 
-def genetic_score(dosages: np.ndarray, regions: list[Region]) -> np.ndarray:
-    """``sum_regions z_synth . beta`` for synthetic genotype rows (standardised phenotype units)."""
-    g = np.zeros(len(dosages))
-    for r in regions:
-        g += components(dosages[:, r.columns], r.center, r.scale, r.basis) @ r.beta
-    return g
+def region_components(dosages: np.ndarray, regions: list[Region]) -> np.ndarray:
+    """The components of every region side by side, centred: ``(n, sum of q)``."""
+    if not regions:
+        return np.zeros((len(dosages), 0))
+    z = np.hstack([components(dosages[:, r.columns], r.center, r.scale, r.basis) for r in regions])
+    return z - z.mean(axis=0)
 
 
-def apply_genetic_score(
-    y: np.ndarray, g: np.ndarray, *, binary: bool, y_sd: float, rng: np.random.Generator
-) -> np.ndarray:
-    """Analysis phenotype given the genetic score ``g`` (standardised units), keeping the
-    phenotype's marginal distribution and missingness.
+def phenotype_bound(
+    ref: Reference, offset: float, y_clip: float, values: np.ndarray | None = None
+) -> float:
+    """The largest ``|y|`` the standardised, centred phenotype can take (the ``y`` factor of
+    every sensitivity): ``y_clip``, or less when the phenotype can only take the few
+    ``values`` given (a 0/1 phenotype without covariates: two numbers fixed by public
+    constants and the released offset; a missing value counts as ``-offset``)."""
+    if values is None:
+        return float(y_clip)
+    v = np.clip((np.asarray(values, float) - ref.y_mean) / max(ref.y_sd, 1e-12), -y_clip, y_clip)
+    v = np.clip(np.append(v, 0.0) - offset, -y_clip, y_clip)
+    return float(np.abs(v).max())
 
-    Continuous: ``mu + sqrt(1 - var(d)) (y - mu) + d`` with ``d = y_sd (g - mean g)`` scaled so
-    the variance is kept. Binary: with ``d`` as above and prevalence ``pi``, a 0 becomes 1
-    with probability ``d / (1 - pi)`` when ``d > 0`` and a 1 becomes 0 with probability
-    ``-d / pi`` when ``d < 0``, so ``E[y | g] = pi + d`` (clipped to [0, 1]).
+
+def match_rows(
+    z: np.ndarray,
+    target: np.ndarray,
+    y: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    subset: int = 512,
+    patience: int = 200,
+    max_iter: int | None = None,
+) -> tuple[np.ndarray, float]:
+    """A permutation ``perm`` of the rows of ``y`` such that ``z.T @ y[perm]`` is close to
+    ``target``; returns ``(perm, relative residual)``.
+
+    ``z`` are the (centred) region components of the synthetic genotypes, ``y`` the
+    standardised synthetic phenotype (missing = 0) and ``target`` the released cross-moments
+    scaled to the synthetic sample size. Start: rows ranked by ``y`` are paired with genotypes
+    ranked by a noisy least-squares liability ``z a + e`` (``e`` keeps the implied variance
+    explained below one), which lands near the target. Then local search: in a random subset
+    of ``subset`` rows, the swap ``(i, j)`` that most reduces ``||target - z.T y||^2`` is
+    applied (``y_i <-> y_j`` moves the cross-moment by ``(y_j - y_i)(z_i - z_j)``, so every
+    pair's gain is one Gram-matrix expression); ``patience`` subsets in a row without an
+    improving swap stop the search. Uses only released and synthetic values.
     """
-    y = np.asarray(y, dtype=np.float64).copy()
-    ok = ~np.isnan(y)
-    if not ok.any() or not np.any(g):
-        return y
-    d = y_sd * (g - g[ok].mean())
-    if binary:
-        pi = float(np.clip(y[ok].mean(), 1e-3, 1 - 1e-3))
-        u = rng.random(len(y))
-        up = ok & (y == 0) & (d > 0) & (u < d / (1 - pi))
-        down = ok & (y == 1) & (d < 0) & (u < -d / pi)
-        y[up] = 1.0
-        y[down] = 0.0
-        return y
-    mu = y[ok].mean()
-    var_y = max(y[ok].var(), 1e-12)
-    var_d = d[ok].var()
-    shrink = math.sqrt(max(0.0, 1.0 - var_d / var_y))
-    y[ok] = mu + shrink * (y[ok] - mu) + d[ok]
-    return y
+    n, q = z.shape
+    y = np.nan_to_num(np.asarray(y, dtype=np.float64), nan=0.0)
+    perm = np.arange(n)
+    if q == 0 or n < 2:
+        return perm, 0.0
+    target = np.asarray(target, dtype=np.float64)
+    gram = z.T @ z
+    a = np.linalg.solve(gram + 1e-9 * np.trace(gram) / q * np.eye(q), target)
+    liability = z @ a
+    scale = max(float(np.std(y)), 1e-12)
+    explained = min(float(np.var(liability)) / scale**2, 0.99)
+    liability = liability + rng.normal(scale=scale * math.sqrt(1.0 - explained), size=n)
+    perm[np.argsort(liability, kind="stable")] = np.argsort(y, kind="stable")
+    yy = y[perm]
+    resid = target - z.T @ yy
+    s = min(subset, n)
+    fails = 0
+    for _ in range(max_iter if max_iter is not None else 40 * n):
+        idx = rng.choice(n, s, replace=False)
+        zi, yi = z[idx], yy[idx]
+        rz = zi @ resid
+        dy = yi[None, :] - yi[:, None]  # y_j - y_i
+        g = zi @ zi.T
+        sq = np.diag(g)
+        gain = 2 * dy * (rz[:, None] - rz[None, :]) - dy**2 * (sq[:, None] + sq[None, :] - 2 * g)
+        k = int(np.argmax(gain))
+        if gain.flat[k] <= 1e-12:
+            fails += 1
+            if fails >= patience:
+                break
+            continue
+        fails = 0
+        i, j = idx[k // s], idx[k % s]
+        resid -= (yy[j] - yy[i]) * (z[i] - z[j])
+        yy[i], yy[j] = yy[j], yy[i]
+        perm[i], perm[j] = perm[j], perm[i]
+    norm = float(np.linalg.norm(target))
+    return perm, float(np.linalg.norm(resid)) / norm if norm > 0 else 0.0

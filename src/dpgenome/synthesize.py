@@ -108,8 +108,10 @@ class SynthConfig:
     # association
     association: assoc.AssociationConfig = field(default_factory=assoc.AssociationConfig)
     select_fraction: float = 0.1
-    test_fraction: float = 0.07
-    association_weight: float = 1.0
+    test_fraction: float = 0.05
+    #: the association release decides the GWAS fidelity: three times the weight (a third of
+    #: the noise multiplier) of the phenotype synthesizer (tuned in bench/synth.py)
+    association_weight: float = 3.0
     #: genotypes inside selected regions: "public" copies a public-panel individual's block
     #: (long-range LD of the population, no privacy cost), "model" keeps the window model's
     region_genotypes: Literal["public", "model"] = "public"
@@ -308,21 +310,23 @@ def _association(
     ledger: Ledger,
     rng: np.random.Generator,
     details: dict[str, Any],
-) -> list[assoc.Region]:
+) -> tuple[list[assoc.Region], assoc.CovariateAdjustment | None]:
     a = config.association
     if a.max_regions == 0:
-        return []
+        return [], None
     layout = layout_model.layout
     reference_dosages = public.dosages if public is not None else synth_dosages
-    y_synth = synth_pheno[config.pheno].to_numpy(dtype=np.float64, na_value=np.nan)
+    adjust = assoc.CovariateAdjustment.fit(
+        synth_pheno, members.pheno_types, config.pheno, tuple(config.covariates)
+    )
+    y_synth = adjust.residual(synth_pheno, config.pheno)
     ok = ~np.isnan(y_synth)
-    y_mean = float(y_synth[ok].mean()) if ok.any() else 0.0
     y_sd = float(y_synth[ok].std()) if ok.sum() > 1 else 1.0
     ref = assoc.Reference(
-        alt_freq=np.nanmean(reference_dosages, axis=0) / 2.0, y_mean=y_mean, y_sd=max(y_sd, 1e-6)
+        alt_freq=np.nanmean(reference_dosages, axis=0) / 2.0, y_mean=0.0, y_sd=max(y_sd, 1e-6)
     )
     private = config.private
-    y = members.phenotype(config.pheno)
+    y = adjust.residual(members.phenotypes, config.pheno)
     y_std, offset = assoc.centre_phenotype(
         assoc.standardise_phenotype(y, ref, a.y_clip if private else None),
         a.y_clip if private else None,
@@ -330,11 +334,15 @@ def _association(
         rng,
     )
     n = members.n_samples
+    # a 0/1 phenotype without covariates takes two values (minus the fitted intercept)
+    two_valued = members.pheno_types[config.pheno] == PhenoType.BINARY and not config.covariates
+    values = np.array([0.0, 1.0]) - adjust.coef[0] if two_valued else None
+    y_bound = assoc.phenotype_bound(ref, offset, a.y_clip, values) if private else a.y_clip
     scores = assoc.window_scores(
         assoc.snp_scores(members.dosages, y_std, ref.alt_freq, a.x_clip if private else None),
         layout,
     )
-    sens = assoc.score_sensitivity(a, n)
+    sens = assoc.score_sensitivity(a, n, y_bound)
     eps_select, eps_test = _selection_budget(ledger, config)
     leads = assoc.select_regions(
         scores, layout, a, sensitivity=sens, eps_select=eps_select, eps_test=eps_test, rng=rng
@@ -347,12 +355,13 @@ def _association(
         center, scale, basis = assoc.region_basis(reference_dosages[:, cols], q)
         z = assoc.components(members.dosages[:, cols], center, scale, basis)
         beta = assoc.release_effect(
-            z, y_std, noise_multiplier=sigma, z_clip=a.z_clip, y_clip=a.y_clip, rng=rng
+            z, y_std, noise_multiplier=sigma, z_clip=a.z_clip, y_clip=y_bound, rng=rng
         )
         regions.append(assoc.Region(lead, cols, center, scale, basis, beta))
     var = members.variants
     details["association"] = {
         "score_sensitivity": sens,
+        "phenotype_bound": y_bound,
         "eps_select_per_round": eps_select,
         "eps_test_per_round": eps_test,
         "phenotype_centre_offset": offset,
@@ -369,7 +378,7 @@ def _association(
         ],
         "reference": "public panel" if public is not None else "DP synthetic genotypes",
     }
-    return regions
+    return regions, adjust
 
 
 def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = None) -> SynthResult:
@@ -439,27 +448,36 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(seeds[5])
-    regions = _association(members, dosages, pheno_table, public, model, cfg, ledger, rng, details)
+    regions, adjust = _association(
+        members, dosages, pheno_table, public, model, cfg, ledger, rng, details
+    )
     if regions and public is not None and cfg.region_genotypes == "public":
         # Selected regions take a whole public-panel individual's genotypes per synthetic
         # individual: the public panel's long-range LD (which the window model, with its
         # short context, cannot carry across a multi-Mb block) spreads the association across
-        # the block as in the population. Public data: no privacy cost.
-        pick = np.random.default_rng(seeds[7]).integers(public.n_samples, size=cfg.n_synth)
+        # the block as in the population. Public data: no privacy cost. Distinct panel
+        # individuals while the panel is large enough (no duplicated blocks).
+        prng = np.random.default_rng(seeds[7])
+        pick = (
+            prng.permutation(public.n_samples)[: cfg.n_synth]
+            if cfg.n_synth <= public.n_samples
+            else prng.integers(public.n_samples, size=cfg.n_synth)
+        )
         for r in regions:
             dosages[:, r.columns] = public.dosages[np.ix_(pick, r.columns)]
-    if regions:
-        g = assoc.genetic_score(dosages, regions)
-        y = pheno_table[cfg.pheno].to_numpy(dtype=np.float64, na_value=np.nan)
+    if regions and adjust is not None:
+        # phenotype rows are assigned to genotype rows so that the synthetic cross-moments of
+        # the covariate-adjusted phenotype reproduce the released ones (post-processing)
+        y = adjust.residual(pheno_table, cfg.pheno)
         ok = ~np.isnan(y)
-        y_sd = float(y[ok].std()) if ok.sum() > 1 else 1.0
-        pheno_table[cfg.pheno] = assoc.apply_genetic_score(
-            y,
-            g,
-            binary=members.pheno_types[cfg.pheno] == PhenoType.BINARY,
-            y_sd=y_sd,
-            rng=np.random.default_rng(seeds[6]),
-        )
+        y_std = np.zeros_like(y)
+        if ok.sum() > 1:
+            y_std[ok] = (y[ok] - y[ok].mean()) / max(float(y[ok].std()), 1e-12)
+        z = assoc.region_components(dosages, regions)
+        target = np.concatenate([r.beta for r in regions]) * cfg.n_synth
+        perm, residual = assoc.match_rows(z, target, y_std, np.random.default_rng(seeds[6]))
+        pheno_table = pheno_table.iloc[perm].reset_index(drop=True)
+        details["association"]["matching_relative_residual"] = residual
     timings["association"] = time.perf_counter() - t0
 
     cohort = Cohort(
