@@ -71,7 +71,9 @@ class AssociationConfig:
     n_components: int = 6
     #: components without formal privacy (no noise: more components, more of the LD block)
     n_components_exact: int = 32
-    x_clip: float = 2.5
+    #: standardised dosages clipped at 2 (only rare homozygotes exceed it): the selection
+    #: noise scales with x_clip * y_clip
+    x_clip: float = 2.0
     y_clip: float = 2.5
     z_clip_per_component: float = 2.0
     #: public threshold of the (normalised) lead score, plus ``threshold_margin`` noise scales
