@@ -215,3 +215,13 @@ def test_association_config__rejects_invalid_values() -> None:
         A.AssociationConfig(y_clip=0.0)
     with pytest.raises(ConfigError):
         A.AssociationConfig(max_regions=-1)
+
+
+def test_region_weights__are_the_reference_singular_values(toy) -> None:
+    cohort, _ = toy
+    cols = np.arange(40, 90)
+    center, scale, basis = A.region_basis(cohort.dosages[:, cols], 5)
+    region = A.Region(0, cols, center, scale, basis, np.zeros(5))
+    xs = np.nan_to_num((cohort.dosages[:, cols] - center) / scale)
+    sv = np.linalg.svd(xs / math.sqrt(len(xs) - 1), compute_uv=False)[:5]
+    np.testing.assert_allclose(A.region_weights([region, region]), np.tile(sv, 2), rtol=1e-5)

@@ -355,6 +355,14 @@ def region_components(dosages: np.ndarray, regions: list[Region]) -> np.ndarray:
     return z - z.mean(axis=0)
 
 
+def region_weights(regions: list[Region]) -> np.ndarray:
+    """Each component's singular value in the reference (``1 / ||basis column||``): how far a
+    unit of its cross-moment moves the SNP-level statistics of the region."""
+    if not regions:
+        return np.zeros(0)
+    return np.concatenate([1.0 / np.linalg.norm(r.basis, axis=0) for r in regions])
+
+
 def phenotype_bound(
     ref: Reference, offset: float, y_clip: float, values: np.ndarray | None = None
 ) -> float:
@@ -375,6 +383,7 @@ def match_rows(
     y: np.ndarray,
     rng: np.random.Generator,
     *,
+    weights: np.ndarray | None = None,
     subset: int = 512,
     patience: int = 200,
     max_iter: int | None = None,
@@ -386,9 +395,12 @@ def match_rows(
     standardised synthetic phenotype (missing = 0) and ``target`` the released cross-moments
     scaled to the synthetic sample size. Start: rows ranked by ``y`` are paired with genotypes
     ranked by a noisy least-squares liability ``z a + e`` (``e`` keeps the implied variance
-    explained below one), which lands near the target. Then local search: in a random subset
-    of ``subset`` rows, the swap ``(i, j)`` that most reduces ``||target - z.T y||^2`` is
-    applied (``y_i <-> y_j`` moves the cross-moment by ``(y_j - y_i)(z_i - z_j)``, so every
+    explained below one), which lands near the target. ``weights`` (per component, e.g.
+    :func:`region_weights`) weight the mismatch, so that it is measured in SNP-level terms:
+    the whitened components with small reference variance move few SNPs. Then local search:
+    in a random subset of ``subset`` rows, the swap ``(i, j)`` that most reduces
+    ``||target - z.T y||^2`` is applied (``y_i <-> y_j`` moves the cross-moment by
+    ``(y_j - y_i)(z_i - z_j)``, so every
     pair's gain is one Gram-matrix expression); ``patience`` subsets in a row without an
     improving swap stop the search. Uses only released and synthetic values.
     """
@@ -398,6 +410,9 @@ def match_rows(
     if q == 0 or n < 2:
         return perm, 0.0
     target = np.asarray(target, dtype=np.float64)
+    if weights is not None:
+        z = z * weights
+        target = target * weights
     gram = z.T @ z
     a = np.linalg.solve(gram + 1e-9 * np.trace(gram) / q * np.eye(q), target)
     liability = z @ a

@@ -475,7 +475,13 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
             y_std[ok] = (y[ok] - y[ok].mean()) / max(float(y[ok].std()), 1e-12)
         z = assoc.region_components(dosages, regions)
         target = np.concatenate([r.beta for r in regions]) * cfg.n_synth
-        perm, residual = assoc.match_rows(z, target, y_std, np.random.default_rng(seeds[6]))
+        perm, residual = assoc.match_rows(
+            z,
+            target,
+            y_std,
+            np.random.default_rng(seeds[6]),
+            weights=assoc.region_weights(regions),
+        )
         pheno_table = pheno_table.iloc[perm].reset_index(drop=True)
         details["association"]["matching_relative_residual"] = residual
     timings["association"] = time.perf_counter() - t0
