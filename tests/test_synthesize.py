@@ -127,6 +127,31 @@ def test_synthesize__selected_regions_take_public_panel_blocks(members, public) 
     assert not np.array_equal(model.cohort.dosages, res.cohort.dosages)
 
 
+def test_synthesize__public_pretraining_is_shared_across_seeds_not_across_panels(
+    members, public
+) -> None:
+    """The pretraining sees only the public panel: another release seed (an audit retraining,
+    a sweep point) reuses it; a changed panel or pretraining setting trains anew."""
+    m, _ = members
+    pub = public.take_variants(np.flatnonzero(public.variants["id"].isin(m.variants["id"])))
+    cfg = replace(FAST, epsilon=math.inf, association=replace(FAST.association, max_regions=0))
+    first = synthesize(m, replace(cfg, seed=21, pretrain_steps=81), pub)
+    again = synthesize(m, replace(cfg, seed=22, pretrain_steps=81), pub)
+    assert first.details["pretrain"]["reused"] is False
+    assert again.details["pretrain"]["reused"] is True
+    assert again.details["pretrain"]["final_loss"] == first.details["pretrain"]["final_loss"]
+    changed = replace(pub, dosages=pub.dosages.copy())
+    changed.dosages[0, 0] = 2.0 - changed.dosages[0, 0]
+    assert (
+        synthesize(m, replace(cfg, seed=21, pretrain_steps=81), changed).details["pretrain"][
+            "reused"
+        ]
+        is False
+    )
+    other = synthesize(m, replace(cfg, seed=21, pretrain_steps=81, pretrain_seed=1), pub)
+    assert other.details["pretrain"]["reused"] is False
+
+
 def test_synthesize__rejects_a_misaligned_public_panel(members, public) -> None:
     m, _ = members
     with pytest.raises(CohortError, match="same variants"):

@@ -17,8 +17,10 @@
    (:mod:`dpgenome.association`: rounds of noisy max + noisy threshold), scores standardised
    with post-processed DP outputs (or the public panel) so their sensitivity is bounded.
 5. ``region-association`` (Gaussian): the low-dimensional release of the phenotype-genotype
-   association of each selected region; the synthetic analysis phenotype is then drawn given
-   the synthetic genotypes of those regions.
+   association of each selected region (cross-moments of the covariate-adjusted phenotype
+   with the region's principal components). Synthetic phenotype rows are then assigned to
+   synthetic genotype rows so that the synthetic cohort reproduces those cross-moments
+   (:func:`dpgenome.association.match_rows`: a permutation, post-processing).
 
 Everything data-dependent is either public (the SNP map, the phenotype schema, the member
 count ``n`` -- treated as public, as in the default ``delta = 1/n^1.1`` -- and the public panel)
@@ -29,6 +31,8 @@ noise and is labelled "no formal privacy". Hyperparameters were tuned on simulat
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -88,6 +92,9 @@ class SynthConfig:
     pretrain_steps: int = 600
     pretrain_sample_rate: float = 0.1
     pretrain_lr: float = 0.02
+    #: seed of the public pretraining (public data only): fixed apart from ``seed`` so that a
+    #: release, its audit retrainings and a sweep's points share one pretrained model
+    pretrain_seed: int = 0
     structure_steps: int = 300
     structure_sample_rate: float = 0.1
     structure_lr: float = 0.02
@@ -244,18 +251,28 @@ def _structure(
     model = WindowModel(layout)
     torch.manual_seed(seeds[0])
     if public is not None:
-        model.init_bias_from_frequency(public.alt_frequency())
-        rep = train(
-            model,
-            public.dosages,
-            TrainConfig(config.pretrain_steps, config.pretrain_sample_rate, config.pretrain_lr),
-            seed=seeds[1],
-        )
-        details["pretrain"] = {
-            "steps": rep.steps,
-            "final_loss": _last(rep.losses),
-            "seconds": rep.seconds,
-        }
+        key = _pretrain_key(public, config)
+        if key not in _PRETRAINED:
+            pseeds = np.random.SeedSequence(config.pretrain_seed).generate_state(2).tolist()
+            torch.manual_seed(pseeds[0])
+            model.init_bias_from_frequency(public.alt_frequency())
+            rep = train(
+                model,
+                public.dosages,
+                TrainConfig(config.pretrain_steps, config.pretrain_sample_rate, config.pretrain_lr),
+                seed=pseeds[1],
+            )
+            while len(_PRETRAINED) >= _PRETRAINED_MAX:
+                _PRETRAINED.pop(next(iter(_PRETRAINED)))
+            _PRETRAINED[key] = (
+                {k: v.detach().clone() for k, v in model.state_dict().items()},
+                {"steps": rep.steps, "final_loss": _last(rep.losses), "seconds": rep.seconds},
+            )
+            details["pretrain"] = {**_PRETRAINED[key][1], "reused": False}
+        else:
+            state, info = _PRETRAINED[key]
+            model.load_state_dict({k: v.clone() for k, v in state.items()})
+            details["pretrain"] = {**info, "reused": True}
         steps, rate, lr, clip, trainable = (
             config.finetune_steps,
             config.finetune_sample_rate,
@@ -293,6 +310,28 @@ def _structure(
             "seconds": rep.seconds,
         }
     return model
+
+
+#: public-panel pretrainings of this process, keyed by :func:`_pretrain_key` (public data only)
+_PRETRAINED: dict[str, tuple[dict[str, torch.Tensor], dict[str, Any]]] = {}
+_PRETRAINED_MAX = 2
+
+
+def _pretrain_key(public: Cohort, config: SynthConfig) -> str:
+    """Content hash of the public panel and of every setting the pretraining depends on."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(public.dosages).tobytes())
+    h.update("\x1f".join(map(str, public.variants["id"])).encode())
+    settings = [
+        config.window,
+        config.context,
+        config.pretrain_steps,
+        config.pretrain_sample_rate,
+        config.pretrain_lr,
+        config.pretrain_seed,
+    ]
+    h.update(json.dumps(settings).encode())
+    return h.hexdigest()
 
 
 def _last(losses: list[float]) -> float | None:
