@@ -651,6 +651,21 @@ def _not_evaluated(spec_id: str, title: str, metric: str, threshold: str, why: s
     return _finding(spec_id, title, metric, threshold, Status.NOT_EVALUATED, None, why)
 
 
+def _epsilon_cap(
+    rule: tuple[str, str, str, str], eps: float, cap: float, allow_no_formal: bool, detail: str
+) -> Finding:
+    """``eps <= cap``; an infinite epsilon passes only where the policy allows releases
+    without formal privacy (its own rule reports them)."""
+    rid, title, metric, threshold = rule
+    if math.isinf(eps) and allow_no_formal:
+        note = "cap applies to DP releases; no-formal-privacy releases are allowed"
+        return _finding(
+            rid, title, metric, threshold, Status.PASS, eps, f"{detail}; {note}" if detail else note
+        )
+    status = Status.PASS if eps <= cap else Status.FAIL
+    return _finding(rid, title, metric, threshold, status, eps, detail)
+
+
 def _bound_rule(
     rule_id: str,
     title: str,
@@ -785,18 +800,9 @@ def _privacy_rules(p: Policy) -> list[RuleSpec]:
             ok, eps, why = _epsilon(results)
             if not ok or eps is None:
                 return _not_evaluated(rid, title, metric, threshold, why)
-            if math.isinf(eps) and p.allow_no_formal_privacy:
-                return _finding(
-                    rid,
-                    title,
-                    metric,
-                    threshold,
-                    Status.PASS,
-                    eps,
-                    "cap applies to DP releases; no-formal-privacy releases are allowed",
-                )
-            status = Status.PASS if eps <= cap else Status.FAIL
-            return _finding(rid, title, metric, threshold, status, eps)
+            return _epsilon_cap(
+                (rid, title, metric, threshold), eps, cap, p.allow_no_formal_privacy, ""
+            )
 
         rules.append(
             RuleSpec(
@@ -825,18 +831,9 @@ def _privacy_rules(p: Policy) -> list[RuleSpec]:
             total = ctx.lifetime_epsilon_spent + eps
             n_before = ctx.lifetime_releases or 0
             detail = f"{fmt(ctx.lifetime_epsilon_spent)} spent by {n_before} earlier release(s)"
-            if math.isinf(total) and p.allow_no_formal_privacy:
-                return _finding(
-                    rid,
-                    title,
-                    metric,
-                    threshold,
-                    Status.PASS,
-                    total,
-                    detail + "; no-formal-privacy releases are allowed",
-                )
-            status = Status.PASS if total <= life_cap else Status.FAIL
-            return _finding(rid, title, metric, threshold, status, total, detail)
+            return _epsilon_cap(
+                (rid, title, metric, threshold), total, life_cap, p.allow_no_formal_privacy, detail
+            )
 
         rules.append(
             RuleSpec(
