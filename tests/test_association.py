@@ -100,6 +100,49 @@ def test_select_regions__stops_when_nothing_passes_the_threshold() -> None:
     )
 
 
+class _ScriptedNoise:
+    """A stand-in generator whose Gumbel and Laplace draws are scripted (to reach the branch
+    where a round's winner fails its noisy threshold test)."""
+
+    def __init__(self, boost: dict[int, float], laplace: list[float]) -> None:
+        self.boost, self.laplace_draws = boost, list(laplace)
+        self.rounds = 0
+
+    def gumbel(self, scale: float, size: int) -> np.ndarray:
+        out = np.zeros(size)
+        for i, v in self.boost.items():
+            if self.rounds == 0 and i < size:
+                out[i] = v
+        self.rounds += 1
+        return out
+
+    def laplace(self, scale: float) -> float:
+        return self.laplace_draws.pop(0)
+
+
+def test_select_regions__a_failed_round_does_not_stop_the_later_paid_rounds() -> None:
+    """Round 1's (noise-boosted) winner fails its test and is dropped; round 2, already
+    charged, still runs and selects the real locus far away."""
+    lay = make_layout(
+        pd.DataFrame({"id": range(64), "chr": "1", "pos": np.arange(64) * 10**6}), 8, 2
+    )
+    scores = np.full(lay.n_windows, 1.0)
+    scores[7] = 9.0  # the real locus
+    cfg = A.AssociationConfig(max_regions=2, flank_bp=1_000_000, threshold=5.0)
+    rng = _ScriptedNoise(boost={0: 100.0}, laplace=[0.0, 0.0])
+    leads = A.select_regions(
+        scores,
+        lay,
+        cfg,
+        sensitivity=0.1,
+        eps_select=1.0,
+        eps_test=1.0,
+        rng=rng,  # type: ignore[arg-type]
+    )
+    assert leads == [7]
+    assert rng.rounds == 2
+
+
 def test_release_effect__noise_has_the_calibrated_scale() -> None:
     """All-zero phenotype: the release is pure noise, std = sigma * z_clip * y_clip / n."""
     rng = np.random.default_rng(0)

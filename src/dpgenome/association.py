@@ -19,10 +19,11 @@ prototype, see issue 5):
 2. **Selection.** Up to ``max_regions`` rounds of report-noisy-max with Gumbel noise of scale
    ``2 * sensitivity / eps_select`` (= the exponential mechanism, McSherry & Talwar 2007;
    ``eps_select``-DP), each followed by a noisy threshold test of the winner's score with
-   Laplace noise of scale ``sensitivity / eps_test`` (``eps_test``-DP, Dwork et al. 2006); the
-   first failed test stops selection (so the number of loci is chosen privately).
-   Every round is charged whether it runs or not (the plan is fixed before data are touched).
-   Windows within ``exclusion_factor * flank_bp`` of a selected lead leave the candidates.
+   Laplace noise of scale ``sensitivity / eps_test`` (``eps_test``-DP, Dwork et al. 2006); only
+   winners that pass become regions (so the number of loci is chosen privately). Every round
+   is charged (the plan is fixed before data are touched), so every round runs: a winner that
+   fails the test is dropped and the next round looks elsewhere. Windows within
+   ``exclusion_factor * flank_bp`` of a round's winner leave the candidates.
 3. **Association release.** For each selected region (the lead window +/- ``flank_bp``)
    the top ``n_components`` principal components of the *reference* genotypes of the region
    (whitened: unit variance in the reference; free) summarise its LD block. Each individual's
@@ -46,7 +47,7 @@ exact and the released cross-moments are the members' exact ones (more component
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -69,8 +70,11 @@ class AssociationConfig:
     #: grows with sqrt(q)), so few; six recovered the most SNPs at eps 3-10 on simulated
     #: cohorts (bench/synth.py)
     n_components: int = 6
-    #: components without formal privacy (no noise: more components, more of the LD block)
+    #: without formal privacy nothing is noised, so more regions (overlapping: a long LD
+    #: block is covered by several) and more components cost nothing
     n_components_exact: int = 32
+    max_regions_exact: int = 8
+    exclusion_factor_exact: float = 1.0
     #: standardised dosages clipped at 2 (only rare homozygotes exceed it): the selection
     #: noise scales with x_clip * y_clip
     x_clip: float = 2.0
@@ -90,6 +94,17 @@ class AssociationConfig:
         for name in ("x_clip", "y_clip", "z_clip_per_component"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+
+    def effective(self, private: bool) -> AssociationConfig:
+        """The settings in force: as given under DP, the ``*_exact`` ones without it."""
+        if private:
+            return self
+        return replace(
+            self,
+            max_regions=self.max_regions_exact,
+            exclusion_factor=self.exclusion_factor_exact,
+            n_components=self.n_components_exact,
+        )
 
     @property
     def z_clip(self) -> float:
@@ -279,9 +294,12 @@ def select_regions(
             noisy = noisy + rng.gumbel(scale=2.0 * sensitivity / eps_select, size=len(cand))
         lead = int(cand[np.argmax(noisy)])
         value = scores[lead] + (rng.laplace(scale=test_scale) if test_scale > 0 else 0.0)
-        if value < threshold:
-            break
-        chosen.append(lead)
+        if value >= threshold:
+            chosen.append(lead)
+        elif test_scale == 0.0:
+            break  # exact: every later winner scores lower and fails too
+        # a failed winner leaves the candidates as well (post-processing of the noisy max):
+        # the next round, already paid for, looks elsewhere
         available[region_windows(lead, layout, config.exclusion_factor * config.flank_bp)] = False
     return chosen
 

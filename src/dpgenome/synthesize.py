@@ -350,7 +350,7 @@ def _association(
     rng: np.random.Generator,
     details: dict[str, Any],
 ) -> tuple[list[assoc.Region], assoc.CovariateAdjustment | None]:
-    a = config.association
+    a = config.association.effective(config.private)
     if a.max_regions == 0:
         return [], None
     layout = layout_model.layout
@@ -390,8 +390,7 @@ def _association(
     regions: list[assoc.Region] = []
     for lead in leads:
         cols = assoc.region_columns(lead, layout, a.flank_bp)
-        q = a.n_components if private else a.n_components_exact
-        center, scale, basis = assoc.region_basis(reference_dosages[:, cols], q)
+        center, scale, basis = assoc.region_basis(reference_dosages[:, cols], a.n_components)
         z = assoc.components(members.dosages[:, cols], center, scale, basis)
         beta = assoc.release_effect(
             z, y_std, noise_multiplier=sigma, z_clip=a.z_clip, y_clip=y_bound, rng=rng
