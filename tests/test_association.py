@@ -221,10 +221,27 @@ def test_phenotype_bound__binary_values_inside_the_clip() -> None:
     ref = A.Reference(alt_freq=np.zeros(1), y_mean=0.2, y_sd=0.4)
     # standardised values (0 - 0.2)/0.4 = -0.5 and (1 - 0.2)/0.4 = 2.0; missing -> 0
     two = np.array([0.0, 1.0])
-    assert A.phenotype_bound(ref, 0.0, 2.5, two) == pytest.approx(2.0)
-    assert A.phenotype_bound(ref, 0.1, 2.5, two) == pytest.approx(1.9)
-    assert A.phenotype_bound(ref, 0.0, 1.5, two) == pytest.approx(1.5)
-    assert A.phenotype_bound(ref, 0.0, 2.5) == 2.5
+    assert A.phenotype_bound(ref, A.Location(0.0, 1.0), 2.5, two) == pytest.approx(2.0)
+    assert A.phenotype_bound(ref, A.Location(0.1, 1.0), 2.5, two) == pytest.approx(1.9)
+    assert A.phenotype_bound(ref, A.Location(0.0, 1.25), 2.5, two) == pytest.approx(1.6)
+    assert A.phenotype_bound(ref, A.Location(0.0, 1.0), 1.5, two) == pytest.approx(1.5)
+    assert A.phenotype_bound(ref, A.Location(0.0, 1.0), 2.5) == 2.5
+
+
+def test_normalise_phenotype__exact_and_noised_moments() -> None:
+    rng = np.random.default_rng(4)
+    y = rng.normal(0.3, 1.4, size=5000)
+    out, loc = A.normalise_phenotype(y, None, None, rng)
+    assert loc.mean == pytest.approx(y.mean()) and loc.sd == pytest.approx(y.std())
+    np.testing.assert_allclose(out.mean(), 0.0, atol=1e-12)
+    np.testing.assert_allclose(out.std(), 1.0, rtol=1e-12)
+    # private: clipped, and the released sums carry N(0, (sigma * clip * sqrt 2)^2) noise
+    yc = np.clip(y, -2.5, 2.5)
+    means = np.array([A.normalise_phenotype(yc, 2.5, 40.0, rng)[1].mean for _ in range(3000)])
+    assert means.std() == pytest.approx(40.0 * 2.5 * math.sqrt(2) / len(y), rel=0.05)
+    assert abs(means.mean() - yc.mean()) < 0.01
+    clipped, _ = A.normalise_phenotype(yc, 2.5, 40.0, rng)
+    assert np.abs(clipped).max() <= 2.5
 
 
 def test_covariate_adjustment__matches_least_squares_with_one_hot_levels() -> None:

@@ -83,8 +83,9 @@ class AssociationConfig:
     #: public threshold of the (normalised) lead score, plus ``threshold_margin`` noise scales
     threshold: float = 5.0
     threshold_margin: float = 2.0
-    #: noise weight of the phenotype-centring Gaussian relative to the common scale
-    center_weight: float = 0.3
+    #: noise weight of the phenotype mean/sd Gaussian relative to the common scale (two
+    #: numbers: cheap, and the scale of every SNP score hangs on them)
+    center_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.max_regions < 0:
@@ -212,25 +213,38 @@ def standardise_phenotype(y: np.ndarray, ref: Reference, clip: float | None) -> 
     return z if clip is None else np.clip(z, -clip, clip)
 
 
-def centre_phenotype(
-    y_std: np.ndarray, clip: float | None, noise_multiplier: float | None, rng: np.random.Generator
-) -> tuple[np.ndarray, float]:
-    """Re-centre the standardised phenotype on its (DP) mean and clip again.
+@dataclass(frozen=True)
+class Location:
+    """The released location and scale of the standardised phenotype."""
 
-    The reference mean comes from the DP phenotype synthesizer; a residual offset ``m`` would
-    add ``n * mean(x) * m`` to every SNP score wherever the reference allele frequencies are
-    off. The mean of the clipped ``y`` is released by the Gaussian mechanism (L2 sensitivity
-    ``clip``; ``None`` = exact) and subtracted; clipping again keeps every value in
-    ``[-clip, clip]``, so the score sensitivity is unchanged (the released mean is a fixed
-    public value for the later mechanisms: adaptive composition).
+    mean: float
+    sd: float
+
+
+def normalise_phenotype(
+    y_std: np.ndarray, clip: float | None, noise_multiplier: float | None, rng: np.random.Generator
+) -> tuple[np.ndarray, Location]:
+    """Re-centre and re-scale the standardised phenotype on its own (DP) mean and sd, and clip
+    again.
+
+    The reference location/scale come from the DP phenotype synthesizer, whose prevalence or
+    spread can be off: a residual offset ``m`` adds ``n * mean(x) * m`` to every SNP score
+    wherever the reference allele frequencies are off, and a scale too large shrinks every
+    score towards the public selection threshold. Each individual's ``(y, y^2 / clip)`` (clipped
+    ``y``: L2 norm <= ``clip * sqrt(2)``) is summed and released by one Gaussian mechanism
+    (``None`` = exact); ``y`` is then centred and scaled by the released moments and clipped
+    again to ``[-clip, clip]``, so every later sensitivity is unchanged (the released moments
+    are fixed public values for the later mechanisms: adaptive composition).
     """
     n = len(y_std)
-    total = float(y_std.sum())
+    sums = np.array([y_std.sum(), (y_std**2).sum() / (clip or 1.0)], dtype=np.float64)
     if noise_multiplier is not None and clip is not None:
-        total += float(rng.normal(scale=noise_multiplier * clip))
-    m = total / n
-    out = y_std - m
-    return (out if clip is None else np.clip(out, -clip, clip)), m
+        sums += rng.normal(scale=noise_multiplier * clip * math.sqrt(2.0), size=2)
+    mean = float(sums[0] / n)
+    second = float(sums[1] * (clip or 1.0) / n)
+    sd = math.sqrt(max(second - mean**2, 0.05))  # floor: a noisy moment cannot blow y up
+    out = (y_std - mean) / sd
+    return (out if clip is None else np.clip(out, -clip, clip)), Location(mean, sd)
 
 
 def snp_scores(
@@ -382,16 +396,16 @@ def region_weights(regions: list[Region]) -> np.ndarray:
 
 
 def phenotype_bound(
-    ref: Reference, offset: float, y_clip: float, values: np.ndarray | None = None
+    ref: Reference, loc: Location, y_clip: float, values: np.ndarray | None = None
 ) -> float:
-    """The largest ``|y|`` the standardised, centred phenotype can take (the ``y`` factor of
-    every sensitivity): ``y_clip``, or less when the phenotype can only take the few
+    """The largest ``|y|`` the standardised, normalised phenotype can take (the ``y`` factor
+    of every sensitivity): ``y_clip``, or less when the phenotype can only take the few
     ``values`` given (a 0/1 phenotype without covariates: two numbers fixed by public
-    constants and the released offset; a missing value counts as ``-offset``)."""
+    constants and the released location; a missing value standardises to 0)."""
     if values is None:
         return float(y_clip)
     v = np.clip((np.asarray(values, float) - ref.y_mean) / max(ref.y_sd, 1e-12), -y_clip, y_clip)
-    v = np.clip(np.append(v, 0.0) - offset, -y_clip, y_clip)
+    v = np.clip((np.append(v, 0.0) - loc.mean) / loc.sd, -y_clip, y_clip)
     return float(np.abs(v).max())
 
 

@@ -11,8 +11,9 @@
    off by default, see :class:`SynthConfig` -- then this mechanism is absent.
 2. ``phenotypes`` (DP-SGD): the phenotype synthesizer of :mod:`dpgenome.phenotypes` on every
    phenotype column (analysis phenotype and covariates included).
-3. ``phenotype-centre`` (Gaussian, one number): the mean of the standardised, clipped analysis
-   phenotype, so that SNP scores are centred whatever the reference allele frequencies.
+3. ``phenotype-centre`` (Gaussian, two numbers): the mean and second moment of the
+   standardised, clipped analysis phenotype, so that SNP scores are centred and scaled
+   whatever the reference allele frequencies and the synthetic phenotype's spread.
 4. ``region-selection`` (pure DP): the private choice of associated regions
    (:mod:`dpgenome.association`: rounds of noisy max + noisy threshold), scores standardised
    with post-processed DP outputs (or the public panel) so their sensitivity is bounded.
@@ -198,7 +199,7 @@ def plan(
                 SELECTION, fraction=a.max_regions * (config.select_fraction + config.test_fraction)
             )
         )
-        out.append(PlannedGaussian(CENTRE, 1, a.y_clip, a.center_weight))
+        out.append(PlannedGaussian(CENTRE, 1, a.y_clip * math.sqrt(2.0), a.center_weight))
         out.append(
             PlannedGaussian(
                 ASSOCIATION, a.max_regions, a.z_clip * a.y_clip, config.association_weight
@@ -366,7 +367,7 @@ def _association(
     )
     private = config.private
     y = adjust.residual(members.phenotypes, config.pheno)
-    y_std, offset = assoc.centre_phenotype(
+    y_std, loc = assoc.normalise_phenotype(
         assoc.standardise_phenotype(y, ref, a.y_clip if private else None),
         a.y_clip if private else None,
         _sigma(ledger, CENTRE),
@@ -376,7 +377,7 @@ def _association(
     # a 0/1 phenotype without covariates takes two values (minus the fitted intercept)
     two_valued = members.pheno_types[config.pheno] == PhenoType.BINARY and not config.covariates
     values = np.array([0.0, 1.0]) - adjust.coef[0] if two_valued else None
-    y_bound = assoc.phenotype_bound(ref, offset, a.y_clip, values) if private else a.y_clip
+    y_bound = assoc.phenotype_bound(ref, loc, a.y_clip, values) if private else a.y_clip
     scores = assoc.window_scores(
         assoc.snp_scores(members.dosages, y_std, ref.alt_freq, a.x_clip if private else None),
         layout,
@@ -402,7 +403,7 @@ def _association(
         "phenotype_bound": y_bound,
         "eps_select_per_round": eps_select,
         "eps_test_per_round": eps_test,
-        "phenotype_centre_offset": offset,
+        "phenotype_location": {"mean": loc.mean, "sd": loc.sd},
         "regions": [
             {
                 "chr": str(var["chr"].iloc[r.columns[0]]),
