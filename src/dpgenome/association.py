@@ -18,7 +18,8 @@ prototype, see issue 5):
    ``D`` moves by at most ``D``). ``n`` is treated as public, as for the default delta.
 2. **Selection.** Up to ``max_regions`` rounds of report-noisy-max with Gumbel noise of scale
    ``2 * sensitivity / eps_select`` (= the exponential mechanism, McSherry & Talwar 2007;
-   ``eps_select``-DP), each followed by a noisy threshold test of the winner's score with
+   ``eps_select``-DP), each followed by a noisy threshold test of the best score in the
+   winner's region (lead window +/- ``flank_bp``) with
    Laplace noise of scale ``sensitivity / eps_test`` (``eps_test``-DP, Dwork et al. 2006); only
    winners that pass become regions (so the number of loci is chosen privately). Every round
    is charged (the plan is fixed before data are touched), so every round runs: a winner that
@@ -307,7 +308,11 @@ def select_regions(
         if math.isfinite(eps_select):
             noisy = noisy + rng.gumbel(scale=2.0 * sensitivity / eps_select, size=len(cand))
         lead = int(cand[np.argmax(noisy)])
-        value = scores[lead] + (rng.laplace(scale=test_scale) if test_scale > 0 else 0.0)
+        # the test asks for the best score of the winner's region (a maximum: sensitivity
+        # still ``sensitivity``), not of the winning window: a locus spans many windows, and
+        # the noisy max often lands on one of its weaker ones
+        best = float(scores[region_windows(lead, layout, config.flank_bp)].max())
+        value = best + (rng.laplace(scale=test_scale) if test_scale > 0 else 0.0)
         if value >= threshold:
             chosen.append(lead)
         elif test_scale == 0.0:
