@@ -65,7 +65,8 @@ class AssociationConfig:
     max_regions: int = 3
     #: a region is the lead window +/- ``flank_bp`` (public map); selected regions exclude
     #: candidates within ``exclusion_factor * flank_bp`` of their lead (one locus, one region)
-    flank_bp: int = 2_500_000
+    #: 4 Mb: CFW LD blocks span several Mb (2.5 Mb recovered fewer hits at eps 10 and inf)
+    flank_bp: int = 4_000_000
     exclusion_factor: float = 2.0
     #: components per region under DP: each adds noise of the same scale (the clipping bound
     #: grows with sqrt(q)), so few; six recovered the most SNPs at eps 3-10 on simulated
