@@ -79,24 +79,16 @@ def test_select_regions__exact_mode_finds_the_planted_loci(toy) -> None:
 
 
 def test_select_regions__stops_when_nothing_passes_the_threshold() -> None:
-    lay = make_layout(
-        __import__("pandas").DataFrame({"id": range(64), "chr": "1", "pos": np.arange(64) + 1}),
-        8,
-        2,
-    )
+    lay = make_layout(pd.DataFrame({"id": range(64), "chr": "1", "pos": np.arange(64) + 1}), 8, 2)
     scores = np.full(lay.n_windows, 1.0)
     cfg = A.AssociationConfig(max_regions=3)
-    assert (
-        A.select_regions(
-            scores,
-            lay,
-            cfg,
-            sensitivity=0.1,
-            eps_select=1.0,
-            eps_test=1.0,
-            rng=np.random.default_rng(1),
-        )
-        == []
+    assert _select(scores, lay, cfg, np.random.default_rng(1)) == []
+
+
+def _select(scores, lay, cfg, rng) -> list[int]:
+    """Selection at eps_select = eps_test = 1 with a score sensitivity of 0.1."""
+    return A.select_regions(
+        scores, lay, cfg, sensitivity=0.1, eps_select=1.0, eps_test=1.0, rng=rng
     )
 
 
@@ -130,16 +122,7 @@ def test_select_regions__a_failed_round_does_not_stop_the_later_paid_rounds() ->
     scores[7] = 9.0  # the real locus
     cfg = A.AssociationConfig(max_regions=2, flank_bp=1_000_000, threshold=5.0)
     rng = _ScriptedNoise(boost={0: 100.0}, laplace=[0.0, 0.0])
-    leads = A.select_regions(
-        scores,
-        lay,
-        cfg,
-        sensitivity=0.1,
-        eps_select=1.0,
-        eps_test=1.0,
-        rng=rng,  # type: ignore[arg-type]
-    )
-    assert leads == [7]
+    assert _select(scores, lay, cfg, rng) == [7]
     assert rng.rounds == 2
 
 

@@ -53,7 +53,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from dpgenome.cohort import PhenoType
+from dpgenome.cohort import PhenoType, category_levels, design_matrix
 from dpgenome.errors import ConfigError
 from dpgenome.model import WindowLayout
 
@@ -132,7 +132,7 @@ class Region:
     center: np.ndarray
     scale: np.ndarray
     basis: np.ndarray  # (m_r, q): standardised dosages -> whitened components
-    beta: np.ndarray  # (q,) effect on the standardised phenotype per component
+    beta: np.ndarray  # (q,) released per-individual cross-moment with the phenotype
 
 
 @dataclass(frozen=True)
@@ -150,23 +150,6 @@ class CovariateAdjustment:
     means: np.ndarray
     coef: np.ndarray
 
-    @staticmethod
-    def _design(
-        table: pd.DataFrame, covariates: tuple[str, ...], levels: dict[str, list[str]]
-    ) -> np.ndarray:
-        cols: list[np.ndarray] = []
-        for cov in covariates:
-            if cov in levels:
-                values = table[cov].astype(str).to_numpy()
-                missing = table[cov].isna().to_numpy()
-                for level in levels[cov][1:]:
-                    col = (values == level).astype(np.float64)
-                    col[missing] = np.nan
-                    cols.append(col)
-            else:
-                cols.append(table[cov].to_numpy(dtype=np.float64, na_value=np.nan))
-        return np.column_stack(cols) if cols else np.empty((len(table), 0))
-
     @classmethod
     def fit(
         cls,
@@ -175,12 +158,8 @@ class CovariateAdjustment:
         pheno: str,
         covariates: tuple[str, ...],
     ) -> CovariateAdjustment:
-        levels = {
-            c: sorted(table[c].dropna().astype(str).unique())
-            for c in covariates
-            if types[c] == PhenoType.CATEGORICAL
-        }
-        x = cls._design(table, covariates, levels)
+        levels = category_levels(table, types, covariates)
+        x, _ = design_matrix(table, covariates, levels)
         means = np.nan_to_num(np.nanmean(x, axis=0)) if x.shape[1] else np.zeros(0)
         x = np.where(np.isnan(x), means, x)
         y = table[pheno].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -195,7 +174,7 @@ class CovariateAdjustment:
 
     def residual(self, table: pd.DataFrame, pheno: str) -> np.ndarray:
         """Adjusted phenotype of every row (NaN where the phenotype is missing)."""
-        x = self._design(table, self.covariates, self.levels)
+        x, _ = design_matrix(table, self.covariates, self.levels)
         x = np.where(np.isnan(x), self.means, x)
         y = table[pheno].to_numpy(dtype=np.float64, na_value=np.nan)
         return np.asarray(y - np.column_stack([np.ones(len(y)), x]) @ self.coef)

@@ -16,7 +16,7 @@ Readers build cohorts (``dpgenome.io``); every later stage takes and returns typ
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -210,25 +210,45 @@ class Cohort:
         missing covariate are NaN in every column of that covariate.
         """
         self.require_phenotypes(covariates)
-        cols: list[np.ndarray] = []
-        names: list[str] = []
-        for cov in covariates:
-            if self.pheno_types[cov] == PhenoType.CATEGORICAL:
-                raw = self.phenotypes[cov]
-                observed = raw.notna().to_numpy()
-                levels = sorted(raw.dropna().astype(str).unique())
-                values = raw.astype(str).to_numpy()
-                for level in levels[1:]:
-                    col = (values == level).astype(np.float64)
-                    col[~observed] = np.nan
-                    cols.append(col)
-                    names.append(f"{cov}={level}")
-            else:
-                cols.append(self.phenotype(cov))
-                names.append(cov)
-        if not cols:
-            return np.empty((self.n_samples, 0)), names
-        return np.column_stack(cols), names
+        levels = category_levels(self.phenotypes, self.pheno_types, covariates)
+        return design_matrix(self.phenotypes, covariates, levels)
+
+
+def category_levels(
+    phenotypes: pd.DataFrame, types: Mapping[str, PhenoType], covariates: Sequence[str]
+) -> dict[str, list[str]]:
+    """The sorted levels of every categorical covariate (the design's one-hot columns)."""
+    return {
+        c: sorted(phenotypes[c].dropna().astype(str).unique())
+        for c in covariates
+        if types[c] == PhenoType.CATEGORICAL
+    }
+
+
+def design_matrix(
+    phenotypes: pd.DataFrame, covariates: Sequence[str], levels: Mapping[str, Sequence[str]]
+) -> tuple[np.ndarray, list[str]]:
+    """:meth:`Cohort.design` with the categorical levels given (``levels`` has an entry for
+    exactly the categorical covariates; a value outside them counts as the first level), so
+    that another table can be encoded on the same columns."""
+    cols: list[np.ndarray] = []
+    names: list[str] = []
+    for cov in covariates:
+        raw = phenotypes[cov]
+        if cov in levels:
+            observed = raw.notna().to_numpy()
+            values = raw.astype(str).to_numpy()
+            for level in list(levels[cov])[1:]:
+                col = (values == level).astype(np.float64)
+                col[~observed] = np.nan
+                cols.append(col)
+                names.append(f"{cov}={level}")
+        else:
+            cols.append(raw.to_numpy(dtype=np.float64, na_value=np.nan))
+            names.append(cov)
+    if not cols:
+        return np.empty((len(phenotypes), 0)), names
+    return np.column_stack(cols), names
 
 
 # ---------------------------------------------------------------------------- QC
