@@ -3,6 +3,8 @@
     python bench/synth.py                       # default: 2 seeds, eps inf/10/3/1, public panel
     python bench/synth.py --seeds 1 --eps 10 --no-public-too
     python bench/synth.py --large               # also n = 10,000 at eps 3 (chromosomes 5, 11)
+    python bench/synth.py --noise-seeds 4 --eps 10,inf   # 4 synthesis seeds per cohort + means
+    python bench/synth.py --holdout 0.2 --seeds 1 --noise-seeds 5 --eps 10  # the demo's members
 
 For each seed the cohort is simulated (``dpgenome.simulate``, default CFW-like: 1,092 mice at
 the real 79,645-SNP panel, two planted abBMD loci, plus a public panel of other mice of the
@@ -16,6 +18,13 @@ the same run:
   genotypes drawn independently per SNP;
 * the case study this replaces: 177 of 193 hits at p < 1e-8, precision 0.32 in its saved run;
 * wall-clock of ``simulate`` and of one real GWAS (reference timings under the same load).
+
+``--noise-seeds K`` runs the synthesizer K times per cohort and epsilon (synthesis seeds
+``seed, 1000 seed + 1, ...``; the public pretraining is reused within the process) and prints
+the mean recall and precision, the share of runs that recover every real locus and the mean
+number of spurious loci: at n ~ 1,000 one run's figures swing with the noise draw.
+``--holdout F`` splits off a holdout of the analysis mice first, as a release does (seeded,
+stratified on the phenotype: ``--holdout 0.2 --seeds 1`` gives the demo's 768 members).
 
 Timings are wall-clock (``time_s``) and process CPU time (``cpu_s``, over all threads; the
 machine is shared, so CPU time is the steadier figure); peak memory is the bench process's maximum
@@ -36,7 +45,7 @@ import numpy as np
 import torch
 
 from dpgenome.accountant import PlannedGaussian, calibrate
-from dpgenome.cohort import Cohort, analysis_subset, qc
+from dpgenome.cohort import Cohort, analysis_subset, qc, split_members
 from dpgenome.fidelity import cohort_fidelity, compare_gwas
 from dpgenome.gwas import linear_gwas
 from dpgenome.simulate import SimConfig, simulate
@@ -51,7 +60,11 @@ def peak_gb() -> float:
 
 
 def prepare(
-    seed: int, n: int, n_public: int, chromosomes: tuple[str, ...] | None
+    seed: int,
+    n: int,
+    n_public: int,
+    chromosomes: tuple[str, ...] | None,
+    holdout: float = 0.0,
 ) -> dict[str, Any]:
     cfg = SimConfig(n=n, seed=seed, n_public=n_public)
     if chromosomes:
@@ -61,6 +74,10 @@ def prepare(
     t_sim = time.perf_counter() - t0
     cohort, report = qc(sim.cohort)
     members = analysis_subset(cohort, PHENO, list(COVARS), report)
+    if holdout > 0:
+        # as a release does (dpgenome.release.ingest): seeded split stratified on the phenotype
+        split = split_members(members, holdout_fraction=holdout, seed=seed, stratify=PHENO)
+        members = members.take_samples(split.members)
     public = None
     if sim.public is not None:
         keep = members.variants["id"].astype(str).to_numpy()
@@ -193,6 +210,18 @@ def run_synth(
     return row
 
 
+def summarise(label: str, eps: float, seed: int, runs: list[dict[str, Any]]) -> str:
+    """Means over synthesis seeds (a missing recall/precision, i.e. no hits, counts as 0)."""
+    recall = np.mean([r["recall"] or 0.0 for r in runs])
+    precision = np.mean([r["precision"] or 0.0 for r in runs])
+    all_loci = np.mean([r["loci"].split("/")[0] == r["loci"].split("/")[1] for r in runs])
+    spurious = np.mean([r["spurious"] for r in runs])
+    return (
+        f"{label} | {fmt(eps)} | {seed} | {recall:.3f} | {precision:.3f} | "
+        f"{all_loci:.2f} | {spurious:.2f}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -208,6 +237,12 @@ def main() -> None:
     )
     ap.add_argument("--large", action="store_true", help="also n=10,000 at eps 3 (chr 5, 11)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--noise-seeds", type=int, default=1, help="synthesis seeds per cohort and epsilon"
+    )
+    ap.add_argument(
+        "--holdout", type=float, default=0.0, help="split off this holdout fraction first"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -218,7 +253,7 @@ def main() -> None:
         f"seeds {seeds}, eps {epsilons}; {CASE_STUDY}"
     )
     for seed in seeds:
-        data = prepare(seed, args.n, args.public, None)
+        data = prepare(seed, args.n, args.public, None, args.holdout)
         m = data["members"]
         print(
             f"\n# seed {seed}: {m.n_samples} members x {m.n_variants} SNPs; reference timings: "
@@ -227,6 +262,7 @@ def main() -> None:
             flush=True,
         )
         rows: list[dict[str, Any]] = []
+        summary: list[str] = []
         if data["public"] is not None:
             rows.append(
                 evaluate(
@@ -253,19 +289,21 @@ def main() -> None:
                     gwas=False,
                 )
             )
-            rows.append(
-                run_synth(
-                    "dpgenome+public" if data["public"] is not None else "dpgenome",
-                    eps,
-                    seed,
-                    data,
-                    data["public"],
-                    base,
-                )
-            )
+            label = "dpgenome+public" if data["public"] is not None else "dpgenome"
+            runs = [
+                run_synth(label, eps, s, data, data["public"], base)
+                for s in [seed] + [1000 * seed + k for k in range(1, args.noise_seeds)]
+            ]
+            rows.extend(runs)
+            if len(runs) > 1:
+                summary.append(summarise(label, eps, seed, runs))
             if args.no_public_too and data["public"] is not None:
                 rows.append(run_synth("dpgenome-no-public", eps, seed, data, None, base))
         print_table(f"seed {seed} (n={m.n_samples})", rows)
+        if summary:
+            print(f"\n## seed {seed}: means over {args.noise_seeds} synthesis seeds")
+            print("mode | eps | cohort seed | recall | precision | all loci | spurious loci")
+            print("\n".join(summary))
         del data
     if args.large:
         for seed in seeds:

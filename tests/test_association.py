@@ -151,12 +151,50 @@ def test_clip_rows__bounds_every_row() -> None:
     np.testing.assert_allclose(A.clip_rows(small, 2.0), small)
 
 
-def test_region_basis__whitened_in_the_reference(toy) -> None:
+@pytest.mark.parametrize("weighted", [False, True])
+def test_region_basis__whitened_in_the_reference(toy, weighted: bool) -> None:
     cohort, _ = toy
     cols = np.arange(40, 90)
-    center, scale, basis = A.region_basis(cohort.dosages[:, cols], 5)
+    w = np.where(np.arange(50) < 10, 4.0, 1.0) if weighted else None
+    center, scale, basis, loading = A.region_basis(cohort.dosages[:, cols], 5, w)
     z = A.components(cohort.dosages[:, cols], center, scale, basis)
     np.testing.assert_allclose(np.cov(z.T), np.eye(5), atol=1e-5)  # float32 dosages
+    # loading = norm of each component's covariances with the standardised SNPs
+    xs = np.nan_to_num((cohort.dosages[:, cols] - center) / scale)
+    cov = (xs - xs.mean(0)).T @ (z - z.mean(0)) / (len(xs) - 1)
+    np.testing.assert_allclose(loading, np.linalg.norm(cov, axis=0), rtol=1e-3)
+
+
+def test_region_basis__lead_weights_capture_more_of_the_lead_snps(toy) -> None:
+    """Weighting the SNPs near the lead window steers the few components towards them: the
+    share of the lead SNPs' variance inside the components' span grows."""
+    cohort, _ = toy
+    cols = np.arange(20, 140)
+    lead = np.arange(55, 65)  # positions within cols
+
+    def explained(weights: np.ndarray | None) -> float:
+        center, scale, basis, _ = A.region_basis(cohort.dosages[:, cols], 3, weights)
+        xs = np.nan_to_num((cohort.dosages[:, cols] - center) / scale)
+        z = xs @ basis
+        fit = z @ np.linalg.lstsq(z, xs[:, lead], rcond=None)[0]
+        return float((fit**2).sum() / (xs[:, lead] ** 2).sum())
+
+    w = np.where(np.isin(np.arange(len(cols)), lead), 5.0, 1.0)
+    assert explained(w) > explained(None) + 0.05
+
+
+def test_column_weights__lead_flank_on_the_public_map(toy) -> None:
+    cohort, _ = toy
+    layout = make_layout(cohort.variants, 16, 8)
+    cfg = A.AssociationConfig(lead_flank_bp=0, lead_weight=3.0)
+    cols = A.region_columns(4, layout, 10_000_000)
+    w = A.column_weights(4, cols, layout, cfg)
+    # flank 0: exactly the lead window's own SNPs weigh 3
+    lead_snps = layout.snp_index[4][layout.snp_index[4] >= 0]
+    np.testing.assert_array_equal(
+        np.flatnonzero(w == 3.0), np.flatnonzero(np.isin(cols, lead_snps))
+    )
+    assert set(np.unique(w)) == {1.0, 3.0}
 
 
 def test_match_rows__reproduces_the_target_cross_moments_with_a_permutation() -> None:
@@ -263,8 +301,108 @@ def test_association_config__rejects_invalid_values() -> None:
 def test_region_weights__are_the_reference_singular_values(toy) -> None:
     cohort, _ = toy
     cols = np.arange(40, 90)
-    center, scale, basis = A.region_basis(cohort.dosages[:, cols], 5)
-    region = A.Region(0, cols, center, scale, basis, np.zeros(5))
+    center, scale, basis, loading = A.region_basis(cohort.dosages[:, cols], 5)
+    region = A.Region(0, cols, center, scale, basis, np.zeros(5), loading)
     xs = np.nan_to_num((cohort.dosages[:, cols] - center) / scale)
     sv = np.linalg.svd(xs / math.sqrt(len(xs) - 1), compute_uv=False)[:5]
     np.testing.assert_allclose(A.region_weights([region, region]), np.tile(sv, 2), rtol=1e-5)
+
+
+def test_implied_lead__recovers_a_single_causal_snp_and_its_cross_moment(toy) -> None:
+    """``y = b x_j + e`` in the reference itself: the exact cross-moments of the components
+    point at SNP ``j`` (or one in complete LD with it), and the implied cross-moment is the
+    SNP's own, which the components alone carry only ``R^2`` of."""
+    cohort, _ = toy
+    cols = np.arange(20, 140)
+    ref = cohort.dosages[:, cols].astype(np.float64)
+    center, scale, basis, _ = A.region_basis(ref, 8)
+    xs = np.nan_to_num((ref - center) / scale)
+    xs = xs - xs.mean(axis=0)
+    z = xs @ basis
+    var = (xs**2).sum(axis=0) / (len(xs) - 1)
+    r2 = ((xs.T @ z / (len(xs) - 1)) ** 2).sum(axis=1) / var
+    j = int(np.argmax(np.where(r2 < 0.97, r2, 0)))  # well inside the span, but not exactly
+    y = 0.3 * xs[:, j]
+    beta = z.T @ y / (len(xs) - 1)
+    found = A.implied_lead(ref, center, scale, basis, beta, 0.5)
+    assert found is not None
+    k, effect = found
+    assert np.corrcoef(xs[:, k], xs[:, j])[0, 1] ** 2 > 0.999
+    truth = float(xs[:, k] @ y / (len(xs) - 1))
+    assert effect == pytest.approx(truth, rel=1e-6)
+    # the components alone imply only R^2 of it
+    assert float(np.linalg.norm(beta)) ** 2 / (0.3**2 * var[j]) == pytest.approx(r2[j], rel=1e-6)
+
+
+def test_implied_lead__none_without_a_well_represented_candidate(toy) -> None:
+    cohort, _ = toy
+    ref = cohort.dosages[:, 20:140].astype(np.float64)
+    center, scale, basis, _ = A.region_basis(ref, 2)
+    assert A.implied_lead(ref, center, scale, basis, np.array([0.1, 0.0]), 1.01) is None
+    assert A.implied_lead(ref, center, scale, basis, np.zeros(2), 0.0) is None
+    # only rare SNPs qualify: none
+    assert A.implied_lead(ref, center, scale, basis, np.array([0.1, 0.0]), 0.0, 0.6) is None
+
+
+def test_implied_lead__none_when_no_snp_is_aligned_with_the_effect(toy) -> None:
+    """An effect spread evenly over many whitened directions matches no single SNP."""
+    cohort, _ = toy
+    ref = cohort.dosages[:, 20:140].astype(np.float64)
+    center, scale, basis, _ = A.region_basis(ref, 12)
+    beta = np.random.default_rng(1).normal(size=12)
+    assert A.implied_lead(ref, center, scale, basis, beta, 0.0, 0.0, 0.99) is None
+    assert A.implied_lead(ref, center, scale, basis, beta, 0.0, 0.0, 0.0) is not None
+
+
+def test_implied_lead__cross_moment_is_a_bounded_covariance(toy) -> None:
+    cohort, _ = toy
+    ref = cohort.dosages[:, 20:140].astype(np.float64)
+    center, scale, basis, _ = A.region_basis(ref, 4)
+    found = A.implied_lead(ref, center, scale, basis, np.array([50.0, 0, 0, 0]), 0.0, 0.0, 0.0)
+    assert found is not None
+    xs = np.nan_to_num((ref - center) / scale)
+    sd = float(np.sqrt(((xs - xs.mean(0)) ** 2).sum(0)[found[0]] / (len(xs) - 1)))
+    assert abs(found[1]) == pytest.approx(sd)
+
+
+def test_region_targets__append_the_implied_lead() -> None:
+    basis = np.eye(3)[:, :2] * 0.5
+    r = A.Region(
+        0,
+        np.arange(3),
+        np.zeros(3),
+        np.ones(3),
+        basis,
+        np.array([0.1, 0.2]),
+        np.array([4.0, 2.0]),
+        lead_snp=1,
+        lead_effect=0.3,
+    )
+    np.testing.assert_allclose(r.targets(), [0.1, 0.2, 0.3])
+    np.testing.assert_allclose(A.region_weights([r]), [4.0, 2.0, 4.0])
+    d = np.array([[0.0, 1, 2], [1, 2, 0], [2, 0, 1], [1, 1, 1]])
+    z = A.region_components(d, [r])
+    assert z.shape == (4, 3)
+    np.testing.assert_allclose(z[:, 2], d[:, 1] - d[:, 1].mean())
+
+
+def test_shrink_effect__keeps_strong_releases_and_zeroes_pure_noise() -> None:
+    rng = np.random.default_rng(3)
+    q, sd = 6, 0.01
+    # pure noise of the stated scale: mostly shrunk to (nearly) nothing
+    factors = [A.shrink_effect(rng.normal(scale=sd, size=q), sd)[1] for _ in range(2000)]
+    assert np.mean(np.array(factors) == 0.0) > 0.5
+    assert np.mean(factors) < 0.15
+    # a strong effect: energy share ~ 1 - q sd^2 / ||beta||^2, direction kept
+    beta = np.full(q, 0.1)
+    out, f = A.shrink_effect(beta, sd)
+    assert f == pytest.approx(1 - q * sd**2 / float(beta @ beta))
+    np.testing.assert_allclose(out, f * beta)
+    # no formal privacy: untouched
+    out, f = A.shrink_effect(beta, 0.0)
+    assert f == 1.0 and np.array_equal(out, beta)
+
+
+def test_effect_noise_sd__is_the_release_noise_scale() -> None:
+    assert A.effect_noise_sd(2.0, 1.5, 2.0, 200) == pytest.approx(2.0 * 1.5 * 2.0 / 200)
+    assert A.effect_noise_sd(None, 1.5, 2.0, 200) == 0.0

@@ -127,6 +127,36 @@ def test_synthesize__selected_regions_take_public_panel_blocks(members, public) 
     assert not np.array_equal(model.cohort.dosages, res.cohort.dosages)
 
 
+def test_synthesize__reproduces_the_implied_lead_cross_moment(members, public) -> None:
+    """The matching reproduces the implied lead's whole cross-moment: the synthetic
+    covariate-adjusted, standardised phenotype against the lead's dosage standardised with
+    the reference (public) allele frequency."""
+    from dpgenome.association import CovariateAdjustment
+
+    m, _ = members
+    pub = public.take_variants(np.flatnonzero(public.variants["id"].isin(m.variants["id"])))
+    # six components: 32 whitened components of a 200-individual panel overfit it, and the
+    # released effect then matches no single SNP (no implied lead)
+    cfg = replace(FAST, epsilon=math.inf, seed=3)
+    res = synthesize(
+        m, replace(cfg, association=replace(cfg.association, n_components_exact=6)), pub
+    )
+    leads = [r["implied_lead"] for r in res.details["association"]["regions"]]
+    assert leads and all(lead is not None for lead in leads)
+    syn = res.cohort
+    adj = CovariateAdjustment.fit(syn.phenotypes, syn.pheno_types, "BMD", ("SW16",))
+    y = np.nan_to_num(adj.residual(syn.phenotypes, "BMD"))
+    ok = y != 0
+    y[ok] = (y[ok] - y[ok].mean()) / y[ok].std()
+    for lead in leads:
+        col = int(np.flatnonzero(m.variants["id"].astype(str) == lead["snp"])[0])
+        f = np.clip(np.nanmean(pub.dosages[:, col]) / 2, 0.005, 0.995)
+        x = (syn.dosages[:, col] - 2 * f) / math.sqrt(2 * f * (1 - f))
+        cross = float((x - x.mean()) @ y / syn.n_samples)
+        assert abs(lead["cross_moment"]) > 0.05
+        assert cross == pytest.approx(lead["cross_moment"], rel=0.15)
+
+
 def test_synthesize__public_pretraining_is_shared_across_seeds_not_across_panels(
     members, public
 ) -> None:

@@ -389,14 +389,52 @@ def _association(
     )
     sigma = _sigma(ledger, ASSOCIATION)
     regions: list[assoc.Region] = []
+    released: list[dict[str, float]] = []
     for lead in leads:
         cols = assoc.region_columns(lead, layout, a.flank_bp)
-        center, scale, basis = assoc.region_basis(reference_dosages[:, cols], a.n_components)
+        center, scale, basis, loading = assoc.region_basis(
+            reference_dosages[:, cols],
+            a.n_components,
+            assoc.column_weights(lead, cols, layout, a),
+        )
         z = assoc.components(members.dosages[:, cols], center, scale, basis)
         beta = assoc.release_effect(
             z, y_std, noise_multiplier=sigma, z_clip=a.z_clip, y_clip=y_bound, rng=rng
         )
-        regions.append(assoc.Region(lead, cols, center, scale, basis, beta))
+        released_norm = float(np.linalg.norm(beta))
+        shrink = 1.0
+        if a.shrink:
+            beta, shrink = assoc.shrink_effect(
+                beta, assoc.effect_noise_sd(sigma, a.z_clip, y_bound, n)
+            )
+        implied = (
+            assoc.implied_lead(
+                reference_dosages[:, cols],
+                center,
+                scale,
+                basis,
+                beta,
+                a.implied_lead_min_r2,
+                a.implied_lead_min_maf,
+                a.implied_lead_min_cos,
+            )
+            if a.implied_lead
+            else None
+        )
+        released.append({"released_effect_norm": released_norm, "shrink_factor": shrink})
+        regions.append(
+            assoc.Region(
+                lead,
+                cols,
+                center,
+                scale,
+                basis,
+                beta,
+                loading,
+                lead_snp=None if implied is None else implied[0],
+                lead_effect=0.0 if implied is None else implied[1],
+            )
+        )
     var = members.variants
     details["association"] = {
         "score_sensitivity": sens,
@@ -411,9 +449,15 @@ def _association(
                 "end": int(var["pos"].iloc[r.columns].max()),
                 "n_snps": len(r.columns),
                 "n_components": int(r.basis.shape[1]),
-                "released_effect_norm": float(np.linalg.norm(r.beta)),
+                **rel,
+                "implied_lead": None
+                if r.lead_snp is None
+                else {
+                    "snp": str(var["id"].iloc[r.columns[r.lead_snp]]),
+                    "cross_moment": r.lead_effect,
+                },
             }
-            for r in regions
+            for r, rel in zip(regions, released, strict=True)
         ],
         "reference": "public panel" if public is not None else "DP synthetic genotypes",
     }
@@ -513,7 +557,7 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
         if ok.sum() > 1:
             y_std[ok] = (y[ok] - y[ok].mean()) / max(float(y[ok].std()), 1e-12)
         z = assoc.region_components(dosages, regions)
-        target = np.concatenate([r.beta for r in regions]) * cfg.n_synth
+        target = np.concatenate([r.targets() for r in regions]) * cfg.n_synth
         perm, residual = assoc.match_rows(
             z,
             target,
