@@ -156,7 +156,8 @@ def test_region_basis__whitened_in_the_reference(toy, weighted: bool) -> None:
     cohort, _ = toy
     cols = np.arange(40, 90)
     w = np.where(np.arange(50) < 10, 4.0, 1.0) if weighted else None
-    center, scale, basis, loading = A.region_basis(cohort.dosages[:, cols], 5, w)
+    rb = A.region_basis(cohort.dosages[:, cols], 5, w)
+    center, scale, basis, loading = rb.center, rb.scale, rb.basis, rb.loading
     z = A.components(cohort.dosages[:, cols], center, scale, basis)
     np.testing.assert_allclose(np.cov(z.T), np.eye(5), atol=1e-5)  # float32 dosages
     # loading = norm of each component's covariances with the standardised SNPs
@@ -173,7 +174,8 @@ def test_region_basis__lead_weights_capture_more_of_the_lead_snps(toy) -> None:
     lead = np.arange(55, 65)  # positions within cols
 
     def explained(weights: np.ndarray | None) -> float:
-        center, scale, basis, _ = A.region_basis(cohort.dosages[:, cols], 3, weights)
+        rb = A.region_basis(cohort.dosages[:, cols], 3, weights)
+        center, scale, basis = rb.center, rb.scale, rb.basis
         xs = np.nan_to_num((cohort.dosages[:, cols] - center) / scale)
         z = xs @ basis
         fit = z @ np.linalg.lstsq(z, xs[:, lead], rcond=None)[0]
@@ -301,8 +303,9 @@ def test_association_config__rejects_invalid_values() -> None:
 def test_region_weights__are_the_reference_singular_values(toy) -> None:
     cohort, _ = toy
     cols = np.arange(40, 90)
-    center, scale, basis, loading = A.region_basis(cohort.dosages[:, cols], 5)
-    region = A.Region(0, cols, center, scale, basis, np.zeros(5), loading)
+    rb = A.region_basis(cohort.dosages[:, cols], 5)
+    center, scale, basis = rb.center, rb.scale, rb.basis
+    region = A.Region(0, cols, center, scale, basis, np.zeros(5), rb.loading)
     xs = np.nan_to_num((cohort.dosages[:, cols] - center) / scale)
     sv = np.linalg.svd(xs / math.sqrt(len(xs) - 1), compute_uv=False)[:5]
     np.testing.assert_allclose(A.region_weights([region, region]), np.tile(sv, 2), rtol=1e-5)
@@ -315,7 +318,8 @@ def test_implied_lead__recovers_a_single_causal_snp_and_its_cross_moment(toy) ->
     cohort, _ = toy
     cols = np.arange(20, 140)
     ref = cohort.dosages[:, cols].astype(np.float64)
-    center, scale, basis, _ = A.region_basis(ref, 8)
+    rb = A.region_basis(ref, 8)
+    center, scale, basis = rb.center, rb.scale, rb.basis
     xs = np.nan_to_num((ref - center) / scale)
     xs = xs - xs.mean(axis=0)
     z = xs @ basis
@@ -324,7 +328,7 @@ def test_implied_lead__recovers_a_single_causal_snp_and_its_cross_moment(toy) ->
     j = int(np.argmax(np.where(r2 < 0.97, r2, 0)))  # well inside the span, but not exactly
     y = 0.3 * xs[:, j]
     beta = z.T @ y / (len(xs) - 1)
-    found = A.implied_lead(ref, center, scale, basis, beta, 0.5)
+    found = A.implied_lead(rb, beta, 0.5)
     assert found is not None
     k, effect = found
     assert np.corrcoef(xs[:, k], xs[:, j])[0, 1] ** 2 > 0.999
@@ -337,28 +341,29 @@ def test_implied_lead__recovers_a_single_causal_snp_and_its_cross_moment(toy) ->
 def test_implied_lead__none_without_a_well_represented_candidate(toy) -> None:
     cohort, _ = toy
     ref = cohort.dosages[:, 20:140].astype(np.float64)
-    center, scale, basis, _ = A.region_basis(ref, 2)
-    assert A.implied_lead(ref, center, scale, basis, np.array([0.1, 0.0]), 1.01) is None
-    assert A.implied_lead(ref, center, scale, basis, np.zeros(2), 0.0) is None
+    rb = A.region_basis(ref, 2)
+    assert A.implied_lead(rb, np.array([0.1, 0.0]), 1.01) is None
+    assert A.implied_lead(rb, np.zeros(2), 0.0) is None
     # only rare SNPs qualify: none
-    assert A.implied_lead(ref, center, scale, basis, np.array([0.1, 0.0]), 0.0, 0.6) is None
+    assert A.implied_lead(rb, np.array([0.1, 0.0]), 0.0, 0.6) is None
 
 
 def test_implied_lead__none_when_no_snp_is_aligned_with_the_effect(toy) -> None:
     """An effect spread evenly over many whitened directions matches no single SNP."""
     cohort, _ = toy
     ref = cohort.dosages[:, 20:140].astype(np.float64)
-    center, scale, basis, _ = A.region_basis(ref, 12)
+    rb = A.region_basis(ref, 12)
     beta = np.random.default_rng(1).normal(size=12)
-    assert A.implied_lead(ref, center, scale, basis, beta, 0.0, 0.0, 0.99) is None
-    assert A.implied_lead(ref, center, scale, basis, beta, 0.0, 0.0, 0.0) is not None
+    assert A.implied_lead(rb, beta, 0.0, 0.0, 0.99) is None
+    assert A.implied_lead(rb, beta, 0.0, 0.0, 0.0) is not None
 
 
 def test_implied_lead__cross_moment_is_a_bounded_covariance(toy) -> None:
     cohort, _ = toy
     ref = cohort.dosages[:, 20:140].astype(np.float64)
-    center, scale, basis, _ = A.region_basis(ref, 4)
-    found = A.implied_lead(ref, center, scale, basis, np.array([50.0, 0, 0, 0]), 0.0, 0.0, 0.0)
+    rb = A.region_basis(ref, 4)
+    center, scale = rb.center, rb.scale
+    found = A.implied_lead(rb, np.array([50.0, 0, 0, 0]), 0.0, 0.0, 0.0)
     assert found is not None
     xs = np.nan_to_num((ref - center) / scale)
     sd = float(np.sqrt(((xs - xs.mean(0)) ** 2).sum(0)[found[0]] / (len(xs) - 1)))

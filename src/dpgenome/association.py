@@ -160,9 +160,8 @@ class Region:
     scale: np.ndarray
     basis: np.ndarray  # (m_r, q): standardised dosages -> whitened components
     beta: np.ndarray  # (q,) released per-individual cross-moment with the phenotype
-    #: (q,) how far a unit of each component's cross-moment moves the region's SNP-level
-    #: statistics: the norm of its reference covariances with the standardised SNPs
-    loading: np.ndarray | None = None
+    #: (q,) matching weight of each component: :attr:`RegionBasis.loading`
+    loading: np.ndarray
     #: the region's implied causal SNP (column) and its cross-moment with the phenotype, read
     #: off ``beta`` under a one-causal-variant model (:func:`implied_lead`); ``None`` = none
     lead_snp: int | None = None
@@ -176,7 +175,7 @@ class Region:
     def weights(self) -> np.ndarray:
         """Matching weights of :meth:`targets` (see :func:`region_weights`); the implied lead
         weighs as much as the first component."""
-        w = self.loading if self.loading is not None else 1.0 / np.linalg.norm(self.basis, axis=0)
+        w = self.loading
         return w if self.lead_snp is None else np.append(w, w.max())
 
 
@@ -361,27 +360,47 @@ def column_weights(
     return np.where(np.isin(columns, near), config.lead_weight, 1.0)
 
 
+@dataclass(frozen=True)
+class RegionBasis:
+    """Whitened top principal components of a region's reference genotypes (public):
+    ``z = ((x - center) / scale) @ basis`` has identity covariance in the reference;
+    ``cov[j, k]`` is the reference covariance of standardised SNP ``j`` with component ``k``
+    and ``var[j]`` the SNP's reference variance."""
+
+    center: np.ndarray
+    scale: np.ndarray
+    basis: np.ndarray
+    cov: np.ndarray
+    var: np.ndarray
+
+    @property
+    def loading(self) -> np.ndarray:
+        """Per component, the norm of its covariances with the standardised SNPs: how far a
+        unit of its cross-moment moves the region's SNP-level statistics (the singular value
+        of an unweighted basis)."""
+        return np.asarray(np.linalg.norm(self.cov, axis=0))
+
+
 def region_basis(
     reference_dosages: np.ndarray, n_components: int, column_weights: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(center, scale, basis, loading)`` of the whitened top principal components of a
-    region's reference genotypes: ``z = ((x - center) / scale) @ basis`` has identity
-    covariance in the reference. ``column_weights`` (public, e.g. larger near the lead window)
-    steer the components towards the weighted SNPs (a PCA of the weighted standardised
-    dosages). ``loading[k]``: norm of the reference covariances of component ``k`` with the
-    standardised SNPs (the singular value without weights)."""
+) -> RegionBasis:
+    """:class:`RegionBasis` of a region's reference genotypes. ``column_weights`` (public,
+    e.g. larger near the lead window) steer the components towards the weighted SNPs (a PCA
+    of the weighted standardised dosages)."""
     ref = np.asarray(reference_dosages, dtype=np.float64)
     freq = np.clip(np.nanmean(ref, axis=0) / 2.0, 0.005, 0.995)
     center = 2 * freq
     scale = np.sqrt(2 * freq * (1 - freq))
     xs = np.nan_to_num((ref - center) / scale, nan=0.0)
     w = np.ones(xs.shape[1]) if column_weights is None else np.asarray(column_weights, float)
-    d = math.sqrt(max(1, len(xs) - 1))
-    _, s, vt = np.linalg.svd(xs * w / d, full_matrices=False)
+    d = max(1, len(xs) - 1)
+    _, s, vt = np.linalg.svd(xs * w / math.sqrt(d), full_matrices=False)
     q = int(min(n_components, int(np.sum(s > 1e-6 * max(s[0], 1e-12)))))
     basis = w[:, None] * vt[:q].T / s[:q]
-    loading = np.linalg.norm(xs.T @ (xs @ basis), axis=0) / d**2
-    return center, scale, basis, loading
+    xc = xs - xs.mean(axis=0)
+    cov = xc.T @ (xc @ basis) / d
+    var = np.maximum((xc**2).sum(axis=0) / d, 1e-12)
+    return RegionBasis(center, scale, basis, cov, var)
 
 
 def components(
@@ -418,25 +437,23 @@ def release_effect(
         zc = z - z.mean(axis=0)
         return np.asarray(zc.T @ (y_std - y_std.mean()) / n)
     zc = clip_rows(z, z_clip)
-    u = zc.T @ y_std
-    u = u + rng.normal(scale=noise_multiplier * z_clip * y_clip, size=u.shape)
-    return np.asarray(u / n)
+    noise_sd = effect_noise_sd(noise_multiplier, z_clip, y_clip, n)
+    return np.asarray(zc.T @ y_std / n + rng.normal(scale=noise_sd, size=zc.shape[1]))
 
 
 def implied_lead(
-    reference_dosages: np.ndarray,
-    center: np.ndarray,
-    scale: np.ndarray,
-    basis: np.ndarray,
+    rb: RegionBasis,
     beta: np.ndarray,
     min_r2: float,
     min_maf: float = 0.05,
     min_cos: float = 0.5,
 ) -> tuple[int, float] | None:
     """``(position in the region, cross-moment)`` of the SNP that best explains the released
-    effect ``beta`` as a single causal variant, from public data and ``beta`` only.
+    effect ``beta`` as a single causal variant, from the region's (public) basis and ``beta``
+    only.
 
-    With whitened components ``z`` and ``A[j] = cov(x_j, z)`` in the reference, a phenotype
+    With whitened components ``z`` and ``A[j] = cov(x_j, z)`` in the reference
+    (:attr:`RegionBasis.cov`), a phenotype
     ``y = b x_j + e`` gives ``cov(z, y) = b A[j]``: the candidate is the SNP whose ``A[j]`` is
     best aligned with ``beta`` (largest ``|A[j] . beta| / ||A[j]||``, among SNPs with
     ``R^2 = ||A[j]||^2 / var(x_j) >= min_r2`` of their variance in the span and a reference
@@ -445,14 +462,9 @@ def implied_lead(
     ``cov(x_j, y) = b var(x_j)``, bounded by ``sd(x_j)`` (a correlation is at most 1).
     ``None`` when even the best-aligned SNP's ``A[j]`` makes a cosine below ``min_cos`` with
     ``beta``: the effect does not look like one causal variant."""
-    xs = np.nan_to_num((np.asarray(reference_dosages, dtype=np.float64) - center) / scale)
-    xs = xs - xs.mean(axis=0)
-    z = xs @ basis
-    d = max(1, len(xs) - 1)
-    a = xs.T @ z / d
+    a, var = rb.cov, rb.var
     explained = (a**2).sum(axis=1)
-    var = np.maximum((xs**2).sum(axis=0) / d, 1e-12)
-    freq = np.asarray(center, dtype=np.float64) / 2.0
+    freq = rb.center / 2.0
     common = np.minimum(freq, 1.0 - freq) >= min_maf
     ok = np.flatnonzero((explained >= min_r2 * var) & common)
     if len(ok) == 0 or not np.any(beta):
@@ -508,8 +520,7 @@ def region_components(dosages: np.ndarray, regions: list[Region]) -> np.ndarray:
 
 def region_weights(regions: list[Region]) -> np.ndarray:
     """Matching weights (:meth:`Region.weights`): a component's :attr:`Region.loading`, how
-    far a unit of its cross-moment moves the SNP-level statistics of the region (the singular
-    value of an unweighted basis)."""
+    far a unit of its cross-moment moves the SNP-level statistics of the region."""
     if not regions:
         return np.zeros(0)
     return np.concatenate([r.weights() for r in regions])

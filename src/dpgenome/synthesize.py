@@ -388,16 +388,15 @@ def _association(
         scores, layout, a, sensitivity=sens, eps_select=eps_select, eps_test=eps_test, rng=rng
     )
     sigma = _sigma(ledger, ASSOCIATION)
+    var = members.variants
     regions: list[assoc.Region] = []
-    released: list[dict[str, float]] = []
+    region_details: list[dict[str, Any]] = []
     for lead in leads:
         cols = assoc.region_columns(lead, layout, a.flank_bp)
-        center, scale, basis, loading = assoc.region_basis(
-            reference_dosages[:, cols],
-            a.n_components,
-            assoc.column_weights(lead, cols, layout, a),
+        rb = assoc.region_basis(
+            reference_dosages[:, cols], a.n_components, assoc.column_weights(lead, cols, layout, a)
         )
-        z = assoc.components(members.dosages[:, cols], center, scale, basis)
+        z = assoc.components(members.dosages[:, cols], rb.center, rb.scale, rb.basis)
         beta = assoc.release_effect(
             z, y_std, noise_multiplier=sigma, z_clip=a.z_clip, y_clip=y_bound, rng=rng
         )
@@ -409,56 +408,45 @@ def _association(
             )
         implied = (
             assoc.implied_lead(
-                reference_dosages[:, cols],
-                center,
-                scale,
-                basis,
-                beta,
-                a.implied_lead_min_r2,
-                a.implied_lead_min_maf,
-                a.implied_lead_min_cos,
+                rb, beta, a.implied_lead_min_r2, a.implied_lead_min_maf, a.implied_lead_min_cos
             )
             if a.implied_lead
             else None
         )
-        released.append({"released_effect_norm": released_norm, "shrink_factor": shrink})
         regions.append(
             assoc.Region(
                 lead,
                 cols,
-                center,
-                scale,
-                basis,
+                rb.center,
+                rb.scale,
+                rb.basis,
                 beta,
-                loading,
+                rb.loading,
                 lead_snp=None if implied is None else implied[0],
                 lead_effect=0.0 if implied is None else implied[1],
             )
         )
-    var = members.variants
+        region_details.append(
+            {
+                "chr": str(var["chr"].iloc[cols[0]]),
+                "start": int(var["pos"].iloc[cols].min()),
+                "end": int(var["pos"].iloc[cols].max()),
+                "n_snps": len(cols),
+                "n_components": int(rb.basis.shape[1]),
+                "released_effect_norm": released_norm,
+                "shrink_factor": shrink,
+                "implied_lead": None
+                if implied is None
+                else {"snp": str(var["id"].iloc[cols[implied[0]]]), "cross_moment": implied[1]},
+            }
+        )
     details["association"] = {
         "score_sensitivity": sens,
         "phenotype_bound": y_bound,
         "eps_select_per_round": eps_select,
         "eps_test_per_round": eps_test,
         "phenotype_location": {"mean": loc.mean, "sd": loc.sd},
-        "regions": [
-            {
-                "chr": str(var["chr"].iloc[r.columns[0]]),
-                "start": int(var["pos"].iloc[r.columns].min()),
-                "end": int(var["pos"].iloc[r.columns].max()),
-                "n_snps": len(r.columns),
-                "n_components": int(r.basis.shape[1]),
-                **rel,
-                "implied_lead": None
-                if r.lead_snp is None
-                else {
-                    "snp": str(var["id"].iloc[r.columns[r.lead_snp]]),
-                    "cross_moment": r.lead_effect,
-                },
-            }
-            for r, rel in zip(regions, released, strict=True)
-        ],
+        "regions": region_details,
         "reference": "public panel" if public is not None else "DP synthetic genotypes",
     }
     return regions, adjust
