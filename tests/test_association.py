@@ -26,10 +26,10 @@ def toy():
 
 
 def test_score_sensitivity__add_or_remove_one_individual_moves_scores_within_the_bound(toy) -> None:
-    """Empirical check of the bound ``x_clip * y_clip / sqrt(n)`` (n public: the same n is
-    used on both sides, as in the release), with outlying individuals included."""
+    """Empirical check of the bound ``x_clip * select_y_clip / sqrt(n)`` (n public: the same n
+    is used on both sides, as in the release), with outlying individuals included."""
     cohort, _ = toy
-    cfg = A.AssociationConfig(x_clip=2.0, y_clip=1.5)
+    cfg = A.AssociationConfig(x_clip=2.0, y_clip=2.5, select_y_clip=1.5)
     lay = make_layout(cohort.variants, window=16, context=4)
     y = cohort.phenotype("BMD").copy()
     y[:5] = [40.0, -40.0, 12.0, -9.0, 25.0]  # outliers are clipped
@@ -39,7 +39,8 @@ def test_score_sensitivity__add_or_remove_one_individual_moves_scores_within_the
 
     def scores(keep: np.ndarray) -> np.ndarray:
         y_std = A.standardise_phenotype(y[keep], ref, cfg.y_clip)
-        s = A.snp_scores(cohort.dosages[keep], y_std, ref.alt_freq, cfg.x_clip) * math.sqrt(
+        y_sel = np.clip(y_std, -cfg.select_y_clip, cfg.select_y_clip)
+        s = A.snp_scores(cohort.dosages[keep], y_sel, ref.alt_freq, cfg.x_clip) * math.sqrt(
             keep.sum()
         )
         return A.window_scores(s / math.sqrt(n), lay)
@@ -287,10 +288,70 @@ def test_covariate_adjustment__matches_least_squares_with_one_hot_levels() -> No
 
 
 def test_score_sensitivity__uses_the_smaller_phenotype_bound() -> None:
-    cfg = A.AssociationConfig(x_clip=2.0, y_clip=2.5)
+    cfg = A.AssociationConfig(x_clip=2.0, y_clip=3.0, select_y_clip=2.5)
     assert A.score_sensitivity(cfg, 100) == pytest.approx(0.5)
     assert A.score_sensitivity(cfg, 100, 2.0) == pytest.approx(0.4)
     assert A.score_sensitivity(cfg, 100, 3.0) == pytest.approx(0.5)
+    assert A.select_y_bound(cfg, 2.0) == 2.0 and A.select_y_bound(cfg) == 2.5
+
+
+def test_null_score_sd__matches_the_spread_of_clipped_null_scores() -> None:
+    """Genotypes with varied allele frequencies and a phenotype independent of them: the sd
+    of the signed clipped scores over SNPs is the formula's; unclipped it is 1."""
+    rng = np.random.default_rng(3)
+    n, m = 3000, 800
+    freq = rng.uniform(0.03, 0.5, size=m)
+    dos = rng.binomial(2, freq, size=(n, m)).astype(float)
+    y = rng.normal(size=n)
+    for x_clip, y_clip in ((None, None), (1.25, 2.0), (1.0, 1.5)):
+        xs = A.standardise_dosages(dos, freq, x_clip)
+        yc = y if y_clip is None else np.clip(y, -y_clip, y_clip)
+        spread = float(np.std(yc @ xs / math.sqrt(n)))
+        sd = A.null_score_sd(dos, freq, x_clip, A.clipped_normal_second_moment(y_clip))
+        assert sd == pytest.approx(spread, rel=0.08)
+        if x_clip is None:
+            assert sd == pytest.approx(1.0, rel=0.03)
+        else:
+            assert sd < 0.9  # clipping lowers the null sd
+
+    # ... but less than the sensitivity: null sd per unit of x_clip * y_clip, the selection's
+    # signal-to-noise, is higher at the default 1.25 x 2 than at the former 2 x 2.5
+    def per_unit(xc: float, yc: float) -> float:
+        return A.null_score_sd(dos, freq, xc, A.clipped_normal_second_moment(yc)) / (xc * yc)
+
+    assert per_unit(1.25, 2.0) > 1.4 * per_unit(2.0, 2.5)
+
+
+def test_clipped_normal_second_moment__matches_monte_carlo() -> None:
+    z = np.random.default_rng(0).normal(size=2_000_000)
+    for c in (0.5, 1.25, 2.0, 3.0):
+        assert A.clipped_normal_second_moment(c) == pytest.approx(
+            float(np.mean(np.minimum(z**2, c**2))), rel=2e-3
+        )
+    assert A.clipped_normal_second_moment(None) == 1.0
+
+
+def test_select_regions__threshold_is_in_null_sd_units() -> None:
+    """Exact mode: a score of 3 passes a threshold of 5 null sds when the null sd is 0.5."""
+    lay = make_layout(pd.DataFrame({"id": range(64), "chr": "1", "pos": np.arange(64) + 1}), 8, 2)
+    scores = np.full(lay.n_windows, 1.0)
+    scores[3] = 3.0
+    cfg = A.AssociationConfig(max_regions=1, threshold=5.0)
+
+    def pick(null_sd: float) -> list[int]:
+        return A.select_regions(
+            scores,
+            lay,
+            cfg,
+            sensitivity=0.1,
+            eps_select=math.inf,
+            eps_test=math.inf,
+            rng=np.random.default_rng(0),
+            null_sd=null_sd,
+        )
+
+    assert pick(1.0) == []
+    assert pick(0.5) == [3]
 
 
 def test_association_config__rejects_invalid_values() -> None:

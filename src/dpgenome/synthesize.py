@@ -378,14 +378,33 @@ def _association(
     two_valued = members.pheno_types[config.pheno] == PhenoType.BINARY and not config.covariates
     values = np.array([0.0, 1.0]) - adjust.coef[0] if two_valued else None
     y_bound = assoc.phenotype_bound(ref, loc, a.y_clip, values) if private else a.y_clip
+    x_clip = a.x_clip if private else None
+    y_sel_clip = assoc.select_y_bound(a, y_bound) if private else None
+    y_sel = y_std if y_sel_clip is None else np.clip(y_std, -y_sel_clip, y_sel_clip)
     scores = assoc.window_scores(
-        assoc.snp_scores(members.dosages, y_std, ref.alt_freq, a.x_clip if private else None),
-        layout,
+        assoc.snp_scores(members.dosages, y_sel, ref.alt_freq, x_clip), layout
     )
     sens = assoc.score_sensitivity(a, n, y_bound)
+    # null sd of the clipped scores from public inputs only: the reference genotypes, and a
+    # standard normal phenotype clipped like the members' with the synthetic missing share
+    # (the DP synthetic phenotype's own shape moved the threshold with its tails)
+    present = float(ok.mean()) if len(ok) else 1.0
+    null_sd = assoc.null_score_sd(
+        reference_dosages,
+        ref.alt_freq,
+        x_clip,
+        present * assoc.clipped_normal_second_moment(y_sel_clip),
+    )
     eps_select, eps_test = _selection_budget(ledger, config)
     leads = assoc.select_regions(
-        scores, layout, a, sensitivity=sens, eps_select=eps_select, eps_test=eps_test, rng=rng
+        scores,
+        layout,
+        a,
+        sensitivity=sens,
+        eps_select=eps_select,
+        eps_test=eps_test,
+        rng=rng,
+        null_sd=null_sd,
     )
     sigma = _sigma(ledger, ASSOCIATION)
     var = members.variants
@@ -442,6 +461,7 @@ def _association(
         )
     details["association"] = {
         "score_sensitivity": sens,
+        "score_null_sd": null_sd,
         "phenotype_bound": y_bound,
         "eps_select_per_round": eps_select,
         "eps_test_per_round": eps_test,
