@@ -63,15 +63,7 @@ def test_select_regions__exact_mode_finds_the_planted_loci(toy) -> None:
     y_std = A.standardise_phenotype(y, ref, None)
     scores = A.window_scores(A.snp_scores(cohort.dosages, y_std, ref.alt_freq, None), lay)
     cfg = A.AssociationConfig(max_regions=3, flank_bp=600_000, threshold=4.5)
-    leads = A.select_regions(
-        scores,
-        lay,
-        cfg,
-        sensitivity=0.1,
-        eps_select=math.inf,
-        eps_test=math.inf,
-        rng=np.random.default_rng(0),
-    )
+    leads = _select(scores, lay, cfg, np.random.default_rng(0), eps=math.inf)
     causal_windows = set(lay.window_of_snp[truth.causal_index].tolist())
     found = {w for lead in leads for w in A.region_windows(lead, lay, cfg.flank_bp)}
     assert causal_windows <= found
@@ -86,10 +78,11 @@ def test_select_regions__stops_when_nothing_passes_the_threshold() -> None:
     assert _select(scores, lay, cfg, np.random.default_rng(1)) == []
 
 
-def _select(scores, lay, cfg, rng) -> list[int]:
-    """Selection at eps_select = eps_test = 1 with a score sensitivity of 0.1."""
+def _select(scores, lay, cfg, rng, eps: float = 1.0, null_sd: float = 1.0) -> list[int]:
+    """Selection at eps_select = eps_test = ``eps`` (inf: exact) with a score sensitivity
+    of 0.1."""
     return A.select_regions(
-        scores, lay, cfg, sensitivity=0.1, eps_select=1.0, eps_test=1.0, rng=rng
+        scores, lay, cfg, sensitivity=0.1, eps_select=eps, eps_test=eps, rng=rng, null_sd=null_sd
     )
 
 
@@ -337,21 +330,9 @@ def test_select_regions__threshold_is_in_null_sd_units() -> None:
     scores = np.full(lay.n_windows, 1.0)
     scores[3] = 3.0
     cfg = A.AssociationConfig(max_regions=1, threshold=5.0)
-
-    def pick(null_sd: float) -> list[int]:
-        return A.select_regions(
-            scores,
-            lay,
-            cfg,
-            sensitivity=0.1,
-            eps_select=math.inf,
-            eps_test=math.inf,
-            rng=np.random.default_rng(0),
-            null_sd=null_sd,
-        )
-
-    assert pick(1.0) == []
-    assert pick(0.5) == [3]
+    rng = np.random.default_rng(0)
+    assert _select(scores, lay, cfg, rng, eps=math.inf, null_sd=1.0) == []
+    assert _select(scores, lay, cfg, rng, eps=math.inf, null_sd=0.5) == [3]
 
 
 def test_association_config__rejects_invalid_values() -> None:

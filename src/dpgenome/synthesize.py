@@ -388,12 +388,11 @@ def _association(
     # null sd of the clipped scores from public inputs only: the reference genotypes, and a
     # standard normal phenotype clipped like the members' with the synthetic missing share
     # (the DP synthetic phenotype's own shape moved the threshold with its tails)
-    present = float(ok.mean()) if len(ok) else 1.0
     null_sd = assoc.null_score_sd(
         reference_dosages,
         ref.alt_freq,
         x_clip,
-        present * assoc.clipped_normal_second_moment(y_sel_clip),
+        float(ok.mean()) * assoc.clipped_normal_second_moment(y_sel_clip),
     )
     eps_select, eps_test = _selection_budget(ledger, config)
     leads = assoc.select_regions(
