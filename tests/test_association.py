@@ -453,3 +453,52 @@ def test_shrink_effect__keeps_strong_releases_and_zeroes_pure_noise() -> None:
 def test_effect_noise_sd__is_the_release_noise_scale() -> None:
     assert A.effect_noise_sd(2.0, 1.5, 2.0, 200) == pytest.approx(2.0 * 1.5 * 2.0 / 200)
     assert A.effect_noise_sd(None, 1.5, 2.0, 200) == 0.0
+
+
+def test_debias_effect__undoes_the_attenuation_of_both_clips() -> None:
+    """A phenotype linear in non-Gaussian components (genotype-like, skewed): the noiseless
+    release from clipped rows and a clipped phenotype, debiased with the public attenuation
+    (``M`` from a separate reference sample, ``kappa`` from the normal model), recovers the
+    unclipped cross-moment; without debiasing it is ~25% short."""
+    rng = np.random.default_rng(11)
+    q, n = 4, 400_000
+
+    def draw(size: int) -> np.ndarray:
+        # standardised binomial dosages of four SNPs of different frequencies
+        f = np.array([0.1, 0.25, 0.4, 0.5])
+        x = rng.binomial(2, f, size=(size, q))
+        return (x - 2 * f) / np.sqrt(2 * f * (1 - f))
+
+    b = np.array([0.12, -0.08, 0.05, 0.0])
+    z = draw(n)
+    y = z @ b + rng.normal(size=n) * math.sqrt(1 - b @ b)
+    exact = z.T @ y / n
+    z_clip, y_clip = 1.25 * math.sqrt(q), 1.5
+    released = A.release_effect(
+        z,
+        np.clip(y, -y_clip, y_clip),
+        noise_multiplier=0.0,
+        z_clip=z_clip,
+        y_clip=y_clip,
+        rng=rng,
+    )
+    m = A.component_attenuation(draw(50_000), z_clip)
+    kappa = A.phenotype_attenuation(y_clip)
+    assert kappa == pytest.approx(0.8664, abs=1e-4)
+    debiased = A.debias_effect(released, m, kappa)
+    assert np.linalg.norm(released - exact) > 0.15 * np.linalg.norm(exact)
+    np.testing.assert_allclose(debiased, exact, atol=0.006)
+
+
+def test_component_attenuation__identity_below_the_clip() -> None:
+    z = np.random.default_rng(0).normal(size=(1000, 3))
+    m = A.component_attenuation(z, z_clip=100.0)
+    np.testing.assert_allclose(m, z.T @ z / 1000)
+
+
+def test_phenotype_attenuation__two_values_is_the_slope_of_the_clip() -> None:
+    # values -0.5 and 2.0 clipped at 1.5 -> -0.5 and 1.5: slope 2.0 / 2.5
+    assert A.phenotype_attenuation(1.5, np.array([-0.5, 2.0])) == pytest.approx(0.8)
+    assert A.phenotype_attenuation(2.5, np.array([-0.5, 2.0])) == pytest.approx(1.0)
+    # normal model: P(|Z| < c)
+    assert A.phenotype_attenuation(2.0) == pytest.approx(0.9545, abs=1e-4)

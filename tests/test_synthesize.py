@@ -105,6 +105,13 @@ def test_synthesize__ledger_composes_every_mechanism_within_the_target(members, 
     assert "pretrain" in res.details
     assert res.details["association"]["reference"] == "public panel"
     assert res.cohort.n_samples == m.n_samples
+    # the association release's sensitivity is that of its own clips, which the release used
+    a = FAST.association
+    gauss = {mech["name"]: mech for mech in led["mechanisms"]}["region-association"]
+    assert gauss["sensitivity"] == pytest.approx(a.z_clip * a.effect_y_clip)
+    d = res.details["association"]
+    assert d["effect_phenotype_bound"] <= a.effect_y_clip
+    assert 0.9 < d["phenotype_attenuation"] < 1.0  # P(|Z| < 2) under the public normal model
 
 
 def test_synthesize__selected_regions_take_public_panel_blocks(members, public) -> None:

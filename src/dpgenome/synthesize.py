@@ -202,7 +202,10 @@ def plan(
         out.append(PlannedGaussian(CENTRE, 1, a.y_clip * math.sqrt(2.0), a.center_weight))
         out.append(
             PlannedGaussian(
-                ASSOCIATION, a.max_regions, a.z_clip * a.y_clip, config.association_weight
+                ASSOCIATION,
+                a.max_regions,
+                a.z_clip * min(a.effect_y_clip, a.y_clip),
+                config.association_weight,
             )
         )
     return out
@@ -394,6 +397,13 @@ def _association(
         x_clip,
         float(ok.mean()) * assoc.clipped_normal_second_moment(y_sel_clip),
     )
+    # the association release clips the phenotype harder (undone by ``kappa`` afterwards)
+    effect_bound = min(a.effect_y_clip, y_bound) if private else y_bound
+    y_effect = np.clip(y_std, -effect_bound, effect_bound) if private else y_std
+    kappa = 1.0
+    if private and a.debias:
+        observed = None if values is None else assoc.phenotype_values(ref, loc, a.y_clip, values)
+        kappa = assoc.phenotype_attenuation(effect_bound, observed)
     eps_select, eps_test = _selection_budget(ledger, config)
     leads = assoc.select_regions(
         scores,
@@ -416,14 +426,17 @@ def _association(
         )
         z = assoc.components(members.dosages[:, cols], rb.center, rb.scale, rb.basis)
         beta = assoc.release_effect(
-            z, y_std, noise_multiplier=sigma, z_clip=a.z_clip, y_clip=y_bound, rng=rng
+            z, y_effect, noise_multiplier=sigma, z_clip=a.z_clip, y_clip=effect_bound, rng=rng
         )
         released_norm = float(np.linalg.norm(beta))
         shrink = 1.0
         if a.shrink:
             beta, shrink = assoc.shrink_effect(
-                beta, assoc.effect_noise_sd(sigma, a.z_clip, y_bound, n)
+                beta, assoc.effect_noise_sd(sigma, a.z_clip, effect_bound, n)
             )
+        if private and a.debias:
+            z_ref = assoc.components(reference_dosages[:, cols], rb.center, rb.scale, rb.basis)
+            beta = assoc.debias_effect(beta, assoc.component_attenuation(z_ref, a.z_clip), kappa)
         implied = (
             assoc.implied_lead(
                 rb, beta, a.implied_lead_min_r2, a.implied_lead_min_maf, a.implied_lead_min_cos
@@ -462,6 +475,8 @@ def _association(
         "score_sensitivity": sens,
         "score_null_sd": null_sd,
         "phenotype_bound": y_bound,
+        "effect_phenotype_bound": effect_bound,
+        "phenotype_attenuation": kappa,
         "eps_select_per_round": eps_select,
         "eps_test_per_round": eps_test,
         "phenotype_location": {"mean": loc.mean, "sd": loc.sd},
