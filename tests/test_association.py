@@ -500,5 +500,8 @@ def test_phenotype_attenuation__two_values_is_the_slope_of_the_clip() -> None:
     # values -0.5 and 2.0 clipped at 1.5 -> -0.5 and 1.5: slope 2.0 / 2.5
     assert A.phenotype_attenuation(1.5, np.array([-0.5, 2.0])) == pytest.approx(0.8)
     assert A.phenotype_attenuation(2.5, np.array([-0.5, 2.0])) == pytest.approx(1.0)
+    # values already clipped once (3.0 -> 2.5): the slope is against the unclipped values
+    clipped, raw = np.array([-0.5, 2.5]), np.array([-0.5, 3.0])
+    assert A.phenotype_attenuation(2.0, clipped, raw=raw) == pytest.approx(2.5 / 3.5)
     # normal model: P(|Z| < c)
     assert A.phenotype_attenuation(2.0) == pytest.approx(0.9545, abs=1e-4)

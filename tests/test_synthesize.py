@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from dpgenome import association as A
 from dpgenome.cli import main
 from dpgenome.cohort import analysis_subset, qc
 from dpgenome.errors import CohortError, ConfigError
@@ -112,6 +113,20 @@ def test_synthesize__ledger_composes_every_mechanism_within_the_target(members, 
     d = res.details["association"]
     assert d["effect_phenotype_bound"] <= a.effect_y_clip
     assert 0.9 < d["phenotype_attenuation"] < 1.0  # P(|Z| < 2) under the public normal model
+
+
+def test_synthesize__binary_phenotype_release_bound_and_attenuation(members, public) -> None:
+    """A 0/1 phenotype without covariates takes two standardised values: the release's
+    phenotype bound is the larger magnitude (capped by effect_y_clip) and the attenuation is
+    the slope of the clips between the two values (unit tests pin its value)."""
+    m, _ = members
+    pub = public.take_variants(np.flatnonzero(public.variants["id"].isin(m.variants["id"])))
+    res = synthesize(m, replace(FAST, pheno="abBMD", covariates=(), epsilon=4.0, seed=2), pub)
+    d = res.details["association"]
+    bound, kappa = d["effect_phenotype_bound"], d["phenotype_attenuation"]
+    assert bound <= min(d["phenotype_bound"], FAST.association.effect_y_clip) + 1e-12
+    assert 0.0 < kappa <= 1.0
+    assert kappa != pytest.approx(A.phenotype_attenuation(bound))  # not the normal model
 
 
 def test_synthesize__selected_regions_take_public_panel_blocks(members, public) -> None:

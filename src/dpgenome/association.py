@@ -559,16 +559,20 @@ def component_attenuation(reference_z: np.ndarray, z_clip: float) -> np.ndarray:
     return np.asarray(clip_rows(z, z_clip).T @ z / max(len(z), 1))
 
 
-def phenotype_attenuation(clip: float, values: np.ndarray | None = None) -> float:
+def phenotype_attenuation(
+    clip: float, values: np.ndarray | None = None, raw: np.ndarray | None = None
+) -> float:
     """``kappa`` with ``E[z clip(y)] ~ kappa E[z y]`` (public model). A standard normal
     phenotype: ``kappa = P(|Y| < clip)`` (Stein's lemma, for an effect small against the
-    phenotype's spread). A phenotype that takes two ``values`` (standardised): clipping is
-    then an affine map of ``y``, whose slope is ``kappa`` exactly."""
+    phenotype's spread). A phenotype that takes two ``values`` (standardised, as the members'
+    are before this clip; ``raw``: the same values without any clip, default ``values``):
+    clipping is then an affine map of ``y``, whose slope is ``kappa`` exactly."""
     if values is not None:
-        v = np.unique(np.asarray(values, dtype=np.float64))
-        if len(v) == 2:
+        v = np.asarray(values, dtype=np.float64)
+        u = v if raw is None else np.asarray(raw, dtype=np.float64)
+        if len(v) == 2 and u[1] != u[0]:
             c = np.clip(v, -clip, clip)
-            return float((c[1] - c[0]) / (v[1] - v[0]))
+            return float((c[1] - c[0]) / (u[1] - u[0]))
     return float(1.0 - math.erfc(clip / math.sqrt(2.0)))
 
 

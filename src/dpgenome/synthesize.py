@@ -402,8 +402,14 @@ def _association(
     y_effect = np.clip(y_std, -effect_bound, effect_bound) if private else y_std
     kappa = 1.0
     if private and a.debias:
-        observed = None if values is None else assoc.phenotype_values(ref, loc, a.y_clip, values)
-        kappa = assoc.phenotype_attenuation(effect_bound, observed)
+        if values is None:
+            kappa = assoc.phenotype_attenuation(effect_bound)
+        else:  # the members' two values (clipped at y_clip) against the unclipped ones
+            kappa = assoc.phenotype_attenuation(
+                effect_bound,
+                assoc.phenotype_values(ref, loc, a.y_clip, values),
+                raw=assoc.phenotype_values(ref, loc, math.inf, values),
+            )
     eps_select, eps_test = _selection_budget(ledger, config)
     leads = assoc.select_regions(
         scores,
