@@ -340,6 +340,9 @@ def test_association_config__rejects_invalid_values() -> None:
         A.AssociationConfig(y_clip=0.0)
     with pytest.raises(ConfigError):
         A.AssociationConfig(max_regions=-1)
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ConfigError, match="min_shrink"):
+            A.AssociationConfig(min_shrink=bad)
 
 
 def test_region_weights__are_the_reference_singular_values(toy) -> None:

@@ -129,6 +129,26 @@ def test_synthesize__binary_phenotype_release_bound_and_attenuation(members, pub
     assert kappa != pytest.approx(A.phenotype_attenuation(bound))  # not the normal model
 
 
+def test_synthesize__drops_regions_whose_release_is_mostly_noise(members, public) -> None:
+    """The gate is post-processing of the released effect: the same seed selects the same
+    regions, and with min_shrink above every region's shrink factor none is carried into the
+    synthetic cohort (no implied lead); the ledger is unchanged."""
+    m, _ = members
+    pub = public.take_variants(np.flatnonzero(public.variants["id"].isin(m.variants["id"])))
+    # the toy's loci score ~3.6 null sds under the clipped scores: a lower public threshold
+    base = replace(FAST, epsilon=30.0, seed=5, association=replace(FAST.association, threshold=3))
+    keep = synthesize(m, base, pub)
+    kept = keep.details["association"]["regions"]
+    assert kept, "the toy's planted loci should be selected at epsilon 30"
+    top = max(r["shrink_factor"] for r in kept)
+    gate = replace(base.association, min_shrink=min(0.999, top + 1e-6))
+    drop = synthesize(m, replace(base, association=gate), pub)
+    dropped = drop.details["association"]["regions"]
+    assert [(r["chr"], r["start"]) for r in dropped] == [(r["chr"], r["start"]) for r in kept]
+    assert all(r["dropped"] and r["implied_lead"] is None for r in dropped)
+    assert drop.ledger.epsilon() == pytest.approx(keep.ledger.epsilon())
+
+
 def test_synthesize__selected_regions_take_public_panel_blocks(members, public) -> None:
     """region_genotypes="public": inside each selected region, every synthetic individual
     carries one public-panel individual's genotypes (the population's long-range LD, no

@@ -343,6 +343,15 @@ def _last(losses: list[float]) -> float | None:
     return float(np.mean(ok[-10:])) if ok else None
 
 
+def _region_span(variants: pd.DataFrame, cols: np.ndarray) -> dict[str, Any]:
+    return {
+        "chr": str(variants["chr"].iloc[cols[0]]),
+        "start": int(variants["pos"].iloc[cols].min()),
+        "end": int(variants["pos"].iloc[cols].max()),
+        "n_snps": len(cols),
+    }
+
+
 def _association(
     members: Cohort,
     synth_dosages: np.ndarray,
@@ -440,6 +449,18 @@ def _association(
             beta, shrink = assoc.shrink_effect(
                 beta, assoc.effect_noise_sd(sigma, a.z_clip, effect_bound, n)
             )
+        detail = {
+            **_region_span(var, cols),
+            "n_components": int(rb.basis.shape[1]),
+            "released_effect_norm": released_norm,
+            "shrink_factor": shrink,
+            # mostly noise: no association is carried into the synthetic cohort (post-processing)
+            "dropped": shrink < a.min_shrink,
+            "implied_lead": None,
+        }
+        region_details.append(detail)
+        if detail["dropped"]:
+            continue
         if private and a.debias:
             z_ref = assoc.components(reference_dosages[:, cols], rb.center, rb.scale, rb.basis)
             beta = assoc.debias_effect(beta, assoc.component_attenuation(z_ref, a.z_clip), kappa)
@@ -463,20 +484,11 @@ def _association(
                 lead_effect=0.0 if implied is None else implied[1],
             )
         )
-        region_details.append(
-            {
-                "chr": str(var["chr"].iloc[cols[0]]),
-                "start": int(var["pos"].iloc[cols].min()),
-                "end": int(var["pos"].iloc[cols].max()),
-                "n_snps": len(cols),
-                "n_components": int(rb.basis.shape[1]),
-                "released_effect_norm": released_norm,
-                "shrink_factor": shrink,
-                "implied_lead": None
-                if implied is None
-                else {"snp": str(var["id"].iloc[cols[implied[0]]]), "cross_moment": implied[1]},
+        if implied is not None:
+            detail["implied_lead"] = {
+                "snp": str(var["id"].iloc[cols[implied[0]]]),
+                "cross_moment": implied[1],
             }
-        )
     details["association"] = {
         "score_sensitivity": sens,
         "score_null_sd": null_sd,
