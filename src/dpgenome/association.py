@@ -40,7 +40,8 @@ prototype, see issue 5):
    sensitivity ``z_clip * effect_y_clip``; ``beta = u / n`` is the per-individual cross-moment
    the synthetic cohort has to reproduce, after shrinking it by the share of its energy that
    is signal (:func:`shrink_effect`, post-processing with the public noise scale: a release
-   that is mostly noise carries no association) and undoing the attenuation of the two clips
+   that is mostly noise carries no association, and one shrunk below ``min_shrink`` is
+   dropped) and undoing the attenuation of the two clips
    (:func:`debias_effect`, from the reference genotypes and a normal phenotype: public). The
    clips are tighter than the raw data's spread, which cuts the noise more than the signal.
 4. **Generation by matching** (:func:`match_rows`, post-processing). Synthetic genotypes and

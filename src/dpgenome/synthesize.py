@@ -343,15 +343,6 @@ def _last(losses: list[float]) -> float | None:
     return float(np.mean(ok[-10:])) if ok else None
 
 
-def _region_span(variants: pd.DataFrame, cols: np.ndarray) -> dict[str, Any]:
-    return {
-        "chr": str(variants["chr"].iloc[cols[0]]),
-        "start": int(variants["pos"].iloc[cols].min()),
-        "end": int(variants["pos"].iloc[cols].max()),
-        "n_snps": len(cols),
-    }
-
-
 def _association(
     members: Cohort,
     synth_dosages: np.ndarray,
@@ -449,8 +440,11 @@ def _association(
             beta, shrink = assoc.shrink_effect(
                 beta, assoc.effect_noise_sd(sigma, a.z_clip, effect_bound, n)
             )
-        detail = {
-            **_region_span(var, cols),
+        detail: dict[str, Any] = {
+            "chr": str(var["chr"].iloc[cols[0]]),
+            "start": int(var["pos"].iloc[cols].min()),
+            "end": int(var["pos"].iloc[cols].max()),
+            "n_snps": len(cols),
             "n_components": int(rb.basis.shape[1]),
             "released_effect_norm": released_norm,
             "shrink_factor": shrink,
