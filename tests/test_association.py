@@ -243,6 +243,10 @@ def test_phenotype_bound__binary_values_inside_the_clip() -> None:
     assert A.phenotype_bound(ref, A.Location(0.0, 1.25), 2.5, two) == pytest.approx(1.6)
     assert A.phenotype_bound(ref, A.Location(0.0, 1.0), 1.5, two) == pytest.approx(1.5)
     assert A.phenotype_bound(ref, A.Location(0.0, 1.0), 2.5) == 2.5
+    # a missing value standardises to 0 and is then normalised like the others
+    centred = A.Reference(alt_freq=np.zeros(1), y_mean=0.0, y_sd=1.0)
+    near = np.array([0.5, 0.6])
+    assert A.phenotype_bound(centred, A.Location(1.0, 1.0), 2.5, near) == pytest.approx(1.0)
 
 
 def test_normalise_phenotype__exact_and_noised_moments() -> None:

@@ -655,7 +655,9 @@ def phenotype_bound(
     constants and the released location; a missing value standardises to 0)."""
     if values is None:
         return float(y_clip)
-    return float(np.abs(np.append(phenotype_values(ref, loc, y_clip, values), 0.0)).max())
+    # a missing value standardises to 0, i.e. it enters as the reference mean
+    with_missing = np.append(np.asarray(values, float), ref.y_mean)
+    return float(np.abs(phenotype_values(ref, loc, y_clip, with_missing)).max())
 
 
 def match_rows(
