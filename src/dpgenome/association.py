@@ -64,6 +64,7 @@ exact and the released cross-moments are the members' exact ones (more component
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -322,12 +323,25 @@ def snp_scores(
     block: int = 4096,
 ) -> np.ndarray:
     """``|sum_i x_ij y_i| / sqrt(n)`` for every SNP (blocked over SNPs to bound memory)."""
-    n, m = dosages.shape
-    out = np.empty(m)
-    for s in range(0, m, block):
-        xs = standardise_dosages(dosages[:, s : s + block], freq[s : s + block], x_clip)
-        out[s : s + block] = np.abs(y_std @ xs) / math.sqrt(n)
-    return out
+    n = len(dosages)
+    return per_snp(dosages, freq, x_clip, lambda xs: np.abs(y_std @ xs) / math.sqrt(n), block)
+
+
+def per_snp(
+    dosages: np.ndarray,
+    freq: np.ndarray,
+    x_clip: float | None,
+    stat: Callable[[np.ndarray], np.ndarray],
+    block: int = 4096,
+) -> np.ndarray:
+    """``stat`` of the standardised, clipped dosages (:func:`standardise_dosages`), one value
+    per SNP, computed over blocks of SNPs to bound memory."""
+    m = dosages.shape[1]
+    parts = [
+        stat(standardise_dosages(dosages[:, s : s + block], freq[s : s + block], x_clip))
+        for s in range(0, m, block)
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def window_scores(snp_score: np.ndarray, layout: WindowLayout) -> np.ndarray:
@@ -371,11 +385,9 @@ def null_score_sd(
     panel or DP synthetic: public) and ``E[y^2]`` given (a public model of the clipped
     phenotype, e.g. :func:`clipped_normal_second_moment`). Unclipped and standardised it is 1;
     clipping lowers it, and the threshold test is stated in these units."""
-    ref = np.asarray(reference_dosages)
-    ex2 = np.empty(ref.shape[1])
-    for s in range(0, ref.shape[1], block):
-        xs = standardise_dosages(ref[:, s : s + block], freq[s : s + block], x_clip)
-        ex2[s : s + block] = (xs**2).mean(axis=0)
+    ex2 = per_snp(
+        np.asarray(reference_dosages), freq, x_clip, lambda xs: (xs**2).mean(axis=0), block
+    )
     return float(math.sqrt(float(ex2.mean()) * float(y_second_moment)))
 
 
@@ -582,7 +594,7 @@ def phenotype_attenuation(
         if len(v) == 2 and u[1] != u[0]:
             c = np.clip(v, -clip, clip)
             return float((c[1] - c[0]) / (u[1] - u[0]))
-    return float(1.0 - math.erfc(clip / math.sqrt(2.0)))
+    return math.erf(clip / math.sqrt(2.0))
 
 
 def debias_effect(beta: np.ndarray, attenuation: np.ndarray, kappa: float) -> np.ndarray:
