@@ -419,7 +419,7 @@ def test_implied_lead__cross_moment_is_a_bounded_covariance(toy) -> None:
     assert abs(found[1]) == pytest.approx(sd)
 
 
-def test_region_targets__append_the_implied_lead() -> None:
+def test_region_targets__append_the_matched_snps() -> None:
     basis = np.eye(3)[:, :2] * 0.5
     r = A.Region(
         0,
@@ -429,8 +429,8 @@ def test_region_targets__append_the_implied_lead() -> None:
         basis,
         np.array([0.1, 0.2]),
         np.array([4.0, 2.0]),
-        lead_snp=1,
-        lead_effect=0.3,
+        snps=np.array([1]),
+        snp_effects=np.array([0.3]),
     )
     np.testing.assert_allclose(r.targets(), [0.1, 0.2, 0.3])
     np.testing.assert_allclose(A.region_weights([r]), [4.0, 2.0, 4.0])
@@ -512,3 +512,29 @@ def test_phenotype_attenuation__two_values_is_the_slope_of_the_clip() -> None:
     assert A.phenotype_attenuation(2.0, clipped, raw=raw) == pytest.approx(2.5 / 3.5)
     # normal model: P(|Z| < c)
     assert A.phenotype_attenuation(2.0) == pytest.approx(0.9545, abs=1e-4)
+
+
+def test_exact_snp_targets__the_most_associated_snps_one_per_ld_clump(toy) -> None:
+    """The top SNP by |corr| comes first with its exact cross-moment (the one the matching
+    reproduces: reference-standardised, centred, over n); a SNP in near-complete LD with a
+    taken one is skipped, and at most ``k`` are taken."""
+    cohort, _ = toy
+    cols = np.arange(20, 140)
+    x = cohort.dosages[:, cols].astype(np.float64)
+    rb = A.region_basis(x, 4)
+    xs = np.nan_to_num((x - rb.center) / rb.scale)
+    xs = xs - xs.mean(axis=0)
+    sd = np.sqrt((xs**2).mean(axis=0))
+    j = int(np.argmax(sd))
+    rng = np.random.default_rng(0)
+    y = xs[:, j] / sd[j] + rng.normal(size=len(xs))
+    snps, effects = A.exact_snp_targets(x, y, rb, x, 5, 0.8)
+    assert snps[0] == j and len(snps) == 5
+    np.testing.assert_allclose(effects, xs[:, snps].T @ (y - y.mean()) / len(y))
+    r = np.corrcoef(xs[:, snps].T)
+    assert np.all(r[np.triu_indices(5, 1)] ** 2 <= 0.8 + 1e-9)
+    # |corr| never increases down the list among what was taken
+    c = np.abs(effects) / sd[snps]
+    assert np.all(np.diff(c) <= 1e-12)
+    # with every SNP in one clump (max_r2 < 0), only the top one
+    assert list(A.exact_snp_targets(x, y, rb, x, 5, -1.0)[0]) == [j]

@@ -458,31 +458,32 @@ def _association(
         if private and a.debias:
             z_ref = assoc.components(reference_dosages[:, cols], rb.center, rb.scale, rb.basis)
             beta = assoc.debias_effect(beta, assoc.component_attenuation(z_ref, a.z_clip), kappa)
-        implied = (
-            assoc.implied_lead(
+        snps, snp_effects = np.zeros(0, dtype=np.int64), np.zeros(0)
+        if not private and a.exact_snps > 0:
+            snps, snp_effects = assoc.exact_snp_targets(
+                members.dosages[:, cols],
+                y_effect,
+                rb,
+                reference_dosages[:, cols],
+                a.exact_snps,
+                a.exact_snp_max_r2,
+            )
+            detail["exact_snps"] = [str(v) for v in var["id"].iloc[cols[snps]]]
+        elif a.implied_lead:
+            implied = assoc.implied_lead(
                 rb, beta, a.implied_lead_min_r2, a.implied_lead_min_maf, a.implied_lead_min_cos
             )
-            if a.implied_lead
-            else None
-        )
+            if implied is not None:
+                snps, snp_effects = np.array([implied[0]]), np.array([implied[1]])
+                detail["implied_lead"] = {
+                    "snp": str(var["id"].iloc[cols[implied[0]]]),
+                    "cross_moment": implied[1],
+                }
         regions.append(
             assoc.Region(
-                lead,
-                cols,
-                rb.center,
-                rb.scale,
-                rb.basis,
-                beta,
-                rb.loading,
-                lead_snp=None if implied is None else implied[0],
-                lead_effect=0.0 if implied is None else implied[1],
+                lead, cols, rb.center, rb.scale, rb.basis, beta, rb.loading, snps, snp_effects
             )
         )
-        if implied is not None:
-            detail["implied_lead"] = {
-                "snp": str(var["id"].iloc[cols[implied[0]]]),
-                "cross_moment": implied[1],
-            }
     details["association"] = {
         "score_sensitivity": sens,
         "score_null_sd": null_sd,
