@@ -73,7 +73,7 @@ def test_compare_gwas__hand_counted_fixture() -> None:
     loci = d["loci"]
     # real loci: {a,b} and {c}; synthetic loci: {a} and {e}: one recovered, one spurious
     assert (loci["real_loci"], loci["synthetic_loci"]) == (2, 2)
-    assert (loci["recovered"], loci["spurious"]) == (1, 1)
+    assert (loci["recovered"], loci["spurious"], loci["unmatched"]) == (1, 1, 1)
     assert d["snps"] == {
         "shared": 6,
         "only_real": 0,
@@ -86,6 +86,39 @@ def test_compare_gwas__hand_counted_fixture() -> None:
     assert d["effect_correlation_at_real_hits"] == pytest.approx(want)
     assert -1 <= d["spearman_log10p"] <= 1
     json.dumps(d, allow_nan=False)
+
+
+def test_compare_gwas__a_locus_the_real_gwas_shows_below_the_line_is_not_spurious() -> None:
+    """A synthetic 1e-8 locus 2 Mb from every real one is unmatched; it is spurious only when
+    no real SNP within the window reaches the support threshold (2e-6 by default)."""
+    real = _table(
+        [
+            ("a", "1", 1_000_000, 0.5, 12.0),
+            ("g", "1", 3_000_000, 0.3, 7.3),  # real p 5e-8: under the line, at the locus
+            ("h", "1", 3_900_000, 0.1, 1.0),
+            ("k", "2", 1_000_000, 0.1, 5.0),  # real p 1e-5: below the support threshold
+            ("m", "2", 1_800_000, 0.1, 1.0),
+        ]
+    )
+    synth = _table(
+        [
+            ("a", "1", 1_000_000, 0.5, 11.0),
+            ("g", "1", 3_000_000, 0.3, 8.5),
+            ("h", "1", 3_900_000, 0.1, 8.1),
+            ("k", "2", 1_000_000, 0.1, 1.0),
+            ("m", "2", 1_800_000, 0.1, 9.0),
+        ]
+    )
+    loci = compare_gwas(real, synth).to_dict()["loci"]
+    # synthetic loci: {a}, {g, h} (h within 1 Mb of g), {m}
+    assert (loci["synthetic_loci"], loci["unmatched"], loci["spurious"]) == (3, 2, 1)
+    rows = {r["lead_id"]: r for r in loci["table"] if r["source"] == "synthetic"}
+    assert rows["g"]["supported"] and not rows["g"]["matched"]
+    assert not rows["m"]["supported"]  # k (1e-5) is within 1 Mb but not suggestive
+    assert loci["support_threshold"] == 2e-6 and "2e-06" in loci["method"]
+    # with the support threshold at the primary one, unmatched = spurious
+    strict = compare_gwas(real, synth, support_threshold=1e-8).to_dict()["loci"]
+    assert strict["spurious"] == strict["unmatched"] == 2
 
 
 def test_compare_gwas__identical_results_are_perfect() -> None:

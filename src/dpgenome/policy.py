@@ -111,7 +111,13 @@ SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
         "min_recall": (_PROB, "smallest SNP recall of the synthetic GWAS at p < 1e-8"),
         "min_precision": (_PROB, "smallest SNP precision of the synthetic GWAS at p < 1e-8"),
         "min_loci_recovered_fraction": (_PROB, "smallest share of the real loci recovered"),
-        "max_spurious_loci": (_INT, "largest number of synthetic loci absent from the real GWAS"),
+        "max_spurious_loci": (
+            _INT,
+            (
+                "largest number of synthetic loci the real GWAS does not show (no real locus "
+                "and no suggestive real SNP within the locus window)"
+            ),
+        ),
         "lambda_gc_range": (_RANGE, "allowed genomic-control inflation of the synthetic GWAS"),
     },
     "signoff": {"roles": (_STRS, "roles that must sign the dossier before release")},

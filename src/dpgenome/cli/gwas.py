@@ -132,6 +132,7 @@ def compare(
         f"{comparison.n_shared} shared SNPs; at p < {comparison.thresholds[0]:g}: "
         f"{primary['overlap']}/{primary['real_hits']} real hits recovered, "
         f"{primary['synthetic_hits']} synthetic hits; loci {metrics['loci']['recovered']}/"
-        f"{metrics['loci']['real_loci']} recovered, {metrics['loci']['spurious']} spurious; "
+        f"{metrics['loci']['real_loci']} recovered, {metrics['loci']['spurious']} spurious "
+        f"({metrics['loci']['unmatched']} away from every real locus); "
         f"wrote {target}/metrics.json, manhattan.svg, qq.svg"
     )
