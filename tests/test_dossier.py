@@ -266,3 +266,15 @@ def test_pheno_fixture_is_gzip_csv() -> None:
     # guard for the id scan: it must really read the package's copy of the real phenotypes
     with gzip.open(PHENO, "rt") as fh:
         assert fh.readline().startswith('"id"')
+
+
+def test_render_dossier__states_unmatched_and_spurious_loci_apart() -> None:
+    """Results of the current fidelity stage carry ``unmatched`` (no real 1e-8 locus nearby)
+    beside ``spurious`` (no real signal nearby); older results have only the latter."""
+    doc = results("approve")
+    loci = doc["fidelity"]["gwas"]["loci"]
+    loci |= {"unmatched": 2, "spurious": 0}
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    assert "2 synthetic loci away from every real locus, of which 0 spurious" in text
+    assert "synthetic loci away from every real locus" not in " ".join(render().split())
