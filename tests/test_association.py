@@ -538,3 +538,16 @@ def test_exact_snp_targets__the_most_associated_snps_one_per_ld_clump(toy) -> No
     assert np.all(np.diff(c) <= 1e-12)
     # with every SNP in one clump (max_r2 < 0), only the top one
     assert list(A.exact_snp_targets(x, y, rb, x, 5, -1.0)[0]) == [j]
+
+
+def test_exact_snp_targets__snps_matched_for_an_earlier_region_are_not_matched_twice(toy) -> None:
+    cohort, _ = toy
+    cols = np.arange(20, 140)
+    x = cohort.dosages[:, cols].astype(np.float64)
+    rb = A.region_basis(x, 4)
+    y = np.random.default_rng(1).normal(size=len(x)) + np.nan_to_num(x[:, 40])
+    first, _ = A.exact_snp_targets(x, y, rb, x, 5, 0.8)
+    again, effects = A.exact_snp_targets(x, y, rb, x, 5, 0.8, matched=first[:2])
+    # the two already matched count among the five and are not returned
+    np.testing.assert_array_equal(again, first[2:])
+    assert len(effects) == 3

@@ -593,11 +593,15 @@ def exact_snp_targets(
     reference_x: np.ndarray,
     k: int,
     max_r2: float,
+    matched: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(positions in the region, cross-moments)`` of the region's ``k`` most associated SNPs
     (largest ``|corr(x_j, y)|`` among the members ``x``), exactly, skipping a SNP whose
     squared correlation with one already taken exceeds ``max_r2`` in the reference genotypes
-    ``reference_x`` (one target per LD clump). Without formal privacy only: the components
+    ``reference_x`` (one target per LD clump). SNPs in ``matched`` (positions in the region)
+    are targets of an overlapping region already: they count among the ``k`` and for the LD
+    test but are not returned (one column per SNP in the matching). Without formal privacy
+    only: the components
     carry a SNP's association only as far as the SNP lies in their span, so SNPs just above
     the significance line came out just below it. The cross-moment is the one
     :func:`region_components` and the matching use: dosages standardised with the basis'
@@ -612,14 +616,15 @@ def exact_snp_targets(
     rs = np.nan_to_num((np.asarray(reference_x, np.float64) - rb.center) / rb.scale, nan=0.0)
     rs = rs - rs.mean(axis=0)
     rs /= np.maximum(np.linalg.norm(rs, axis=0), 1e-12)
+    before = set() if matched is None else {int(j) for j in matched}
     taken: list[int] = []
-    for j in np.argsort(-corr, kind="stable"):
+    for j in (int(i) for i in np.argsort(-corr, kind="stable")):
         if len(taken) >= k or corr[j] <= 0.0:
             break
-        if taken and float(np.max((rs[:, taken].T @ rs[:, j]) ** 2)) > max_r2:
-            continue
-        taken.append(int(j))
-    snps = np.asarray(taken, dtype=np.int64)
+        linked = bool(taken) and float(np.max((rs[:, taken].T @ rs[:, j]) ** 2)) > max_r2
+        if j in before or not linked:
+            taken.append(j)
+    snps = np.asarray([j for j in taken if j not in before], dtype=np.int64)
     return snps, np.asarray(cross[snps])
 
 

@@ -425,6 +425,7 @@ def _association(
     var = members.variants
     regions: list[assoc.Region] = []
     region_details: list[dict[str, Any]] = []
+    matched_columns = np.zeros(0, dtype=np.int64)  # exact SNP targets of earlier regions
     for lead in leads:
         cols = assoc.region_columns(lead, layout, a.flank_bp)
         rb = assoc.region_basis(
@@ -467,7 +468,9 @@ def _association(
                 reference_dosages[:, cols],
                 a.exact_snps,
                 a.exact_snp_max_r2,
+                np.flatnonzero(np.isin(cols, matched_columns)),
             )
+            matched_columns = np.union1d(matched_columns, cols[snps])
             detail["exact_snps"] = [str(v) for v in var["id"].iloc[cols[snps]]]
         elif a.implied_lead:
             implied = assoc.implied_lead(
