@@ -144,10 +144,10 @@ class AssociationConfig:
     #: an implied lead (:func:`exact_snp_targets`): the components alone left SNPs just above
     #: the 1e-8 line just below it (real -log10 p 8.1-9.2, synthetic 7.5-8.0). Two simulated
     #: 960-member cohorts, four syntheses each (bench/synth.py): recall/precision 0.86/0.96 ->
-    #: 0.95/0.94 and 0.93/0.98 -> 0.95/0.94. 24 SNPs did as well there, but at the demo's 768
+    #: 0.95/0.95 and 0.93/0.98 -> 0.95/0.94. 24 SNPs did as well there, but at the demo's 768
     #: members one run of six got an off-region hit at -log10 p 9.2 (4 regions x 56 targets
     #: for 768 rows: the matching overfits); with 8 the largest off-region -log10 p stayed
-    #: 3.9-6.7 (null-like) in 12 runs
+    #: 3.9-7.0 (null-like) in 14 runs
     exact_snps: int = 8
     exact_snp_max_r2: float = 0.8
     #: shrink each released effect by the share of its energy that is signal
