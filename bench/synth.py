@@ -226,10 +226,14 @@ def summarise(label: str, eps: float, seed: int, runs: list[dict[str, Any]]) -> 
     """Means over synthesis seeds (a missing recall/precision, i.e. no hits, counts as 0)."""
     recall = np.mean([r["recall"] or 0.0 for r in runs])
     precision = np.mean([r["precision"] or 0.0 for r in runs])
-    all_loci = np.mean([r["loci"].split("/")[0] == r["loci"].split("/")[1] for r in runs])
+
+    def every(key: str) -> float:
+        """Share of runs whose ``recovered/real`` column ``key`` recovers every real locus."""
+        return float(np.mean([len(set(r[key].split("/"))) == 1 for r in runs]))
+
+    all_loci, whole = every("loci"), every("loci_4mb")
     spurious = np.mean([r["spurious"] for r in runs])
     unmatched = np.mean([r["unmatched"] for r in runs])
-    whole = np.mean([r["loci_4mb"].split("/")[0] == r["loci_4mb"].split("/")[1] for r in runs])
     return (
         f"{label} | {fmt(eps)} | {seed} | {recall:.3f} | {precision:.3f} | "
         f"{all_loci:.2f} | {spurious:.2f} | {unmatched:.2f} | {whole:.2f}"

@@ -497,7 +497,7 @@ def region_basis(
     freq = np.clip(np.nanmean(ref, axis=0) / 2.0, 0.005, 0.995)
     center = 2 * freq
     scale = np.sqrt(2 * freq * (1 - freq))
-    xs = np.nan_to_num((ref - center) / scale, nan=0.0)
+    xs = standardise_columns(ref, center, scale)
     w = np.ones(xs.shape[1]) if column_weights is None else np.asarray(column_weights, float)
     d = max(1, len(xs) - 1)
     _, s, vt = np.linalg.svd(xs * w / math.sqrt(d), full_matrices=False)
@@ -509,11 +509,16 @@ def region_basis(
     return RegionBasis(center, scale, basis, cov, var)
 
 
+def standardise_columns(x: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``(x - center) / scale`` per column, missing -> 0 (a region's reference standardisation:
+    the one its components, its matched SNPs and their targets share)."""
+    return np.nan_to_num((np.asarray(x, dtype=np.float64) - center) / scale, nan=0.0)
+
+
 def components(
     x: np.ndarray, center: np.ndarray, scale: np.ndarray, basis: np.ndarray
 ) -> np.ndarray:
-    xs = np.nan_to_num((np.asarray(x, dtype=np.float64) - center) / scale, nan=0.0)
-    return xs @ basis
+    return standardise_columns(x, center, scale) @ basis
 
 
 def clip_rows(z: np.ndarray, bound: float) -> np.ndarray:
@@ -606,14 +611,14 @@ def exact_snp_targets(
     the significance line came out just below it. The cross-moment is the one
     :func:`region_components` and the matching use: dosages standardised with the basis'
     reference ``center``/``scale``, centred, against ``y``, over ``n``."""
-    xs = np.nan_to_num((np.asarray(x, np.float64) - rb.center) / rb.scale, nan=0.0)
+    xs = standardise_columns(x, rb.center, rb.scale)
     xc = xs - xs.mean(axis=0)
     yc = np.asarray(y, np.float64) - float(np.mean(y))
     cross = xc.T @ yc / len(yc)
     sd = np.sqrt((xc**2).mean(axis=0))
     corr = np.abs(cross) / np.maximum(sd, 1e-12)
     corr[sd < 1e-6] = 0.0
-    rs = np.nan_to_num((np.asarray(reference_x, np.float64) - rb.center) / rb.scale, nan=0.0)
+    rs = standardise_columns(reference_x, rb.center, rb.scale)
     rs = rs - rs.mean(axis=0)
     rs /= np.maximum(np.linalg.norm(rs, axis=0), 1e-12)
     before = set() if matched is None else {int(j) for j in matched}
@@ -691,8 +696,7 @@ def region_components(dosages: np.ndarray, regions: list[Region]) -> np.ndarray:
         cols.append(components(dosages[:, r.columns], r.center, r.scale, r.basis))
         if len(r.snps):
             j = r.snps
-            x = (np.asarray(dosages[:, r.columns[j]], np.float64) - r.center[j]) / r.scale[j]
-            cols.append(np.nan_to_num(x))
+            cols.append(standardise_columns(dosages[:, r.columns[j]], r.center[j], r.scale[j]))
     z = np.hstack(cols)
     return z - z.mean(axis=0)
 
