@@ -11,6 +11,9 @@ Independent references used here (all implemented in this file, not by the code 
 * The analytic Gaussian mechanism (Balle & Wang 2018, Thm 8): the exact (eps, delta) curve.
 * The optimal composition of k eps-DP mechanisms (Kairouz, Oh & Viswanath 2015, Thm 3.3).
 * Google's ``dp_accounting`` RDP accountant (an implementation independent of Opacus's).
+* The Laplace mechanism's exact privacy profile ``delta(eps') = 1 - exp((eps' - eps) / 2)``
+  (scale ``1 / eps``, sensitivity 1; e.g. Balle et al. 2018, "Privacy amplification by
+  subsampling", Sec. 3), and ``dp_accounting``'s own RDP of Laplace noise.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from dpgenome.accountant import (
     PlannedGaussian,
     PlannedPure,
     _rdp_curve,
+    _rdp_laplace,
     _rdp_pure,
     calibrate,
     default_delta,
@@ -207,6 +211,56 @@ def test_rdp_pure__below_zcdp_bound_and_epsilon() -> None:
     )
 
 
+def test_pure_count__equals_that_many_separate_steps() -> None:
+    one = Ledger(1e-5)
+    one.add_gaussian("assoc", 3.0)
+    one.add_pure("select", 0.3, count=4)
+    many = Ledger(1e-5)
+    many.add_gaussian("assoc", 3.0)
+    for i in range(4):
+        many.add_pure(f"select{i}", 0.3)
+    assert one.accountants() == pytest.approx(many.accountants(), abs=2e-4)
+    # and composed tightly: well below one pure step of the summed epsilon
+    lumped = Ledger(1e-5)
+    lumped.add_gaussian("assoc", 3.0)
+    lumped.add_pure("select", 1.2)
+    assert one.epsilon() < lumped.epsilon() - 0.15
+
+
+@pytest.mark.parametrize("eps", [0.05, 0.3, 1.0, 2.0])
+def test_laplace__one_query_matches_its_exact_privacy_profile(eps) -> None:
+    ledger = Ledger(1e-5)
+    ledger.add_laplace("test", eps)
+    exact = max(0.0, eps + 2 * math.log1p(-1e-5))  # delta(e) = 1 - exp((e - eps) / 2)
+    acc = ledger.accountants()
+    assert exact - 1e-9 <= acc["pld"] <= exact + 1e-3
+    assert acc["opacus_rdp"] >= exact - 1e-9
+    assert ledger.epsilon() <= eps + 1e-9
+
+
+def test_rdp_laplace__matches_dp_accounting_and_beats_generic_pure_dp() -> None:
+    from dp_accounting.rdp.rdp_privacy_accountant import _laplace_rdp
+
+    orders = np.asarray([1.5, 2.0, 3.0, 8.0, 32.0, 256.0])
+    for eps in (0.05, 0.3, 1.0, 3.0):
+        ours = _rdp_laplace(eps, orders)
+        ref = [_laplace_rdp(eps, float(a)) for a in orders]
+        assert ours == pytest.approx(ref, rel=1e-9, abs=1e-12)
+        assert np.all(ours <= _rdp_pure(eps, orders) + 1e-12)
+
+
+@pytest.mark.parametrize(("eps", "k"), [(0.15, 3), (0.5, 10)])
+def test_laplace__composition_against_dp_accounting_and_pure_dp(eps, k) -> None:
+    ledger = Ledger(1e-6)
+    ledger.add_laplace("test", eps, count=k)
+    ref = pld_privacy_accountant.PLDAccountant(value_discretization_interval=1e-4)
+    ref.compose(dp_event.LaplaceDpEvent(1.0 / eps), k)
+    acc = ledger.accountants()
+    assert acc["pld"] == pytest.approx(ref.get_epsilon(1e-6), abs=2e-3)
+    # the Laplace mechanism's own loss: tighter than the optimal composition of k eps-DP steps
+    assert acc["pld"] < _optimal_pure_composition_epsilon(eps, k, 1e-6)
+
+
 def test_ledger__mixed_release_composes_below_the_sum_of_shares() -> None:
     ledger = Ledger(1e-5)
     ledger.add_dp_sgd("geno", 1.2, 0.05, 1_000)
@@ -288,6 +342,7 @@ def test_ledger__to_dict_has_the_contract_shape() -> None:
     ledger.add_dp_sgd("geno", 1.1, 0.05, 400, max_grad_norm=1.0)
     ledger.add_gaussian("assoc", 12.0, count=10, sensitivity=2.0)
     ledger.add_pure("select", 0.2)
+    ledger.add_laplace("test", 0.1, count=3)
     d = json.loads(json.dumps(ledger.to_dict(), allow_nan=False))
     assert {
         "epsilon",
@@ -306,7 +361,7 @@ def test_ledger__to_dict_has_the_contract_shape() -> None:
     assert d["delta"] == pytest.approx(1_000**-1.1)
     assert set(d["accountants"]) == {"opacus_rdp", "pld"}
     assert d["epsilon"] == max(d["accountants"].values())
-    sgd, gauss, pure = d["mechanisms"]
+    sgd, gauss, pure, laplace = d["mechanisms"]
     assert (
         sgd["kind"] == "dp-sgd"
         and {"noise_multiplier", "sample_rate", "steps", "epsilon_share"} <= sgd.keys()
@@ -314,7 +369,9 @@ def test_ledger__to_dict_has_the_contract_shape() -> None:
     assert (
         gauss["kind"] == "gaussian" and {"noise_multiplier", "count", "sensitivity"} <= gauss.keys()
     )
-    assert pure["kind"] == "pure-dp" and pure["epsilon"] == 0.2
+    assert pure["kind"] == "pure-dp" and pure["epsilon"] == 0.2 and pure["count"] == 1
+    assert laplace["kind"] == "laplace" and laplace["epsilon"] == 0.1 and laplace["count"] == 3
+    assert laplace["noise_multiplier"] == pytest.approx(10.0)
     # an independent re-accounting from the record alone gives the same epsilon
     assert Ledger.from_dict(d).epsilon() == pytest.approx(d["epsilon"], rel=1e-12)
     assert "ε" in ledger.label

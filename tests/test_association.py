@@ -452,6 +452,10 @@ def test_shrink_effect__keeps_strong_releases_and_zeroes_pure_noise() -> None:
     out, f = A.shrink_effect(beta, sd)
     assert f == pytest.approx(1 - q * sd**2 / float(beta @ beta))
     np.testing.assert_allclose(out, f * beta)
+    # a partial scaling keeps the same factor (the gate) and scales by its power
+    out, f_half = A.shrink_effect(beta, sd, 0.5)
+    assert f_half == f
+    np.testing.assert_allclose(out, math.sqrt(f) * beta)
     # no formal privacy: untouched
     out, f = A.shrink_effect(beta, 0.0)
     assert f == 1.0 and np.array_equal(out, beta)

@@ -278,3 +278,47 @@ def test_render_dossier__states_unmatched_and_spurious_loci_apart() -> None:
     text = " ".join(render_dossier(doc, evaluation, {}).split())
     assert "2 synthetic loci away from every real locus, of which 0 spurious" in text
     assert "synthetic loci away from every real locus" not in " ".join(render().split())
+
+
+def test_render_dossier__shows_where_the_synthetic_associations_come_from() -> None:
+    """The released regions (DP outputs and their post-processing) are listed, a dropped one
+    marked as carrying nothing; no selected region and no record at all are told apart."""
+    doc = results("approve")
+    doc["synthesis"] = {
+        "association": {
+            "matching_relative_residual": 0.0123,
+            "regions": [
+                {
+                    "chr": "11",
+                    "start": 91_000_000,
+                    "end": 99_350_000,
+                    "n_snps": 812,
+                    "n_components": 6,
+                    "released_effect_norm": 0.2139,
+                    "shrink_factor": 0.97,
+                    "dropped": False,
+                    "implied_lead": {"snp": "rs27060420"},
+                },
+                {
+                    "chr": "7",
+                    "start": 27_000_000,
+                    "end": 34_200_000,
+                    "n_snps": 640,
+                    "n_components": 6,
+                    "released_effect_norm": 0.0768,
+                    "shrink_factor": 0.55,
+                    "dropped": True,
+                    "implied_lead": None,
+                },
+            ],
+        }
+    }
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    assert "chr11:91-99.35 Mb" in text and "rs27060420" in text
+    assert "chr7:27-34.2 Mb" in text and "no (mostly noise)" in text
+    assert "Matching relative residual" in text and "0.0123" in text
+    assert "carry no record of the association release" in " ".join(render().split())
+    doc["synthesis"]["association"]["regions"] = []
+    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    assert "No associated region was selected" in text

@@ -11,13 +11,14 @@ import pytest
 from click.testing import CliRunner
 
 from dpgenome import association as A
+from dpgenome.accountant import PlannedPure
 from dpgenome.cli import main
 from dpgenome.cohort import analysis_subset, qc
 from dpgenome.errors import CohortError, ConfigError
 from dpgenome.gwas import linear_gwas
 from dpgenome.io import read_cohort, write_cohort
-from dpgenome.phenotypes import PhenotypeConfig
-from dpgenome.synthesize import SynthConfig, synthesize
+from dpgenome.phenotypes import PhenotypeConfig, planned_dp_sgd
+from dpgenome.synthesize import SynthConfig, plan, synthesize
 from dpgenome.testing import ToyConfig, toy_cohort
 
 TOY = ToyConfig(n=300, n_chrom=2, snps_per_chrom=150, causal=((0, 70), (1, 40)), effect=1.2)
@@ -82,6 +83,19 @@ def test_synthesize__no_formal_privacy_keeps_the_association(members) -> None:
     assert res.details["association"]["regions"]
 
 
+@pytest.mark.parametrize(("eps", "select", "test"), [(3.0, 0.36, 0.225), (12.0, 1.0, 0.5)])
+def test_plan__selection_rounds_spend_a_share_of_epsilon_up_to_a_cap(eps, select, test) -> None:
+    """One noisy max and one Laplace threshold query per round, each its own ledger entry
+    (composed tightly with the rest), at ``fraction * epsilon`` but never above the cap."""
+    cfg = SynthConfig(pheno="y", epsilon=eps).validate(1_000)
+    steps = plan(cfg, 1_000, has_public=True, phenotype_plan=planned_dp_sgd(cfg.phenotypes, 1_000))
+    pure = {p.name: p for p in steps if isinstance(p, PlannedPure)}
+    k = cfg.association.max_regions
+    sel, tst = pure["region-selection"], pure["region-test"]
+    assert (sel.epsilon, sel.count, sel.laplace) == (pytest.approx(select), k, False)
+    assert (tst.epsilon, tst.count, tst.laplace) == (pytest.approx(test), k, True)
+
+
 def test_synthesize__ledger_composes_every_mechanism_within_the_target(members, public) -> None:
     m, _ = members
     pub = public.take_variants(np.flatnonzero(public.variants["id"].isin(m.variants["id"])))
@@ -94,7 +108,21 @@ def test_synthesize__ledger_composes_every_mechanism_within_the_target(members, 
     assert kinds["genotype-structure"] == "dp-sgd"
     assert kinds["phenotypes"] == "dp-sgd"
     assert kinds["region-selection"] == "pure-dp"
+    assert kinds["region-test"] == "laplace"
     assert kinds["region-association"] == "gaussian"
+    # one noisy max and one noisy threshold per round, at the budget the selection used
+    by_name = {mech["name"]: mech for mech in led["mechanisms"]}
+    k = FAST.association.max_regions
+    assert by_name["region-selection"]["count"] == by_name["region-test"]["count"] == k
+    a_det = res.details["association"]
+    assert by_name["region-selection"]["epsilon"] == pytest.approx(a_det["eps_select_per_round"])
+    assert by_name["region-test"]["epsilon"] == pytest.approx(a_det["eps_test_per_round"])
+    assert a_det["eps_select_per_round"] == pytest.approx(
+        min(4.0 * FAST.select_fraction, FAST.select_epsilon_max)
+    )
+    assert a_det["eps_test_per_round"] == pytest.approx(
+        min(4.0 * FAST.test_fraction, FAST.test_epsilon_max)
+    )
     assert kinds["phenotype-centre"] == "gaussian"
     for mech in led["mechanisms"]:
         if mech["kind"] == "dp-sgd":

@@ -7,7 +7,10 @@ A :class:`Ledger` lists every mechanism that touched the private cohort in one r
 * ``gaussian``: ``count`` Gaussian queries, each of L2 sensitivity ``sensitivity`` and noise
   standard deviation ``noise_multiplier * sensitivity`` (a vector query released at once is
   one query whose sensitivity is the L2 sensitivity of the whole vector);
-* ``pure-dp``: an ``epsilon``-DP step, e.g. an exponential mechanism / report-noisy-max.
+* ``pure-dp``: ``count`` ``epsilon``-DP steps, e.g. exponential mechanisms / report-noisy-max;
+* ``laplace``: ``count`` Laplace queries, each of sensitivity ``s`` with noise scale
+  ``s / epsilon`` (``noise_multiplier = 1 / epsilon``): ``epsilon``-DP each, accounted by the
+  Laplace mechanism's own (tighter) privacy loss rather than the generic pure-DP one.
 
 The unit of privacy is the **individual** (one row of the cohort) under add/remove-one
 neighbouring. Relatives are separate individuals: protection of a family is group privacy.
@@ -21,8 +24,8 @@ Composition is tight, by two independent accountants:
     pure ``eps``-DP step by the exact Rényi divergence of randomised response with parameter
     ``eps`` -- the dominating pair of every ``eps``-DP mechanism (Kairouz, Oh & Viswanath 2015),
     hence an upper bound; it is never above the zCDP bound ``alpha*eps^2/2`` (Bun & Steinke
-    2016) nor ``eps``. The sum is converted to ``(eps, delta)`` by Opacus's
-    ``get_privacy_spent`` (Balle et al. 2020, Thm 21).
+    2016) nor ``eps``; a Laplace query by its exact RDP (Mironov 2017, Prop. 6). The sum is
+    converted to ``(eps, delta)`` by Opacus's ``get_privacy_spent`` (Balle et al. 2020, Thm 21).
 ``pld``
     Privacy loss distributions (Koskela et al. 2020; Doroshenko et al. 2022) by Google's
     ``dp_accounting``: DP-SGD as ``from_gaussian_mechanism(sigma, sampling_prob=q)``
@@ -30,7 +33,8 @@ Composition is tight, by two independent accountants:
     ``PoissonSampledDpEvent(GaussianDpEvent)``), a Gaussian release with standard deviation
     ``sigma / sqrt(count)``, and a pure step by ``from_privacy_parameters(eps, 0)`` (the
     randomised-response PLD: a ``LaplaceDpEvent`` would *under*-account a general
-    ``eps``-DP mechanism because Laplace is not its worst case). All PLDs are pessimistic
+    ``eps``-DP mechanism because Laplace is not its worst case), self-composed ``count``
+    times; a Laplace query by ``from_laplace_mechanism(1 / eps)``. All PLDs are pessimistic
     estimates with value discretisation interval ``pld_interval`` (default ``1e-4``): losses
     are rounded up, so the reported epsilon is an upper bound that exceeds the exact one by
     at most about ``steps * pld_interval`` in the worst case and far less in practice:
@@ -137,18 +141,43 @@ class GaussianMechanism:
 
 @dataclass(frozen=True)
 class PureDpMechanism:
-    """An ``epsilon``-DP step (exponential mechanism, report-noisy-max, Laplace...)."""
+    """``count`` ``epsilon``-DP steps (exponential mechanisms, report-noisy-max...), each
+    accounted by the worst case of every ``epsilon``-DP mechanism (randomised response)."""
 
     name: str
     epsilon: float
+    count: int = 1
     kind: str = field(default="pure-dp", init=False)
 
     @property
     def private(self) -> bool:
-        return math.isfinite(self.epsilon)
+        return math.isfinite(self.epsilon) or self.count == 0
 
 
-Mechanism = DpSgdMechanism | GaussianMechanism | PureDpMechanism
+@dataclass(frozen=True)
+class LaplaceMechanism:
+    """``count`` Laplace queries, each adding ``Laplace(sensitivity / epsilon)`` noise to a
+    value of sensitivity ``sensitivity``: ``epsilon``-DP each, with the Laplace mechanism's
+    own privacy loss (tighter in composition than a generic ``epsilon``-DP step)."""
+
+    name: str
+    epsilon: float
+    count: int = 1
+    kind: str = field(default="laplace", init=False)
+
+    @property
+    def private(self) -> bool:
+        return math.isfinite(self.epsilon) or self.count == 0
+
+    @property
+    def noise_multiplier(self) -> float:
+        """Noise scale over sensitivity (``inf`` epsilon: 0, no noise)."""
+        if not math.isfinite(self.epsilon):
+            return 0.0
+        return math.inf if self.epsilon == 0 else 1.0 / self.epsilon
+
+
+Mechanism = DpSgdMechanism | GaussianMechanism | PureDpMechanism | LaplaceMechanism
 
 
 def _check_finite_nonneg(name: str, what: str, value: float, *, allow_inf: bool = False) -> None:
@@ -180,6 +209,10 @@ def _validate(m: Mechanism) -> None:
             )
     else:
         _check_finite_nonneg(m.name, "epsilon", m.epsilon, allow_inf=True)
+        if int(m.count) != m.count or m.count < 0:
+            raise ConfigError(
+                f"mechanism {m.name!r}: count must be an integer >= 0, got {m.count!r}"
+            )
 
 
 # ---------------------------------------------------------------------------- pure functions
@@ -197,6 +230,18 @@ def _rdp_pure(epsilon: float, orders: np.ndarray) -> np.ndarray:
     log_sum = np.logaddexp(a * log_p + (1 - a) * log_q, a * log_q + (1 - a) * log_p)
     rdp = log_sum / (a - 1)
     return np.minimum(rdp, np.minimum(epsilon, a * epsilon**2 / 2))
+
+
+def _rdp_laplace(epsilon: float, orders: np.ndarray) -> np.ndarray:
+    """Exact RDP of the Laplace mechanism with scale ``sensitivity / epsilon`` (Mironov 2017,
+    Prop. 6): ``log(a/(2a-1) e^{(a-1) eps} + (a-1)/(2a-1) e^{-a eps}) / (a-1)``, ``a > 1``."""
+    if epsilon == 0:
+        return np.zeros_like(orders)
+    a = np.asarray(orders, dtype=np.float64)
+    log_sum = np.logaddexp(
+        np.log(a / (2 * a - 1)) + (a - 1) * epsilon, np.log((a - 1) / (2 * a - 1)) - a * epsilon
+    )
+    return np.minimum(log_sum / (a - 1), epsilon)
 
 
 def _rdp_curve(m: Mechanism, orders: np.ndarray) -> np.ndarray:
@@ -221,7 +266,10 @@ def _rdp_curve(m: Mechanism, orders: np.ndarray) -> np.ndarray:
             ),
             dtype=np.float64,
         )
-    return _rdp_pure(m.epsilon, orders)
+    if m.count == 0:
+        return np.zeros_like(orders)
+    single = _rdp_laplace if isinstance(m, LaplaceMechanism) else _rdp_pure
+    return m.count * single(m.epsilon, orders)
 
 
 @lru_cache(maxsize=4096)
@@ -243,7 +291,9 @@ def rdp_epsilon(
         # "optimal order is the largest/smallest alpha": still a valid (looser) bound
         warnings.simplefilter("ignore", UserWarning)
         eps, order = opacus_rdp.get_privacy_spent(orders=list(key), rdp=list(total), delta=delta)
-    pure = [m.epsilon for m in mechanisms if isinstance(m, PureDpMechanism)]
+    pure = [
+        m.count * m.epsilon for m in mechanisms if isinstance(m, PureDpMechanism | LaplaceMechanism)
+    ]
     if len(pure) == len(mechanisms):
         # RDP of order infinity = basic composition, which can beat every finite order
         basic = float(sum(pure))
@@ -265,10 +315,16 @@ def _pld_of(m: Mechanism, interval: float) -> pld_lib.PrivacyLossDistribution:
             standard_deviation=m.noise_multiplier / math.sqrt(m.count),
             value_discretization_interval=interval,
         )
-    return pld_lib.from_privacy_parameters(
-        pld_common.DifferentialPrivacyParameters(epsilon=m.epsilon, delta=0.0),
-        value_discretization_interval=interval,
-    )
+    if isinstance(m, LaplaceMechanism):
+        single = pld_lib.from_laplace_mechanism(
+            1.0 / m.epsilon, sensitivity=1.0, value_discretization_interval=interval
+        )
+    else:
+        single = pld_lib.from_privacy_parameters(
+            pld_common.DifferentialPrivacyParameters(epsilon=m.epsilon, delta=0.0),
+            value_discretization_interval=interval,
+        )
+    return single.self_compose(int(m.count)) if m.count > 1 else single
 
 
 def pld_epsilon(
@@ -282,7 +338,10 @@ def pld_epsilon(
         if not (
             (isinstance(m, DpSgdMechanism) and (m.steps == 0 or m.sample_rate == 0))
             or (isinstance(m, GaussianMechanism) and m.count == 0)
-            or (isinstance(m, PureDpMechanism) and m.epsilon == 0)
+            or (
+                isinstance(m, PureDpMechanism | LaplaceMechanism)
+                and (m.epsilon == 0 or m.count == 0)
+            )
         )
     ]
     if not active:
@@ -399,8 +458,13 @@ class Ledger:
         self.add(m)
         return m
 
-    def add_pure(self, name: str, epsilon: float) -> PureDpMechanism:
-        m = PureDpMechanism(name, float(epsilon))
+    def add_pure(self, name: str, epsilon: float, count: int = 1) -> PureDpMechanism:
+        m = PureDpMechanism(name, float(epsilon), int(count))
+        self.add(m)
+        return m
+
+    def add_laplace(self, name: str, epsilon: float, count: int = 1) -> LaplaceMechanism:
+        m = LaplaceMechanism(name, float(epsilon), int(count))
         self.add(m)
         return m
 
@@ -446,7 +510,7 @@ class Ledger:
         d = self.delta if delta is None else float(delta)
         if not mechanism.private or self._no_privacy:
             return math.inf
-        if isinstance(mechanism, PureDpMechanism):
+        if isinstance(mechanism, PureDpMechanism) and mechanism.count == 1:
             return mechanism.epsilon
         eps = {
             "opacus_rdp": rdp_epsilon([mechanism], d)[0],
@@ -459,8 +523,8 @@ class Ledger:
         ``mu = sqrt(sum mu_i^2)``; a Gaussian release is exactly ``sqrt(count)/sigma``-GDP,
         a DP-SGD run is *approximately* ``q sqrt(T (e^{1/sigma^2} - 1))``-GDP by the central
         limit theorem of Bu et al. 2020 (an asymptotic approximation, not a bound; it can
-        under-state privacy loss for few steps). Pure-DP steps are not included. ``None`` when
-        there is no Gaussian/DP-SGD mechanism or no formal privacy."""
+        under-state privacy loss for few steps). Pure-DP and Laplace steps are not included.
+        ``None`` when there is no Gaussian/DP-SGD mechanism or no formal privacy."""
         if self._no_privacy:
             return None
         mus = [mu for m in self.mechanisms if (mu := _gdp_mu_of(m)) is not None]
@@ -499,7 +563,9 @@ class Ledger:
                     "sensitivity": m.sensitivity,
                 }
             else:
-                entry["epsilon"] = _json_float(m.epsilon)
+                entry |= {"epsilon": _json_float(m.epsilon), "count": m.count}
+                if isinstance(m, LaplaceMechanism):
+                    entry["noise_multiplier"] = _json_float(m.noise_multiplier)
             entry["epsilon_share"] = _json_float(share)
             mechs.append(entry)
         mu = self.gdp_mu()
@@ -554,9 +620,10 @@ class Ledger:
                         m.get("count", 1),
                         m.get("sensitivity", 1.0),
                     )
-                elif kind == "pure-dp":
+                elif kind in ("pure-dp", "laplace"):
                     eps = m["epsilon"]
-                    ledger.add_pure(m["name"], math.inf if eps is None else eps)
+                    add = ledger.add_pure if kind == "pure-dp" else ledger.add_laplace
+                    add(m["name"], math.inf if eps is None else eps, m.get("count", 1))
                 else:
                     raise ConfigError(f"ledger mechanism {i}: unknown kind {kind!r}")
         except (KeyError, TypeError, ValueError) as err:
@@ -598,11 +665,14 @@ class PlannedGaussian:
 
 @dataclass(frozen=True)
 class PlannedPure:
-    """A pure-DP step with a fixed budget: ``epsilon``, or ``fraction`` of the target."""
+    """``count`` pure-DP steps with a fixed budget each: ``epsilon``, or ``fraction`` of the
+    target; ``laplace``: Laplace queries (:class:`LaplaceMechanism`)."""
 
     name: str
     epsilon: float | None = None
     fraction: float | None = None
+    count: int = 1
+    laplace: bool = False
 
 
 Planned = PlannedDpSgd | PlannedGaussian | PlannedPure
@@ -621,7 +691,7 @@ def _build(
             ledger.add_gaussian(p.name, scale / p.weight, p.count, p.sensitivity)
         else:
             eps = p.epsilon if p.epsilon is not None else float(p.fraction or 0.0) * target
-            ledger.add_pure(p.name, eps)
+            (ledger.add_laplace if p.laplace else ledger.add_pure)(p.name, eps, p.count)
     return ledger
 
 
@@ -674,7 +744,7 @@ def calibrate(
             elif isinstance(p, PlannedGaussian):
                 ledger.add_gaussian(p.name, 0.0, p.count, p.sensitivity)
             else:
-                ledger.add_pure(p.name, math.inf)
+                (ledger.add_laplace if p.laplace else ledger.add_pure)(p.name, math.inf, p.count)
         return ledger
     if not (isinstance(target_epsilon, int | float) and target_epsilon > 0):
         raise ConfigError(f"target epsilon must be > 0 or inf, got {target_epsilon!r}")

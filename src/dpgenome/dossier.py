@@ -371,6 +371,41 @@ def _get(results: Mapping[str, Any], path: str, default: Any = None) -> Any:
     return default if is_missing(value) else value
 
 
+def _association_rows(association: Any) -> dict[str, Any]:
+    """The regions whose association the synthesizer released (DP outputs and their
+    post-processing only: selected regions, released effect sizes, the implied lead SNP)."""
+    if not isinstance(association, Mapping) or "regions" not in association:
+        return {"recorded": False, "regions": [], "residual": None}
+    regions = []
+    for r in association.get("regions") or []:
+        if not isinstance(r, Mapping):
+            continue
+        lead = r.get("implied_lead")
+        exact = r.get("exact_snps")
+        matched = (
+            f"{len(exact)} most associated SNPs (exact)"
+            if isinstance(exact, list) and exact
+            else (lead.get("snp") if isinstance(lead, Mapping) else None)
+        )
+        regions.append(
+            {
+                "where": f"chr{r.get('chr')}:{fmt((r.get('start') or 0) / 1e6)}-"
+                f"{fmt((r.get('end') or 0) / 1e6)} Mb",
+                "n_snps": r.get("n_snps"),
+                "n_components": r.get("n_components"),
+                "effect_norm": r.get("released_effect_norm"),
+                "shrink_factor": r.get("shrink_factor"),
+                "carried": not r.get("dropped", False),
+                "matched_snps": matched,
+            }
+        )
+    return {
+        "recorded": True,
+        "regions": regions,
+        "residual": association.get("matching_relative_residual"),
+    }
+
+
 def _rows(mapping: Any) -> list[tuple[str, str]]:
     if not isinstance(mapping, Mapping):
         return []
@@ -492,6 +527,7 @@ def build_context(
         "canary": _get(results, "audit.canary", {}),
         "gwas_thresholds": thresholds if isinstance(thresholds, Mapping) else {},
         "loci": _get(results, "fidelity.gwas.loci", {}),
+        "association": _association_rows(_get(results, "synthesis.association", {})),
         "gwas": _get(results, "fidelity.gwas", {}),
         "fidelity": _get(results, "fidelity", {}),
         "provenance": provenance if isinstance(provenance, Mapping) else {},
