@@ -227,6 +227,31 @@ def test_match_rows__continuous_with_missing_values_keeps_them() -> None:
     np.testing.assert_allclose(z.T @ np.nan_to_num(y[perm]), target, rtol=0.03, atol=3)
 
 
+def test_match_tested_rows__reproduces_the_targets_over_the_tested_rows() -> None:
+    """A tenth of the phenotype rows are untested (missing phenotype or covariate): the
+    correlations a GWAS of the tested rows sees are the targets (matching those rows as
+    zeros left the tested rows' correlations off by the untested share and their placement),
+    and the untested rows land on the other genotype rows, not on the extremes of a
+    component."""
+    rng = np.random.default_rng(2)
+    n = 2000
+    z = rng.normal(size=(n, 2))
+    y = rng.normal(size=n)
+    tested = rng.random(n) > 0.1
+    y[~tested & (rng.random(n) < 0.5)] = np.nan  # missing phenotype; the rest: a covariate
+    target = np.array([0.3, -0.15])
+    order, residual = A.match_tested_rows(z, y, tested, target, rng)
+    assert sorted(order.tolist()) == list(range(n))
+    assert residual < 0.02
+    on = tested[order]  # genotype rows that took a tested phenotype row
+    assert on.sum() == tested.sum()
+    yt = y[order][on]
+    corr = [np.corrcoef(z[on, k], yt)[0, 1] for k in range(2)]
+    np.testing.assert_allclose(corr, target / z[on].std(axis=0), atol=0.01)
+    # the untested rows sit on genotype rows like any others
+    assert np.abs(z[~on].mean(axis=0)).max() < 4 / np.sqrt((~on).sum())
+
+
 def test_match_rows__no_components_is_the_identity() -> None:
     perm, residual = A.match_rows(
         np.zeros((5, 0)), np.zeros(0), np.arange(5.0), np.random.default_rng(0)
@@ -282,6 +307,25 @@ def test_covariate_adjustment__matches_least_squares_with_one_hot_levels() -> No
     other = table.head(3).assign(cage=["z", "b", None])
     res = adj.residual(other, "y")
     assert res[0] == pytest.approx(other.y[0] - coef[0] - coef[1] * other.w[0])
+
+
+def test_covariate_adjustment__fits_and_marks_the_rows_a_gwas_tests() -> None:
+    """Rows with a missing covariate are left out of the fit (as a GWAS leaves them out) and
+    marked untested, like rows with a missing phenotype."""
+    rng = np.random.default_rng(4)
+    n = 300
+    w = rng.normal(size=n)
+    y = 2.0 * w + rng.normal(size=n)
+    w_seen = w.copy()
+    w_seen[:20] = np.nan
+    y[20:30] = np.nan
+    y[:20] += 50.0  # outliers that a mean-imputed fit would chase
+    table = pd.DataFrame({"y": y, "w": w_seen})
+    adj = A.CovariateAdjustment.fit(table, {"w": PhenoType.CONTINUOUS}, "y", ("w",))
+    ok = np.arange(n) >= 30
+    coef, *_ = np.linalg.lstsq(np.column_stack([np.ones(ok.sum()), w[ok]]), y[ok], rcond=None)
+    np.testing.assert_allclose(adj.coef, coef, atol=1e-10)
+    np.testing.assert_array_equal(adj.complete(table, "y"), ok)
 
 
 def test_score_sensitivity__uses_the_smaller_phenotype_bound() -> None:

@@ -267,6 +267,20 @@ def test_sample__same_seed_same_rows(fitted_inf) -> None:
     assert not model.sample(50, seed=9).equals(model.sample(50, seed=10))
 
 
+def test_sample__complete_columns_are_never_missing(toy, fitted_inf) -> None:
+    """``complete`` drops the missing category of the named columns (of a one-hot copy's
+    parent: SW16 through round) and leaves the other columns' missingness as learnt."""
+    members, _ = toy
+    model, synth = fitted_inf
+    real = members.phenotypes
+    assert synth[["abBMD", "round", "BMD"]].isna().any().all()  # the toy has missing values
+    full = model.sample(2_000, seed=4, complete=["abBMD", "SW16", "BMD"])
+    assert not full[["abBMD", "SW16", "round", "BMD"]].isna().any().any()
+    np.testing.assert_allclose(full["bw"].isna().mean(), real["bw"].isna().mean(), atol=0.03)
+    # the observed categories keep their learnt proportions
+    assert full["abBMD"].mean() == pytest.approx(synth["abBMD"].mean(), abs=0.04)
+
+
 def test_fit_phenotypes__finite_epsilon_degrades_gracefully(toy, fitted_inf) -> None:
     members, schema = toy
     real = members.phenotypes

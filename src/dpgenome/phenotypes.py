@@ -32,6 +32,8 @@ Pipeline (every data-dependent choice is public or charged to the ledger):
    closed-form per-sample gradients and ghost norms (Li et al. 2022) registered with Opacus.
 4. **Sampling**: ancestral, batch by batch; continuous values uniform within their bin
    (rounded when the public column is integer-valued). Rows are fresh draws, never copies.
+   Columns complete by a public rule (the analysis phenotype and covariates of an analysis
+   subset) are sampled without their missing category.
    ``epsilon = inf``: the same loop without clipping or noise; a continuous column absent
    from the public schema then uses the data's own quantiles (no formal privacy anyway).
 
@@ -708,8 +710,16 @@ class PhenoModel:
     details: dict[str, object] = field(default_factory=dict)
 
     @torch.no_grad()
-    def sample(self, n: int, seed: int | np.random.Generator) -> pd.DataFrame:
-        """``n`` fresh synthetic rows (same columns and types as the training table)."""
+    def sample(
+        self, n: int, seed: int | np.random.Generator, complete: Sequence[str] = ()
+    ) -> pd.DataFrame:
+        """``n`` fresh synthetic rows (same columns and types as the training table).
+
+        Columns in ``complete`` are never missing: their "missing" category is dropped from
+        every conditional (a one-hot copy's parent column instead). For columns the training
+        table has complete by a public rule -- the analysis phenotype and covariates of an
+        analysis subset -- the model's missing share is pure DP noise (4% of rows at epsilon
+        10 on a 960-member cohort: rows the synthetic GWAS then could not test)."""
         if n < 0:
             raise ConfigError(f"cannot sample {n} rows")
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
@@ -722,10 +732,14 @@ class PhenoModel:
 
         feats = self.net.features(codes)
         n_f = self.net.layout.n_feat
+        never_missing = {enc.derived[c][0] if c in enc.derived else c for c in complete}
         for b in range(n_b):  # ancestral: batch by batch, column by column
             for pos in range(sizes[b]):
                 logits = self.net.batch_logits(feats, b)
                 probs = torch.softmax(logits[:, pos, :], dim=-1)
+                column = enc.batches[b][pos]
+                if column in never_missing:  # the last category of a column is "missing"
+                    probs[:, enc.schema[column].n_categories - 1] = 0.0
                 drawn = torch.multinomial(probs, 1, generator=g).squeeze(1)
                 codes[:, b, pos] = drawn
                 feats[:, b, pos * n_f : (pos + 1) * n_f] = self.net.layout.features[b, pos, drawn]
@@ -896,8 +910,10 @@ def synthesize_phenotypes(
     n_synth: int,
     context: Sequence[str] = (),
     bins_noise_multiplier: float | None = None,
+    complete: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, dict[str, PhenoType]]:
-    """Fit on ``members.phenotypes`` and sample ``n_synth`` rows (seeds from ``config``)."""
+    """Fit on ``members.phenotypes`` and sample ``n_synth`` rows (seeds from ``config``);
+    ``complete``: columns never missing in the sample (:meth:`PhenoModel.sample`)."""
     model = fit_phenotypes(
         members.phenotypes,
         members.pheno_types,
@@ -907,5 +923,5 @@ def synthesize_phenotypes(
         bins_noise_multiplier=bins_noise_multiplier,
     )
     seed = int(np.random.SeedSequence(config.seed).generate_state(4)[3])
-    table = model.sample(n_synth, seed)
+    table = model.sample(n_synth, seed, complete)
     return table, dict(members.pheno_types)

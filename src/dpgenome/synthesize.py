@@ -583,6 +583,9 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
         n_synth=cfg.n_synth,
         context=(cfg.pheno, *cfg.covariates),
         bins_noise_multiplier=_sigma(ledger, PHENOTYPE_BINS) if bins_plan is not None else None,
+        # the members are an analysis subset: its phenotype and covariates are present by a
+        # public rule (dpgenome.cohort.analysis_subset), so they are in the synthetic rows too
+        complete=(cfg.pheno, *cfg.covariates),
     )
     timings["phenotypes"] = time.perf_counter() - t0
 
@@ -608,21 +611,15 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
     if regions and adjust is not None:
         # phenotype rows are assigned to genotype rows so that the synthetic cross-moments of
         # the covariate-adjusted phenotype reproduce the released ones (post-processing)
-        y = adjust.residual(pheno_table, cfg.pheno)
-        ok = ~np.isnan(y)
-        y_std = np.zeros_like(y)
-        if ok.sum() > 1:
-            y_std[ok] = (y[ok] - y[ok].mean()) / max(float(y[ok].std()), 1e-12)
-        z = assoc.region_components(dosages, regions)
-        target = np.concatenate([r.targets() for r in regions]) * cfg.n_synth
-        perm, residual = assoc.match_rows(
-            z,
-            target,
-            y_std,
+        order, residual = assoc.match_tested_rows(
+            assoc.region_components(dosages, regions),
+            adjust.residual(pheno_table, cfg.pheno),
+            adjust.complete(pheno_table, cfg.pheno),
+            np.concatenate([r.targets() for r in regions]),
             np.random.default_rng(seeds[6]),
             weights=assoc.region_weights(regions),
         )
-        pheno_table = pheno_table.iloc[perm].reset_index(drop=True)
+        pheno_table = pheno_table.iloc[order].reset_index(drop=True)
         details["association"]["matching_relative_residual"] = residual
     timings["association"] = time.perf_counter() - t0
 
