@@ -735,11 +735,11 @@ class PhenoModel:
         never_missing = {enc.derived[c][0] if c in enc.derived else c for c in complete}
         for b in range(n_b):  # ancestral: batch by batch, column by column
             for pos in range(sizes[b]):
-                logits = self.net.batch_logits(feats, b)
-                probs = torch.softmax(logits[:, pos, :], dim=-1)
+                logits = self.net.batch_logits(feats, b)[:, pos, :]
                 column = enc.batches[b][pos]
                 if column in never_missing:  # the last category of a column is "missing"
-                    probs[:, enc.schema[column].n_categories - 1] = 0.0
+                    logits[:, enc.schema[column].n_categories - 1] = -math.inf
+                probs = torch.softmax(logits, dim=-1)
                 drawn = torch.multinomial(probs, 1, generator=g).squeeze(1)
                 codes[:, b, pos] = drawn
                 feats[:, b, pos * n_f : (pos + 1) * n_f] = self.net.layout.features[b, pos, drawn]

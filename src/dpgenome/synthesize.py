@@ -25,8 +25,9 @@
 5. ``region-association`` (Gaussian): the low-dimensional release of the phenotype-genotype
    association of each selected region (cross-moments of the covariate-adjusted phenotype
    with the region's principal components). Synthetic phenotype rows are then assigned to
-   synthetic genotype rows so that the synthetic cohort reproduces those cross-moments
-   (:func:`dpgenome.association.match_rows`: a permutation, post-processing).
+   synthetic genotype rows so that the synthetic cohort reproduces those cross-moments over
+   the rows a GWAS tests (:func:`dpgenome.association.match_tested_rows`: a permutation,
+   post-processing).
 
 Everything data-dependent is either public (the SNP map, the phenotype schema, the member
 count ``n`` -- treated as public, as in the default ``delta = 1/n^1.1`` -- and the public panel)
