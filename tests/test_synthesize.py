@@ -147,7 +147,7 @@ def test_synthesize__binary_phenotype_release_bound_and_attenuation(members, pub
     """A 0/1 phenotype without covariates takes two standardised values: the release's
     phenotype bound is the larger magnitude (capped by effect_y_clip) and the attenuation is
     the slope of the clips between the two values (unit tests pin its value)."""
-    m, _ = members
+    m = analysis_subset(members[0], "abBMD")
     pub = public.take_variants(np.flatnonzero(public.variants["id"].isin(m.variants["id"])))
     res = synthesize(m, replace(FAST, pheno="abBMD", covariates=(), epsilon=4.0, seed=2), pub)
     d = res.details["association"]
@@ -257,6 +257,16 @@ def test_synthesize__rejects_a_misaligned_public_panel(members, public) -> None:
     m, _ = members
     with pytest.raises(CohortError, match="same variants"):
         synthesize(m, replace(FAST, epsilon=1.0), public.take_variants(np.arange(10)))
+
+
+def test_synthesize__rejects_members_outside_the_analysis_subset(members) -> None:
+    """The synthetic analysis phenotype and covariates are never missing, which is faithful
+    only to members that are the analysis subset."""
+    m, _ = members
+    pheno = m.phenotypes.copy()
+    pheno.loc[3, "SW16"] = np.nan
+    with pytest.raises(CohortError, match="analysis subset"):
+        synthesize(replace(m, phenotypes=pheno), replace(FAST, epsilon=1.0))
 
 
 def test_synth_config__rejects_bad_values(members) -> None:

@@ -533,6 +533,12 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
     if n < 10:
         raise CohortError(f"{n} member samples are too few to synthesize from (need >= 10)")
     members.require_phenotypes([config.pheno, *config.covariates])
+    if members.phenotypes[[config.pheno, *config.covariates]].isna().to_numpy().any():
+        # the synthetic sample has them complete (synthesize_phenotypes' ``complete``)
+        raise CohortError(
+            f"{config.pheno!r} or a covariate has missing values among the members: synthesize "
+            "from the analysis subset (dpgenome.cohort.analysis_subset)"
+        )
     if members.pheno_types[config.pheno] == PhenoType.CATEGORICAL:
         raise CohortError(f"phenotype {config.pheno!r} is categorical; a numeric one is needed")
     cfg = config.validate(n)
