@@ -154,9 +154,10 @@ class AssociationConfig:
     #: 3.9-7.0 (null-like) in 14 runs
     exact_snps: int = 8
     exact_snp_max_r2: float = 0.8
-    #: shrink each released effect by the share of its energy that is signal
-    #: (:func:`shrink_effect`; at eps 1 a background region that passed the threshold test
-    #: carried noise of ~4.6 z-units per component, enough for spurious hits at 1e-8)
+    #: measure the share of each released effect's energy that is signal
+    #: (:func:`shrink_effect`), which gates the region (``min_shrink``) and scales the kept
+    #: ones (``shrink_power``): at eps 1 a background region that passed the threshold test
+    #: carried noise of ~4.6 z-units per component, enough for spurious hits at 1e-8
     shrink: bool = True
     #: a kept region's effect is scaled by ``factor ** shrink_power`` (the factor, the
     #: vector's signal share, still decides ``min_shrink``): the full factor (1) is the
