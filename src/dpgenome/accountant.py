@@ -140,14 +140,12 @@ class GaussianMechanism:
 
 
 @dataclass(frozen=True)
-class PureDpMechanism:
-    """``count`` ``epsilon``-DP steps (exponential mechanisms, report-noisy-max...), each
-    accounted by the worst case of every ``epsilon``-DP mechanism (randomised response)."""
+class _EpsilonSteps:
+    """``count`` steps that are each ``epsilon``-DP (the fields both pure-DP kinds share)."""
 
     name: str
     epsilon: float
     count: int = 1
-    kind: str = field(default="pure-dp", init=False)
 
     @property
     def private(self) -> bool:
@@ -155,19 +153,20 @@ class PureDpMechanism:
 
 
 @dataclass(frozen=True)
-class LaplaceMechanism:
+class PureDpMechanism(_EpsilonSteps):
+    """``count`` ``epsilon``-DP steps (exponential mechanisms, report-noisy-max...), each
+    accounted by the worst case of every ``epsilon``-DP mechanism (randomised response)."""
+
+    kind: str = field(default="pure-dp", init=False)
+
+
+@dataclass(frozen=True)
+class LaplaceMechanism(_EpsilonSteps):
     """``count`` Laplace queries, each adding ``Laplace(sensitivity / epsilon)`` noise to a
     value of sensitivity ``sensitivity``: ``epsilon``-DP each, with the Laplace mechanism's
     own privacy loss (tighter in composition than a generic ``epsilon``-DP step)."""
 
-    name: str
-    epsilon: float
-    count: int = 1
     kind: str = field(default="laplace", init=False)
-
-    @property
-    def private(self) -> bool:
-        return math.isfinite(self.epsilon) or self.count == 0
 
     @property
     def noise_multiplier(self) -> float:

@@ -76,7 +76,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from dpgenome.cohort import PhenoType, category_levels, design_matrix
+from dpgenome.cohort import PhenoType, category_levels, design_matrix, observed_rows
 from dpgenome.errors import ConfigError
 from dpgenome.model import WindowLayout
 
@@ -285,7 +285,7 @@ class CovariateAdjustment:
         x, _ = design_matrix(table, covariates, levels)
         means = np.nan_to_num(np.nanmean(x, axis=0)) if x.shape[1] else np.zeros(0)
         y = table[pheno].to_numpy(dtype=np.float64, na_value=np.nan)
-        ok = ~np.isnan(y) & ~np.isnan(x).any(axis=1)
+        ok = observed_rows(table, pheno, covariates)
         x = np.where(np.isnan(x), means, x)
         design = np.column_stack([np.ones(len(y)), x])
         coef = np.zeros(design.shape[1])
@@ -304,9 +304,7 @@ class CovariateAdjustment:
 
     def complete(self, table: pd.DataFrame, pheno: str) -> np.ndarray:
         """Rows with the phenotype and every covariate present: the rows a GWAS tests."""
-        x, _ = design_matrix(table, self.covariates, self.levels)
-        y = table[pheno].to_numpy(dtype=np.float64, na_value=np.nan)
-        return np.asarray(~np.isnan(y) & ~np.isnan(x).any(axis=1))
+        return observed_rows(table, pheno, self.covariates)
 
 
 def standardise_dosages(x: np.ndarray, freq: np.ndarray, clip: float | None) -> np.ndarray:

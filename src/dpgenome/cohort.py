@@ -328,6 +328,13 @@ def qc(cohort: Cohort, config: QCConfig | None = None) -> tuple[Cohort, QCReport
     return cohort, report
 
 
+def observed_rows(
+    phenotypes: pd.DataFrame, pheno: str, covariates: Sequence[str] = ()
+) -> np.ndarray:
+    """Rows with the phenotype and every covariate observed: the rows a GWAS tests."""
+    return np.asarray(phenotypes[[pheno, *covariates]].notna().all(axis=1).to_numpy())
+
+
 def analysis_subset(
     cohort: Cohort,
     pheno: str,
@@ -336,7 +343,7 @@ def analysis_subset(
 ) -> Cohort:
     """Keep the samples with the phenotype and every covariate observed."""
     cohort.require_phenotypes([pheno, *covariates])
-    observed = cohort.phenotypes[[pheno, *covariates]].notna().all(axis=1).to_numpy()
+    observed = observed_rows(cohort.phenotypes, pheno, covariates)
     if report is not None:
         report.add(
             "samples",

@@ -64,7 +64,7 @@ from dpgenome.accountant import (
     calibrate,
     default_delta,
 )
-from dpgenome.cohort import Cohort, PhenoType
+from dpgenome.cohort import Cohort, PhenoType, observed_rows
 from dpgenome.errors import CohortError, ConfigError
 from dpgenome.model import WindowModel, make_layout
 from dpgenome.sample import sample_dosages, synthetic_samples
@@ -533,7 +533,7 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
     if n < 10:
         raise CohortError(f"{n} member samples are too few to synthesize from (need >= 10)")
     members.require_phenotypes([config.pheno, *config.covariates])
-    if members.phenotypes[[config.pheno, *config.covariates]].isna().to_numpy().any():
+    if not observed_rows(members.phenotypes, config.pheno, config.covariates).all():
         # the synthetic sample has them complete (synthesize_phenotypes' ``complete``)
         raise CohortError(
             f"{config.pheno!r} or a covariate has missing values among the members: synthesize "
