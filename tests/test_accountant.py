@@ -11,6 +11,9 @@ Independent references used here (all implemented in this file, not by the code 
 * The analytic Gaussian mechanism (Balle & Wang 2018, Thm 8): the exact (eps, delta) curve.
 * The optimal composition of k eps-DP mechanisms (Kairouz, Oh & Viswanath 2015, Thm 3.3).
 * Google's ``dp_accounting`` RDP accountant (an implementation independent of Opacus's).
+* The exponential mechanism's Rényi divergence on neighbouring score vectors, computed from
+  its output distributions directly, and the bounded-range zCDP bound ``alpha eps^2 / 8``
+  (Cesar & Rogers 2021, Lemma 3.2).
 * The Laplace mechanism's exact privacy profile ``delta(eps') = 1 - exp((eps' - eps) / 2)``
   (scale ``1 / eps``, sensitivity 1; e.g. Balle et al. 2018, "Privacy amplification by
   subsampling", Sec. 3), and ``dp_accounting``'s own RDP of Laplace noise.
@@ -39,6 +42,7 @@ from dpgenome.accountant import (
     PlannedDpSgd,
     PlannedGaussian,
     PlannedPure,
+    _rdp_bounded_range,
     _rdp_curve,
     _rdp_laplace,
     _rdp_pure,
@@ -227,6 +231,81 @@ def test_pure_count__equals_that_many_separate_steps() -> None:
     assert one.epsilon() < lumped.epsilon() - 0.15
 
 
+def _exponential_renyi(u: np.ndarray, v: np.ndarray, eps: float, order: float) -> float:
+    """``D_order(P || Q)`` of the exponential mechanism (parameter ``eps``, sensitivity 1) on
+    the score vectors ``u`` (P) and ``v`` (Q), from its two output distributions."""
+    log_p = eps * u / 2 - logsumexp(eps * u / 2)
+    log_q = eps * v / 2 - logsumexp(eps * v / 2)
+    return float(logsumexp(order * log_p + (1 - order) * log_q) / (order - 1))
+
+
+def _two_candidates(x: float, eps: float, order: float) -> float:
+    """Minus the divergence of a two-candidate mechanism whose scores move apart, ``(x, 0)``
+    to ``(x + 1, -1)``: its privacy loss spans exactly ``eps``."""
+    return -_exponential_renyi(np.array([x + 1.0, -1.0]), np.array([x, 0.0]), eps, order)
+
+
+def test_rdp_bounded_range__bounds_real_exponential_mechanisms_and_is_attained() -> None:
+    """Neighbouring score vectors (each score moves by at most the sensitivity, 1): the
+    mechanism's Rényi divergence in both directions never exceeds the curve, and a
+    two-candidate mechanism whose scores move apart reaches it (the curve is the worst case,
+    not a loose bound)."""
+    from scipy.optimize import minimize_scalar
+
+    rng = np.random.default_rng(7)
+    orders = np.asarray([1.5, 2.0, 4.0, 10.0, 32.0])
+    for eps in (0.1, 0.36, 1.0, 3.0):
+        curve = _rdp_bounded_range(eps, orders)
+        assert np.all(curve <= orders * eps**2 / 8 + 1e-12)  # Cesar & Rogers' zCDP bound
+        assert np.all(curve <= _rdp_pure(eps, orders) + 1e-12)
+        worst = np.zeros(len(orders))
+        for _ in range(300):
+            m = int(rng.integers(2, 12))
+            u = rng.normal(scale=rng.uniform(0.1, 10.0), size=m)
+            v = u + rng.choice([-1.0, 1.0], size=m) * rng.uniform(0.5, 1.0, size=m)
+            for k, a in enumerate(orders):
+                worst[k] = max(
+                    worst[k],
+                    _exponential_renyi(u, v, eps, a),
+                    _exponential_renyi(v, u, eps, a),
+                )
+        assert np.all(worst <= curve + 1e-12)
+        for k, a in enumerate(orders):
+            best = minimize_scalar(
+                _two_candidates,
+                args=(eps, a),
+                bounds=(-40.0 / eps, 40.0 / eps),
+                method="bounded",
+                options={"xatol": 1e-10},
+            )
+            attained = -float(best.fun)
+            assert attained <= curve[k] + 1e-12
+            assert attained >= curve[k] - eps / 2048 - 1e-9
+
+
+def test_exponential__rdp_below_generic_pure_dp_pld_the_generic_one() -> None:
+    """The RDP accountant uses the bounded-range curve (tighter than a generic eps-DP step);
+    PLD has no bounded-range form and keeps the generic randomised-response one; the record
+    keeps the kind and re-accounts to the same epsilon."""
+    gen, exp = Ledger(1e-5), Ledger(1e-5)
+    for led in (gen, exp):
+        led.add_gaussian("assoc", 3.0, count=3)
+    gen.add_pure("select", 0.36, count=3)
+    exp.add_exponential("select", 0.36, count=3)
+    a, b = gen.accountants(), exp.accountants()
+    assert b["opacus_rdp"] < a["opacus_rdp"] - 0.05
+    assert b["pld"] == pytest.approx(a["pld"], abs=1e-12)
+    assert exp.epsilon() <= gen.epsilon()
+    d = json.loads(json.dumps(exp.to_dict(), allow_nan=False))
+    entry = d["mechanisms"][1]
+    assert (entry["kind"], entry["epsilon"], entry["count"]) == ("exponential", 0.36, 3)
+    assert Ledger.from_dict(d).accountants() == pytest.approx(b, rel=1e-12)
+    # alone, k exponential mechanisms are never worse than basic composition
+    only = Ledger(1e-5)
+    only.add_exponential("select", 0.5, count=4)
+    assert only.epsilon() <= 2.0 + 1e-9
+
+
 @pytest.mark.parametrize("eps", [0.05, 0.3, 1.0, 2.0])
 def test_laplace__one_query_matches_its_exact_privacy_profile(eps) -> None:
     ledger = Ledger(1e-5)
@@ -327,6 +406,7 @@ def test_calibrate__infinite_target_gives_no_formal_privacy() -> None:
         (1.0, [PlannedDpSgd("a", 0.1, 10), PlannedGaussian("a")], "duplicate"),
         (1.0, [PlannedDpSgd("a", 0.1, 10, weight=0.0)], "weight"),
         (1.0, [PlannedPure("a")], "exactly one"),
+        (1.0, [PlannedPure("a", epsilon=0.1, kind="gumbel")], "kind must be one of"),
     ],
 )
 def test_calibrate__rejects_bad_plans(target, plan, fragment) -> None:

@@ -92,8 +92,8 @@ def test_plan__selection_rounds_spend_a_share_of_epsilon_up_to_a_cap(eps, select
     pure = {p.name: p for p in steps if isinstance(p, PlannedPure)}
     k = cfg.association.max_regions
     sel, tst = pure["region-selection"], pure["region-test"]
-    assert (sel.epsilon, sel.count, sel.laplace) == (pytest.approx(select), k, False)
-    assert (tst.epsilon, tst.count, tst.laplace) == (pytest.approx(test), k, True)
+    assert (sel.epsilon, sel.count, sel.kind) == (pytest.approx(select), k, "exponential")
+    assert (tst.epsilon, tst.count, tst.kind) == (pytest.approx(test), k, "laplace")
 
 
 def test_synthesize__ledger_composes_every_mechanism_within_the_target(members, public) -> None:
@@ -107,7 +107,7 @@ def test_synthesize__ledger_composes_every_mechanism_within_the_target(members, 
     kinds = {mech["name"]: mech["kind"] for mech in led["mechanisms"]}
     assert kinds["genotype-structure"] == "dp-sgd"
     assert kinds["phenotypes"] == "dp-sgd"
-    assert kinds["region-selection"] == "pure-dp"
+    assert kinds["region-selection"] == "exponential"
     assert kinds["region-test"] == "laplace"
     assert kinds["region-association"] == "gaussian"
     # one noisy max and one noisy threshold per round, at the budget the selection used

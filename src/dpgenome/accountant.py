@@ -7,7 +7,11 @@ A :class:`Ledger` lists every mechanism that touched the private cohort in one r
 * ``gaussian``: ``count`` Gaussian queries, each of L2 sensitivity ``sensitivity`` and noise
   standard deviation ``noise_multiplier * sensitivity`` (a vector query released at once is
   one query whose sensitivity is the L2 sensitivity of the whole vector);
-* ``pure-dp``: ``count`` ``epsilon``-DP steps, e.g. exponential mechanisms / report-noisy-max;
+* ``pure-dp``: ``count`` ``epsilon``-DP steps of any kind;
+* ``exponential``: ``count`` exponential mechanisms (or Gumbel report-noisy-max, the same
+  distribution) of parameter ``epsilon``: ``epsilon``-DP and, more tightly,
+  ``epsilon``-bounded-range (the log-likelihood ratio of two neighbouring inputs spans at most
+  ``epsilon`` over the outputs; Durfee & Rogers 2019), which the RDP accountant uses;
 * ``laplace``: ``count`` Laplace queries, each of sensitivity ``s`` with noise scale
   ``s / epsilon`` (``noise_multiplier = 1 / epsilon``): ``epsilon``-DP each, accounted by the
   Laplace mechanism's own (tighter) privacy loss rather than the generic pure-DP one.
@@ -24,7 +28,11 @@ Composition is tight, by two independent accountants:
     pure ``eps``-DP step by the exact Rényi divergence of randomised response with parameter
     ``eps`` -- the dominating pair of every ``eps``-DP mechanism (Kairouz, Oh & Viswanath 2015),
     hence an upper bound; it is never above the zCDP bound ``alpha*eps^2/2`` (Bun & Steinke
-    2016) nor ``eps``; a Laplace query by its exact RDP (Mironov 2017, Prop. 6). The sum is
+    2016) nor ``eps``; an ``eps``-bounded-range step by the exact worst case over the
+    two-point pairs whose privacy loss takes the values ``t`` and ``t - eps`` (every
+    bounded-range pair is a mixture of these: the Rényi moment is convex in the likelihood
+    ratio), never above Cesar & Rogers' (2021) zCDP bound ``alpha*eps^2/8`` -- a quarter of
+    the generic one; a Laplace query by its exact RDP (Mironov 2017, Prop. 6). The sum is
     converted to ``(eps, delta)`` by Opacus's ``get_privacy_spent`` (Balle et al. 2020, Thm 21).
 ``pld``
     Privacy loss distributions (Koskela et al. 2020; Doroshenko et al. 2022) by Google's
@@ -34,7 +42,9 @@ Composition is tight, by two independent accountants:
     ``sigma / sqrt(count)``, and a pure step by ``from_privacy_parameters(eps, 0)`` (the
     randomised-response PLD: a ``LaplaceDpEvent`` would *under*-account a general
     ``eps``-DP mechanism because Laplace is not its worst case), self-composed ``count``
-    times; a Laplace query by ``from_laplace_mechanism(1 / eps)``. All PLDs are pessimistic
+    times -- for an exponential mechanism too: dp_accounting has no bounded-range PLD, so
+    here the generic (looser, still valid) worst case stands; a Laplace query by
+    ``from_laplace_mechanism(1 / eps)``. All PLDs are pessimistic
     estimates with value discretisation interval ``pld_interval`` (default ``1e-4``): losses
     are rounded up, so the reported epsilon is an upper bound that exceeds the exact one by
     at most about ``steps * pld_interval`` in the worst case and far less in practice:
@@ -87,6 +97,13 @@ _INTEGER_ORDERS: tuple[float, ...] = tuple(a for a in RDP_ORDERS if a == int(a))
 
 #: default PLD value discretisation interval (pessimistic rounding; see the module docstring)
 PLD_INTERVAL = 1e-4
+
+#: the ledger's adder of each epsilon-step kind
+_ADD_EPSILON_STEPS = {
+    "pure-dp": "add_pure",
+    "exponential": "add_exponential",
+    "laplace": "add_laplace",
+}
 
 Reported = Literal["max", "pld", "rdp"]
 _REPORTED_FROM_TEXT: dict[str, Reported] = {
@@ -161,6 +178,16 @@ class PureDpMechanism(_EpsilonSteps):
 
 
 @dataclass(frozen=True)
+class ExponentialMechanism(_EpsilonSteps):
+    """``count`` exponential mechanisms of parameter ``epsilon`` (output ``o`` with
+    probability proportional to ``exp(epsilon * u(o) / (2 * sensitivity))``, or the same law
+    by Gumbel report-noisy-max): ``epsilon``-DP and ``epsilon``-bounded-range, accounted by
+    the bounded-range worst case (:func:`_rdp_bounded_range`) where an accountant has it."""
+
+    kind: str = field(default="exponential", init=False)
+
+
+@dataclass(frozen=True)
 class LaplaceMechanism(_EpsilonSteps):
     """``count`` Laplace queries, each adding ``Laplace(sensitivity / epsilon)`` noise to a
     value of sensitivity ``sensitivity``: ``epsilon``-DP each, with the Laplace mechanism's
@@ -176,7 +203,11 @@ class LaplaceMechanism(_EpsilonSteps):
         return math.inf if self.epsilon == 0 else 1.0 / self.epsilon
 
 
-Mechanism = DpSgdMechanism | GaussianMechanism | PureDpMechanism | LaplaceMechanism
+Mechanism = (
+    DpSgdMechanism | GaussianMechanism | PureDpMechanism | ExponentialMechanism | LaplaceMechanism
+)
+#: the kinds whose steps are each ``epsilon``-DP
+EpsilonSteps = PureDpMechanism | ExponentialMechanism | LaplaceMechanism
 
 
 def _check_finite_nonneg(name: str, what: str, value: float, *, allow_inf: bool = False) -> None:
@@ -231,6 +262,31 @@ def _rdp_pure(epsilon: float, orders: np.ndarray) -> np.ndarray:
     return np.minimum(rdp, np.minimum(epsilon, a * epsilon**2 / 2))
 
 
+def _rdp_bounded_range(epsilon: float, orders: np.ndarray, grid: int = 4096) -> np.ndarray:
+    """An upper bound, tight to ``epsilon / grid``, on the RDP curve of every
+    ``epsilon``-bounded-range mechanism.
+
+    Such a mechanism's privacy loss lies in ``[t - epsilon, t]`` for some ``t`` in
+    ``[0, epsilon]`` (it must take both signs: ``E_Q[e^L] = 1``). For a fixed ``t``,
+    ``E_P[e^{(a-1) L}]`` is convex in the likelihood ratio and ``E_P[e^{-L}] = 1`` is linear in
+    it, so the worst case puts all mass on the two ends: loss ``t`` with probability
+    ``p_t = (e^eps - e^t) / (e^eps - 1)``, else ``t - eps``, and the order-``a`` divergence is
+    ``t + log(p_t + (1 - p_t) e^{-(a-1) eps}) / (a-1)``. On a grid cell ``[t_k, t_k+1]`` the
+    first term grows and ``p_t`` falls, so ``t_{k+1}`` with ``p_{t_k}`` bounds the cell: the
+    maximum over cells is a rigorous upper bound. It is never above Cesar & Rogers' (2021,
+    Lemma 3.2) ``a eps^2 / 8`` nor the generic pure-DP curve (:func:`_rdp_pure`), and both are
+    applied too."""
+    if epsilon == 0:
+        return np.zeros_like(orders)
+    a = np.asarray(orders, dtype=np.float64)[:, None]
+    t = np.linspace(0.0, epsilon, grid + 1)
+    p = np.clip((math.exp(epsilon) - np.exp(t)) / math.expm1(epsilon), 0.0, 1.0)
+    low = np.exp(-(a - 1.0) * epsilon)  # e^{(a-1)(t - eps)} / e^{(a-1) t}
+    cell = t[1:] + np.log(p[:-1] + (1.0 - p[:-1]) * low) / (a - 1.0)
+    bound = np.minimum(cell.max(axis=1), a[:, 0] * epsilon**2 / 8.0)
+    return np.minimum(bound, _rdp_pure(epsilon, np.asarray(orders, dtype=np.float64)))
+
+
 def _rdp_laplace(epsilon: float, orders: np.ndarray) -> np.ndarray:
     """Exact RDP of the Laplace mechanism with scale ``sensitivity / epsilon`` (Mironov 2017,
     Prop. 6): ``log(a/(2a-1) e^{(a-1) eps} + (a-1)/(2a-1) e^{-a eps}) / (a-1)``, ``a > 1``."""
@@ -267,7 +323,13 @@ def _rdp_curve(m: Mechanism, orders: np.ndarray) -> np.ndarray:
         )
     if m.count == 0:
         return np.zeros_like(orders)
-    single = _rdp_laplace if isinstance(m, LaplaceMechanism) else _rdp_pure
+    single = (
+        _rdp_laplace
+        if isinstance(m, LaplaceMechanism)
+        else _rdp_bounded_range
+        if isinstance(m, ExponentialMechanism)
+        else _rdp_pure
+    )
     return m.count * single(m.epsilon, orders)
 
 
@@ -290,9 +352,7 @@ def rdp_epsilon(
         # "optimal order is the largest/smallest alpha": still a valid (looser) bound
         warnings.simplefilter("ignore", UserWarning)
         eps, order = opacus_rdp.get_privacy_spent(orders=list(key), rdp=list(total), delta=delta)
-    pure = [
-        m.count * m.epsilon for m in mechanisms if isinstance(m, PureDpMechanism | LaplaceMechanism)
-    ]
+    pure = [m.count * m.epsilon for m in mechanisms if isinstance(m, EpsilonSteps)]
     if len(pure) == len(mechanisms):
         # RDP of order infinity = basic composition, which can beat every finite order
         basic = float(sum(pure))
@@ -337,10 +397,7 @@ def pld_epsilon(
         if not (
             (isinstance(m, DpSgdMechanism) and (m.steps == 0 or m.sample_rate == 0))
             or (isinstance(m, GaussianMechanism) and m.count == 0)
-            or (
-                isinstance(m, PureDpMechanism | LaplaceMechanism)
-                and (m.epsilon == 0 or m.count == 0)
-            )
+            or (isinstance(m, EpsilonSteps) and (m.epsilon == 0 or m.count == 0))
         )
     ]
     if not active:
@@ -462,6 +519,11 @@ class Ledger:
         self.add(m)
         return m
 
+    def add_exponential(self, name: str, epsilon: float, count: int = 1) -> ExponentialMechanism:
+        m = ExponentialMechanism(name, float(epsilon), int(count))
+        self.add(m)
+        return m
+
     def add_laplace(self, name: str, epsilon: float, count: int = 1) -> LaplaceMechanism:
         m = LaplaceMechanism(name, float(epsilon), int(count))
         self.add(m)
@@ -509,7 +571,7 @@ class Ledger:
         d = self.delta if delta is None else float(delta)
         if not mechanism.private or self._no_privacy:
             return math.inf
-        if isinstance(mechanism, PureDpMechanism) and mechanism.count == 1:
+        if isinstance(mechanism, PureDpMechanism | ExponentialMechanism) and mechanism.count == 1:
             return mechanism.epsilon
         eps = {
             "opacus_rdp": rdp_epsilon([mechanism], d)[0],
@@ -619,15 +681,27 @@ class Ledger:
                         m.get("count", 1),
                         m.get("sensitivity", 1.0),
                     )
-                elif kind in ("pure-dp", "laplace"):
+                elif kind in _ADD_EPSILON_STEPS:
                     eps = m["epsilon"]
-                    add = ledger.add_pure if kind == "pure-dp" else ledger.add_laplace
+                    add = getattr(ledger, _ADD_EPSILON_STEPS[kind])
                     add(m["name"], math.inf if eps is None else eps, m.get("count", 1))
                 else:
                     raise ConfigError(f"ledger mechanism {i}: unknown kind {kind!r}")
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"malformed ledger: {err!r}") from err
         return ledger
+
+    def add_epsilon_steps(
+        self, kind: str, name: str, epsilon: float, count: int = 1
+    ) -> PureDpMechanism | ExponentialMechanism | LaplaceMechanism:
+        """``count`` ``epsilon``-DP steps of ``kind`` (``pure-dp``, ``exponential`` or
+        ``laplace``)."""
+        if kind not in _ADD_EPSILON_STEPS:
+            raise ConfigError(f"unknown epsilon-step kind {kind!r}")
+        out: PureDpMechanism | ExponentialMechanism | LaplaceMechanism = getattr(
+            self, _ADD_EPSILON_STEPS[kind]
+        )(name, epsilon, count)
+        return out
 
     def __repr__(self) -> str:
         names = ", ".join(f"{m.kind}:{m.name}" for m in self.mechanisms)
@@ -665,13 +739,14 @@ class PlannedGaussian:
 @dataclass(frozen=True)
 class PlannedPure:
     """``count`` pure-DP steps with a fixed budget each: ``epsilon``, or ``fraction`` of the
-    target; ``laplace``: Laplace queries (:class:`LaplaceMechanism`)."""
+    target; ``kind``: ``pure-dp`` (generic), ``exponential`` (:class:`ExponentialMechanism`)
+    or ``laplace`` (:class:`LaplaceMechanism`)."""
 
     name: str
     epsilon: float | None = None
     fraction: float | None = None
     count: int = 1
-    laplace: bool = False
+    kind: str = "pure-dp"
 
 
 Planned = PlannedDpSgd | PlannedGaussian | PlannedPure
@@ -690,7 +765,7 @@ def _build(
             ledger.add_gaussian(p.name, scale / p.weight, p.count, p.sensitivity)
         else:
             eps = p.epsilon if p.epsilon is not None else float(p.fraction or 0.0) * target
-            (ledger.add_laplace if p.laplace else ledger.add_pure)(p.name, eps, p.count)
+            ledger.add_epsilon_steps(p.kind, p.name, eps, p.count)
     return ledger
 
 
@@ -725,6 +800,11 @@ def calibrate(
             raise ConfigError(f"plan entry {p.name!r}: weight must be > 0, got {p.weight!r}")
         if isinstance(p, PlannedPure) and (p.epsilon is None) == (p.fraction is None):
             raise ConfigError(f"plan entry {p.name!r}: give exactly one of epsilon or fraction")
+        if isinstance(p, PlannedPure) and p.kind not in _ADD_EPSILON_STEPS:
+            raise ConfigError(
+                f"plan entry {p.name!r}: kind must be one of {sorted(_ADD_EPSILON_STEPS)}, "
+                f"got {p.kind!r}"
+            )
     kwargs: dict[str, Any] = {
         "delta": delta,
         "secure_mode": secure_mode,
@@ -743,7 +823,7 @@ def calibrate(
             elif isinstance(p, PlannedGaussian):
                 ledger.add_gaussian(p.name, 0.0, p.count, p.sensitivity)
             else:
-                (ledger.add_laplace if p.laplace else ledger.add_pure)(p.name, math.inf, p.count)
+                ledger.add_epsilon_steps(p.kind, p.name, math.inf, p.count)
         return ledger
     if not (isinstance(target_epsilon, int | float) and target_epsilon > 0):
         raise ConfigError(f"target epsilon must be > 0 or inf, got {target_epsilon!r}")

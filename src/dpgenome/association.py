@@ -21,7 +21,9 @@ prototype, see issue 5):
    genotypes and a clipped normal phenotype: public) less than the sensitivity.
 2. **Selection.** Up to ``max_regions`` rounds of report-noisy-max with Gumbel noise of scale
    ``2 * sensitivity / eps_select`` (= the exponential mechanism, McSherry & Talwar 2007;
-   ``eps_select``-DP), each followed by a noisy threshold test of the best score in the
+   ``eps_select``-DP and ``eps_select``-bounded-range, Durfee & Rogers 2019: a score moves by
+   at most ``sensitivity``, so the log-ratio of two neighbours' output probabilities spans
+   at most ``eps_select``), each followed by a noisy threshold test of the best score in the
    winner's region (lead window +/- ``flank_bp``) with
    Laplace noise of scale ``sensitivity / eps_test`` against ``threshold`` null sds plus
    ``threshold_margin`` noise scales (``eps_test``-DP, Dwork et al. 2006); only
