@@ -283,6 +283,14 @@ def test_rdp_bounded_range__bounds_real_exponential_mechanisms_and_is_attained()
             assert attained >= curve[k] - eps / 2048 - 1e-9
 
 
+def test_rdp_bounded_range__finite_at_large_epsilon() -> None:
+    orders = np.asarray(RDP_ORDERS)
+    for eps in (50.0, 800.0):
+        curve = _rdp_bounded_range(eps, orders)
+        assert np.all(np.isfinite(curve)) and np.all(curve <= eps + 1e-9)
+        assert np.all(curve >= 0.0)
+
+
 def test_exponential__rdp_below_generic_pure_dp_pld_the_generic_one() -> None:
     """The RDP accountant uses the bounded-range curve (tighter than a generic eps-DP step);
     PLD has no bounded-range form and keeps the generic randomised-response one; the record

@@ -280,7 +280,8 @@ def _rdp_bounded_range(epsilon: float, orders: np.ndarray, grid: int = 4096) -> 
         return np.zeros_like(orders)
     a = np.asarray(orders, dtype=np.float64)[:, None]
     t = np.linspace(0.0, epsilon, grid + 1)
-    p = np.clip((math.exp(epsilon) - np.exp(t)) / math.expm1(epsilon), 0.0, 1.0)
+    # p_t = (e^eps - e^t) / (e^eps - 1), written without e^eps (no overflow at large eps)
+    p = np.clip(np.expm1(t - epsilon) / math.expm1(-epsilon), 0.0, 1.0)
     low = np.exp(-(a - 1.0) * epsilon)  # e^{(a-1)(t - eps)} / e^{(a-1) t}
     cell = t[1:] + np.log(p[:-1] + (1.0 - p[:-1]) * low) / (a - 1.0)
     bound = np.minimum(cell.max(axis=1), a[:, 0] * epsilon**2 / 8.0)
