@@ -52,8 +52,9 @@ Composition is tight, by two independent accountants:
     0.94700 at ``1e-4`` vs 0.94687 at ``2e-5`` and 0.96005 at ``1e-3``.
 
 The released epsilon is ``max(opacus_rdp, pld)`` by default (``reported="max"``): both are
-valid upper bounds, PLD is usually the tighter, and taking the larger guards the release
-against a defect in either implementation. ``reported="pld"`` (justified: PLD with pessimistic
+valid upper bounds, PLD is usually the tighter (not when exponential mechanisms weigh, which
+only RDP accounts as bounded-range), and taking the larger guards the release against a
+defect in either implementation. ``reported="pld"`` (justified: PLD with pessimistic
 rounding is itself a rigorous upper bound) or ``"rdp"`` may be chosen and is recorded.
 
 :func:`calibrate` finds noise multipliers *before* training so that the composed epsilon
