@@ -99,13 +99,6 @@ _INTEGER_ORDERS: tuple[float, ...] = tuple(a for a in RDP_ORDERS if a == int(a))
 #: default PLD value discretisation interval (pessimistic rounding; see the module docstring)
 PLD_INTERVAL = 1e-4
 
-#: the ledger's adder of each epsilon-step kind
-_ADD_EPSILON_STEPS = {
-    "pure-dp": "add_pure",
-    "exponential": "add_exponential",
-    "laplace": "add_laplace",
-}
-
 Reported = Literal["max", "pld", "rdp"]
 _REPORTED_FROM_TEXT: dict[str, Reported] = {
     "max(opacus_rdp, pld)": "max",
@@ -209,6 +202,11 @@ Mechanism = (
 )
 #: the kinds whose steps are each ``epsilon``-DP
 EpsilonSteps = PureDpMechanism | ExponentialMechanism | LaplaceMechanism
+_EPSILON_KINDS: dict[str, type[EpsilonSteps]] = {
+    "pure-dp": PureDpMechanism,
+    "exponential": ExponentialMechanism,
+    "laplace": LaplaceMechanism,
+}
 
 
 def _check_finite_nonneg(name: str, what: str, value: float, *, allow_inf: bool = False) -> None:
@@ -325,14 +323,15 @@ def _rdp_curve(m: Mechanism, orders: np.ndarray) -> np.ndarray:
         )
     if m.count == 0:
         return np.zeros_like(orders)
-    single = (
-        _rdp_laplace
-        if isinstance(m, LaplaceMechanism)
-        else _rdp_bounded_range
-        if isinstance(m, ExponentialMechanism)
-        else _rdp_pure
-    )
-    return m.count * single(m.epsilon, orders)
+    return m.count * _RDP_OF_STEP[type(m)](m.epsilon, orders)
+
+
+#: the RDP curve of one step of each epsilon kind
+_RDP_OF_STEP: dict[type, Callable[[float, np.ndarray], np.ndarray]] = {
+    PureDpMechanism: _rdp_pure,
+    ExponentialMechanism: _rdp_bounded_range,
+    LaplaceMechanism: _rdp_laplace,
+}
 
 
 @lru_cache(maxsize=4096)
@@ -516,20 +515,25 @@ class Ledger:
         self.add(m)
         return m
 
-    def add_pure(self, name: str, epsilon: float, count: int = 1) -> PureDpMechanism:
-        m = PureDpMechanism(name, float(epsilon), int(count))
+    def add_epsilon_steps(
+        self, kind: str, name: str, epsilon: float, count: int = 1
+    ) -> EpsilonSteps:
+        """``count`` ``epsilon``-DP steps of ``kind`` (``pure-dp``, ``exponential`` or
+        ``laplace``)."""
+        if kind not in _EPSILON_KINDS:
+            raise ConfigError(f"unknown epsilon-step kind {kind!r}")
+        m = _EPSILON_KINDS[kind](name, float(epsilon), int(count))
         self.add(m)
         return m
 
-    def add_exponential(self, name: str, epsilon: float, count: int = 1) -> ExponentialMechanism:
-        m = ExponentialMechanism(name, float(epsilon), int(count))
-        self.add(m)
-        return m
+    def add_pure(self, name: str, epsilon: float, count: int = 1) -> EpsilonSteps:
+        return self.add_epsilon_steps("pure-dp", name, epsilon, count)
 
-    def add_laplace(self, name: str, epsilon: float, count: int = 1) -> LaplaceMechanism:
-        m = LaplaceMechanism(name, float(epsilon), int(count))
-        self.add(m)
-        return m
+    def add_exponential(self, name: str, epsilon: float, count: int = 1) -> EpsilonSteps:
+        return self.add_epsilon_steps("exponential", name, epsilon, count)
+
+    def add_laplace(self, name: str, epsilon: float, count: int = 1) -> EpsilonSteps:
+        return self.add_epsilon_steps("laplace", name, epsilon, count)
 
     def mechanism(self, name: str) -> Mechanism:
         for m in self.mechanisms:
@@ -683,27 +687,16 @@ class Ledger:
                         m.get("count", 1),
                         m.get("sensitivity", 1.0),
                     )
-                elif kind in _ADD_EPSILON_STEPS:
+                elif kind in _EPSILON_KINDS:
                     eps = m["epsilon"]
-                    add = getattr(ledger, _ADD_EPSILON_STEPS[kind])
-                    add(m["name"], math.inf if eps is None else eps, m.get("count", 1))
+                    ledger.add_epsilon_steps(
+                        kind, m["name"], math.inf if eps is None else eps, m.get("count", 1)
+                    )
                 else:
                     raise ConfigError(f"ledger mechanism {i}: unknown kind {kind!r}")
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"malformed ledger: {err!r}") from err
         return ledger
-
-    def add_epsilon_steps(
-        self, kind: str, name: str, epsilon: float, count: int = 1
-    ) -> PureDpMechanism | ExponentialMechanism | LaplaceMechanism:
-        """``count`` ``epsilon``-DP steps of ``kind`` (``pure-dp``, ``exponential`` or
-        ``laplace``)."""
-        if kind not in _ADD_EPSILON_STEPS:
-            raise ConfigError(f"unknown epsilon-step kind {kind!r}")
-        out: PureDpMechanism | ExponentialMechanism | LaplaceMechanism = getattr(
-            self, _ADD_EPSILON_STEPS[kind]
-        )(name, epsilon, count)
-        return out
 
     def __repr__(self) -> str:
         names = ", ".join(f"{m.kind}:{m.name}" for m in self.mechanisms)
@@ -802,9 +795,9 @@ def calibrate(
             raise ConfigError(f"plan entry {p.name!r}: weight must be > 0, got {p.weight!r}")
         if isinstance(p, PlannedPure) and (p.epsilon is None) == (p.fraction is None):
             raise ConfigError(f"plan entry {p.name!r}: give exactly one of epsilon or fraction")
-        if isinstance(p, PlannedPure) and p.kind not in _ADD_EPSILON_STEPS:
+        if isinstance(p, PlannedPure) and p.kind not in _EPSILON_KINDS:
             raise ConfigError(
-                f"plan entry {p.name!r}: kind must be one of {sorted(_ADD_EPSILON_STEPS)}, "
+                f"plan entry {p.name!r}: kind must be one of {sorted(_EPSILON_KINDS)}, "
                 f"got {p.kind!r}"
             )
     kwargs: dict[str, Any] = {
