@@ -122,6 +122,20 @@ def main() -> int:
     print(f"target (demo):  {TARGET_S:7.1f} s -> {'MET' if total <= TARGET_S else 'MISSED'}")
     print(f"peak memory:    {peak_gb():7.2f} GB (target {TARGET_GB} GB)")
     print(f"verdict: {verdict}; dossier: {summary.get('dossier')}")
+    audit = json.loads((Path(str(summary["dossier"])).parent / "results.json").read_text())["audit"]
+    dcr, nn, pc = audit["attacks"]["dcr"], audit["nearest_neighbour"], audit["public_control"]
+    print(
+        f"audit: DCR AUC {dcr['auc']:.3f} {dcr['auc_ci']}; share closer to members "
+        f"{nn['share_closer_to_members']:.3f} {nn['share_closer_to_members_ci']}"
+    )
+    if "dcr_auc_excess" in pc:
+        print(
+            f"public-panel control (genotypes): DCR AUC {pc['dcr_auc_synthetic']:.3f} vs panel "
+            f"{pc['dcr_auc_public']:.3f}, excess {pc['dcr_auc_excess']:+.3f} "
+            f"{pc['dcr_auc_excess_ci']}; share {pc['share_closer_synthetic']:.3f} vs "
+            f"{pc['share_closer_public']:.3f}, excess {pc['share_closer_excess']:+.3f} "
+            f"{pc['share_closer_excess_ci']}"
+        )
     if t_plink is not None:
         print(f"reference, same run: plink2 --glm on the real cohort {t_plink:.2f} s")
     print(

@@ -322,3 +322,31 @@ def test_render_dossier__shows_where_the_synthetic_associations_come_from() -> N
     doc["synthesis"]["association"]["regions"] = []
     text = " ".join(render_dossier(doc, evaluation, {}).split())
     assert "No associated region was selected" in text
+
+
+def test_render_dossier__public_panel_control_shown_beside_the_raw_audits() -> None:
+    """The negative control's table appears when the audit ran it, with the excess and its
+    CI; without it (NOT RUN) the section is absent and the verdict is the same."""
+    doc = results("block")
+    plain = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    doc["audit"]["public_control"] = {
+        "n_public": 1000,
+        "n_snps": 10000,
+        "dcr_auc_synthetic": 0.542097,
+        "dcr_auc_public": 0.562954,
+        "dcr_auc_excess": -0.020857,
+        "dcr_auc_excess_ci": [-0.065259, 0.031678],
+        "share_closer_synthetic": 0.538607,
+        "share_closer_public": 0.57585,
+        "share_closer_excess": -0.037243,
+        "share_closer_excess_ci": [-0.117066, 0.04258],
+        "method": "m",
+    }
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    assert evaluation.verdict == plain.verdict
+    html = render_dossier(doc, evaluation, {})
+    assert "Public-panel control" in html
+    assert ">-0.02086<" in html and ">0.563<" in html
+    doc["audit"]["public_control"] = {"status": "NOT RUN", "reason": "no public panel given"}
+    html = render_dossier(doc, evaluation, {})
+    assert "Public-panel control" not in html

@@ -525,6 +525,7 @@ def build_context(
         "kinship": _get(results, "audit.kinship", {}),
         "attribute": _get(results, "audit.attribute_inference", {}),
         "canary": _get(results, "audit.canary", {}),
+        "public_control": _get(results, "audit.public_control", {}),
         "gwas_thresholds": thresholds if isinstance(thresholds, Mapping) else {},
         "loci": _get(results, "fidelity.gwas.loci", {}),
         "association": _association_rows(_get(results, "synthesis.association", {})),

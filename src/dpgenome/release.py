@@ -303,6 +303,7 @@ def compute(
                 delta=float(ledger["delta"]),
             ),
             train_fn=_train_fn(config, ing.public) if (config.shadow or config.canaries) else None,
+            public=ing.public,
         )
     with progress.stage("fidelity"):
         real_gwas = linear_gwas(ing.members, config.pheno, config.covariates)

@@ -22,6 +22,23 @@ def _r(x: float) -> float:
     return float(round(float(x), 6))
 
 
+def _closer(d_mem: np.ndarray, d_hold: np.ndarray) -> float:
+    return float(((d_mem < d_hold).sum() + 0.5 * (d_mem == d_hold).sum()) / len(d_mem))
+
+
+def share_closer(
+    distance: np.ndarray, mem: np.ndarray, hold: np.ndarray, rng: np.random.Generator
+) -> float:
+    """One bootstrap replicate of the DCR share: the columns of ``distance`` (real rows x
+    reference records) resampled with replacement, then the share of them whose nearest row
+    among ``mem`` is closer than their nearest among ``hold`` (ties count one half)."""
+    n = distance.shape[1]
+    cols = rng.integers(n, size=n)
+    return _closer(
+        distance[np.ix_(mem, cols)].min(axis=0), distance[np.ix_(hold, cols)].min(axis=0)
+    )
+
+
 def share_closer_to_members(
     distance: np.ndarray,
     members: np.ndarray,
@@ -47,7 +64,6 @@ def share_closer_to_members(
     ``distance`` is real (rows) x synthetic (columns).
     """
     k = min(len(members), len(holdout))
-    n = distance.shape[1]
     d_hold_full = distance[holdout].min(axis=0) if len(holdout) == k else None
     shares = []
     d_mem = d_hold = np.empty(0)
@@ -56,15 +72,12 @@ def share_closer_to_members(
         hold = holdout if d_hold_full is not None else rng.choice(holdout, size=k, replace=False)
         d_mem = distance[mem].min(axis=0)
         d_hold = d_hold_full if d_hold_full is not None else distance[hold].min(axis=0)
-        shares.append(((d_mem < d_hold).sum() + 0.5 * (d_mem == d_hold).sum()) / n)
+        shares.append(_closer(d_mem, d_hold))
     boot = np.empty(n_bootstrap)
     for b in range(n_bootstrap):
         mem = rng.choice(members, size=k, replace=True)
         hold = rng.choice(holdout, size=k, replace=True)
-        cols = rng.integers(n, size=n)
-        bm = distance[np.ix_(mem, cols)].min(axis=0)
-        bh = distance[np.ix_(hold, cols)].min(axis=0)
-        boot[b] = ((bm < bh).sum() + 0.5 * (bm == bh).sum()) / n
+        boot[b] = share_closer(distance, mem, hold, rng)
     z = float(stats.norm.ppf(0.5 * (1.0 + confidence)))
     estimate = float(np.mean(shares))
     half = z * float(np.std(boot, ddof=1))

@@ -20,6 +20,7 @@ from dpgenome.audit import neighbours as nb
 from dpgenome.audit.attribute import attribute_inference
 from dpgenome.audit.canary import canary_audit
 from dpgenome.audit.config import AuditConfig
+from dpgenome.audit.control import public_control
 from dpgenome.audit.kinship import Indicators, kinship_leakage
 from dpgenome.audit.membership import (
     allele_counts,
@@ -57,6 +58,7 @@ class AuditReport:
     summary: dict[str, Any]
     config: AuditConfig
     timings_s: dict[str, float] = field(default_factory=dict)
+    public_control: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +70,7 @@ class AuditReport:
             "kinship": self.kinship,
             "attribute_inference": self.attribute_inference,
             "canary": self.canary,
+            "public_control": self.public_control,
             "summary": self.summary,
             "config": self.config.record(),
             "timings_s": {k: round(v, 3) for k, v in self.timings_s.items()},
@@ -127,17 +130,63 @@ def _all_calls(
     return out
 
 
+def _public_control(
+    real: Cohort,
+    synthetic: Cohort,
+    public: Cohort,
+    sub: ft.MatchedVariants,
+    fill: np.ndarray,
+    d_geno: np.ndarray,
+    members: np.ndarray,
+    holdout: np.ndarray,
+    config: AuditConfig,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    """The public-panel control on the distance SNPs the panel also has (matched by id)."""
+    index = pd.Index(public.variants["id"].astype(str))
+    if index.has_duplicates:
+        raise CohortError(f"the public panel lists SNP {index[index.duplicated()][0]!r} twice")
+    pos = index.get_indexer(pd.Index(real.variants["id"].astype(str).to_numpy()[sub.real]))
+    keep = np.flatnonzero(pos >= 0)
+    if len(keep) < 10 or public.n_samples < 2:
+        return not_run(
+            f"the public panel shares {len(keep)} of the {sub.n} distance SNPs and has "
+            f"{public.n_samples} individual(s)"
+        )
+    if len(keep) < sub.n:  # the synthetic side on the same SNPs as the panel side
+        d_geno = ft.genotype_distance(
+            ft.threshold_code(ft.hard_calls(real.dosages, sub.real[keep], fill[keep])),
+            ft.threshold_code(ft.hard_calls(synthetic.dosages, sub.synthetic[keep], fill[keep])),
+        )
+    pub_code = ft.threshold_code(ft.hard_calls(public.dosages, pos[keep], fill[keep]))
+    real_code = ft.threshold_code(ft.hard_calls(real.dosages, sub.real[keep], fill[keep]))
+    d_public = ft.genotype_distance(real_code, pub_code)
+    out = public_control(
+        d_geno,
+        d_public,
+        members,
+        holdout,
+        rng,
+        confidence=config.confidence,
+        n_bootstrap=config.n_bootstrap,
+    )
+    return {**out, "n_snps": len(keep)}
+
+
 def run_audits(
     real: Cohort,
     split: Split,
     synthetic: Cohort,
     config: AuditConfig,
     train_fn: TrainFn | None = None,
+    public: Cohort | None = None,
 ) -> AuditReport:
     """Run every audit of the synthetic cohort against the real member/holdout split.
 
     ``train_fn(training_cohort, seed) -> synthetic cohort`` retrains the synthesizer; the
     shadow-model attack and the canary audit need it and are reported NOT RUN without it.
+    ``public`` (the public reference panel the synthesizer learnt genotype structure from)
+    adds the negative control of :mod:`dpgenome.audit.control`; NOT RUN without it.
     """
     config = config.validate()
     members, holdout = np.asarray(split.members), np.asarray(split.holdout)
@@ -299,6 +348,14 @@ def run_audits(
     )
     clock.lap("nearest_neighbour")
 
+    if public is None:
+        control = not_run("no public panel given")
+    else:
+        control = _public_control(
+            real, synthetic, public, sub, fill, d_geno, members, holdout, config, rngs[8]
+        )
+        clock.lap("public_control")
+
     # ---------------------------------------------------------------- kinship
     kin = ft.snp_subset(matched, config.max_snps_kinship, rngs[5])
     kinship = kinship_leakage(
@@ -392,4 +449,5 @@ def run_audits(
         summary=summary,
         config=config,
         timings_s=clock.times,
+        public_control=control,
     )

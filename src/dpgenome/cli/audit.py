@@ -106,6 +106,13 @@ def read_holdout_ids(path: str) -> list[str]:
     help="SNPs used for KING-robust kinship.",
 )
 @click.option(
+    "--public-panel",
+    default=None,
+    type=click.Path(exists=True),
+    help="The public reference panel the synthesizer learnt from: adds the negative control "
+    "(DCR AUC and share against the panel, and the synthetic cohort's excess over it).",
+)
+@click.option(
     "--claimed-epsilon",
     type=click.FloatRange(min=0),
     default=None,
@@ -124,6 +131,7 @@ def audit(
     max_snps: int,
     max_snps_kinship: int,
     claimed_epsilon: float | None,
+    public_panel: str | None,
 ) -> None:
     """Audit the synthetic cohort SYNTH against the real COHORT: membership inference (DCR,
     DOMIAS density ratio, allele-frequency likelihood ratio), nearest-neighbour and kinship
@@ -152,7 +160,8 @@ def audit(
     real = _read_cohort(cohort)
     split = split_from_holdout_ids(real, ids, file=holdout_path)
     synthetic = _read_cohort(synthetic_path)
-    report = run_audits(real, split, synthetic, config)
+    public = None if public_panel is None else _read_cohort(public_panel)
+    report = run_audits(real, split, synthetic, config, public=public)
     target = Path(out_dir) / "audit.json"
     write_json_atomic(target, report.to_dict())
     d = report.to_dict()
@@ -171,6 +180,15 @@ def audit(
         f"share closer to members {nn['share_closer_to_members']:.3f} [{lo:.3f}, {hi:.3f}] "
         f"(null 0.5); exact duplicate genotypes {nn['exact_duplicate_genotypes']}"
     )
+    pc = d["public_control"]
+    if "dcr_auc_excess" in pc:
+        (alo, ahi), (slo, shi) = pc["dcr_auc_excess_ci"], pc["share_closer_excess_ci"]
+        click.echo(
+            f"public-panel control: DCR AUC {pc['dcr_auc_synthetic']:.3f} vs panel "
+            f"{pc['dcr_auc_public']:.3f}, excess {pc['dcr_auc_excess']:+.3f} "
+            f"[{alo:+.3f}, {ahi:+.3f}]; share closer excess {pc['share_closer_excess']:+.3f} "
+            f"[{slo:+.3f}, {shi:+.3f}] (genotypes only)"
+        )
     kin = d["kinship"]
     click.echo(
         f"kinship: excess first-degree pair rate {kin['excess_first_degree_rate']:.3g}; "

@@ -1,0 +1,150 @@
+"""The public-panel negative control of the distance audits: it explains a DCR signal that
+comes from the split (members who happen to be relatives of panel individuals) and does not
+explain away a real leak (a copy of the members)."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+
+from dpgenome.audit import NOT_RUN, AuditConfig, run_audits
+from dpgenome.audit.control import public_control
+from dpgenome.audit.membership import dcr_scores
+from dpgenome.audit.scoring import auc_mann_whitney
+from dpgenome.cli import main
+from dpgenome.cohort import Cohort, split_members
+from dpgenome.testing import ToyConfig, toy_cohort
+
+
+def _renamed(cohort: Cohort, prefix: str) -> Cohort:
+    cohort.samples["id"] = [f"{prefix}{i:05d}" for i in range(cohort.n_samples)]
+    return cohort
+
+
+def _near_copy(dosages: np.ndarray, rng: np.random.Generator, share: float) -> np.ndarray:
+    """Genotypes with ``share`` of the calls redrawn uniformly from {0, 1, 2}."""
+    out = dosages.copy()
+    redraw = rng.random(out.shape) < share
+    out[redraw] = rng.integers(0, 3, size=int(redraw.sum())).astype(out.dtype)
+    return out
+
+
+@cache
+def world():
+    """A real cohort whose first 60 members are close relatives of 60 panel individuals
+    (a split that by chance put the panel's relatives among the members), a synthetic cohort
+    drawn from the panel only (near copies of its genotypes, with the phenotypes the toy
+    generator gave those individuals: a model that learnt the panel), and a copy of the
+    members (a real leak)."""
+    full, _ = toy_cohort(23, ToyConfig(n=300 + 200 + 200))
+    rng = np.random.default_rng(5)
+    real = full.take_samples(np.arange(300))
+    public = _renamed(full.take_samples(np.arange(300, 500)), "PUB")
+    split = split_members(real, holdout_fraction=0.3, seed=0)
+    related = split.members[:60]
+    real.dosages[related] = _near_copy(public.dosages[:60], rng, 0.15)
+    real.phenotypes.iloc[related] = public.phenotypes.iloc[:60].to_numpy()  # relatives alike
+    synthetic = _renamed(full.take_samples(np.arange(300, 500)), "SYN")
+    synthetic.dosages[:] = _near_copy(public.dosages, rng, 0.15)
+    copy = _renamed(real.take_samples(split.members), "SYN")
+    return real, split, public, synthetic, copy
+
+
+@cache
+def reports():
+    real, split, public, synthetic, copy = world()
+    cfg = AuditConfig(seed=3, n_bootstrap=200)
+    return (
+        run_audits(real, split, synthetic, cfg, public=public).to_dict(),
+        run_audits(real, split, copy, cfg, public=public).to_dict(),
+    )
+
+
+def test_public_control__explains_a_split_that_favours_panel_relatives():
+    d = reports()[0]
+    # the raw DCR attack sees members closer to the synthetic records ...
+    assert d["attacks"]["dcr"]["auc_ci"][0] > 0.55
+    # ... and so does the panel, which was never trained on anyone: no excess
+    pc = d["public_control"]
+    assert pc["dcr_auc_public"] > 0.55
+    lo, hi = pc["dcr_auc_excess_ci"]
+    assert lo <= 0.0 <= hi and hi - lo < 0.15
+    lo, hi = pc["share_closer_excess_ci"]
+    assert lo <= 0.0 <= hi
+    assert pc["n_public"] == 200 and pc["n_snps"] == real_snps()
+
+
+def real_snps() -> int:
+    return world()[0].n_variants
+
+
+def test_public_control__does_not_explain_away_a_copy_of_the_members():
+    pc = reports()[1]["public_control"]
+    assert pc["dcr_auc_synthetic"] > 0.99
+    assert pc["dcr_auc_excess_ci"][0] > 0.25  # the panel explains 0.15 of it, not the rest
+    assert pc["share_closer_excess_ci"][0] > 0.0
+
+
+def test_public_control__excess_is_the_difference_of_the_two_aucs():
+    rng = np.random.default_rng(0)
+    d_syn, d_pub = rng.random((50, 30)), rng.random((50, 40))
+    members, holdout = np.arange(35), np.arange(35, 50)
+    out = public_control(d_syn, d_pub, members, holdout, np.random.default_rng(1), n_bootstrap=50)
+    s, p = dcr_scores(d_syn), dcr_scores(d_pub)
+    a_syn = auc_mann_whitney(s[members], s[holdout])
+    a_pub = auc_mann_whitney(p[members], p[holdout])
+    assert out["dcr_auc_synthetic"] == round(a_syn, 6)
+    assert out["dcr_auc_public"] == round(a_pub, 6)
+    assert abs(out["dcr_auc_excess"] - (a_syn - a_pub)) < 2e-6
+    again = public_control(d_syn, d_pub, members, holdout, np.random.default_rng(1), n_bootstrap=50)
+    assert again == out
+    # the same reference on both sides: the excess and its CI are exactly 0
+    same = public_control(d_syn, d_syn, members, holdout, np.random.default_rng(1), n_bootstrap=50)
+    assert same["dcr_auc_excess_ci"] == [0.0, 0.0]
+
+
+def test_public_control__not_run_without_a_panel_and_on_too_few_shared_snps():
+    real, split, public, synthetic, _ = world()
+    cfg = AuditConfig(seed=3, n_bootstrap=50)
+    d = run_audits(real, split, synthetic, cfg).to_dict()
+    assert d["public_control"] == {"status": NOT_RUN, "reason": "no public panel given"}
+    few = public.take_variants(np.arange(5))
+    d = run_audits(real, split, synthetic, cfg, public=few).to_dict()
+    assert d["public_control"]["status"] == NOT_RUN
+    assert "shares 5 of the" in d["public_control"]["reason"]
+    json.dumps(d, allow_nan=False)
+
+
+def test_public_control__panel_on_a_subset_of_the_snps_uses_the_shared_ones():
+    real, split, public, synthetic, _ = world()
+    part = public.take_variants(np.arange(0, real.n_variants, 2))
+    pc = run_audits(
+        real, split, synthetic, AuditConfig(seed=3, n_bootstrap=50), public=part
+    ).to_dict()["public_control"]
+    assert pc["n_snps"] == part.n_variants
+    assert pc["dcr_auc_public"] > 0.55
+
+
+def test_audit_command__public_panel_adds_the_control(tmp_path: Path, monkeypatch):
+    real, split, public, synthetic, _ = world()
+    cohorts = {"real": real, "synth": synthetic, "public": public}
+    monkeypatch.setattr("dpgenome.cli.audit._read_cohort", lambda path: cohorts[Path(path).name])
+    for name in cohorts:
+        (tmp_path / name).mkdir()
+    ids = real.sample_ids.astype(str)[split.holdout]
+    (tmp_path / "holdout.txt").write_text("\n".join(ids) + "\n")
+    args = ["audit", str(tmp_path / "real"), "--synthetic", str(tmp_path / "synth")]
+    args += ["--holdout", str(tmp_path / "holdout.txt"), "--bootstrap", "50"]
+    res = CliRunner().invoke(
+        main, [*args, "--public-panel", str(tmp_path / "public"), "--out", str(tmp_path / "o")]
+    )
+    assert res.exit_code == 0, res.output
+    assert "public-panel control: DCR AUC" in res.output
+    d = json.loads((tmp_path / "o" / "audit.json").read_text())
+    assert d["public_control"]["n_public"] == 200
+    res = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "o2")])
+    assert res.exit_code == 0 and "public-panel control" not in res.output
