@@ -42,8 +42,10 @@ Composition is tight, by two independent accountants:
     ``sigma / sqrt(count)``, and a pure step by ``from_privacy_parameters(eps, 0)`` (the
     randomised-response PLD: a ``LaplaceDpEvent`` would *under*-account a general
     ``eps``-DP mechanism because Laplace is not its worst case), self-composed ``count``
-    times -- for an exponential mechanism too: dp_accounting has no bounded-range PLD, so
-    here the generic (looser, still valid) worst case stands; a Laplace query by
+    times; an exponential mechanism by the dominating pair of every ``eps``-bounded-range
+    mechanism (:func:`bounded_range_loss_cdf`, built by dp_accounting's ``create_from_cdf``;
+    dp_accounting has no bounded-range PLD of its own, so this pair is derived here and
+    tested against real exponential mechanisms); a Laplace query by
     ``from_laplace_mechanism(1 / eps)``. All PLDs are pessimistic
     estimates with value discretisation interval ``pld_interval`` (default ``1e-4``): losses
     are rounded up, so the reported epsilon is an upper bound that exceeds the exact one by
@@ -52,8 +54,7 @@ Composition is tight, by two independent accountants:
     0.94700 at ``1e-4`` vs 0.94687 at ``2e-5`` and 0.96005 at ``1e-3``.
 
 The released epsilon is ``max(opacus_rdp, pld)`` by default (``reported="max"``): both are
-valid upper bounds, PLD is usually the tighter (not when exponential mechanisms weigh, which
-only RDP accounts as bounded-range), and taking the larger guards the release against a
+valid upper bounds, PLD is usually the tighter, and taking the larger guards the release against a
 defect in either implementation. ``reported="pld"`` (justified: PLD with pessimistic
 rounding is itself a rigorous upper bound) or ``"rdp"`` may be chosen and is recorded.
 
@@ -68,7 +69,7 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Literal
 
 import numpy as np
@@ -287,6 +288,43 @@ def _rdp_bounded_range(epsilon: float, orders: np.ndarray, grid: int = 4096) -> 
     return np.minimum(bound, _rdp_pure(epsilon, np.asarray(orders, dtype=np.float64)))
 
 
+def bounded_range_loss_cdf(epsilon: float, loss: float) -> float:
+    """CDF of the privacy loss of a dominating pair for every ``epsilon``-bounded-range
+    mechanism: density proportional to ``e^{l/2}`` on ``[-epsilon, epsilon]``.
+
+    Over the two-point worst cases of :func:`_rdp_bounded_range` (loss ``t`` with
+    probability ``p_t``, else ``t - epsilon``) the hockey-stick divergence at ``e^x``,
+    ``0 <= x <= epsilon``, is ``p_t (1 - e^{x - t})`` (``t > x``), largest at
+    ``t = (x + epsilon) / 2``: ``delta(x) = (1 - e^{(x - epsilon)/2})^2 / (1 - e^{-epsilon})``
+    (``tanh(epsilon/4)`` at ``x = 0``, where a generic ``epsilon``-DP step has
+    ``tanh(epsilon/2)``). For every convex hockey-stick function ``H(g)`` there is a pair
+    with exactly that profile, and a pointwise maximum of profiles is convex, so the pair
+    whose profile is this maximum dominates every bounded-range mechanism, and dominating
+    pairs compose (Zhu, Dong & Wang 2022, Thm 10). Its loss density under ``P`` is
+    ``g^2 H''(g)`` at ``g = e^l``, i.e. ``e^{l/2} / (2 e^{epsilon/2} (1 - e^{-epsilon}))``
+    on ``(0, epsilon)``; the family is closed under swapping the neighbours, so the pair is
+    symmetric (``mu(-l) = e^{-l} mu(l)``) and the same density holds on ``(-epsilon, 0)``.
+    Integrated: ``F(l) = e^{(l - epsilon)/2} (1 - e^{-(l + epsilon)/2}) / (1 - e^{-epsilon})``,
+    written without overflow at large ``epsilon``."""
+    if loss <= -epsilon:
+        return 0.0
+    if loss >= epsilon:
+        return 1.0
+    return (
+        math.exp((loss - epsilon) / 2.0)
+        * -math.expm1(-(loss + epsilon) / 2.0)
+        / -math.expm1(-epsilon)
+    )
+
+
+def bounded_range_delta(epsilon: float, x: float) -> float:
+    """Hockey-stick divergence at ``e^x`` (``x >= 0``) of the pair of
+    :func:`bounded_range_loss_cdf`: the largest any ``epsilon``-bounded-range mechanism has."""
+    if x >= epsilon:
+        return 0.0
+    return math.expm1((x - epsilon) / 2.0) ** 2 / -math.expm1(-epsilon)
+
+
 def _rdp_laplace(epsilon: float, orders: np.ndarray) -> np.ndarray:
     """Exact RDP of the Laplace mechanism with scale ``sensitivity / epsilon`` (Mironov 2017,
     Prop. 6): ``log(a/(2a-1) e^{(a-1) eps} + (a-1)/(2a-1) e^{-a eps}) / (a-1)``, ``a > 1``."""
@@ -378,6 +416,12 @@ def _pld_of(m: Mechanism, interval: float) -> pld_lib.PrivacyLossDistribution:
     if isinstance(m, LaplaceMechanism):
         single = pld_lib.from_laplace_mechanism(
             1.0 / m.epsilon, sensitivity=1.0, value_discretization_interval=interval
+        )
+    elif isinstance(m, ExponentialMechanism):
+        single = pld_lib.create_from_cdf(
+            partial(bounded_range_loss_cdf, m.epsilon),
+            pessimistic_estimate=True,
+            value_discretization_interval=interval,
         )
     else:
         single = pld_lib.from_privacy_parameters(

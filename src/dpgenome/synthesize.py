@@ -19,10 +19,11 @@
    (:mod:`dpgenome.association`: rounds of noisy max + noisy threshold), scores standardised
    with post-processed DP outputs (or the public panel) so their sensitivity is bounded. Each
    round is accounted as its own steps, the test by the Laplace mechanism's exact privacy
-   loss and the noisy max as a bounded-range mechanism (a quarter of a generic pure-DP
-   step's Rényi divergence at small orders). At epsilon 3 and 960 members the association's
-   noise multiplier is 3.70 this way, 4.28 with the noisy max as a generic pure-DP step and
-   more again with the rounds lumped into one basic-composition pure-DP step.
+   loss and the noisy max as a bounded-range mechanism by both accountants (a quarter of a
+   generic pure-DP step's Rényi divergence at small orders; its own dominating pair for
+   PLD). At epsilon 3 and 960 members the association's noise multiplier is 3.40 this way,
+   3.70 with the bounded-range form in RDP only, 4.28 with the noisy max as a generic
+   pure-DP step and more again with the rounds lumped into one basic-composition step.
 5. ``region-association`` (Gaussian): the low-dimensional release of the phenotype-genotype
    association of each selected region (cross-moments of the covariate-adjusted phenotype
    with the region's principal components). Synthetic phenotype rows are then assigned to
