@@ -17,7 +17,11 @@ the same run:
   Gaussian mechanism (L2 sensitivity ``2 sqrt(M)``), calibrated alone to the same epsilon,
   genotypes drawn independently per SNP;
 * the case study this replaces: 177 of 193 hits at p < 1e-8, precision 0.32 in its saved run;
-* wall-clock of ``simulate`` and of one real GWAS (reference timings under the same load).
+* wall-clock of ``simulate`` and of one real GWAS (reference timings under the same load);
+* the null spread of lambda_GC: the real members' GWAS with the phenotype permuted (40 times),
+  i.e. what a release carrying no association would show with the real LD. With CFW's long
+  LD blocks it is about 0.05-0.06 (some 2,000 independent tests), so a share of runs falls
+  outside the 0.95-1.10 target by chance whatever the synthesizer.
 
 ``--noise-seeds K`` runs the synthesizer K times per cohort and epsilon (synthesis seeds
 ``seed, 1000 seed + 1, ...``; the public pretraining is reused within the process) and prints
@@ -53,12 +57,13 @@ import torch
 from dpgenome.accountant import PlannedGaussian, calibrate
 from dpgenome.cohort import Cohort, analysis_subset, qc, split_members
 from dpgenome.fidelity import cohort_fidelity, compare_gwas
-from dpgenome.gwas import linear_gwas
+from dpgenome.gwas import lambda_gc, linear_gwas
 from dpgenome.simulate import SimConfig, simulate
 from dpgenome.synthesize import SynthConfig, synthesize
 
 PHENO, COVARS = "abBMD", ("SW16",)
 CASE_STUDY = "case study (saved run): recall 177/193 = 0.917, precision 0.32"
+LAMBDA_TARGET = (0.95, 1.10)
 
 
 def peak_gb() -> float:
@@ -121,6 +126,29 @@ def planted_found(table: Any, planted: list[tuple[str, int, int]], flank: int = 
         for c, lo, hi in planted
     )
     return f"{found}/{len(planted)}"
+
+
+def null_lambda(members: Cohort, n_perm: int = 40, seed: int = 0) -> str:
+    """lambda_GC of the real members' GWAS with the phenotype and covariates permuted together
+    across individuals: the spread of lambda that a release with no association at all, and
+    the real genotypes' LD, would show (the reference for the lambda target)."""
+    rng = np.random.default_rng(seed)
+    cols = [PHENO, *COVARS]
+    table = members.phenotypes
+    lams = []
+    for _ in range(n_perm):
+        shuffled = table.copy()
+        shuffled[cols] = table[cols].iloc[rng.permutation(len(table))].to_numpy()
+        gwas = linear_gwas(replace(members, phenotypes=shuffled), PHENO, COVARS)
+        lams.append(lambda_gc(gwas.table["log10_p"].to_numpy()))
+    lam = np.asarray(lams)
+    lo, hi = LAMBDA_TARGET
+    outside = float(((lam < lo) | (lam > hi)).mean())
+    return (
+        f"null lambda_GC (real genotypes, phenotype permuted, {n_perm} permutations): mean "
+        f"{lam.mean():.3f}, sd {lam.std():.3f}, range {lam.min():.3f}-{lam.max():.3f}, "
+        f"{outside:.0%} outside {lo}-{hi}"
+    )
 
 
 def indep_af_baseline(members: Cohort, epsilon: float, seed: int) -> Cohort:
@@ -309,7 +337,8 @@ def main() -> None:
             f"\n# seed {seed}: {m.n_samples} members x {m.n_variants} SNPs; reference timings: "
             f"simulate {data['t_sim']:.1f} s, one real GWAS {data['t_gwas']:.1f} s; "
             f"real hits at 1e-8: {int((data['real'].table['p'] < 1e-8).sum())}, planted QTLs "
-            f"with a real hit: {planted_found(data['real'].table, data['planted'])}",
+            f"with a real hit: {planted_found(data['real'].table, data['planted'])}; "
+            f"{null_lambda(m)}",
             flush=True,
         )
         rows: list[dict[str, Any]] = []
