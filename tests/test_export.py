@@ -147,6 +147,48 @@ def test_export_bundle__override_is_recorded(tmp_path: Path) -> None:
     assert record.overridden and record.verdict == "BLOCK" and record.status == "exported"
 
 
+def test_export_bundle__block_on_a_distance_audit_shows_the_public_panel_control(
+    tmp_path: Path,
+) -> None:
+    """A BLOCK on the DCR share with the control on record names the excess after the
+    failing rules; a BLOCK elsewhere, or without the control, does not."""
+    doc = results("approve")
+    doc["audit"]["nearest_neighbour"]["share_closer_to_members_ci"] = [0.456, 0.6016]
+    doc["audit"]["public_control"] = {
+        "dcr_auc_excess": -0.021,
+        "dcr_auc_excess_ci": [-0.065, 0.032],
+        "share_closer_excess": -0.037,
+        "share_closer_excess_ci": [-0.117, 0.043],
+    }
+
+    def blocked(document: dict[str, Any]) -> str:
+        with pytest.raises(ReleaseBlocked) as err:
+            export_bundle(
+                tmp_path / "bundle",
+                files=data_files(),
+                results=document,
+                policy_path=shipped_policy("consortium"),
+                lifetime=LifetimeLedger(tmp_path / "lifetime.sqlite"),
+            )
+        return str(err.value)
+
+    message = blocked(doc)
+    assert "nearest_neighbour.share_closer_to_members" in message
+    assert "share excess -0.037 (-0.117 to +0.043)" in message
+    assert "DCR AUC excess is -0.021 (95% CI -0.065 to +0.032)" in message
+    assert not (tmp_path / "bundle").exists()
+    del doc["audit"]["public_control"]
+    assert "Public-panel control" not in blocked(doc)
+    other = results("block")
+    other["audit"]["public_control"] = {
+        "dcr_auc_excess": 0.0,
+        "dcr_auc_excess_ci": [0.0, 0.0],
+        "share_closer_excess": 0.0,
+        "share_closer_excess_ci": [0.0, 0.0],
+    }
+    assert "Public-panel control" not in blocked(other)
+
+
 def test_export_bundle__strict_refuses_an_override(tmp_path: Path) -> None:
     override = Override("we need it", "C. Doe", "2026-11-24T07:00:00Z")
     with pytest.raises(ReleaseBlocked, match="allows no override"):

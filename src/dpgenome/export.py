@@ -287,6 +287,27 @@ def prepare_evaluation(
     return evaluate(results, policy, context=context)
 
 
+def public_control_note(results: Mapping[str, Any], evaluation: Evaluation) -> str:
+    """A line after the failing rules when a distance audit (the DCR attack, the DCR share)
+    blocks and the audit ran the public-panel control: the excess over the panel, which
+    explains such a finding or not (a reviewer's evidence for an override; not a rule)."""
+    audit = results.get("audit")
+    control = audit.get("public_control") if isinstance(audit, Mapping) else None
+    if not isinstance(control, Mapping) or "dcr_auc_excess" not in control:
+        return ""
+    distance_rules = ("membership.dcr.", "nearest_neighbour.share_closer_to_members")
+    if not any(f.rule.startswith(distance_rules) for f in evaluation.failing):
+        return ""
+    (alo, ahi), (slo, shi) = control["dcr_auc_excess_ci"], control["share_closer_excess_ci"]
+    return (
+        "\nPublic-panel control (genotypes only; evidence, not a rule): over the panel, which "
+        f"never saw the split, the synthetic cohort's DCR AUC excess is "
+        f"{control['dcr_auc_excess']:+.3f} (95% CI {alo:+.3f} to {ahi:+.3f}) and its share "
+        f"excess {control['share_closer_excess']:+.3f} ({slo:+.3f} to {shi:+.3f}); see the "
+        "dossier"
+    )
+
+
 def export_bundle(
     dest: str | Path,
     *,
@@ -326,7 +347,9 @@ def export_bundle(
     evaluation = prepare_evaluation(results, policy, lifetime=lifetime, release_id=release_id)
 
     if evaluation.verdict is Verdict.BLOCK:
-        failing = "\n  ".join(describe_failing(evaluation))
+        failing = "\n  ".join(describe_failing(evaluation)) + public_control_note(
+            results, evaluation
+        )
         if override is None:
             err = ReleaseBlocked(
                 f"policy {policy.name!r} blocks this release; nothing was exported. "
