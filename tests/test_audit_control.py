@@ -9,6 +9,7 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from dpgenome.audit import NOT_RUN, AuditConfig, run_audits
@@ -17,6 +18,7 @@ from dpgenome.audit.membership import dcr_scores
 from dpgenome.audit.scoring import auc_mann_whitney
 from dpgenome.cli import main
 from dpgenome.cohort import Cohort, split_members
+from dpgenome.errors import CohortError
 from dpgenome.testing import ToyConfig, toy_cohort
 
 
@@ -148,3 +150,10 @@ def test_audit_command__public_panel_adds_the_control(tmp_path: Path, monkeypatc
     assert d["public_control"]["n_public"] == 200
     res = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "o2")])
     assert res.exit_code == 0 and "public-panel control" not in res.output
+
+
+def test_public_control__panel_listing_a_snp_twice_is_a_cohort_error():
+    real, split, public, synthetic, _ = world()
+    twice = public.take_variants(np.r_[np.arange(public.n_variants), 0])
+    with pytest.raises(CohortError, match="lists SNP 'rs1_0' twice"):
+        run_audits(real, split, synthetic, AuditConfig(seed=3, n_bootstrap=50), public=twice)
