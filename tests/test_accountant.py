@@ -49,7 +49,6 @@ from dpgenome.accountant import (
     _rdp_curve,
     _rdp_laplace,
     _rdp_pure,
-    bounded_range_delta,
     bounded_range_loss_cdf,
     calibrate,
     default_delta,
@@ -236,6 +235,14 @@ def test_pure_count__equals_that_many_separate_steps() -> None:
     assert one.epsilon() < lumped.epsilon() - 0.15
 
 
+def _neighbouring_scores(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Random score vectors of 2-11 candidates where each score moves by at most 1 (the
+    sensitivity), some nearly as far as that."""
+    m = int(rng.integers(2, 12))
+    u = rng.normal(scale=rng.uniform(0.1, 10.0), size=m)
+    return u, u + rng.choice([-1.0, 1.0], size=m) * rng.uniform(0.5, 1.0, size=m)
+
+
 def _exponential_renyi(u: np.ndarray, v: np.ndarray, eps: float, order: float) -> float:
     """``D_order(P || Q)`` of the exponential mechanism (parameter ``eps``, sensitivity 1) on
     the score vectors ``u`` (P) and ``v`` (Q), from its two output distributions."""
@@ -265,9 +272,7 @@ def test_rdp_bounded_range__bounds_real_exponential_mechanisms_and_is_attained()
         assert np.all(curve <= _rdp_pure(eps, orders) + 1e-12)
         worst = np.zeros(len(orders))
         for _ in range(300):
-            m = int(rng.integers(2, 12))
-            u = rng.normal(scale=rng.uniform(0.1, 10.0), size=m)
-            v = u + rng.choice([-1.0, 1.0], size=m) * rng.uniform(0.5, 1.0, size=m)
+            u, v = _neighbouring_scores(rng)
             for k, a in enumerate(orders):
                 worst[k] = max(
                     worst[k],
@@ -319,6 +324,14 @@ def test_exponential__both_accountants_below_generic_pure_dp() -> None:
     assert only.epsilon() <= 2.0 + 1e-9
 
 
+def bounded_range_delta(eps: float, x: float) -> float:
+    """Reference: the largest hockey-stick divergence at ``e^x`` (``0 <= x``) of any
+    eps-bounded-range mechanism, ``max_t p_t (1 - e^{x - t}) = (1 - e^{(x-eps)/2})^2 /
+    (1 - e^{-eps})`` at ``t = (x + eps) / 2`` (derived by hand; checked below against real
+    exponential mechanisms and attained by a two-candidate one)."""
+    return 0.0 if x >= eps else math.expm1((x - eps) / 2.0) ** 2 / -math.expm1(-eps)
+
+
 def _exponential_hockey(u: np.ndarray, v: np.ndarray, eps: float, x: float) -> float:
     """``sum_y (P(y) - e^x Q(y))_+`` of the exponential mechanism on scores ``u`` vs ``v``."""
     log_p = eps * u / 2 - logsumexp(eps * u / 2)
@@ -346,9 +359,7 @@ def test_bounded_range_pld__bounds_real_exponential_mechanisms_and_is_attained()
             bound = bounded_range_delta(eps, x)
             worst = 0.0
             for _ in range(200):
-                m = int(rng.integers(2, 12))
-                u = rng.normal(scale=rng.uniform(0.1, 10.0), size=m)
-                v = u + rng.choice([-1.0, 1.0], size=m) * rng.uniform(0.5, 1.0, size=m)
+                u, v = _neighbouring_scores(rng)
                 worst = max(worst, _exponential_hockey(u, v, eps, x))
                 worst = max(worst, _exponential_hockey(v, u, eps, x))
             assert worst <= bound + 1e-12

@@ -29,6 +29,7 @@ import pytest
 from dpgenome.dossier import FIGURE_CAPTIONS, render_dossier
 from dpgenome.paths import shipped_policy
 from dpgenome.policy import EvaluationContext, Override, evaluate, load_policy
+from test_dossier import DEMO_PUBLIC_CONTROL
 
 pytestmark = pytest.mark.tools
 
@@ -276,19 +277,7 @@ def keep(screenshot: Path) -> None:
 
 def test_dossier__renders_offline_in_chromium(tmp_path: Path) -> None:
     doc = json.loads((FIXTURES / "results_block.json").read_text())
-    doc["audit"]["public_control"] = {  # the demo's control, so its table renders too
-        "n_public": 1000,
-        "n_snps": 10000,
-        "dcr_auc_synthetic": 0.5421,
-        "dcr_auc_public": 0.563,
-        "dcr_auc_excess": -0.02086,
-        "dcr_auc_excess_ci": [-0.06526, 0.03168],
-        "share_closer_synthetic": 0.5386,
-        "share_closer_public": 0.5758,
-        "share_closer_excess": -0.03724,
-        "share_closer_excess_ci": [-0.1171, 0.04258],
-        "method": "negative control",
-    }
+    doc["audit"]["public_control"] = dict(DEMO_PUBLIC_CONTROL)  # its table renders too
     evaluation = evaluate(
         doc, load_policy(shipped_policy("consortium")), context=EvaluationContext(8.0, 1e-5, 1)
     )

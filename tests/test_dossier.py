@@ -31,6 +31,20 @@ from dpgenome.policy import EvaluationContext, Override, evaluate, load_policy
 FIXTURES = Path(__file__).parent / "fixtures"
 PHENO = Path(__file__).parents[1] / "src" / "dpgenome" / "data" / "pheno.csv.gz"
 NONE_SPENT = EvaluationContext(0.0, 0.0, 0)
+#: the demo's public-panel control (audit.public_control of a real run)
+DEMO_PUBLIC_CONTROL = {
+    "n_public": 1000,
+    "n_snps": 10000,
+    "dcr_auc_synthetic": 0.542097,
+    "dcr_auc_public": 0.562954,
+    "dcr_auc_excess": -0.020857,
+    "dcr_auc_excess_ci": [-0.065259, 0.031678],
+    "share_closer_synthetic": 0.538607,
+    "share_closer_public": 0.57135,
+    "share_closer_excess": -0.032743,
+    "share_closer_excess_ci": [-0.113241, 0.047755],
+    "method": "negative control",
+}
 
 
 def results(name: str) -> dict[str, Any]:
@@ -329,19 +343,7 @@ def test_render_dossier__public_panel_control_shown_beside_the_raw_audits() -> N
     CI; without it (NOT RUN) the section is absent and the verdict is the same."""
     doc = results("block")
     plain = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
-    doc["audit"]["public_control"] = {
-        "n_public": 1000,
-        "n_snps": 10000,
-        "dcr_auc_synthetic": 0.542097,
-        "dcr_auc_public": 0.562954,
-        "dcr_auc_excess": -0.020857,
-        "dcr_auc_excess_ci": [-0.065259, 0.031678],
-        "share_closer_synthetic": 0.538607,
-        "share_closer_public": 0.57585,
-        "share_closer_excess": -0.037243,
-        "share_closer_excess_ci": [-0.117066, 0.04258],
-        "method": "m",
-    }
+    doc["audit"]["public_control"] = dict(DEMO_PUBLIC_CONTROL)
     evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
     assert evaluation.verdict == plain.verdict
     html = render_dossier(doc, evaluation, {})

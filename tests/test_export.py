@@ -52,11 +52,13 @@ def data_files(tag: str = "a") -> dict[str, bytes]:
 
 
 def export(tmp_path: Path, name: str = "approve", policy: str = "consortium", **kw: Any) -> Any:
+    """Export fixture ``name`` (or the results document ``document=``) under ``policy``."""
     kw.setdefault("lifetime", LifetimeLedger(tmp_path / "lifetime.sqlite"))
+    document = kw.pop("document", None)
     return export_bundle(
         kw.pop("dest", tmp_path / "bundle"),
         files=kw.pop("files", data_files()),
-        results=results(name),
+        results=results(name) if document is None else document,
         policy_path=shipped_policy(policy),
         **kw,
     )
@@ -163,13 +165,7 @@ def test_export_bundle__block_on_a_distance_audit_shows_the_public_panel_control
 
     def blocked(document: dict[str, Any]) -> str:
         with pytest.raises(ReleaseBlocked) as err:
-            export_bundle(
-                tmp_path / "bundle",
-                files=data_files(),
-                results=document,
-                policy_path=shipped_policy("consortium"),
-                lifetime=LifetimeLedger(tmp_path / "lifetime.sqlite"),
-            )
+            export(tmp_path, document=document)
         return str(err.value)
 
     message = blocked(doc)
@@ -225,13 +221,7 @@ def test_export_bundle__unreadable_inputs_are_input_errors(tmp_path: Path) -> No
     doc = results("approve")
     doc["fidelity"]["ld_decay_error"] = float("nan")
     with pytest.raises(InputError, match="not plain JSON"):
-        export_bundle(
-            tmp_path / "bundle",
-            files=data_files(),
-            results=doc,
-            policy_path=shipped_policy("consortium"),
-            lifetime=LifetimeLedger(tmp_path / "l.sqlite"),
-        )
+        export(tmp_path, document=doc, lifetime=LifetimeLedger(tmp_path / "l.sqlite"))
     assert not (tmp_path / "bundle").exists() and siblings(tmp_path / "bundle") == []
 
 

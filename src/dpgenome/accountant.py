@@ -317,14 +317,6 @@ def bounded_range_loss_cdf(epsilon: float, loss: float) -> float:
     )
 
 
-def bounded_range_delta(epsilon: float, x: float) -> float:
-    """Hockey-stick divergence at ``e^x`` (``x >= 0``) of the pair of
-    :func:`bounded_range_loss_cdf`: the largest any ``epsilon``-bounded-range mechanism has."""
-    if x >= epsilon:
-        return 0.0
-    return math.expm1((x - epsilon) / 2.0) ** 2 / -math.expm1(-epsilon)
-
-
 def _rdp_laplace(epsilon: float, orders: np.ndarray) -> np.ndarray:
     """Exact RDP of the Laplace mechanism with scale ``sensitivity / epsilon`` (Mironov 2017,
     Prop. 6): ``log(a/(2a-1) e^{(a-1) eps} + (a-1)/(2a-1) e^{-a eps}) / (a-1)``, ``a > 1``."""

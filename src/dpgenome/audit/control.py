@@ -24,26 +24,12 @@ import numpy as np
 from scipy import stats
 
 from dpgenome.audit.membership import dcr_scores
-from dpgenome.audit.neighbours import share_closer, share_closer_to_members
-from dpgenome.audit.scoring import auc_mann_whitney
+from dpgenome.audit.neighbours import share_closer, share_estimate
+from dpgenome.audit.scoring import auc_mann_whitney, auc_rows
 
 
 def _r(x: float) -> float:
     return float(round(float(x), 6))
-
-
-def _paired_auc_differences(
-    a: np.ndarray, b: np.ndarray, pos: np.ndarray, neg: np.ndarray, rows: np.ndarray
-) -> np.ndarray:
-    """AUC(a) - AUC(b) on each bootstrap replicate; ``rows`` (replicates x n) indexes the
-    concatenation of positives then negatives (resampled within each group)."""
-    n1 = len(pos)
-    out = []
-    for s in (a, b):
-        scores = np.concatenate([s[pos], s[neg]])[rows]
-        ranks = stats.rankdata(scores, axis=1)
-        out.append((ranks[:, :n1].sum(axis=1) - n1 * (n1 + 1) / 2) / (n1 * len(neg)))
-    return out[0] - out[1]
 
 
 def public_control(
@@ -68,29 +54,25 @@ def public_control(
     s_syn, s_pub = dcr_scores(d_synthetic), dcr_scores(d_public)
     auc_syn = auc_mann_whitney(s_syn[members], s_syn[holdout])
     auc_pub = auc_mann_whitney(s_pub[members], s_pub[holdout])
-    n1, n0 = len(members), len(holdout)
-    rows = np.concatenate(
-        [rng.integers(n1, size=(n_bootstrap, n1)), n1 + rng.integers(n0, size=(n_bootstrap, n0))],
-        axis=1,
-    )
-    diffs = _paired_auc_differences(s_syn, s_pub, members, holdout, rows)
+    # paired bootstrap: the same resampled members and holdout score both references
+    mem = members[rng.integers(len(members), size=(n_bootstrap, len(members)))]
+    hold = holdout[rng.integers(len(holdout), size=(n_bootstrap, len(holdout)))]
+    diffs = auc_rows(s_syn[mem], s_syn[hold]) - auc_rows(s_pub[mem], s_pub[hold])
     alpha = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(diffs, [alpha, 1.0 - alpha])
 
-    share_syn = share_closer_to_members(
-        d_synthetic, members, holdout, rng, confidence, n_bootstrap=n_bootstrap
-    )
-    share_pub = share_closer_to_members(
-        d_public, members, holdout, rng, confidence, n_bootstrap=n_bootstrap
-    )
-    k = min(n1, n0)
+    share_syn = share_estimate(d_synthetic, members, holdout, rng)[0]
+    share_pub = share_estimate(d_public, members, holdout, rng)[0]
+    k = min(len(members), len(holdout))
     boot = np.empty(n_bootstrap)
     for b in range(n_bootstrap):
-        mem = rng.choice(members, size=k, replace=True)
-        hold = rng.choice(holdout, size=k, replace=True)
-        boot[b] = share_closer(d_synthetic, mem, hold, rng) - share_closer(d_public, mem, hold, rng)
+        mem_b = rng.choice(members, size=k, replace=True)
+        hold_b = rng.choice(holdout, size=k, replace=True)
+        boot[b] = share_closer(d_synthetic, mem_b, hold_b, rng) - share_closer(
+            d_public, mem_b, hold_b, rng
+        )
     z = float(stats.norm.ppf(0.5 * (1.0 + confidence)))
-    excess = share_syn["share_closer_to_members"] - share_pub["share_closer_to_members"]
+    excess = share_syn - share_pub
     half = z * float(np.std(boot, ddof=1))
     return {
         "n_public": int(d_public.shape[1]),
@@ -98,8 +80,8 @@ def public_control(
         "dcr_auc_public": _r(auc_pub),
         "dcr_auc_excess": _r(auc_syn - auc_pub),
         "dcr_auc_excess_ci": [_r(lo), _r(hi)],
-        "share_closer_synthetic": share_syn["share_closer_to_members"],
-        "share_closer_public": share_pub["share_closer_to_members"],
+        "share_closer_synthetic": _r(share_syn),
+        "share_closer_public": _r(share_pub),
         "share_closer_excess": _r(excess),
         "share_closer_excess_ci": [_r(excess - half), _r(excess + half)],
         "method": (

@@ -39,6 +39,29 @@ def share_closer(
     )
 
 
+def share_estimate(
+    distance: np.ndarray,
+    members: np.ndarray,
+    holdout: np.ndarray,
+    rng: np.random.Generator,
+    n_subsamples: int = 20,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """The DCR share of :func:`share_closer_to_members` without its CI: the mean over
+    ``n_subsamples`` seeded subsamples of the larger real set to the smaller one's size, with
+    the last subsample's nearest-member and nearest-holdout distances (for histograms)."""
+    k = min(len(members), len(holdout))
+    d_hold_full = distance[holdout].min(axis=0) if len(holdout) == k else None
+    shares = []
+    d_mem = d_hold = np.empty(0)
+    for _ in range(n_subsamples):
+        mem = rng.choice(members, size=k, replace=False)
+        hold = holdout if d_hold_full is not None else rng.choice(holdout, size=k, replace=False)
+        d_mem = distance[mem].min(axis=0)
+        d_hold = d_hold_full if d_hold_full is not None else distance[hold].min(axis=0)
+        shares.append(_closer(d_mem, d_hold))
+    return float(np.mean(shares)), d_mem, d_hold
+
+
 def share_closer_to_members(
     distance: np.ndarray,
     members: np.ndarray,
@@ -64,22 +87,13 @@ def share_closer_to_members(
     ``distance`` is real (rows) x synthetic (columns).
     """
     k = min(len(members), len(holdout))
-    d_hold_full = distance[holdout].min(axis=0) if len(holdout) == k else None
-    shares = []
-    d_mem = d_hold = np.empty(0)
-    for _ in range(n_subsamples):
-        mem = rng.choice(members, size=k, replace=False)
-        hold = holdout if d_hold_full is not None else rng.choice(holdout, size=k, replace=False)
-        d_mem = distance[mem].min(axis=0)
-        d_hold = d_hold_full if d_hold_full is not None else distance[hold].min(axis=0)
-        shares.append(_closer(d_mem, d_hold))
+    estimate, d_mem, d_hold = share_estimate(distance, members, holdout, rng, n_subsamples)
     boot = np.empty(n_bootstrap)
     for b in range(n_bootstrap):
         mem = rng.choice(members, size=k, replace=True)
         hold = rng.choice(holdout, size=k, replace=True)
         boot[b] = share_closer(distance, mem, hold, rng)
     z = float(stats.norm.ppf(0.5 * (1.0 + confidence)))
-    estimate = float(np.mean(shares))
     half = z * float(np.std(boot, ddof=1))
     lo, hi = max(estimate - half, 0.0), min(estimate + half, 1.0)
     hi_edge = float(max(d_mem.max(), d_hold.max(), 1e-9))

@@ -63,11 +63,17 @@ def _r(x: float, digits: int = 6) -> float:
 
 def auc_mann_whitney(pos: np.ndarray, neg: np.ndarray) -> float:
     """P(score of a positive > score of a negative) + 0.5 P(tie)."""
-    pos = np.asarray(pos, dtype=np.float64)
-    neg = np.asarray(neg, dtype=np.float64)
-    ranks = stats.rankdata(np.concatenate([pos, neg]))
-    n1, n0 = len(pos), len(neg)
-    return float((ranks[:n1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    pos = np.asarray(pos, dtype=np.float64)[None, :]
+    neg = np.asarray(neg, dtype=np.float64)[None, :]
+    return float(auc_rows(pos, neg)[0])
+
+
+def auc_rows(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """:func:`auc_mann_whitney` of each row of (replicates x n) positive and negative
+    score arrays, by ranks (ties count one half)."""
+    n1, n0 = pos.shape[1], neg.shape[1]
+    ranks = stats.rankdata(np.concatenate([pos, neg], axis=1), axis=1)
+    return (ranks[:, :n1].sum(axis=1) - n1 * (n1 + 1) / 2) / (n1 * n0)
 
 
 def tpr_at_fpr_direct(pos: np.ndarray, neg: np.ndarray, level: float) -> np.ndarray:
@@ -111,8 +117,7 @@ def bootstrap_cis(
     n1, n0 = len(pos), len(neg)
     bp = pos[rng.integers(n1, size=(n_bootstrap, n1))]
     bn = neg[rng.integers(n0, size=(n_bootstrap, n0))]
-    ranks = stats.rankdata(np.concatenate([bp, bn], axis=1), axis=1)
-    aucs = (ranks[:, :n1].sum(axis=1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+    aucs = auc_rows(bp, bn)
     alpha = (1.0 - confidence) / 2.0
     q = [alpha, 1.0 - alpha]
     lo, hi = np.quantile(aucs, q)

@@ -136,6 +136,7 @@ def _public_control(
     public: Cohort,
     sub: ft.MatchedVariants,
     fill: np.ndarray,
+    real_code: np.ndarray,
     d_geno: np.ndarray,
     members: np.ndarray,
     holdout: np.ndarray,
@@ -154,12 +155,12 @@ def _public_control(
             f"{public.n_samples} individual(s)"
         )
     if len(keep) < sub.n:  # the synthetic side on the same SNPs as the panel side
+        real_code = ft.threshold_code(ft.hard_calls(real.dosages, sub.real[keep], fill[keep]))
         d_geno = ft.genotype_distance(
-            ft.threshold_code(ft.hard_calls(real.dosages, sub.real[keep], fill[keep])),
+            real_code,
             ft.threshold_code(ft.hard_calls(synthetic.dosages, sub.synthetic[keep], fill[keep])),
         )
     pub_code = ft.threshold_code(ft.hard_calls(public.dosages, pos[keep], fill[keep]))
-    real_code = ft.threshold_code(ft.hard_calls(real.dosages, sub.real[keep], fill[keep]))
     d_public = ft.genotype_distance(real_code, pub_code)
     out = public_control(
         d_geno,
@@ -352,7 +353,17 @@ def run_audits(
         control = not_run("no public panel given")
     else:
         control = _public_control(
-            real, synthetic, public, sub, fill, d_geno, members, holdout, config, rngs[8]
+            real,
+            synthetic,
+            public,
+            sub,
+            fill,
+            real_code,
+            d_geno,
+            members,
+            holdout,
+            config,
+            rngs[8],
         )
         clock.lap("public_control")
 
