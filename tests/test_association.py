@@ -79,11 +79,12 @@ def test_select_regions__stops_when_nothing_passes_the_threshold() -> None:
 
 
 def _select(scores, lay, cfg, rng, eps: float = 1.0, null_sd: float = 1.0) -> list[int]:
-    """Selection at eps_select = eps_test = ``eps`` (inf: exact) with a score sensitivity
-    of 0.1."""
-    return A.select_regions(
+    """Lead windows selected at eps_select = eps_test = ``eps`` (inf: exact) with a score
+    sensitivity of 0.1."""
+    chosen = A.select_regions(
         scores, lay, cfg, sensitivity=0.1, eps_select=eps, eps_test=eps, rng=rng, null_sd=null_sd
     )
+    return [s.lead for s in chosen]
 
 
 class _ScriptedNoise:
@@ -115,9 +116,20 @@ def test_select_regions__a_failed_round_does_not_stop_the_later_paid_rounds() ->
     scores = np.full(lay.n_windows, 1.0)
     scores[7] = 9.0  # the real locus
     cfg = A.AssociationConfig(max_regions=2, flank_bp=1_000_000, threshold=5.0)
-    rng = _ScriptedNoise(boost={0: 100.0}, laplace=[0.0, 0.0])
-    assert _select(scores, lay, cfg, rng) == [7]
+    rng = _ScriptedNoise(boost={0: 100.0}, laplace=[0.0, 0.25])
+    (chosen,) = A.select_regions(
+        scores,
+        lay,
+        cfg,
+        sensitivity=0.1,
+        eps_select=1.0,
+        eps_test=1.0,
+        rng=rng,  # type: ignore[arg-type]
+    )
     assert rng.rounds == 2
+    # the test's released value: the region's best score plus its Laplace draw (scale 0.1)
+    assert (chosen.lead, chosen.score) == (7, pytest.approx(9.25))
+    assert chosen.noise_sd == pytest.approx(0.1 * math.sqrt(2.0))
 
 
 def test_release_effect__noise_has_the_calibrated_scale() -> None:
@@ -461,6 +473,49 @@ def test_implied_lead__cross_moment_is_a_bounded_covariance(toy) -> None:
     xs = np.nan_to_num((ref - center) / scale)
     sd = float(np.sqrt(((xs - xs.mean(0)) ** 2).sum(0)[found[0]] / (len(xs) - 1)))
     assert abs(found[1]) == pytest.approx(sd)
+
+
+def test_implied_lead_sd__is_the_spread_of_the_cross_moment_under_release_noise(toy) -> None:
+    """Monte Carlo: for a fixed SNP ``j``, the implied cross-moment of ``T (u + e)`` (iid
+    noise ``e`` of sd 0.01, a debiasing map ``T``) has the sd :func:`implied_lead_sd` gives."""
+    cohort, _ = toy
+    rb = A.region_basis(cohort.dosages[:, 20:140].astype(np.float64), 6)
+    rng = np.random.default_rng(3)
+    t = np.eye(6) + 0.1 * rng.normal(size=(6, 6))
+    j, sd = 17, 0.01
+    a = rb.cov[j]
+    beta = (0.2 * a + rng.normal(scale=sd, size=(20_000, 6))) @ t.T
+    cross = beta @ a / (a @ a) * rb.var[j]
+    assert float(cross.std()) == pytest.approx(A.implied_lead_sd(rb, j, sd, t), rel=0.02)
+    assert A.implied_lead_sd(rb, j, sd) == pytest.approx(
+        sd * rb.var[j] / float(np.linalg.norm(a)), rel=1e-12
+    )
+
+
+def test_score_attenuation__scales_the_clipped_score_to_the_cross_moment() -> None:
+    """A phenotype linear in one SNP: ``E[clip(x) clip(y)] = a_x kappa E[x y]`` with ``a_x``
+    from the reference dosages and ``kappa`` the normal model's (the test's value is read
+    back through them), and 1 without a clip."""
+    rng = np.random.default_rng(4)
+    n, f = 400_000, 0.3
+    x = rng.binomial(2, f, size=(n, 1)).astype(np.float64)
+    freq = np.array([f])
+    xs = A.standardise_dosages(x, freq, None)[:, 0]
+    y = 0.1 * xs + rng.normal(scale=math.sqrt(1 - 0.01), size=n)
+    a_x = float(A.score_attenuation(x[:50_000], freq, 1.25)[0])
+    assert 0.7 < a_x < 0.95  # the allele-2 dosage (+1.53 sd) is clipped at 1.25
+    clipped = float(np.mean(np.clip(xs, -1.25, 1.25) * np.clip(y, -2.0, 2.0)))
+    expected = a_x * A.phenotype_attenuation(2.0) * float(np.mean(xs * y))
+    assert clipped == pytest.approx(expected, rel=0.03)
+    assert A.score_attenuation(x[:1000], freq, None)[0] == pytest.approx(1.0)
+
+
+def test_pool_lead__inverse_variance_mean_with_the_implied_sign() -> None:
+    # weights 1/4 and 1: (0.25 * -0.2 + 1 * -0.4) / 1.25
+    assert A.pool_lead(-0.2, 2.0, 0.4, 1.0, 1.0) == pytest.approx(-0.36)
+    assert A.pool_lead(0.2, 1.0, 0.4, 0.0, 1.0) == pytest.approx(0.4)  # exact test value
+    assert A.pool_lead(0.2, 0.0, 0.4, 1.0, 1.0) == pytest.approx(0.2)
+    assert A.pool_lead(0.9, 1.0, 1.5, 1.0, 1.0) == pytest.approx(1.0)  # a correlation <= 1
 
 
 def test_region_targets__append_the_matched_snps() -> None:

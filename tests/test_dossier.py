@@ -121,7 +121,7 @@ def test_render_dossier__approve_banner() -> None:
     html = render()
     assert 'class="banner approve"' in html
     assert ">APPROVE<" in html
-    assert "Policy findings (22 pass, 0 fail, 0 not evaluated)" in html
+    assert "Policy findings (23 pass, 0 fail, 0 not evaluated)" in html
 
 
 def test_render_dossier__block_banner_lists_every_failing_rule() -> None:
@@ -332,7 +332,7 @@ def test_render_dossier__shows_where_the_synthetic_associations_come_from() -> N
     assert "chr11:91-99.35 Mb" in text and "rs27060420" in text
     assert "chr7:27-34.2 Mb" in text and "no (mostly noise)" in text
     assert "Matching relative residual" in text and "0.0123" in text
-    assert "carry no record of the association release" in " ".join(render().split())
+    assert "carry no record of the association release" in " ".join(render("partial").split())
     doc["synthesis"]["association"]["regions"] = []
     text = " ".join(render_dossier(doc, evaluation, {}).split())
     assert "No associated region was selected" in text

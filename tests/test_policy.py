@@ -179,7 +179,7 @@ def test_evaluate__approve_fixture_passes_consortium() -> None:
     )
     assert evaluation.verdict is Verdict.APPROVE
     assert evaluation.failing == ()
-    assert evaluation.counts() == {"PASS": 22, "FAIL": 0, "NOT EVALUATED": 0}
+    assert evaluation.counts() == {"PASS": 23, "FAIL": 0, "NOT EVALUATED": 0}
     assert len(evaluation.findings) == len(rule_specs(load_policy(shipped_policy("consortium"))))
 
 
@@ -193,6 +193,7 @@ def test_evaluate__block_fixture_lists_every_failing_rule() -> None:
         "nearest_neighbour.exact_duplicate_genotypes",  # 2 > 0
         "kinship.excess_first_degree",  # 3.84e-5 > 0
         "fidelity.spurious_loci",  # 1 > 0
+        "fidelity.matching_residual",  # 0.25 > 0.2
     }
     eps = finding(evaluation, "privacy.max_epsilon")
     assert (eps.measured, eps.threshold, eps.status) == (14.0, "<= 10", Status.FAIL)
@@ -233,6 +234,7 @@ def test_evaluate__missing_measurement_is_never_a_pass() -> None:
         "nearest_neighbour.share_closer_to_members",  # CI removed: the rule needs it
         "canary.lower_bound",  # canary block removed
         "fidelity.lambda_gc",
+        "fidelity.matching_residual",  # no record of the association release
     }
     assert {f.rule for f in evaluation.failing} == not_evaluated
     nn = finding(evaluation, "nearest_neighbour.share_closer_to_members")
@@ -355,6 +357,29 @@ def test_evaluate__custom_rule_on_any_path() -> None:
     evaluation = evaluate(results("approve"), policy)
     af = finding(evaluation, "custom.af")
     assert (af.status, af.measured) == (Status.FAIL, 0.991)
+
+
+def test_evaluate__matching_residual_rule() -> None:
+    """A carried region's relative residual is compared with the limit (inclusive); a release
+    that carried no association has nothing to reproduce (PASS at 0); without an association
+    path the rule is NOT EVALUATED, which blocks."""
+    policy = parse_policy(MINIMAL + "fidelity:\n  max_matching_residual: 0.1\n")
+    carried = {"chr": "5", "dropped": False}
+    cases = [
+        ({"regions": [carried], "matching_relative_residual": 0.1}, Status.PASS, 0.1),
+        ({"regions": [carried], "matching_relative_residual": 0.25}, Status.FAIL, 0.25),
+        ({"regions": [{"chr": "5", "dropped": True}]}, Status.PASS, 0.0),
+        ({"regions": []}, Status.PASS, 0.0),
+        ({"regions": [carried]}, Status.NOT_EVALUATED, None),
+        (None, Status.NOT_EVALUATED, None),
+    ]
+    for association, status, measured in cases:
+        doc = results("approve")
+        doc["synthesis"] = {} if association is None else {"association": association}
+        evaluation = evaluate(doc, policy, context=NONE_SPENT)
+        rule = finding(evaluation, "fidelity.matching_residual")
+        assert (rule.status, rule.measured) == (status, measured), association
+        assert (evaluation.verdict is Verdict.BLOCK) == (status is not Status.PASS)
 
 
 def test_evaluate__does_not_mutate_results() -> None:

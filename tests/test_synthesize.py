@@ -177,6 +177,46 @@ def test_synthesize__drops_regions_whose_release_is_mostly_noise(members, public
     assert drop.ledger.epsilon() == pytest.approx(keep.ledger.epsilon())
 
 
+def test_synthesize__pools_the_implied_lead_with_the_threshold_test(members, public) -> None:
+    """With ``lead_from_test`` the matched lead cross-moment under DP is the inverse-variance
+    mean of the implied lead's and the threshold test's (post-processing: the ledger is the
+    same without it), and the synthetic cohort reproduces it."""
+    from dpgenome.association import CovariateAdjustment
+
+    m, _ = members
+    pub = public.take_variants(np.flatnonzero(public.variants["id"].isin(m.variants["id"])))
+    a = replace(FAST.association, threshold=3, n_components=4, lead_from_test=True)
+    cfg = replace(FAST, epsilon=30.0, seed=5, association=a)
+    res = synthesize(m, cfg, pub)
+    leads = [r["implied_lead"] for r in res.details["association"]["regions"] if r["implied_lead"]]
+    assert leads, "the toy's loci should give implied leads at epsilon 30"
+    syn = res.cohort
+    adj = CovariateAdjustment.fit(syn.phenotypes, syn.pheno_types, "BMD", ("SW16",))
+    tested = adj.complete(syn.phenotypes, "BMD")
+    y = adj.residual(syn.phenotypes, "BMD")[tested]
+    y = (y - y.mean()) / y.std()
+    for lead in leads:
+        implied, test, pooled = (
+            lead["implied_cross_moment"],
+            lead["tested_cross_moment"],
+            lead["cross_moment"],
+        )
+        assert test > 0.0  # a released best score: unsigned
+        lo, hi = sorted((implied, math.copysign(test, implied)))
+        assert lo - 1e-12 <= pooled <= hi + 1e-12
+        col = int(np.flatnonzero(m.variants["id"].astype(str) == lead["snp"])[0])
+        f = np.clip(np.nanmean(pub.dosages[:, col]) / 2, 0.005, 0.995)
+        x = (syn.dosages[tested, col] - 2 * f) / math.sqrt(2 * f * (1 - f))
+        assert float((x - x.mean()) @ y / tested.sum()) == pytest.approx(pooled, rel=0.05)
+    off = synthesize(m, replace(cfg, association=replace(a, lead_from_test=False)), pub)
+    assert off.ledger.epsilon() == pytest.approx(res.ledger.epsilon())
+    assert all(
+        set(r["implied_lead"]) == {"snp", "cross_moment"}
+        for r in off.details["association"]["regions"]
+        if r["implied_lead"]
+    )
+
+
 def test_synthesize__selected_regions_take_public_panel_blocks(members, public) -> None:
     """region_genotypes="public": inside each selected region, every synthetic individual
     carries one public-panel individual's genotypes (the population's long-range LD, no

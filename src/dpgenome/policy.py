@@ -119,6 +119,13 @@ SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
             ),
         ),
         "lambda_gc_range": (_RANGE, "allowed genomic-control inflation of the synthetic GWAS"),
+        "max_matching_residual": (
+            _PROB,
+            (
+                "largest relative residual of the matching that reproduces the released "
+                "associations in the synthetic cohort"
+            ),
+        ),
     },
     "signoff": {"roles": (_STRS, "roles that must sign the dossier before release")},
     "overrides": {"allowed": (_BOOL, "whether a BLOCK verdict may be overridden with a reason")},
@@ -180,6 +187,7 @@ class Policy:
     min_loci_recovered_fraction: float | None = None
     max_spurious_loci: int | None = None
     lambda_gc_range: tuple[float, float] | None = None
+    max_matching_residual: float | None = None
     signoff_roles: tuple[str, ...] = ()
     overrides_allowed: bool = False
     advisory: tuple[str, ...] = ()
@@ -354,6 +362,7 @@ def parse_policy(text: str, *, file: str = "<policy>") -> Policy:
         min_loci_recovered_fraction=get("fidelity.min_loci_recovered_fraction"),
         max_spurious_loci=get("fidelity.max_spurious_loci"),
         lambda_gc_range=get("fidelity.lambda_gc_range"),
+        max_matching_residual=get("fidelity.max_matching_residual"),
         signoff_roles=get("signoff.roles", ()),
         overrides_allowed=get("overrides.allowed", False),
         advisory=top.get("advisory", ()),
@@ -1160,7 +1169,39 @@ def _fidelity_rules(p: Policy) -> list[RuleSpec]:
                 max_value=hi,
             )
         )
+    if p.max_matching_residual is not None:
+        rules.append(_matching_rule(p.max_matching_residual))
     return rules
+
+
+def _matching_rule(limit: float) -> RuleSpec:
+    """``fidelity.matching_residual``: the synthesizer assigns phenotype rows to genotype rows
+    so that the synthetic cross-moments reproduce the released ones; its relative residual
+    says how far they miss. A release that carried no association has nothing to reproduce
+    (PASS, measured 0); one whose synthesis recorded no association path is NOT EVALUATED."""
+    rid, title = "fidelity.matching_residual", "Released associations reproduced (matching)"
+    metric = "synthesis.association.matching_relative_residual"
+    threshold = f"<= {fmt(limit)}"
+
+    def check(results: Mapping[str, Any], _ctx: EvaluationContext) -> Finding:
+        association = lookup(results, "synthesis.association")
+        if not isinstance(association, Mapping):
+            return _not_evaluated(
+                rid, title, metric, threshold, "the synthesis recorded no association path"
+            )
+        regions = association.get("regions") or []
+        carried = [r for r in regions if isinstance(r, Mapping) and not r.get("dropped")]
+        if not carried:
+            note = "no association was released: nothing to reproduce"
+            return _finding(rid, title, metric, threshold, Status.PASS, 0.0, note)
+        value = _number(association.get("matching_relative_residual"))
+        if value is None:
+            return _not_evaluated(rid, title, metric, threshold, f"{metric} is missing")
+        status = Status.PASS if value <= limit else Status.FAIL
+        note = f"{len(carried)} released region(s)"
+        return _finding(rid, title, metric, threshold, status, value, note)
+
+    return RuleSpec(rid, title, metric, "fidelity.max_matching_residual", check)
 
 
 def rule_specs(policy: Policy) -> list[RuleSpec]:

@@ -380,6 +380,7 @@ def _association(
 ) -> tuple[list[assoc.Region], assoc.CovariateAdjustment | None]:
     a = config.association.effective(config.private)
     if a.max_regions == 0:
+        details["association"] = {"regions": [], "max_regions": 0}  # disabled: none released
         return [], None
     layout = layout_model.layout
     reference_dosages = public.dosages if public is not None else synth_dosages
@@ -424,18 +425,21 @@ def _association(
     # the association release clips the phenotype harder (undone by ``kappa`` afterwards)
     effect_bound = min(a.effect_y_clip, y_bound) if private else y_bound
     y_effect = np.clip(y_std, -effect_bound, effect_bound) if private else y_std
-    kappa = 1.0
-    if private and a.debias:
+
+    def attenuation(bound: float) -> float:
+        """``kappa`` of a phenotype clipped at ``bound`` (public model)."""
         if values is None:
-            kappa = assoc.phenotype_attenuation(effect_bound)
-        else:  # the members' two values (clipped at y_clip) against the unclipped ones
-            kappa = assoc.phenotype_attenuation(
-                effect_bound,
-                assoc.phenotype_values(ref, loc, a.y_clip, values),
-                raw=assoc.phenotype_values(ref, loc, math.inf, values),
-            )
+            return assoc.phenotype_attenuation(bound)
+        # the members' two values (clipped at y_clip) against the unclipped ones
+        return assoc.phenotype_attenuation(
+            bound,
+            assoc.phenotype_values(ref, loc, a.y_clip, values),
+            raw=assoc.phenotype_values(ref, loc, math.inf, values),
+        )
+
+    kappa = attenuation(effect_bound) if private and a.debias else 1.0
     eps_select, eps_test = _selection_budget(ledger, config)
-    leads = assoc.select_regions(
+    selections = assoc.select_regions(
         scores,
         layout,
         a,
@@ -450,7 +454,8 @@ def _association(
     regions: list[assoc.Region] = []
     region_details: list[dict[str, Any]] = []
     matched_columns = np.zeros(0, dtype=np.int64)  # exact SNP targets of earlier regions
-    for lead in leads:
+    for sel in selections:
+        lead = sel.lead
         cols = assoc.region_columns(lead, layout, a.flank_bp)
         rb = assoc.region_basis(
             reference_dosages[:, cols], a.n_components, assoc.column_weights(lead, cols, layout, a)
@@ -480,9 +485,11 @@ def _association(
         region_details.append(detail)
         if detail["dropped"]:
             continue
+        debias = None  # the map from the released to the debiased effect
         if private and a.debias:
             z_ref = assoc.components(reference_dosages[:, cols], rb.center, rb.scale, rb.basis)
-            beta = assoc.debias_effect(beta, assoc.component_attenuation(z_ref, a.z_clip), kappa)
+            debias = assoc.debias_map(assoc.component_attenuation(z_ref, a.z_clip), kappa)
+            beta = debias @ beta
         snps, snp_effects = np.zeros(0, dtype=np.int64), np.zeros(0)
         if not private and a.exact_snps > 0:
             snps, snp_effects = assoc.exact_snp_targets(
@@ -501,11 +508,31 @@ def _association(
                 rb, beta, a.implied_lead_min_r2, a.implied_lead_min_maf, a.implied_lead_min_cos
             )
             if implied is not None:
-                snps, snp_effects = np.array([implied[0]]), np.array([implied[1]])
-                detail["implied_lead"] = {
-                    "snp": str(var["id"].iloc[cols[implied[0]]]),
-                    "cross_moment": implied[1],
-                }
+                j, cross = implied
+                lead_detail: dict[str, Any] = {"snp": str(var["id"].iloc[cols[j]])}
+                if a.lead_from_test and sel.noise_sd > 0.0:
+                    # the test measured the region's best score: clipped dosages and phenotype
+                    # (attenuation from public models), over sqrt(n)
+                    unit = math.sqrt(n) * attenuation(y_sel_clip or math.inf)
+                    unit *= float(
+                        assoc.score_attenuation(
+                            reference_dosages[:, cols[j : j + 1]],
+                            ref.alt_freq[cols[j : j + 1]],
+                            x_clip,
+                        )[0]
+                    )
+                    noise_sd = assoc.effect_noise_sd(sigma, a.z_clip, effect_bound, n)
+                    implied_sd = a.implied_lead_sd_factor * assoc.implied_lead_sd(
+                        rb, j, noise_sd, debias
+                    )
+                    tested = sel.score / unit
+                    lead_detail |= {"implied_cross_moment": cross, "tested_cross_moment": tested}
+                    cross = assoc.pool_lead(
+                        cross, implied_sd, tested, sel.noise_sd / unit, rb.var[j] ** 0.5
+                    )
+                # the cross-moment the synthetic cohort reproduces
+                detail["implied_lead"] = lead_detail | {"cross_moment": cross}
+                snps, snp_effects = np.array([j]), np.array([cross])
         regions.append(
             assoc.Region(
                 lead, cols, rb.center, rb.scale, rb.basis, beta, rb.loading, snps, snp_effects
