@@ -510,6 +510,28 @@ def test_score_attenuation__scales_the_clipped_score_to_the_cross_moment() -> No
     assert A.score_attenuation(x[:1000], freq, None)[0] == pytest.approx(1.0)
 
 
+def test_lead_attenuation__largest_among_the_snps_in_ld() -> None:
+    """Three SNPs: a rare one, the common one it is linked to, and an unlinked common one.
+    The rare SNP's read-back uses its linked partner's (larger) attenuation, never the
+    unlinked SNP's; with ``min_r2`` above their ``r^2``, its own."""
+    rng = np.random.default_rng(5)
+    n = 20_000
+    common = rng.binomial(2, 0.5, size=n).astype(np.float64)
+    # the rare SNP: its minor allele only where the common one carries two copies
+    rare = np.where(common == 2, rng.binomial(2, 0.6, size=n), 0).astype(np.float64)
+    other = rng.binomial(2, 0.45, size=n).astype(np.float64)
+    x = np.column_stack([rare, common, other])
+    freq = x.mean(axis=0) / 2
+    own = A.score_attenuation(x, freq, 1.25)
+    assert own[0] < own[1]  # the rarer allele is clipped harder
+    xs = A.standardise_dosages(x, freq, None)
+    r2 = np.corrcoef(xs.T) ** 2
+    assert r2[0, 1] > 0.3 and r2[0, 2] < 0.01
+    linked = A.lead_attenuation(x, freq, 0, 1.25, 0.3)
+    assert linked == pytest.approx(max(own[0], own[1]))
+    assert A.lead_attenuation(x, freq, 0, 1.25, 0.99) == pytest.approx(own[0])
+
+
 def test_pool_lead__inverse_variance_mean_with_the_implied_sign() -> None:
     # weights 1/4 and 1: (0.25 * -0.2 + 1 * -0.4) / 1.25
     assert A.pool_lead(-0.2, 2.0, 0.4, 1.0, 1.0) == pytest.approx(-0.36)

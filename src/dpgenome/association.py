@@ -161,6 +161,9 @@ class AssociationConfig:
     #: implied lead's, which overstates a lead of rarer allele (chr 11: 0.282 for 0.259)
     lead_from_test: bool = False
     implied_lead_sd_factor: float = 2.0
+    #: the test's score is read back with the largest attenuation among the SNPs in LD of
+    #: at least this ``r^2`` with the implied lead (:func:`lead_attenuation`)
+    lead_attenuation_min_r2: float = 0.5
     #: without formal privacy, the exact cross-moments of the region's ``exact_snps`` most
     #: associated SNPs (one per LD clump of r^2 > ``exact_snp_max_r2``) are matched instead of
     #: an implied lead (:func:`exact_snp_targets`): the components alone left SNPs just above
@@ -668,6 +671,22 @@ def score_attenuation(
     xs = standardise_dosages(reference_x, freq, None)
     xc = xs if x_clip is None else np.clip(xs, -x_clip, x_clip)
     return np.asarray((xc * xs).mean(axis=0) / np.maximum((xs**2).mean(axis=0), 1e-12))
+
+
+def lead_attenuation(
+    reference_x: np.ndarray, freq: np.ndarray, j: int, x_clip: float | None, min_r2: float
+) -> float:
+    """The largest :func:`score_attenuation` among the region's SNPs whose reference ``r^2``
+    with SNP ``j`` is at least ``min_r2`` (``j`` included). The threshold test measured the
+    best-*scoring* SNP, which need not be ``j``: one in LD with it and less clipped (a
+    commoner allele) scores higher for the same association, so reading the score back with
+    ``j``'s own attenuation overstated the lead. The largest one reads it back low instead."""
+    xs = standardise_dosages(reference_x, freq, None)
+    xs = xs - xs.mean(axis=0)
+    norms = np.maximum(np.linalg.norm(xs, axis=0), 1e-12)
+    r2 = ((xs.T @ xs[:, j]) / (norms * norms[j])) ** 2
+    near = np.flatnonzero(r2 >= min_r2)
+    return float(score_attenuation(reference_x[:, near], freq[near], x_clip).max())
 
 
 def pool_lead(

@@ -514,12 +514,12 @@ def _association(
                     # the test measured the region's best score: clipped dosages and phenotype
                     # (attenuation from public models), over sqrt(n)
                     unit = math.sqrt(n) * attenuation(y_sel_clip or math.inf)
-                    unit *= float(
-                        assoc.score_attenuation(
-                            reference_dosages[:, cols[j : j + 1]],
-                            ref.alt_freq[cols[j : j + 1]],
-                            x_clip,
-                        )[0]
+                    unit *= assoc.lead_attenuation(
+                        reference_dosages[:, cols],
+                        ref.alt_freq[cols],
+                        j,
+                        x_clip,
+                        a.lead_attenuation_min_r2,
                     )
                     noise_sd = assoc.effect_noise_sd(sigma, a.z_clip, effect_bound, n)
                     implied_sd = a.implied_lead_sd_factor * assoc.implied_lead_sd(
