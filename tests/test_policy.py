@@ -193,7 +193,7 @@ def test_evaluate__block_fixture_lists_every_failing_rule() -> None:
         "nearest_neighbour.exact_duplicate_genotypes",  # 2 > 0
         "kinship.excess_first_degree",  # 3.84e-5 > 0
         "fidelity.spurious_loci",  # 1 > 0
-        "fidelity.matching_residual",  # 0.25 > 0.2
+        "fidelity.matching_residual",  # 0.3 > 0.25
     }
     eps = finding(evaluation, "privacy.max_epsilon")
     assert (eps.measured, eps.threshold, eps.status) == (14.0, "<= 10", Status.FAIL)
