@@ -587,7 +587,7 @@ def test_effect_noise_sd__is_the_release_noise_scale() -> None:
     assert A.effect_noise_sd(None, 1.5, 2.0, 200) == 0.0
 
 
-def test_debias_effect__undoes_the_attenuation_of_both_clips() -> None:
+def test_debias_map__undoes_the_attenuation_of_both_clips() -> None:
     """A phenotype linear in non-Gaussian components (genotype-like, skewed): the noiseless
     release from clipped rows and a clipped phenotype, debiased with the public attenuation
     (``M`` from a separate reference sample, ``kappa`` from the normal model), recovers the
@@ -617,7 +617,7 @@ def test_debias_effect__undoes_the_attenuation_of_both_clips() -> None:
     m = A.component_attenuation(draw(50_000), z_clip)
     kappa = A.phenotype_attenuation(y_clip)
     assert kappa == pytest.approx(0.8664, abs=1e-4)
-    debiased = A.debias_effect(released, m, kappa)
+    debiased = A.debias_map(m, kappa) @ released
     assert np.linalg.norm(released - exact) > 0.15 * np.linalg.norm(exact)
     np.testing.assert_allclose(debiased, exact, atol=0.006)
 

@@ -177,25 +177,41 @@ def test_synthesize__drops_regions_whose_release_is_mostly_noise(members, public
     assert drop.ledger.epsilon() == pytest.approx(keep.ledger.epsilon())
 
 
-def test_synthesize__pools_the_implied_lead_with_the_threshold_test(members, public) -> None:
-    """With ``lead_from_test`` the matched lead cross-moment under DP is the inverse-variance
-    mean of the implied lead's and the threshold test's (post-processing: the ledger is the
-    same without it), and the synthetic cohort reproduces it."""
+def _lead_cross_moments(m, pub, res) -> list[tuple[dict, float]]:
+    """Each implied lead of ``res`` with its synthetic cross-moment: the covariate-adjusted,
+    standardised phenotype against the lead's dosage standardised with the reference
+    (public) allele frequency, over the rows a GWAS tests (phenotype and covariate present)."""
     from dpgenome.association import CovariateAdjustment
 
-    m, _ = members
-    pub = public.take_variants(np.flatnonzero(public.variants["id"].isin(m.variants["id"])))
-    a = replace(FAST.association, threshold=3, n_components=4, lead_from_test=True)
-    cfg = replace(FAST, epsilon=30.0, seed=5, association=a)
-    res = synthesize(m, cfg, pub)
-    leads = [r["implied_lead"] for r in res.details["association"]["regions"] if r["implied_lead"]]
-    assert leads, "the toy's loci should give implied leads at epsilon 30"
     syn = res.cohort
     adj = CovariateAdjustment.fit(syn.phenotypes, syn.pheno_types, "BMD", ("SW16",))
     tested = adj.complete(syn.phenotypes, "BMD")
     y = adj.residual(syn.phenotypes, "BMD")[tested]
     y = (y - y.mean()) / y.std()
-    for lead in leads:
+    out = []
+    for r in res.details["association"]["regions"]:
+        lead = r["implied_lead"]
+        if lead is None:
+            continue
+        col = int(np.flatnonzero(m.variants["id"].astype(str) == lead["snp"])[0])
+        f = np.clip(np.nanmean(pub.dosages[:, col]) / 2, 0.005, 0.995)
+        x = (syn.dosages[tested, col] - 2 * f) / math.sqrt(2 * f * (1 - f))
+        out.append((lead, float((x - x.mean()) @ y / tested.sum())))
+    return out
+
+
+def test_synthesize__pools_the_implied_lead_with_the_threshold_test(members, public) -> None:
+    """With ``lead_from_test`` the matched lead cross-moment under DP is the inverse-variance
+    mean of the implied lead's and the threshold test's (post-processing: the ledger is the
+    same without it), and the synthetic cohort reproduces it."""
+    m, _ = members
+    pub = public.take_variants(np.flatnonzero(public.variants["id"].isin(m.variants["id"])))
+    a = replace(FAST.association, threshold=3, n_components=4, lead_from_test=True)
+    cfg = replace(FAST, epsilon=30.0, seed=5, association=a)
+    res = synthesize(m, cfg, pub)
+    leads = _lead_cross_moments(m, pub, res)
+    assert leads, "the toy's loci should give implied leads at epsilon 30"
+    for lead, cross in leads:
         implied, test, pooled = (
             lead["implied_cross_moment"],
             lead["tested_cross_moment"],
@@ -204,10 +220,7 @@ def test_synthesize__pools_the_implied_lead_with_the_threshold_test(members, pub
         assert test > 0.0  # a released best score: unsigned
         lo, hi = sorted((implied, math.copysign(test, implied)))
         assert lo - 1e-12 <= pooled <= hi + 1e-12
-        col = int(np.flatnonzero(m.variants["id"].astype(str) == lead["snp"])[0])
-        f = np.clip(np.nanmean(pub.dosages[:, col]) / 2, 0.005, 0.995)
-        x = (syn.dosages[tested, col] - 2 * f) / math.sqrt(2 * f * (1 - f))
-        assert float((x - x.mean()) @ y / tested.sum()) == pytest.approx(pooled, rel=0.05)
+        assert cross == pytest.approx(pooled, rel=0.05)
     off = synthesize(m, replace(cfg, association=replace(a, lead_from_test=False)), pub)
     assert off.ledger.epsilon() == pytest.approx(res.ledger.epsilon())
     assert all(
@@ -241,8 +254,6 @@ def test_synthesize__reproduces_the_implied_lead_cross_moment(members, public) -
     """The matching reproduces the implied lead's whole cross-moment: the synthetic
     covariate-adjusted, standardised phenotype against the lead's dosage standardised with
     the reference (public) allele frequency."""
-    from dpgenome.association import CovariateAdjustment
-
     m, _ = members
     pub = public.take_variants(np.flatnonzero(public.variants["id"].isin(m.variants["id"])))
     # six components: 32 whitened components of a 200-individual panel overfit it, and the
@@ -251,19 +262,9 @@ def test_synthesize__reproduces_the_implied_lead_cross_moment(members, public) -
     cfg = replace(FAST, epsilon=math.inf, seed=3)
     a = replace(cfg.association, n_components_exact=6, exact_snps=0)
     res = synthesize(m, replace(cfg, association=a), pub)
-    leads = [r["implied_lead"] for r in res.details["association"]["regions"]]
-    assert leads and all(lead is not None for lead in leads)
-    syn = res.cohort
-    adj = CovariateAdjustment.fit(syn.phenotypes, syn.pheno_types, "BMD", ("SW16",))
-    # over the rows a GWAS tests (phenotype and covariate present)
-    tested = adj.complete(syn.phenotypes, "BMD")
-    y = adj.residual(syn.phenotypes, "BMD")[tested]
-    y = (y - y.mean()) / y.std()
-    for lead in leads:
-        col = int(np.flatnonzero(m.variants["id"].astype(str) == lead["snp"])[0])
-        f = np.clip(np.nanmean(pub.dosages[:, col]) / 2, 0.005, 0.995)
-        x = (syn.dosages[tested, col] - 2 * f) / math.sqrt(2 * f * (1 - f))
-        cross = float((x - x.mean()) @ y / tested.sum())
+    regions = res.details["association"]["regions"]
+    assert regions and all(r["implied_lead"] is not None for r in regions)
+    for lead, cross in _lead_cross_moments(m, pub, res):
         assert abs(lead["cross_moment"]) > 0.05
         assert cross == pytest.approx(lead["cross_moment"], rel=0.05)
 

@@ -48,7 +48,7 @@ prototype, see issue 5):
    is signal (:func:`shrink_effect`, post-processing with the public noise scale: a release
    that is mostly noise carries no association, and one shrunk below ``min_shrink`` is
    dropped) and undoing the attenuation of the two clips
-   (:func:`debias_effect`, from the reference genotypes and a normal phenotype: public). The
+   (:func:`debias_map`, from the reference genotypes and a normal phenotype: public). The
    clips are tighter than the raw data's spread, which cuts the noise more than the signal.
 4. **Generation by matching** (:func:`match_rows`, post-processing). Synthetic genotypes and
    synthetic phenotype rows are drawn independently; the rows are then *assigned* to the
@@ -778,11 +778,6 @@ def debias_map(attenuation: np.ndarray, kappa: float) -> np.ndarray:
     """``(kappa M)^-1``: turns the released cross-moment of the clipped components and
     phenotype back into one of the unclipped ones (post-processing)."""
     return np.asarray(np.linalg.inv(kappa * np.asarray(attenuation, dtype=np.float64)))
-
-
-def debias_effect(beta: np.ndarray, attenuation: np.ndarray, kappa: float) -> np.ndarray:
-    """``(kappa M)^-1 beta`` (:func:`debias_map`)."""
-    return np.asarray(debias_map(attenuation, kappa) @ np.asarray(beta, float))
 
 
 def effect_noise_sd(noise_multiplier: float | None, z_clip: float, y_bound: float, n: int) -> float:
