@@ -11,14 +11,14 @@ import pytest
 from click.testing import CliRunner
 
 from dpgenome import association as A
-from dpgenome.accountant import PlannedPure
+from dpgenome.accountant import Ledger, PlannedPure
 from dpgenome.cli import main
 from dpgenome.cohort import analysis_subset, qc
 from dpgenome.errors import CohortError, ConfigError
 from dpgenome.gwas import linear_gwas
 from dpgenome.io import read_cohort, write_cohort
 from dpgenome.phenotypes import PhenotypeConfig, planned_dp_sgd
-from dpgenome.synthesize import SynthConfig, plan, synthesize
+from dpgenome.synthesize import SynthConfig, plan, region_sigma, synthesize
 from dpgenome.testing import ToyConfig, toy_cohort
 
 TOY = ToyConfig(n=300, n_chrom=2, snps_per_chrom=150, causal=((0, 70), (1, 40)), effect=1.2)
@@ -143,6 +143,26 @@ def test_synthesize__ledger_composes_every_mechanism_within_the_target(members, 
     assert 0.9 < d["phenotype_attenuation"] < 1.0  # P(|Z| < 2) under the public normal model
 
 
+@pytest.mark.parametrize("released", [1, 2, 3])
+def testregion_sigma__fewer_regions_spend_the_planned_privacy_loss(released) -> None:
+    """The regions the tests let through share the ledger's region releases: less noise each,
+    the same privacy loss distribution (both accountants, 3 planned at multiplier 4)."""
+    planned, sigma = 3, 4.0
+    r_sigma = region_sigma(sigma, released, planned)
+    assert r_sigma is not None and r_sigma <= sigma
+    eps = {}
+    for count, z in ((planned, sigma), (released, r_sigma)):
+        ledger = Ledger(1e-5)
+        ledger.add_gaussian("region-association", z, count=count)
+        eps[count] = ledger.accountants()
+    for name in eps[planned]:
+        assert eps[released][name] == pytest.approx(eps[planned][name], rel=1e-3), name
+    assert region_sigma(None, 2, 3) is None  # no formal privacy: nothing is noised
+    assert region_sigma(sigma, 0, 3) == sigma  # nothing released
+    with pytest.raises(ConfigError, match="4 regions released"):
+        region_sigma(sigma, 4, 3)
+
+
 def test_synthesize__binary_phenotype_release_bound_and_attenuation(members, public) -> None:
     """A 0/1 phenotype without covariates takes two standardised values: the release's
     phenotype bound is the larger magnitude (capped by effect_y_clip) and the attenuation is
@@ -175,6 +195,14 @@ def test_synthesize__drops_regions_whose_release_is_mostly_noise(members, public
     assert [(r["chr"], r["start"]) for r in dropped] == [(r["chr"], r["start"]) for r in kept]
     assert all(r["dropped"] and r["implied_lead"] is None for r in dropped)
     assert drop.ledger.epsilon() == pytest.approx(keep.ledger.epsilon())
+    # the released regions share the planned region releases' privacy loss (fewer than
+    # planned: less noise each)
+    k = base.association.max_regions
+    assert 0 < len(kept) < k
+    planned = keep.ledger.mechanism("region-association")
+    assert keep.details["association"]["region_noise_multiplier"] == pytest.approx(
+        planned.noise_multiplier * math.sqrt(len(kept) / k)
+    )
 
 
 def _lead_cross_moments(m, pub, res) -> list[tuple[dict, float]]:

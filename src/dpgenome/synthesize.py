@@ -26,7 +26,9 @@
    pure-DP step and more again with the rounds lumped into one basic-composition step.
 5. ``region-association`` (Gaussian): the low-dimensional release of the phenotype-genotype
    association of each selected region (cross-moments of the covariate-adjusted phenotype
-   with the region's principal components). Synthetic phenotype rows are then assigned to
+   with the region's principal components), planned for ``max_regions`` regions: when the
+   threshold tests stop earlier, the released regions share the plan's privacy loss
+   (:func:`region_sigma`). Synthetic phenotype rows are then assigned to
    synthetic genotype rows so that the synthetic cohort reproduces those cross-moments over
    the rows a GWAS tests (:func:`dpgenome.association.match_tested_rows`: a permutation,
    post-processing).
@@ -248,6 +250,24 @@ def _sigma(ledger: Ledger, name: str) -> float | None:
     return float(m.noise_multiplier)
 
 
+def region_sigma(sigma: float | None, released: int, planned: int) -> float | None:
+    """Noise multiplier of each of ``released`` region releases when the ledger holds
+    ``planned`` of them at ``sigma``.
+
+    The regions are released together, after every threshold test: their number is a function
+    of earlier DP outputs. ``released`` Gaussian releases at ``sigma * sqrt(released /
+    planned)`` form one Gaussian mechanism with ``mu^2 = released / sigma_r^2 = planned /
+    sigma^2``: the ledger's privacy loss distribution, whatever the tests decided (adaptive
+    composition: the mechanism is the same mu-GDP mechanism for every earlier output). So the
+    rounds the tests stopped give their share to the regions that were released.
+    """
+    if sigma is None or released == 0:
+        return sigma
+    if not 0 < released <= planned:
+        raise ConfigError(f"{released} regions released, but the ledger holds {planned}")
+    return sigma * math.sqrt(released / planned)
+
+
 def _selection_budget(ledger: Ledger, config: SynthConfig) -> tuple[float, float]:
     """``(eps_select, eps_test)`` of each round: the epsilon of one ``region-selection`` step
     (noisy max) and of one ``region-test`` query (noisy threshold); the ledger holds
@@ -449,7 +469,7 @@ def _association(
         rng=rng,
         null_sd=null_sd,
     )
-    sigma = _sigma(ledger, ASSOCIATION)
+    sigma = region_sigma(_sigma(ledger, ASSOCIATION), len(selections), a.max_regions)
     var = members.variants
     regions: list[assoc.Region] = []
     region_details: list[dict[str, Any]] = []
@@ -546,6 +566,9 @@ def _association(
         "phenotype_attenuation": kappa,
         "eps_select_per_round": eps_select,
         "eps_test_per_round": eps_test,
+        # the noise multiplier each released region was given (the rounds the tests stopped
+        # give it their share: see region_sigma)
+        "region_noise_multiplier": sigma,
         "phenotype_location": {"mean": loc.mean, "sd": loc.sd},
         "regions": region_details,
         "reference": "public panel" if public is not None else "DP synthetic genotypes",
