@@ -142,10 +142,16 @@ def test_release__policy_change_reuses_training_and_spends_nothing(small_cohort:
 
 def test_release__strict_policy_blocks_with_exit_3_and_nothing_written(small_cohort: Path) -> None:
     strict = str(Path(__file__).parents[1] / "policies" / "strict.yaml")
-    code, _, err = _release(small_cohort, "blocked", strict)
+    code, out, err = _release(small_cohort, "blocked", strict)
     assert code == 3
     assert not (small_cohort / "blocked").exists()
     assert "FAIL" in err and "dossier" in err
+    # --json still prints the summary of the blocked release: no bundle, the failing rules,
+    # the explanatory dossier
+    summary = json.loads(out)
+    assert summary["verdict"] == "BLOCK" and summary["bundle"] is None
+    assert summary["failing_rules"] and all(r in err for r in summary["failing_rules"])
+    assert Path(summary["dossier"]).is_file()
 
 
 @pytest.mark.slow
@@ -162,3 +168,24 @@ def test_demo__small_simulated_cohort_prints_a_dossier(tmp_path: Path) -> None:
     assert verdict.split()[1] in {"APPROVE", "BLOCK"}
     dossier = Path(result.stdout.split("dossier: ")[1].split()[0])
     assert dossier.is_file() and "Synthetic cohort release dossier" in dossier.read_text()
+    # --json prints the summary whichever the verdict (a BLOCK is still exit 0 in the demo)
+    again = CliRunner().invoke(
+        main,
+        [
+            "demo",
+            "--out",
+            str(tmp_path / "again"),
+            "--n",
+            "300",
+            "--public",
+            "200",
+            "--chromosomes",
+            "5,11",
+            "--json",
+        ],
+        catch_exceptions=False,
+    )
+    assert again.exit_code == 0, again.stderr
+    summary = json.loads(again.stdout)
+    assert summary["verdict"] == verdict.split()[1]
+    assert (summary["bundle"] is None) == (summary["verdict"] == "BLOCK")

@@ -8,6 +8,7 @@ traceback.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class DpgenomeError(Exception):
@@ -71,3 +72,8 @@ class ReleaseBlocked(DpgenomeError):
     exit_code = 3
     #: the explanatory dossier of the blocked release, when one was rendered
     dossier: Path | None = None
+    #: the policy evaluation that blocked (``dpgenome.policy.Evaluation``)
+    evaluation: Any = None
+    #: the blocked release's outcome (``dpgenome.release.ReleaseOutcome``, no bundle), when
+    #: the whole release ran: its summary is printed like an approved one's
+    outcome: Any = None

@@ -356,7 +356,7 @@ def export_bundle(
                 f"Failing rules:\n  {failing}",
                 file=policy_path,
             )
-            err.evaluation = evaluation  # type: ignore[attr-defined]
+            err.evaluation = evaluation
             raise err
         if not policy.overrides_allowed:
             err = ReleaseBlocked(
@@ -365,7 +365,7 @@ def export_bundle(
                 file=policy_path,
                 line=policy.line_of("overrides.allowed"),
             )
-            err.evaluation = evaluation  # type: ignore[attr-defined]
+            err.evaluation = evaluation
             raise err
         log.warning("exporting a BLOCKED release under an override signed by %s", override.signer)
     elif override is not None:

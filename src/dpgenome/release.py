@@ -443,6 +443,10 @@ def run_release(
         except ReleaseBlocked as err:
             err.message += f"\nThe dossier explaining the verdict: {dossier_path}"
             err.dossier = dossier_path
+            if err.evaluation is not None:
+                err.outcome = ReleaseOutcome(
+                    results, err.evaluation, work, dossier_path, None, reused, progress.timings
+                )
             err.args = (err.render(),)
             raise
     return ReleaseOutcome(

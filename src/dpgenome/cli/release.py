@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from dpgenome.config import ReleaseConfig, load_config_file, parse_epsilon
-from dpgenome.errors import ConfigError
+from dpgenome.errors import ConfigError, ReleaseBlocked
 from dpgenome.paths import shipped_policy
 
 
@@ -120,7 +120,12 @@ def release(
         raise ConfigError("give the cohort either as argument or with --cohort, not both")
     options["cohort"] = options.get("cohort") or cohort_arg
     config = _config_from(options, config_file)
-    outcome = run_release(config, echo=_echo_err)
+    try:
+        outcome = run_release(config, echo=_echo_err)
+    except ReleaseBlocked as err:
+        if as_json and err.outcome is not None:  # the summary still goes to stdout; exit 3
+            _print_summary(err.outcome.summary(), as_json=True)
+        raise
     _print_summary(outcome.summary(), as_json=as_json)
 
 
@@ -164,7 +169,6 @@ def demo(
     release is a demonstration of the gate; its explanatory dossier is printed). Everything
     stays under --out (cohort, public panel, cache, lifetime ledger, bundle).
     """
-    from dpgenome.errors import ReleaseBlocked
     from dpgenome.io import write_cohort
     from dpgenome.release import run_release
     from dpgenome.simulate import SimConfig, simulate
@@ -203,6 +207,9 @@ def demo(
         # The demo's job is to show the whole release, gate included: a BLOCK verdict is a
         # successful demonstration (nothing was exported; the dossier says why).
         click.echo(err.render(), err=True)
+        if as_json and err.outcome is not None:
+            _print_summary(err.outcome.summary(), as_json=True)
+            return
         click.echo("verdict: BLOCK (nothing exported; the policy gate did its job)")
         click.echo(f"dossier: {err.dossier}")
         return
