@@ -144,7 +144,7 @@ def test_synthesize__ledger_composes_every_mechanism_within_the_target(members, 
 
 
 @pytest.mark.parametrize("released", [1, 2, 3])
-def testregion_sigma__fewer_regions_spend_the_planned_privacy_loss(released) -> None:
+def test_region_sigma__fewer_regions_spend_the_planned_privacy_loss(released) -> None:
     """The regions the tests let through share the ledger's region releases: less noise each,
     the same privacy loss distribution (both accountants, 3 planned at multiplier 4)."""
     planned, sigma = 3, 4.0

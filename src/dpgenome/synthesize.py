@@ -470,6 +470,7 @@ def _association(
         null_sd=null_sd,
     )
     sigma = region_sigma(_sigma(ledger, ASSOCIATION), len(selections), a.max_regions)
+    effect_sd = assoc.effect_noise_sd(sigma, a.z_clip, effect_bound, n)  # per component
     var = members.variants
     regions: list[assoc.Region] = []
     region_details: list[dict[str, Any]] = []
@@ -487,9 +488,7 @@ def _association(
         released_norm = float(np.linalg.norm(beta))
         shrink = 1.0
         if a.shrink:
-            beta, shrink = assoc.shrink_effect(
-                beta, assoc.effect_noise_sd(sigma, a.z_clip, effect_bound, n), a.shrink_power
-            )
+            beta, shrink = assoc.shrink_effect(beta, effect_sd, a.shrink_power)
         detail: dict[str, Any] = {
             "chr": str(var["chr"].iloc[cols[0]]),
             "start": int(var["pos"].iloc[cols].min()),
@@ -541,9 +540,8 @@ def _association(
                         x_clip,
                         a.lead_attenuation_min_r2,
                     )
-                    noise_sd = assoc.effect_noise_sd(sigma, a.z_clip, effect_bound, n)
                     implied_sd = a.implied_lead_sd_factor * assoc.implied_lead_sd(
-                        rb, j, noise_sd, debias
+                        rb, j, effect_sd, debias
                     )
                     tested = sel.score / unit
                     lead_detail |= {"implied_cross_moment": cross, "tested_cross_moment": tested}
