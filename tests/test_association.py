@@ -205,6 +205,18 @@ def test_column_weights__lead_flank_on_the_public_map(toy) -> None:
     assert set(np.unique(w)) == {1.0, 3.0}
 
 
+def test_typical_draw__median_lambda_among_draws_without_a_stray_hit() -> None:
+    lambdas = [1.2, 1.0, 1.1, 0.9, 1.05]
+    assert A.typical_draw(lambdas, [False] * 5) == 4  # 0.9, 1.0, 1.05, 1.1, 1.2
+    # draw 2 (1.1) has a hit outside the regions: the lower median of the other four
+    assert A.typical_draw(lambdas, [False, False, True, False, False]) == 1
+    assert A.typical_draw(lambdas, [True, True, True, True, False]) == 4
+    assert A.typical_draw(lambdas, [True] * 5) == 4  # no clean draw: the median of all
+    assert A.typical_draw([1.3], [False]) == 0
+    with pytest.raises(ValueError, match="one lambda"):
+        A.typical_draw([1.0, 1.1], [False])
+
+
 def test_match_rows__reproduces_the_target_cross_moments_with_a_permutation() -> None:
     """Binary phenotype, 3 components: a permutation of the rows reaches target moments that
     a random pairing misses by ~sqrt(n) per component; nothing but the order changes."""

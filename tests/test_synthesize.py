@@ -297,6 +297,48 @@ def test_synthesize__reproduces_the_implied_lead_cross_moment(members, public) -
         assert cross == pytest.approx(lead["cross_moment"], rel=0.05)
 
 
+@pytest.mark.parametrize("epsilon", [30.0, math.inf])
+def test_synthesize__keeps_the_pairing_of_median_inflation(members, public, epsilon) -> None:
+    """The phenotype-to-genotype pairing is drawn ``null_draws`` times and the one whose
+    synthetic linear GWAS has the median lambda_GC is released: the released cohort's own
+    GWAS gives that lambda. The draws are post-processing (the ledger is the same with one),
+    and under DP each reproduces the released cross-moments (the residual stays small)."""
+    m, _ = members
+    pub = public.take_variants(np.flatnonzero(public.variants["id"].isin(m.variants["id"])))
+    a = replace(FAST.association, threshold=3, null_draws=5)
+    cfg = replace(FAST, epsilon=epsilon, seed=5, association=a)
+    res = synthesize(m, cfg, pub)
+    pairing = res.details["pairing"]
+    lambdas = pairing["lambda_gc"]
+    assert pairing["draws"] == 5 and len(lambdas) == 5 and lambdas == sorted(lambdas)
+    assert lambdas[0] < lambdas[-1]  # the draws differ
+    # the median draw, among the draws without a 1e-8 hit outside the released regions
+    clean = 5 - pairing["draws_with_a_hit_outside_the_regions"]
+    assert pairing["chosen_lambda_gc"] in lambdas
+    if clean == 5:
+        assert pairing["chosen_lambda_gc"] == pytest.approx(lambdas[2])
+    gwas = linear_gwas(res.cohort, "BMD", ["SW16"])
+    assert gwas.lambda_gc == pytest.approx(pairing["chosen_lambda_gc"], rel=1e-4)
+    inside = np.zeros(m.n_variants, dtype=bool)
+    for r in res.details["association"]["regions"]:
+        var = m.variants
+        inside |= (
+            (var["chr"].astype(str) == r["chr"]) & var["pos"].between(r["start"], r["end"])
+        ).to_numpy()
+    if clean:
+        assert not (gwas.table["log10_p"].to_numpy()[~inside] >= 8.0).any()
+    assert res.details["association"]["regions"]
+    if math.isfinite(epsilon):  # (the toy's 300 rows cannot match 32 exact components)
+        assert res.details["association"]["matching_relative_residual"] < 0.1
+    one = synthesize(m, replace(cfg, association=replace(a, null_draws=1)), pub)
+    assert one.details["pairing"] == {"draws": 1}
+    assert one.ledger.epsilon() == pytest.approx(res.ledger.epsilon())
+    with pytest.raises(ConfigError, match="null_draws"):
+        replace(a, null_draws=0)
+    with pytest.raises(ConfigError, match="null_hit_log10_p"):
+        replace(a, null_hit_log10_p=0.0)
+
+
 def test_synthesize__public_pretraining_is_shared_across_seeds_not_across_panels(
     members, public
 ) -> None:
