@@ -336,7 +336,7 @@ def _pairing(
         candidates = [(np.arange(n), None), *((rng.permutation(n), None) for rng in rngs[1:])]
     chosen = 0
     info: dict[str, Any] = {"draws": draws}
-    if draws > 1 and types.get(config.pheno) != PhenoType.CATEGORICAL:
+    if draws > 1:  # (synthesize rejects a categorical analysis phenotype up front)
         inside = np.zeros(dosages.shape[1], dtype=bool)
         for r in regions:
             inside[r.columns] = True
@@ -348,9 +348,9 @@ def _pairing(
             level = config.association.null_hit_log10_p
             stray = [bool(np.any(lp[~inside] >= level)) for _, lp in scans]
             chosen = assoc.typical_draw(lambdas, stray)
-            info["lambda_gc"] = sorted(lambdas)
-            info["chosen_lambda_gc"] = lambdas[chosen]
-            info["draws_with_a_hit_outside_the_regions"] = sum(stray)
+            info["lambda_gc"] = lambdas
+            info["hit_outside_the_regions"] = stray
+            info["chosen"] = chosen
     order, residual = candidates[chosen]
     if residual is not None:
         info["matching_relative_residual"] = residual
