@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from dpgenome import association as A
 from dpgenome.cohort import PhenoType
@@ -217,6 +218,37 @@ def test_typical_draw__median_lambda_among_draws_without_a_stray_hit() -> None:
         A.typical_draw([1.0, 1.1], [False])
 
 
+def test_explained_log10_p__what_the_released_targets_imply_per_snp() -> None:
+    """A region whose one component is SNP 0 (standardised) with released cross-moment 0.2:
+    a copy of SNP 0 is explained at correlation 0.2, a SNP independent of it at ~0, SNPs
+    outside the region at exactly 0; and a phenotype matched to the target does give the
+    copy that correlation (what the function predicts for every draw)."""
+    rng = np.random.default_rng(11)
+    n = 2000
+    x0 = rng.binomial(2, 0.4, size=n).astype(float)
+    other = rng.binomial(2, 0.3, size=n).astype(float)
+    dosages = np.column_stack([x0, x0, other, other, x0, other])
+    cols = np.arange(4)
+    center, scale = dosages[:, cols].mean(axis=0), dosages[:, cols].std(axis=0)
+    basis = np.zeros((4, 1))
+    basis[0, 0] = 1.0
+    region = A.Region(0, cols, center, scale, basis, np.array([0.2]), np.ones(1))
+    lp = A.explained_log10_p(dosages, [region])
+    expected = -np.log10(2 * stats.norm.sf(0.2 * math.sqrt(n)))
+    assert lp[0] == pytest.approx(expected, rel=1e-6) and lp[1] == pytest.approx(expected)
+    assert lp[2] < 2.0 and lp[3] < 2.0
+    assert lp[4] == lp[5] == 0.0  # outside the region: nothing released there
+    assert A.explained_log10_p(dosages, [], 100).tolist() == [0.0] * 6
+    # fewer tested rows: the same correlation is weaker evidence
+    assert A.explained_log10_p(dosages, [region], n // 4)[0] < lp[0]
+    # a matched pairing realises it
+    y = rng.normal(size=n)
+    y = (y - y.mean()) / y.std()
+    z = A.region_components(dosages, [region])
+    perm, _ = A.match_rows(z, region.targets() * n, y, rng)
+    assert np.corrcoef(dosages[:, 1], y[perm])[0, 1] == pytest.approx(0.2, abs=0.01)
+
+
 def test_match_rows__reproduces_the_target_cross_moments_with_a_permutation() -> None:
     """Binary phenotype, 3 components: a permutation of the rows reaches target moments that
     a random pairing misses by ~sqrt(n) per component; nothing but the order changes."""
@@ -305,11 +337,20 @@ def test_normalise_phenotype__exact_and_noised_moments() -> None:
     assert loc.mean == pytest.approx(y.mean()) and loc.sd == pytest.approx(y.std())
     np.testing.assert_allclose(out.mean(), 0.0, atol=1e-12)
     np.testing.assert_allclose(out.std(), 1.0, rtol=1e-12)
-    # private: clipped, and the released sums carry N(0, (sigma * clip * sqrt 2)^2) noise
+    # private: clipped; each member adds (y / 2, y^2 / clip - clip / 2), norm <= clip / sqrt 2,
+    # and the sums carry N(0, (sigma * clip / sqrt 2)^2) noise: the mean's sd is
+    # sigma * clip * sqrt 2 / n (that of releasing (y, y^2 / clip) as such), the second
+    # moment's sigma * clip^2 / sqrt 2 / n (half of it)
     yc = np.clip(y, -2.5, 2.5)
-    means = np.array([A.normalise_phenotype(yc, 2.5, 40.0, rng)[1].mean for _ in range(3000)])
-    assert means.std() == pytest.approx(40.0 * 2.5 * math.sqrt(2) / len(y), rel=0.05)
+    locs = [A.normalise_phenotype(yc, 2.5, 40.0, rng)[1] for _ in range(3000)]
+    means = np.array([loc.mean for loc in locs])
+    seconds = np.array([loc.sd**2 + loc.mean**2 for loc in locs])
+    n = len(y)
+    assert A.centre_sensitivity(2.5) == pytest.approx(2.5 / math.sqrt(2))
+    assert means.std() == pytest.approx(40.0 * 2.5 * math.sqrt(2) / n, rel=0.05)
     assert abs(means.mean() - yc.mean()) < 0.01
+    assert seconds.std() == pytest.approx(40.0 * 2.5**2 / math.sqrt(2) / n, rel=0.05)
+    assert abs(seconds.mean() - (yc**2).mean()) < 0.01
     clipped, _ = A.normalise_phenotype(yc, 2.5, 40.0, rng)
     assert np.abs(clipped).max() <= 2.5
 

@@ -13,7 +13,8 @@
    phenotype column (analysis phenotype and covariates included).
 3. ``phenotype-centre`` (Gaussian, two numbers): the mean and second moment of the
    standardised, clipped analysis phenotype, so that SNP scores are centred and scaled
-   whatever the reference allele frequencies and the synthetic phenotype's spread.
+   whatever the reference allele frequencies and the synthetic phenotype's spread
+   (:func:`dpgenome.association.normalise_phenotype`).
 4. ``region-selection`` (exponential mechanism, one per round) and ``region-test`` (Laplace,
    one query per round): the private choice of associated regions
    (:mod:`dpgenome.association`: rounds of noisy max + noisy threshold), scores standardised
@@ -240,7 +241,7 @@ def plan(
             PlannedPure(SELECTION, epsilon=eps_select, count=a.max_regions, kind="exponential")
         )
         out.append(PlannedPure(TEST, epsilon=eps_test, count=a.max_regions, kind="laplace"))
-        out.append(PlannedGaussian(CENTRE, 1, a.y_clip * math.sqrt(2.0), a.center_weight))
+        out.append(PlannedGaussian(CENTRE, 1, assoc.centre_sensitivity(a.y_clip), a.center_weight))
         out.append(
             PlannedGaussian(
                 ASSOCIATION,
@@ -337,19 +338,19 @@ def _pairing(
     chosen = 0
     info: dict[str, Any] = {"draws": draws}
     if draws > 1:  # (synthesize rejects a categorical analysis phenotype up front)
-        inside = np.zeros(dosages.shape[1], dtype=bool)
-        for r in regions:
-            inside[r.columns] = True
         scans = [_pairing_scan(dosages, table, types, config, order) for order, _ in candidates]
         lambdas = [lam for lam, _ in scans]
         if all(math.isfinite(x) for x in lambdas):
-            # outside the released regions the synthetic association is chance alone: a
-            # draw with a hit there is a false locus of the pairing, not of the data
-            level = config.association.null_hit_log10_p
-            stray = [bool(np.any(lp[~inside] >= level)) for _, lp in scans]
+            # a SNP whose association the released targets do not explain (every SNP outside
+            # the regions) gets it from the pairing's chance alone: a draw with a hit there
+            # is a false locus of the pairing, not of the data
+            a = config.association
+            n_tested = int(adjust.complete(table, config.pheno).sum()) if adjust else None
+            chance = assoc.explained_log10_p(dosages, regions, n_tested) < a.explained_log10_p
+            stray = [bool(np.any(lp[chance] >= a.null_hit_log10_p)) for _, lp in scans]
             chosen = assoc.typical_draw(lambdas, stray)
             info["lambda_gc"] = lambdas
-            info["hit_outside_the_regions"] = stray
+            info["unexplained_hit"] = stray
             info["chosen"] = chosen
     order, residual = candidates[chosen]
     if residual is not None:
