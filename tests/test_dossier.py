@@ -136,6 +136,23 @@ def test_render_dossier__block_banner_lists_every_failing_rule() -> None:
     assert "measured 14, required &lt;= 10" in banner
 
 
+def test_render_dossier__advisory_warning_shows_the_ci_it_is_judged_on() -> None:
+    """The attribute-inference rule judges the CI's upper bound: a risk of 0 with a wide CI
+    fails it, and the banner must show that CI (the demo's case: risk 0, CI 0-0.29)."""
+    doc = results("approve")
+    doc["audit"]["attribute_inference"]["abBMD"].update(risk=0.0, risk_ci=[0.0, 0.291489])
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    assert evaluation.verdict == "APPROVE"
+    html = render_dossier(doc, evaluation, {})
+    banner = html.split('id="verdict"', 1)[1].split("</div>", 1)[0]
+    advisory = banner.split("Advisory (not blocking):", 1)[1]
+    line = next(li for li in advisory.split("<li>")[1:] if "Attribute inference" in li)
+    assert "FAIL" in line
+    assert "measured 0 (95% CI 0 – 0.2915), advised 95% CI upper bound &lt;= 0.2" in line
+    assert "worst phenotype: abBMD" in line
+    assert "<code>attribute_inference.risk</code>" in line
+
+
 def test_render_dossier__override_shown_in_banner() -> None:
     override = Override(
         "Reviewed by the DAC; spurious locus explained",
