@@ -191,6 +191,7 @@ def test_render_dossier__has_every_section_and_signoff_roles() -> None:
         assert f"<td>{role}</td>" in html
     for text in (
         "Relatives are not protected",
+        "The number of members is treated as public",
         "Repeated releases add up",
         "The holdout is not protected by DP",
         "genotype synthesizer (per-chromosome VAE)",  # a mechanism
