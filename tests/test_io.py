@@ -42,10 +42,10 @@ def assert_same_cohort(
     cols = ["id", "chr", "pos", "ref", "alt"] + (["quality"] if quality else [])
     pd.testing.assert_frame_equal(a.variants[cols], b.variants[cols], check_dtype=False)
     pd.testing.assert_frame_equal(a.samples, b.samples, check_dtype=False)
-    if pheno_rtol:
-        pd.testing.assert_frame_equal(a.phenotypes, b.phenotypes, rtol=pheno_rtol, atol=0.0)
-    else:
-        pd.testing.assert_frame_equal(a.phenotypes, b.phenotypes, check_exact=True)
+    # rtol 0 (the default) is an exact comparison; NaN matches NaN
+    pd.testing.assert_frame_equal(
+        a.phenotypes, b.phenotypes, check_exact=False, rtol=pheno_rtol, atol=0.0
+    )
     assert a.pheno_types == b.pheno_types
 
 
