@@ -18,7 +18,14 @@ from dpgenome.errors import CohortError, ConfigError
 from dpgenome.gwas import linear_gwas
 from dpgenome.io import read_cohort, write_cohort
 from dpgenome.phenotypes import PhenotypeConfig, planned_dp_sgd
-from dpgenome.synthesize import SynthConfig, plan, region_sigma, synthesize
+from dpgenome.synthesize import (
+    SynthConfig,
+    calibrated_ledger,
+    noise_multiplier,
+    plan,
+    region_sigma,
+    synthesize,
+)
 from dpgenome.testing import ToyConfig, toy_cohort
 
 TOY = ToyConfig(n=300, n_chrom=2, snps_per_chrom=150, causal=((0, 70), (1, 40)), effect=1.2)
@@ -141,6 +148,17 @@ def test_synthesize__ledger_composes_every_mechanism_within_the_target(members, 
     d = res.details["association"]
     assert d["effect_phenotype_bound"] <= a.effect_y_clip
     assert 0.9 < d["phenotype_attenuation"] < 1.0  # P(|Z| < 2) under the public normal model
+    # the ledger is fixed before any private data is read: planning it alone gives the same
+    cfg = replace(FAST, epsilon=4.0, seed=1).validate(m.n_samples)
+    alone = calibrated_ledger(m, cfg, has_public=True)
+    assert alone.to_dict()["mechanisms"] == led["mechanisms"]
+    assert noise_multiplier(alone, "region-association") == gauss["noise_multiplier"]
+    assert (
+        noise_multiplier(
+            calibrated_ledger(m, replace(cfg, epsilon=math.inf), has_public=True), "phenotypes"
+        )
+        is None
+    )
 
 
 @pytest.mark.parametrize("released", [1, 2, 3])

@@ -253,7 +253,28 @@ def plan(
     return out
 
 
-def _sigma(ledger: Ledger, name: str) -> float | None:
+def calibrated_ledger(members: Cohort, config: SynthConfig, *, has_public: bool) -> Ledger:
+    """The ledger of a release from ``members`` (its :func:`plan`, calibrated to the target
+    epsilon and delta): fixed before any private data is read, from the member count, the
+    phenotype schema and ``config`` only. ``config`` must be validated
+    (:meth:`SynthConfig.validate`)."""
+    if config.delta is None:
+        raise ConfigError("calibrated_ledger needs a validated SynthConfig (delta unset)")
+    n = members.n_samples
+    pheno_cfg = replace(config.phenotypes, secure_mode=config.secure_mode)
+    pheno_plan = phenos.planned_dp_sgd(pheno_cfg, n, name=PHENOTYPES)
+    bins_plan = phenos.planned_bins(
+        list(members.phenotypes.columns), members.pheno_types, pheno_cfg, name=PHENOTYPE_BINS
+    )
+    return calibrate(
+        config.epsilon,
+        config.delta,
+        plan(config, n, has_public=has_public, phenotype_plan=pheno_plan, bins_plan=bins_plan),
+        secure_mode=config.secure_mode,
+    )
+
+
+def noise_multiplier(ledger: Ledger, name: str) -> float | None:
     """The calibrated noise multiplier of ``name`` (``None`` = no formal privacy)."""
     if ledger.no_formal_privacy:
         return None
@@ -435,7 +456,7 @@ def _structure(
             "all",
         )
     if steps > 0:
-        sigma = _sigma(ledger, STRUCTURE)
+        sigma = noise_multiplier(ledger, STRUCTURE)
         rep = train(
             model,
             members.dosages,
@@ -515,7 +536,7 @@ def _association(
     y_std, loc = assoc.normalise_phenotype(
         assoc.standardise_phenotype(y, ref, a.y_clip if private else None),
         a.y_clip if private else None,
-        _sigma(ledger, CENTRE),
+        noise_multiplier(ledger, CENTRE),
         rng,
     )
     n = members.n_samples
@@ -566,7 +587,7 @@ def _association(
         rng=rng,
         null_sd=null_sd,
     )
-    sigma = region_sigma(_sigma(ledger, ASSOCIATION), len(selections), a.max_regions)
+    sigma = region_sigma(noise_multiplier(ledger, ASSOCIATION), len(selections), a.max_regions)
     effect_sd = assoc.effect_noise_sd(sigma, a.z_clip, effect_bound, n)  # per component
     var = members.variants
     regions: list[assoc.Region] = []
@@ -711,16 +732,7 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
 
     t0 = time.perf_counter()
     pheno_cfg = replace(cfg.phenotypes, seed=seeds[3], secure_mode=cfg.secure_mode)
-    pheno_plan = phenos.planned_dp_sgd(pheno_cfg, n, name=PHENOTYPES)
-    bins_plan = phenos.planned_bins(
-        list(members.phenotypes.columns), members.pheno_types, pheno_cfg, name=PHENOTYPE_BINS
-    )
-    ledger = calibrate(
-        cfg.epsilon,
-        cfg.delta,
-        plan(cfg, n, has_public=public is not None, phenotype_plan=pheno_plan, bins_plan=bins_plan),
-        secure_mode=cfg.secure_mode,
-    )
+    ledger = calibrated_ledger(members, cfg, has_public=public is not None)
     timings["calibrate"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -735,10 +747,14 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
     pheno_table, pheno_types = phenos.synthesize_phenotypes(
         members,
         pheno_cfg,
-        noise_multiplier=_sigma(ledger, PHENOTYPES),
+        noise_multiplier=noise_multiplier(ledger, PHENOTYPES),
         n_synth=cfg.n_synth,
         context=(cfg.pheno, *cfg.covariates),
-        bins_noise_multiplier=_sigma(ledger, PHENOTYPE_BINS) if bins_plan is not None else None,
+        bins_noise_multiplier=(
+            noise_multiplier(ledger, PHENOTYPE_BINS)
+            if any(m.name == PHENOTYPE_BINS for m in ledger.mechanisms)
+            else None
+        ),
         # the members are an analysis subset: its phenotype and covariates are present by a
         # public rule (dpgenome.cohort.analysis_subset), so they are in the synthetic rows too
         complete=(cfg.pheno, *cfg.covariates),
