@@ -729,3 +729,47 @@ def test_exact_snp_targets__snps_matched_for_an_earlier_region_are_not_matched_t
     # the two already matched count among the five and are not returned
     np.testing.assert_array_equal(again, first[2:])
     assert len(effects) == 3
+
+
+@pytest.mark.parametrize("y_sd", [0.4, 0.15])  # 0.15: the members' cases clip at y_clip
+def test_released_prevalence__reads_the_members_prevalence_off_the_released_mean(y_sd) -> None:
+    """Members at prevalence 0.2, synthetic rows at 0.06 (the demo's DP model): the exact
+    clipped, standardised mean of the members gives back 0.2 without covariates; with a
+    covariate the shift is read as one shift of every stratum (exact when it is)."""
+    rng = np.random.default_rng(0)
+    ref = A.Reference(alt_freq=np.zeros(1), y_mean=0.0, y_sd=y_sd)
+    members = (rng.uniform(size=5_000) < 0.2).astype(float)
+    synth = (rng.uniform(size=4_000) < 0.06).astype(float)
+    c0 = synth.mean()  # the synthetic fit's intercept
+    released = float(A.standardise_phenotype(members - c0, ref, 2.5).mean())
+    got = A.released_prevalence(synth, np.full(len(synth), c0), ref, 2.5, released)
+    assert got == pytest.approx(members.mean(), abs=1e-9)
+    # a covariate: both strata 0.14 above the synthetic ones
+    w_m, w_s = rng.uniform(size=5_000) < 0.3, rng.uniform(size=4_000) < 0.3
+    p_s = np.where(w_s, 0.2, 0.05)
+    synth = (rng.uniform(size=4_000) < p_s).astype(float)
+    fitted_s = np.where(w_s, synth[w_s].mean(), synth[~w_s].mean())
+    p_m = np.where(w_m, 0.34, 0.19)
+    members = (rng.uniform(size=5_000) < p_m).astype(float)
+    fitted_m = np.where(w_m, synth[w_s].mean(), synth[~w_s].mean())
+    released = float(A.standardise_phenotype(members - fitted_m, ref, 2.5).mean())
+    got = A.released_prevalence(synth, fitted_s, ref, 2.5, released)
+    # exact up to the strata shares of the two samples (0.3 each in expectation)
+    assert got == pytest.approx(members.mean(), abs=0.01)
+    # no formal privacy: nothing clipped, the exact mean
+    released = float(A.standardise_phenotype(members - fitted_m, ref, None).mean())
+    assert A.released_prevalence(synth, fitted_s, ref, None, released) == pytest.approx(
+        members.mean(), abs=0.01
+    )
+
+
+def test_draw_with_prevalence__whole_rows_at_the_asked_prevalence() -> None:
+    rng = np.random.default_rng(1)
+    y = np.r_[np.ones(50), np.zeros(350)]
+    pick = A.draw_with_prevalence(y, 100, 0.19, rng)
+    assert len(set(pick.tolist())) == 100 and y[pick].sum() == 19
+    # as near as the rows allow: only 50 ones
+    assert y[A.draw_with_prevalence(y, 100, 0.8, rng)].sum() == 50
+    assert y[A.draw_with_prevalence(y, 100, -0.1, rng)].sum() == 0
+    with pytest.raises(ValueError, match="400 rows cannot give 500"):
+        A.draw_with_prevalence(y, 500, 0.2, rng)

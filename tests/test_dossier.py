@@ -312,6 +312,64 @@ def test_render_dossier__states_unmatched_and_spurious_loci_apart() -> None:
     assert "synthetic loci away from every real locus" not in " ".join(render().split())
 
 
+def test_render_dossier__loci_table_columns_cover_every_row() -> None:
+    """Synthetic loci carry a key the real ones lack ("supported"): every row gets a cell per
+    column, an absent value shown as missing, so the cells stay under their headers."""
+    doc = results("approve")
+    doc["fidelity"]["gwas"]["loci"]["table"] = [
+        {"chr": "11", "lead_id": "rs1", "source": "real"},
+        {"chr": "11", "lead_id": "rs2", "source": "synthetic", "supported": True},
+    ]
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    html = render_dossier(doc, evaluation, {})
+    table = html[html.index("<h3>Loci</h3>") :]
+    table = table[: table.index("</table>")]
+    assert "<th>supported</th>" in table
+    rows = [r for r in table.split("<tr>")[1:]]
+    assert [r.count("<th>") + r.count("<td>") for r in rows] == [4, 4, 4]
+
+
+def test_render_dossier__phenotype_marginals_table() -> None:
+    """The fidelity stage's phenotype marginals: the analysis phenotype first (a prevalence
+    a third of the real one must be visible to the officer), the error in the summary table;
+    results without them (older releases) render no table."""
+    doc = results("approve")
+    doc["fidelity"] |= {
+        "phenotype_marginal_error": 0.21,
+        "phenotype_marginals": {
+            "n_compared": 3,
+            "mean_abs_smd": 0.21,
+            "max_abs_smd": 0.33,
+            "rows": [
+                {
+                    "name": "abBMD",
+                    "type": "binary",
+                    "mean_real": 0.1948,
+                    "mean_synthetic": 0.0638,
+                    "sd_real": 0.3962,
+                    "sd_synthetic": 0.2446,
+                    "smd": -0.3306,
+                    "missing_real": 0.0,
+                    "missing_synthetic": 0.0,
+                },
+                {
+                    "name": "round",
+                    "type": "categorical",
+                    "total_variation": 0.125,
+                    "missing_real": 0.0,
+                    "missing_synthetic": 0.0,
+                },
+            ],
+        },
+    }
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    assert "Phenotype marginals, real members vs synthetic" in text
+    assert "<td>abBMD</td><td>binary</td> <td>0.1948 / 0.0638</td>" in text
+    assert "total variation distance 0.125" in text
+    assert "Phenotype marginals, real members" not in " ".join(render().split())
+
+
 def test_render_dossier__shows_where_the_synthetic_associations_come_from() -> None:
     """The released regions (DP outputs and their post-processing) are listed, a dropped one
     marked as carrying nothing; no selected region and no record at all are told apart."""

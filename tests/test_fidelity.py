@@ -4,6 +4,7 @@ the ``gwas`` / ``compare`` commands."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +13,14 @@ import pytest
 from click.testing import CliRunner
 
 from dpgenome.cli import main
-from dpgenome.cohort import Cohort, qc
+from dpgenome.cohort import Cohort, PhenoType, qc
 from dpgenome.errors import InputError
 from dpgenome.fidelity import (
     clump_loci,
     cohort_fidelity,
     compare_gwas,
     ld_pairs,
+    phenotype_marginals,
     read_gwas_tsv,
     threshold_key,
 )
@@ -186,7 +188,39 @@ def test_cohort_fidelity__identical_cohort_is_exact() -> None:
     np.testing.assert_allclose(d["pca"]["variance_ratio_synthetic_over_real"], 1.0, rtol=1e-9)
     assert d["pca"]["centroid_distance_pc12_sd"] == pytest.approx(0.0, abs=1e-9)
     assert d["phenotypes_compared"] == ["abBMD", "BMD", "bw", "SW16"]
+    assert d["phenotype_marginal_error"] == pytest.approx(0.0, abs=1e-12)
+    assert d["phenotype_marginals"]["max_abs_smd"] == pytest.approx(0.0, abs=1e-12)
     json.dumps(d, allow_nan=False)
+
+
+def test_phenotype_marginals__hand_computed_prevalence_and_level_shares() -> None:
+    """A binary phenotype's mean is its prevalence (0.2 real, ~0.1 synthetic over the observed
+    rows) and its smd the gap over the real sd (ddof 1); categorical level shares
+    {a: .5, b: .5} vs {a: .8, c: .2}: total variation distance 0.5."""
+    real, _ = toy_cohort(0)
+    n = real.n_samples
+    y_r = np.where(np.arange(n) % 5 == 0, 1.0, 0.0)  # prevalence 0.2
+    y_s = np.where(np.arange(n) % 10 == 0, 1.0, 0.0)  # 0.1
+    y_s[-1] = np.nan
+    lev_r = np.where(np.arange(n) % 2 == 0, "a", "b").astype(object)
+    lev_s = np.where(np.arange(n) % 5 == 0, "c", "a").astype(object)
+    types = {"case": PhenoType.BINARY, "batch": PhenoType.CATEGORICAL}
+    r = replace(real, phenotypes=pd.DataFrame({"case": y_r, "batch": lev_r}), pheno_types=types)
+    s = replace(real, phenotypes=pd.DataFrame({"case": y_s, "batch": lev_s}), pheno_types=types)
+    out = phenotype_marginals(r, s, focus=("batch",))
+    rows = {row["name"]: row for row in out["rows"]}
+    assert [row["name"] for row in out["rows"]] == ["batch", "case"]  # focus first
+    assert rows["batch"]["total_variation"] == pytest.approx(0.5)
+    case = rows["case"]
+    assert (case["mean_real"], case["mean_synthetic"]) == (
+        pytest.approx(0.2),
+        pytest.approx(0.1, abs=0.002),
+    )
+    sd_r = float(np.std(y_r, ddof=1))
+    assert case["smd"] == pytest.approx((float(np.nanmean(y_s)) - 0.2) / sd_r)
+    assert case["missing_synthetic"] == pytest.approx(1 / n) and case["missing_real"] == 0
+    assert out["mean_abs_smd"] == pytest.approx(abs(case["smd"]))
+    json.dumps(out, allow_nan=False)
 
 
 def test_cohort_fidelity__shuffled_genotypes_lose_ld_not_frequencies() -> None:

@@ -193,6 +193,32 @@ def test_synthesize__binary_phenotype_release_bound_and_attenuation(members, pub
     assert bound <= min(d["phenotype_bound"], FAST.association.effect_y_clip) + 1e-12
     assert 0.0 < kappa <= 1.0
     assert kappa != pytest.approx(A.phenotype_attenuation(bound))  # not the normal model
+    # the synthetic rows are drawn to the prevalence the released location implies
+    prev = res.details["phenotype_prevalence"]
+    syn = res.cohort.phenotypes["abBMD"].to_numpy(dtype=float)
+    assert prev["rows_sampled"] == FAST.phenotype_oversample * m.n_samples
+    assert syn.sum() == round(prev["released"] * len(syn))
+    assert prev["released"] == pytest.approx(m.phenotypes["abBMD"].mean(), abs=0.1)
+
+
+@pytest.mark.parametrize("covariates", [(), ("SW16",)])
+def test_synthesize__binary_phenotype_keeps_the_members_prevalence(
+    members, public, covariates
+) -> None:
+    """Without formal privacy the released location is the members' exact mean, so the
+    synthetic prevalence is theirs (to one row without covariates; with one, up to the
+    strata shares of the synthetic rows), whatever the phenotype model sampled."""
+    m = analysis_subset(members[0], "abBMD", list(covariates))
+    pub = public.take_variants(np.flatnonzero(public.variants["id"].isin(m.variants["id"])))
+    cfg = replace(FAST, pheno="abBMD", covariates=covariates, epsilon=math.inf, seed=3)
+    res = synthesize(m, cfg, pub)
+    p_m = float(m.phenotypes["abBMD"].mean())
+    p_s = float(res.cohort.phenotypes["abBMD"].mean())
+    assert res.details["phenotype_prevalence"]["released"] == pytest.approx(
+        p_m, abs=1e-9 if not covariates else 0.02
+    )
+    assert p_s == pytest.approx(p_m, abs=1.0 / m.n_samples if not covariates else 0.02)
+    assert res.cohort.n_samples == m.n_samples
 
 
 def test_synthesize__drops_regions_whose_release_is_mostly_noise(members, public) -> None:

@@ -466,6 +466,8 @@ class CohortFidelity:
     pheno_corr_real: np.ndarray | None = field(default=None, repr=False)
     pheno_corr_synthetic: np.ndarray | None = field(default=None, repr=False)
     phenotype_correlation_error: float = float("nan")
+    #: per shared phenotype, real vs synthetic marginal (:func:`phenotype_marginals`)
+    pheno_marginals: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -484,6 +486,8 @@ class CohortFidelity:
                 "pairs": self.ld_pairs,
             },
             "phenotypes_compared": list(self.pheno_names),
+            "phenotype_marginal_error": self.pheno_marginals.get("mean_abs_smd"),
+            "phenotype_marginals": self.pheno_marginals,
             "n_shared_snps": self.n_shared_snps,
             "seed": self.seed,
         }
@@ -540,6 +544,7 @@ def cohort_fidelity(
     ld_pairs_per_chrom: int = 2_000,
     n_pcs: int = 10,
     pca_min_cell: int = 5,
+    focus: tuple[str, ...] = (),
 ) -> CohortFidelity:
     """Cohort-level fidelity of ``synth`` against ``real`` on the SNPs they share (by id).
 
@@ -547,7 +552,8 @@ def cohort_fidelity(
     ``ld_max_distance_bp``; PCA uses a seeded subsample of at most ``max_snps`` SNPs
     polymorphic in the real cohort, normalised by the real frequencies, fitted on the real
     cohort only. The real PCA cloud is kept only as a 2-D histogram with cells of fewer than
-    ``pca_min_cell`` samples zeroed.
+    ``pca_min_cell`` samples zeroed. Phenotype marginals: :func:`phenotype_marginals`
+    (``focus``, e.g. the analysis phenotype and its covariates, listed first).
     """
     rng = np.random.default_rng(seed)
     ids_r = pd.Index(real.variants["id"].astype(str))
@@ -612,6 +618,7 @@ def cohort_fidelity(
         pheno_corr_real=corr_r,
         pheno_corr_synthetic=corr_s,
         phenotype_correlation_error=corr_err,
+        pheno_marginals=phenotype_marginals(real, synth, focus=focus),
         seed=seed,
     )
 
@@ -693,3 +700,79 @@ def _pheno_correlations(
     diff = np.abs(cr[iu] - cs[iu])
     err = float(np.nanmean(diff)) if np.isfinite(diff).any() else float("nan")
     return names, cr, cs, err
+
+
+def phenotype_marginals(
+    real: Cohort, synth: Cohort, *, focus: tuple[str, ...] = (), worst: int = 8
+) -> dict[str, Any]:
+    """Real vs synthetic marginal of every shared phenotype (aggregates only).
+
+    Numeric columns (continuous, binary: the mean is the prevalence): mean, sd and missing
+    share of each cohort, and the standardised mean difference ``smd = (mean_synthetic -
+    mean_real) / sd_real`` over the observed values; categorical columns: the total variation
+    distance between the level shares (missing as a level). ``mean_abs_smd`` (the
+    ``phenotype_marginal_error``) averages ``|smd|`` over the numeric columns; ``rows`` lists
+    the ``focus`` columns first, then the ``worst`` others by ``|smd|`` or distance.
+    """
+    rows: list[dict[str, Any]] = []
+    for name in real.phenotypes.columns:
+        if name not in synth.phenotypes.columns:
+            continue
+        kind = real.pheno_types.get(name)
+        r, s = real.phenotypes[name], synth.phenotypes[name]
+        row: dict[str, Any] = {
+            "name": str(name),
+            "type": str(kind.value if kind is not None else "unknown"),
+            "missing_real": _safe(float(r.isna().mean())),
+            "missing_synthetic": _safe(float(s.isna().mean())),
+        }
+        if kind == PhenoType.CATEGORICAL:
+            pr = (
+                r.astype(object)
+                .where(r.notna(), "<missing>")
+                .astype(str)
+                .value_counts(normalize=True)
+            )
+            ps = (
+                s.astype(object)
+                .where(s.notna(), "<missing>")
+                .astype(str)
+                .value_counts(normalize=True)
+            )
+            levels = pr.index.union(ps.index)
+            tvd = 0.5 * float(
+                np.abs(pr.reindex(levels, fill_value=0) - ps.reindex(levels, fill_value=0)).sum()
+            )
+            row |= {"total_variation": _safe(tvd), "gap": tvd}
+        else:
+            xr = pd.to_numeric(r, errors="coerce").to_numpy(dtype=np.float64)
+            xs = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64)
+            xr, xs = xr[np.isfinite(xr)], xs[np.isfinite(xs)]
+            if len(xr) < 2 or len(xs) < 1:
+                continue
+            sd_r = float(xr.std(ddof=1))
+            smd = (float(xs.mean()) - float(xr.mean())) / sd_r if sd_r > 0 else float("nan")
+            row |= {
+                "mean_real": _safe(float(xr.mean())),
+                "mean_synthetic": _safe(float(xs.mean())),
+                "sd_real": _safe(sd_r),
+                "sd_synthetic": _safe(float(xs.std(ddof=1)) if len(xs) > 1 else float("nan")),
+                "smd": _safe(smd),
+                "gap": abs(smd) if np.isfinite(smd) else 0.0,
+            }
+        rows.append(row)
+    smds = [abs(x["smd"]) for x in rows if x.get("smd") is not None]
+    focused = [x for name in focus for x in rows if x["name"] == name]
+    others = sorted((x for x in rows if x["name"] not in focus), key=lambda x: -x["gap"])
+    for x in rows:
+        x.pop("gap")
+    return {
+        "method": "per shared phenotype: mean, sd and missing share (numeric; a binary "
+        "column's mean is its prevalence) and the standardised mean difference "
+        "(synthetic - real) / sd_real over observed values; categorical: total variation "
+        "distance of the level shares",
+        "n_compared": len(rows),
+        "mean_abs_smd": _safe(float(np.mean(smds))) if smds else None,
+        "max_abs_smd": _safe(float(np.max(smds))) if smds else None,
+        "rows": focused + others[:worst],
+    }

@@ -309,7 +309,9 @@ def compute(
         real_gwas = linear_gwas(ing.members, config.pheno, config.covariates)
         synth_gwas = linear_gwas(synth.cohort, config.pheno, config.covariates)
         comparison = compare_gwas(real_gwas, synth_gwas)
-        cfid = cohort_fidelity(ing.members, synth.cohort, seed=config.seed)
+        cfid = cohort_fidelity(
+            ing.members, synth.cohort, seed=config.seed, focus=(config.pheno, *config.covariates)
+        )
     audit_dict = audit.to_dict()
     fidelity = {"gwas": comparison.to_dict(), **cfid.to_dict()}
     figures = {
