@@ -10,7 +10,7 @@ members' GWAS lead correlation and the 1e-8 line --:
 
 * ``covariate``: the real lead's correlation with the phenotype adjusted for SW16 exactly, and
   not at all. The release adjusts with the slope the DP synthetic phenotypes give (observed
-  0.04-0.13 against the members' 0.43-0.49 at epsilon 3-10), so its loss lies between the
+  0.01-0.13 against the members' 0.43-0.49 at epsilon 3-10), so its loss lies between the
   two: SW16 is genotype-free by design, but its chance correlation with a lead's genotypes
   moves the lead by the slope error times that correlation;
 * ``noiseless``: the release without noise (the pipeline's clips and public debiasing, exact
