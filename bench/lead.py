@@ -105,6 +105,7 @@ def main() -> None:
             ),
             layout,
         )
+        sens = A.score_sensitivity(a, n, a.y_clip)
         y_eff = np.clip(exact, -a.effect_y_clip, a.effect_y_clip)
         kappa = A.phenotype_attenuation(a.effect_y_clip)
         ledgers = {
@@ -152,7 +153,6 @@ def main() -> None:
 
             cells = []
             for ledger in ledgers.values():
-                sens = A.score_sensitivity(a, n, a.y_clip)
                 eps_select = float(ledger.mechanism(SELECTION).epsilon)  # type: ignore[attr-defined]
                 # the exponential mechanism's distribution over the locus's windows
                 logit = eps_select * scores[windows] / (2.0 * sens)

@@ -743,7 +743,7 @@ def phenotype_marginals(
             tvd = 0.5 * float(
                 np.abs(pr.reindex(levels, fill_value=0) - ps.reindex(levels, fill_value=0)).sum()
             )
-            row |= {"total_variation": _safe(tvd), "gap": tvd}
+            row |= {"total_variation": _safe(tvd)}
         else:
             xr = pd.to_numeric(r, errors="coerce").to_numpy(dtype=np.float64)
             xs = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64)
@@ -758,14 +758,14 @@ def phenotype_marginals(
                 "sd_real": _safe(sd_r),
                 "sd_synthetic": _safe(float(xs.std(ddof=1)) if len(xs) > 1 else float("nan")),
                 "smd": _safe(smd),
-                "gap": abs(smd) if np.isfinite(smd) else 0.0,
             }
         rows.append(row)
     smds = [abs(x["smd"]) for x in rows if x.get("smd") is not None]
     focused = [x for name in focus for x in rows if x["name"] == name]
-    others = sorted((x for x in rows if x["name"] not in focus), key=lambda x: -x["gap"])
-    for x in rows:
-        x.pop("gap")
+    others = sorted(
+        (x for x in rows if x["name"] not in focus),
+        key=lambda x: -abs(x.get("smd") or x.get("total_variation") or 0.0),
+    )
     return {
         "method": "per shared phenotype: mean, sd and missing share (numeric; a binary "
         "column's mean is its prevalence) and the standardised mean difference "

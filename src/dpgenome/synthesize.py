@@ -787,9 +787,13 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
     timings["sample_genotypes"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    # a 0/1 analysis phenotype: more rows than needed, drawn to the released prevalence below
-    binary = members.pheno_types[cfg.pheno] == PhenoType.BINARY
-    n_rows = cfg.n_synth * (cfg.phenotype_oversample if binary else 1)
+    # a 0/1 analysis phenotype: more rows than needed, drawn below to the prevalence the
+    # association path's released location implies (without that path there is none)
+    draw = (
+        members.pheno_types[cfg.pheno] == PhenoType.BINARY
+        and cfg.association.effective(cfg.private).max_regions > 0
+    )
+    n_rows = cfg.n_synth * (cfg.phenotype_oversample if draw else 1)
     pheno_table, pheno_types = phenos.synthesize_phenotypes(
         members,
         pheno_cfg,
