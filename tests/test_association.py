@@ -763,6 +763,28 @@ def test_released_prevalence__reads_the_members_prevalence_off_the_released_mean
     )
 
 
+def test_released_affine__gives_the_synthetic_residuals_the_members_moments() -> None:
+    """Members' residuals ``0.3 + 1.2 z`` against synthetic ones ``z`` (standardised): the
+    exact clipped moments give back the map; without clipping it is closed-form; a release
+    at the clip's saturation does not identify it."""
+    rng = np.random.default_rng(0)
+    synth = rng.standard_normal(20_000)
+    members = 0.3 + 1.2 * rng.standard_normal(20_000)
+    for clip in (2.5, None):
+        v = members if clip is None else np.clip(members, -clip, clip)
+        loc = A.Location(float(v.mean()), float(v.std()))
+        got = A.released_affine(synth, clip, loc)
+        assert got is not None
+        np.testing.assert_allclose(got, (0.3, 1.2), atol=0.03)
+        mapped = got[0] + got[1] * synth
+        mapped = mapped if clip is None else np.clip(mapped, -clip, clip)
+        assert mapped.mean() == pytest.approx(loc.mean, abs=1e-3)
+        assert mapped.std() == pytest.approx(loc.sd, abs=1e-3)
+    # members 20 times as spread as the synthetic scale: nearly all at the clip
+    wide = np.clip(20.0 * rng.standard_normal(20_000), -2.5, 2.5)
+    assert A.released_affine(synth, 2.5, A.Location(float(wide.mean()), float(wide.std()))) is None
+
+
 def test_draw_with_prevalence__whole_rows_at_the_asked_prevalence() -> None:
     rng = np.random.default_rng(1)
     y = np.r_[np.ones(50), np.zeros(350)]

@@ -4,11 +4,13 @@ per-sample gradients, types/missingness/marginals/correlations, no copied rows, 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy import stats
 from torch.func import functional_call, grad, vmap
 
 from dpgenome.accountant import calibrate, default_delta
@@ -20,7 +22,10 @@ from dpgenome.phenotypes import (
     GroupedMade,
     PhenoSchema,
     PhenotypeConfig,
+    _decode_column,
+    _encode_column,
     _layout,
+    _within_bins,
     cfw_schema,
     derived_columns,
     dp_bin_edges,
@@ -28,6 +33,7 @@ from dpgenome.phenotypes import (
     group_columns,
     planned_bins,
     planned_dp_sgd,
+    shape_grid,
 )
 from dpgenome.testing import ToyConfig, toy_cohort
 
@@ -106,6 +112,42 @@ def test_schema__uncovered_categorical_column_is_an_error(toy) -> None:
         fit_phenotypes(table, types, PhenotypeConfig(schema=schema), noise_multiplier=1.0)
 
 
+def test_schema__prior_is_the_public_category_shares() -> None:
+    public = pd.DataFrame(
+        {
+            "y": [1.0] * 30 + [0.0] * 60 + [np.nan] * 10,
+            "g": ["a"] * 50 + ["b"] * 25 + [None] * 25,
+        }
+    )
+    types = {"y": PhenoType.BINARY, "g": PhenoType.CATEGORICAL}
+    schema = PhenoSchema.from_public_table(public, types).columns
+    # (count + 0.5) / (n + 0.5 K): categories in code order, missing last
+    np.testing.assert_allclose(schema["y"].prior, np.array([60.5, 30.5, 10.5]) / 101.5)
+    np.testing.assert_allclose(schema["g"].prior, np.array([50.5, 25.5, 25.5]) / 101.5)
+    enc = Encoding((("y", "g"),), schema, types, {}, ("y", "g"))
+    logits = _layout(enc).prior_logits[0]
+    np.testing.assert_allclose(torch.softmax(logits[0, :3], -1), schema["y"].prior, rtol=1e-6)
+
+
+def test_fit_phenotypes__starts_from_the_public_marginals(toy) -> None:
+    """Barely trained (one step at a tiny learning rate), the model samples the public
+    schema's shares with ``public_prior`` (missing shares included) and near-uniform ones
+    without it."""
+    members, schema = toy
+    errors = {}
+    for prior in (True, False):
+        config = PhenotypeConfig(schema=schema, steps=1, lr=1e-9, public_prior=prior)
+        model = fit_phenotypes(
+            members.phenotypes, members.pheno_types, config, noise_multiplier=None, seed=3
+        )
+        synth = model.sample(4_000, seed=4)
+        cols = [c for c in ("abBMD", "BMD", "bw", "round") if c in schema.columns]
+        errors[prior] = float(
+            np.mean([abs(synth[c].isna().mean() - schema.columns[c].prior[-1]) for c in cols])
+        )
+    assert errors[True] < 0.02 < errors[False]
+
+
 # ---------------------------------------------------------------------------- DP bins
 
 
@@ -139,6 +181,66 @@ def test_planned_bins__two_gaussian_histograms_per_uncovered_column(toy) -> None
     )
     assert model.details["dp_binned_columns"] == ["bw"]
     assert model.encoding.schema["bw"].source == "dp"
+
+
+# ---------------------------------------------------------------------------- decoding
+
+
+def _heavy_tailed(n: int, seed: int) -> np.ndarray:
+    """A column like ``avgnostim``: an atom at 0 (30%), a lognormal bulk, a long tail."""
+    rng = np.random.default_rng(seed)
+    x = rng.lognormal(1.5, 0.8, n)
+    x[rng.random(n) < 0.3] = 0.0
+    return x
+
+
+def test_decode__values_follow_the_public_shape_within_each_bin() -> None:
+    public = pd.DataFrame({"x": _heavy_tailed(5_000, 1), "k": np.round(_heavy_tailed(5_000, 2))})
+    types = {"x": PhenoType.CONTINUOUS, "k": PhenoType.CONTINUOUS}
+    schema = PhenoSchema.from_public_table(public, types, n_bins=8, max_values=8)
+    spec = schema.columns["x"]
+    assert spec.kind == "bins" and len(spec.quantiles) == len(spec.probabilities) > 201
+    np.testing.assert_allclose(spec.probabilities, shape_grid(5_000, 200))
+    assert spec.quantiles[0] == public["x"].min() and spec.quantiles[-1] == public["x"].max()
+    real = pd.Series(_heavy_tailed(20_000, 3))  # members from the same population
+    codes = _encode_column(real, spec)
+    rng = np.random.default_rng(4)
+    shaped = _decode_column(codes, spec, rng)
+    uniform = _decode_column(codes, replace(spec, quantiles=()), rng)
+    # every value stays in its bin, the atom survives, the distribution is the members'
+    np.testing.assert_array_equal(_encode_column(pd.Series(shaped), spec), codes)
+    assert np.mean(shaped == 0.0) == pytest.approx(0.3, abs=0.01)
+    assert stats.ks_2samp(shaped, real).statistic < 0.02
+    # the spread is the members' up to the public sample's own tail (5,000 draws)
+    assert np.std(shaped) == pytest.approx(np.std(real), rel=0.12)
+    # a uniform draw across the top bin, which spans the public maximum, triples it
+    assert np.std(uniform) > 2.5 * np.std(real)
+    # integer columns: rounded and still in their bin
+    kspec = schema.columns["k"]
+    assert kspec.kind == "bins" and kspec.integer
+    kcodes = _encode_column(pd.Series(np.round(_heavy_tailed(20_000, 5))), kspec)
+    k = _decode_column(kcodes, kspec, rng)
+    assert np.all(k == np.round(k))
+    np.testing.assert_array_equal(_encode_column(pd.Series(k), kspec), kcodes)
+
+
+def test_shape_grid__even_steps_refined_towards_both_tails() -> None:
+    p = shape_grid(1_000, 10)
+    expected_tail = [0.05, 0.025, 0.0125, 0.00625, 0.003125, 0.0015625]  # down to 1/1000
+    np.testing.assert_allclose(
+        p, sorted({*np.linspace(0, 1, 11), *expected_tail, *(1 - np.array(expected_tail))})
+    )
+
+
+def test_within_bins__no_public_mass_in_a_bin_falls_back_to_uniform() -> None:
+    edges = np.array([0.0, 1.0, 2.0, 3.0])
+    quantiles = np.linspace(0.0, 1.0, 11)  # public mass only in [0, 1]
+    u = np.linspace(0.0, 0.999, 1_000)
+    probs = np.linspace(0.0, 1.0, 11)
+    x = _within_bins(edges, np.full(1_000, 2), quantiles, probs, u)
+    np.testing.assert_allclose(x, 2.0 + u)
+    inside = _within_bins(edges, np.zeros(1_000, dtype=np.int64), quantiles, probs, u)
+    np.testing.assert_allclose(inside, u)
 
 
 # ---------------------------------------------------------------------------- the model

@@ -80,6 +80,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+from scipy import optimize
 from scipy.stats import norm
 
 from dpgenome.cohort import PhenoType, category_levels, design_matrix, observed_rows
@@ -453,6 +454,46 @@ def released_prevalence(
         return float(np.mean(y)) if len(y) else math.nan
     now = float(np.mean(np.where(y > 0.5, hi, lo)))
     return float(np.clip(np.mean(y) + (released_mean - now) / gap, 0.0, 1.0))
+
+
+def released_affine(
+    z: np.ndarray, clip: float | None, loc: Location, *, max_clipped: float = 0.1
+) -> tuple[float, float] | None:
+    """``(a, s)`` such that ``clip(a + s * z)`` has the released mean and second moment:
+    the map that gives a continuous phenotype's synthetic residuals (standardised, ``z``) the
+    members' location and scale (post-processing of :func:`normalise_phenotype`'s release).
+
+    Without clipping it is exact (``s = loc.sd / sd(z)``, ``a = loc.mean - s * mean(z)``);
+    with it the two clipped moments are matched by least squares from that start. ``None``
+    when the release does not identify the map: the moments are not matched, or more than
+    ``max_clipped`` of the mapped values sit at the clip (the members' spread is then only
+    known to exceed the clip, e.g. when the synthetic scale is far too small). The DP
+    phenotype model's mean and sd of a continuous column are off by ~0.1 sd at epsilon 3 on
+    1,000 members; the release's noise is ~0.02 sd."""
+    z = np.asarray(z, dtype=np.float64)
+    z = z[np.isfinite(z)]
+    if len(z) < 2 or float(z.std()) <= 0:
+        return None
+    s0 = loc.sd / float(z.std())
+    a0 = loc.mean - s0 * float(z.mean())
+    if clip is None:
+        return a0, s0
+    second = loc.sd**2 + loc.mean**2
+
+    def gap(params: np.ndarray) -> np.ndarray:
+        v = np.clip(params[0] + params[1] * z, -clip, clip)
+        return np.array([v.mean() - loc.mean, (v**2).mean() - second])
+
+    fit = optimize.least_squares(
+        gap,
+        np.array([np.clip(a0, -clip, clip), np.clip(s0, 1e-3, 100.0)]),
+        bounds=([-clip, 1e-3], [clip, 100.0]),
+    )
+    a, s = (float(v) for v in fit.x)
+    clipped = float(np.mean(np.abs(a + s * z) >= clip))
+    if np.max(np.abs(gap(fit.x))) > 0.01 * max(1.0, second) or clipped > max_clipped:
+        return None
+    return a, s
 
 
 def draw_with_prevalence(

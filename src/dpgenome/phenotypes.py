@@ -37,7 +37,9 @@ Pipeline (every data-dependent choice is public or charged to the ledger):
    ``epsilon = inf``: the same loop without clipping or noise; a continuous column absent
    from the public schema then uses the data's own quantiles (no formal privacy anyway).
 
-Hyperparameters were chosen on the public CFW phenotype table only.
+Hyperparameters were chosen on the public CFW phenotype table only (``bench/phenotypes.py``;
+the learning rate also on a subpopulation whose marginals differ from the public bins, the
+heavier half by ``bw1``: docs/tuning-history.md, stop 24).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ import importlib.resources
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -94,7 +96,15 @@ ColumnKind = Literal["bins", "values", "levels", "binary"]
 @dataclass(frozen=True)
 class ColumnSchema:
     """How one column is discretised. ``edges`` (bins: ``n_bins + 1`` increasing edges,
-    outer ones included), ``values`` (few numeric values), ``levels`` (categorical)."""
+    outer ones included), ``values`` (few numeric values), ``levels`` (categorical).
+
+    ``quantiles`` at ``probabilities`` (bins only, optional): the column's quantile function
+    from the same public table as the edges, on an even grid refined geometrically towards
+    both tails (:func:`shape_grid`). A value decoded from a bin is drawn from that public
+    distribution restricted to the bin rather than uniformly across it: a heavy-tailed
+    column's outer bin spans its public maximum, and a uniform draw there triples the sd of
+    ``avgnostim`` (mean shift 0.39 sd with the exact bin shares). Without ``quantiles`` (DP
+    bins, declared ranges) the draw is uniform."""
 
     kind: ColumnKind
     edges: tuple[float, ...] = ()
@@ -102,6 +112,11 @@ class ColumnSchema:
     levels: tuple[str, ...] = ()
     integer: bool = False
     source: str = "public"
+    quantiles: tuple[float, ...] = ()
+    probabilities: tuple[float, ...] = ()
+    #: the public table's share of each category (missing last; smoothed), the marginal the
+    #: model starts from (:attr:`PhenotypeConfig.public_prior`); empty: uniform
+    prior: tuple[float, ...] = ()
 
     @property
     def n_categories(self) -> int:
@@ -130,9 +145,11 @@ class PhenoSchema:
         *,
         n_bins: int = 20,
         max_values: int = 32,
+        shape_points: int = 200,
         source: str = "public table",
     ) -> PhenoSchema:
-        """Schema from a **public** table: quantile bin edges, value and level sets."""
+        """Schema from a **public** table: quantile bin edges (and the within-bin shape:
+        ``shape_points + 1`` quantiles, :class:`ColumnSchema`), value and level sets."""
         if n_bins < 2:
             raise ConfigError(f"n_bins must be >= 2, got {n_bins}")
         types = dict(types or infer_pheno_types(table))
@@ -158,8 +175,11 @@ class PhenoSchema:
                         "values", values=tuple(uniq.tolist()), integer=integer
                     )
                 else:
-                    edges = np.unique(np.quantile(x, np.linspace(0, 1, n_bins + 1)))
-                    cols[name] = ColumnSchema("bins", edges=tuple(edges.tolist()), integer=integer)
+                    cols[name] = _quantile_bins(x, n_bins, shape_points, integer=integer)
+        for name, spec in cols.items():
+            counts = np.bincount(_encode_column(table[name], spec), minlength=spec.n_categories)
+            prior = (counts + 0.5) / (counts.sum() + 0.5 * spec.n_categories)
+            cols[name] = replace(spec, prior=tuple(prior.tolist()))
         return cls(cols, source)
 
     @classmethod
@@ -190,6 +210,35 @@ def cfw_schema(n_bins: int = 20) -> PhenoSchema:
     table = table.drop(columns=[c for c in ("id", "discard", "mixup") if c in table])
     types = infer_pheno_types(table, {"abBMD": PhenoType.BINARY, "SW16": PhenoType.BINARY})
     return PhenoSchema.from_public_table(table, types, n_bins=n_bins, source="public CFW table")
+
+
+def shape_grid(n: int, points: int) -> np.ndarray:
+    """Probabilities at which a column's shape is kept: ``points`` even steps, plus steps
+    halving from ``1 / points`` towards each tail down to ``1 / n`` (``n`` observed values),
+    so that no interpolated segment in a tail spans much more than one observation."""
+    if points < 1:
+        return np.array([0.0, 1.0])
+    tail = 1.0 / points * 0.5 ** np.arange(1, 64)
+    tail = tail[tail >= 1.0 / max(n, 1)]
+    return np.unique(np.concatenate([np.linspace(0.0, 1.0, points + 1), tail, 1.0 - tail]))
+
+
+def _quantile_bins(
+    x: np.ndarray, n_bins: int, shape_points: int, *, integer: bool = False, source: str = "public"
+) -> ColumnSchema:
+    """Bins at the quantiles of the observed values ``x`` (at least one), with their shape."""
+    edges = np.unique(np.quantile(x, np.linspace(0, 1, n_bins + 1)))
+    if len(edges) < 2:
+        edges = np.array([edges[0] - 0.5, edges[0] + 0.5])
+    probs = shape_grid(len(x), shape_points)
+    return ColumnSchema(
+        "bins",
+        edges=tuple(edges.tolist()),
+        integer=integer,
+        source=source,
+        quantiles=tuple(np.quantile(x, probs).tolist()),
+        probabilities=tuple(probs.tolist()),
+    )
 
 
 def derived_columns(columns: Sequence[str]) -> dict[str, tuple[str, object]]:
@@ -366,11 +415,48 @@ def _decode_column(codes: np.ndarray, spec: ColumnSchema, rng: np.random.Generat
         x = np.asarray(spec.values, dtype=np.float64)[safe]
     else:
         edges = np.asarray(spec.edges)
-        x = edges[safe] + rng.random(len(codes)) * (edges[safe + 1] - edges[safe])
-        if spec.integer:
-            x = np.round(x)
+        u = rng.random(len(codes))
+        x = _within_bins(edges, safe, spec.quantiles, spec.probabilities, u)
+        if spec.integer:  # rounded, kept inside its bin when the bin holds an integer
+            top = safe == len(edges) - 2
+            lo = np.ceil(edges[safe])
+            hi = np.where(top, np.floor(edges[safe + 1]), np.ceil(edges[safe + 1]) - 1)
+            x = np.where(hi >= lo, np.clip(np.round(x), lo, np.maximum(lo, hi)), np.round(x))
     x[missing] = np.nan
     return x
+
+
+def _within_bins(
+    edges: np.ndarray,
+    bins: np.ndarray,
+    quantiles: Sequence[float],
+    probabilities: Sequence[float],
+    u: np.ndarray,
+) -> np.ndarray:
+    """Values in ``[edges[b], edges[b + 1]]`` for bin indices ``bins`` from uniforms ``u``:
+    through the piecewise-linear quantile function (``quantiles`` at ``probabilities``)
+    restricted to the bin (the probabilities ``p`` with ``lo <= Q(p) < hi``), or uniformly
+    across the bin when there is no shape or the shape puts no mass in it."""
+    lo, hi = edges[bins], edges[bins + 1]
+    uniform = lo + u * (hi - lo)
+    q = np.asarray(quantiles, dtype=np.float64)
+    if len(q) < 2:
+        return uniform
+    p = np.asarray(probabilities, dtype=np.float64)
+
+    def cdf_left(v: np.ndarray) -> np.ndarray:  # inf {p : Q(p) >= v}
+        j = np.searchsorted(q, v, side="left")  # q[j - 1] < v <= q[j] inside the range
+        i = np.clip(j, 1, len(q) - 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t = np.clip((v - q[i - 1]) / (q[i] - q[i - 1]), 0.0, 1.0)
+        inside = p[i - 1] + t * (p[i] - p[i - 1])
+        return np.where(j == 0, 0.0, np.where(j == len(q), 1.0, inside))
+
+    f_lo = cdf_left(lo)
+    # the top bin is closed: it takes the distribution's right end
+    f_hi = np.where((bins == len(edges) - 2) & (hi >= q[-1]), 1.0, cdf_left(hi))
+    shaped = np.clip(np.interp(f_lo + u * (f_hi - f_lo), p, q), lo, hi)
+    return np.where(f_hi > f_lo, shaped, uniform)
 
 
 # ---------------------------------------------------------------------------- the model
@@ -486,6 +572,7 @@ class Layout:
     basis: torch.Tensor  # [B, C, R, K]
     basis_valid: torch.Tensor  # [B, C, R]
     logit_mask: torch.Tensor  # [B, C, K]: 0 real category, -1e9 padding
+    prior_logits: torch.Tensor  # [B, C, K]: log public shares (0: none, or padding)
 
     @property
     def flat_index(self) -> torch.Tensor:
@@ -509,10 +596,13 @@ def _layout(encoding: Encoding) -> Layout:
     basis = torch.zeros(n_b, n_c, n_r, n_k)
     bvalid = torch.zeros(n_b, n_c, n_r)
     lmask = torch.full((n_b, n_c, n_k), -1e9)
+    prior = torch.zeros(n_b, n_c, n_k)
     for b, cols in enumerate(specs):
         for j, sp in enumerate(cols):
             k = sp.n_categories
             lmask[b, j, :k] = 0.0
+            if len(sp.prior) == k:
+                prior[b, j, :k] = torch.log(torch.tensor(sp.prior, dtype=torch.float32))
             if sp.kind == "levels":
                 feats[b, j, torch.arange(k), torch.arange(k)] = 1.0
                 fvalid[b, j, :k] = 1.0
@@ -529,7 +619,17 @@ def _layout(encoding: Encoding) -> Layout:
             basis[b, j, 2, observed] = 1.0
             bvalid[b, j, :3] = 1.0
     return Layout(
-        tuple(len(s) for s in specs), n_c, n_k, n_f, n_r, feats, fvalid, basis, bvalid, lmask
+        tuple(len(s) for s in specs),
+        n_c,
+        n_k,
+        n_f,
+        n_r,
+        feats,
+        fvalid,
+        basis,
+        bvalid,
+        lmask,
+        prior,
     )
 
 
@@ -561,7 +661,7 @@ class GroupedMade(nn.Module):
     before it (batch 0, the context, first). ``features(codes [n, B, C])`` (-1 = padding)
     gives the inputs; ``forward(features) -> logits [n, B, C, K]``."""
 
-    def __init__(self, layout: Layout, hidden: int) -> None:
+    def __init__(self, layout: Layout, hidden: int, *, public_prior: bool = False) -> None:
         super().__init__()
         self.layout = layout
         m_in, m_ctx, m_out = _masks(layout, hidden)
@@ -570,6 +670,9 @@ class GroupedMade(nn.Module):
         self.ctx = GroupedMaskedLinear(m_ctx, bias=False, shared_input=True)
         self.out = GroupedMaskedLinear(m_out, bias=False)
         self.marginal = CategoryBias(len(layout.sizes), layout.n_cols, layout.n_cat)
+        if public_prior:  # start from the public marginals (no privacy cost)
+            with torch.no_grad():
+                self.marginal.bias.copy_(layout.prior_logits)
 
     def features(self, codes: torch.Tensor) -> torch.Tensor:
         n_b, n_c = codes.shape[1], codes.shape[2]
@@ -621,10 +724,13 @@ class PhenotypeConfig:
     hidden: int = 16
     steps: int = 300
     expected_batch_size: int = 256
-    lr: float = 0.05
+    lr: float = 0.02
     max_grad_norm: float = 1.0
     #: weight of the DP-bins Gaussian step relative to the common noise scale (if needed)
     bins_weight: float = 0.2
+    #: start each column's marginal from the public schema's category shares (its missing
+    #: share included) rather than uniform: public information, no privacy cost
+    public_prior: bool = True
     #: per-sample gradient norms by ghost clipping (fast) or Opacus hooks (materialised)
     grad_sample_mode: Literal["ghost", "hooks"] = "ghost"
     schema: PhenoSchema | None = None
@@ -780,15 +886,11 @@ def _resolve_encoding(
             schema[c] = ColumnSchema("bins", edges=edges, source="dp")
         else:  # no formal privacy: exact quantiles of the training data
             ok = x[np.isfinite(x)]
-            edges_np = (
-                np.unique(np.quantile(ok, np.linspace(0, 1, config.n_bins + 1)))
-                if len(ok)
-                else np.array([0.0, 1.0])
-            )
-            if len(edges_np) < 2:
-                edges_np = np.array([edges_np[0] - 0.5, edges_np[0] + 0.5])
-            schema[c] = ColumnSchema(
-                "bins", edges=tuple(edges_np.tolist()), source="no formal privacy"
+            schema[c] = _quantile_bins(
+                ok if len(ok) else np.array([0.0, 1.0]),
+                config.n_bins,
+                200,
+                source="no formal privacy",
             )
     for c in modelled:
         if c not in schema:
@@ -843,7 +945,7 @@ def fit_phenotypes(
     )
     codes = torch.from_numpy(enc.encode(table))
     torch.manual_seed(s_init)
-    net = GroupedMade(_layout(enc), config.hidden)
+    net = GroupedMade(_layout(enc), config.hidden, public_prior=config.public_prior)
     feats_all = net.features(codes)
     targets = codes.clamp(min=0)
     valid = (codes >= 0).float()

@@ -18,7 +18,8 @@
    prevalence is read off the released mean (:func:`dpgenome.association.released_prevalence`)
    and the synthetic rows are drawn to it from ``phenotype_oversample`` times as many
    sampled rows (:func:`_draw_rows`, post-processing): the DP phenotype model alone can miss
-   it by a factor of three.
+   it by a factor of three. A continuous one's residuals take the released mean and scale
+   (:func:`dpgenome.association.released_affine`, :func:`_relocate`, post-processing).
 4. ``region-selection`` (exponential mechanism, one per round) and ``region-test`` (Laplace,
    one query per round): the private choice of associated regions
    (:mod:`dpgenome.association`: rounds of noisy max + noisy threshold), scores standardised
@@ -354,6 +355,35 @@ def _draw_rows(
     return out
 
 
+def _mean_sd(column: pd.Series) -> dict[str, float]:
+    x = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    return {"mean": float(np.nanmean(x)), "sd": float(np.nanstd(x))}
+
+
+def _relocate(
+    table: pd.DataFrame,
+    adjust: assoc.CovariateAdjustment | None,
+    config: SynthConfig,
+    details: dict[str, Any],
+) -> pd.DataFrame:
+    """A continuous analysis phenotype with the members' location and scale: each synthetic
+    row's covariate-adjusted residual ``r`` becomes ``shift + scale * r``
+    (``details["phenotype_location"]``, from :func:`dpgenome.association.released_affine`:
+    post-processing of the ``phenotype-centre`` release), unless the release does not
+    identify the map (then the rows stay as sampled). Covariate effects stay as the model
+    learnt them; a GWAS statistic with those covariates is unchanged, since the map only
+    scales the residuals and adds a term in the covariates' span."""
+    info = details.get("phenotype_location")
+    if info is None or adjust is None or not info["applied"]:
+        return table
+    r = adjust.residual(table, config.pheno)
+    out = table.copy()
+    y = out[config.pheno].to_numpy(dtype=np.float64, na_value=np.nan)
+    out[config.pheno] = y + info["shift"] + (info["scale"] - 1.0) * r
+    info["synthetic"] = _mean_sd(out[config.pheno])
+    return out
+
+
 def _pairing(
     dosages: np.ndarray,
     table: pd.DataFrame,
@@ -582,6 +612,17 @@ def _association(
             "released": assoc.released_prevalence(
                 y_obs, y_obs - y_synth[ok], ref, a.y_clip if private else None, loc.mean
             ),
+        }
+    else:
+        # a continuous one takes the released location and scale (post-processing; applied
+        # to the final rows by _relocate)
+        z = assoc.standardise_phenotype(y_synth[ok], ref, None)
+        affine = assoc.released_affine(z, a.y_clip if private else None, loc)
+        details["phenotype_location"] = {
+            "applied": affine is not None,
+            "shift": affine[0] * ref.y_sd if affine else 0.0,
+            "scale": affine[1] if affine else 1.0,
+            "synthetic_model": _mean_sd(synth_pheno[config.pheno]),
         }
     # a 0/1 phenotype without covariates takes two values (minus the fitted intercept)
     two_valued = members.pheno_types[config.pheno] == PhenoType.BINARY and not config.covariates
@@ -832,7 +873,7 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
         for r in regions:
             dosages[:, r.columns] = public.dosages[np.ix_(pick, r.columns)]
     order, pairing = _pairing(dosages, pheno_table, pheno_types, regions, adjust, cfg, seeds[6])
-    pheno_table = pheno_table.iloc[order].reset_index(drop=True)
+    pheno_table = _relocate(pheno_table.iloc[order].reset_index(drop=True), adjust, cfg, details)
     details["pairing"] = pairing
     if "matching_relative_residual" in pairing:
         details["association"]["matching_relative_residual"] = pairing.pop(
