@@ -25,13 +25,16 @@ Pipeline (every data-dependent choice is public or charged to the ledger):
    one more category of each column, and also sees every column of the batches before it
    (context batch first): the model is autoregressive over batches, so covariate effects and
    cross-batch correlations are kept. Each column's conditional distribution is its learnt
-   marginal tilted by ``(z, z^2, missing)`` terms (ordinal columns) or free logits
-   (categorical ones): few parameters, hence little DP noise. All batches are grouped
+   marginal (trained from the public schema's category shares, missing included) tilted by
+   ``(z, z^2, missing)`` terms (ordinal columns) or free logits (categorical ones): few
+   parameters, hence little DP noise. All batches are grouped
    tensors of one module trained by **one** DP-SGD run -- each individual's gradient over all
    parameters clipped to one norm, one noise draw per step, one ledger entry -- with
    closed-form per-sample gradients and ghost norms (Li et al. 2022) registered with Opacus.
-4. **Sampling**: ancestral, batch by batch; continuous values uniform within their bin
-   (rounded when the public column is integer-valued). Rows are fresh draws, never copies.
+4. **Sampling**: ancestral, batch by batch; a continuous value is drawn within its bin
+   from the public table's distribution restricted to the bin (uniformly for DP bins and
+   declared ranges; rounded, inside the bin, when the public column is integer-valued).
+   Rows are fresh draws, never copies.
    Columns complete by a public rule (the analysis phenotype and covariates of an analysis
    subset) are sampled without their missing category.
    ``epsilon = inf``: the same loop without clipping or noise; a continuous column absent
