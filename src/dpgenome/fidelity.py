@@ -702,6 +702,13 @@ def _pheno_correlations(
     return names, cr, cs, err
 
 
+def _level_shares(column: pd.Series) -> pd.Series:
+    """Share of each level of a categorical column, missing values as one more level."""
+    return (column.astype(object).where(column.notna(), "<missing>").astype(str)).value_counts(
+        normalize=True
+    )
+
+
 def phenotype_marginals(
     real: Cohort, synth: Cohort, *, focus: tuple[str, ...] = (), worst: int = 8
 ) -> dict[str, Any]:
@@ -727,18 +734,7 @@ def phenotype_marginals(
             "missing_synthetic": _safe(float(s.isna().mean())),
         }
         if kind == PhenoType.CATEGORICAL:
-            pr = (
-                r.astype(object)
-                .where(r.notna(), "<missing>")
-                .astype(str)
-                .value_counts(normalize=True)
-            )
-            ps = (
-                s.astype(object)
-                .where(s.notna(), "<missing>")
-                .astype(str)
-                .value_counts(normalize=True)
-            )
+            pr, ps = _level_shares(r), _level_shares(s)
             levels = pr.index.union(ps.index)
             tvd = 0.5 * float(
                 np.abs(pr.reindex(levels, fill_value=0) - ps.reindex(levels, fill_value=0)).sum()

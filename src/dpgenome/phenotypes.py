@@ -92,6 +92,9 @@ GROUP_PATTERNS: tuple[tuple[str, str], ...] = (
 
 ColumnKind = Literal["bins", "values", "levels", "binary"]
 
+#: even steps of a column's within-bin shape (:func:`shape_grid`)
+SHAPE_POINTS = 200
+
 
 # ---------------------------------------------------------------------------- schema
 
@@ -148,11 +151,12 @@ class PhenoSchema:
         *,
         n_bins: int = 20,
         max_values: int = 32,
-        shape_points: int = 200,
+        shape_points: int = SHAPE_POINTS,
         source: str = "public table",
     ) -> PhenoSchema:
         """Schema from a **public** table: quantile bin edges (and the within-bin shape:
-        ``shape_points + 1`` quantiles, :class:`ColumnSchema`), value and level sets."""
+        quantiles at :func:`shape_grid`, :class:`ColumnSchema`), value and level sets, and
+        each column's category shares (the model's starting marginal)."""
         if n_bins < 2:
             raise ConfigError(f"n_bins must be >= 2, got {n_bins}")
         types = dict(types or infer_pheno_types(table))
@@ -424,7 +428,7 @@ def _decode_column(codes: np.ndarray, spec: ColumnSchema, rng: np.random.Generat
             top = safe == len(edges) - 2
             lo = np.ceil(edges[safe])
             hi = np.where(top, np.floor(edges[safe + 1]), np.ceil(edges[safe + 1]) - 1)
-            x = np.where(hi >= lo, np.clip(np.round(x), lo, np.maximum(lo, hi)), np.round(x))
+            x = np.where(hi >= lo, np.clip(np.round(x), lo, hi), np.round(x))
     x[missing] = np.nan
     return x
 
@@ -892,7 +896,7 @@ def _resolve_encoding(
             schema[c] = _quantile_bins(
                 ok if len(ok) else np.array([0.0, 1.0]),
                 config.n_bins,
-                200,
+                SHAPE_POINTS,
                 source="no formal privacy",
             )
     for c in modelled:

@@ -618,10 +618,11 @@ def _association(
         # to the final rows by _relocate)
         z = assoc.standardise_phenotype(y_synth[ok], ref, None)
         affine = assoc.released_affine(z, a.y_clip if private else None, loc)
+        shift, scale = affine if affine is not None else (0.0, 1.0)
         details["phenotype_location"] = {
             "applied": affine is not None,
-            "shift": affine[0] * ref.y_sd if affine else 0.0,
-            "scale": affine[1] if affine else 1.0,
+            "shift": shift * ref.y_sd,
+            "scale": scale,
             "synthetic_model": _mean_sd(synth_pheno[config.pheno]),
         }
     # a 0/1 phenotype without covariates takes two values (minus the fitted intercept)
