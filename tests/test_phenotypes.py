@@ -18,6 +18,7 @@ from dpgenome.cohort import PhenoType
 from dpgenome.dpsgd import DpSgdConfig, DpSgdTrainer
 from dpgenome.errors import ConfigError
 from dpgenome.phenotypes import (
+    FINE_BINS,
     Encoding,
     GroupedMade,
     PhenoSchema,
@@ -28,7 +29,7 @@ from dpgenome.phenotypes import (
     _within_bins,
     cfw_schema,
     derived_columns,
-    dp_bin_edges,
+    dp_bins,
     fit_phenotypes,
     group_columns,
     planned_bins,
@@ -151,15 +152,58 @@ def test_fit_phenotypes__starts_from_the_public_marginals(toy) -> None:
 # ---------------------------------------------------------------------------- DP bins
 
 
-def test_dp_bin_edges__close_to_true_quantiles_with_little_noise() -> None:
+def test_dp_bins__edges_close_to_true_quantiles_with_little_noise() -> None:
     rng = np.random.default_rng(0)
     x = rng.lognormal(3.0, 0.4, 20_000)
     x[:500] = np.nan
-    edges = np.asarray(dp_bin_edges(x, n_bins=10, noise_multiplier=5.0, rng=rng))
+    spec = dp_bins(x, n_bins=10, noise_multiplier=5.0, rng=rng)
+    assert spec.source == "dp"
+    edges = np.asarray(spec.edges)
     truth = np.nanquantile(x, np.linspace(0.1, 0.9, 9))
     assert np.all(np.diff(edges) > 0)
     np.testing.assert_allclose(edges[1:-1], truth, rtol=0.06)
     assert edges[0] <= np.nanquantile(x, 0.02) and edges[-1] >= np.nanquantile(x, 0.98)
+
+
+def test_dp_bins__range_stays_near_the_data_under_heavy_noise() -> None:
+    # ~1,000 members, the noise of ~100 DP-binned columns (sigma 30): a noise cell kept far
+    # from the data dragged lo or hi to sinh(+-25) in about half the histograms (3 sigma on
+    # 500 cells); the threshold now keeps one in about 1 of 1,000
+    rng = np.random.default_rng(0)
+    x = rng.lognormal(5.0, 0.5, 1_000)
+    wild = 0
+    for _ in range(200):
+        edges = dp_bins(x, n_bins=20, noise_multiplier=30.0, rng=rng).edges
+        wild += edges[0] < x.min() / 10 or edges[-1] > x.max() * 10
+        assert edges[0] < np.median(x) < edges[-1]
+    assert wild <= 1
+
+
+def test_dp_bins__a_column_too_sparse_for_one_cell_gets_a_coarser_range() -> None:
+    # 1,000 values spread over 8 range cells (125 each) under sigma 40: no single cell
+    # passes its threshold (~190), sums of four do
+    rng = np.random.default_rng(1)
+    x = np.sinh(rng.uniform(4.0, 6.0, 1_000))
+    covered = []
+    for _ in range(20):
+        edges = dp_bins(x, n_bins=10, noise_multiplier=40.0, rng=rng).edges
+        assert edges[0] >= np.sinh(4.0 - 2.0) and edges[-1] <= np.sinh(6.0 + 2.0)
+        covered.append(np.mean((x >= edges[0]) & (x <= edges[-1])))  # (-1, 1) covers none
+    assert min(covered) >= 0.25 and np.mean(covered) >= 0.75
+
+
+def test_dp_bins__an_empty_stretch_of_the_range_gets_little_mass() -> None:
+    # two modes and a gap between them: zeroing the negative noisy counts gave every empty
+    # fine bin a positive mass, and a model's uniform start on the bins put 0.067 of the
+    # values in the gap (100 fine bins; measured); the isotonic cumulative sum gives 0.016
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(100, 5, 500), rng.normal(200, 5, 500)])
+    shares = []
+    for _ in range(10):
+        spec = dp_bins(x, n_bins=20, noise_multiplier=10.0, rng=rng)
+        u = _decode_column(rng.integers(0, len(spec.edges) - 1, 20_000), spec, rng)
+        shares.append(np.mean((u > 130) & (u < 170)))
+    assert np.mean(shares) < 0.03
 
 
 def test_planned_bins__two_gaussian_histograms_per_uncovered_column(toy) -> None:
@@ -222,6 +266,24 @@ def test_decode__values_follow_the_public_shape_within_each_bin() -> None:
     k = _decode_column(kcodes, kspec, rng)
     assert np.all(k == np.round(k))
     np.testing.assert_array_equal(_encode_column(pd.Series(k), kspec), kcodes)
+
+
+def test_decode__dp_bins_follow_their_released_histogram_within_each_bin() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.lognormal(1.5, 0.8, 5_000)  # skewed: a wide top bin
+    x[:100] = np.nan
+    spec = dp_bins(x, n_bins=8, noise_multiplier=5.0, rng=rng)
+    assert len(spec.quantiles) == len(spec.probabilities) == FINE_BINS + 1
+    assert spec.probabilities[0] == 0.0 and spec.probabilities[-1] == pytest.approx(1.0)
+    codes = _encode_column(pd.Series(x), spec)
+    shaped = _decode_column(codes, spec, rng)
+    uniform = _decode_column(codes, replace(spec, quantiles=()), rng)
+    np.testing.assert_array_equal(_encode_column(pd.Series(shaped), spec), codes)
+    assert np.isnan(shaped).sum() == 100
+    observed = x[np.isfinite(x)]
+    ks_shaped = stats.ks_2samp(shaped[np.isfinite(shaped)], observed).statistic
+    ks_uniform = stats.ks_2samp(uniform[np.isfinite(uniform)], observed).statistic
+    assert ks_shaped < 0.02 and ks_uniform > 2 * ks_shaped  # measured 0.011 and 0.045
 
 
 def test_shape_grid__even_steps_refined_towards_both_tails() -> None:

@@ -8,7 +8,7 @@ Pipeline (every data-dependent choice is public or charged to the ledger):
    public panel's phenotypes, or declared ranges); numeric columns with few distinct public
    values (boxes, cages, ages) keep those values; categorical columns keep the public level
    set; binary columns are 0/1. A continuous column absent from the public schema gets its
-   bins from a **DP quantile step** (:func:`dp_bin_edges`): two Gaussian histograms per
+   bins from a **DP quantile step** (:func:`dp_bins`): two Gaussian histograms per
    column (a range on a data-independent ``asinh`` grid, then quantiles on a linear grid
    inside it), charged to the ledger as one Gaussian mechanism (``count = 2`` per column,
    sensitivity 1). A categorical column absent from the schema is an error (a private level
@@ -32,8 +32,9 @@ Pipeline (every data-dependent choice is public or charged to the ledger):
    parameters clipped to one norm, one noise draw per step, one ledger entry -- with
    closed-form per-sample gradients and ghost norms (Li et al. 2022) registered with Opacus.
 4. **Sampling**: ancestral, batch by batch; a continuous value is drawn within its bin
-   from the public table's distribution restricted to the bin (uniformly for DP bins and
-   declared ranges; rounded, inside the bin, when the public column is integer-valued).
+   from the public table's distribution restricted to the bin (a DP-binned column: from its
+   released fine histogram; uniformly for declared ranges; rounded, inside the bin, when the
+   public column is integer-valued).
    Rows are fresh draws, never copies.
    Columns complete by a public rule (the analysis phenotype and covariates of an analysis
    subset) are sampled without their missing category.
@@ -60,6 +61,8 @@ import numpy as np
 import pandas as pd
 import torch
 from opacus.grad_sample import register_grad_sampler, register_norm_sampler
+from scipy.optimize import isotonic_regression
+from scipy.stats import norm
 from torch import nn
 
 from dpgenome.accountant import PlannedDpSgd, PlannedGaussian
@@ -109,8 +112,9 @@ class ColumnSchema:
     both tails (:func:`shape_grid`). A value decoded from a bin is drawn from that public
     distribution restricted to the bin rather than uniformly across it: a heavy-tailed
     column's outer bin spans its public maximum, and a uniform draw there triples the sd of
-    ``avgnostim`` (mean shift 0.39 sd with the exact bin shares). Without ``quantiles`` (DP
-    bins, declared ranges) the draw is uniform."""
+    ``avgnostim`` (mean shift 0.39 sd with the exact bin shares). DP bins carry the shape of
+    their released fine histogram (:func:`dp_bins`); without ``quantiles`` (declared ranges)
+    the draw is uniform."""
 
     kind: ColumnKind
     edges: tuple[float, ...] = ()
@@ -296,48 +300,91 @@ def group_columns(
 # ---------------------------------------------------------------------------- DP bins
 
 
-def dp_bin_edges(
+#: probability that the DP range step keeps a cell no member is in (:func:`dp_bins`)
+RANGE_FALSE_CELL = 1e-3
+#: cell sums the DP range step tries in turn, the finest first (:func:`dp_bins`)
+RANGE_WIDTHS = (1, 2, 4, 8, 16)
+#: the finest of them whose cells left hold this share of the most any width keeps is used
+RANGE_KEEP = 0.5
+#: equal bins of the DP quantile step's range (:func:`dp_bins`): fewer bins, less noise in
+#: the cumulative sum (40 against 100: a model's uniform start on those bins gave synthetic
+#: sds off by a factor 1.08 against 1.11 over the first 20 CFW columns, epsilon 2.5)
+FINE_BINS = 40
+
+
+def dp_bins(
     x: np.ndarray,
     *,
     n_bins: int,
     noise_multiplier: float,
     rng: np.random.Generator,
-    range_quantiles: tuple[float, float] = (0.01, 0.99),
-) -> tuple[float, ...]:
-    """Bin edges of one continuous column by two Gaussian histograms (each individual adds 1
-    to one bin of each: L2 sensitivity 1 per histogram; missing values add nothing).
+) -> ColumnSchema:
+    """Bins of one continuous column by two Gaussian histograms (each individual adds 1 to
+    one bin of each: L2 sensitivity 1 per histogram; missing values add nothing).
 
-    1. Range: counts on the data-independent grid ``asinh(x)`` in ``[-25, 25]`` step 0.1,
-       noise ``N(0, sigma^2)``, counts below ``3 sigma`` zeroed; ``range_quantiles`` of
-       that histogram give ``[lo, hi]``.
-    2. Quantiles: counts on 100 equal bins of ``[lo, hi]`` (values clamped), noise, negative
-       counts zeroed; ``n_bins`` quantile edges by linear interpolation of the cumulative sum.
+    1. Range: counts on the data-independent grid ``asinh(x)`` in ``[-20, 20]`` step 0.25
+       (160 cells), noise ``N(0, sigma^2)``; cells below ``sigma * z`` are dropped, where
+       ``z`` makes a cell without members pass with probability ``RANGE_FALSE_CELL / 160 /
+       len(RANGE_WIDTHS)``, and ``[lo, hi]`` spans the cells left. The same test runs on
+       sums of 2, 4, 8, 16 adjacent cells (noise ``sigma sqrt(k)``, signal ``k`` times a
+       cell's), and the finest width whose blocks left hold ``RANGE_KEEP`` of the largest mass
+       left at any width gives the range: a sparse column, whose single cells mostly fail,
+       is seen at a coarser range rather than narrowly or not at all. A false cell or block
+       anywhere has probability at most ``RANGE_FALSE_CELL``.
+    2. Quantiles: counts on ``FINE_BINS`` equal bins of ``[lo, hi]`` (values clamped), noise;
+       their cumulative sum, made non-decreasing by isotonic regression and normalised, is a
+       DP distribution function; ``n_bins`` edges at its quantiles (linear interpolation).
+       It is also the bins' shape (:attr:`ColumnSchema.quantiles`): a value decoded from a
+       bin follows it within the bin.
+
+    Before stop 25: a ``3 sigma`` threshold on 500 cells of step 0.1, which kept a noise
+    cell in about half the histograms, and the 1% and 99% quantiles of what was left; then
+    100 fine bins with negative noisy counts zeroed. With ~1,000 members and many DP-binned
+    columns such a noise cell held a tenth of the total and dragged ``lo`` or ``hi`` to
+    ``sinh(25) ~ 4e10`` (37 of 96 CFW columns at a phenotype share of epsilon 2.5), and the
+    zeroed negatives left the empty fine bins a positive mass (``sigma / sqrt(2 pi)`` each),
+    which pulled the edges into empty space: under a model's uniform start the synthetic sd
+    came out twice the real one (docs/tuning-history.md, stop 25).
 
     Post-processing only after the noise: the output is DP with respect to ``x``.
     """
     obs = x[np.isfinite(x)]
     sigma = noise_multiplier
-    grid = np.arange(-25.0, 25.0 + 1e-9, 0.1)
+    grid = np.arange(-20.0, 20.0 + 1e-9, 0.25)
+    cells = len(grid) - 1
     t = np.clip(np.arcsinh(obs), grid[0], grid[-1] - 1e-9)
-    counts = np.bincount(np.searchsorted(grid, t, side="right") - 1, minlength=len(grid) - 1)
-    noisy = counts[: len(grid) - 1] + rng.normal(0.0, sigma, len(grid) - 1)
-    noisy[noisy < 3 * sigma] = 0.0
-    if noisy.sum() <= 0:
-        lo, hi = -1.0, 1.0  # nothing survived the noise: a data-independent default
-    else:
-        cum = np.cumsum(noisy) / noisy.sum()
-        i_lo = int(np.searchsorted(cum, range_quantiles[0]))
-        i_hi = int(np.searchsorted(cum, range_quantiles[1]))
-        lo, hi = float(np.sinh(grid[i_lo])), float(np.sinh(grid[min(i_hi + 1, len(grid) - 1)]))
-    fine = np.linspace(lo, hi, 101)
-    idx = np.clip(np.searchsorted(fine, obs, side="right") - 1, 0, 99)
-    noisy2 = np.maximum(np.bincount(idx, minlength=100) + rng.normal(0.0, sigma, 100), 0.0)
-    if noisy2.sum() <= 0:
-        return tuple(np.linspace(lo, hi, n_bins + 1).tolist())
-    cum2 = np.concatenate([[0.0], np.cumsum(noisy2) / noisy2.sum()])
+    counts = np.bincount(np.searchsorted(grid, t, side="right") - 1, minlength=cells)
+    noisy = counts[:cells] + rng.normal(0.0, sigma, cells)
+    found: list[tuple[float, int, np.ndarray]] = []  # (kept noisy mass, width, blocks kept)
+    for width in RANGE_WIDTHS:  # post-processing of the one noisy histogram
+        blocks = noisy.reshape(-1, width).sum(axis=1)  # noise sd sigma * sqrt(width)
+        z = norm.isf(RANGE_FALSE_CELL / len(RANGE_WIDTHS) / len(blocks))
+        kept = np.flatnonzero(blocks >= sigma * math.sqrt(width) * z)
+        if len(kept):
+            found.append((float(blocks[kept].sum()), width, kept))
+    lo, hi = -1.0, 1.0  # nothing survives the noise at any width: a data-independent default
+    if found:
+        most = max(mass for mass, _, _ in found)
+        _, width, kept = next(f for f in found if f[0] >= RANGE_KEEP * most)  # the finest
+        lo = float(np.sinh(grid[kept[0] * width]))
+        hi = float(np.sinh(grid[(kept[-1] + 1) * width]))
+    fine = np.linspace(lo, hi, FINE_BINS + 1)
+    idx = np.clip(np.searchsorted(fine, obs, side="right") - 1, 0, FINE_BINS - 1)
+    noisy2 = np.bincount(idx, minlength=FINE_BINS) + rng.normal(0.0, sigma, FINE_BINS)
+    cum = np.maximum(isotonic_regression(np.cumsum(noisy2)).x, 0.0)
+    if cum[-1] <= 0:
+        return ColumnSchema("bins", edges=tuple(np.linspace(lo, hi, n_bins + 1)), source="dp")
+    cum2 = np.concatenate([[0.0], cum / cum[-1]])
     edges = np.interp(np.linspace(0, 1, n_bins + 1), cum2, fine)
     edges[0], edges[-1] = lo, hi
-    return tuple(np.unique(edges).tolist()) if len(np.unique(edges)) > 1 else (lo, hi)
+    edges = np.unique(edges) if len(np.unique(edges)) > 1 else np.array([lo, hi])
+    return ColumnSchema(
+        "bins",
+        edges=tuple(edges.tolist()),
+        source="dp",
+        quantiles=tuple(fine.tolist()),
+        probabilities=tuple(cum2.tolist()),
+    )
 
 
 # ---------------------------------------------------------------------------- encoding
@@ -721,7 +768,7 @@ class PhenotypeConfig:
     ``expected_batch_size`` fixes the Poisson sample rate ``q = min(1, expected_batch_size
     / n)`` (``n`` = number of members, treated as public as in ``delta = 1/n^1.1``).
     ``schema=None`` uses the public CFW schema (:func:`cfw_schema`) for the columns it knows;
-    other continuous columns get DP bins (:func:`dp_bin_edges`).
+    other continuous columns get DP bins (:func:`dp_bins`).
     """
 
     seed: int = 0
@@ -733,8 +780,12 @@ class PhenotypeConfig:
     expected_batch_size: int = 256
     lr: float = 0.02
     max_grad_norm: float = 1.0
-    #: weight of the DP-bins Gaussian step relative to the common noise scale (if needed)
-    bins_weight: float = 0.2
+    #: weight of the DP-bins Gaussian step relative to the common noise scale (if needed).
+    #: 0.5 (was 0.2; ``bench/phenotypes.py --dp-bins N --bins-weight``, phenotype share
+    #: epsilon 2.5): with 5 DP-binned CFW columns their synthetic sd's mean |log ratio|
+    #: 0.37 -> 0.22 for a DP-SGD noise multiplier 5.92 -> 6.25 (weight 1: 0.14, 7.34); with
+    #: all 96, 0.38 -> 0.27 for 7.0 -> 11.4, and 2.32 -> 0.81 at share 1.0
+    bins_weight: float = 0.5
     #: start each column's marginal from the public schema's category shares (its missing
     #: share included) rather than uniform: public information, no privacy cost
     public_prior: bool = True
@@ -887,10 +938,9 @@ def _resolve_encoding(
                     "budget was planned (phenotypes.planned_bins); add it to the plan or "
                     "declare its range"
                 )
-            edges = dp_bin_edges(
+            schema[c] = dp_bins(
                 x, n_bins=config.n_bins, noise_multiplier=bins_noise_multiplier, rng=rng
             )
-            schema[c] = ColumnSchema("bins", edges=edges, source="dp")
         else:  # no formal privacy: exact quantiles of the training data
             ok = x[np.isfinite(x)]
             schema[c] = _quantile_bins(
