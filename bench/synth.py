@@ -321,11 +321,21 @@ def main() -> None:
     ap.add_argument(
         "--holdout", type=float, default=0.0, help="split off this holdout fraction first"
     )
+    ap.add_argument(
+        "--residual-directions",
+        type=int,
+        default=None,
+        metavar="K",
+        help="AssociationConfig.residual_directions (default: the package's)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
     epsilons = [math.inf if e.strip() == "inf" else float(e) for e in args.eps.split(",")]
     base = SynthConfig(pheno=PHENO, covariates=COVARS)
+    if args.residual_directions is not None:
+        association = replace(base.association, residual_directions=args.residual_directions)
+        base = replace(base, association=association)
     print(
         f"# bench/synth.py: CFW-like cohort n={args.n}, public panel {args.public}, "
         f"seeds {seeds}, eps {epsilons}; {CASE_STUDY}"

@@ -308,6 +308,54 @@ def test_match_tested_rows__reproduces_the_targets_over_the_tested_rows() -> Non
     assert np.abs(z[~on].mean(axis=0)).max() < 4 / np.sqrt((~on).sum())
 
 
+def test_residual_directions__hold_the_pairings_chance_in_a_block_at_zero() -> None:
+    """A block of 30 SNPs on three latent haplotype factors, one matched column (SNP 0 with
+    target 0.2): the residual directions are orthogonal to it, unit variance, ordered by
+    weight; matched at zero they bring every SNP's synthetic correlation close to the one
+    the target implies, where the pairing's chance alone scatters it by ~1/sqrt(n)."""
+    rng = np.random.default_rng(5)
+    n, m = 1000, 30
+    f = rng.normal(size=(n, 3))
+    dosages = f @ rng.normal(size=(3, m)) + 0.3 * rng.normal(size=(n, m))
+    cols = np.arange(m)
+    center, scale = dosages.mean(axis=0), dosages.std(axis=0)
+    basis = np.zeros((m, 1))
+    basis[0, 0] = 1.0
+    region = A.Region(0, cols, center, scale, basis, np.array([0.2]), np.ones(1))
+    z = A.region_components(dosages, [region])
+    extra, weights = A.residual_directions(dosages, [region], 10)
+    assert extra.shape == (n, 10) and weights.shape == (10,)
+    np.testing.assert_allclose(extra.T @ z / n, 0.0, atol=1e-10)
+    np.testing.assert_allclose(extra.std(axis=0), 1.0, rtol=1e-10)
+    assert np.all(np.diff(weights) <= 0) and weights[0] > 0
+    assert A.residual_directions(dosages, [], 10)[0].shape == (n, 0)
+    # the correlation each SNP gets from the target alone
+    x = (dosages - center) / scale
+    x -= x.mean(axis=0)
+    g, *_ = np.linalg.lstsq(z, x, rcond=None)
+    implied = 0.2 * g[0] / x.std(axis=0)
+    y = rng.normal(size=n)
+    y = (y - y.mean()) / y.std()
+    errors = {}
+    for label, zz, target, w in (
+        ("matched only", z, region.targets(), region.weights()),
+        (
+            "with residual directions",
+            np.hstack([z, extra]),
+            np.r_[region.targets(), [0.0] * 10],
+            np.r_[region.weights(), weights],
+        ),
+    ):
+        err = []
+        for _ in range(5):
+            perm, _ = A.match_rows(zz, target * n, y, rng, weights=w)
+            corr = (x * y[perm][:, None]).mean(axis=0) / x.std(axis=0)
+            err.append(np.sqrt(np.mean((corr - implied) ** 2)))
+        errors[label] = np.mean(err)
+    assert errors["matched only"] > 0.01  # the chance of one pairing (~1 / sqrt(n))
+    assert errors["with residual directions"] < errors["matched only"] / 3
+
+
 def test_match_rows__no_components_is_the_identity() -> None:
     perm, residual = A.match_rows(
         np.zeros((5, 0)), np.zeros(0), np.arange(5.0), np.random.default_rng(0)

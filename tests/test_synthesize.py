@@ -404,6 +404,12 @@ def test_synthesize__keeps_the_pairing_of_median_inflation(members, public, epsi
     one = synthesize(m, replace(cfg, association=replace(a, null_draws=1)), pub)
     assert one.details["pairing"] == {"draws": 1}
     assert one.ledger.epsilon() == pytest.approx(res.ledger.epsilon())
+    if math.isfinite(epsilon):  # residual directions held at zero: the targets still met
+        held = synthesize(m, replace(cfg, association=replace(a, residual_directions=4)), pub)
+        assert held.details["association"]["matching_relative_residual"] < 0.1
+        assert held.ledger.epsilon() == pytest.approx(res.ledger.epsilon())
+    with pytest.raises(ConfigError, match="residual_directions"):
+        replace(a, residual_directions=-1)
     with pytest.raises(ConfigError, match="null_draws"):
         replace(a, null_draws=0)
     with pytest.raises(ConfigError, match="null_hit_log10_p"):

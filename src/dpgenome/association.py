@@ -226,6 +226,18 @@ class AssociationConfig:
     #: the median).
     #: 1 = the single draw
     null_draws: int = 5
+    #: per region, the pairing can also hold the synthetic cross-moments of the top
+    #: ``residual_directions`` principal directions of the region's synthetic SNPs, after
+    #: their regression on the matched columns, at zero (:func:`residual_directions`): what
+    #: the released targets imply there is zero, so any association in them is one pairing's
+    #: chance, which moves many SNPs of a block across the line together (cohort 2 at
+    #: epsilon 10: one synthesis's five draws gave recall 0.48-0.82 for the same targets;
+    #: 0.59-0.71 with ten directions). Off (0) by default: with ten, ten syntheses per bench
+    #: cohort kept recall >= 0.5 at epsilon 10 in 20 of 20 (18 of 20 without) but cohort 2's
+    #: mean recall fell from 0.743 to 0.640 (the released targets imply less association than
+    #: the members' block carries, and the pairing's chance pushed some of it over the line);
+    #: docs/tuning-history.md, stop 25. Post-processing either way
+    residual_directions: int = 0
     null_hit_log10_p: float = 8.0
     explained_log10_p: float = -math.log10(2e-6)
 
@@ -240,6 +252,8 @@ class AssociationConfig:
             raise ConfigError(f"shrink_power must be in [0, 1], got {self.shrink_power}")
         if self.null_draws < 1:
             raise ConfigError(f"null_draws must be >= 1, got {self.null_draws}")
+        if self.residual_directions < 0:
+            raise ConfigError(f"residual_directions must be >= 0, got {self.residual_directions}")
         if self.lead_flank_bp < 0:
             raise ConfigError(f"lead_flank_bp must be >= 0, got {self.lead_flank_bp}")
         for name in (
@@ -953,6 +967,31 @@ def region_components(dosages: np.ndarray, regions: list[Region]) -> np.ndarray:
             cols.append(standardise_columns(dosages[:, r.columns[j]], r.center[j], r.scale[j]))
     z = np.hstack(cols)
     return z - z.mean(axis=0)
+
+
+def residual_directions(
+    dosages: np.ndarray, regions: list[Region], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(columns, weights)``: per region, the top ``k`` principal directions (unit variance,
+    centred) of its standardised synthetic SNPs after their least-squares regression on the
+    region's matched columns (:func:`region_components`), and as weights their singular
+    values over ``sqrt(n)``: how far a unit of cross-moment moves the region's SNP-level
+    statistics, as :attr:`RegionBasis.loading`. The released targets imply a zero
+    cross-moment for each (they are orthogonal to the matched columns), so holding them at
+    zero in the pairing removes that much of its chance. Synthetic genotypes only."""
+    n = len(dosages)
+    cols: list[np.ndarray] = [np.zeros((n, 0))]
+    weights: list[np.ndarray] = [np.zeros(0)]
+    for r in regions if k > 0 else []:
+        matched = region_components(dosages, [r])
+        x = standardise_columns(dosages[:, r.columns], r.center, r.scale)
+        x = x - x.mean(axis=0)
+        coef, *_ = np.linalg.lstsq(matched, x, rcond=None)
+        u, sv, _ = np.linalg.svd(x - matched @ coef, full_matrices=False)
+        keep = min(k, int(np.sum(sv > 1e-8 * max(float(sv[0]), 1e-12))) if len(sv) else 0)
+        cols.append(u[:, :keep] * math.sqrt(n))
+        weights.append(sv[:keep] / math.sqrt(n))
+    return np.hstack(cols), np.concatenate(weights)
 
 
 def region_weights(regions: list[Region]) -> np.ndarray:

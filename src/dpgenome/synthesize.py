@@ -398,7 +398,10 @@ def _pairing(
 
     With released regions, phenotype rows are assigned so that the synthetic cross-moments of
     the covariate-adjusted phenotype reproduce the released ones
-    (:func:`dpgenome.association.match_tested_rows`); without, the pairing is random. Either
+    (:func:`dpgenome.association.match_tested_rows`), and, when
+    ``AssociationConfig.residual_directions`` asks for them, those of each region's residual
+    directions the zero the targets imply there
+    (:func:`dpgenome.association.residual_directions`); without, the pairing is random. Either
     way it is drawn ``null_draws`` times and the draw whose synthetic GWAS (linear, the
     analysis covariates) has the median genomic inflation is kept, among the draws without a
     SNP outside the released regions at ``null_hit_log10_p`` when there is one
@@ -410,10 +413,16 @@ def _pairing(
     candidates: list[tuple[np.ndarray, float | None]] = []
     if regions and adjust is not None:
         z = assoc.region_components(dosages, regions)
-        y = adjust.residual(table, config.pheno)
-        tested = adjust.complete(table, config.pheno)
         targets = np.concatenate([r.targets() for r in regions])
         weights = assoc.region_weights(regions)
+        extra, extra_weights = assoc.residual_directions(
+            dosages, regions, config.association.residual_directions
+        )
+        z = np.hstack([z, extra])
+        targets = np.concatenate([targets, np.zeros(extra.shape[1])])
+        weights = np.concatenate([weights, extra_weights])
+        y = adjust.residual(table, config.pheno)
+        tested = adjust.complete(table, config.pheno)
         for rng in rngs:
             candidates.append(assoc.match_tested_rows(z, y, tested, targets, rng, weights=weights))
     else:  # the phenotype rows are drawn independently of the genotype rows: any order is a
