@@ -783,9 +783,10 @@ class PhenotypeConfig:
     #: weight of the DP-bins Gaussian step relative to the common noise scale (if needed).
     #: 0.5 (was 0.2; ``bench/phenotypes.py --dp-bins N --bins-weight``, phenotype share
     #: epsilon 2.5): with 5 DP-binned CFW columns their synthetic sd's mean |log ratio|
-    #: 0.37 -> 0.22 for a DP-SGD noise multiplier 5.92 -> 6.25 (weight 1: 0.14, 7.34); with
-    #: all 96, 0.38 -> 0.27 for 7.0 -> 11.4, and 2.32 -> 0.81 at share 1.0 (seed 1; seeds
-    #: 2 and 3 alike: docs/tuning-history.md, stop 25)
+    #: 0.31-0.37 -> 0.22-0.24 for a DP-SGD noise multiplier 5.92 -> 6.25 (two seeds; weight
+    #: 1: 0.14-0.17, 7.34); with
+    #: all 96, 0.36-0.39 -> 0.25-0.27 for 7.0 -> 11.4 (three seeds), and 2.32 -> 0.81 at
+    #: share 1.0 (docs/tuning-history.md, stop 25)
     bins_weight: float = 0.5
     #: start each column's marginal from the public schema's category shares (its missing
     #: share included) rather than uniform: public information, no privacy cost
