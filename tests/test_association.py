@@ -378,6 +378,56 @@ def test_phenotype_bound__binary_values_inside_the_clip() -> None:
     assert A.phenotype_bound(centred, A.Location(1.0, 1.0), 2.5, near) == pytest.approx(1.0)
 
 
+def test_release_covariate_slopes__exact_slope_and_calibrated_noise() -> None:
+    """Without noise the release is the members' least-squares slope of the residual on the
+    covariates (two columns, whatever the synthetic columns look like); with noise and no
+    residual left the released slopes are pure noise of the calibrated scale, read through
+    the synthetic columns' covariance."""
+    rng = np.random.default_rng(5)
+    n = 4000
+    w = np.column_stack([rng.normal(3.0, 2.0, n), rng.binomial(1, 0.3, n).astype(float)])
+    r = 0.4 * w[:, 0] - 0.5 * w[:, 1] + rng.normal(size=n)
+    w_synth = rng.normal(size=(500, 2))  # location, scale and covariance off
+    kwargs = {"w_clip": None, "y_clip": None, "noise_multiplier": None, "rng": rng}
+    exact, exact_sd = A.release_covariate_slopes(r, w, w_synth, **kwargs)
+    assert not exact_sd.any()
+    design = np.column_stack([np.ones(n), w])
+    assert exact == pytest.approx(np.linalg.lstsq(design, r, rcond=None)[0][1:], abs=1e-12)
+    # noise: independent columns of sd 1 and mean 0 in the synthetic rows, a zero residual
+    w_synth = np.column_stack([rng.normal(size=20000), rng.normal(size=20000)])
+    draws = np.array(
+        [
+            A.release_covariate_slopes(
+                np.zeros(n), w, w_synth, w_clip=2.5, y_clip=2.0, noise_multiplier=3.0, rng=rng
+            )[0]
+            for _ in range(2000)
+        ]
+    )
+    assert A.covariate_sensitivity(2.0, 2.5) == 5.0
+    # a rare 0/1 covariate (SW16: ~4% of members) sits ~5 sd out and the clip at 2.5 halves
+    # its cross-moment; read through E[clip(w) w] of the synthetic rows the slope is whole
+    big = 100_000
+    rare = rng.binomial(1, 0.04, big).astype(float)[:, None]
+    r_rare = 0.5 * rare[:, 0] + rng.normal(size=big)
+    got, _ = A.release_covariate_slopes(
+        r_rare,
+        rare,
+        rng.binomial(1, 0.04, 20_000).astype(float)[:, None],
+        w_clip=2.5,
+        y_clip=4.0,
+        noise_multiplier=1e-9,
+        rng=rng,
+    )
+    assert got[0] == pytest.approx(0.5, abs=0.06)
+    expected = 3.0 * 5.0 / n / w_synth.std(axis=0)
+    assert draws.mean(axis=0) == pytest.approx(np.zeros(2), abs=4 * expected.max() / np.sqrt(2000))
+    assert draws.std(axis=0) == pytest.approx(expected, rel=0.06)
+    _, stated = A.release_covariate_slopes(
+        np.zeros(n), w, w_synth, w_clip=2.5, y_clip=2.0, noise_multiplier=3.0, rng=rng
+    )
+    assert stated == pytest.approx(draws.std(axis=0), rel=0.06)
+
+
 def test_normalise_phenotype__exact_and_noised_moments() -> None:
     rng = np.random.default_rng(4)
     y = rng.normal(0.3, 1.4, size=5000)

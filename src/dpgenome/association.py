@@ -117,6 +117,14 @@ class AssociationConfig:
     select_y_clip: float = 2.0
     #: phenotype clip of the location release (and the bound of every later clip)
     y_clip: float = 2.5
+    #: release the members' covariate slopes of a continuous analysis phenotype
+    #: (:func:`release_covariate_slopes`, one Gaussian mechanism of weight
+    #: ``covariate_weight``, each member's standardised covariate vector clipped to norm
+    #: ``covariate_clip``) and give them to the final synthetic rows (post-processing): the
+    #: DP phenotype model alone flattens them (docs/tuning-history.md, stop 26)
+    covariate_slopes: bool = True
+    covariate_clip: float = 2.5
+    covariate_weight: float = 1.0
     #: clips of the association release: the phenotype at ``effect_y_clip`` and each
     #: individual's component vector at ``z_clip_per_component * sqrt(n_components)`` (about
     #: half the members' vectors are clipped). The noise scales with their product; the
@@ -262,6 +270,8 @@ class AssociationConfig:
             "y_clip",
             "effect_y_clip",
             "z_clip_per_component",
+            "covariate_clip",
+            "covariate_weight",
             "lead_weight",
             "null_hit_log10_p",
             "explained_log10_p",
@@ -439,6 +449,65 @@ def normalise_phenotype(
     sd = math.sqrt(max(second - mean**2, 0.05))  # floor: a noisy moment cannot blow y up
     out = (y_std - mean) / sd
     return (out if clip is None else np.clip(out, -clip, clip)), Location(mean, sd)
+
+
+def covariate_sensitivity(y_clip: float, w_clip: float) -> float:
+    """L2 sensitivity of :func:`release_covariate_slopes`' sums: each member adds
+    ``r * w`` with ``|r| <= y_clip`` and ``||w|| <= w_clip``."""
+    return y_clip * w_clip
+
+
+def release_covariate_slopes(
+    r_std: np.ndarray,
+    w: np.ndarray,
+    w_synth: np.ndarray,
+    *,
+    w_clip: float | None,
+    y_clip: float | None,
+    noise_multiplier: float | None,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(slopes, noise sd)``: per covariate column, the members' slope of the phenotype
+    residual beyond the one already removed, in residual units per covariate unit (add it to
+    the adjustment's coefficients and the synthetic rows' phenotype to give them the members'
+    slopes), and the sd that the release noise gives it (a public function of the noise
+    multiplier, the clips, ``n`` and the synthetic rows; 0 without noise).
+
+    ``r_std`` is the members' phenotype residual under the synthetic rows' adjustment,
+    standardised and clipped at ``y_clip`` (:func:`standardise_phenotype`); ``w`` their
+    covariate columns (:func:`dpgenome.cohort.design_matrix`) and ``w_synth`` the synthetic
+    rows' (a DP output), which fix the columns' centre and scale and their covariance. Each
+    member's standardised column vector is clipped to norm ``w_clip``; the sums ``sum r w``
+    are released by one Gaussian mechanism (L2 sensitivity :func:`covariate_sensitivity`;
+    ``None`` = exact) and read back with the public ``n``. The members' residual has no
+    slope on the covariates once the adjustment is theirs, so the released cross-moment,
+    regressed through the covariance that the clipped columns see,
+    ``E[clip(w) w^T]`` over the synthetic rows, is the slope left over (the synthetic
+    columns' centre, scale and spread stand in for the members': the clipping's attenuation
+    of a covariate is undone, of a phenotype clipped at 2.5 sd -- ~2% -- not). Without
+    noise (no formal privacy) it is the members' own least squares slope of ``r_std`` on
+    ``[1, w]``."""
+    w = np.asarray(w, dtype=np.float64)
+    w_synth = np.asarray(w_synth, dtype=np.float64)
+    n, k = w.shape
+    if noise_multiplier is None:
+        design = np.column_stack([np.ones(n), np.nan_to_num(w)])
+        exact, *_ = np.linalg.lstsq(design, np.asarray(r_std, dtype=np.float64), rcond=None)
+        return np.asarray(exact[1:]), np.zeros(k)
+    if w_clip is None or y_clip is None:
+        raise ValueError("a noisy covariate release needs both clips")
+    centre = np.nanmean(w_synth, axis=0)
+    scale = np.maximum(np.nanstd(w_synth, axis=0), 1e-12)
+    ws = clip_rows(np.nan_to_num((w - centre) / scale), w_clip)
+    sums = np.asarray(r_std, dtype=np.float64) @ ws
+    noise = noise_multiplier * covariate_sensitivity(y_clip, w_clip)
+    sums = sums + rng.normal(scale=noise, size=k)
+    # E[clip(w) w^T] over the synthetic rows: the covariance the clipped cross-moment sees
+    # (a rare 0/1 covariate's minority sits ~5 sd out: clipped at 2.5 it keeps about half)
+    ref = np.nan_to_num((w_synth - np.nanmean(w_synth, axis=0)) / scale)
+    reader = np.linalg.pinv(np.atleast_2d(clip_rows(ref, w_clip).T @ ref / len(ref)))
+    slope = reader @ (sums / n)
+    return np.asarray(slope / scale), np.asarray(noise / n * np.linalg.norm(reader, axis=1) / scale)
 
 
 def released_prevalence(

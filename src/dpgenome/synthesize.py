@@ -20,6 +20,10 @@
    sampled rows (:func:`_draw_rows`, post-processing): the DP phenotype model alone can miss
    it by a factor of three. A continuous one's residuals take the released mean and scale
    (:func:`dpgenome.association.released_affine`, :func:`_relocate`, post-processing).
+   ``covariate-slopes`` (Gaussian, one number per covariate column; a continuous analysis
+   phenotype with covariates): the slopes of the members' phenotype on the covariates, given
+   to the final synthetic rows (:func:`dpgenome.association.release_covariate_slopes`,
+   :func:`_with_slopes`, post-processing; a GWAS with those covariates is unchanged by it).
 4. ``region-selection`` (exponential mechanism, one per round) and ``region-test`` (Laplace,
    one query per round): the private choice of associated regions
    (:mod:`dpgenome.association`: rounds of noisy max + noisy threshold), scores standardised
@@ -87,6 +91,7 @@ PHENOTYPES = "phenotypes"
 PHENOTYPE_BINS = "phenotype-bins"
 ASSOCIATION = "region-association"
 CENTRE = "phenotype-centre"
+SLOPES = "covariate-slopes"
 SELECTION = "region-selection"
 TEST = "region-test"
 
@@ -231,8 +236,10 @@ def plan(
     has_public: bool,
     phenotype_plan: PlannedDpSgd,
     bins_plan: PlannedGaussian | None = None,
+    slopes: bool = False,
 ) -> list[Planned]:
-    """The mechanisms of one release, fixed before any private data is read."""
+    """The mechanisms of one release, fixed before any private data is read. ``slopes``:
+    the release holds the covariate slopes (:func:`releases_slopes`, from the schema)."""
     steps, rate, clip = (
         (config.finetune_steps, config.finetune_sample_rate, config.finetune_clip)
         if has_public
@@ -255,6 +262,15 @@ def plan(
         )
         out.append(PlannedPure(TEST, epsilon=eps_test, count=a.max_regions, kind="laplace"))
         out.append(PlannedGaussian(CENTRE, 1, assoc.centre_sensitivity(a.y_clip), a.center_weight))
+        if slopes:
+            out.append(
+                PlannedGaussian(
+                    SLOPES,
+                    1,
+                    assoc.covariate_sensitivity(a.y_clip, a.covariate_clip),
+                    a.covariate_weight,
+                )
+            )
         out.append(
             PlannedGaussian(
                 ASSOCIATION,
@@ -264,6 +280,19 @@ def plan(
             )
         )
     return out
+
+
+def releases_slopes(config: SynthConfig, types: dict[str, PhenoType]) -> bool:
+    """Whether a release holds the ``covariate-slopes`` mechanism: a continuous analysis
+    phenotype (a 0/1 one keeps its rows whole, drawn to the released prevalence), at least
+    one covariate, and the association path on (schema and configuration only)."""
+    a = config.association
+    return bool(
+        a.covariate_slopes
+        and a.max_regions
+        and config.covariates
+        and types.get(config.pheno) == PhenoType.CONTINUOUS
+    )
 
 
 def calibrated_ledger(members: Cohort, config: SynthConfig, *, has_public: bool) -> Ledger:
@@ -282,7 +311,14 @@ def calibrated_ledger(members: Cohort, config: SynthConfig, *, has_public: bool)
     return calibrate(
         config.epsilon,
         config.delta,
-        plan(config, n, has_public=has_public, phenotype_plan=pheno_plan, bins_plan=bins_plan),
+        plan(
+            config,
+            n,
+            has_public=has_public,
+            phenotype_plan=pheno_plan,
+            bins_plan=bins_plan,
+            slopes=releases_slopes(config, dict(members.pheno_types)),
+        ),
         secure_mode=config.secure_mode,
     )
 
@@ -577,6 +613,66 @@ def _last(losses: list[float]) -> float | None:
     return float(np.mean(ok[-10:])) if ok else None
 
 
+def _covariate_slopes(
+    members: Cohort,
+    table: pd.DataFrame,
+    adjust: assoc.CovariateAdjustment,
+    y_std: np.ndarray,
+    unit: float,
+    config: SynthConfig,
+    ledger: Ledger,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    """The ``covariate-slopes`` release (:func:`dpgenome.association.release_covariate_slopes`):
+    the slope that the synthetic rows' adjustment leaves in the members' phenotype ``y_std``
+    (adjusted, then centred, scaled and clipped by the ``phenotype-centre`` release; ``unit``
+    phenotype units each), per covariate column of the synthetic ``table``. :func:`_with_slopes`
+    gives it to the final rows."""
+    private = config.private
+    a = config.association
+    w, names = design_matrix(members.phenotypes, adjust.covariates, adjust.levels)
+    w_synth, _ = design_matrix(table, adjust.covariates, adjust.levels)
+    step, step_sd = assoc.release_covariate_slopes(
+        y_std,
+        w,
+        w_synth,
+        w_clip=a.covariate_clip if private else None,
+        y_clip=a.y_clip if private else None,
+        noise_multiplier=noise_multiplier(ledger, SLOPES),
+        rng=rng,
+    )
+    return {
+        "columns": names,
+        "synthetic_model": [float(v) for v in adjust.coef[1:]],
+        "released": [float(v) for v in adjust.coef[1:] + unit * step],
+        "noise_sd": [float(v) for v in unit * step_sd],
+    }
+
+
+def _with_slopes(
+    table: pd.DataFrame,
+    adjust: assoc.CovariateAdjustment | None,
+    config: SynthConfig,
+    details: dict[str, Any],
+) -> pd.DataFrame:
+    """The final synthetic rows with the released covariate slopes
+    (``details["covariate_slopes"]``): each row's analysis phenotype gains ``step . (x -
+    mean x)`` in its covariate columns ``x`` (post-processing). The rows' own slope is the
+    adjustment's (their residuals are its least-squares residuals, which the pairing and
+    :func:`_relocate` only permute and scale), so they end with the released one. A GWAS
+    adjusted for these covariates is unchanged: the added term lies in their span."""
+    info = details.get("covariate_slopes")
+    if info is None or adjust is None:
+        return table
+    x, _ = design_matrix(table, adjust.covariates, adjust.levels)
+    x = np.where(np.isnan(x), adjust.means, x)
+    out = table.copy()
+    y = out[config.pheno].to_numpy(dtype=np.float64, na_value=np.nan)
+    step = np.subtract(info["released"], info["synthetic_model"])
+    out[config.pheno] = y + (x - x.mean(axis=0)) @ step
+    return out
+
+
 def _association(
     members: Cohort,
     synth_dosages: np.ndarray,
@@ -611,6 +707,10 @@ def _association(
         noise_multiplier(ledger, CENTRE),
         rng,
     )
+    if releases_slopes(config, dict(members.pheno_types)):
+        details["covariate_slopes"] = _covariate_slopes(
+            members, synth_pheno, adjust, y_std, ref.y_sd * loc.sd, config, ledger, rng
+        )
     n = members.n_samples
     if members.pheno_types[config.pheno] == PhenoType.BINARY:
         # the released location implies the members' prevalence (post-processing); the
@@ -884,6 +984,7 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
             dosages[:, r.columns] = public.dosages[np.ix_(pick, r.columns)]
     order, pairing = _pairing(dosages, pheno_table, pheno_types, regions, adjust, cfg, seeds[6])
     pheno_table = _relocate(pheno_table.iloc[order].reset_index(drop=True), adjust, cfg, details)
+    pheno_table = _with_slopes(pheno_table, adjust, cfg, details)
     details["pairing"] = pairing
     if "matching_relative_residual" in pairing:
         details["association"]["matching_relative_residual"] = pairing.pop(
