@@ -3,6 +3,7 @@ its one-causal-variant projection and the covariate adjustment, measured apart.
 
     python bench/lead.py                     # bench cohorts 1 and 2, epsilon 3 and 10
     python bench/lead.py --seeds 1 --eps 3 --draws 1000
+    python bench/lead.py --set association.n_components=4   # any SynthConfig field
 
 For each planted QTL of a bench cohort (``bench/synth.py``'s default CFW-like cohort, all
 analysis mice as members) it prints, beside the named reference of the same run -- the real
@@ -50,7 +51,7 @@ from dpgenome.synthesize import (
     noise_multiplier,
     region_sigma,
 )
-from synth import COVARS, PHENO, prepare  # bench/synth.py: this script's directory
+from synth import COVARS, PHENO, prepare, with_overrides  # bench/synth.py: this script's directory
 
 LINE_Z = 5.730729  # |z| of p = 1e-8 (two-sided)
 REGIONS_RELEASED = 2  # both planted loci selected; the third planned round's share is theirs
@@ -85,9 +86,16 @@ def main() -> None:
     ap.add_argument("--eps", default="3,10")
     ap.add_argument("--draws", type=int, default=400, help="noise draws per lead window")
     ap.add_argument("--windows", type=int, default=30, help="candidate lead windows per locus")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a SynthConfig field, as bench/synth.py --set",
+    )
     args = ap.parse_args()
     rng = np.random.default_rng(0)
-    base = SynthConfig(pheno=PHENO, covariates=COVARS)
+    base = with_overrides(SynthConfig(pheno=PHENO, covariates=COVARS), args.set)
     a = base.association
     for seed in [int(s) for s in args.seeds.split(",")]:
         data = prepare(seed, 1092, 1000, None)

@@ -5,6 +5,7 @@
     python bench/synth.py --large               # also n = 10,000 at eps 3 (chromosomes 5, 11)
     python bench/synth.py --noise-seeds 4 --eps 10,inf   # 4 synthesis seeds per cohort + means
     python bench/synth.py --holdout 0.2 --seeds 1 --noise-seeds 5 --eps 10  # the demo's members
+    python bench/synth.py --eps 10 --set association.n_components=8   # any SynthConfig field
 
 For each seed the cohort is simulated (``dpgenome.simulate``, default CFW-like: 1,092 mice at
 the real 79,645-SNP panel, two planted abBMD loci, plus a public panel of other mice of the
@@ -18,6 +19,10 @@ the same run:
   genotypes drawn independently per SNP;
 * the case study this replaces: 177 of 193 hits at p < 1e-8, precision 0.32 in its saved run;
 * wall-clock of ``simulate`` and of one real GWAS (reference timings under the same load);
+* ``covar_r``: abBMD's correlation with its covariate SW16 in the synthetic / the members'
+  phenotypes. abBMD is 0/1, so its rows are drawn whole and this relation is the DP
+  phenotype model's (a continuous analysis phenotype's rows carry the ``covariate-slopes``
+  release instead);
 * the null spread of lambda_GC: the real members' GWAS with the phenotype permuted (40 times),
   i.e. what a release carrying no association would show with the real LD. With CFW's long
   LD blocks it is about 0.05-0.06 (some 2,000 independent tests), so a share of runs falls
@@ -64,6 +69,38 @@ from dpgenome.synthesize import SynthConfig, synthesize
 PHENO, COVARS = "abBMD", ("SW16",)
 CASE_STUDY = "case study (saved run): recall 177/193 = 0.917, precision 0.32"
 LAMBDA_TARGET = (0.95, 1.10)
+
+
+def _replaced(obj: Any, path: list[str], value: Any) -> Any:
+    head = path[0]
+    if len(path) > 1:
+        value = _replaced(getattr(obj, head), path[1:], value)
+    return replace(obj, **{head: value})
+
+
+def with_overrides(base: SynthConfig, items: list[str]) -> SynthConfig:
+    """``base`` with ``KEY=VALUE`` overrides: a :class:`SynthConfig` field, or
+    ``association.FIELD`` / ``phenotypes.FIELD`` of its nested configs, the value parsed as
+    the field's current type. A bad key or value exits naming the item."""
+    for item in items:
+        key, sep, text = item.partition("=")
+        path = key.strip().split(".")
+        obj: Any = base
+        for part in path:
+            if not sep or not hasattr(obj, part):
+                sys.exit(f"--set {item!r}: expected KEY=VALUE with KEY a field of SynthConfig")
+            obj = getattr(obj, part)
+        try:
+            if isinstance(obj, bool):
+                if text.lower() not in ("true", "false"):
+                    raise ValueError(text)
+                value: Any = text.lower() == "true"
+            else:
+                value = float(text) if obj is None else type(obj)(text)
+        except (TypeError, ValueError):
+            sys.exit(f"--set {item!r}: {text!r} is not a {type(obj).__name__}")
+        base = _replaced(base, path, value)
+    return base
 
 
 def peak_gb() -> float:
@@ -190,6 +227,11 @@ def evaluate(
         "ld_err": fid["ld_decay_error"],
         "pheno_corr_err": fid["phenotype_correlation_error"],
     }
+    if {PHENO, COVARS[0]} <= set(synth.phenotypes.columns):
+        # the analysis phenotype's correlation with its covariate, synthetic / members
+        row["covar_r"] = "/".join(
+            f"{c[PHENO].corr(c[COVARS[0]]):.3f}" for c in (synth.phenotypes, members.phenotypes)
+        )
     if gwas:
         syn_gwas = linear_gwas(synth, PHENO, list(COVARS))
         comp = compare_gwas(data["real"], syn_gwas).to_dict()
@@ -235,6 +277,7 @@ COLUMNS = (
     "af_corr",
     "ld_err",
     "pheno_corr_err",
+    "covar_r",
 )
 
 
@@ -328,6 +371,13 @@ def main() -> None:
         metavar="K",
         help="AssociationConfig.residual_directions (default: the package's)",
     )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a SynthConfig field (association.FIELD, phenotypes.FIELD: nested)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -336,6 +386,7 @@ def main() -> None:
     if args.residual_directions is not None:
         association = replace(base.association, residual_directions=args.residual_directions)
         base = replace(base, association=association)
+    base = with_overrides(base, args.set)
     print(
         f"# bench/synth.py: CFW-like cohort n={args.n}, public panel {args.public}, "
         f"seeds {seeds}, eps {epsilons}; {CASE_STUDY}"
