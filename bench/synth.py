@@ -369,7 +369,7 @@ def main() -> None:
         type=int,
         default=None,
         metavar="K",
-        help="AssociationConfig.residual_directions (default: the package's)",
+        help="= --set association.residual_directions=K (default: the package's)",
     )
     ap.add_argument(
         "--set",
@@ -382,11 +382,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
     epsilons = [math.inf if e.strip() == "inf" else float(e) for e in args.eps.split(",")]
-    base = SynthConfig(pheno=PHENO, covariates=COVARS)
-    if args.residual_directions is not None:
-        association = replace(base.association, residual_directions=args.residual_directions)
-        base = replace(base, association=association)
-    base = with_overrides(base, args.set)
+    alias = (
+        [f"association.residual_directions={args.residual_directions}"]
+        if args.residual_directions is not None
+        else []
+    )
+    base = with_overrides(SynthConfig(pheno=PHENO, covariates=COVARS), alias + args.set)
     print(
         f"# bench/synth.py: CFW-like cohort n={args.n}, public panel {args.public}, "
         f"seeds {seeds}, eps {epsilons}; {CASE_STUDY}"

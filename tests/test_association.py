@@ -404,6 +404,13 @@ def test_release_covariate_slopes__exact_slope_and_calibrated_noise() -> None:
         ]
     )
     assert A.covariate_sensitivity(2.0, 2.5) == 5.0
+    expected = 3.0 * 5.0 / n / w_synth.std(axis=0)
+    assert draws.mean(axis=0) == pytest.approx(np.zeros(2), abs=4 * expected.max() / np.sqrt(2000))
+    assert draws.std(axis=0) == pytest.approx(expected, rel=0.06)
+    _, stated = A.release_covariate_slopes(
+        np.zeros(n), w, w_synth, w_clip=2.5, y_clip=2.0, noise_multiplier=3.0, rng=rng
+    )
+    assert stated == pytest.approx(draws.std(axis=0), rel=0.06)
     # a rare 0/1 covariate (SW16: ~4% of members) sits ~5 sd out and the clip at 2.5 halves
     # its cross-moment; read through E[clip(w) w] of the synthetic rows the slope is whole
     big = 100_000
@@ -419,13 +426,6 @@ def test_release_covariate_slopes__exact_slope_and_calibrated_noise() -> None:
         rng=rng,
     )
     assert got[0] == pytest.approx(0.5, abs=0.06)
-    expected = 3.0 * 5.0 / n / w_synth.std(axis=0)
-    assert draws.mean(axis=0) == pytest.approx(np.zeros(2), abs=4 * expected.max() / np.sqrt(2000))
-    assert draws.std(axis=0) == pytest.approx(expected, rel=0.06)
-    _, stated = A.release_covariate_slopes(
-        np.zeros(n), w, w_synth, w_clip=2.5, y_clip=2.0, noise_multiplier=3.0, rng=rng
-    )
-    assert stated == pytest.approx(draws.std(axis=0), rel=0.06)
 
 
 def test_normalise_phenotype__exact_and_noised_moments() -> None:

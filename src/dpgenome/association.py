@@ -372,10 +372,16 @@ class CovariateAdjustment:
             coef[0] = y[ok].mean()
         return cls(tuple(covariates), levels, means, np.asarray(coef))
 
+    def design(self, table: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+        """``(columns, names)``: the covariate columns of every row of ``table`` on this
+        adjustment's levels (:func:`dpgenome.cohort.design_matrix`), a missing value as its
+        synthetic mean."""
+        x, names = design_matrix(table, self.covariates, self.levels)
+        return np.where(np.isnan(x), self.means, x), names
+
     def residual(self, table: pd.DataFrame, pheno: str) -> np.ndarray:
         """Adjusted phenotype of every row (NaN where the phenotype is missing)."""
-        x, _ = design_matrix(table, self.covariates, self.levels)
-        x = np.where(np.isnan(x), self.means, x)
+        x, _ = self.design(table)
         y = table[pheno].to_numpy(dtype=np.float64, na_value=np.nan)
         return np.asarray(y - np.column_stack([np.ones(len(y)), x]) @ self.coef)
 
@@ -474,9 +480,10 @@ def release_covariate_slopes(
     multiplier, the clips, ``n`` and the synthetic rows; 0 without noise).
 
     ``r_std`` is the members' phenotype residual under the synthetic rows' adjustment,
-    standardised and clipped at ``y_clip`` (:func:`standardise_phenotype`); ``w`` their
-    covariate columns (:func:`dpgenome.cohort.design_matrix`) and ``w_synth`` the synthetic
-    rows' (a DP output), which fix the columns' centre and scale and their covariance. Each
+    centred, scaled and clipped at ``y_clip`` by the centre release
+    (:func:`normalise_phenotype`); ``w`` their covariate columns
+    (:meth:`CovariateAdjustment.design`) and ``w_synth`` the synthetic rows' (a DP output),
+    which fix the columns' centre and scale and their covariance. Each
     member's standardised column vector is clipped to norm ``w_clip``; the sums ``sum r w``
     are released by one Gaussian mechanism (L2 sensitivity :func:`covariate_sensitivity`;
     ``None`` = exact) and read back with the public ``n``. The members' residual has no
@@ -504,7 +511,7 @@ def release_covariate_slopes(
     sums = sums + rng.normal(scale=noise, size=k)
     # E[clip(w) w^T] over the synthetic rows: the covariance the clipped cross-moment sees
     # (a rare 0/1 covariate's minority sits ~5 sd out: clipped at 2.5 it keeps about half)
-    ref = np.nan_to_num((w_synth - np.nanmean(w_synth, axis=0)) / scale)
+    ref = np.nan_to_num((w_synth - centre) / scale)
     reader = np.linalg.pinv(np.atleast_2d(clip_rows(ref, w_clip).T @ ref / len(ref)))
     slope = reader @ (sums / n)
     return np.asarray(slope / scale), np.asarray(noise / n * np.linalg.norm(reader, axis=1) / scale)

@@ -630,11 +630,10 @@ def _covariate_slopes(
     gives it to the final rows."""
     private = config.private
     a = config.association
-    w, names = design_matrix(members.phenotypes, adjust.covariates, adjust.levels)
-    w_synth, _ = design_matrix(table, adjust.covariates, adjust.levels)
+    w_synth, names = adjust.design(table)
     step, step_sd = assoc.release_covariate_slopes(
         y_std,
-        w,
+        adjust.design(members.phenotypes)[0],
         w_synth,
         w_clip=a.covariate_clip if private else None,
         y_clip=a.y_clip if private else None,
@@ -664,8 +663,7 @@ def _with_slopes(
     info = details.get("covariate_slopes")
     if info is None or adjust is None:
         return table
-    x, _ = design_matrix(table, adjust.covariates, adjust.levels)
-    x = np.where(np.isnan(x), adjust.means, x)
+    x, _ = adjust.design(table)
     out = table.copy()
     y = out[config.pheno].to_numpy(dtype=np.float64, na_value=np.nan)
     step = np.subtract(info["released"], info["synthetic_model"])
