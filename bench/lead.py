@@ -51,7 +51,13 @@ from dpgenome.synthesize import (
     noise_multiplier,
     region_sigma,
 )
-from synth import COVARS, PHENO, prepare, with_overrides  # bench/synth.py: this script's directory
+from synth import (
+    COVARS,
+    PHENO,
+    add_set_option,
+    prepare,
+    with_overrides,
+)  # bench/synth.py: this script's directory
 
 LINE_Z = 5.730729  # |z| of p = 1e-8 (two-sided)
 REGIONS_RELEASED = 2  # both planted loci selected; the third planned round's share is theirs
@@ -86,13 +92,7 @@ def main() -> None:
     ap.add_argument("--eps", default="3,10")
     ap.add_argument("--draws", type=int, default=400, help="noise draws per lead window")
     ap.add_argument("--windows", type=int, default=30, help="candidate lead windows per locus")
-    ap.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a SynthConfig field, as bench/synth.py --set",
-    )
+    add_set_option(ap)
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     base = with_overrides(SynthConfig(pheno=PHENO, covariates=COVARS), args.set)

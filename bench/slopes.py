@@ -1,19 +1,22 @@
-"""A continuous analysis phenotype's covariate slope in the synthetic rows: the
-``covariate-slopes`` release against the DP phenotype model alone (the named reference,
-run in the same process on the same members and seeds).
+"""An analysis phenotype's covariate slope in the synthetic rows: the ``covariate-slopes``
+release against the DP phenotype model alone (the named reference, run in the same process
+on the same members and seeds).
 
     python bench/slopes.py                       # BMD ~ SW16, cohort seeds 1 and 2, eps 10 and 3
+    python bench/slopes.py --pheno abBMD         # the 0/1 phenotype: rows drawn to the slope
     python bench/slopes.py --seeds 1 --eps 3 --noise-seeds 5
+    python bench/slopes.py --pheno abBMD --set phenotype_oversample=8   # any SynthConfig field
 
-The bench's own analysis phenotype, abBMD, is 0/1 (its rows are drawn whole to the released
-prevalence, so it has no such release); BMD is the continuous measurement it was derived
-from. At 1,092 mice the simulated cohort keeps the public CFW table's phenotype rows (abBMD
-aside), so BMD's relation to SW16 is the real table's and the same for every cohort seed;
-the seeds change the genotypes, the public panel and the synthesis. For each epsilon and
-synthesis seed it prints the synthetic BMD's slope on SW16 (in BMD sd per unit of SW16) and
+BMD is continuous: the released slope is added to its final rows. The bench's own analysis
+phenotype, abBMD, is 0/1 (simulated from two QTLs and SW16, itself 0/1): its rows are
+drawn whole to the released prevalence and slope (``dpgenome.draw``). At 1,092 mice the
+simulated cohort keeps the public CFW table's phenotype rows (abBMD aside), so BMD's
+relation to SW16 is the real table's and the same for every cohort seed; the seeds change
+the genotypes, abBMD, the public panel and the synthesis. For each epsilon and synthesis
+seed it prints the synthetic phenotype's slope on SW16 (in its sd per unit of SW16) and
 correlation with it, with the release and without (``association.covariate_slopes`` off:
-the ledger then lacks the mechanism), beside the members' own, and the slope's noise sd
-that the release states (``details["covariate_slopes"]["noise_sd"]``).
+the ledger then lacks the mechanism), beside the members' own, and the released slope with
+the noise sd that the release states (``details["covariate_slopes"]``).
 """
 
 from __future__ import annotations
@@ -29,13 +32,14 @@ import torch
 from dpgenome.cohort import analysis_subset, qc
 from dpgenome.simulate import SimConfig, simulate
 from dpgenome.synthesize import SynthConfig, synthesize
+from synth import add_set_option, with_overrides  # bench/synth.py: this script's directory
 
-PHENO, COVAR = "BMD", "SW16"
+COVAR = "SW16"
 
 
-def slope_and_r(table: pd.DataFrame) -> tuple[float, float]:
+def slope_and_r(table: pd.DataFrame, pheno: str) -> tuple[float, float]:
     """``(slope in phenotype sd per covariate unit, correlation)``."""
-    w, y = table[COVAR].to_numpy(float), table[PHENO].to_numpy(float)
+    w, y = table[COVAR].to_numpy(float), table[pheno].to_numpy(float)
     return float(np.polyfit(w, y, 1)[0] / y.std()), float(np.corrcoef(w, y)[0, 1])
 
 
@@ -43,45 +47,59 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    ap.add_argument("--pheno", default="BMD", choices=["BMD", "abBMD"])
     ap.add_argument("--seeds", default="1,2")
     ap.add_argument("--eps", default="10,3")
     ap.add_argument("--noise-seeds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
+    add_set_option(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     epsilons = [float(e) for e in args.eps.split(",")]
+    pheno = args.pheno
     errors: dict[tuple[float, bool], list[float]] = {}
     for seed in [int(s) for s in args.seeds.split(",")]:
         sim = simulate(SimConfig(n=1092, seed=seed, n_public=1000).validate())
         cohort, report = qc(sim.cohort)
-        members = analysis_subset(cohort, PHENO, [COVAR], report)
+        members = analysis_subset(cohort, pheno, [COVAR], report)
         keep = members.variants["id"].astype(str).to_numpy()
         index = {v: i for i, v in enumerate(sim.public.variants["id"].astype(str))}
         public = sim.public.take_variants(np.array([index[v] for v in keep]))
-        real_slope, real_r = slope_and_r(members.phenotypes)
+        real_slope, real_r = slope_and_r(members.phenotypes, pheno)
         print(
-            f"\n# cohort seed {seed}: {members.n_samples} members; members' {PHENO} ~ {COVAR}: "
-            f"slope {real_slope:.3f} sd, r {real_r:.3f}"
+            f"\n# cohort seed {seed}: {members.n_samples} members; members' {pheno} ~ {COVAR}: "
+            f"slope {real_slope:.4f} sd, r {real_r:.3f}"
         )
-        print("eps | synthesis seed | released slope / r (stated noise sd) | model alone slope / r")
+        print(
+            "eps | synthesis seed | with the release: slope / r (released slope, its noise sd)"
+            " | model alone: slope / r"
+        )
         for eps in epsilons:
             for k in range(args.noise_seeds):
                 cells = []
                 for on in (True, False):
-                    cfg = SynthConfig(
-                        pheno=PHENO, covariates=(COVAR,), epsilon=eps, seed=1000 * seed + k
+                    cfg = with_overrides(
+                        SynthConfig(
+                            pheno=pheno, covariates=(COVAR,), epsilon=eps, seed=1000 * seed + k
+                        ),
+                        args.set,
                     )
                     cfg = replace(cfg, association=replace(cfg.association, covariate_slopes=on))
                     res = synthesize(members, cfg, public)
-                    s, r = slope_and_r(res.cohort.phenotypes)
+                    s, r = slope_and_r(res.cohort.phenotypes, pheno)
                     errors.setdefault((eps, on), []).append(abs(r - real_r))
                     info = res.details.get("covariate_slopes")
+                    sd = float(members.phenotypes[pheno].std())
                     stated = (
-                        f" ({info['noise_sd'][0] / members.phenotypes[PHENO].std():.3f})"
+                        f" (released {info['released'][0] / sd:.4f}, "
+                        f"noise sd {info['noise_sd'][0] / sd:.4f})"
                         if info
                         else ""
                     )
-                    cells.append(f"{s:.3f} / {r:.3f}{stated}")
+                    prev = res.details.get("phenotype_prevalence")
+                    if prev is not None:  # the drawn rows' source: the model's prevalence
+                        stated += f" [model prevalence {prev['synthetic_model']:.3f}]"
+                    cells.append(f"{s:.4f} / {r:.3f}{stated}")
                 print(f"{eps:g} | {1000 * seed + k} | " + " | ".join(cells), flush=True)
     print("\n## mean |r error| against the members': released | model alone")
     for eps in epsilons:

@@ -78,6 +78,17 @@ def _replaced(obj: Any, path: list[str], value: Any) -> Any:
     return replace(obj, **{head: value})
 
 
+def add_set_option(ap: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE`` (repeatable), read by :func:`with_overrides`."""
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a SynthConfig field (association.FIELD, phenotypes.FIELD: nested)",
+    )
+
+
 def with_overrides(base: SynthConfig, items: list[str]) -> SynthConfig:
     """``base`` with ``KEY=VALUE`` overrides: a :class:`SynthConfig` field, or
     ``association.FIELD`` / ``phenotypes.FIELD`` of its nested configs, the value parsed as
@@ -371,13 +382,7 @@ def main() -> None:
         metavar="K",
         help="= --set association.residual_directions=K (default: the package's)",
     )
-    ap.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a SynthConfig field (association.FIELD, phenotypes.FIELD: nested)",
-    )
+    add_set_option(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]

@@ -428,3 +428,33 @@ def test_render_dossier__public_panel_control_shown_beside_the_raw_audits() -> N
     doc["audit"]["public_control"] = {"status": "NOT RUN", "reason": "no public panel given"}
     html = render_dossier(doc, evaluation, {})
     assert "Public-panel control" not in html
+
+
+def test_render_dossier__released_prevalence_and_slopes_table() -> None:
+    """A 0/1 phenotype's released prevalence and its covariate slope (DP outputs) sit beside
+    the phenotype model's value and the synthetic rows'; without them the table is absent."""
+    doc = results("approve")
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    assert "prevalence and covariate slopes" not in render_dossier(doc, evaluation, {})
+    doc = copy.deepcopy(doc)
+    doc["synthesis"] |= {
+        "phenotype_prevalence": {
+            "synthetic_model": 0.0612,
+            "released": 0.1931,
+            "rows_sampled": 3840,
+            "synthetic": 0.1927,
+        },
+        "covariate_slopes": {
+            "columns": ["SW16"],
+            "synthetic_model": [-0.0123],
+            "released": [0.4321],
+            "noise_sd": [0.0567],
+            "synthetic": [0.4298],
+        },
+    }
+    html = render_dossier(doc, evaluation, {})
+    assert "prevalence and covariate slopes" in html
+    rows = re.findall(r"<tr><td>(prevalence|slope on SW16)</td>(.*?)</tr>", html)
+    cells = {name: re.findall(r'<td class="num">(.*?)</td>', rest) for name, rest in rows}
+    assert cells["prevalence"] == ["0.0612", "0.1931", "—", "0.1927"]
+    assert cells["slope on SW16"] == ["-0.0123", "0.4321", "0.0567", "0.4298"]

@@ -133,10 +133,11 @@ def test_synthesize__ledger_composes_every_mechanism_within_the_target(members, 
         min(4.0 * FAST.test_fraction, FAST.test_epsilon_max)
     )
     assert kinds["phenotype-centre"] == "gaussian"
-    # a continuous analysis phenotype with a covariate: its slope is a mechanism of its own
+    # an analysis phenotype with a covariate: its slope is a mechanism of its own (the
+    # cross-moments, and the covariate second moments at half their bound)
     assert kinds[SLOPES] == "gaussian"
     assert by_name[SLOPES]["sensitivity"] == pytest.approx(
-        FAST.association.y_clip * FAST.association.covariate_clip
+        FAST.association.y_clip * FAST.association.covariate_clip * math.sqrt(1.25)
     )
     for mech in led["mechanisms"]:
         if mech["kind"] == "dp-sgd":
@@ -174,8 +175,8 @@ def test_synthesize__continuous_phenotype_takes_the_members_covariate_slope(
     """The ``covariate-slopes`` release gives the synthetic rows the members' slope of the
     analysis phenotype on its covariate: exactly without formal privacy, within three sd of
     the release's noise at epsilon 8, which the details state (the synthetic covariate's
-    marginal stands in for the members': the public schema's shares here); a 0/1
-    phenotype, or one without covariates, has no such mechanism on its ledger."""
+    marginal stands in for the members': the public schema's shares here); a phenotype
+    without covariates has no such mechanism on its ledger."""
     m, _ = members
 
     def slope(table):
@@ -197,10 +198,57 @@ def test_synthesize__continuous_phenotype_takes_the_members_covariate_slope(
     cfg = replace(FAST, epsilon=8.0).validate(m.n_samples)
     names = [mech.name for mech in calibrated_ledger(m, cfg, has_public=False).mechanisms]
     assert SLOPES in names
-    assert m.pheno_types["abBMD"].value == "binary"
-    for other in (replace(cfg, covariates=()), replace(cfg, pheno="abBMD")):
-        names = [mech.name for mech in calibrated_ledger(m, other, has_public=False).mechanisms]
-        assert SLOPES not in names
+    assert info["synthetic"][0] == pytest.approx(info["released"][0])
+    names = [
+        mech.name
+        for mech in calibrated_ledger(m, replace(cfg, covariates=()), has_public=False).mechanisms
+    ]
+    assert SLOPES not in names
+
+
+@pytest.mark.parametrize("epsilon", [math.inf, 8.0])
+def test_synthesize__binary_phenotype_rows_drawn_to_the_released_slope(
+    members, public, epsilon
+) -> None:
+    """A 0/1 analysis phenotype's rows are drawn whole to the released prevalence and
+    covariate slope (dpgenome.draw): without formal privacy the released slope is the
+    members' own least-squares slope, at epsilon 8 it is within three of its stated noise
+    sd; the drawn rows reach it up to the draw's own spread (the details record the slope
+    they reach). The toy's abBMD liability carries 0.8 sd of SW16."""
+    m = analysis_subset(members[0], "abBMD", ["SW16"])
+    pub = public.take_variants(np.flatnonzero(public.variants["id"].isin(m.variants["id"])))
+
+    def slope(table):
+        w = table["SW16"].to_numpy(float)
+        return float(np.polyfit(w, table["abBMD"].to_numpy(float), 1)[0])
+
+    members_slope = slope(m.phenotypes)
+    cfg = replace(FAST, pheno="abBMD", covariates=("SW16",), epsilon=epsilon, seed=4)
+    names = [
+        mech.name
+        for mech in calibrated_ledger(m, cfg.validate(m.n_samples), has_public=True).mechanisms
+    ]
+    assert SLOPES in names
+    res = synthesize(m, cfg, pub)
+    info = res.details["covariate_slopes"]
+    got = slope(res.cohort.phenotypes)
+    assert info["synthetic"][0] == pytest.approx(got)
+    step = info["released"][0] - info["synthetic_model"][0]
+    if math.isinf(epsilon):
+        assert info["released"][0] == pytest.approx(members_slope, abs=1e-9)
+        # the members' residual of the association path is their own least-squares one
+        assert info["members_residual_step"][0] == pytest.approx(step)
+    else:
+        assert abs(info["released"][0] - members_slope) < 3.0 * info["noise_sd"][0]
+        # shrunk by its noise (positive-part James-Stein)
+        keep = max(0.0, 1.0 - info["noise_sd"][0] ** 2 / step**2)
+        assert info["members_residual_step"][0] == pytest.approx(step * keep)
+    # the draw's spread: a slope on a 0/1 covariate is a difference of two prevalences
+    w = res.cohort.phenotypes["SW16"].to_numpy(float)
+    p = float(res.cohort.phenotypes["abBMD"].mean())
+    draw_sd = math.sqrt(p * (1 - p) * (1 / max(w.sum(), 1) + 1 / max((1 - w).sum(), 1)))
+    assert abs(got - info["released"][0]) < 3.0 * draw_sd
+    assert set(np.unique(res.cohort.phenotypes["abBMD"])) <= {0.0, 1.0}
 
 
 @pytest.mark.parametrize("released", [1, 2, 3])

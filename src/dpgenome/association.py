@@ -117,14 +117,21 @@ class AssociationConfig:
     select_y_clip: float = 2.0
     #: phenotype clip of the location release (and the bound of every later clip)
     y_clip: float = 2.5
-    #: release the members' covariate slopes of a continuous analysis phenotype
+    #: release the members' covariate slopes of the analysis phenotype
     #: (:func:`release_covariate_slopes`, one Gaussian mechanism of weight
     #: ``covariate_weight``, each member's standardised covariate vector clipped to norm
-    #: ``covariate_clip``) and give them to the final synthetic rows (post-processing): the
-    #: DP phenotype model alone flattens them (docs/tuning-history.md, stop 26)
+    #: ``covariate_clip``) and give them to the final synthetic rows (post-processing; a 0/1
+    #: phenotype's rows are drawn to them, :mod:`dpgenome.draw`): the DP phenotype model
+    #: alone flattens them (docs/tuning-history.md, stops 26 and 27)
     covariate_slopes: bool = True
     covariate_clip: float = 2.5
     covariate_weight: float = 1.0
+    #: adjust the members' phenotype for the released slopes too (post-processing), shrunk
+    #: by their noise (:func:`shrink_slopes`), before the selection scores and the region
+    #: release: the real GWAS adjusts with the members' own slopes, and a slope left in the
+    #: residual moves a lead SNP by its chance correlation with the covariate (1-5% of the
+    #: bench's leads with the DP phenotype model's slope)
+    slope_residual: bool = True
     #: clips of the association release: the phenotype at ``effect_y_clip`` and each
     #: individual's component vector at ``z_clip_per_component * sqrt(n_components)`` (about
     #: half the members' vectors are clipped). The noise scales with their product; the
@@ -457,10 +464,43 @@ def normalise_phenotype(
     return (out if clip is None else np.clip(out, -clip, clip)), Location(mean, sd)
 
 
+#: the second-moment block's share of :func:`release_covariate_slopes`' sensitivity: each
+#: member's ``(r u, kappa q)`` has ``||kappa q|| <= COVARIATE_MOMENT_SHARE * |r|max ||u||max``,
+#: so the cross-moment's noise grows by ``sqrt(1 + 0.25)`` (+12%) and the members' covariate
+#: second moments come with it
+COVARIATE_MOMENT_SHARE = 0.5
+
+
 def covariate_sensitivity(y_clip: float, w_clip: float) -> float:
-    """L2 sensitivity of :func:`release_covariate_slopes`' sums: each member adds
-    ``r * w`` with ``|r| <= y_clip`` and ``||w|| <= w_clip``."""
-    return y_clip * w_clip
+    """L2 sensitivity of :func:`release_covariate_slopes`' sums: each member adds ``r * u``
+    with ``|r| <= y_clip`` and ``||u|| <= w_clip``, and its covariate second moments scaled to
+    at most :data:`COVARIATE_MOMENT_SHARE` of that."""
+    return y_clip * w_clip * math.sqrt(1.0 + COVARIATE_MOMENT_SHARE**2)
+
+
+def _moment_block(u: np.ndarray, w_clip: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(q, shift, bound)``: each row's ``u u^T`` as its upper triangle (off-diagonal
+    entries times sqrt 2, so that ``||q|| = ||u u^T||_F = ||u||^2``), less ``shift`` (the
+    triangle of ``w_clip^2 / 2`` times the identity, which halves the bound of one or two
+    columns: ``||u u^T - h I||_F <= sqrt(k) h`` for ``||u|| <= w_clip``, ``h = w_clip^2 / 2``),
+    and the bound of ``||q||``."""
+    k = u.shape[1]
+    iu = np.triu_indices(k)
+    factor = np.where(iu[0] == iu[1], 1.0, math.sqrt(2.0))
+    q = (u[:, iu[0]] * u[:, iu[1]]) * factor
+    h = w_clip**2 / 2.0
+    shift = np.where(iu[0] == iu[1], h, 0.0) if k <= 3 else np.zeros(len(factor))
+    bound = math.sqrt(k) * h if k <= 3 else w_clip**2
+    return q - shift, shift, bound
+
+
+def _from_triangle(v: np.ndarray, k: int) -> np.ndarray:
+    """The symmetric matrix whose :func:`_moment_block` triangle is ``v``."""
+    iu = np.triu_indices(k)
+    factor = np.where(iu[0] == iu[1], 1.0, math.sqrt(2.0))
+    out = np.zeros((k, k))
+    out[iu] = v / factor
+    return np.asarray(out + np.triu(out, 1).T)
 
 
 def release_covariate_slopes(
@@ -475,25 +515,28 @@ def release_covariate_slopes(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(slopes, noise sd)``: per covariate column, the members' slope of the phenotype
     residual beyond the one already removed, in residual units per covariate unit (add it to
-    the adjustment's coefficients and the synthetic rows' phenotype to give them the members'
-    slopes), and the sd that the release noise gives it (a public function of the noise
-    multiplier, the clips, ``n`` and the synthetic rows; 0 without noise).
+    the adjustment's coefficients to give the synthetic rows the members' slopes), and the sd
+    that the release noise gives it (first order, a public function of the noise multiplier,
+    the clips, ``n``, the released moments and the synthetic rows; 0 without noise).
 
     ``r_std`` is the members' phenotype residual under the synthetic rows' adjustment,
     centred, scaled and clipped at ``y_clip`` by the centre release
     (:func:`normalise_phenotype`); ``w`` their covariate columns
     (:meth:`CovariateAdjustment.design`) and ``w_synth`` the synthetic rows' (a DP output),
-    which fix the columns' centre and scale and their covariance. Each
-    member's standardised column vector is clipped to norm ``w_clip``; the sums ``sum r w``
-    are released by one Gaussian mechanism (L2 sensitivity :func:`covariate_sensitivity`;
-    ``None`` = exact) and read back with the public ``n``. The members' residual has no
-    slope on the covariates once the adjustment is theirs, so the released cross-moment,
-    regressed through the covariance that the clipped columns see,
-    ``E[clip(w) w^T]`` over the synthetic rows, is the slope left over (the synthetic
-    columns' centre, scale and spread stand in for the members': the clipping's attenuation
-    of a covariate is undone, of a phenotype clipped at 2.5 sd -- ~2% -- not). Without
-    noise (no formal privacy) it is the members' own least squares slope of ``r_std`` on
-    ``[1, w]``."""
+    which fix the columns' centre and scale. Each member's standardised column vector ``u``
+    is clipped to norm ``w_clip``; one Gaussian mechanism (L2 sensitivity
+    :func:`covariate_sensitivity`; ``None`` = exact) releases the sums of ``r u`` and of
+    ``u u^T`` (scaled and shifted, :func:`_moment_block`), read back with the public ``n``.
+    The slope of ``r`` on ``u`` is the released cross-moment through the members' released
+    covariance of ``u`` (its eigenvalues floored at a quarter of the synthetic rows' smallest:
+    a noisy moment cannot blow the slope up), and it is carried to the covariates' own units
+    by the least-squares map from the synthetic rows' columns to their ``u`` (exact for a 0/1
+    column, whose clipped ``u`` is affine in it; the identity over the scale for a column the
+    clip leaves alone). So the members' covariate shares, not the DP phenotype model's, set
+    the slope: a rare 0/1 covariate (SW16: 4% of members) whose synthetic share is half the
+    members' read the slope twice too large through the synthetic rows' moments alone.
+    Without noise (no formal privacy) it is the members' own least squares slope of ``r_std``
+    on ``[1, w]``."""
     w = np.asarray(w, dtype=np.float64)
     w_synth = np.asarray(w_synth, dtype=np.float64)
     n, k = w.shape
@@ -505,16 +548,42 @@ def release_covariate_slopes(
         raise ValueError("a noisy covariate release needs both clips")
     centre = np.nanmean(w_synth, axis=0)
     scale = np.maximum(np.nanstd(w_synth, axis=0), 1e-12)
-    ws = clip_rows(np.nan_to_num((w - centre) / scale), w_clip)
-    sums = np.asarray(r_std, dtype=np.float64) @ ws
-    noise = noise_multiplier * covariate_sensitivity(y_clip, w_clip)
-    sums = sums + rng.normal(scale=noise, size=k)
-    # E[clip(w) w^T] over the synthetic rows: the covariance the clipped cross-moment sees
-    # (a rare 0/1 covariate's minority sits ~5 sd out: clipped at 2.5 it keeps about half)
-    ref = np.nan_to_num((w_synth - centre) / scale)
-    reader = np.linalg.pinv(np.atleast_2d(clip_rows(ref, w_clip).T @ ref / len(ref)))
-    slope = reader @ (sums / n)
-    return np.asarray(slope / scale), np.asarray(noise / n * np.linalg.norm(reader, axis=1) / scale)
+    u = clip_rows(np.nan_to_num((w - centre) / scale), w_clip)
+    q, shift, q_bound = _moment_block(u, w_clip)
+    kappa = COVARIATE_MOMENT_SHARE * y_clip * w_clip / q_bound
+    sens = covariate_sensitivity(y_clip, w_clip)
+    sums = np.concatenate([np.asarray(r_std, dtype=np.float64) @ u, kappa * q.sum(axis=0)])
+    sums = sums + rng.normal(scale=noise_multiplier * sens, size=len(sums))
+    cross = sums[:k] / n
+    second = _from_triangle(sums[k:] / (kappa * n) + shift, k)
+    # the synthetic rows' u: its mean stands in for the members' (second order: E[r] ~ 0) and
+    # its covariance floors the released one
+    u_synth = clip_rows(np.nan_to_num((w_synth - centre) / scale), w_clip)
+    u_mean = u_synth.mean(axis=0)
+    cov_synth = np.atleast_2d(np.cov(u_synth, rowvar=False))
+    floor = 0.25 * max(float(np.linalg.eigvalsh(cov_synth).min()), 1e-6)
+    vals, vecs = np.linalg.eigh(second - np.outer(u_mean, u_mean))
+    inv_cov = (vecs / np.maximum(vals, floor)) @ vecs.T
+    slope_u = inv_cov @ cross
+    # covariate units: u_synth ~ w_synth @ to_u (centred), so slope_u . u = (to_u slope_u) . w
+    to_u, *_ = np.linalg.lstsq(np.nan_to_num(w_synth - centre), u_synth - u_mean, rcond=None)
+    reader = to_u @ inv_cov
+    noise = noise_multiplier * sens / n
+    # first order: the cross-moment's noise, and the second moments' times the slope
+    inflation = math.sqrt(1.0 + float(slope_u @ slope_u) / kappa**2)
+    return np.asarray(to_u @ slope_u), np.asarray(
+        noise * inflation * np.linalg.norm(reader, axis=1)
+    )
+
+
+def shrink_slopes(step: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """``step * max(0, 1 - sd^2 / step^2)`` per coordinate (positive-part James-Stein): a
+    released slope change mostly noise is mostly dropped, one well above its noise kept
+    (``sd = 0``: kept whole)."""
+    step = np.asarray(step, dtype=np.float64)
+    sd = np.asarray(sd, dtype=np.float64)
+    keep = np.where(sd > 0, np.clip(1.0 - sd**2 / np.maximum(step**2, 1e-300), 0.0, 1.0), 1.0)
+    return np.asarray(step * keep)
 
 
 def released_prevalence(
@@ -544,6 +613,27 @@ def released_prevalence(
         return float(np.mean(y)) if len(y) else math.nan
     now = float(np.mean(np.where(y > 0.5, hi, lo)))
     return float(np.clip(np.mean(y) + (released_mean - now) / gap, 0.0, 1.0))
+
+
+def binary_slope_unit(
+    fitted: np.ndarray, ref: Reference, loc: Location, clip: float | None
+) -> float:
+    """0/1-phenotype units per unit of the standardised, normalised, clipped phenotype
+    (:func:`normalise_phenotype`) of a 0/1 phenotype, whose rows take ``1 - fitted`` or
+    ``-fitted`` once adjusted (``fitted``: the synthetic rows' ``[1, covariates] @ coef``).
+    Raising the prevalence by ``t`` raises that phenotype's mean by ``t`` times the mean gap
+    between its two values, which the clips shrink (a rare 1-class sits beyond them): a slope
+    read off it is in units of that gap. Without clipping it is ``ref.y_sd * loc.sd``, as
+    for a continuous phenotype."""
+    fitted = np.asarray(fitted, dtype=np.float64)
+    bound = math.inf if clip is None else clip
+    gap = float(
+        np.mean(
+            phenotype_values(ref, loc, bound, 1.0 - fitted)
+            - phenotype_values(ref, loc, bound, -fitted)
+        )
+    )
+    return 1.0 / gap if gap > 0 else ref.y_sd * loc.sd
 
 
 def released_affine(
@@ -584,23 +674,6 @@ def released_affine(
     if np.max(np.abs(gap(fit.x))) > 0.01 * max(1.0, second) or clipped > max_clipped:
         return None
     return a, s
-
-
-def draw_with_prevalence(
-    y: np.ndarray, n: int, prevalence: float, rng: np.random.Generator
-) -> np.ndarray:
-    """Indices of ``n`` distinct rows of ``y`` (0/1) with ``round(prevalence * n)`` ones,
-    as near as the rows allow, each class drawn uniformly at random (whole rows: every
-    relation between a row's columns is kept)."""
-    ones, zeros = np.flatnonzero(y > 0.5), np.flatnonzero(y <= 0.5)
-    if len(y) < n:
-        raise ValueError(f"{len(y)} rows cannot give {n} distinct ones")
-    k = round(float(np.clip(prevalence, 0.0, 1.0)) * n)
-    k = min(max(k, n - len(zeros)), len(ones))
-    pick = np.concatenate(
-        [rng.choice(ones, size=k, replace=False), rng.choice(zeros, size=n - k, replace=False)]
-    )
-    return np.asarray(rng.permutation(pick))
 
 
 def snp_scores(

@@ -406,6 +406,44 @@ def _association_rows(association: Any) -> dict[str, Any]:
     }
 
 
+def _phenotype_release_rows(synthesis: Any) -> list[dict[str, Any]]:
+    """A 0/1 analysis phenotype's released prevalence and any phenotype's released covariate
+    slopes, beside the DP phenotype model's own value and the synthetic rows' (DP outputs and
+    their post-processing only; the members' exact values are not shown)."""
+    if not isinstance(synthesis, Mapping):
+        return []
+    rows: list[dict[str, Any]] = []
+    prevalence = synthesis.get("phenotype_prevalence")
+    if isinstance(prevalence, Mapping):
+        rows.append(
+            {
+                "quantity": "prevalence",
+                "model": prevalence.get("synthetic_model"),
+                "released": prevalence.get("released"),
+                "noise_sd": None,
+                "synthetic": prevalence.get("synthetic"),
+            }
+        )
+    slopes = synthesis.get("covariate_slopes")
+    if isinstance(slopes, Mapping):
+        n = len(slopes.get("columns") or [])
+        for i, column in enumerate(slopes.get("columns") or []):
+            values = {
+                key: (slopes.get(key) or [None] * n)[i]
+                for key in ("synthetic_model", "released", "noise_sd", "synthetic")
+            }
+            rows.append(
+                {
+                    "quantity": f"slope on {column}",
+                    "model": values["synthetic_model"],
+                    "released": values["released"],
+                    "noise_sd": values["noise_sd"],
+                    "synthetic": values["synthetic"],
+                }
+            )
+    return rows
+
+
 def _rows(mapping: Any) -> list[tuple[str, str]]:
     if not isinstance(mapping, Mapping):
         return []
@@ -529,6 +567,7 @@ def build_context(
         "gwas_thresholds": thresholds if isinstance(thresholds, Mapping) else {},
         "loci": _get(results, "fidelity.gwas.loci", {}),
         "association": _association_rows(_get(results, "synthesis.association", {})),
+        "phenotype_release": _phenotype_release_rows(_get(results, "synthesis", {})),
         "gwas": _get(results, "fidelity.gwas", {}),
         "fidelity": _get(results, "fidelity", {}),
         "provenance": provenance if isinstance(provenance, Mapping) else {},

@@ -20,10 +20,13 @@
    sampled rows (:func:`_draw_rows`, post-processing): the DP phenotype model alone can miss
    it by a factor of three. A continuous one's residuals take the released mean and scale
    (:func:`dpgenome.association.released_affine`, :func:`_relocate`, post-processing).
-   ``covariate-slopes`` (Gaussian, one number per covariate column; a continuous analysis
-   phenotype with covariates): the slopes of the members' phenotype on the covariates, given
-   to the final synthetic rows (:func:`dpgenome.association.release_covariate_slopes`,
-   :func:`_with_slopes`, post-processing; a GWAS with those covariates is unchanged by it).
+   ``covariate-slopes`` (Gaussian, one number per covariate column; an analysis phenotype
+   with covariates): the slopes of the members' phenotype on the covariates
+   (:func:`dpgenome.association.release_covariate_slopes`), given to the final synthetic
+   rows (post-processing): a continuous phenotype's rows gain the released slope as a term in
+   their covariates (:func:`_with_slopes`; a GWAS with those covariates is unchanged by it), a
+   0/1 phenotype's rows are drawn to it with the prevalence (:func:`_draw_rows`,
+   :mod:`dpgenome.draw`).
 4. ``region-selection`` (exponential mechanism, one per round) and ``region-test`` (Laplace,
    one query per round): the private choice of associated regions
    (:mod:`dpgenome.association`: rounds of noisy max + noisy threshold), scores standardised
@@ -80,6 +83,7 @@ from dpgenome.accountant import (
     default_delta,
 )
 from dpgenome.cohort import Cohort, PhenoType, category_levels, design_matrix, observed_rows
+from dpgenome.draw import draw_with_prevalence, least_squares_slopes
 from dpgenome.errors import CohortError, ConfigError
 from dpgenome.gwas import lambda_gc, linear_scan
 from dpgenome.model import WindowModel, make_layout
@@ -149,9 +153,12 @@ class SynthConfig:
     #: spurious, recall >= 0.5 in 19 of 20 (as at weight 1)
     phenotype_weight: float = 0.5
     #: a 0/1 analysis phenotype is sampled this many times over and ``n_synth`` rows are
-    #: drawn to its released prevalence (:func:`_draw_rows`); 4 covers a model prevalence
-    #: a quarter of the released one
-    phenotype_oversample: int = 4
+    #: drawn to its released prevalence and covariate slopes (:func:`_draw_rows`). 4 covers a
+    #: model prevalence a quarter of the released one, but not a slope on a rare 0/1
+    #: covariate: abBMD's on SW16 (4% of mice) needs ~3x SW16's share among the cases, and
+    #: at 4 the draws fell short of the released slope (0.38 for 0.64 at epsilon 3,
+    #: bench/slopes.py; 0.64 at 8)
+    phenotype_oversample: int = 8
     # association
     association: assoc.AssociationConfig = field(default_factory=assoc.AssociationConfig)
     #: per selection round, the noisy max spends ``select_fraction`` and the threshold test
@@ -283,15 +290,15 @@ def plan(
 
 
 def releases_slopes(config: SynthConfig, types: dict[str, PhenoType]) -> bool:
-    """Whether a release holds the ``covariate-slopes`` mechanism: a continuous analysis
-    phenotype (a 0/1 one keeps its rows whole, drawn to the released prevalence), at least
-    one covariate, and the association path on (schema and configuration only)."""
+    """Whether a release holds the ``covariate-slopes`` mechanism: a numeric (continuous or
+    0/1) analysis phenotype, at least one covariate, and the association path on (schema and
+    configuration only)."""
     a = config.association
     return bool(
         a.covariate_slopes
         and a.max_regions
         and config.covariates
-        and types.get(config.pheno) == PhenoType.CONTINUOUS
+        and types.get(config.pheno) in (PhenoType.CONTINUOUS, PhenoType.BINARY)
     )
 
 
@@ -371,21 +378,37 @@ def _selection_budget(ledger: Ledger, config: SynthConfig) -> tuple[float, float
 
 
 def _draw_rows(
-    table: pd.DataFrame, config: SynthConfig, details: dict[str, Any], rng: np.random.Generator
+    table: pd.DataFrame,
+    adjust: assoc.CovariateAdjustment | None,
+    config: SynthConfig,
+    details: dict[str, Any],
+    rng: np.random.Generator,
 ) -> pd.DataFrame:
     """``config.n_synth`` of the sampled phenotype rows. A 0/1 analysis phenotype was sampled
     ``phenotype_oversample`` times over; its rows are drawn so that its prevalence is the
     one the released location implies (``details["phenotype_prevalence"]``, from
-    :func:`dpgenome.association.released_prevalence`: post-processing), whole rows at random
-    within each class, so every relation between a row's columns is kept. The DP phenotype
-    model alone missed it by a factor of three in the demo (abBMD 0.06 for 0.19 at epsilon
-    8); without a released location (no association path) the first rows are kept."""
+    :func:`dpgenome.association.released_prevalence`: post-processing) and, with the
+    ``covariate-slopes`` release, so that its slopes on the covariates are the released ones
+    (``details["covariate_slopes"]``; :func:`dpgenome.draw.draw_with_prevalence`), whole
+    rows at a time, so every other relation between a row's columns is kept. The DP
+    phenotype model alone missed the prevalence by a factor of three in the demo (abBMD 0.06
+    for 0.19 at epsilon 8) and flattened the slopes; without a released location (no
+    association path) the first rows are kept."""
     n = int(config.n_synth or len(table))
     info = details.get("phenotype_prevalence")
     if info is None or len(table) == n:
         return table.iloc[:n].reset_index(drop=True)
     y = table[config.pheno].to_numpy(dtype=np.float64, na_value=np.nan)
-    pick = assoc.draw_with_prevalence(np.nan_to_num(y), n, info["released"], rng)
+    slopes = details.get("covariate_slopes")
+    x = adjust.design(table)[0] if adjust is not None and slopes is not None else None
+    pick = draw_with_prevalence(
+        np.nan_to_num(y),
+        n,
+        info["released"],
+        rng,
+        covariates=x,
+        slopes=None if slopes is None else np.asarray(slopes["released"]),
+    )
     out = table.iloc[pick].reset_index(drop=True)
     info |= {"rows_sampled": len(table), "synthetic": float(np.nanmean(y[pick]))}
     return out
@@ -622,30 +645,42 @@ def _covariate_slopes(
     config: SynthConfig,
     ledger: Ledger,
     rng: np.random.Generator,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], np.ndarray]:
     """The ``covariate-slopes`` release (:func:`dpgenome.association.release_covariate_slopes`):
     the slope that the synthetic rows' adjustment leaves in the members' phenotype ``y_std``
     (adjusted, then centred, scaled and clipped by the ``phenotype-centre`` release; ``unit``
-    phenotype units each), per covariate column of the synthetic ``table``. :func:`_with_slopes`
-    gives it to the final rows."""
+    phenotype units each), per covariate column of the synthetic ``table``. Returns its
+    details (:func:`_with_slopes` and :func:`_draw_rows` give the released slope to the
+    final rows) and ``y_std`` adjusted for the released step, shrunk by its noise, and
+    clipped again (``AssociationConfig.slope_residual``; else ``y_std`` as given)."""
     private = config.private
     a = config.association
     w_synth, names = adjust.design(table)
+    w_members = adjust.design(members.phenotypes)[0]
     step, step_sd = assoc.release_covariate_slopes(
         y_std,
-        adjust.design(members.phenotypes)[0],
+        w_members,
         w_synth,
         w_clip=a.covariate_clip if private else None,
         y_clip=a.y_clip if private else None,
         noise_multiplier=noise_multiplier(ledger, SLOPES),
         rng=rng,
     )
-    return {
+    info: dict[str, Any] = {
         "columns": names,
         "synthetic_model": [float(v) for v in adjust.coef[1:]],
         "released": [float(v) for v in adjust.coef[1:] + unit * step],
         "noise_sd": [float(v) for v in unit * step_sd],
     }
+    if not a.slope_residual:
+        return info, y_std
+    # post-processing: each member's value moves by a released step times its own covariates
+    # (about the synthetic rows' centre; without formal privacy the members' own: exact)
+    kept = assoc.shrink_slopes(step, step_sd)
+    info["members_residual_step"] = [float(v) for v in unit * kept]
+    centre = (w_synth if private else w_members).mean(axis=0)
+    y_adj = y_std - (w_members - centre) @ kept
+    return info, (np.clip(y_adj, -a.y_clip, a.y_clip) if private else y_adj)
 
 
 def _with_slopes(
@@ -661,8 +696,8 @@ def _with_slopes(
     :func:`_relocate` only permute and scale), so they end with the released one. A GWAS
     adjusted for these covariates is unchanged: the added term lies in their span."""
     info = details.get("covariate_slopes")
-    if info is None or adjust is None:
-        return table
+    if info is None or adjust is None or "phenotype_prevalence" in details:
+        return table  # (a 0/1 phenotype's rows were drawn to the slopes: _draw_rows)
     x, _ = adjust.design(table)
     out = table.copy()
     y = out[config.pheno].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -705,19 +740,28 @@ def _association(
         noise_multiplier(ledger, CENTRE),
         rng,
     )
+    binary = members.pheno_types[config.pheno] == PhenoType.BINARY
+    y_obs = synth_pheno[config.pheno].to_numpy(dtype=np.float64, na_value=np.nan)[ok]
+    fitted = y_obs - y_synth[ok]  # the synthetic rows' [1, covariates] @ coef
     if releases_slopes(config, dict(members.pheno_types)):
-        details["covariate_slopes"] = _covariate_slopes(
-            members, synth_pheno, adjust, y_std, ref.y_sd * loc.sd, config, ledger, rng
+        # phenotype units per unit of y_std: a 0/1 phenotype's two values sit apart by a
+        # gap the clips shrink
+        unit = (
+            assoc.binary_slope_unit(fitted, ref, loc, a.y_clip if private else None)
+            if binary
+            else ref.y_sd * loc.sd
+        )
+        details["covariate_slopes"], y_std = _covariate_slopes(
+            members, synth_pheno, adjust, y_std, unit, config, ledger, rng
         )
     n = members.n_samples
-    if members.pheno_types[config.pheno] == PhenoType.BINARY:
+    if binary:
         # the released location implies the members' prevalence (post-processing); the
         # synthetic rows are then drawn to it (synthesize)
-        y_obs = synth_pheno[config.pheno].to_numpy(dtype=np.float64, na_value=np.nan)[ok]
         details["phenotype_prevalence"] = {
             "synthetic_model": float(y_obs.mean()),
             "released": assoc.released_prevalence(
-                y_obs, y_obs - y_synth[ok], ref, a.y_clip if private else None, loc.mean
+                y_obs, fitted, ref, a.y_clip if private else None, loc.mean
             ),
         }
     else:
@@ -965,7 +1009,15 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
     regions, adjust = _association(
         members, dosages, pheno_table, public, model, cfg, ledger, rng, details
     )
-    pheno_table = _draw_rows(pheno_table, cfg, details, np.random.default_rng((seeds[3], 1)))
+    pheno_table = _draw_rows(
+        pheno_table, adjust, cfg, details, np.random.default_rng((seeds[3], 1))
+    )
+    if adjust is not None and "phenotype_prevalence" in details:
+        # the drawn rows have their own prevalence and slopes: the pairing matches the
+        # residual a GWAS of them tests
+        adjust = assoc.CovariateAdjustment.fit(
+            pheno_table, members.pheno_types, cfg.pheno, tuple(cfg.covariates)
+        )
     if regions and public is not None and cfg.region_genotypes == "public":
         # Selected regions take a whole public-panel individual's genotypes per synthetic
         # individual: the public panel's long-range LD (which the window model, with its
@@ -983,6 +1035,14 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
     order, pairing = _pairing(dosages, pheno_table, pheno_types, regions, adjust, cfg, seeds[6])
     pheno_table = _relocate(pheno_table.iloc[order].reset_index(drop=True), adjust, cfg, details)
     pheno_table = _with_slopes(pheno_table, adjust, cfg, details)
+    if "covariate_slopes" in details and adjust is not None:
+        details["covariate_slopes"]["synthetic"] = [
+            float(v)
+            for v in least_squares_slopes(
+                pheno_table[cfg.pheno].to_numpy(dtype=np.float64, na_value=np.nan),
+                adjust.design(pheno_table)[0],
+            )
+        ]
     details["pairing"] = pairing
     if "matching_relative_residual" in pairing:
         details["association"]["matching_relative_residual"] = pairing.pop(
