@@ -901,3 +901,29 @@ def test_shrink_slopes__positive_part_james_stein() -> None:
     step = np.array([1.0, -0.5, 0.1, 0.3])
     sd = np.array([0.5, 0.0, 0.2, 0.3])
     np.testing.assert_allclose(A.shrink_slopes(step, sd), [0.75, -0.5, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 6])
+def test_covariate_release__each_members_contribution_within_the_sensitivity(k) -> None:
+    """The per-member vector the slope release sums, ``(r u, kappa q)`` with ``|r| <=
+    y_clip`` and ``||u|| <= w_clip``, never exceeds :func:`covariate_sensitivity` (checked on
+    the extremes: ``u`` at norm 0 and at the clip, along axes and diagonals, and at random),
+    and the second-moment block reads back ``u u^T`` exactly."""
+    rng = np.random.default_rng(k)
+    y_clip, w_clip = 2.5, 2.5
+    u = np.vstack(
+        [
+            np.zeros((1, k)),
+            np.eye(k) * w_clip,
+            np.ones((1, k)) * w_clip / math.sqrt(k),
+            A.clip_rows(rng.normal(scale=3.0, size=(2000, k)), w_clip),
+        ]
+    )
+    q, shift, bound = A._moment_block(u, w_clip)
+    assert np.linalg.norm(q, axis=1).max() <= bound + 1e-9
+    kappa = A.COVARIATE_MOMENT_SHARE * y_clip * w_clip / bound
+    for r in (y_clip, -y_clip):
+        v = np.hstack([r * u, kappa * q])
+        assert np.linalg.norm(v, axis=1).max() <= A.covariate_sensitivity(y_clip, w_clip) + 1e-9
+    back = A._from_triangle(q[-1] + shift, k)
+    np.testing.assert_allclose(back, np.outer(u[-1], u[-1]), atol=1e-12)
