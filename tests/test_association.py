@@ -484,6 +484,14 @@ def test_covariate_adjustment__matches_least_squares_with_one_hot_levels() -> No
     other = table.head(3).assign(cage=["z", "b", None])
     res = adj.residual(other, "y")
     assert res[0] == pytest.approx(other.y[0] - coef[0] - coef[1] * other.w[0])
+    # refit on rows drawn from the table without cage "c": same columns, their own fit
+    rows = table[table.cage != "c"].reset_index(drop=True)
+    re = adj.refit(rows, "y")
+    assert re.levels == adj.levels and len(re.coef) == len(adj.coef)
+    x = np.column_stack([np.ones(len(rows)), rows.w, rows.cage == "b"]).astype(float)
+    sub, *_ = np.linalg.lstsq(x, rows.y, rcond=None)
+    np.testing.assert_allclose(re.coef[:3], sub, atol=1e-10)
+    np.testing.assert_allclose(re.residual(rows, "y"), rows.y - x @ sub, atol=1e-10)
 
 
 def test_covariate_adjustment__fits_and_marks_the_rows_a_gwas_tests() -> None:

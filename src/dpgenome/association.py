@@ -379,6 +379,18 @@ class CovariateAdjustment:
             coef[0] = y[ok].mean()
         return cls(tuple(covariates), levels, means, np.asarray(coef))
 
+    def refit(self, table: pd.DataFrame, pheno: str) -> CovariateAdjustment:
+        """The same covariate columns (levels, missing-value fill) with coefficients fitted
+        on ``table``'s rows a GWAS tests: e.g. rows drawn from those this was fitted on."""
+        x, _ = self.design(table)
+        y = table[pheno].to_numpy(dtype=np.float64, na_value=np.nan)
+        ok = self.complete(table, pheno)
+        design = np.column_stack([np.ones(len(y)), x])
+        if ok.sum() <= design.shape[1]:
+            return self
+        coef, *_ = np.linalg.lstsq(design[ok], y[ok], rcond=None)
+        return replace(self, coef=np.asarray(coef))
+
     def design(self, table: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
         """``(columns, names)``: the covariate columns of every row of ``table`` on this
         adjustment's levels (:func:`dpgenome.cohort.design_matrix`), a missing value as its

@@ -1015,9 +1015,7 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
     if adjust is not None and "phenotype_prevalence" in details:
         # the drawn rows have their own prevalence and slopes: the pairing matches the
         # residual a GWAS of them tests
-        adjust = assoc.CovariateAdjustment.fit(
-            pheno_table, members.pheno_types, cfg.pheno, tuple(cfg.covariates)
-        )
+        adjust = adjust.refit(pheno_table, cfg.pheno)
     if regions and public is not None and cfg.region_genotypes == "public":
         # Selected regions take a whole public-panel individual's genotypes per synthetic
         # individual: the public panel's long-range LD (which the window model, with its
