@@ -368,27 +368,21 @@ class CovariateAdjustment:
         levels = category_levels(table, types, covariates)
         x, _ = design_matrix(table, covariates, levels)
         means = np.nan_to_num(np.nanmean(x, axis=0)) if x.shape[1] else np.zeros(0)
+        return cls(tuple(covariates), levels, means, np.zeros(x.shape[1] + 1)).refit(table, pheno)
+
+    def refit(self, table: pd.DataFrame, pheno: str) -> CovariateAdjustment:
+        """The same covariate columns (levels, missing-value fill) with coefficients fitted
+        by least squares on ``table``'s rows a GWAS tests (:meth:`complete`): e.g. rows drawn
+        from those this was fitted on. Too few rows: the intercept alone (their mean)."""
+        x, _ = self.design(table)
         y = table[pheno].to_numpy(dtype=np.float64, na_value=np.nan)
-        ok = observed_rows(table, pheno, covariates)
-        x = np.where(np.isnan(x), means, x)
+        ok = self.complete(table, pheno)
         design = np.column_stack([np.ones(len(y)), x])
         coef = np.zeros(design.shape[1])
         if ok.sum() > design.shape[1]:
             coef, *_ = np.linalg.lstsq(design[ok], y[ok], rcond=None)
         elif ok.any():
             coef[0] = y[ok].mean()
-        return cls(tuple(covariates), levels, means, np.asarray(coef))
-
-    def refit(self, table: pd.DataFrame, pheno: str) -> CovariateAdjustment:
-        """The same covariate columns (levels, missing-value fill) with coefficients fitted
-        on ``table``'s rows a GWAS tests: e.g. rows drawn from those this was fitted on."""
-        x, _ = self.design(table)
-        y = table[pheno].to_numpy(dtype=np.float64, na_value=np.nan)
-        ok = self.complete(table, pheno)
-        design = np.column_stack([np.ones(len(y)), x])
-        if ok.sum() <= design.shape[1]:
-            return self
-        coef, *_ = np.linalg.lstsq(design[ok], y[ok], rcond=None)
         return replace(self, coef=np.asarray(coef))
 
     def design(self, table: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
@@ -497,8 +491,7 @@ def _moment_block(u: np.ndarray, w_clip: float) -> tuple[np.ndarray, np.ndarray,
     columns: ``||u u^T - h I||_F <= sqrt(k) h`` for ``||u|| <= w_clip``, ``h = w_clip^2 / 2``),
     and the bound of ``||q||``."""
     k = u.shape[1]
-    iu = np.triu_indices(k)
-    factor = np.where(iu[0] == iu[1], 1.0, math.sqrt(2.0))
+    iu, factor = _triangle(k)
     q = (u[:, iu[0]] * u[:, iu[1]]) * factor
     h = w_clip**2 / 2.0
     shift = np.where(iu[0] == iu[1], h, 0.0) if k <= 3 else np.zeros(len(factor))
@@ -506,10 +499,16 @@ def _moment_block(u: np.ndarray, w_clip: float) -> tuple[np.ndarray, np.ndarray,
     return q - shift, shift, bound
 
 
+def _triangle(k: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """The upper triangle's indices of a ``k x k`` matrix and each entry's factor (sqrt 2
+    off the diagonal: the triangle's norm is the matrix's Frobenius norm)."""
+    iu = np.triu_indices(k)
+    return iu, np.where(iu[0] == iu[1], 1.0, math.sqrt(2.0))
+
+
 def _from_triangle(v: np.ndarray, k: int) -> np.ndarray:
     """The symmetric matrix whose :func:`_moment_block` triangle is ``v``."""
-    iu = np.triu_indices(k)
-    factor = np.where(iu[0] == iu[1], 1.0, math.sqrt(2.0))
+    iu, factor = _triangle(k)
     out = np.zeros((k, k))
     out[iu] = v / factor
     return np.asarray(out + np.triu(out, 1).T)

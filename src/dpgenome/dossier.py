@@ -426,19 +426,19 @@ def _phenotype_release_rows(synthesis: Any) -> list[dict[str, Any]]:
         )
     slopes = synthesis.get("covariate_slopes")
     if isinstance(slopes, Mapping):
-        n = len(slopes.get("columns") or [])
-        for i, column in enumerate(slopes.get("columns") or []):
-            values = {
-                key: (slopes.get(key) or [None] * n)[i]
-                for key in ("synthetic_model", "released", "noise_sd", "synthetic")
-            }
+        columns = slopes.get("columns") or []
+
+        def value(key: str, i: int) -> Any:
+            return (slopes.get(key) or [None] * len(columns))[i]
+
+        for i, column in enumerate(columns):
             rows.append(
                 {
                     "quantity": f"slope on {column}",
-                    "model": values["synthetic_model"],
-                    "released": values["released"],
-                    "noise_sd": values["noise_sd"],
-                    "synthetic": values["synthetic"],
+                    "model": value("synthetic_model", i),
+                    "released": value("released", i),
+                    "noise_sd": value("noise_sd", i),
+                    "synthetic": value("synthetic", i),
                 }
             )
     return rows

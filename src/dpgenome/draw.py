@@ -145,13 +145,3 @@ def draw_with_prevalence(
         ]
     )
     return np.asarray(rng.permutation(pick))
-
-
-def least_squares_slopes(y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """The slopes of ``y`` on the columns of ``x`` (with an intercept) over the rows where
-    ``y`` is present."""
-    y = np.asarray(y, dtype=np.float64)
-    ok = ~np.isnan(y)
-    design = np.column_stack([np.ones(int(ok.sum())), np.asarray(x, dtype=np.float64)[ok]])
-    coef, *_ = np.linalg.lstsq(design, y[ok], rcond=None)
-    return np.asarray(coef[1:])

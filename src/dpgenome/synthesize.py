@@ -83,7 +83,7 @@ from dpgenome.accountant import (
     default_delta,
 )
 from dpgenome.cohort import Cohort, PhenoType, category_levels, design_matrix, observed_rows
-from dpgenome.draw import draw_with_prevalence, least_squares_slopes
+from dpgenome.draw import draw_with_prevalence
 from dpgenome.errors import CohortError, ConfigError
 from dpgenome.gwas import lambda_gc, linear_scan
 from dpgenome.model import WindowModel, make_layout
@@ -1034,13 +1034,9 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
     pheno_table = _relocate(pheno_table.iloc[order].reset_index(drop=True), adjust, cfg, details)
     pheno_table = _with_slopes(pheno_table, adjust, cfg, details)
     if "covariate_slopes" in details and adjust is not None:
-        details["covariate_slopes"]["synthetic"] = [
-            float(v)
-            for v in least_squares_slopes(
-                pheno_table[cfg.pheno].to_numpy(dtype=np.float64, na_value=np.nan),
-                adjust.design(pheno_table)[0],
-            )
-        ]
+        # the final rows' own least-squares slopes, on the columns the slopes were released on
+        final = adjust.refit(pheno_table, cfg.pheno)
+        details["covariate_slopes"]["synthetic"] = [float(v) for v in final.coef[1:]]
     details["pairing"] = pairing
     if "matching_relative_residual" in pairing:
         details["association"]["matching_relative_residual"] = pairing.pop(
