@@ -442,6 +442,57 @@ def test_release_covariate_slopes__a_rare_covariate_read_with_the_members_share(
     assert np.std(got_arr - own_arr) == pytest.approx(np.mean(stated), rel=0.2)
 
 
+def test_release_covariate_slopes__a_column_constant_in_the_synthetic_rows_stays_out() -> None:
+    """A 0/1 covariate the synthetic rows never carry (a DP model can lose a rare level) has
+    no synthetic spread to standardise by: it gets slope 0 and no noise, and the members
+    holding it keep their other columns' values (standardised by a zero spread they would
+    fill every clipped vector), so the other column's slope is read as without it. The
+    eigenvalue floor follows the moments' noise: a released variance pushed near zero by
+    it cannot multiply the slope."""
+    rng = np.random.default_rng(11)
+    n = 2000
+    x1 = rng.normal(size=n)
+    x2 = rng.binomial(1, 0.3, n).astype(float)
+    r = np.clip(0.5 * x1 - 0.4 * (x2 - 0.3) + rng.normal(scale=0.5, size=n), -2.5, 2.5)
+    w = np.column_stack([x1, x2])
+    w_synth = np.column_stack([rng.normal(size=4 * n), np.zeros(4 * n)])
+    kwargs = {"w_clip": 2.5, "y_clip": 2.5, "rng": rng}
+    slope, sd = A.release_covariate_slopes(r, w, w_synth, noise_multiplier=1e-6, **kwargs)
+    alone = np.polyfit(x1, r, 1)[0]
+    assert slope[1] == 0.0 and sd[1] == 0.0
+    assert slope[0] == pytest.approx(alone, abs=0.02)
+    # with the column alone, the same
+    only, _ = A.release_covariate_slopes(
+        r, w[:, :1], w_synth[:, :1], noise_multiplier=1e-6, **kwargs
+    )
+    assert slope[0] == pytest.approx(only[0], abs=1e-4)
+    # nothing to release: zeros
+    none, none_sd = A.release_covariate_slopes(
+        r, w[:, 1:], w_synth[:, 1:], noise_multiplier=3.0, **kwargs
+    )
+    assert not none.any() and not none_sd.any()
+    # a 1% covariate under heavy noise (multiplier 20) and no slope: the released variance
+    # (0.06) is floored at one noise sd (0.07: kappa 1), so the slope in u units is at most
+    # about |cross-moment| / floor, a standard normal, and ~2.5 covariate units per u unit
+    # (a clipped 0/1 column): root mean square ~2.4 over 300 releases; with the synthetic
+    # floor alone (0.25 x 0.06) it was 7.1
+    rare = rng.binomial(1, 0.01, n).astype(float)[:, None]
+    synth_rare = rng.binomial(1, 0.01, 4 * n).astype(float)[:, None]
+    got = np.array(
+        [
+            A.release_covariate_slopes(
+                np.clip(rng.normal(size=n), -2.5, 2.5),
+                rare,
+                synth_rare,
+                noise_multiplier=20.0,
+                **kwargs,
+            )[0][0]
+            for _ in range(300)
+        ]
+    )
+    assert np.sqrt(np.mean(got**2)) < 3.0
+
+
 def test_normalise_phenotype__exact_and_noised_moments() -> None:
     rng = np.random.default_rng(4)
     y = rng.normal(0.3, 1.4, size=5000)

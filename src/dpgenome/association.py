@@ -539,14 +539,16 @@ def release_covariate_slopes(
     :func:`covariate_sensitivity`; ``None`` = exact) releases the sums of ``r u`` and of
     ``u u^T`` (scaled and shifted, :func:`_moment_block`), read back with the public ``n``.
     The slope of ``r`` on ``u`` is the released cross-moment through the members' released
-    covariance of ``u`` (its eigenvalues floored at a quarter of the synthetic rows' smallest:
-    a noisy moment cannot blow the slope up), and it is carried to the covariates' own units
+    covariance of ``u`` (its eigenvalues floored at a quarter of the synthetic rows' smallest
+    and at ``sqrt(k)`` sds of its noise: a noisy moment cannot blow the slope up), and it is
+    carried to the covariates' own units
     by the least-squares map from the synthetic rows' columns to their ``u`` (exact for a 0/1
     column, whose clipped ``u`` is affine in it; the identity over the scale for a column the
     clip leaves alone). So the members' covariate shares, not the DP phenotype model's, set
     the slope: a rare 0/1 covariate (SW16: 4% of members) whose synthetic share is half the
-    members' read the slope twice too large through the synthetic rows' moments alone.
-    Without noise (no formal privacy) it is the members' own least squares slope of ``r_std``
+    members' read the slope twice too large through the synthetic rows' moments alone. A
+    column the synthetic rows leave constant gets slope 0 and stays out of every member's
+    ``u``. Without noise (no formal privacy) it is the members' own least squares slope of ``r_std``
     on ``[1, w]``."""
     w = np.asarray(w, dtype=np.float64)
     w_synth = np.asarray(w_synth, dtype=np.float64)
@@ -557,34 +559,55 @@ def release_covariate_slopes(
         return np.asarray(exact[1:]), np.zeros(k)
     if w_clip is None or y_clip is None:
         raise ValueError("a noisy covariate release needs both clips")
-    centre = np.nanmean(w_synth, axis=0)
-    scale = np.maximum(np.nanstd(w_synth, axis=0), 1e-12)
-    u = clip_rows(np.nan_to_num((w - centre) / scale), w_clip)
+    slopes, sds = np.zeros(k), np.zeros(k)
+    centre = np.nanmean(w_synth, axis=0) if len(w_synth) else np.full(k, np.nan)
+    spread = np.nanstd(w_synth, axis=0) if len(w_synth) else np.full(k, np.nan)
+    # a column the synthetic rows leave constant (or empty) has no synthetic slope to give:
+    # it stays out (slope 0), so that its members' values, standardised by a zero spread,
+    # cannot fill every clipped vector and drown the other columns
+    live = np.flatnonzero(spread > 1e-9 * np.maximum(1.0, np.abs(np.nan_to_num(centre))))
+    if len(live) == 0:
+        return slopes, sds
+    kl = len(live)
+    centre, scale = centre[live], spread[live]
+    u = clip_rows(np.nan_to_num((w[:, live] - centre) / scale), w_clip)
     q, shift, q_bound = _moment_block(u, w_clip)
     kappa = COVARIATE_MOMENT_SHARE * y_clip * w_clip / q_bound
     sens = covariate_sensitivity(y_clip, w_clip)
     sums = np.concatenate([np.asarray(r_std, dtype=np.float64) @ u, kappa * q.sum(axis=0)])
     sums = sums + rng.normal(scale=noise_multiplier * sens, size=len(sums))
-    cross = sums[:k] / n
-    second = _from_triangle(sums[k:] / (kappa * n) + shift, k)
-    # the synthetic rows' u: its mean stands in for the members' (second order: E[r] ~ 0) and
-    # its covariance floors the released one
-    u_synth = clip_rows(np.nan_to_num((w_synth - centre) / scale), w_clip)
+    cross = sums[:kl] / n
+    second = _from_triangle(sums[kl:] / (kappa * n) + shift, kl)
+    # the synthetic rows' u: its mean stands in for the members' (second order: E[r] ~ 0)
+    u_synth = clip_rows(np.nan_to_num((w_synth[:, live] - centre) / scale), w_clip)
     u_mean = u_synth.mean(axis=0)
     cov_synth = np.atleast_2d(np.cov(u_synth, rowvar=False))
-    floor = 0.25 * max(float(np.linalg.eigvalsh(cov_synth).min()), 1e-6)
+    noise = noise_multiplier * sens / n
+    # the released covariance's eigenvalues are floored at a quarter of the synthetic rows'
+    # smallest and at sqrt(k) sds of its own noise (entries of sd noise / kappa on the
+    # diagonal): a released variance within about one noise sd of zero is not told apart
+    # from it, and its inverse would blow the slope up (the bench's SW16 at epsilon 3: a
+    # variance of 0.29 released with sd 0.06, the synthetic floor 0.03; a column the
+    # synthetic rows barely vary in floors at ~0). Public: the noise scale, the synthetic
+    # rows
+    floor = max(
+        0.25 * float(np.linalg.eigvalsh(cov_synth).min()),
+        math.sqrt(kl) * noise / kappa,
+        1e-6,
+    )
     vals, vecs = np.linalg.eigh(second - np.outer(u_mean, u_mean))
     inv_cov = (vecs / np.maximum(vals, floor)) @ vecs.T
     slope_u = inv_cov @ cross
     # covariate units: u_synth ~ w_synth @ to_u (centred), so slope_u . u = (to_u slope_u) . w
-    to_u, *_ = np.linalg.lstsq(np.nan_to_num(w_synth - centre), u_synth - u_mean, rcond=None)
+    to_u, *_ = np.linalg.lstsq(
+        np.nan_to_num(w_synth[:, live] - centre), u_synth - u_mean, rcond=None
+    )
     reader = to_u @ inv_cov
-    noise = noise_multiplier * sens / n
     # first order: the cross-moment's noise, and the second moments' times the slope
     inflation = math.sqrt(1.0 + float(slope_u @ slope_u) / kappa**2)
-    return np.asarray(to_u @ slope_u), np.asarray(
-        noise * inflation * np.linalg.norm(reader, axis=1)
-    )
+    slopes[live] = to_u @ slope_u
+    sds[live] = noise * inflation * np.linalg.norm(reader, axis=1)
+    return slopes, sds
 
 
 def shrink_slopes(step: np.ndarray, sd: np.ndarray) -> np.ndarray:
