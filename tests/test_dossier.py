@@ -458,3 +458,28 @@ def test_render_dossier__released_prevalence_and_slopes_table() -> None:
     cells = {name: re.findall(r'<td class="num">(.*?)</td>', rest) for name, rest in rows}
     assert cells["prevalence"] == ["0.0612", "0.1931", "—", "0.1927"]
     assert cells["slope on SW16"] == ["-0.0123", "0.4321", "0.0567", "0.4298"]
+
+
+def test_render_dossier__states_the_rows_the_gwas_was_compared_on() -> None:
+    """A synthetic cohort larger than the members: the dossier says its GWAS ran on a subset
+    of as many rows and why; a smaller one: that its power is lower; equal sizes (and older
+    results without the counts): nothing."""
+    doc = results("approve")
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    html = render_dossier(doc, evaluation, {})
+    assert "seeded random subset" not in html and "less power" not in html
+    for synthetic, compared, texts in (
+        (2304, 768, ["GWAS here runs on a seeded random subset of 768 rows", "about 3.0-fold"]),
+        (400, 400, ["its GWAS has less power than the members"]),
+        (768, 768, []),
+    ):
+        sized = copy.deepcopy(doc)
+        sized["fidelity"]["gwas"]["rows"] = {
+            "members": 768,
+            "synthetic": synthetic,
+            "compared": compared,
+        }
+        html = render_dossier(sized, evaluation, {})
+        assert all(text in html for text in texts)
+        if not texts:
+            assert "seeded random subset" not in html and "less power" not in html

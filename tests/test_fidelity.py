@@ -19,6 +19,7 @@ from dpgenome.fidelity import (
     clump_loci,
     cohort_fidelity,
     compare_gwas,
+    gwas_rows,
     ld_pairs,
     phenotype_marginals,
     read_gwas_tsv,
@@ -193,6 +194,36 @@ def test_cohort_fidelity__identical_cohort_is_exact() -> None:
     json.dumps(d, allow_nan=False)
 
 
+def test_gwas_rows__a_larger_synthetic_cohort_is_compared_at_the_members_size() -> None:
+    """A synthetic cohort three times the members' size that carries their association per
+    individual (here: the members' rows three times over) triples every test statistic; the
+    comparison's seeded subset of as many rows as the members brings the lead back to the
+    members' strength. A cohort no larger is compared whole."""
+    members, _ = toy_cohort(0)
+    members = members.take_samples(np.flatnonzero(members.phenotypes["abBMD"].notna().to_numpy()))
+    n = members.n_samples
+    triple = members.take_samples(np.tile(np.arange(n), 3))
+    rows, counts = gwas_rows(members, triple, seed=4)
+    assert counts == {"members": n, "synthetic": 3 * n, "compared": n}
+    assert rows.n_samples == n
+    again, _ = gwas_rows(members, triple, seed=4)
+    np.testing.assert_array_equal(again.dosages, rows.dosages)  # seeded
+    other, _ = gwas_rows(members, triple, seed=5)
+    assert not np.array_equal(other.dosages, rows.dosages)
+
+    def lead_chi2(cohort: Cohort) -> float:
+        t = linear_gwas(cohort, "abBMD", ["SW16"]).table
+        return float(np.nanmax(t["beta"] ** 2 / t["se"] ** 2))
+
+    real = lead_chi2(members)
+    assert lead_chi2(triple) == pytest.approx(3 * real, rel=0.02)
+    assert 0.6 * real < lead_chi2(rows) < 1.5 * real
+    same, counts = gwas_rows(members, members, seed=4)
+    assert same is members and counts["compared"] == n
+    half = members.take_samples(np.arange(n // 2))
+    assert gwas_rows(members, half, seed=4)[0] is half
+
+
 def test_phenotype_marginals__hand_computed_prevalence_and_level_shares() -> None:
     """A binary phenotype's mean is its prevalence (0.2 real, ~0.1 synthetic over the observed
     rows) and its smd the gap over the real sd (ddof 1); categorical level shares
@@ -339,6 +370,28 @@ def test_cli__gwas_then_compare(tmp_path: Path) -> None:
     assert set(metrics["thresholds"]) == {"1e-08", "2e-06"}
     for name in ("manhattan.svg", "qq.svg"):
         assert (tmp_path / "cmp" / name).read_text().rstrip().endswith("</svg>")
+    synth_n = pd.read_csv(tmp_path / "s.tsv", sep="\t")["n"]
+    assert metrics["sample_sizes"] == {
+        "real": float(table["n"].median()),
+        "synthetic": float(synth_n.median()),
+    }
+    assert "note:" not in r3.stderr
+    # a synthetic GWAS on three times the samples: said, as the chi^2 it scales
+    tripled = pd.read_csv(tmp_path / "s.tsv", sep="\t").assign(n=3 * synth_n)
+    tripled.to_csv(tmp_path / "s3.tsv", sep="\t", index=False)
+    r4 = runner.invoke(
+        main,
+        [
+            "compare",
+            str(tmp_path / "r.tsv"),
+            str(tmp_path / "s3.tsv"),
+            "--out",
+            str(tmp_path / "c3"),
+        ],
+    )
+    assert r4.exit_code == 0, r4.output
+    ratio = 3 * synth_n.median() / table["n"].median()
+    assert f"about {ratio:.1f}x the chi^2" in r4.stderr
     bad = runner.invoke(
         main, ["gwas", str(tmp_path / "real"), "--pheno", "nope", "--out", str(tmp_path / "x.tsv")]
     )

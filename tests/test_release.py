@@ -189,3 +189,21 @@ def test_demo__small_simulated_cohort_prints_a_dossier(tmp_path: Path) -> None:
     summary = json.loads(again.stdout)
     assert summary["verdict"] == verdict.split()[1]
     assert (summary["bundle"] is None) == (summary["verdict"] == "BLOCK")
+
+
+def test_code_digest__changes_with_any_source_file(tmp_path: Path) -> None:
+    """The stage cache's key holds a digest of the package's sources, so a cached synthesis
+    from other code is not reused: one changed byte in any module changes it."""
+    from dpgenome.release import code_digest
+
+    (tmp_path / "audit").mkdir()
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "audit" / "b.py").write_text("y = 2\n")
+    (tmp_path / "notes.txt").write_text("not code\n")
+    before = code_digest.__wrapped__(tmp_path)
+    assert before == code_digest.__wrapped__(tmp_path) and len(before) == 16
+    (tmp_path / "notes.txt").write_text("still not code\n")
+    assert code_digest.__wrapped__(tmp_path) == before
+    (tmp_path / "audit" / "b.py").write_text("y = 3\n")
+    assert code_digest.__wrapped__(tmp_path) != before
+    assert code_digest() == code_digest()  # the package's own, computed once

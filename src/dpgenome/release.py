@@ -14,6 +14,7 @@ cohort) is a new release and is charged.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -36,7 +37,7 @@ from dpgenome.config import ReleaseConfig
 from dpgenome.dossier import render_dossier
 from dpgenome.errors import CohortError, ConfigError, ReleaseBlocked
 from dpgenome.export import ExportResult, default_release_id, export_bundle, prepare_evaluation
-from dpgenome.fidelity import cohort_fidelity, compare_gwas
+from dpgenome.fidelity import cohort_fidelity, compare_gwas, gwas_rows
 from dpgenome.gwas import linear_gwas
 from dpgenome.io import detect_format, read_cohort, write_cohort
 from dpgenome.lifetime import LifetimeLedger, default_db_path
@@ -55,6 +56,18 @@ STAGES: tuple[tuple[str, float], ...] = (
     ("export", 0.05),
 )
 CACHE_VERSION = 1
+
+
+@functools.cache
+def code_digest(root: Path = Path(__file__).parent) -> str:
+    """Digest of the package's Python sources (under ``root``): a cached stage computed by
+    other code (an edited checkout, another version) is not reused."""
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 _PACKAGES = ("numpy", "pandas", "scipy", "torch", "opacus", "dp-accounting", "msprime", "jinja2")
 
 
@@ -254,6 +267,7 @@ def cache_key(ing: Ingested, config: ReleaseConfig) -> str:
     parts = {
         "cache_version": CACHE_VERSION,
         "dpgenome": __version__,
+        "code": code_digest(),
         "cohort": ing.cohort.fingerprint(),
         "public": None if ing.public is None else ing.public.fingerprint(),
         "split": ing.split.record(),
@@ -307,13 +321,14 @@ def compute(
         )
     with progress.stage("fidelity"):
         real_gwas = linear_gwas(ing.members, config.pheno, config.covariates)
-        synth_gwas = linear_gwas(synth.cohort, config.pheno, config.covariates)
+        compared, rows = gwas_rows(ing.members, synth.cohort, config.seed)
+        synth_gwas = linear_gwas(compared, config.pheno, config.covariates)
         comparison = compare_gwas(real_gwas, synth_gwas)
         cfid = cohort_fidelity(
             ing.members, synth.cohort, seed=config.seed, focus=(config.pheno, *config.covariates)
         )
     audit_dict = audit.to_dict()
-    fidelity = {"gwas": comparison.to_dict(), **cfid.to_dict()}
+    fidelity = {"gwas": comparison.to_dict() | {"rows": rows}, **cfid.to_dict()}
     figures = {
         "manhattan": comparison.manhattan_svg(),
         "qq": comparison.qq_svg(),

@@ -124,6 +124,15 @@ def compare(
 
         raise InputError("exists and is not a directory", file=target)
     metrics = comparison.to_dict()
+    n_real, n_synth = comparison.sample_sizes.get("real"), comparison.sample_sizes.get("synthetic")
+    if n_real and n_synth and n_synth > 1.05 * n_real:
+        click.echo(
+            f"note: the synthetic GWAS has {n_synth:g} samples for the real {n_real:g}: the "
+            f"same association scores about {n_synth / n_real:.1f}x the chi^2 there, so its "
+            "hits and precision are not those of an equal-size cohort (run the synthetic "
+            "GWAS on as many samples as the real one; `dpgenome release` does)",
+            err=True,
+        )
     write_text_atomic(target / "manhattan.svg", comparison.manhattan_svg())
     write_text_atomic(target / "qq.svg", comparison.qq_svg())
     write_json_atomic(target / "metrics.json", metrics)
