@@ -386,7 +386,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
-    epsilons = [math.inf if e.strip() == "inf" else float(e) for e in args.eps.split(",")]
+    epsilons = [
+        math.inf if e.strip() == "inf" else float(e) for e in args.eps.split(",") if e.strip()
+    ]
     alias = (
         [f"association.residual_directions={args.residual_directions}"]
         if args.residual_directions is not None
@@ -397,7 +399,7 @@ def main() -> None:
         f"# bench/synth.py: CFW-like cohort n={args.n}, public panel {args.public}, "
         f"seeds {seeds}, eps {epsilons}; {CASE_STUDY}"
     )
-    for seed in seeds:
+    for seed in seeds if epsilons else []:  # --eps "" --large: the n = 10,000 runs only
         data = prepare(seed, args.n, args.public, None, args.holdout)
         m = data["members"]
         print(
