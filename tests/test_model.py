@@ -9,7 +9,7 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 from dpgenome.errors import ConfigError
-from dpgenome.model import WindowModel, autoregressive_mask, make_layout
+from dpgenome.model import WindowModel, autoregressive_mask, binomial_nll, make_layout
 from dpgenome.testing import ToyConfig, toy_cohort
 from dpgenome.train import per_sample_gradients
 
@@ -120,3 +120,26 @@ def test_grouped_masked_linear_grad_sample__matches_torch_func() -> None:
     for name, g in zip(names, ours, strict=True):
         # float32 einsums: agreement to 1e-5 relative
         torch.testing.assert_close(g, reference[name], rtol=1e-5, atol=1e-5)
+
+
+def test_binomial_nll__value_and_gradient_match_the_plain_formula() -> None:
+    """The written-out backward of the binomial NLL equals autograd's through the plain
+    ``-(y log s(l) + (2 - y) log s(-l))``, soft (imputed) dosages and large logits included."""
+    gen = torch.Generator().manual_seed(0)
+    logits = (torch.randn(7, 5, 4, generator=gen, dtype=torch.float64) * 6).requires_grad_(True)
+    y = torch.randint(0, 3, (7, 5, 4), generator=gen).double()
+    y[0, 0] = torch.tensor([0.3, 1.7, 2.0, 0.0], dtype=torch.float64)
+    observed = (torch.rand(5, 4, generator=gen) > 0.2).double()
+    plain = (
+        -(
+            y * torch.nn.functional.logsigmoid(logits)
+            + (2 - y) * torch.nn.functional.logsigmoid(-logits)
+        )
+        * observed
+    )
+    weights = torch.rand(7, 5, 4, generator=gen, dtype=torch.float64)
+    (expected,) = torch.autograd.grad((plain * weights).sum(), logits)
+    ours = binomial_nll(logits, y, observed)
+    torch.testing.assert_close(ours, plain)
+    (got,) = torch.autograd.grad((ours * weights).sum(), logits)
+    torch.testing.assert_close(got, expected)

@@ -104,7 +104,49 @@ def test_train__bias_only_fine_tune_leaves_ld_weights_untouched(cohort) -> None:
     assert all(p.requires_grad for p in model.parameters())
 
 
+@pytest.mark.parametrize("trainable", ["all", "bias"])
+def test_ghost_norms__match_the_materialised_per_sample_gradients(cohort, trainable) -> None:
+    """The ghost norm sampler of the window layers gives each individual's gradient norm over
+    every trainable parameter without materialising it: the same as the norms of the
+    per-sample gradients (hooks; tests/test_model.py checks those against torch.func)."""
+    model = _model(cohort)
+    x = cohort.dosages
+    if trainable == "bias":
+        for p in model.parameters():
+            p.requires_grad_(False)
+        model.window_layer.bias.requires_grad_(True)
+    per_sample = per_sample_gradients(model, x)
+    expected = torch.cat([g.reshape(len(x), -1) for g in per_sample], dim=1).norm(dim=1)
+    trainer = DpSgdTrainer(
+        model,
+        lambda ps: torch.optim.SGD([p for p in ps if p.requires_grad], lr=0.0),
+        len(x),
+        DpSgdConfig(1.0, 1, 0.0, 1.0),
+        seed=0,
+        grad_sample_mode="ghost",
+    )
+    rows = model.prepare(x)
+    trainer.run(lambda module, idx: module(rows[idx]))
+    torch.testing.assert_close(trainer.per_sample_grad_norms(), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_train__ghost_and_hooks_give_the_same_private_run(cohort) -> None:
+    """Ghost clipping and materialised per-sample gradients are two ways to one mechanism:
+    with the same seed (batches, noise) the same parameters and the same clipped share."""
+    runs = {}
+    for mode in ("ghost", "hooks"):
+        model = _model(cohort)
+        cfg = TrainConfig(12, 0.3, 0.05, 0.8, 2.0, grad_sample_mode=mode)
+        rep = train(model, cohort.dosages, cfg, seed=4)
+        runs[mode] = (_flat(model), rep.clipped_fraction, rep.losses)
+    torch.testing.assert_close(runs["ghost"][0], runs["hooks"][0], rtol=1e-4, atol=1e-5)
+    assert runs["ghost"][1] == runs["hooks"][1] and 0.0 < runs["ghost"][1] <= 1.0
+    np.testing.assert_allclose(runs["ghost"][2], runs["hooks"][2], rtol=1e-5)
+
+
 def test_train_config__rejects_invalid_values() -> None:
+    with pytest.raises(ConfigError, match="grad_sample_mode"):
+        TrainConfig(steps=1, sample_rate=0.5, grad_sample_mode="vmap")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="sample_rate"):
         TrainConfig(steps=1, sample_rate=0.0)
     with pytest.raises(ConfigError, match="steps"):

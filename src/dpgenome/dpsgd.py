@@ -325,9 +325,9 @@ class DpSgdTrainer:
         if self.grad_sample_mode == "ghost":
             norms: torch.Tensor = self.module.per_sample_gradient_norms  # type: ignore[assignment]
             return norms.detach()
-        grads = [
-            p.grad_sample.reshape(len(p.grad_sample), -1)  # type: ignore[attr-defined]
+        squares = [
+            p.grad_sample.reshape(len(p.grad_sample), -1).norm(dim=1).square()  # type: ignore[attr-defined]
             for p in self.module.parameters()
-            if getattr(p, "grad_sample", None) is not None
-        ]
-        return torch.cat(grads, dim=1).norm(dim=1)
+            if p.requires_grad and getattr(p, "grad_sample", None) is not None
+        ]  # per parameter: no concatenated copy of every per-sample gradient
+        return torch.stack(squares).sum(dim=0).sqrt()
