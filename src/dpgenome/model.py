@@ -17,8 +17,11 @@ and one noise draw per step covers every window (one DP-SGD mechanism, one epsil
 Opacus computes per-sample gradients of :class:`GroupedMaskedLinear` through the grad sampler
 registered below: for input ``a`` ``(B, W, d_in)`` and output gradient ``g`` ``(B, W, d_out)``
 the per-sample weight gradient is ``einsum("bwi,bwo->bwio", a, g) * mask`` and the bias
-gradient is ``g`` (closed form; Opacus's generic functorch path is an order of magnitude
-slower for this layer).
+gradient is ``g`` (closed form). By default training needs only each individual's gradient
+*norm* (ghost clipping), which the norm sampler registered below gives without materialising
+the gradients: ``sum_w (a_bw^2)^T mask (g_bw^2)``. ``bench/dpsgd.py`` at 960 x 79,645: 0.28 s
+per DP-SGD step by ghost clipping, 1.49 s with materialised per-sample gradients, 2.40 s by
+Opacus's generic functorch path.
 """
 
 from __future__ import annotations
