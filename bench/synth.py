@@ -463,6 +463,10 @@ def main() -> None:
             rows = [
                 run_synth("dpgenome+public n=10k chr5,11", 3.0, seed, data, data["public"], base)
             ]
+            if args.no_public_too:
+                rows.append(
+                    run_synth("dpgenome-no-public n=10k chr5,11", 3.0, seed, data, None, base)
+                )
             print_table(f"n = 10,000, chromosomes 5 and 11, seed {seed}", rows)
 
 
