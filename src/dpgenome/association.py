@@ -541,15 +541,14 @@ def release_covariate_slopes(
     The slope of ``r`` on ``u`` is the released cross-moment through the members' released
     covariance of ``u`` (its eigenvalues floored at a quarter of the synthetic rows' smallest
     and at ``sqrt(k)`` sds of its noise: a noisy moment cannot blow the slope up), and it is
-    carried to the covariates' own units
-    by the least-squares map from the synthetic rows' columns to their ``u`` (exact for a 0/1
-    column, whose clipped ``u`` is affine in it; the identity over the scale for a column the
-    clip leaves alone). So the members' covariate shares, not the DP phenotype model's, set
-    the slope: a rare 0/1 covariate (SW16: 4% of members) whose synthetic share is half the
-    members' read the slope twice too large through the synthetic rows' moments alone. A
-    column the synthetic rows leave constant gets slope 0 and stays out of every member's
-    ``u``. Without noise (no formal privacy) it is the members' own least squares slope of ``r_std``
-    on ``[1, w]``."""
+    carried to the covariates' own units by the least-squares map from the synthetic rows'
+    columns to their ``u`` (exact for a 0/1 column, whose clipped ``u`` is affine in it; the
+    identity over the scale for a column the clip leaves alone). So the members' covariate
+    shares, not the DP phenotype model's, set the slope: a rare 0/1 covariate (SW16: 4% of
+    members) whose synthetic share is half the members' read the slope twice too large
+    through the synthetic rows' moments alone. A column the synthetic rows leave constant
+    gets slope 0 and stays out of every member's ``u``. Without noise (no formal privacy) it
+    is the members' own least squares slope of ``r_std`` on ``[1, w]``."""
     w = np.asarray(w, dtype=np.float64)
     w_synth = np.asarray(w_synth, dtype=np.float64)
     n, k = w.shape

@@ -325,9 +325,9 @@ class DpSgdTrainer:
         if self.grad_sample_mode == "ghost":
             norms: torch.Tensor = self.module.per_sample_gradient_norms  # type: ignore[assignment]
             return norms.detach()
-        squares = [
-            p.grad_sample.reshape(len(p.grad_sample), -1).norm(dim=1).square()  # type: ignore[attr-defined]
-            for p in self.module.parameters()
-            if p.requires_grad and getattr(p, "grad_sample", None) is not None
-        ]  # per parameter: no concatenated copy of every per-sample gradient
+        # per parameter: no concatenated copy of every per-sample gradient
+        grads = [
+            getattr(p, "grad_sample", None) for p in self.module.parameters() if p.requires_grad
+        ]
+        squares = [g.reshape(len(g), -1).norm(dim=1).square() for g in grads if g is not None]
         return torch.stack(squares).sum(dim=0).sqrt()
