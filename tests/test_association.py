@@ -986,3 +986,86 @@ def test_covariate_release__each_members_contribution_within_the_sensitivity(k) 
         assert np.linalg.norm(v, axis=1).max() <= A.covariate_sensitivity(y_clip, w_clip) + 1e-9
     back = A._from_triangle(q[-1] + shift, k)
     np.testing.assert_allclose(back, np.outer(u[-1], u[-1]), atol=1e-12)
+
+
+def test_release_lead__exact_moments_and_each_members_contribution_within_the_sensitivity() -> None:
+    """Without noise the release is the raw centred dosage's cross-moment and the allele
+    frequency; adding one member moves the vector ``(sum (x - 1) y, w y_clip sum (x - 1))`` by
+    at most ``y_clip sqrt(1 + w^2)`` (the worst member: a homozygote at the phenotype bound,
+    a missing dosage counts as 1)."""
+    rng = np.random.default_rng(3)
+    n, y_clip, w = 500, 2.0, 0.5
+    x = rng.binomial(2, 0.3, size=n).astype(float)
+    y = rng.normal(size=n) + 0.4 * (x - 0.6)
+    y = np.clip(y - y.mean(), -y_clip, y_clip)  # centred, as by the location release
+    rel = A.release_lead(x, y, noise_multiplier=None, y_clip=y_clip, count_weight=w, rng=rng)
+    assert rel.cross == pytest.approx(float(((x - 1) @ y) / n))
+    assert rel.frequency == pytest.approx(x.mean() / 2)
+    assert rel.cross_sd == 0.0 and rel.frequency_sd == 0.0
+    r, r_sd, f = rel.correlation()
+    assert f == pytest.approx(x.mean() / 2) and r_sd == 0.0
+    # the covariance over the Hardy-Weinberg sd at the released frequency (y centred)
+    hwe_sd = math.sqrt(2 * f * (1 - f))
+    assert r == pytest.approx(float((x - 1) @ y) / n / hwe_sd)
+    # ... which is the covariance's, up to the phenotype's mean times |2 f - 1| / sd_x
+    gap = abs(r - float(np.cov(x, y, bias=True)[0, 1]) / hwe_sd)
+    assert gap <= abs(2 * f - 1) * abs(y.mean()) / hwe_sd + 1e-12
+
+    def vector(xs, ys):
+        xc = np.clip(np.nan_to_num(xs - 1.0, nan=0.0), -1, 1)
+        return np.array([xc @ ys, w * y_clip * xc.sum()])
+
+    bound = y_clip * math.hypot(1.0, w)
+    for extra_x, extra_y in [(2.0, y_clip), (0.0, -y_clip), (np.nan, y_clip), (1.0, 0.3)]:
+        more = vector(np.append(x, extra_x), np.append(y, extra_y))
+        assert np.linalg.norm(more - vector(x, y)) <= bound + 1e-9
+    assert np.linalg.norm(vector(np.append(x, 2.0), np.append(y, y_clip)) - vector(x, y)) == (
+        pytest.approx(bound)
+    )
+    with pytest.raises(ValueError, match="y_clip"):
+        A.release_lead(x, y * 3, noise_multiplier=1.0, y_clip=y_clip, count_weight=w, rng=rng)
+
+
+def test_release_lead__noise_has_the_calibrated_scale() -> None:
+    """A zero phenotype: the cross-moment is pure noise of sd ``sigma y_clip sqrt(1 + w^2) /
+    n``; the frequency's noise sd is that over ``2 w y_clip``; both as stated."""
+    rng = np.random.default_rng(4)
+    n, sigma, y_clip, w = 300, 2.0, 1.5, 0.5
+    x = rng.binomial(2, 0.4, size=n).astype(float)
+    draws = [
+        A.release_lead(
+            x, np.zeros(n), noise_multiplier=sigma, y_clip=y_clip, count_weight=w, rng=rng
+        )
+        for _ in range(6000)
+    ]
+    cross = np.array([d.cross for d in draws])
+    freq = np.array([d.frequency for d in draws])
+    expected = sigma * y_clip * math.hypot(1.0, w) / n
+    assert draws[0].cross_sd == pytest.approx(expected)
+    assert cross.std() == pytest.approx(expected, rel=0.04)
+    assert abs(cross.mean()) < 4 * expected / math.sqrt(len(cross))
+    assert freq.std() == pytest.approx(draws[0].frequency_sd, rel=0.04)
+    assert draws[0].frequency_sd == pytest.approx(expected / (2 * w * y_clip))
+    assert freq.mean() == pytest.approx(x.mean() / 2, abs=4 * draws[0].frequency_sd / 70)
+
+
+def test_lead_candidates__snps_well_inside_the_span_and_common() -> None:
+    """A block in LD (a few haplotypes) has SNPs with most of their variance in a few
+    components; independent SNPs, as DP genotypes without LD, have none at the same count;
+    a rare SNP is never a candidate."""
+    rng = np.random.default_rng(5)
+    n, m = 400, 60
+    haplotypes = rng.binomial(1, 0.4, size=(4, m))
+    pick = rng.integers(4, size=(n, 2))
+    block = (haplotypes[pick[:, 0]] + haplotypes[pick[:, 1]]).astype(float)
+    flips = rng.random((n, m)) < 0.02
+    block = np.where(flips, rng.binomial(2, 0.4, size=(n, m)), block)
+    rb = A.region_basis(block, 6)
+    assert len(A.lead_candidates(rb, 0.5)) > m // 2
+    independent = rng.binomial(2, 0.4, size=(n, m)).astype(float)
+    assert len(A.lead_candidates(A.region_basis(independent, 6), 0.5)) == 0
+    rare = block.copy()
+    rare[:, 0] = (rng.random(n) < 0.02).astype(float)
+    rare[:, 1] = block[:, 2]
+    ok = A.lead_candidates(A.region_basis(rare, 6), 0.5, min_maf=0.05)
+    assert 0 not in ok and 1 in ok

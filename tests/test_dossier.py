@@ -408,6 +408,14 @@ def test_render_dossier__shows_where_the_synthetic_associations_come_from() -> N
     assert "chr11:91-99.35 Mb" in text and "rs27060420" in text
     assert "chr7:27-34.2 Mb" in text and "no (mostly noise)" in text
     assert "Matching relative residual" in text and "0.0123" in text
+    assert "the region is one lead SNP" not in text
+    # without a public panel each region is one lead SNP: the dossier says what that carries
+    association = doc["synthesis"]["association"]
+    association["release"] = "lead SNP"
+    association["regions"][1] |= {"drop_reason": "minor-allele frequency below 0.05"}
+    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    assert "the region is one lead SNP" in text
+    assert "no (minor-allele frequency below 0.05)" in text
     assert "carry no record of the association release" in " ".join(render("partial").split())
     doc["synthesis"]["association"]["regions"] = []
     text = " ".join(render_dossier(doc, evaluation, {}).split())

@@ -648,3 +648,50 @@ def test_synthesize__no_formal_privacy_reproduces_the_most_associated_snps() -> 
     a = replace(FAST.association, exact_snps=0)
     base = synthesize(m, replace(FAST, epsilon=math.inf, seed=3, association=a), pub)
     assert err.mean() < 0.8 * np.abs(_gwas_corr(base.cohort, ids) - real).mean()
+
+
+def test_synthesize__without_a_panel_releases_lead_snps(members) -> None:
+    """No public panel (under DP): each selected region is one lead SNP, chosen by the noisy
+    max over single SNPs, whose released cross-moment and allele frequency
+    (``release_lead``) the synthetic cohort carries: the column is redrawn at the released
+    frequency and paired to the released correlation. The ledger is the components
+    release's (the same Gaussian step, the same noisy max and test)."""
+    from dpgenome.association import CovariateAdjustment
+
+    m, truth = members
+    a = replace(FAST.association, threshold=3, no_panel_release="lead")
+    cfg = replace(FAST, epsilon=30.0, seed=5, association=a)
+    res = synthesize(m, cfg)
+    d = res.details["association"]
+    assert d["release"] == "lead SNP" and d["reference"] == "DP synthetic genotypes"
+    kept = [r for r in d["regions"] if not r["dropped"]]
+    assert kept, "the toy's planted loci should be selected at epsilon 30"
+    syn = res.cohort
+    adj = CovariateAdjustment.fit(syn.phenotypes, syn.pheno_types, "BMD", ("SW16",))
+    tested = adj.complete(syn.phenotypes, "BMD")
+    y = adj.residual(syn.phenotypes, "BMD")[tested]
+    ids = m.variants["id"].astype(str)
+    pos = m.variants["pos"].to_numpy()
+    for r in kept:
+        assert r["n_snps"] == 1 and r["start"] == r["end"] and r["release"] == "lead SNP"
+        col = int(np.flatnonzero(ids == r["implied_lead"]["snp"])[0])
+        # within the flank of a planted locus on its chromosome
+        near = [c for c in truth.causal_index if m.variants["chr"].iloc[c] == r["chr"]]
+        assert near and min(abs(pos[c] - pos[col]) for c in near) <= a.flank_bp
+        f = r["released_frequency"]
+        members_f = float(np.nanmean(m.dosages[:, col]) / 2)
+        assert f == pytest.approx(members_f, abs=0.03)
+        x = syn.dosages[:, col].astype(float)
+        assert x.mean() / 2 == pytest.approx(f, abs=4 * math.sqrt(f * (1 - f) / (2 * len(x))))
+        synthetic_r = float(np.corrcoef(x[tested], y)[0, 1])
+        assert synthetic_r == pytest.approx(r["implied_lead"]["cross_moment"], abs=0.03)
+        assert abs(synthetic_r) > 0.2
+    components = synthesize(m, replace(cfg, association=replace(a, no_panel_release="components")))
+    assert components.details["association"]["release"] == "components"
+    assert components.ledger.to_dict() == res.ledger.to_dict()
+    # "auto" chooses per region from the DP basis (post-processing): the same ledger, and a
+    # region is one SNP exactly when released as a lead SNP
+    auto = synthesize(m, replace(cfg, association=replace(a, no_panel_release="auto")))
+    assert auto.ledger.to_dict() == res.ledger.to_dict()
+    for r in auto.details["association"]["regions"]:
+        assert (r["release"] == "lead SNP") == (r["n_snps"] == 1)

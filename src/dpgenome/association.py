@@ -50,6 +50,13 @@ prototype, see issue 5):
    dropped) and undoing the attenuation of the two clips
    (:func:`debias_map`, from the reference genotypes and a normal phenotype: public). The
    clips are tighter than the raw data's spread, which cuts the noise more than the signal.
+   *Without a public panel* (under DP) the reference is the DP synthetic genotypes, whose
+   components carry little LD at ~1,000 members, so by default
+   (:attr:`AssociationConfig.no_panel_release`) the noisy max runs over single SNPs and
+   each region is its lead SNP alone: :func:`release_lead` releases, in the same Gaussian
+   step, the SNP's raw centred dosage's cross-moment with the phenotype and its allele
+   count (no genotype clip: ``|x - 1| <= 1``); the synthetic column is redrawn at the
+   released frequency and matched to the released correlation.
 4. **Generation by matching** (:func:`match_rows`, post-processing). Synthetic genotypes and
    synthetic phenotype rows are drawn independently; the rows are then *assigned* to the
    genotypes (a permutation of whole phenotype rows, so every phenotype's distribution and
@@ -77,6 +84,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -253,6 +261,24 @@ class AssociationConfig:
     #: the members' block carries, and the pairing's chance pushed some of it over the line);
     #: docs/tuning-history.md, stop 25. Post-processing either way
     residual_directions: int = 0
+    #: without a public panel the region's components are those of the DP synthetic
+    #: genotypes, which carry little LD at ~1,000 members: no SNP of theirs holds half its
+    #: variance in six components, and a released effect spread over hundreds of nearly
+    #: independent SNPs made no synthetic hit (docs/tuning-history.md, stop 28); at 10,000
+    #: members they carry enough LD for the components release to work. Without a panel
+    #: (under DP) the noisy max then runs over single SNPs (single-SNP windows: the same
+    #: sensitivity and ledger), and a region's release is "lead": that SNP's raw moments
+    #: alone (:func:`release_lead`: its cross-moment with the phenotype and its allele
+    #: frequency; the synthetic column is redrawn at the released frequency and paired to
+    #: the released correlation), "components": the panel path's release on the DP
+    #: genotypes' components around the lead SNP's window, or "auto": "components" when the
+    #: region's DP basis has a SNP the effect can be read as (:func:`lead_candidates`),
+    #: else "lead" (post-processing of DP outputs: the choice costs nothing)
+    no_panel_release: Literal["auto", "lead", "components"] = "auto"
+    #: the lead release's allele-count coordinate weighs ``lead_count_weight`` times the
+    #: phenotype bound: the sensitivity grows by ``sqrt(1 + w^2)`` (1.118 at 0.5) and the
+    #: frequency's noise sd is ``1 / (2 w y_bound)`` of the cross-moment's
+    lead_count_weight: float = 0.5
     null_hit_log10_p: float = 8.0
     explained_log10_p: float = -math.log10(2e-6)
 
@@ -269,6 +295,11 @@ class AssociationConfig:
             raise ConfigError(f"null_draws must be >= 1, got {self.null_draws}")
         if self.residual_directions < 0:
             raise ConfigError(f"residual_directions must be >= 0, got {self.residual_directions}")
+        if self.no_panel_release not in ("auto", "lead", "components"):
+            raise ConfigError(
+                "no_panel_release must be 'auto', 'lead' or 'components', got "
+                f"{self.no_panel_release!r}"
+            )
         if self.lead_flank_bp < 0:
             raise ConfigError(f"lead_flank_bp must be >= 0, got {self.lead_flank_bp}")
         for name in (
@@ -282,6 +313,7 @@ class AssociationConfig:
             "lead_weight",
             "null_hit_log10_p",
             "explained_log10_p",
+            "lead_count_weight",
         ):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
@@ -329,6 +361,10 @@ class Region:
     #: (:func:`exact_snp_targets`)
     snps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     snp_effects: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: the synthetic genotypes of ``columns`` are redrawn at the released allele frequency
+    #: ``center / 2`` (Hardy-Weinberg, independently of everything else: post-processing)
+    #: before the pairing: a lead release (:func:`release_lead`)
+    redraw: bool = False
 
     def targets(self) -> np.ndarray:
         """Per-individual cross-moments the synthetic cohort reproduces: ``beta``, then the
@@ -943,6 +979,72 @@ def release_effect(
     return np.asarray(zc.T @ y_std / n + rng.normal(scale=noise_sd, size=zc.shape[1]))
 
 
+@dataclass(frozen=True)
+class LeadRelease:
+    """One SNP's released moments (:func:`release_lead`): the per-individual cross-moment
+    ``mean((x - 1) y)`` and the alternate-allele frequency, with their noise sds (public
+    constants of the mechanism; 0 without formal privacy)."""
+
+    cross: float
+    frequency: float
+    cross_sd: float
+    frequency_sd: float
+
+    def correlation(self, kappa: float = 1.0) -> tuple[float, float, float]:
+        """``(r, r_sd, frequency)``: the released cross-moment as the SNP's correlation with
+        the (unit-sd) phenotype, ``cross / (kappa sd_x)`` with ``sd_x = sqrt(2 f (1 - f))``
+        at the released frequency ``f`` (kept within [0.005, 0.995]) and ``kappa`` the
+        phenotype clip's attenuation (:func:`phenotype_attenuation`); ``r`` is bounded by
+        0.99. The cross-moment is not centred: the phenotype is centred by its released
+        location already (its mean is that release's noise, ~0.02 sd at epsilon 3), which
+        moves ``r`` by at most that times ``|2 f - 1| / sd_x``."""
+        f = float(np.clip(self.frequency, 0.005, 0.995))
+        sd_x = math.sqrt(2.0 * f * (1.0 - f))
+        r = float(np.clip(self.cross / (kappa * sd_x), -0.99, 0.99))
+        return r, self.cross_sd / (kappa * sd_x), f
+
+
+def release_lead(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    noise_multiplier: float | None,
+    y_clip: float,
+    count_weight: float,
+    rng: np.random.Generator,
+) -> LeadRelease:
+    """One SNP's phenotype cross-moment and allele frequency in one Gaussian step.
+
+    Per member the vector ``((x_i - 1) y_i, w y_clip (x_i - 1))`` of the raw dosage centred
+    at 1 (public: no frequency needed, and ``|x_i - 1| <= 1`` for a dosage in [0, 2], so no
+    genotype clipping; a missing dosage counts as 1) with ``|y_i| <= y_clip``: L2 sensitivity
+    ``y_clip sqrt(1 + w^2)`` (``w = count_weight``). Both sums get Gaussian noise of
+    ``noise_multiplier`` times that; ``None``: exact (no formal privacy)."""
+    y = np.asarray(y, dtype=np.float64)
+    if np.any(np.abs(y) > y_clip * (1 + 1e-9)):
+        raise ValueError("release_lead: every |y_i| must lie within y_clip")
+    xc = np.clip(np.nan_to_num(np.asarray(x, dtype=np.float64) - 1.0, nan=0.0), -1.0, 1.0)
+    n = len(y)
+    cross, count = float(xc @ y), float(xc.sum())
+    sensitivity = y_clip * math.hypot(1.0, count_weight)
+    sd = 0.0 if noise_multiplier is None else noise_multiplier * sensitivity
+    scale = count_weight * y_clip
+    if sd > 0.0:
+        cross += float(rng.normal(scale=sd))
+        count += float(rng.normal(scale=sd)) / scale
+    return LeadRelease(cross / n, (count / n + 1.0) / 2.0, sd / n, sd / scale / (2.0 * n))
+
+
+def lead_candidates(rb: RegionBasis, min_r2: float, min_maf: float = 0.05) -> np.ndarray:
+    """Positions of the region's SNPs that :func:`implied_lead` may read a released effect
+    as: at least ``min_r2`` of their reference variance in the basis's span and a reference
+    minor-allele frequency of at least ``min_maf`` (public: the basis only)."""
+    explained = (rb.cov**2).sum(axis=1)
+    freq = rb.center / 2.0
+    common = np.minimum(freq, 1.0 - freq) >= min_maf
+    return np.flatnonzero((explained >= min_r2 * rb.var) & common)
+
+
 def implied_lead(
     rb: RegionBasis,
     beta: np.ndarray,
@@ -966,9 +1068,7 @@ def implied_lead(
     ``beta``: the effect does not look like one causal variant."""
     a, var = rb.cov, rb.var
     explained = (a**2).sum(axis=1)
-    freq = rb.center / 2.0
-    common = np.minimum(freq, 1.0 - freq) >= min_maf
-    ok = np.flatnonzero((explained >= min_r2 * var) & common)
+    ok = lead_candidates(rb, min_r2, min_maf)
     if len(ok) == 0 or not np.any(beta):
         return None
     proj = a[ok] @ beta

@@ -396,6 +396,7 @@ def _association_rows(association: Any) -> dict[str, Any]:
                 "effect_norm": r.get("released_effect_norm"),
                 "shrink_factor": r.get("shrink_factor"),
                 "carried": not r.get("dropped", False),
+                "drop_reason": r.get("drop_reason", "mostly noise"),
                 "matched_snps": matched,
             }
         )
@@ -403,6 +404,8 @@ def _association_rows(association: Any) -> dict[str, Any]:
         "recorded": True,
         "regions": regions,
         "residual": association.get("matching_relative_residual"),
+        # without a public panel: one SNP per region, no LD around it
+        "lead_snps": association.get("release") == "lead SNP",
     }
 
 

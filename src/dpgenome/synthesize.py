@@ -40,7 +40,8 @@
    basic-composition step.
 5. ``region-association`` (Gaussian): the low-dimensional release of the phenotype-genotype
    association of each selected region (cross-moments of the covariate-adjusted phenotype
-   with the region's principal components), planned for ``max_regions`` regions: when the
+   with the region's principal components; without a public panel, of its lead SNP alone
+   with that SNP's allele count), planned for ``max_regions`` regions: when the
    threshold tests stop earlier, the released regions share the plan's privacy loss
    (:func:`region_sigma`). Synthetic phenotype rows are then assigned to
    synthetic genotype rows so that the synthetic cohort reproduces those cross-moments over
@@ -86,7 +87,7 @@ from dpgenome.cohort import Cohort, PhenoType, category_levels, design_matrix, o
 from dpgenome.draw import draw_with_prevalence
 from dpgenome.errors import CohortError, ConfigError
 from dpgenome.gwas import lambda_gc, linear_scan
-from dpgenome.model import WindowModel, make_layout
+from dpgenome.model import WindowLayout, WindowModel, make_layout
 from dpgenome.sample import sample_dosages, synthetic_samples
 from dpgenome.train import TrainConfig, train
 
@@ -722,6 +723,7 @@ def _association(
         details["association"] = {"regions": [], "max_regions": 0}  # disabled: none released
         return [], None
     layout = layout_model.layout
+    var = members.variants
     reference_dosages = public.dosages if public is not None else synth_dosages
     adjust = assoc.CovariateAdjustment.fit(
         synth_pheno, members.pheno_types, config.pheno, tuple(config.covariates)
@@ -783,8 +785,12 @@ def _association(
     x_clip = a.x_clip if private else None
     y_sel_clip = assoc.select_y_bound(a, y_bound) if private else None
     y_sel = y_std if y_sel_clip is None else np.clip(y_std, -y_sel_clip, y_sel_clip)
+    # without a panel (under DP) each region is one lead SNP: the noisy max runs over
+    # single-SNP windows (public map; the same score sensitivity)
+    lead_snps = private and public is None and a.no_panel_release != "components"
+    select_layout = make_layout(var, window=1, context=0) if lead_snps else layout
     scores = assoc.window_scores(
-        assoc.snp_scores(members.dosages, y_sel, ref.alt_freq, x_clip), layout
+        assoc.snp_scores(members.dosages, y_sel, ref.alt_freq, x_clip), select_layout
     )
     sens = assoc.score_sensitivity(a, n, y_bound)
     # null sd of the clipped scores from public inputs only: the reference genotypes, and a
@@ -815,7 +821,7 @@ def _association(
     eps_select, eps_test = _selection_budget(ledger, config)
     selections = assoc.select_regions(
         scores,
-        layout,
+        select_layout,
         a,
         sensitivity=sens,
         eps_select=eps_select,
@@ -825,16 +831,34 @@ def _association(
     )
     sigma = region_sigma(noise_multiplier(ledger, ASSOCIATION), len(selections), a.max_regions)
     effect_sd = assoc.effect_noise_sd(sigma, a.z_clip, effect_bound, n)  # per component
-    var = members.variants
     regions: list[assoc.Region] = []
     region_details: list[dict[str, Any]] = []
     matched_columns = np.zeros(0, dtype=np.int64)  # exact SNP targets of earlier regions
+    releases: list[str] = []
     for sel in selections:
-        lead = sel.lead
+        # the lead window: the noisy max's (with a panel), or its lead SNP's
+        lead = (
+            int(layout.window_of_snp[select_layout.snp_index[sel.lead, 0]])
+            if lead_snps
+            else sel.lead
+        )
         cols = assoc.region_columns(lead, layout, a.flank_bp)
         rb = assoc.region_basis(
             reference_dosages[:, cols], a.n_components, assoc.column_weights(lead, cols, layout, a)
         )
+        if lead_snps and (
+            a.no_panel_release == "lead"
+            or not len(assoc.lead_candidates(rb, a.implied_lead_min_r2, a.implied_lead_min_maf))
+        ):
+            releases.append("lead SNP")
+            lead_region, lead_info = _lead_region(
+                members, select_layout, layout, sel, y_effect, sigma, effect_bound, kappa, a, rng
+            )
+            region_details.append(lead_info | {"release": "lead SNP"})
+            if lead_region is not None:
+                regions.append(lead_region)
+            continue
+        releases.append("components")
         z = assoc.components(members.dosages[:, cols], rb.center, rb.scale, rb.basis)
         beta = assoc.release_effect(
             z, y_effect, noise_multiplier=sigma, z_clip=a.z_clip, y_clip=effect_bound, rng=rng
@@ -854,6 +878,7 @@ def _association(
             # mostly noise: no association is carried into the synthetic cohort (post-processing)
             "dropped": shrink < a.min_shrink,
             "implied_lead": None,
+            "release": "components",
         }
         region_details.append(detail)
         if detail["dropped"]:
@@ -924,8 +949,74 @@ def _association(
         "phenotype_location": {"mean": loc.mean, "sd": loc.sd},
         "regions": region_details,
         "reference": "public panel" if public is not None else "DP synthetic genotypes",
+        # "lead SNP" when a region was released as its lead SNP alone (without a panel:
+        # no_panel_release; each region's own is in its details)
+        "release": "lead SNP" if "lead SNP" in releases else "components",
     }
     return regions, adjust
+
+
+def _lead_region(
+    members: Cohort,
+    snp_layout: WindowLayout,
+    layout: WindowLayout,
+    sel: assoc.Selection,
+    y_effect: np.ndarray,
+    sigma: float | None,
+    effect_bound: float,
+    kappa: float,
+    a: assoc.AssociationConfig,
+    rng: np.random.Generator,
+) -> tuple[assoc.Region | None, dict[str, Any]]:
+    """A selected lead SNP's region without a public panel (``no_panel_release = "lead"``):
+    the SNP's released cross-moment and frequency (:func:`dpgenome.association.release_lead`,
+    the region's Gaussian release), read as a correlation. The region is that one column,
+    redrawn at the released frequency and paired to the correlation; ``None`` when the
+    release is mostly noise (:attr:`~dpgenome.association.AssociationConfig.min_shrink`) or
+    the released minor-allele frequency is below ``implied_lead_min_maf``."""
+    j = int(snp_layout.snp_index[sel.lead, 0])
+    rel = assoc.release_lead(
+        members.dosages[:, j],
+        y_effect,
+        noise_multiplier=sigma,
+        y_clip=effect_bound,
+        count_weight=a.lead_count_weight,
+        rng=rng,
+    )
+    _, shrink = assoc.shrink_effect(np.array([rel.cross]), rel.cross_sd)
+    r, r_sd, f = rel.correlation(kappa)
+    var = members.variants
+    pos = int(var["pos"].iloc[j])
+    rare = min(f, 1.0 - f) < a.implied_lead_min_maf
+    detail: dict[str, Any] = {
+        "chr": str(var["chr"].iloc[j]),
+        "start": pos,
+        "end": pos,
+        "n_snps": 1,
+        "n_components": 1,
+        "released_effect_norm": abs(rel.cross),
+        "shrink_factor": shrink,
+        "dropped": shrink < a.min_shrink or rare,
+        "released_frequency": f,
+        "implied_lead": None,
+    }
+    if rare and shrink >= a.min_shrink:
+        detail["drop_reason"] = f"minor-allele frequency below {a.implied_lead_min_maf:g}"
+    if detail["dropped"]:
+        return None, detail
+    detail["implied_lead"] = {"snp": str(var["id"].iloc[j]), "cross_moment": r, "sd": r_sd}
+    sd_x = math.sqrt(2.0 * f * (1.0 - f))
+    region = assoc.Region(
+        int(layout.window_of_snp[j]),
+        np.array([j]),
+        np.array([2.0 * f]),
+        np.array([sd_x]),
+        np.ones((1, 1)),
+        np.array([r]),
+        np.ones(1),
+        redraw=True,
+    )
+    return region, detail
 
 
 def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = None) -> SynthResult:
@@ -1030,6 +1121,11 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
         )
         for r in regions:
             dosages[:, r.columns] = public.dosages[np.ix_(pick, r.columns)]
+    redraw_rng = np.random.default_rng((seeds[7], 1))
+    for r in (r for r in regions if r.redraw):
+        # a lead release's column at its released frequency (post-processing)
+        freq = r.center / 2.0
+        dosages[:, r.columns] = redraw_rng.binomial(2, freq, size=(len(dosages), len(freq)))
     order, pairing = _pairing(dosages, pheno_table, pheno_types, regions, adjust, cfg, seeds[6])
     pheno_table = _relocate(pheno_table.iloc[order].reset_index(drop=True), adjust, cfg, details)
     pheno_table = _with_slopes(pheno_table, adjust, cfg, details)
