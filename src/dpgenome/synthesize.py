@@ -968,8 +968,9 @@ def _lead_region(
     a: assoc.AssociationConfig,
     rng: np.random.Generator,
 ) -> tuple[assoc.Region | None, dict[str, Any]]:
-    """A selected lead SNP's region without a public panel (``no_panel_release = "lead"``):
-    the SNP's released cross-moment and frequency (:func:`dpgenome.association.release_lead`,
+    """A selected lead SNP's region without a public panel (``no_panel_release`` "lead", or
+    "auto" when the region's DP basis has no lead candidate): the SNP's released cross-moment
+    and frequency (:func:`dpgenome.association.release_lead`,
     the region's Gaussian release), read as a correlation. The region is that one column,
     redrawn at the released frequency and paired to the correlation; ``None`` when the
     release is mostly noise (:attr:`~dpgenome.association.AssociationConfig.min_shrink`) or
@@ -983,8 +984,9 @@ def _lead_region(
         count_weight=a.lead_count_weight,
         rng=rng,
     )
-    _, shrink = assoc.shrink_effect(np.array([rel.cross]), rel.cross_sd)
+    shrink = assoc.shrink_effect(np.array([rel.cross]), rel.cross_sd)[1] if a.shrink else 1.0
     r, r_sd, f = rel.correlation(kappa)
+    r *= shrink**a.shrink_power  # as a components release's effect (1 at the default power 0)
     var = members.variants
     pos = int(var["pos"].iloc[j])
     rare = min(f, 1.0 - f) < a.implied_lead_min_maf
