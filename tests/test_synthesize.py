@@ -686,6 +686,16 @@ def test_synthesize__without_a_panel_releases_lead_snps(members) -> None:
         synthetic_r = float(np.corrcoef(x[tested], y)[0, 1])
         assert synthetic_r == pytest.approx(r["implied_lead"]["cross_moment"], abs=0.03)
         assert abs(synthetic_r) > 0.2
+    # shrink_power scales a lead release as it scales a components release's effect: by the
+    # shrink factor to that power (the same seed, so the same noise draw and regions)
+    full = synthesize(m, replace(cfg, association=replace(a, shrink_power=1.0)))
+    regions = full.details["association"]["regions"]
+    assert [r["dropped"] for r in regions] == [r["dropped"] for r in d["regions"]]
+    for r0, r1 in zip(d["regions"], regions, strict=True):
+        if not r0["dropped"]:
+            assert 0.8 <= r0["shrink_factor"] < 1.0
+            lead0, lead1 = r0["implied_lead"]["cross_moment"], r1["implied_lead"]["cross_moment"]
+            assert lead1 == pytest.approx(lead0 * r0["shrink_factor"], rel=1e-9)
     components = synthesize(m, replace(cfg, association=replace(a, no_panel_release="components")))
     assert components.details["association"]["release"] == "components"
     assert components.ledger.to_dict() == res.ledger.to_dict()
