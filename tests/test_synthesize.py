@@ -705,3 +705,22 @@ def test_synthesize__without_a_panel_releases_lead_snps(members) -> None:
     assert auto.ledger.to_dict() == res.ledger.to_dict()
     for r in auto.details["association"]["regions"]:
         assert (r["release"] == "lead SNP") == (r["n_snps"] == 1)
+
+
+def test_synthesize__outputs_no_uncharged_member_statistics(members) -> None:
+    """Under DP nothing computed from the members outside a ledger mechanism reaches the
+    output: the synthetic map carries no per-SNP quality (an imputation INFO / R2 score is
+    computed from the cohort's own dosages), and the structure run's details hold no loss or
+    clipped share of the members' un-noised batches."""
+    m, _ = members
+    assert m.variants["quality"].notna().any()  # the toy map has a quality column
+    res = synthesize(m, replace(FAST, epsilon=4.0, seed=1))
+    assert res.cohort.variants["quality"].isna().all()
+    cols = ["id", "chr", "pos", "ref", "alt"]
+    assert res.cohort.variants[cols].equals(m.variants[cols])
+    s = res.details["structure"]
+    assert s["noise_multiplier"] > 0
+    assert "final_loss" not in s and "clipped_fraction" not in s
+    # without formal privacy the diagnostics stay (nothing is claimed)
+    exact = synthesize(m, replace(FAST, epsilon=math.inf, seed=1))
+    assert exact.details["structure"]["final_loss"] is not None

@@ -602,11 +602,16 @@ def _structure(
             "noise_multiplier": sigma,
             "max_grad_norm": rep.max_grad_norm,
             "trainable": trainable,
-            "clipped_fraction": rep.clipped_fraction,
             "opacus_epsilon": rep.opacus_epsilon,
-            "final_loss": _last(rep.losses),
             "seconds": rep.seconds,
         }
+        if sigma is None:
+            # the batch losses and the share of clipped gradients are exact statistics of the
+            # members' un-noised batches, charged to no mechanism: shown without DP only
+            details["structure"] |= {
+                "clipped_fraction": rep.clipped_fraction,
+                "final_loss": _last(rep.losses),
+            }
     return model
 
 
@@ -1142,9 +1147,14 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
         )
     timings["association"] = time.perf_counter() - t0
 
+    variants = members.variants.copy()
+    if cfg.private:
+        # a per-SNP quality (an imputation INFO / R2 score, the study map's quality) is a
+        # statistic of the members' own dosages, charged to no mechanism: not carried over
+        variants["quality"] = np.nan
     cohort = Cohort(
         dosages,
-        members.variants.copy(),
+        variants,
         synthetic_samples(cfg.n_synth, avoid=members.sample_ids),
         pheno_table.reset_index(drop=True),
         dict(pheno_types),
