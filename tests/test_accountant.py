@@ -560,6 +560,29 @@ def test_ledger__to_dict_has_the_contract_shape() -> None:
     assert "ε" in ledger.label
 
 
+def test_ledger__states_what_it_treats_as_public_and_the_replace_one_bound() -> None:
+    """The record says what the guarantee assumes public (n, the schema) and gives the
+    guarantee between two same-size cohorts that differ in one individual: group privacy
+    over remove-then-add, ``(2 eps, (1 + e^eps) delta)``; a per-query sensitivity note
+    survives the round trip."""
+    ledger = Ledger(1e-6)
+    ledger.add_gaussian("assoc", 3.0, count=2, sensitivity=4.9, note="per region: 4.9 or 2.2")
+    d = json.loads(json.dumps(ledger.to_dict(), allow_nan=False))
+    assert any("number of individuals n is public" in a for a in d["assumptions"])
+    eps = d["epsilon"]
+    assert d["replace_one"]["epsilon"] == pytest.approx(2 * eps)
+    assert d["replace_one"]["delta"] == pytest.approx((1 + math.exp(eps)) * 1e-6)
+    assert d["mechanisms"][0]["sensitivity_note"] == "per region: 4.9 or 2.2"
+    again = Ledger.from_dict(d).to_dict()
+    assert again["mechanisms"][0]["sensitivity_note"] == "per region: 4.9 or 2.2"
+    assert again["epsilon"] == pytest.approx(eps, rel=1e-12)
+    # no note, no key; no formal privacy, no bound
+    plain = Ledger(1e-6)
+    plain.add_gaussian("centre", 3.0)
+    assert "sensitivity_note" not in plain.to_dict()["mechanisms"][0]
+    assert Ledger.no_privacy(1e-6).to_dict()["replace_one"] == {"epsilon": None, "delta": None}
+
+
 def test_ledger__zero_noise_mechanism_means_no_formal_privacy() -> None:
     ledger = Ledger(1e-5)
     ledger.add_dp_sgd("geno", 1.0, 0.1, 100)

@@ -256,3 +256,51 @@ def test_infer_pheno_types__text_binary_continuous():
 )
 def test_normalise_chromosome__names(raw: str, canonical: str | None):
     assert normalise_chromosome(raw) == canonical
+
+
+def test_qc__dp_keeps_snps_by_the_public_panel_only(tiny: Cohort):
+    """A DP release's SNP set must not depend on the members: the members' own frequencies
+    and quality scores are not read; the public panel's frequencies decide, and without a
+    panel no SNP is dropped. Sample flags still act record by record."""
+    rng = np.random.default_rng(0)
+    # a panel over the same map (shuffled order, one extra SNP) whose rare SNPs differ from
+    # the members': panel frequency 0.01 on the first five, 0.3 elsewhere
+    m = tiny.n_variants
+    freq = np.full(m, 0.3)
+    freq[:5] = 0.01
+    panel_dosages = rng.binomial(2, freq, size=(400, m)).astype(float)
+    panel_dosages[:, :5] = 0.0
+    panel_dosages[:4, :5] = 1.0  # frequency 4 / 800 = 0.005 in the panel
+    order = rng.permutation(m)
+    extra = tiny.variants.iloc[[0]].assign(id="not_in_cohort")
+    variants = pd.concat([tiny.variants.iloc[order], extra], ignore_index=True)
+    panel = Cohort(
+        np.hstack([panel_dosages[:, order], np.ones((400, 1))]),
+        variants,
+        pd.DataFrame({"id": [f"P{i}" for i in range(400)]}),
+        pd.DataFrame(index=range(400)),
+        {},
+        source="panel_dir",
+    )
+    kept, report = qc(tiny, dp=True, public=panel)
+    assert kept.n_samples == 38  # the flagged samples still go
+    assert kept.variants["id"].tolist() == tiny.variants["id"].iloc[5:].tolist()
+    reasons = [(s.unit, s.removed, s.remaining) for s in report.steps]
+    assert reasons[2:] == [("variants", 5, m - 5)]
+    assert "public panel" in report.steps[2].reason
+    # the members' low-quality and rare SNPs (the non-DP QC drops them) stay
+    assert kept.n_variants > qc(tiny)[0].n_variants
+    # the members' data do not enter: a cohort that differs in its genotypes and quality
+    # scores keeps the same SNPs
+    other = tiny.take_variants(np.arange(m))
+    other.dosages = np.zeros_like(other.dosages)
+    other.variants["quality"] = 0.0
+    assert (
+        qc(other, dp=True, public=panel)[0].variants["id"].tolist() == kept.variants["id"].tolist()
+    )
+    # without a panel nothing is dropped
+    alone, report = qc(tiny, dp=True)
+    assert alone.n_variants == m and report.steps[-1].removed == 0
+    # a panel that lacks a SNP of the cohort is an error naming it
+    with pytest.raises(CohortError, match="panel_dir: the public panel lacks 1 of"):
+        qc(tiny, dp=True, public=panel.take_variants(np.arange(1, m + 1)))

@@ -491,3 +491,15 @@ def test_render_dossier__states_the_rows_the_gwas_was_compared_on() -> None:
         assert all(text in html for text in texts)
         if not texts:
             assert "seeded random subset" not in html and "less power" not in html
+
+
+def test_render_dossier__states_the_public_schema_and_the_replace_one_guarantee() -> None:
+    doc = results("approve")
+    doc["ledger"]["replace_one"] = {"epsilon": 6.0, "delta": 0.0123}
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    html = render_dossier(doc, evaluation, {})
+    meaning = html.split('id="meaning"', 1)[1].split("</ul>", 1)[0]
+    assert "so is the schema" in meaning
+    assert "differ in one individual the guarantee is (6, 0.0123)" in meaning
+    # a results document without the record (before it was kept) renders without the clause
+    assert "differ in one individual" not in render()

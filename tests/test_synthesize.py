@@ -696,9 +696,16 @@ def test_synthesize__without_a_panel_releases_lead_snps(members) -> None:
             assert 0.8 <= r0["shrink_factor"] < 1.0
             lead0, lead1 = r0["implied_lead"]["cross_moment"], r1["implied_lead"]["cross_moment"]
             assert lead1 == pytest.approx(lead0 * r0["shrink_factor"], rel=1e-9)
+    # the ledger says the lead-SNP query has its own sensitivity (the same multiplier)
+    (entry,) = [e for e in res.ledger.to_dict()["mechanisms"] if e["name"] == "region-association"]
+    assert "lead-SNP release" in entry["sensitivity_note"]
     components = synthesize(m, replace(cfg, association=replace(a, no_panel_release="components")))
     assert components.details["association"]["release"] == "components"
-    assert components.ledger.to_dict() == res.ledger.to_dict()
+    # the same accounting (a components-only release has no lead-SNP note)
+    noted = res.ledger.to_dict()
+    for e in noted["mechanisms"]:
+        e.pop("sensitivity_note", None)
+    assert components.ledger.to_dict() == noted
     # "auto" chooses per region from the DP basis (post-processing): the same ledger, and a
     # region is one SNP exactly when released as a lead SNP
     auto = synthesize(m, replace(cfg, association=replace(a, no_panel_release="auto")))
@@ -714,7 +721,11 @@ def test_synthesize__outputs_no_uncharged_member_statistics(members) -> None:
     clipped share of the members' un-noised batches."""
     m, _ = members
     assert m.variants["quality"].notna().any()  # the toy map has a quality column
+    # a member called like the first synthetic id: under DP the ids do not avoid it (that
+    # would tell the id is taken); without formal privacy they do
+    m = replace(m, samples=m.samples.assign(id=["SYN000001", *m.samples["id"].iloc[1:]]))
     res = synthesize(m, replace(FAST, epsilon=4.0, seed=1))
+    assert res.cohort.sample_ids[0] == "SYN000001"
     assert res.cohort.variants["quality"].isna().all()
     cols = ["id", "chr", "pos", "ref", "alt"]
     assert res.cohort.variants[cols].equals(m.variants[cols])
@@ -724,3 +735,4 @@ def test_synthesize__outputs_no_uncharged_member_statistics(members) -> None:
     # without formal privacy the diagnostics stay (nothing is claimed)
     exact = synthesize(m, replace(FAST, epsilon=math.inf, seed=1))
     assert exact.details["structure"]["final_loss"] is not None
+    assert "SYN000001" not in set(exact.cohort.sample_ids)

@@ -144,6 +144,9 @@ class GaussianMechanism:
     noise_multiplier: float
     count: int = 1
     sensitivity: float = 1.0
+    #: when the queries' sensitivities differ (a bound, and how each query's is set): the noise
+    #: of each is the multiplier times its own, so the accounting holds for all
+    note: str = ""
     kind: str = field(default="gaussian", init=False)
 
     @property
@@ -545,9 +548,14 @@ class Ledger:
         return m
 
     def add_gaussian(
-        self, name: str, noise_multiplier: float, count: int = 1, sensitivity: float = 1.0
+        self,
+        name: str,
+        noise_multiplier: float,
+        count: int = 1,
+        sensitivity: float = 1.0,
+        note: str = "",
     ) -> GaussianMechanism:
-        m = GaussianMechanism(name, float(noise_multiplier), int(count), float(sensitivity))
+        m = GaussianMechanism(name, float(noise_multiplier), int(count), float(sensitivity), note)
         self.add(m)
         return m
 
@@ -665,6 +673,8 @@ class Ledger:
                     "count": m.count,
                     "sensitivity": m.sensitivity,
                 }
+                if m.note:
+                    entry["sensitivity_note"] = m.note
             else:
                 entry |= {"epsilon": _json_float(m.epsilon), "count": m.count}
                 if isinstance(m, LaplaceMechanism):
@@ -672,11 +682,14 @@ class Ledger:
             entry["epsilon_share"] = _json_float(share)
             mechs.append(entry)
         mu = self.gdp_mu()
+        total = self._report(acc) if not self._no_privacy else math.inf
         return {
-            "epsilon": _json_float(self._report(acc) if not self._no_privacy else math.inf),
+            "epsilon": _json_float(total),
             "delta": d,
             "unit": "individual",
             "neighbouring": "add/remove one individual",
+            "assumptions": list(PUBLIC_ASSUMPTIONS),
+            "replace_one": replace_one(total, d),
             "no_formal_privacy": self._no_privacy,
             "label": self.label,
             "target_epsilon": _json_float(self.target_epsilon),
@@ -722,6 +735,7 @@ class Ledger:
                         m["noise_multiplier"],
                         m.get("count", 1),
                         m.get("sensitivity", 1.0),
+                        m.get("sensitivity_note", ""),
                     )
                 elif kind in _EPSILON_KINDS:
                     eps = m["epsilon"]
@@ -737,6 +751,27 @@ class Ledger:
     def __repr__(self) -> str:
         names = ", ".join(f"{m.kind}:{m.name}" for m in self.mechanisms)
         return f"Ledger(delta={self.delta:g}, {self.label}, [{names}])"
+
+
+#: what every ledger treats as public (written into ``ledger.json``): the guarantee is that of
+#: mechanisms with these as fixed parameters
+PUBLIC_ASSUMPTIONS = (
+    "the number of individuals n is public: every mechanism is calibrated with n as a fixed "
+    "parameter (sample rates, delta = 1/n^1.1, sums read back as means); n itself is released "
+    "and not protected",
+    "the SNP map, the phenotype columns with their types and value domains, and any public "
+    "panel are public; nothing else about the individuals enters except through the "
+    "mechanisms listed",
+)
+
+
+def replace_one(epsilon: float, delta: float) -> dict[str, float | None]:
+    """The guarantee between two cohorts of the same size that differ in one individual
+    (replace one = remove one, then add one): ``(2 epsilon, (1 + e^epsilon) delta)`` by group
+    privacy over the two add/remove steps (an upper bound; ``None`` when unbounded)."""
+    if not math.isfinite(epsilon) or epsilon > 50:
+        return {"epsilon": _json_float(2 * epsilon), "delta": None}
+    return {"epsilon": 2 * epsilon, "delta": min(1.0, (1 + math.exp(epsilon)) * delta)}
 
 
 def _json_float(x: float | None) -> float | None:
@@ -765,6 +800,7 @@ class PlannedGaussian:
     count: int = 1
     sensitivity: float = 1.0
     weight: float = 1.0
+    note: str = ""  # GaussianMechanism.note
 
 
 @dataclass(frozen=True)
@@ -793,7 +829,7 @@ def _build(
                 p.name, scale / p.weight, p.sample_rate, p.steps, max_grad_norm=p.max_grad_norm
             )
         elif isinstance(p, PlannedGaussian):
-            ledger.add_gaussian(p.name, scale / p.weight, p.count, p.sensitivity)
+            ledger.add_gaussian(p.name, scale / p.weight, p.count, p.sensitivity, p.note)
         else:
             eps = p.epsilon if p.epsilon is not None else float(p.fraction or 0.0) * target
             ledger.add_epsilon_steps(p.kind, p.name, eps, p.count)
@@ -852,7 +888,7 @@ def calibrate(
             if isinstance(p, PlannedDpSgd):
                 ledger.add_dp_sgd(p.name, 0.0, p.sample_rate, p.steps, max_grad_norm=math.inf)
             elif isinstance(p, PlannedGaussian):
-                ledger.add_gaussian(p.name, 0.0, p.count, p.sensitivity)
+                ledger.add_gaussian(p.name, 0.0, p.count, p.sensitivity, p.note)
             else:
                 ledger.add_epsilon_steps(p.kind, p.name, math.inf, p.count)
         return ledger

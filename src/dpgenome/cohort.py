@@ -296,8 +296,39 @@ def _flagged(cohort: Cohort, column: str) -> np.ndarray:
     return flag
 
 
-def qc(cohort: Cohort, config: QCConfig | None = None) -> tuple[Cohort, QCReport]:
-    """Apply the study's QC; return the filtered cohort and every count dropped and why."""
+def align_panel(public: Cohort, variant_ids: Iterable[object]) -> Cohort:
+    """The public panel restricted to the given variant ids, in their order; a
+    :class:`~dpgenome.errors.CohortError` naming the panel when it lacks any of them."""
+    ids = [str(v) for v in variant_ids]
+    index = {str(v): i for i, v in enumerate(public.variants["id"].tolist())}
+    missing = [v for v in ids if v not in index]
+    if missing:
+        raise CohortError(
+            f"the public panel lacks {len(missing)} of the cohort's {len(ids)} SNPs "
+            f"(e.g. {missing[0]!r}); it must cover the cohort's SNP map",
+            file=public.source,
+        )
+    return public.take_variants(np.array([index[v] for v in ids], dtype=np.int64))
+
+
+def qc(
+    cohort: Cohort,
+    config: QCConfig | None = None,
+    *,
+    dp: bool = False,
+    public: Cohort | None = None,
+) -> tuple[Cohort, QCReport]:
+    """Apply the study's QC; return the filtered cohort and every count dropped and why.
+
+    ``dp`` (the input of a DP release): the SNPs kept must not depend on the members, since
+    the synthetic cohort carries the same SNPs and a filter on the members' own minor-allele
+    frequencies or quality scores (an imputation INFO / R2 is computed from their dosages)
+    would be a statistic of them charged to no mechanism. The variant filter then reads the
+    ``public`` panel's frequencies only (it must cover every SNP of the cohort), and without a
+    panel no SNP is dropped. Sample filters (flagged ``discard`` / ``mixup``) act on each
+    record alone, which keeps any later mechanism's guarantee; the counts are, like the
+    number of members, treated as public. Without ``dp`` the members' own frequencies and
+    quality scores decide, as in the original study, and ``public`` is not read."""
     config = config or QCConfig()
     report = QCReport()
     if config.drop_flagged:
@@ -306,6 +337,28 @@ def qc(cohort: Cohort, config: QCConfig | None = None) -> tuple[Cohort, QCReport
             if flag.any():
                 cohort = cohort.take_samples(~flag)
             report.add("samples", f"flagged {column}", flag.sum(), cohort.n_samples)
+    if dp:
+        if public is None:
+            report.add(
+                "variants",
+                "none: a DP release reads no member's frequency or quality score, and no "
+                "public panel was given to filter on",
+                0,
+                cohort.n_variants,
+            )
+            return cohort, report
+        maf = align_panel(public, cohort.variants["id"]).maf()
+        rare = ~(maf > config.min_maf)
+        if rare.any():
+            cohort = cohort.take_variants(~rare)
+        report.add(
+            "variants",
+            f"minor allele frequency <= {config.min_maf:.0%} in the public panel or not observed "
+            "there (a DP release reads no member's frequency or quality score)",
+            rare.sum(),
+            cohort.n_variants,
+        )
+        return cohort, report
     quality = cohort.variants["quality"].to_numpy(dtype=np.float64)
     has_quality = ~np.isnan(quality)
     low_quality = has_quality & (quality <= config.min_quality)

@@ -32,10 +32,18 @@ from typing import Any
 
 from dpgenome import __version__
 from dpgenome.audit import AuditConfig, run_audits
-from dpgenome.cohort import Cohort, QCReport, Split, analysis_subset, qc, split_members
+from dpgenome.cohort import (
+    Cohort,
+    QCReport,
+    Split,
+    align_panel,
+    analysis_subset,
+    qc,
+    split_members,
+)
 from dpgenome.config import ReleaseConfig
 from dpgenome.dossier import render_dossier
-from dpgenome.errors import CohortError, ConfigError, ReleaseBlocked
+from dpgenome.errors import ConfigError, ReleaseBlocked
 from dpgenome.export import ExportResult, default_release_id, export_bundle, prepare_evaluation
 from dpgenome.fidelity import cohort_fidelity, compare_gwas, gwas_rows
 from dpgenome.gwas import linear_gwas
@@ -196,34 +204,18 @@ def file_hashes(path: str | Path) -> dict[str, str]:
     return out
 
 
-def align_public(public: Cohort, cohort: Cohort, *, source: str) -> Cohort:
-    """Restrict a public panel to the cohort's variants, in the cohort's order."""
-    index = {v: i for i, v in enumerate(public.variants["id"].astype(str))}
-    ids = cohort.variants["id"].astype(str)
-    missing = [v for v in ids if v not in index]
-    if missing:
-        raise CohortError(
-            f"the public panel lacks {len(missing)} of the cohort's {len(ids)} SNPs after QC "
-            f"(e.g. {missing[0]!r}); it must cover the same SNP panel",
-            file=source,
-        )
-    return public.take_variants([index[v] for v in ids])
-
-
 def ingest(config: ReleaseConfig) -> Ingested:
     raw = read_cohort(config.cohort)
     fmt = detect_format(config.cohort)
-    cohort, report = qc(raw)
+    panel = read_cohort(config.public_panel) if config.public_panel else None
+    # under DP the SNPs kept are chosen from public data only (the panel's frequencies)
+    cohort, report = qc(raw, dp=not config.no_formal_privacy, public=panel)
     cohort = analysis_subset(cohort, config.pheno, config.covariates, report)
     split = split_members(
         cohort, holdout_fraction=config.holdout_fraction, seed=config.seed, stratify=config.pheno
     )
     members = cohort.take_samples(split.members)
-    public = None
-    if config.public_panel:
-        public = align_public(
-            read_cohort(config.public_panel), cohort, source=str(config.public_panel)
-        )
+    public = None if panel is None else align_panel(panel, cohort.variants["id"])
     return Ingested(cohort, split, members, public, report, fmt, file_hashes(config.cohort))
 
 

@@ -279,12 +279,25 @@ def plan(
                     a.covariate_weight,
                 )
             )
+        y_bound = min(a.effect_y_clip, a.y_clip)
+        note = ""
+        if not has_public and a.no_panel_release != "components":
+            # without a panel a region may be one lead SNP (release_lead): another sensitivity,
+            # the same multiplier (the noise of each query is scaled to its own)
+            lead = y_bound * math.sqrt(1.0 + a.lead_count_weight**2)
+            note = (
+                f"per region: {a.z_clip * y_bound:.4g} (z_clip x phenotype bound) for a "
+                f"components release, {lead:.4g} (phenotype bound x sqrt(1 + "
+                f"{a.lead_count_weight:g}^2)) for a lead-SNP release; each region's noise sd is "
+                "the noise multiplier times its own sensitivity"
+            )
         out.append(
             PlannedGaussian(
                 ASSOCIATION,
                 a.max_regions,
-                a.z_clip * min(a.effect_y_clip, a.y_clip),
+                a.z_clip * y_bound,
                 config.association_weight,
+                note,
             )
         )
     return out
@@ -1155,7 +1168,9 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
     cohort = Cohort(
         dosages,
         variants,
-        synthetic_samples(cfg.n_synth, avoid=members.sample_ids),
+        # under DP the ids do not look at the members' (avoiding a member's id would tell
+        # whether one is called SYN000001); without formal privacy they avoid them
+        synthetic_samples(cfg.n_synth, avoid=() if cfg.private else members.sample_ids),
         pheno_table.reset_index(drop=True),
         dict(pheno_types),
         source=f"dpgenome.synthesize({ledger.label}, seed={cfg.seed})",

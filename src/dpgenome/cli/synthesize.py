@@ -5,12 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-from typing import Any
 
 import click
-import numpy as np
-
-from dpgenome.errors import CohortError
 
 log = logging.getLogger(__name__)
 
@@ -19,19 +15,6 @@ def _parse_epsilon(ctx: click.Context, param: click.Parameter, value: str) -> fl
     from dpgenome.config import parse_epsilon
 
     return parse_epsilon(value)
-
-
-def align_public(public: Any, variant_ids: np.ndarray, source: str) -> Any:
-    """The public panel restricted to the cohort's (QC-passing) variants, in cohort order."""
-    index = {v: i for i, v in enumerate(public.variants["id"].astype(str))}
-    missing = [v for v in variant_ids if v not in index]
-    if missing:
-        raise CohortError(
-            f"the public panel lacks {len(missing)} of the cohort's {len(variant_ids)} "
-            f"QC-passing variants, e.g. {missing[0]!r}; a panel over the same SNP map is needed "
-            f"(panel: {source})"
-        )
-    return public.take_variants(np.array([index[v] for v in variant_ids], dtype=np.int64))
 
 
 @click.command()
@@ -101,14 +84,16 @@ def synthesize(
     QC (Parker et al. 2016 thresholds) is applied, then the samples with PHENO and every
     covariate observed are kept: ALL of them train the synthesizer (no holdout; `dpgenome
     release` splits members and holdout for the audits)."""
-    from dpgenome.cohort import analysis_subset, qc
+    from dpgenome.cohort import align_panel, analysis_subset, qc
     from dpgenome.io import detect_format, read_cohort, write_cohort
     from dpgenome.io.files import atomic_directory
     from dpgenome.synthesize import SynthConfig
     from dpgenome.synthesize import synthesize as run
 
     fmt = detect_format(cohort)
-    real, report = qc(read_cohort(cohort))
+    panel = None if public_panel is None else read_cohort(public_panel)
+    # under DP the SNPs kept are chosen from public data only (the panel's frequencies)
+    real, report = qc(read_cohort(cohort), dp=math.isfinite(epsilon), public=panel)
     members = analysis_subset(real, pheno, list(covars), report)
     for line in report.lines():
         log.info("QC: %s", line)
@@ -117,11 +102,7 @@ def synthesize(
         f"{' and ' + ', '.join(covars) if covars else ''} observed "
         f"({members.n_variants} SNPs); no holdout"
     )
-    public = None
-    if public_panel is not None:
-        public = align_public(
-            read_cohort(public_panel), members.variants["id"].astype(str).to_numpy(), public_panel
-        )
+    public = None if panel is None else align_panel(panel, members.variants["id"])
     config = SynthConfig(
         pheno=pheno,
         covariates=tuple(covars),
