@@ -74,6 +74,8 @@ def run_sweep(
             seed=seed,
             public_panel=panel,
         )
+        # ingested once at the base configuration's finite epsilon: the DP QC (SNPs chosen
+        # from the public panel only) serves every point, the non-private one included
         ing = ingest(base_config)
         for eps in epsilons:
             config = replace(base_config, epsilon=eps).resolve(ing.members.n_samples)
