@@ -736,3 +736,42 @@ def test_synthesize__outputs_no_uncharged_member_statistics(members) -> None:
     exact = synthesize(m, replace(FAST, epsilon=math.inf, seed=1))
     assert exact.details["structure"]["final_loss"] is not None
     assert "SYN000001" not in set(exact.cohort.sample_ids)
+
+
+def test_cli_synthesize__refuses_to_write_over_the_input_cohort_or_a_non_empty_dir(
+    tmp_path,
+) -> None:
+    """`synthesize COHORT --out COHORT` used to replace the real cohort with the synthetic one
+    (exit 0, after training); any non-empty --out was silently replaced too."""
+    cohort, _ = _toy(1, replace(TOY, n=40))
+    src = tmp_path / "c"
+    write_cohort(cohort, src, "parker")
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    base = ["synthesize", str(src), "--pheno", "BMD", "--epsilon", "inf"]
+    same = CliRunner().invoke(main, [*base, "--out", str(src)])
+    assert same.exit_code == 2, same.output
+    assert "input cohort" in same.output and "Traceback" not in same.output
+    parent = CliRunner().invoke(main, [*base, "--out", str(tmp_path)])
+    assert parent.exit_code == 2, parent.output
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before
+    other = tmp_path / "taken"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    taken = CliRunner().invoke(main, [*base, "--out", str(other)])
+    assert taken.exit_code == 2, taken.output
+    assert "not empty" in taken.output and str(other) in taken.output
+    assert (other / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("word", ["abc", "1e", ""])
+def test_cli_synthesize__non_numeric_epsilon_is_a_user_error(tmp_path, word) -> None:
+    cohort, _ = _toy(1, replace(TOY, n=40))
+    src = tmp_path / "c"
+    write_cohort(cohort, src, "parker")
+    result = CliRunner().invoke(
+        main,
+        ["synthesize", str(src), "--pheno", "BMD", "--epsilon", word, "--out", str(tmp_path / "o")],
+    )
+    assert result.exit_code == 2, result.output
+    assert "epsilon must be a positive number or 'inf'" in result.output
+    assert not (tmp_path / "o").exists()

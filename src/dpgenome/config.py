@@ -24,7 +24,10 @@ def parse_epsilon(text: str | float | int) -> float:
         value = float(text)
     else:
         word = str(text).strip().lower()
-        value = math.inf if word in {"inf", "infinity", "none"} else float(word)
+        try:
+            value = math.inf if word in {"inf", "infinity", "none"} else float(word)
+        except ValueError:
+            raise ConfigError(f"epsilon must be a positive number or 'inf', got {text!r}") from None
     if not value > 0:
         raise ConfigError(f"epsilon must be positive or 'inf', got {text!r}")
     return value

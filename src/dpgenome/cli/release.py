@@ -177,6 +177,7 @@ def demo(
         raise ConfigError(
             "the demo folder exists and is not empty; remove it or pass --out", file=out
         )
+    target_epsilon = parse_epsilon(epsilon)  # before minutes of simulation
     policy_path = (
         Path(policy) if Path(policy).suffix in {".yaml", ".yml"} else shipped_policy(policy)
     )
@@ -195,7 +196,7 @@ def demo(
         covariates=("SW16",),
         policy=str(policy_path),
         out=str(out / "release"),
-        epsilon=parse_epsilon(epsilon),
+        epsilon=target_epsilon,
         seed=seed,
         public_panel=str(out / "public") if simulated.public is not None else None,
         lifetime_db=str(out / "lifetime.sqlite"),
@@ -245,7 +246,10 @@ def sweep(
     eps = [parse_epsilon(e) for e in epsilons.split(",") if e.strip()]
     if cohort and sizes:
         raise ConfigError("--n (simulated sizes) only applies without a COHORT argument")
-    n_list = [int(x) for x in sizes.split(",")] if sizes else [1092]
+    try:
+        n_list = [int(x) for x in sizes.split(",")] if sizes else [1092]
+    except ValueError:
+        raise ConfigError(f"--n must be a comma list of cohort sizes, got {sizes!r}") from None
     page = run_sweep(
         cohort=cohort,
         pheno=pheno,

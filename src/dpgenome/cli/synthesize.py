@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from pathlib import Path
 
 import click
 
@@ -15,6 +16,30 @@ def _parse_epsilon(ctx: click.Context, param: click.Parameter, value: str) -> fl
     from dpgenome.config import parse_epsilon
 
     return parse_epsilon(value)
+
+
+def _check_out(out: Path, inputs: dict[str, str | None]) -> None:
+    """Refuse, before any training, an --out that would replace existing files: a non-empty
+    directory, or one that is (or contains) an input cohort or panel."""
+    from dpgenome.errors import InputError
+
+    target = out.resolve()
+    for what, given in inputs.items():
+        if given is None:
+            continue
+        source = Path(given).resolve()
+        if target == source or target in source.parents:
+            raise InputError(
+                f"--out is or contains the {what} ({given}): writing there would replace it; "
+                "choose another directory",
+                file=out,
+            )
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(
+            "the output directory exists and is not empty; a synthetic cohort is never "
+            "written over existing files (choose a new --out)",
+            file=out,
+        )
 
 
 @click.command()
@@ -90,6 +115,7 @@ def synthesize(
     from dpgenome.synthesize import SynthConfig
     from dpgenome.synthesize import synthesize as run
 
+    _check_out(Path(out), {"input cohort": cohort, "public panel": public_panel})
     fmt = detect_format(cohort)
     panel = None if public_panel is None else read_cohort(public_panel)
     # under DP the SNPs kept are chosen from public data only (the panel's frequencies)
@@ -123,7 +149,8 @@ def synthesize(
         "public_panel": public_panel,
         "qc": report.to_dict(),
     }
-    with atomic_directory(out, overwrite=True) as tmp:
+    _check_out(Path(out), {"input cohort": cohort, "public panel": public_panel})
+    with atomic_directory(out) as tmp:
         write_cohort(result.cohort, tmp, fmt, overwrite=True)
         for name, payload in (("ledger.json", ledger), ("synthesis.json", summary)):
             (tmp / name).write_text(
