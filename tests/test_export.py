@@ -555,3 +555,36 @@ def test_cli_export__bad_inputs_exit_2(tmp_path: Path) -> None:
 def test_cli__every_command_has_help(command: str) -> None:
     res = run(command, "--help")
     assert res.exit_code == 0 and len(res.output) > 200
+
+
+def test_export__a_write_failure_is_a_user_error_leaving_nothing(tmp_path, monkeypatch) -> None:
+    """Disk full mid-export (or a read-only destination) used to end in an OSError traceback
+    (exit 1); it is an InputError naming the file, with no partial bundle and no spending."""
+    import errno
+
+    import dpgenome.export as ex
+
+    real_write = ex._write
+    calls: list[Path] = []
+
+    def full_disk(path: Path, source: bytes | Path) -> tuple[str, int]:
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real_write(path, source)
+
+    monkeypatch.setattr(ex, "_write", full_disk)
+    ledger = LifetimeLedger(tmp_path / "lifetime.sqlite")
+    with pytest.raises(InputError, match="No space left on device") as err:
+        export(tmp_path, lifetime=ledger)
+    assert err.value.file is not None and ".partial-" in err.value.file
+    assert not (tmp_path / "bundle").exists()
+    assert siblings(tmp_path / "bundle") == []
+    assert ledger.releases(FINGERPRINT) == []
+
+    monkeypatch.setattr(ex, "_write", real_write)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    with pytest.raises(InputError, match="cannot create the bundle here") as err:
+        export(tmp_path, dest=blocker / "bundle", lifetime=ledger)
+    assert err.value.file == str(blocker / "bundle")

@@ -388,10 +388,16 @@ def export_bundle(
         ) from None
     epsilon, delta = _epsilon_delta(results)
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_partials(dest)
-    tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_partials(dest)
+        tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
+        tmp.mkdir()
+    except OSError as err:
+        raise InputError(
+            f"cannot create the bundle here ({err.strerror or err}); nothing was written",
+            file=dest,
+        ) from None
     new_entry = False
     recorded = False
     try:
@@ -480,10 +486,18 @@ def export_bundle(
                 ) from None
             raise
         _fsync_dir(dest.parent)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
         if recorded and new_entry and lifetime is not None:
             lifetime.forget_pending(release_id)
+        if isinstance(err, OSError):
+            # disk full, read-only or vanished destination: a user-facing failure, not a bug
+            where = err.filename if err.filename is not None else dest
+            raise InputError(
+                f"writing the bundle failed ({err.strerror or err}); nothing was written "
+                "and no lifetime spending was recorded",
+                file=where,
+            ) from None
         raise
     if lifetime is not None:
         lifetime.set_status(release_id, "exported", bundle=str(dest.resolve()))
