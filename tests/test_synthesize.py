@@ -761,6 +761,12 @@ def test_cli_synthesize__refuses_to_write_over_the_input_cohort_or_a_non_empty_d
     assert taken.exit_code == 2, taken.output
     assert "not empty" in taken.output and str(other) in taken.output
     assert (other / "notes.txt").read_text() == "keep me"
+    # an earlier synthesize output is replaced whole (re-running into the same --out)
+    out = tmp_path / "syn"
+    for _ in range(2):
+        again = CliRunner().invoke(main, [*base, "--out", str(out)])
+        assert again.exit_code == 0, again.output
+    assert (out / "ledger.json").is_file() and not list(tmp_path.glob(".syn.*"))
 
 
 @pytest.mark.parametrize("word", ["abc", "1e", ""])

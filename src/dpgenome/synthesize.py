@@ -959,8 +959,9 @@ def _association(
         "phenotype_bound": y_bound,
         "effect_phenotype_bound": effect_bound,
         "phenotype_attenuation": kappa,
-        "eps_select_per_round": eps_select,
-        "eps_test_per_round": eps_test,
+        # None without formal privacy (no noise: an infinite epsilon, not JSON)
+        "eps_select_per_round": eps_select if math.isfinite(eps_select) else None,
+        "eps_test_per_round": eps_test if math.isfinite(eps_test) else None,
         # the noise multiplier each released region was given (the rounds the tests stopped
         # give it their share: see region_sigma)
         "region_noise_multiplier": sigma,

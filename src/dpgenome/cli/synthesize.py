@@ -18,9 +18,16 @@ def _parse_epsilon(ctx: click.Context, param: click.Parameter, value: str) -> fl
     return parse_epsilon(value)
 
 
+def _previous_output(out: Path) -> bool:
+    """A directory this command wrote before (its ledger.json and synthesis.json beside the
+    cohort): re-running into it replaces it whole, atomically."""
+    return (out / "ledger.json").is_file() and (out / "synthesis.json").is_file()
+
+
 def _check_out(out: Path, inputs: dict[str, str | None]) -> None:
-    """Refuse, before any training, an --out that would replace existing files: a non-empty
-    directory, or one that is (or contains) an input cohort or panel."""
+    """Refuse, before any training, an --out that would replace files it did not write: one
+    that is (or contains) an input cohort or panel, or a non-empty directory other than an
+    earlier synthesize output."""
     from dpgenome.errors import InputError
 
     target = out.resolve()
@@ -34,10 +41,11 @@ def _check_out(out: Path, inputs: dict[str, str | None]) -> None:
                 "choose another directory",
                 file=out,
             )
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not _previous_output(out))):
         raise InputError(
-            "the output directory exists and is not empty; a synthetic cohort is never "
-            "written over existing files (choose a new --out)",
+            "the output directory exists and is not empty, and is not an earlier synthesize "
+            "output (ledger.json, synthesis.json); a synthetic cohort is never written over "
+            "other files (choose a new --out)",
             file=out,
         )
 
@@ -150,7 +158,7 @@ def synthesize(
         "qc": report.to_dict(),
     }
     _check_out(Path(out), {"input cohort": cohort, "public panel": public_panel})
-    with atomic_directory(out) as tmp:
+    with atomic_directory(out, overwrite=_previous_output(Path(out))) as tmp:
         write_cohort(result.cohort, tmp, fmt, overwrite=True)
         for name, payload in (("ledger.json", ledger), ("synthesis.json", summary)):
             (tmp / name).write_text(
