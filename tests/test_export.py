@@ -302,6 +302,21 @@ def test_verify_bundle__missing_and_added_files(tmp_path: Path) -> None:
     assert "synthetic/extra.csv: not listed in the manifest (added after export)" in problems
 
 
+def test_verify_bundle__a_directory_or_a_link_in_place_of_a_file(tmp_path: Path) -> None:
+    """A listed file replaced by a directory is missing (not a traceback); one replaced by a
+    symbolic link to identical bytes is named too (the target can change later)."""
+    bundle = export(tmp_path).path
+    (bundle / "results.json").unlink()
+    (bundle / "results.json").mkdir()
+    outside = tmp_path / "dossier-copy.html"
+    outside.write_bytes((bundle / "dossier.html").read_bytes())
+    (bundle / "dossier.html").unlink()
+    (bundle / "dossier.html").symlink_to(outside)
+    problems = verify_bundle(bundle).problems
+    assert "results.json: missing" in problems
+    assert "dossier.html: a symbolic link (a bundle holds regular files only)" in problems
+
+
 def test_verify_bundle__changed_manifest_is_reported(tmp_path: Path) -> None:
     bundle = export(tmp_path).path
     text = (bundle / MANIFEST).read_text()

@@ -609,6 +609,18 @@ def infinite_phenotype(tmp_path):
 
 
 @bad_input
+def stray_word_in_a_numeric_phenotype(tmp_path):
+    # a typo would otherwise turn the column categorical and change the analysis silently
+    d = _copy(tmp_path, "plink")
+    lines = (d / "pheno.csv").read_text().split("\n")
+    fields = lines[9].split(",")
+    fields[4] = "zero"  # the BMD column
+    lines[9] = ",".join(fields)
+    (d / "pheno.csv").write_text("\n".join(lines))
+    return d, "pheno.csv", 10, "BMD", "'zero' is not a number, but"
+
+
+@bad_input
 def duplicate_pheno_id(tmp_path):
     d = _copy(tmp_path)
     lines = (d / "pheno.csv").read_text().split("\n")

@@ -207,3 +207,40 @@ def test_code_digest__changes_with_any_source_file(tmp_path: Path) -> None:
     (tmp_path / "audit" / "b.py").write_text("y = 3\n")
     assert code_digest.__wrapped__(tmp_path) != before
     assert code_digest() == code_digest()  # the package's own, computed once
+
+
+def test_release_config__rejects_bad_values_before_any_work(tmp_path: Path) -> None:
+    """Checked when the configuration is read, not after minutes of synthesis: an unknown
+    output format (it failed in the export stage) and the other typed keys."""
+    from dpgenome.config import ReleaseConfig
+    from dpgenome.errors import ConfigError
+
+    base = {"cohort": "c", "pheno": "abBMD", "policy": "p.yaml", "out": "o"}
+    assert ReleaseConfig.from_mapping({**base, "formats": ["plink", "vcf"]}).formats == (
+        "plink",
+        "vcf",
+    )
+    for key, value, fragment in (
+        ("formats", ["plink", "bogus"], "unknown format 'bogus'; choose from parker, plink, vcf"),
+        ("canaries", "many", "expected an integer"),
+        ("epsilon", "abc", "epsilon must be a positive number"),
+    ):
+        with pytest.raises(ConfigError, match=fragment):
+            ReleaseConfig.from_mapping({**base, key: value}, source="r.yaml")
+    result = CliRunner().invoke(
+        main,
+        [
+            "release",
+            "c",
+            "--pheno",
+            "abBMD",
+            "--policy",
+            "internal",
+            "--format",
+            "bogus",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
+    assert result.exit_code == 2 and "unknown format 'bogus'" in result.output, result.output
+    assert not (tmp_path / "r").exists()

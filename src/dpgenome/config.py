@@ -114,6 +114,12 @@ def _coerce(key: str, value: Any) -> Any:
             value = [value]
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             raise TypeError("expected a list of strings")
+        if key == "formats":
+            from dpgenome.io import FORMATS
+
+            unknown = [v for v in value if v not in FORMATS]
+            if unknown:  # checked here, not after minutes of training
+                raise TypeError(f"unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
         return tuple(value)
     if key in {"seed", "shadow", "canaries", "n_synthetic"}:
         if isinstance(value, bool) or not isinstance(value, int):

@@ -653,6 +653,9 @@ def verify_bundle(
         if not file.is_file():
             report.problems.append(f"{name}: missing")
             continue
+        if file.is_symlink():
+            # its bytes can change later without the bundle changing
+            report.problems.append(f"{name}: a symbolic link (a bundle holds regular files only)")
         report.files_checked += 1
         if not isinstance(entry, Mapping) or sha256_file(file) != entry.get("sha256"):
             report.problems.append(f"{name}: changed (SHA-256 differs from the manifest)")
@@ -676,7 +679,7 @@ def _reevaluate(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -
     try:
         policy_text = (root / POLICY_COPY).read_text(encoding="utf-8")
         policy = parse_policy(policy_text, file=str(root / POLICY_COPY))
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError):
         return  # reported as missing above
     except (PolicyError, UnicodeDecodeError) as err:
         report.problems.append(f"{POLICY_COPY}: cannot be re-read as a policy ({err})")
@@ -685,8 +688,8 @@ def _reevaluate(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -
         report.problems.append(f"{POLICY_COPY}: its hash differs from the manifest's policy hash")
     try:
         results = json.loads((root / RESULTS).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return
+    except (FileNotFoundError, IsADirectoryError):
+        return  # reported as missing above
     except (ValueError, UnicodeDecodeError) as err:
         report.problems.append(f"{RESULTS}: not valid JSON ({err})")
         return

@@ -90,6 +90,32 @@ def _flag_values(raw: np.ndarray, *, file: Path, column: str) -> np.ndarray:
     return is_true
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_text_column(raw: np.ndarray, missing: np.ndarray, *, file: Path, column: str) -> None:
+    """A column read as text (categorical) whose values are mostly numbers is a typo, not a
+    category: a stray ``zero`` in a 0/1 phenotype, ``x1`` in a covariate would otherwise turn
+    the column categorical and change the analysis silently. Name the first such value."""
+    present = np.flatnonzero(~missing)
+    numeric = np.array([_is_number(v) for v in raw[present]], dtype=bool)
+    if len(present) and numeric.sum() * 2 > len(present):
+        i = int(present[np.argmax(~numeric)])
+        raise InputError(
+            f"{raw[i]!r} is not a number, but {int(numeric.sum())} of the column's "
+            f"{len(present)} values are: fix the value (missing values are NA), or make every "
+            "level of a categorical column text",
+            file=file,
+            line=i + 2,
+            column=column,
+        )
+
+
 def read_pheno_csv(path: str | Path, sample_ids: Sequence[str] | None = None) -> pd.DataFrame:
     """Read a phenotype table keyed by sample id (column ``id`` or ``IID``).
 
@@ -136,6 +162,7 @@ def read_pheno_csv(path: str | Path, sample_ids: Sequence[str] | None = None) ->
         try:  # float() per value: exact (pandas' to_numeric parser is not correctly rounded)
             numbers = np.where(missing, "nan", raw).astype(np.float64)
         except ValueError:
+            _check_text_column(raw, missing, file=path, column=name)
             columns[name] = pd.Series([None if m else v for v, m in zip(raw, missing, strict=True)])
             continue
         bad = ~missing & ~np.isfinite(numbers)
