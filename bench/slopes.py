@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dpgenome.cohort import analysis_subset, qc
+from dpgenome.cohort import align_panel, analysis_subset, qc
 from dpgenome.simulate import SimConfig, simulate
 from dpgenome.synthesize import SynthConfig, synthesize
 from synth import add_set_option, with_overrides  # bench/synth.py: this script's directory
@@ -60,11 +60,10 @@ def main() -> None:
     errors: dict[tuple[float, bool], list[float]] = {}
     for seed in [int(s) for s in args.seeds.split(",")]:
         sim = simulate(SimConfig(n=1092, seed=seed, n_public=1000).validate())
-        cohort, report = qc(sim.cohort)
+        # a DP release's QC: the SNPs kept are chosen by the public panel's frequencies
+        cohort, report = qc(sim.cohort, dp=True, public=sim.public)
         members = analysis_subset(cohort, pheno, [COVAR], report)
-        keep = members.variants["id"].astype(str).to_numpy()
-        index = {v: i for i, v in enumerate(sim.public.variants["id"].astype(str))}
-        public = sim.public.take_variants(np.array([index[v] for v in keep]))
+        public = align_panel(sim.public, members.variants["id"])
         real_slope, real_r = slope_and_r(members.phenotypes, pheno)
         print(
             f"\n# cohort seed {seed}: {members.n_samples} members; members' {pheno} ~ {COVAR}: "
