@@ -151,6 +151,17 @@ def test_parse_policy__membership_limits_need_attacks() -> None:
 def test_load_policy__missing_file() -> None:
     with pytest.raises(PolicyError, match="not found"):
         load_policy("/nonexistent/policy.yaml")
+    with pytest.raises(PolicyError, match="no-such-policy: policy file not found"):
+        load_policy("no-such-policy")
+
+
+def test_load_policy__a_bare_name_is_the_shipped_policy(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_policy("consortium").sha256 == load_policy(shipped_policy("consortium")).sha256
+    # a file of that name in the working directory wins
+    (tmp_path / "consortium").write_text((tmp_path / "missing").name)
+    with pytest.raises(PolicyError):
+        load_policy("consortium")
 
 
 def test_parse_policy__invalid_yaml_names_line() -> None:

@@ -244,3 +244,18 @@ def test_release_config__rejects_bad_values_before_any_work(tmp_path: Path) -> N
     )
     assert result.exit_code == 2 and "unknown format 'bogus'" in result.output, result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_release_config_file__errors_name_the_line(tmp_path: Path) -> None:
+    config = tmp_path / "r.yaml"
+    config.write_text("cohort: c\npheno: abBMD\nepsilonn: 3\npolicy: internal\nout: o\n")
+    result = CliRunner().invoke(main, ["release", "--config", str(config)])
+    assert result.exit_code == 2
+    assert f"{config}, line 3, column epsilonn: unknown key(s) epsilonn" in result.output
+    config.write_text("cohort: c\npheno: abBMD\npolicy: internal\nout: o\ncanaries: many\n")
+    result = CliRunner().invoke(main, ["release", "--config", str(config)])
+    assert result.exit_code == 2
+    assert f"{config}, line 5: key 'canaries': expected an integer" in result.output
+    # a value given on the command line is not placed on the file's line
+    result = CliRunner().invoke(main, ["release", "--config", str(config), "--canaries", "3"])
+    assert "line 5" not in result.output

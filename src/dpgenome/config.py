@@ -59,13 +59,25 @@ class ReleaseConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_mapping(cls, data: dict[str, Any], *, source: str = "configuration") -> ReleaseConfig:
+    def from_mapping(
+        cls,
+        data: dict[str, Any],
+        *,
+        source: str = "configuration",
+        lines: dict[str, int] | None = None,
+    ) -> ReleaseConfig:
+        """``lines``: the line of each key in the YAML file (:func:`config_key_lines`), named
+        in the errors."""
+        lines = lines or {}
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
+            first = min(unknown, key=lambda k: lines.get(k, 0))
             raise ConfigError(
                 f"unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}",
                 file=source,
+                line=lines.get(first),
+                column=first,
             )
         values: dict[str, Any] = {}
         for key, value in data.items():
@@ -75,7 +87,7 @@ class ReleaseConfig:
             try:
                 values[key] = _coerce(key, value)
             except (TypeError, ValueError) as err:
-                raise ConfigError(f"key {key!r}: {err}", file=source) from None
+                raise ConfigError(f"key {key!r}: {err}", file=source, line=lines.get(key)) from None
         missing = [k for k in ("cohort", "pheno", "policy", "out") if k not in values]
         if missing:
             raise ConfigError(f"missing required key(s): {', '.join(missing)}", file=source)
@@ -138,6 +150,18 @@ def _coerce(key: str, value: Any) -> Any:
     if not isinstance(value, str | int | float):
         raise TypeError(f"expected a string, got {type(value).__name__}")
     return str(value)
+
+
+def config_key_lines(path: str | Path) -> dict[str, int]:
+    """The 1-based line of each top-level key of a YAML mapping file (for error messages);
+    empty when the file is not such a mapping (:func:`load_config_file` says why)."""
+    try:
+        node = yaml.compose(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from dpgenome.errors import PolicyError
+from dpgenome.errors import ConfigError, PolicyError
 
 SCHEMA_VERSION = 1
 
@@ -441,8 +441,16 @@ def _parse_custom(node: yaml.Node, file: str, lines: dict[str, int]) -> tuple[Cu
 
 
 def load_policy(path: str | Path) -> Policy:
-    """Read and validate a policy file; errors name the file, the line and the key."""
+    """Read and validate a policy file; errors name the file, the line and the key. A bare
+    name that is not a file (``consortium``) is the shipped policy of that name."""
     path = Path(path)
+    if not path.exists() and path.suffix == "" and len(path.parts) == 1:
+        from dpgenome.paths import shipped_policy
+
+        try:
+            path = shipped_policy(path.name)
+        except ConfigError:
+            pass  # reported below as not found
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from dpgenome.config import ReleaseConfig, load_config_file, parse_epsilon
+from dpgenome.config import ReleaseConfig, config_key_lines, load_config_file, parse_epsilon
 from dpgenome.errors import ConfigError, ReleaseBlocked
 from dpgenome.paths import shipped_policy
 
@@ -61,11 +61,13 @@ def _print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
 
 def _config_from(options: dict[str, Any], config_file: Path | None) -> ReleaseConfig:
     data: dict[str, Any] = load_config_file(config_file) if config_file else {}
+    lines = config_key_lines(config_file) if config_file else {}
     for key, value in options.items():
         if value is None or value == ():
             continue
         data[key] = list(value) if isinstance(value, tuple) else value
-    return ReleaseConfig.from_mapping(data, source=str(config_file or "command line"))
+        lines.pop(key, None)  # given on the command line
+    return ReleaseConfig.from_mapping(data, source=str(config_file or "command line"), lines=lines)
 
 
 _release_options = [
