@@ -259,3 +259,23 @@ def test_release_config_file__errors_name_the_line(tmp_path: Path) -> None:
     # a value given on the command line is not placed on the file's line
     result = CliRunner().invoke(main, ["release", "--config", str(config), "--canaries", "3"])
     assert "line 5" not in result.output
+
+
+def test_release__an_unwritable_out_fails_before_any_work(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    result = CliRunner().invoke(
+        main,
+        [
+            "release",
+            str(tmp_path),
+            "--pheno",
+            "abBMD",
+            "--policy",
+            "internal",
+            "--out",
+            str(blocker / "r"),
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    assert "cannot create the output directory" in result.output and "is a file" in result.output

@@ -204,6 +204,18 @@ def file_hashes(path: str | Path) -> dict[str, str]:
     return out
 
 
+def _check_writable(out: Path) -> None:
+    """Fail before any training when the bundle could not be written: the nearest existing
+    folder on ``out``'s path must be a writable directory."""
+    parent = out.absolute()
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"cannot create the output directory: {parent} is a file", file=out)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot create the output directory: {parent} is not writable", file=out)
+
+
 def ingest(config: ReleaseConfig) -> Ingested:
     raw = read_cohort(config.cohort)
     fmt = detect_format(config.cohort)
@@ -385,8 +397,9 @@ def run_release(
     progress = Progress(echo)
     policy = load_policy(config.policy)  # fail early on a bad policy, before any training
     out = Path(config.out)
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError("the output directory exists and is not empty", file=out)
+    _check_writable(out)
     if (config.override_reason is None) != (config.signer is None):
         raise ConfigError("an override needs both --override-reason and --signer")
 
