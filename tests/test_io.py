@@ -597,14 +597,19 @@ def bad_mixup_flag_in_pheno(tmp_path):
     return d, "pheno.csv", 10, "mixup", "flag value is not yes/no"
 
 
+def _set_bmd(d: Path, line: int, value: str) -> None:
+    """Write ``value`` into the BMD column (the fifth) of pheno.csv's 1-based ``line``."""
+    lines = (d / "pheno.csv").read_text().split("\n")
+    fields = lines[line - 1].split(",")
+    fields[4] = value
+    lines[line - 1] = ",".join(fields)
+    (d / "pheno.csv").write_text("\n".join(lines))
+
+
 @bad_input
 def infinite_phenotype(tmp_path):
     d = _copy(tmp_path, "plink")
-    lines = (d / "pheno.csv").read_text().split("\n")
-    fields = lines[7].split(",")
-    fields[4] = "inf"  # the BMD column
-    lines[7] = ",".join(fields)
-    (d / "pheno.csv").write_text("\n".join(lines))
+    _set_bmd(d, 8, "inf")
     return d, "pheno.csv", 8, "BMD", "not a finite number"
 
 
@@ -612,11 +617,7 @@ def infinite_phenotype(tmp_path):
 def stray_word_in_a_numeric_phenotype(tmp_path):
     # a typo would otherwise turn the column categorical and change the analysis silently
     d = _copy(tmp_path, "plink")
-    lines = (d / "pheno.csv").read_text().split("\n")
-    fields = lines[9].split(",")
-    fields[4] = "zero"  # the BMD column
-    lines[9] = ",".join(fields)
-    (d / "pheno.csv").write_text("\n".join(lines))
+    _set_bmd(d, 10, "zero")
     return d, "pheno.csv", 10, "BMD", "'zero' is not a number, but"
 
 
