@@ -159,7 +159,7 @@ def test_load_policy__a_bare_name_is_the_shipped_policy(tmp_path, monkeypatch) -
     monkeypatch.chdir(tmp_path)
     assert load_policy("consortium").sha256 == load_policy(shipped_policy("consortium")).sha256
     # a file of that name in the working directory wins
-    (tmp_path / "consortium").write_text((tmp_path / "missing").name)
+    (tmp_path / "consortium").write_text("not a policy")
     with pytest.raises(PolicyError):
         load_policy("consortium")
 

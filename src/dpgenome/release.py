@@ -397,9 +397,9 @@ def run_release(
     progress = Progress(echo)
     policy = load_policy(config.policy)  # fail early on a bad policy, before any training
     out = Path(config.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError("the output directory exists and is not empty", file=out)
     _check_writable(out)
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError("the output directory exists and is not empty", file=out)
     if (config.override_reason is None) != (config.signer is None):
         raise ConfigError("an override needs both --override-reason and --signer")
 

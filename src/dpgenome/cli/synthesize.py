@@ -157,7 +157,7 @@ def synthesize(
         "public_panel": public_panel,
         "qc": report.to_dict(),
     }
-    _check_out(Path(out), {"input cohort": cohort, "public panel": public_panel})
+    # a directory that appeared during training is refused by atomic_directory
     with atomic_directory(out, overwrite=_previous_output(Path(out))) as tmp:
         write_cohort(result.cohort, tmp, fmt, overwrite=True)
         for name, payload in (("ledger.json", ledger), ("synthesis.json", summary)):
