@@ -503,3 +503,19 @@ def test_render_dossier__states_the_public_schema_and_the_replace_one_guarantee(
     assert "differ in one individual the guarantee is (6, 0.0123)" in meaning
     # a results document without the record (before it was kept) renders without the clause
     assert "differ in one individual" not in render()
+
+
+def test_render_dossier__lists_the_release_s_own_assumptions() -> None:
+    """A ledger's assumptions beyond those every ledger states (columns typed from the
+    members' data, a declared schema) are listed where the guarantee is explained."""
+    from dpgenome.accountant import PUBLIC_ASSUMPTIONS
+
+    doc = results("approve")
+    note = "the type (0/1, continuous or categorical) of 1 phenotype column(s) was read from "
+    doc["ledger"]["assumptions"] = [*PUBLIC_ASSUMPTIONS, note + "the members' data: bw"]
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    meaning = render_dossier(doc, evaluation, {}).split('id="meaning"', 1)[1].split("</ul>\n", 2)
+    assert "This release's own assumptions" in meaning[0]
+    assert note + "the members&#39; data: bw" in meaning[0]
+    assert PUBLIC_ASSUMPTIONS[0] not in meaning[0] + meaning[1]  # stated in prose instead
+    assert "own assumptions" not in render()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -279,3 +280,35 @@ def test_release__an_unwritable_out_fails_before_any_work(tmp_path: Path) -> Non
     )
     assert result.exit_code == 2, result.output
     assert "cannot create the output directory" in result.output and "is a file" in result.output
+
+
+def test_release__pheno_schema_is_read_before_any_work_and_keys_the_cache(
+    small_cohort: Path, tmp_path: Path
+) -> None:
+    from dpgenome.config import ReleaseConfig
+    from dpgenome.release import cache_key, ingest, synth_config
+
+    schema = tmp_path / "schema.yaml"
+    schema.write_text("columns:\n  bw1: {type: continuous, range: [0, 60]}\n")
+    base = ReleaseConfig(
+        cohort=str(small_cohort / "cohort"),
+        pheno="abBMD",
+        covariates=("SW16",),
+        policy="internal",
+        out=str(tmp_path / "o"),
+        public_panel=str(small_cohort / "public"),
+    )
+    declared = replace(base, pheno_schema=str(schema))
+    ing = ingest(declared)
+    assert synth_config(declared).phenotypes.declared is not None
+    assert synth_config(declared).record()["phenotypes"]["declared"]["source"] == "schema.yaml"
+    assert cache_key(ing, declared) != cache_key(ing, base)
+
+    # the members break the declaration: exit 2 naming the file and column, nothing written
+    schema.write_text("columns:\n  round: binary\n")
+    code, _out, err = _release(
+        small_cohort, "schema-bundle", "internal", "--pheno-schema", str(schema)
+    )
+    assert code == 2
+    assert "pheno.csv" in err and "column round: declared binary but holds text" in err
+    assert not (small_cohort / "schema-bundle").exists()

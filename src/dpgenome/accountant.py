@@ -514,6 +514,9 @@ class Ledger:
         self.pld_interval = float(pld_interval)
         self._no_privacy = bool(no_formal_privacy)
         self.mechanisms: list[Mechanism] = []
+        #: what the guarantee treats as public (written into ``ledger.json``); a release adds
+        #: its own (e.g. phenotype types read from the data)
+        self.assumptions: list[str] = list(PUBLIC_ASSUMPTIONS)
         self._memo: dict[tuple[Any, ...], dict[str, float]] = {}
 
     @classmethod
@@ -688,7 +691,7 @@ class Ledger:
             "delta": d,
             "unit": "individual",
             "neighbouring": "add/remove one individual",
-            "assumptions": list(PUBLIC_ASSUMPTIONS),
+            "assumptions": list(self.assumptions),
             "replace_one": replace_one(total, d),
             "no_formal_privacy": self._no_privacy,
             "label": self.label,
@@ -719,6 +722,9 @@ class Ledger:
                 reported=_REPORTED_FROM_TEXT[data.get("reported", "max(opacus_rdp, pld)")],
                 pld_interval=float(data.get("pld_value_discretization_interval", PLD_INTERVAL)),
             )
+            recorded = data.get("assumptions")
+            if isinstance(recorded, list) and all(isinstance(a, str) for a in recorded):
+                ledger.assumptions = list(recorded)
             for i, m in enumerate(data["mechanisms"]):
                 kind = m.get("kind")
                 if kind == "dp-sgd":

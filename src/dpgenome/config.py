@@ -46,6 +46,8 @@ class ReleaseConfig:
     holdout_fraction: float = 0.2
     n_synthetic: int | None = None
     public_panel: str | None = None
+    #: a phenotype schema file (dpgenome.phenoschema): public column types and domains
+    pheno_schema: str | None = None
     shadow: int = 0
     canaries: int = 50
     secure_mode: bool = False

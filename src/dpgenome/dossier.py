@@ -32,6 +32,7 @@ import jinja2
 from markupsafe import Markup
 
 from dpgenome import __version__
+from dpgenome.accountant import PUBLIC_ASSUMPTIONS
 from dpgenome.errors import InputError
 from dpgenome.paths import templates_dir
 from dpgenome.policy import Evaluation, Override, Status, fmt, is_missing, lookup
@@ -497,6 +498,8 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["fmt"] = fmt
+    # the ledger's assumptions beyond those every ledger states (a release's own)
+    env.globals["public_assumptions"] = PUBLIC_ASSUMPTIONS
     env.filters["pct"] = lambda v: "—" if not isinstance(v, int | float) else f"{100 * v:.1f}%"
     return env
 

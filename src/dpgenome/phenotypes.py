@@ -55,7 +55,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -69,6 +69,9 @@ from dpgenome.accountant import PlannedDpSgd, PlannedGaussian
 from dpgenome.cohort import Cohort, PhenoType, infer_pheno_types
 from dpgenome.dpsgd import DpSgdConfig, DpSgdTrainer
 from dpgenome.errors import ConfigError
+
+if TYPE_CHECKING:
+    from dpgenome.phenoschema import DeclaredSchema
 
 #: one-hot columns rebuilt from a parent column: (parent, prefix, levels); public CFW schema
 ONE_HOT_GROUPS: tuple[tuple[str, str, tuple[object, ...]], ...] = (
@@ -796,6 +799,9 @@ class PhenotypeConfig:
     #: per-sample gradient norms by ghost clipping (fast) or Opacus hooks (materialised)
     grad_sample_mode: Literal["ghost", "hooks"] = "ghost"
     schema: PhenoSchema | None = None
+    #: a ``--pheno-schema`` file's declarations (:mod:`dpgenome.phenoschema`): they replace
+    #: the schema's entries of the columns they name
+    declared: DeclaredSchema | None = None
 
     def validate(self) -> PhenotypeConfig:
         checks = {
@@ -818,7 +824,8 @@ class PhenotypeConfig:
         return min(1.0, self.expected_batch_size / max(n, 1))
 
     def resolved_schema(self) -> PhenoSchema:
-        return self.schema if self.schema is not None else cfw_schema(self.n_bins)
+        base = self.schema if self.schema is not None else cfw_schema(self.n_bins)
+        return base if self.declared is None else self.declared.resolved(base)
 
 
 #: the brief's name for the same configuration
@@ -845,8 +852,9 @@ def dp_binned_columns(
         if t == PhenoType.CATEGORICAL:
             raise ConfigError(
                 f"categorical column {c!r} has no public level set in the schema "
-                f"({config.resolved_schema().source}); declare its levels (PhenoSchema) or "
-                "drop the column: a private level set cannot be released"
+                f"({config.resolved_schema().source}); declare its levels in a --pheno-schema "
+                "file (dpgenome.phenoschema) or drop the column: a private level set cannot be "
+                "released"
             )
         if t == PhenoType.CONTINUOUS:
             out.append(c)
@@ -962,7 +970,8 @@ def _resolve_encoding(
         ):
             raise ConfigError(
                 f"column {c!r} is {types.get(c)} in the cohort but {schema[c].kind} in the "
-                f"schema ({config.resolved_schema().source}): pass a schema for this cohort"
+                f"schema ({config.resolved_schema().source}): declare its type in a "
+                "--pheno-schema file (dpgenome.phenoschema)"
             )
     batches = group_columns(modelled, ctx, max_batch_columns=config.max_batch_columns)
     enc = Encoding(

@@ -49,6 +49,7 @@ from dpgenome.fidelity import cohort_fidelity, compare_gwas, gwas_rows
 from dpgenome.gwas import linear_gwas
 from dpgenome.io import detect_format, read_cohort, write_cohort
 from dpgenome.lifetime import LifetimeLedger, default_db_path
+from dpgenome.phenoschema import DeclaredSchema, read_pheno_schema
 from dpgenome.policy import Evaluation, Override, load_policy
 from dpgenome.synthesize import SynthConfig, SynthResult, synthesize
 
@@ -216,8 +217,15 @@ def _check_writable(out: Path) -> None:
         raise ConfigError(f"cannot create the output directory: {parent} is not writable", file=out)
 
 
+def declared_schema(config: ReleaseConfig) -> DeclaredSchema | None:
+    return None if config.pheno_schema is None else read_pheno_schema(config.pheno_schema)
+
+
 def ingest(config: ReleaseConfig) -> Ingested:
+    declared = declared_schema(config)  # a bad schema file fails before the cohort is read
     raw = read_cohort(config.cohort)
+    if declared is not None:
+        raw = declared.apply(raw)
     fmt = detect_format(config.cohort)
     panel = read_cohort(config.public_panel) if config.public_panel else None
     # under DP the SNPs kept are chosen from public data only (the panel's frequencies)
@@ -245,9 +253,13 @@ def synth_config(config: ReleaseConfig) -> SynthConfig:
     )
     overrides = config.extra.get("synth", {})
     try:
-        return replace(base, **overrides)
+        cfg = replace(base, **overrides)
     except TypeError as err:
         raise ConfigError(f"extra.synth: {err}") from None
+    declared = declared_schema(config)
+    if declared is None:
+        return cfg
+    return replace(cfg, phenotypes=replace(cfg.phenotypes, declared=declared))
 
 
 def audit_config(config: ReleaseConfig) -> AuditConfig:

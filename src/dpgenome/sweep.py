@@ -52,6 +52,7 @@ def run_sweep(
     seed: int,
     out: Path,
     echo: Callable[[str], None] | None = None,
+    pheno_schema: str | None = None,
 ) -> Path:
     """Run every (size, epsilon) point; write ``out/sweep.json`` and ``out/sweep.html``."""
     if not epsilons:
@@ -73,6 +74,7 @@ def run_sweep(
             out=str(out),
             seed=seed,
             public_panel=panel,
+            pheno_schema=pheno_schema,
         )
         # ingested once at the base configuration's finite epsilon: the DP QC (SNPs chosen
         # from the public panel only) serves every point, the non-private one included

@@ -88,6 +88,7 @@ from dpgenome.draw import draw_with_prevalence
 from dpgenome.errors import CohortError, ConfigError
 from dpgenome.gwas import lambda_gc, linear_scan
 from dpgenome.model import WindowLayout, WindowModel, make_layout
+from dpgenome.phenoschema import data_typed_assumption, typed_from_data
 from dpgenome.sample import sample_dosages, synthetic_samples
 from dpgenome.train import TrainConfig, train
 
@@ -219,8 +220,10 @@ class SynthConfig:
         return math.isfinite(self.epsilon)
 
     def record(self) -> dict[str, Any]:
-        rec = asdict(self)
+        declared = self.phenotypes.declared
+        rec = asdict(replace(self, phenotypes=replace(self.phenotypes, declared=None)))
         rec["epsilon"] = None if not self.private else self.epsilon
+        rec["phenotypes"]["declared"] = None if declared is None else declared.record()
         return rec
 
 
@@ -314,6 +317,26 @@ def releases_slopes(config: SynthConfig, types: dict[str, PhenoType]) -> bool:
         and config.covariates
         and types.get(config.pheno) in (PhenoType.CONTINUOUS, PhenoType.BINARY)
     )
+
+
+def schema_assumptions(members: Cohort, config: SynthConfig) -> list[str]:
+    """The ledger's assumptions about the phenotype schema of this release (under DP): the
+    declaration file it used, and the columns whose type was read from the members' data."""
+    if not config.private:
+        return []
+    out = []
+    declared = config.phenotypes.declared
+    if declared is not None:
+        out.append(
+            f"the phenotype types and domains declared in {declared.source} (sha256 "
+            f"{declared.digest[:16]}) are public"
+        )
+    from_data = typed_from_data(
+        members.phenotypes.columns, config.phenotypes.resolved_schema(), declared
+    )
+    if from_data:
+        out.append(data_typed_assumption(from_data))
+    return out
 
 
 def calibrated_ledger(members: Cohort, config: SynthConfig, *, has_public: bool) -> Ledger:
@@ -1057,6 +1080,11 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
             f"{config.pheno!r} or a covariate has missing values among the members: synthesize "
             "from the analysis subset (dpgenome.cohort.analysis_subset)"
         )
+    declared = config.phenotypes.declared
+    if declared is not None:  # idempotent: the CLI applies it before QC already
+        members = declared.apply(
+            members, replace(config.phenotypes, declared=None).resolved_schema()
+        )
     if members.pheno_types[config.pheno] == PhenoType.CATEGORICAL:
         raise CohortError(f"phenotype {config.pheno!r} is categorical; a numeric one is needed")
     cfg = config.validate(n)
@@ -1081,6 +1109,7 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
     t0 = time.perf_counter()
     pheno_cfg = replace(cfg.phenotypes, seed=seeds[3], secure_mode=cfg.secure_mode)
     ledger = calibrated_ledger(members, cfg, has_public=public is not None)
+    ledger.assumptions += schema_assumptions(members, cfg)
     timings["calibrate"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

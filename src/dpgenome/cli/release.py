@@ -78,6 +78,11 @@ _release_options = [
     click.option("--delta", help="Target delta, or 'auto' (1/n^1.1, n = members)."),
     click.option("--seed", type=int, help="Seed of the split, synthesis and audits."),
     click.option("--public-panel", type=click.Path(file_okay=False), help="Public panel."),
+    click.option(
+        "--pheno-schema",
+        type=click.Path(dir_okay=False),
+        help="Phenotype schema YAML: public column types and domains (dpgenome.phenoschema).",
+    ),
     click.option("--n", "n_synthetic", type=int, help="Synthetic cohort size (default: members)."),
     click.option("--shadow", type=int, help="Shadow-model attack targets (0 = not run)."),
     click.option("--canaries", type=int, help="Canaries of the one-run audit (0 = not run)."),
@@ -228,6 +233,11 @@ def demo(
 )
 @click.option("--n", "sizes", help="Without COHORT: simulated cohort sizes, e.g. 1092,10000.")
 @click.option("--public-panel", type=click.Path(file_okay=False))
+@click.option(
+    "--pheno-schema",
+    type=click.Path(dir_okay=False),
+    help="Phenotype schema YAML (as for release).",
+)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 def sweep(
@@ -237,6 +247,7 @@ def sweep(
     epsilons: str,
     sizes: str | None,
     public_panel: str | None,
+    pheno_schema: str | None,
     seed: int,
     out: Path,
 ) -> None:
@@ -262,5 +273,6 @@ def sweep(
         seed=seed,
         out=out,
         echo=_echo_err,
+        pheno_schema=pheno_schema,
     )
     click.echo(f"frontier: {page}")

@@ -88,6 +88,13 @@ def _check_out(out: Path, inputs: dict[str, str | None]) -> None:
     "privacy cost (e.g. DIR/public of `dpgenome simulate --public-panel N`).",
 )
 @click.option(
+    "--pheno-schema",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Phenotype schema YAML: the public types and domains of columns outside the CFW "
+    "schema (dpgenome.phenoschema); columns it leaves out are typed from the data.",
+)
+@click.option(
     "--secure-mode",
     is_flag=True,
     default=False,
@@ -108,6 +115,7 @@ def synthesize(
     seed: int,
     n_synth: int | None,
     public_panel: str | None,
+    pheno_schema: str | None,
     secure_mode: bool,
     out: str,
 ) -> None:
@@ -120,14 +128,20 @@ def synthesize(
     from dpgenome.cohort import align_panel, analysis_subset, qc
     from dpgenome.io import detect_format, read_cohort, write_cohort
     from dpgenome.io.files import atomic_directory
+    from dpgenome.phenoschema import read_pheno_schema
+    from dpgenome.phenotypes import PhenotypeConfig
     from dpgenome.synthesize import SynthConfig
     from dpgenome.synthesize import synthesize as run
 
     _check_out(Path(out), {"input cohort": cohort, "public panel": public_panel})
+    declared = None if pheno_schema is None else read_pheno_schema(pheno_schema)
     fmt = detect_format(cohort)
     panel = None if public_panel is None else read_cohort(public_panel)
+    raw = read_cohort(cohort)
+    if declared is not None:
+        raw = declared.apply(raw)
     # under DP the SNPs kept are chosen from public data only (the panel's frequencies)
-    real, report = qc(read_cohort(cohort), dp=math.isfinite(epsilon), public=panel)
+    real, report = qc(raw, dp=math.isfinite(epsilon), public=panel)
     members = analysis_subset(real, pheno, list(covars), report)
     for line in report.lines():
         log.info("QC: %s", line)
@@ -145,6 +159,7 @@ def synthesize(
         seed=seed,
         n_synth=n_synth,
         secure_mode=secure_mode,
+        phenotypes=PhenotypeConfig(declared=declared),
     )
     result = run(members, config, public)
     ledger = result.ledger.to_dict()
@@ -155,6 +170,7 @@ def synthesize(
         "details": result.details,
         "training_samples": members.n_samples,
         "public_panel": public_panel,
+        "pheno_schema": None if declared is None else declared.record(),
         "qc": report.to_dict(),
     }
     # a directory that appeared during training is refused by atomic_directory

@@ -1,0 +1,359 @@
+"""A declared phenotype schema: the public types and value domains of a cohort's phenotype
+columns, read from a YAML file (``--pheno-schema FILE``) instead of from the members' data.
+
+Under differential privacy every data-dependent choice must use public information or be
+charged to the ledger. A column's type (0/1, continuous, categorical), its levels and its
+range are such choices: read from the members' table, they are a statistic of the members.
+The shipped CFW schema covers the CFW columns; this file covers the rest::
+
+    # public knowledge of the phenotype table (no member data)
+    strict: true                 # every column must be declared here or in the CFW schema
+    columns:
+      bmi:    {type: continuous, range: [10, 60]}   # equal-width bins over the range
+      age:    continuous                            # no domain: DP bins (on the ledger)
+      smoker: binary                                # values 0 / 1
+      site:   {type: categorical, levels: [A, B, C]}
+      parity: {type: continuous, values: [0, 1, 2, 3, 4]}
+
+A declared column overrides the CFW schema's entry of the same name. The members' values are
+checked against the declaration before any training (a level, a 0/1 or a listed value outside
+it is an error naming the file and column); values outside a declared ``range`` fall into the
+outer bins, as a fixed domain requires. Columns of the table that neither the file nor the
+CFW schema declares keep their type read from the data, and the release's ledger names them
+as an assumption (``strict: true`` refuses them instead).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from dpgenome.cohort import Cohort, PhenoType
+from dpgenome.config import config_key_lines
+from dpgenome.errors import ConfigError, InputError
+from dpgenome.phenotypes import ColumnSchema, PhenoSchema, cfw_schema, derived_columns
+
+log = logging.getLogger(__name__)
+
+_TOP_KEYS = ("columns", "strict")
+_COLUMN_KEYS = ("type", "range", "levels", "values", "n_bins")
+_TYPES = {t.value: t for t in PhenoType}
+
+
+@dataclass(frozen=True)
+class DeclaredSchema:
+    """What a ``--pheno-schema`` file declares. ``schema`` holds the columns with a domain
+    (levels, values, range, or 0/1); ``unbinned`` the continuous ones declared without one
+    (they get DP bins); ``types`` every declared column's type."""
+
+    types: Mapping[str, PhenoType]
+    schema: PhenoSchema
+    unbinned: frozenset[str]
+    strict: bool
+    source: str
+    digest: str
+
+    def resolved(self, base: PhenoSchema) -> PhenoSchema:
+        """``base`` (the public CFW schema) with every declared column replaced by its
+        declaration; a continuous column declared without a domain leaves the schema (it
+        gets DP bins rather than the CFW bins of a column that happens to share its name)."""
+        cols = {c: s for c, s in base.columns.items() if c not in self.types}
+        cols.update(self.schema.columns)
+        return PhenoSchema(cols, f"{base.source} + {self.source}")
+
+    def record(self) -> dict[str, Any]:
+        """JSON-safe summary (configuration records and cache keys)."""
+        return {"source": self.source, "sha256": self.digest, "columns": len(self.types)}
+
+    def apply(self, cohort: Cohort, base: PhenoSchema | None = None) -> Cohort:
+        """``cohort`` with the declared types, after checking its values against the
+        declaration (and, when ``strict``, that every column is declared here or in
+        ``base``, by default the public CFW schema). Raises :class:`InputError` naming the
+        cohort's phenotype file."""
+        base = cfw_schema() if base is None else base
+        table = cohort.phenotypes
+        where = _pheno_file(cohort)
+        absent = sorted(set(self.types) - set(table.columns))
+        if absent:
+            log.warning(
+                "%s declares %d column(s) the cohort does not have: %s",
+                self.source,
+                len(absent),
+                ", ".join(absent[:8]),
+            )
+        table = table.copy()
+        for name in table.columns:
+            if name not in self.types:
+                continue
+            if self.types[name] == PhenoType.CATEGORICAL:
+                table[name] = _as_levels(table[name])
+            _check_column(table[name], name, self.types[name], self.schema.columns.get(name), where)
+        if self.strict:
+            undeclared = typed_from_data(table.columns, self.resolved(base), self)
+            if undeclared:
+                raise InputError(
+                    f"{len(undeclared)} phenotype column(s) are declared neither in "
+                    f"{self.source} nor in the public CFW schema, and the file is strict: "
+                    f"{', '.join(undeclared[:8])}{' ...' if len(undeclared) > 8 else ''}; "
+                    "declare them (or drop them from the table)",
+                    file=where,
+                    column=undeclared[0],
+                )
+        types = dict(cohort.pheno_types)
+        types.update({c: t for c, t in self.types.items() if c in table.columns})
+        return replace(cohort, phenotypes=table, pheno_types=types)
+
+
+def typed_from_data(
+    columns: Iterable[str], schema: PhenoSchema, declared: DeclaredSchema | None = None
+) -> list[str]:
+    """The modelled columns whose type nothing public fixes: neither in ``schema`` nor
+    declared (one-hot copies are rebuilt from their parent and are not modelled)."""
+    cols = list(columns)
+    derived = derived_columns(cols)
+    known = set(schema.columns) | (set(declared.types) if declared else set())
+    return [c for c in cols if c not in derived and c not in known]
+
+
+def data_typed_assumption(columns: list[str]) -> str:
+    """The ledger's line for columns typed from the members' data (empty list: none)."""
+    shown = ", ".join(columns[:12]) + (
+        f" and {len(columns) - 12} more" if len(columns) > 12 else ""
+    )
+    return (
+        f"the type (0/1, continuous or categorical) of {len(columns)} phenotype column(s) was "
+        f"read from the members' data and is treated as public: {shown}; declare them with "
+        "--pheno-schema to remove this assumption"
+    )
+
+
+def read_pheno_schema(path: str | Path) -> DeclaredSchema:
+    """Read and validate a phenotype schema file (the module docstring gives the form)."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise ConfigError("phenotype schema file not found", file=p) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read the phenotype schema: {err}", file=p) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        raise ConfigError(
+            f"not valid YAML: {err}", file=p, line=None if mark is None else mark.line + 1
+        ) from None
+    lines = config_key_lines(p)
+    if not isinstance(data, dict) or "columns" not in data:
+        raise ConfigError("the top level must be a mapping with a 'columns' mapping", file=p)
+    unknown = sorted(set(data) - set(_TOP_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"unknown key {unknown[0]!r}; valid keys: {', '.join(_TOP_KEYS)}",
+            file=p,
+            line=lines.get(unknown[0]),
+            column=unknown[0],
+        )
+    strict = data.get("strict", False)
+    if not isinstance(strict, bool):
+        raise ConfigError("'strict' must be true or false", file=p, line=lines.get("strict"))
+    columns = data["columns"]
+    if not isinstance(columns, dict) or not columns:
+        raise ConfigError(
+            "'columns' must map each column name to its type", file=p, line=lines.get("columns")
+        )
+    col_lines = _column_lines(text)
+    types: dict[str, PhenoType] = {}
+    specs: dict[str, ColumnSchema] = {}
+    unbinned: set[str] = set()
+    for raw_name, entry in columns.items():
+        name = str(raw_name)
+        t, spec = _parse_column(entry, _ColumnErrors(p, col_lines.get(name), name))
+        types[name] = t
+        if spec is None:
+            unbinned.add(name)
+        else:
+            specs[name] = spec
+    canonical = json.dumps(
+        {"strict": strict, "columns": {c: _canonical(columns[c]) for c in columns}},
+        sort_keys=True,
+        default=str,
+    )
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    return DeclaredSchema(
+        types, PhenoSchema(specs, p.name), frozenset(unbinned), strict, p.name, digest
+    )
+
+
+# ---------------------------------------------------------------------------- parsing
+
+
+@dataclass(frozen=True)
+class _ColumnErrors:
+    file: Path
+    line: int | None
+    name: str
+
+    def __call__(self, message: str) -> ConfigError:
+        return ConfigError(
+            f"column {self.name!r}: {message}", file=self.file, line=self.line, column=self.name
+        )
+
+
+def _column_lines(text: str) -> dict[str, int]:
+    """The line of each key under ``columns`` (for error messages)."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    for key, value in node.value:
+        if key.value == "columns" and isinstance(value, yaml.MappingNode):
+            return {str(k.value): k.start_mark.line + 1 for k, _ in value.value}
+    return {}
+
+
+def _canonical(entry: object) -> object:
+    return {"type": entry} if isinstance(entry, str) else entry
+
+
+def _numbers(value: object, what: str, err: _ColumnErrors) -> list[float]:
+    if not isinstance(value, list) or not value:
+        raise err(f"'{what}' must be a non-empty list of numbers")
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise err(f"'{what}' holds {v!r}, not a finite number")
+        out.append(float(v))
+    return out
+
+
+def _parse_column(entry: object, err: _ColumnErrors) -> tuple[PhenoType, ColumnSchema | None]:
+    spec = _canonical(entry)
+    if not isinstance(spec, dict):
+        raise err("give a type (binary, continuous, categorical) or a mapping with 'type'")
+    unknown = sorted(set(map(str, spec)) - set(_COLUMN_KEYS))
+    if unknown:
+        raise err(f"unknown key {unknown[0]!r}; valid keys: {', '.join(_COLUMN_KEYS)}")
+    kind = _TYPES.get(str(spec.get("type", "")).strip().lower())
+    if kind is None:
+        raise err(f"type {spec.get('type')!r} is not one of {', '.join(_TYPES)}")
+    domain = [k for k in ("range", "levels", "values") if k in spec]
+    allowed = {
+        PhenoType.BINARY: (),
+        PhenoType.CATEGORICAL: ("levels",),
+        PhenoType.CONTINUOUS: ("range", "values"),
+    }[kind]
+    bad = [k for k in domain if k not in allowed]
+    if bad or len(domain) > 1:
+        raise err(
+            f"a {kind.value} column takes {' or '.join(allowed) or 'no domain'}, got "
+            f"{', '.join(domain)}"
+        )
+    if "n_bins" in spec and "range" not in spec:
+        raise err("'n_bins' needs a 'range'")
+    if kind == PhenoType.BINARY:
+        return kind, ColumnSchema("binary", source="declared")
+    if kind == PhenoType.CATEGORICAL:
+        levels = spec.get("levels")
+        if not isinstance(levels, list) or not levels:
+            raise err(
+                "a categorical column needs its public 'levels' (a private level set cannot "
+                "be released)"
+            )
+        names = [str(v) for v in levels]
+        if len(set(names)) != len(names):
+            raise err("'levels' lists a level twice")
+        return kind, ColumnSchema("levels", levels=tuple(names), source="declared")
+    if "values" in spec:
+        values = sorted(set(_numbers(spec["values"], "values", err)))
+        integer = all(v == round(v) for v in values)
+        return kind, ColumnSchema(
+            "values", values=tuple(values), integer=integer, source="declared"
+        )
+    if "range" in spec:
+        lo_hi = _numbers(spec["range"], "range", err)
+        if len(lo_hi) != 2 or not lo_hi[0] < lo_hi[1]:
+            raise err("'range' must be [low, high] with low < high")
+        n_bins = spec.get("n_bins", 20)
+        if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 2:
+            raise err(f"'n_bins' must be an integer >= 2, got {n_bins!r}")
+        edges = np.linspace(lo_hi[0], lo_hi[1], n_bins + 1)
+        return kind, ColumnSchema("bins", edges=tuple(edges.tolist()), source="declared")
+    return kind, None
+
+
+# ---------------------------------------------------------------------------- checking
+
+
+def _pheno_file(cohort: Cohort) -> str:
+    if cohort.source is None:
+        return "phenotype table"
+    src = Path(cohort.source)
+    for name in ("pheno.csv", "pheno.csv.gz"):
+        if (src / name).is_file():
+            return str(src / name)
+    return str(src)
+
+
+def _as_levels(col: pd.Series) -> pd.Series:
+    """A categorical column as text levels: numbers written as in the schema file (``1``, not
+    ``1.0``), missing values ``None``."""
+    if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        return col.astype(object).where(col.notna(), None)
+    x = col.to_numpy(dtype=np.float64, na_value=np.nan)
+    text = [None if not math.isfinite(v) else str(int(v)) if v == round(v) else repr(v) for v in x]
+    return pd.Series(text, index=col.index, dtype=object)
+
+
+def _check_column(
+    col: pd.Series, name: str, kind: PhenoType, spec: ColumnSchema | None, where: str
+) -> None:
+    present = col.dropna()
+    if kind == PhenoType.CATEGORICAL:
+        assert spec is not None
+        seen = pd.Series(present.astype(str).unique())
+        outside = sorted(set(seen) - set(spec.levels))
+        if outside:
+            raise InputError(
+                f"level(s) {', '.join(map(repr, outside[:5]))} are not among the declared "
+                f"levels ({', '.join(spec.levels)})",
+                file=where,
+                column=name,
+            )
+        return
+    x = pd.to_numeric(present, errors="coerce")
+    if x.isna().any():
+        raise InputError(
+            f"declared {kind.value} but holds text ({present[x.isna()].iloc[0]!r})",
+            file=where,
+            column=name,
+        )
+    values = x.to_numpy(dtype=np.float64)
+    if kind == PhenoType.BINARY:
+        bad = values[~np.isin(values, (0.0, 1.0))]
+        if len(bad):
+            raise InputError(
+                f"declared binary but holds {bad[0]:g} ({len(bad)} value(s) other than 0 / 1)",
+                file=where,
+                column=name,
+            )
+    elif spec is not None and spec.kind == "values":
+        bad = values[~np.isin(values, np.asarray(spec.values))]
+        if len(bad):
+            raise InputError(
+                f"holds {bad[0]:g} ({len(bad)} value(s)) outside the declared values",
+                file=where,
+                column=name,
+            )

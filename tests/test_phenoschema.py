@@ -1,0 +1,248 @@
+"""A declared phenotype schema (``--pheno-schema``): public types and domains in place of the
+members' own data, checked against the cohort, named in the ledger."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from dpgenome.accountant import Ledger
+from dpgenome.cli import main
+from dpgenome.cohort import PhenoType, analysis_subset, qc
+from dpgenome.errors import ConfigError, InputError
+from dpgenome.io import read_cohort, write_cohort
+from dpgenome.phenoschema import read_pheno_schema, typed_from_data
+from dpgenome.phenotypes import PhenotypeConfig, cfw_schema, dp_binned_columns
+from dpgenome.synthesize import PHENOTYPE_BINS, SynthConfig, synthesize
+from dpgenome.testing import ToyConfig, toy_cohort
+
+TOY = ToyConfig(n=160, n_chrom=2, snps_per_chrom=60, causal=((0, 30), (1, 20)), effect=1.2)
+FAST = SynthConfig(
+    pheno="BMD",
+    covariates=("SW16",),
+    epsilon=4.0,
+    structure_steps=20,
+    pretrain_steps=20,
+    phenotypes=PhenotypeConfig(steps=10, hidden=8),
+)
+EXAMPLE = """\
+# public knowledge of the phenotype table
+strict: false
+columns:
+  bw: {type: continuous, range: [10, 40]}
+  age: continuous
+  smoker: binary
+  site: {type: categorical, levels: [A, B, C]}
+  parity: {type: continuous, values: [0, 1, 2, 3]}
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "schema.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_read_pheno_schema__types_domains_and_a_digest_of_the_content(tmp_path) -> None:
+    d = read_pheno_schema(_write(tmp_path, EXAMPLE))
+    assert dict(d.types) == {
+        "bw": PhenoType.CONTINUOUS,
+        "age": PhenoType.CONTINUOUS,
+        "smoker": PhenoType.BINARY,
+        "site": PhenoType.CATEGORICAL,
+        "parity": PhenoType.CONTINUOUS,
+    }
+    cols = d.schema.columns
+    assert cols["bw"].kind == "bins" and cols["bw"].edges[0] == 10 and cols["bw"].edges[-1] == 40
+    assert len(cols["bw"].edges) == 21
+    assert cols["site"].levels == ("A", "B", "C")
+    assert cols["parity"].values == (0, 1, 2, 3) and cols["parity"].integer
+    assert cols["smoker"].kind == "binary"
+    assert d.unbinned == {"age"} and "age" not in cols
+    # the digest is of the declarations, not of the file's layout or comments
+    same = "columns:\n  age: {type: continuous}\n  bw:\n    type: continuous\n    range: [10, 40]\n"
+    same += "  smoker: binary\n  site: {type: categorical, levels: [A, B, C]}\n"
+    same += "  parity: {values: [0, 1, 2, 3], type: continuous}\nstrict: false\n"
+    assert read_pheno_schema(_write(tmp_path, same, "b.yaml")).digest == d.digest
+    other = EXAMPLE.replace("[10, 40]", "[10, 41]")
+    assert read_pheno_schema(_write(tmp_path, other, "c.yaml")).digest != d.digest
+
+
+def test_resolved__a_declaration_replaces_the_cfw_entry_of_its_column(tmp_path) -> None:
+    base = cfw_schema()
+    assert base.columns["bw1"].kind == "bins" and base.columns["bw1"].source == "public"
+    ranged = read_pheno_schema(
+        _write(tmp_path, "columns:\n  bw1: {type: continuous, range: [0, 1]}\n")
+    )
+    col = ranged.resolved(base).columns["bw1"]
+    assert col.source == "declared" and col.edges[-1] == 1.0
+    # declared without a domain: not the CFW bins of a column that shares its name, DP bins
+    bare = read_pheno_schema(_write(tmp_path, "columns:\n  bw1: continuous\n", "b.yaml"))
+    schema = bare.resolved(base)
+    assert "bw1" not in schema.columns and len(schema.columns) == len(base.columns) - 1
+    cfg = PhenotypeConfig(declared=bare)
+    assert dp_binned_columns(["bw1", "abBMD"], {"bw1": PhenoType.CONTINUOUS}, cfg) == ["bw1"]
+    assert (
+        dp_binned_columns(["bw1", "abBMD"], {"bw1": PhenoType.CONTINUOUS}, PhenotypeConfig()) == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ("columns:\n  a: binary\n  b: {type: ordinal}\n", 3, "not one of"),
+        ("columns:\n  site: categorical\n", 2, "needs its public 'levels'"),
+        ("columns:\n  x: {type: continuous, range: [5, 1]}\n", 2, "low < high"),
+        ("columns:\n  x: {type: binary, range: [0, 1]}\n", 2, "no domain"),
+        ("columns:\n  x: {type: continuous, range: [0, 1], levels: [a]}\n", 2, "takes range"),
+        ("columns:\n  x: {type: continuous, rnage: [0, 1]}\n", 2, "unknown key 'rnage'"),
+        ("columns:\n  x: {type: continuous, values: [1, .nan]}\n", 2, "not a finite number"),
+        ("columns:\n  x: {type: categorical, levels: [a, a]}\n", 2, "twice"),
+        ("colums:\n  x: binary\n", None, "'columns' mapping"),
+        ("strict: yes please\ncolumns:\n  x: binary\n", 1, "true or false"),
+        ("columns: [x]\n", 1, "map each column"),
+        ("columns:\n  x: binary\nextra: 1\n", 3, "unknown key 'extra'"),
+        ("columns: {x: [\n", None, "not valid YAML"),
+    ],
+)
+def test_read_pheno_schema__errors_name_file_line_and_column(tmp_path, text, line, message) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError, match=message) as err:
+        read_pheno_schema(path)
+    assert err.value.file == str(path)
+    if line is not None:
+        assert err.value.line == line
+    with pytest.raises(ConfigError, match="not found"):
+        read_pheno_schema(tmp_path / "missing.yaml")
+
+
+def _cohort(tmp_path: Path, name: str = "c"):
+    cohort, _ = toy_cohort(3, TOY)
+    rng = np.random.default_rng(0)
+    cohort.phenotypes["clinic"] = rng.integers(1, 4, cohort.n_samples).astype(float)
+    cohort.pheno_types.pop("clinic", None)
+    path = tmp_path / name
+    write_cohort(cohort, path, "parker")
+    return read_cohort(path), path
+
+
+def test_apply__declared_types_replace_the_data_read_ones_and_values_are_checked(
+    tmp_path,
+) -> None:
+    cohort, path = _cohort(tmp_path)
+    assert cohort.pheno_types["clinic"] == PhenoType.CONTINUOUS  # read from the data
+    d = read_pheno_schema(
+        _write(tmp_path, "columns:\n  clinic: {type: categorical, levels: [1, 2, 3]}\n")
+    )
+    out = d.apply(cohort)
+    assert out.pheno_types["clinic"] == PhenoType.CATEGORICAL
+    assert set(out.phenotypes["clinic"].dropna()) == {"1", "2", "3"}
+    assert cohort.pheno_types["clinic"] == PhenoType.CONTINUOUS  # the input is not changed
+    assert d.apply(out).phenotypes["clinic"].equals(out.phenotypes["clinic"])  # idempotent
+
+    narrow = read_pheno_schema(
+        _write(tmp_path, "columns:\n  clinic: {type: categorical, levels: [1, 2]}\n", "n.yaml")
+    )
+    with pytest.raises(InputError, match="'3' are not among the declared levels") as err:
+        narrow.apply(cohort)
+    assert err.value.file == str(path / "pheno.csv") and err.value.column == "clinic"
+    binary = read_pheno_schema(_write(tmp_path, "columns:\n  clinic: binary\n", "b.yaml"))
+    with pytest.raises(InputError, match="declared binary but holds"):
+        binary.apply(cohort)
+    values = read_pheno_schema(
+        _write(tmp_path, "columns:\n  clinic: {type: continuous, values: [1, 2]}\n", "v.yaml")
+    )
+    with pytest.raises(InputError, match="outside the declared values"):
+        values.apply(cohort)
+    text = read_pheno_schema(_write(tmp_path, "columns:\n  round: continuous\n", "t.yaml"))
+    with pytest.raises(InputError, match="declared continuous but holds text"):
+        text.apply(cohort)
+
+
+def test_apply__strict_refuses_columns_nothing_public_declares(tmp_path) -> None:
+    cohort, _ = _cohort(tmp_path)
+    # toy columns: abBMD, BMD, SW16, round (in the CFW schema), bw and clinic (not)
+    assert typed_from_data(cohort.phenotypes.columns, cfw_schema()) == ["bw", "clinic"]
+    strict = "strict: true\ncolumns:\n  clinic: {type: categorical, levels: [1, 2, 3]}\n"
+    with pytest.raises(InputError, match=r"1 phenotype column.* strict: bw") as err:
+        read_pheno_schema(_write(tmp_path, strict)).apply(cohort)
+    assert err.value.column == "bw"
+    full = strict + "  bw: {type: continuous, range: [0, 100]}\n"
+    assert read_pheno_schema(_write(tmp_path, full, "f.yaml")).apply(cohort).n_samples == 160
+
+
+def _members(cohort):
+    real, report = qc(cohort)
+    return analysis_subset(real, "BMD", ["SW16"], report)
+
+
+def test_synthesize__the_ledger_names_columns_typed_from_the_data(tmp_path) -> None:
+    """Without a declaration the toy's ``bw`` (outside the CFW schema) is typed from the
+    members' data and gets DP bins; declared with a range it needs neither, and the ledger
+    names the declaration instead."""
+    cohort, _ = toy_cohort(3, TOY)
+    members = _members(cohort)
+    plain = synthesize(members, FAST)
+    led = plain.ledger.to_dict()
+    assert any(m["name"] == PHENOTYPE_BINS for m in led["mechanisms"])
+    extra = [a for a in led["assumptions"] if "read from the members' data" in a]
+    assert len(extra) == 1 and extra[0].endswith(
+        "is treated as public: bw; declare them with --pheno-schema to remove this assumption"
+    )
+
+    d = read_pheno_schema(_write(tmp_path, "columns:\n  bw: {type: continuous, range: [0, 60]}\n"))
+    cfg = replace(FAST, phenotypes=replace(FAST.phenotypes, declared=d))
+    res = synthesize(members, cfg)
+    led = res.ledger.to_dict()
+    assert not any(m["name"] == PHENOTYPE_BINS for m in led["mechanisms"])
+    assert not any("read from the members' data" in a for a in led["assumptions"])
+    assert any(f"declared in schema.yaml (sha256 {d.digest[:16]})" in a for a in led["assumptions"])
+    bw = res.cohort.phenotypes["bw"].dropna()
+    assert len(bw) and bw.between(0, 60).all()
+    assert led["epsilon"] <= 4.0 + 1e-9
+    # the assumptions survive a re-account from ledger.json
+    assert Ledger.from_dict(json.loads(json.dumps(led))).assumptions == led["assumptions"]
+    rec = res.config.record()
+    assert rec["phenotypes"]["declared"] == {
+        "source": "schema.yaml",
+        "sha256": d.digest,
+        "columns": 1,
+    }
+    json.dumps(rec)
+    # no formal privacy claims nothing, so it assumes nothing
+    exact = synthesize(members, replace(cfg, epsilon=math.inf))
+    assert exact.ledger.to_dict()["assumptions"] == Ledger(0.1).to_dict()["assumptions"]
+
+
+def test_cli_synthesize__pheno_schema(tmp_path) -> None:
+    _, path = _cohort(tmp_path)
+    schema = _write(
+        tmp_path,
+        "strict: true\ncolumns:\n  clinic: {type: categorical, levels: [1, 2, 3]}\n"
+        "  bw: {type: continuous, range: [0, 60]}\n",
+    )
+    args = ["synthesize", str(path), "--pheno", "BMD", "--covar", "SW16", "--epsilon", "4"]
+    out = tmp_path / "synth"
+    result = CliRunner().invoke(main, [*args, "--pheno-schema", str(schema), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "synthesis.json").read_text())
+    assert summary["pheno_schema"]["sha256"] == read_pheno_schema(schema).digest
+    syn = read_cohort(out)
+    assert set(syn.phenotypes["clinic"].dropna().astype(int)) <= {1, 2, 3}
+    # a declaration the cohort breaks: exit 2 naming the file, nothing written
+    bad = _write(tmp_path, "columns:\n  clinic: binary\n", "bad.yaml")
+    out2 = tmp_path / "synth2"
+    result = CliRunner().invoke(main, [*args, "--pheno-schema", str(bad), "--out", str(out2)])
+    assert result.exit_code == 2
+    assert "pheno.csv" in result.output and "clinic" in result.output
+    assert not out2.exists()
+    broken = _write(tmp_path, "columns:\n  clinic: {type: nominal}\n", "broken.yaml")
+    result = CliRunner().invoke(main, [*args, "--pheno-schema", str(broken), "--out", str(out2)])
+    assert result.exit_code == 2 and "broken.yaml" in result.output and "line 2" in result.output
+    assert not out2.exists()
