@@ -63,7 +63,7 @@ def main() -> None:
         # a DP release's QC: the SNPs kept are chosen by the public panel's frequencies
         cohort, report = qc(sim.cohort, dp=True, public=sim.public)
         members = analysis_subset(cohort, pheno, [COVAR], report)
-        public = align_panel(sim.public, members.variants["id"])
+        public = align_panel(sim.public, members.variants)
         real_slope, real_r = slope_and_r(members.phenotypes, pheno)
         print(
             f"\n# cohort seed {seed}: {members.n_samples} members; members' {pheno} ~ {COVAR}: "

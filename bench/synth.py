@@ -140,7 +140,7 @@ def prepare(
         # as a release does (dpgenome.release.ingest): seeded split stratified on the phenotype
         split = split_members(members, holdout_fraction=holdout, seed=seed, stratify=PHENO)
         members = members.take_samples(split.members)
-    public = None if sim.public is None else align_panel(sim.public, members.variants["id"])
+    public = None if sim.public is None else align_panel(sim.public, members.variants)
     t0 = time.perf_counter()
     real = linear_gwas(members, PHENO, list(COVARS))
     t_gwas = time.perf_counter() - t0

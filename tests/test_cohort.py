@@ -22,6 +22,7 @@ from dpgenome.cohort import (
     Cohort,
     PhenoType,
     QCConfig,
+    align_panel,
     analysis_subset,
     infer_pheno_types,
     normalise_chromosome,
@@ -304,3 +305,51 @@ def test_qc__dp_keeps_snps_by_the_public_panel_only(tiny: Cohort):
     # a panel that lacks a SNP of the cohort is an error naming it
     with pytest.raises(CohortError, match="panel_dir: the public panel lacks 1 of"):
         qc(tiny, dp=True, public=panel.take_variants(np.arange(1, m + 1)))
+
+
+def _panel_of(cohort: Cohort, seed: int = 0) -> Cohort:
+    rng = np.random.default_rng(seed)
+    dosages = rng.binomial(2, 0.3, size=(50, cohort.n_variants)).astype(np.float32)
+    dosages[0, 0] = np.nan
+    return Cohort(
+        dosages,
+        cohort.variants.copy(),
+        pd.DataFrame({"id": [f"P{i}" for i in range(50)]}),
+        pd.DataFrame(index=range(50)),
+        {},
+        source="panel_dir",
+    )
+
+
+def test_align_panel__flips_snps_listed_the_other_way_round(tiny: Cohort):
+    """A panel in reference order beside a cohort with some SNPs' alleles swapped (a PLINK
+    .bim with the minor allele first): the aligned panel counts the cohort's alt allele."""
+    panel = _panel_of(tiny)
+    swap = np.zeros(tiny.n_variants, dtype=bool)
+    swap[[0, 3, 7]] = True
+    cohort_map = tiny.variants.copy()
+    cohort_map.loc[swap, ["ref", "alt"]] = cohort_map.loc[swap, ["alt", "ref"]].to_numpy()
+    cohort_map.loc[5, "ref"] = "."  # unknown on one side: taken as matching
+    out = align_panel(panel, cohort_map)
+    assert out.variants["id"].tolist() == cohort_map["id"].tolist()
+    known = cohort_map["ref"] != "."
+    assert (
+        (out.variants.loc[known, ["ref", "alt"]] == cohort_map.loc[known, ["ref", "alt"]])
+        .all()
+        .all()
+    )
+    np.testing.assert_array_equal(out.dosages[:, swap], 2 - panel.dosages[:, swap])
+    np.testing.assert_array_equal(out.dosages[:, ~swap], panel.dosages[:, ~swap])
+    assert np.isnan(out.dosages[0, 0])
+    np.testing.assert_allclose(out.maf(), panel.maf())  # the DP QC reads the same frequencies
+    assert panel.variants.equals(tiny.variants)  # the panel itself is not changed
+    # another pair of alleles (strand or build) is an error naming the SNP and both pairs
+    strand = tiny.variants.copy()
+    ref, alt = strand.loc[2, "ref"], strand.loc[2, "alt"]
+    flip = {"A": "T", "T": "A", "C": "G", "G": "C"}
+    strand.loc[2, ["ref", "alt"]] = [flip[ref], flip[alt]]
+    if {flip[ref], flip[alt]} == {ref, alt}:  # an A/T or C/G SNP reads as a swap
+        strand.loc[2, ["ref", "alt"]] = ["ACGT"[("ACGT".index(ref) + 1) % 4], alt]
+    with pytest.raises(CohortError, match=r"panel_dir: .* alleles differ .* at 1 SNP\(s\)") as err:
+        align_panel(panel, strand)
+    assert repr(str(strand.loc[2, "id"])) in str(err.value)

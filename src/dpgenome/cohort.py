@@ -296,10 +296,18 @@ def _flagged(cohort: Cohort, column: str) -> np.ndarray:
     return flag
 
 
-def align_panel(public: Cohort, variant_ids: Iterable[object]) -> Cohort:
-    """The public panel restricted to the given variant ids, in their order; a
-    :class:`~dpgenome.errors.CohortError` naming the panel when it lacks any of them."""
-    ids = [str(v) for v in variant_ids]
+def align_panel(public: Cohort, variants: pd.DataFrame) -> Cohort:
+    """The public panel restricted to the cohort's ``variants`` (their ids, in their order),
+    its dosages counting the cohort's ``alt`` allele.
+
+    Panels and cohorts often list a SNP's two alleles the other way round (a reference panel
+    in reference order, a PLINK ``.bim`` with the minor allele first): such SNPs are flipped
+    (dosage ``2 - d``, labels swapped) so that pretraining and the public blocks copied into
+    released regions count the same allele as the members. A SNP whose alleles differ in any
+    other way (another strand or build) is an error, as is a panel lacking any of the SNPs
+    (:class:`~dpgenome.errors.CohortError` naming the panel). Allele labels missing on either
+    side (``NA``, ``.``, ``0``) are taken as matching."""
+    ids = [str(v) for v in variants["id"]]
     index = {str(v): i for i, v in enumerate(public.variants["id"].tolist())}
     missing = [v for v in ids if v not in index]
     if missing:
@@ -308,7 +316,39 @@ def align_panel(public: Cohort, variant_ids: Iterable[object]) -> Cohort:
             f"(e.g. {missing[0]!r}); it must cover the cohort's SNP map",
             file=public.source,
         )
-    return public.take_variants(np.array([index[v] for v in ids], dtype=np.int64))
+    aligned = public.take_variants(np.array([index[v] for v in ids], dtype=np.int64))
+    if not {"ref", "alt"} <= set(variants.columns):
+        return aligned
+    ours = [_allele_labels(variants[c]) for c in ("ref", "alt")]
+    theirs = [_allele_labels(aligned.variants[c]) for c in ("ref", "alt")]
+    unknown = (ours[0] == "") | (ours[1] == "") | (theirs[0] == "") | (theirs[1] == "")
+    same = (ours[0] == theirs[0]) & (ours[1] == theirs[1])
+    swapped = (ours[0] == theirs[1]) & (ours[1] == theirs[0]) & ~same & ~unknown
+    other = ~(same | swapped | unknown)
+    if other.any():
+        j = int(np.argmax(other))
+        raise CohortError(
+            f"the public panel's alleles differ from the cohort's at {int(other.sum())} SNP(s), "
+            f"e.g. {ids[j]!r}: {theirs[0][j]}/{theirs[1][j]} in the panel, {ours[0][j]}/"
+            f"{ours[1][j]} in the cohort (another strand or genome build?); the panel must "
+            "list the same two alleles",
+            file=public.source,
+        )
+    if not swapped.any():
+        return aligned
+    cols = np.flatnonzero(swapped)
+    dosages = aligned.dosages.copy()
+    dosages[:, cols] = 2.0 - dosages[:, cols]
+    table = aligned.variants.copy()
+    table.loc[swapped, ["ref", "alt"]] = table.loc[swapped, ["alt", "ref"]].to_numpy()
+    return replace(aligned, dosages=dosages, variants=table, pheno_types=dict(aligned.pheno_types))
+
+
+def _allele_labels(col: pd.Series) -> np.ndarray:
+    """Upper-case allele labels; ``""`` where missing (NA, ``.``, ``0``)."""
+    raw = col.to_numpy(dtype=object)
+    text = np.char.upper(np.char.strip(np.where(pd.isna(raw), "", raw).astype(str)))
+    return np.where(np.isin(text, (".", "0", "NAN", "NA", "NONE")), "", text)
 
 
 def qc(
@@ -347,7 +387,7 @@ def qc(
                 cohort.n_variants,
             )
             return cohort, report
-        maf = align_panel(public, cohort.variants["id"]).maf()
+        maf = align_panel(public, cohort.variants).maf()
         rare = ~(maf > config.min_maf)
         if rare.any():
             cohort = cohort.take_variants(~rare)

@@ -235,7 +235,7 @@ def ingest(config: ReleaseConfig) -> Ingested:
         cohort, holdout_fraction=config.holdout_fraction, seed=config.seed, stratify=config.pheno
     )
     members = cohort.take_samples(split.members)
-    public = None if panel is None else align_panel(panel, cohort.variants["id"])
+    public = None if panel is None else align_panel(panel, cohort.variants)
     return Ingested(cohort, split, members, public, report, fmt, file_hashes(config.cohort))
 
 

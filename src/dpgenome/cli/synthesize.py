@@ -150,7 +150,7 @@ def synthesize(
         f"{' and ' + ', '.join(covars) if covars else ''} observed "
         f"({members.n_variants} SNPs); no holdout"
     )
-    public = None if panel is None else align_panel(panel, members.variants["id"])
+    public = None if panel is None else align_panel(panel, members.variants)
     config = SynthConfig(
         pheno=pheno,
         covariates=tuple(covars),
