@@ -138,3 +138,28 @@ def test_inspect__every_bad_input_exits_2_naming_file_and_line(tmp_path: Path, m
         assert f", line {line}" in message
     if column is not None:
         assert f", column {column}" in message
+
+
+def test_inspect__says_what_fixes_each_phenotype_type(tmp_path: Path):
+    """Before a DP release staff see which columns nothing public types; a --pheno-schema
+    file types them (and the cohort is checked against it: a bad one exits 2)."""
+    text = _inspect(str(TINY / "parker")).output
+    assert "bw     continuous   observed     35, missing   7.9%; type from data" in text
+    assert "abBMD  binary       observed     34, missing  10.5%; type from public CFW table" in text
+    assert "SW16   binary       observed     38, missing   0.0%; type from one-hot of round" in text
+    assert "1 column(s) typed from the data (bw): declare them" in text
+    schema = tmp_path / "s.yaml"
+    schema.write_text("columns:\n  bw: {type: continuous, range: [0, 80]}\n")
+    result = _inspect(str(TINY / "parker"), "--pheno-schema", str(schema), "--json")
+    assert result.exit_code == 0, result.output
+    typed = {p["name"]: p["typed_by"] for p in json.loads(result.output)["phenotypes"]}
+    assert typed == {
+        "abBMD": "public CFW table",
+        "BMD": "public CFW table",
+        "bw": "s.yaml",
+        "SW16": "one-hot of round",
+        "round": "public CFW table",
+    }
+    schema.write_text("columns:\n  round: {type: categorical, levels: [A]}\n")
+    result = _inspect(str(TINY / "parker"), "--pheno-schema", str(schema))
+    assert result.exit_code == 2 and "pheno.csv, column round" in result.output, result.output

@@ -114,15 +114,30 @@ class DeclaredSchema:
         return replace(cohort, phenotypes=table, pheno_types=types)
 
 
+def type_sources(
+    columns: Iterable[str], schema: PhenoSchema, declared: DeclaredSchema | None = None
+) -> dict[str, str]:
+    """What fixes each column's type: the declaration file's name, ``one-hot of <parent>``
+    (rebuilt from its parent, not modelled), ``schema.source``, or ``"data"`` (read from the
+    members' values: nothing public fixes it)."""
+    cols = [str(c) for c in columns]
+    derived = derived_columns(cols)
+    out = {}
+    for c in cols:
+        if declared is not None and c in declared.types:
+            out[c] = declared.source
+        elif c in derived:
+            out[c] = f"one-hot of {derived[c][0]}"
+        else:
+            out[c] = schema.source if c in schema.columns else "data"
+    return out
+
+
 def typed_from_data(
     columns: Iterable[str], schema: PhenoSchema, declared: DeclaredSchema | None = None
 ) -> list[str]:
-    """The modelled columns whose type nothing public fixes: neither in ``schema`` nor
-    declared (one-hot copies are rebuilt from their parent and are not modelled)."""
-    cols = list(columns)
-    derived = derived_columns(cols)
-    known = set(schema.columns) | (set(declared.types) if declared else set())
-    return [c for c in cols if c not in derived and c not in known]
+    """The modelled columns whose type nothing public fixes (:func:`type_sources`)."""
+    return [c for c, src in type_sources(columns, schema, declared).items() if src == "data"]
 
 
 def data_typed_assumption(columns: list[str]) -> str:

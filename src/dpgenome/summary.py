@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 
 from dpgenome.cohort import Cohort, PhenoType, QCConfig, qc
+from dpgenome.phenoschema import DeclaredSchema, type_sources
+from dpgenome.phenotypes import cfw_schema
 
 #: MAF histogram edges (the last bin is closed: [0.4, 0.5])
 MAF_EDGES: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
@@ -24,6 +26,9 @@ class PhenoSummary:
     n_observed: int
     n_missing: int
     n_levels: int | None  # categorical only
+    #: what fixes the type: "public CFW table", the --pheno-schema file's name, "one-hot of
+    #: <parent>", or "data" (read from the members' values: an assumption under DP)
+    typed_by: str = "data"
 
     @property
     def missing_rate(self) -> float:
@@ -84,6 +89,7 @@ class CohortSummary:
                     "n_observed": p.n_observed,
                     "n_missing": p.n_missing,
                     "missing_rate": p.missing_rate,
+                    "typed_by": p.typed_by,
                     **({"n_levels": p.n_levels} if p.n_levels is not None else {}),
                 }
                 for p in self.phenotypes
@@ -120,7 +126,14 @@ class CohortSummary:
             levels = f", {p.n_levels} levels" if p.n_levels is not None else ""
             out.append(
                 f"  {p.name:<{width}}  {p.type:<11}  observed {p.n_observed:>6}, "
-                f"missing {p.missing_rate:6.1%}{levels}"
+                f"missing {p.missing_rate:6.1%}{levels}; type from {p.typed_by}"
+            )
+        from_data = [p.name for p in self.phenotypes if p.typed_by == "data"]
+        if from_data:
+            out.append(
+                f"  {len(from_data)} column(s) typed from the data ({', '.join(from_data[:8])}"
+                f"{' ...' if len(from_data) > 8 else ''}): declare them in a --pheno-schema "
+                "file before a DP release, or its ledger lists them as an assumption"
             )
         out.append("QC:")
         out += [
@@ -136,10 +149,17 @@ def _per_chromosome(cohort: Cohort) -> dict[str, int]:
 
 
 def summarize(
-    cohort: Cohort, config: QCConfig | None = None, fmt: str | None = None
+    cohort: Cohort,
+    config: QCConfig | None = None,
+    fmt: str | None = None,
+    declared: DeclaredSchema | None = None,
 ) -> CohortSummary:
     """Counts, missingness, MAF distribution and phenotype types of ``cohort`` and of its QC'd
-    version (QC of Parker et al. 2016, :func:`dpgenome.cohort.qc`)."""
+    version (QC of Parker et al. 2016, :func:`dpgenome.cohort.qc`); ``declared``: a
+    ``--pheno-schema`` file's types, applied first."""
+    if declared is not None:
+        cohort = declared.apply(cohort)
+    typed_by = type_sources(cohort.phenotypes.columns, cfw_schema(), declared)
     kept, report = qc(cohort, config or QCConfig())
     dos = cohort.dosages
     missing = np.isnan(dos)
@@ -162,6 +182,7 @@ def summarize(
                 n_observed=int(col.notna().sum()),
                 n_missing=int(col.isna().sum()),
                 n_levels=int(col.nunique()) if ptype == PhenoType.CATEGORICAL else None,
+                typed_by=typed_by[str(name)],
             )
         )
     return CohortSummary(
