@@ -190,7 +190,7 @@ def test_evaluate__approve_fixture_passes_consortium() -> None:
     )
     assert evaluation.verdict is Verdict.APPROVE
     assert evaluation.failing == ()
-    assert evaluation.counts() == {"PASS": 23, "FAIL": 0, "NOT EVALUATED": 0}
+    assert evaluation.counts() == {"PASS": 24, "FAIL": 0, "NOT EVALUATED": 0}
     assert len(evaluation.findings) == len(rule_specs(load_policy(shipped_policy("consortium"))))
 
 
@@ -409,3 +409,24 @@ def test_evaluation_to_dict__round_trips_through_json() -> None:
     assert data["verdict"] == "BLOCK"
     assert data["failing"] == [f.rule for f in evaluation.failing]
     assert EvaluationContext.from_dict(data["context"]) == NONE_SPENT
+
+
+def test_evaluate__phenotype_columns_typed_from_the_data_block_strict_and_consortium() -> None:
+    """A column whose type nothing public fixes is an assumption outside the ledger: the
+    strict and consortium policies refuse it, internal does not look."""
+    doc = results("approve")
+    doc["cohort"]["phenotype_types"] = {
+        "declared": None,
+        "typed_from_data": ["bmi", "site"],
+        "n_typed_from_data": 2,
+    }
+    for name in ("strict", "consortium"):
+        evaluation = evaluate(doc, load_policy(shipped_policy(name)), context=NONE_SPENT)
+        f = finding(evaluation, "privacy.phenotype_types")
+        assert (f.status, f.measured, f.threshold) == (Status.FAIL, 2.0, "<= 0")
+        assert f in evaluation.failing
+    internal = evaluate(doc, load_policy(shipped_policy("internal")), context=NONE_SPENT)
+    assert not any(f.rule == "privacy.phenotype_types" for f in internal.findings)
+    del doc["cohort"]["phenotype_types"]  # a results document from before the record
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    assert finding(evaluation, "privacy.phenotype_types").status is Status.NOT_EVALUATED

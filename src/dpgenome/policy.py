@@ -77,6 +77,11 @@ SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
         "delta_exponent": (_NUMBER, "exponent of the 'auto' delta bound (default 1.1)"),
         "allow_no_formal_privacy": (_BOOL, "whether epsilon = inf (no DP) may be released"),
         "min_holdout": (_INT, "smallest holdout (non-member) set of the audits"),
+        "max_phenotype_columns_typed_from_data": (
+            _INT,
+            "phenotype columns whose type nothing public fixes (read from the members' data; "
+            "declare them with --pheno-schema)",
+        ),
     },
     "membership": {
         "attacks": (_STRS, "attacks that must have been run (audit.attacks.<name>)"),
@@ -173,6 +178,7 @@ class Policy:
     delta_exponent: float = 1.1
     allow_no_formal_privacy: bool = False
     min_holdout: int | None = None
+    max_phenotype_columns_typed_from_data: int | None = None
     attacks: tuple[str, ...] = ()
     max_auc_ci_upper: float | None = None
     max_tpr_at_1pct_fpr: float | None = None
@@ -346,6 +352,7 @@ def parse_policy(text: str, *, file: str = "<policy>") -> Policy:
         delta_exponent=get("privacy.delta_exponent", 1.1),
         allow_no_formal_privacy=get("privacy.allow_no_formal_privacy", False),
         min_holdout=get("privacy.min_holdout"),
+        max_phenotype_columns_typed_from_data=get("privacy.max_phenotype_columns_typed_from_data"),
         attacks=get("membership.attacks", ()),
         max_auc_ci_upper=get("membership.max_auc_ci_upper"),
         max_tpr_at_1pct_fpr=get("membership.max_tpr_at_1pct_fpr"),
@@ -935,6 +942,17 @@ def _privacy_rules(p: Policy) -> list[RuleSpec]:
                 "split.n_holdout",
                 "privacy.min_holdout",
                 min_value=float(p.min_holdout),
+            )
+        )
+    if p.max_phenotype_columns_typed_from_data is not None:
+        rules.append(
+            _bound_rule(
+                "privacy.phenotype_types",
+                "Phenotype columns typed from the members' data (not declared)",
+                "cohort.phenotype_types.n_typed_from_data",
+                "privacy.max_phenotype_columns_typed_from_data",
+                max_value=float(p.max_phenotype_columns_typed_from_data),
+                note="declare them in a --pheno-schema file",
             )
         )
     return rules

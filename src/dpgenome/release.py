@@ -49,7 +49,7 @@ from dpgenome.fidelity import cohort_fidelity, compare_gwas, gwas_rows
 from dpgenome.gwas import linear_gwas
 from dpgenome.io import detect_format, read_cohort, write_cohort
 from dpgenome.lifetime import LifetimeLedger, default_db_path
-from dpgenome.phenoschema import DeclaredSchema, read_pheno_schema
+from dpgenome.phenoschema import DeclaredSchema, read_pheno_schema, typed_from_data
 from dpgenome.policy import Evaluation, Override, load_policy
 from dpgenome.synthesize import SynthConfig, SynthResult, synthesize
 
@@ -317,8 +317,9 @@ def compute(
     ing: Ingested, config: ReleaseConfig, progress: Progress
 ) -> tuple[dict[str, Any], dict[str, str], Cohort]:
     """Synthesis, audits and fidelity: the expensive, budget-spending part."""
+    cfg = synth_config(config)
     with progress.stage("synthesize", f"epsilon={_eps_text(config.epsilon)}"):
-        synth: SynthResult = synthesize(ing.members, synth_config(config), ing.public)
+        synth: SynthResult = synthesize(ing.members, cfg, ing.public)
     ledger = synth.ledger.to_dict(float(config.delta))
     with progress.stage("audit"):
         # the canary audit checks the epsilon the accountants actually certify
@@ -364,6 +365,7 @@ def compute(
             "fingerprint": ing.cohort.fingerprint(),
             "input_format": ing.input_format,
             "qc": ing.qc.to_dict(),
+            "phenotype_types": _phenotype_types(ing.members, cfg),
         },
         "split": ing.split.record(),
         "ledger": ledger,
@@ -373,6 +375,20 @@ def compute(
     }
     results["provenance"] = {"timings_s": {**progress.timings, **_prefixed(synth.timings)}}
     return results, figures, synth.cohort
+
+
+def _phenotype_types(members: Cohort, cfg: SynthConfig) -> dict[str, Any]:
+    """What fixes the phenotype columns' types: the declaration file and the columns nothing
+    public types (names only; the policy key privacy.max_phenotype_columns_typed_from_data)."""
+    declared = cfg.phenotypes.declared
+    from_data = typed_from_data(
+        members.phenotypes.columns, cfg.phenotypes.resolved_schema(), declared
+    )
+    return {
+        "declared": None if declared is None else declared.record(),
+        "typed_from_data": from_data,
+        "n_typed_from_data": len(from_data),
+    }
 
 
 def _prefixed(timings: dict[str, float]) -> dict[str, float]:
