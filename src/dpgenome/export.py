@@ -330,8 +330,8 @@ def export_bundle(
     is BLOCK and there is no override, or the policy forbids overrides.
     """
     dest = Path(dest).expanduser()
-    policy_path = Path(policy_path)
     policy = load_policy(policy_path)
+    policy_path = Path(policy.path)  # a bare shipped name (consortium) resolved to its file
     policy_bytes = policy_path.read_bytes()
     names = {_check_name(n): src for n, src in files.items()}
     _check_destination(dest)
