@@ -109,6 +109,10 @@ def test_resolved__a_declaration_replaces_the_cfw_entry_of_its_column(tmp_path) 
         ("columns: [x]\n", 1, "map each column"),
         ("columns:\n  x: binary\nextra: 1\n", 3, "unknown key 'extra'"),
         ("columns: {x: [\n", None, "not valid YAML"),
+        ("columns:\n  x: {type: continuous, values: [2, 1]}\n", 2, "increasing"),
+        ("columns:\n  x: {type: binary, shares: [1, 2, 3]}\n", 2, "2 non-negative numbers"),
+        ("columns:\n  x: {type: categorical, levels: [a], missing: 1}\n", 2, r"in \[0, 1\)"),
+        ("columns:\n  x: {type: continuous, missing: 0.1}\n", 2, "need a domain"),
     ],
 )
 def test_read_pheno_schema__errors_name_file_line_and_column(tmp_path, text, line, message) -> None:
@@ -246,3 +250,21 @@ def test_cli_synthesize__pheno_schema(tmp_path) -> None:
     result = CliRunner().invoke(main, [*args, "--pheno-schema", str(broken), "--out", str(out2)])
     assert result.exit_code == 2 and "broken.yaml" in result.output and "line 2" in result.output
     assert not out2.exists()
+
+
+def test_read_pheno_schema__declared_shares_are_the_public_prior(tmp_path) -> None:
+    """Public marginals (a census share, a published missing rate) start the model's marginal
+    as the CFW table's shares do; without them a declared domain starts uniform."""
+    text = (
+        "columns:\n"
+        "  sex: {type: categorical, levels: [F, M], shares: [3, 1], missing: 0.2}\n"
+        "  smoker: {type: binary, missing: 0.5}\n"
+        "  parity: {type: continuous, values: [0, 1, 2], shares: [0.5, 0.5, 0]}\n"
+        "  site: {type: categorical, levels: [A, B]}\n"
+    )
+    cols = read_pheno_schema(_write(tmp_path, text)).schema.columns
+    np.testing.assert_allclose(cols["sex"].prior, [0.6, 0.2, 0.2])
+    np.testing.assert_allclose(cols["smoker"].prior, [0.25, 0.25, 0.5])
+    # a share of 0 is floored (a logit of -inf would never be learnt away)
+    np.testing.assert_allclose(cols["parity"].prior, np.array([0.5, 0.5, 1e-3, 1e-3]) / 1.002)
+    assert cols["site"].prior == ()

@@ -14,6 +14,12 @@ The shipped CFW schema covers the CFW columns; this file covers the rest::
       smoker: binary                                # values 0 / 1
       site:   {type: categorical, levels: [A, B, C]}
       parity: {type: continuous, values: [0, 1, 2, 3, 4]}
+      sex:    {type: categorical, levels: [F, M], shares: [0.5, 0.5], missing: 0.01}
+
+``shares`` (one per level, value, 0 / 1 or ``range`` bin) and ``missing`` (the share of missing
+values) are public marginals, e.g. from a census or an earlier publication: the synthesizer's
+marginal starts from them instead of uniform (:attr:`PhenotypeConfig.public_prior`), as the
+CFW columns start from the public table's shares.
 
 A declared column overrides the CFW schema's entry of the same name. The members' values are
 checked against the declaration before any training (a level, a 0/1 or a listed value outside
@@ -46,7 +52,7 @@ from dpgenome.phenotypes import ColumnSchema, PhenoSchema, cfw_schema, derived_c
 log = logging.getLogger(__name__)
 
 _TOP_KEYS = ("columns", "strict")
-_COLUMN_KEYS = ("type", "range", "levels", "values", "n_bins")
+_COLUMN_KEYS = ("type", "range", "levels", "values", "n_bins", "shares", "missing")
 _TYPES = {t.value: t for t in PhenoType}
 
 
@@ -278,8 +284,36 @@ def _parse_column(entry: object, err: _ColumnErrors) -> tuple[PhenoType, ColumnS
         )
     if "n_bins" in spec and "range" not in spec:
         raise err("'n_bins' needs a 'range'")
+    col = _domain(kind, spec, err)
+    if col is None:
+        if "shares" in spec or "missing" in spec:
+            raise err("'shares' and 'missing' need a domain (levels, values, range or binary)")
+        return kind, None
+    return kind, _with_prior(col, spec, err)
+
+
+def _with_prior(col: ColumnSchema, spec: dict[str, Any], err: _ColumnErrors) -> ColumnSchema:
+    """``col`` with the declared public marginal (``shares``, ``missing``) as its prior."""
+    if "shares" not in spec and "missing" not in spec:
+        return col
+    k = col.n_categories - 1
+    shares = np.full(k, 1.0 / k)
+    if "shares" in spec:
+        shares = np.asarray(_numbers(spec["shares"], "shares", err))
+        if len(shares) != k or (shares < 0).any() or shares.sum() <= 0:
+            raise err(f"'shares' must be {k} non-negative numbers, one per category")
+        shares = shares / shares.sum()
+    missing = spec.get("missing", 0.0)
+    if isinstance(missing, bool) or not isinstance(missing, int | float) or not 0 <= missing < 1:
+        raise err(f"'missing' must be a share in [0, 1), got {missing!r}")
+    prior = np.append((1.0 - missing) * shares, missing)
+    prior = np.maximum(prior, 1e-3)  # a share of 0 would be a logit of -inf
+    return replace(col, prior=tuple((prior / prior.sum()).tolist()))
+
+
+def _domain(kind: PhenoType, spec: dict[str, Any], err: _ColumnErrors) -> ColumnSchema | None:
     if kind == PhenoType.BINARY:
-        return kind, ColumnSchema("binary", source="declared")
+        return ColumnSchema("binary", source="declared")
     if kind == PhenoType.CATEGORICAL:
         levels = spec.get("levels")
         if not isinstance(levels, list) or not levels:
@@ -290,13 +324,13 @@ def _parse_column(entry: object, err: _ColumnErrors) -> tuple[PhenoType, ColumnS
         names = [str(v) for v in levels]
         if len(set(names)) != len(names):
             raise err("'levels' lists a level twice")
-        return kind, ColumnSchema("levels", levels=tuple(names), source="declared")
+        return ColumnSchema("levels", levels=tuple(names), source="declared")
     if "values" in spec:
-        values = sorted(set(_numbers(spec["values"], "values", err)))
+        values = _numbers(spec["values"], "values", err)
+        if len(set(values)) != len(values) or values != sorted(values):
+            raise err("'values' must be increasing, each listed once")
         integer = all(v == round(v) for v in values)
-        return kind, ColumnSchema(
-            "values", values=tuple(values), integer=integer, source="declared"
-        )
+        return ColumnSchema("values", values=tuple(values), integer=integer, source="declared")
     if "range" in spec:
         lo_hi = _numbers(spec["range"], "range", err)
         if len(lo_hi) != 2 or not lo_hi[0] < lo_hi[1]:
@@ -305,8 +339,8 @@ def _parse_column(entry: object, err: _ColumnErrors) -> tuple[PhenoType, ColumnS
         if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 2:
             raise err(f"'n_bins' must be an integer >= 2, got {n_bins!r}")
         edges = np.linspace(lo_hi[0], lo_hi[1], n_bins + 1)
-        return kind, ColumnSchema("bins", edges=tuple(edges.tolist()), source="declared")
-    return kind, None
+        return ColumnSchema("bins", edges=tuple(edges.tolist()), source="declared")
+    return None
 
 
 # ---------------------------------------------------------------------------- checking
