@@ -154,25 +154,31 @@ def _coerce(key: str, value: Any) -> Any:
     return str(value)
 
 
-def config_key_lines(path: str | Path) -> dict[str, int]:
-    """The 1-based line of each top-level key of a YAML mapping file (for error messages);
-    empty when the file is not such a mapping (:func:`load_config_file` says why)."""
+def config_key_lines(path: str | Path, section: str | None = None) -> dict[str, int]:
+    """The 1-based line of each top-level key of a YAML mapping file (with ``section``: of
+    each key of the mapping under that top-level key), for error messages; empty when the
+    file is not such a mapping (:func:`load_config_file` says why)."""
     try:
         node = yaml.compose(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return {}
+    if section is not None and isinstance(node, yaml.MappingNode):
+        node = next((v for k, v in node.value if k.value == section), None)
     if not isinstance(node, yaml.MappingNode):
         return {}
     return {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a release YAML file into a plain mapping (keys validated by ``from_mapping``)."""
+    """Read a YAML configuration file (a release's, a phenotype schema) into a plain mapping
+    (keys validated by the caller)."""
     p = Path(path)
     try:
         data = yaml.safe_load(p.read_text())
     except FileNotFoundError:
         raise ConfigError("configuration file not found", file=p) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read the configuration file: {err}", file=p) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = None if mark is None else mark.line + 1

@@ -42,11 +42,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from dpgenome.cohort import Cohort, PhenoType
-from dpgenome.config import config_key_lines
+from dpgenome.config import config_key_lines, load_config_file
 from dpgenome.errors import ConfigError, InputError
+from dpgenome.io.pheno import find_pheno
 from dpgenome.phenotypes import ColumnSchema, PhenoSchema, cfw_schema, derived_columns
 
 log = logging.getLogger(__name__)
@@ -64,10 +64,13 @@ class DeclaredSchema:
 
     types: Mapping[str, PhenoType]
     schema: PhenoSchema
-    unbinned: frozenset[str]
     strict: bool
     source: str
     digest: str
+
+    @property
+    def unbinned(self) -> frozenset[str]:
+        return frozenset(self.types) - frozenset(self.schema.columns)
 
     def resolved(self, base: PhenoSchema) -> PhenoSchema:
         """``base`` (the public CFW schema) with every declared column replaced by its
@@ -161,21 +164,9 @@ def data_typed_assumption(columns: list[str]) -> str:
 def read_pheno_schema(path: str | Path) -> DeclaredSchema:
     """Read and validate a phenotype schema file (the module docstring gives the form)."""
     p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise ConfigError("phenotype schema file not found", file=p) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"cannot read the phenotype schema: {err}", file=p) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise ConfigError(
-            f"not valid YAML: {err}", file=p, line=None if mark is None else mark.line + 1
-        ) from None
+    data = load_config_file(p)
     lines = config_key_lines(p)
-    if not isinstance(data, dict) or "columns" not in data:
+    if "columns" not in data:
         raise ConfigError("the top level must be a mapping with a 'columns' mapping", file=p)
     unknown = sorted(set(data) - set(_TOP_KEYS))
     if unknown:
@@ -193,17 +184,14 @@ def read_pheno_schema(path: str | Path) -> DeclaredSchema:
         raise ConfigError(
             "'columns' must map each column name to its type", file=p, line=lines.get("columns")
         )
-    col_lines = _column_lines(text)
+    col_lines = config_key_lines(p, section="columns")
     types: dict[str, PhenoType] = {}
     specs: dict[str, ColumnSchema] = {}
-    unbinned: set[str] = set()
     for raw_name, entry in columns.items():
         name = str(raw_name)
         t, spec = _parse_column(entry, _ColumnErrors(p, col_lines.get(name), name))
         types[name] = t
-        if spec is None:
-            unbinned.add(name)
-        else:
+        if spec is not None:
             specs[name] = spec
     canonical = json.dumps(
         {"strict": strict, "columns": {c: _canonical(columns[c]) for c in columns}},
@@ -211,9 +199,7 @@ def read_pheno_schema(path: str | Path) -> DeclaredSchema:
         default=str,
     )
     digest = hashlib.sha256(canonical.encode()).hexdigest()
-    return DeclaredSchema(
-        types, PhenoSchema(specs, p.name), frozenset(unbinned), strict, p.name, digest
-    )
+    return DeclaredSchema(types, PhenoSchema(specs, p.name), strict, p.name, digest)
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -229,20 +215,6 @@ class _ColumnErrors:
         return ConfigError(
             f"column {self.name!r}: {message}", file=self.file, line=self.line, column=self.name
         )
-
-
-def _column_lines(text: str) -> dict[str, int]:
-    """The line of each key under ``columns`` (for error messages)."""
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return {}
-    if not isinstance(node, yaml.MappingNode):
-        return {}
-    for key, value in node.value:
-        if key.value == "columns" and isinstance(value, yaml.MappingNode):
-            return {str(k.value): k.start_mark.line + 1 for k, _ in value.value}
-    return {}
 
 
 def _canonical(entry: object) -> object:
@@ -347,13 +319,12 @@ def _domain(kind: PhenoType, spec: dict[str, Any], err: _ColumnErrors) -> Column
 
 
 def _pheno_file(cohort: Cohort) -> str:
+    """The phenotype file of ``cohort`` (for messages)."""
     if cohort.source is None:
         return "phenotype table"
     src = Path(cohort.source)
-    for name in ("pheno.csv", "pheno.csv.gz"):
-        if (src / name).is_file():
-            return str(src / name)
-    return str(src)
+    found = find_pheno(src if src.is_dir() else src.parent)
+    return str(found or src)
 
 
 def _as_levels(col: pd.Series) -> pd.Series:

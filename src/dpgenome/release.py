@@ -49,9 +49,9 @@ from dpgenome.fidelity import cohort_fidelity, compare_gwas, gwas_rows
 from dpgenome.gwas import linear_gwas
 from dpgenome.io import detect_format, read_cohort, write_cohort
 from dpgenome.lifetime import LifetimeLedger, default_db_path
-from dpgenome.phenoschema import DeclaredSchema, read_pheno_schema, typed_from_data
+from dpgenome.phenoschema import DeclaredSchema, read_pheno_schema
 from dpgenome.policy import Evaluation, Override, load_policy
-from dpgenome.synthesize import SynthConfig, SynthResult, synthesize
+from dpgenome.synthesize import SynthConfig, SynthResult, columns_typed_from_data, synthesize
 
 log = logging.getLogger(__name__)
 
@@ -381,9 +381,7 @@ def _phenotype_types(members: Cohort, cfg: SynthConfig) -> dict[str, Any]:
     """What fixes the phenotype columns' types: the declaration file and the columns nothing
     public types (names only; the policy key privacy.max_phenotype_columns_typed_from_data)."""
     declared = cfg.phenotypes.declared
-    from_data = typed_from_data(
-        members.phenotypes.columns, cfg.phenotypes.resolved_schema(), declared
-    )
+    from_data = columns_typed_from_data(members, cfg)
     return {
         "declared": None if declared is None else declared.record(),
         "typed_from_data": from_data,

@@ -331,12 +331,17 @@ def schema_assumptions(members: Cohort, config: SynthConfig) -> list[str]:
             f"the phenotype types and domains declared in {declared.source} (sha256 "
             f"{declared.digest[:16]}) are public"
         )
-    from_data = typed_from_data(
-        members.phenotypes.columns, config.phenotypes.resolved_schema(), declared
-    )
+    from_data = columns_typed_from_data(members, config)
     if from_data:
         out.append(data_typed_assumption(from_data))
     return out
+
+
+def columns_typed_from_data(members: Cohort, config: SynthConfig) -> list[str]:
+    """The members' phenotype columns whose type nothing public fixes (neither the schema of
+    ``config`` nor its declaration file)."""
+    pheno = config.phenotypes
+    return typed_from_data(members.phenotypes.columns, pheno.resolved_schema(), pheno.declared)
 
 
 def calibrated_ledger(members: Cohort, config: SynthConfig, *, has_public: bool) -> Ledger:
