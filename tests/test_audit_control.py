@@ -19,6 +19,8 @@ from dpgenome.audit.scoring import auc_mann_whitney
 from dpgenome.cli import main
 from dpgenome.cohort import Cohort, split_members
 from dpgenome.errors import CohortError
+from dpgenome.paths import shipped_policy
+from dpgenome.policy import EvaluationContext, Status, evaluate, load_policy
 from dpgenome.testing import ToyConfig, toy_cohort
 
 
@@ -157,3 +159,42 @@ def test_public_control__panel_listing_a_snp_twice_is_a_cohort_error():
     twice = public.take_variants(np.r_[np.arange(public.n_variants), 0])
     with pytest.raises(CohortError, match="lists SNP 'rs1_0' twice"):
         run_audits(real, split, synthetic, AuditConfig(seed=3, n_bootstrap=50), public=twice)
+
+
+DISTANCE_RULES = ("membership.dcr.auc", "nearest_neighbour.share_closer_to_members")
+
+
+def _distance_findings(report: dict) -> dict[str, Status]:
+    evaluation = evaluate(
+        {"audit": report}, load_policy(shipped_policy("consortium")), context=EvaluationContext()
+    )
+    return {f.rule: f for f in evaluation.findings if f.rule in DISTANCE_RULES}
+
+
+def test_consortium_policy__judges_genotypes_against_the_panel_and_phenotypes_alone():
+    real, split, public, synthetic, _ = world()
+    # phenotype rows the panel model could not have learnt: fresh draws of the generator
+    fresh, _ = toy_cohort(23, ToyConfig(n=300 + 200 + 200))
+    own = _renamed(synthetic.take_samples(np.arange(synthetic.n_samples)), "SYN")
+    own.phenotypes.iloc[:] = fresh.phenotypes.iloc[500:700].to_numpy()
+    report = run_audits(real, split, own, AuditConfig(seed=3, n_bootstrap=200), public=public)
+    found = _distance_findings(report.to_dict())
+    pc = report.to_dict()["public_control"]
+    # the synthetic genotypes' raw DCR AUC is the panel's own: the split's chance
+    assert pc["dcr_auc_synthetic"] > 0.6 and pc["dcr_auc_public"] > 0.6
+    dcr = found["membership.dcr.auc"]
+    assert dcr.status is Status.PASS and dcr.measured == pc["dcr_auc_excess"]
+    share = found["nearest_neighbour.share_closer_to_members"]
+    assert share.measured == pc["share_closer_excess"]
+    assert share.status is (
+        Status.PASS if 0.5 + pc["share_closer_excess_ci"][1] <= 0.6 else Status.FAIL
+    )
+    # a copy of the members blocks on both rules
+    copied = _distance_findings(reports()[1])
+    assert {r: f.status for r, f in copied.items()} == dict.fromkeys(DISTANCE_RULES, Status.FAIL)
+    # the panel explains genotypes only: synthetic phenotype rows that are the panel
+    # relatives' own (the world's synthetic cohort) still block the DCR attack
+    po = reports()[0]["nearest_neighbour"]["phenotypes_only"]
+    assert po["columns"] == ["abBMD", "BMD", "bw", "SW16", "round"]
+    assert po["dcr_auc_ci"][1] > 0.6
+    assert _distance_findings(reports()[0])["membership.dcr.auc"].status is Status.FAIL

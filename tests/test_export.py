@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -152,8 +153,13 @@ def test_export_bundle__override_is_recorded(tmp_path: Path) -> None:
 def test_export_bundle__block_on_a_distance_audit_shows_the_public_panel_control(
     tmp_path: Path,
 ) -> None:
-    """A BLOCK on the DCR share with the control on record names the excess after the
-    failing rules; a BLOCK elsewhere, or without the control, does not."""
+    """Under a policy that judges the raw figures, a BLOCK on the DCR share with the control
+    on record names the excess after the failing rules; a BLOCK elsewhere, or without the
+    control, does not. ``consortium`` judges the excess itself: the same release passes."""
+    raw_policy = tmp_path / "raw.yaml"
+    text = shipped_policy("consortium").read_text()
+    raw_policy.write_text(text.replace("public_panel_control: true", "public_panel_control: false"))
+    assert "public_panel_control: false" in raw_policy.read_text()
     doc = results("approve")
     doc["audit"]["nearest_neighbour"]["share_closer_to_members_ci"] = [0.456, 0.6016]
     doc["audit"]["public_control"] = {
@@ -165,9 +171,25 @@ def test_export_bundle__block_on_a_distance_audit_shows_the_public_panel_control
 
     def blocked(document: dict[str, Any]) -> str:
         with pytest.raises(ReleaseBlocked) as err:
-            export(tmp_path, document=document)
+            export_bundle(
+                tmp_path / "bundle",
+                files=data_files(),
+                results=document,
+                policy_path=raw_policy,
+                lifetime=LifetimeLedger(tmp_path / "lifetime.sqlite"),
+            )
         return str(err.value)
 
+    judged = copy.deepcopy(doc)
+    judged["audit"]["nearest_neighbour"]["phenotypes_only"] = {
+        "columns": ["abBMD", "SW16"],
+        "dcr_auc": 0.5,
+        "dcr_auc_ci": [0.46, 0.54],
+        "share_closer_to_members": 0.5,
+        "share_closer_to_members_ci": [0.45, 0.55],
+    }
+    export(tmp_path, document=judged, dest=tmp_path / "approved")  # consortium: APPROVE
+    assert (tmp_path / "approved" / "manifest.json").exists()
     message = blocked(doc)
     assert "nearest_neighbour.share_closer_to_members" in message
     assert "share excess -0.037 (-0.117 to +0.043)" in message

@@ -517,6 +517,15 @@ def truncated_bed(tmp_path):
 
 
 @bad_input
+def fam_one_row_short(tmp_path):
+    # 39 samples need the same 10 bytes per variant as 40: only the padding shows it
+    d = _copy(tmp_path, "plink")
+    lines = (d / "cohort.fam").read_text().splitlines(keepends=True)
+    (d / "cohort.fam").write_text("".join(lines[:-1]))
+    return d, "cohort.fam", None, None, r"beyond the 39 samples of the \.fam \(in the unused"
+
+
+@bad_input
 def bed_wrong_magic(tmp_path):
     d = _copy(tmp_path, "plink")
     data = (d / "cohort.bed").read_bytes()

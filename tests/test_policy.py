@@ -104,6 +104,11 @@ def test_parse_policy__unknown_section_names_line() -> None:
         ("fidelity:\n  max_spurious_loci: 0.5\n", 6, "fidelity.max_spurious_loci"),
         ("overrides:\n  allowed: 1\n", 6, "overrides.allowed"),
         (
+            "nearest_neighbour:\n  public_panel_control: 'no'\n",
+            6,
+            "nearest_neighbour.public_panel_control",
+        ),
+        (
             "canary:\n  require_lower_bound_below_claimed: 'yes'\n",
             6,
             "canary.require_lower_bound_below_claimed",
@@ -430,3 +435,115 @@ def test_evaluate__phenotype_columns_typed_from_the_data_block_strict_and_consor
     del doc["cohort"]["phenotype_types"]  # a results document from before the record
     evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
     assert finding(evaluation, "privacy.phenotype_types").status is Status.NOT_EVALUATED
+
+
+# ---------------------------------------------------------------- public-panel control
+
+
+def _split_favours_panel_relatives() -> dict[str, Any]:
+    """The approve fixture with the demo's distance figures at stop 33: the raw share's CI
+    reaches 0.613, the panel itself (never split) gives 0.580, the synthetic genotypes'
+    excess over it is -0.024 [-0.103, 0.055]; the phenotype columns alone show nothing."""
+    doc = results("approve")
+    doc["audit"]["attacks"]["dcr"] |= {"auc": 0.5305, "auc_ci": [0.4812, 0.5776]}
+    doc["audit"]["nearest_neighbour"] |= {
+        "share_closer_to_members": 0.5525,
+        "share_closer_to_members_ci": [0.492, 0.613],
+        "phenotypes_only": {
+            "columns": ["abBMD", "SW16"],
+            "dcr_auc": 0.5,
+            "dcr_auc_ci": [0.47, 0.53],
+            "share_closer_to_members": 0.5,
+            "share_closer_to_members_ci": [0.44, 0.56],
+        },
+    }
+    doc["audit"]["public_control"] = {
+        "dcr_auc_synthetic": 0.5206,
+        "dcr_auc_public": 0.5772,
+        "dcr_auc_excess": -0.0567,
+        "dcr_auc_excess_ci": [-0.1028, -0.0034],
+        "share_closer_synthetic": 0.5555,
+        "share_closer_public": 0.5795,
+        "share_closer_excess": -0.024,
+        "share_closer_excess_ci": [-0.1035, 0.0555],
+    }
+    return doc
+
+
+SHARE = "nearest_neighbour.share_closer_to_members"
+
+
+def test_evaluate__public_panel_control_judges_genotype_excess_and_phenotypes_alone() -> None:
+    doc = _split_favours_panel_relatives()
+    consortium = load_policy(shipped_policy("consortium"))
+    assert consortium.public_panel_control
+    evaluation = evaluate(doc, consortium, context=NONE_SPENT)
+    assert evaluation.verdict is Verdict.APPROVE
+    share = finding(evaluation, SHARE)
+    assert share.status is Status.PASS
+    assert (share.measured, share.ci) == (-0.024, (-0.1035, 0.0555))
+    assert "excess over the public panel <= 0.1" in share.threshold
+    assert "phenotype columns alone: 95% CI upper bound <= 0.6" in share.threshold
+    assert "against the panel's 0.5795" in share.detail
+    assert "together 0.5525 (0.492 – 0.613), shown, not judged" in share.detail
+    dcr = finding(evaluation, "membership.dcr.auc")
+    assert (dcr.status, dcr.measured) == (Status.PASS, -0.0567)
+    # the same document under a policy without the key: the raw share's CI fails 0.6
+    raw = parse_policy(
+        MINIMAL + "nearest_neighbour:\n  max_share_closer_to_members_ci_upper: 0.6\n"
+    )
+    assert finding(evaluate(doc, raw, context=NONE_SPENT), SHARE).status is Status.FAIL
+    # strict judges the raw figures (bound 0.55)
+    strict = evaluate(doc, load_policy(shipped_policy("strict")), context=NONE_SPENT)
+    assert finding(strict, SHARE).status is Status.FAIL
+    assert finding(strict, SHARE).measured == 0.5525
+
+
+@pytest.mark.parametrize(
+    ("path", "upper", "status"),
+    [
+        ("public_control.share_closer_excess_ci", 0.1, Status.PASS),  # inclusive
+        ("public_control.share_closer_excess_ci", 0.1001, Status.FAIL),
+        ("nearest_neighbour.phenotypes_only.share_closer_to_members_ci", 0.6, Status.PASS),
+        ("nearest_neighbour.phenotypes_only.share_closer_to_members_ci", 0.6001, Status.FAIL),
+    ],
+)
+def test_evaluate__public_panel_control_either_part_fails_the_rule(
+    path: str, upper: float, status: Status
+) -> None:
+    doc = _split_favours_panel_relatives()
+    *parents, leaf = path.split(".")
+    node = doc["audit"]
+    for key in parents:
+        node = node[key]
+    node[leaf] = [node[leaf][0], upper]
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    assert finding(evaluation, SHARE).status is status
+
+
+def test_evaluate__public_panel_control_without_a_panel_judges_the_raw_figures() -> None:
+    doc = _split_favours_panel_relatives()
+    doc["audit"]["public_control"] = {"status": "NOT RUN", "reason": "no public panel given"}
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    share = finding(evaluation, SHARE)
+    assert (share.status, share.measured, share.ci) == (Status.FAIL, 0.5525, (0.492, 0.613))
+    assert "the raw figures are judged" in share.detail
+    assert "NOT RUN: no public panel given" in share.detail
+    assert finding(evaluation, "membership.dcr.auc").status is Status.PASS  # 0.5776 <= 0.6
+
+
+def test_evaluate__public_panel_control_needs_the_phenotype_part() -> None:
+    doc = _split_favours_panel_relatives()
+    del doc["audit"]["nearest_neighbour"]["phenotypes_only"]  # an audit from before stop 33
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    assert finding(evaluation, SHARE).status is Status.NOT_EVALUATED
+    assert evaluation.verdict is Verdict.BLOCK
+    # distances without phenotype columns: the genotype excess is the whole rule
+    doc["audit"]["nearest_neighbour"]["phenotypes_only"] = {
+        "status": "NOT RUN",
+        "reason": "the distance audits used no phenotype column",
+    }
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    share = finding(evaluation, SHARE)
+    assert share.status is Status.PASS
+    assert "no phenotype column in the distances" in share.detail

@@ -570,6 +570,7 @@ def build_context(
         "attribute": _get(results, "audit.attribute_inference", {}),
         "canary": _get(results, "audit.canary", {}),
         "public_control": _get(results, "audit.public_control", {}),
+        "control_judged": any("audit.public_control" in f.metric for f in evaluation.findings),
         "gwas_thresholds": thresholds if isinstance(thresholds, Mapping) else {},
         "loci": _get(results, "fidelity.gwas.loci", {}),
         "association": _association_rows(_get(results, "synthesis.association", {})),

@@ -289,19 +289,21 @@ def prepare_evaluation(
 
 def public_control_note(results: Mapping[str, Any], evaluation: Evaluation) -> str:
     """A line after the failing rules when a distance audit (the DCR attack, the DCR share)
-    blocks and the audit ran the public-panel control: the excess over the panel, which
-    explains such a finding or not (a reviewer's evidence for an override; not a rule)."""
+    blocks on its raw figures and the audit ran the public-panel control: the excess over
+    the panel, which explains such a finding or not (a reviewer's evidence for an override).
+    A policy with ``nearest_neighbour.public_panel_control`` judges the excess itself."""
     audit = results.get("audit")
     control = audit.get("public_control") if isinstance(audit, Mapping) else None
     if not isinstance(control, Mapping) or "dcr_auc_excess" not in control:
         return ""
     distance_rules = ("membership.dcr.", "nearest_neighbour.share_closer_to_members")
-    if not any(f.rule.startswith(distance_rules) for f in evaluation.failing):
-        return ""
+    raw = [f for f in evaluation.failing if "audit.public_control" not in f.metric]
+    if not any(f.rule.startswith(distance_rules) for f in raw):
+        return ""  # no failing distance rule judged on the raw figures
     (alo, ahi), (slo, shi) = control["dcr_auc_excess_ci"], control["share_closer_excess_ci"]
     return (
-        "\nPublic-panel control (genotypes only; evidence, not a rule): over the panel, which "
-        f"never saw the split, the synthetic cohort's DCR AUC excess is "
+        "\nPublic-panel control (genotypes only; this policy judges the raw figures): over the "
+        "panel, which never saw the split, the synthetic cohort's DCR AUC excess is "
         f"{control['dcr_auc_excess']:+.3f} (95% CI {alo:+.3f} to {ahi:+.3f}) and its share "
         f"excess {control['share_closer_excess']:+.3f} ({slo:+.3f} to {shi:+.3f}); see the "
         "dossier"

@@ -28,7 +28,7 @@ import hashlib
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -95,6 +95,11 @@ SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
             "than to any holdout record (0.5 = no memorisation signal)",
         ),
         "max_exact_duplicate_genotypes": (_INT, "synthetic genotype rows equal to a member's"),
+        "public_panel_control": (
+            _BOOL,
+            "with a public panel, the DCR attack's AUC and the DCR share judge the genotypes' "
+            "excess over the panel (a negative control) and the phenotype columns alone",
+        ),
     },
     "kinship": {
         "max_excess_first_degree_rate": (
@@ -184,6 +189,7 @@ class Policy:
     max_tpr_at_1pct_fpr: float | None = None
     max_share_closer_to_members_ci_upper: float | None = None
     max_exact_duplicate_genotypes: int | None = None
+    public_panel_control: bool = False
     max_excess_first_degree_rate: float | None = None
     max_synthetic_member_duplicate_pairs: int | None = None
     max_risk_ci_upper: float | None = None
@@ -360,6 +366,7 @@ def parse_policy(text: str, *, file: str = "<policy>") -> Policy:
             "nearest_neighbour.max_share_closer_to_members_ci_upper"
         ),
         max_exact_duplicate_genotypes=get("nearest_neighbour.max_exact_duplicate_genotypes"),
+        public_panel_control=get("nearest_neighbour.public_panel_control", False),
         max_excess_first_degree_rate=get("kinship.max_excess_first_degree_rate"),
         max_synthetic_member_duplicate_pairs=get("kinship.max_synthetic_member_duplicate_pairs"),
         max_risk_ci_upper=get("attribute_inference.max_risk_ci_upper"),
@@ -963,16 +970,17 @@ def _attack_rules(p: Policy) -> list[RuleSpec]:
     for attack in p.attacks:
         base = f"audit.attacks.{attack}"
         if p.max_auc_ci_upper is not None:
-            rules.append(
-                _bound_rule(
-                    f"membership.{attack}.auc",
-                    f"Membership inference ({attack}): ROC AUC",
-                    f"{base}.auc",
-                    "membership.max_auc_ci_upper",
-                    max_value=p.max_auc_ci_upper,
-                    ci_path=f"{base}.auc_ci",
-                )
+            raw = _bound_rule(
+                f"membership.{attack}.auc",
+                f"Membership inference ({attack}): ROC AUC",
+                f"{base}.auc",
+                "membership.max_auc_ci_upper",
+                max_value=p.max_auc_ci_upper,
+                ci_path=f"{base}.auc_ci",
             )
+            if attack == "dcr" and p.public_panel_control:
+                raw = _against_public_control(raw, p.max_auc_ci_upper, "dcr_auc", "dcr_auc")
+            rules.append(raw)
         if p.max_tpr_at_1pct_fpr is not None:
             rules.append(
                 _bound_rule(
@@ -986,21 +994,85 @@ def _attack_rules(p: Policy) -> list[RuleSpec]:
     return rules
 
 
+def _against_public_control(raw: RuleSpec, bound: float, control: str, alone: str) -> RuleSpec:
+    """A distance rule (the DCR attack's AUC, the DCR share; 0.5 = no signal) judged in two
+    parts when the audit ran the public-panel control (``nearest_neighbour.
+    public_panel_control``): the genotypes by their excess over the panel, which never saw
+    the split (upper CI bound <= ``bound - 0.5``), and the phenotype columns alone against
+    the holdout (upper CI bound <= ``bound``). Without the control, ``raw`` judges the
+    combined statistic as usual. ``control`` / ``alone`` name the statistic in
+    ``audit.public_control`` (``<control>_excess``) and ``audit.nearest_neighbour.
+    phenotypes_only``."""
+    pc, ph = "audit.public_control", "audit.nearest_neighbour.phenotypes_only"
+    excess, pheno = f"{pc}.{control}_excess", f"{ph}.{alone}"
+    limit = round(bound - 0.5, 12)  # compared as 0.5 + upper <= bound (0.6 - 0.5 != 0.1)
+    threshold = (
+        f"genotypes: 95% CI upper bound of the excess over the public panel <= {fmt(limit)}; "
+        f"phenotype columns alone: 95% CI upper bound <= {fmt(bound)}"
+    )
+    metric = f"{excess} (CI: {excess}_ci); {pheno} (CI: {pheno}_ci)"
+
+    def check(results: Mapping[str, Any], ctx: EvaluationContext) -> Finding:
+        if is_missing(lookup(results, excess)):
+            found = raw.check(results, ctx)
+            why = f"the raw figures are judged: {why_missing(results, excess)}"
+            return replace(found, detail=f"{found.detail}; {why}".strip("; "))
+        value, ci = _number(lookup(results, excess)), _ci(lookup(results, f"{excess}_ci"))
+        if value is None or ci is None:
+            return _not_evaluated(
+                raw.id, raw.title, metric, threshold, f"{excess} or its CI is not a number"
+            )
+        block = lookup(results, ph)
+        if is_missing(block):
+            return _not_evaluated(raw.id, raw.title, metric, threshold, why_missing(results, ph))
+        parts = [
+            f"genotypes: synthetic {fmt(lookup(results, f'{pc}.{control}_synthetic'))} against "
+            f"the panel's {fmt(lookup(results, f'{pc}.{control}_public'))}"
+        ]
+        ok = 0.5 + ci[1] <= bound
+        if isinstance(block, Mapping) and block.get("status") is not None:
+            parts.append(f"no phenotype column in the distances ({block.get('reason', '')})")
+        else:
+            p_value, p_ci = _number(lookup(results, pheno)), _ci(lookup(results, f"{pheno}_ci"))
+            if p_value is None or p_ci is None:
+                return _not_evaluated(
+                    raw.id, raw.title, metric, threshold, f"{pheno} or its CI is missing"
+                )
+            ok = ok and p_ci[1] <= bound
+            parts.append(f"phenotypes alone {fmt(p_value)} ({fmt(p_ci[0])} – {fmt(p_ci[1])})")
+        combined = raw.check(results, ctx)
+        if combined.measured is not None and combined.ci is not None:
+            parts.append(
+                f"genotypes and phenotypes together {fmt(combined.measured)} "
+                f"({fmt(combined.ci[0])} – {fmt(combined.ci[1])}), shown, not judged"
+            )
+        status = Status.PASS if ok else Status.FAIL
+        return _finding(raw.id, raw.title, metric, threshold, status, value, "; ".join(parts), ci)
+
+    return RuleSpec(raw.id, raw.title, metric, raw.key, check)
+
+
 def _leakage_rules(p: Policy) -> list[RuleSpec]:
     rules: list[RuleSpec] = []
     nn = "audit.nearest_neighbour"
     if p.max_share_closer_to_members_ci_upper is not None:
-        rules.append(
-            _bound_rule(
-                "nearest_neighbour.share_closer_to_members",
-                "Synthetic records closer to members than to holdout",
-                f"{nn}.share_closer_to_members",
-                "nearest_neighbour.max_share_closer_to_members_ci_upper",
-                max_value=p.max_share_closer_to_members_ci_upper,
-                ci_path=f"{nn}.share_closer_to_members_ci",
-                note="0.5 means synthetic records are no closer to members than to non-members",
-            )
+        share = _bound_rule(
+            "nearest_neighbour.share_closer_to_members",
+            "Synthetic records closer to members than to holdout",
+            f"{nn}.share_closer_to_members",
+            "nearest_neighbour.max_share_closer_to_members_ci_upper",
+            max_value=p.max_share_closer_to_members_ci_upper,
+            ci_path=f"{nn}.share_closer_to_members_ci",
+            note="0.5 means synthetic records are no closer to members than to non-members",
         )
+        if p.public_panel_control:
+            share = _against_public_control(
+                share,
+                p.max_share_closer_to_members_ci_upper,
+                "share_closer",
+                "share_closer_to_members",
+            )
+        rules.append(share)
     if p.max_exact_duplicate_genotypes is not None:
         rules.append(
             _bound_rule(

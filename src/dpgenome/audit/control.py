@@ -11,9 +11,11 @@ release's own contribution is the excess, synthetic minus control, computed pair
 resampled members and holdout for both) so that the split's chance cancels.
 
 Both sides use the genotype block only (the panel has no phenotypes), on the same SNPs.
-The control explains a raw finding; it does not replace it: the policy rules keep judging
-the raw AUC and share, and a reviewer who accepts the control's explanation records a signed
-override (``dpgenome export --override-reason ... --signer ...``).
+A policy with ``nearest_neighbour.public_panel_control`` judges the DCR attack and share by
+this excess for the genotypes and by the phenotype columns alone
+(``audit.nearest_neighbour.phenotypes_only``) for the rest; other policies judge the raw
+figures, and a reviewer who accepts the control's explanation records a signed override
+(``dpgenome export --override-reason ... --signer ...``).
 """
 
 from __future__ import annotations

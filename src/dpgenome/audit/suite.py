@@ -174,6 +174,42 @@ def _public_control(
     return {**out, "n_snps": len(keep)}
 
 
+def _phenotypes_only(
+    d_pheno: np.ndarray | None,
+    columns: list[str],
+    members: np.ndarray,
+    holdout: np.ndarray,
+    config: AuditConfig,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    """The DCR attack's AUC and the DCR share on the phenotype columns alone.
+
+    The public-panel control (:mod:`dpgenome.audit.control`) explains the genotype part of a
+    distance signal; a policy that judges the genotypes against it judges the phenotype part
+    here, against the holdout (the panel has no phenotypes, and nothing public confounds
+    them)."""
+    if d_pheno is None:
+        return not_run("the distance audits used no phenotype column")
+    dcr = dcr_scores(d_pheno)
+    attack = score_attack(
+        dcr[members],
+        dcr[holdout],
+        method=f"distance to closest synthetic record on {len(columns)} phenotype columns",
+        n_bootstrap=config.n_bootstrap,
+        rng=rng,
+    ).to_dict()
+    share = nb.share_closer_to_members(
+        d_pheno, members, holdout, rng, config.confidence, n_bootstrap=config.n_bootstrap
+    )
+    return {
+        "columns": list(columns),
+        "dcr_auc": attack["auc"],
+        "dcr_auc_ci": attack["auc_ci"],
+        "share_closer_to_members": share["share_closer_to_members"],
+        "share_closer_to_members_ci": share["share_closer_to_members_ci"],
+    }
+
+
 def run_audits(
     real: Cohort,
     split: Split,
@@ -337,6 +373,9 @@ def run_audits(
         )
     else:
         neighbour["exact_duplicate_phenotype_rows"] = None
+    neighbour["phenotypes_only"] = _phenotypes_only(
+        d_pheno, columns, members, holdout, config, rngs[9]
+    )
     neighbour["phenotype_row_columns"] = len(row_columns)
     neighbour["phenotype_columns"] = list(columns)
     neighbour["n_synthetic"] = synthetic.n_samples

@@ -58,7 +58,8 @@ def _read_quality(path: Path, variant_ids: pd.Index) -> np.ndarray:
 
 
 def check_bed(path: Path, n_samples: int, n_variants: int) -> None:
-    """Magic bytes (SNP-major) and size ``3 + n_variants * ceil(n_samples / 4)``."""
+    """Magic bytes (SNP-major), size ``3 + n_variants * ceil(n_samples / 4)`` and zero
+    padding."""
     expected = 3 + n_variants * ((n_samples + 3) // 4)
     actual = path.stat().st_size
     with open(path, "rb") as f:
@@ -74,6 +75,29 @@ def check_bed(path: Path, n_samples: int, n_variants: int) -> None:
             f"size is {actual} bytes but {expected} are expected for {n_samples} samples (.fam) x "
             f"{n_variants} variants (.bim): the file is truncated or does not belong to them",
             file=path,
+        )
+    check_padding(path, n_samples, n_variants)
+
+
+def check_padding(path: Path, n_samples: int, n_variants: int) -> None:
+    """The unused high bits of each variant's last byte are zero, as PLINK writes them.
+
+    The size check cannot see a ``.fam`` one to three rows short when the byte count per
+    variant is unchanged; the calls of the missing samples then sit in these bits."""
+    used = n_samples % 4
+    if not used or not n_variants:
+        return
+    per_variant = (n_samples + 3) // 4
+    last = np.memmap(path, dtype=np.uint8, mode="r", offset=3, shape=(n_variants, per_variant))
+    mask = np.uint8((0xFF << (2 * used)) & 0xFF)
+    dirty = int(np.count_nonzero(last[:, -1] & mask))
+    del last
+    if dirty:
+        raise InputError(
+            f"the .bed holds calls beyond the {n_samples} samples of the .fam (in the unused "
+            f"bits of {dirty} of {n_variants} variants): the .fam is short of samples or the "
+            "files do not belong together",
+            file=path.with_suffix(".fam"),
         )
 
 
