@@ -45,6 +45,15 @@ DEMO_PUBLIC_CONTROL = {
     "share_closer_excess_ci": [-0.113241, 0.047755],
     "method": "negative control",
 }
+#: the stop-33 demo's distance audits on its phenotype columns alone (abBMD and SW16, both 0/1:
+#: every synthetic record ties a member and a holdout mouse)
+DEMO_PHENOTYPES_ONLY = {
+    "columns": ["abBMD", "SW16"],
+    "dcr_auc": 0.5,
+    "dcr_auc_ci": [0.5, 0.5],
+    "share_closer_to_members": 0.5,
+    "share_closer_to_members_ci": [0.496663, 0.503337],
+}
 
 
 def results(name: str) -> dict[str, Any]:
@@ -434,19 +443,11 @@ def test_render_dossier__public_panel_control_shown_beside_the_raw_audits() -> N
     assert "Public-panel control" in html
     assert ">-0.02086<" in html and ">0.563<" in html
     # consortium judges the genotypes by the excess, the phenotype columns alone
-    doc["audit"]["nearest_neighbour"]["phenotypes_only"] = {
-        "columns": ["abBMD", "SW16"],
-        "dcr_auc": 0.4987,
-        "dcr_auc_ci": [0.46, 0.54],
-        "share_closer_to_members": 0.5,
-        "share_closer_to_members_ci": [0.45, 0.55],
-    }
+    doc["audit"]["nearest_neighbour"]["phenotypes_only"] = dict(DEMO_PHENOTYPES_ONLY)
     judged = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
     text = " ".join(render_dossier(doc, judged, {}).split())
     assert "judges the DCR attack and the share in two parts" in text
-    assert (
-        "(DCR attack AUC 0.4987, 95% CI 0.46 – 0.54; share 0.5, 0.45 – 0.55; abBMD, SW16)" in text
-    )
+    assert "(DCR attack AUC 0.5, 95% CI 0.5 – 0.5; share 0.5, 0.4967 – 0.5033; abBMD, SW16)" in text
     assert "it does not change the verdict" not in text
     raw = evaluate(doc, load_policy(shipped_policy("strict")), context=NONE_SPENT)
     assert "it does not change the verdict" in render_dossier(doc, raw, {})

@@ -33,6 +33,7 @@ from dpgenome.export import (
 from dpgenome.lifetime import LifetimeLedger
 from dpgenome.paths import shipped_policy
 from dpgenome.policy import Override
+from test_dossier import DEMO_PHENOTYPES_ONLY
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FINGERPRINT = "9f2c" + "0" * 56 + "1a2b"  # cohort.fingerprint of the fixtures
@@ -181,13 +182,7 @@ def test_export_bundle__block_on_a_distance_audit_shows_the_public_panel_control
         return str(err.value)
 
     judged = copy.deepcopy(doc)
-    judged["audit"]["nearest_neighbour"]["phenotypes_only"] = {
-        "columns": ["abBMD", "SW16"],
-        "dcr_auc": 0.5,
-        "dcr_auc_ci": [0.46, 0.54],
-        "share_closer_to_members": 0.5,
-        "share_closer_to_members_ci": [0.45, 0.55],
-    }
+    judged["audit"]["nearest_neighbour"]["phenotypes_only"] = dict(DEMO_PHENOTYPES_ONLY)
     export(tmp_path, document=judged, dest=tmp_path / "approved")  # consortium: APPROVE
     assert (tmp_path / "approved" / "manifest.json").exists()
     message = blocked(doc)

@@ -30,6 +30,7 @@ from dpgenome.policy import (
     parse_policy,
     rule_specs,
 )
+from test_dossier import DEMO_PHENOTYPES_ONLY
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NONE_SPENT = EvaluationContext(0.0, 0.0, 0)
@@ -449,13 +450,7 @@ def _split_favours_panel_relatives() -> dict[str, Any]:
     doc["audit"]["nearest_neighbour"] |= {
         "share_closer_to_members": 0.5525,
         "share_closer_to_members_ci": [0.492, 0.613],
-        "phenotypes_only": {
-            "columns": ["abBMD", "SW16"],
-            "dcr_auc": 0.5,
-            "dcr_auc_ci": [0.47, 0.53],
-            "share_closer_to_members": 0.5,
-            "share_closer_to_members_ci": [0.44, 0.56],
-        },
+        "phenotypes_only": dict(DEMO_PHENOTYPES_ONLY),
     }
     doc["audit"]["public_control"] = {
         "dcr_auc_synthetic": 0.5206,
