@@ -19,9 +19,9 @@ from dpgenome.audit.scoring import auc_mann_whitney
 from dpgenome.cli import main
 from dpgenome.cohort import Cohort, split_members
 from dpgenome.errors import CohortError
-from dpgenome.paths import shipped_policy
 from dpgenome.policy import EvaluationContext, Status, evaluate, load_policy
 from dpgenome.testing import ToyConfig, toy_cohort
+from test_dossier import consortium_with_control
 
 
 def _renamed(cohort: Cohort, prefix: str) -> Cohort:
@@ -166,12 +166,12 @@ DISTANCE_RULES = ("membership.dcr.auc", "nearest_neighbour.share_closer_to_membe
 
 def _distance_findings(report: dict) -> dict[str, Status]:
     evaluation = evaluate(
-        {"audit": report}, load_policy(shipped_policy("consortium")), context=EvaluationContext()
+        {"audit": report}, load_policy(consortium_with_control()), context=EvaluationContext()
     )
     return {f.rule: f for f in evaluation.findings if f.rule in DISTANCE_RULES}
 
 
-def test_consortium_policy__judges_genotypes_against_the_panel_and_phenotypes_alone():
+def test_public_panel_control__judges_genotypes_against_the_panel_and_phenotypes_alone():
     real, split, public, synthetic, _ = world()
     # phenotype rows the panel model could not have learnt: fresh draws of the generator
     fresh, _ = toy_cohort(23, ToyConfig(n=300 + 200 + 200))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import functools
 import gzip
 import io
 import json
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,21 @@ DEMO_PUBLIC_CONTROL = {
     "share_closer_excess_ci": [-0.113241, 0.047755],
     "method": "negative control",
 }
+
+
+@functools.cache
+def consortium_with_control() -> Path:
+    """consortium.yaml with ``nearest_neighbour.public_panel_control: true`` (no shipped policy
+    sets it), written once to a temporary file."""
+    assert not load_policy(shipped_policy("consortium")).public_panel_control
+    text = shipped_policy("consortium").read_text()
+    on = text.replace("nearest_neighbour:\n", "nearest_neighbour:\n  public_panel_control: true\n")
+    out = Path(tempfile.mkdtemp()) / "consortium-control.yaml"
+    out.write_text(on)
+    assert load_policy(out).public_panel_control
+    return out
+
+
 #: the stop-33 demo's distance audits on its phenotype columns alone (abBMD and SW16, both 0/1:
 #: every synthetic record ties a member and a holdout mouse)
 DEMO_PHENOTYPES_ONLY = {
@@ -442,9 +459,9 @@ def test_render_dossier__public_panel_control_shown_beside_the_raw_audits() -> N
     html = render_dossier(doc, evaluation, {})
     assert "Public-panel control" in html
     assert ">-0.02086<" in html and ">0.563<" in html
-    # consortium judges the genotypes by the excess, the phenotype columns alone
+    # a policy that judges the genotypes by the excess, the phenotype columns alone
     doc["audit"]["nearest_neighbour"]["phenotypes_only"] = dict(DEMO_PHENOTYPES_ONLY)
-    judged = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    judged = evaluate(doc, load_policy(consortium_with_control()), context=NONE_SPENT)
     text = " ".join(render_dossier(doc, judged, {}).split())
     assert "judges the DCR attack and the share in two parts" in text
     assert "(DCR attack AUC 0.5, 95% CI 0.5 – 0.5; share 0.5, 0.4967 – 0.5033; abBMD, SW16)" in text

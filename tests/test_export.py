@@ -33,7 +33,7 @@ from dpgenome.export import (
 from dpgenome.lifetime import LifetimeLedger
 from dpgenome.paths import shipped_policy
 from dpgenome.policy import Override
-from test_dossier import DEMO_PHENOTYPES_ONLY
+from test_dossier import DEMO_PHENOTYPES_ONLY, consortium_with_control
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FINGERPRINT = "9f2c" + "0" * 56 + "1a2b"  # cohort.fingerprint of the fixtures
@@ -154,13 +154,9 @@ def test_export_bundle__override_is_recorded(tmp_path: Path) -> None:
 def test_export_bundle__block_on_a_distance_audit_shows_the_public_panel_control(
     tmp_path: Path,
 ) -> None:
-    """Under a policy that judges the raw figures, a BLOCK on the DCR share with the control
-    on record names the excess after the failing rules; a BLOCK elsewhere, or without the
-    control, does not. ``consortium`` judges the excess itself: the same release passes."""
-    raw_policy = tmp_path / "raw.yaml"
-    text = shipped_policy("consortium").read_text()
-    raw_policy.write_text(text.replace("public_panel_control: true", "public_panel_control: false"))
-    assert "public_panel_control: false" in raw_policy.read_text()
+    """A BLOCK on the DCR share with the control on record names the excess after the
+    failing rules; a BLOCK elsewhere, or without the control, does not. A policy that judges
+    the genotypes by the excess (``public_panel_control``) passes the same release."""
     doc = results("approve")
     doc["audit"]["nearest_neighbour"]["share_closer_to_members_ci"] = [0.456, 0.6016]
     doc["audit"]["public_control"] = {
@@ -172,18 +168,18 @@ def test_export_bundle__block_on_a_distance_audit_shows_the_public_panel_control
 
     def blocked(document: dict[str, Any]) -> str:
         with pytest.raises(ReleaseBlocked) as err:
-            export_bundle(
-                tmp_path / "bundle",
-                files=data_files(),
-                results=document,
-                policy_path=raw_policy,
-                lifetime=LifetimeLedger(tmp_path / "lifetime.sqlite"),
-            )
+            export(tmp_path, document=document)
         return str(err.value)
 
     judged = copy.deepcopy(doc)
     judged["audit"]["nearest_neighbour"]["phenotypes_only"] = dict(DEMO_PHENOTYPES_ONLY)
-    export(tmp_path, document=judged, dest=tmp_path / "approved")  # consortium: APPROVE
+    export_bundle(
+        tmp_path / "approved",
+        files=data_files(),
+        results=judged,
+        policy_path=consortium_with_control(),
+        lifetime=LifetimeLedger(tmp_path / "lifetime.sqlite"),
+    )
     assert (tmp_path / "approved" / "manifest.json").exists()
     message = blocked(doc)
     assert "nearest_neighbour.share_closer_to_members" in message

@@ -30,7 +30,7 @@ from dpgenome.policy import (
     parse_policy,
     rule_specs,
 )
-from test_dossier import DEMO_PHENOTYPES_ONLY
+from test_dossier import DEMO_PHENOTYPES_ONLY, consortium_with_control
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NONE_SPENT = EvaluationContext(0.0, 0.0, 0)
@@ -470,9 +470,7 @@ SHARE = "nearest_neighbour.share_closer_to_members"
 
 def test_evaluate__public_panel_control_judges_genotype_excess_and_phenotypes_alone() -> None:
     doc = _split_favours_panel_relatives()
-    consortium = load_policy(shipped_policy("consortium"))
-    assert consortium.public_panel_control
-    evaluation = evaluate(doc, consortium, context=NONE_SPENT)
+    evaluation = evaluate(doc, load_policy(consortium_with_control()), context=NONE_SPENT)
     assert evaluation.verdict is Verdict.APPROVE
     share = finding(evaluation, SHARE)
     assert share.status is Status.PASS
@@ -483,11 +481,10 @@ def test_evaluate__public_panel_control_judges_genotype_excess_and_phenotypes_al
     assert "together 0.5525 (0.492 – 0.613), shown, not judged" in share.detail
     dcr = finding(evaluation, "membership.dcr.auc")
     assert (dcr.status, dcr.measured) == (Status.PASS, -0.0567)
-    # the same document under a policy without the key: the raw share's CI fails 0.6
-    raw = parse_policy(
-        MINIMAL + "nearest_neighbour:\n  max_share_closer_to_members_ci_upper: 0.6\n"
-    )
-    assert finding(evaluate(doc, raw, context=NONE_SPENT), SHARE).status is Status.FAIL
+    # consortium as shipped judges the raw figures: the raw share's CI fails 0.6
+    raw = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    assert finding(raw, SHARE).status is Status.FAIL
+    assert (finding(raw, SHARE).measured, raw.verdict) == (0.5525, Verdict.BLOCK)
     # strict judges the raw figures (bound 0.55)
     strict = evaluate(doc, load_policy(shipped_policy("strict")), context=NONE_SPENT)
     assert finding(strict, SHARE).status is Status.FAIL
@@ -512,14 +509,14 @@ def test_evaluate__public_panel_control_either_part_fails_the_rule(
     for key in parents:
         node = node[key]
     node[leaf] = [node[leaf][0], upper]
-    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    evaluation = evaluate(doc, load_policy(consortium_with_control()), context=NONE_SPENT)
     assert finding(evaluation, SHARE).status is status
 
 
 def test_evaluate__public_panel_control_without_a_panel_judges_the_raw_figures() -> None:
     doc = _split_favours_panel_relatives()
     doc["audit"]["public_control"] = {"status": "NOT RUN", "reason": "no public panel given"}
-    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    evaluation = evaluate(doc, load_policy(consortium_with_control()), context=NONE_SPENT)
     share = finding(evaluation, SHARE)
     assert (share.status, share.measured, share.ci) == (Status.FAIL, 0.5525, (0.492, 0.613))
     assert "the raw figures are judged" in share.detail
@@ -530,7 +527,7 @@ def test_evaluate__public_panel_control_without_a_panel_judges_the_raw_figures()
 def test_evaluate__public_panel_control_needs_the_phenotype_part() -> None:
     doc = _split_favours_panel_relatives()
     del doc["audit"]["nearest_neighbour"]["phenotypes_only"]  # an audit from before stop 33
-    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    evaluation = evaluate(doc, load_policy(consortium_with_control()), context=NONE_SPENT)
     assert finding(evaluation, SHARE).status is Status.NOT_EVALUATED
     assert evaluation.verdict is Verdict.BLOCK
     # distances without phenotype columns: the genotype excess is the whole rule
@@ -538,7 +535,7 @@ def test_evaluate__public_panel_control_needs_the_phenotype_part() -> None:
         "status": "NOT RUN",
         "reason": "the distance audits used no phenotype column",
     }
-    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    evaluation = evaluate(doc, load_policy(consortium_with_control()), context=NONE_SPENT)
     share = finding(evaluation, SHARE)
     assert share.status is Status.PASS
     assert "no phenotype column in the distances" in share.detail

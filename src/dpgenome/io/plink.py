@@ -80,7 +80,8 @@ def check_bed(path: Path, n_samples: int, n_variants: int) -> None:
 
 
 def check_padding(path: Path, n_samples: int, n_variants: int) -> None:
-    """The unused high bits of each variant's last byte are zero, as PLINK writes them.
+    """The unused high bits of each variant's last byte are zero (plink2 and bed-reader write
+    them so).
 
     The size check cannot see a ``.fam`` one to three rows short when the byte count per
     variant is unchanged; the calls of the missing samples then sit in these bits."""

@@ -1,0 +1,186 @@
+"""The distance rules over random member/holdout splits: how often they block a release that
+copies no member, and how often they catch one that does. Two ways of judging, evaluated by
+the policy code itself, with consortium.yaml's bounds: the raw figures (as shipped: the named
+reference) and ``public_panel_control: true`` (the genotypes by their excess over the public
+panel, the phenotype columns alone against the holdout).
+
+    dpgenome demo --out DIR                  # once: the cohort, the panel and a release
+    python bench/control.py DIR [--splits 200] [--copy 0.05 0.1 0.2] [--seed 7]
+
+The synthetic cohort is the demo release's. Its genotype rows hold no member data (samples of
+the panel-pretrained model, panel genotypes in the released regions), so over other splits of
+the same analysis mice it stands for a release that copies nobody: every block of the
+``none`` row is a false block. (Its phenotype rows are DP samples fitted on the demo split's
+members, at the demo's epsilon.) The ``copy F`` rows replace a share F of the synthetic
+records with exact copies of random members of each split (genotypes and the phenotype
+columns of the distances): a leak both ways should catch. Per split, as the audit computes
+them: the DCR attack's AUC and the DCR share on genotypes + phenotype columns (raw), the
+public-panel control on genotypes (:func:`dpgenome.audit.control.public_control`), and both
+statistics on the phenotype columns alone. Each row prints the share of splits that block on
+``membership.dcr.auc``, on ``nearest_neighbour.share_closer_to_members`` and on either, for
+each way, and the median of the figures judged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dpgenome.audit import features as ft
+from dpgenome.audit import neighbours as nb
+from dpgenome.audit.config import AuditConfig
+from dpgenome.audit.control import public_control
+from dpgenome.audit.membership import dcr_scores
+from dpgenome.audit.scoring import score_attack
+from dpgenome.audit.suite import _phenotypes_only
+from dpgenome.cohort import Cohort, analysis_subset, split_members
+from dpgenome.io import read_cohort
+from dpgenome.paths import shipped_policy
+from dpgenome.policy import EvaluationContext, Status, evaluate, load_policy
+
+RULES = ("membership.dcr.auc", "nearest_neighbour.share_closer_to_members")
+
+
+def policies() -> dict[str, Any]:
+    """consortium.yaml as shipped (the raw figures) and with ``public_panel_control`` on."""
+    shipped = load_policy(shipped_policy("consortium"))
+    assert not shipped.public_panel_control, "consortium.yaml now sets public_panel_control"
+    return {"raw": shipped, "control": replace(shipped, public_panel_control=True)}
+
+
+def audit_doc(
+    d_geno: np.ndarray,
+    d_pheno: np.ndarray,
+    d_public: np.ndarray,
+    columns: list[str],
+    members: np.ndarray,
+    holdout: np.ndarray,
+    config: AuditConfig,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    """The ``audit`` entries the two distance rules read, computed as the suite does."""
+    distance = ft.combine(d_geno, d_pheno, ft.block_scales(d_geno, d_pheno, holdout))
+    dcr = dcr_scores(distance)
+    attack = score_attack(
+        dcr[members], dcr[holdout], method="dcr", n_bootstrap=config.n_bootstrap, rng=rng
+    ).to_dict()
+    share = nb.share_closer_to_members(
+        distance, members, holdout, rng, config.confidence, n_bootstrap=config.n_bootstrap
+    )
+    share["phenotypes_only"] = _phenotypes_only(d_pheno, columns, members, holdout, config, rng)
+    control = public_control(
+        d_geno,
+        d_public,
+        members,
+        holdout,
+        rng,
+        confidence=config.confidence,
+        n_bootstrap=config.n_bootstrap,
+    )
+    return {"attacks": {"dcr": attack}, "nearest_neighbour": share, "public_control": control}
+
+
+def panel_codes(real: Cohort, public: Cohort, sub: ft.MatchedVariants, fill: np.ndarray) -> Any:
+    index = pd.Index(public.variants["id"].astype(str))
+    pos = index.get_indexer(pd.Index(real.variants["id"].astype(str).to_numpy()[sub.real]))
+    if (pos < 0).any():
+        raise SystemExit(f"the panel lacks {int((pos < 0).sum())} of the audit's SNPs")
+    return ft.threshold_code(ft.hard_calls(public.dosages, pos, fill))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("demo", type=Path, help="a `dpgenome demo --out` directory")
+    ap.add_argument("--splits", type=int, default=200)
+    ap.add_argument("--copy", type=float, nargs="*", default=[0.05, 0.1, 0.2])
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--bootstrap", type=int, default=200)
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+
+    config = AuditConfig(pheno="abBMD", covariates=("SW16",), n_bootstrap=args.bootstrap)
+    columns = [config.pheno, *config.covariates]
+    real = analysis_subset(read_cohort(args.demo / "cohort"), config.pheno, config.covariates)
+    synthetic = read_cohort(args.demo / "release" / "synthetic")
+    public = read_cohort(args.demo / "public")
+    rng = np.random.default_rng(args.seed)
+    matched = ft.match_variants(real, synthetic)
+    sub = ft.snp_subset(matched, config.max_snps, rng)
+    fill = ft.fill_values(real.dosages, sub.real)
+    real_code = ft.threshold_code(ft.hard_calls(real.dosages, sub.real, fill))
+    syn_code = ft.threshold_code(ft.hard_calls(synthetic.dosages, sub.synthetic, fill))
+    d_geno = ft.genotype_distance(real_code, syn_code)
+    d_public = ft.genotype_distance(real_code, panel_codes(real, public, sub, fill))
+    d_real = ft.genotype_distance(real_code, real_code)  # a copied member's genotype columns
+    n_syn = synthetic.n_samples
+    print(
+        f"{real.n_samples} analysis mice, {n_syn} synthetic records, {public.n_samples} panel "
+        f"individuals, {sub.n} SNPs; {args.splits} splits (20% holdout, stratified on "
+        f"{config.pheno}); distances in {time.perf_counter() - t0:.0f} s"
+    )
+
+    judged = policies()
+    arms = {"none": 0.0} | {f"copy {f:g}": f for f in args.copy}
+    blocks = {
+        (arm, way): np.zeros((args.splits, len(RULES)), bool) for arm in arms for way in judged
+    }
+    figures: dict[tuple[str, str], list[float]] = {}
+    for s in range(args.splits):
+        split = split_members(real, holdout_fraction=0.2, seed=10_000 + s, stratify=config.pheno)
+        members, holdout = np.asarray(split.members), np.asarray(split.holdout)
+        reference = real.take_samples(holdout)
+        real_ph, syn_ph = ft.code_phenotypes([real, synthetic], columns, reference)
+        d_pheno = ft.pheno_distance(real_ph, syn_ph)
+        d_pheno_real = ft.pheno_distance(real_ph, real_ph)
+        for arm, fraction in arms.items():
+            dg, dp = d_geno, d_pheno
+            if fraction > 0:
+                k = round(fraction * n_syn)
+                cols = rng.choice(n_syn, size=k, replace=False)
+                copied = rng.choice(members, size=k, replace=False)
+                dg, dp = d_geno.copy(), d_pheno.copy()
+                dg[:, cols] = d_real[:, copied]
+                dp[:, cols] = d_pheno_real[:, copied]
+            doc = {"audit": audit_doc(dg, dp, d_public, columns, members, holdout, config, rng)}
+            for way, policy in judged.items():
+                found = {
+                    f.rule: f for f in evaluate(doc, policy, context=EvaluationContext()).findings
+                }
+                blocks[arm, way][s] = [found[r].status is not Status.PASS for r in RULES]
+                for r in RULES:
+                    figures.setdefault((arm, f"{way} {r}"), []).append(float(found[r].ci[1]))
+        if (s + 1) % 25 == 0:
+            print(f"  {s + 1} splits, {time.perf_counter() - t0:.0f} s", flush=True)
+
+    rows = []
+    for arm in arms:
+        for way in judged:
+            b = blocks[arm, way]
+            rows.append(
+                {
+                    "records copied": arm,
+                    "judged": "raw (reference)" if way == "raw" else "public_panel_control",
+                    "blocks on DCR AUC": f"{b[:, 0].mean():.3f}",
+                    "on share": f"{b[:, 1].mean():.3f}",
+                    "on either": f"{b.any(axis=1).mean():.3f}",
+                    "median CI upper (AUC / share)": " / ".join(
+                        f"{np.median(figures[arm, f'{way} {r}']):.3f}" for r in RULES
+                    ),
+                }
+            )
+    print(pd.DataFrame(rows).to_string(index=False))
+    print(
+        "\nraw: the CI upper bounds of the AUC and share (bound 0.6); public_panel_control: "
+        "the genotypes' excess over the panel (bound 0.1; the median printed is the excess's) "
+        f"and the phenotype columns alone (bound 0.6). {time.perf_counter() - t0:.0f} s."
+    )
+
+
+if __name__ == "__main__":
+    main()
