@@ -35,10 +35,9 @@ import pandas as pd
 from dpgenome.audit import features as ft
 from dpgenome.audit import neighbours as nb
 from dpgenome.audit.config import AuditConfig
-from dpgenome.audit.control import public_control
 from dpgenome.audit.membership import dcr_scores
 from dpgenome.audit.scoring import score_attack
-from dpgenome.audit.suite import _phenotypes_only
+from dpgenome.audit.suite import _phenotypes_only, _public_control
 from dpgenome.cohort import Cohort, analysis_subset, split_members
 from dpgenome.io import read_cohort
 from dpgenome.paths import shipped_policy
@@ -55,16 +54,18 @@ def policies() -> dict[str, Any]:
 
 
 def audit_doc(
+    data: tuple[Cohort, Cohort, Cohort, ft.MatchedVariants, np.ndarray, np.ndarray],
     d_geno: np.ndarray,
     d_pheno: np.ndarray,
-    d_public: np.ndarray,
     columns: list[str],
     members: np.ndarray,
     holdout: np.ndarray,
     config: AuditConfig,
     rng: np.random.Generator,
 ) -> dict[str, Any]:
-    """The ``audit`` entries the two distance rules read, computed as the suite does."""
+    """The ``audit`` entries the two distance rules read, computed as the suite does
+    (``data``: real, synthetic and panel cohorts, the distance SNPs, their fill values and
+    the real side's codes)."""
     distance = ft.combine(d_geno, d_pheno, ft.block_scales(d_geno, d_pheno, holdout))
     dcr = dcr_scores(distance)
     attack = score_attack(
@@ -74,24 +75,8 @@ def audit_doc(
         distance, members, holdout, rng, config.confidence, n_bootstrap=config.n_bootstrap
     )
     share["phenotypes_only"] = _phenotypes_only(d_pheno, columns, members, holdout, config, rng)
-    control = public_control(
-        d_geno,
-        d_public,
-        members,
-        holdout,
-        rng,
-        confidence=config.confidence,
-        n_bootstrap=config.n_bootstrap,
-    )
+    control = _public_control(*data, d_geno, members, holdout, config, rng)
     return {"attacks": {"dcr": attack}, "nearest_neighbour": share, "public_control": control}
-
-
-def panel_codes(real: Cohort, public: Cohort, sub: ft.MatchedVariants, fill: np.ndarray) -> Any:
-    index = pd.Index(public.variants["id"].astype(str))
-    pos = index.get_indexer(pd.Index(real.variants["id"].astype(str).to_numpy()[sub.real]))
-    if (pos < 0).any():
-        raise SystemExit(f"the panel lacks {int((pos < 0).sum())} of the audit's SNPs")
-    return ft.threshold_code(ft.hard_calls(public.dosages, pos, fill))
 
 
 def main() -> None:
@@ -116,7 +101,7 @@ def main() -> None:
     real_code = ft.threshold_code(ft.hard_calls(real.dosages, sub.real, fill))
     syn_code = ft.threshold_code(ft.hard_calls(synthetic.dosages, sub.synthetic, fill))
     d_geno = ft.genotype_distance(real_code, syn_code)
-    d_public = ft.genotype_distance(real_code, panel_codes(real, public, sub, fill))
+    data = (real, synthetic, public, sub, fill, real_code)
     d_real = ft.genotype_distance(real_code, real_code)  # a copied member's genotype columns
     n_syn = synthetic.n_samples
     print(
@@ -147,7 +132,7 @@ def main() -> None:
                 dg, dp = d_geno.copy(), d_pheno.copy()
                 dg[:, cols] = d_real[:, copied]
                 dp[:, cols] = d_pheno_real[:, copied]
-            doc = {"audit": audit_doc(dg, dp, d_public, columns, members, holdout, config, rng)}
+            doc = {"audit": audit_doc(data, dg, dp, columns, members, holdout, config, rng)}
             for way, policy in judged.items():
                 found = {
                     f.rule: f for f in evaluate(doc, policy, context=EvaluationContext()).findings
