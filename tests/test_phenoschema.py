@@ -268,3 +268,8 @@ def test_read_pheno_schema__declared_shares_are_the_public_prior(tmp_path) -> No
     # a share of 0 is floored (a logit of -inf would never be learnt away)
     np.testing.assert_allclose(cols["parity"].prior, np.array([0.5, 0.5, 1e-3, 1e-3]) / 1.002)
     assert cols["site"].prior == ()
+    # shares written with an exponent and no dot (as Python prints small numbers) are numbers
+    small = "columns:\n  smoker: {type: binary, shares: [1e-3, 999e-3], missing: 5E-4}\n"
+    cols = read_pheno_schema(_write(tmp_path, small, "small.yaml")).schema.columns
+    expected = np.maximum([1e-3 * 0.9995, 0.999 * 0.9995, 5e-4], 1e-3)  # floored at 1e-3
+    np.testing.assert_allclose(cols["smoker"].prior, expected / expected.sum())

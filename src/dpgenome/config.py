@@ -9,6 +9,7 @@ that is written next to the outputs, so any run can be replayed.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -154,12 +155,25 @@ def _coerce(key: str, value: Any) -> Any:
     return str(value)
 
 
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading a plain ``1e-6`` (an exponent without a dot, which YAML
+    1.1 leaves a string) as the number it looks like, as YAML 1.2 does. Every YAML file a user
+    writes (a release configuration, a phenotype schema, a policy) is read with it."""
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
 def config_key_lines(path: str | Path, section: str | None = None) -> dict[str, int]:
     """The 1-based line of each top-level key of a YAML mapping file (with ``section``: of
     each key of the mapping under that top-level key), for error messages; empty when the
     file is not such a mapping (:func:`load_config_file` says why)."""
     try:
-        node = yaml.compose(Path(path).read_text())
+        node = yaml.compose(Path(path).read_text(), Loader=YamlLoader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return {}
     if section is not None and isinstance(node, yaml.MappingNode):
@@ -174,7 +188,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     (keys validated by the caller)."""
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml.load(p.read_text(), Loader=YamlLoader)
     except FileNotFoundError:
         raise ConfigError("configuration file not found", file=p) from None
     except (OSError, UnicodeDecodeError) as err:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -35,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from dpgenome.config import YamlLoader
 from dpgenome.errors import ConfigError, PolicyError
 
 SCHEMA_VERSION = 1
@@ -155,7 +155,6 @@ _CUSTOM_KEYS = {
     "min": (_NUMBER, "the metric must be >= min"),
 }
 
-_FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 
 
@@ -241,9 +240,6 @@ def _convert(node: yaml.Node, kind: str, key: str, file: str) -> Any:
     if not isinstance(node, yaml.ScalarNode):
         raise bad()
     value = _CONSTRUCTOR.construct_object(node, deep=True)
-    # YAML 1.1 reads a plain 1e-6 (no dot) as a string: accept it as the number it looks like.
-    if isinstance(value, str) and node.style is None and _FLOAT_RE.match(value):
-        value = float(value)
     if kind == _BOOL:
         if not isinstance(value, bool):
             raise bad()
@@ -294,7 +290,7 @@ def _unknown(key: str, known: Iterator[str] | Sequence[str], where: str) -> str:
 def parse_policy(text: str, *, file: str = "<policy>") -> Policy:
     """Validate a policy given as YAML text (see :func:`load_policy`)."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=YamlLoader)  # 1e-6 is a number, as in YAML 1.2
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         raise PolicyError(
