@@ -526,6 +526,18 @@ def fam_one_row_short(tmp_path):
 
 
 @bad_input
+def fam_one_row_long(tmp_path):
+    # 39 samples written by write_cohort, then a 40th .fam row: it reads the zero padding
+    d = _copy(tmp_path, "plink")
+    cohort = read_cohort(d)
+    shutil.rmtree(d)
+    write_cohort(cohort.take_samples(np.arange(39)), d, "plink")
+    with (d / "cohort.fam").open("a") as fam:
+        fam.write("extra extra 0 0 0 -9\n")
+    return d, "cohort.fam", None, None, r"lists 40 samples but row 40 has no calls in the \.bed"
+
+
+@bad_input
 def bed_wrong_magic(tmp_path):
     d = _copy(tmp_path, "plink")
     data = (d / "cohort.bed").read_bytes()

@@ -79,26 +79,57 @@ def check_bed(path: Path, n_samples: int, n_variants: int) -> None:
     check_padding(path, n_samples, n_variants)
 
 
-def check_padding(path: Path, n_samples: int, n_variants: int) -> None:
-    """The unused high bits of each variant's last byte are zero (plink2 and bed-reader write
-    them so).
+#: fewer variants than this and an all-zero sample in the last byte may be a real one
+_PHANTOM_MIN_VARIANTS = 32
 
-    The size check cannot see a ``.fam`` one to three rows short when the byte count per
-    variant is unchanged; the calls of the missing samples then sit in these bits."""
-    used = n_samples % 4
-    if not used or not n_variants:
+
+def check_padding(path: Path, n_samples: int, n_variants: int) -> None:
+    """The ``.fam`` and the ``.bed`` agree on the samples where the size check cannot see it.
+
+    Samples take 2 bits each, so a ``.fam`` one to three rows short or long can leave the
+    byte count per variant unchanged. Short: the missing samples' calls sit in the unused
+    high bits of each variant's last byte, which plink2 and bed-reader write as zero. Long:
+    the extra rows read those zero bits, a call of ``00`` (homozygous for the first allele)
+    at every variant, which no real sample of a panel with some variation shows; the trailing
+    samples of the last byte so read are refused (with at least ``_PHANTOM_MIN_VARIANTS``
+    variants and a first sample in that byte that is not all ``00``)."""
+    if not n_samples or not n_variants:
         return
     per_variant = (n_samples + 3) // 4
+    used = n_samples - 4 * (per_variant - 1)  # samples in each variant's last byte, 1-4
     last = np.memmap(path, dtype=np.uint8, mode="r", offset=3, shape=(n_variants, per_variant))
-    mask = np.uint8((0xFF << (2 * used)) & 0xFF)
-    dirty = int(np.count_nonzero(last[:, -1] & mask))
+    final = np.array(last[:, -1])
     del last
+    mask = np.uint8((0xFF << (2 * used)) & 0xFF)
+    dirty = int(np.count_nonzero(final & mask))
+    fam = path.with_suffix(".fam")
     if dirty:
         raise InputError(
             f"the .bed holds calls beyond the {n_samples} samples of the .fam (in the unused "
             f"bits of {dirty} of {n_variants} variants): the .fam is short of samples or the "
             "files do not belong together",
-            file=path.with_suffix(".fam"),
+            file=fam,
+        )
+    if used == 1 or n_variants < _PHANTOM_MIN_VARIANTS:
+        return
+    codes = (final[:, None] >> (2 * np.arange(used, dtype=np.uint8))) & 3  # variants x used
+    all_zero = ~codes.any(axis=0)
+    if all_zero[0]:
+        return
+    phantom = 0  # trailing all-00 samples after the byte's first one
+    for flag in all_zero[:0:-1]:
+        if not flag:
+            break
+        phantom += 1
+    if phantom:
+        first = n_samples - phantom + 1
+        rows = f"row {first}" if phantom == 1 else f"rows {first}-{n_samples}"
+        raise InputError(
+            f"the .fam lists {n_samples} samples but {rows} {'has' if phantom == 1 else 'have'} "
+            "no calls in the .bed (read from its zero padding: homozygous for the first allele "
+            f"at all {n_variants} variants): the .fam has rows beyond the .bed's samples or "
+            "the files do not belong together",
+            file=fam,
         )
 
 
