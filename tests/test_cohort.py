@@ -353,3 +353,26 @@ def test_align_panel__flips_snps_listed_the_other_way_round(tiny: Cohort):
     with pytest.raises(CohortError, match=r"panel_dir: .* alleles differ .* at 1 SNP\(s\)") as err:
         align_panel(panel, strand)
     assert repr(str(strand.loc[2, "id"])) in str(err.value)
+
+
+def test_align_panel__one_missing_label_is_decided_by_the_known_one(tiny: Cohort):
+    """PLINK writes 0 for the allele of a SNP monomorphic in its file: cohort G/0 against
+    panel A/G is a swap (the cohort's G is the panel's alt), against G/A the same order,
+    against A/T an error; no known label to compare keeps the SNP as it is."""
+    panel = _panel_of(tiny.take_variants(np.arange(4)))
+    panel.variants[["ref", "alt"]] = [["A", "G"], ["G", "A"], ["A", "G"], ["A", "G"]]
+    cohort_map = panel.variants.copy()
+    cohort_map[["ref", "alt"]] = [["G", "0"], ["G", "0"], ["0", "A"], ["0", "."]]
+    out = align_panel(panel, cohort_map)
+    assert out.variants[["ref", "alt"]].to_numpy().tolist() == [
+        ["G", "A"],
+        ["G", "A"],
+        ["G", "A"],
+        ["A", "G"],
+    ]
+    flipped = np.array([True, False, True, False])
+    np.testing.assert_array_equal(out.dosages[:, flipped], 2 - panel.dosages[:, flipped])
+    np.testing.assert_array_equal(out.dosages[:, ~flipped], panel.dosages[:, ~flipped])
+    cohort_map.loc[1, ["ref", "alt"]] = ["T", "0"]
+    with pytest.raises(CohortError, match=r"G/A in the panel, T/\? in the cohort"):
+        align_panel(panel, cohort_map)

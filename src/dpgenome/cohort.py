@@ -305,8 +305,11 @@ def align_panel(public: Cohort, variants: pd.DataFrame) -> Cohort:
     (dosage ``2 - d``, labels swapped) so that pretraining and the public blocks copied into
     released regions count the same allele as the members. A SNP whose alleles differ in any
     other way (another strand or build) is an error, as is a panel lacking any of the SNPs
-    (:class:`~dpgenome.errors.CohortError` naming the panel). Allele labels missing on either
-    side (``NA``, ``.``, ``0``) are taken as matching."""
+    (:class:`~dpgenome.errors.CohortError` naming the panel). A label missing on either side
+    (``NA``, ``.``, ``0``: PLINK writes ``0`` for the allele of a SNP monomorphic in its
+    file) decides nothing; the known labels do: cohort ``G/0`` against panel ``A/G`` is a
+    swap, against ``G/A`` the same order, against ``A/T`` an error. A SNP whose known labels
+    fit both orders (no label on one side) is kept as it is."""
     ids = [str(v) for v in variants["id"]]
     index = {str(v): i for i, v in enumerate(public.variants["id"].tolist())}
     missing = [v for v in ids if v not in index]
@@ -321,17 +324,21 @@ def align_panel(public: Cohort, variants: pd.DataFrame) -> Cohort:
         return aligned
     ours = [_allele_labels(variants[c]) for c in ("ref", "alt")]
     theirs = [_allele_labels(aligned.variants[c]) for c in ("ref", "alt")]
-    unknown = (ours[0] == "") | (ours[1] == "") | (theirs[0] == "") | (theirs[1] == "")
-    same = (ours[0] == theirs[0]) & (ours[1] == theirs[1])
-    swapped = (ours[0] == theirs[1]) & (ours[1] == theirs[0]) & ~same & ~unknown
-    other = ~(same | swapped | unknown)
+
+    def differ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return (a != "") & (b != "") & (a != b)
+
+    fits_same = ~(differ(ours[0], theirs[0]) | differ(ours[1], theirs[1]))
+    fits_swap = ~(differ(ours[0], theirs[1]) | differ(ours[1], theirs[0]))
+    swapped = fits_swap & ~fits_same
+    other = ~(fits_same | fits_swap)
     if other.any():
         j = int(np.argmax(other))
+        pair = [f"{a[j] or '?'}/{b[j] or '?'}" for a, b in (theirs, ours)]  # ? = no label
         raise CohortError(
             f"the public panel's alleles differ from the cohort's at {int(other.sum())} SNP(s), "
-            f"e.g. {ids[j]!r}: {theirs[0][j]}/{theirs[1][j]} in the panel, {ours[0][j]}/"
-            f"{ours[1][j]} in the cohort (another strand or genome build?); the panel must "
-            "list the same two alleles",
+            f"e.g. {ids[j]!r}: {pair[0]} in the panel, {pair[1]} in the cohort (another strand "
+            "or genome build?); the panel must list the same two alleles",
             file=public.source,
         )
     if not swapped.any():
