@@ -113,6 +113,12 @@ def test_resolved__a_declaration_replaces_the_cfw_entry_of_its_column(tmp_path) 
         ("columns:\n  x: {type: binary, shares: [1, 2, 3]}\n", 2, "2 non-negative numbers"),
         ("columns:\n  x: {type: categorical, levels: [a], missing: 1}\n", 2, r"in \[0, 1\)"),
         ("columns:\n  x: {type: continuous, missing: 0.1}\n", 2, "need a domain"),
+        ("columns:\n  x: {type: continuous, range: [0, 1], n_bins: 100000000}\n", 2, "to 1000"),
+        ("columns:\n  x: binary\n  y: binary\n  x: continuous\n", 4, "'x' appears twice"),
+        ("columns:\n  2010: binary\n  '2010': binary\n", 3, "declared twice"),
+        ("columns:\n  x: {type: categorical, levels: [a, yes]}\n", 2, "quote the level"),
+        ("columns:\n  x: {type: categorical, levels: [a, null]}\n", 2, "quote the level"),
+        ("columns:\n  x: {type: categorical, levels: [[a], b]}\n", 2, "as text or a number"),
     ],
 )
 def test_read_pheno_schema__errors_name_file_line_and_column(tmp_path, text, line, message) -> None:
@@ -149,6 +155,16 @@ def test_apply__declared_types_replace_the_data_read_ones_and_values_are_checked
     assert set(out.phenotypes["clinic"].dropna()) == {"1", "2", "3"}
     assert cohort.pheno_types["clinic"] == PhenoType.CONTINUOUS  # the input is not changed
     assert d.apply(out).phenotypes["clinic"].equals(out.phenotypes["clinic"])  # idempotent
+
+    # levels written as 1.0 or 1e0 are the data's '1' (and numeric names mix with text)
+    floats = "columns:\n  clinic: {type: categorical, levels: [1.0, 2e0, 3]}\n  2010: binary\n"
+    assert (
+        d.apply(cohort)
+        .phenotypes["clinic"]
+        .equals(
+            read_pheno_schema(_write(tmp_path, floats, "f.yaml")).apply(cohort).phenotypes["clinic"]
+        )
+    )
 
     narrow = read_pheno_schema(
         _write(tmp_path, "columns:\n  clinic: {type: categorical, levels: [1, 2]}\n", "n.yaml")

@@ -141,6 +141,8 @@ def _coerce(key: str, value: Any) -> Any:
             raise TypeError(f"expected an integer, got {value!r}")
         return value
     if key == "holdout_fraction":
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+            raise TypeError(f"expected a number between 0 and 1 (exclusive), got {value!r}")
         return float(value)
     if key in {"secure_mode", "lmm"}:
         if not isinstance(value, bool):
@@ -157,8 +159,25 @@ def _coerce(key: str, value: Any) -> Any:
 
 class YamlLoader(yaml.SafeLoader):
     """PyYAML's safe loader, reading a plain ``1e-6`` (an exponent without a dot, which YAML
-    1.1 leaves a string) as the number it looks like, as YAML 1.2 does. Every YAML file a user
-    writes (a release configuration, a phenotype schema, a policy) is read with it."""
+    1.1 leaves a string) as the number it looks like, as YAML 1.2 does, and refusing a key
+    given twice in one mapping (PyYAML keeps the last silently: a schema's second entry for a
+    column dropped its first). Every YAML file a user writes (a release configuration, a
+    phenotype schema, a policy) is read with it."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # '<<' merges may be overridden by the mapping's own keys
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, list | dict):
+                continue  # unhashable: SafeLoader's own error follows
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 YamlLoader.add_implicit_resolver(

@@ -189,12 +189,16 @@ def read_pheno_schema(path: str | Path) -> DeclaredSchema:
     specs: dict[str, ColumnSchema] = {}
     for raw_name, entry in columns.items():
         name = str(raw_name)
+        if name in types:  # 2010 and "2010" are one column of the table
+            raise ConfigError(
+                f"column {name!r} is declared twice", file=p, line=col_lines.get(name), column=name
+            )
         t, spec = _parse_column(entry, _ColumnErrors(p, col_lines.get(name), name))
         types[name] = t
         if spec is not None:
             specs[name] = spec
     canonical = json.dumps(
-        {"strict": strict, "columns": {c: _canonical(columns[c]) for c in columns}},
+        {"strict": strict, "columns": {str(c): _canonical(e) for c, e in columns.items()}},
         sort_keys=True,
         default=str,
     )
@@ -293,7 +297,7 @@ def _domain(kind: PhenoType, spec: dict[str, Any], err: _ColumnErrors) -> Column
                 "a categorical column needs its public 'levels' (a private level set cannot "
                 "be released)"
             )
-        names = [str(v) for v in levels]
+        names = [_level_text(v, err) for v in levels]
         if len(set(names)) != len(names):
             raise err("'levels' lists a level twice")
         return ColumnSchema("levels", levels=tuple(names), source="declared")
@@ -308,8 +312,8 @@ def _domain(kind: PhenoType, spec: dict[str, Any], err: _ColumnErrors) -> Column
         if len(lo_hi) != 2 or not lo_hi[0] < lo_hi[1]:
             raise err("'range' must be [low, high] with low < high")
         n_bins = spec.get("n_bins", 20)
-        if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 2:
-            raise err(f"'n_bins' must be an integer >= 2, got {n_bins!r}")
+        if isinstance(n_bins, bool) or not isinstance(n_bins, int) or not 2 <= n_bins <= 1000:
+            raise err(f"'n_bins' must be an integer from 2 to 1000, got {n_bins!r}")
         edges = np.linspace(lo_hi[0], lo_hi[1], n_bins + 1)
         return ColumnSchema("bins", edges=tuple(edges.tolist()), source="declared")
     return None
@@ -327,13 +331,36 @@ def _pheno_file(cohort: Cohort) -> str:
     return str(found or src)
 
 
+def _number_text(v: float) -> str:
+    """A number as a level's text, as in the schema file: ``1``, not ``1.0``."""
+    return str(int(v)) if v == round(v) else repr(float(v))
+
+
+def _level_text(value: object, err: _ColumnErrors) -> str:
+    """A declared level as the text the data's levels are compared in (:func:`_as_levels`):
+    ``1.0`` and ``1`` are ``'1'``; YAML's unquoted yes/no/true/null are refused, not read as
+    ``'True'`` or ``'None'``."""
+    if isinstance(value, bool) or value is None:
+        raise err(
+            f"'levels' holds {value!r} (YAML reads unquoted yes/no/true/false/null so): "
+            "quote the level, e.g. 'yes'"
+        )
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise err(f"'levels' holds {value!r}, not a level")
+        return _number_text(value)
+    if isinstance(value, str):
+        return value
+    raise err(f"'levels' holds {value!r}: give each level as text or a number")
+
+
 def _as_levels(col: pd.Series) -> pd.Series:
     """A categorical column as text levels: numbers written as in the schema file (``1``, not
     ``1.0``), missing values ``None``."""
     if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
         return col.astype(object).where(col.notna(), None)
     x = col.to_numpy(dtype=np.float64, na_value=np.nan)
-    text = [None if not math.isfinite(v) else str(int(v)) if v == round(v) else repr(v) for v in x]
+    text = [None if not math.isfinite(v) else _number_text(v) for v in x]
     return pd.Series(text, index=col.index, dtype=object)
 
 
