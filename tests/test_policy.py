@@ -10,6 +10,7 @@ import copy
 import json
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -511,6 +512,19 @@ def test_evaluate__public_panel_control_either_part_fails_the_rule(
     node[leaf] = [node[leaf][0], upper]
     evaluation = evaluate(doc, load_policy(consortium_with_control()), context=NONE_SPENT)
     assert finding(evaluation, SHARE).status is status
+
+
+def test_evaluate__public_panel_control_bound_is_inclusive_as_shown() -> None:
+    """The excess is compared with the threshold shown (bound - 0.5): 0.5 + 0.07 <= 0.57
+    is False in floating point, 0.07 <= 0.07 is True."""
+    doc = _split_favours_panel_relatives()
+    doc["audit"]["public_control"]["share_closer_excess_ci"] = [-0.03, 0.07]
+    policy = replace(
+        load_policy(consortium_with_control()), max_share_closer_to_members_ci_upper=0.57
+    )
+    share = finding(evaluate(doc, policy, context=NONE_SPENT), SHARE)
+    assert "excess over the public panel <= 0.07;" in share.threshold
+    assert share.status is Status.PASS
 
 
 def test_evaluate__public_panel_control_without_a_panel_judges_the_raw_figures() -> None:
