@@ -225,6 +225,9 @@ def test_release_config__rejects_bad_values_before_any_work(tmp_path: Path) -> N
         ("formats", ["plink", "bogus"], "unknown format 'bogus'; choose from parker, plink, vcf"),
         ("canaries", "many", "expected an integer"),
         ("epsilon", "abc", "epsilon must be a positive number"),
+        ("holdout_fraction", 1.5, "expected a number between 0 and 1"),
+        ("holdout_fraction", True, "expected a number between 0 and 1"),
+        ("holdout_fraction", "a fifth", "expected a number between 0 and 1"),
     ):
         with pytest.raises(ConfigError, match=fragment):
             ReleaseConfig.from_mapping({**base, key: value}, source="r.yaml")
@@ -245,6 +248,11 @@ def test_release_config__rejects_bad_values_before_any_work(tmp_path: Path) -> N
     )
     assert result.exit_code == 2 and "unknown format 'bogus'" in result.output, result.output
     assert not (tmp_path / "r").exists()
+    assert ReleaseConfig.from_mapping({**base, "holdout_fraction": 0.3}).holdout_fraction == 0.3
+    args = ["release", "c", "--pheno", "abBMD", "--policy", "internal", "--out", "r"]
+    result = CliRunner().invoke(main, [*args, "--holdout-fraction", "0"])
+    assert result.exit_code == 2, result.output
+    assert "key 'holdout_fraction': expected a number between 0 and 1" in result.output
 
 
 def test_release_config_file__errors_name_the_line(tmp_path: Path) -> None:
@@ -260,6 +268,11 @@ def test_release_config_file__errors_name_the_line(tmp_path: Path) -> None:
     # a value given on the command line is not placed on the file's line
     result = CliRunner().invoke(main, ["release", "--config", str(config), "--canaries", "3"])
     assert "line 5" not in result.output
+    # a key given twice is refused (YAML readers keep the last one silently)
+    config.write_text("cohort: c\npheno: abBMD\nepsilon: 3\npolicy: internal\nepsilon: 30\n")
+    result = CliRunner().invoke(main, ["release", "--config", str(config)])
+    assert result.exit_code == 2
+    assert f"{config}, line 5: not valid YAML: key 'epsilon' appears twice" in result.output
 
 
 def test_release__an_unwritable_out_fails_before_any_work(tmp_path: Path) -> None:

@@ -77,6 +77,11 @@ _release_options = [
     click.option("--epsilon", help="Target epsilon, or 'inf' for no formal privacy."),
     click.option("--delta", help="Target delta, or 'auto' (1/n^1.1, n = members)."),
     click.option("--seed", type=int, help="Seed of the split, synthesis and audits."),
+    click.option(
+        "--holdout-fraction",
+        type=float,
+        help="Share of the cohort held out of training for the audits (default 0.2).",
+    ),
     click.option("--public-panel", type=click.Path(file_okay=False), help="Public panel."),
     click.option(
         "--pheno-schema",
