@@ -6,6 +6,7 @@ panel, the phenotype columns alone against the holdout).
 
     dpgenome demo --out DIR                  # once: the cohort, the panel and a release
     python bench/control.py DIR [--splits 200] [--copy 0.05 0.1 0.2] [--seed 7]
+    python bench/control.py DIR --holdout 0.2 0.3 0.4 0.5 --ways raw --copy 0.1   # holdout size
 
 The synthetic cohort is the demo release's. Its genotype rows hold no member data (samples of
 the panel-pretrained model, panel genotypes in the released regions), so over other splits of
@@ -19,6 +20,15 @@ public-panel control on genotypes (:func:`dpgenome.audit.control.public_control`
 statistics on the phenotype columns alone. Each row prints the share of splits that block on
 ``membership.dcr.auc``, on ``nearest_neighbour.share_closer_to_members`` and on either, for
 each way, and the median of the figures judged.
+
+``--holdout F ...`` repeats the whole table for each holdout fraction of the splits (the
+release's ``holdout_fraction``; 0.2 is the demo's and the named reference), with the sd of
+the raw share over the splits beside the audit's own bootstrap standard error. The share's
+spread under no leak is about 0.5 / sqrt(n_eff), n_eff the effective number of distinct real
+mice nearest to a synthetic record (1 / sum p^2 of their shares, printed): each falls among
+the members or the holdout by the split's chance, so a larger holdout narrows the share's CI
+only while the members' subsampling dominates. ``--ways raw`` skips the public-panel control
+(about half the time per split).
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from dpgenome.audit import features as ft
 from dpgenome.audit import neighbours as nb
@@ -62,6 +73,7 @@ def audit_doc(
     holdout: np.ndarray,
     config: AuditConfig,
     rng: np.random.Generator,
+    control: bool = True,
 ) -> dict[str, Any]:
     """The ``audit`` entries the two distance rules read, computed as the suite does
     (``data``: real, synthetic and panel cohorts, the distance SNPs, their fill values and
@@ -75,8 +87,10 @@ def audit_doc(
         distance, members, holdout, rng, config.confidence, n_bootstrap=config.n_bootstrap
     )
     share["phenotypes_only"] = _phenotypes_only(d_pheno, columns, members, holdout, config, rng)
-    control = _public_control(*data, d_geno, members, holdout, config, rng)
-    return {"attacks": {"dcr": attack}, "nearest_neighbour": share, "public_control": control}
+    doc = {"attacks": {"dcr": attack}, "nearest_neighbour": share}
+    if control:
+        doc["public_control"] = _public_control(*data, d_geno, members, holdout, config, rng)
+    return doc
 
 
 def main() -> None:
@@ -86,11 +100,12 @@ def main() -> None:
     ap.add_argument("--copy", type=float, nargs="*", default=[0.05, 0.1, 0.2])
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--bootstrap", type=int, default=200)
+    ap.add_argument("--holdout", type=float, nargs="+", default=[0.2])
+    ap.add_argument("--ways", nargs="+", choices=("raw", "control"), default=["raw", "control"])
     args = ap.parse_args()
     t0 = time.perf_counter()
 
     config = AuditConfig(pheno="abBMD", covariates=("SW16",), n_bootstrap=args.bootstrap)
-    columns = [config.pheno, *config.covariates]
     real = analysis_subset(read_cohort(args.demo / "cohort"), config.pheno, config.covariates)
     synthetic = read_cohort(args.demo / "release" / "synthetic")
     public = read_cohort(args.demo / "public")
@@ -103,52 +118,100 @@ def main() -> None:
     d_geno = ft.genotype_distance(real_code, syn_code)
     data = (real, synthetic, public, sub, fill, real_code)
     d_real = ft.genotype_distance(real_code, real_code)  # a copied member's genotype columns
-    n_syn = synthetic.n_samples
     print(
-        f"{real.n_samples} analysis mice, {n_syn} synthetic records, {public.n_samples} panel "
-        f"individuals, {sub.n} SNPs; {args.splits} splits (20% holdout, stratified on "
+        f"{real.n_samples} analysis mice, {synthetic.n_samples} synthetic records, "
+        f"{public.n_samples} panel individuals, {sub.n} SNPs; {args.splits} splits per "
+        f"holdout fraction ({', '.join(f'{f:g}' for f in args.holdout)}; stratified on "
         f"{config.pheno}); distances in {time.perf_counter() - t0:.0f} s"
     )
 
-    judged = policies()
+    nearest = np.bincount(d_geno.argmin(axis=0), minlength=real.n_samples) / synthetic.n_samples
+    n_eff = 1.0 / float((nearest**2).sum())
+    print(
+        f"nearest real mouse (genotypes) of each synthetic record: {np.count_nonzero(nearest)} "
+        f"distinct, n_eff {n_eff:.0f}: a share sd of about 0.5 / sqrt(n_eff) = "
+        f"{0.5 / np.sqrt(n_eff):.3f} under no leak"
+    )
+    judged = {w: p for w, p in policies().items() if w in args.ways}
     arms = {"none": 0.0} | {f"copy {f:g}": f for f in args.copy}
+    rows = []
+    for fraction in args.holdout:
+        rows += holdout_rows(fraction, arms, judged, data, d_geno, d_real, config, args, rng)
+        print(f"  holdout {fraction:g} done, {time.perf_counter() - t0:.0f} s", flush=True)
+    print(pd.DataFrame(rows).to_string(index=False))
+    print(
+        "\nraw: the CI upper bounds of the AUC and share (bound 0.6); public_panel_control: "
+        "the genotypes' excess over the panel (bound 0.1; the median printed is the excess's) "
+        f"and the phenotype columns alone (bound 0.6). {time.perf_counter() - t0:.0f} s."
+    )
+
+
+def holdout_rows(
+    fraction: float,
+    arms: dict[str, float],
+    judged: dict[str, Any],
+    data: tuple[Cohort, Cohort, Cohort, ft.MatchedVariants, np.ndarray, np.ndarray],
+    d_geno: np.ndarray,
+    d_real: np.ndarray,
+    config: AuditConfig,
+    args: argparse.Namespace,
+    rng: np.random.Generator,
+) -> list[dict[str, str]]:
+    """The table's rows for one holdout fraction: ``args.splits`` seeded splits, each arm
+    judged each way."""
+    real, synthetic = data[0], data[1]
+    columns = [config.pheno, *config.covariates]
+    n_syn = synthetic.n_samples
     blocks = {
         (arm, way): np.zeros((args.splits, len(RULES)), bool) for arm in arms for way in judged
     }
     figures: dict[tuple[str, str], list[float]] = {}
+    shares: dict[str, list[tuple[float, float]]] = {arm: [] for arm in arms}
+    n_holdout = 0
     for s in range(args.splits):
-        split = split_members(real, holdout_fraction=0.2, seed=10_000 + s, stratify=config.pheno)
+        split = split_members(
+            real, holdout_fraction=fraction, seed=10_000 + s, stratify=config.pheno
+        )
         members, holdout = np.asarray(split.members), np.asarray(split.holdout)
+        n_holdout = len(holdout)
         reference = real.take_samples(holdout)
         real_ph, syn_ph = ft.code_phenotypes([real, synthetic], columns, reference)
         d_pheno = ft.pheno_distance(real_ph, syn_ph)
         d_pheno_real = ft.pheno_distance(real_ph, real_ph)
-        for arm, fraction in arms.items():
+        for arm, copied_share in arms.items():
             dg, dp = d_geno, d_pheno
-            if fraction > 0:
-                k = round(fraction * n_syn)
+            if copied_share > 0:
+                k = round(copied_share * n_syn)
                 cols = rng.choice(n_syn, size=k, replace=False)
                 copied = rng.choice(members, size=k, replace=False)
                 dg, dp = d_geno.copy(), d_pheno.copy()
                 dg[:, cols] = d_real[:, copied]
                 dp[:, cols] = d_pheno_real[:, copied]
-            doc = {"audit": audit_doc(data, dg, dp, columns, members, holdout, config, rng)}
+            audit = audit_doc(
+                data, dg, dp, columns, members, holdout, config, rng, control="control" in judged
+            )
+            nn = audit["nearest_neighbour"]
+            se = (nn["share_closer_to_members_ci"][1] - nn["share_closer_to_members_ci"][0]) / (
+                2 * stats.norm.ppf(0.5 + config.confidence / 2)
+            )
+            shares[arm].append((nn["share_closer_to_members"], se))
             for way, policy in judged.items():
-                found = {
-                    f.rule: f for f in evaluate(doc, policy, context=EvaluationContext()).findings
-                }
+                result = evaluate({"audit": audit}, policy, context=EvaluationContext())
+                found = {f.rule: f for f in result.findings}
                 blocks[arm, way][s] = [found[r].status is not Status.PASS for r in RULES]
                 for r in RULES:
                     figures.setdefault((arm, f"{way} {r}"), []).append(float(found[r].ci[1]))
         if (s + 1) % 25 == 0:
-            print(f"  {s + 1} splits, {time.perf_counter() - t0:.0f} s", flush=True)
-
+            print(f"  holdout {fraction:g}: {s + 1} splits", flush=True)
     rows = []
     for arm in arms:
+        est, se = np.array(shares[arm]).T
         for way in judged:
             b = blocks[arm, way]
             rows.append(
                 {
+                    "holdout": f"{fraction:g} ({n_holdout})",
+                    "share sd / boot se": f"{est.std(ddof=1):.3f} / {se.mean():.3f}",
                     "records copied": arm,
                     "judged": "raw (reference)" if way == "raw" else "public_panel_control",
                     "blocks on DCR AUC": f"{b[:, 0].mean():.3f}",
@@ -159,12 +222,7 @@ def main() -> None:
                     ),
                 }
             )
-    print(pd.DataFrame(rows).to_string(index=False))
-    print(
-        "\nraw: the CI upper bounds of the AUC and share (bound 0.6); public_panel_control: "
-        "the genotypes' excess over the panel (bound 0.1; the median printed is the excess's) "
-        f"and the phenotype columns alone (bound 0.6). {time.perf_counter() - t0:.0f} s."
-    )
+    return rows
 
 
 if __name__ == "__main__":

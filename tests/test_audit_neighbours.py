@@ -55,6 +55,35 @@ def test_share_closer_to_members__null_is_half_with_unequal_sets():
     assert res["share_reference_size"] == 100
 
 
+def test_share_closer_to_members__null_spread_is_set_by_the_nearest_real_individuals():
+    """1,000 synthetic records whose nearest real individuals are 20 hubs with shares
+    proportional to 1..20: n_eff = 1 / sum p^2 by hand, and over random 100/100 splits (no
+    leak) the share's sd is 0.5 / sqrt(n_eff), as the audit reports, not the ~0.016 that
+    1,000 independent records would give."""
+    rng = np.random.default_rng(4)
+    weights = np.arange(1, 21) / np.arange(1, 21).sum()
+    hub = rng.choice(20, size=1000, p=weights)
+    d = rng.uniform(1.0, 2.0, size=(200, 1000))
+    hubs = rng.choice(200, size=20, replace=False)
+    d[hubs[hub], np.arange(1000)] = 0.5
+    p_hand = np.bincount(hub, minlength=20) / 1000
+    n_eff = 1 / (p_hand**2).sum()
+    res = share_closer_to_members(d, np.arange(100), np.arange(100, 200), rng, n_bootstrap=2)
+    assert res["share_nearest_distinct"] == 20
+    assert res["share_nearest_effective"] == pytest.approx(n_eff, abs=1e-5)
+    assert res["share_null_sd"] == pytest.approx(0.5 / np.sqrt(n_eff), abs=1e-6)
+    shares = []
+    for _ in range(300):
+        order = rng.permutation(200)
+        split = share_closer_to_members(d, order[:100], order[100:], rng, n_bootstrap=2)
+        shares.append(split["share_closer_to_members"])
+    assert np.mean(shares) == pytest.approx(0.5, abs=0.02)
+    # split 100/100, two hubs are members together a little less often than independently
+    # (covariance -0.25 / 199): var = 0.25 (sum p^2 - (1 - sum p^2) / 199)
+    expected = res["share_null_sd"] * np.sqrt(1 - (n_eff - 1) / 199)
+    assert np.std(shares, ddof=1) == pytest.approx(expected, rel=0.2)
+
+
 def test_nndr__hand_example():
     d = np.array([[1.0, 0.0, 2.0], [2.0, 0.0, 4.0], [4.0, 3.0, 8.0]])
     np.testing.assert_allclose(nndr(d), [0.5, 0.0, 0.5])

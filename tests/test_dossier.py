@@ -473,6 +473,20 @@ def test_render_dossier__public_panel_control_shown_beside_the_raw_audits() -> N
     assert "Public-panel control" not in html
 
 
+def test_render_dossier__states_the_share_s_null_spread() -> None:
+    """With the nearest-individual counts on record the share's row says how far it spreads
+    under no leak; an audit from before them renders without the sentence."""
+    doc = results("block")
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    assert "effective number" not in render_dossier(doc, evaluation, {})
+    doc["audit"]["nearest_neighbour"].update(
+        share_nearest_distinct=360, share_nearest_effective=191.75, share_null_sd=0.036107
+    )
+    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    assert "nearest real individuals are 360 distinct ones (effective number 192)" in text
+    assert "the share spreads with sd about 0.03611 whatever the holdout's size" in text
+
+
 def test_render_dossier__released_prevalence_and_slopes_table() -> None:
     """A 0/1 phenotype's released prevalence and its covariate slope (DP outputs) sit beside
     the phenotype model's value and the synthetic rows'; without them the table is absent."""

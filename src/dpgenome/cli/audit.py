@@ -178,7 +178,9 @@ def audit(
     lo, hi = nn["share_closer_to_members_ci"]
     click.echo(
         f"share closer to members {nn['share_closer_to_members']:.3f} [{lo:.3f}, {hi:.3f}] "
-        f"(null 0.5); exact duplicate genotypes {nn['exact_duplicate_genotypes']}"
+        f"(null 0.5, sd {nn['share_null_sd']:.3f} from {nn['share_nearest_effective']:.0f} "
+        f"effective nearest real individuals); exact duplicate genotypes "
+        f"{nn['exact_duplicate_genotypes']}"
     )
     pc = d["public_control"]
     if "dcr_auc_excess" in pc:
