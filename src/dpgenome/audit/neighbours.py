@@ -90,8 +90,9 @@ def share_closer_to_members(
     synthetic records, not by the holdout's size: each of them falls among the members or the
     holdout by the split's chance, and all the records nearest to it go with it. With shares
     p_i of the records nearest to real individual i, ``share_nearest_effective`` = 1 / sum
-    p_i^2 and ``share_null_sd`` = 0.5 / sqrt of it (``bench/control.py``: 192 effective for
-    the demo, sd 0.036, measured 0.025-0.033 over random splits at holdouts of 20-50%).
+    p_i^2 and ``share_null_sd`` = 0.5 / sqrt of it (the demo: 205 effective on these
+    distances, 192 on genotypes alone, so sd 0.035; measured 0.025-0.033 over random splits
+    at holdouts of 20-50% by ``bench/control.py``).
     """
     k = min(len(members), len(holdout))
     estimate, d_mem, d_hold = share_estimate(distance, members, holdout, rng, n_subsamples)
