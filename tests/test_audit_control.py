@@ -198,3 +198,77 @@ def test_public_panel_control__judges_genotypes_against_the_panel_and_phenotypes
     assert po["columns"] == ["abBMD", "BMD", "bw", "SW16", "round"]
     assert po["dcr_auc_ci"][1] > 0.6
     assert _distance_findings(reports()[0])["membership.dcr.auc"].status is Status.FAIL
+
+
+def _flipped(cohort: Cohort, cols: np.ndarray) -> Cohort:
+    """``cohort`` listing the two alleles of the SNPs ``cols`` the other way round (labels
+    swapped, dosages counting the other allele)."""
+    out = cohort.take_variants(np.arange(cohort.n_variants))
+    out.dosages[:, cols] = 2.0 - out.dosages[:, cols]
+    rows = out.variants.index[cols]
+    out.variants.loc[rows, ["ref", "alt"]] = out.variants.loc[rows, ["alt", "ref"]].to_numpy()
+    return out
+
+
+def _audit_cli(tmp_path: Path, monkeypatch, panel: Cohort, out: str):
+    real, split, _, synthetic, _ = world()
+    cohorts = {"real": real, "synth": synthetic, "public": panel}
+    monkeypatch.setattr("dpgenome.cli.audit._read_cohort", lambda path: cohorts[Path(path).name])
+    for name in cohorts:
+        (tmp_path / name).mkdir(exist_ok=True)
+    ids = real.sample_ids.astype(str)[split.holdout]
+    (tmp_path / "holdout.txt").write_text("\n".join(ids) + "\n")
+    args = ["audit", str(tmp_path / "real"), "--synthetic", str(tmp_path / "synth")]
+    args += ["--holdout", str(tmp_path / "holdout.txt"), "--bootstrap", "50"]
+    args += ["--public-panel", str(tmp_path / "public"), "--out", str(tmp_path / out)]
+    return CliRunner().invoke(main, args)
+
+
+def _control(tmp_path: Path, out: str) -> dict:
+    return json.loads((tmp_path / out / "audit.json").read_text())["public_control"]
+
+
+def test_audit_command__panel_alleles_the_other_way_round_are_flipped(tmp_path, monkeypatch):
+    public = world()[2]
+    res = _audit_cli(tmp_path, monkeypatch, public, "o")
+    assert res.exit_code == 0, res.output
+    flipped = _flipped(public, np.arange(0, public.n_variants, 2))
+    res = _audit_cli(tmp_path, monkeypatch, flipped, "flip")
+    assert res.exit_code == 0, res.output
+    assert _control(tmp_path, "flip") == _control(tmp_path, "o")
+    assert _control(tmp_path, "o")["n_snps"] == real_snps()
+
+
+def test_audit_command__panel_on_a_subset_of_the_snps_is_aligned_on_the_shared_ones(
+    tmp_path, monkeypatch
+):
+    public = world()[2]
+    part = public.take_variants(np.arange(0, public.n_variants, 2))
+    res = _audit_cli(tmp_path, monkeypatch, part, "part")
+    assert res.exit_code == 0, res.output
+    flipped = _flipped(part, np.arange(0, part.n_variants, 3))
+    res = _audit_cli(tmp_path, monkeypatch, flipped, "flip")
+    assert res.exit_code == 0, res.output
+    assert _control(tmp_path, "flip") == _control(tmp_path, "part")
+    assert _control(tmp_path, "part")["n_snps"] == part.n_variants
+
+
+def test_audit_command__panel_with_other_alleles_exits_2_naming_the_panel(tmp_path, monkeypatch):
+    public = world()[2]
+    strand = public.take_variants(np.arange(public.n_variants))
+    complement = {"A": "T", "T": "A", "C": "G", "G": "C"}
+    k = next(
+        i
+        for i, (r, a) in enumerate(zip(strand.variants["ref"], strand.variants["alt"], strict=True))
+        if complement[r] != a
+    )
+    for col in ("ref", "alt"):
+        strand.variants.loc[k, col] = complement[strand.variants.loc[k, col]]
+    res = _audit_cli(tmp_path, monkeypatch, strand, "o")
+    assert res.exit_code == 2, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+    assert f"{tmp_path / 'public'}: the public panel's alleles differ" in res.output
+    assert not (tmp_path / "o").exists()
+    twice = public.take_variants(np.r_[np.arange(public.n_variants), 0])
+    res = _audit_cli(tmp_path, monkeypatch, twice, "o")
+    assert res.exit_code == 2 and "public: the public panel lists SNP 'rs1_0' twice" in res.output

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from dpgenome.audit import NOT_RUN, AuditConfig, run_audits
+from dpgenome.audit.features import code_phenotypes, pheno_distance
 from dpgenome.cli import main
 from dpgenome.errors import ConfigError
 from dpgenome.testing import ToyConfig, toy_cohort
@@ -128,6 +129,69 @@ def test_run_audits__tiny_holdout_reports_density_ratio_not_run():
     d = run_audits(real, small, fresh, AuditConfig(pheno="BMD", n_bootstrap=50)).to_dict()
     assert d["attacks"]["density_ratio"]["status"] == NOT_RUN
     assert "auc" in d["attacks"]["dcr"]
+
+
+def _with_missing_round(cohort, rows):
+    """A copy of ``cohort`` whose categorical ``round`` is missing in ``rows``."""
+    out = cohort.take_samples(np.arange(cohort.n_samples))
+    out.phenotypes.loc[rows, "round"] = np.nan
+    return out
+
+
+def test_code_phenotypes__missing_categorical_is_a_level_of_its_own():
+    real, _, fresh, _ = world()
+    a = _with_missing_round(real.take_samples(np.arange(6)), [0, 1])
+    b = _with_missing_round(fresh.take_samples(np.arange(4)), [0])
+    b.phenotypes.loc[1, "round"] = "nan"  # an observed label that reads like a missing one
+    assert a.phenotypes["round"].isna().sum() == 2 and b.phenotypes["round"].isna().sum() == 1
+    ca, cb = code_phenotypes([a, b], ["round"], a)  # sorted() once mixed float NaN and str
+    assert ca.categorical[0, 0] == ca.categorical[1, 0] == cb.categorical[0, 0]
+    observed = set(ca.categorical[2:, 0]) | set(cb.categorical[1:, 0])
+    assert ca.categorical[0, 0] not in observed
+    d = pheno_distance(ca, cb)
+    assert d[0, 0] == d[1, 0] == 0.0  # missing vs missing: the same level
+    assert d[0, 1] == 1.0 and d[2, 0] == 1.0  # missing vs "nan", observed vs missing
+    assert set(np.unique(d)) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize("pheno", [None, "round"])
+def test_run_audits__categorical_column_with_missing_values_on_both_sides(pheno):
+    real, split, fresh, _ = world()
+    real = _with_missing_round(real, [int(split.members[0]), int(split.holdout[0])])
+    fresh = _with_missing_round(fresh, [0, 5])
+    d = run_audits(real, split, fresh, AuditConfig(seed=3, n_bootstrap=50, pheno=pheno)).to_dict()
+    assert "round" in d["nearest_neighbour"]["phenotypes_only"]["columns"]
+    assert np.isfinite(d["attacks"]["dcr"]["auc"])
+    if pheno == "round":
+        assert "attack_accuracy" in d["attribute_inference"]["round"]
+    json.dumps(d, allow_nan=False)
+
+
+def test_audit_command__categorical_column_with_missing_values(cli_env: Path, monkeypatch):
+    real, split, _, copy = world()
+    cohorts = {
+        str(cli_env / "real"): _with_missing_round(real, [int(split.holdout[1])]),
+        str(cli_env / "synth"): _with_missing_round(copy, [2]),
+    }
+    monkeypatch.setattr("dpgenome.cli.audit._read_cohort", lambda path: cohorts[str(path)])
+    res = CliRunner().invoke(
+        main,
+        [
+            "audit",
+            str(cli_env / "real"),
+            "--synthetic",
+            str(cli_env / "synth"),
+            "--holdout",
+            str(cli_env / "holdout.txt"),
+            "--out",
+            str(cli_env / "o"),
+            "--bootstrap",
+            "50",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    d = json.loads((cli_env / "o" / "audit.json").read_text())
+    assert "round" in d["nearest_neighbour"]["phenotypes_only"]["columns"]
 
 
 def test_audit_config__rejects_bad_values():

@@ -144,7 +144,7 @@ def code_phenotypes(
         stats[c] = (mu, sd if sd > 0 else 1.0)
     levels: dict[str, dict[str, int]] = {}
     for c in cat_cols:
-        seen = pd.concat([co.phenotypes[c].astype(str) for co in cohorts]).unique()
+        seen = {lvl for co in cohorts for lvl in _level_labels(co.phenotypes[c]) if lvl is not None}
         levels[c] = {lvl: i for i, lvl in enumerate(sorted(seen))}
     out = []
     for co in cohorts:
@@ -158,9 +158,23 @@ def code_phenotypes(
             num[:, j] = np.nan_to_num((v - mu) / sd, nan=0.0)
         cat = np.zeros((n, len(cat_cols)), dtype=np.int64)
         for j, c in enumerate(cat_cols):
-            cat[:, j] = co.phenotypes[c].astype(str).map(levels[c]).to_numpy(np.int64)
+            # a missing value is a level of its own, one past the observed ones
+            na = len(levels[c])
+            cat[:, j] = [
+                na if lvl is None else levels[c][lvl] for lvl in _level_labels(co.phenotypes[c])
+            ]
         out.append(PhenoCoding(num, cat, tuple(num_cols + cat_cols)))
     return out
+
+
+def _level_labels(col: pd.Series) -> list[str | None]:
+    """A categorical column's values as level labels (``str``); ``None`` where missing.
+
+    ``Series.astype(str)`` keeps a missing value as ``NaN`` under pandas 3 (which cannot be
+    sorted with the labels) and turned it into the label ``"nan"`` before; here it is never a
+    label, so it neither breaks the level order nor merges with an observed ``"nan"``."""
+    missing = col.isna().to_numpy(dtype=bool)
+    return [None if m else str(v) for v, m in zip(col.tolist(), missing, strict=True)]
 
 
 def pheno_distance(a: PhenoCoding, b: PhenoCoding) -> np.ndarray:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from dpgenome.errors import ConfigError, InputError
+from dpgenome.errors import CohortError, ConfigError, InputError
 from dpgenome.io.files import write_json_atomic
 
 if TYPE_CHECKING:
@@ -21,6 +21,33 @@ def _read_cohort(path: str) -> Cohort:
     from dpgenome.io import read_cohort
 
     return read_cohort(path)
+
+
+def aligned_panel(panel: Cohort, real: Cohort, synthetic: Cohort, path: str) -> Cohort:
+    """The public panel on the SNPs it shares (by id) with the real and the synthetic cohort,
+    in the real cohort's order, its alleles harmonised with the real cohort's by
+    :func:`dpgenome.cohort.align_panel` as in ``release``/``synthesize``: a SNP listed with
+    its two alleles the other way round is flipped, other alleles (another strand or build)
+    are a :class:`~dpgenome.errors.CohortError` naming the panel ``path``.
+
+    Unlike a release, the audit does not need the panel to cover every SNP: its public
+    control uses the distance SNPs the panel has (and reports NOT RUN on too few), so only
+    the shared SNPs, the only ones the control can use, are aligned."""
+    import pandas as pd
+
+    from dpgenome.cohort import align_panel
+
+    panel_ids = pd.Index(panel.variants["id"].astype(str))
+    if panel_ids.has_duplicates:
+        dup = panel_ids[panel_ids.duplicated()][0]
+        raise CohortError(f"the public panel lists SNP {dup!r} twice", file=path)
+    real_ids = real.variants["id"].astype(str)
+    synth_ids = set(synthetic.variants["id"].astype(str))
+    shared = (real_ids.isin(set(panel_ids)) & real_ids.isin(synth_ids)).to_numpy(dtype=bool)
+    try:
+        return align_panel(panel, real.variants.loc[shared].reset_index(drop=True))
+    except CohortError as err:
+        raise CohortError(err.message, file=path) from err
 
 
 def read_holdout_ids(path: str) -> list[str]:
@@ -160,7 +187,9 @@ def audit(
     real = _read_cohort(cohort)
     split = split_from_holdout_ids(real, ids, file=holdout_path)
     synthetic = _read_cohort(synthetic_path)
-    public = None if public_panel is None else _read_cohort(public_panel)
+    public = None
+    if public_panel is not None:
+        public = aligned_panel(_read_cohort(public_panel), real, synthetic, public_panel)
     report = run_audits(real, split, synthetic, config, public=public)
     target = Path(out_dir) / "audit.json"
     write_json_atomic(target, report.to_dict())
