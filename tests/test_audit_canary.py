@@ -51,6 +51,34 @@ def test_make_canaries__random_individuals_on_the_template():
     assert not set(can.sample_ids) & set(cohort.sample_ids)
 
 
+def test_make_canaries__phenotypes_pass_a_declared_schema(tmp_path):
+    """A count declared by its values (parity 0-4) gets canary values among them, a measured
+    column stays inside its observed range: a synthesizer retraining on members + canaries
+    re-checks the schema (a Normal draw of parity, 1.017, failed the release's canary
+    stage)."""
+    from dpgenome.phenoschema import read_pheno_schema
+    from dpgenome.phenotypes import PhenoType
+
+    cohort, _ = toy_cohort(0, ToyConfig(n=200))
+    rng = np.random.default_rng(1)
+    cohort.phenotypes["parity"] = rng.integers(0, 5, cohort.n_samples).astype(float)
+    cohort.phenotypes["bmi"] = rng.normal(25, 4, cohort.n_samples).clip(15, 40)
+    cohort.pheno_types.update(parity=PhenoType.CONTINUOUS, bmi=PhenoType.CONTINUOUS)
+    can = make_canaries(cohort, 400, np.random.default_rng(0))
+    assert set(can.phenotypes["parity"]) == {0.0, 1.0, 2.0, 3.0, 4.0}
+    bmi = can.phenotypes["bmi"]
+    assert (
+        cohort.phenotypes["bmi"].min() <= bmi.min() and bmi.max() <= cohort.phenotypes["bmi"].max()
+    )
+    assert bmi.nunique() > 300  # drawn, not copied
+    schema = tmp_path / "s.yaml"
+    schema.write_text(
+        "columns:\n  parity: {type: continuous, values: [0, 1, 2, 3, 4]}\n"
+        "  bmi: {type: continuous, range: [15, 40]}\n"
+    )
+    read_pheno_schema(schema).apply(can)  # raises InputError on a value outside
+
+
 def _copy(cohort, seed):
     return cohort
 

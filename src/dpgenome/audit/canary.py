@@ -68,13 +68,21 @@ def epsilon_lower_bound(
     return float(lo)
 
 
+#: a continuous column with at most this many distinct values gets canary values among them
+_DISCRETE_LEVELS = 20
+
+
 def make_canaries(template: Cohort, m: int, rng: np.random.Generator) -> Cohort:
     """m fresh random individuals on ``template``'s variants and phenotype columns.
 
     Genotypes: independent Binomial(2, 1/2) per SNP (no LD, far from every real genome: the
     outliers a memorising synthesizer would reproduce most visibly). Phenotypes: continuous
-    ~ Normal(template mean, template SD); binary ~ Bernoulli(1/2); categorical uniform over the
-    template's levels. The template's values themselves are never copied."""
+    ~ Normal(template mean, template SD) within the template's observed range, and on a
+    column of at most ``_DISCRETE_LEVELS`` distinct values (a count such as parity, whose
+    schema may declare exactly those values) the nearest of them, so that a canary passes
+    the checks of a declared phenotype schema when the synthesizer retrains on it; binary ~
+    Bernoulli(1/2); categorical uniform over the template's levels. No template row is
+    copied (the canaries stay inside the audit; the attack scores their genotypes)."""
     dos = rng.binomial(2, 0.5, size=(m, template.n_variants)).astype(np.float32)
     cols: dict[str, Any] = {}
     for c in template.phenotypes.columns:
@@ -86,9 +94,19 @@ def make_canaries(template: Cohort, m: int, rng: np.random.Generator) -> Cohort:
             cols[c] = rng.integers(0, 2, size=m).astype(np.float64)
         else:
             v = template.phenotypes[c].to_numpy(dtype=np.float64, na_value=np.nan)
-            mu = float(np.nanmean(v)) if np.isfinite(v).any() else 0.0
-            sd = float(np.nanstd(v)) if np.isfinite(v).sum() > 1 else 1.0
-            cols[c] = rng.normal(mu, sd if sd > 0 else 1.0, size=m)
+            v = v[np.isfinite(v)]
+            mu = float(v.mean()) if len(v) else 0.0
+            sd = float(v.std()) if len(v) > 1 else 1.0
+            draw = rng.normal(mu, sd if sd > 0 else 1.0, size=m)
+            seen = np.unique(v)
+            if len(seen) and len(seen) <= _DISCRETE_LEVELS:
+                pos = np.clip(np.searchsorted(seen, draw), 1, max(len(seen) - 1, 1))
+                lower = seen[np.maximum(pos - 1, 0)]
+                upper = seen[np.minimum(pos, len(seen) - 1)]
+                draw = np.where(np.abs(draw - lower) <= np.abs(upper - draw), lower, upper)
+            elif len(seen):
+                draw = np.clip(draw, seen[0], seen[-1])
+            cols[c] = draw
     samples = pd.DataFrame({"id": [f"canary{i:05d}" for i in range(m)]})
     pheno = pd.DataFrame(cols, columns=list(template.phenotypes.columns))
     return Cohort(
