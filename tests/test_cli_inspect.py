@@ -148,6 +148,18 @@ def test_inspect__says_what_fixes_each_phenotype_type(tmp_path: Path):
     assert "abBMD  binary       observed     34, missing  10.5%; type from public CFW table" in text
     assert "SW16   binary       observed     38, missing   0.0%; type from one-hot of round" in text
     assert "1 column(s) typed from the data (bw): declare them" in text
+    assert "categorical (" not in text
+    # a text column nothing public declares: a DP release refuses it, inspect says so first
+    cohort = tmp_path / "site"
+    shutil.copytree(TINY / "parker", cohort)
+    rows = (cohort / "pheno.csv").read_text().splitlines()
+    sites = ["site"] + ["A" if i % 2 else "B" for i in range(len(rows) - 1)]
+    delim = "," if "," in rows[0] else "\t"
+    (cohort / "pheno.csv").write_text(
+        "\n".join(f"{row}{delim}{site}" for row, site in zip(rows, sites, strict=True)) + "\n"
+    )
+    text = _inspect(str(cohort)).output
+    assert "1 of them categorical (site): a DP release refuses them undeclared" in text
     schema = tmp_path / "s.yaml"
     schema.write_text("columns:\n  bw: {type: continuous, range: [0, 80]}\n")
     result = _inspect(str(TINY / "parker"), "--pheno-schema", str(schema), "--json")
@@ -162,4 +174,5 @@ def test_inspect__says_what_fixes_each_phenotype_type(tmp_path: Path):
     }
     schema.write_text("columns:\n  round: {type: categorical, levels: [A]}\n")
     result = _inspect(str(TINY / "parker"), "--pheno-schema", str(schema))
-    assert result.exit_code == 2 and "pheno.csv, column round" in result.output, result.output
+    assert result.exit_code == 2, result.output
+    assert "pheno.csv, line 2, column round: 40 level(s) not among" in result.output

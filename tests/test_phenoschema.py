@@ -104,7 +104,8 @@ def test_resolved__a_declaration_replaces_the_cfw_entry_of_its_column(tmp_path) 
         ("columns:\n  x: {type: continuous, rnage: [0, 1]}\n", 2, "unknown key 'rnage'"),
         ("columns:\n  x: {type: continuous, values: [1, .nan]}\n", 2, "not a finite number"),
         ("columns:\n  x: {type: categorical, levels: [a, a]}\n", 2, "twice"),
-        ("colums:\n  x: binary\n", None, "'columns' mapping"),
+        ("colums:\n  x: binary\n", 1, "unknown key 'colums'"),
+        ("strict: true\n", None, "'columns' mapping"),
         ("strict: yes please\ncolumns:\n  x: binary\n", 1, "true or false"),
         ("columns: [x]\n", 1, "map each column"),
         ("columns:\n  x: binary\nextra: 1\n", 3, "unknown key 'extra'"),
@@ -169,11 +170,23 @@ def test_apply__declared_types_replace_the_data_read_ones_and_values_are_checked
     narrow = read_pheno_schema(
         _write(tmp_path, "columns:\n  clinic: {type: categorical, levels: [1, 2]}\n", "n.yaml")
     )
-    with pytest.raises(InputError, match="'3' are not among the declared levels") as err:
+    with pytest.raises(InputError, match=r"\d+ level\(s\) not among the declared") as err:
         narrow.apply(cohort)
     assert err.value.file == str(path / "pheno.csv") and err.value.column == "clinic"
+    # the line of the first, no value quoted (it is a person's)
+    lines = (path / "pheno.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    first = next(
+        i
+        for i, row in enumerate(lines[1:], start=2)
+        if row.split(",")[header.index("clinic")] == "3"
+    )
+    assert err.value.line == first and "'3'" not in str(err.value)
     binary = read_pheno_schema(_write(tmp_path, "columns:\n  clinic: binary\n", "b.yaml"))
-    with pytest.raises(InputError, match="declared binary but holds"):
+    with pytest.raises(
+        InputError,
+        match=r"value\(s\) other than 0 / 1 in a column declared binary \(the first on this line",
+    ):
         binary.apply(cohort)
     values = read_pheno_schema(
         _write(tmp_path, "columns:\n  clinic: {type: continuous, values: [1, 2]}\n", "v.yaml")
@@ -181,7 +194,7 @@ def test_apply__declared_types_replace_the_data_read_ones_and_values_are_checked
     with pytest.raises(InputError, match="outside the declared values"):
         values.apply(cohort)
     text = read_pheno_schema(_write(tmp_path, "columns:\n  round: continuous\n", "t.yaml"))
-    with pytest.raises(InputError, match="declared continuous but holds text"):
+    with pytest.raises(InputError, match=r"text value\(s\) in a column declared continuous"):
         text.apply(cohort)
 
 

@@ -35,7 +35,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ import pandas as pd
 from dpgenome.cohort import Cohort, PhenoType
 from dpgenome.config import config_key_lines, load_config_file
 from dpgenome.errors import ConfigError, InputError
-from dpgenome.io.pheno import find_pheno
+from dpgenome.io.pheno import find_pheno, pheno_line
 from dpgenome.phenotypes import ColumnSchema, PhenoSchema, cfw_schema, derived_columns
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,8 @@ class DeclaredSchema:
                 continue
             if self.types[name] == PhenoType.CATEGORICAL:
                 table[name] = _as_levels(table[name])
-            _check_column(table[name], name, self.types[name], self.schema.columns.get(name), where)
+            spec = self.schema.columns.get(name)
+            _check_column(table[name], name, self.types[name], spec, where, list(cohort.sample_ids))
         if self.strict:
             undeclared = typed_from_data(table.columns, self.resolved(base), self)
             if undeclared:
@@ -166,16 +167,16 @@ def read_pheno_schema(path: str | Path) -> DeclaredSchema:
     p = Path(path)
     data = load_config_file(p)
     lines = config_key_lines(p)
-    if "columns" not in data:
-        raise ConfigError("the top level must be a mapping with a 'columns' mapping", file=p)
-    unknown = sorted(set(data) - set(_TOP_KEYS))
-    if unknown:
+    unknown = sorted(set(map(str, data)) - set(_TOP_KEYS))
+    if unknown:  # before the 'columns' check: a misspelt 'colums' is named with its line
         raise ConfigError(
             f"unknown key {unknown[0]!r}; valid keys: {', '.join(_TOP_KEYS)}",
             file=p,
             line=lines.get(unknown[0]),
             column=unknown[0],
         )
+    if "columns" not in data:
+        raise ConfigError("the top level must be a mapping with a 'columns' mapping", file=p)
     strict = data.get("strict", False)
     if not isinstance(strict, bool):
         raise ConfigError("'strict' must be true or false", file=p, line=lines.get("strict"))
@@ -365,42 +366,42 @@ def _as_levels(col: pd.Series) -> pd.Series:
 
 
 def _check_column(
-    col: pd.Series, name: str, kind: PhenoType, spec: ColumnSchema | None, where: str
+    col: pd.Series,
+    name: str,
+    kind: PhenoType,
+    spec: ColumnSchema | None,
+    where: str,
+    ids: Sequence[str],
 ) -> None:
-    present = col.dropna()
+    """Values of ``col`` against the declaration. The error names the file, the column, how
+    many values break it and the line of the first (no value is quoted: the message may end
+    up in a log, and a value is a person's)."""
+    present = col.notna().to_numpy(dtype=bool)
     if kind == PhenoType.CATEGORICAL:
         assert spec is not None
-        seen = pd.Series(present.astype(str).unique())
-        outside = sorted(set(seen) - set(spec.levels))
-        if outside:
-            raise InputError(
-                f"level(s) {', '.join(map(repr, outside[:5]))} are not among the declared "
-                f"levels ({', '.join(spec.levels)})",
-                file=where,
-                column=name,
-            )
+        bad = present & ~col.astype(object).isin(spec.levels).to_numpy(dtype=bool)
+        problem = "level(s) not among the declared levels"
+    else:
+        x = pd.to_numeric(col.where(present), errors="coerce").to_numpy(dtype=np.float64)
+        text = present & np.isnan(x)
+        if text.any():
+            bad, problem = text, f"text value(s) in a column declared {kind.value}"
+        elif kind == PhenoType.BINARY:
+            bad = present & ~np.isin(x, (0.0, 1.0))
+            problem = "value(s) other than 0 / 1 in a column declared binary"
+        elif spec is not None and spec.kind == "values":
+            bad = present & ~np.isin(x, np.asarray(spec.values))
+            problem = "value(s) outside the declared values"
+        else:
+            return
+    if not bad.any():
         return
-    x = pd.to_numeric(present, errors="coerce")
-    if x.isna().any():
-        raise InputError(
-            f"declared {kind.value} but holds text ({present[x.isna()].iloc[0]!r})",
-            file=where,
-            column=name,
-        )
-    values = x.to_numpy(dtype=np.float64)
-    if kind == PhenoType.BINARY:
-        bad = values[~np.isin(values, (0.0, 1.0))]
-        if len(bad):
-            raise InputError(
-                f"declared binary but holds {bad[0]:g} ({len(bad)} value(s) other than 0 / 1)",
-                file=where,
-                column=name,
-            )
-    elif spec is not None and spec.kind == "values":
-        bad = values[~np.isin(values, np.asarray(spec.values))]
-        if len(bad):
-            raise InputError(
-                f"holds {bad[0]:g} ({len(bad)} value(s)) outside the declared values",
-                file=where,
-                column=name,
-            )
+    first = int(np.argmax(bad))
+    line = pheno_line(Path(where), str(ids[first])) if Path(where).is_file() else None
+    raise InputError(
+        f"{int(bad.sum())} {problem}"
+        + (" (the first on this line)" if line else f" (the first is sample {first + 1})"),
+        file=where,
+        line=line,
+        column=name,
+    )

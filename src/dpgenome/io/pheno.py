@@ -204,6 +204,19 @@ def read_pheno_csv(path: str | Path, sample_ids: Sequence[str] | None = None) ->
     return out
 
 
+def pheno_line(path: Path, sample_id: str) -> int | None:
+    """The line of ``path`` (a phenotype table) that holds ``sample_id``'s row, for an error
+    message found after the table was aligned to the genotypes; None when it is not there."""
+    try:
+        header, body = _parse_rows(path)
+    except (OSError, InputError):
+        return None
+    k = next((header.index(c) for c in ID_COLUMNS if c in header), None)
+    if k is None:
+        return None
+    return next((i + 2 for i, row in enumerate(body) if row[k].strip() == sample_id), None)
+
+
 def split_flags(pheno: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Separate the sample flag columns from the phenotypes (index dropped)."""
     flags = {f: pheno[f].to_numpy(dtype=bool) for f in FLAG_COLUMNS if f in pheno}
