@@ -129,17 +129,17 @@ class CohortSummary:
                 f"missing {p.missing_rate:6.1%}{levels}; type from {p.typed_by}"
             )
         from_data = [p.name for p in self.phenotypes if p.typed_by == "data"]
-        levels = [p.name for p in self.phenotypes if p.typed_by == "data" and p.n_levels]
+        categorical = [p.name for p in self.phenotypes if p.typed_by == "data" and p.n_levels]
         if from_data:
             out.append(
                 f"  {len(from_data)} column(s) typed from the data ({', '.join(from_data[:8])}"
                 f"{' ...' if len(from_data) > 8 else ''}): declare them in a --pheno-schema "
                 "file before a DP release, or its ledger lists them as an assumption"
             )
-        if levels:
+        if categorical:
             out.append(
-                f"  {len(levels)} of them categorical ({', '.join(levels[:8])}"
-                f"{' ...' if len(levels) > 8 else ''}): a DP release refuses them undeclared "
+                f"  {len(categorical)} of them categorical ({', '.join(categorical[:8])}"
+                f"{' ...' if len(categorical) > 8 else ''}): a DP release refuses them undeclared "
                 "(their level set is the members'); declare their levels"
             )
         out.append("QC:")
