@@ -10,11 +10,12 @@ import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from dpgenome.cli import main
-from dpgenome.io import write_cohort
+from dpgenome.io import read_cohort, write_cohort
 from dpgenome.simulate import SimConfig, simulate
 
 #: A policy the small release can pass: the small cohort has a small holdout, so the audit
@@ -141,6 +142,28 @@ def test_release__policy_change_reuses_training_and_spends_nothing(small_cohort:
     assert max(counts.values()) == 1, counts
 
 
+def test_release__reused_training_is_exported_in_the_formats_asked(small_cohort: Path) -> None:
+    """The cache holds the synthetic cohort in the first run's format: a re-run asking for
+    others writes the same cohort in those (it bundled the cached files before), and a
+    PLINK-only cache keeps the exact dosages for a later Parker or VCF run."""
+    lenient = str(small_cohort / "lenient.yaml")
+    assert _release(small_cohort, "bundle-parker", lenient)[0] == 0
+    code, out, err = _release(small_cohort, "bundle-plink", lenient, "--format", "plink")
+    assert code == 0, err
+    assert json.loads(out)["reused_cache"] is True
+    names = set(json.loads((small_cohort / "bundle-plink" / "manifest.json").read_text())["files"])
+    assert "synthetic/synthetic.bed" in names and not any(n.endswith("geno.txt") for n in names)
+    plink = read_cohort(small_cohort / "bundle-plink" / "synthetic")
+    parker = read_cohort(small_cohort / "bundle-parker" / "synthetic")
+    np.testing.assert_array_equal(plink.dosages, np.rint(parker.dosages))  # .bed: hard calls
+    # and back: the exact dosages again, from the Parker copy the cache kept
+    assert _release(small_cohort, "bundle-parker-2", lenient)[0] == 0
+    again = read_cohort(small_cohort / "bundle-parker-2" / "synthetic")
+    np.testing.assert_array_equal(again.dosages, parker.dosages)
+    assert list(plink.sample_ids) == list(parker.sample_ids)
+    assert CliRunner().invoke(main, ["verify", str(small_cohort / "bundle-plink")]).exit_code == 0
+
+
 def test_release__strict_policy_blocks_with_exit_3_and_nothing_written(small_cohort: Path) -> None:
     # the shipped policy by its bare name (export read the name as a file and crashed)
     code, out, err = _release(small_cohort, "blocked", "strict")
@@ -228,6 +251,12 @@ def test_release_config__rejects_bad_values_before_any_work(tmp_path: Path) -> N
         ("holdout_fraction", 1.5, "expected a number between 0 and 1"),
         ("holdout_fraction", True, "expected a number between 0 and 1"),
         ("holdout_fraction", "a fifth", "expected a number between 0 and 1"),
+        ("epsilon", -1, "key 'epsilon': epsilon must be positive"),
+        ("delta", 2, r"key 'delta': delta must be 'auto' or a number in \(0, 1\)"),
+        ("delta", True, "delta must be 'auto' or a number"),
+        ("shadow", 2, "key 'shadow': expected 0 .not run. or at least 4 targets"),
+        ("canaries", -3, "at least 10 canaries, got -3"),
+        ("n_synthetic", 0, "expected a positive number of records"),
     ):
         with pytest.raises(ConfigError, match=fragment):
             ReleaseConfig.from_mapping({**base, key: value}, source="r.yaml")
@@ -249,6 +278,23 @@ def test_release_config__rejects_bad_values_before_any_work(tmp_path: Path) -> N
     assert result.exit_code == 2 and "unknown format 'bogus'" in result.output, result.output
     assert not (tmp_path / "r").exists()
     assert ReleaseConfig.from_mapping({**base, "holdout_fraction": 0.3}).holdout_fraction == 0.3
+    # extra settings are typed against the configuration's fields, nested ones too
+    from dpgenome.release import audit_config, synth_config
+
+    extra = {"synth": {"pretrain_steps": 10, "association": {"n_components": 4}}}
+    cfg = synth_config(ReleaseConfig.from_mapping({**base, "extra": extra}))
+    assert (cfg.pretrain_steps, cfg.association.n_components) == (10, 4)
+    for bad, fragment in (
+        ({"synth": {"pretrain_steps": "abc"}}, "extra.synth.pretrain_steps: expected int"),
+        ({"synth": {"pretrain_lr": True}}, "extra.synth.pretrain_lr: expected float"),
+        ({"synth": {"association": {"n_comp": 4}}}, "extra.synth.association.n_comp: no such"),
+        ({"synth": {"association": 4}}, "extra.synth.association: expected a mapping"),
+        ({"audit": {"n_bootstrap": 2.5}}, "extra.audit.n_bootstrap: expected int"),
+    ):
+        config = ReleaseConfig.from_mapping({**base, "extra": bad})
+        with pytest.raises(ConfigError, match=fragment):
+            synth_config(config)
+            audit_config(config)
     args = ["release", "c", "--pheno", "abBMD", "--policy", "internal", "--out", "r"]
     result = CliRunner().invoke(main, [*args, "--holdout-fraction", "0"])
     assert result.exit_code == 2, result.output
@@ -323,5 +369,21 @@ def test_release__pheno_schema_is_read_before_any_work_and_keys_the_cache(
         small_cohort, "schema-bundle", "internal", "--pheno-schema", str(schema)
     )
     assert code == 2
-    assert "pheno.csv" in err and "column round: declared binary but holds text" in err
+    assert (
+        "pheno.csv" in err
+        and "column round: " in err
+        and "text value(s) in a column declared binary" in err
+    )
     assert not (small_cohort / "schema-bundle").exists()
+
+
+def test_sweep__a_failing_point_leaves_no_out_it_created(tmp_path: Path) -> None:
+    """The sweep writes its points' cohorts into --out as it goes: a failure removes an --out
+    the sweep created, and leaves one that was there before."""
+    args = ["sweep", str(tmp_path / "no-such-cohort"), "--pheno", "abBMD", "--epsilons", "8"]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "s")])
+    assert result.exit_code == 2, result.output
+    assert not (tmp_path / "s").exists()
+    (tmp_path / "kept").mkdir()
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "kept")])
+    assert result.exit_code == 2 and (tmp_path / "kept").is_dir()

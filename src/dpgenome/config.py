@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +89,9 @@ class ReleaseConfig:
                 continue
             try:
                 values[key] = _coerce(key, value)
-            except (TypeError, ValueError) as err:
-                raise ConfigError(f"key {key!r}: {err}", file=source, line=lines.get(key)) from None
+            except (TypeError, ValueError, ConfigError) as err:
+                why = err.message if isinstance(err, ConfigError) else str(err)
+                raise ConfigError(f"key {key!r}: {why}", file=source, line=lines.get(key)) from None
         missing = [k for k in ("cohort", "pheno", "policy", "out") if k not in values]
         if missing:
             raise ConfigError(f"missing required key(s): {', '.join(missing)}", file=source)
@@ -117,13 +118,53 @@ class ReleaseConfig:
         return replace(self, delta=float(delta))
 
 
+def typed_replace(base: Any, overrides: Any, where: str) -> Any:
+    """The dataclass ``base`` with ``overrides`` (a mapping from the release configuration's
+    ``extra``) replacing its fields, each value checked against the type of the field's
+    current value (a nested configuration takes a mapping of its own fields): a wrong key or
+    type is a :class:`ConfigError` naming ``where.key``, found when the configuration is read,
+    not after minutes of training."""
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"{where}: expected a mapping of fields, got {overrides!r}")
+    names = {f.name for f in fields(base)}
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        path = f"{where}.{key}"
+        if key not in names:
+            raise ConfigError(f"{path}: no such field; valid: {', '.join(sorted(names))}")
+        current = getattr(base, key)
+        if is_dataclass(current):
+            changes[key] = typed_replace(current, value, path)
+            continue
+        ok = (
+            current is None
+            or (isinstance(current, bool) and isinstance(value, bool))
+            or (
+                isinstance(current, int | float)
+                and not isinstance(current, bool)
+                and isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and (isinstance(value, int) or not isinstance(current, int))
+            )
+            or (isinstance(current, str) and isinstance(value, str))
+            or (isinstance(current, tuple) and isinstance(value, list | tuple))
+        )
+        if not ok:
+            raise ConfigError(f"{path}: expected {type(current).__name__}, got {value!r}")
+        changes[key] = tuple(value) if isinstance(current, tuple) else value
+    return replace(base, **changes)
+
+
 def _coerce(key: str, value: Any) -> Any:
     if key == "epsilon":
         return parse_epsilon(value)
     if key == "delta":
         if isinstance(value, str) and value.strip().lower() == "auto":
             return "auto"
-        return float(value)
+        delta = float(value) if not isinstance(value, bool) else math.nan
+        if not 0 < delta < 1:
+            raise ValueError(f"delta must be 'auto' or a number in (0, 1), got {value!r}")
+        return delta
     if key in {"covariates", "formats"}:
         if isinstance(value, str):
             value = [value]
@@ -139,6 +180,11 @@ def _coerce(key: str, value: Any) -> Any:
     if key in {"seed", "shadow", "canaries", "n_synthetic"}:
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"expected an integer, got {value!r}")
+        if key == "n_synthetic" and value < 1:
+            raise ValueError(f"expected a positive number of records, got {value}")
+        least = {"shadow": (4, "targets (two folds)"), "canaries": (10, "canaries")}.get(key)
+        if least is not None and value != 0 and value < least[0]:  # the audits' own minimums
+            raise ValueError(f"expected 0 (not run) or at least {least[0]} {least[1]}, got {value}")
         return value
     if key == "holdout_fraction":
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:

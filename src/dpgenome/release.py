@@ -41,7 +41,7 @@ from dpgenome.cohort import (
     qc,
     split_members,
 )
-from dpgenome.config import ReleaseConfig
+from dpgenome.config import ReleaseConfig, typed_replace
 from dpgenome.dossier import render_dossier
 from dpgenome.errors import ConfigError, ReleaseBlocked
 from dpgenome.export import ExportResult, default_release_id, export_bundle, prepare_evaluation
@@ -149,8 +149,10 @@ class ReleaseOutcome:
         th = gw.get("thresholds", {}).get("1e-08", {})
         attacks = res.get("audit", {}).get("attacks", {})
         led = res.get("ledger", {})
+        override = None if self.export is None else self.export.override
         return {
             "verdict": self.verdict,
+            "override": None if override is None else override.to_dict(),
             "failing_rules": [f.rule for f in self.evaluation.failing],
             "epsilon": led.get("epsilon"),
             "delta": led.get("delta"),
@@ -251,11 +253,7 @@ def synth_config(config: ReleaseConfig) -> SynthConfig:
         n_synth=config.n_synthetic,
         secure_mode=config.secure_mode,
     )
-    overrides = config.extra.get("synth", {})
-    try:
-        cfg = replace(base, **overrides)
-    except TypeError as err:
-        raise ConfigError(f"extra.synth: {err}") from None
+    cfg = typed_replace(base, config.extra.get("synth", {}), "extra.synth")
     declared = declared_schema(config)
     if declared is None:
         return cfg
@@ -272,10 +270,7 @@ def audit_config(config: ReleaseConfig) -> AuditConfig:
         claimed_epsilon=None if config.no_formal_privacy else config.epsilon,
         delta=1e-5 if isinstance(config.delta, str) else float(config.delta),
     )
-    try:
-        return replace(base, **config.extra.get("audit", {}))
-    except TypeError as err:
-        raise ConfigError(f"extra.audit: {err}") from None
+    return typed_replace(base, config.extra.get("audit", {}), "extra.audit")
 
 
 def cache_key(ing: Ingested, config: ReleaseConfig) -> str:
@@ -422,6 +417,8 @@ def run_release(
     writing the explanatory dossier into the work directory when the policy blocks it."""
     progress = Progress(echo)
     policy = load_policy(config.policy)  # fail early on a bad policy, before any training
+    synth_config(config)  # and on bad extra settings
+    audit_config(config).validate()
     out = Path(config.out)
     _check_writable(out)
     if out.exists() and any(out.iterdir()):
@@ -444,6 +441,7 @@ def run_release(
         progress.done_weight += sum(
             w for n, w in STAGES if n in {"synthesize", "audit", "fidelity"}
         )
+        _match_formats(work, config.formats)
     else:
         results, figures, synthetic = compute(ing, config, progress)
         _write_work(work, results, figures, synthetic, config.formats)
@@ -502,6 +500,50 @@ def run_release(
     )
 
 
+def _synthetic_dirs(root: Path, formats: Sequence[str]) -> dict[str, Path]:
+    """Where each format's synthetic files go under ``root`` (one format: ``root`` itself)."""
+    return {fmt: root / fmt if len(formats) > 1 else root for fmt in formats}
+
+
+def _write_synthetic(root: Path, synthetic: Cohort, formats: Sequence[str]) -> None:
+    for fmt, target in _synthetic_dirs(root, formats).items():
+        write_cohort(synthetic, target, fmt, name="synthetic")
+    (root.parent / f"{root.name}.formats.json").write_text(json.dumps(list(formats)))
+
+
+#: formats that hold the synthetic dosages exactly (PLINK's .bed holds hard calls)
+_LOSSLESS = ("parker", "vcf")
+
+
+def _match_formats(work: Path, formats: Sequence[str]) -> None:
+    """A reused release asked in other formats than it was cached in: the cached synthetic
+    cohort is written again in those, from a format that holds it exactly (the cache keeps a
+    Parker copy, ``synthetic-source``, when it holds only PLINK's hard calls), replacing the
+    cached files; nothing is retrained."""
+    record = work / "synthetic.formats.json"
+    cached = json.loads(record.read_text()) if record.is_file() else None
+    if cached == list(formats):
+        return
+    root, kept = work / "synthetic", work / "synthetic-source"
+    if kept.is_dir():
+        source = kept
+    elif cached:  # a cache from before the record holds one format, read as found
+        exact = [f for f in cached if f in _LOSSLESS] or cached
+        source = _synthetic_dirs(root, cached)[exact[0]]
+    else:
+        source = root
+    synthetic = read_cohort(source)
+    tmp = work / f"synthetic.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    _write_synthetic(tmp, synthetic, formats)
+    if not kept.is_dir() and not set(formats) & set(_LOSSLESS):
+        write_cohort(synthetic, kept, "parker", name="synthetic")
+    shutil.rmtree(root)
+    tmp.rename(root)
+    (work / f"{tmp.name}.formats.json").replace(record)
+
+
 def _write_work(
     work: Path,
     results: dict[str, Any],
@@ -515,13 +557,9 @@ def _write_work(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    for fmt in formats:
-        write_cohort(
-            synthetic,
-            tmp / "synthetic" / fmt if len(formats) > 1 else tmp / "synthetic",
-            fmt,
-            name="synthetic",
-        )
+    _write_synthetic(tmp / "synthetic", synthetic, formats)
+    if not set(formats) & set(_LOSSLESS):  # for a later run asking for another format
+        write_cohort(synthetic, tmp / "synthetic-source", "parker", name="synthetic")
     (tmp / "figures").mkdir()
     for name, svg in figures.items():
         (tmp / "figures" / f"{name}.svg").write_text(svg, encoding="utf-8")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -54,10 +55,34 @@ def run_sweep(
     echo: Callable[[str], None] | None = None,
     pheno_schema: str | None = None,
 ) -> Path:
-    """Run every (size, epsilon) point; write ``out/sweep.json`` and ``out/sweep.html``."""
+    """Run every (size, epsilon) point; write ``out/sweep.json`` and ``out/sweep.html``. An
+    ``out`` the sweep created is removed again when a point fails (nothing half-written)."""
     if not epsilons:
         raise ConfigError("--epsilons lists no epsilon")
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _sweep(
+            cohort, pheno, covariates, epsilons, sizes, public_panel, seed, out, echo, pheno_schema
+        )
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _sweep(
+    cohort: str | None,
+    pheno: str,
+    covariates: Sequence[str],
+    epsilons: Sequence[float],
+    sizes: Sequence[int],
+    public_panel: str | None,
+    seed: int,
+    out: Path,
+    echo: Callable[[str], None] | None,
+    pheno_schema: str | None,
+) -> Path:
     runs: list[dict[str, Any]] = []
     for n in sizes:
         panel: str | None
