@@ -354,6 +354,90 @@ def test_verify_bundle__consistent_rewrite_is_caught_by_reevaluation(tmp_path: P
     assert any("re-evaluating results.json" in p for p in report.problems)
 
 
+def _set(doc: Any, keys: tuple[str, ...], value: Any) -> Any:
+    """``doc`` with the value at ``keys`` replaced (no keys: ``value`` itself)."""
+    if not keys:
+        return value
+    node = doc
+    for key in keys[:-1]:
+        node = node[key]
+    node[keys[-1]] = value
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("name", "keys", "value", "problem"),
+    [
+        ("results.json", (), [], "results.json: changed or corrupt (the results document is a"),
+        ("results.json", (), None, "results.json: changed or corrupt (the results document is n"),
+        ("results.json", (), "x", "results.json: changed or corrupt (the results document is a"),
+        ("results.json", ("split", "n_members"), math.inf, "results.json: not valid JSON"),
+        (
+            "results.json",
+            ("synthesis", "association", "regions"),
+            5,
+            "results.json: changed or corrupt (cannot be re-evaluated",
+        ),
+        ("manifest.json", ("evaluation",), "x", "manifest.json: changed or corrupt (its evalu"),
+        ("manifest.json", ("evaluation",), None, "manifest.json: changed or corrupt (its evalu"),
+        ("manifest.json", ("evaluation", "context"), "x", "manifest.json: changed or corrupt"),
+        (
+            "manifest.json",
+            ("evaluation", "context"),
+            {"lifetime_epsilon_spent": "abc"},
+            "manifest.json: changed or corrupt (its evaluation context: lifetime_epsilon_spent",
+        ),
+        (
+            "manifest.json",
+            ("evaluation", "context", "lifetime_releases"),
+            1.5,
+            "manifest.json: changed or corrupt (its evaluation context: lifetime_releases",
+        ),
+        ("manifest.json", ("evaluation", "findings"), 5, "manifest.json: changed or corrupt"),
+        ("manifest.json", ("evaluation", "findings"), [5], "manifest.json: changed or corrupt"),
+        ("manifest.json", ("policy",), "x", "policy.yaml: its hash differs"),
+    ],
+    ids=[
+        "results-list",
+        "results-null",
+        "results-string",
+        "results-infinity",
+        "results-regions-number",
+        "evaluation-string",
+        "evaluation-null",
+        "context-string",
+        "context-epsilon-string",
+        "context-releases-float",
+        "findings-number",
+        "findings-list-of-numbers",
+        "policy-block-string",
+    ],
+)
+def test_verify_bundle__json_of_the_wrong_shape_is_a_problem_not_a_traceback(
+    tmp_path: Path, name: str, keys: tuple[str, ...], value: Any, problem: str
+) -> None:
+    """A results document, or a recorded evaluation, context or findings, of the wrong type
+    (with the manifest re-hashed, so only the re-evaluation reads it) is a problem naming
+    the file, and `verify` exits 2 as for a changed byte (it ended in a traceback, exit 1)."""
+    bundle = export(tmp_path).path
+    path = bundle / name
+    path.write_text(json.dumps(_set(json.loads(path.read_text()), keys, value)))
+    if name == "results.json":
+        manifest = json.loads((bundle / MANIFEST).read_text())
+        manifest["files"][name] = {
+            **manifest["files"][name],
+            "sha256": sha256_file(path),
+            "bytes": path.stat().st_size,
+        }
+        (bundle / MANIFEST).write_text(json.dumps(manifest))
+    report = verify_bundle(bundle)
+    assert not report.ok
+    assert [p for p in report.problems if p.startswith(problem)], report.problems
+    assert not any(p.startswith(f"{name}: changed (") for p in report.problems)
+    res = run("verify", bundle)
+    assert res.exit_code == 2 and problem in res.output, res.output
+
+
 def test_verify_bundle__signature(tmp_path: Path) -> None:
     private, public = keypair(tmp_path)
     _, other_public = keypair(tmp_path, "other")
@@ -556,6 +640,47 @@ def test_cli_export__override(tmp_path: Path) -> None:
     summary = json.loads(res.output)
     assert summary["verdict"] == "BLOCK" and summary["released_under_override"] is True
     assert run("verify", tmp_path / "c").exit_code == 0
+
+
+def test_cli_release__summary_names_a_signed_override(tmp_path: Path, monkeypatch) -> None:
+    """`release` exporting a BLOCK under an allowed override exits 0; its summary says who
+    released it and why (it printed `verdict: BLOCK` alone, and --json had no such field)."""
+    import dpgenome.release as rel
+
+    def fake_run_release(config: Any, echo: Any = None) -> Any:  # the export, not the training
+        name, override = "approve", None
+        if config.signer is not None:
+            name = "block"
+            override = Override(config.override_reason, config.signer, "2026-11-24T07:00Z")
+        ledger = LifetimeLedger(tmp_path / f"{name}.sqlite")
+        result = export(tmp_path, name, dest=Path(config.out), override=override, lifetime=ledger)
+        dossier = tmp_path / "dossier.html"
+        return rel.ReleaseOutcome(
+            results(name), result.evaluation, tmp_path, dossier, result, False
+        )
+
+    monkeypatch.setattr(rel, "run_release", fake_run_release)
+    args = ["release", tmp_path / "cohort", "--pheno", "abBMD", "--policy", "consortium"]
+    signed = ["--override-reason", "DAC reviewed the spurious locus", "--signer", "Dr B. Jones"]
+    res = run(*args, "--out", tmp_path / "text", *signed)
+    assert res.exit_code == 0, res.output
+    assert (
+        "verdict: BLOCK\nreleased by override (signer Dr B. Jones): DAC reviewed the spurious "
+        "locus\n" in res.output
+    )
+    res = run(*args, "--out", tmp_path / "json", *signed, "--json")
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)
+    assert summary["verdict"] == "BLOCK"
+    assert summary["override"] == {
+        "reason": "DAC reviewed the spurious locus",
+        "signer": "Dr B. Jones",
+        "timestamp": "2026-11-24T07:00Z",
+    }
+    assert json.loads((tmp_path / "json" / MANIFEST).read_text())["override"] == summary["override"]
+    res = run(*args, "--out", tmp_path / "approved", "--json")  # APPROVE: no override
+    assert res.exit_code == 0 and json.loads(res.output)["override"] is None, res.output
+    assert "released by override" not in run(*args, "--out", tmp_path / "approved-text").output
 
 
 def test_cli_export__bad_inputs_exit_2(tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -138,15 +138,33 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _check_name(name: str) -> str:
+def _is_plain_relative(name: str) -> bool:
     pure = PurePosixPath(name)
-    if (
+    return not (
         not name
         or pure.is_absolute()
         or any(part in ("", ".", "..") for part in pure.parts)
         or "\\" in name
         or str(pure) != name
-    ):
+    )
+
+
+def _json_kind(value: Any) -> str:
+    """How a JSON value reads in a problem: 'a list', 'null', 'a string', ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    kinds = ((Mapping, "an object"), (list, "a list"), (str, "a string"), (int | float, "a number"))
+    return next((kind for t, kind in kinds if isinstance(value, t)), type(value).__name__)
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON (a bundle's JSON holds no NaN or Infinity)")
+
+
+def _check_name(name: str) -> str:
+    if not _is_plain_relative(name):
         raise ConfigError(f"bundle file name {name!r} must be a plain relative path")
     if name in RESERVED:
         raise ConfigError(f"bundle file name {name!r} is reserved for the bundle itself")
@@ -578,7 +596,11 @@ def _check_signature(
         report.problems.append(f"{SIGNATURE}: missing (the manifest says the bundle is signed)")
         report.signature = "INVALID"
         return
-    except (KeyError, ValueError, TypeError) as err:
+    except OSError as err:
+        report.problems.append(f"{SIGNATURE}: cannot be read ({err.strerror or err})")
+        report.signature = "INVALID"
+        return
+    except (KeyError, ValueError, TypeError, UnsupportedAlgorithm) as err:
         report.problems.append(f"{SIGNATURE}: unreadable signature or key ({err})")
         report.signature = "INVALID"
         return
@@ -627,6 +649,9 @@ def verify_bundle(
     except FileNotFoundError:
         report.problems.append(f"{MANIFEST}: missing")
         return report
+    except OSError as err:
+        report.problems.append(f"{MANIFEST}: cannot be read ({err.strerror or err})")
+        return report
     report.manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
     try:
         manifest = json.loads(manifest_bytes)
@@ -651,6 +676,9 @@ def verify_bundle(
         return report
     for name in sorted(listing):
         entry = listing[name]
+        if not _is_plain_relative(name):
+            report.problems.append(f"{name}: listed, but not a plain relative path in the bundle")
+            continue
         file = root / name
         if not file.is_file():
             report.problems.append(f"{name}: missing")
@@ -659,7 +687,12 @@ def verify_bundle(
             # its bytes can change later without the bundle changing
             report.problems.append(f"{name}: a symbolic link (a bundle holds regular files only)")
         report.files_checked += 1
-        if not isinstance(entry, Mapping) or sha256_file(file) != entry.get("sha256"):
+        try:
+            digest = sha256_file(file)
+        except OSError as err:
+            report.problems.append(f"{name}: cannot be read ({err.strerror or err})")
+            continue
+        if not isinstance(entry, Mapping) or digest != entry.get("sha256"):
             report.problems.append(f"{name}: changed (SHA-256 differs from the manifest)")
         elif file.stat().st_size != entry.get("bytes"):
             report.problems.append(f"{name}: changed (size differs from the manifest)")
@@ -678,48 +711,88 @@ def verify_bundle(
 
 
 def _reevaluate(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -> None:
+    """Re-evaluate ``results.json`` under ``policy.yaml`` with the recorded context and
+    compare with the recorded verdict and findings. Every file of the wrong shape (a
+    results document that is not an object, a recorded evaluation, context or findings of
+    the wrong type) is a problem naming the file, as a changed byte is."""
     try:
         policy_text = (root / POLICY_COPY).read_text(encoding="utf-8")
         policy = parse_policy(policy_text, file=str(root / POLICY_COPY))
     except (FileNotFoundError, IsADirectoryError):
         return  # reported as missing above
+    except OSError as err:
+        report.problems.append(f"{POLICY_COPY}: cannot be read ({err.strerror or err})")
+        return
     except (PolicyError, UnicodeDecodeError) as err:
         report.problems.append(f"{POLICY_COPY}: cannot be re-read as a policy ({err})")
         return
-    if policy.sha256 != (manifest.get("policy") or {}).get("sha256"):
+    policy_block = manifest.get("policy")
+    recorded_sha = policy_block.get("sha256") if isinstance(policy_block, Mapping) else None
+    if policy.sha256 != recorded_sha:
         report.problems.append(f"{POLICY_COPY}: its hash differs from the manifest's policy hash")
     try:
-        results = json.loads((root / RESULTS).read_text(encoding="utf-8"))
+        text = (root / RESULTS).read_text(encoding="utf-8")
+        results = json.loads(text, parse_constant=_reject_constant)
     except (FileNotFoundError, IsADirectoryError):
         return  # reported as missing above
-    except (ValueError, UnicodeDecodeError) as err:
+    except OSError as err:
+        report.problems.append(f"{RESULTS}: cannot be read ({err.strerror or err})")
+        return
+    except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
         report.problems.append(f"{RESULTS}: not valid JSON ({err})")
         return
-    recorded = manifest.get("evaluation") if isinstance(manifest.get("evaluation"), Mapping) else {}
-    assert isinstance(recorded, Mapping)
-    context = EvaluationContext.from_dict(recorded.get("context"))
-    again = evaluate(results, policy, context=context)
+    if not isinstance(results, dict):
+        report.problems.append(
+            f"{RESULTS}: changed or corrupt (the results document is {_json_kind(results)}, "
+            "not a JSON object)"
+        )
+        return
+    recorded = manifest.get("evaluation")
+    if not isinstance(recorded, Mapping):
+        report.problems.append(
+            f"{MANIFEST}: changed or corrupt (its evaluation is {_json_kind(recorded)}, "
+            "not a JSON object)"
+        )
+        return
+    try:
+        context = EvaluationContext.from_dict(recorded.get("context"))
+    except ValueError as err:
+        report.problems.append(f"{MANIFEST}: changed or corrupt (its evaluation context: {err})")
+        return
+    try:
+        again = evaluate(results, policy, context=context)
+    except (TypeError, ValueError, OverflowError, AttributeError, KeyError, IndexError) as err:
+        # evaluate() reads missing metrics as NOT EVALUATED; a value of an unexpected type
+        # deep in the document must still not end verify in a traceback
+        report.problems.append(
+            f"{RESULTS}: changed or corrupt (cannot be re-evaluated under {POLICY_COPY}: {err})"
+        )
+        return
     report.verdict_reevaluated = str(again.verdict)
     if report.verdict_recorded != str(again.verdict):
         report.problems.append(
             f"{MANIFEST}: records verdict {report.verdict_recorded}, but re-evaluating "
             f"{RESULTS} under {POLICY_COPY} gives {again.verdict}"
         )
-    recorded_status = {
-        str(f.get("rule")): str(f.get("status"))
-        for f in recorded.get("findings", [])
-        if isinstance(f, Mapping)
-    }
-    now_status = {f.rule: str(f.status) for f in again.findings}
-    if recorded_status != now_status:
-        changed = sorted(
-            r
-            for r in set(recorded_status) | set(now_status)
-            if recorded_status.get(r) != now_status.get(r)
-        )
+    findings = recorded.get("findings")
+    if not isinstance(findings, list) or not all(isinstance(f, Mapping) for f in findings):
         report.problems.append(
-            f"{MANIFEST}: recorded findings differ from the re-evaluation for: {', '.join(changed)}"
+            f"{MANIFEST}: changed or corrupt (its evaluation findings are {_json_kind(findings)}, "
+            "not a list of JSON objects)"
         )
+    else:
+        recorded_status = {str(f.get("rule")): str(f.get("status")) for f in findings}
+        now_status = {f.rule: str(f.status) for f in again.findings}
+        if recorded_status != now_status:
+            changed = sorted(
+                r
+                for r in set(recorded_status) | set(now_status)
+                if recorded_status.get(r) != now_status.get(r)
+            )
+            report.problems.append(
+                f"{MANIFEST}: recorded findings differ from the re-evaluation for: "
+                f"{', '.join(changed)}"
+            )
     if manifest.get("ledger") != results.get("ledger"):
         report.problems.append(f"{MANIFEST}: its privacy ledger differs from {RESULTS}'s")
     if again.verdict is Verdict.BLOCK:

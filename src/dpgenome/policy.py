@@ -571,12 +571,34 @@ class EvaluationContext:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> EvaluationContext:
-        if not data:
+        """The inverse of :meth:`to_dict` (``None``: nothing known). Raises ``ValueError``
+        naming the key when ``data`` is not what :meth:`to_dict` writes (a context read
+        from a hand-edited or damaged manifest)."""
+        if data is None:
             return cls()
-        eps = data.get("lifetime_epsilon_spent")
-        if data.get("lifetime_epsilon_spent_is_inf"):
-            eps = math.inf
-        return cls(eps, data.get("lifetime_delta_spent"), data.get("lifetime_releases"))
+        if not isinstance(data, Mapping):
+            raise ValueError(f"the context is a {type(data).__name__}, not a mapping")
+        is_inf = data.get("lifetime_epsilon_spent_is_inf", False)
+        if not isinstance(is_inf, bool):
+            raise ValueError(f"lifetime_epsilon_spent_is_inf is not true or false ({is_inf!r})")
+        eps = math.inf if is_inf else _context_amount(data, "lifetime_epsilon_spent")
+        releases = data.get("lifetime_releases")
+        if releases is not None and (
+            isinstance(releases, bool) or not isinstance(releases, int) or releases < 0
+        ):
+            raise ValueError(f"lifetime_releases is not a non-negative integer ({releases!r})")
+        return cls(eps, _context_amount(data, "lifetime_delta_spent"), releases)
+
+
+def _context_amount(data: Mapping[str, Any], key: str) -> float | None:
+    """``data[key]``: absent or null (unknown), or a finite non-negative number."""
+    value = data.get(key)
+    if value is None:
+        return None
+    number = _number(value)
+    if number is None or not math.isfinite(number) or number < 0:
+        raise ValueError(f"{key} is not a non-negative number ({value!r})")
+    return number
 
 
 @dataclass(frozen=True)

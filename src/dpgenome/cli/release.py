@@ -38,6 +38,9 @@ def _print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
 
     aucs = ", ".join(f"{k} {num(v)}" for k, v in summary["membership_auc"].items())
     click.echo(f"verdict: {summary['verdict']}")
+    if summary.get("override"):  # a BLOCK released under a signed override says so
+        override = summary["override"]
+        click.echo(f"released by override (signer {override['signer']}): {override['reason']}")
     for rule in summary["failing_rules"]:
         click.echo(f"  failing: {rule}")
     click.echo(f"privacy: {privacy}")
