@@ -167,6 +167,13 @@ def test_run_audits__categorical_column_with_missing_values_on_both_sides(pheno)
     json.dumps(d, allow_nan=False)
 
 
+def _audit(root: Path, *extra: str, holdout: str = "holdout.txt", out: Path | None = None):
+    """``dpgenome audit`` on ``root``'s real and synthetic cohorts and holdout file."""
+    args = ["audit", str(root / "real"), "--synthetic", str(root / "synth")]
+    args += ["--holdout", str(root / holdout), "--out", str(out or root / "o"), *extra]
+    return CliRunner().invoke(main, args)
+
+
 def test_audit_command__categorical_column_with_missing_values(cli_env: Path, monkeypatch):
     real, split, _, copy = world()
     cohorts = {
@@ -174,21 +181,7 @@ def test_audit_command__categorical_column_with_missing_values(cli_env: Path, mo
         str(cli_env / "synth"): _with_missing_round(copy, [2]),
     }
     monkeypatch.setattr("dpgenome.cli.audit._read_cohort", lambda path: cohorts[str(path)])
-    res = CliRunner().invoke(
-        main,
-        [
-            "audit",
-            str(cli_env / "real"),
-            "--synthetic",
-            str(cli_env / "synth"),
-            "--holdout",
-            str(cli_env / "holdout.txt"),
-            "--out",
-            str(cli_env / "o"),
-            "--bootstrap",
-            "50",
-        ],
-    )
+    res = _audit(cli_env, "--bootstrap", "50")
     assert res.exit_code == 0, res.output
     d = json.loads((cli_env / "o" / "audit.json").read_text())
     assert "round" in d["nearest_neighbour"]["phenotypes_only"]["columns"]
@@ -218,25 +211,7 @@ def cli_env(tmp_path, monkeypatch):
 
 def test_audit_command__writes_audit_json(cli_env: Path):
     out = cli_env / "out"
-    res = CliRunner().invoke(
-        main,
-        [
-            "audit",
-            str(cli_env / "real"),
-            "--synthetic",
-            str(cli_env / "synth"),
-            "--holdout",
-            str(cli_env / "holdout.txt"),
-            "--pheno",
-            "BMD",
-            "--covar",
-            "SW16",
-            "--out",
-            str(out),
-            "--bootstrap",
-            "50",
-        ],
-    )
+    res = _audit(cli_env, "--pheno", "BMD", "--covar", "SW16", "--bootstrap", "50", out=out)
     assert res.exit_code == 0, res.output
     d = json.loads((out / "audit.json").read_text())
     assert d["attacks"]["dcr"]["auc"] > 0.99  # the synthetic cohort is a copy of the members
@@ -251,76 +226,24 @@ def test_audit_command__writes_audit_json(cli_env: Path):
 
 def test_audit_command__unknown_holdout_id_names_the_file(cli_env: Path):
     (cli_env / "bad.txt").write_text("nobody\n")
-    res = CliRunner().invoke(
-        main,
-        [
-            "audit",
-            str(cli_env / "real"),
-            "--synthetic",
-            str(cli_env / "synth"),
-            "--holdout",
-            str(cli_env / "bad.txt"),
-            "--out",
-            str(cli_env / "o"),
-        ],
-    )
+    res = _audit(cli_env, holdout="bad.txt")
     assert res.exit_code == 2
     assert "bad.txt" in res.output and "not in the cohort" in res.output
 
 
 def test_audit_command__two_fields_on_a_line_names_the_line(cli_env: Path):
     (cli_env / "bad.txt").write_text("a\nb c\n")
-    res = CliRunner().invoke(
-        main,
-        [
-            "audit",
-            str(cli_env / "real"),
-            "--synthetic",
-            str(cli_env / "synth"),
-            "--holdout",
-            str(cli_env / "bad.txt"),
-            "--out",
-            str(cli_env / "o"),
-        ],
-    )
+    res = _audit(cli_env, holdout="bad.txt")
     assert res.exit_code == 2 and "line 2" in res.output
 
 
 def test_audit_command__shadow_needs_the_synthesizer(cli_env: Path):
-    res = CliRunner().invoke(
-        main,
-        [
-            "audit",
-            str(cli_env / "real"),
-            "--synthetic",
-            str(cli_env / "synth"),
-            "--holdout",
-            str(cli_env / "holdout.txt"),
-            "--out",
-            str(cli_env / "o"),
-            "--shadow",
-            "5",
-        ],
-    )
+    res = _audit(cli_env, "--shadow", "5")
     assert res.exit_code == 2 and "dpgenome release" in res.output
 
 
 def test_audit_command__unknown_pheno_is_a_user_error(cli_env: Path):
-    res = CliRunner().invoke(
-        main,
-        [
-            "audit",
-            str(cli_env / "real"),
-            "--synthetic",
-            str(cli_env / "synth"),
-            "--holdout",
-            str(cli_env / "holdout.txt"),
-            "--out",
-            str(cli_env / "o"),
-            "--pheno",
-            "nope",
-        ],
-    )
+    res = _audit(cli_env, "--pheno", "nope")
     assert res.exit_code == 2 and "nope" in res.output
 
 
@@ -333,21 +256,7 @@ def test_audit_command__round_trip_through_dpgenome_io(tmp_path: Path):
     io.write_cohort(fresh, tmp_path / "synth", fmt="plink")
     ids = real.sample_ids.astype(str)[split.holdout]
     (tmp_path / "h.txt").write_text("\n".join(ids) + "\n")
-    res = CliRunner().invoke(
-        main,
-        [
-            "audit",
-            str(tmp_path / "real"),
-            "--synthetic",
-            str(tmp_path / "synth"),
-            "--holdout",
-            str(tmp_path / "h.txt"),
-            "--out",
-            str(tmp_path / "o"),
-            "--bootstrap",
-            "50",
-        ],
-    )
+    res = _audit(tmp_path, "--bootstrap", "50", holdout="h.txt")
     assert res.exit_code == 0, res.output
     d = json.loads((tmp_path / "o" / "audit.json").read_text())
     assert d["summary"]["n_holdout"] == len(split.holdout)

@@ -11,11 +11,12 @@ private cohort spends the sum of its epsilons. Run sweeps on simulated or public
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -59,63 +60,53 @@ def run_sweep(
     ``out`` the sweep created is removed again when a point fails (nothing half-written)."""
     if not epsilons:
         raise ConfigError("--epsilons lists no epsilon")
+    with _removed_on_failure(out):
+        runs: list[dict[str, Any]] = []
+        for n in sizes:
+            panel: str | None
+            if cohort is None:
+                base = _simulated_cohort(n, seed, out, echo)
+                cohort_path, panel = str(base / "cohort"), str(base / "public")
+            else:
+                cohort_path, panel = cohort, public_panel
+            base_config = ReleaseConfig(
+                cohort=cohort_path,
+                pheno=pheno,
+                covariates=tuple(covariates),
+                policy=str(shipped_policy("internal")),
+                out=str(out),
+                seed=seed,
+                public_panel=panel,
+                pheno_schema=pheno_schema,
+            )
+            # ingested once at the base configuration's finite epsilon: the DP QC (SNPs chosen
+            # from the public panel only) serves every point, the non-private one included
+            ing = ingest(base_config)
+            for eps in epsilons:
+                config = replace(base_config, epsilon=eps).resolve(ing.members.n_samples)
+                label = "inf (no formal privacy)" if math.isinf(eps) else f"{eps:g}"
+                if echo:
+                    echo(f"== sweep point: n = {ing.cohort.n_samples}, epsilon = {label}")
+                results, _, _ = compute(ing, config, Progress(echo))
+                results["provenance"]["config"] = config.to_dict()
+                runs.append(results)
+        (out / "sweep.json").write_text(
+            json.dumps({"runs": runs}, indent=1, default=json_default), encoding="utf-8"
+        )
+        page = out / "sweep.html"
+        stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        page.write_text(render_frontier(runs, generated_at=stamp), encoding="utf-8")
+        return page
+
+
+@contextlib.contextmanager
+def _removed_on_failure(out: Path) -> Iterator[None]:
+    """``out`` created if absent, and removed again when the block fails if it was created."""
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
-        return _sweep(
-            cohort, pheno, covariates, epsilons, sizes, public_panel, seed, out, echo, pheno_schema
-        )
+        yield
     except BaseException:
         if created:
             shutil.rmtree(out, ignore_errors=True)
         raise
-
-
-def _sweep(
-    cohort: str | None,
-    pheno: str,
-    covariates: Sequence[str],
-    epsilons: Sequence[float],
-    sizes: Sequence[int],
-    public_panel: str | None,
-    seed: int,
-    out: Path,
-    echo: Callable[[str], None] | None,
-    pheno_schema: str | None,
-) -> Path:
-    runs: list[dict[str, Any]] = []
-    for n in sizes:
-        panel: str | None
-        if cohort is None:
-            base = _simulated_cohort(n, seed, out, echo)
-            cohort_path, panel = str(base / "cohort"), str(base / "public")
-        else:
-            cohort_path, panel = cohort, public_panel
-        base_config = ReleaseConfig(
-            cohort=cohort_path,
-            pheno=pheno,
-            covariates=tuple(covariates),
-            policy=str(shipped_policy("internal")),
-            out=str(out),
-            seed=seed,
-            public_panel=panel,
-            pheno_schema=pheno_schema,
-        )
-        # ingested once at the base configuration's finite epsilon: the DP QC (SNPs chosen
-        # from the public panel only) serves every point, the non-private one included
-        ing = ingest(base_config)
-        for eps in epsilons:
-            config = replace(base_config, epsilon=eps).resolve(ing.members.n_samples)
-            label = "inf (no formal privacy)" if math.isinf(eps) else f"{eps:g}"
-            if echo:
-                echo(f"== sweep point: n = {ing.cohort.n_samples}, epsilon = {label}")
-            results, _, _ = compute(ing, config, Progress(echo))
-            results["provenance"]["config"] = config.to_dict()
-            runs.append(results)
-    (out / "sweep.json").write_text(
-        json.dumps({"runs": runs}, indent=1, default=json_default), encoding="utf-8"
-    )
-    page = out / "sweep.html"
-    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    page.write_text(render_frontier(runs, generated_at=stamp), encoding="utf-8")
-    return page
