@@ -375,8 +375,9 @@ def _set(doc: Any, keys: tuple[str, ...], value: Any) -> Any:
         (
             "results.json",
             ("synthesis", "association", "regions"),
-            5,
-            "results.json: changed or corrupt (cannot be re-evaluated",
+            5,  # the rule reading it is NOT EVALUATED now, so the recorded verdict differs
+            "manifest.json: recorded findings differ from the re-evaluation for: "
+            "fidelity.matching_residual",
         ),
         ("manifest.json", ("evaluation",), "x", "manifest.json: changed or corrupt (its evalu"),
         ("manifest.json", ("evaluation",), None, "manifest.json: changed or corrupt (its evalu"),

@@ -553,3 +553,28 @@ def test_evaluate__public_panel_control_needs_the_phenotype_part() -> None:
     share = finding(evaluation, SHARE)
     assert share.status is Status.PASS
     assert "no phenotype column in the distances" in share.detail
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "rule"),
+    [
+        ("split.n_members", float("inf"), "privacy.max_delta"),
+        ("fidelity.gwas.loci.real_loci", float("inf"), "fidelity.loci_recovered"),
+        ("synthesis.association.regions", 5, "fidelity.matching_residual"),
+    ],
+)
+def test_evaluate__hand_edited_inner_values_are_not_evaluated_not_a_crash(
+    path: str, value: Any, rule: str
+) -> None:
+    """A results document edited by hand (``verify`` re-evaluates one) with a value of the
+    wrong kind: the rule reading it is NOT EVALUATED, with the reason."""
+    doc = results("approve")
+    *parents, leaf = path.split(".")
+    node = doc
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
+    found = finding(
+        evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT), rule
+    )
+    assert found.status is Status.NOT_EVALUATED, found

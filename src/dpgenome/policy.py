@@ -913,7 +913,7 @@ def _privacy_rules(p: Policy) -> list[RuleSpec]:
                     n_raw = lookup(results, "cohort.n_samples")
                 n = _number(n_raw) if not is_missing(n_raw) else None
                 threshold = f"<= 1/n^{fmt(p.delta_exponent)}"
-                if n is None or n < 1:
+                if n is None or not 1 <= n < math.inf:
                     return _not_evaluated(
                         rid,
                         title,
@@ -1236,13 +1236,13 @@ def _fidelity_rules(p: Policy) -> list[RuleSpec]:
             threshold = f">= {fmt(need)} of the real loci"
             rec = _number(lookup(results, "fidelity.gwas.loci.recovered"))
             real = _number(lookup(results, "fidelity.gwas.loci.real_loci"))
-            if rec is None or real is None:
+            if rec is None or real is None or not math.isfinite(rec + real):
                 return _not_evaluated(
                     rid,
                     title,
                     metric,
                     threshold,
-                    "fidelity.gwas.loci.recovered or real_loci is missing",
+                    "fidelity.gwas.loci.recovered or real_loci is missing or not finite",
                 )
             if real == 0:
                 return _not_evaluated(
@@ -1306,6 +1306,10 @@ def _matching_rule(limit: float) -> RuleSpec:
                 rid, title, metric, threshold, "the synthesis recorded no association path"
             )
         regions = association.get("regions") or []
+        if not isinstance(regions, list):
+            return _not_evaluated(
+                rid, title, metric, threshold, "synthesis.association.regions is not a list"
+            )
         carried = [r for r in regions if isinstance(r, Mapping) and not r.get("dropped")]
         if not carried:
             note = "no association was released: nothing to reproduce"
