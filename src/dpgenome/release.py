@@ -505,40 +505,37 @@ def _synthetic_dirs(root: Path, formats: Sequence[str]) -> dict[str, Path]:
     return {fmt: root / fmt if len(formats) > 1 else root for fmt in formats}
 
 
-def _write_synthetic(root: Path, synthetic: Cohort, formats: Sequence[str]) -> None:
-    for fmt, target in _synthetic_dirs(root, formats).items():
-        write_cohort(synthetic, target, fmt, name="synthetic")
-    (root.parent / f"{root.name}.formats.json").write_text(json.dumps(list(formats)))
-
-
 #: formats that hold the synthetic dosages exactly (PLINK's .bed holds hard calls)
 _LOSSLESS = ("parker", "vcf")
 
 
+def _write_synthetic(root: Path, synthetic: Cohort, formats: Sequence[str], exact: Path) -> None:
+    """The synthetic cohort in each of ``formats`` under ``root``, the list of them beside it
+    (``<root>.formats.json``) and, when none holds the dosages exactly and ``exact`` does not
+    exist yet, a Parker copy there for a later run asking for another format."""
+    for fmt, target in _synthetic_dirs(root, formats).items():
+        write_cohort(synthetic, target, fmt, name="synthetic")
+    (root.parent / f"{root.name}.formats.json").write_text(json.dumps(list(formats)))
+    if not set(formats) & set(_LOSSLESS) and not exact.is_dir():
+        write_cohort(synthetic, exact, "parker", name="synthetic")
+
+
 def _match_formats(work: Path, formats: Sequence[str]) -> None:
     """A reused release asked in other formats than it was cached in: the cached synthetic
-    cohort is written again in those, from a format that holds it exactly (the cache keeps a
-    Parker copy, ``synthetic-source``, when it holds only PLINK's hard calls), replacing the
+    cohort is written again in those, from a copy that holds it exactly (a format of the
+    cache, or its ``synthetic-source`` when it holds only PLINK's hard calls), replacing the
     cached files; nothing is retrained."""
     record = work / "synthetic.formats.json"
-    cached = json.loads(record.read_text()) if record.is_file() else None
+    cached = json.loads(record.read_text())
     if cached == list(formats):
         return
-    root, kept = work / "synthetic", work / "synthetic-source"
-    if kept.is_dir():
-        source = kept
-    elif cached:  # a cache from before the record holds one format, read as found
-        exact = [f for f in cached if f in _LOSSLESS] or cached
-        source = _synthetic_dirs(root, cached)[exact[0]]
-    else:
-        source = root
-    synthetic = read_cohort(source)
+    root, exact = work / "synthetic", work / "synthetic-source"
+    lossless = [f for f in cached if f in _LOSSLESS]
+    synthetic = read_cohort(_synthetic_dirs(root, cached)[lossless[0]] if lossless else exact)
     tmp = work / f"synthetic.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    _write_synthetic(tmp, synthetic, formats)
-    if not kept.is_dir() and not set(formats) & set(_LOSSLESS):
-        write_cohort(synthetic, kept, "parker", name="synthetic")
+    _write_synthetic(tmp, synthetic, formats, exact)
     shutil.rmtree(root)
     tmp.rename(root)
     (work / f"{tmp.name}.formats.json").replace(record)
@@ -557,9 +554,7 @@ def _write_work(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    _write_synthetic(tmp / "synthetic", synthetic, formats)
-    if not set(formats) & set(_LOSSLESS):  # for a later run asking for another format
-        write_cohort(synthetic, tmp / "synthetic-source", "parker", name="synthetic")
+    _write_synthetic(tmp / "synthetic", synthetic, formats, tmp / "synthetic-source")
     (tmp / "figures").mkdir()
     for name, svg in figures.items():
         (tmp / "figures" / f"{name}.svg").write_text(svg, encoding="utf-8")

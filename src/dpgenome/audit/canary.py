@@ -100,10 +100,7 @@ def make_canaries(template: Cohort, m: int, rng: np.random.Generator) -> Cohort:
             draw = rng.normal(mu, sd if sd > 0 else 1.0, size=m)
             seen = np.unique(v)
             if len(seen) and len(seen) <= _DISCRETE_LEVELS:
-                pos = np.clip(np.searchsorted(seen, draw), 1, max(len(seen) - 1, 1))
-                lower = seen[np.maximum(pos - 1, 0)]
-                upper = seen[np.minimum(pos, len(seen) - 1)]
-                draw = np.where(np.abs(draw - lower) <= np.abs(upper - draw), lower, upper)
+                draw = seen[np.abs(draw[:, None] - seen).argmin(axis=1)]  # the nearest
             elif len(seen):
                 draw = np.clip(draw, seen[0], seen[-1])
             cols[c] = draw
