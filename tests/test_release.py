@@ -145,7 +145,8 @@ def test_release__policy_change_reuses_training_and_spends_nothing(small_cohort:
 def test_release__reused_training_is_exported_in_the_formats_asked(small_cohort: Path) -> None:
     """The cache holds the synthetic cohort in the first run's format: a re-run asking for
     others writes the same cohort in those (it bundled the cached files before), and a
-    PLINK-only cache keeps the exact dosages for a later Parker or VCF run."""
+    PLINK-only cache keeps the exact dosages for a later Parker or VCF run. The same synthetic
+    cohort in another format is the same release: one lifetime entry (it was counted again)."""
     lenient = str(small_cohort / "lenient.yaml")
     assert _release(small_cohort, "bundle-parker", lenient)[0] == 0
     code, out, err = _release(small_cohort, "bundle-plink", lenient, "--format", "plink")
@@ -162,6 +163,14 @@ def test_release__reused_training_is_exported_in_the_formats_asked(small_cohort:
     np.testing.assert_array_equal(again.dosages, parker.dosages)
     assert list(plink.sample_ids) == list(parker.sample_ids)
     assert CliRunner().invoke(main, ["verify", str(small_cohort / "bundle-plink")]).exit_code == 0
+    bundles = ("bundle", "bundle-parker", "bundle-plink", "bundle-parker-2")
+    ids = {
+        json.loads((small_cohort / b / "manifest.json").read_text())["release_id"] for b in bundles
+    }
+    assert len(ids) == 1, ids
+    with sqlite3.connect(small_cohort / "lifetime.sqlite") as db:
+        rows = db.execute("select release_id, status from releases").fetchall()
+    assert rows == [(ids.pop(), "exported")], rows
 
 
 def test_release__strict_policy_blocks_with_exit_3_and_nothing_written(small_cohort: Path) -> None:

@@ -10,9 +10,12 @@ releases, adaptive or not; tighter bounds (RDP / PLD composition) would need eac
 full privacy curve, which is not stored. A release with epsilon = inf (no formal privacy)
 makes the lifetime total infinite.
 
-A release is identified by ``release_id`` (by default, a hash of the released data files):
-exporting the *same* release again -- e.g. re-rendering its dossier after a policy change --
-adds no privacy cost and is recorded once. Rows are written as ``pending`` before the bundle
+A release is identified by ``release_id``: for ``dpgenome release`` a hash of the synthetic
+cohort's content (:func:`dpgenome.release.synthetic_release_id`, so the same synthetic cohort
+in another file format is the same release), for ``dpgenome export`` of a directory a hash
+of its data files. Exporting the *same* release again -- re-rendering its dossier after a
+policy change, or writing it in another format -- adds no privacy cost and is recorded
+once. Rows are written as ``pending`` before the bundle
 is moved into place and marked ``exported`` after; a crash in between leaves a ``pending``
 row that still counts (the safe side).
 

@@ -44,7 +44,7 @@ from dpgenome.cohort import (
 from dpgenome.config import ReleaseConfig, typed_replace
 from dpgenome.dossier import render_dossier
 from dpgenome.errors import ConfigError, ReleaseBlocked
-from dpgenome.export import ExportResult, default_release_id, export_bundle, prepare_evaluation
+from dpgenome.export import ExportResult, export_bundle, prepare_evaluation
 from dpgenome.fidelity import cohort_fidelity, compare_gwas, gwas_rows
 from dpgenome.gwas import linear_gwas
 from dpgenome.io import detect_format, read_cohort, write_cohort
@@ -64,7 +64,7 @@ STAGES: tuple[tuple[str, float], ...] = (
     ("policy + dossier", 0.03),
     ("export", 0.05),
 )
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @functools.cache
@@ -432,7 +432,7 @@ def run_release(
     key = cache_key(ing, config)
     work = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
     work = work / key
-    reused = (work / "results.json").is_file() and (work / "synthetic").is_dir()
+    reused = all((work / n).exists() for n in ("results.json", "synthetic", _SYNTHETIC_FP))
     if reused:
         if echo:
             echo(f"reusing the trained release in {work} (no retraining, no new budget)")
@@ -465,7 +465,9 @@ def run_release(
             dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         )
     with progress.stage("policy + dossier"):
-        release_id = default_release_id(files, results["cohort"]["fingerprint"])
+        release_id = synthetic_release_id(
+            results["cohort"]["fingerprint"], (work / _SYNTHETIC_FP).read_text().strip()
+        )
         evaluation = prepare_evaluation(results, policy, lifetime=lifetime, release_id=release_id)
         dossier_path = work / "dossier.html"
         dossier_path.write_text(
@@ -498,6 +500,22 @@ def run_release(
     return ReleaseOutcome(
         results, exported.evaluation, work, out / "dossier.html", exported, reused, progress.timings
     )
+
+
+#: the synthetic cohort's content fingerprint, beside the cached formats
+_SYNTHETIC_FP = "synthetic.fingerprint"
+
+
+def synthetic_release_id(fingerprint: str, synthetic_fingerprint: str) -> str:
+    """A release of ``dpgenome release`` is its synthetic cohort, whatever files carry it:
+    SHA-256 over the source cohort's fingerprint and the synthetic cohort's content
+    fingerprint (:meth:`Cohort.fingerprint`, independent of the file format). The same
+    synthetic cohort exported again in another format (PLINK's hard calls are a rounding of
+    the same dosages: post-processing) is the same release and costs nothing more in the
+    lifetime ledger."""
+    h = hashlib.sha256(b"dpgenome-release\x1f")
+    h.update(f"{fingerprint}\x1f{synthetic_fingerprint}".encode())
+    return h.hexdigest()
 
 
 def _synthetic_dirs(root: Path, formats: Sequence[str]) -> dict[str, Path]:
@@ -555,6 +573,7 @@ def _write_work(
         shutil.rmtree(tmp)
     tmp.mkdir()
     _write_synthetic(tmp / "synthetic", synthetic, formats, tmp / "synthetic-source")
+    (tmp / _SYNTHETIC_FP).write_text(synthetic.fingerprint())
     (tmp / "figures").mkdir()
     for name, svg in figures.items():
         (tmp / "figures" / f"{name}.svg").write_text(svg, encoding="utf-8")
