@@ -550,6 +550,14 @@ def test_render_dossier__states_the_public_schema_and_the_replace_one_guarantee(
     meaning = html.split('id="meaning"', 1)[1].split("</ul>", 1)[0]
     assert "so is the schema" in meaning
     assert "differ in one individual the guarantee is (6, 0.0123)" in meaning
+    # at epsilon 8, delta 1/768^1.1 (the demo) (1 + e^8) delta = 2.0 is capped at 1: stated
+    # as "the guarantee is (16, 1)", it was a vacuous bound presented as a guarantee
+    delta = 768**-1.1
+    doc["ledger"]["replace_one"] = {"epsilon": 16.0, "delta": min(1.0, (1 + np.exp(8)) * delta)}
+    html = render_dossier(doc, evaluation, {})
+    meaning = html.split('id="meaning"', 1)[1].split("</ul>", 1)[0]
+    assert "the guarantee is (16," not in meaning
+    assert "gives no guarantee at this ε" in meaning
     # a results document without the record (before it was kept) renders without the clause
     assert "differ in one individual" not in render()
 

@@ -577,6 +577,27 @@ def test_cli_export__approve_verify_ledger(tmp_path: Path) -> None:
     assert "synthetic/pheno.csv: changed" in res.output
 
 
+def test_cli_ledger__reads_the_listed_prefix_and_the_release_option_name(tmp_path: Path) -> None:
+    """An auditor copies the 12-character cohort the listing shows into --fingerprint (it
+    said "no release recorded", as if nothing had been spent), passes the ledger as
+    --lifetime-db as release and export take it (a usage error), or mistypes its path (it
+    said "no release recorded" and exited 0)."""
+    db = tmp_path / "life.sqlite"
+    export(tmp_path, lifetime=LifetimeLedger(db))
+    listing = run("ledger", "--lifetime-db", db)
+    assert listing.exit_code == 0, listing.output
+    assert f"cohort {FINGERPRINT[:12]}: 1 release(s), lifetime epsilon 8" in listing.output
+    for shown in (FINGERPRINT[:12], FINGERPRINT.upper(), FINGERPRINT):
+        res = run("ledger", "--db", db, "--fingerprint", shown, "--json")
+        assert res.exit_code == 0, res.output
+        cohorts = json.loads(res.output)["cohorts"]
+        assert [(c["fingerprint"], c["epsilon"]) for c in cohorts] == [(FINGERPRINT, 8.0)]
+    res = run("ledger", "--db", db, "--fingerprint", "ab12")
+    assert res.exit_code == 0 and f"no release recorded for cohort ab12 in {db}" in res.output
+    res = run("ledger", "--db", tmp_path / "life.sqlit")
+    assert res.exit_code == 2 and "does not exist" in res.output
+
+
 def test_cli_export__block_exits_3_with_failing_rules(tmp_path: Path) -> None:
     out = tmp_path / "out"
     res = run(

@@ -179,15 +179,24 @@ def verify(bundle: Path, public_key: Path | None, as_json: bool) -> None:
 @click.command("ledger")
 @click.option(
     "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Lifetime ledger (default: $DPGENOME_LIFETIME_DB or ~/.dpgenome/lifetime.sqlite).",
+    "--lifetime-db",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Lifetime ledger, as given to release and export as --lifetime-db (default: "
+    "$DPGENOME_LIFETIME_DB or ~/.dpgenome/lifetime.sqlite).",
 )
-@click.option("--fingerprint", help="Only this cohort (its fingerprint).")
+@click.option(
+    "--fingerprint",
+    help="Only this cohort: its fingerprint, or a prefix of it such as the 12 characters "
+    "the listing shows.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def ledger(db: Path | None, fingerprint: str | None, as_json: bool) -> None:
     """List past releases and the lifetime privacy spent per source cohort."""
     book = LifetimeLedger(db or default_db_path())
-    rows = book.releases(fingerprint)
+    rows = book.releases()
+    if fingerprint is not None:
+        prefix = fingerprint.strip().lower()
+        rows = [r for r in rows if prefix and r.fingerprint.startswith(prefix)]
     cohorts = sorted({r.fingerprint for r in rows})
     totals = [book.total(fp) for fp in cohorts]
     if as_json:
@@ -203,7 +212,8 @@ def ledger(db: Path | None, fingerprint: str | None, as_json: bool) -> None:
         )
         return
     if not rows:
-        click.echo(f"no release recorded in {book.path}")
+        which = f" for cohort {fingerprint}" if fingerprint is not None else ""
+        click.echo(f"no release recorded{which} in {book.path}")
         return
     click.echo(f"lifetime ledger: {book.path}")
     header = f"{'created (UTC)':<25} {'cohort':<14} {'epsilon':>8} {'delta':>9} {'policy':<11} {'verdict':<18} {'status':<8} bundle"  # noqa: E501
