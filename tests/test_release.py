@@ -15,7 +15,10 @@ import pytest
 from click.testing import CliRunner
 
 from dpgenome.cli import main
+from dpgenome.config import ReleaseConfig
 from dpgenome.io import read_cohort, write_cohort
+from dpgenome.lifetime import individuals_fingerprint
+from dpgenome.release import ingest
 from dpgenome.simulate import SimConfig, simulate
 
 #: A policy the small release can pass: the small cohort has a small holdout, so the audit
@@ -171,6 +174,28 @@ def test_release__reused_training_is_exported_in_the_formats_asked(small_cohort:
     with sqlite3.connect(small_cohort / "lifetime.sqlite") as db:
         rows = db.execute("select release_id, status from releases").fetchall()
     assert rows == [(ids.pop(), "exported")], rows
+
+
+def test_ingest__the_lifetime_key_is_the_input_individuals(
+    small_cohort: Path, tmp_path: Path
+) -> None:
+    """The same people released with other covariates, without the panel, or read from
+    another format share one lifetime budget (the key was the QC'd analysis subset's content,
+    so each of these started again at zero); other people are another key."""
+    base = {"cohort": str(small_cohort / "cohort"), "policy": "x", "out": "x"}
+    variants = [
+        {"pheno": "abBMD", "covariates": ("SW16",), "public_panel": str(small_cohort / "public")},
+        {"pheno": "abBMD", "public_panel": str(small_cohort / "public")},
+        {"pheno": "abBMD", "covariates": ("SW16",)},
+    ]
+    ingested = [ingest(ReleaseConfig(**{**base, **kw})) for kw in variants]
+    assert len({i.cohort.fingerprint() for i in ingested}) == 3  # the analysis subsets differ
+    raw = read_cohort(small_cohort / "cohort")
+    write_cohort(raw, tmp_path / "plink", "plink")
+    again = ingest(ReleaseConfig(**{**base, **variants[0], "cohort": str(tmp_path / "plink")}))
+    assert {i.fingerprint for i in [*ingested, again]} == {individuals_fingerprint(raw.sample_ids)}
+    others = raw.take_samples(np.arange(1, raw.n_samples))
+    assert individuals_fingerprint(others.sample_ids) != ingested[0].fingerprint
 
 
 def test_release__strict_policy_blocks_with_exit_3_and_nothing_written(small_cohort: Path) -> None:

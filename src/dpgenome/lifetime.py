@@ -1,8 +1,9 @@
 """The lifetime privacy ledger: every release of a source cohort, in one SQLite file.
 
-Releases are keyed by the cohort fingerprint (:meth:`dpgenome.cohort.Cohort.fingerprint`, a
-hash of the cohort's content, so the same cohort read from another format or path is the
-same cohort). Each export adds its (epsilon, delta).
+Releases are keyed by the source cohort's fingerprint (:func:`individuals_fingerprint`, a
+hash of the input's sample ids as read, so the same people read from another format or path,
+or analysed with another phenotype, covariates or panel, are the same cohort). Each export
+adds its (epsilon, delta).
 
 Composition across releases is *basic composition* (Dwork & Roth 2014, Thm 3.16): the
 epsilons add and the deltas add. It holds for any sequence of independently computed
@@ -25,16 +26,30 @@ Nothing individual-level is stored: fingerprints, numbers, names of policies and
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from dpgenome.errors import BudgetError, InputError
+
+
+def individuals_fingerprint(sample_ids: Iterable[object]) -> str:
+    """The lifetime ledger's key for a source cohort: SHA-256 over the sorted, distinct sample
+    ids of the input *as read* -- before QC, and whatever phenotype, covariates, public panel
+    or file format a release uses. Keying by the analysis subset's content instead gave the
+    same people a fresh budget whenever a release changed its covariates or panel (the QC'd
+    subset differs). A cohort whose ids are renamed or which adds or drops individuals is
+    another key: the ledger cannot know that two files hold the same people."""
+    h = hashlib.sha256(b"dpgenome-individuals\x1f")
+    h.update("\x1f".join(sorted({str(i) for i in sample_ids})).encode())
+    return h.hexdigest()
+
 
 #: used when neither ``--lifetime-db`` nor ``DPGENOME_LIFETIME_DB`` is given
 DEFAULT_DB = Path("~/.dpgenome/lifetime.sqlite")

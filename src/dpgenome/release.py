@@ -48,7 +48,7 @@ from dpgenome.export import ExportResult, export_bundle, prepare_evaluation
 from dpgenome.fidelity import cohort_fidelity, compare_gwas, gwas_rows
 from dpgenome.gwas import linear_gwas
 from dpgenome.io import detect_format, read_cohort, write_cohort
-from dpgenome.lifetime import LifetimeLedger, default_db_path
+from dpgenome.lifetime import LifetimeLedger, default_db_path, individuals_fingerprint
 from dpgenome.phenoschema import DeclaredSchema, read_pheno_schema
 from dpgenome.policy import Evaluation, Override, load_policy
 from dpgenome.synthesize import SynthConfig, SynthResult, columns_typed_from_data, synthesize
@@ -191,6 +191,8 @@ class Ingested:
     qc: QCReport
     input_format: str
     input_hashes: dict[str, str]
+    #: the lifetime ledger's key: the input's individuals (:func:`individuals_fingerprint`)
+    fingerprint: str
 
 
 def file_hashes(path: str | Path) -> dict[str, str]:
@@ -226,6 +228,7 @@ def declared_schema(config: ReleaseConfig) -> DeclaredSchema | None:
 def ingest(config: ReleaseConfig) -> Ingested:
     declared = declared_schema(config)  # a bad schema file fails before the cohort is read
     raw = read_cohort(config.cohort)
+    fingerprint = individuals_fingerprint(raw.sample_ids)
     if declared is not None:
         raw = declared.apply(raw)
     fmt = detect_format(config.cohort)
@@ -238,7 +241,9 @@ def ingest(config: ReleaseConfig) -> Ingested:
     )
     members = cohort.take_samples(split.members)
     public = None if panel is None else align_panel(panel, cohort.variants)
-    return Ingested(cohort, split, members, public, report, fmt, file_hashes(config.cohort))
+    return Ingested(
+        cohort, split, members, public, report, fmt, file_hashes(config.cohort), fingerprint
+    )
 
 
 def synth_config(config: ReleaseConfig) -> SynthConfig:
@@ -280,6 +285,7 @@ def cache_key(ing: Ingested, config: ReleaseConfig) -> str:
         "dpgenome": __version__,
         "code": code_digest(),
         "cohort": ing.cohort.fingerprint(),
+        "individuals": ing.fingerprint,  # results.json carries it
         "public": None if ing.public is None else ing.public.fingerprint(),
         "split": ing.split.record(),
         "synth": synth_config(config).record(),
@@ -357,7 +363,7 @@ def compute(
             "n_synthetic": synth.cohort.n_samples,
             "pheno": config.pheno,
             "covariates": list(config.covariates),
-            "fingerprint": ing.cohort.fingerprint(),
+            "fingerprint": ing.fingerprint,
             "input_format": ing.input_format,
             "qc": ing.qc.to_dict(),
             "phenotype_types": _phenotype_types(ing.members, cfg),
