@@ -25,6 +25,7 @@ from dpgenome.policy import (
     Verdict,
     describe_failing,
     evaluate,
+    fmt_claim,
     is_missing,
     load_policy,
     lookup,
@@ -578,3 +579,30 @@ def test_evaluate__hand_edited_inner_values_are_not_evaluated_not_a_crash(
         evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT), rule
     )
     assert found.status is Status.NOT_EVALUATED, found
+
+
+@pytest.mark.parametrize(
+    ("value", "digits", "text"),
+    [
+        (7.9827, 4, "7.983"),  # an auditor's recomputed claim (it printed 7.98 / 7.983)
+        (7.9827, 3, "7.99"),
+        (10.0004, 4, "10.01"),  # over a cap of 10: the printed claim shows it (not "10")
+        (8.0, 4, "8"),  # exact values do not move a step up
+        (0.0125, 4, "0.0125"),
+        (0.003636789, 3, "0.00364"),
+        (2.5e-7, 3, "2.5e-07"),
+        (8.000000000000002, 4, "8"),  # float noise of a sum is not a claim
+        (math.inf, 4, "∞"),
+        (None, 4, "—"),
+    ],
+)
+def test_fmt_claim__rounds_a_privacy_claim_up(value: float, digits: int, text: str) -> None:
+    assert fmt_claim(value, digits) == text
+
+
+def test_describe_failing__the_epsilon_cap_shows_a_claim_over_it() -> None:
+    """A release at 10.0004 under a cap of 10 fails; the line says 10.01, not 10."""
+    policy = parse_policy("schema_version: 1\nname: t\nprivacy:\n  max_epsilon: 10\n")
+    results = {"ledger": {"epsilon": 10.0004, "delta": 1e-5, "unit": "individual"}}
+    lines = describe_failing(evaluate(results, policy, context=EvaluationContext()))
+    assert any("privacy.max_epsilon" in line and "measured 10.01," in line for line in lines), lines

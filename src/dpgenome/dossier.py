@@ -35,7 +35,16 @@ from dpgenome import __version__
 from dpgenome.accountant import PUBLIC_ASSUMPTIONS
 from dpgenome.errors import InputError
 from dpgenome.paths import templates_dir
-from dpgenome.policy import Evaluation, Override, Status, fmt, is_missing, lookup
+from dpgenome.policy import (
+    Evaluation,
+    Override,
+    Status,
+    claim_text,
+    fmt,
+    fmt_claim,
+    is_missing,
+    lookup,
+)
 
 #: figure keys the release template places, with their captions
 FIGURE_CAPTIONS: dict[str, str] = {
@@ -465,7 +474,7 @@ def _epsilon_text(results: Mapping[str, Any]) -> tuple[str, bool]:
         return "not reported", False
     if ledger.get("epsilon") is None or ledger.get("no_formal_privacy") is True:
         return "∞ — NO FORMAL PRIVACY", True
-    return fmt(ledger["epsilon"]), False
+    return fmt_claim(ledger["epsilon"]), False
 
 
 def _figures(figures: Mapping[str, str], results: Mapping[str, Any]) -> dict[str, Markup | None]:
@@ -498,6 +507,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["fmt"] = fmt
+    env.filters["claim"] = fmt_claim
     # the ledger's assumptions beyond those every ledger states (a release's own)
     env.globals["public_assumptions"] = PUBLIC_ASSUMPTIONS
     env.filters["pct"] = lambda v: "—" if not isinstance(v, int | float) else f"{100 * v:.1f}%"
@@ -523,7 +533,7 @@ def build_context(
             "title": f.title,
             "status": str(f.status),
             "css": {"PASS": "pass", "FAIL": "fail"}.get(str(f.status), "ne"),
-            "measured": fmt(f.measured),
+            "measured": claim_text(f.rule, f.measured),
             "ci": "" if f.ci is None else f"{fmt(f.ci[0])} – {fmt(f.ci[1])}",
             "threshold": f.threshold,
             "required": f.required,

@@ -547,6 +547,27 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def fmt_claim(value: Any, digits: int = 4) -> str:
+    """A privacy claim (an epsilon or delta) for reading: rounded *up* to ``digits``
+    significant digits, so a printed claim is never below the computed one (7.9827 reads
+    7.983, not 7.982; an epsilon of 10.0004 over a cap of 10 reads 10.01, not 10)."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        return fmt(value)
+    if value <= 0:
+        return fmt(float(value))
+    scale = 10.0 ** (digits - 1 - math.floor(math.log10(value)))
+    # the tolerance keeps a value that is already exact (8.0, 0.0125) from moving up a step
+    up = math.ceil(round(value * scale, 9)) / scale
+    return f"{up:.{digits}g}"
+
+
+def claim_text(rule: str, value: Any) -> str:
+    """A finding's measured value: a privacy claim (``privacy.*`` epsilon and delta rules) by
+    :func:`fmt_claim`, anything else by :func:`fmt`."""
+    claims = ("privacy.max_epsilon", "privacy.max_lifetime_epsilon", "privacy.max_delta")
+    return fmt_claim(value) if rule in claims else fmt(value)
+
+
 # ---------------------------------------------------------------------------- findings
 
 
@@ -885,7 +906,9 @@ def _privacy_rules(p: Policy) -> list[RuleSpec]:
                 )
             total = ctx.lifetime_epsilon_spent + eps
             n_before = ctx.lifetime_releases or 0
-            detail = f"{fmt(ctx.lifetime_epsilon_spent)} spent by {n_before} earlier release(s)"
+            detail = (
+                f"{fmt_claim(ctx.lifetime_epsilon_spent)} spent by {n_before} earlier release(s)"
+            )
             return _epsilon_cap(
                 (rid, title, metric, threshold), total, life_cap, p.allow_no_formal_privacy, detail
             )
@@ -1406,7 +1429,7 @@ def describe_failing(evaluation: Evaluation) -> list[str]:
     """One line per blocking finding, for the CLI and the dossier banner."""
     out = []
     for f in evaluation.failing:
-        measured = fmt(f.measured)
+        measured = claim_text(f.rule, f.measured)
         ci = "" if f.ci is None else f" (95% CI {fmt(f.ci[0])}–{fmt(f.ci[1])})"
         why = f"; {f.detail}" if f.detail else ""
         out.append(

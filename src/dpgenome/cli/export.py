@@ -18,7 +18,7 @@ import click
 from dpgenome.errors import InputError, VerificationError
 from dpgenome.export import RESERVED, export_bundle, verify_bundle
 from dpgenome.lifetime import LifetimeLedger, default_db_path
-from dpgenome.policy import Override, fmt
+from dpgenome.policy import Override, fmt_claim
 
 _FIGURES = "figures"
 
@@ -131,9 +131,9 @@ def export(
     verdict = str(result.evaluation.verdict) + (" (OVERRIDDEN)" if result.override else "")
     click.echo(f"{verdict}: bundle written to {result.path} ({summary['files']} files)")
     click.echo(f"manifest SHA-256: {result.manifest_sha256}{' (signed)' if result.signed else ''}")
-    eps = "∞" if math.isinf(total.epsilon) else fmt(total.epsilon)
+    eps = "∞" if math.isinf(total.epsilon) else fmt_claim(total.epsilon)
     click.echo(
-        f"lifetime privacy spent on this cohort: epsilon {eps}, delta {fmt(total.delta)} "
+        f"lifetime privacy spent on this cohort: epsilon {eps}, delta {fmt_claim(total.delta)} "
         f"over {total.releases} release(s) ({ledger.path})"
     )
 
@@ -220,14 +220,14 @@ def ledger(db: Path | None, fingerprint: str | None, as_json: bool) -> None:
     click.echo(header)
     for r in rows:
         verdict = r.verdict + (" (override)" if r.overridden else "")
-        eps = "∞" if math.isinf(r.epsilon) else fmt(r.epsilon)
+        eps = "∞" if math.isinf(r.epsilon) else fmt_claim(r.epsilon)
         click.echo(
-            f"{r.created_utc:<25} {r.fingerprint[:12]:<14} {eps:>8} {fmt(r.delta):>9} "
+            f"{r.created_utc:<25} {r.fingerprint[:12]:<14} {eps:>8} {fmt_claim(r.delta):>9} "
             f"{r.policy:<11} {verdict:<18} {r.status:<8} {r.bundle}"
         )
     for t in totals:
-        eps = "∞" if math.isinf(t.epsilon) else fmt(t.epsilon)
+        eps = "∞" if math.isinf(t.epsilon) else fmt_claim(t.epsilon)
         click.echo(
             f"cohort {t.fingerprint[:12]}: {t.releases} release(s), lifetime epsilon {eps}, "
-            f"delta {fmt(t.delta)} (basic composition)"
+            f"delta {fmt_claim(t.delta)} (basic composition)"
         )

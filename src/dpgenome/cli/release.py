@@ -16,6 +16,7 @@ import click
 from dpgenome.config import ReleaseConfig, config_key_lines, load_config_file, parse_epsilon
 from dpgenome.errors import ConfigError, ReleaseBlocked
 from dpgenome.paths import shipped_policy
+from dpgenome.policy import fmt_claim
 
 
 def _echo_err(line: str) -> None:
@@ -30,7 +31,8 @@ def _print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
     privacy = (
         "no formal privacy (epsilon = inf)"
         if eps is None
-        else f"epsilon = {eps:.3g}, delta = {summary['delta']:.2e} per individual"
+        else f"epsilon = {fmt_claim(eps, 3)}, delta = {fmt_claim(summary['delta'], 3)} "
+        "per individual"
     )
 
     def num(x: Any, spec: str = ".2f") -> str:

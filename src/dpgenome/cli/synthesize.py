@@ -130,6 +130,7 @@ def synthesize(
     from dpgenome.io.files import atomic_directory
     from dpgenome.phenoschema import read_pheno_schema
     from dpgenome.phenotypes import PhenotypeConfig
+    from dpgenome.policy import fmt_claim
     from dpgenome.synthesize import SynthConfig
     from dpgenome.synthesize import synthesize as run
 
@@ -184,7 +185,7 @@ def synthesize(
     label = (
         "no formal privacy"
         if eps is None or not math.isfinite(eps)
-        else (f"epsilon = {eps:.3g}, delta = {ledger['delta']:.3g}")
+        else (f"epsilon = {fmt_claim(eps, 3)}, delta = {fmt_claim(ledger['delta'], 3)}")
     )
     click.echo(
         f"wrote {result.cohort.n_samples} synthetic samples x {result.cohort.n_variants} SNPs "
