@@ -231,6 +231,19 @@ def test_audit_command__unknown_holdout_id_names_the_file(cli_env: Path):
     assert "bad.txt" in res.output and "not in the cohort" in res.output
 
 
+@pytest.mark.parametrize("case", ["duplicate", "unknown"])
+def test_audit_command__bad_holdout_id_is_located_never_quoted(cli_env: Path, case: str):
+    # a sample id identifies a person, and an error message may end up in a log
+    real, split, _, _ = world()
+    ids = list(real.sample_ids.astype(str)[split.holdout])
+    bad = ids[1] if case == "duplicate" else "REALPERSON_0042"
+    (cli_env / "bad.txt").write_text("# holdout\n" + "\n".join([*ids, bad]) + "\n")
+    res = _audit(cli_env, holdout="bad.txt")
+    assert res.exit_code == 2
+    assert f"bad.txt, line {len(ids) + 2}" in res.output
+    assert bad not in res.output
+
+
 def test_audit_command__two_fields_on_a_line_names_the_line(cli_env: Path):
     (cli_env / "bad.txt").write_text("a\nb c\n")
     res = _audit(cli_env, holdout="bad.txt")

@@ -187,6 +187,15 @@ def test_split_members__bad_fraction_is_an_error(tiny: Cohort, fraction: float):
         split_members(tiny, holdout_fraction=fraction)
 
 
+@pytest.mark.parametrize("fraction", [0.001, 0.999])
+def test_split_members__a_fraction_leaving_one_side_empty_is_an_error(
+    tiny: Cohort, fraction: float
+):
+    # each stratum rounds its holdout share to all or none of its samples
+    with pytest.raises(CohortError, match="leaves"):
+        split_members(tiny, holdout_fraction=fraction, stratify="round")
+
+
 def test_split_from_holdout_ids__rebuilds_the_split(tiny: Cohort):
     split = split_members(tiny, seed=9, stratify="round")
     again = split_from_holdout_ids(tiny, tiny.sample_ids[split.holdout].tolist(), file="h.txt")
@@ -197,6 +206,19 @@ def test_split_from_holdout_ids__rebuilds_the_split(tiny: Cohort):
     first = str(tiny.sample_ids[0])
     with pytest.raises(InputError, match="listed twice"):
         split_from_holdout_ids(tiny, [first, first], file="h.txt")
+
+
+def test_split_from_holdout_ids__a_bad_id_is_located_never_quoted(tiny: Cohort):
+    first, second = (str(i) for i in tiny.sample_ids[:2])
+    with pytest.raises(InputError, match=r"listed twice \(first on line 2\)") as err:
+        split_from_holdout_ids(tiny, [first, second, first], file="h.txt", lines=[2, 3, 5])
+    assert err.value.line == 5 and first not in str(err.value)
+    with pytest.raises(InputError, match=r"entries 1 and 3 of the list") as err:
+        split_from_holdout_ids(tiny, [first, second, first], file="h.txt")
+    assert first not in str(err.value)
+    with pytest.raises(InputError, match="1 holdout id") as err:
+        split_from_holdout_ids(tiny, [first, "REALPERSON_0042"], file="h.txt", lines=[1, 4])
+    assert err.value.line == 4 and "REALPERSON_0042" not in str(err.value)
 
 
 def test_design__one_hot_first_level_dropped_matches_patsy(tiny: Cohort):

@@ -21,6 +21,7 @@ from dpgenome.fidelity import (
     compare_gwas,
     gwas_rows,
     ld_pairs,
+    pca_histogram,
     phenotype_marginals,
     read_gwas_tsv,
     threshold_key,
@@ -254,6 +255,24 @@ def test_phenotype_marginals__hand_computed_prevalence_and_level_shares() -> Non
     json.dumps(out, allow_nan=False)
 
 
+def test_phenotype_marginals__a_column_few_people_have_is_not_shown() -> None:
+    # the mean and sd of two values are those two people's values
+    real, _ = toy_cohort(0)
+    n = real.n_samples
+    rare = np.full(n, np.nan)
+    rare[[3, 8]] = [123.456789, 100.0]
+    five = np.full(n, np.nan)
+    five[:5] = [1.0, 2.0, 3.0, 4.0, 5.0]
+    table = pd.DataFrame({"rare": rare, "five": five})
+    types = {"rare": PhenoType.CONTINUOUS, "five": PhenoType.CONTINUOUS}
+    r = replace(real, phenotypes=table, pheno_types=types)
+    s = replace(real, phenotypes=table.fillna(50.0), pheno_types=types)
+    out = phenotype_marginals(r, s, focus=("rare",))
+    assert [row["name"] for row in out["rows"]] == ["five"]
+    assert out["n_compared"] == 1
+    assert "123.45" not in json.dumps(out) and "111.72" not in json.dumps(out)
+
+
 def test_cohort_fidelity__shuffled_genotypes_lose_ld_not_frequencies() -> None:
     cohort, _ = toy_cohort(0)
     rng = np.random.default_rng(2)
@@ -284,6 +303,20 @@ def test_cohort_fidelity__figures_render_without_real_points() -> None:
         assert svg.lstrip().startswith("<?xml") and "</svg>" in svg
     hist = fid.pca_real_hist
     assert hist is not None and ((hist[0] == 0) | (hist[0] >= 5)).all()
+
+
+def test_pca_histogram__axes_do_not_show_a_real_outlier() -> None:
+    # a suppressed cell hides one person's point, but an axis reaching it would show where
+    # that person lies: the range comes from aggregates and the synthetic scores only
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(300, 2))
+    real[7] = [123.456, -98.765]
+    synthetic = rng.normal(size=(200, 2))
+    hist, xe, ye = pca_histogram(real, synthetic, min_cell=5)
+    assert xe[-1] < 50 and ye[0] > -50
+    assert ((hist == 0) | (hist >= 5)).all()
+    every, _, _ = pca_histogram(real, synthetic, min_cell=1)
+    assert every.sum() == 300  # the outlier counts in an edge cell, not beyond the axis
 
 
 def test_manhattan_svg__80k_snps_stays_small() -> None:

@@ -639,7 +639,17 @@ def stray_word_in_a_numeric_phenotype(tmp_path):
     # a typo would otherwise turn the column categorical and change the analysis silently
     d = _copy(tmp_path, "plink")
     _set_bmd(d, 10, "zero")
-    return d, "pheno.csv", 10, "BMD", "'zero' is not a number, but"
+    return d, "pheno.csv", 10, "BMD", "is not a number, but"
+
+
+def test_read_cohort__a_stray_phenotype_value_is_located_never_quoted(tmp_path: Path):
+    # a phenotype value is a person's, and an error message may end up in a log
+    d = _copy(tmp_path, "plink")
+    _set_bmd(d, 10, "1.8412kg")
+    with pytest.raises(InputError, match="is not a number, but") as err:
+        read_cohort(d)
+    assert "1.8412" not in str(err.value)
+    assert (err.value.line, err.value.column) == (10, "BMD")
 
 
 @bad_input

@@ -526,6 +526,12 @@ def split_members(
     is_member = np.ones(n, dtype=bool)
     is_member[hold] = False
     members = np.flatnonzero(is_member)
+    if len(members) == 0 or len(hold) == 0:
+        raise CohortError(
+            f"a holdout fraction of {holdout_fraction} of {n} samples leaves "
+            f"{len(members)} members and {len(hold)} holdout samples; choose a fraction that "
+            "leaves both"
+        )
     return Split(
         members=members,
         holdout=hold,
@@ -536,17 +542,37 @@ def split_members(
     )
 
 
-def split_from_holdout_ids(cohort: Cohort, holdout_ids: Sequence[str], *, file: str) -> Split:
-    """Rebuild a split from a list of holdout ids (``dpgenome audit --holdout``)."""
+def split_from_holdout_ids(
+    cohort: Cohort,
+    holdout_ids: Sequence[str],
+    *,
+    file: str,
+    lines: Sequence[int] | None = None,
+) -> Split:
+    """Rebuild a split from a list of holdout ids (``dpgenome audit --holdout``). ``lines``:
+    the file line of each id, for messages (else its position in the list). A bad id is
+    located, never quoted: sample ids identify individuals."""
     ids = pd.Index(cohort.sample_ids.astype(str))
     wanted = pd.Index([str(i) for i in holdout_ids])
+    line = list(lines) if lines is not None else None
     if wanted.has_duplicates:
-        dup = wanted[wanted.duplicated()][0]
-        raise InputError(f"holdout id {dup!r} is listed twice", file=file)
-    unknown = wanted.difference(ids)
-    if len(unknown):
+        j = int(np.argmax(wanted.duplicated()))
+        first = list(wanted).index(wanted[j])
         raise InputError(
-            f"{len(unknown)} holdout id(s) are not in the cohort, e.g. {unknown[0]!r}", file=file
+            f"holdout id listed twice (first on line {line[first]})"
+            if line is not None
+            else f"holdout id listed twice (entries {first + 1} and {j + 1} of the list)",
+            file=file,
+            line=None if line is None else line[j],
+        )
+    unknown = ~wanted.isin(ids)
+    if unknown.any():
+        j = int(np.argmax(unknown))
+        raise InputError(
+            f"{int(unknown.sum())} holdout id(s) are not in the cohort "
+            + ("(the first on this line)" if line is not None else f"(the first is entry {j + 1})"),
+            file=file,
+            line=None if line is None else line[j],
         )
     is_hold = ids.isin(wanted)
     hold = np.flatnonzero(is_hold)

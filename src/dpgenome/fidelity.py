@@ -708,13 +708,33 @@ def _pca(
         "method": "real-frequency normalised dosages; SVD of the real cohort; synthetic "
         "projected on the real axes",
     }
-    lo = np.minimum(scores_r[:, :2].min(axis=0), scores_s[:, :2].min(axis=0))
-    hi = np.maximum(scores_r[:, :2].max(axis=0), scores_s[:, :2].max(axis=0))
+    return info, pca_histogram(scores_r[:, :2], scores_s[:, :2], min_cell=min_cell), scores_s[:, :2]
+
+
+#: the real PCA histogram spans the real scores' mean +- this many sds (and the synthetic scores)
+PCA_SPAN_SD = 4.0
+
+
+def pca_histogram(
+    real: np.ndarray, synthetic: np.ndarray, *, min_cell: int, bins: int = 30
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(counts, xedges, yedges)`` of the real PC1/PC2 scores ``real`` (n x 2), cells of
+    fewer than ``min_cell`` samples zeroed. The range is the real scores' mean +- PCA_SPAN_SD
+    sds (aggregates), widened to the synthetic scores, never the real extremes: the axis of an
+    outlier's suppressed cell would still show where that one person lies. Real scores beyond
+    it count in the edge cells."""
+    mean, sd = real.mean(axis=0), real.std(axis=0)
+    lo, hi = mean - PCA_SPAN_SD * sd, mean + PCA_SPAN_SD * sd
+    if len(synthetic):
+        lo = np.minimum(lo, synthetic.min(axis=0))
+        hi = np.maximum(hi, synthetic.max(axis=0))
+    hi = np.where(hi > lo, hi, lo + 1.0)
+    inside = np.clip(real, lo, hi)
     hist, xe, ye = np.histogram2d(
-        scores_r[:, 0], scores_r[:, 1], bins=30, range=[[lo[0], hi[0]], [lo[1], hi[1]]]
+        inside[:, 0], inside[:, 1], bins=bins, range=[[lo[0], hi[0]], [lo[1], hi[1]]]
     )
     hist[hist < min_cell] = 0
-    return info, (hist, xe, ye), scores_s[:, :2]
+    return hist, xe, ye
 
 
 def _pheno_correlations(
@@ -744,6 +764,11 @@ def _level_shares(column: pd.Series) -> pd.Series:
     )
 
 
+#: fewest observed real values of a numeric phenotype whose real mean and sd are shown (as
+#: the PCA histogram's smallest cell, ``pca_min_cell``)
+MARGINAL_MIN_OBSERVED = 5
+
+
 def phenotype_marginals(
     real: Cohort, synth: Cohort, *, focus: tuple[str, ...] = (), worst: int = 8
 ) -> dict[str, Any]:
@@ -754,7 +779,9 @@ def phenotype_marginals(
     mean_real) / sd_real`` over the observed values; categorical columns: the total variation
     distance between the level shares (missing as a level). ``mean_abs_smd`` (the
     ``phenotype_marginal_error``) averages ``|smd|`` over the numeric columns; ``rows`` lists
-    the ``focus`` columns first, then the ``worst`` others by ``|smd|`` or distance.
+    the ``focus`` columns first, then the ``worst`` others by ``|smd|`` or distance. A numeric
+    column with fewer than :data:`MARGINAL_MIN_OBSERVED` observed real values is left out: its
+    mean and sd over two values are those two people's values.
     """
     rows: list[dict[str, Any]] = []
     for name in real.phenotypes.columns:
@@ -779,7 +806,7 @@ def phenotype_marginals(
             xr = pd.to_numeric(r, errors="coerce").to_numpy(dtype=np.float64)
             xs = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64)
             xr, xs = xr[np.isfinite(xr)], xs[np.isfinite(xs)]
-            if len(xr) < 2 or len(xs) < 1:
+            if len(xr) < MARGINAL_MIN_OBSERVED or len(xs) < 1:
                 continue
             sd_r = float(xr.std(ddof=1))
             smd = (float(xs.mean()) - float(xr.mean())) / sd_r if sd_r > 0 else float("nan")

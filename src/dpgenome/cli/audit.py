@@ -50,13 +50,14 @@ def aligned_panel(panel: Cohort, real: Cohort, synthetic: Cohort, path: str) -> 
         raise CohortError(err.message, file=path) from err
 
 
-def read_holdout_ids(path: str) -> list[str]:
-    """One id per line; blank lines and lines starting with ``#`` are skipped."""
+def read_holdout_ids(path: str) -> tuple[list[str], list[int]]:
+    """``(ids, lines)``: one id per line (and the line it is on); blank lines and lines
+    starting with ``#`` are skipped."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"cannot read the holdout id list: {err}", file=path) from err
-    ids = []
+    ids, lines = [], []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -66,9 +67,10 @@ def read_holdout_ids(path: str) -> list[str]:
                 f"expected one id per line, got {len(line.split())} fields", file=path, line=number
             )
         ids.append(line)
+        lines.append(number)
     if not ids:
         raise InputError("the holdout id list is empty", file=path)
-    return ids
+    return ids, lines
 
 
 @click.command()
@@ -183,9 +185,9 @@ def audit(
         max_snps_kinship=max_snps_kinship,
         claimed_epsilon=claimed_epsilon,
     ).validate()
-    ids = read_holdout_ids(holdout_path)
+    ids, lines = read_holdout_ids(holdout_path)
     real = _read_cohort(cohort)
-    split = split_from_holdout_ids(real, ids, file=holdout_path)
+    split = split_from_holdout_ids(real, ids, file=holdout_path, lines=lines)
     synthetic = _read_cohort(synthetic_path)
     public = None
     if public_panel is not None:

@@ -101,15 +101,17 @@ def _is_number(text: str) -> bool:
 def _check_text_column(raw: np.ndarray, missing: np.ndarray, *, file: Path, column: str) -> None:
     """A column read as text (categorical) whose values are mostly numbers is a typo, not a
     category: a stray ``zero`` in a 0/1 phenotype, ``x1`` in a covariate would otherwise turn
-    the column categorical and change the analysis silently. Name the first such value."""
+    the column categorical and change the analysis silently. Locate the first such value
+    (its line and column; the value itself is not quoted: it is a person's, and the message
+    may end up in a log)."""
     present = np.flatnonzero(~missing)
     numeric = np.array([_is_number(v) for v in raw[present]], dtype=bool)
     if len(present) and numeric.sum() * 2 > len(present):
         i = int(present[np.argmax(~numeric)])
         raise InputError(
-            f"{raw[i]!r} is not a number, but {int(numeric.sum())} of the column's "
-            f"{len(present)} values are: fix the value (missing values are NA), or make every "
-            "level of a categorical column text",
+            f"the value on this line is not a number, but {int(numeric.sum())} of the "
+            f"column's {len(present)} values are: fix the value (missing values are NA), or "
+            "make every level of a categorical column text",
             file=file,
             line=i + 2,
             column=column,
