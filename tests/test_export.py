@@ -488,6 +488,10 @@ def test_lifetime_ledger__basic_composition_caps_releases(tmp_path: Path) -> Non
     again = export(tmp_path, dest=tmp_path / "b1-again", files=data_files("a"), lifetime=ledger)
     assert not again.new_lifetime_entry
     assert ledger.total(FINGERPRINT).epsilon == 16.0
+    # and the ledger keeps both bundles it went to (the second replaced the first)
+    first = ledger.get(again.release_id)
+    assert first is not None
+    assert first.bundle == f"{(tmp_path / 'b1').resolve()}; {(tmp_path / 'b1-again').resolve()}"
 
 
 def test_lifetime_ledger__infinite_epsilon_and_conflicts(tmp_path: Path) -> None:

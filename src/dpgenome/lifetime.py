@@ -51,6 +51,8 @@ def individuals_fingerprint(sample_ids: Iterable[object]) -> str:
     return h.hexdigest()
 
 
+#: between the bundles one release was exported to
+BUNDLE_SEPARATOR = "; "
 #: used when neither ``--lifetime-db`` nor ``DPGENOME_LIFETIME_DB`` is given
 DEFAULT_DB = Path("~/.dpgenome/lifetime.sqlite")
 _SCHEMA_VERSION = 1
@@ -261,16 +263,23 @@ class LifetimeLedger:
         return True
 
     def set_status(self, release_id: str, status: str, *, bundle: str | None = None) -> None:
+        """Set a release's status; ``bundle`` is added to the bundles it was exported to
+        (``; ``-separated: the same release exported again keeps its earlier bundles)."""
         with self._connect(write=True) as con:
             if bundle is None:
                 con.execute(
                     "UPDATE releases SET status = ? WHERE release_id = ?", (status, release_id)
                 )
-            else:
-                con.execute(
-                    "UPDATE releases SET status = ?, bundle = ? WHERE release_id = ?",
-                    (status, bundle, release_id),
-                )
+                return
+            row = con.execute(
+                "SELECT bundle FROM releases WHERE release_id = ?", (release_id,)
+            ).fetchone()
+            known = [b for b in (row[0] if row else "").split(BUNDLE_SEPARATOR) if b]
+            bundles = BUNDLE_SEPARATOR.join([*known, bundle] if bundle not in known else known)
+            con.execute(
+                "UPDATE releases SET status = ?, bundle = ? WHERE release_id = ?",
+                (status, bundles, release_id),
+            )
 
     def forget_pending(self, release_id: str) -> None:
         """Remove a ``pending`` row whose export failed before anything was released."""
