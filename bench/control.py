@@ -29,6 +29,15 @@ mice nearest to a synthetic record (1 / sum p^2 of their shares, printed): each 
 the members or the holdout by the split's chance, so a larger holdout narrows the share's CI
 only while the members' subsampling dominates. ``--ways raw`` skips the public-panel control
 (about half the time per split).
+
+``--few F ...`` adds arms where a share F of the records are copies of only F x n / 10 members,
+ten records each (a synthesizer collapsing onto a few members). ``--distinct`` adds, per arm,
+:func:`dpgenome.audit.neighbours.distinct_nearest_test` on the same distances: the share of
+the distinct real mice nearest to a synthetic record that are members, its excess over the
+members' share of the real mice (sd over splits beside the hypergeometric null sd) and how
+often its exact p-value is below 0.05. No policy rule reads it.
+
+    python bench/control.py DIR --splits 60 --ways raw --copy 0.05 0.1 --few 0.1 --distinct
 """
 
 from __future__ import annotations
@@ -102,6 +111,8 @@ def main() -> None:
     ap.add_argument("--bootstrap", type=int, default=200)
     ap.add_argument("--holdout", type=float, nargs="+", default=[0.2])
     ap.add_argument("--ways", nargs="+", choices=("raw", "control"), default=["raw", "control"])
+    ap.add_argument("--few", type=float, nargs="*", default=[])
+    ap.add_argument("--distinct", action="store_true")
     args = ap.parse_args()
     t0 = time.perf_counter()
 
@@ -134,6 +145,7 @@ def main() -> None:
     )
     judged = {w: p for w, p in policies().items() if w in args.ways}
     arms = {"none": 0.0} | {f"copy {f:g}": f for f in args.copy}
+    arms |= {f"few {f:g}": f for f in args.few}
     rows = []
     for fraction in args.holdout:
         rows += holdout_rows(fraction, arms, judged, data, d_geno, d_real, config, args, rng)
@@ -167,6 +179,7 @@ def holdout_rows(
     }
     figures: dict[tuple[str, str], list[float]] = {}
     shares: dict[str, list[tuple[float, float]]] = {arm: [] for arm in arms}
+    distincts: dict[str, list[tuple[float, float, float]]] = {arm: [] for arm in arms}
     n_holdout = 0
     for s in range(args.splits):
         split = split_members(
@@ -183,7 +196,9 @@ def holdout_rows(
             if copied_share > 0:
                 k = round(copied_share * n_syn)
                 cols = rng.choice(n_syn, size=k, replace=False)
-                copied = rng.choice(members, size=k, replace=False)
+                few = arm.startswith("few")  # k records from k // 10 members, 10 each
+                copied = rng.choice(members, size=max(k // 10, 1) if few else k, replace=False)
+                copied = np.resize(copied, k)
                 dg, dp = d_geno.copy(), d_pheno.copy()
                 dg[:, cols] = d_real[:, copied]
                 dp[:, cols] = d_pheno_real[:, copied]
@@ -191,6 +206,16 @@ def holdout_rows(
                 data, dg, dp, columns, members, holdout, config, rng, control="control" in judged
             )
             nn = audit["nearest_neighbour"]
+            if args.distinct:
+                distance = ft.combine(dg, dp, ft.block_scales(dg, dp, holdout))
+                test = nb.distinct_nearest_test(distance, members, holdout)
+                distincts[arm].append(
+                    (
+                        test["distinct_share"] - test["distinct_share_null"],
+                        test["distinct_share_null_sd"],
+                        test["distinct_share_p_value"],
+                    )
+                )
             se = (nn["share_closer_to_members_ci"][1] - nn["share_closer_to_members_ci"][0]) / (
                 2 * stats.norm.ppf(0.5 + config.confidence / 2)
             )
@@ -206,10 +231,19 @@ def holdout_rows(
     rows = []
     for arm in arms:
         est, se = np.array(shares[arm]).T
+        extra: dict[str, str] = {}
+        if args.distinct:
+            excess, null_sd, p_value = np.array(distincts[arm]).T
+            extra = {
+                "distinct excess sd / null sd": f"{excess.std(ddof=1):.3f} / {null_sd.mean():.3f}",
+                "median excess": f"{np.median(excess):+.3f}",
+                "distinct p < 0.05": f"{(p_value < 0.05).mean():.3f}",
+            }
         for way in judged:
             b = blocks[arm, way]
             rows.append(
-                {
+                extra
+                | {
                     "holdout": f"{fraction:g} ({n_holdout})",
                     "share sd / boot se": f"{est.std(ddof=1):.3f} / {se.mean():.3f}",
                     "records copied": arm,

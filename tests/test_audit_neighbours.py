@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from dpgenome.audit.neighbours import (
+    distinct_nearest_test,
     exact_duplicates,
     nndr,
     phenotype_row_keys,
@@ -82,6 +83,53 @@ def test_share_closer_to_members__null_spread_is_set_by_the_nearest_real_individ
     # (covariance -0.25 / 199): var = 0.25 (sum p^2 - (1 - sum p^2) / 199)
     expected = res["share_null_sd"] * np.sqrt(1 - (n_eff - 1) / 199)
     assert np.std(shares, ddof=1) == pytest.approx(expected, rel=0.2)
+
+
+def test_distinct_nearest_test__counts_each_nearest_individual_once():
+    """Ten records nearest to member 0, one to holdout 5, one to holdout 6 and one to member
+    1: two members among four distinct individuals, where the record share would be 11 / 13;
+    the p-value is the hypergeometric tail P(X >= 2), X ~ draws of 4 from 4 + 4 (by hand:
+    (C(4,2) C(4,2) + C(4,3) C(4,1) + C(4,4)) / C(8,4) = 53 / 70)."""
+    d = np.full((8, 13), 5.0)
+    d[0, :10] = 1.0
+    d[5, 10] = d[6, 11] = 1.0
+    d[1, 12] = 1.0
+    res = distinct_nearest_test(d, np.arange(4), np.arange(4, 8))
+    assert (res["distinct_nearest"], res["distinct_nearest_members"]) == (4, 2)
+    assert res["distinct_share"] == 0.5 and res["distinct_share_null"] == 0.5
+    assert res["distinct_share_p_value"] == pytest.approx(53 / 70)
+
+
+def test_distinct_nearest_test__exact_null_over_random_splits():
+    """The hubs of the record-share test plus scattered records, 150 members / 50 holdout:
+    over random splits the share centres on 0.75 with the hypergeometric sd it reports, and
+    the p-value falls below 0.05 in at most about 5% of splits (exact test, discrete)."""
+    rng = np.random.default_rng(4)
+    weights = np.arange(1, 21) / np.arange(1, 21).sum()
+    hub = rng.choice(20, size=1000, p=weights)
+    d = rng.uniform(1.0, 2.0, size=(200, 1000))
+    hubs = rng.choice(200, size=20, replace=False)
+    d[hubs[hub[:700]], np.arange(700)] = 0.5
+    results = []
+    for _ in range(400):
+        order = rng.permutation(200)
+        results.append(distinct_nearest_test(d, order[:150], order[150:]))
+    shares = np.array([r["distinct_share"] for r in results])
+    assert shares.mean() == pytest.approx(0.75, abs=0.01)
+    assert shares.std(ddof=1) == pytest.approx(results[0]["distinct_share_null_sd"], rel=0.15)
+    rejected = np.mean([r["distinct_share_p_value"] < 0.05 for r in results])
+    assert rejected <= 0.08
+
+
+def test_share_closer_to_members__histogram_edges_do_not_show_one_record():
+    """One synthetic record far from every real individual sets no axis: the histograms' top
+    edge is the 99th percentile of the nearest distances and the record is in the last bin."""
+    rng = np.random.default_rng(2)
+    d = rng.uniform(1.0, 2.0, size=(100, 400))
+    d[:, 0] = 1000.0
+    res = share_closer_to_members(d, np.arange(50), np.arange(50, 100), rng, n_bootstrap=2)
+    assert res["dcr_members"]["edges"][-1] < 2.0
+    assert res["dcr_members"]["hist"][-1] >= 1 and sum(res["dcr_members"]["hist"]) == 400
 
 
 def test_nndr__hand_example():

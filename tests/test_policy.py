@@ -606,3 +606,21 @@ def test_describe_failing__the_epsilon_cap_shows_a_claim_over_it() -> None:
     results = {"ledger": {"epsilon": 10.0004, "delta": 1e-5, "unit": "individual"}}
     lines = describe_failing(evaluate(results, policy, context=EvaluationContext()))
     assert any("privacy.max_epsilon" in line and "measured 10.01," in line for line in lines), lines
+
+
+def test_distinct_share_rule__judges_the_exact_p_value() -> None:
+    """``min_distinct_share_p_value``: a p-value at or above the bound passes, below it fails,
+    and an audit without the test is NOT EVALUATED (a missing measurement is never a pass)."""
+    policy = parse_policy(
+        "schema_version: 1\nname: t\nnearest_neighbour:\n  min_distinct_share_p_value: 0.01\n"
+    )
+
+    def status(nn: dict[str, float]) -> Status:
+        results = {"audit": {"nearest_neighbour": nn}}
+        found = {f.rule: f for f in evaluate(results, policy, context=EvaluationContext()).findings}
+        return found["nearest_neighbour.distinct_share"].status
+
+    assert status({"distinct_share_p_value": 0.2}) is Status.PASS
+    assert status({"distinct_share_p_value": 0.01}) is Status.PASS
+    assert status({"distinct_share_p_value": 0.004}) is Status.FAIL
+    assert status({}) is Status.NOT_EVALUATED

@@ -94,6 +94,12 @@ SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
             "largest upper CI bound of the share of synthetic records closer to a member "
             "than to any holdout record (0.5 = no memorisation signal)",
         ),
+        "min_distinct_share_p_value": (
+            _PROB,
+            "smallest exact p-value of the members among the distinct real individuals nearest "
+            "to a synthetic record (a detection test: under no leak it falls below the value in "
+            "that share of releases)",
+        ),
         "max_exact_duplicate_genotypes": (_INT, "synthetic genotype rows equal to a member's"),
         "public_panel_control": (
             _BOOL,
@@ -187,6 +193,7 @@ class Policy:
     max_auc_ci_upper: float | None = None
     max_tpr_at_1pct_fpr: float | None = None
     max_share_closer_to_members_ci_upper: float | None = None
+    min_distinct_share_p_value: float | None = None
     max_exact_duplicate_genotypes: int | None = None
     public_panel_control: bool = False
     max_excess_first_degree_rate: float | None = None
@@ -361,6 +368,7 @@ def parse_policy(text: str, *, file: str = "<policy>") -> Policy:
         max_share_closer_to_members_ci_upper=get(
             "nearest_neighbour.max_share_closer_to_members_ci_upper"
         ),
+        min_distinct_share_p_value=get("nearest_neighbour.min_distinct_share_p_value"),
         max_exact_duplicate_genotypes=get("nearest_neighbour.max_exact_duplicate_genotypes"),
         public_panel_control=get("nearest_neighbour.public_panel_control", False),
         max_excess_first_degree_rate=get("kinship.max_excess_first_degree_rate"),
@@ -1114,6 +1122,18 @@ def _leakage_rules(p: Policy) -> list[RuleSpec]:
                 "share_closer_to_members",
             )
         rules.append(share)
+    if p.min_distinct_share_p_value is not None:
+        rules.append(
+            _bound_rule(
+                "nearest_neighbour.distinct_share",
+                "Members among the distinct real individuals nearest to synthetic records",
+                f"{nn}.distinct_share_p_value",
+                "nearest_neighbour.min_distinct_share_p_value",
+                min_value=p.min_distinct_share_p_value,
+                note="exact one-sided p-value (hypergeometric over the split); small when "
+                "more of them are members than the split's chance gives",
+            )
+        )
     if p.max_exact_duplicate_genotypes is not None:
         rules.append(
             _bound_rule(

@@ -327,6 +327,7 @@ def run_audits(
     neighbour = nb.share_closer_to_members(
         distance, members, holdout, rngs[4], config.confidence, n_bootstrap=config.n_bootstrap
     )
+    neighbour |= nb.distinct_nearest_test(distance, members, holdout)
     d_mh_geno = ft.genotype_distance(real_code[members], real_code[holdout])
     d_mh_pheno = None
     if columns:

@@ -213,6 +213,12 @@ def audit(
         f"effective nearest real individuals); exact duplicate genotypes "
         f"{nn['exact_duplicate_genotypes']}"
     )
+    click.echo(
+        f"members among the distinct nearest real individuals {nn['distinct_nearest_members']} "
+        f"of {nn['distinct_nearest']} ({nn['distinct_share']:.3f}, null "
+        f"{nn['distinct_share_null']:.3f} sd {nn['distinct_share_null_sd']:.3f}; exact p "
+        f"{nn['distinct_share_p_value']:.3g})"
+    )
     pc = d["public_control"]
     if "dcr_auc_excess" in pc:
         (alo, ahi), (slo, shi) = pc["dcr_auc_excess_ci"], pc["share_closer_excess_ci"]
