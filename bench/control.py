@@ -95,6 +95,7 @@ def audit_doc(
     share = nb.share_closer_to_members(
         distance, members, holdout, rng, config.confidence, n_bootstrap=config.n_bootstrap
     )
+    share |= nb.distinct_nearest_test(distance, members, holdout)  # as the suite does
     share["phenotypes_only"] = _phenotypes_only(d_pheno, columns, members, holdout, config, rng)
     doc = {"attacks": {"dcr": attack}, "nearest_neighbour": share}
     if control:
@@ -206,16 +207,13 @@ def holdout_rows(
                 data, dg, dp, columns, members, holdout, config, rng, control="control" in judged
             )
             nn = audit["nearest_neighbour"]
-            if args.distinct:
-                distance = ft.combine(dg, dp, ft.block_scales(dg, dp, holdout))
-                test = nb.distinct_nearest_test(distance, members, holdout)
-                distincts[arm].append(
-                    (
-                        test["distinct_share"] - test["distinct_share_null"],
-                        test["distinct_share_null_sd"],
-                        test["distinct_share_p_value"],
-                    )
+            distincts[arm].append(
+                (
+                    nn["distinct_share"] - nn["distinct_share_null"],
+                    nn["distinct_share_null_sd"],
+                    nn["distinct_share_p_value"],
                 )
+            )
             se = (nn["share_closer_to_members_ci"][1] - nn["share_closer_to_members_ci"][0]) / (
                 2 * stats.norm.ppf(0.5 + config.confidence / 2)
             )

@@ -16,9 +16,9 @@ cohort's content (:func:`dpgenome.release.synthetic_release_id`, so the same syn
 in another file format is the same release), for ``dpgenome export`` of a directory a hash
 of its data files. Exporting the *same* release again -- re-rendering its dossier after a
 policy change, or writing it in another format -- adds no privacy cost and is recorded
-once. Rows are written as ``pending`` before the bundle
-is moved into place and marked ``exported`` after; a crash in between leaves a ``pending``
-row that still counts (the safe side).
+once. Rows are written as ``pending`` before the bundle is moved into place and marked
+``exported`` after; a crash in between leaves a ``pending`` row that still counts (the safe
+side).
 
 Nothing individual-level is stored: fingerprints, numbers, names of policies and bundles.
 """

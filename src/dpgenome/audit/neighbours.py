@@ -127,7 +127,8 @@ def distinct_nearest_test(
     distance: np.ndarray, members: np.ndarray, holdout: np.ndarray
 ) -> dict[str, Any]:
     """How many of the *distinct* real individuals nearest to a synthetic record are members,
-    with its exact null (measured in ``bench/control.py``; no policy rule reads it).
+    with its exact null (measured in ``bench/control.py``; a policy may gate on it with
+    ``nearest_neighbour.min_distinct_share_p_value``, and no shipped policy does).
 
     The nearest individuals are found among all members and all the holdout, so the set of
     them does not depend on the split: under no leak (a synthetic cohort independent of which
