@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -32,3 +33,25 @@ def test_main__user_error_exits_2_without_traceback(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "Traceback" not in result.output + result.stderr
     assert str(tmp_path) in result.stderr
+
+
+def test_main__verbose_flag_shows_info_lines(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``-v`` did nothing: Opacus configures logging when imported (with the commands), after
+    which the group's ``logging.basicConfig`` was a no-op and the root level stayed WARNING."""
+
+    def info_lines(*flags: str, out: str) -> list[str]:
+        caplog.clear()
+        args = [*flags, "simulate", "--out", str(tmp_path / out), "--n", "30"]
+        result = CliRunner().invoke(main, [*args, "--chromosomes", "19"])
+        assert result.exit_code == 0, result.output
+        return [r.getMessage() for r in caplog.records if r.name == "dpgenome.cli.simulate"]
+
+    try:
+        assert info_lines(out="a") == []
+        assert [m.split(" in ")[0] for m in info_lines("-v", out="b")] == [
+            "simulated and wrote 30 x 1828"
+        ]
+    finally:
+        logging.getLogger().setLevel(logging.WARNING)

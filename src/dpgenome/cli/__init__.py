@@ -17,6 +17,13 @@ import click
 from dpgenome import __version__
 from dpgenome.errors import DpgenomeError
 
+#: the one log format of every command (level and logger name: ``WARNING dpgenome.release: ...``)
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+# Before the commands are registered: importing them imports Opacus, whose module_utils calls
+# logging.basicConfig with its own format at import, after which ours did nothing, and
+# ``-v``/``-vv`` showed no info or debug lines.
+logging.basicConfig(format=LOG_FORMAT)
+
 
 class _Group(click.Group):
     """Maps user errors to their exit code and a message naming file and location."""
@@ -34,8 +41,7 @@ class _Group(click.Group):
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 def main(verbose: int) -> None:
     """dpgenome: differentially private synthetic genomic cohorts, audited and policy-gated."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(logging.WARNING - 10 * min(verbose, 2))
 
 
 def _register() -> None:
