@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from dpgenome.cli import main
 from dpgenome.cohort import qc
 from dpgenome.io import read_cohort
+from dpgenome.phenotypes import cfw_schema
 
 DATA = Path(__file__).resolve().parent / "data"
 TINY = DATA / "tiny"
@@ -176,3 +177,83 @@ def test_inspect__says_what_fixes_each_phenotype_type(tmp_path: Path):
     result = _inspect(str(TINY / "parker"), "--pheno-schema", str(schema))
     assert result.exit_code == 2, result.output
     assert "pheno.csv, line 2, column round: 40 level(s) not among" in result.output
+
+
+def _recode(tmp_path: Path) -> Path:
+    """The tiny cohort with rounds outside the public CFW schema's (SW99) and the CFW binary
+    ``deaf`` coded 1/2."""
+    cohort = tmp_path / "recoded"
+    shutil.copytree(TINY / "parker", cohort)
+    rows = (cohort / "pheno.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    at = header.index("round")
+    out = [f"{rows[0]},deaf"]
+    for i, row in enumerate(rows[1:]):
+        fields = row.split(",")
+        if i % 5 == 1:
+            fields[at] = "SW99"
+        out.append(",".join(fields) + (",2" if i % 3 == 0 else ",1"))
+    (cohort / "pheno.csv").write_text("\n".join(out) + "\n")
+    return cohort
+
+
+def test_inspect__counts_phenotype_values_the_synthesizer_reads_as_missing(tmp_path: Path):
+    """A level outside a column's public levels (and a binary value other than 0/1) used to be
+    trained on as missing, unannounced: inspect counts them per column (after sample QC),
+    says why and what to do, in text and JSON, quoting no value and no sample id."""
+    cohort = _recode(tmp_path)
+    kept, _ = qc(read_cohort(cohort))
+    levels = cfw_schema().columns["round"].levels
+    rounds = kept.phenotypes["round"]
+    n_round = int((rounds.notna() & ~rounds.isin(levels)).sum())
+    n_deaf = int((kept.phenotypes["deaf"] == 2).sum())
+    assert (n_round, n_deaf) == (7, 13)  # of the 38 samples QC keeps
+
+    result = _inspect(str(cohort))
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert (
+        "  round: 7 observed value(s) have a level not in the schema (type from public CFW "
+        "table): synthesize and release train on them as missing; declare the column's levels "
+        "in a --pheno-schema file or recode the values"
+    ) in text
+    assert (
+        "  deaf: 13 observed value(s) are not 0 or 1 (type from public CFW table): synthesize "
+        "and release refuse the column (its type read from the data is not the schema's); "
+        "recode the column to 0 / 1 or declare its type (and levels) in a --pheno-schema file"
+    ) in text
+    doc = json.loads(_inspect(str(cohort), "--json").stdout)
+    assert doc["phenotype_values_encoded_as_missing"] == [
+        {
+            "name": "round",
+            "count": 7,
+            "reason": "level not in the schema",
+            "refused": False,
+            "typed_by": "public CFW table",
+        },
+        {
+            "name": "deaf",
+            "count": 13,
+            "reason": "not 0 or 1",
+            "refused": True,
+            "typed_by": "public CFW table",
+        },
+    ]
+    ids = read_cohort(cohort).sample_ids.astype(str)
+    for out in (text, json.dumps(doc)):
+        assert "SW99" not in out and not [i for i in ids if i in out]
+
+    # clean columns: no line, an empty list
+    clean = _inspect(str(TINY / "parker"), "--json")
+    assert json.loads(clean.stdout)["phenotype_values_encoded_as_missing"] == []
+    assert "observed value(s)" not in _inspect(str(TINY / "parker")).output
+    # a --pheno-schema declaration covering the values (it replaces the CFW entries)
+    schema = tmp_path / "s.yaml"
+    schema.write_text(
+        "columns:\n"
+        f"  round: {{type: categorical, levels: [{', '.join([*levels, 'SW99'])}]}}\n"
+        "  deaf: {type: categorical, levels: [1, 2]}\n"
+    )
+    declared = _inspect(str(cohort), "--pheno-schema", str(schema), "--json")
+    assert declared.exit_code == 0, declared.output
+    assert json.loads(declared.stdout)["phenotype_values_encoded_as_missing"] == []

@@ -4,6 +4,7 @@ members' own data, checked against the cohort, named in the ledger."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -17,8 +18,13 @@ from dpgenome.cli import main
 from dpgenome.cohort import PhenoType, analysis_subset, qc
 from dpgenome.errors import ConfigError, InputError
 from dpgenome.io import read_cohort, write_cohort
-from dpgenome.phenoschema import read_pheno_schema, typed_from_data
-from dpgenome.phenotypes import PhenotypeConfig, cfw_schema, dp_binned_columns
+from dpgenome.phenoschema import (
+    read_pheno_schema,
+    typed_from_data,
+    values_encoded_as_missing,
+    warn_values_encoded_as_missing,
+)
+from dpgenome.phenotypes import EncodedMissing, PhenotypeConfig, cfw_schema, dp_binned_columns
 from dpgenome.synthesize import PHENOTYPE_BINS, SynthConfig, synthesize
 from dpgenome.testing import ToyConfig, toy_cohort
 
@@ -208,6 +214,61 @@ def test_apply__strict_refuses_columns_nothing_public_declares(tmp_path) -> None
     assert err.value.column == "bw"
     full = strict + "  bw: {type: continuous, range: [0, 100]}\n"
     assert read_pheno_schema(_write(tmp_path, full, "f.yaml")).apply(cohort).n_samples == 160
+
+
+def test_warn_values_encoded_as_missing__per_column_counts_only(tmp_path, caplog) -> None:
+    """The synthesizer's encoding reads a level outside the schema's, or a binary value other
+    than 0 / 1, as missing: one warning per such column (count, reason, what types it, what
+    to do), quoting no value and no sample id. A CFW binary column coded 1/2 is typed
+    continuous by its values, and the fit refuses it (listed, not warned of); a clean cohort,
+    or a declaration that covers the values, gives nothing."""
+    clean, _ = toy_cohort(3, TOY)
+    pheno = clean.phenotypes.copy()
+    rows = pheno.index[pheno["round"].notna()][:4]
+    pheno.loc[rows, "round"] = "SW99"  # not a round of the public CFW schema
+    one_two = np.where(np.arange(clean.n_samples) % 4 == 0, 2.0, 1.0)  # 40 of 160 are 2
+    pheno["smoker"] = one_two  # typed binary by the caller, outside every schema
+    pheno["deaf"] = one_two  # binary in the CFW schema
+    cohort = replace(
+        clean, phenotypes=pheno, pheno_types={**clean.pheno_types, "smoker": PhenoType.BINARY}
+    )
+    assert cohort.pheno_types["deaf"] == PhenoType.CONTINUOUS
+    assert values_encoded_as_missing(cohort) == [
+        EncodedMissing("round", 4, "levels", False, "public CFW table"),
+        EncodedMissing("smoker", 40, "binary", False, "data"),
+        EncodedMissing("deaf", 40, "binary", True, "public CFW table"),
+    ]
+    with caplog.at_level(logging.WARNING):
+        warned = warn_values_encoded_as_missing(cohort, PhenotypeConfig())
+    assert [w.column for w in warned] == ["round", "smoker"]
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert messages == [
+        "phenotype column 'round': 4 observed value(s) have a level not in the schema (type "
+        "from public CFW table): they are trained on as missing, so the synthetic column's "
+        "missing share is inflated; declare the column's levels in a --pheno-schema file or "
+        "recode the values",
+        "phenotype column 'smoker': 40 observed value(s) are not 0 or 1 (type from data): they "
+        "are trained on as missing, so the synthetic column's missing share is inflated; "
+        "recode the column to 0 / 1 or declare its type (and levels) in a --pheno-schema file",
+    ]
+    assert "SW99" not in caplog.text
+    assert not [i for i in cohort.sample_ids.astype(str) if i in caplog.text]
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert warn_values_encoded_as_missing(clean) == []
+    assert not caplog.records
+    declared = read_pheno_schema(
+        _write(
+            tmp_path,
+            "columns:\n"
+            "  round: {type: categorical, levels: [SW14, SW15, SW16, SW17, SW18, SW99]}\n"
+            "  smoker: {type: categorical, levels: [1, 2]}\n"
+            "  deaf: {type: continuous, values: [1, 2]}\n",
+        )
+    )
+    fixed = declared.apply(cohort)
+    assert values_encoded_as_missing(fixed, PhenotypeConfig(declared=declared)) == []
 
 
 def _members(cohort):

@@ -6,6 +6,7 @@ at --out on BLOCK, and a re-run after a policy change that neither retrains nor 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -373,6 +374,26 @@ def test_release__an_unwritable_out_fails_before_any_work(tmp_path: Path) -> Non
     )
     assert result.exit_code == 2, result.output
     assert "cannot create the output directory" in result.output and "is a file" in result.output
+
+
+def test_ingest__warns_of_phenotype_values_trained_as_missing(tmp_path: Path, caplog) -> None:
+    """A release (and a sweep) ingests once: the members' rounds outside the public CFW
+    schema's, which the synthesizer trains on as missing, are a warning there (count and
+    reason, no value); the other columns are clean and give none."""
+    cohort = read_cohort(Path(__file__).parent / "data" / "tiny" / "parker")
+    cohort.phenotypes.loc[::3, "round"] = "SW99"
+    write_cohort(cohort, tmp_path / "c", "parker")
+    config = ReleaseConfig(cohort=str(tmp_path / "c"), pheno="BMD", policy="x", out="x")
+    with caplog.at_level(logging.WARNING):
+        ing = ingest(config)
+    n_bad = int((ing.members.phenotypes["round"] == "SW99").sum())
+    assert n_bad > 0
+    warned = [r.getMessage() for r in caplog.records if "phenotype column" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith(
+        f"phenotype column 'round': {n_bad} observed value(s) have a level not in the schema "
+        "(type from public CFW table): they are trained on as missing"
+    )
+    assert "SW99" not in caplog.text
 
 
 def test_release__pheno_schema_is_read_before_any_work_and_keys_the_cache(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import replace
 
@@ -617,6 +618,44 @@ def test_cli_synthesize__unknown_phenotype_is_a_user_error(tmp_path) -> None:
     )
     assert result.exit_code == 2
     assert "nope" in result.output
+
+
+def test_cli_synthesize__warns_of_phenotype_values_trained_as_missing(tmp_path, caplog) -> None:
+    """Rounds outside the public CFW schema's were trained on as missing, unannounced: the
+    command warns, naming the column, the count among the training samples and the reason
+    (no value, no sample id), and trains as before; the clean columns give no warning."""
+    cohort, _ = _toy(1, replace(TOY, n=40))
+    rows = cohort.phenotypes.index[cohort.phenotypes["round"].notna()][::4]
+    cohort.phenotypes.loc[rows, "round"] = "SW99"
+    src = tmp_path / "c"
+    write_cohort(cohort, src, "parker")
+    real, report = qc(read_cohort(src))
+    n_bad = int((analysis_subset(real, "BMD", [], report).phenotypes["round"] == "SW99").sum())
+    assert n_bad > 0
+    with caplog.at_level(logging.WARNING):
+        result = CliRunner().invoke(
+            main,
+            [
+                "synthesize",
+                str(src),
+                "--pheno",
+                "BMD",
+                "--epsilon",
+                "inf",
+                "--out",
+                str(tmp_path / "o"),
+            ],
+        )
+    assert result.exit_code == 0, result.output
+    warned = [r.getMessage() for r in caplog.records if "phenotype column" in r.getMessage()]
+    assert warned == [
+        f"phenotype column 'round': {n_bad} observed value(s) have a level not in the schema "
+        "(type from public CFW table): they are trained on as missing, so the synthetic "
+        "column's missing share is inflated; declare the column's levels in a --pheno-schema "
+        "file or recode the values"
+    ]
+    assert "SW99" not in caplog.text
+    assert not [i for i in map(str, cohort.sample_ids) if i in caplog.text]
 
 
 def _gwas_corr(cohort, ids: list[str]) -> np.ndarray:

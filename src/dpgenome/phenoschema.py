@@ -47,7 +47,16 @@ from dpgenome.cohort import Cohort, PhenoType
 from dpgenome.config import config_key_lines, load_config_file
 from dpgenome.errors import ConfigError, InputError
 from dpgenome.io.pheno import find_pheno, pheno_line
-from dpgenome.phenotypes import ColumnSchema, PhenoSchema, cfw_schema, derived_columns
+from dpgenome.phenotypes import (
+    ColumnSchema,
+    EncodedMissing,
+    PhenoSchema,
+    PhenotypeConfig,
+    cfw_schema,
+    derived_columns,
+    encoded_as_missing,
+    public_column_specs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +157,45 @@ def typed_from_data(
 ) -> list[str]:
     """The modelled columns whose type nothing public fixes (:func:`type_sources`)."""
     return [c for c, src in type_sources(columns, schema, declared).items() if src == "data"]
+
+
+def values_encoded_as_missing(
+    cohort: Cohort, config: PhenotypeConfig | None = None
+) -> list[EncodedMissing]:
+    """The phenotype columns of ``cohort`` (declarations already applied) whose observed
+    values the synthesizer's encoding under ``config`` (default: the public CFW schema) turns
+    into missing -- a level outside a categorical column's public or declared levels, a
+    value other than 0 / 1 of a binary column -- with the count, the reason and what types
+    the column (:func:`type_sources`). The encoding :func:`dpgenome.phenotypes.fit_phenotypes`
+    trains on, so ``dpgenome inspect`` and a release agree. Counts and names only."""
+    config = PhenotypeConfig() if config is None else config
+    table = cohort.phenotypes
+    specs = public_column_specs(list(table.columns), cohort.pheno_types, config)
+    base = replace(config, declared=None).resolved_schema()
+    typed_by = type_sources(table.columns, base, config.declared)
+    found = encoded_as_missing(table, specs, cohort.pheno_types)
+    return [replace(lost, typed_by=typed_by[c]) for c, lost in found.items()]
+
+
+def warn_values_encoded_as_missing(
+    members: Cohort, config: PhenotypeConfig | None = None
+) -> list[EncodedMissing]:
+    """Log a warning per phenotype column of the training ``members`` with observed values
+    the encoding turns into missing (:func:`values_encoded_as_missing`): the synthesizer
+    trains on them as missing, so the synthetic column's missing share is inflated. Names
+    and counts only (the log is not a release artefact, but a value is a person's). A column
+    the synthesizer refuses (its type in the cohort is not the schema's) is left to that
+    error."""
+    found = [lost for lost in values_encoded_as_missing(members, config) if not lost.refused]
+    for lost in found:
+        log.warning(
+            "phenotype column %r: %s: they are trained on as missing, so the synthetic "
+            "column's missing share is inflated; %s",
+            lost.column,
+            lost.describe(),
+            lost.remedy,
+        )
+    return found
 
 
 def data_typed_assumption(columns: list[str]) -> str:

@@ -49,7 +49,11 @@ from dpgenome.fidelity import cohort_fidelity, compare_gwas, gwas_rows
 from dpgenome.gwas import linear_gwas
 from dpgenome.io import detect_format, read_cohort, write_cohort
 from dpgenome.lifetime import LifetimeLedger, default_db_path, individuals_fingerprint
-from dpgenome.phenoschema import DeclaredSchema, read_pheno_schema
+from dpgenome.phenoschema import (
+    DeclaredSchema,
+    read_pheno_schema,
+    warn_values_encoded_as_missing,
+)
 from dpgenome.policy import Evaluation, Override, load_policy
 from dpgenome.synthesize import SynthConfig, SynthResult, columns_typed_from_data, synthesize
 
@@ -240,6 +244,8 @@ def ingest(config: ReleaseConfig) -> Ingested:
         cohort, holdout_fraction=config.holdout_fraction, seed=config.seed, stratify=config.pheno
     )
     members = cohort.take_samples(split.members)
+    # observed values the phenotype encoding reads as missing: a warning (counts only)
+    warn_values_encoded_as_missing(members, synth_config(config).phenotypes)
     public = None if panel is None else align_panel(panel, cohort.variants)
     return Ingested(
         cohort, split, members, public, report, fmt, file_hashes(config.cohort), fingerprint

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from dpgenome.cohort import Cohort, PhenoType, QCConfig, qc
-from dpgenome.phenoschema import DeclaredSchema, type_sources
-from dpgenome.phenotypes import cfw_schema
+from dpgenome.phenoschema import DeclaredSchema, type_sources, values_encoded_as_missing
+from dpgenome.phenotypes import EncodedMissing, PhenotypeConfig, cfw_schema
 
 #: MAF histogram edges (the last bin is closed: [0.4, 0.5])
 MAF_EDGES: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
@@ -57,6 +57,9 @@ class CohortSummary:
     maf_median: float | None
     phenotypes: list[PhenoSummary] = field(default_factory=list)
     qc: list[dict[str, Any]] = field(default_factory=list)
+    #: observed phenotype values the synthesizer's encoding turns into missing, per column
+    #: (counts only: :func:`dpgenome.phenoschema.values_encoded_as_missing`)
+    encoded_missing: list[EncodedMissing] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +98,7 @@ class CohortSummary:
                 for p in self.phenotypes
             ],
             "qc": list(self.qc),
+            "phenotype_values_encoded_as_missing": [e.to_dict() for e in self.encoded_missing],
         }
 
     def lines(self) -> list[str]:
@@ -142,6 +146,14 @@ class CohortSummary:
                 f"{' ...' if len(categorical) > 8 else ''}): a DP release refuses them undeclared "
                 "(their level set is the members'); declare their levels"
             )
+        for e in self.encoded_missing:
+            effect = (
+                "synthesize and release refuse the column (its type read from the data is "
+                "not the schema's)"
+                if e.refused
+                else "synthesize and release train on them as missing"
+            )
+            out.append(f"  {e.column}: {e.describe()}: {effect}; {e.remedy}")
         out.append("QC:")
         out += [
             f"  dropped {s['removed']} {s['unit']}: {s['reason']} ({s['remaining']} left)"
@@ -162,12 +174,15 @@ def summarize(
     declared: DeclaredSchema | None = None,
 ) -> CohortSummary:
     """Counts, missingness, MAF distribution and phenotype types of ``cohort`` and of its QC'd
-    version (QC of Parker et al. 2016, :func:`dpgenome.cohort.qc`); ``declared``: a
+    version (QC of Parker et al. 2016, :func:`dpgenome.cohort.qc`), and how many observed
+    phenotype values the synthesizer's encoding would turn into missing; ``declared``: a
     ``--pheno-schema`` file's types, applied first."""
     if declared is not None:
         cohort = declared.apply(cohort)
     typed_by = type_sources(cohort.phenotypes.columns, cfw_schema(), declared)
     kept, report = qc(cohort, config or QCConfig())
+    # the schema the synthesizer encodes with (synthesize and release: the same config)
+    encoded_missing = values_encoded_as_missing(kept, PhenotypeConfig(declared=declared))
     dos = cohort.dosages
     missing = np.isnan(dos)
     with np.errstate(invalid="ignore"):
@@ -212,4 +227,5 @@ def summarize(
         maf_median=float(np.median(maf)) if len(maf) else None,
         phenotypes=phenos,
         qc=report.to_dict(),
+        encoded_missing=encoded_missing,
     )

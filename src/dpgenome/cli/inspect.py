@@ -25,7 +25,9 @@ def inspect(
     """Summarise the cohort in directory COHORT (Parker text, PLINK or VCF, plus pheno.csv):
     samples, SNPs per chromosome, missingness, MAF distribution, phenotype types and
     missingness (and what fixes each type: the public CFW schema, a --pheno-schema file, or
-    the data), and every count dropped by QC and why. Aggregates only: no sample ids."""
+    the data), how many observed phenotype values the synthesizer would read as missing (a
+    level outside the schema's, a binary value other than 0/1), and every count dropped by
+    QC and why. Aggregates only: no sample ids, no values."""
     from dpgenome.cohort import QCConfig
     from dpgenome.io import detect_format, read_cohort
     from dpgenome.phenoschema import read_pheno_schema

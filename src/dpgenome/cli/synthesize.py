@@ -128,7 +128,7 @@ def synthesize(
     from dpgenome.cohort import align_panel, analysis_subset, qc
     from dpgenome.io import detect_format, read_cohort, write_cohort
     from dpgenome.io.files import atomic_directory
-    from dpgenome.phenoschema import read_pheno_schema
+    from dpgenome.phenoschema import read_pheno_schema, warn_values_encoded_as_missing
     from dpgenome.phenotypes import PhenotypeConfig
     from dpgenome.policy import fmt_claim
     from dpgenome.synthesize import SynthConfig
@@ -162,6 +162,7 @@ def synthesize(
         secure_mode=secure_mode,
         phenotypes=PhenotypeConfig(declared=declared),
     )
+    warn_values_encoded_as_missing(members, config.phenotypes)
     result = run(members, config, public)
     ledger = result.ledger.to_dict()
     summary = {
