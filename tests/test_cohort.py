@@ -10,6 +10,7 @@ patsy's treatment coding (the formula layer of statsmodels), exactly.
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -375,6 +376,28 @@ def test_align_panel__flips_snps_listed_the_other_way_round(tiny: Cohort):
     with pytest.raises(CohortError, match=r"panel_dir: .* alleles differ .* at 1 SNP\(s\)") as err:
         align_panel(panel, strand)
     assert repr(str(strand.loc[2, "id"])) in str(err.value)
+
+
+def test_align_panel__warns_of_a_t_and_c_g_snps_flipped_as_swaps(tiny: Cohort, caplog):
+    """At an A/T or C/G SNP a swap looks the same as the other strand: flipped as a swap (the
+    panel's other SNPs show its strand), with a warning giving their count; a swapped A/G SNP
+    and an A/T SNP in the same order give none."""
+    panel = _panel_of(tiny.take_variants(np.arange(4)))
+    panel.variants[["ref", "alt"]] = [["A", "T"], ["C", "G"], ["A", "G"], ["T", "A"]]
+    cohort_map = panel.variants.copy()
+    cohort_map[["ref", "alt"]] = [["T", "A"], ["G", "C"], ["G", "A"], ["T", "A"]]
+    with caplog.at_level(logging.WARNING, logger="dpgenome.cohort"):
+        out = align_panel(panel, cohort_map)
+    flipped = np.array([True, True, True, False])
+    np.testing.assert_array_equal(out.dosages[:, flipped], 2 - panel.dosages[:, flipped])
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and warned[0].startswith("2 A/T or C/G SNP(s) are listed the other")
+    assert repr(str(panel.variants.loc[0, "id"])) in warned[0]
+    caplog.clear()
+    cohort_map.loc[[0, 1], ["ref", "alt"]] = [["A", "T"], ["C", "G"]]
+    with caplog.at_level(logging.WARNING, logger="dpgenome.cohort"):
+        align_panel(panel, cohort_map)
+    assert caplog.records == []
 
 
 def test_align_panel__one_missing_label_is_decided_by_the_known_one(tiny: Cohort):

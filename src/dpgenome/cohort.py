@@ -16,6 +16,7 @@ Readers build cohorts (``dpgenome.io``); every later stage takes and returns typ
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -25,6 +26,8 @@ import numpy as np
 import pandas as pd
 
 from dpgenome.errors import CohortError, InputError
+
+log = logging.getLogger(__name__)
 
 #: Chromosome names accepted in any input (a leading ``chr`` is stripped); order is sort order.
 CHROMOSOME_ORDER: tuple[str, ...] = (*tuple(str(i) for i in range(1, 39)), "X", "Y", "MT")
@@ -309,7 +312,13 @@ def align_panel(public: Cohort, variants: pd.DataFrame) -> Cohort:
     (``NA``, ``.``, ``0``: PLINK writes ``0`` for the allele of a SNP monomorphic in its
     file) decides nothing; the known labels do: cohort ``G/0`` against panel ``A/G`` is a
     swap, against ``G/A`` the same order, against ``A/T`` an error. A SNP whose known labels
-    fit both orders (no label on one side) is kept as it is."""
+    fit both orders (no label on one side) is kept as it is.
+
+    An A/T or C/G SNP listed the other way round is flipped as a swap, but at such a SNP a
+    swap cannot be told from the other strand (T/A on the other strand is A/T). The other
+    SNPs show the panel's strand (another strand there is an error), so those flips are right
+    unless the panel's strand differs at the A/T and C/G SNPs alone; their count is logged
+    as a warning (labels only, no data)."""
     ids = [str(v) for v in variants["id"]]
     index = {str(v): i for i, v in enumerate(public.variants["id"].tolist())}
     missing = [v for v in ids if v not in index]
@@ -343,6 +352,18 @@ def align_panel(public: Cohort, variants: pd.DataFrame) -> Cohort:
         )
     if not swapped.any():
         return aligned
+    pairs = np.char.add(ours[0].astype(str), ours[1].astype(str))
+    ambiguous = swapped & np.isin(pairs, ("AT", "TA", "CG", "GC"))
+    if ambiguous.any():
+        log.warning(
+            "%d A/T or C/G SNP(s) are listed the other way round in the public panel %s (e.g. "
+            "%r) and were flipped as swaps; at such SNPs a swap looks the same as the other "
+            "strand: the panel's other SNPs are on the cohort's strand, so check the panel "
+            "was not strand-aligned apart from its A/T and C/G SNPs",
+            int(ambiguous.sum()),
+            public.source,
+            ids[int(np.argmax(ambiguous))],
+        )
     cols = np.flatnonzero(swapped)
     dosages = aligned.dosages.copy()
     dosages[:, cols] = 2.0 - dosages[:, cols]
