@@ -301,6 +301,67 @@ def test_read_pheno_csv__tsv_delimiter_is_sniffed(tmp_path: Path):
     assert table["age"].tolist() == [3.0, 4.0] and table["sex"].tolist() == ["F", "M"]
 
 
+def test_read_pheno_csv__spaces_after_delimiters_and_blank_lines_read_as_clean(tmp_path: Path):
+    # a hand-written "a, b, NA" file: " NA" is missing and " SW18" the level "SW18"
+    path = tmp_path / "pheno.csv"
+    path.write_text('id, bw, round, sex\n a, 1.5, "SW1", F\n\nb, NA , SW2 ,M\n')
+    table = read_pheno_csv(path)
+    assert table.index.tolist() == ["a", "b"]
+    np.testing.assert_array_equal(table["bw"].to_numpy(), [1.5, np.nan])
+    assert table["round"].tolist() == ["SW1", "SW2"] and table["sex"].tolist() == ["F", "M"]
+
+
+def test_read_pheno_csv__plink_fid_iid_key_is_no_phenotype(tmp_path: Path):
+    # PLINK's key is FID + IID: the family id (often the sample id again) is not a phenotype
+    path = tmp_path / "pheno.txt"
+    path.write_text("FID\tIID\tbw\nf1\ts1\t3\nf2\ts2\t4\n")
+    table = read_pheno_csv(path)
+    assert table.columns.tolist() == ["bw"] and table.index.tolist() == ["s1", "s2"]
+
+
+def test_read_pheno_csv__lines_are_file_lines_after_a_multi_line_field(tmp_path: Path):
+    path = tmp_path / "pheno.csv"
+    path.write_text('id,note,mixup\na,"two\nlines",no\nb,x,no\nc,y,perhaps\n')
+    with pytest.raises(InputError, match="flag value is not yes/no") as err:
+        read_pheno_csv(path)
+    assert (err.value.line, err.value.column) == (5, "mixup")
+
+
+def test_read_cohort__map_written_by_r_with_quotes_reads_as_clean(tmp_path: Path):
+    # R's write.table quotes every text field by default, the header's names too
+    d = _copy(tmp_path)
+    rows = [line.split(" ") for line in (d / "map.txt").read_text().splitlines()]
+    quoted = [
+        " ".join(f'"{v}"' if k in (0, 3, 4) or i == 0 else v for k, v in enumerate(r))
+        for i, r in enumerate(rows)
+    ]
+    (d / "map.txt").write_text("\n".join(quoted) + "\n")
+    assert_same_cohort(read_cohort(d), read_cohort(TINY / "parker"))
+
+
+def _text_files(directory: Path, fmt: str) -> list[Path]:
+    if fmt == "vcf":  # the BGZF file as plain text
+        vcf = directory / "cohort.vcf"
+        vcf.write_bytes(gzip.decompress((directory / "cohort.vcf.gz").read_bytes()))
+        (directory / "cohort.vcf.gz").unlink()
+    return sorted(p for p in directory.iterdir() if p.suffix != ".bed")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("change", ["bom", "crlf", "bom+crlf"])
+def test_read_cohort__bom_and_crlf_read_as_the_clean_file(tmp_path: Path, fmt: str, change: str):
+    # Windows tools write a UTF-8 byte-order mark and CRLF line ends: same cohort, not an error
+    d = _copy(tmp_path, fmt)
+    for path in _text_files(d, fmt):
+        data = path.read_bytes()
+        if "crlf" in change:
+            data = data.replace(b"\n", b"\r\n")
+        if "bom" in change:
+            data = b"\xef\xbb\xbf" + data
+        path.write_bytes(data)
+    assert_same_cohort(read_cohort(d), read_cohort(TINY / fmt))
+
+
 # ---------------------------------------------------------------------------- bad input
 
 
@@ -682,6 +743,146 @@ def vcf_bad_gt(tmp_path):
         "1\t10\tv1\tA\tG\t.\t.\t.\tGT\t0/1\t0/1/1\n"
     )
     return d, "x.vcf", 3, "11 (sample 2)", "genotype is not a 0/1 call"
+
+
+def _replace_bytes(path: Path, old: bytes, new: bytes) -> None:
+    data = path.read_bytes()
+    assert old in data, old
+    path.write_bytes(data.replace(old, new, 1))
+
+
+def _semicolon_decimal_comma(path: Path) -> None:
+    """Rewrite a pheno.csv as a spreadsheet in a decimal-comma locale saves it."""
+    lines = path.read_text().split("\n")
+    path.write_text("\n".join(line.replace(",", ";").replace(".", ",") for line in lines))
+
+
+@bad_input
+def decimal_comma_pheno(tmp_path):
+    # every number of BMD (NA on lines 2, 3) would otherwise be text: a categorical column
+    d = _copy(tmp_path)
+    _semicolon_decimal_comma(d / "pheno.csv")
+    return d, "pheno.csv", 4, "BMD", "values are numbers written with a comma"
+
+
+@bad_input
+def one_decimal_comma_in_pheno(tmp_path):
+    d = _copy(tmp_path, "plink")
+    _set_bmd(d, 7, '"1,84"')
+    return d, "pheno.csv", 7, "BMD", "1 of the column's .* written with a comma"
+
+
+@bad_input
+def unnamed_pheno_column(tmp_path):
+    # R's write.csv writes row names as a first column with an empty name
+    d = _copy(tmp_path)
+    lines = (d / "pheno.csv").read_text().split("\n")
+    lines = ['""' + "," + lines[0]] + [f"{i},{t}" for i, t in enumerate(lines[1:], 1) if t]
+    (d / "pheno.csv").write_text("\n".join(lines) + "\n")
+    return d, "pheno.csv", 1, 1, "column 1 has no name"
+
+
+@bad_input
+def both_id_and_iid_in_pheno(tmp_path):
+    d = _copy(tmp_path)
+    text = (d / "pheno.csv").read_text().split("\n")
+    text = [t.split(",")[0] + "," + t if t else t for t in text]
+    text[0] = text[0].replace("id,id,", "id,IID,", 1)
+    (d / "pheno.csv").write_text("\n".join(text))
+    return d, "pheno.csv", 1, "IID", "two sample id columns"
+
+
+@bad_input
+def latin1_sample_id_in_geno(tmp_path):
+    # decoded with replacement, two such ids became equal, or one matched no phenotype row
+    d = _copy(tmp_path)
+    _replace_bytes(d / "geno.txt", b"\nM0700003 ", b"\nM07\xe90003 ")
+    return d, "geno.txt", 5, "id", "not UTF-8 text"
+
+
+@bad_input
+def latin1_sample_id_in_fam(tmp_path):
+    d = _copy(tmp_path, "plink")
+    _replace_bytes(d / "cohort.fam", b"M0700002 M0700002", b"M07\xe90002 M07\xe90002")
+    return d, "cohort.fam", 3, None, "not UTF-8 text"
+
+
+@bad_input
+def latin1_sample_id_in_vcf(tmp_path):
+    d = _copy(tmp_path, "vcf")
+    _text_files(d, "vcf")
+    _replace_bytes(d / "cohort.vcf", b"\tM0700001\t", b"\tM07\xe90001\t")
+    return d, "cohort.vcf", 8, "11 (sample 2)", "not UTF-8 text"
+
+
+@bad_input
+def latin1_pheno(tmp_path):
+    d = _copy(tmp_path)
+    _replace_bytes(d / "pheno.csv", b",SW18\n", b",SW\xe918\n")
+    return d, "pheno.csv", 2, None, "not UTF-8 text"
+
+
+@bad_input
+def utf16_pheno(tmp_path):
+    # Excel's "Unicode Text"
+    d = _copy(tmp_path)
+    (d / "pheno.csv").write_bytes((d / "pheno.csv").read_text().encode("utf-16"))
+    return d, "pheno.csv", None, None, "UTF-16 text"
+
+
+@bad_input
+def trailing_space_in_geno_header(tmp_path):
+    d = _copy(tmp_path)
+    _replace_bytes(d / "geno.txt", b"\n", b" \n")
+    return d, "geno.txt", 1, None, "field 123 of the header is empty"
+
+
+@bad_input
+def quoted_geno_header(tmp_path):
+    d = _copy(tmp_path)
+    _replace_bytes(d / "geno.txt", b"id discard ", b'"id" "discard" ')
+    return d, "geno.txt", 1, None, r"must not be quoted \(R: write.table"
+
+
+@bad_input
+def geno_with_bare_cr_line_ends(tmp_path):
+    d = _copy(tmp_path)
+    (d / "geno.txt").write_bytes((d / "geno.txt").read_bytes().replace(b"\n", b"\r"))
+    return d, "geno.txt", 1, None, "lines end in a bare CR"
+
+
+@bad_input
+def vcf_blank_line_before_header(tmp_path):
+    d = _copy(tmp_path, "vcf")
+    _text_files(d, "vcf")
+    _replace_bytes(d / "cohort.vcf", b"\n#CHROM", b"\n\n#CHROM")
+    return d, "cohort.vcf", 8, None, "neither a '##' meta-information line nor the '#CHROM'"
+
+
+@bad_input
+def vcf_duplicate_sample_is_located(tmp_path):
+    d = _copy(tmp_path, "vcf")
+    _text_files(d, "vcf")
+    _replace_bytes(d / "cohort.vcf", b"\tM0700003\t", b"\tM0700001\t")
+    return d, "cohort.vcf", 8, "13 (sample 4)", r"duplicate sample id \(first in column 11"
+
+
+@bad_input
+def dangling_pheno_link(tmp_path):
+    # read as "no pheno.csv": a cohort without phenotypes
+    d = _copy(tmp_path)
+    (d / "pheno.csv").unlink()
+    (d / "pheno.csv").symlink_to(tmp_path / "absent.csv")
+    return d, "pheno.csv", None, None, "cannot open"
+
+
+@bad_input
+def dangling_qual_link(tmp_path):
+    # read as "no .qual": every SNP's quality missing, so the quality filter dropped none
+    d = _copy(tmp_path, "plink")
+    (d / "cohort.qual").unlink()
+    (d / "cohort.qual").symlink_to(tmp_path / "absent.qual")
+    return d, "cohort.qual", None, None, "cannot open"
 
 
 @pytest.mark.parametrize("make", BAD_INPUT, ids=[f.__name__ for f in BAD_INPUT])

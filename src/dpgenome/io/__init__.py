@@ -33,7 +33,8 @@ FORMATS: tuple[str, ...] = ("parker", "plink", "vcf")
 
 
 def _candidates(directory: Path) -> dict[str, list[Path]]:
-    names = sorted(p for p in directory.iterdir() if p.is_file())
+    # a dangling symbolic link counts: reading it then fails naming the file
+    names = sorted(p for p in directory.iterdir() if p.is_file() or not p.exists())
     return {
         "parker": [p for p in names if p.name in GENO_NAMES],
         "plink": [p for p in names if p.suffix == ".bed"],

@@ -3,6 +3,7 @@ and atomic creation of a cohort directory (all files appear at once, or none).""
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import json
 import os
@@ -18,6 +19,72 @@ from typing import IO, cast
 from dpgenome.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
+#: the byte-order mark Windows tools (Excel, Notepad) put at the start of UTF-8 text
+UTF8_BOM = codecs.BOM_UTF8
+
+
+def present(path: Path) -> bool:
+    """``path`` exists, or is a symbolic link to a missing file: a dangling link to a
+    companion file (``pheno.csv``, ``.qual``) must fail on opening, naming it, not read as
+    though the file were not there."""
+    return path.exists() or path.is_symlink()
+
+
+def strip_bom(data: bytes) -> bytes:
+    """``data`` without a leading UTF-8 byte-order mark."""
+    return data[len(UTF8_BOM) :] if data.startswith(UTF8_BOM) else data
+
+
+def decode_utf8(
+    raw: bytes, *, file: Path, line: int | None, column: str | int | None = None
+) -> str:
+    """``raw`` as UTF-8 text; other bytes (Latin-1 or Windows-1252 from an older tool) are an
+    error naming the file, line and column -- never replaced, which could make two ids equal
+    or an id match nothing -- and never quoting the text (it may be a sample id)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(
+            f"not UTF-8 text (byte {err.start + 1} of the field); re-save the file as UTF-8",
+            file=file,
+            line=line,
+            column=column,
+        ) from None
+
+
+def line_of(data: bytes, offset: int) -> int:
+    """The 1-based line of ``data`` holding byte ``offset`` (LF, CRLF or CR line ends)."""
+    before = data[:offset]
+    return len(before.splitlines()) + (not before or before.endswith((b"\n", b"\r")))
+
+
+def check_utf8(data: bytes, path: Path) -> None:
+    """Refuse a file that is not UTF-8 text, naming the line of the first bad byte."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+        raise InputError(
+            (
+                "UTF-16 text (Excel's 'Unicode Text'?); save it as 'CSV UTF-8' or plain UTF-8"
+                if utf16
+                else f"not UTF-8 text (byte {err.start + 1} of the file); re-save it as UTF-8"
+            ),
+            file=path,
+            line=None if utf16 else line_of(data, err.start),
+        ) from None
+
+
+def check_line_ends(first_line: bytes, path: Path) -> None:
+    """Refuse a file whose lines end in a bare CR (classic Mac OS): read line by line it is
+    one line, and the error would otherwise be about a missing header or rows."""
+    if b"\r" in first_line.rstrip(b"\r\n"):
+        raise InputError(
+            "lines end in a bare CR (classic Mac OS line ends); convert them to LF "
+            "(e.g. tr '\\r' '\\n')",
+            file=path,
+            line=1,
+        )
 
 
 def is_gzip(path: Path) -> bool:

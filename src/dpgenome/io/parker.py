@@ -23,7 +23,14 @@ import pandas as pd
 from dpgenome.cohort import Cohort
 from dpgenome.errors import InputError
 from dpgenome.io.dosage_text import RowError, format_row, parse_row
-from dpgenome.io.files import is_gzip, open_binary
+from dpgenome.io.files import (
+    check_line_ends,
+    decode_utf8,
+    is_gzip,
+    open_binary,
+    present,
+    strip_bom,
+)
 from dpgenome.io.pheno import FLAG_COLUMNS, assemble_cohort, write_pheno_csv
 from dpgenome.io.tables import (
     NA_TOKENS,
@@ -42,7 +49,7 @@ _YES = {b"yes": True, b"no": False, b"YES": True, b"NO": False, b"Yes": True, b"
 
 
 def _one_of(directory: Path, names: tuple[str, ...], what: str) -> Path:
-    found = [directory / n for n in names if (directory / n).exists()]
+    found = [directory / n for n in names if present(directory / n)]
     if not found:
         raise InputError(f"no {what} ({' or '.join(names)})", file=directory)
     if len(found) > 1:
@@ -56,6 +63,8 @@ def _delimiter_hint(line: bytes) -> str:
     for byte, name in ((b"\t", "tab"), (b",", "comma"), (b";", "semicolon")):
         if byte in line:
             return f"; it looks {name}-separated, but the file must be single-space separated"
+    if b'"' in line:
+        return "; fields must not be quoted (R: write.table(..., quote = FALSE))"
     return ""
 
 
@@ -87,9 +96,10 @@ def _estimate_rows(path: Path, header_len: int, first_line_len: int) -> int:
 def read_geno(path: Path) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
     """Sample ids, discard flags, SNP ids and the float32 dosage matrix of ``geno.txt``."""
     with open_binary(path) as f:
-        header = f.readline()
+        header = strip_bom(f.readline())
         if not header.strip():
             raise InputError("the file is empty (no header line)", file=path)
+        check_line_ends(header, path)
         head = header.rstrip(b"\r\n").split(b" ")
         if len(head) < 3 or head[0] != b"id" or head[1] != b"discard":
             raise InputError(
@@ -97,7 +107,14 @@ def read_geno(path: Path) -> tuple[list[str], np.ndarray, list[str], np.ndarray]
                 file=path,
                 line=1,
             )
-        snp_ids = [h.decode("utf-8", "replace") for h in head[2:]]
+        if b"" in head:
+            raise InputError(
+                f"field {head.index(b'') + 1} of the header is empty (a trailing or doubled "
+                "space?); the file must be single-space separated",
+                file=path,
+                line=1,
+            )
+        snp_ids = [decode_utf8(h, file=path, line=1, column=k + 3) for k, h in enumerate(head[2:])]
         m = len(snp_ids)
         ids: list[str] = []
         discard: list[bool] = []
@@ -139,7 +156,7 @@ def read_geno(path: Path) -> tuple[list[str], np.ndarray, list[str], np.ndarray]
                 out = np.concatenate([out, np.empty_like(out)])
             out[n] = row
             n += 1
-            ids.append(parts[0].decode("utf-8", "replace"))
+            ids.append(decode_utf8(parts[0], file=path, line=line_no, column="id"))
             discard.append(_YES[parts[1]])
     if out is None:
         raise InputError("no sample rows after the header", file=path)

@@ -3,8 +3,11 @@ header, ``NA`` for missing, text columns such as round ``"SW18"``), or any CSV/T
 sample id (delimiter sniffed from the header line).
 
 Columns named ``discard`` and ``mixup`` (yes/no) are sample flags, not phenotypes: they go to
-the cohort's sample table (OR-ed with the genotype file's own flag) so QC can drop them.
-Numeric columns become float64; any column with a non-numeric value stays text (categorical).
+the cohort's sample table (OR-ed with the genotype file's own flag) so QC can drop them. With
+PLINK's key ``FID IID`` the sample id is ``IID`` and ``FID`` is not read (it identifies; it is
+no phenotype). Spaces around a field are dropped and blank lines skipped.
+Numeric columns become float64; any column with a non-numeric value stays text (categorical),
+except that numbers written with a decimal comma (or thousands separators) are an error.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,7 +24,7 @@ import pandas as pd
 
 from dpgenome.cohort import Cohort
 from dpgenome.errors import InputError
-from dpgenome.io.files import open_binary
+from dpgenome.io.files import check_utf8, open_binary, present
 from dpgenome.io.tables import NA_TOKENS, first_duplicate
 
 log = logging.getLogger(__name__)
@@ -29,6 +33,8 @@ ID_COLUMNS = ("id", "IID")
 FLAG_COLUMNS = ("discard", "mixup")
 _TRUE = frozenset({"yes", "y", "true", "t", "1"})
 _FALSE = frozenset({"no", "n", "false", "f", "0"})
+#: a number written with a decimal comma or thousands separators: ``25,3``, ``-0,5``, ``1,234``
+_COMMA_NUMBER = re.compile(r"[+-]?[0-9]*,[0-9]+(?:,[0-9]+)*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?")
 
 
 def _sniff_delimiter(header: str) -> str:
@@ -37,23 +43,29 @@ def _sniff_delimiter(header: str) -> str:
     return best if counts[best] > 0 else ","
 
 
-def _parse_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+def _parse_rows(path: Path) -> tuple[list[str], list[list[str]], np.ndarray]:
+    """The header, the records (each cell stripped of surrounding spaces, so ``a, b, NA``
+    reads as ``a,b,NA``) and the file line where each record starts (a quoted field can run
+    over several lines). Blank lines are skipped."""
     with open_binary(path) as f:
         data = f.read()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise InputError(f"not UTF-8 text (byte {err.start})", file=path) from err
+    check_utf8(data, path)
+    text = data.decode("utf-8-sig")
     lines = text.splitlines()
     if not lines or not lines[0].strip():
         raise InputError("the file is empty (no header line)", file=path)
     delim = _sniff_delimiter(lines[0])
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim, strict=True)
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter=delim, strict=True, skipinitialspace=True
+    )
     rows: list[list[str]] = []
+    starts: list[int] = []
     start = 1  # the line where the record being read starts (an open quote can run on)
     try:
         for row in reader:
-            rows.append(row)
+            if row:
+                rows.append([cell.strip() for cell in row])
+                starts.append(start)
             start = reader.line_num + 1
     except csv.Error as err:
         raise InputError(
@@ -61,10 +73,11 @@ def _parse_rows(path: Path) -> tuple[list[str], list[list[str]]]:
             file=path,
             line=start,
         ) from None
-    header = [h.strip() for h in rows[0]]
+    header = rows[0]
     body = rows[1:]
     while body and not any(body[-1]):
         body.pop()
+    record_lines = np.asarray(starts[1 : len(body) + 1], dtype=np.int64)
     width = len(header)
     lengths = np.fromiter((len(r) for r in body), dtype=np.int64, count=len(body))
     bad = np.flatnonzero(lengths != width)
@@ -75,18 +88,18 @@ def _parse_rows(path: Path) -> tuple[list[str], list[list[str]]]:
             f"{lengths[i]} fields where the header has {width} ({shown}-separated; "
             "wrong delimiter or ragged row?)",
             file=path,
-            line=i + 2,
+            line=int(record_lines[i]),
         )
-    return header, body
+    return header, body, record_lines
 
 
-def _flag_values(raw: np.ndarray, *, file: Path, column: str) -> np.ndarray:
+def _flag_values(raw: np.ndarray, *, file: Path, lines: np.ndarray, column: str) -> np.ndarray:
     low = np.char.lower(np.char.strip(raw.astype(str)))
     is_true = np.isin(low, list(_TRUE))
     ok = is_true | np.isin(low, list(_FALSE)) | np.isin(raw, list(NA_TOKENS))
     if not ok.all():
         i = int(np.argmin(ok))
-        raise InputError("flag value is not yes/no", file=file, line=i + 2, column=column)
+        raise InputError("flag value is not yes/no", file=file, line=int(lines[i]), column=column)
     return is_true
 
 
@@ -98,7 +111,9 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _check_text_column(raw: np.ndarray, missing: np.ndarray, *, file: Path, column: str) -> None:
+def _check_text_column(
+    raw: np.ndarray, missing: np.ndarray, *, file: Path, lines: np.ndarray, column: str
+) -> None:
     """A column read as text (categorical) whose values are mostly numbers is a typo, not a
     category: a stray ``zero`` in a 0/1 phenotype, ``x1`` in a covariate would otherwise turn
     the column categorical and change the analysis silently. Locate the first such value
@@ -113,7 +128,31 @@ def _check_text_column(raw: np.ndarray, missing: np.ndarray, *, file: Path, colu
             f"column's {len(present)} values are: fix the value (missing values are NA), or "
             "make every level of a categorical column text",
             file=file,
-            line=i + 2,
+            line=int(lines[i]),
+            column=column,
+        )
+
+
+def _check_decimal_comma(
+    raw: np.ndarray, missing: np.ndarray, *, file: Path, lines: np.ndarray, column: str
+) -> None:
+    """A column of numbers some of which are written with a comma (``25,3``: a decimal comma,
+    as a spreadsheet in many locales saves a semicolon- or tab-separated file, or a thousands
+    separator) would otherwise be read as text -- every value its own category -- and change
+    the analysis silently. Locate the first such value, never quoting it."""
+    present = np.flatnonzero(~missing)
+    comma = np.array([_COMMA_NUMBER.fullmatch(v) is not None for v in raw[present]], bool)
+    if not comma.any():
+        return
+    if all(comma[j] or _is_number(raw[i]) for j, i in enumerate(present.tolist())):
+        i = int(present[np.argmax(comma)])
+        raise InputError(
+            f"{int(comma.sum())} of the column's {len(present)} values are numbers written "
+            "with a comma (first on this line): write numbers with a decimal point and no "
+            "thousands separator (e.g. 1234.5), or make every level of a categorical column "
+            "text",
+            file=file,
+            line=int(lines[i]),
             column=column,
         )
 
@@ -126,7 +165,7 @@ def read_pheno_csv(path: str | Path, sample_ids: Sequence[str] | None = None) ->
     the table is aligned to them: phenotype rows of unmatched samples are NaN (a warning gives
     the counts), and no shared sample at all is an error."""
     path = Path(path)
-    header, body = _parse_rows(path)
+    header, body, lines = _parse_rows(path)
     id_col = next((c for c in ID_COLUMNS if c in header), None)
     if id_col is None:
         raise InputError(
@@ -135,6 +174,22 @@ def read_pheno_csv(path: str | Path, sample_ids: Sequence[str] | None = None) ->
             file=path,
             line=1,
         )
+    if all(c in header for c in ID_COLUMNS):
+        raise InputError(
+            f"two sample id columns, {' and '.join(ID_COLUMNS)}: keep the one that matches "
+            "the genotype sample ids",
+            file=path,
+            line=1,
+            column=ID_COLUMNS[1],
+        )
+    if "" in header:
+        raise InputError(
+            f"column {header.index('') + 1} has no name (a delimiter at the end of the header, "
+            "or row names written by R's write.csv? write with row.names = FALSE)",
+            file=path,
+            line=1,
+            column=header.index("") + 1,
+        )
     j = first_duplicate(header)
     if j is not None:
         raise InputError(
@@ -142,29 +197,37 @@ def read_pheno_csv(path: str | Path, sample_ids: Sequence[str] | None = None) ->
         )
     table = np.array(body, dtype=object).reshape(len(body), len(header))
     k = header.index(id_col)
-    ids = [str(v).strip() for v in table[:, k]]
+    ids = [str(v) for v in table[:, k]]
     j = first_duplicate(ids)
     if j is not None:
-        first = ids.index(ids[j]) + 2
+        first = int(lines[ids.index(ids[j])])
         raise InputError(
-            f"duplicate sample id (first on line {first})", file=path, line=j + 2, column=id_col
+            f"duplicate sample id (first on line {first})",
+            file=path,
+            line=int(lines[j]),
+            column=id_col,
         )
     missing_id = [i for i, v in enumerate(ids) if v in NA_TOKENS]
     if missing_id:
-        raise InputError("missing sample id", file=path, line=missing_id[0] + 2, column=id_col)
+        raise InputError(
+            "missing sample id", file=path, line=int(lines[missing_id[0]]), column=id_col
+        )
+    # PLINK's key is FID + IID; the family id identifies, it is no phenotype
+    skip = {k} | ({header.index("FID")} if id_col == "IID" and "FID" in header else set())
     columns: dict[str, pd.Series] = {}
     for c, name in enumerate(header):
-        if c == k:
+        if c in skip:
             continue
         raw = table[:, c].astype(str)
         if name in FLAG_COLUMNS:
-            columns[name] = pd.Series(_flag_values(raw, file=path, column=name))
+            columns[name] = pd.Series(_flag_values(raw, file=path, lines=lines, column=name))
             continue
         missing = np.isin(raw, list(NA_TOKENS))
         try:  # float() per value: exact (pandas' to_numeric parser is not correctly rounded)
             numbers = np.where(missing, "nan", raw).astype(np.float64)
         except ValueError:
-            _check_text_column(raw, missing, file=path, column=name)
+            _check_decimal_comma(raw, missing, file=path, lines=lines, column=name)
+            _check_text_column(raw, missing, file=path, lines=lines, column=name)
             columns[name] = pd.Series([None if m else v for v, m in zip(raw, missing, strict=True)])
             continue
         bad = ~missing & ~np.isfinite(numbers)
@@ -173,7 +236,7 @@ def read_pheno_csv(path: str | Path, sample_ids: Sequence[str] | None = None) ->
             raise InputError(
                 "not a finite number (write missing values as NA)",
                 file=path,
-                line=i + 2,
+                line=int(lines[i]),
                 column=name,
             )
         columns[name] = pd.Series(numbers)
@@ -210,13 +273,13 @@ def pheno_line(path: Path, sample_id: str) -> int | None:
     """The line of ``path`` (a phenotype table) that holds ``sample_id``'s row, for an error
     message found after the table was aligned to the genotypes; None when it is not there."""
     try:
-        header, body = _parse_rows(path)
+        header, body, lines = _parse_rows(path)
     except (OSError, InputError):
         return None
     k = next((header.index(c) for c in ID_COLUMNS if c in header), None)
     if k is None:
         return None
-    return next((i + 2 for i, row in enumerate(body) if row[k].strip() == sample_id), None)
+    return next((int(lines[i]) for i, row in enumerate(body) if row[k] == sample_id), None)
 
 
 def split_flags(pheno: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
@@ -263,7 +326,7 @@ def write_pheno_csv(
 
 def find_pheno(directory: Path) -> Path | None:
     """``pheno.csv`` (or ``pheno.csv.gz``) in a cohort directory; both present is an error."""
-    found = [p for p in (directory / "pheno.csv", directory / "pheno.csv.gz") if p.exists()]
+    found = [p for p in (directory / "pheno.csv", directory / "pheno.csv.gz") if present(p)]
     if len(found) > 1:
         raise InputError("both pheno.csv and pheno.csv.gz are present; keep one", file=directory)
     return found[0] if found else None

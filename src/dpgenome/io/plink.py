@@ -22,6 +22,7 @@ import pandas as pd
 
 from dpgenome.cohort import Cohort
 from dpgenome.errors import InputError
+from dpgenome.io.files import present
 from dpgenome.io.pheno import FLAG_COLUMNS, assemble_cohort, write_pheno_csv
 from dpgenome.io.tables import (
     build_variants,
@@ -43,7 +44,7 @@ def _fields(path: Path, width: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _read_quality(path: Path, variant_ids: pd.Index) -> np.ndarray:
     quality = np.full(len(variant_ids), np.nan)
-    if not path.exists():
+    if not present(path):
         return quality
     rows, lines = _fields(path, 2)
     where = variant_ids.get_indexer(rows[:, 0].tolist())
@@ -140,7 +141,7 @@ def read_plink(bed_path: str | Path) -> Cohort:
     bed_path = Path(bed_path)
     bim_path, fam_path = bed_path.with_suffix(".bim"), bed_path.with_suffix(".fam")
     for p in (bim_path, fam_path):
-        if not p.exists():
+        if not present(p):
             raise InputError(f"{bed_path.name} has no companion {p.name}", file=p)
     fam, fam_lines = _fields(fam_path, 6)
     ids = fam[:, 1].tolist()

@@ -154,10 +154,11 @@ def read_whitespace_table(
     Returns the header names (or None), the fields as an object array of ``str`` (rows x
     columns) and the file line of each row. Ragged rows and a wrong field count are errors
     naming the line."""
-    from dpgenome.io.files import open_binary
+    from dpgenome.io.files import check_utf8, open_binary, strip_bom
 
     with open_binary(path) as f:
-        data = f.read()
+        data = strip_bom(f.read())
+    check_utf8(data, path)
     physical = data.splitlines()
     lines = np.fromiter(
         (i for i, text in enumerate(physical, start=1) if text.strip()), dtype=np.int64
@@ -166,7 +167,8 @@ def read_whitespace_table(
         raise InputError("the file is empty", file=path)
     names: list[str] | None = None
     if header:
-        names = physical[int(lines[0]) - 1].decode("utf-8", "replace").split()
+        # quoted names (R's write.table) read as the fields below them do (pandas unquotes)
+        names = [n.strip('"') for n in physical[int(lines[0]) - 1].decode("utf-8").split()]
         lines = lines[1:]
         width = len(names)
     if len(lines) == 0:
@@ -181,7 +183,6 @@ def read_whitespace_table(
             na_filter=False,
             engine="c",
             encoding="utf-8",
-            encoding_errors="replace",
         )
     except pd.errors.ParserError as err:
         found = _PANDAS_LINE.search(str(err))

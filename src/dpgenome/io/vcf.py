@@ -25,11 +25,13 @@ from dpgenome import __version__
 from dpgenome.cohort import Cohort
 from dpgenome.errors import InputError
 from dpgenome.io.dosage_text import RowError, parse_row, parse_tokens, short_float32
-from dpgenome.io.files import open_binary
+from dpgenome.io.files import check_line_ends, decode_utf8, open_binary, strip_bom
 from dpgenome.io.pheno import FLAG_COLUMNS, assemble_cohort, write_pheno_csv
-from dpgenome.io.tables import build_variants, check_unique_ids
+from dpgenome.io.tables import build_variants, check_unique_ids, first_duplicate
 
 _MISSING = frozenset({b".", b""})
+#: our names of the fixed fields read, and the VCF's (for messages)
+_FIXED = {"chr": "CHROM", "pos": "POS", "id": "ID", "ref": "REF", "alt": "ALT"}
 _QUALITY_KEYS = (b"INFO", b"R2", b"DR2")
 _BLOCK = 4096  # variants per transposition block
 
@@ -142,7 +144,7 @@ class _Rows:
         try:
             self.block[self.filled] = _parse_line(rest, self.n, keys)
         except RowError as err:
-            column = None if err.index is None else f"{err.index + 10} (sample {err.index + 1})"
+            column = None if err.index is None else _sample_column(err.index)
             raise InputError(err.message, file=self.path, line=line_no, column=column) from None
         self.filled += 1
         if self.filled == _BLOCK:
@@ -153,6 +155,11 @@ class _Rows:
     def finish(self) -> list[np.ndarray]:
         self.blocks.append(self.block[: self.filled])
         return self.blocks
+
+
+def _sample_column(j: int) -> str:
+    """The column of sample ``j`` (0-based) as messages name it: ``10 (sample 1)``."""
+    return f"{j + 10} (sample {j + 1})"
 
 
 def _quality(info: bytes) -> float:
@@ -176,12 +183,20 @@ def read_vcf(path: str | Path) -> Cohort:
         line_no = 0
         for line in f:
             line_no += 1
+            if line_no == 1:
+                line = strip_bom(line)
+                check_line_ends(line, path)
             if line.startswith(b"##"):
                 continue
             if line.startswith(b"#CHROM"):
                 header = line.rstrip(b"\r\n").split(b"\t")
                 break
-            break
+            raise InputError(
+                "neither a '##' meta-information line nor the '#CHROM' header line (a blank "
+                "line, a malformed meta line, or a record before the header?)",
+                file=path,
+                line=line_no,
+            )
         if header is None:
             what = "the file is empty" if line_no == 0 else "no '#CHROM' header line"
             raise InputError(what, file=path, line=line_no or None)
@@ -191,12 +206,24 @@ def read_vcf(path: str | Path) -> Cohort:
                 file=path,
                 line=line_no,
             )
-        sample_ids = [h.decode("utf-8", "replace") for h in header[9:]]
+        sample_ids = [
+            decode_utf8(h, file=path, line=line_no, column=_sample_column(j))
+            for j, h in enumerate(header[9:])
+        ]
         n = len(sample_ids)
+        j = first_duplicate(sample_ids)
+        if j is not None:
+            raise InputError(
+                f"duplicate sample id (first in column "
+                f"{_sample_column(sample_ids.index(sample_ids[j]))})",
+                file=path,
+                line=line_no,
+                column=_sample_column(j),
+            )
         check_unique_ids(
             sample_ids, file=path, lines=np.full(n, line_no), column="sample", what="sample"
         )
-        cols: dict[str, list[str]] = {k: [] for k in ("chr", "pos", "id", "ref", "alt")}
+        cols: dict[str, list[str]] = {k: [] for k in _FIXED}
         quality: list[float] = []
         lines: list[int] = []
         rows = _Rows(n, path)
@@ -233,9 +260,11 @@ def read_vcf(path: str | Path) -> Cohort:
                     column="FORMAT",
                 )
             rows.add(rest, keys, line_no)
-            text = [chrom, pos, vid, ref, alt]
-            for key, value in zip(("chr", "pos", "id", "ref", "alt"), text, strict=True):
-                cols[key].append(value.decode("utf-8", "replace"))
+            for key, value in zip(_FIXED, (chrom, pos, vid, ref, alt), strict=True):
+                try:
+                    cols[key].append(value.decode("utf-8"))
+                except UnicodeDecodeError:
+                    decode_utf8(value, file=path, line=line_no, column=_FIXED[key])
             if vid == b".":
                 cols["id"][-1] = f"{cols['chr'][-1]}:{cols['pos'][-1]}"
             quality.append(_quality(info))
