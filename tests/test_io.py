@@ -319,6 +319,20 @@ def test_read_pheno_csv__plink_fid_iid_key_is_no_phenotype(tmp_path: Path):
     assert table.columns.tolist() == ["bw"] and table.index.tolist() == ["s1", "s2"]
 
 
+def test_read_pheno_csv__plink_missing_code_in_an_iid_keyed_table(tmp_path: Path, caplog):
+    # PLINK reads -9 as a missing phenotype; a table keyed by id keeps -9 as a value
+    path = tmp_path / "pheno.txt"
+    path.write_text("FID\tIID\tbw\tsex\nf1\ts1\t-9\tF\nf2\ts2\t4\t-9\nf3\ts3\t-9.0\tM\n")
+    with caplog.at_level(logging.INFO, logger="dpgenome.io.pheno"):
+        table = read_pheno_csv(path)
+    np.testing.assert_array_equal(table["bw"].to_numpy(), [np.nan, 4.0, np.nan])
+    assert table["sex"].tolist() == ["F", "-9", "M"]  # a text column is not a PLINK phenotype
+    assert "column bw: 2 value(s) of -9 read as missing" in caplog.text
+    keyed = tmp_path / "pheno.csv"
+    keyed.write_text("id,bw\ns1,-9\ns2,4\n")
+    np.testing.assert_array_equal(read_pheno_csv(keyed)["bw"].to_numpy(), [-9.0, 4.0])
+
+
 def test_read_pheno_csv__lines_are_file_lines_after_a_multi_line_field(tmp_path: Path):
     path = tmp_path / "pheno.csv"
     path.write_text('id,note,mixup\na,"two\nlines",no\nb,x,no\nc,y,perhaps\n')

@@ -5,7 +5,8 @@ sample id (delimiter sniffed from the header line).
 Columns named ``discard`` and ``mixup`` (yes/no) are sample flags, not phenotypes: they go to
 the cohort's sample table (OR-ed with the genotype file's own flag) so QC can drop them. With
 PLINK's key ``FID IID`` the sample id is ``IID`` and ``FID`` is not read (it identifies; it is
-no phenotype). Spaces around a field are dropped and blank lines skipped.
+no phenotype), and -9 in a numeric column is missing, as PLINK reads it. Spaces around a
+field are dropped and blank lines skipped.
 Numeric columns become float64; any column with a non-numeric value stays text (categorical),
 except that numbers written with a decimal comma (or thousands separators) are an error.
 """
@@ -30,6 +31,9 @@ from dpgenome.io.tables import NA_TOKENS, first_duplicate
 log = logging.getLogger(__name__)
 
 ID_COLUMNS = ("id", "IID")
+#: PLINK's missing-phenotype code (``--missing-phenotype``), read as missing in a numeric
+#: column of a table keyed by ``IID``
+PLINK_MISSING = -9.0
 FLAG_COLUMNS = ("discard", "mixup")
 _TRUE = frozenset({"yes", "y", "true", "t", "1"})
 _FALSE = frozenset({"no", "n", "false", "f", "0"})
@@ -213,7 +217,8 @@ def read_pheno_csv(path: str | Path, sample_ids: Sequence[str] | None = None) ->
             "missing sample id", file=path, line=int(lines[missing_id[0]]), column=id_col
         )
     # PLINK's key is FID + IID; the family id identifies, it is no phenotype
-    skip = {k} | ({header.index("FID")} if id_col == "IID" and "FID" in header else set())
+    plink = id_col == "IID"
+    skip = {k} | ({header.index("FID")} if plink and "FID" in header else set())
     columns: dict[str, pd.Series] = {}
     for c, name in enumerate(header):
         if c in skip:
@@ -239,6 +244,16 @@ def read_pheno_csv(path: str | Path, sample_ids: Sequence[str] | None = None) ->
                 line=int(lines[i]),
                 column=name,
             )
+        if plink and (numbers == PLINK_MISSING).any():
+            log.info(
+                "%s: column %s: %d value(s) of %g read as missing (PLINK's missing-phenotype "
+                "code; an IID column marks a PLINK file)",
+                path,
+                name,
+                int((numbers == PLINK_MISSING).sum()),
+                PLINK_MISSING,
+            )
+            numbers = np.where(numbers == PLINK_MISSING, np.nan, numbers)
         columns[name] = pd.Series(numbers)
     frame = pd.DataFrame(columns)
     frame.index = pd.Index(ids, name="id")
