@@ -15,6 +15,7 @@ import logging
 import shutil
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -331,6 +332,24 @@ def test_read_pheno_csv__plink_missing_code_in_an_iid_keyed_table(tmp_path: Path
     keyed = tmp_path / "pheno.csv"
     keyed.write_text("id,bw\ns1,-9\ns2,4\n")
     np.testing.assert_array_equal(read_pheno_csv(keyed)["bw"].to_numpy(), [-9.0, 4.0])
+
+
+def test_read_pheno_csv__ids_spelt_differently_get_a_hint(tmp_path: Path, caplog):
+    # "Mouse-É1" composed in the genotypes, decomposed and lower case in the phenotypes: no
+    # match (ids match exactly), but the warning says why, without quoting an id
+    path = tmp_path / "pheno.csv"
+    decomposed = unicodedata.normalize("NFD", "mouse-é1")
+    path.write_text(f"id,bw\n{decomposed},3\nm2,4\nx9,5\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="dpgenome.io.pheno"):
+        table = read_pheno_csv(path, ["Mouse-É1", "m2", "m3"])
+    assert np.isnan(table["bw"].iloc[0]) and table["bw"].iloc[1] == 4.0
+    assert "2 of 3 genotyped samples have no phenotype row" in caplog.text
+    assert "1 of the unmatched samples match a phenotype row when upper/lower case" in caplog.text
+    assert "É1" not in caplog.text and "é1" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dpgenome.io.pheno"):
+        read_pheno_csv(path, ["m2", "m3"])
+    assert "when upper/lower case" not in caplog.text
 
 
 def test_read_pheno_csv__lines_are_file_lines_after_a_multi_line_field(tmp_path: Path):

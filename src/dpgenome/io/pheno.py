@@ -17,6 +17,7 @@ import csv
 import io
 import logging
 import re
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -269,19 +270,31 @@ def read_pheno_csv(path: str | Path, sample_ids: Sequence[str] | None = None) ->
             column=id_col,
         )
     if not shared.all() or len(frame) > shared.sum():
+        unmatched = {_loose_id(i) for i in frame.index.difference(wanted)}
+        loose = sum(_loose_id(i) in unmatched for i in wanted[~shared])
         log.warning(
             "%s: %d of %d genotyped samples have no phenotype row (their phenotypes are "
-            "missing); %d phenotype rows have no genotypes and are ignored",
+            "missing); %d phenotype rows have no genotypes and are ignored%s",
             path,
             int((~shared).sum()),
             len(wanted),
             int(len(frame) - shared.sum()),
+            f"; {loose} of the unmatched samples match a phenotype row when upper/lower case "
+            "and Unicode normal form are ignored: the two files spell those ids differently "
+            "(ids must match exactly)"
+            if loose
+            else "",
         )
     out = frame.reindex(wanted)
     for flag in FLAG_COLUMNS:
         if flag in out:
             out[flag] = out[flag].astype("boolean").fillna(False).astype(bool)
     return out
+
+
+def _loose_id(sample_id: str) -> str:
+    """``sample_id`` up to Unicode normal form and case (for a hint, never for matching)."""
+    return unicodedata.normalize("NFC", sample_id).casefold()
 
 
 def pheno_line(path: Path, sample_id: str) -> int | None:
