@@ -231,6 +231,29 @@ def test_read_vcf__ds_matches_plink2_import(tmp_path: Path):
     np.testing.assert_array_equal(read_cohort(tmp_path / "v").dosages, cohort.dosages)
 
 
+def test_read_vcf__missing_ds_falls_back_on_gt_as_plink2_does(tmp_path: Path):
+    """A DS that is '.' or dropped (trailing FORMAT fields may be) takes the GT call, as plink2
+    ``--vcf dosage=DS`` imports it (it read as missing); both missing stays missing."""
+    lines = [
+        "##fileformat=VCFv4.2",
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+        '##FORMAT=<ID=DS,Number=1,Type=Float,Description="Dosage">',
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ta\tb\tc\td",
+        "1\t100\tv1\tA\tG\t.\t.\t.\tGT:DS\t0/1:0.8\t1/1\t1/1:.\t./.:.",
+        "1\t200\tv2\tC\tT\t.\t.\t.\tGT:DS\t0/0:0.1\t0/1:1.2\t1/1:1.9\t0/1",
+    ]
+    (tmp_path / "v").mkdir()
+    vcf = tmp_path / "v" / "x.vcf"
+    vcf.write_text("\n".join(lines) + "\n")
+    cohort = read_cohort(tmp_path / "v")
+    # plink2 v2.00a3.5 (Debian), measured: v1_A 1.2 0 0 NA, v2_C 1.9 0.8 0.1 1 (REF counts)
+    expected = np.array([[0.8, 2.0, 2.0, np.nan], [0.1, 1.2, 1.9, 1.0]]).T
+    np.testing.assert_allclose(cohort.dosages, expected, atol=1e-6)
+    if shutil.which("plink2"):
+        ref = _plink2_alt_counts(tmp_path, ["--vcf", str(vcf), "dosage=DS"], cohort)
+        np.testing.assert_allclose(cohort.dosages, ref, atol=1e-6)
+
+
 @pytest.mark.tools
 def test_write_vcf__bgzf_accepted_by_htslib(tmp_path: Path):
     bgzip, tabix = need("bgzip"), need("tabix")

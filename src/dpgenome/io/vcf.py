@@ -1,7 +1,8 @@
 """VCF genotypes (plain or bgzipped) plus ``pheno.csv``.
 
 Reading takes the FORMAT field ``DS`` (alternative-allele dosage) when present, else ``GT``
-(phased or unphased, ``.`` missing; a haploid call counts as homozygous, as PLINK does).
+(phased or unphased, ``.`` missing; a haploid call counts as homozygous, as PLINK does); a
+sample whose DS is ``.`` or dropped takes its GT call, as plink2 ``dosage=DS`` does.
 Multi-allelic records and records without GT and DS are errors. Map quality is read from the
 INFO key ``INFO`` (IMPUTE2's info score), else ``R2`` (minimac) or ``DR2`` (Beagle).
 
@@ -111,11 +112,16 @@ def _parse_line(rest: bytes, n: int, keys: list[bytes]) -> np.ndarray:
         k = keys.index(b"DS")
         if len(keys) == 1:
             return parse_row(rest, n, sep=b"\t", missing=_MISSING)
-        fast = _ds_fast(rest, n, k, len(keys))
-        if fast is not None:
-            return fast
-        tokens = _subfields(rest, n, k, b".")
-        return parse_row(b"\t".join(tokens), n, sep=b"\t", missing=_MISSING)
+        out = _ds_fast(rest, n, k, len(keys))
+        if out is None:
+            tokens = _subfields(rest, n, k, b".")
+            out = parse_row(b"\t".join(tokens), n, sep=b"\t", missing=_MISSING)
+        if b"GT" in keys and np.isnan(out).any():
+            # a missing DS ('.', or dropped as a trailing field may be) falls back on the call
+            gone = np.flatnonzero(np.isnan(out))
+            calls = _subfields(rest, n, keys.index(b"GT"), b"./.")
+            out[gone] = [_gt_or_error(calls[j], j) for j in gone]
+        return out
     k = keys.index(b"GT")
     if k == 0:
         fast = _gt_fast(rest, n, len(keys) == 1)
@@ -123,11 +129,17 @@ def _parse_line(rest: bytes, n: int, keys: list[bytes]) -> np.ndarray:
             return fast
     out = np.empty(n, dtype=np.float32)
     for j, token in enumerate(_subfields(rest, n, k, b"./.")):
-        try:
-            out[j] = _gt_value(token)
-        except ValueError as err:
-            raise RowError(f"genotype is not a 0/1 call ({err})", j) from None
+        out[j] = _gt_or_error(token, j)
     return out
+
+
+def _gt_or_error(token: bytes, j: int) -> float:
+    """The dosage of sample ``j``'s GT call ``token`` (:func:`_gt_value`), or a
+    :class:`RowError` naming the sample."""
+    try:
+        return _gt_value(token)
+    except ValueError as err:
+        raise RowError(f"genotype is not a 0/1 call ({err})", j) from None
 
 
 class _Rows:
