@@ -564,29 +564,19 @@ def test_synth_config__rejects_bad_values(members) -> None:
         synthesize(m, replace(FAST, delta=1.5))
 
 
+def _cli_synthesize(src, out, *options: str):
+    """``dpgenome synthesize SRC --pheno BMD OPTIONS --out OUT`` through click."""
+    args = ["synthesize", str(src), "--pheno", "BMD", *options, "--out", str(out)]
+    return CliRunner().invoke(main, args)
+
+
 def test_cli_synthesize__writes_cohort_in_input_format_and_ledger(tmp_path, members) -> None:
     cohort, _ = _toy(11, replace(TOY, n=120))
     src = tmp_path / "cohort"
     write_cohort(cohort, src, "parker")
     out = tmp_path / "synth"
-    result = CliRunner().invoke(
-        main,
-        [
-            "synthesize",
-            str(src),
-            "--pheno",
-            "BMD",
-            "--covar",
-            "SW16",
-            "--epsilon",
-            "4",
-            "--seed",
-            "2",
-            "--n",
-            "50",
-            "--out",
-            str(out),
-        ],
+    result = _cli_synthesize(
+        src, out, "--covar", "SW16", "--epsilon", "4", "--seed", "2", "--n", "50"
     )
     assert result.exit_code == 0, result.output
     assert "no holdout" in result.output
@@ -633,19 +623,7 @@ def test_cli_synthesize__warns_of_phenotype_values_trained_as_missing(tmp_path, 
     n_bad = int((analysis_subset(real, "BMD", [], report).phenotypes["round"] == "SW99").sum())
     assert n_bad > 0
     with caplog.at_level(logging.WARNING):
-        result = CliRunner().invoke(
-            main,
-            [
-                "synthesize",
-                str(src),
-                "--pheno",
-                "BMD",
-                "--epsilon",
-                "inf",
-                "--out",
-                str(tmp_path / "o"),
-            ],
-        )
+        result = _cli_synthesize(src, tmp_path / "o", "--epsilon", "inf")
     assert result.exit_code == 0, result.output
     warned = [r.getMessage() for r in caplog.records if "phenotype column" in r.getMessage()]
     assert warned == [
