@@ -375,6 +375,18 @@ def test_read_pheno_csv__ids_spelt_differently_get_a_hint(tmp_path: Path, caplog
     assert "when upper/lower case" not in caplog.text
 
 
+def test_read_pheno_csv__excel_sep_line_names_the_delimiter(tmp_path: Path):
+    # Excel writes "sep=;" first when asked to; it read as a 1-column header
+    path = tmp_path / "pheno.csv"
+    path.write_text("sep=;\r\nid;bw;round\r\ns1;3,5;SW1\r\ns2;4;SW2\r\n")
+    with pytest.raises(InputError, match="numbers written with a comma") as err:
+        read_pheno_csv(path)
+    assert (err.value.line, err.value.column) == (3, "bw")  # file lines, the sep line counted
+    path.write_text("sep=;\nid;bw;round\ns1;3.5;SW1\ns2;4;SW2\n")
+    table = read_pheno_csv(path)
+    assert table.columns.tolist() == ["bw", "round"] and table["bw"].tolist() == [3.5, 4.0]
+
+
 def test_read_pheno_csv__lines_are_file_lines_after_a_multi_line_field(tmp_path: Path):
     path = tmp_path / "pheno.csv"
     path.write_text('id,note,mixup\na,"two\nlines",no\nb,x,no\nc,y,perhaps\n')

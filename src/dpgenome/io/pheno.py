@@ -1,6 +1,6 @@
 """Phenotype/covariate tables: ``pheno.csv`` as Parker et al. 2016 distribute it (quoted
 header, ``NA`` for missing, text columns such as round ``"SW18"``), or any CSV/TSV keyed by
-sample id (delimiter sniffed from the header line).
+sample id (delimiter sniffed from the header line, or named by Excel's ``sep=;`` first line).
 
 Columns named ``discard`` and ``mixup`` (yes/no) are sample flags, not phenotypes: they go to
 the cohort's sample table (OR-ed with the genotype file's own flag) so QC can drop them. With
@@ -31,6 +31,9 @@ from dpgenome.io.tables import NA_TOKENS, first_duplicate
 
 log = logging.getLogger(__name__)
 
+#: the first line Excel writes (and reads) to name a CSV file's delimiter, e.g. ``sep=;``
+_EXCEL_SEP = re.compile(r"sep=([,;\t])[ ]*(?:\r\n|\n|\r)")
+
 ID_COLUMNS = ("id", "IID")
 #: PLINK's missing-phenotype code (``--missing-phenotype``), read as missing in a numeric
 #: column of a table keyed by ``IID``
@@ -56,22 +59,25 @@ def _parse_rows(path: Path) -> tuple[list[str], list[list[str]], np.ndarray]:
         data = f.read()
     check_utf8(data, path)
     text = data.decode("utf-8-sig")
+    excel = _EXCEL_SEP.match(text)  # Excel's "sep=;" line names the delimiter
+    if excel:
+        text = text[excel.end() :]
     lines = text.splitlines()
     if not lines or not lines[0].strip():
         raise InputError("the file is empty (no header line)", file=path)
-    delim = _sniff_delimiter(lines[0])
+    delim = excel.group(1) if excel else _sniff_delimiter(lines[0])
     reader = csv.reader(
         io.StringIO(text, newline=""), delimiter=delim, strict=True, skipinitialspace=True
     )
     rows: list[list[str]] = []
     starts: list[int] = []
-    start = 1  # the line where the record being read starts (an open quote can run on)
+    start = 2 if excel else 1  # the line where the record being read starts (a quote runs on)
     try:
         for row in reader:
             if row:
                 rows.append([cell.strip() for cell in row])
                 starts.append(start)
-            start = reader.line_num + 1
+            start = reader.line_num + 1 + (excel is not None)
     except csv.Error as err:
         raise InputError(
             f"malformed CSV record starting on this line ({err}; unbalanced quote?)",
