@@ -411,18 +411,18 @@ def dp_bins(
     t = np.clip(np.arcsinh(obs), grid[0], grid[-1] - 1e-9)
     counts = np.bincount(np.searchsorted(grid, t, side="right") - 1, minlength=cells)
     noisy = counts[:cells] + rng.normal(0.0, sigma, cells)
-    found: list[tuple[float, int, np.ndarray]] = []  # (kept noisy mass, width, blocks kept)
+    # (kept noisy mass, width, the noisy block sums, the blocks kept)
+    found: list[tuple[float, int, np.ndarray, np.ndarray]] = []
     for width in RANGE_WIDTHS:  # post-processing of the one noisy histogram
         blocks = noisy.reshape(-1, width).sum(axis=1)  # noise sd sigma * sqrt(width)
         z = norm.isf(RANGE_FALSE_CELL / len(RANGE_WIDTHS) / len(blocks))
         kept = np.flatnonzero(blocks >= sigma * math.sqrt(width) * z)
         if len(kept):
-            found.append((float(blocks[kept].sum()), width, kept))
+            found.append((float(blocks[kept].sum()), width, blocks, kept))
     lo, hi = RANGE_UNKNOWN
     if found:
-        most = max(mass for mass, _, _ in found)
-        _, width, kept = next(f for f in found if f[0] >= RANGE_KEEP * most)  # the finest
-        blocks = noisy.reshape(-1, width).sum(axis=1)
+        most = max(f[0] for f in found)
+        _, width, blocks, kept = next(f for f in found if f[0] >= RANGE_KEEP * most)  # finest
         grows = blocks >= sigma * math.sqrt(width) * RANGE_GROW
         first, last = int(kept[0]), int(kept[-1])
         while first > 0 and grows[first - 1]:
@@ -532,27 +532,21 @@ def _encode(col: pd.Series, spec: ColumnSchema) -> tuple[np.ndarray, np.ndarray]
     return out, observed & (out == missing)
 
 
-#: why an observed value becomes missing when encoded, by the kind of its column's schema
-ENCODED_AS_MISSING: Mapping[ColumnKind, str] = {
-    "levels": "level not in the schema",
-    "binary": "not 0 or 1",
-    "values": "not a finite number",
-    "bins": "not a finite number",
-}
-
-_PHRASE: Mapping[ColumnKind, str] = {
-    "levels": "have a level not in the schema",
-    "binary": "are not 0 or 1",
-    "values": "are not finite numbers",
-    "bins": "are not finite numbers",
-}
-
-_REMEDY: Mapping[ColumnKind, str] = {
-    "levels": "declare the column's levels in a --pheno-schema file or recode the values",
-    "binary": "recode the column to 0 / 1 or declare its type (and levels) in a --pheno-schema "
-    "file",
-    "values": "recode the values",
-    "bins": "recode the values",
+#: why an observed value becomes missing when encoded, by the kind of its column's schema:
+#: (the reason, as ``inspect --json`` names it; the phrase of messages; what to do)
+ENCODED_AS_MISSING: Mapping[ColumnKind, tuple[str, str, str]] = {
+    "levels": (
+        "level not in the schema",
+        "have a level not in the schema",
+        "declare the column's levels in a --pheno-schema file or recode the values",
+    ),
+    "binary": (
+        "not 0 or 1",
+        "are not 0 or 1",
+        "recode the column to 0 / 1 or declare its type (and levels) in a --pheno-schema file",
+    ),
+    "values": ("not a finite number", "are not finite numbers", "recode the values"),
+    "bins": ("not a finite number", "are not finite numbers", "recode the values"),
 }
 
 
@@ -573,16 +567,16 @@ class EncodedMissing:
 
     @property
     def reason(self) -> str:
-        return ENCODED_AS_MISSING[self.kind]
+        return ENCODED_AS_MISSING[self.kind][0]
 
     @property
     def remedy(self) -> str:
-        return _REMEDY[self.kind]
+        return ENCODED_AS_MISSING[self.kind][2]
 
     def describe(self) -> str:
         """The count and the reason, for messages (no value, no sample)."""
         typed = f" (type from {self.typed_by})" if self.typed_by else ""
-        return f"{self.count} observed value(s) {_PHRASE[self.kind]}{typed}"
+        return f"{self.count} observed value(s) {ENCODED_AS_MISSING[self.kind][1]}{typed}"
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -71,13 +71,14 @@ def _parse_rows(path: Path) -> tuple[list[str], list[list[str]], np.ndarray]:
     )
     rows: list[list[str]] = []
     starts: list[int] = []
-    start = 2 if excel else 1  # the line where the record being read starts (a quote runs on)
+    skipped = 1 if excel else 0  # lines before the text the reader reads
+    start = 1 + skipped  # the line where the record being read starts (a quote runs on)
     try:
         for row in reader:
             if row:
                 rows.append([cell.strip() for cell in row])
                 starts.append(start)
-            start = reader.line_num + 1 + (excel is not None)
+            start = reader.line_num + 1 + skipped
     except csv.Error as err:
         raise InputError(
             f"malformed CSV record starting on this line ({err}; unbalanced quote?)",
