@@ -105,6 +105,112 @@ def test_detect_format__no_genotypes_is_an_error(tmp_path: Path):
         read_cohort(tmp_path / "absent")
 
 
+# ---------------------------------------------------------------------------- names in any case
+
+
+def _rename(directory: Path, names: dict[str, str]) -> None:
+    for old, new in names.items():
+        (directory / old).rename(directory / new)
+
+
+PLINK_NAMES = ("cohort.bed", "cohort.bim", "cohort.fam", "cohort.qual", "pheno.csv")
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("COHORT.BED", "COHORT.BIM", "COHORT.FAM", "COHORT.QUAL", "PHENO.CSV"),  # Windows export
+        ("cohort.BED", "Cohort.Bim", "COHORT.fam", "cohort.QUAL", "Pheno.csv"),  # mixed
+    ],
+    ids=["upper", "mixed"],
+)
+def test_read_cohort__plink_fileset_in_any_case_reads_as_the_lower_case_one(
+    tmp_path: Path, names: tuple[str, ...]
+):
+    d = _copy(tmp_path, "plink")
+    _rename(d, dict(zip(PLINK_NAMES, names, strict=True)))
+    assert detect_format(d) == "plink"
+    cohort = read_cohort(d)
+    # the same dosages, map (quality from the .qual), samples and phenotypes (pheno.csv)
+    assert_same_cohort(cohort, read_cohort(TINY / "plink"))
+    assert cohort.variants["quality"].notna().all() and len(cohort.phenotypes.columns) > 0
+
+
+@pytest.mark.parametrize("name", ["COHORT.VCF.GZ", "cohort.VCF.gz", "COHORT.VCF"])
+def test_read_cohort__vcf_in_any_case_reads_as_the_lower_case_one(tmp_path: Path, name: str):
+    d = _copy(tmp_path, "vcf")
+    if name.lower().endswith(".vcf"):
+        _text_files(d, "vcf")
+        _rename(d, {"cohort.vcf": name, "pheno.csv": "PHENO.CSV"})
+    else:
+        _rename(d, {"cohort.vcf.gz": name, "pheno.csv": "pheno.CSV"})
+    assert detect_format(d) == "vcf"
+    assert_same_cohort(read_cohort(d), read_cohort(TINY / "vcf"))
+
+
+def test_read_cohort__parker_files_in_any_case_read_as_the_lower_case_ones(tmp_path: Path):
+    d = _copy(tmp_path, "parker")
+    names = sorted(p.name for p in d.iterdir())
+    _rename(d, {n: n.upper() for n in names})
+    assert detect_format(d) == "parker"
+    assert_same_cohort(read_cohort(d), read_cohort(TINY / "parker"))
+
+
+def test_read_cohort__pheno_csv_in_any_case_is_found_in_every_format(tmp_path: Path):
+    for fmt in FORMATS:
+        d = _copy(tmp_path, fmt)
+        _rename(d, {"pheno.csv": "Pheno.CSV"})
+        assert_same_cohort(read_cohort(d), read_cohort(TINY / fmt))
+
+
+def _case_sensitive(directory: Path) -> bool:
+    probe = directory / "case-probe"
+    probe.touch()
+    try:
+        return not (directory / "CASE-PROBE").exists()
+    finally:
+        probe.unlink()
+
+
+@pytest.mark.parametrize("name", PLINK_NAMES)
+def test_read_cohort__names_differing_only_in_case_are_an_error(tmp_path: Path, name: str):
+    # possible on Linux: a Windows copy beside the original; which one to read is ambiguous
+    if not _case_sensitive(tmp_path):
+        pytest.skip("the file system ignores case: two such names cannot exist")
+    d = _copy(tmp_path, "plink")
+    stem, dot, ext = name.partition(".")
+    upper = f"{stem}{dot}{ext.upper()}"
+    shutil.copy(d / name, d / upper)
+    with pytest.raises(
+        InputError, match=rf"both {upper} and {name} are present \(names diff"
+    ) as err:
+        read_cohort(d)
+    assert err.value.file == str(d)
+
+
+def test_read_cohort__pheno_csv_and_gz_in_other_cases_name_both(tmp_path: Path):
+    d = _copy(tmp_path, "plink")
+    (d / "PHENO.CSV.GZ").write_bytes(gzip.compress((d / "pheno.csv").read_bytes()))
+    with pytest.raises(InputError, match=r"both pheno\.csv and PHENO\.CSV\.GZ are present"):
+        read_cohort(d)
+
+
+@pytest.mark.parametrize("upper", [False, True])
+@pytest.mark.parametrize("missing", ["bim", "fam"])
+def test_read_cohort__missing_plink_companion_names_the_file_expected(
+    tmp_path: Path, upper: bool, missing: str
+):
+    d = _copy(tmp_path, "plink")
+    (d / f"cohort.{missing}").unlink()
+    bed, expected = "cohort.bed", f"cohort.{missing}"
+    if upper:
+        bed, expected = bed.upper(), expected.upper()
+        _rename(d, {n: n.upper() for n in PLINK_NAMES if (d / n).exists()})
+    with pytest.raises(InputError, match=rf"{bed} has no companion {expected}$") as err:
+        read_cohort(d)
+    assert err.value.file == str(d / expected)
+
+
 # ---------------------------------------------------------------------------- round trips
 
 

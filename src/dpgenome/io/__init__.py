@@ -5,6 +5,9 @@
 * VCF: ``<name>.vcf.gz`` or ``<name>.vcf`` (DS or GT) plus ``pheno.csv``.
 
 The format is detected from the files present; several forms in one directory is an error.
+File names (``geno.txt``, ``map.txt``, the PLINK and VCF extensions, ``.bim``, ``.fam``,
+``.qual``, ``pheno.csv``) are matched in any upper/lower case (``COHORT.BED``, as Windows
+tools write them); two files whose names differ only in case are an error.
 ``pheno.csv`` (or ``pheno.csv.gz``) is keyed by sample id; without it the cohort has no
 phenotypes. Every malformed input raises :class:`dpgenome.errors.InputError` naming the
 file, line and column; writers create the whole directory atomically.
@@ -18,7 +21,7 @@ from typing import Literal
 
 from dpgenome.cohort import Cohort
 from dpgenome.errors import InputError
-from dpgenome.io.files import atomic_directory
+from dpgenome.io.files import atomic_directory, case_duplicate_error, case_duplicates
 from dpgenome.io.parker import GENO_NAMES, read_parker, write_parker
 from dpgenome.io.pheno import read_pheno_csv
 from dpgenome.io.plink import read_plink, write_plink
@@ -36,9 +39,9 @@ def _candidates(directory: Path) -> dict[str, list[Path]]:
     # a dangling symbolic link counts: reading it then fails naming the file
     names = sorted(p for p in directory.iterdir() if p.is_file() or not p.exists())
     return {
-        "parker": [p for p in names if p.name in GENO_NAMES],
-        "plink": [p for p in names if p.suffix == ".bed"],
-        "vcf": [p for p in names if p.name.endswith((".vcf", ".vcf.gz"))],
+        "parker": [p for p in names if p.name.lower() in GENO_NAMES],
+        "plink": [p for p in names if p.suffix.lower() == ".bed"],
+        "vcf": [p for p in names if p.name.lower().endswith((".vcf", ".vcf.gz"))],
     }
 
 
@@ -60,6 +63,9 @@ def _genotype_file(path: str | Path) -> tuple[str, Path]:
             "<name>.vcf[.gz])",
             file=directory,
         )
+    same = case_duplicates(p for files in found.values() for p in files)
+    if same is not None:
+        raise case_duplicate_error(same, directory)
     if len(every) > 1:
         raise InputError(
             f"several genotype files: {', '.join(every)}; keep one cohort per directory",

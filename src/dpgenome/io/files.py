@@ -1,5 +1,6 @@
 """File plumbing shared by the readers and writers: gzip-aware opening with clear errors,
-and atomic creation of a cohort directory (all files appear at once, or none)."""
+lookup of a cohort's files in any upper/lower case, and atomic creation of a cohort
+directory (all files appear at once, or none)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import shutil
 import tempfile
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, cast
@@ -28,6 +29,41 @@ def present(path: Path) -> bool:
     companion file (``pheno.csv``, ``.qual``) must fail on opening, naming it, not read as
     though the file were not there."""
     return path.exists() or path.is_symlink()
+
+
+def case_duplicates(paths: Iterable[Path]) -> list[Path] | None:
+    """The first group (sorted) of ``paths`` whose names differ only in upper/lower case,
+    or None when every name is distinct regardless of case."""
+    groups: dict[str, list[Path]] = {}
+    for p in sorted(paths):
+        groups.setdefault(p.name.lower(), []).append(p)
+    return next((g for g in groups.values() if len(g) > 1), None)
+
+
+def case_duplicate_error(paths: list[Path], directory: Path) -> InputError:
+    """The error for files whose names differ only in case (possible on Linux, where a
+    Windows copy of the same file can sit beside the original): which one to read is
+    ambiguous, so none is."""
+    names = " and ".join(p.name for p in paths)
+    return InputError(
+        f"both {names} are present (names differing only in upper/lower case); keep one",
+        file=directory,
+    )
+
+
+def find_case_insensitive(directory: Path, name: str) -> Path | None:
+    """The entry of ``directory`` named ``name`` in any upper/lower case (``COHORT.BIM``,
+    ``Pheno.CSV``, as Windows and some tools write them), or None when there is none. A
+    dangling symbolic link counts (see :func:`present`). Two entries whose names differ
+    only in case are an :class:`InputError` naming both."""
+    wanted = name.lower()
+    try:
+        found = [p for p in directory.iterdir() if p.name.lower() == wanted]
+    except FileNotFoundError:
+        return None
+    if len(found) > 1:
+        raise case_duplicate_error(sorted(found), directory)
+    return found[0] if found else None
 
 
 def strip_bom(data: bytes) -> bytes:

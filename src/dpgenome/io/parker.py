@@ -26,9 +26,9 @@ from dpgenome.io.dosage_text import RowError, format_row, parse_row
 from dpgenome.io.files import (
     check_line_ends,
     decode_utf8,
+    find_case_insensitive,
     is_gzip,
     open_binary,
-    present,
     strip_bom,
 )
 from dpgenome.io.pheno import FLAG_COLUMNS, assemble_cohort, write_pheno_csv
@@ -49,7 +49,8 @@ _YES = {b"yes": True, b"no": False, b"YES": True, b"NO": False, b"Yes": True, b"
 
 
 def _one_of(directory: Path, names: tuple[str, ...], what: str) -> Path:
-    found = [directory / n for n in names if present(directory / n)]
+    """The one of ``names`` in ``directory``, in any upper/lower case (``GENO.TXT``)."""
+    found = [p for p in (find_case_insensitive(directory, n) for n in names) if p is not None]
     if not found:
         raise InputError(f"no {what} ({' or '.join(names)})", file=directory)
     if len(found) > 1:

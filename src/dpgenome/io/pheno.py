@@ -26,7 +26,7 @@ import pandas as pd
 
 from dpgenome.cohort import Cohort
 from dpgenome.errors import InputError
-from dpgenome.io.files import check_utf8, open_binary, present
+from dpgenome.io.files import check_utf8, find_case_insensitive, open_binary
 from dpgenome.io.tables import NA_TOKENS, first_duplicate
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,8 @@ ID_COLUMNS = ("id", "IID")
 #: column of a table keyed by ``IID``
 PLINK_MISSING = -9.0
 FLAG_COLUMNS = ("discard", "mixup")
+#: the phenotype table of a cohort directory (matched in any upper/lower case)
+PHENO_NAMES = ("pheno.csv", "pheno.csv.gz")
 _TRUE = frozenset({"yes", "y", "true", "t", "1"})
 _FALSE = frozenset({"no", "n", "false", "f", "0"})
 #: a number written with a decimal comma or thousands separators: ``25,3``, ``-0,5``, ``1,234``
@@ -360,10 +362,13 @@ def write_pheno_csv(
 
 
 def find_pheno(directory: Path) -> Path | None:
-    """``pheno.csv`` (or ``pheno.csv.gz``) in a cohort directory; both present is an error."""
-    found = [p for p in (directory / "pheno.csv", directory / "pheno.csv.gz") if present(p)]
+    """``pheno.csv`` (or ``pheno.csv.gz``) in a cohort directory, in any upper/lower case
+    (``PHENO.CSV``); both present, or two names differing only in case, is an error."""
+    found = [p for p in (find_case_insensitive(directory, n) for n in PHENO_NAMES) if p is not None]
     if len(found) > 1:
-        raise InputError("both pheno.csv and pheno.csv.gz are present; keep one", file=directory)
+        raise InputError(
+            f"both {' and '.join(p.name for p in found)} are present; keep one", file=directory
+        )
     return found[0] if found else None
 
 

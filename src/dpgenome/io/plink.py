@@ -10,6 +10,8 @@ A2 (column 6) is ``ref``. The sample id is the ``.fam`` IID (FID = IID on write)
 ``.fam`` parent, sex and phenotype columns are not read (phenotypes come from ``pheno.csv``).
 Map quality, which ``.bim`` cannot hold, lives in an optional ``<name>.qual`` file in the
 format of PLINK 1.9's ``--qual-scores`` (variant id, quality; whitespace separated, no header).
+The companions of ``<name>.bed`` are found in any upper/lower case (``COHORT.BIM``,
+``cohort.Fam``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pandas as pd
 
 from dpgenome.cohort import Cohort
 from dpgenome.errors import InputError
-from dpgenome.io.files import present
+from dpgenome.io.files import find_case_insensitive
 from dpgenome.io.pheno import FLAG_COLUMNS, assemble_cohort, write_pheno_csv
 from dpgenome.io.tables import (
     build_variants,
@@ -42,9 +44,9 @@ def _fields(path: Path, width: int) -> tuple[np.ndarray, np.ndarray]:
     return values, lines
 
 
-def _read_quality(path: Path, variant_ids: pd.Index) -> np.ndarray:
+def _read_quality(path: Path | None, variant_ids: pd.Index) -> np.ndarray:
     quality = np.full(len(variant_ids), np.nan)
-    if not present(path):
+    if path is None:
         return quality
     rows, lines = _fields(path, 2)
     where = variant_ids.get_indexer(rows[:, 0].tolist())
@@ -58,9 +60,9 @@ def _read_quality(path: Path, variant_ids: pd.Index) -> np.ndarray:
     return quality
 
 
-def check_bed(path: Path, n_samples: int, n_variants: int) -> None:
+def check_bed(path: Path, n_samples: int, n_variants: int, fam: Path | None = None) -> None:
     """Magic bytes (SNP-major), size ``3 + n_variants * ceil(n_samples / 4)`` and zero
-    padding."""
+    padding (``fam``, named by errors about the samples, defaults to ``<name>.fam``)."""
     expected = 3 + n_variants * ((n_samples + 3) // 4)
     actual = path.stat().st_size
     with open(path, "rb") as f:
@@ -77,14 +79,14 @@ def check_bed(path: Path, n_samples: int, n_variants: int) -> None:
             f"{n_variants} variants (.bim): the file is truncated or does not belong to them",
             file=path,
         )
-    check_padding(path, n_samples, n_variants)
+    check_padding(path, n_samples, n_variants, fam)
 
 
 #: fewer variants than this and an all-zero sample in the last byte may be a real one
 _PHANTOM_MIN_VARIANTS = 32
 
 
-def check_padding(path: Path, n_samples: int, n_variants: int) -> None:
+def check_padding(path: Path, n_samples: int, n_variants: int, fam: Path | None = None) -> None:
     """The ``.fam`` and the ``.bed`` agree on the samples where the size check cannot see it.
 
     Samples take 2 bits each, so a ``.fam`` one to three rows short or long can leave the
@@ -103,7 +105,7 @@ def check_padding(path: Path, n_samples: int, n_variants: int) -> None:
     del last
     mask = np.uint8((0xFF << (2 * used)) & 0xFF)
     dirty = int(np.count_nonzero(final & mask))
-    fam = path.with_suffix(".fam")
+    fam = path.with_suffix(".fam") if fam is None else fam
     if dirty:
         raise InputError(
             f"the .bed holds calls beyond the {n_samples} samples of the .fam (in the unused "
@@ -134,15 +136,28 @@ def check_padding(path: Path, n_samples: int, n_variants: int) -> None:
         )
 
 
+def _companion(bed_path: Path, suffix: str) -> Path | None:
+    """The file ``<name><suffix>`` beside ``bed_path``, in any upper/lower case."""
+    return find_case_insensitive(bed_path.parent, bed_path.stem + suffix)
+
+
+def _required_companion(bed_path: Path, suffix: str) -> Path:
+    """:func:`_companion`; missing, an error naming the file expected (in upper case when
+    the ``.bed``'s extension is)."""
+    found = _companion(bed_path, suffix)
+    if found is None:
+        expected = bed_path.with_suffix(suffix.upper() if bed_path.suffix.isupper() else suffix)
+        raise InputError(f"{bed_path.name} has no companion {expected.name}", file=expected)
+    return found
+
+
 def read_plink(bed_path: str | Path) -> Cohort:
     """Read ``<name>.bed/.bim/.fam`` (hard calls) and ``pheno.csv`` from the same directory."""
     from bed_reader import open_bed
 
     bed_path = Path(bed_path)
-    bim_path, fam_path = bed_path.with_suffix(".bim"), bed_path.with_suffix(".fam")
-    for p in (bim_path, fam_path):
-        if not present(p):
-            raise InputError(f"{bed_path.name} has no companion {p.name}", file=p)
+    bim_path = _required_companion(bed_path, ".bim")
+    fam_path = _required_companion(bed_path, ".fam")
     fam, fam_lines = _fields(fam_path, 6)
     ids = fam[:, 1].tolist()
     check_unique_ids(ids, file=fam_path, lines=fam_lines, column="IID (2)", what="sample")
@@ -158,8 +173,8 @@ def read_plink(bed_path: str | Path) -> Cohort:
         lines=bim_lines,
         columns={"id": "variant id (2)", "chr": "chromosome (1)", "pos": "position (4)"},
     )
-    variants["quality"] = _read_quality(bed_path.with_suffix(".qual"), pd.Index(variants["id"]))
-    check_bed(bed_path, len(ids), len(variants))
+    variants["quality"] = _read_quality(_companion(bed_path, ".qual"), pd.Index(variants["id"]))
+    check_bed(bed_path, len(ids), len(variants), fam_path)
     with open_bed(bed_path, iid_count=len(ids), sid_count=len(variants), count_A1=True) as bed:
         dosages = bed.read(dtype=np.float32, order="C")
     return assemble_cohort(
