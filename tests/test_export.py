@@ -8,6 +8,7 @@ import math
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -30,9 +31,11 @@ from dpgenome.export import (
     sha256_file,
     verify_bundle,
 )
-from dpgenome.lifetime import LifetimeLedger
+from dpgenome.io import read_cohort, write_cohort
+from dpgenome.lifetime import LifetimeLedger, individuals_fingerprint
 from dpgenome.paths import shipped_policy
 from dpgenome.policy import Override
+from dpgenome.testing import toy_cohort
 from test_dossier import DEMO_PHENOTYPES_ONLY, consortium_with_control
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -767,3 +770,166 @@ def test_export__a_write_failure_is_a_user_error_leaving_nothing(tmp_path, monke
     with pytest.raises(InputError, match="cannot create the bundle here") as err:
         export(tmp_path, dest=blocker / "bundle", lifetime=ledger)
     assert err.value.file == str(blocker / "bundle")
+
+
+# ------------------------------------------------------- lifetime: per individual
+
+V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE releases (
+    release_id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, epsilon REAL, delta REAL NOT NULL,
+    created_utc TEXT NOT NULL, policy TEXT NOT NULL, verdict TEXT NOT NULL,
+    overridden INTEGER NOT NULL, status TEXT NOT NULL, bundle TEXT NOT NULL, pheno TEXT NOT NULL
+);
+INSERT INTO meta VALUES ('schema_version', '1');
+"""
+
+
+def mice(*names: str) -> list[str]:
+    return [f"mouse-{n}" for n in names]
+
+
+def test_lifetime_ledger__charges_each_individual_across_overlapping_cohorts(
+    tmp_path: Path,
+) -> None:
+    """A growing biobank's next cohort (some mice dropped, newcomers added) is another
+    fingerprint but mostly the same mice: it pays for their earlier releases (it started a
+    fresh budget). Mice never released before, and cohorts of other mice, pay nothing."""
+    ledger = LifetimeLedger(tmp_path / "l.sqlite")
+    first = mice(*"abcdefghij")
+    grown = mice(*"cdefghij", "k", "l")  # a and b withdrew, k and l joined
+    other = mice("x", "y", "z")
+    fp = {name: individuals_fingerprint(ids) for name, ids in (("1", first), ("2", grown))}
+    assert ledger.record(fp["1"], 8.0, 1e-6, "r1", individuals=first)
+    total = ledger.total(fp["2"], individuals=grown)
+    assert (total.epsilon, total.delta, total.releases, total.individuals) == (8.0, 1e-6, 1, 10)
+    assert ledger.total(individuals_fingerprint(other), individuals=other).epsilon == 0.0
+    assert ledger.record(fp["2"], 5.0, 2e-6, "r2", individuals=grown)
+    # c..j spent 13, a and b 8, k and l 5: the most is charged, seen from either cohort
+    for name in ("1", "2"):
+        total = ledger.total(fp[name])  # the stored member tokens, no ids needed
+        assert (total.epsilon, total.releases, total.individuals) == (13.0, 2, 10)
+        assert total.delta == pytest.approx(3e-6)
+        assert total.to_dict()["unit"] == "individual"
+    assert ledger.total(fp["2"], exclude_release="r2").epsilon == 8.0
+    one_old_one_new = mice("a", "x")
+    total = ledger.total(individuals_fingerprint(one_old_one_new), individuals=one_old_one_new)
+    assert (total.epsilon, total.releases) == (8.0, 1)
+    newcomers = mice("k", "l")
+    total = ledger.total(individuals_fingerprint(newcomers), individuals=newcomers)
+    assert (total.epsilon, total.releases) == (5.0, 1)
+    # a release without formal privacy makes its mice's lifetime infinite, and no one else's
+    assert ledger.record(individuals_fingerprint(mice("e")), None, 0.0, "r3", individuals=mice("e"))
+    assert math.isinf(ledger.total(fp["1"]).epsilon)
+    assert ledger.total(individuals_fingerprint(newcomers), individuals=newcomers).epsilon == 5.0
+    with pytest.raises(InputError, match="not the one this release was made from"):
+        ledger.total(fp["1"], individuals=grown)
+    with pytest.raises(InputError, match="not the one this release was made from"):
+        ledger.record(fp["1"], 1.0, 1e-6, "r4", individuals=grown)
+
+
+def test_lifetime_ledger__releases_without_individuals_count_for_their_fingerprint(
+    tmp_path: Path,
+) -> None:
+    """A release recorded without its individuals counts for every individual of its own
+    fingerprint (as before per-individual accounting) and links once they are named."""
+    ledger = LifetimeLedger(tmp_path / "l.sqlite")
+    first, grown = mice(*"abcd"), mice(*"bcde")
+    fp1, fp2 = individuals_fingerprint(first), individuals_fingerprint(grown)
+    assert ledger.record(fp1, 3.0, 1e-6, "r1")  # unlinked
+    total = ledger.total(fp1)
+    assert (total.epsilon, total.individuals, total.to_dict()["unit"]) == (
+        3.0,
+        None,
+        "cohort fingerprint",
+    )
+    assert not ledger.linked(fp1)
+    assert ledger.total(fp2, individuals=grown).epsilon == 0.0  # cannot be linked
+    assert ledger.total(fp1, individuals=first).epsilon == 3.0  # its own fingerprint counts
+    ledger.record(fp2, 4.0, 1e-6, "r2", individuals=grown)
+    assert ledger.total(fp1, individuals=first).epsilon == 7.0  # b, c, d: 3 + 4
+    assert ledger.total(fp1).epsilon == 3.0  # not named, not linked
+    # naming the first cohort's individuals (re-exporting r1 with them) links its release
+    assert not ledger.record(fp1, 3.0, 1e-6, "r1", individuals=first)
+    assert ledger.linked(fp1)
+    assert (ledger.total(fp1).epsilon, ledger.total(fp2).epsilon) == (7.0, 7.0)
+
+
+def test_lifetime_ledger__stores_keyed_tokens_owner_only_and_reads_version_1(
+    tmp_path: Path,
+) -> None:
+    """The ledger holds no sample id, only keyed tokens (another ledger's key gives other
+    tokens), is created readable by its owner only, and a ledger written before
+    per-individual accounting still reads and upgrades in place."""
+    ids = mice(*"abc")
+    fp = individuals_fingerprint(ids)
+    paths = [tmp_path / "one.sqlite", tmp_path / "two.sqlite"]
+    for path in paths:
+        LifetimeLedger(path).record(fp, 1.0, 1e-6, "r1", individuals=ids)
+        assert (path.stat().st_mode & 0o777) == 0o600
+        assert not any(i.encode() in path.read_bytes() for i in ids)
+    tokens = []
+    for path in paths:
+        with sqlite3.connect(path) as con:
+            tokens.append({t for (t,) in con.execute("SELECT token FROM members")})
+    assert len(tokens[0]) == 3 and all(len(t) == 16 for t in tokens[0])
+    assert not tokens[0] & tokens[1]
+    old = tmp_path / "v1.sqlite"
+    with sqlite3.connect(old) as con:
+        con.executescript(V1_SCHEMA)
+        con.execute(
+            "INSERT INTO releases VALUES ('old', ?, 2.0, 1e-6, '2026-01-01', 'consortium', "
+            "'APPROVE', 0, 'exported', '/b', 'abBMD')",
+            (fp,),
+        )
+    ledger = LifetimeLedger(old)
+    assert ledger.total(fp, individuals=ids).epsilon == 2.0  # read-only: no token table yet
+    assert ledger.total(fp).individuals is None
+    ledger.record(fp, 1.0, 1e-6, "new", individuals=ids)
+    total = ledger.total(fp)
+    assert (total.epsilon, total.releases, total.individuals) == (3.0, 2, 3)
+    with sqlite3.connect(old) as con:
+        assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+            "2",
+        )
+
+
+def source_cohort(tmp_path: Path, seed: int, name: str) -> tuple[Path, dict[str, Any]]:
+    """A small cohort on disk and a results document whose fingerprint is its individuals."""
+    cohort, _ = toy_cohort(seed)
+    path = tmp_path / name
+    write_cohort(cohort, path, "parker")
+    document = results("approve")
+    document["cohort"]["fingerprint"] = individuals_fingerprint(read_cohort(path).sample_ids)
+    return path, document
+
+
+def test_cli_export__cohort_links_the_individuals_and_a_wrong_cohort_is_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cohort, document = source_cohort(tmp_path, 1, "cohort")
+    other, _ = source_cohort(tmp_path, 2, "other")
+    folder = release_dir(tmp_path)
+    (folder / "results.json").write_text(json.dumps(document))
+    db = tmp_path / "life.sqlite"
+    common = ["--policy", "consortium", "--lifetime-db", db]
+    res = run("export", folder, *common, "--out", tmp_path / "b0", "--cohort", other)
+    assert res.exit_code == 2
+    assert f"{other}: the cohort given is not the one this release was made from" in res.output
+    assert not (tmp_path / "b0").exists() and not db.exists()
+    res = run("export", folder, *common, "--out", tmp_path / "b1", "--cohort", cohort)
+    assert res.exit_code == 0, res.output
+    n = read_cohort(cohort).n_samples
+    assert f"the most any one of its {n} individuals has spent" in res.output
+    manifest = json.loads((tmp_path / "b1" / MANIFEST).read_text())
+    assert (manifest["lifetime"]["unit"], manifest["lifetime"]["individuals"]) == ("individual", n)
+    assert LifetimeLedger(db).linked(document["cohort"]["fingerprint"])
+    listing = run("ledger", "--db", db).output
+    assert f"the most any one of its {n} individuals has spent" in listing
+    # a release of an unknown cohort without --cohort: fingerprint only, and a warning
+    document["cohort"]["fingerprint"] = FINGERPRINT
+    (folder / "results.json").write_text(json.dumps(document))
+    res = run("export", folder, *common, "--out", tmp_path / "b2")
+    assert res.exit_code == 0, res.output
+    assert "by cohort fingerprint: the ledger does not know its individuals" in res.output
+    assert "export --cohort COHORT" in caplog.text

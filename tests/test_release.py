@@ -121,6 +121,11 @@ def test_release__approve_exports_a_bundle_that_verifies(small_cohort: Path) -> 
     assert any(n.startswith("synthetic/") and n.endswith("geno.txt") for n in names)
     results = json.loads((bundle / "results.json").read_text())
     assert results["ledger"]["unit"] == "individual"
+    # the lifetime ledger charges per individual: it knows the input's individuals
+    assert (manifest["lifetime"]["unit"], manifest["lifetime"]["individuals"]) == (
+        "individual",
+        read_cohort(small_cohort / "cohort").n_samples,
+    )
     assert results["audit"]["canary"]["epsilon_lower_bound"] <= results["ledger"]["epsilon"]
 
     runner = CliRunner()
@@ -143,7 +148,9 @@ def test_release__policy_change_reuses_training_and_spends_nothing(small_cohort:
     with sqlite3.connect(small_cohort / "lifetime.sqlite") as db:
         tables = [r[0] for r in db.execute("select name from sqlite_master where type='table'")]
         counts = {t: db.execute(f"select count(*) from {t}").fetchone()[0] for t in tables}
-    assert max(counts.values()) == 1, counts
+    # one release, and one keyed token per individual of the input (per-individual budget)
+    assert (counts["releases"], counts["cohorts"]) == (1, 1), counts
+    assert counts["members"] == read_cohort(small_cohort / "cohort").n_samples, counts
 
 
 def test_release__reused_training_is_exported_in_the_formats_asked(small_cohort: Path) -> None:

@@ -42,7 +42,7 @@ import math
 import os
 import secrets
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -54,7 +54,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from dpgenome import __version__
 from dpgenome.dossier import render_dossier
 from dpgenome.errors import ConfigError, InputError, PolicyError, ReleaseBlocked
-from dpgenome.lifetime import LifetimeLedger
+from dpgenome.lifetime import LifetimeLedger, LifetimeTotal, check_individuals
 from dpgenome.policy import (
     Evaluation,
     EvaluationContext,
@@ -283,26 +283,47 @@ class ExportResult:
     manifest: dict[str, Any] = field(repr=False)
 
 
+def _fingerprint(results: Mapping[str, Any]) -> str | None:
+    cohort = results.get("cohort")
+    fingerprint = cohort.get("fingerprint") if isinstance(cohort, Mapping) else None
+    return fingerprint if isinstance(fingerprint, str) and fingerprint else None
+
+
+def lifetime_spent(
+    results: Mapping[str, Any],
+    lifetime: LifetimeLedger | None,
+    *,
+    release_id: str | None = None,
+    individuals: Iterable[object] | None = None,
+) -> LifetimeTotal | None:
+    """What the individuals of the release's source cohort have spent before it (the most
+    any one of them has: :meth:`LifetimeLedger.total`), excluding ``release_id`` itself so a
+    re-export is not counted twice; ``individuals`` are the source cohort's sample ids when
+    the caller has them. ``None`` without a ledger or a cohort fingerprint."""
+    fingerprint = _fingerprint(results)
+    if lifetime is None or fingerprint is None:
+        return None
+    return lifetime.total(fingerprint, individuals=individuals, exclude_release=release_id)
+
+
+def _context(total: LifetimeTotal | None) -> EvaluationContext:
+    if total is None:
+        return EvaluationContext()
+    return EvaluationContext(total.epsilon, total.delta, total.releases)
+
+
 def prepare_evaluation(
     results: Mapping[str, Any],
     policy: Policy,
     *,
     lifetime: LifetimeLedger | None,
     release_id: str | None = None,
+    individuals: Iterable[object] | None = None,
 ) -> Evaluation:
-    """Evaluate a release with the cohort's lifetime spending (excluding ``release_id``
-    itself, so a re-export is not counted twice). Without a ledger the lifetime rule is NOT
-    EVALUATED."""
-    context = EvaluationContext()
-    fingerprint = (
-        results.get("cohort", {}).get("fingerprint")
-        if isinstance(results.get("cohort"), Mapping)
-        else None
-    )
-    if lifetime is not None and isinstance(fingerprint, str):
-        total = lifetime.total(fingerprint, exclude_release=release_id)
-        context = EvaluationContext(total.epsilon, total.delta, total.releases)
-    return evaluate(results, policy, context=context)
+    """Evaluate a release with its individuals' lifetime spending (:func:`lifetime_spent`).
+    Without a ledger the lifetime rule is NOT EVALUATED."""
+    total = lifetime_spent(results, lifetime, release_id=release_id, individuals=individuals)
+    return evaluate(results, policy, context=_context(total))
 
 
 def public_control_note(results: Mapping[str, Any], evaluation: Evaluation) -> str:
@@ -340,14 +361,19 @@ def export_bundle(
     signing_key: Ed25519PrivateKey | str | Path | None = None,
     lifetime: LifetimeLedger | None = None,
     release_id: str | None = None,
+    individuals: Iterable[object] | None = None,
 ) -> ExportResult:
     """Evaluate, gate, and atomically write a release bundle at ``dest``.
 
     ``files`` maps bundle-relative names to bytes or source paths (the synthetic cohort).
     ``config`` defaults to ``results["provenance"]["config"]``. ``lifetime`` supplies and
-    records the cohort's lifetime spending (``None``: a lifetime cap is NOT EVALUATED and
-    nothing is recorded). Raises :class:`ReleaseBlocked` (nothing written) when the verdict
-    is BLOCK and there is no override, or the policy forbids overrides.
+    records the lifetime spending of the release's individuals (``None``: a lifetime cap is
+    NOT EVALUATED and nothing is recorded). ``individuals`` -- the source cohort's sample ids,
+    checked against the results' cohort fingerprint -- let the ledger link this release to
+    the releases of every cohort sharing its people; without them, and unless the ledger
+    already knows this cohort's individuals, only releases of the same fingerprint count (a
+    warning says so). Raises :class:`ReleaseBlocked` (nothing written) when the verdict is
+    BLOCK and there is no override, or the policy forbids overrides.
     """
     dest = Path(dest).expanduser()
     policy = load_policy(policy_path)
@@ -363,8 +389,18 @@ def export_bundle(
     fingerprint = str(cohort.get("fingerprint") or "")
     if lifetime is not None and not fingerprint:
         raise InputError("results.json has no cohort.fingerprint: the lifetime ledger needs it")
+    if individuals is not None and lifetime is not None:
+        individuals = check_individuals(fingerprint, individuals)
     release_id = release_id or default_release_id(names, fingerprint)
-    evaluation = prepare_evaluation(results, policy, lifetime=lifetime, release_id=release_id)
+    spent = lifetime_spent(results, lifetime, release_id=release_id, individuals=individuals)
+    evaluation = evaluate(results, policy, context=_context(spent))
+    if spent is not None and spent.individuals is None:
+        log.warning(
+            "the lifetime ledger does not know this cohort's individuals: only releases of "
+            "cohort %s count towards its lifetime budget, not those of cohorts sharing some of "
+            "its people (give the source cohort: dpgenome export --cohort COHORT)",
+            fingerprint[:12],
+        )
 
     if evaluation.verdict is Verdict.BLOCK:
         failing = "\n  ".join(describe_failing(evaluation)) + public_control_note(
@@ -459,7 +495,11 @@ def export_bundle(
             "ledger": results.get("ledger"),
             "lifetime": {
                 **evaluation.context.to_dict(),
-                "composition": "basic: epsilons and deltas add across releases",
+                "composition": "basic: epsilons and deltas add across releases"
+                if spent is None
+                else spent.to_dict()["composition"],
+                "unit": None if spent is None else spent.to_dict()["unit"],
+                "individuals": None if spent is None else spent.individuals,
                 "this_release_epsilon": None if math.isinf(epsilon) else epsilon,
                 "this_release_delta": delta,
                 "recorded": lifetime is not None,
@@ -494,6 +534,7 @@ def export_bundle(
                 bundle=str(dest.resolve()),
                 pheno=str(cohort.get("pheno") or ""),
                 status="pending",
+                individuals=individuals,
             )
             recorded = True
         try:

@@ -1,15 +1,26 @@
 """The lifetime privacy ledger: every release of a source cohort, in one SQLite file.
 
-Releases are keyed by the source cohort's fingerprint (:func:`individuals_fingerprint`, a
-hash of the input's sample ids as read, so the same people read from another format or path,
-or analysed with another phenotype, covariates or panel, are the same cohort). Each export
-adds its (epsilon, delta).
+The unit of privacy is one individual, and so is the lifetime budget. Each release is
+recorded with its source cohort's fingerprint (:func:`individuals_fingerprint`, a hash of the
+input's sample ids as read, so the same people read from another format or path, or analysed
+with another phenotype, covariates or panel, are the same cohort) and, when the release's
+individuals are known, the cohort's *member set*: a keyed hash of each individual's id
+(:func:`member_tokens`). A new release is then charged with the most any one of its
+individuals has spent: the sum over every earlier release whose cohort included that
+individual. A growing biobank's next cohort (the same people plus newcomers, or minus those
+who withdrew) is another fingerprint but the same people, and pays for their past releases;
+a release of other people costs them nothing (its output does not depend on their records).
+A release recorded without its individuals (``dpgenome export`` without ``--cohort``, or a
+ledger written before per-individual accounting) counts for every individual of a cohort with
+its fingerprint, and for no other cohort -- the ledger cannot know who was in it.
 
-Composition across releases is *basic composition* (Dwork & Roth 2014, Thm 3.16): the
-epsilons add and the deltas add. It holds for any sequence of independently computed
-releases, adaptive or not; tighter bounds (RDP / PLD composition) would need each release's
-full privacy curve, which is not stored. A release with epsilon = inf (no formal privacy)
-makes the lifetime total infinite.
+Composition across releases is *basic composition* (Dwork & Roth 2014, Thm 3.16), per
+individual: the epsilons add and the deltas add over the releases that included them. It
+holds for any sequence of independently computed releases, adaptive or not; tighter bounds
+(RDP / PLD composition) would need each release's full privacy curve, which is not stored. A
+release with epsilon = inf (no formal privacy) makes its individuals' lifetime totals
+infinite. The epsilon and the delta reported are each the largest over the individuals (an
+upper bound on every individual's pair, possibly reached by two different individuals).
 
 A release is identified by ``release_id``: for ``dpgenome release`` a hash of the synthetic
 cohort's content (:func:`dpgenome.release.synthetic_release_id`, so the same synthetic cohort
@@ -20,17 +31,24 @@ once. Rows are written as ``pending`` before the bundle is moved into place and 
 ``exported`` after; a crash in between leaves a ``pending`` row that still counts (the safe
 side).
 
-Nothing individual-level is stored: fingerprints, numbers, names of policies and bundles.
+What is stored: fingerprints, numbers, names of policies and bundles, and per cohort the
+members' tokens -- HMAC-SHA-256 of each sample id under a random 256-bit key drawn when the
+ledger is created and kept in it (128-bit tokens). No id, genotype or phenotype is stored,
+but whoever holds the ledger file can test whether a given id was in a cohort: the file is as
+sensitive as the cohort's id list, is created readable by its owner only, and stays with the
+data holder (it is never part of a bundle).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import math
 import os
+import secrets
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,22 +58,41 @@ from dpgenome.errors import BudgetError, InputError
 
 
 def individuals_fingerprint(sample_ids: Iterable[object]) -> str:
-    """The lifetime ledger's key for a source cohort: SHA-256 over the sorted, distinct sample
-    ids of the input *as read* -- before QC, and whatever phenotype, covariates, public panel
-    or file format a release uses. Keying by the analysis subset's content instead gave the
-    same people a fresh budget whenever a release changed its covariates or panel (the QC'd
-    subset differs). A cohort whose ids are renamed or which adds or drops individuals is
-    another key: the ledger cannot know that two files hold the same people."""
+    """The lifetime ledger's name for a source cohort: SHA-256 over the sorted, distinct
+    sample ids of the input *as read* -- before QC, and whatever phenotype, covariates, public
+    panel or file format a release uses. Keying by the analysis subset's content instead gave
+    the same people a fresh budget whenever a release changed its covariates or panel (the
+    QC'd subset differs). A cohort which adds or drops individuals is another fingerprint; its
+    releases are linked to this one's through the individuals they share (member tokens).
+    Renamed ids are other individuals to the ledger: it cannot know two ids are one person."""
     h = hashlib.sha256(b"dpgenome-individuals\x1f")
-    h.update("\x1f".join(sorted({str(i) for i in sample_ids})).encode())
+    h.update("\x1f".join(distinct_ids(sample_ids)).encode())
     return h.hexdigest()
+
+
+def distinct_ids(sample_ids: Iterable[object]) -> list[str]:
+    """The sorted distinct sample ids, as text: the individuals a fingerprint hashes."""
+    return sorted({str(i) for i in sample_ids})
+
+
+def member_tokens(key: bytes, sample_ids: Iterable[object]) -> list[bytes]:
+    """One 128-bit token per distinct id: HMAC-SHA-256 under the ledger's ``key``. The same
+    id gives the same token in every cohort of one ledger (so releases link through their
+    shared individuals) and an unrelated token under another ledger's key."""
+    return [
+        hmac.new(key, i.encode(), hashlib.sha256).digest()[:_TOKEN_BYTES]
+        for i in distinct_ids(sample_ids)
+    ]
 
 
 #: between the bundles one release was exported to
 BUNDLE_SEPARATOR = "; "
 #: used when neither ``--lifetime-db`` nor ``DPGENOME_LIFETIME_DB`` is given
 DEFAULT_DB = Path("~/.dpgenome/lifetime.sqlite")
-_SCHEMA_VERSION = 1
+#: 1: releases keyed by cohort fingerprint; 2: + the cohorts' member tokens
+_SCHEMA_VERSION = 2
+_TOKEN_BYTES = 16
+_KEY = "member_key"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS releases (
@@ -72,6 +109,15 @@ CREATE TABLE IF NOT EXISTS releases (
     pheno TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS releases_fingerprint ON releases (fingerprint);
+CREATE TABLE IF NOT EXISTS cohorts (
+    fingerprint TEXT PRIMARY KEY,
+    individuals INTEGER NOT NULL  -- how many member tokens follow
+);
+CREATE TABLE IF NOT EXISTS members (
+    fingerprint TEXT NOT NULL,
+    token BLOB NOT NULL,          -- HMAC-SHA-256(member_key, sample id), 16 bytes
+    PRIMARY KEY (token, fingerprint)
+) WITHOUT ROWID;
 """
 
 
@@ -103,22 +149,54 @@ class LifetimeRecord:
 
 @dataclass(frozen=True)
 class LifetimeTotal:
-    """Basic composition over the releases of one cohort."""
+    """Basic composition, per individual, over the earlier releases of a cohort's people:
+    ``epsilon`` and ``delta`` are the most any one of its individuals has spent.
+    ``individuals`` is how many individuals that maximum is over, or ``None`` when the
+    cohort's individuals are unknown to the ledger and only the releases recorded under its
+    fingerprint count."""
 
     fingerprint: str
     epsilon: float
     delta: float
     releases: int
+    individuals: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        per_individual = self.individuals is not None
         return {
             "fingerprint": self.fingerprint,
             "epsilon": None if math.isinf(self.epsilon) else self.epsilon,
             "no_formal_privacy": math.isinf(self.epsilon),
             "delta": self.delta,
             "releases": self.releases,
-            "composition": "basic (sum of epsilons and of deltas over releases)",
+            "unit": "individual" if per_individual else "cohort fingerprint",
+            "individuals": self.individuals,
+            "composition": COMPOSITION if per_individual else COMPOSITION_UNLINKED,
         }
+
+
+#: how :class:`LifetimeTotal` composes, as the manifest and ``dpgenome ledger --json`` say it
+COMPOSITION = (
+    "basic, per individual: the most any one individual has spent, summing the epsilons and "
+    "the deltas of the releases that included them"
+)
+COMPOSITION_UNLINKED = (
+    "basic, over the releases recorded under this cohort fingerprint (the ledger does not "
+    "know this cohort's individuals, so releases of overlapping cohorts are not linked)"
+)
+
+
+def check_individuals(fingerprint: str, sample_ids: Iterable[object]) -> list[str]:
+    """``sample_ids`` as :func:`distinct_ids`, after checking they are the individuals of
+    the cohort ``fingerprint`` (an :class:`InputError` otherwise)."""
+    ids = distinct_ids(sample_ids)
+    if individuals_fingerprint(ids) != fingerprint:
+        raise InputError(
+            "the cohort given is not the one this release was made from: its individuals' "
+            f"fingerprint is {individuals_fingerprint(ids)[:12]}, the release's "
+            f"{fingerprint[:12]}"
+        )
+    return ids
 
 
 class LifetimeLedger:
@@ -131,6 +209,14 @@ class LifetimeLedger:
     def _connect(self, *, write: bool) -> Iterator[sqlite3.Connection]:
         if write:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:  # created readable by its owner only: it holds the members' tokens
+                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            except FileExistsError:
+                pass
+            except OSError as err:
+                raise InputError(
+                    f"cannot create the lifetime ledger: {err.strerror or err}", file=self.path
+                ) from None
         elif not self.path.exists():
             raise FileNotFoundError(self.path)
         try:
@@ -142,8 +228,11 @@ class LifetimeLedger:
                 if write:
                     con.executescript(_SCHEMA)
                     con.execute(
-                        "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                        "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                         (str(_SCHEMA_VERSION),),
+                    )
+                    con.execute(
+                        "INSERT OR IGNORE INTO meta VALUES (?, ?)", (_KEY, secrets.token_hex(32))
                     )
                 yield con
         except sqlite3.DatabaseError as err:
@@ -192,16 +281,85 @@ class LifetimeLedger:
         rows = self._rows("WHERE release_id = ?", (release_id,))
         return rows[0] if rows else None
 
-    def total(self, fingerprint: str, *, exclude_release: str | None = None) -> LifetimeTotal:
-        """Lifetime (epsilon, delta) of a cohort by basic composition, pending rows included.
-        ``exclude_release`` leaves out one release (the one being re-exported)."""
-        rows = [r for r in self.releases(fingerprint) if r.release_id != exclude_release]
-        return LifetimeTotal(
-            fingerprint,
-            math.fsum(r.epsilon for r in rows) if rows else 0.0,
-            math.fsum(r.delta for r in rows) if rows else 0.0,
-            len(rows),
+    def total(
+        self,
+        fingerprint: str,
+        *,
+        individuals: Iterable[object] | None = None,
+        exclude_release: str | None = None,
+    ) -> LifetimeTotal:
+        """The most any individual of cohort ``fingerprint`` has spent, by basic composition
+        over the earlier releases that included them (pending rows included).
+
+        The cohort's individuals are its stored member tokens, else ``individuals`` (its
+        sample ids, checked against ``fingerprint``); when neither is known, only the
+        releases recorded under ``fingerprint`` count. ``exclude_release`` leaves out one
+        release (the one being re-exported)."""
+        ids = None if individuals is None else check_individuals(fingerprint, individuals)
+        try:
+            with self._connect(write=False) as con:
+                return self._total(con, fingerprint, ids, exclude_release or "")
+        except FileNotFoundError:
+            return LifetimeTotal(fingerprint, 0.0, 0.0, 0, None if ids is None else len(ids))
+
+    def _total(
+        self, con: sqlite3.Connection, fingerprint: str, ids: Sequence[str] | None, exclude: str
+    ) -> LifetimeTotal:
+        own = con.execute(
+            "SELECT release_id, epsilon, delta FROM releases WHERE fingerprint = ? AND "
+            "release_id != ?",
+            (fingerprint, exclude),
+        ).fetchall()
+        stored = _member_count(con, fingerprint)
+        key = _member_key(con)
+        if stored is None and (ids is None or key is None):
+            # nobody's tokens to link through: this fingerprint's releases count for everyone
+            return LifetimeTotal(
+                fingerprint,
+                _sum_epsilon(r[1] for r in own),
+                math.fsum(r[2] for r in own),
+                len(own),
+                None if ids is None else len(ids),
+            )
+        con.execute("CREATE TEMP TABLE probe (token BLOB PRIMARY KEY) WITHOUT ROWID")
+        if stored is not None:
+            con.execute(
+                "INSERT INTO probe SELECT token FROM members WHERE fingerprint = ?", (fingerprint,)
+            )
+            own = []  # the join below reaches them through the stored members
+        else:
+            assert ids is not None and key is not None
+            con.executemany("INSERT INTO probe VALUES (?)", ((t,) for t in member_tokens(key, ids)))
+        linked = (
+            "FROM probe p JOIN members m ON m.token = p.token "
+            "JOIN releases r ON r.fingerprint = m.fingerprint WHERE r.release_id != ?"
         )
+        per_individual = con.execute(
+            f"SELECT MAX(r.epsilon IS NULL), TOTAL(r.epsilon), TOTAL(r.delta) {linked} "
+            "GROUP BY p.token",
+            (exclude,),
+        ).fetchall()
+        releases = {r[0] for r in con.execute(f"SELECT DISTINCT r.release_id {linked}", (exclude,))}
+        releases |= {r[0] for r in own}
+        # releases known only by this fingerprint count for every one of its individuals
+        base_eps, base_delta = _sum_epsilon(r[1] for r in own), math.fsum(r[2] for r in own)
+        most = max(
+            (math.inf if infinite else float(eps) for infinite, eps, _ in per_individual),
+            default=0.0,
+        )
+        most_delta = max((float(d) for _, _, d in per_individual), default=0.0)
+        n = stored if stored is not None else len(ids or ())
+        return LifetimeTotal(
+            fingerprint, base_eps + most, base_delta + most_delta, len(releases), n
+        )
+
+    def linked(self, fingerprint: str) -> bool:
+        """Whether the ledger knows cohort ``fingerprint``'s individuals (its member tokens)."""
+        try:
+            with self._connect(write=False) as con:
+                return _member_count(con, fingerprint) is not None
+        except FileNotFoundError:
+            return False
 
     def record(
         self,
@@ -216,17 +374,31 @@ class LifetimeLedger:
         bundle: str = "",
         pheno: str = "",
         status: str = "exported",
+        individuals: Iterable[object] | None = None,
     ) -> bool:
         """Add a release (``epsilon`` None or inf = no formal privacy). Returns False when the
         same release (same id, cohort and budget) is already recorded: it costs nothing more.
-        A known id with a different cohort or budget is a :class:`BudgetError`."""
+        A known id with a different cohort or budget is a :class:`BudgetError`.
+
+        ``individuals`` (the source cohort's sample ids, checked against ``fingerprint``)
+        stores the cohort's member tokens once, which links this release -- and every other
+        release of this fingerprint -- to the releases of cohorts sharing individuals."""
         if epsilon is not None and (math.isnan(epsilon) or epsilon < 0):
             raise BudgetError(f"epsilon must be >= 0 or infinite, got {epsilon}")
         if not 0.0 <= delta < 1.0:
             raise BudgetError(f"delta must be in [0, 1), got {delta}")
         eps_db = None if epsilon is None or math.isinf(epsilon) else float(epsilon)
+        ids = None if individuals is None else check_individuals(fingerprint, individuals)
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         with self._connect(write=True) as con:
+            if ids is not None and _member_count(con, fingerprint) is None:
+                key = _member_key(con)
+                assert key is not None  # drawn on every write connection
+                con.execute("INSERT INTO cohorts VALUES (?, ?)", (fingerprint, len(ids)))
+                con.executemany(
+                    "INSERT INTO members VALUES (?, ?)",
+                    ((fingerprint, t) for t in member_tokens(key, ids)),
+                )
             row = con.execute(
                 "SELECT fingerprint, epsilon, delta, status FROM releases WHERE release_id = ?",
                 (release_id,),
@@ -287,3 +459,26 @@ class LifetimeLedger:
             con.execute(
                 "DELETE FROM releases WHERE release_id = ? AND status = 'pending'", (release_id,)
             )
+
+
+def _member_count(con: sqlite3.Connection, fingerprint: str) -> int | None:
+    """How many member tokens cohort ``fingerprint`` has stored (None: not stored; a ledger
+    written before per-individual accounting has no such table)."""
+    try:
+        row = con.execute(
+            "SELECT individuals FROM cohorts WHERE fingerprint = ?", (fingerprint,)
+        ).fetchone()
+    except sqlite3.OperationalError:  # schema version 1, read without writing
+        return None
+    return None if row is None else int(row[0])
+
+
+def _member_key(con: sqlite3.Connection) -> bytes | None:
+    row = con.execute("SELECT value FROM meta WHERE key = ?", (_KEY,)).fetchone()
+    return None if row is None else bytes.fromhex(row[0])
+
+
+def _sum_epsilon(values: Iterable[float | None]) -> float:
+    """Basic composition of stored epsilons (NULL = no formal privacy = infinite)."""
+    eps = list(values)
+    return math.inf if any(e is None for e in eps) else math.fsum(e for e in eps if e is not None)

@@ -581,8 +581,9 @@ def claim_text(rule: str, value: Any) -> str:
 
 @dataclass(frozen=True)
 class EvaluationContext:
-    """What the results document cannot know: the cohort's privacy spending before this
-    release (from the lifetime ledger). ``None`` = unknown, so a lifetime cap is NOT
+    """What the results document cannot know: the privacy its individuals spent before this
+    release (from the lifetime ledger: the most any one of them spent, and over how many
+    releases that included any of them). ``None`` = unknown, so a lifetime cap is NOT
     EVALUATED (and blocks)."""
 
     lifetime_epsilon_spent: float | None = None
@@ -902,9 +903,12 @@ def _privacy_rules(p: Policy) -> list[RuleSpec]:
         life_cap = p.max_lifetime_epsilon
 
         def lifetime(results: Mapping[str, Any], ctx: EvaluationContext) -> Finding:
-            rid, title = "privacy.max_lifetime_epsilon", "Lifetime epsilon of the cohort"
+            rid, title = "privacy.max_lifetime_epsilon", "Lifetime epsilon of its individuals"
             metric = "ledger.epsilon + lifetime ledger"
-            threshold = f"<= {fmt(life_cap)} (basic composition: sum over releases)"
+            threshold = (
+                f"<= {fmt(life_cap)} (basic composition per individual: the releases that "
+                "included them add up)"
+            )
             ok, eps, why = _epsilon(results)
             if not ok or eps is None:
                 return _not_evaluated(rid, title, metric, threshold, why)
@@ -915,7 +919,8 @@ def _privacy_rules(p: Policy) -> list[RuleSpec]:
             total = ctx.lifetime_epsilon_spent + eps
             n_before = ctx.lifetime_releases or 0
             detail = (
-                f"{fmt_claim(ctx.lifetime_epsilon_spent)} spent by {n_before} earlier release(s)"
+                f"{fmt_claim(ctx.lifetime_epsilon_spent)} spent before by its most-spent "
+                f"individual, over {n_before} earlier release(s)"
             )
             return _epsilon_cap(
                 (rid, title, metric, threshold), total, life_cap, p.allow_no_formal_privacy, detail
@@ -924,7 +929,7 @@ def _privacy_rules(p: Policy) -> list[RuleSpec]:
         rules.append(
             RuleSpec(
                 "privacy.max_lifetime_epsilon",
-                "Lifetime epsilon of the cohort",
+                "Lifetime epsilon of its individuals",
                 "ledger.epsilon",
                 "privacy.max_lifetime_epsilon",
                 lifetime,

@@ -48,7 +48,12 @@ from dpgenome.export import ExportResult, export_bundle, prepare_evaluation
 from dpgenome.fidelity import cohort_fidelity, compare_gwas, gwas_rows
 from dpgenome.gwas import linear_gwas
 from dpgenome.io import detect_format, read_cohort, write_cohort
-from dpgenome.lifetime import LifetimeLedger, default_db_path, individuals_fingerprint
+from dpgenome.lifetime import (
+    LifetimeLedger,
+    default_db_path,
+    distinct_ids,
+    individuals_fingerprint,
+)
 from dpgenome.phenoschema import (
     DeclaredSchema,
     read_pheno_schema,
@@ -197,6 +202,9 @@ class Ingested:
     input_hashes: dict[str, str]
     #: the lifetime ledger's key: the input's individuals (:func:`individuals_fingerprint`)
     fingerprint: str
+    #: the input's sample ids as read, for the lifetime ledger's per-individual accounting
+    #: (kept in memory only: the ledger stores keyed tokens of them)
+    individuals: tuple[str, ...]
 
 
 def file_hashes(path: str | Path) -> dict[str, str]:
@@ -232,7 +240,8 @@ def declared_schema(config: ReleaseConfig) -> DeclaredSchema | None:
 def ingest(config: ReleaseConfig) -> Ingested:
     declared = declared_schema(config)  # a bad schema file fails before the cohort is read
     raw = read_cohort(config.cohort)
-    fingerprint = individuals_fingerprint(raw.sample_ids)
+    individuals = tuple(distinct_ids(raw.sample_ids))
+    fingerprint = individuals_fingerprint(individuals)
     if declared is not None:
         raw = declared.apply(raw)
     fmt = detect_format(config.cohort)
@@ -248,7 +257,15 @@ def ingest(config: ReleaseConfig) -> Ingested:
     warn_values_encoded_as_missing(members, synth_config(config).phenotypes)
     public = None if panel is None else align_panel(panel, cohort.variants)
     return Ingested(
-        cohort, split, members, public, report, fmt, file_hashes(config.cohort), fingerprint
+        cohort,
+        split,
+        members,
+        public,
+        report,
+        fmt,
+        file_hashes(config.cohort),
+        fingerprint,
+        individuals,
     )
 
 
@@ -480,7 +497,13 @@ def run_release(
         release_id = synthetic_release_id(
             results["cohort"]["fingerprint"], (work / _SYNTHETIC_FP).read_text().strip()
         )
-        evaluation = prepare_evaluation(results, policy, lifetime=lifetime, release_id=release_id)
+        evaluation = prepare_evaluation(
+            results,
+            policy,
+            lifetime=lifetime,
+            release_id=release_id,
+            individuals=ing.individuals,
+        )
         dossier_path = work / "dossier.html"
         dossier_path.write_text(
             render_dossier(results, evaluation, figures, override=override), encoding="utf-8"
@@ -499,6 +522,7 @@ def run_release(
                 signing_key=config.signing_key,
                 lifetime=lifetime,
                 release_id=release_id,
+                individuals=ing.individuals,
             )
         except ReleaseBlocked as err:
             err.message += f"\nThe dossier explaining the verdict: {dossier_path}"

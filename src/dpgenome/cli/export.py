@@ -17,7 +17,8 @@ import click
 
 from dpgenome.errors import InputError, VerificationError
 from dpgenome.export import RESERVED, export_bundle, verify_bundle
-from dpgenome.lifetime import LifetimeLedger, default_db_path
+from dpgenome.io import read_cohort
+from dpgenome.lifetime import LifetimeLedger, LifetimeTotal, check_individuals, default_db_path
 from dpgenome.policy import Override, fmt_claim
 
 _FIGURES = "figures"
@@ -77,6 +78,15 @@ def _collect(release_dir: Path) -> tuple[dict[str, Any], dict[str, Path], dict[s
     help="Lifetime privacy ledger (SQLite). Default: $DPGENOME_LIFETIME_DB or "
     "~/.dpgenome/lifetime.sqlite.",
 )
+@click.option(
+    "--cohort",
+    "source_cohort",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The source COHORT the release was made from: its sample ids (checked against "
+    "results.json's cohort fingerprint) let the lifetime ledger charge this release to each "
+    "individual, across every cohort that shares them. Not needed when the ledger already "
+    "knows this cohort's individuals (an earlier release or export of it named them).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def export(
     release_dir: Path,
@@ -86,6 +96,7 @@ def export(
     signer: str | None,
     signing_key: Path | None,
     lifetime_db: Path | None,
+    source_cohort: Path | None,
     as_json: bool,
 ) -> None:
     """Package RELEASE_DIR into a verifiable bundle at --out, if the policy approves.
@@ -103,6 +114,7 @@ def export(
         override = Override(override_reason, signer, now)
     results, files, figures = _collect(release_dir)
     ledger = LifetimeLedger(lifetime_db or default_db_path())
+    individuals = None if source_cohort is None else _individuals(source_cohort, results)
     result = export_bundle(
         out,
         files=files,
@@ -112,6 +124,7 @@ def export(
         override=override,
         signing_key=signing_key,
         lifetime=ledger,
+        individuals=individuals,
     )
     total = ledger.total(result.manifest["cohort_fingerprint"])
     summary = {
@@ -134,8 +147,27 @@ def export(
     eps = "∞" if math.isinf(total.epsilon) else fmt_claim(total.epsilon)
     click.echo(
         f"lifetime privacy spent on this cohort: epsilon {eps}, delta {fmt_claim(total.delta)} "
-        f"over {total.releases} release(s) ({ledger.path})"
+        f"over {total.releases} release(s) ({ledger.path}){_basis(total)}"
     )
+
+
+def _individuals(cohort: Path, results: dict[str, Any]) -> list[str]:
+    """The source cohort's sample ids, after checking it is the release's source."""
+    ids = read_cohort(cohort).sample_ids
+    fingerprint = (results.get("cohort") or {}).get("fingerprint")
+    if not isinstance(fingerprint, str) or not fingerprint:
+        raise InputError("results.json has no cohort.fingerprint to check --cohort against")
+    try:
+        return check_individuals(fingerprint, ids)
+    except InputError as err:
+        raise InputError(err.message, file=cohort) from None
+
+
+def _basis(total: LifetimeTotal) -> str:
+    """How the lifetime total was reached, after the figures."""
+    if total.individuals is None:
+        return " -- by cohort fingerprint: the ledger does not know its individuals"
+    return f" -- the most any one of its {total.individuals} individuals has spent"
 
 
 @click.command("verify")
@@ -191,7 +223,11 @@ def verify(bundle: Path, public_key: Path | None, as_json: bool) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def ledger(db: Path | None, fingerprint: str | None, as_json: bool) -> None:
-    """List past releases and the lifetime privacy spent per source cohort."""
+    """List past releases and the lifetime privacy spent per source cohort.
+
+    A cohort's lifetime epsilon is the most any one of its individuals has spent, over every
+    release that included them (of this cohort or of another sharing them), when the ledger
+    knows its individuals; otherwise the sum over the releases of its fingerprint."""
     book = LifetimeLedger(db or default_db_path())
     rows = book.releases()
     if fingerprint is not None:
@@ -229,5 +265,5 @@ def ledger(db: Path | None, fingerprint: str | None, as_json: bool) -> None:
         eps = "∞" if math.isinf(t.epsilon) else fmt_claim(t.epsilon)
         click.echo(
             f"cohort {t.fingerprint[:12]}: {t.releases} release(s), lifetime epsilon {eps}, "
-            f"delta {fmt_claim(t.delta)} (basic composition)"
+            f"delta {fmt_claim(t.delta)} (basic composition){_basis(t)}"
         )
