@@ -20,7 +20,9 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from scipy import optimize, stats
 
+from dpgenome.accountant import Ledger
 from dpgenome.cli import main
 from dpgenome.errors import BudgetError, ConfigError, InputError, ReleaseBlocked
 from dpgenome.export import (
@@ -32,7 +34,7 @@ from dpgenome.export import (
     verify_bundle,
 )
 from dpgenome.io import read_cohort, write_cohort
-from dpgenome.lifetime import LifetimeLedger, individuals_fingerprint
+from dpgenome.lifetime import LifetimeLedger, ReleaseBudget, compose, individuals_fingerprint
 from dpgenome.paths import shipped_policy
 from dpgenome.policy import Override
 from dpgenome.testing import toy_cohort
@@ -933,3 +935,79 @@ def test_cli_export__cohort_links_the_individuals_and_a_wrong_cohort_is_refused(
     assert res.exit_code == 0, res.output
     assert "by cohort fingerprint: the ledger does not know its individuals" in res.output
     assert "export --cohort COHORT" in caplog.text
+
+
+# ------------------------------------------------- lifetime: composed across releases
+
+
+def gaussian_exact_epsilon(mu: float, delta: float) -> float:
+    """The exact epsilon at ``delta`` of a mu-GDP Gaussian mechanism (Balle & Wang 2018,
+    Thm 8), independent of any accountant library."""
+
+    def excess(eps: float) -> float:
+        return (
+            stats.norm.cdf(-eps / mu + mu / 2)
+            - math.exp(eps) * stats.norm.cdf(-eps / mu - mu / 2)
+            - delta
+        )
+
+    return float(optimize.brentq(excess, 0.0, 100.0))
+
+
+def gaussian_release(sigma: float = 0.6, delta: float = 1e-5) -> dict[str, Any]:
+    """A release ledger of one Gaussian query (noise multiplier ``sigma``): epsilon 8.63 as
+    reported (the larger of RDP and PLD; PLD gives the exact 8.00)."""
+    ledger = Ledger(delta)
+    ledger.add_gaussian("release", sigma, 1)
+    return ledger.to_dict()
+
+
+def test_compose__mechanisms_compose_tighter_than_adding_epsilons() -> None:
+    """k releases of a Gaussian query with noise multiplier s are one Gaussian query with s /
+    sqrt(k): the composed epsilon lies between that exact value and the sum of epsilons."""
+    one = gaussian_release()
+    budget = ReleaseBudget.of(one["epsilon"], one["delta"], one)
+    for k in (2, 3):
+        eps, delta, basic = compose([budget] * k)
+        assert delta == pytest.approx(k * 1e-5) and basic == pytest.approx(k * one["epsilon"])
+        exact = gaussian_exact_epsilon(math.sqrt(k) / 0.6, k * 1e-5)
+        assert exact <= eps <= 1.1 * exact < basic
+    assert compose([budget] * 3)[0] == pytest.approx(16.238, abs=0.01)  # basic: 25.9
+    # a release whose mechanisms are unknown adds its epsilon; no formal privacy is infinite
+    unknown = ReleaseBudget(one["epsilon"], one["delta"])
+    eps, _, basic = compose([budget, budget, unknown])
+    assert eps == pytest.approx(compose([budget] * 2)[0] + one["epsilon"]) and eps < basic
+    assert math.isinf(compose([budget, ReleaseBudget(math.inf, 0.0)])[0])
+    assert compose([unknown, unknown])[0] == pytest.approx(2 * one["epsilon"])
+    # unreadable mechanisms are left out (the release composes by its epsilon alone)
+    broken = {**one, "mechanisms": [{"kind": "unknown-kind", "name": "x"}]}
+    assert ReleaseBudget.of(one["epsilon"], one["delta"], broken).mechanisms is None
+
+
+def test_lifetime__third_release_fits_the_cap_once_composed(tmp_path: Path) -> None:
+    """consortium caps an individual's lifetime at 20 and a release at 10: two epsilon-8.63
+    releases added up to 17.3 and a third (25.9) was blocked; composed by their mechanisms
+    the three make 16.2, recorded in the manifest and re-checked by verify."""
+    document = results("approve")
+    document["ledger"] = gaussian_release()
+    ledger = LifetimeLedger(tmp_path / "l.sqlite")
+    for tag in ("a", "b", "c"):
+        done = export(
+            tmp_path, document=document, dest=tmp_path / tag, files=data_files(tag), lifetime=ledger
+        )
+    context = done.manifest["evaluation"]["context"]
+    assert context["lifetime_epsilon_spent"] == pytest.approx(12.788, abs=0.01)
+    assert context["lifetime_epsilon_after"] == pytest.approx(16.238, abs=0.01)
+    (finding,) = [f for f in done.evaluation.findings if f.rule == "privacy.max_lifetime_epsilon"]
+    assert finding.measured == pytest.approx(16.238, abs=0.01)
+    assert "adding epsilons" in finding.detail
+    assert verify_bundle(tmp_path / "c").ok
+    total = ledger.total(FINGERPRINT)
+    assert total.epsilon == pytest.approx(16.238, abs=0.01)
+    assert total.to_dict()["epsilon_basic_composition"] == pytest.approx(25.886, abs=0.01)
+    # a fourth (19.2 composed) still fits; a fifth does not
+    export(tmp_path, document=document, dest=tmp_path / "d", files=data_files("d"), lifetime=ledger)
+    with pytest.raises(ReleaseBlocked, match=re.escape("privacy.max_lifetime_epsilon")):
+        export(
+            tmp_path, document=document, dest=tmp_path / "e", files=data_files("e"), lifetime=ledger
+        )

@@ -348,6 +348,25 @@ def test_evaluate__lifetime_cap_uses_context() -> None:
         "privacy.max_lifetime_epsilon",
     )
     assert inf.status is Status.FAIL
+    # composed with this release's mechanisms: the smaller of that and the sum holds
+    composed = finding(
+        evaluate(doc, policy, context=EvaluationContext(12.5, 2e-5, 2, 17.0)),
+        "privacy.max_lifetime_epsilon",
+    )
+    assert composed.status is Status.PASS and composed.measured == 17.0
+    assert "20.5 adding epsilons" in composed.detail
+    looser = finding(
+        evaluate(doc, policy, context=EvaluationContext(12.0, 2e-5, 1, 21.0)),
+        "privacy.max_lifetime_epsilon",
+    )
+    assert looser.status is Status.PASS and looser.measured == 20.0
+    for context in (
+        EvaluationContext(12.5, 2e-5, 2, 17.0),
+        EvaluationContext(math.inf, 0.0, 1, math.inf),
+        EvaluationContext(1.0, 0.0, 1),
+    ):
+        data = json.loads(json.dumps(context.to_dict(), allow_nan=False))
+        assert EvaluationContext.from_dict(data) == context
 
 
 def test_evaluate__canary_lower_bound_above_claim_fails() -> None:

@@ -54,7 +54,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from dpgenome import __version__
 from dpgenome.dossier import render_dossier
 from dpgenome.errors import ConfigError, InputError, PolicyError, ReleaseBlocked
-from dpgenome.lifetime import LifetimeLedger, LifetimeTotal, check_individuals
+from dpgenome.lifetime import LifetimeLedger, LifetimeTotal, ReleaseBudget, check_individuals
 from dpgenome.policy import (
     Evaluation,
     EvaluationContext,
@@ -295,21 +295,36 @@ def lifetime_spent(
     *,
     release_id: str | None = None,
     individuals: Iterable[object] | None = None,
-) -> LifetimeTotal | None:
-    """What the individuals of the release's source cohort have spent before it (the most
-    any one of them has: :meth:`LifetimeLedger.total`), excluding ``release_id`` itself so a
-    re-export is not counted twice; ``individuals`` are the source cohort's sample ids when
-    the caller has them. ``None`` without a ledger or a cohort fingerprint."""
+) -> tuple[LifetimeTotal, LifetimeTotal | None] | None:
+    """What the individuals of the release's source cohort have spent before it and would
+    have spent with it (the most any one of them: :meth:`LifetimeLedger.total`, composing
+    this release's mechanisms with theirs), excluding ``release_id`` itself so a re-export is
+    not counted twice; ``individuals`` are the source cohort's sample ids when the caller has
+    them. ``None`` without a ledger or a cohort fingerprint; the total after is ``None``
+    when the results hold no ledger."""
     fingerprint = _fingerprint(results)
     if lifetime is None or fingerprint is None:
         return None
-    return lifetime.total(fingerprint, individuals=individuals, exclude_release=release_id)
+    ids = None if individuals is None else list(individuals)
+    before = lifetime.total(fingerprint, individuals=ids, exclude_release=release_id)
+    try:
+        epsilon, delta = _epsilon_delta(results)
+    except (InputError, TypeError, ValueError):
+        return before, None
+    budget = ReleaseBudget.of(epsilon, delta, results.get("ledger"))
+    after = lifetime.total(
+        fingerprint, individuals=ids, exclude_release=release_id, including=budget
+    )
+    return before, after
 
 
-def _context(total: LifetimeTotal | None) -> EvaluationContext:
-    if total is None:
+def _context(spent: tuple[LifetimeTotal, LifetimeTotal | None] | None) -> EvaluationContext:
+    if spent is None:
         return EvaluationContext()
-    return EvaluationContext(total.epsilon, total.delta, total.releases)
+    before, after = spent
+    return EvaluationContext(
+        before.epsilon, before.delta, before.releases, None if after is None else after.epsilon
+    )
 
 
 def prepare_evaluation(
@@ -394,7 +409,8 @@ def export_bundle(
     release_id = release_id or default_release_id(names, fingerprint)
     spent = lifetime_spent(results, lifetime, release_id=release_id, individuals=individuals)
     evaluation = evaluate(results, policy, context=_context(spent))
-    if spent is not None and spent.individuals is None:
+    before = None if spent is None else spent[0]
+    if before is not None and before.individuals is None:
         log.warning(
             "the lifetime ledger does not know this cohort's individuals: only releases of "
             "cohort %s count towards its lifetime budget, not those of cohorts sharing some of "
@@ -496,10 +512,10 @@ def export_bundle(
             "lifetime": {
                 **evaluation.context.to_dict(),
                 "composition": "basic: epsilons and deltas add across releases"
-                if spent is None
-                else spent.to_dict()["composition"],
-                "unit": None if spent is None else spent.to_dict()["unit"],
-                "individuals": None if spent is None else spent.individuals,
+                if before is None
+                else before.to_dict()["composition"],
+                "unit": None if before is None else before.to_dict()["unit"],
+                "individuals": None if before is None else before.individuals,
                 "this_release_epsilon": None if math.isinf(epsilon) else epsilon,
                 "this_release_delta": delta,
                 "recorded": lifetime is not None,
@@ -535,6 +551,7 @@ def export_bundle(
                 pheno=str(cohort.get("pheno") or ""),
                 status="pending",
                 individuals=individuals,
+                mechanisms=ReleaseBudget.of(epsilon, delta, results.get("ledger")).mechanisms,
             )
             recorded = True
         try:

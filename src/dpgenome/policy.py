@@ -589,14 +589,19 @@ class EvaluationContext:
     lifetime_epsilon_spent: float | None = None
     lifetime_delta_spent: float | None = None
     lifetime_releases: int | None = None
+    #: the most-spent individual's total with this release, its mechanisms composed with
+    #: theirs (``None``: not computed, so the cap adds this release's epsilon)
+    lifetime_epsilon_after: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        eps = self.lifetime_epsilon_spent
+        eps, after = self.lifetime_epsilon_spent, self.lifetime_epsilon_after
         return {
             "lifetime_epsilon_spent": None if eps is not None and math.isinf(eps) else eps,
             "lifetime_epsilon_spent_is_inf": eps is not None and math.isinf(eps),
             "lifetime_delta_spent": self.lifetime_delta_spent,
             "lifetime_releases": self.lifetime_releases,
+            "lifetime_epsilon_after": None if after is not None and math.isinf(after) else after,
+            "lifetime_epsilon_after_is_inf": after is not None and math.isinf(after),
         }
 
     @classmethod
@@ -608,16 +613,24 @@ class EvaluationContext:
             return cls()
         if not isinstance(data, Mapping):
             raise ValueError(f"the context is a {type(data).__name__}, not a mapping")
-        is_inf = data.get("lifetime_epsilon_spent_is_inf", False)
-        if not isinstance(is_inf, bool):
-            raise ValueError(f"lifetime_epsilon_spent_is_inf is not true or false ({is_inf!r})")
-        eps = math.inf if is_inf else _context_amount(data, "lifetime_epsilon_spent")
+        eps, after = (
+            _context_epsilon(data, "lifetime_epsilon_spent"),
+            _context_epsilon(data, "lifetime_epsilon_after"),
+        )
         releases = data.get("lifetime_releases")
         if releases is not None and (
             isinstance(releases, bool) or not isinstance(releases, int) or releases < 0
         ):
             raise ValueError(f"lifetime_releases is not a non-negative integer ({releases!r})")
-        return cls(eps, _context_amount(data, "lifetime_delta_spent"), releases)
+        return cls(eps, _context_amount(data, "lifetime_delta_spent"), releases, after)
+
+
+def _context_epsilon(data: Mapping[str, Any], key: str) -> float | None:
+    """``data[key]`` as :func:`_context_amount`, infinite when ``data[key + "_is_inf"]``."""
+    is_inf = data.get(f"{key}_is_inf", False)
+    if not isinstance(is_inf, bool):
+        raise ValueError(f"{key}_is_inf is not true or false ({is_inf!r})")
+    return math.inf if is_inf else _context_amount(data, key)
 
 
 def _context_amount(data: Mapping[str, Any], key: str) -> float | None:
@@ -906,8 +919,7 @@ def _privacy_rules(p: Policy) -> list[RuleSpec]:
             rid, title = "privacy.max_lifetime_epsilon", "Lifetime epsilon of its individuals"
             metric = "ledger.epsilon + lifetime ledger"
             threshold = (
-                f"<= {fmt(life_cap)} (basic composition per individual: the releases that "
-                "included them add up)"
+                f"<= {fmt(life_cap)} (per individual: the releases that included them, composed)"
             )
             ok, eps, why = _epsilon(results)
             if not ok or eps is None:
@@ -916,12 +928,20 @@ def _privacy_rules(p: Policy) -> list[RuleSpec]:
                 return _not_evaluated(
                     rid, title, metric, threshold, "no lifetime ledger was consulted"
                 )
-            total = ctx.lifetime_epsilon_spent + eps
+            added = ctx.lifetime_epsilon_spent + eps
             n_before = ctx.lifetime_releases or 0
             detail = (
                 f"{fmt_claim(ctx.lifetime_epsilon_spent)} spent before by its most-spent "
                 f"individual, over {n_before} earlier release(s)"
             )
+            total = added
+            after = ctx.lifetime_epsilon_after
+            if after is not None and after < added:  # both bound it: the smaller holds
+                total = after
+                detail += (
+                    f"; with this release {fmt_claim(after)}, its mechanisms composed with "
+                    f"theirs ({fmt_claim(added)} adding epsilons)"
+                )
             return _epsilon_cap(
                 (rid, title, metric, threshold), total, life_cap, p.allow_no_formal_privacy, detail
             )

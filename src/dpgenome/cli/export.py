@@ -165,9 +165,15 @@ def _individuals(cohort: Path, results: dict[str, Any]) -> list[str]:
 
 def _basis(total: LifetimeTotal) -> str:
     """How the lifetime total was reached, after the figures."""
+    basic = total.basic_epsilon
+    added = (
+        f" (composed; adding epsilons: {fmt_claim(basic)})"
+        if basic is not None and math.isfinite(basic) and basic > total.epsilon
+        else ""
+    )
     if total.individuals is None:
-        return " -- by cohort fingerprint: the ledger does not know its individuals"
-    return f" -- the most any one of its {total.individuals} individuals has spent"
+        return f"{added} -- by cohort fingerprint: the ledger does not know its individuals"
+    return f"{added} -- the most any one of its {total.individuals} individuals has spent"
 
 
 @click.command("verify")
@@ -265,5 +271,5 @@ def ledger(db: Path | None, fingerprint: str | None, as_json: bool) -> None:
         eps = "∞" if math.isinf(t.epsilon) else fmt_claim(t.epsilon)
         click.echo(
             f"cohort {t.fingerprint[:12]}: {t.releases} release(s), lifetime epsilon {eps}, "
-            f"delta {fmt_claim(t.delta)} (basic composition){_basis(t)}"
+            f"delta {fmt_claim(t.delta)}{_basis(t)}"
         )
