@@ -884,10 +884,12 @@ def test_lifetime_ledger__stores_keyed_tokens_owner_only_and_reads_version_1(
             "'APPROVE', 0, 'exported', '/b', 'abBMD')",
             (fp,),
         )
+    old.chmod(0o644)  # as an earlier dpgenome left it
     ledger = LifetimeLedger(old)
     assert ledger.total(fp, individuals=ids).epsilon == 2.0  # read-only: no token table yet
     assert ledger.total(fp).individuals is None
     ledger.record(fp, 1.0, 1e-6, "new", individuals=ids)
+    assert (old.stat().st_mode & 0o777) == 0o600  # it now holds a key and tokens
     total = ledger.total(fp)
     assert (total.epsilon, total.releases, total.individuals) == (3.0, 2, 3)
     with sqlite3.connect(old) as con:
@@ -1011,3 +1013,98 @@ def test_lifetime__third_release_fits_the_cap_once_composed(tmp_path: Path) -> N
         export(
             tmp_path, document=document, dest=tmp_path / "e", files=data_files("e"), lifetime=ledger
         )
+
+
+def test_lifetime_ledger__a_release_recorded_meanwhile_is_refused(tmp_path: Path) -> None:
+    """Two exports of overlapping cohorts at once each passed the cap on the spending they
+    read, and both were recorded (24 > 20). The record re-reads the releases reaching its
+    individuals in its own transaction and refuses when one appeared meanwhile."""
+    ledger = LifetimeLedger(tmp_path / "l.sqlite")
+    first, grown = mice(*"abcd"), mice(*"bcde")
+    fp1, fp2 = individuals_fingerprint(first), individuals_fingerprint(grown)
+    ledger.record(fp1, 8.0, 1e-6, "r0", individuals=first)
+    seen = ledger.total(fp2, individuals=grown)
+    assert seen.release_ids == {"r0"}
+    ledger.record(fp1, 8.0, 1e-6, "r1", individuals=first)  # another process, meanwhile
+    with pytest.raises(BudgetError, match="while this one was being exported"):
+        ledger.record(fp2, 8.0, 1e-6, "r2", individuals=grown, expect_releases=seen.release_ids)
+    assert ledger.get("r2") is None and not ledger.linked(fp2)  # nothing recorded
+    again = ledger.total(fp2, individuals=grown)
+    assert ledger.record(fp2, 8.0, 1e-6, "r2", individuals=grown, expect_releases=again.release_ids)
+    # a release of other people meanwhile does not matter
+    ledger.record(individuals_fingerprint(mice("z")), 8.0, 1e-6, "rz", individuals=mice("z"))
+    later = ledger.total(fp1)
+    assert ledger.record(fp1, 1.0, 1e-6, "r3", expect_releases=later.release_ids)
+
+
+def test_export__another_export_recorded_meanwhile_leaves_nothing(tmp_path: Path) -> None:
+    class Busy(LifetimeLedger):
+        """A ledger another export writes to between this export's check and its record."""
+
+        def record(self, *args: Any, **kwargs: Any) -> bool:
+            if kwargs.get("status") == "pending":
+                super().record(FINGERPRINT, 8.0, 1e-5, "elsewhere", status="exported")
+            return super().record(*args, **kwargs)
+
+    ledger = Busy(tmp_path / "l.sqlite")
+    with pytest.raises(BudgetError, match="run the export again"):
+        export(tmp_path, lifetime=ledger)
+    assert not (tmp_path / "bundle").exists()
+    assert [r.release_id for r in ledger.releases()] == ["elsewhere"]
+    assert export(tmp_path, lifetime=LifetimeLedger(ledger.path)).new_lifetime_entry
+
+
+def test_lifetime_ledger__a_failed_export_withdraws_only_its_own_claim(tmp_path: Path) -> None:
+    """Two exports of one release at once: the first one failing removed the pending row
+    the second relied on, and the second's bundle then had no ledger entry."""
+    ledger = LifetimeLedger(tmp_path / "l.sqlite")
+    assert ledger.record("fp", 2.0, 1e-6, "r", bundle="/b1", status="pending")
+    assert not ledger.record("fp", 2.0, 1e-6, "r", bundle="/b2", status="pending")
+    ledger.forget_pending("r", bundle="/b1")  # the first export failed
+    row = ledger.get("r")
+    assert row is not None and (row.status, row.bundle) == ("pending", "/b2")
+    ledger.set_status("r", "exported", bundle="/b2")
+    ledger.forget_pending("r", bundle="/b2")  # exported: kept
+    assert ledger.get("r") is not None
+    assert ledger.record("fp", 2.0, 1e-6, "s", bundle="/b3", status="pending")
+    ledger.forget_pending("s", bundle="/b3")
+    assert ledger.get("s") is None
+    # an empty cohort stores no tokens (they would hide its releases from its fingerprint)
+    empty = individuals_fingerprint([])
+    ledger.record(empty, 1.0, 1e-6, "e1")
+    ledger.record(empty, 1.0, 1e-6, "e2", individuals=[])
+    assert (ledger.total(empty).epsilon, ledger.total(empty).releases) == (2.0, 2)
+
+
+def test_cli_ledger__link_counts_earlier_unlinked_releases_for_their_people(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cohort, document = source_cohort(tmp_path, 1, "cohort")
+    folder = release_dir(tmp_path)
+    (folder / "results.json").write_text(json.dumps(document))
+    db = tmp_path / "life.sqlite"
+    common = ["--policy", "consortium", "--lifetime-db", db]
+    res = run("export", folder, *common, "--out", tmp_path / "b")
+    assert res.exit_code == 0, res.output  # without --cohort: unlinked
+    fp = document["cohort"]["fingerprint"]
+    ids = read_cohort(cohort).sample_ids
+    grown = [*ids[1:], "newcomer"]  # the biobank's next cohort
+    ledger = LifetimeLedger(db)
+    ledger.record(individuals_fingerprint(mice("q")), 1.0, 1e-6, "q", individuals=mice("q"))
+    assert ledger.total(individuals_fingerprint(grown), individuals=grown).epsilon == 0.0
+    assert ledger.unlinked_releases(besides=individuals_fingerprint(grown)) == 1
+    assert "dpgenome ledger --link COHORT" in run("ledger", "--db", db).output
+    # a linked export meanwhile is told the unlinked release does not count for its people
+    other, other_doc = source_cohort(tmp_path, 2, "other")
+    (folder / "results.json").write_text(json.dumps(other_doc))
+    res = run("export", folder, *common, "--out", tmp_path / "b2", "--cohort", other)
+    assert res.exit_code == 0, res.output
+    assert "1 earlier release(s) in the lifetime ledger were recorded without" in caplog.text
+    res = run("ledger", "--db", db, "--link", cohort, "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output) == {"fingerprint": fp, "individuals": len(ids), "releases": 1}
+    assert ledger.total(individuals_fingerprint(grown), individuals=grown).epsilon == 8.0
+    assert ledger.unlinked_releases() == 0
+    never, _ = source_cohort(tmp_path, 3, "never")
+    res = run("ledger", "--db", db, "--link", never)
+    assert res.exit_code == 2 and "nothing to link" in res.output

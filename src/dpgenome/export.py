@@ -417,6 +417,16 @@ def export_bundle(
             "its people (give the source cohort: dpgenome export --cohort COHORT)",
             fingerprint[:12],
         )
+    elif before is not None and lifetime is not None:
+        unlinked = lifetime.unlinked_releases(besides=fingerprint)
+        if unlinked:
+            log.warning(
+                "%d earlier release(s) in the lifetime ledger were recorded without their "
+                "individuals and count only for their own cohort, not for any of these "
+                "individuals they included: link each such cohort (dpgenome ledger --link "
+                "COHORT)",
+                unlinked,
+            )
 
     if evaluation.verdict is Verdict.BLOCK:
         failing = "\n  ".join(describe_failing(evaluation)) + public_control_note(
@@ -552,6 +562,7 @@ def export_bundle(
                 status="pending",
                 individuals=individuals,
                 mechanisms=ReleaseBudget.of(epsilon, delta, results.get("ledger")).mechanisms,
+                expect_releases=None if before is None else before.release_ids,
             )
             recorded = True
         try:
@@ -566,8 +577,8 @@ def export_bundle(
         _fsync_dir(dest.parent)
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        if recorded and new_entry and lifetime is not None:
-            lifetime.forget_pending(release_id)
+        if recorded and lifetime is not None:  # withdraw this export's claim
+            lifetime.forget_pending(release_id, bundle=str(dest.resolve()))
         if isinstance(err, OSError):
             # disk full, read-only or vanished destination: a user-facing failure, not a bug
             where = err.filename if err.filename is not None else dest

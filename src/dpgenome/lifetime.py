@@ -61,7 +61,7 @@ import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -125,14 +125,16 @@ CREATE TABLE IF NOT EXISTS releases (
 );
 CREATE INDEX IF NOT EXISTS releases_fingerprint ON releases (fingerprint);
 CREATE TABLE IF NOT EXISTS cohorts (
-    fingerprint TEXT PRIMARY KEY,
-    individuals INTEGER NOT NULL  -- how many member tokens follow
+    cohort INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL UNIQUE,
+    individuals INTEGER NOT NULL  -- how many member tokens it has
 );
 CREATE TABLE IF NOT EXISTS members (
-    fingerprint TEXT NOT NULL,
     token BLOB NOT NULL,          -- HMAC-SHA-256(member_key, sample id), 16 bytes
-    PRIMARY KEY (token, fingerprint)
+    cohort INTEGER NOT NULL REFERENCES cohorts (cohort),
+    PRIMARY KEY (token, cohort)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS members_cohort ON members (cohort);
 """
 
 
@@ -176,6 +178,8 @@ class LifetimeTotal:
     releases: int
     individuals: int | None = None
     basic_epsilon: float | None = None
+    #: the earlier releases reaching these individuals (what an export's check relied on)
+    release_ids: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         per_individual = self.individuals is not None
@@ -311,29 +315,51 @@ class LifetimeLedger:
         elif not self.path.exists():
             raise FileNotFoundError(self.path)
         try:
-            con = sqlite3.connect(self.path, timeout=30)
+            # explicit transactions: a write holds the ledger from its first read (BEGIN
+            # IMMEDIATE), so a budget check and the record it guards see one state
+            con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         except sqlite3.Error as err:
             raise InputError(f"cannot open the lifetime ledger: {err}", file=self.path) from None
         try:
-            with con:
-                if write:
-                    con.executescript(_SCHEMA)
-                    if not _has_mechanisms(con):  # a version-1 ledger
-                        con.execute("ALTER TABLE releases ADD COLUMN mechanisms TEXT")
-                    con.execute(
-                        "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
-                        (str(_SCHEMA_VERSION),),
-                    )
-                    con.execute(
-                        "INSERT OR IGNORE INTO meta VALUES (?, ?)", (_KEY, secrets.token_hex(32))
-                    )
-                yield con
+            if write:
+                con.execute("BEGIN IMMEDIATE")
+                for statement in _statements(_SCHEMA):
+                    con.execute(statement)
+                if not _has_mechanisms(con):  # a version-1 ledger
+                    con.execute("ALTER TABLE releases ADD COLUMN mechanisms TEXT")
+                con.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                    (str(_SCHEMA_VERSION),),
+                )
+                drawn = con.execute(
+                    "INSERT OR IGNORE INTO meta VALUES (?, ?)", (_KEY, secrets.token_hex(32))
+                ).rowcount
+                if drawn:  # the ledger now holds a key: owner-only, also when upgraded
+                    self._restrict()
+            yield con
+            if write:
+                con.execute("COMMIT")
         except sqlite3.DatabaseError as err:
-            raise InputError(
-                f"the lifetime ledger is not a readable dpgenome ledger: {err}", file=self.path
-            ) from None
+            raise InputError(_database_error(err), file=self.path) from None
         finally:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
             con.close()
+
+    def _restrict(self) -> None:
+        """Make the ledger file readable and writable by its owner only (it holds the key
+        and the members' tokens); a file another user owns keeps its mode, with a warning."""
+        try:
+            mode = self.path.stat().st_mode & 0o777
+            if mode & 0o077:
+                os.chmod(self.path, mode & 0o700)
+        except OSError as err:
+            log.warning(
+                "could not make the lifetime ledger %s owner-only (%s): it holds keyed tokens "
+                "of the released individuals",
+                self.path,
+                err.strerror or err,
+            )
 
     def _rows(self, where: str = "", args: tuple[Any, ...] = ()) -> list[LifetimeRecord]:
         try:
@@ -400,13 +426,15 @@ class LifetimeLedger:
         # composition only grows with more releases: the maximal sets bound everyone
         maximal = [a for a in sets if not any(a < b for b in sets)]
         composed = [compose([*(budgets[r] for r in a), *extra]) for a in maximal]
+        reached = frozenset().union(*sets)
         return LifetimeTotal(
             fingerprint,
             max(c[0] for c in composed),
             max(c[1] for c in composed),
-            len(set().union(*sets)),
+            len(reached),
             n,
             max(c[2] for c in composed),
+            reached,
         )
 
     def _release_sets(
@@ -426,10 +454,13 @@ class LifetimeLedger:
         if stored is None and (ids is None or key is None):
             # nobody's tokens to link through: this fingerprint's releases count for everyone
             return [frozenset(budgets)], budgets, None if ids is None else len(ids)
-        con.execute("CREATE TEMP TABLE probe (token BLOB PRIMARY KEY) WITHOUT ROWID")
+        con.execute("CREATE TEMP TABLE IF NOT EXISTS probe (token BLOB PRIMARY KEY) WITHOUT ROWID")
+        con.execute("DELETE FROM probe")
         if stored is not None:
             con.execute(
-                "INSERT INTO probe SELECT token FROM members WHERE fingerprint = ?", (fingerprint,)
+                "INSERT INTO probe SELECT m.token FROM members m JOIN cohorts c USING (cohort) "
+                "WHERE c.fingerprint = ?",
+                (fingerprint,),
             )
             common: frozenset[str] = frozenset()  # the join below reaches them
         else:
@@ -437,8 +468,8 @@ class LifetimeLedger:
             con.executemany("INSERT INTO probe VALUES (?)", ((t,) for t in member_tokens(key, ids)))
             common = frozenset(budgets)  # known only by this fingerprint: everyone's
         linked = (
-            "FROM probe p JOIN members m ON m.token = p.token "
-            "JOIN releases r ON r.fingerprint = m.fingerprint WHERE r.release_id != ?"
+            "FROM probe p JOIN members m ON m.token = p.token JOIN cohorts c USING (cohort) "
+            "JOIN releases r ON r.fingerprint = c.fingerprint WHERE r.release_id != ?"
         )
         budgets |= {
             r[0]: _budget(r) for r in con.execute(f"SELECT DISTINCT {columns} {linked}", (exclude,))
@@ -451,6 +482,39 @@ class LifetimeLedger:
         ):
             sets.add(common | frozenset(joined.split("\x1f")))
         return list(sets), budgets, stored if stored is not None else len(ids or ())
+
+    def link(self, fingerprint: str, individuals: Iterable[object]) -> int:
+        """Store cohort ``fingerprint``'s member tokens from its sample ids (checked against
+        it), linking its releases recorded without them to the releases of cohorts sharing
+        its people. Returns how many of its releases the ledger holds (none: nothing is
+        stored)."""
+        ids = check_individuals(fingerprint, individuals)
+        if not self.path.exists():
+            return 0
+        with self._connect(write=True) as con:
+            (count,) = con.execute(
+                "SELECT COUNT(*) FROM releases WHERE fingerprint = ?", (fingerprint,)
+            ).fetchone()
+            if count:  # a cohort never released needs no tokens
+                _store_members(con, fingerprint, ids)
+        return int(count)
+
+    def unlinked_releases(self, *, besides: str = "") -> int:
+        """How many releases were recorded without their individuals (by an export without
+        ``--cohort`` or a ledger before per-individual accounting), other than those of
+        cohort ``besides``: each counts only for its own cohort fingerprint."""
+        try:
+            with self._connect(write=False) as con:
+                if not _has_cohorts(con):
+                    query = "SELECT COUNT(*) FROM releases WHERE fingerprint != ?"
+                else:
+                    query = (
+                        "SELECT COUNT(*) FROM releases WHERE fingerprint != ? AND fingerprint "
+                        "NOT IN (SELECT fingerprint FROM cohorts)"
+                    )
+                return int(con.execute(query, (besides,)).fetchone()[0])
+        except FileNotFoundError:
+            return 0
 
     def linked(self, fingerprint: str) -> bool:
         """Whether the ledger knows cohort ``fingerprint``'s individuals (its member tokens)."""
@@ -475,6 +539,7 @@ class LifetimeLedger:
         status: str = "exported",
         individuals: Iterable[object] | None = None,
         mechanisms: str | None = None,
+        expect_releases: frozenset[str] | None = None,
     ) -> bool:
         """Add a release (``epsilon`` None or inf = no formal privacy). Returns False when the
         same release (same id, cohort and budget) is already recorded: it costs nothing more.
@@ -484,7 +549,10 @@ class LifetimeLedger:
         stores the cohort's member tokens once, which links this release -- and every other
         release of this fingerprint -- to the releases of cohorts sharing individuals.
         ``mechanisms`` (:attr:`ReleaseBudget.mechanisms`) lets later totals compose this
-        release by its mechanisms rather than add its epsilon."""
+        release by its mechanisms rather than add its epsilon. ``expect_releases`` (the
+        :attr:`LifetimeTotal.release_ids` a policy check was made with) is re-checked in the
+        same transaction as the write: a release recorded meanwhile by another process for
+        some of these individuals is a :class:`BudgetError` and nothing is recorded."""
         if epsilon is not None and (math.isnan(epsilon) or epsilon < 0):
             raise BudgetError(f"epsilon must be >= 0 or infinite, got {epsilon}")
         if not 0.0 <= delta < 1.0:
@@ -493,14 +561,18 @@ class LifetimeLedger:
         ids = None if individuals is None else check_individuals(fingerprint, individuals)
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         with self._connect(write=True) as con:
-            if ids is not None and _member_count(con, fingerprint) is None:
-                key = _member_key(con)
-                assert key is not None  # drawn on every write connection
-                con.execute("INSERT INTO cohorts VALUES (?, ?)", (fingerprint, len(ids)))
-                con.executemany(
-                    "INSERT INTO members VALUES (?, ?)",
-                    ((fingerprint, t) for t in member_tokens(key, ids)),
-                )
+            if ids:
+                _store_members(con, fingerprint, ids)
+            if expect_releases is not None:
+                sets = self._release_sets(con, fingerprint, ids, release_id)[0]
+                meanwhile = frozenset().union(*sets) - expect_releases
+                if meanwhile:
+                    raise BudgetError(
+                        f"{len(meanwhile)} release(s) of some of these individuals were recorded "
+                        "in the lifetime ledger while this one was being exported; nothing was "
+                        "exported: run the export again to check the policy with them",
+                        file=self.path,
+                    )
             row = con.execute(
                 "SELECT fingerprint, epsilon, delta, status FROM releases WHERE release_id = ?",
                 (release_id,),
@@ -517,6 +589,8 @@ class LifetimeLedger:
                         "UPDATE releases SET status = ?, bundle = ? WHERE release_id = ?",
                         (status, bundle, release_id),
                     )
+                elif row[3] == "pending" and bundle:  # a second export of it under way
+                    _add_bundle(con, release_id, bundle)
                 if mechanisms is not None:
                     con.execute(
                         "UPDATE releases SET mechanisms = ? WHERE release_id = ? AND "
@@ -547,27 +621,90 @@ class LifetimeLedger:
         """Set a release's status; ``bundle`` is added to the bundles it was exported to
         (``; ``-separated: the same release exported again keeps its earlier bundles)."""
         with self._connect(write=True) as con:
-            if bundle is None:
-                con.execute(
-                    "UPDATE releases SET status = ? WHERE release_id = ?", (status, release_id)
-                )
-                return
-            row = con.execute(
-                "SELECT bundle FROM releases WHERE release_id = ?", (release_id,)
-            ).fetchone()
-            known = [b for b in (row[0] if row else "").split(BUNDLE_SEPARATOR) if b]
-            bundles = BUNDLE_SEPARATOR.join([*known, bundle] if bundle not in known else known)
-            con.execute(
-                "UPDATE releases SET status = ?, bundle = ? WHERE release_id = ?",
-                (status, bundles, release_id),
-            )
+            con.execute("UPDATE releases SET status = ? WHERE release_id = ?", (status, release_id))
+            if bundle is not None:
+                _add_bundle(con, release_id, bundle)
 
-    def forget_pending(self, release_id: str) -> None:
-        """Remove a ``pending`` row whose export failed before anything was released."""
+    def forget_pending(self, release_id: str, *, bundle: str | None = None) -> None:
+        """Withdraw a ``pending`` release whose export failed before anything was released:
+        ``bundle``'s claim on it (the row goes when no other export of it is under way), or
+        the whole row without ``bundle``."""
         with self._connect(write=True) as con:
-            con.execute(
-                "DELETE FROM releases WHERE release_id = ? AND status = 'pending'", (release_id,)
-            )
+            row = con.execute(
+                "SELECT bundle FROM releases WHERE release_id = ? AND status = 'pending'",
+                (release_id,),
+            ).fetchone()
+            if row is None:
+                return
+            others = [b for b in _bundles(row[0]) if b != bundle] if bundle is not None else []
+            if others:
+                con.execute(
+                    "UPDATE releases SET bundle = ? WHERE release_id = ?",
+                    (BUNDLE_SEPARATOR.join(others), release_id),
+                )
+            else:
+                con.execute("DELETE FROM releases WHERE release_id = ?", (release_id,))
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The SQL statements of ``script`` (``executescript`` would commit the transaction)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+
+
+def _bundles(text: str) -> list[str]:
+    return [b for b in text.split(BUNDLE_SEPARATOR) if b]
+
+
+def _add_bundle(con: sqlite3.Connection, release_id: str, bundle: str) -> None:
+    row = con.execute("SELECT bundle FROM releases WHERE release_id = ?", (release_id,)).fetchone()
+    known = _bundles(row[0] if row else "")
+    if bundle not in known:
+        con.execute(
+            "UPDATE releases SET bundle = ? WHERE release_id = ?",
+            (BUNDLE_SEPARATOR.join([*known, bundle]), release_id),
+        )
+
+
+def _database_error(err: sqlite3.DatabaseError) -> str:
+    """What went wrong with the ledger file, in the user's terms."""
+    text = str(err)
+    if "readonly" in text:
+        return f"the lifetime ledger cannot be written (read-only file or folder: {text})"
+    if "locked" in text or "busy" in text:
+        return (
+            "the lifetime ledger stayed locked by another dpgenome process for 30 s "
+            f"({text}); try again when it has finished"
+        )
+    return f"the lifetime ledger is not a readable dpgenome ledger: {text}"
+
+
+def _store_members(con: sqlite3.Connection, fingerprint: str, ids: Sequence[str]) -> None:
+    """Cohort ``fingerprint``'s member tokens, once (an empty cohort stores nothing: it
+    would hide its releases from a total by fingerprint)."""
+    if not ids or _member_count(con, fingerprint) is not None:
+        return
+    key = _member_key(con)
+    assert key is not None  # drawn on every write connection
+    cohort = con.execute(
+        "INSERT INTO cohorts (fingerprint, individuals) VALUES (?, ?)", (fingerprint, len(ids))
+    ).lastrowid
+    con.executemany(
+        "INSERT INTO members VALUES (?, ?)", ((t, cohort) for t in member_tokens(key, ids))
+    )
+
+
+def _has_cohorts(con: sqlite3.Connection) -> bool:
+    return (
+        con.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cohorts'"
+        ).fetchone()
+        is not None
+    )
 
 
 def _member_count(con: sqlite3.Connection, fingerprint: str) -> int | None:

@@ -18,7 +18,14 @@ import click
 from dpgenome.errors import InputError, VerificationError
 from dpgenome.export import RESERVED, export_bundle, verify_bundle
 from dpgenome.io import read_cohort
-from dpgenome.lifetime import LifetimeLedger, LifetimeTotal, check_individuals, default_db_path
+from dpgenome.lifetime import (
+    LifetimeLedger,
+    LifetimeTotal,
+    check_individuals,
+    default_db_path,
+    distinct_ids,
+    individuals_fingerprint,
+)
 from dpgenome.policy import Override, fmt_claim
 
 _FIGURES = "figures"
@@ -163,6 +170,27 @@ def _individuals(cohort: Path, results: dict[str, Any]) -> list[str]:
         raise InputError(err.message, file=cohort) from None
 
 
+def _link(book: LifetimeLedger, cohort: Path, as_json: bool) -> None:
+    ids = read_cohort(cohort).sample_ids
+    fingerprint = individuals_fingerprint(ids)
+    releases = book.link(fingerprint, ids)
+    if not releases:
+        raise InputError(
+            f"no release of this cohort (fingerprint {fingerprint[:12]}) is in the lifetime "
+            f"ledger {book.path}: nothing to link",
+            file=cohort,
+        )
+    n = len(distinct_ids(ids))
+    summary = {"fingerprint": fingerprint, "individuals": n, "releases": releases}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(
+        f"linked cohort {fingerprint[:12]}: {summary['individuals']} individuals, "
+        f"{releases} release(s) now counted for them wherever they appear ({book.path})"
+    )
+
+
 def _basis(total: LifetimeTotal) -> str:
     """How the lifetime total was reached, after the figures."""
     basic = total.basic_epsilon
@@ -172,7 +200,10 @@ def _basis(total: LifetimeTotal) -> str:
         else ""
     )
     if total.individuals is None:
-        return f"{added} -- by cohort fingerprint: the ledger does not know its individuals"
+        return (
+            f"{added} -- by cohort fingerprint: the ledger does not know its individuals "
+            "(dpgenome ledger --link COHORT)"
+        )
     return f"{added} -- the most any one of its {total.individuals} individuals has spent"
 
 
@@ -227,14 +258,28 @@ def verify(bundle: Path, public_key: Path | None, as_json: bool) -> None:
     help="Only this cohort: its fingerprint, or a prefix of it such as the 12 characters "
     "the listing shows.",
 )
+@click.option(
+    "--link",
+    "link_cohort",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Link the releases of this source COHORT that were recorded without its individuals "
+    "(exported without --cohort, or by a dpgenome before per-individual accounting): its "
+    "sample ids are stored as keyed tokens, so they count for its people in every cohort "
+    "that shares them.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def ledger(db: Path | None, fingerprint: str | None, as_json: bool) -> None:
+def ledger(
+    db: Path | None, fingerprint: str | None, link_cohort: Path | None, as_json: bool
+) -> None:
     """List past releases and the lifetime privacy spent per source cohort.
 
     A cohort's lifetime epsilon is the most any one of its individuals has spent, over every
     release that included them (of this cohort or of another sharing them), when the ledger
     knows its individuals; otherwise the sum over the releases of its fingerprint."""
     book = LifetimeLedger(db or default_db_path())
+    if link_cohort is not None:
+        _link(book, link_cohort, as_json)
+        return
     rows = book.releases()
     if fingerprint is not None:
         prefix = fingerprint.strip().lower()
