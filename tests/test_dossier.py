@@ -576,3 +576,16 @@ def test_render_dossier__lists_the_release_s_own_assumptions() -> None:
     assert note + "the members&#39; data: bw" in meaning[0]
     assert PUBLIC_ASSUMPTIONS[0] not in meaning[0] + meaning[1]  # stated in prose instead
     assert "own assumptions" not in render()
+
+
+def test_render_dossier__states_the_lifetime_epsilon_and_delta() -> None:
+    """The governance note states what the most-spent individual spent before this release
+    and with it, epsilon and delta (a lifetime guarantee is a pair)."""
+    doc = results("approve")
+    context = EvaluationContext(12.71, 6.7e-4, 1, 16.8, 1.3401e-3)
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=context)
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", render_dossier(doc, evaluation, {})))
+    assert (
+        "the most one of them has spent before this one: epsilon 12.71, delta 0.00067; "
+        "with this one: epsilon 16.8, delta 0.001341 (their deltas add)."
+    ) in text

@@ -343,6 +343,43 @@ def test_verify_bundle__changed_manifest_is_reported(tmp_path: Path) -> None:
     assert len(problems) == 1 and problems[0].startswith("manifest.json: changed or corrupt")
 
 
+def test_verify_bundle__reaccounts_the_privacy_ledger(tmp_path: Path) -> None:
+    """verify re-accounts the release's mechanisms with both accountants: the fixture's
+    (calibrated to epsilon 8 at delta 1e-5: Opacus RDP 7.967, PLD 7.372) verify; a ledger
+    that states less than its mechanisms give (a bug, or a hand-made results.json under a
+    valid signature) is a problem, as are mechanisms that cannot be accounted."""
+    report = verify_bundle(export(tmp_path).path)
+    assert report.ok, report.problems
+    again = report.reaccounted
+    assert again is not None and again["stated"] == 8.0 and again["delta"] == 1e-5
+    assert again["opacus_rdp"] == pytest.approx(7.967, abs=1e-3)
+    assert again["pld"] == pytest.approx(7.372, abs=1e-3)
+    assert again["epsilon"] == max(again["opacus_rdp"], again["pld"])
+    understated = results("approve")
+    understated["ledger"]["epsilon"] = 5.0
+    bundle = export(
+        tmp_path,
+        document=understated,
+        dest=tmp_path / "u",
+        lifetime=LifetimeLedger(tmp_path / "u.db"),
+    ).path
+    (problem,) = verify_bundle(bundle).problems
+    assert problem == (
+        "results.json: its ledger states epsilon 5, but its mechanisms re-account to 7.967 at "
+        "delta 1e-05 (Opacus RDP 7.967, PLD 7.372)"
+    )
+    unknown = results("approve")
+    unknown["ledger"]["mechanisms"][0]["kind"] = "magic"
+    bundle = export(
+        tmp_path, document=unknown, dest=tmp_path / "k", lifetime=LifetimeLedger(tmp_path / "k.db")
+    ).path
+    (problem,) = verify_bundle(bundle).problems
+    assert problem.startswith("results.json: its privacy ledger cannot be re-accounted")
+    assert "unknown kind 'magic'" in problem
+    inf = export(tmp_path, "inf", policy="internal", dest=tmp_path / "i", files=data_files("i"))
+    assert verify_bundle(inf.path).ok and verify_bundle(inf.path).reaccounted is None
+
+
 def test_verify_bundle__consistent_rewrite_is_caught_by_reevaluation(tmp_path: Path) -> None:
     """Edit a metric in results.json and fix up its hash in the (unsigned) manifest: the
     re-evaluation under the recorded policy no longer gives the recorded verdict."""
@@ -573,6 +610,10 @@ def test_cli_export__approve_verify_ledger(tmp_path: Path) -> None:
     res = run("verify", out, "--public-key", public)
     assert res.exit_code == 0, res.output
     assert "OK: the bundle is intact." in res.output
+    assert (
+        "privacy ledger: epsilon 8 stated; its mechanisms re-account to 7.967 at delta 1e-05 "
+        "(Opacus RDP 7.967, dp-accounting PLD 7.372)"
+    ) in res.output
     res = run("ledger", "--db", db, "--json")
     assert res.exit_code == 0
     listing = json.loads(res.output)
@@ -1029,6 +1070,39 @@ def test_lifetime__third_release_fits_the_cap_once_composed(tmp_path: Path) -> N
         export(
             tmp_path, document=document, dest=tmp_path / "d", files=data_files("d"), lifetime=ledger
         )
+
+
+def test_lifetime__delta_cap_blocks_when_the_deltas_add_over_it(tmp_path: Path) -> None:
+    """A policy's ``max_lifetime_delta`` judges the most-spent individual's deltas added
+    with this release's (1e-5 each: two fit 2.5e-5, a third does not); the manifest records
+    the figure and verify re-checks it."""
+    text = shipped_policy("consortium").read_text()
+    capped = tmp_path / "capped.yaml"
+    capped.write_text(text.replace("privacy:\n", "privacy:\n  max_lifetime_delta: 2.5e-5\n", 1))
+    document = results("approve")
+    document["ledger"] = gaussian_release()
+    ledger = LifetimeLedger(tmp_path / "l.sqlite")
+
+    def release(tag: str) -> Any:
+        return export_bundle(
+            tmp_path / tag,
+            files=data_files(tag),
+            results=document,
+            policy_path=capped,
+            lifetime=ledger,
+        )
+
+    release("a")
+    done = release("b")
+    context = done.manifest["evaluation"]["context"]
+    assert context["lifetime_delta_spent"] == pytest.approx(1e-5)
+    assert context["lifetime_delta_after"] == pytest.approx(2e-5)
+    (finding,) = [f for f in done.evaluation.findings if f.rule == "privacy.max_lifetime_delta"]
+    assert finding.status.name == "PASS" and finding.measured == pytest.approx(2e-5)
+    assert verify_bundle(tmp_path / "b").ok
+    with pytest.raises(ReleaseBlocked, match=re.escape("privacy.max_lifetime_delta")):
+        release("c")
+    assert not (tmp_path / "c").exists()
 
 
 def test_lifetime_ledger__a_release_recorded_meanwhile_is_refused(tmp_path: Path) -> None:

@@ -369,6 +369,36 @@ def test_evaluate__lifetime_cap_uses_context() -> None:
         assert EvaluationContext.from_dict(data) == context
 
 
+def test_evaluate__lifetime_delta_cap_adds_deltas() -> None:
+    """An individual's deltas add over the releases that included them: the cap judges the
+    ledger's sum with this release, or the sum before plus this release's delta; without a
+    ledger it is NOT EVALUATED (blocks). A release without formal privacy, where allowed, is
+    not judged on delta."""
+    policy = parse_policy(MINIMAL + "  max_lifetime_delta: 1.0e-3\n")
+    assert policy.max_lifetime_delta == 1e-3
+    doc = results("approve")
+    doc["ledger"]["delta"] = 4e-4
+    rule = "privacy.max_lifetime_delta"
+    assert finding(evaluate(doc, policy), rule).status is Status.NOT_EVALUATED
+    ok = finding(evaluate(doc, policy, context=EvaluationContext(8.0, 6e-4, 1)), rule)
+    assert ok.status is Status.PASS and ok.measured == pytest.approx(1e-3)
+    assert ok.detail.startswith("0.0006 spent before by its most-spent individual, over 1")
+    over = finding(evaluate(doc, policy, context=EvaluationContext(8.0, 7e-4, 2)), rule)
+    assert over.status is Status.FAIL and over.measured == pytest.approx(1.1e-3)
+    # the ledger's figure with this release, when given, is the one judged
+    after = EvaluationContext(8.0, 7e-4, 2, 12.0, 9e-4)
+    judged = finding(evaluate(doc, policy, context=after), rule)
+    assert judged.status is Status.PASS and judged.measured == pytest.approx(9e-4)
+    data = json.loads(json.dumps(after.to_dict(), allow_nan=False))
+    assert EvaluationContext.from_dict(data) == after
+    del doc["ledger"]["delta"]
+    missing = finding(evaluate(doc, policy, context=NONE_SPENT), rule)
+    assert missing.status is Status.NOT_EVALUATED
+    for bad in ("auto", "0", "1", "-1e-5", "yes"):
+        with pytest.raises(PolicyError, match="max_lifetime_delta"):
+            parse_policy(MINIMAL + f"  max_lifetime_delta: {bad}\n")
+
+
 def test_evaluate__canary_lower_bound_above_claim_fails() -> None:
     doc = results("approve")
     doc["audit"]["canary"]["epsilon_lower_bound"] = 8.2  # claimed 8

@@ -65,6 +65,7 @@ ledger in "no formal privacy" mode (no noise, no clipping) labelled :data:`NO_PR
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -769,6 +770,27 @@ PUBLIC_ASSUMPTIONS = (
     "panel are public; nothing else about the individuals enters except through the "
     "mechanisms listed",
 )
+
+
+def reaccount(ledger: Any) -> dict[str, float]:
+    """A release ledger (``results["ledger"]`` or ``ledger.json``) re-accounted from its
+    mechanisms alone, at its delta: ``{"epsilon": reported, "opacus_rdp": ..., "pld": ...}``
+    by the rule and discretisation it records (what an auditor recomputes and compares with
+    the epsilon it states). Raises :class:`ConfigError` when the ledger does not parse.
+    Cached on the ledger's canonical JSON, as one bundle is often re-checked."""
+    if not isinstance(ledger, dict):
+        raise ConfigError(f"malformed ledger: a {type(ledger).__name__}, not a JSON object")
+    try:
+        text = json.dumps(ledger, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"malformed ledger: {err}") from err
+    return dict(_reaccount(text))
+
+
+@lru_cache(maxsize=256)
+def _reaccount(text: str) -> tuple[tuple[str, float], ...]:
+    ledger = Ledger.from_dict(json.loads(text))
+    return (("epsilon", ledger.epsilon()), *ledger.accountants().items())
 
 
 def replace_one(epsilon: float, delta: float) -> dict[str, float | None]:

@@ -52,8 +52,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from dpgenome import __version__
+from dpgenome.accountant import reaccount
 from dpgenome.dossier import render_dossier
-from dpgenome.errors import ConfigError, InputError, PolicyError, ReleaseBlocked
+from dpgenome.errors import ConfigError, DpgenomeError, InputError, PolicyError, ReleaseBlocked
 from dpgenome.lifetime import LifetimeLedger, LifetimeTotal, ReleaseBudget, check_individuals
 from dpgenome.policy import (
     Evaluation,
@@ -63,6 +64,8 @@ from dpgenome.policy import (
     Verdict,
     describe_failing,
     evaluate,
+    fmt,
+    fmt_claim,
     load_policy,
     parse_policy,
 )
@@ -323,7 +326,11 @@ def _context(spent: tuple[LifetimeTotal, LifetimeTotal | None] | None) -> Evalua
         return EvaluationContext()
     before, after = spent
     return EvaluationContext(
-        before.epsilon, before.delta, before.releases, None if after is None else after.epsilon
+        before.epsilon,
+        before.delta,
+        before.releases,
+        None if after is None else after.epsilon,
+        None if after is None else after.delta,
     )
 
 
@@ -618,6 +625,10 @@ class VerifyReport:
     policy: str | None = None
     released_under_override: bool = False
     manifest_sha256: str | None = None
+    #: the release's privacy ledger re-accounted from its mechanisms (``epsilon`` as the
+    #: ledger reports, ``opacus_rdp``, ``pld``, ``stated``, ``delta``); ``None``: not done
+    #: (no formal privacy, or the bundle did not get that far)
+    reaccounted: dict[str, float] | None = None
 
     @property
     def ok(self) -> bool:
@@ -635,6 +646,7 @@ class VerifyReport:
             "policy": self.policy,
             "released_under_override": self.released_under_override,
             "manifest_sha256": self.manifest_sha256,
+            "reaccounted": self.reaccounted,
         }
 
 
@@ -779,6 +791,35 @@ def verify_bundle(
     return report
 
 
+def _reaccount(report: VerifyReport, ledger: Any) -> None:
+    """Re-account the release's privacy ledger from its mechanisms (Opacus RDP and
+    dp-accounting PLD, :func:`~dpgenome.accountant.reaccount`): an epsilon stated below what
+    its mechanisms give, or mechanisms that cannot be accounted, is a problem."""
+    if not isinstance(ledger, Mapping):
+        report.problems.append(f"{RESULTS}: has no privacy ledger object")
+        return
+    if ledger.get("epsilon") is None or ledger.get("no_formal_privacy") is True:
+        return  # no formal privacy: nothing is claimed (the policy's own rule judges it)
+    stated = ledger.get("epsilon")
+    if isinstance(stated, bool) or not isinstance(stated, int | float) or stated < 0:
+        report.problems.append(f"{RESULTS}: its ledger's epsilon is not a number ({stated!r})")
+        return
+    try:
+        again = reaccount(dict(ledger))
+    except DpgenomeError as err:
+        report.problems.append(f"{RESULTS}: its privacy ledger cannot be re-accounted ({err})")
+        return
+    report.reaccounted = {**again, "stated": float(stated), "delta": float(ledger["delta"])}
+    # the same accountants on the same mechanisms give the same figure; the tolerance only
+    # absorbs floating point across platforms
+    if again["epsilon"] > float(stated) * (1 + 1e-6) + 1e-12:
+        report.problems.append(
+            f"{RESULTS}: its ledger states epsilon {fmt_claim(stated)}, but its mechanisms "
+            f"re-account to {fmt_claim(again['epsilon'])} at delta {fmt(ledger['delta'])} "
+            f"(Opacus RDP {fmt_claim(again['opacus_rdp'])}, PLD {fmt_claim(again['pld'])})"
+        )
+
+
 def _reevaluate(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -> None:
     """Re-evaluate ``results.json`` under ``policy.yaml`` with the recorded context and
     compare with the recorded verdict and findings. Every file of the wrong shape (a
@@ -864,6 +905,7 @@ def _reevaluate(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -
             )
     if manifest.get("ledger") != results.get("ledger"):
         report.problems.append(f"{MANIFEST}: its privacy ledger differs from {RESULTS}'s")
+    _reaccount(report, results.get("ledger"))
     if again.verdict is Verdict.BLOCK:
         override = manifest.get("override")
         if not manifest.get("released_under_override") or not isinstance(override, Mapping):

@@ -243,14 +243,23 @@ class ReleaseBudget:
         accounted = _accounted(text, delta) if 0.0 < delta < 1.0 else None
         if accounted is None or accounted < epsilon * (1.0 - 1e-9):
             # unreadable, or not all of what the release spent (an incomplete or stale list)
-            log.warning(
-                "the release's ledger mechanisms %s; its lifetime cost is its epsilon alone",
-                "cannot be re-accounted"
-                if accounted is None
-                else f"account for epsilon {accounted:.4g}, not the {epsilon:.4g} it reports",
+            _warn_once(
+                "the release's ledger mechanisms "
+                + (
+                    "cannot be re-accounted"
+                    if accounted is None
+                    else f"account for epsilon {accounted:.4g}, not the {epsilon:.4g} it reports"
+                )
+                + "; its lifetime cost is its epsilon alone"
             )
             return cls(epsilon, delta)
         return cls(epsilon, delta, text)
+
+
+@functools.lru_cache(maxsize=64)
+def _warn_once(message: str) -> None:
+    """Log ``message`` once per process (an export reads a release's budget several times)."""
+    log.warning("%s", message)
 
 
 def _mechanisms(text: str, delta: float) -> list[Any] | None:
@@ -296,17 +305,15 @@ def _compose(budgets: tuple[ReleaseBudget, ...]) -> tuple[float, float, float]:
     return min(basic, together.epsilon() + rest), delta, basic
 
 
-@functools.lru_cache(maxsize=512)
 def _accounted(text: str, delta: float) -> float | None:
     """A release's epsilon at ``delta`` re-accounted from its recorded mechanisms (the larger
     of the two accountants), or None when they do not parse."""
-    from dpgenome.accountant import Ledger
+    from dpgenome.accountant import reaccount
 
     try:
-        ledger = Ledger.from_dict({"delta": delta, "mechanisms": json.loads(text)})
-    except (ConfigError, ValueError, TypeError, KeyError):
+        return reaccount({"delta": delta, "mechanisms": json.loads(text)})["epsilon"]
+    except (ConfigError, ValueError):
         return None
-    return ledger.epsilon()
 
 
 def check_individuals(fingerprint: str, sample_ids: Iterable[object]) -> list[str]:

@@ -54,7 +54,7 @@ class Verdict(StrEnum):
 # ---------------------------------------------------------------------------- schema
 
 #: value kinds of the schema: how a YAML node is checked and converted
-_NUMBER, _INT, _PROB, _BOOL, _STR, _STRS, _DELTA, _RANGE = (
+_NUMBER, _INT, _PROB, _BOOL, _STR, _STRS, _DELTA, _RANGE, _OPEN = (
     "a number",
     "a non-negative integer",
     "a number in [0, 1]",
@@ -63,6 +63,7 @@ _NUMBER, _INT, _PROB, _BOOL, _STR, _STRS, _DELTA, _RANGE = (
     "a list of strings",
     "'auto' or a number in (0, 1)",
     "a list [low, high] of two numbers with low <= high",
+    "a number in (0, 1)",
 )
 
 #: section -> key -> (kind, one-line meaning). Documented in policies/README.md.
@@ -71,7 +72,13 @@ SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
         "max_epsilon": (_NUMBER, "largest epsilon of this release"),
         "max_lifetime_epsilon": (
             _NUMBER,
-            "largest epsilon summed over every release of the cohort",
+            "largest epsilon of the most-spent individual over every release that included "
+            "them, composed, this one included",
+        ),
+        "max_lifetime_delta": (
+            _OPEN,
+            "largest delta of the most-spent individual over every release that included "
+            "them (their deltas add), this one included",
         ),
         "max_delta": (_DELTA, "largest delta; 'auto' = 1 / n ** delta_exponent"),
         "delta_exponent": (_NUMBER, "exponent of the 'auto' delta bound (default 1.1)"),
@@ -184,6 +191,7 @@ class Policy:
     schema_version: int = SCHEMA_VERSION
     max_epsilon: float | None = None
     max_lifetime_epsilon: float | None = None
+    max_lifetime_delta: float | None = None
     max_delta: float | str | None = None  # "auto" or a number
     delta_exponent: float = 1.1
     allow_no_formal_privacy: bool = False
@@ -255,8 +263,8 @@ def _convert(node: yaml.Node, kind: str, key: str, file: str) -> Any:
         if not isinstance(value, str) or not value.strip():
             raise bad()
         return value
-    if kind == _DELTA:
-        if value == "auto":
+    if kind in (_DELTA, _OPEN):
+        if kind == _DELTA and value == "auto":
             return "auto"
         kind_number = _NUMBER
         out = _convert(node, kind_number, key, file)
@@ -357,6 +365,7 @@ def parse_policy(text: str, *, file: str = "<policy>") -> Policy:
         sha256=hashlib.sha256(text.encode()).hexdigest(),
         max_epsilon=get("privacy.max_epsilon"),
         max_lifetime_epsilon=get("privacy.max_lifetime_epsilon"),
+        max_lifetime_delta=get("privacy.max_lifetime_delta"),
         max_delta=get("privacy.max_delta"),
         delta_exponent=get("privacy.delta_exponent", 1.1),
         allow_no_formal_privacy=get("privacy.allow_no_formal_privacy", False),
@@ -572,7 +581,12 @@ def fmt_claim(value: Any, digits: int = 4) -> str:
 def claim_text(rule: str, value: Any) -> str:
     """A finding's measured value: a privacy claim (``privacy.*`` epsilon and delta rules) by
     :func:`fmt_claim`, anything else by :func:`fmt`."""
-    claims = ("privacy.max_epsilon", "privacy.max_lifetime_epsilon", "privacy.max_delta")
+    claims = (
+        "privacy.max_epsilon",
+        "privacy.max_lifetime_epsilon",
+        "privacy.max_delta",
+        "privacy.max_lifetime_delta",
+    )
     return fmt_claim(value) if rule in claims else fmt(value)
 
 
@@ -592,6 +606,9 @@ class EvaluationContext:
     #: the most-spent individual's total with this release, its mechanisms composed with
     #: theirs (``None``: not computed, so the cap adds this release's epsilon)
     lifetime_epsilon_after: float | None = None
+    #: the most-spent individual's delta with this release (``None``: not computed, so the
+    #: cap adds this release's delta)
+    lifetime_delta_after: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         eps, after = self.lifetime_epsilon_spent, self.lifetime_epsilon_after
@@ -602,6 +619,7 @@ class EvaluationContext:
             "lifetime_releases": self.lifetime_releases,
             "lifetime_epsilon_after": None if after is not None and math.isinf(after) else after,
             "lifetime_epsilon_after_is_inf": after is not None and math.isinf(after),
+            "lifetime_delta_after": self.lifetime_delta_after,
         }
 
     @classmethod
@@ -622,7 +640,13 @@ class EvaluationContext:
             isinstance(releases, bool) or not isinstance(releases, int) or releases < 0
         ):
             raise ValueError(f"lifetime_releases is not a non-negative integer ({releases!r})")
-        return cls(eps, _context_amount(data, "lifetime_delta_spent"), releases, after)
+        return cls(
+            eps,
+            _context_amount(data, "lifetime_delta_spent"),
+            releases,
+            after,
+            _context_amount(data, "lifetime_delta_after"),
+        )
 
 
 def _context_epsilon(data: Mapping[str, Any], key: str) -> float | None:
@@ -953,6 +977,60 @@ def _privacy_rules(p: Policy) -> list[RuleSpec]:
                 "ledger.epsilon",
                 "privacy.max_lifetime_epsilon",
                 lifetime,
+            )
+        )
+
+    if p.max_lifetime_delta is not None:
+        life_delta_cap = p.max_lifetime_delta
+
+        def lifetime_delta(results: Mapping[str, Any], ctx: EvaluationContext) -> Finding:
+            rid, title = "privacy.max_lifetime_delta", "Lifetime delta of its individuals"
+            metric = "ledger.delta + lifetime ledger"
+            threshold = (
+                f"<= {fmt(life_delta_cap)} (per individual: the releases that included them)"
+            )
+            ok, eps, why = _epsilon(results)
+            if not ok or eps is None:
+                return _not_evaluated(rid, title, metric, threshold, why)
+            if math.isinf(eps) and p.allow_no_formal_privacy:
+                return _finding(
+                    rid,
+                    title,
+                    metric,
+                    threshold,
+                    Status.PASS,
+                    None,
+                    "not applicable: no formal privacy, allowed by this policy",
+                )
+            raw = lookup(results, "ledger.delta")
+            value = None if is_missing(raw) else _number(raw)
+            if value is None or value < 0:
+                return _not_evaluated(rid, title, metric, threshold, "ledger.delta is missing")
+            if ctx.lifetime_delta_spent is None:
+                return _not_evaluated(
+                    rid, title, metric, threshold, "no lifetime ledger was consulted"
+                )
+            # the deltas of one individual's releases add (the composed epsilon holds at
+            # their sum); the ledger's figure with this release is the largest such sum over
+            # the individuals; without it, spent + this one's bounds it
+            total = ctx.lifetime_delta_after
+            if total is None:
+                total = ctx.lifetime_delta_spent + value
+            detail = (
+                f"{fmt_claim(ctx.lifetime_delta_spent)} spent before by its most-spent "
+                f"individual, over {ctx.lifetime_releases or 0} earlier release(s); this "
+                f"release {fmt_claim(value)}"
+            )
+            status = Status.PASS if total <= life_delta_cap * (1 + 1e-9) else Status.FAIL
+            return _finding(rid, title, metric, threshold, status, total, detail)
+
+        rules.append(
+            RuleSpec(
+                "privacy.max_lifetime_delta",
+                "Lifetime delta of its individuals",
+                "ledger.delta",
+                "privacy.max_lifetime_delta",
+                lifetime_delta,
             )
         )
 

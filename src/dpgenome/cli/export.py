@@ -216,7 +216,8 @@ def _basis(total: LifetimeTotal) -> str:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify(bundle: Path, public_key: Path | None, as_json: bool) -> None:
-    """Check a release bundle: every file's hash, the signature, and the verdict.
+    """Check a release bundle: every file's hash, the signature, the verdict, and the
+    epsilon re-accounted from the privacy ledger's mechanisms.
 
     Exit 0 when intact; exit 2 naming every changed, missing or added file otherwise.
     """
@@ -233,6 +234,14 @@ def verify(bundle: Path, public_key: Path | None, as_json: bool) -> None:
             + (" — released under an override" if report.released_under_override else "")
         )
         click.echo(f"manifest SHA-256: {report.manifest_sha256}")
+        again = report.reaccounted
+        if again is not None:
+            click.echo(
+                f"privacy ledger: epsilon {fmt_claim(again['stated'])} stated; its mechanisms "
+                f"re-account to {fmt_claim(again['epsilon'])} at delta {fmt_claim(again['delta'])}"
+                f" (Opacus RDP {fmt_claim(again['opacus_rdp'])}, dp-accounting PLD "
+                f"{fmt_claim(again['pld'])})"
+            )
         for problem in report.problems:
             click.echo(f"PROBLEM: {problem}")
     if not report.ok:

@@ -101,7 +101,8 @@ def read_geno(path: Path) -> tuple[list[str], np.ndarray, list[str], np.ndarray]
         if not header.strip():
             raise InputError("the file is empty (no header line)", file=path)
         check_line_ends(header, path)
-        head = header.rstrip(b"\r\n").split(b" ")
+        # trailing spaces (as some writers leave) are not an empty last field
+        head = header.rstrip(b"\r\n").rstrip(b" ").split(b" ")
         if len(head) < 3 or head[0] != b"id" or head[1] != b"discard":
             raise InputError(
                 "header must be 'id discard <snp1> <snp2> ...'" + _delimiter_hint(header),
@@ -123,7 +124,7 @@ def read_geno(path: Path) -> tuple[list[str], np.ndarray, list[str], np.ndarray]
         n = 0
         blank_at: int | None = None
         for line_no, line in enumerate(f, start=2):
-            line = line.rstrip(b"\r\n")
+            line = line.rstrip(b"\r\n").rstrip(b" ")
             if not line:
                 blank_at = blank_at or line_no
                 continue
