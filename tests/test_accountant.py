@@ -55,6 +55,7 @@ from dpgenome.accountant import (
     gdp_to_epsilon,
 )
 from dpgenome.errors import BudgetError, ConfigError
+from dpgenome.policy import fmt_claim
 
 # ---------------------------------------------------------------------------- references
 
@@ -618,3 +619,13 @@ def test_default_delta__is_n_to_the_minus_1_1() -> None:
         default_delta(1)
     with pytest.raises(ConfigError, match="delta"):
         Ledger(1.5)
+
+
+def test_ledger_label__a_claim_is_rounded_up() -> None:
+    """The label (the release summary's privacy text) printed delta 1/768^1.1 = 0.00067004
+    as 0.00067, below the claim."""
+    ledger = Ledger(768**-1.1)
+    ledger.add_gaussian("a", 1.0, 1)
+    eps = ledger.epsilon()
+    assert ledger.label == f"(ε = {fmt_claim(eps)}, δ = 0.0006701)"
+    assert float(fmt_claim(eps)) >= eps

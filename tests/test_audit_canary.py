@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from dpgenome.audit.canary import epsilon_lower_bound, make_canaries, one_run_p_value
+from dpgenome.audit.canary import (
+    epsilon_lower_bound,
+    make_canaries,
+    max_lower_bound,
+    one_run_p_value,
+)
 from dpgenome.testing import ToyConfig, toy_cohort
 
 
@@ -39,6 +44,21 @@ def test_epsilon_lower_bound__monotone_and_zero_at_chance():
     assert epsilon_lower_bound(1000, 200, 200, delta=1e-5) < epsilon_lower_bound(
         1000, 200, 200, delta=0
     )
+
+
+def test_max_lower_bound__the_demo_audit_cannot_reach_its_claim():
+    """The demo's audit, 50 canaries and 20 guesses at delta = 1/768^1.1: even every guess
+    right bounds epsilon below by only about 1.72, far under the claimed 8; the reach grows
+    with the guesses and never exceeds the no-delta closed form."""
+    delta = 768**-1.1
+    reach = max_lower_bound(50, 20, delta=delta)
+    assert reach == pytest.approx(epsilon_lower_bound(50, 20, 20, delta=delta), abs=1e-6)
+    assert reach == pytest.approx(1.716, abs=1e-3)
+    q = 0.05 ** (1 / 20)
+    assert reach < log(q / (1 - q))
+    assert max_lower_bound(200, 80, delta=delta) > max_lower_bound(50, 20, delta=delta)
+    # no number of correct guesses beats it
+    assert all(epsilon_lower_bound(50, 20, v, delta=delta) <= reach for v in range(21))
 
 
 def test_make_canaries__random_individuals_on_the_template():
@@ -102,6 +122,8 @@ def test_run_audits__canary_copying_synthesizer_gives_large_bound_and_flags_clai
     )
     assert can["epsilon_lower_bound"] > 3.0
     assert can["exceeds_claimed"] is True
+    # a perfect guesser reaches the audit's ceiling, recorded beside the bound
+    assert can["max_lower_bound"] == pytest.approx(can["epsilon_lower_bound"], abs=1e-5)
 
 
 def test_run_audits__canary_oblivious_synthesizer_gives_about_zero():
@@ -113,3 +135,6 @@ def test_run_audits__canary_oblivious_synthesizer_gives_about_zero():
     can = run_audits(real, split, fresh, cfg, train_fn=_fresh).to_dict()["canary"]
     assert can["epsilon_lower_bound"] < 0.3
     assert can["exceeds_claimed"] is False
+    assert can["max_lower_bound"] == pytest.approx(
+        max_lower_bound(200, can["guesses"], delta=cfg.delta), abs=1e-6
+    )

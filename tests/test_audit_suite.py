@@ -14,6 +14,7 @@ from dpgenome.audit import NOT_RUN, AuditConfig, run_audits
 from dpgenome.audit.features import code_phenotypes, pheno_distance
 from dpgenome.cli import main
 from dpgenome.errors import ConfigError
+from dpgenome.policy import MEMBERSHIP_ATTACKS
 from dpgenome.testing import ToyConfig, toy_cohort
 from test_audit_membership import reports, world
 
@@ -57,6 +58,7 @@ def _lists(obj, out):
 
 def test_run_audits__to_dict_has_the_architecture_shape():
     d = reports()[0]
+    assert tuple(d["attacks"]) == MEMBERSHIP_ATTACKS  # the names a policy may list
     for name in ("dcr", "density_ratio", "allele_frequency"):
         assert ATTACK_KEYS <= set(d["attacks"][name]), name
     assert d["attacks"]["shadow"] == {

@@ -589,3 +589,270 @@ def test_render_dossier__states_the_lifetime_epsilon_and_delta() -> None:
         "the most one of them has spent before this one: epsilon 12.71, delta 0.00067; "
         "with this one: epsilon 16.8, delta 0.001341 (their deltas add)."
     ) in text
+
+
+# ---------------------------------------------------------------------------- reviewer's points
+
+#: the demo's delta, 1/768^1.1 = 0.00067004...: printed to 4 digits it must read 0.0006701
+DEMO_DELTA = 768**-1.1
+
+
+def _text(html: str) -> str:
+    """The dossier's visible text: tags dropped, whitespace collapsed, entities kept."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def _section(html: str, start: str, end: str) -> str:
+    return html.split(start, 1)[1].split(end, 1)[0]
+
+
+def _render_doc(doc: dict[str, Any], policy: str = "consortium") -> str:
+    evaluation = evaluate(doc, load_policy(shipped_policy(policy)), context=NONE_SPENT)
+    return render_dossier(doc, evaluation, {})
+
+
+def test_render_dossier__epsilon_and_delta_are_claims_rounded_up_everywhere() -> None:
+    """A privacy claim is never printed below the computed value: the demo's delta
+    0.00067004 reads 0.0006701 (not 0.00067) at a glance, in the meaning of the guarantee and
+    in the ledger; an epsilon of 8.0004 reads 8.001 (not 8) there and in every finding on
+    the release's epsilon."""
+    doc = results("approve")
+    doc["ledger"] |= {"delta": DEMO_DELTA, "epsilon": 8.0004}
+    html = _render_doc(doc)
+    glance = _section(html, 'id="glance"', "</div>\n\n")
+    meaning = _section(html, 'id="meaning"', "</ul>")
+    ledger = _section(html, 'id="ledger"', "<h3>Mechanisms</h3>")
+    assert "<b>0.0006701</b><span>delta</span>" in glance
+    assert "<b>8.001</b><span>epsilon" in glance
+    assert "(8.001, 0.0006701)-differentially private" in meaning
+    assert "<tr><th>delta</th><td>0.0006701</td></tr>" in ledger
+    assert "<tr><th>Total epsilon</th><td>8.001 (target 8)</td></tr>" in ledger
+    for part in (glance, meaning, ledger):
+        assert not re.search(r"0\.00067(?!\d)", part)
+        assert not re.search(r">8<", part)
+    findings = _section(html, 'id="findings"', "</table>")
+    for rule in ("privacy.no_formal_privacy", "privacy.max_epsilon", "privacy.max_delta"):
+        row = findings.split(f"<code>{rule}</code>", 1)[1].split("</tr>", 1)[0]
+        measured = re.search(r'<td class="num">([^<]*)</td>', row)
+        assert measured is not None
+        assert measured.group(1) == ("0.0006701" if rule == "privacy.max_delta" else "8.001")
+    # a sweep's epsilon is a claim too
+    frontier = render_frontier([doc])
+    assert "<td>8.001</td>" in frontier and "<td>8</td>" not in frontier
+
+
+def test_render_dossier__states_the_most_the_canary_audit_could_show() -> None:
+    """The demo's audit (50 canaries, 20 guesses, delta 1/768^1.1) cannot give more than
+    1.716 even for a perfect guesser, far below the claimed 8: the dossier says so, computed
+    by the audit's own bound when the results lack ``max_lower_bound``, read from them when
+    present, and says nothing when the record lacks the counts."""
+    from dpgenome.audit.canary import epsilon_lower_bound
+
+    doc = results("approve")
+    assert "the most this audit could show" not in render()  # fixture: no guesses recorded
+    doc["ledger"]["delta"] = DEMO_DELTA
+    doc["audit"]["canary"] = {
+        "epsilon_lower_bound": 0.0,
+        "confidence": 0.95,
+        "delta": DEMO_DELTA,
+        "m": 50,
+        "included": 23,
+        "guesses": 20,
+        "correct": 9,
+        "claimed_epsilon": 8.0,
+        "exceeds_claimed": False,
+        "method": "one-run canary audit",
+    }
+    reach = epsilon_lower_bound(50, 20, 20, delta=DEMO_DELTA)
+    assert f"{reach:.4g}" == "1.716"
+    text = _text(_render_doc(doc))
+    assert "the most this audit could show, every guess right: 1.716" in text
+    assert (
+        "an attack that guessed every canary right (20 of 20 guesses on 50 canaries) would "
+        "give a lower bound of 1.716"
+    ) in text
+    assert "at these settings the audit cannot fail, whatever the synthesizer leaks" in text
+    assert "can never exceed 1.716 at this audit's size" in text
+    # recorded by the audit: shown as recorded; above the claim, the audit can fail
+    doc["audit"]["canary"]["max_lower_bound"] = 9.25
+    text = _text(_render_doc(doc))
+    assert "would give a lower bound of 9.25" in text
+    assert "the audit cannot fail" not in text
+
+
+def test_render_dossier__tpr_below_the_fpr_resolution_is_not_measurable() -> None:
+    """A holdout of 192 cannot show a false-positive rate below 1/192 = 0.005208: the TPR at
+    0.1% FPR is marked not measurable, the one at 1% shown, and the resolution stated; a
+    holdout of 50 cannot show 1% either. Without a recorded holdout size nothing is marked."""
+    doc = results("approve")
+    assert "not measurable" not in render()
+    for attack in doc["audit"]["attacks"].values():
+        attack |= {"n_holdout": 192, "fpr_resolution": 0.005208}
+    doc["audit"]["attacks"]["shadow"] = {"auc": 0.534, "tpr_at_fpr_0.01": 0.026, "n_holdout": 50}
+    doc["audit"]["attacks"]["shadow"]["tpr_at_fpr_0.001"] = 0.02
+    html = _render_doc(doc)
+    table = _section(html, "<h3>Membership inference</h3>", "</table>")
+    assert "FPR resolution (1 / holdout size)" in table
+    dcr = table.split("<tr><td>dcr</td>", 1)[1].split("</tr>", 1)[0]
+    cells = re.findall(r'<td class="num">([^<]*)</td>', dcr)
+    assert cells == ["0.512", "0.468 – 0.556", "0.005208", "0.016", "not measurable"]
+    shadow = table.split("<tr><td>shadow</td>", 1)[1].split("</tr>", 1)[0]
+    assert re.findall(r'<td class="num">([^<]*)</td>', shadow)[2:] == [
+        "0.02",
+        "not measurable",
+        "not measurable",
+    ]
+    assert "the smallest non-zero false-positive rate an attack can show is 1/n" in _text(html)
+
+
+def test_render_dossier__gaussian_dp_mu_is_qualified() -> None:
+    """mu covers the DP-SGD and Gaussian steps only (the exponential and Laplace ones are
+    named), is the CLT approximation for DP-SGD, and is not to be turned into an epsilon."""
+    doc = results("approve")
+    doc["ledger"]["mechanisms"] += [
+        {"kind": "exponential", "name": "region-selection", "epsilon": 0.3, "count": 3},
+        {"kind": "laplace", "name": "region-test", "epsilon": 0.2, "count": 3},
+    ]
+    ledger = _text(_section(_render_doc(doc), 'id="ledger"', "<h3>Mechanisms</h3>"))
+    assert "Gaussian DP μ (partial and approximate: not a privacy claim) 1.542." in ledger
+    assert (
+        "It covers only the DP-SGD and Gaussian mechanisms, not region-selection (exponential), "
+        "region-test (laplace), while the total epsilon above covers every mechanism"
+    ) in ledger
+    assert "the central-limit approximation of Bu et al. 2020 (asymptotic), not a bound" in ledger
+    assert "It must not be converted into an epsilon" in ledger
+    # no formal privacy: no mu, no explanation
+    inf = _text(_section(render("inf", policy="internal"), 'id="ledger"', "<h3>Mechanisms"))
+    assert "It covers only" not in inf
+
+
+def test_render_dossier__public_control_labels_say_genotype_distance_only() -> None:
+    doc = results("block")
+    doc["audit"]["public_control"] = dict(DEMO_PUBLIC_CONTROL)
+    doc["audit"]["nearest_neighbour"]["phenotype_columns"] = ["abBMD", "SW16"]
+    html = _render_doc(doc)
+    table = _section(html, "<h3>Public-panel control</h3>", "<h3>Kinship")
+    assert "<td>DCR attack AUC, genotype distance only</td>" in table
+    assert "<td>Share of records closer to members, genotype distance only</td>" in table
+    assert (
+        "so they differ from the DCR attack AUC (0.512) and the share closer to members (0.507) "
+        "above, which measure distance on the genotypes and the phenotype columns (abBMD, SW16) "
+        "together"
+    ) in _text(table)
+
+
+def test_render_dossier__explains_the_distinct_nearest_p_value() -> None:
+    doc = results("block")
+    doc["audit"]["nearest_neighbour"] |= {
+        "distinct_nearest": 387,
+        "distinct_nearest_members": 326,
+        "distinct_share": 0.842377,
+        "distinct_share_null": 0.8,
+        "distinct_share_null_sd": 0.015717,
+        "distinct_share_p_value": 0.0041530067264516765,
+    }
+    text = _text(_render_doc(doc))
+    assert "exact one-sided p = 0.004153" in text
+    assert (
+        "under no leak, which of the distinct nearest real individuals are members is a "
+        "hypergeometric draw"
+    ) in text
+    assert (
+        "a small p means more members are nearest to synthetic records than chance gives, a "
+        "detection signal, not a bound on what the release reveals"
+    ) in text
+    assert "This policy does not gate on it" in text
+
+
+def test_render_dossier__unexplained_figures_get_their_context() -> None:
+    """Spearman over every SNP is low by design; NNDR and duplicated windows stand beside
+    their holdout baselines; a kinship excess with no pair on either side is not shown as a
+    0 – 0 interval."""
+    doc = results("approve")
+    doc["audit"]["nearest_neighbour"] |= {
+        "nndr_median_holdout": 0.989757,
+        "duplicate_genotype_windows_rate_holdout": 0.911572,
+        "window_snps": 64,
+    }
+    doc["audit"]["kinship"] |= {
+        "synthetic_member_first_degree_pairs": 0,
+        "holdout_member_first_degree_pairs": 0,
+        "synthetic_first_degree_rate": 0.0,
+        "holdout_first_degree_rate": 0.0,
+        "excess_first_degree_rate": 0.0,
+        "excess_first_degree_rate_ci": [0.0, 0.0],
+    }
+    html = _render_doc(doc)
+    text = _text(html)
+    assert "Low by design: only the privately selected regions (above) carry" in text
+    assert "0.93 (holdout baseline 0.9898)" in text
+    assert "0.0021 (holdout baseline 0.9116)" in text
+    assert "share of a record's 64-SNP windows whose genotypes some member has" in text
+    finding = _section(html, "<code>kinship.excess_first_degree</code>", "</tr>")
+    assert "0 (no first-degree pair either side)" in finding and "0 – 0" not in finding
+    assert "<b>0</b>, with no first-degree pair either side (so no interval)" in html
+    # with pairs, the interval is shown as an interval
+    doc["audit"]["kinship"] |= {
+        "synthetic_member_first_degree_pairs": 3,
+        "excess_first_degree_rate": -9.7e-06,
+        "excess_first_degree_rate_ci": [-3e-05, 1e-05],
+    }
+    html = _render_doc(doc)
+    assert "-3e-05 – 1e-05" in _section(html, "<code>kinship.excess_first_degree</code>", "</tr>")
+    assert "(95% CI -3e-05 – 1e-05)" in _text(html)
+
+
+def test_render_dossier__states_which_population_each_size_counts() -> None:
+    """960 analysed (of the input's 1,092, after QC), 768 members (the real GWAS), 1,092 the
+    individuals the lifetime ledger charges: each said where it is shown."""
+    text = _text(render())
+    assert "960 individuals analysed: of the input's 1,092, those left after QC" in text
+    assert "members (trained on; the real side of the fidelity comparison)" in text
+    assert "the 960 analysed, split" in text
+    assert (
+        "over all 1,092 individuals of the input (every sample id read, before QC and the "
+        "split: not only the 768 members)"
+    ) in text
+    assert "The real side here is the 768 members, the individuals the synthesizer" in text
+    doc = results("approve")
+    doc["cohort"]["n_input"] = 1100  # recorded by the release: taken as recorded
+    assert "over all 1,100 individuals of the input" in _text(_render_doc(doc))
+
+
+def test_render_dossier__counts_are_pluralised() -> None:
+    doc = results("approve")
+    doc["fidelity"]["gwas"]["loci"] |= {"real_loci": 1, "recovered": 1, "unmatched": 1}
+    doc["audit"]["kinship"]["member_member_first_degree_pairs"] = 0
+    text = _text(_render_doc(doc))
+    assert "1 of 1 real locus recovered; 1 synthetic locus away from every real locus" in text
+    assert "There are no first-degree pairs among the members themselves." in text
+    assert "There are no first-degree pairs among the members (outbred" in text
+    assert "0 first-degree pairs" not in text and "members are themselves related" not in text
+    doc["audit"]["kinship"]["member_member_first_degree_pairs"] = 1
+    assert "1 first-degree pair exists among the members" in _text(_render_doc(doc))
+    text = _text(render())  # the fixture: 41 pairs
+    assert "41 first-degree pairs exist among the members themselves" in text
+    assert "the members are themselves related (41 first-degree pairs;" in text
+    assert "2 of 2 real loci recovered" in text
+    assert "1 required rule failed" in _text(render_dossier(*_one_failing()))
+
+
+def _one_failing() -> tuple[dict[str, Any], Any]:
+    doc = results("approve")
+    doc["ledger"]["epsilon"] = 14.0
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    assert len(evaluation.failing) == 1
+    return doc, evaluation
+
+
+def test_render_dossier__lists_the_public_panel_files_hashes() -> None:
+    """The guarantee takes the panel as public: the dossier names which panel, by hash."""
+    doc = results("approve")
+    assert "Public panel files" not in render_dossier(
+        doc, evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT), {}
+    )
+    doc["provenance"]["public_panel_files"] = {"geno.txt": "ab" * 32, "map.txt": "cd" * 32}
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    html = render_dossier(doc, evaluation, {})
+    assert "Public panel files (SHA-256" in html
+    assert f"<th>geno.txt</th><td><code>{'ab' * 32}</code>" in html

@@ -396,6 +396,24 @@ def test_verify_bundle__consistent_rewrite_is_caught_by_reevaluation(tmp_path: P
     assert any("re-evaluating results.json" in p for p in report.problems)
 
 
+def test_verify_bundle__the_dossier_shows_the_manifest_verdict(tmp_path: Path) -> None:
+    """A consistent rewrite of an unsigned bundle's dossier (its hash fixed in the manifest)
+    that shows signers another verdict than the manifest's is a problem; the CLI says what
+    an unsigned bundle's OK is worth."""
+    bundle = export(tmp_path).path
+    assert run("verify", bundle).output.count("note: the bundle is not signed") == 1
+    html = (bundle / "dossier.html").read_text()
+    assert "<title>Release dossier — APPROVE — policy consortium</title>" in html
+    (bundle / "dossier.html").write_text(html.replace("— APPROVE —", "— BLOCK (overridden) —"))
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    manifest["files"]["dossier.html"]["sha256"] = sha256_file(bundle / "dossier.html")
+    manifest["files"]["dossier.html"]["bytes"] = (bundle / "dossier.html").stat().st_size
+    (bundle / MANIFEST).write_text(json.dumps(manifest))
+    assert verify_bundle(bundle).problems == [
+        "dossier.html: shows verdict BLOCK (overridden), but manifest.json records APPROVE"
+    ]
+
+
 def _set(doc: Any, keys: tuple[str, ...], value: Any) -> Any:
     """``doc`` with the value at ``keys`` replaced (no keys: ``value`` itself)."""
     if not keys:

@@ -4,6 +4,7 @@ real tools (plink2 ``--glm``, GEMMA ``-lm 1``; see tests/reference/tools.py)."""
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import mpmath
@@ -16,11 +17,14 @@ from dpgenome.cohort import Cohort, qc
 from dpgenome.errors import CohortError
 from dpgenome.gwas import (
     GWAS_COLUMNS,
+    Collinearity,
     chi2_1df_log10_p,
+    find_collinearity,
     lambda_gc,
     linear_gwas,
     linear_scan,
     prepare,
+    require_full_rank,
     t_test_log10_p,
 )
 from dpgenome.testing import toy_cohort
@@ -116,6 +120,67 @@ def test_linear_scan__collinear_covariates_raise() -> None:
     cov = np.column_stack([np.arange(10.0), 2 * np.arange(10.0)])
     with pytest.raises(CohortError, match="collinear"):
         linear_scan(np.ones((10, 2)), np.arange(10.0), cov)
+    with pytest.raises(CohortError) as err:
+        linear_scan(np.ones((10, 2)), np.arange(10.0), cov, covariate_names=["age", "age2"])
+    assert err.value.message == (
+        "covariates age and age2 are collinear among the 10 samples analysed, so the design "
+        "[intercept + covariates] is rank-deficient: drop one of age and age2 from the "
+        "covariates"
+    )
+
+
+def test_find_collinearity__names_the_covariates_at_fault() -> None:
+    """The first covariate in the span of the intercept and the covariates before it, and
+    those it depends on; whatever the covariates' units."""
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=40), rng.normal(size=40)
+    assert find_collinearity(np.column_stack([a, b]), ["a", "b"]) is None
+    assert find_collinearity(np.column_stack([a, np.full(40, 7.0)]), ["a", "c"]) == Collinearity(
+        ("c",), constant=True
+    )
+    assert find_collinearity(np.column_stack([a, b, 3 * a + 2]), ["a", "b", "c"]) == (
+        Collinearity(("a", "c"))
+    )
+    assert find_collinearity(np.column_stack([a, b, a - b]), ["a", "b", "c"]) == (
+        Collinearity(("a", "b", "c"))
+    )
+    # grams and micrograms of one measurement: collinear; two scales of two: not
+    assert find_collinearity(np.column_stack([a, a * 1e6]), ["g", "ug"]) == Collinearity(
+        ("g", "ug")
+    )
+    assert find_collinearity(np.column_stack([a * 1e-9, b * 1e9]), ["a", "b"]) is None
+    assert find_collinearity(np.column_stack([a, np.zeros(40)]), None) == Collinearity(
+        ("column 2",), constant=True
+    )
+    assert Collinearity(("c",), constant=True).describe("the 40 rows") == (
+        "covariate c is constant among the 40 rows"
+    )
+
+
+def test_linear_gwas__collinear_covariates_are_named(toy: Cohort) -> None:
+    """A categorical covariate's one-hot columns collinear with a 0/1 one (the toy's SW16 is
+    round == SW16), and a covariate constant over the samples analysed: named, with the
+    samples' count."""
+    n = int(toy.phenotypes[["BMD", "round"]].notna().all(axis=1).sum())
+    with pytest.raises(CohortError, match=f"covariates round and SW16 are collinear among the {n}"):
+        linear_gwas(toy, "BMD", ["round", "SW16"])
+    pheno = toy.phenotypes.copy()
+    pheno["SW16"] = 0.0
+    flat = replace(toy, phenotypes=pheno)
+    with pytest.raises(CohortError, match="covariate SW16 is constant among the"):
+        linear_gwas(flat, "BMD", ["SW16"])
+    # the same, checked before any work, worded by the caller, with the file and column
+    with pytest.raises(CohortError) as err:
+        require_full_rank(
+            flat, "BMD", ["bw", "SW16"], among="the {n} rows", subject="S", file="p.csv"
+        )
+    rows = int(pheno[["BMD", "bw"]].notna().all(axis=1).sum())
+    assert (err.value.file, err.value.line, err.value.column) == ("p.csv", None, "SW16")
+    assert err.value.message == (
+        "S [intercept + covariates] is rank-deficient: covariate SW16 is constant among the "
+        f"{rows} rows: drop SW16 from the covariates (--covar)"
+    )
+    require_full_rank(toy, "BMD", ["bw", "SW16"], among="the {n} rows")  # full rank: passes
 
 
 def test_linear_scan__extreme_association_keeps_exact_log10_p() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from dpgenome.cohort import PhenoType, analysis_subset, qc
 from dpgenome.errors import ConfigError, InputError
 from dpgenome.io import read_cohort, write_cohort
 from dpgenome.phenoschema import (
+    check_schema_domains,
     read_pheno_schema,
     typed_from_data,
     values_encoded_as_missing,
@@ -202,6 +204,132 @@ def test_apply__declared_types_replace_the_data_read_ones_and_values_are_checked
     text = read_pheno_schema(_write(tmp_path, "columns:\n  round: continuous\n", "t.yaml"))
     with pytest.raises(InputError, match=r"text value\(s\) in a column declared continuous"):
         text.apply(cohort)
+
+
+TINY = Path(__file__).parent / "data" / "tiny" / "parker"
+
+
+def _tiny(tmp_path: Path, values: dict[int, str], column: str, name: str = "c") -> Path:
+    """A copy of the tiny Parker cohort with ``column`` of pheno.csv set on the given file
+    lines (``{0: ...}``: on every data line; a new column is appended, NA elsewhere)."""
+    d = tmp_path / name
+    shutil.copytree(TINY, d)
+    lines = (d / "pheno.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    if column not in header:
+        lines = [f"{lines[0]},{column}"] + [f"{row},NA" for row in lines[1:]]
+        header.append(column)
+    k = header.index(column)
+    for number in range(2, len(lines) + 1):
+        value = values.get(number, values.get(0))
+        if value is not None:
+            fields = lines[number - 1].split(",")
+            fields[k] = value
+            lines[number - 1] = ",".join(fields)
+    (d / "pheno.csv").write_text("\n".join(lines) + "\n")
+    return d
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "line", "message"),
+    [
+        (
+            "abBMD",
+            {6: "2"},
+            6,
+            "1 value(s) other than 0 or 1 in the column (the first on this line), but the "
+            "public CFW schema types abBMD 0/1 (binary): recode the column to 0 / 1 (NA for "
+            "missing), or, if it is not a 0/1 trait, declare its type in a --pheno-schema file",
+        ),
+        # the first line of the file holding one, whatever the genotype file's order
+        ("abBMD", {9: "2", 4: "-1", 30: "0.5"}, 4, "3 value(s) other than 0 or 1 in the"),
+        # a one-hot copy of round: rebuilt, not modelled, but the schema still types it 0/1
+        ("SW16", {12: "2"}, 12, "but the public CFW schema types SW16 0/1 (binary)"),
+        (
+            "round",
+            {0: "16"},
+            2,
+            "40 number(s) and no text level in the column (the first on this line), but the "
+            "public CFW schema types round categorical (levels SW1, SW10, SW11, ...): write "
+            "the levels as the schema names them",
+        ),
+        (
+            "BMD",
+            {0: "high", 7: "NA"},
+            2,
+            "39 text value(s) in the column (the first on this line), but the public CFW "
+            "schema types BMD continuous (numbers)",
+        ),
+        (
+            "deaf",
+            {},
+            None,
+            "every value is missing, but the public CFW schema types deaf 0/1 (binary): the "
+            "synthesizer cannot model the column",
+        ),
+    ],
+)
+def test_check_schema_domains__values_outside_the_public_types_are_located(
+    tmp_path, column, values, line, message
+) -> None:
+    """A value the public schema's type of its column rules out: an InputError naming
+    pheno.csv, the line of the first such value and the column, before any work (the
+    synthesizer refused the column only after the ingest, naming no line). No value and no
+    sample id is quoted."""
+    d = _tiny(tmp_path, values, column)
+    cohort = read_cohort(d)
+    with pytest.raises(InputError) as err:
+        check_schema_domains(cohort)
+    assert (err.value.file, err.value.line, err.value.column) == (
+        str(d / "pheno.csv"),
+        line,
+        column,
+    )
+    assert message in err.value.message
+    ids = [str(i) for i in cohort.sample_ids]
+    assert not [i for i in ids if i in str(err.value)]
+    assert "high" not in str(err.value) and "0.5" not in str(err.value)
+
+
+def test_check_schema_domains__a_declaration_replaces_the_public_type(tmp_path) -> None:
+    """abBMD declared with the values 0, 1, 2 takes a 2; declared binary, the declaration's
+    own check names the line; the tiny cohort as shipped passes."""
+    check_schema_domains(read_cohort(TINY))
+    d = _tiny(tmp_path, {6: "2"}, "abBMD")
+    cohort = read_cohort(d)
+    wide = read_pheno_schema(
+        _write(tmp_path, "columns:\n  abBMD: {type: continuous, values: [0, 1, 2]}\n")
+    )
+    check_schema_domains(wide.apply(cohort), PhenotypeConfig(declared=wide))
+    binary = read_pheno_schema(_write(tmp_path, "columns:\n  abBMD: binary\n", "b.yaml"))
+    with pytest.raises(InputError, match="other than 0 / 1 in a column declared binary") as err:
+        binary.apply(cohort)
+    assert (err.value.line, err.value.column) == (6, "abBMD")
+    # checked without the declaration's own check, the file is named as the typing schema
+    with pytest.raises(InputError, match=r"but the --pheno-schema file b\.yaml types abBMD 0/1"):
+        check_schema_domains(cohort, PhenotypeConfig(declared=binary))
+
+
+@pytest.mark.parametrize("command", ["release", "synthesize"])
+def test_cli__a_value_outside_the_public_type_exits_2_at_ingest(tmp_path, command) -> None:
+    """``abBMD`` is 0/1 in the public CFW schema: a 2 on line 6 exits 2 naming pheno.csv,
+    line 6 and the column, before any training (the synthesizer refused the column after
+    the ingest, without a line, advising a schema for a data error); nothing is written."""
+    d = _tiny(tmp_path, {6: "2"}, "abBMD")
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    args = [command, str(d), "--pheno", "abBMD", "--epsilon", "8", "--out", str(out)]
+    if command == "release":
+        args += ["--policy", "consortium", "--cache-dir", str(cache)]
+        args += ["--lifetime-db", str(tmp_path / "lifetime.sqlite")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert (
+        f"{d / 'pheno.csv'}, line 6, column abBMD: 1 value(s) other than 0 or 1 in the column "
+        "(the first on this line), but the public CFW schema types abBMD 0/1 (binary)"
+    ) in result.output
+    assert "synthesize ..." not in result.output  # no stage after the ingest started
+    assert not out.exists() and not cache.exists()
+    assert not (tmp_path / "lifetime.sqlite").exists()
 
 
 def test_apply__strict_refuses_columns_nothing_public_declares(tmp_path) -> None:

@@ -23,6 +23,7 @@ from dpgenome.policy import (
     EvaluationContext,
     Status,
     Verdict,
+    claim_text,
     describe_failing,
     evaluate,
     fmt_claim,
@@ -312,9 +313,11 @@ def test_evaluate__delta_auto_bound_uses_n_members() -> None:
     doc["split"]["n_members"] = 768
     policy = load_policy(shipped_policy("consortium"))
     doc["ledger"]["delta"] = bound  # exactly the default delta of a release
+    at = finding(evaluate(doc, policy, context=NONE_SPENT), "privacy.max_delta")
+    assert at.status is Status.PASS
+    # shown to the same digits, rounded up: it read "0.0006701 | <= ... = 0.00067"
     assert (
-        finding(evaluate(doc, policy, context=NONE_SPENT), "privacy.max_delta").status
-        is Status.PASS
+        claim_text(at.rule, at.measured) == "0.0006701" and "= 0.0006701 (n = 768" in at.threshold
     )
     doc["ledger"]["delta"] = bound * 1.001
     delta = finding(evaluate(doc, policy, context=NONE_SPENT), "privacy.max_delta")
@@ -397,6 +400,14 @@ def test_evaluate__lifetime_delta_cap_adds_deltas() -> None:
     for bad in ("auto", "0", "1", "-1e-5", "yes"):
         with pytest.raises(PolicyError, match="max_lifetime_delta"):
             parse_policy(MINIMAL + f"  max_lifetime_delta: {bad}\n")
+
+
+def test_parse_policy__an_unknown_attack_is_refused_at_load() -> None:
+    """A typo in membership.attacks ran the whole release, then blocked it NOT EVALUATED."""
+    text = MINIMAL + "membership:\n  attacks: [dcr, density_ratoi]\n  max_auc_ci_upper: 0.6\n"
+    with pytest.raises(PolicyError, match="lists 'density_ratoi', which is not an attack") as err:
+        parse_policy(text)
+    assert err.value.line == 6 and err.value.column == "membership.attacks"
 
 
 def test_evaluate__canary_lower_bound_above_claim_fails() -> None:

@@ -127,6 +127,14 @@ def test_release__approve_exports_a_bundle_that_verifies(small_cohort: Path) -> 
         read_cohort(small_cohort / "cohort").n_samples,
     )
     assert results["audit"]["canary"]["epsilon_lower_bound"] <= results["ledger"]["epsilon"]
+    # the configuration recorded is the synthesis's: a later export of the same results
+    # would find this run's out, policy, override and ledger stale; the panel is hashed
+    config = results["provenance"]["config"]
+    assert config == manifest["config"] and config["public_panel"] and config["epsilon"] == 8
+    assert not {"out", "policy", "override_reason", "signer", "lifetime_db"} & set(config)
+    panel = results["provenance"]["public_panel_files"]
+    assert sorted(panel) == sorted(p.name for p in (small_cohort / "public").iterdir())
+    assert all(len(digest) == 64 for digest in panel.values())
 
     runner = CliRunner()
     ok = runner.invoke(main, ["verify", str(bundle)])
@@ -151,6 +159,33 @@ def test_release__policy_change_reuses_training_and_spends_nothing(small_cohort:
     # one release, and one keyed token per individual of the input (per-individual budget)
     assert (counts["releases"], counts["cohorts"]) == (1, 1), counts
     assert counts["members"] == read_cohort(small_cohort / "cohort").n_samples, counts
+
+
+def test_export__a_release_work_directory_is_the_same_release(small_cohort: Path) -> None:
+    """`dpgenome export` of a release's work directory packs the synthetic cohort as release
+    does (it packed the cache's own records too) and is the same lifetime entry."""
+    first = json.loads((small_cohort / "bundle" / "manifest.json").read_text())
+    (work,) = [p.parent for p in (small_cohort / "cache").glob("*/synthetic.fingerprint")]
+    out = small_cohort / "bundle-export"
+    result = CliRunner().invoke(
+        main,
+        [
+            "export",
+            str(work),
+            "--policy",
+            str(small_cohort / "lenient.yaml"),
+            "--out",
+            str(out),
+            "--lifetime-db",
+            str(small_cohort / "lifetime.sqlite"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    again = json.loads((out / "manifest.json").read_text())
+    assert sorted(again["files"]) == sorted(first["files"])
+    assert again["release_id"] == first["release_id"]
+    with sqlite3.connect(small_cohort / "lifetime.sqlite") as db:
+        assert db.execute("select count(*) from releases").fetchone()[0] == 1
 
 
 def test_release__reused_training_is_exported_in_the_formats_asked(small_cohort: Path) -> None:
@@ -449,3 +484,126 @@ def test_sweep__a_failing_point_leaves_no_out_it_created(tmp_path: Path) -> None
     (tmp_path / "kept").mkdir()
     result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "kept")])
     assert result.exit_code == 2 and (tmp_path / "kept").is_dir()
+
+
+TINY = Path(__file__).parent / "data" / "tiny" / "parker"
+
+
+def _tiny_with(tmp_path: Path, column: str, values: dict[str, str]) -> Path:
+    """A copy of the tiny Parker cohort with ``column`` of pheno.csv set per sample id
+    (``"*"``: every sample; a new column is appended)."""
+    import shutil
+
+    d = tmp_path / "cohort"
+    shutil.copytree(TINY, d)
+    lines = (d / "pheno.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    if column not in header:
+        lines = [f"{lines[0]},{column}"] + [f"{row},NA" for row in lines[1:]]
+        header.append(column)
+    k = header.index(column)
+    for i, row in enumerate(lines[1:], start=1):
+        fields = row.split(",")
+        value = values.get(fields[0], values.get("*"))
+        if value is not None:
+            fields[k] = value
+            lines[i] = ",".join(fields)
+    (d / "pheno.csv").write_text("\n".join(lines) + "\n")
+    return d
+
+
+def test_release__a_constant_covariate_exits_2_at_ingest_naming_it(tmp_path: Path) -> None:
+    """A covariate constant among the analysis samples made the design [intercept +
+    covariates] rank-deficient, found by the GWAS of the fidelity stage after training and
+    audits, naming no covariate: now exit 2 at ingest naming pheno.csv and the covariate,
+    nothing written."""
+    d = _tiny_with(tmp_path, "SW16", {"*": "0"})
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    args = ["release", str(d), "--pheno", "abBMD", "--covar", "SW16", "--epsilon", "8"]
+    args += ["--policy", "consortium", "--out", str(out), "--cache-dir", str(cache)]
+    result = CliRunner().invoke(main, [*args, "--lifetime-db", str(tmp_path / "l.sqlite")])
+    assert result.exit_code == 2, result.output
+    assert (
+        f"{d / 'pheno.csv'}, column SW16: the design [intercept + covariates] is "
+        "rank-deficient: covariate SW16 is constant among the 34 analysis samples (abBMD and "
+        "every covariate observed): drop SW16 from the covariates (--covar)"
+    ) in result.output
+    assert "synthesize ..." not in result.output
+    assert not out.exists() and not cache.exists() and not (tmp_path / "l.sqlite").exists()
+
+
+def test_ingest__collinear_covariates_are_named_for_the_analysis_samples_and_the_members(
+    tmp_path: Path,
+) -> None:
+    """Two covariates one a linear function of the other, and a covariate that varies among
+    the analysis samples but not among the training members (its other value is only in the
+    audit holdout): CohortError at ingest naming the file and the covariates."""
+    from dpgenome.errors import CohortError
+
+    base = {"pheno": "abBMD", "policy": "x", "out": "x", "epsilon": 8.0}
+    ids = [str(i) for i in read_cohort(TINY).sample_ids]
+    dose = _tiny_with(tmp_path / "a", "dose", {i: str(k % 5) for k, i in enumerate(ids)})
+    lines = (dose / "pheno.csv").read_text().splitlines()
+    lines[0] += ",dose2"
+    lines[1:] = [f"{row},{2 * int(row.split(',')[-1]) + 1}" for row in lines[1:]]
+    (dose / "pheno.csv").write_text("\n".join(lines) + "\n")
+    config = ReleaseConfig(cohort=str(dose), covariates=("dose", "bw", "dose2"), **base)
+    with pytest.raises(CohortError) as err:
+        ingest(config)
+    assert (err.value.file, err.value.line, err.value.column) == (
+        str(dose / "pheno.csv"),
+        None,
+        "dose2",
+    )
+    assert err.value.message.startswith(
+        "the design [intercept + covariates] is rank-deficient: covariates dose and dose2 are "
+        "collinear among the 31 analysis samples (abBMD and every covariate observed): drop "
+        "one of dose and dose2 from the covariates (--covar)"
+    )
+
+    ing = ingest(ReleaseConfig(cohort=str(TINY), covariates=("SW16",), **base))
+    members = ing.members.phenotypes["SW16"]
+    assert members.sum() == 1 and ing.cohort.phenotypes["SW16"].sum() == 3
+    lone = str(ing.members.sample_ids[int(np.argmax(members.to_numpy()))])
+    flat = _tiny_with(tmp_path / "b", "SW16", {lone: "0"})
+    with pytest.raises(CohortError) as err:
+        ingest(ReleaseConfig(cohort=str(flat), covariates=("SW16",), **base))
+    assert (err.value.file, err.value.column) == (str(flat / "pheno.csv"), "SW16")
+    assert err.value.message == (
+        "the design [intercept + covariates] is rank-deficient: covariate SW16 is constant "
+        "among the 27 training members (the analysis samples less the audit holdout): drop "
+        "SW16 from the covariates (--covar)"
+    )
+    assert lone not in str(err.value)
+
+
+def test_compute__a_synthetic_design_without_rank_is_named_before_the_audits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The members' design has full rank, the synthetic cohort's not (its SW16 lost the
+    members' few 1s): the error says it is the synthetic cohort's design and names the
+    covariate, before the audits (it was found by the fidelity stage's GWAS)."""
+    from types import SimpleNamespace
+
+    from dpgenome import release
+    from dpgenome.errors import CohortError
+
+    config = ReleaseConfig(
+        cohort=str(TINY), pheno="abBMD", covariates=("SW16",), policy="x", out="x", epsilon=8.0
+    )
+    ing = ingest(config)
+    pheno = ing.members.phenotypes.copy()
+    pheno["SW16"] = 0.0
+    synthetic = replace(ing.members, phenotypes=pheno)
+    monkeypatch.setattr(release, "synthesize", lambda *a, **k: SimpleNamespace(cohort=synthetic))
+    monkeypatch.setattr(release, "run_audits", lambda *a, **k: pytest.fail("audited"))
+    with pytest.raises(CohortError) as err:
+        release.compute(ing, config, release.Progress())
+    assert err.value.file is None
+    assert err.value.message == (
+        "the synthetic cohort's design [intercept + covariates] is rank-deficient: covariate "
+        "SW16 is constant among its 27 samples the GWAS comparison analyses (the members' "
+        "design has full rank, checked at ingest: the synthesizer lost the covariate's "
+        "variation, as a rare value can be lost at this epsilon): drop SW16 from the "
+        "covariates (--covar)"
+    )

@@ -652,7 +652,9 @@ class Ledger:
         """Human label of the guarantee: ``"no formal privacy"`` or ``"(ε = 3, δ = 1e-05)"``."""
         if self._no_privacy:
             return NO_PRIVACY_LABEL
-        return f"(ε = {self.epsilon():.3g}, δ = {self.delta:.3g})"
+        from dpgenome.policy import fmt_claim  # a claim is rounded up, never down
+
+        return f"(ε = {fmt_claim(self.epsilon())}, δ = {fmt_claim(self.delta)})"
 
     # -------------------------------------------------------------- serialisation
     def to_dict(self, delta: float | None = None) -> dict[str, Any]:

@@ -34,6 +34,12 @@ def parse_epsilon(text: str | float | int) -> float:
     return value
 
 
+#: :class:`ReleaseConfig` keys that belong to one export, not to the synthetic cohort
+EXPORT_SETTINGS = frozenset(
+    {"out", "policy", "override_reason", "signer", "signing_key", "lifetime_db", "cache_dir"}
+)
+
+
 @dataclass(frozen=True)
 class ReleaseConfig:
     cohort: str
@@ -103,6 +109,14 @@ class ReleaseConfig:
         out["formats"] = list(self.formats)
         out["epsilon"] = None if math.isinf(self.epsilon) else self.epsilon
         return out
+
+    def synthesis_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the settings of one export (where the bundle goes, the
+        policy judging it, an override, the signing key, the lifetime ledger, the cache):
+        what ``results.json`` and a bundle's manifest record as the release's configuration.
+        Results are reused by later exports, where those settings would be stale; the
+        manifest records the export's own policy, override and signature."""
+        return {k: v for k, v in self.to_dict().items() if k not in EXPORT_SETTINGS}
 
     @property
     def no_formal_privacy(self) -> bool:

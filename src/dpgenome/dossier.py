@@ -468,6 +468,94 @@ def _rows(mapping: Any) -> list[tuple[str, str]]:
     return out
 
 
+def _number(value: Any) -> float | None:
+    """A finite number, or ``None``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _canary_reach(canary: Any, delta: Any) -> float | None:
+    """The largest lower bound the canary audit could show (a perfect guesser's, at the
+    release's delta): ``max_lower_bound`` when the audit recorded it, else computed from its
+    recorded m, guesses, delta and confidence by the audit's own function; ``None`` when the
+    record lacks them (an audit that did not run, or results from before the counts)."""
+    if not isinstance(canary, Mapping):
+        return None
+    stored = _number(canary.get("max_lower_bound"))
+    if stored is not None:
+        return stored
+    m, r = canary.get("m"), canary.get("guesses")
+    d = _number(canary.get("delta", delta))
+    confidence = _number(canary.get("confidence"))
+    if not isinstance(m, int) or not isinstance(r, int) or d is None or confidence is None:
+        return None
+    from dpgenome.audit.canary import max_lower_bound
+
+    try:
+        return max_lower_bound(m, r, delta=d, confidence=confidence)
+    except ValueError:
+        return None
+
+
+def _fpr_resolution(attack: Any) -> float | None:
+    """The smallest non-zero false-positive rate an attack's holdout can show (1/n_holdout):
+    below it a "TPR at FPR" is the TPR at FPR 0, not a measurement."""
+    if not isinstance(attack, Mapping):
+        return None
+    recorded = _number(attack.get("fpr_resolution"))
+    if recorded is not None:
+        return recorded
+    n = attack.get("n_holdout")
+    return 1.0 / n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
+
+
+def _input_individuals(cohort: Any) -> int | None:
+    """How many individuals the input held (the set the lifetime ledger charges): recorded as
+    ``cohort.n_input``, else read off the first sample step of the QC report (before it)."""
+    if not isinstance(cohort, Mapping):
+        return None
+    recorded = cohort.get("n_input")
+    if isinstance(recorded, int) and not isinstance(recorded, bool):
+        return recorded
+    for step in cohort.get("qc") or []:
+        if isinstance(step, Mapping) and step.get("unit") == "samples":
+            removed, remaining = step.get("removed"), step.get("remaining")
+            if isinstance(removed, int) and isinstance(remaining, int):
+                return removed + remaining
+            return None
+    return None
+
+
+def _finding_ci(f: Any, kinship: Mapping[str, Any]) -> str:
+    """A finding's 95% CI as text; the kinship excess when neither the synthetic nor the
+    holdout individuals have a first-degree pair with a member is no interval but a count
+    of nothing on both sides, and says so."""
+    if f.ci is None:
+        return ""
+    if (
+        f.metric.startswith("audit.kinship.excess_first_degree_rate")
+        and f.ci[0] == f.ci[1] == 0
+        and kinship.get("synthetic_member_first_degree_pairs") == 0
+        and kinship.get("holdout_member_first_degree_pairs") == 0
+    ):
+        return "0 (no first-degree pair either side)"
+    return f"{fmt(f.ci[0])} – {fmt(f.ci[1])}"
+
+
+def _measured(f: Any) -> str:
+    """A finding's measured value: the release's epsilon or delta (any privacy rule on
+    ``ledger.epsilon`` / ``ledger.delta``) as a claim, rounded up."""
+    if f.rule.startswith("privacy.") and f.metric.startswith(("ledger.epsilon", "ledger.delta")):
+        return fmt_claim(f.measured)
+    return claim_text(f.rule, f.measured)
+
+
+def _plural(n: Any, singular: str, plural: str) -> str:
+    """``1 synthetic locus``, ``2 synthetic loci`` (a missing count reads "—")."""
+    return f"{fmt(n)} {singular if n == 1 else plural}"
+
+
 def _epsilon_text(results: Mapping[str, Any]) -> tuple[str, bool]:
     ledger = _get(results, "ledger", {})
     if not isinstance(ledger, Mapping) or "epsilon" not in ledger:
@@ -508,6 +596,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["fmt"] = fmt
     env.filters["claim"] = fmt_claim
+    env.filters["plural"] = _plural
     # the ledger's assumptions beyond those every ledger states (a release's own)
     env.globals["public_assumptions"] = PUBLIC_ASSUMPTIONS
     env.filters["pct"] = lambda v: "—" if not isinstance(v, int | float) else f"{100 * v:.1f}%"
@@ -527,14 +616,16 @@ def build_context(
     attacks = _get(results, "audit.attacks", {})
     thresholds = _get(results, "fidelity.gwas.thresholds", {})
     provenance = _get(results, "provenance", {})
+    kinship = _get(results, "audit.kinship", {})
+    kinship = kinship if isinstance(kinship, Mapping) else {}
     finding_rows = [
         {
             "rule": f.rule,
             "title": f.title,
             "status": str(f.status),
             "css": {"PASS": "pass", "FAIL": "fail"}.get(str(f.status), "ne"),
-            "measured": claim_text(f.rule, f.measured),
-            "ci": "" if f.ci is None else f"{fmt(f.ci[0])} – {fmt(f.ci[1])}",
+            "measured": _measured(f),
+            "ci": _finding_ci(f, kinship),
             "threshold": f.threshold,
             "required": f.required,
             "detail": f.detail,
@@ -545,6 +636,9 @@ def build_context(
     ]
     ledger = _get(results, "ledger", {})
     mechanisms = ledger.get("mechanisms", []) if isinstance(ledger, Mapping) else []
+    mechanisms = mechanisms if isinstance(mechanisms, list) else []
+    canary = _get(results, "audit.canary", {})
+    delta = ledger.get("delta") if isinstance(ledger, Mapping) else None
     date = generated_at or _get(results, "provenance.date") or _now()
     return {
         "version": __version__,
@@ -572,15 +666,28 @@ def build_context(
         "cohort": _get(results, "cohort", {}),
         "split": _get(results, "split", {}),
         "ledger": ledger if isinstance(ledger, Mapping) else {},
-        "mechanisms": mechanisms if isinstance(mechanisms, list) else [],
+        "mechanisms": mechanisms,
+        # what the Gaussian DP mu leaves out: every mechanism that is not DP-SGD or Gaussian
+        "gdp_excluded": [
+            f"{m.get('name', '—')} ({m.get('kind', '—')})"
+            for m in mechanisms
+            if isinstance(m, Mapping) and m.get("kind") not in ("dp-sgd", "gaussian", "none")
+        ],
+        "n_input": _input_individuals(_get(results, "cohort", {})),
         "context": evaluation.context.to_dict(),
         "attacks": attacks if isinstance(attacks, Mapping) else {},
+        "fpr_resolution": {
+            name: _fpr_resolution(a)
+            for name, a in (attacks.items() if isinstance(attacks, Mapping) else [])
+        },
         "nearest": _get(results, "audit.nearest_neighbour", {}),
-        "kinship": _get(results, "audit.kinship", {}),
+        "kinship": kinship,
         "attribute": _get(results, "audit.attribute_inference", {}),
-        "canary": _get(results, "audit.canary", {}),
+        "canary": canary,
+        "canary_reach": _canary_reach(canary, delta),
         "public_control": _get(results, "audit.public_control", {}),
         "control_judged": any("audit.public_control" in f.metric for f in evaluation.findings),
+        "distinct_judged": any("distinct_share_p_value" in f.metric for f in evaluation.findings),
         "gwas_thresholds": thresholds if isinstance(thresholds, Mapping) else {},
         "loci": _get(results, "fidelity.gwas.loci", {}),
         "association": _association_rows(_get(results, "synthesis.association", {})),
@@ -593,6 +700,7 @@ def build_context(
         "packages": _rows(_get(results, "provenance.packages")),
         "timings": _rows(_get(results, "provenance.timings_s")),
         "input_files": _rows(_get(results, "provenance.input_files")),
+        "panel_files": _rows(_get(results, "provenance.public_panel_files")),
         "figures": _figures(figures or {}, results),
         "captions": FIGURE_CAPTIONS,
     }
@@ -679,7 +787,7 @@ def render_frontier(
     points = [frontier_point(r) for r in runs]
     eps_values = sorted({p["epsilon"] for p in points if p["epsilon"] is not None}, reverse=True)
     has_inf = any(p["epsilon"] is None for p in points)
-    categories = (["∞ (no DP)"] if has_inf else []) + [fmt(e) for e in eps_values]
+    categories = (["∞ (no DP)"] if has_inf else []) + [fmt_claim(e) for e in eps_values]
     keys: list[float | None] = ([None] if has_inf else []) + list(eps_values)
     sizes = sorted({p["n"] for p in points}, key=lambda v: (v is None, v or 0))
 

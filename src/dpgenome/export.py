@@ -40,6 +40,7 @@ import json
 import logging
 import math
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterable, Mapping
@@ -791,6 +792,29 @@ def verify_bundle(
     return report
 
 
+_DOSSIER_TITLE = re.compile(r"<title>Release dossier — (\w+)( \(overridden\))? — policy ")
+
+
+def _check_dossier_verdict(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -> None:
+    """The verdict the dossier shows its signers (its title) must be the manifest's."""
+    try:
+        head = (root / DOSSIER).read_bytes()[:4096].decode("utf-8", errors="replace")
+    except OSError:
+        return  # reported as missing or unreadable with the files
+    found = _DOSSIER_TITLE.search(head)
+    if found is None:
+        report.problems.append(f"{DOSSIER}: shows no release verdict in its title")
+        return
+    shown = found.group(1) + (" (overridden)" if found.group(2) else "")
+    recorded = str(manifest.get("verdict")) + (
+        " (overridden)" if manifest.get("released_under_override") else ""
+    )
+    if shown != recorded:
+        report.problems.append(
+            f"{DOSSIER}: shows verdict {shown}, but {MANIFEST} records {recorded}"
+        )
+
+
 def _reaccount(report: VerifyReport, ledger: Any) -> None:
     """Re-account the release's privacy ledger from its mechanisms (Opacus RDP and
     dp-accounting PLD, :func:`~dpgenome.accountant.reaccount`): an epsilon stated below what
@@ -906,6 +930,7 @@ def _reevaluate(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -
     if manifest.get("ledger") != results.get("ledger"):
         report.problems.append(f"{MANIFEST}: its privacy ledger differs from {RESULTS}'s")
     _reaccount(report, results.get("ledger"))
+    _check_dossier_verdict(report, root, manifest)
     if again.verdict is Verdict.BLOCK:
         override = manifest.get("override")
         if not manifest.get("released_under_override") or not isinstance(override, Mapping):

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from dpgenome.cohort import Cohort, PhenoType
+from dpgenome.cohort import Cohort, PhenoType, observed_rows
 from dpgenome.errors import CohortError
 
 #: Column order of every GWAS table (plink2 ``--glm`` naming, lower case).
@@ -130,8 +131,139 @@ class ScanResult:
         return p_from_log10(self.log10_p)
 
 
-def covariate_basis(n: int, covariates: np.ndarray | None) -> np.ndarray:
-    """Orthonormal basis (n x k, float64) of [intercept, covariates]; rejects collinearity."""
+#: a column of [intercept, covariates] whose part orthogonal to the columns before it (its
+#: QR diagonal) is this small relative to its own norm lies in their span: the design is
+#: rank-deficient (relative to the column itself, so a covariate's units do not matter)
+_RANK_TOL = 1e-10
+
+
+@dataclass(frozen=True)
+class Collinearity:
+    """Why a design [intercept, covariates] is rank-deficient: the covariates at fault (the
+    redundant one last) and whether it is one covariate constant over the rows. Names only,
+    never a value."""
+
+    covariates: tuple[str, ...]
+    constant: bool = False
+
+    def describe(self, among: str = "") -> str:
+        """``covariate SW16 is constant among ...``, ``covariates A and B are collinear ...``."""
+        where = f" among {among}" if among else ""
+        if self.constant:
+            return f"covariate {self.covariates[0]} is constant{where}"
+        if len(self.covariates) == 1:
+            return (
+                f"the one-hot level columns of covariate {self.covariates[0]} are collinear "
+                f"with the intercept{where}"
+            )
+        return f"covariates {_and(self.covariates)} are collinear{where}"
+
+    @property
+    def remedy(self) -> str:
+        if len(self.covariates) == 1:
+            return f"drop {self.covariates[0]} from the covariates"
+        return f"drop one of {_and(self.covariates)} from the covariates"
+
+
+def _and(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def design_owners(names: Sequence[str], covariates: Sequence[str]) -> list[str]:
+    """The covariate each design column (:meth:`Cohort.design`: ``cov`` or ``cov=level``)
+    comes from."""
+    out = []
+    for name in names:
+        owners = [c for c in covariates if name == c or name.startswith(f"{c}=")]
+        out.append(max(owners, key=len) if owners else name)
+    return out
+
+
+def _diagnose(design: np.ndarray, r: np.ndarray, owners: Sequence[str]) -> Collinearity | None:
+    """The first column of ``design`` ([intercept, covariates], QR factor ``r``) in the
+    span of the columns before it, and the covariates that span it (None: full rank)."""
+    diag = np.abs(np.diag(r))  # fewer rows than columns: the columns past them are spanned
+    norms = np.linalg.norm(design, axis=0)
+    small = [i for i in range(1, len(diag)) if diag[i] <= _RANK_TOL * norms[i]]
+    if small:
+        j = small[0]
+    elif design.shape[1] > len(diag) > 0:
+        j = len(diag)
+    else:
+        return None
+    # the column's coefficients on the columns before it: R[:j, :j] c = R[:j, j]
+    coef = np.linalg.lstsq(r[:j, :j], r[:j, j], rcond=None)[0]
+    scale = np.abs(design[:, :j]).max(axis=0) * np.abs(coef)
+    used = np.flatnonzero(scale > 1e-8 * max(scale.max(), 1e-300))
+    named = [owners[i - 1] for i in used if i > 0]  # column 0 is the intercept
+    me = owners[j - 1]
+    involved = tuple(dict.fromkeys([*(o for o in named if o != me), me]))
+    constant = len(involved) == 1 and not [i for i in used if i > 0]
+    return Collinearity(involved, constant)
+
+
+def find_collinearity(
+    covariates: np.ndarray, owners: Sequence[str] | None = None
+) -> Collinearity | None:
+    """Why [intercept, ``covariates``] (n x c, no missing values) is rank-deficient, by the
+    criterion :func:`covariate_basis` applies; ``owners``: the covariate of each column
+    (default ``column 1`` ...). None when it has full rank."""
+    cov = np.asarray(covariates, dtype=np.float64)
+    if cov.ndim != 2 or cov.shape[1] == 0:
+        return None
+    design = np.hstack([np.ones((cov.shape[0], 1)), cov])
+    r = np.linalg.qr(design)[1]
+    names = list(owners) if owners is not None else [f"column {i + 1}" for i in range(cov.shape[1])]
+    return _diagnose(design, r, names)
+
+
+def check_design(
+    cohort: Cohort, pheno: str, covariates: Sequence[str]
+) -> tuple[Collinearity | None, int]:
+    """The design [intercept, covariates] of the rows of ``cohort`` a GWAS of ``pheno``
+    tests (phenotype and every covariate observed): why it is rank-deficient (None: it is
+    not) and the number of those rows. Names only: the caller words the error."""
+    if not covariates:
+        return None, 0
+    cohort.require_phenotypes([pheno, *covariates])
+    rows = np.flatnonzero(observed_rows(cohort.phenotypes, pheno, covariates))
+    design, names = cohort.design(list(covariates))
+    return find_collinearity(design[rows], design_owners(names, covariates)), len(rows)
+
+
+def require_full_rank(
+    cohort: Cohort,
+    pheno: str,
+    covariates: Sequence[str],
+    *,
+    among: str,
+    subject: str = "the design",
+    note: str = "",
+    file: str | Path | None = None,
+) -> None:
+    """Raise :class:`CohortError` when the design [intercept, covariates] of the rows of
+    ``cohort`` a GWAS of ``pheno`` tests is rank-deficient, naming the covariates at fault
+    (and, with ``file``, the phenotype file and the redundant covariate's column). ``among``
+    describes the rows, ``{n}`` standing for their number; ``subject`` whose design it is;
+    ``note`` follows the diagnosis. Names and counts only, never a value: the message goes
+    to the operator."""
+    found, n = check_design(cohort, pheno, covariates)
+    if found is None:
+        return
+    rows = among.replace("{n}", str(n))
+    raise CohortError(
+        f"{subject} [intercept + covariates] is rank-deficient: "
+        f"{found.describe(rows)}{note}: {found.remedy} (--covar)",
+        file=file,
+        column=None if file is None else found.covariates[-1],
+    )
+
+
+def covariate_basis(
+    n: int, covariates: np.ndarray | None, names: Sequence[str] | None = None
+) -> np.ndarray:
+    """Orthonormal basis (n x k, float64) of [intercept, covariates]; rejects collinearity,
+    naming the covariates at fault (``names``: the covariate of each column)."""
     cols = [np.ones((n, 1))]
     if covariates is not None and np.size(covariates):
         cov = np.asarray(covariates, dtype=np.float64).reshape(n, -1)
@@ -140,11 +272,14 @@ def covariate_basis(n: int, covariates: np.ndarray | None) -> np.ndarray:
         cols.append(cov)
     design = np.hstack(cols)
     q, r = np.linalg.qr(design)
-    diag = np.abs(np.diag(r))
-    if diag.min() <= 1e-10 * max(diag.max(), 1.0):
+    owners = (
+        list(names) if names is not None else [f"column {i}" for i in range(1, design.shape[1])]
+    )
+    found = _diagnose(design, r, owners)
+    if found is not None:
         raise CohortError(
-            "the covariates are collinear with each other or with the intercept "
-            f"({design.shape[1] - 1} covariate column(s)); drop a redundant one"
+            f"{found.describe(f'the {n} samples analysed')}, so the design [intercept + "
+            f"covariates] is rank-deficient: {found.remedy}"
         )
     return np.ascontiguousarray(q)
 
@@ -168,6 +303,7 @@ def linear_scan(
     chunk: int = 0,
     dtype: type[np.floating[Any]] | np.dtype[Any] = np.float32,
     rows: np.ndarray | None = None,
+    covariate_names: Sequence[str] | None = None,
 ) -> ScanResult:
     """Per-variant OLS of ``y ~ 1 + covariates + dosage`` for every column of ``dosages``.
 
@@ -180,6 +316,8 @@ def linear_scan(
     (float32 accumulation would cost 5e-4 at n = 50,000). Use float64 for reference output.
     A monomorphic variant gets NaN statistics. ``rows`` (optional)
     selects the samples of ``dosages`` chunk by chunk, without copying the whole matrix.
+    ``covariate_names`` (the covariate of each column of ``covariates``) name the
+    covariates at fault when the design is rank-deficient.
     """
     y = np.asarray(y, dtype=np.float64)
     n, m = dosages.shape if rows is None else (len(rows), dosages.shape[1])
@@ -187,7 +325,7 @@ def linear_scan(
         raise CohortError(f"phenotype has {y.shape[0]} values but the dosages {n} rows")
     if not np.isfinite(y).all():
         raise CohortError("the phenotype has missing values; take the analysis subset first")
-    q = covariate_basis(n, covariates)
+    q = covariate_basis(n, covariates, covariate_names)
     k = q.shape[1]
     df = n - k - 1
     if df < 1:
@@ -314,10 +452,16 @@ def linear_gwas(
 ) -> GwasResult:
     """Linear GWAS ``pheno ~ 1 + covariates + dosage`` on the samples with the phenotype and
     every covariate observed (a 0/1 phenotype is analysed as a number, like R ``lm``)."""
-    rows, y, design, _ = prepare(cohort, pheno, covariates)
+    rows, y, design, names = prepare(cohort, pheno, covariates)
     full = len(rows) == cohort.n_samples
     scan = linear_scan(
-        cohort.dosages, y, design, chunk=chunk, dtype=dtype, rows=None if full else rows
+        cohort.dosages,
+        y,
+        design,
+        chunk=chunk,
+        dtype=dtype,
+        rows=None if full else rows,
+        covariate_names=design_owners(names, covariates),
     )
     table = result_table(cohort, scan, len(rows))
     return GwasResult(

@@ -23,10 +23,13 @@ CFW columns start from the public table's shares.
 
 A declared column overrides the CFW schema's entry of the same name. The members' values are
 checked against the declaration before any training (a level, a 0/1 or a listed value outside
-it is an error naming the file and column); values outside a declared ``range`` fall into the
-outer bins, as a fixed domain requires. Columns of the table that neither the file nor the
-CFW schema declares keep their type read from the data, and the release's ledger names them
-as an assumption (``strict: true`` refuses them instead).
+it is an error naming the file, line and column); values outside a declared ``range`` fall
+into the outer bins, as a fixed domain requires. The public CFW schema's types are checked
+the same way at ingest (:func:`check_schema_domains`: a value other than 0 / 1 in one of its
+0/1 columns is an error naming the line, not a refusal after the ingest). Columns of the
+table that neither the file nor the CFW schema declares keep their type read from the data,
+and the release's ledger names them as an assumption (``strict: true`` refuses them
+instead).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ import pandas as pd
 from dpgenome.cohort import Cohort, PhenoType
 from dpgenome.config import config_key_lines, load_config_file
 from dpgenome.errors import ConfigError, InputError
-from dpgenome.io.pheno import find_pheno, pheno_line
+from dpgenome.io.pheno import find_pheno, first_pheno_line
 from dpgenome.phenotypes import (
     ColumnSchema,
     EncodedMissing,
@@ -56,6 +59,7 @@ from dpgenome.phenotypes import (
     derived_columns,
     encoded_as_missing,
     public_column_specs,
+    type_conflict,
 )
 
 log = logging.getLogger(__name__)
@@ -444,12 +448,96 @@ def _check_column(
             return
     if not bad.any():
         return
-    first = int(np.argmax(bad))
-    line = pheno_line(Path(where), str(ids[first])) if Path(where).is_file() else None
-    raise InputError(
-        f"{int(bad.sum())} {problem}"
-        + (" (the first on this line)" if line else f" (the first is sample {first + 1})"),
-        file=where,
-        line=line,
-        column=name,
-    )
+    line, first = _first_line(where, ids, bad)
+    raise InputError(f"{int(bad.sum())} {problem}" + first, file=where, line=line, column=name)
+
+
+def _first_line(where: str, ids: Sequence[str], bad: np.ndarray) -> tuple[int | None, str]:
+    """The line of ``where`` (the phenotype file) holding the first of the rows ``bad``
+    marks, and the phrase that points at it (the sample's position when the file cannot
+    be read again): never the sample's id or value."""
+    path = Path(where)
+    rows = np.flatnonzero(bad)
+    line = first_pheno_line(path, [str(ids[i]) for i in rows]) if path.is_file() else None
+    if line is not None:
+        return line, " (the first on this line)"
+    return None, f" (the first is sample {int(rows[0]) + 1})"
+
+
+def check_schema_domains(cohort: Cohort, config: PhenotypeConfig | None = None) -> None:
+    """Before any work: the cohort's values against the types and domains the public schema
+    fixes -- the public CFW schema and a ``--pheno-schema`` file's declarations
+    (``config.resolved_schema()``). A value other than 0 / 1 in a column the schema types
+    0/1, a text value in a column it types numeric, or numbers in a column it types
+    categorical would otherwise surface only when the synthesizer refuses the column, after
+    the ingest; they are :class:`InputError` naming the phenotype file, the column and the
+    line of the first such value (no value, no sample id: a value is a person's). Not
+    errors: a level outside a categorical column's public levels (trained on as missing, a
+    warning: :func:`warn_values_encoded_as_missing`) and a value beyond a range (its outer
+    bin). A declared column's own check is :meth:`DeclaredSchema.apply`."""
+    config = PhenotypeConfig() if config is None else config
+    schema = config.resolved_schema().columns
+    table = cohort.phenotypes
+    wanted = [c for c in table.columns if c in schema]
+    if not wanted:
+        return
+    base = replace(config, declared=None).resolved_schema().source
+    where = _pheno_file(cohort)
+    ids = [str(i) for i in cohort.sample_ids]
+    derived = derived_columns(list(table.columns))  # rebuilt from a parent, not modelled
+    for name in wanted:
+        spec = schema[name]
+        col = table[name]
+        ptype = cohort.pheno_types.get(name)
+        if spec.source == "declared" and config.declared is not None:
+            who = f"the --pheno-schema file {config.declared.source}"
+        else:
+            who = "the public CFW schema" if base == "public CFW table" else base
+        present = col.notna().to_numpy(dtype=bool)
+        x = pd.to_numeric(col.where(present), errors="coerce").to_numpy(dtype=np.float64)
+        if spec.kind == "binary":
+            bad = present & ~np.isin(x, (0.0, 1.0))
+            problem = "value(s) other than 0 or 1"
+            typed = "0/1 (binary)"
+            remedy = (
+                "recode the column to 0 / 1 (NA for missing), or, if it is not a 0/1 trait, "
+                "declare its type in a --pheno-schema file"
+            )
+        elif spec.kind == "levels":
+            if ptype == PhenoType.CATEGORICAL:
+                continue  # a level outside the schema's: trained on as missing (a warning)
+            bad = present
+            shown = ", ".join(spec.levels[:3]) + (", ..." if len(spec.levels) > 3 else "")
+            problem = "number(s) and no text level"
+            typed = f"categorical (levels {shown})"
+            remedy = (
+                "write the levels as the schema names them, or declare the column's type "
+                "and levels in a --pheno-schema file"
+            )
+        else:  # bins or values: a numeric column
+            if ptype != PhenoType.CATEGORICAL:
+                continue  # a value beyond the bins falls into the outer bin
+            bad = present & np.isnan(x)
+            problem = "text value(s)"
+            typed = "continuous (numbers)"
+            remedy = (
+                "fix the values (NA for missing), or declare the column's type in a "
+                "--pheno-schema file"
+            )
+        if bad.any():
+            line, first = _first_line(where, ids, bad)
+            raise InputError(
+                f"{int(bad.sum())} {problem} in the column{first}, but {who} types {name} "
+                f"{typed}: {remedy}",
+                file=where,
+                line=line,
+                column=name,
+            )
+        if name not in derived and type_conflict(spec, ptype):  # the synthesizer's refusal
+            what = "every value is missing" if not present.any() else f"its values are {ptype}"
+            raise InputError(
+                f"{what}, but {who} types {name} {typed}: the synthesizer cannot model the "
+                "column; drop it from the table, or declare its type in a --pheno-schema file",
+                file=where,
+                column=name,
+            )

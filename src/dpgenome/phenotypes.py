@@ -604,12 +604,12 @@ def encoded_as_missing(
             continue
         k = int(_encode(table[c], spec)[1].sum())
         if k:
-            refused = types is not None and _type_conflict(spec, types.get(c))
+            refused = types is not None and type_conflict(spec, types.get(c))
             out[c] = EncodedMissing(c, k, spec.kind, refused)
     return out
 
 
-def _type_conflict(spec: ColumnSchema, ptype: PhenoType | None) -> bool:
+def type_conflict(spec: ColumnSchema, ptype: PhenoType | None) -> bool:
     """The cohort's type of a column is not its schema entry's (:func:`fit_phenotypes`
     refuses the column)."""
     return (ptype == PhenoType.CATEGORICAL) != (spec.kind == "levels") or (
@@ -1147,7 +1147,7 @@ def _resolve_encoding(
                 source="no formal privacy",
             )
     for c in modelled:
-        if _type_conflict(schema[c], types.get(c)):
+        if type_conflict(schema[c], types.get(c)):
             raise ConfigError(
                 f"column {c!r} is {types.get(c)} in the cohort but {schema[c].kind} in the "
                 f"schema ({config.resolved_schema().source}): declare its type in a "

@@ -66,6 +66,10 @@ _NUMBER, _INT, _PROB, _BOOL, _STR, _STRS, _DELTA, _RANGE, _OPEN = (
     "a number in (0, 1)",
 )
 
+#: the membership-inference attacks of the audit (``audit.attacks.<name>``, run by
+#: :func:`dpgenome.audit.suite.run_audits`)
+MEMBERSHIP_ATTACKS = ("dcr", "density_ratio", "allele_frequency", "shadow")
+
 #: section -> key -> (kind, one-line meaning). Documented in policies/README.md.
 SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
     "privacy": {
@@ -402,6 +406,15 @@ def parse_policy(text: str, *, file: str = "<policy>") -> Policy:
             file=file,
             line=lines["privacy.delta_exponent"],
             column="privacy.delta_exponent",
+        )
+    unknown = [a for a in policy.attacks if a not in MEMBERSHIP_ATTACKS]
+    if unknown:
+        raise PolicyError(
+            f"membership.attacks lists {unknown[0]!r}, which is not an attack of the audit; "
+            "attacks: " + ", ".join(MEMBERSHIP_ATTACKS),
+            file=file,
+            line=lines.get("membership.attacks"),
+            column="membership.attacks",
         )
     if policy.membership_rules_need_attacks() and not policy.attacks:
         raise PolicyError(
@@ -1059,7 +1072,9 @@ def _privacy_rules(p: Policy) -> list[RuleSpec]:
                 # 1e-9 relative slack: delta = 1/n^1.1 computed elsewhere may differ by an ulp
                 bound = float(n) ** -p.delta_exponent * (1 + 1e-9)
                 threshold = (
-                    f"<= 1/n^{fmt(p.delta_exponent)} = {fmt(bound)} (n = {int(n):,} training "
+                    # to the digits the measured delta is shown with (rounded up), so a
+                    # delta at the bound does not read as above it
+                    f"<= 1/n^{fmt(p.delta_exponent)} = {fmt_claim(bound)} (n = {int(n):,} training "
                     "members)"
                 )
             else:

@@ -46,8 +46,9 @@ from dpgenome.dossier import render_dossier
 from dpgenome.errors import ConfigError, ReleaseBlocked
 from dpgenome.export import ExportResult, export_bundle, prepare_evaluation
 from dpgenome.fidelity import cohort_fidelity, compare_gwas, gwas_rows
-from dpgenome.gwas import linear_gwas
+from dpgenome.gwas import linear_gwas, require_full_rank
 from dpgenome.io import detect_format, read_cohort, write_cohort
+from dpgenome.io.pheno import find_pheno
 from dpgenome.lifetime import (
     LifetimeLedger,
     default_db_path,
@@ -56,6 +57,7 @@ from dpgenome.lifetime import (
 )
 from dpgenome.phenoschema import (
     DeclaredSchema,
+    check_schema_domains,
     read_pheno_schema,
     warn_values_encoded_as_missing,
 )
@@ -244,6 +246,9 @@ def ingest(config: ReleaseConfig) -> Ingested:
     fingerprint = individuals_fingerprint(individuals)
     if declared is not None:
         raw = declared.apply(raw)
+    pheno_config = synth_config(config).phenotypes
+    # values outside the types the public schema fixes: an error naming the line, now
+    check_schema_domains(raw, pheno_config)
     fmt = detect_format(config.cohort)
     panel = read_cohort(config.public_panel) if config.public_panel else None
     # under DP the SNPs kept are chosen from public data only (the panel's frequencies)
@@ -253,8 +258,24 @@ def ingest(config: ReleaseConfig) -> Ingested:
         cohort, holdout_fraction=config.holdout_fraction, seed=config.seed, stratify=config.pheno
     )
     members = cohort.take_samples(split.members)
+    # a constant or redundant covariate would fail the GWAS only after training and audits
+    where = find_pheno(Path(config.cohort)) if Path(config.cohort).is_dir() else None
+    require_full_rank(
+        cohort,
+        config.pheno,
+        config.covariates,
+        among=f"the {{n}} analysis samples ({config.pheno} and every covariate observed)",
+        file=where,
+    )
+    require_full_rank(
+        members,
+        config.pheno,
+        config.covariates,
+        among="the {n} training members (the analysis samples less the audit holdout)",
+        file=where,
+    )
     # observed values the phenotype encoding reads as missing: a warning (counts only)
-    warn_values_encoded_as_missing(members, synth_config(config).phenotypes)
+    warn_values_encoded_as_missing(members, pheno_config)
     public = None if panel is None else align_panel(panel, cohort.variants)
     return Ingested(
         cohort,
@@ -344,6 +365,19 @@ def compute(
     cfg = synth_config(config)
     with progress.stage("synthesize", f"epsilon={_eps_text(config.epsilon)}"):
         synth: SynthResult = synthesize(ing.members, cfg, ing.public)
+    compared, rows = gwas_rows(ing.members, synth.cohort, config.seed)
+    # the members' design passed at ingest; the synthetic one is checked before the audits
+    require_full_rank(
+        compared,
+        config.pheno,
+        config.covariates,
+        among="its {n} samples the GWAS comparison analyses",
+        subject="the synthetic cohort's design",
+        note=(
+            " (the members' design has full rank, checked at ingest: the synthesizer lost "
+            "the covariate's variation, as a rare value can be lost at this epsilon)"
+        ),
+    )
     ledger = synth.ledger.to_dict(float(config.delta))
     with progress.stage("audit"):
         # the canary audit checks the epsilon the accountants actually certify
@@ -362,7 +396,6 @@ def compute(
         )
     with progress.stage("fidelity"):
         real_gwas = linear_gwas(ing.members, config.pheno, config.covariates)
-        compared, rows = gwas_rows(ing.members, synth.cohort, config.seed)
         synth_gwas = linear_gwas(compared, config.pheno, config.covariates)
         comparison = compare_gwas(real_gwas, synth_gwas)
         cfid = cohort_fidelity(
@@ -429,9 +462,13 @@ def provenance(config: ReleaseConfig, ing: Ingested, key: str, reused: bool) -> 
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": versions,
-        "config": config.to_dict(),
+        "config": config.synthesis_dict(),
         "seeds": {"split": ing.split.seed, "synthesis": config.seed, "audit": config.seed},
         "input_files": ing.input_hashes,
+        # the guarantee takes the panel as public: which panel, so an auditor can check it
+        "public_panel_files": None
+        if config.public_panel is None
+        else file_hashes(config.public_panel),
         "cache": {"key": key, "reused": reused},
     }
 
@@ -481,11 +518,9 @@ def run_release(
     if lifetime is None:
         lifetime = LifetimeLedger(config.lifetime_db or default_db_path())
 
-    files = {
-        f"synthetic/{p.relative_to(work / 'synthetic').as_posix()}": p
-        for p in sorted((work / "synthetic").rglob("*"))
-        if p.is_file()
-    }
+    packed = work_release(work)
+    assert packed is not None  # written above
+    files, release_id = packed
     override = None
     if config.override_reason and config.signer:
         override = Override(
@@ -494,9 +529,6 @@ def run_release(
             dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         )
     with progress.stage("policy + dossier"):
-        release_id = synthetic_release_id(
-            results["cohort"]["fingerprint"], (work / _SYNTHETIC_FP).read_text().strip()
-        )
         evaluation = prepare_evaluation(
             results,
             policy,
@@ -517,7 +549,7 @@ def run_release(
                 results=results,
                 policy_path=config.policy,
                 figures=figures,
-                config=config.to_dict(),
+                config=config.synthesis_dict(),
                 override=override,
                 signing_key=config.signing_key,
                 lifetime=lifetime,
@@ -540,6 +572,25 @@ def run_release(
 
 #: the synthetic cohort's content fingerprint, beside the cached formats
 _SYNTHETIC_FP = "synthetic.fingerprint"
+
+
+def work_release(work: Path) -> tuple[dict[str, Path], str] | None:
+    """For a work directory of ``dpgenome release`` (``dpgenome export`` of one): the
+    bundle's data files, ``synthetic/...`` as ``release`` packs them (not the cache's own
+    records or its lossless ``synthetic-source`` copy), and the release id
+    (:func:`synthetic_release_id`), so exporting it again is the same lifetime entry.
+    ``None`` for any other directory."""
+    fp = work / _SYNTHETIC_FP
+    results = work / "results.json"
+    if not fp.is_file() or not (work / "synthetic").is_dir() or not results.is_file():
+        return None
+    fingerprint = json.loads(results.read_text(encoding="utf-8"))["cohort"]["fingerprint"]
+    files = {
+        f"synthetic/{p.relative_to(work / 'synthetic').as_posix()}": p
+        for p in sorted((work / "synthetic").rglob("*"))
+        if p.is_file()
+    }
+    return files, synthetic_release_id(fingerprint, fp.read_text().strip())
 
 
 def synthetic_release_id(fingerprint: str, synthetic_fingerprint: str) -> str:

@@ -88,7 +88,7 @@ def run_sweep(
                 if echo:
                     echo(f"== sweep point: n = {ing.cohort.n_samples}, epsilon = {label}")
                 results, _, _ = compute(ing, config, Progress(echo))
-                results["provenance"]["config"] = config.to_dict()
+                results["provenance"]["config"] = config.synthesis_dict()
                 runs.append(results)
         (out / "sweep.json").write_text(
             json.dumps({"runs": runs}, indent=1, default=json_default), encoding="utf-8"

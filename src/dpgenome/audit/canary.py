@@ -12,7 +12,10 @@ bound the chance of v or more correct guesses by
 with q = e^eps / (1 + e^eps), the accuracy of eps-DP randomised response. The lower bound at
 confidence 1 - beta is the largest eps whose bound is still below beta: the mechanism cannot
 be (eps', delta)-DP for any smaller eps' except with probability beta. A lower bound above
-the accountant's epsilon means the accounting or the implementation is wrong.
+the accountant's epsilon means the accounting or the implementation is wrong. The bound
+cannot exceed that of a perfect guesser (v = r), which depends only on m, r, delta and the
+confidence (:func:`max_lower_bound`, reported as ``max_lower_bound``): a claimed epsilon
+above it is one the audit cannot contradict, however the synthesizer behaves.
 """
 
 from __future__ import annotations
@@ -66,6 +69,14 @@ def epsilon_lower_bound(
         else:
             hi = mid
     return float(lo)
+
+
+def max_lower_bound(m: int, r: int, *, delta: float, confidence: float = 0.95) -> float:
+    """The largest lower bound an audit of m canaries and r guesses can show: the bound of a
+    perfect guesser (all r guesses right), by :func:`epsilon_lower_bound` at the same delta
+    and confidence. A claimed epsilon above it can never be contradicted by the audit, however
+    much the mechanism leaks (50 canaries, 20 guesses, delta = 1/768^1.1: about 1.72)."""
+    return float(round(epsilon_lower_bound(m, r, r, delta=delta, confidence=confidence), 6))
 
 
 #: a continuous column with at most this many distinct values gets canary values among them
@@ -169,6 +180,8 @@ def canary_audit(
     exceeds = claimed_epsilon is not None and bound > claimed_epsilon
     return {
         "epsilon_lower_bound": float(round(bound, 6)),
+        # the audit's reach: the bound of a perfect guesser (every guess right)
+        "max_lower_bound": max_lower_bound(m, r, delta=delta, confidence=confidence),
         "confidence": confidence,
         "delta": delta,
         "m": m,

@@ -119,7 +119,13 @@ def export(
     if override_reason is not None and signer is not None:
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         override = Override(override_reason, signer, now)
+    from dpgenome.release import work_release  # the pipeline's imports: only here
+
     results, files, figures = _collect(release_dir)
+    work = work_release(release_dir)  # a work directory of `dpgenome release`
+    release_id = None
+    if work is not None:
+        files, release_id = dict(work[0]), work[1]
     ledger = LifetimeLedger(lifetime_db or default_db_path())
     individuals = None if source_cohort is None else _individuals(source_cohort, results)
     result = export_bundle(
@@ -131,6 +137,7 @@ def export(
         override=override,
         signing_key=signing_key,
         lifetime=ledger,
+        release_id=release_id,
         individuals=individuals,
     )
     total = ledger.total(result.manifest["cohort_fingerprint"])
@@ -226,14 +233,15 @@ def verify(bundle: Path, public_key: Path | None, as_json: bool) -> None:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
         click.echo(f"bundle: {report.path}")
-        click.echo(f"files checked: {report.files_checked}")
-        click.echo(f"signature: {report.signature}")
-        click.echo(
-            f"verdict: recorded {report.verdict_recorded}, re-evaluated "
-            f"{report.verdict_reevaluated} (policy {report.policy})"
-            + (" — released under an override" if report.released_under_override else "")
-        )
-        click.echo(f"manifest SHA-256: {report.manifest_sha256}")
+        if report.manifest_sha256 is not None:  # else nothing was read: the problems say why
+            click.echo(f"files checked: {report.files_checked}")
+            click.echo(f"signature: {report.signature}")
+            click.echo(
+                f"verdict: recorded {report.verdict_recorded}, re-evaluated "
+                f"{report.verdict_reevaluated or 'not possible'} (policy {report.policy})"
+                + (" — released under an override" if report.released_under_override else "")
+            )
+            click.echo(f"manifest SHA-256: {report.manifest_sha256}")
         again = report.reaccounted
         if again is not None:
             click.echo(
@@ -252,6 +260,13 @@ def verify(bundle: Path, public_key: Path | None, as_json: bool) -> None:
         )
     if not as_json:
         click.echo("OK: the bundle is intact.")
+        if report.signature == "absent":
+            click.echo(
+                "note: the bundle is not signed, so this shows it was not changed by accident, "
+                "not that it was not rewritten: whoever can write to it can change a file and "
+                "its hash consistently. Sign releases (--signing-key) and verify with "
+                "--public-key."
+            )
 
 
 @click.command("ledger")

@@ -126,9 +126,15 @@ def synthesize(
     covariate observed are kept: ALL of them train the synthesizer (no holdout; `dpgenome
     release` splits members and holdout for the audits)."""
     from dpgenome.cohort import align_panel, analysis_subset, qc
+    from dpgenome.gwas import require_full_rank
     from dpgenome.io import detect_format, read_cohort, write_cohort
     from dpgenome.io.files import atomic_directory
-    from dpgenome.phenoschema import read_pheno_schema, warn_values_encoded_as_missing
+    from dpgenome.io.pheno import find_pheno
+    from dpgenome.phenoschema import (
+        check_schema_domains,
+        read_pheno_schema,
+        warn_values_encoded_as_missing,
+    )
     from dpgenome.phenotypes import PhenotypeConfig
     from dpgenome.policy import fmt_claim
     from dpgenome.synthesize import SynthConfig
@@ -141,9 +147,18 @@ def synthesize(
     raw = read_cohort(cohort)
     if declared is not None:
         raw = declared.apply(raw)
+    check_schema_domains(raw, PhenotypeConfig(declared=declared))
     # under DP the SNPs kept are chosen from public data only (the panel's frequencies)
     real, report = qc(raw, dp=math.isfinite(epsilon), public=panel)
     members = analysis_subset(real, pheno, list(covars), report)
+    # a constant or redundant covariate: named now, not after training
+    require_full_rank(
+        members,
+        pheno,
+        list(covars),
+        among=f"the {{n}} analysis samples ({pheno} and every covariate observed)",
+        file=find_pheno(Path(cohort)) if Path(cohort).is_dir() else None,
+    )
     for line in report.lines():
         log.info("QC: %s", line)
     click.echo(

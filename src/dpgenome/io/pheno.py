@@ -309,6 +309,13 @@ def _loose_id(sample_id: str) -> str:
 def pheno_line(path: Path, sample_id: str) -> int | None:
     """The line of ``path`` (a phenotype table) that holds ``sample_id``'s row, for an error
     message found after the table was aligned to the genotypes; None when it is not there."""
+    return first_pheno_line(path, [sample_id])
+
+
+def first_pheno_line(path: Path, sample_ids: Sequence[str]) -> int | None:
+    """The first line of ``path`` (a phenotype table) holding the row of one of
+    ``sample_ids`` (for an error message about values found after the table was aligned to
+    the genotypes: the line, never the id); None when none is there."""
     try:
         header, body, lines = _parse_rows(path)
     except (OSError, InputError):
@@ -316,7 +323,8 @@ def pheno_line(path: Path, sample_id: str) -> int | None:
     k = next((header.index(c) for c in ID_COLUMNS if c in header), None)
     if k is None:
         return None
-    return next((int(lines[i]) for i, row in enumerate(body) if row[k] == sample_id), None)
+    wanted = set(sample_ids)
+    return next((int(lines[i]) for i, row in enumerate(body) if row[k] in wanted), None)
 
 
 def split_flags(pheno: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
