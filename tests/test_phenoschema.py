@@ -212,7 +212,13 @@ TINY = Path(__file__).parent / "data" / "tiny" / "parker"
 def _tiny(tmp_path: Path, values: dict[int, str], column: str, name: str = "c") -> Path:
     """A copy of the tiny Parker cohort with ``column`` of pheno.csv set on the given file
     lines (``{0: ...}``: on every data line; a new column is appended, NA elsewhere)."""
-    d = tmp_path / name
+    return tiny_with(tmp_path / name, column, values)
+
+
+def tiny_with(d: Path, column: str, values: dict[int, str] | dict[str, str]) -> Path:
+    """A copy at ``d`` of the tiny Parker cohort with ``column`` of pheno.csv set per file
+    line (int keys; 0: every data line) or per sample id (str keys; ``"*"``: every sample);
+    a new column is appended, NA elsewhere."""
     shutil.copytree(TINY, d)
     lines = (d / "pheno.csv").read_text().splitlines()
     header = lines[0].split(",")
@@ -220,10 +226,12 @@ def _tiny(tmp_path: Path, values: dict[int, str], column: str, name: str = "c") 
         lines = [f"{lines[0]},{column}"] + [f"{row},NA" for row in lines[1:]]
         header.append(column)
     k = header.index(column)
+    by: dict[object, str] = dict(values)
     for number in range(2, len(lines) + 1):
-        value = values.get(number, values.get(0))
+        fields = lines[number - 1].split(",")
+        keys = (number, 0) if all(isinstance(key, int) for key in by) else (fields[0], "*")
+        value = by.get(keys[0], by.get(keys[1]))
         if value is not None:
-            fields = lines[number - 1].split(",")
             fields[k] = value
             lines[number - 1] = ",".join(fields)
     (d / "pheno.csv").write_text("\n".join(lines) + "\n")

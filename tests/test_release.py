@@ -21,6 +21,7 @@ from dpgenome.io import read_cohort, write_cohort
 from dpgenome.lifetime import individuals_fingerprint
 from dpgenome.release import ingest
 from dpgenome.simulate import SimConfig, simulate
+from test_phenoschema import TINY, tiny_with
 
 #: A policy the small release can pass: the small cohort has a small holdout, so the audit
 #: confidence intervals are wide; thresholds here are the shipped internal ones loosened.
@@ -486,30 +487,9 @@ def test_sweep__a_failing_point_leaves_no_out_it_created(tmp_path: Path) -> None
     assert result.exit_code == 2 and (tmp_path / "kept").is_dir()
 
 
-TINY = Path(__file__).parent / "data" / "tiny" / "parker"
-
-
 def _tiny_with(tmp_path: Path, column: str, values: dict[str, str]) -> Path:
-    """A copy of the tiny Parker cohort with ``column`` of pheno.csv set per sample id
-    (``"*"``: every sample; a new column is appended)."""
-    import shutil
-
-    d = tmp_path / "cohort"
-    shutil.copytree(TINY, d)
-    lines = (d / "pheno.csv").read_text().splitlines()
-    header = lines[0].split(",")
-    if column not in header:
-        lines = [f"{lines[0]},{column}"] + [f"{row},NA" for row in lines[1:]]
-        header.append(column)
-    k = header.index(column)
-    for i, row in enumerate(lines[1:], start=1):
-        fields = row.split(",")
-        value = values.get(fields[0], values.get("*"))
-        if value is not None:
-            fields[k] = value
-            lines[i] = ",".join(fields)
-    (d / "pheno.csv").write_text("\n".join(lines) + "\n")
-    return d
+    """The tiny Parker cohort at ``tmp_path / "cohort"`` with ``column`` set per sample id."""
+    return tiny_with(tmp_path / "cohort", column, values)
 
 
 def test_release__a_constant_covariate_exits_2_at_ingest_naming_it(tmp_path: Path) -> None:

@@ -881,6 +881,22 @@ def _epsilon(results: Mapping[str, Any]) -> tuple[bool, float | None, str]:
     return True, value, ""
 
 
+_NO_LIFETIME = "no lifetime ledger was consulted"
+
+
+def _lifetime_epsilon(
+    rule: tuple[str, str, str, str], results: Mapping[str, Any], ctx: EvaluationContext
+) -> float | Finding:
+    """This release's epsilon for a lifetime rule, or its NOT EVALUATED finding when that
+    or the lifetime ledger's figure is missing (both block)."""
+    ok, eps, why = _epsilon(results)
+    if not ok or eps is None:
+        return _not_evaluated(*rule, why)
+    if ctx.lifetime_epsilon_spent is None:
+        return _not_evaluated(*rule, _NO_LIFETIME)
+    return eps
+
+
 def _privacy_rules(p: Policy) -> list[RuleSpec]:
     rules: list[RuleSpec] = []
 
@@ -958,13 +974,10 @@ def _privacy_rules(p: Policy) -> list[RuleSpec]:
             threshold = (
                 f"<= {fmt(life_cap)} (per individual: the releases that included them, composed)"
             )
-            ok, eps, why = _epsilon(results)
-            if not ok or eps is None:
-                return _not_evaluated(rid, title, metric, threshold, why)
-            if ctx.lifetime_epsilon_spent is None:
-                return _not_evaluated(
-                    rid, title, metric, threshold, "no lifetime ledger was consulted"
-                )
+            eps = _lifetime_epsilon((rid, title, metric, threshold), results, ctx)
+            if isinstance(eps, Finding):
+                return eps
+            assert ctx.lifetime_epsilon_spent is not None
             added = ctx.lifetime_epsilon_spent + eps
             n_before = ctx.lifetime_releases or 0
             detail = (
@@ -1002,9 +1015,9 @@ def _privacy_rules(p: Policy) -> list[RuleSpec]:
             threshold = (
                 f"<= {fmt(life_delta_cap)} (per individual: the releases that included them)"
             )
-            ok, eps, why = _epsilon(results)
-            if not ok or eps is None:
-                return _not_evaluated(rid, title, metric, threshold, why)
+            eps = _lifetime_epsilon((rid, title, metric, threshold), results, ctx)
+            if isinstance(eps, Finding):
+                return eps
             if math.isinf(eps) and p.allow_no_formal_privacy:
                 return _finding(
                     rid,
@@ -1020,9 +1033,7 @@ def _privacy_rules(p: Policy) -> list[RuleSpec]:
             if value is None or value < 0:
                 return _not_evaluated(rid, title, metric, threshold, "ledger.delta is missing")
             if ctx.lifetime_delta_spent is None:
-                return _not_evaluated(
-                    rid, title, metric, threshold, "no lifetime ledger was consulted"
-                )
+                return _not_evaluated(rid, title, metric, threshold, _NO_LIFETIME)
             # the deltas of one individual's releases add (the composed epsilon holds at
             # their sum); the ledger's figure with this release is the largest such sum over
             # the individuals; without it, spent + this one's bounds it
