@@ -127,6 +127,7 @@ def test_release__approve_exports_a_bundle_that_verifies(small_cohort: Path) -> 
         "individual",
         read_cohort(small_cohort / "cohort").n_samples,
     )
+    assert results["cohort"]["n_input"] == manifest["lifetime"]["individuals"]
     assert results["audit"]["canary"]["epsilon_lower_bound"] <= results["ledger"]["epsilon"]
     # the configuration recorded is the synthesis's: a later export of the same results
     # would find this run's out, policy, override and ledger stale; the panel is hashed

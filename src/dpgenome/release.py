@@ -424,6 +424,8 @@ def compute(
             "pheno": config.pheno,
             "covariates": list(config.covariates),
             "fingerprint": ing.fingerprint,
+            # the individuals the lifetime ledger charges (before QC; n is public)
+            "n_input": len(ing.individuals),
             "input_format": ing.input_format,
             "qc": ing.qc.to_dict(),
             "phenotype_types": _phenotype_types(ing.members, cfg),
