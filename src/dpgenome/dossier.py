@@ -543,14 +543,6 @@ def _finding_ci(f: Any, kinship: Mapping[str, Any]) -> str:
     return f"{fmt(f.ci[0])} – {fmt(f.ci[1])}"
 
 
-def _measured(f: Any) -> str:
-    """A finding's measured value: the release's epsilon or delta (any privacy rule on
-    ``ledger.epsilon`` / ``ledger.delta``) as a claim, rounded up."""
-    if f.rule.startswith("privacy.") and f.metric.startswith(("ledger.epsilon", "ledger.delta")):
-        return fmt_claim(f.measured)
-    return claim_text(f.rule, f.measured)
-
-
 def _plural(n: Any, singular: str, plural: str) -> str:
     """``1 synthetic locus``, ``2 synthetic loci`` (a missing count reads "—")."""
     return f"{fmt(n)} {singular if n == 1 else plural}"
@@ -624,7 +616,7 @@ def build_context(
             "title": f.title,
             "status": str(f.status),
             "css": {"PASS": "pass", "FAIL": "fail"}.get(str(f.status), "ne"),
-            "measured": _measured(f),
+            "measured": claim_text(f.rule, f.measured),
             "ci": _finding_ci(f, kinship),
             "threshold": f.threshold,
             "required": f.required,

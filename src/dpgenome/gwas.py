@@ -236,7 +236,7 @@ def require_full_rank(
     pheno: str,
     covariates: Sequence[str],
     *,
-    among: str,
+    among: str | None = None,
     subject: str = "the design",
     note: str = "",
     file: str | Path | None = None,
@@ -244,12 +244,14 @@ def require_full_rank(
     """Raise :class:`CohortError` when the design [intercept, covariates] of the rows of
     ``cohort`` a GWAS of ``pheno`` tests is rank-deficient, naming the covariates at fault
     (and, with ``file``, the phenotype file and the redundant covariate's column). ``among``
-    describes the rows, ``{n}`` standing for their number; ``subject`` whose design it is;
-    ``note`` follows the diagnosis. Names and counts only, never a value: the message goes
-    to the operator."""
+    describes the rows, ``{n}`` standing for their number (default: the analysis samples);
+    ``subject`` whose design it is; ``note`` follows the diagnosis. Names and counts only,
+    never a value: the message goes to the operator."""
     found, n = check_design(cohort, pheno, covariates)
     if found is None:
         return
+    if among is None:
+        among = f"the {{n}} analysis samples ({pheno} and every covariate observed)"
     rows = among.replace("{n}", str(n))
     raise CohortError(
         f"{subject} [intercept + covariates] is rank-deficient: "

@@ -595,6 +595,7 @@ def claim_text(rule: str, value: Any) -> str:
     """A finding's measured value: a privacy claim (``privacy.*`` epsilon and delta rules) by
     :func:`fmt_claim`, anything else by :func:`fmt`."""
     claims = (
+        "privacy.no_formal_privacy",
         "privacy.max_epsilon",
         "privacy.max_lifetime_epsilon",
         "privacy.max_delta",

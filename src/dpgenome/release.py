@@ -264,13 +264,7 @@ def ingest(config: ReleaseConfig) -> Ingested:
     members = cohort.take_samples(split.members)
     # a constant or redundant covariate would fail the GWAS only after training and audits
     where = find_pheno(Path(config.cohort)) if Path(config.cohort).is_dir() else None
-    require_full_rank(
-        cohort,
-        config.pheno,
-        config.covariates,
-        among=f"the {{n}} analysis samples ({config.pheno} and every covariate observed)",
-        file=where,
-    )
+    require_full_rank(cohort, config.pheno, config.covariates, file=where)
     require_full_rank(
         members,
         config.pheno,
@@ -524,7 +518,7 @@ def run_release(
     if lifetime is None:
         lifetime = LifetimeLedger(config.lifetime_db or default_db_path())
 
-    packed = work_release(work)
+    packed = work_release(work, results["cohort"]["fingerprint"])
     assert packed is not None  # written above
     files, release_id = packed
     override = None
@@ -580,17 +574,15 @@ def run_release(
 _SYNTHETIC_FP = "synthetic.fingerprint"
 
 
-def work_release(work: Path) -> tuple[dict[str, Path], str] | None:
-    """For a work directory of ``dpgenome release`` (``dpgenome export`` of one): the
-    bundle's data files, ``synthetic/...`` as ``release`` packs them (not the cache's own
-    records or its lossless ``synthetic-source`` copy), and the release id
-    (:func:`synthetic_release_id`), so exporting it again is the same lifetime entry.
-    ``None`` for any other directory."""
+def work_release(work: Path, fingerprint: str) -> tuple[dict[str, Path], str] | None:
+    """For a work directory of ``dpgenome release`` (``dpgenome export`` of one) of the
+    source cohort ``fingerprint``: the bundle's data files, ``synthetic/...`` as ``release``
+    packs them (not the cache's own records or its lossless ``synthetic-source`` copy), and
+    the release id (:func:`synthetic_release_id`), so exporting it again is the same
+    lifetime entry. ``None`` for any other directory."""
     fp = work / _SYNTHETIC_FP
-    results = work / "results.json"
-    if not fp.is_file() or not (work / "synthetic").is_dir() or not results.is_file():
+    if not fp.is_file() or not (work / "synthetic").is_dir():
         return None
-    fingerprint = json.loads(results.read_text(encoding="utf-8"))["cohort"]["fingerprint"]
     files = {
         f"synthetic/{p.relative_to(work / 'synthetic').as_posix()}": p
         for p in sorted((work / "synthetic").rglob("*"))

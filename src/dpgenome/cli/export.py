@@ -122,7 +122,10 @@ def export(
     from dpgenome.release import work_release  # the pipeline's imports: only here
 
     results, files, figures = _collect(release_dir)
-    work = work_release(release_dir)  # a work directory of `dpgenome release`
+    cohort = results.get("cohort")
+    fingerprint = cohort.get("fingerprint") if isinstance(cohort, dict) else None
+    # a work directory of `dpgenome release` (without a fingerprint export_bundle says so)
+    work = work_release(release_dir, fingerprint) if isinstance(fingerprint, str) else None
     release_id = None
     if work is not None:
         files, release_id = dict(work[0]), work[1]

@@ -156,7 +156,6 @@ def synthesize(
         members,
         pheno,
         list(covars),
-        among=f"the {{n}} analysis samples ({pheno} and every covariate observed)",
         file=find_pheno(Path(cohort)) if Path(cohort).is_dir() else None,
     )
     for line in report.lines():
