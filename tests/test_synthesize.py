@@ -21,9 +21,11 @@ from dpgenome.io import read_cohort, write_cohort
 from dpgenome.phenotypes import PhenoSchema, PhenotypeConfig, planned_dp_sgd
 from dpgenome.synthesize import (
     CENTRE,
+    NOISE_SEED_ENV,
     SLOPES,
     SynthConfig,
     calibrated_ledger,
+    mechanism_seeds,
     noise_multiplier,
     plan,
     region_sigma,
@@ -753,6 +755,53 @@ def test_synthesize__outputs_no_uncharged_member_statistics(members) -> None:
     exact = synthesize(m, replace(FAST, epsilon=math.inf, seed=1))
     assert exact.details["structure"]["final_loss"] is not None
     assert "SYN000001" not in set(exact.cohort.sample_ids)
+
+
+def test_mechanism_seeds__under_dp_not_a_function_of_the_published_seed(monkeypatch) -> None:
+    """results.json and the manifest publish the configuration's seed: under DP the noise
+    must come from elsewhere (fresh OS entropy by default), or anyone could regenerate and
+    subtract it. Without formal privacy (nothing noised) the seed stays reproducible."""
+    public = [int(v) for v in np.random.SeedSequence(5).generate_state(8)]
+    dp = replace(FAST, epsilon=4.0, seed=5)
+    monkeypatch.delenv(NOISE_SEED_ENV, raising=False)
+    first, source = mechanism_seeds(dp)
+    second, _ = mechanism_seeds(dp)
+    assert first != second and public not in (first, second)
+    assert "fresh OS entropy" in source
+    assert mechanism_seeds(replace(dp, epsilon=math.inf))[0] == public
+    monkeypatch.setenv(NOISE_SEED_ENV, "seed")  # the test suite's setting (tests/conftest.py)
+    assert mechanism_seeds(dp)[0] == public
+    monkeypatch.setenv(NOISE_SEED_ENV, "123")
+    assert mechanism_seeds(dp)[0] == mechanism_seeds(dp)[0] != public
+    monkeypatch.setenv(NOISE_SEED_ENV, "abc")
+    with pytest.raises(ConfigError, match=NOISE_SEED_ENV):
+        mechanism_seeds(dp)
+
+
+def test_synthesize__released_noise_cannot_be_regenerated_from_the_seed(
+    members, public, monkeypatch
+) -> None:
+    """The attack the default prevents: with the published seed, the phenotype-centre
+    release's Gaussian noise is regenerated and subtracted, which gave the members' exact
+    sum (error 0.0 for a noise sd of 10.6) when the noise was seeded from the configuration."""
+    m, _ = members
+    pub = public.take_variants(np.flatnonzero(public.variants["id"].isin(m.variants["id"])))
+    exact: dict[str, float] = {}
+    normalise = A.normalise_phenotype
+
+    def spy(y_std, clip, sigma, rng):
+        exact.update(sum=float((y_std / 2.0).sum()), sd=sigma * A.centre_sensitivity(clip))
+        return normalise(y_std, clip, sigma, rng)
+
+    monkeypatch.setattr(A, "normalise_phenotype", spy)
+    monkeypatch.delenv(NOISE_SEED_ENV, raising=False)
+    cfg = replace(FAST, epsilon=4.0, seed=1)
+    res = synthesize(m, cfg, pub)
+    assert "fresh OS entropy" in res.details["noise_source"]
+    released = m.n_samples * res.details["association"]["phenotype_location"]["mean"] / 2.0
+    seeds = [int(v) for v in np.random.SeedSequence(cfg.seed).generate_state(8)]
+    guess = np.random.default_rng(seeds[5]).normal(scale=exact["sd"], size=2)[0]
+    assert abs(released - guess - exact["sum"]) > 1e-6 * exact["sd"]
 
 
 def test_cli_synthesize__refuses_to_write_over_the_input_cohort_or_a_non_empty_dir(
