@@ -19,7 +19,7 @@ from dpgenome.cli import main
 from dpgenome.config import ReleaseConfig
 from dpgenome.io import read_cohort, write_cohort
 from dpgenome.lifetime import individuals_fingerprint
-from dpgenome.release import ingest
+from dpgenome.release import gwas_model, ingest
 from dpgenome.simulate import SimConfig, simulate
 from test_phenoschema import TINY, tiny_with
 
@@ -128,6 +128,13 @@ def test_release__approve_exports_a_bundle_that_verifies(small_cohort: Path) -> 
         read_cohort(small_cohort / "cohort").n_samples,
     )
     assert results["cohort"]["n_input"] == manifest["lifetime"]["individuals"]
+    # the cohort figures' real reference: the holdout against the members, aggregates only
+    baseline = results["fidelity"]["holdout_baseline"]
+    assert baseline["n"] == results["split"]["n_holdout"]
+    assert 0.5 < baseline["allele_frequency_correlation"] <= 1
+    assert results["fidelity"]["gwas"]["models"]["real"].startswith("linear")
+    # the suite fixes the DP noise (tests/conftest.py); a release says so
+    assert "DPGENOME_NOISE_SEED=seed" in results["synthesis"]["noise_source"]
     assert results["audit"]["canary"]["epsilon_lower_bound"] <= results["ledger"]["epsilon"]
     # the configuration recorded is the synthesis's: a later export of the same results
     # would find this run's out, policy, override and ledger stale; the panel is hashed
@@ -588,3 +595,12 @@ def test_compute__a_synthetic_design_without_rank_is_named_before_the_audits(
         "variation, as a rare value can be lost at this epsilon): drop SW16 from the "
         "covariates (--covar)"
     )
+
+
+def test_gwas_model__the_release_lmm_key_runs_the_mixed_model_on_both_sides() -> None:
+    """``lmm: true`` in a release configuration was recorded and ignored (the fidelity stage
+    always ran least squares); it now selects the LOCO mixed model."""
+    cohort = read_cohort(TINY)
+    assert gwas_model(False)(cohort, "BMD", ()).method.startswith("linear")
+    mixed = gwas_model(True)(cohort, "BMD", ())
+    assert mixed.method.startswith("lmm") and "LOCO" in mixed.method.upper()

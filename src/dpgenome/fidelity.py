@@ -6,19 +6,21 @@ only one result are counted and left out of every metric; a SNP whose ``a1`` dif
 synthetic beta sign flipped):
 
 * SNP level, per threshold: hits in each, overlap, recall = overlap / real hits,
-  precision = overlap / synthetic hits, F1 (null when undefined);
+  precision = overlap / synthetic hits (each null when its denominator is 0), F1;
 * locus level: significant SNPs (at the first, strictest threshold) are clumped around lead
   SNPs by distance (the most significant unassigned SNP takes every significant SNP on its
-  chromosome within ``locus_window_bp``, repeated); a real locus is *recovered* when a
-  synthetic locus lies within ``locus_window_bp`` of it. A synthetic locus with no real locus
-  within the window is *unmatched*; it is *spurious* (a false discovery) when, in addition,
-  no real SNP within ``locus_window_bp`` of it reaches the suggestive ``support_threshold``
-  (default: the loosest threshold, 2e-6): a synthetic hit at a SNP that the real GWAS puts
-  at p = 5e-8 is a threshold crossing, which the SNP-level precision counts, not a locus the
-  real data do not show;
-* lambda_GC of each (median chi^2 / 0.455, Devlin & Roeder 1999), Spearman correlation of
-  -log10 p, and at the real hits (first threshold): Pearson correlation of beta and the share
-  of equal signs.
+  chromosome within ``locus_window_bp``, repeated), and clumps within ``locus_window_bp`` of
+  each other are merged into one locus (a long LD block counts once); a real locus is
+  *recovered* when a synthetic locus lies within ``locus_window_bp`` of it. A synthetic
+  locus with no real locus within the window is *unmatched*; it is *spurious* (a false
+  discovery) when, in addition, no real SNP within ``locus_window_bp`` of it reaches the
+  suggestive ``support_threshold`` (default: the loosest threshold, 2e-6): a synthetic hit
+  at a SNP that the real GWAS puts at p = 5e-8 is a threshold crossing, which the SNP-level
+  precision counts, not a locus the real data do not show;
+* lambda_GC of each on the shared SNPs (each p-value read as a 1-df chi^2, its median over
+  the null median 0.455; Devlin & Roeder 1999), Spearman correlation of -log10 p, and at the
+  real hits (first threshold): Pearson correlation of beta and the share of equal signs.
+* F1 = 2 overlap / (real hits + synthetic hits): 0 when only one side has hits.
 
 Cohort (:func:`cohort_fidelity`): allele-frequency correlation, LD decay (mean r^2 per
 distance bin on a seeded sample of SNP pairs, the same pairs in both cohorts), PCA fitted on
@@ -155,8 +157,35 @@ def normalise_gwas(table: pd.DataFrame | GwasResult, *, source: str = "table") -
 # ---------------------------------------------------------------------------- loci
 
 
-def clump_loci(table: pd.DataFrame, log10_threshold: float, window_bp: int) -> pd.DataFrame:
-    """Distance clumping: chr, start, end, lead_id, lead_pos, lead_log10_p, n_snps."""
+def clump_loci(
+    table: pd.DataFrame, log10_threshold: float, window_bp: int, *, merge: bool = True
+) -> pd.DataFrame:
+    """Distance clumping, then (``merge``) clumps on a chromosome whose intervals lie within
+    ``window_bp`` of each other joined into one locus (single linkage), so that one long
+    association block counts once: in CFW mice one QTL's hits span ~5 Mb and clumping alone
+    split the demo's one chr-11 QTL into four "loci". Columns: chr, start, end, lead_id,
+    lead_pos, lead_log10_p (the most significant clump's), n_snps, n_clumps."""
+    clumps = _clumps(table, log10_threshold, window_bp)
+    if merge and len(clumps):
+        clumps = clumps.sort_values(["chr", "start"], kind="stable", ignore_index=True)
+        chrom = clumps["chr"].to_numpy()
+        start = clumps["start"].to_numpy(dtype=np.int64)
+        reach = clumps.groupby("chr", sort=False)["end"].cummax().to_numpy(dtype=np.int64)
+        new = np.r_[True, (chrom[1:] != chrom[:-1]) | (start[1:] - reach[:-1] > window_bp)]
+        group = np.cumsum(new)
+        lead = clumps.groupby(group)["lead_log10_p"].idxmax()
+        clumps = clumps.loc[lead.to_numpy()].assign(
+            start=clumps.groupby(group)["start"].min().to_numpy(),
+            end=clumps.groupby(group)["end"].max().to_numpy(),
+            n_snps=clumps.groupby(group)["n_snps"].sum().to_numpy(),
+            n_clumps=clumps.groupby(group).size().to_numpy(),
+        )
+    return clumps.sort_values("lead_log10_p", ascending=False, ignore_index=True)
+
+
+def _clumps(table: pd.DataFrame, log10_threshold: float, window_bp: int) -> pd.DataFrame:
+    """Distance clumping: the most significant unassigned SNP takes every significant SNP on
+    its chromosome within ``window_bp``, repeated."""
     sig = table[table["log10_p"] >= log10_threshold].sort_values(
         "log10_p", ascending=False, kind="stable"
     )
@@ -180,12 +209,11 @@ def clump_loci(table: pd.DataFrame, log10_threshold: float, window_bp: int) -> p
                     "lead_pos": int(pos[i]),
                     "lead_log10_p": float(lp[i]),
                     "n_snps": int(members.sum()),
+                    "n_clumps": 1,
                 }
             )
-    cols = ["chr", "start", "end", "lead_id", "lead_pos", "lead_log10_p", "n_snps"]
-    return pd.DataFrame(rows, columns=cols).sort_values(
-        "lead_log10_p", ascending=False, ignore_index=True
-    )
+    cols = ["chr", "start", "end", "lead_id", "lead_pos", "lead_log10_p", "n_snps", "n_clumps"]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def _match_loci(a: pd.DataFrame, b: pd.DataFrame, window_bp: int) -> np.ndarray:
@@ -227,6 +255,8 @@ class GwasComparison:
     #: each side's median per-SNP sample size, when its table has one (``n``, plink2
     #: ``OBS_CT``): at ``k`` times the rows the same association scores ``k`` times the chi^2
     sample_sizes: dict[str, float | None] = field(default_factory=dict)
+    #: each side's GWAS model (:attr:`GwasResult.method`; None for a table read from a file)
+    models: dict[str, str | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -240,6 +270,7 @@ class GwasComparison:
             "effect_correlation_at_real_hits": _safe(self.effect_correlation_at_real_hits),
             "sign_agreement_at_real_hits": _safe(self.sign_agreement_at_real_hits),
             "sample_sizes": self.sample_sizes,
+            "models": self.models,
             "snps": {
                 "shared": self.n_shared,
                 "only_real": self.n_only_real,
@@ -334,11 +365,9 @@ def compare_gwas(
         n_r, n_s, both = int(hr.sum()), int(hs.sum()), int((hr & hs).sum())
         recall = both / n_r if n_r else None
         precision = both / n_s if n_s else None
-        f1 = (
-            2 * recall * precision / (recall + precision)
-            if recall is not None and precision is not None and (recall + precision) > 0
-            else (0.0 if recall is not None and precision is not None else None)
-        )
+        # F1 = 2 TP / (2 TP + FP + FN): 0 when one side has hits and none are shared (a
+        # synthetic GWAS with no hit against a real one with hits scores 0, not "undefined")
+        f1 = 2 * both / (n_r + n_s) if n_r + n_s else None
         snp_level[threshold_key(t)] = {
             "real_hits": n_r,
             "synthetic_hits": n_s,
@@ -374,7 +403,8 @@ def compare_gwas(
     loci = {
         "method": (
             f"distance clumping of SNPs with p < {thresholds[0]:g} around lead SNPs, "
-            f"window {locus_window_bp:,} bp; a real locus is recovered when a synthetic "
+            f"window {locus_window_bp:,} bp, clumps within {locus_window_bp:,} bp of each "
+            f"other merged into one locus; a real locus is recovered when a synthetic "
             f"locus lies within {locus_window_bp:,} bp; a synthetic locus is spurious when "
             f"no real locus and no real SNP with p < {support:g} lies within "
             f"{locus_window_bp:,} bp"
@@ -407,8 +437,8 @@ def compare_gwas(
         thresholds=thresholds,
         snp_level=snp_level,
         loci=loci,
-        lambda_gc_real=lambda_gc(r["log10_p"].to_numpy()),
-        lambda_gc_synthetic=lambda_gc(s["log10_p"].to_numpy()),
+        lambda_gc_real=lambda_gc(lp_r),
+        lambda_gc_synthetic=lambda_gc(lp_s),
         spearman_log10p=spearman,
         effect_correlation_at_real_hits=effect_corr,
         sign_agreement_at_real_hits=signs,
@@ -417,7 +447,12 @@ def compare_gwas(
         n_only_synthetic=len(s) - n_shared,
         merged=merged,
         sample_sizes={"real": _median_n(r), "synthetic": _median_n(s)},
+        models={"real": _model(real), "synthetic": _model(synth)},
     )
+
+
+def _model(result: GwasResult | pd.DataFrame) -> str | None:
+    return result.method if isinstance(result, GwasResult) else None
 
 
 def _median_n(table: pd.DataFrame) -> float | None:
@@ -470,12 +505,26 @@ def ld_pairs(
 
 
 def pair_r2(dosages: np.ndarray, i: np.ndarray, j: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
-    """Squared Pearson correlation of dosage columns i[k], j[k] (mean-imputed)."""
+    """Squared Pearson correlation of dosage columns i[k], j[k] over the samples with both
+    calls observed (mean imputation would pull r^2 towards 0 by about the missing share
+    twice over, so a real cohort with missing calls would look less linked than a complete
+    synthetic one). NaN when a column is constant over those samples."""
     out = np.empty(len(i))
     for start in range(0, len(i), chunk):
-        a = _standardise(dosages[:, i[start : start + chunk]])
-        b = _standardise(dosages[:, j[start : start + chunk]])
-        out[start : start + chunk] = np.mean(a * b, axis=0) ** 2
+        a = np.asarray(dosages[:, i[start : start + chunk]], dtype=np.float64)
+        b = np.asarray(dosages[:, j[start : start + chunk]], dtype=np.float64)
+        both = ~(np.isnan(a) | np.isnan(b))
+        if both.all():
+            out[start : start + chunk] = np.mean(_standardise(a) * _standardise(b), axis=0) ** 2
+            continue
+        k = both.sum(axis=0)
+        a, b = np.where(both, a, 0.0), np.where(both, b, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ma, mb = a.sum(axis=0) / k, b.sum(axis=0) / k
+            da, db = np.where(both, a - ma, 0.0), np.where(both, b - mb, 0.0)
+            saa, sbb = (da * da).sum(axis=0), (db * db).sum(axis=0)
+            r = (da * db).sum(axis=0) / np.sqrt(saa * sbb)
+        out[start : start + chunk] = np.where((saa > 0) & (sbb > 0) & (k >= 2), r * r, np.nan)
     return out
 
 
@@ -693,6 +742,7 @@ def _pca(
     var_r = scores_r.var(axis=0)
     var_s = scores_s.var(axis=0)
     total_s = float(np.sum((xs - xs.mean(axis=0)) ** 2) / max(len(xs), 1))
+    oos = _out_of_sample_ratio(xr, xs, k, rng)
     sd = np.sqrt(np.where(var_r > 0, var_r, np.nan))
     gap = (scores_s[:, :2].mean(axis=0) - scores_r[:, :2].mean(axis=0)) / sd[:2]
     info = {
@@ -704,11 +754,42 @@ def _pca(
         "variance_ratio_synthetic_over_real": [
             _safe(float(v)) for v in (var_s / np.where(var_r > 0, var_r, np.nan))
         ],
+        "variance_ratio_out_of_sample": [_safe(float(v)) for v in oos],
         "centroid_distance_pc12_sd": _safe(float(np.sqrt(np.sum(gap**2)))),
         "method": "real-frequency normalised dosages; SVD of the real cohort; synthetic "
-        "projected on the real axes",
+        "projected on the real axes. variance_ratio_synthetic_over_real divides the "
+        "synthetic's projected variance by the real cohort's own (in-sample) PC variance, "
+        "which out-of-sample projection shrinks even for real individuals (a real holdout "
+        "scores well below 1 on PCs 2-10); variance_ratio_out_of_sample fits the axes on a "
+        "seeded half of the real cohort and divides by the projected variance of the other "
+        "half (about 1 when the synthetic cohort has the real one's structure)",
     }
     return info, pca_histogram(scores_r[:, :2], scores_s[:, :2], min_cell=min_cell), scores_s[:, :2]
+
+
+def _out_of_sample_ratio(
+    xr: np.ndarray, xs: np.ndarray, k: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Per PC: the synthetic rows' variance over that of held-out real rows, both projected
+    on axes fitted to a seeded half of the real rows ``xr`` (normalised dosages).
+
+    A cohort's own PC scores are inflated by fitting (in-sample) and the scores of anyone
+    projected on them are shrunk (Lee, Zou & Wright 2010, PLoS Genet 6:e1001097), so the
+    synthetic-over-real ratio of in-sample real variances is below 1 even for new real
+    individuals; here both sides are projected, so an exchangeable cohort scores about 1.
+    Empty when the real cohort is too small to halve (fewer than 4 rows per half)."""
+    n = len(xr)
+    half = n // 2
+    if half < 4 or n - half < 4 or len(xs) < 2:
+        return np.empty(0)
+    perm = rng.permutation(n)
+    fit, held = xr[perm[:half]], xr[perm[half:]]
+    centre = fit.mean(axis=0)
+    vt = np.linalg.svd(fit - centre, full_matrices=False)[2]
+    axes = vt[: min(k, half - 1)].T
+    var_h = ((held - centre) @ axes).var(axis=0)
+    var_s = ((xs - centre) @ axes).var(axis=0)
+    return var_s / np.where(var_h > 0, var_h, np.nan)
 
 
 #: the real PCA histogram spans the real scores' mean +- this many sds (and the synthetic scores)
