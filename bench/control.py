@@ -1,14 +1,17 @@
 """The distance rules over random member/holdout splits: how often they block a release that
-copies no member, and how often they catch one that does. Two ways of judging, evaluated by
-the policy code itself, with consortium.yaml's bounds: the raw figures (as shipped: the named
-reference) and ``public_panel_control: true`` (the genotypes by their excess over the public
-panel, the phenotype columns alone against the holdout).
+copies no member, and how often they catch one that does. Three ways of judging, evaluated by
+the policy code itself at consortium.yaml's bounds: the DCR share on hub-centred distances
+(``centred``, as shipped since stop 39), the raw DCR share (``raw``, as shipped before: the
+named reference) and the raw share with ``public_panel_control: true`` (``control``: the
+genotypes by their excess over the public panel, the phenotype columns alone against the
+holdout). Each judges the DCR attack's AUC too.
 
     dpgenome demo --out DIR                  # once: the cohort, the panel and a release
-    python bench/control.py DIR [--splits 200] [--copy 0.05 0.1 0.2] [--seed 7]
+    python bench/control.py DIR [--splits 200] [--copy 0.05 0.1 0.2] [--seed 7] [--ways raw centred]
     python bench/control.py DIR --holdout 0.2 0.3 0.4 0.5 --ways raw --copy 0.1   # holdout size
 
-The synthetic cohort is the demo release's. Its genotype rows hold no member data (samples of
+The synthetic cohort is the demo release's (its bundle's, or its work directory's when the
+policy blocked it). Its genotype rows hold no member data (samples of
 the panel-pretrained model, panel genotypes in the released regions), so over other splits of
 the same analysis mice it stands for a release that copies nobody: every block of the
 ``none`` row is a false block. (Its phenotype rows are DP samples fitted on the demo split's
@@ -63,14 +66,28 @@ from dpgenome.io import read_cohort
 from dpgenome.paths import shipped_policy
 from dpgenome.policy import EvaluationContext, Status, evaluate, load_policy
 
-RULES = ("membership.dcr.auc", "nearest_neighbour.share_closer_to_members")
+AUC_RULE = "membership.dcr.auc"
+SHARE_RULES = {
+    "raw": "nearest_neighbour.share_closer_to_members",
+    "control": "nearest_neighbour.share_closer_to_members",
+    "centred": "nearest_neighbour.centred_share",
+}
 
 
 def policies() -> dict[str, Any]:
-    """consortium.yaml as shipped (the raw figures) and with ``public_panel_control`` on."""
+    """consortium.yaml's bounds judged three ways: the DCR share on hub-centred distances (as
+    shipped since stop 39), the raw DCR share (as shipped before: the named reference), and
+    the raw share with ``public_panel_control`` on."""
     shipped = load_policy(shipped_policy("consortium"))
     assert not shipped.public_panel_control, "consortium.yaml now sets public_panel_control"
-    return {"raw": shipped, "control": replace(shipped, public_panel_control=True)}
+    bound = shipped.max_centred_share_ci_upper or shipped.max_share_closer_to_members_ci_upper
+    raw = replace(
+        shipped, max_share_closer_to_members_ci_upper=bound, max_centred_share_ci_upper=None
+    )
+    centred = replace(
+        shipped, max_share_closer_to_members_ci_upper=None, max_centred_share_ci_upper=bound
+    )
+    return {"raw": raw, "centred": centred, "control": replace(raw, public_panel_control=True)}
 
 
 def audit_doc(
@@ -96,11 +113,26 @@ def audit_doc(
         distance, members, holdout, rng, config.confidence, n_bootstrap=config.n_bootstrap
     )
     share |= nb.distinct_nearest_test(distance, members, holdout)  # as the suite does
+    share["centred"] = nb.centred_share(
+        distance, members, holdout, rng, config.confidence, n_bootstrap=config.n_bootstrap
+    )
     share["phenotypes_only"] = _phenotypes_only(d_pheno, columns, members, holdout, config, rng)
     doc = {"attacks": {"dcr": attack}, "nearest_neighbour": share}
     if control:
         doc["public_control"] = _public_control(*data, d_geno, members, holdout, config, rng)
     return doc
+
+
+def demo_synthetic(demo: Path) -> Path:
+    """The demo release's synthetic cohort: in its bundle, or in its work directory when the
+    policy blocked the export."""
+    exported = demo / "release" / "synthetic"
+    if exported.is_dir():
+        return exported
+    found = sorted((demo / "work").glob("*/synthetic"))
+    if len(found) != 1:
+        raise SystemExit(f"{demo}: no release/synthetic and not one work/*/synthetic")
+    return found[0]
 
 
 def main() -> None:
@@ -111,7 +143,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--bootstrap", type=int, default=200)
     ap.add_argument("--holdout", type=float, nargs="+", default=[0.2])
-    ap.add_argument("--ways", nargs="+", choices=("raw", "control"), default=["raw", "control"])
+    ap.add_argument(
+        "--ways", nargs="+", choices=tuple(SHARE_RULES), default=["raw", "centred", "control"]
+    )
     ap.add_argument("--few", type=float, nargs="*", default=[])
     ap.add_argument("--distinct", action="store_true")
     args = ap.parse_args()
@@ -119,7 +153,7 @@ def main() -> None:
 
     config = AuditConfig(pheno="abBMD", covariates=("SW16",), n_bootstrap=args.bootstrap)
     real = analysis_subset(read_cohort(args.demo / "cohort"), config.pheno, config.covariates)
-    synthetic = read_cohort(args.demo / "release" / "synthetic")
+    synthetic = read_cohort(demo_synthetic(args.demo))
     public = read_cohort(args.demo / "public")
     rng = np.random.default_rng(args.seed)
     matched = ft.match_variants(real, synthetic)
@@ -153,7 +187,8 @@ def main() -> None:
         print(f"  holdout {fraction:g} done, {time.perf_counter() - t0:.0f} s", flush=True)
     print(pd.DataFrame(rows).to_string(index=False))
     print(
-        "\nraw: the CI upper bounds of the AUC and share (bound 0.6); public_panel_control: "
+        "\nraw / centred: the CI upper bounds of the AUC and of the raw / centred share (bound "
+        "0.6); public_panel_control: "
         "the genotypes' excess over the panel (bound 0.1; the median printed is the excess's) "
         f"and the phenotype columns alone (bound 0.6). {time.perf_counter() - t0:.0f} s."
     )
@@ -175,11 +210,9 @@ def holdout_rows(
     real, synthetic = data[0], data[1]
     columns = [config.pheno, *config.covariates]
     n_syn = synthetic.n_samples
-    blocks = {
-        (arm, way): np.zeros((args.splits, len(RULES)), bool) for arm in arms for way in judged
-    }
+    blocks = {(arm, way): np.zeros((args.splits, 2), bool) for arm in arms for way in judged}
     figures: dict[tuple[str, str], list[float]] = {}
-    shares: dict[str, list[tuple[float, float]]] = {arm: [] for arm in arms}
+    shares: dict[tuple[str, str], list[tuple[float, float]]] = {}
     distincts: dict[str, list[tuple[float, float, float]]] = {arm: [] for arm in arms}
     n_holdout = 0
     for s in range(args.splits):
@@ -214,21 +247,23 @@ def holdout_rows(
                     nn["distinct_share_p_value"],
                 )
             )
-            se = (nn["share_closer_to_members_ci"][1] - nn["share_closer_to_members_ci"][0]) / (
-                2 * stats.norm.ppf(0.5 + config.confidence / 2)
-            )
-            shares[arm].append((nn["share_closer_to_members"], se))
+            z2 = 2 * stats.norm.ppf(0.5 + config.confidence / 2)
+            for kind, share in (("raw", nn), ("centred", nn["centred"])):
+                lo, hi = share["share_closer_to_members_ci"]
+                shares.setdefault((arm, kind), []).append(
+                    (share["share_closer_to_members"], (hi - lo) / z2)
+                )
             for way, policy in judged.items():
                 result = evaluate({"audit": audit}, policy, context=EvaluationContext())
                 found = {f.rule: f for f in result.findings}
-                blocks[arm, way][s] = [found[r].status is not Status.PASS for r in RULES]
-                for r in RULES:
-                    figures.setdefault((arm, f"{way} {r}"), []).append(float(found[r].ci[1]))
+                rules = (AUC_RULE, SHARE_RULES[way])
+                blocks[arm, way][s] = [found[r].status is not Status.PASS for r in rules]
+                for i, r in enumerate(rules):
+                    figures.setdefault((arm, f"{way} {i}"), []).append(float(found[r].ci[1]))
         if (s + 1) % 25 == 0:
             print(f"  holdout {fraction:g}: {s + 1} splits", flush=True)
     rows = []
     for arm in arms:
-        est, se = np.array(shares[arm]).T
         extra: dict[str, str] = {}
         if args.distinct:
             excess, null_sd, p_value = np.array(distincts[arm]).T
@@ -239,18 +274,24 @@ def holdout_rows(
             }
         for way in judged:
             b = blocks[arm, way]
+            est, se = np.array(shares[arm, "centred" if way == "centred" else "raw"]).T
             rows.append(
                 extra
                 | {
                     "holdout": f"{fraction:g} ({n_holdout})",
-                    "share sd / boot se": f"{est.std(ddof=1):.3f} / {se.mean():.3f}",
+                    "share mean / sd / boot se": f"{est.mean():.3f} / {est.std(ddof=1):.3f} / "
+                    f"{se.mean():.3f}",
                     "records copied": arm,
-                    "judged": "raw (reference)" if way == "raw" else "public_panel_control",
+                    "judged": {
+                        "raw": "raw share (reference)",
+                        "centred": "centred share (shipped)",
+                        "control": "public_panel_control",
+                    }[way],
                     "blocks on DCR AUC": f"{b[:, 0].mean():.3f}",
                     "on share": f"{b[:, 1].mean():.3f}",
                     "on either": f"{b.any(axis=1).mean():.3f}",
                     "median CI upper (AUC / share)": " / ".join(
-                        f"{np.median(figures[arm, f'{way} {r}']):.3f}" for r in RULES
+                        f"{np.median(figures[arm, f'{way} {i}']):.3f}" for i in range(2)
                     ),
                 }
             )

@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 
 from dpgenome.audit.neighbours import (
+    centre_distances,
+    centred_share,
     distinct_nearest_test,
     exact_duplicates,
     nndr,
@@ -30,11 +32,14 @@ def test_run_audits__copy_of_members_flags_every_duplicate():
     assert nn["nndr_median"] == 0.0
     assert nn["exact_duplicate_genotypes_holdout"] == 0
     assert nn["share_closer_to_members_ci"][0] > 0.5
+    assert nn["centred"]["share_closer_to_members_ci"][0] > 0.5
 
 
 def test_run_audits__fresh_draws_stay_at_baseline():
     nn = reports()[0]["nearest_neighbour"]
     lo, hi = nn["share_closer_to_members_ci"]
+    assert lo <= 0.5 <= hi
+    lo, hi = nn["centred"]["share_closer_to_members_ci"]
     assert lo <= 0.5 <= hi
     assert nn["exact_duplicate_genotypes"] == 0 and nn["near_duplicate_genotypes"] == 0
     # the colony shares windows (few founders): synthetic at the holdout's level, +-0.03
@@ -83,6 +88,60 @@ def test_share_closer_to_members__null_spread_is_set_by_the_nearest_real_individ
     # (covariance -0.25 / 199): var = 0.25 (sum p^2 - (1 - sum p^2) / 199)
     expected = res["share_null_sd"] * np.sqrt(1 - (n_eff - 1) / 199)
     assert np.std(shares, ddof=1) == pytest.approx(expected, rel=0.2)
+
+
+def _hub_world(rng: np.random.Generator) -> np.ndarray:
+    """200 real individuals x 1,000 records: random distances plus a per-individual offset,
+    low for 20 central individuals (hubs: nearest to most records whoever the members are)."""
+    offset = np.full(200, 1.0)
+    offset[rng.choice(200, size=20, replace=False)] = 0.2
+    return offset[:, None] + rng.random((200, 1000))
+
+
+def test_centre_distances__subtracts_each_rows_median():
+    d = np.array([[1.0, 2.0, 4.0], [0.0, 10.0, 3.0]])
+    assert np.array_equal(centre_distances(d), [[-1.0, 0.0, 2.0], [-3.0, 7.0, 0.0]])
+
+
+def test_centred_share__removes_the_hubs_spread_and_keeps_the_null_at_half():
+    """Over random 100/100 splits of a world with 20 hubs, the raw share spreads with the
+    hubs (n_eff about 20); centred, every individual is nearest to some records and the
+    share's sd shrinks to about 0.5 / sqrt(n_eff) of the centred distances, mean 0.5."""
+    rng = np.random.default_rng(5)
+    d = _hub_world(rng)
+    raw = share_closer_to_members(d, np.arange(100), np.arange(100, 200), rng, n_bootstrap=2)
+    cen = centred_share(d, np.arange(100), np.arange(100, 200), rng, n_bootstrap=2)
+    assert raw["share_nearest_distinct"] == 20
+    assert cen["share_nearest_distinct"] > 120
+    assert cen["share_nearest_effective"] > 3 * raw["share_nearest_effective"]
+    raws, cens = [], []
+    for _ in range(200):
+        order = rng.permutation(200)
+        mem, hold = order[:100], order[100:]
+        raws.append(share_closer_to_members(d, mem, hold, rng, n_bootstrap=2))
+        cens.append(centred_share(d, mem, hold, rng, n_bootstrap=2))
+    raw_shares = np.array([r["share_closer_to_members"] for r in raws])
+    cen_shares = np.array([r["share_closer_to_members"] for r in cens])
+    assert cen_shares.mean() == pytest.approx(0.5, abs=0.01)
+    assert np.std(cen_shares, ddof=1) < 0.5 * np.std(raw_shares, ddof=1)
+    assert np.std(cen_shares, ddof=1) == pytest.approx(cen["share_null_sd"], rel=0.35)
+
+
+def test_centred_share__a_copied_member_stays_nearest_to_its_copy():
+    """A tenth of the records replaced by copies of members (distance 0 to that member): each
+    copy's nearest individual on centred distances is its member, and the share rises by the
+    copies that chance had given to the holdout (100 members, 100 holdout: no subsampling)."""
+    rng = np.random.default_rng(6)
+    d = _hub_world(rng)
+    members, holdout = np.arange(100), np.arange(100, 200)
+    before = centred_share(d, members, holdout, rng, n_bootstrap=2)
+    chance = int((centre_distances(d)[:, :100].argmin(axis=0) < 100).sum())
+    d[rng.permutation(100), np.arange(100)] = 0.0  # records 0-99: copies of the 100 members
+    after = centred_share(d, members, holdout, rng, n_bootstrap=2)
+    assert np.array_equal(centre_distances(d)[:, :100].argmin(axis=0) < 100, np.ones(100, bool))
+    rise = after["share_closer_to_members"] - before["share_closer_to_members"]
+    assert rise == pytest.approx((100 - chance) / 1000, abs=0.01)
+    assert rise > 0.03
 
 
 def test_distinct_nearest_test__counts_each_nearest_individual_once():

@@ -29,6 +29,7 @@ NN_KEYS = {
     "near_duplicate_genotypes",
     "duplicate_genotype_windows_rate",
     "exact_duplicate_phenotype_rows",
+    "centred",
 }
 KIN_KEYS = {
     "thresholds",

@@ -52,9 +52,14 @@ DEMO_PUBLIC_CONTROL = {
 @functools.cache
 def consortium_with_control() -> Path:
     """consortium.yaml with ``nearest_neighbour.public_panel_control: true`` (no shipped policy
-    sets it), written once to a temporary file."""
+    sets it), judging the raw DCR share (the control's part) at the centred share's bound,
+    written once to a temporary file."""
     assert not load_policy(shipped_policy("consortium")).public_panel_control
     text = shipped_policy("consortium").read_text()
+    assert "\n  max_centred_share_ci_upper:" in text
+    text = text.replace(
+        "\n  max_centred_share_ci_upper:", "\n  max_share_closer_to_members_ci_upper:"
+    )
     on = text.replace("nearest_neighbour:\n", "nearest_neighbour:\n  public_panel_control: true\n")
     out = Path(tempfile.mkdtemp()) / "consortium-control.yaml"
     out.write_text(on)
@@ -477,6 +482,7 @@ def test_render_dossier__states_the_share_s_null_spread() -> None:
     """With the nearest-individual counts on record the share's row says how far it spreads
     under no leak; an audit from before them renders without the sentence."""
     doc = results("block")
+    del doc["audit"]["nearest_neighbour"]["centred"]
     evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
     assert "effective number" not in render_dossier(doc, evaluation, {})
     doc["audit"]["nearest_neighbour"].update(
@@ -485,6 +491,21 @@ def test_render_dossier__states_the_share_s_null_spread() -> None:
     text = " ".join(render_dossier(doc, evaluation, {}).split())
     assert "nearest real individuals are 360 distinct ones (effective number 192)" in text
     assert "the share spreads with sd about 0.03611 whatever the holdout's size" in text
+
+
+def test_render_dossier__the_centred_share_and_which_share_is_judged() -> None:
+    """The hub-centred share has its own row with its CI and spread; the row says which
+    share the policy judges (consortium: the centred one, the raw one shown only)."""
+    doc = results("approve")
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    assert "The same share on hub-centred distances" in text
+    assert "0.503 (95% CI 0.452 – 0.554)" in text
+    assert "498 distinct ones (effective number 386)" in text
+    assert "(rule <code>nearest_neighbour.centred_share</code>); the raw share above is" in text
+    raw = evaluate(doc, load_policy(consortium_with_control()), context=NONE_SPENT)
+    text = " ".join(render_dossier(doc, raw, {}).split())
+    assert "This policy judges the raw share above; this one is shown" in text
 
 
 def test_render_dossier__released_prevalence_and_slopes_table() -> None:
@@ -856,3 +877,39 @@ def test_render_dossier__lists_the_public_panel_files_hashes() -> None:
     html = render_dossier(doc, evaluation, {})
     assert "Public panel files (SHA-256" in html
     assert f"<th>geno.txt</th><td><code>{'ab' * 32}</code>" in html
+
+
+def test_render_dossier__fidelity_figures_beside_the_real_holdouts() -> None:
+    """The cohort figures are read against the real holdout's own (a second real sample),
+    the PCA spread out of sample, and the GWAS model is named; results without them (older
+    releases) render without the parentheses."""
+    doc = results("approve")
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    plain = " ".join(render_dossier(doc, evaluation, {}).split())
+    assert "the real holdout against the members" not in plain
+    doc["fidelity"]["holdout_baseline"] = {
+        "n": 192,
+        "allele_frequency_correlation": 0.9969,
+        "ld_decay_error": 0.0024,
+        "phenotype_correlation_error": 0.06,
+        "phenotype_marginal_error": 0.061,
+        "pca_variance_ratio_out_of_sample": [0.87, 1.34],
+    }
+    doc["fidelity"]["pca"]["variance_ratio_out_of_sample"] = [0.63, 1.14]
+    doc["fidelity"]["gwas"]["models"] = {"real": "linear (OLS)", "synthetic": "linear (OLS)"}
+    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    assert "(the real holdout against the members: 0.9969)" in text
+    assert "(the real holdout against the members: 0.0024)" in text
+    assert "PCs 1–2" in text and "0.63, 1.14 (the real holdout: 0.87, 1.34)" in text
+    assert "GWAS model, both sides</th><td>linear (OLS)</td>" in text
+
+
+def test_render_dossier__names_where_the_dp_noise_came_from() -> None:
+    """Provenance says where the noise came from (the configuration's seed is published, so
+    under DP the noise must not be derived from it); results without it render as before."""
+    doc = results("approve")
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    assert "DP noise" not in render_dossier(doc, evaluation, {})
+    doc.setdefault("synthesis", {})["noise_source"] = "fresh OS entropy (recorded nowhere)"
+    html = render_dossier(doc, evaluation, {})
+    assert "<th>DP noise</th><td>fresh OS entropy (recorded nowhere)</td>" in html

@@ -163,7 +163,7 @@ def test_export_bundle__block_on_a_distance_audit_shows_the_public_panel_control
     failing rules; a BLOCK elsewhere, or without the control, does not. A policy that judges
     the genotypes by the excess (``public_panel_control``) passes the same release."""
     doc = results("approve")
-    doc["audit"]["nearest_neighbour"]["share_closer_to_members_ci"] = [0.456, 0.6016]
+    doc["audit"]["nearest_neighbour"]["centred"]["share_closer_to_members_ci"] = [0.456, 0.6016]
     doc["audit"]["public_control"] = {
         "dcr_auc_excess": -0.021,
         "dcr_auc_excess_ci": [-0.065, 0.032],
@@ -187,7 +187,7 @@ def test_export_bundle__block_on_a_distance_audit_shows_the_public_panel_control
     )
     assert (tmp_path / "approved" / "manifest.json").exists()
     message = blocked(doc)
-    assert "nearest_neighbour.share_closer_to_members" in message
+    assert "nearest_neighbour.centred_share" in message
     assert "share excess -0.037 (-0.117 to +0.043)" in message
     assert "DCR AUC excess is -0.021 (95% CI -0.065 to +0.032)" in message
     assert not (tmp_path / "bundle").exists()

@@ -254,14 +254,14 @@ def test_evaluate__missing_measurement_is_never_a_pass() -> None:
     assert evaluation.verdict is Verdict.BLOCK
     not_evaluated = {f.rule for f in evaluation.findings if f.status is Status.NOT_EVALUATED}
     assert not_evaluated == {
-        "nearest_neighbour.share_closer_to_members",  # CI removed: the rule needs it
+        "nearest_neighbour.centred_share",  # CI removed: the rule needs it
         "canary.lower_bound",  # canary block removed
         "fidelity.lambda_gc",
         "fidelity.matching_residual",  # no record of the association release (advisory)
     }
     assert {f.rule for f in evaluation.failing} == not_evaluated - {"fidelity.matching_residual"}
-    nn = finding(evaluation, "nearest_neighbour.share_closer_to_members")
-    assert nn.measured == 0.507 and "share_closer_to_members_ci is missing" in nn.detail
+    nn = finding(evaluation, "nearest_neighbour.centred_share")
+    assert nn.measured == 0.503 and "share_closer_to_members_ci is missing" in nn.detail
 
 
 def test_evaluate__not_run_audit_reason_is_shown() -> None:
@@ -543,14 +543,19 @@ def test_evaluate__public_panel_control_judges_genotype_excess_and_phenotypes_al
     assert "together 0.5525 (0.492 – 0.613), shown, not judged" in share.detail
     dcr = finding(evaluation, "membership.dcr.auc")
     assert (dcr.status, dcr.measured) == (Status.PASS, -0.0567)
-    # consortium as shipped judges the raw figures: the raw share's CI fails 0.6
-    raw = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    # the raw figures judged at the same bound: the raw share's CI fails 0.6
+    policy = replace(load_policy(consortium_with_control()), public_panel_control=False)
+    raw = evaluate(doc, policy, context=NONE_SPENT)
     assert finding(raw, SHARE).status is Status.FAIL
     assert (finding(raw, SHARE).measured, raw.verdict) == (0.5525, Verdict.BLOCK)
-    # strict judges the raw figures (bound 0.55)
+    # consortium as shipped judges the centred share (0.503, CI up to 0.554): it passes
+    shipped = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    assert SHARE not in {f.rule for f in shipped.findings}
+    centred = finding(shipped, "nearest_neighbour.centred_share")
+    assert (centred.status, centred.ci) == (Status.PASS, (0.452, 0.554))
+    # strict judges it at 0.55
     strict = evaluate(doc, load_policy(shipped_policy("strict")), context=NONE_SPENT)
-    assert finding(strict, SHARE).status is Status.FAIL
-    assert finding(strict, SHARE).measured == 0.5525
+    assert finding(strict, "nearest_neighbour.centred_share").status is Status.FAIL
 
 
 @pytest.mark.parametrize(
@@ -684,3 +689,30 @@ def test_distinct_share_rule__judges_the_exact_p_value() -> None:
     assert status({"distinct_share_p_value": 0.01}) is Status.PASS
     assert status({"distinct_share_p_value": 0.004}) is Status.FAIL
     assert status({}) is Status.NOT_EVALUATED
+
+
+def test_centred_share_rule__judges_the_upper_ci_bound_of_the_centred_share() -> None:
+    """``max_centred_share_ci_upper`` reads ``audit.nearest_neighbour.centred``: its upper CI
+    bound, not the raw share's, decides; a release whose audit lacks it is NOT EVALUATED."""
+    policy = parse_policy(
+        "schema_version: 1\nname: t\nnearest_neighbour:\n  max_centred_share_ci_upper: 0.6\n"
+    )
+    assert policy.max_share_closer_to_members_ci_upper is None
+
+    def status(centred: dict[str, object] | None) -> Status:
+        nn: dict[str, object] = {
+            "share_closer_to_members": 0.58,
+            "share_closer_to_members_ci": [0.52, 0.64],  # the raw share: not judged here
+        }
+        if centred is not None:
+            nn["centred"] = centred
+        results = {"audit": {"nearest_neighbour": nn}}
+        found = {f.rule: f for f in evaluate(results, policy, context=EvaluationContext()).findings}
+        assert "nearest_neighbour.share_closer_to_members" not in found
+        return found["nearest_neighbour.centred_share"].status
+
+    ok = {"share_closer_to_members": 0.51, "share_closer_to_members_ci": [0.46, 0.56]}
+    assert status(ok) is Status.PASS
+    assert status(ok | {"share_closer_to_members_ci": [0.46, 0.6]}) is Status.PASS
+    assert status(ok | {"share_closer_to_members_ci": [0.5, 0.61]}) is Status.FAIL
+    assert status(None) is Status.NOT_EVALUATED

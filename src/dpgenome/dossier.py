@@ -680,6 +680,10 @@ def build_context(
         "public_control": _get(results, "audit.public_control", {}),
         "control_judged": any("audit.public_control" in f.metric for f in evaluation.findings),
         "distinct_judged": any("distinct_share_p_value" in f.metric for f in evaluation.findings),
+        "share_judged": {
+            kind: any(f.rule == f"nearest_neighbour.{rule}" for f in evaluation.findings)
+            for kind, rule in (("raw", "share_closer_to_members"), ("centred", "centred_share"))
+        },
         "gwas_thresholds": thresholds if isinstance(thresholds, Mapping) else {},
         "loci": _get(results, "fidelity.gwas.loci", {}),
         "association": _association_rows(_get(results, "synthesis.association", {})),
@@ -688,7 +692,8 @@ def build_context(
         "fidelity": _get(results, "fidelity", {}),
         "provenance": provenance if isinstance(provenance, Mapping) else {},
         "config_json": json.dumps(_get(results, "provenance.config", {}), indent=2, sort_keys=True),
-        "seeds": _rows(_get(results, "provenance.seeds")),
+        "seeds": _rows(_get(results, "provenance.seeds"))
+        + [("DP noise", src) for src in [_get(results, "synthesis.noise_source")] if src],
         "packages": _rows(_get(results, "provenance.packages")),
         "timings": _rows(_get(results, "provenance.timings_s")),
         "input_files": _rows(_get(results, "provenance.input_files")),

@@ -358,7 +358,11 @@ def public_control_note(results: Mapping[str, Any], evaluation: Evaluation) -> s
     control = audit.get("public_control") if isinstance(audit, Mapping) else None
     if not isinstance(control, Mapping) or "dcr_auc_excess" not in control:
         return ""
-    distance_rules = ("membership.dcr.", "nearest_neighbour.share_closer_to_members")
+    distance_rules = (
+        "membership.dcr.",
+        "nearest_neighbour.share_closer_to_members",
+        "nearest_neighbour.centred_share",
+    )
     raw = [f for f in evaluation.failing if "audit.public_control" not in f.metric]
     if not any(f.rule.startswith(distance_rules) for f in raw):
         return ""  # no failing distance rule judged on the raw figures

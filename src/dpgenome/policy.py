@@ -105,6 +105,12 @@ SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
             "largest upper CI bound of the share of synthetic records closer to a member "
             "than to any holdout record (0.5 = no memorisation signal)",
         ),
+        "max_centred_share_ci_upper": (
+            _PROB,
+            "largest upper CI bound of the same share on hub-centred distances (each real "
+            "individual's distances less its median distance to the synthetic records; 0.5 = "
+            "no memorisation signal; half the raw share's spread under no leak)",
+        ),
         "min_distinct_share_p_value": (
             _PROB,
             "smallest exact p-value of the members among the distinct real individuals nearest "
@@ -114,7 +120,7 @@ SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
         "max_exact_duplicate_genotypes": (_INT, "synthetic genotype rows equal to a member's"),
         "public_panel_control": (
             _BOOL,
-            "with a public panel, the DCR attack's AUC and the DCR share judge the genotypes' "
+            "with a public panel, the DCR attack's AUC and the raw DCR share judge the genotypes' "
             "excess over the panel (a negative control) and the phenotype columns alone",
         ),
     },
@@ -205,6 +211,7 @@ class Policy:
     max_auc_ci_upper: float | None = None
     max_tpr_at_1pct_fpr: float | None = None
     max_share_closer_to_members_ci_upper: float | None = None
+    max_centred_share_ci_upper: float | None = None
     min_distinct_share_p_value: float | None = None
     max_exact_duplicate_genotypes: int | None = None
     public_panel_control: bool = False
@@ -381,6 +388,7 @@ def parse_policy(text: str, *, file: str = "<policy>") -> Policy:
         max_share_closer_to_members_ci_upper=get(
             "nearest_neighbour.max_share_closer_to_members_ci_upper"
         ),
+        max_centred_share_ci_upper=get("nearest_neighbour.max_centred_share_ci_upper"),
         min_distinct_share_p_value=get("nearest_neighbour.min_distinct_share_p_value"),
         max_exact_duplicate_genotypes=get("nearest_neighbour.max_exact_duplicate_genotypes"),
         public_panel_control=get("nearest_neighbour.public_panel_control", False),
@@ -1252,6 +1260,20 @@ def _leakage_rules(p: Policy) -> list[RuleSpec]:
                 "share_closer_to_members",
             )
         rules.append(share)
+    if p.max_centred_share_ci_upper is not None:
+        rules.append(
+            _bound_rule(
+                "nearest_neighbour.centred_share",
+                "Synthetic records closer to members than to holdout, hub-centred distances",
+                f"{nn}.centred.share_closer_to_members",
+                "nearest_neighbour.max_centred_share_ci_upper",
+                max_value=p.max_centred_share_ci_upper,
+                ci_path=f"{nn}.centred.share_closer_to_members_ci",
+                note="each real individual's distances less its median distance to the "
+                "synthetic records; 0.5 means synthetic records are no closer to members than "
+                "to non-members",
+            )
+        )
     if p.min_distinct_share_p_value is not None:
         rules.append(
             _bound_rule(

@@ -234,7 +234,7 @@ def run_audits(
         )
     if synthetic.n_samples < 2:
         raise CohortError(f"the synthetic cohort has {synthetic.n_samples} individual(s)")
-    seeds = np.random.SeedSequence(config.seed).spawn(10)
+    seeds = np.random.SeedSequence(config.seed).spawn(11)  # the first ten as spawn(10) gave
     rngs = [np.random.default_rng(s) for s in seeds]
     clock = _Clock()
 
@@ -328,6 +328,9 @@ def run_audits(
         distance, members, holdout, rngs[4], config.confidence, n_bootstrap=config.n_bootstrap
     )
     neighbour |= nb.distinct_nearest_test(distance, members, holdout)
+    neighbour["centred"] = nb.centred_share(
+        distance, members, holdout, rngs[10], config.confidence, n_bootstrap=config.n_bootstrap
+    )
     d_mh_geno = ft.genotype_distance(real_code[members], real_code[holdout])
     d_mh_pheno = None
     if columns:

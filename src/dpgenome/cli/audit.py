@@ -213,6 +213,13 @@ def audit(
         f"effective nearest real individuals); exact duplicate genotypes "
         f"{nn['exact_duplicate_genotypes']}"
     )
+    centred = nn["centred"]
+    lo, hi = centred["share_closer_to_members_ci"]
+    click.echo(
+        f"share closer to members on hub-centred distances "
+        f"{centred['share_closer_to_members']:.3f} [{lo:.3f}, {hi:.3f}] (null 0.5, sd "
+        f"{centred['share_null_sd']:.3f} from {centred['share_nearest_effective']:.0f})"
+    )
     click.echo(
         f"members among the distinct nearest real individuals {nn['distinct_nearest_members']} "
         f"of {nn['distinct_nearest']} ({nn['distinct_share']:.3f}, null "
