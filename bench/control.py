@@ -113,8 +113,14 @@ def audit_doc(
         distance, members, holdout, rng, config.confidence, n_bootstrap=config.n_bootstrap
     )
     share |= nb.distinct_nearest_test(distance, members, holdout)  # as the suite does
-    share["centred"] = nb.centred_share(
-        distance, members, holdout, rng, config.confidence, n_bootstrap=config.n_bootstrap
+    share["centred"] = nb.share_closer_to_members(
+        distance,
+        members,
+        holdout,
+        rng,
+        config.confidence,
+        n_bootstrap=config.n_bootstrap,
+        centred=True,
     )
     share["phenotypes_only"] = _phenotypes_only(d_pheno, columns, members, holdout, config, rng)
     doc = {"attacks": {"dcr": attack}, "nearest_neighbour": share}

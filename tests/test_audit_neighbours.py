@@ -9,7 +9,6 @@ import pytest
 
 from dpgenome.audit.neighbours import (
     centre_distances,
-    centred_share,
     distinct_nearest_test,
     exact_duplicates,
     nndr,
@@ -110,7 +109,9 @@ def test_centred_share__removes_the_hubs_spread_and_keeps_the_null_at_half():
     rng = np.random.default_rng(5)
     d = _hub_world(rng)
     raw = share_closer_to_members(d, np.arange(100), np.arange(100, 200), rng, n_bootstrap=2)
-    cen = centred_share(d, np.arange(100), np.arange(100, 200), rng, n_bootstrap=2)
+    cen = share_closer_to_members(
+        d, np.arange(100), np.arange(100, 200), rng, n_bootstrap=2, centred=True
+    )
     assert raw["share_nearest_distinct"] == 20
     assert cen["share_nearest_distinct"] > 120
     assert cen["share_nearest_effective"] > 3 * raw["share_nearest_effective"]
@@ -119,7 +120,7 @@ def test_centred_share__removes_the_hubs_spread_and_keeps_the_null_at_half():
         order = rng.permutation(200)
         mem, hold = order[:100], order[100:]
         raws.append(share_closer_to_members(d, mem, hold, rng, n_bootstrap=2))
-        cens.append(centred_share(d, mem, hold, rng, n_bootstrap=2))
+        cens.append(share_closer_to_members(d, mem, hold, rng, n_bootstrap=2, centred=True))
     raw_shares = np.array([r["share_closer_to_members"] for r in raws])
     cen_shares = np.array([r["share_closer_to_members"] for r in cens])
     assert cen_shares.mean() == pytest.approx(0.5, abs=0.01)
@@ -134,10 +135,10 @@ def test_centred_share__a_copied_member_stays_nearest_to_its_copy():
     rng = np.random.default_rng(6)
     d = _hub_world(rng)
     members, holdout = np.arange(100), np.arange(100, 200)
-    before = centred_share(d, members, holdout, rng, n_bootstrap=2)
+    before = share_closer_to_members(d, members, holdout, rng, n_bootstrap=2, centred=True)
     chance = int((centre_distances(d)[:, :100].argmin(axis=0) < 100).sum())
     d[rng.permutation(100), np.arange(100)] = 0.0  # records 0-99: copies of the 100 members
-    after = centred_share(d, members, holdout, rng, n_bootstrap=2)
+    after = share_closer_to_members(d, members, holdout, rng, n_bootstrap=2, centred=True)
     assert np.array_equal(centre_distances(d)[:, :100].argmin(axis=0) < 100, np.ones(100, bool))
     rise = after["share_closer_to_members"] - before["share_closer_to_members"]
     assert rise == pytest.approx((100 - chance) / 1000, abs=0.01)

@@ -328,8 +328,14 @@ def run_audits(
         distance, members, holdout, rngs[4], config.confidence, n_bootstrap=config.n_bootstrap
     )
     neighbour |= nb.distinct_nearest_test(distance, members, holdout)
-    neighbour["centred"] = nb.centred_share(
-        distance, members, holdout, rngs[10], config.confidence, n_bootstrap=config.n_bootstrap
+    neighbour["centred"] = nb.share_closer_to_members(
+        distance,
+        members,
+        holdout,
+        rngs[10],
+        config.confidence,
+        n_bootstrap=config.n_bootstrap,
+        centred=True,
     )
     d_mh_geno = ft.genotype_distance(real_code[members], real_code[holdout])
     d_mh_pheno = None

@@ -206,20 +206,14 @@ def audit(
         else:
             click.echo(f"{name:17s} {attack['status']}: {attack['reason']}")
     nn = d["nearest_neighbour"]
-    lo, hi = nn["share_closer_to_members_ci"]
-    click.echo(
-        f"share closer to members {nn['share_closer_to_members']:.3f} [{lo:.3f}, {hi:.3f}] "
-        f"(null 0.5, sd {nn['share_null_sd']:.3f} from {nn['share_nearest_effective']:.0f} "
-        f"effective nearest real individuals); exact duplicate genotypes "
-        f"{nn['exact_duplicate_genotypes']}"
-    )
-    centred = nn["centred"]
-    lo, hi = centred["share_closer_to_members_ci"]
-    click.echo(
-        f"share closer to members on hub-centred distances "
-        f"{centred['share_closer_to_members']:.3f} [{lo:.3f}, {hi:.3f}] (null 0.5, sd "
-        f"{centred['share_null_sd']:.3f} from {centred['share_nearest_effective']:.0f})"
-    )
+    for label, share in (("", nn), (" on hub-centred distances", nn["centred"])):
+        lo, hi = share["share_closer_to_members_ci"]
+        click.echo(
+            f"share closer to members{label} {share['share_closer_to_members']:.3f} "
+            f"[{lo:.3f}, {hi:.3f}] (null 0.5, sd {share['share_null_sd']:.3f} from "
+            f"{share['share_nearest_effective']:.0f} effective nearest real individuals)"
+        )
+    click.echo(f"exact duplicate genotypes {nn['exact_duplicate_genotypes']}")
     click.echo(
         f"members among the distinct nearest real individuals {nn['distinct_nearest_members']} "
         f"of {nn['distinct_nearest']} ({nn['distinct_share']:.3f}, null "
