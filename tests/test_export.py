@@ -520,7 +520,7 @@ def test_verify_bundle__unsigned_bundle_with_a_key_fails(tmp_path: Path) -> None
     _, public = keypair(tmp_path)
     bundle = export(tmp_path).path
     report = verify_bundle(bundle, public_key=public)
-    assert "manifest.json: the bundle is not signed, but a key was given" in report.problems
+    assert "manifest.json: the release is not signed, but a key was given" in report.problems
 
 
 def test_load_signing_key__rejects_other_files(tmp_path: Path) -> None:

@@ -623,6 +623,8 @@ class VerifyReport:
 
     path: Path
     problems: list[str] = field(default_factory=list)
+    #: "bundle", or "public release" (:mod:`dpgenome.publish`)
+    kind: str = "bundle"
     files_checked: int = 0
     signature: str = "absent"
     verdict_recorded: str | None = None
@@ -642,6 +644,7 @@ class VerifyReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
+            "kind": self.kind,
             "ok": self.ok,
             "problems": list(self.problems),
             "files_checked": self.files_checked,
@@ -661,48 +664,58 @@ def _check_signature(
     manifest: Mapping[str, Any],
     manifest_bytes: bytes,
     public_key: Ed25519PublicKey | None,
+    names: tuple[str, str] = (MANIFEST, SIGNATURE),
 ) -> None:
+    """The manifest's Ed25519 signature (``names``: the manifest's and the signature's file
+    names: a bundle's, or a public release's)."""
+    manifest_name, signature_name = names
     block = manifest.get("signature")
-    sig_path = root / SIGNATURE
+    sig_path = root / signature_name
     if block is None:
         if sig_path.exists():
-            report.problems.append(f"{SIGNATURE}: present but the manifest records no signature")
+            report.problems.append(
+                f"{signature_name}: present but the manifest records no signature"
+            )
         if public_key is not None:
-            report.problems.append(f"{MANIFEST}: the bundle is not signed, but a key was given")
+            report.problems.append(
+                f"{manifest_name}: the release is not signed, but a key was given"
+            )
         report.signature = "absent"
         return
     if not isinstance(block, Mapping) or block.get("algorithm") != "ed25519":
-        report.problems.append(f"{MANIFEST}: unsupported signature block {block!r}")
+        report.problems.append(f"{manifest_name}: unsupported signature block {block!r}")
         report.signature = "INVALID"
         return
     try:
         embedded = serialization.load_pem_public_key(str(block["public_key_pem"]).encode())
         signature = base64.b64decode(sig_path.read_bytes().strip(), validate=True)
     except FileNotFoundError:
-        report.problems.append(f"{SIGNATURE}: missing (the manifest says the bundle is signed)")
+        report.problems.append(
+            f"{signature_name}: missing (the manifest says the bundle is signed)"
+        )
         report.signature = "INVALID"
         return
     except OSError as err:
-        report.problems.append(f"{SIGNATURE}: cannot be read ({err.strerror or err})")
+        report.problems.append(f"{signature_name}: cannot be read ({err.strerror or err})")
         report.signature = "INVALID"
         return
     except (KeyError, ValueError, TypeError, UnsupportedAlgorithm) as err:
-        report.problems.append(f"{SIGNATURE}: unreadable signature or key ({err})")
+        report.problems.append(f"{signature_name}: unreadable signature or key ({err})")
         report.signature = "INVALID"
         return
     if not isinstance(embedded, Ed25519PublicKey):
-        report.problems.append(f"{MANIFEST}: the embedded public key is not Ed25519")
+        report.problems.append(f"{manifest_name}: the embedded public key is not Ed25519")
         report.signature = "INVALID"
         return
     trusted = public_key or embedded
     if public_key is not None and public_pem(public_key) != public_pem(embedded):
         report.problems.append(
-            f"{MANIFEST}: signed with a different key than the one given (--public-key)"
+            f"{manifest_name}: signed with a different key than the one given (--public-key)"
         )
     try:
         trusted.verify(signature, manifest_bytes)
     except InvalidSignature:
-        report.problems.append(f"{SIGNATURE}: the signature does not match {MANIFEST}")
+        report.problems.append(f"{signature_name}: the signature does not match {manifest_name}")
         report.signature = "INVALID"
         return
     report.signature = (
@@ -713,53 +726,16 @@ def _check_signature(
     )
 
 
-def verify_bundle(
-    path: str | Path, public_key: Ed25519PublicKey | str | Path | None = None
-) -> VerifyReport:
-    """Check a bundle: every file's SHA-256 and size, no missing or unlisted file, the
-    signature, and the recorded verdict against a re-evaluation of ``results.json`` under
-    ``policy.yaml``. Never raises for a damaged bundle: problems are listed in the report,
-    each naming the file."""
-    root = Path(path).expanduser()
-    report = VerifyReport(path=root)
-    key: Ed25519PublicKey | None
-    if public_key is None or isinstance(public_key, Ed25519PublicKey):
-        key = public_key
-    else:
-        key = load_public_key(public_key)
-    if not root.is_dir():
-        report.problems.append(f"{root}: not a bundle directory")
-        return report
-    try:
-        manifest_bytes = (root / MANIFEST).read_bytes()
-    except FileNotFoundError:
-        report.problems.append(f"{MANIFEST}: missing")
-        return report
-    except OSError as err:
-        report.problems.append(f"{MANIFEST}: cannot be read ({err.strerror or err})")
-        return report
-    report.manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
-    try:
-        manifest = json.loads(manifest_bytes)
-        if not isinstance(manifest, dict):
-            raise ValueError("not a JSON object")
-    except ValueError as err:
-        report.problems.append(f"{MANIFEST}: changed or corrupt (not valid JSON: {err})")
-        return report
-    if (
-        manifest.get("format") != BUNDLE_FORMAT
-        or manifest.get("schema_version") != MANIFEST_SCHEMA_VERSION
-    ):
-        report.problems.append(
-            f"{MANIFEST}: not a dpgenome bundle manifest (schema version {MANIFEST_SCHEMA_VERSION})"
-        )
-        return report
-    _check_signature(report, root, manifest, manifest_bytes, key)
-
+def check_listing(
+    report: VerifyReport, root: Path, manifest: Mapping[str, Any], own: tuple[str, ...]
+) -> Mapping[str, Any] | None:
+    """Every file the manifest lists, re-hashed (SHA-256 and size), and no file it does not
+    list besides its ``own`` (the manifest and its signature): each problem names the file.
+    The listing, or None when the manifest has none."""
     listing = manifest.get("files")
     if not isinstance(listing, Mapping):
-        report.problems.append(f"{MANIFEST}: no file listing")
-        return report
+        report.problems.append(f"{own[0]}: no file listing")
+        return None
     for name in sorted(listing):
         entry = listing[name]
         if not _is_plain_relative(name):
@@ -784,9 +760,63 @@ def verify_bundle(
             report.problems.append(f"{name}: changed (size differs from the manifest)")
     for file in sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink()):
         rel = file.relative_to(root).as_posix()
-        if rel not in listing and rel not in (MANIFEST, SIGNATURE):
+        if rel not in listing and rel not in own:
             report.problems.append(f"{rel}: not listed in the manifest (added after export)")
 
+    return listing
+
+
+def verify_bundle(
+    path: str | Path, public_key: Ed25519PublicKey | str | Path | None = None
+) -> VerifyReport:
+    """Check a bundle: every file's SHA-256 and size, no missing or unlisted file, the
+    signature, and the recorded verdict against a re-evaluation of ``results.json`` under
+    ``policy.yaml``. Never raises for a damaged bundle: problems are listed in the report,
+    each naming the file."""
+    root = Path(path).expanduser()
+    report = VerifyReport(path=root)
+    key: Ed25519PublicKey | None
+    if public_key is None or isinstance(public_key, Ed25519PublicKey):
+        key = public_key
+    else:
+        key = load_public_key(public_key)
+    if not root.is_dir():
+        report.problems.append(f"{root}: not a bundle directory")
+        return report
+    try:
+        manifest_bytes = (root / MANIFEST).read_bytes()
+    except FileNotFoundError:
+        from dpgenome.publish import PUBLIC_MANIFEST, verify_public
+
+        if (root / PUBLIC_MANIFEST).is_file():  # a public release (dpgenome publish)
+            verify_public(root, key, report)
+        else:
+            report.problems.append(f"{MANIFEST}: missing")
+        return report
+    except OSError as err:
+        report.problems.append(f"{MANIFEST}: cannot be read ({err.strerror or err})")
+        return report
+    report.manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
+    try:
+        manifest = json.loads(manifest_bytes)
+        if not isinstance(manifest, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as err:
+        report.problems.append(f"{MANIFEST}: changed or corrupt (not valid JSON: {err})")
+        return report
+    if (
+        manifest.get("format") != BUNDLE_FORMAT
+        or manifest.get("schema_version") != MANIFEST_SCHEMA_VERSION
+    ):
+        report.problems.append(
+            f"{MANIFEST}: not a dpgenome bundle manifest (schema version {MANIFEST_SCHEMA_VERSION})"
+        )
+        return report
+    _check_signature(report, root, manifest, manifest_bytes, key)
+
+    listing = check_listing(report, root, manifest, (MANIFEST, SIGNATURE))
+    if listing is None:
+        return report
     report.verdict_recorded = manifest.get("verdict")
     report.released_under_override = bool(manifest.get("released_under_override"))
     policy_block = manifest.get("policy") if isinstance(manifest.get("policy"), Mapping) else {}
@@ -819,30 +849,31 @@ def _check_dossier_verdict(report: VerifyReport, root: Path, manifest: Mapping[s
         )
 
 
-def _reaccount(report: VerifyReport, ledger: Any) -> None:
+def _reaccount(report: VerifyReport, ledger: Any, where: str = RESULTS) -> None:
     """Re-account the release's privacy ledger from its mechanisms (Opacus RDP and
     dp-accounting PLD, :func:`~dpgenome.accountant.reaccount`): an epsilon stated below what
-    its mechanisms give, or mechanisms that cannot be accounted, is a problem."""
+    its mechanisms give, or mechanisms that cannot be accounted, is a problem (naming
+    ``where``, the file the ledger was read from)."""
     if not isinstance(ledger, Mapping):
-        report.problems.append(f"{RESULTS}: has no privacy ledger object")
+        report.problems.append(f"{where}: has no privacy ledger object")
         return
     if ledger.get("epsilon") is None or ledger.get("no_formal_privacy") is True:
         return  # no formal privacy: nothing is claimed (the policy's own rule judges it)
     stated = ledger.get("epsilon")
     if isinstance(stated, bool) or not isinstance(stated, int | float) or stated < 0:
-        report.problems.append(f"{RESULTS}: its ledger's epsilon is not a number ({stated!r})")
+        report.problems.append(f"{where}: its ledger's epsilon is not a number ({stated!r})")
         return
     try:
         again = reaccount(dict(ledger))
     except DpgenomeError as err:
-        report.problems.append(f"{RESULTS}: its privacy ledger cannot be re-accounted ({err})")
+        report.problems.append(f"{where}: its privacy ledger cannot be re-accounted ({err})")
         return
     report.reaccounted = {**again, "stated": float(stated), "delta": float(ledger["delta"])}
     # the same accountants on the same mechanisms give the same figure; the tolerance only
     # absorbs floating point across platforms
     if again["epsilon"] > float(stated) * (1 + 1e-6) + 1e-12:
         report.problems.append(
-            f"{RESULTS}: its ledger states epsilon {fmt_claim(stated)}, but its mechanisms "
+            f"{where}: its ledger states epsilon {fmt_claim(stated)}, but its mechanisms "
             f"re-account to {fmt_claim(again['epsilon'])} at delta {fmt(ledger['delta'])} "
             f"(Opacus RDP {fmt_claim(again['opacus_rdp'])}, PLD {fmt_claim(again['pld'])})"
         )

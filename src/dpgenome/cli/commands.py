@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from dpgenome.cli.audit import audit
-from dpgenome.cli.export import export, ledger, verify
+from dpgenome.cli.export import export, ledger, publish, verify
 from dpgenome.cli.gwas import compare, gwas
 from dpgenome.cli.inspect import inspect
 from dpgenome.cli.release import demo, release, sweep
@@ -17,6 +17,7 @@ ALL: list[click.Command] = [
     audit,
     export,
     verify,
+    publish,
     ledger,
     simulate,
     gwas,

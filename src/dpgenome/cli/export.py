@@ -235,13 +235,17 @@ def verify(bundle: Path, public_key: Path | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
-        click.echo(f"bundle: {report.path}")
+        click.echo(f"{report.kind}: {report.path}")
         if report.manifest_sha256 is not None:  # else nothing was read: the problems say why
             click.echo(f"files checked: {report.files_checked}")
             click.echo(f"signature: {report.signature}")
+            judged = (
+                "judged in the bundle it was published from"
+                if report.kind != "bundle"
+                else f"re-evaluated {report.verdict_reevaluated or 'not possible'}"
+            )
             click.echo(
-                f"verdict: recorded {report.verdict_recorded}, re-evaluated "
-                f"{report.verdict_reevaluated or 'not possible'} (policy {report.policy})"
+                f"verdict: recorded {report.verdict_recorded}, {judged} (policy {report.policy})"
                 + (" — released under an override" if report.released_under_override else "")
             )
             click.echo(f"manifest SHA-256: {report.manifest_sha256}")
@@ -257,19 +261,66 @@ def verify(bundle: Path, public_key: Path | None, as_json: bool) -> None:
             click.echo(f"PROBLEM: {problem}")
     if not report.ok:
         raise VerificationError(
-            f"the bundle does not verify ({len(report.problems)} problem(s)): "
+            f"the {report.kind} does not verify ({len(report.problems)} problem(s)): "
             + "; ".join(report.problems),
             file=bundle,
         )
     if not as_json:
-        click.echo("OK: the bundle is intact.")
+        click.echo(f"OK: the {report.kind} is intact.")
         if report.signature == "absent":
             click.echo(
-                "note: the bundle is not signed, so this shows it was not changed by accident, "
-                "not that it was not rewritten: whoever can write to it can change a file and "
-                "its hash consistently. Sign releases (--signing-key) and verify with "
+                f"note: the {report.kind} is not signed, so this shows it was not changed by "
+                "accident, not that it was not rewritten: whoever can write to it can change a "
+                "file and its hash consistently. Sign releases (--signing-key) and verify with "
                 "--public-key."
             )
+
+
+@click.command("publish")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory to create.")
+@click.option(
+    "--public-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Ed25519 public key (PEM) the bundle must be signed with.",
+)
+@click.option(
+    "--signing-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Ed25519 private key (PEM) to sign public-manifest.json.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+def publish(
+    bundle: Path, out: Path, public_key: Path | None, signing_key: Path | None, as_json: bool
+) -> None:
+    """Copy the public part of a release bundle for open publication: its synthetic cohort
+    and its privacy ledger, with a manifest of their hashes. The bundle's results.json and
+    dossier.html (exact aggregates of the real members) and its policy stay behind.
+
+    The bundle must verify (as `dpgenome verify`); `dpgenome verify OUT` checks the copy.
+    Exit 0 when written; exit 2, writing nothing, when the bundle does not verify, holds no
+    formal privacy guarantee, or OUT exists and is not empty.
+    """
+    from dpgenome.publish import publish as publish_release
+
+    result = publish_release(bundle, out, public_key=public_key, signing_key=signing_key)
+    summary = {
+        "path": str(result.path),
+        "release_id": result.release_id,
+        "files": list(result.files),
+        "public_manifest_sha256": result.manifest_sha256,
+        "signed": result.signed,
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"published: {result.path} ({len(result.files)} files, release {result.release_id})")
+    click.echo(f"public-manifest.json SHA-256: {result.manifest_sha256}")
+    if not result.signed:
+        click.echo(
+            "note: not signed; publish the manifest's SHA-256 through another channel, or "
+            "sign with --signing-key."
+        )
 
 
 @click.command("ledger")

@@ -1,0 +1,113 @@
+"""The public part of a release: a verified bundle's synthetic cohort and ledger alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dpgenome.cli import main
+from dpgenome.errors import InputError
+from dpgenome.export import verify_bundle
+from dpgenome.publish import LEDGER, PUBLIC_MANIFEST, PUBLIC_SIGNATURE, publish
+from test_export import data_files, export, keypair, siblings
+
+
+def test_publish__copies_the_synthetic_cohort_and_ledger_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    """The results document, the dossier (exact real-data aggregates), the policy and the
+    bundle's manifest stay behind; the data files keep the hashes the bundle's manifest
+    records, and the public copy verifies on its own with its ledger re-accounted."""
+    bundle = export(tmp_path).path
+    result = publish(bundle, tmp_path / "public")
+    out = tmp_path / "public"
+    names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert names == sorted([*data_files(), LEDGER, PUBLIC_MANIFEST])
+    assert result.files == tuple(sorted([*data_files(), LEDGER]))
+    bundle_manifest = json.loads((bundle / "manifest.json").read_text())
+    public = json.loads((out / PUBLIC_MANIFEST).read_text())
+    for name in data_files():
+        assert public["files"][name] == bundle_manifest["files"][name]  # role "data" too
+    assert public["release_id"] == bundle_manifest["release_id"]
+    assert public["privacy"]["epsilon"] == bundle_manifest["ledger"]["epsilon"]
+    assert json.loads((out / LEDGER).read_text()) == bundle_manifest["ledger"]
+    report = verify_bundle(out)
+    assert report.ok, report.problems
+    assert report.kind == "public release" and report.verdict_recorded == "APPROVE"
+    assert report.reaccounted is not None
+    assert report.reaccounted["epsilon"] <= report.reaccounted["stated"] * (1 + 1e-6)
+    assert siblings(out) == []  # no partial directory left
+
+
+def test_publish__tampering_with_the_public_copy_is_caught(tmp_path: Path) -> None:
+    bundle = export(tmp_path).path
+    out = publish(bundle, tmp_path / "public").path
+    (out / "synthetic" / "geno.txt").write_bytes(b"id discard rs1 rs2\nx no 2 2\n")
+    (out / "results.json").write_text("{}")
+    ledger = json.loads((out / LEDGER).read_text())
+    (out / LEDGER).write_text(json.dumps(ledger | {"epsilon": 1.0}))
+    problems = " | ".join(verify_bundle(out).problems)
+    assert "synthetic/geno.txt: changed (SHA-256 differs" in problems
+    assert "results.json: not listed in the manifest" in problems
+    assert f"{LEDGER}: changed" in problems
+
+
+def test_publish__a_ledger_stating_less_than_its_mechanisms_is_a_problem(tmp_path: Path) -> None:
+    """A consistent rewrite (the ledger's epsilon lowered, its hash and the manifest's claim
+    updated) of an unsigned copy still fails: the mechanisms re-account to more."""
+    bundle = export(tmp_path).path
+    out = publish(bundle, tmp_path / "public").path
+    ledger = json.loads((out / LEDGER).read_text()) | {"epsilon": 1.0}
+    (out / LEDGER).write_text(json.dumps(ledger))
+    manifest = json.loads((out / PUBLIC_MANIFEST).read_text())
+    manifest["privacy"]["epsilon"] = 1.0
+    from dpgenome.export import sha256_file
+
+    manifest["files"][LEDGER] = {
+        "sha256": sha256_file(out / LEDGER),
+        "bytes": (out / LEDGER).stat().st_size,
+    }
+    (out / PUBLIC_MANIFEST).write_text(json.dumps(manifest))
+    problems = " | ".join(verify_bundle(out).problems)
+    assert f"{LEDGER}: its ledger states epsilon 1, but its mechanisms re-account to" in problems
+
+
+def test_publish__signed_copy_and_a_bundle_that_does_not_verify(tmp_path: Path) -> None:
+    private, public_key = keypair(tmp_path)
+    bundle = export(tmp_path).path
+    out = publish(bundle, tmp_path / "public", signing_key=private).path
+    assert (out / PUBLIC_SIGNATURE).is_file()
+    assert verify_bundle(out, public_key=public_key).ok
+    _, other_public = keypair(tmp_path, "other")
+    assert not verify_bundle(out, public_key=other_public).ok
+    # a bundle changed after export publishes nothing
+    (bundle / "synthetic" / "pheno.csv").write_text("id,abBMD,SW16\n")
+    with pytest.raises(InputError, match="does not verify, so nothing was published"):
+        publish(bundle, tmp_path / "again")
+    assert not (tmp_path / "again").exists() and siblings(tmp_path / "again") == []
+
+
+def test_publish__no_formal_privacy_is_not_published(tmp_path: Path) -> None:
+    bundle = export(tmp_path, "inf", policy="internal").path
+    with pytest.raises(InputError, match="no formal privacy"):
+        publish(bundle, tmp_path / "public")
+    assert not (tmp_path / "public").exists()
+
+
+def test_cli_publish__writes_and_verify_checks_the_copy(tmp_path: Path) -> None:
+    bundle = export(tmp_path).path
+    runner = CliRunner()
+    res = runner.invoke(main, ["publish", str(bundle), "--out", str(tmp_path / "public")])
+    assert res.exit_code == 0, res.output
+    assert "published:" in res.output and "not signed" in res.output
+    checked = runner.invoke(main, ["verify", str(tmp_path / "public")])
+    assert checked.exit_code == 0, checked.output
+    assert "public release:" in checked.output and "OK: the public release is intact." in (
+        checked.output
+    )
+    assert "judged in the bundle it was published from (policy consortium)" in checked.output
+    again = runner.invoke(main, ["publish", str(bundle), "--out", str(tmp_path / "public")])
+    assert again.exit_code == 2 and "not empty" in again.stderr
