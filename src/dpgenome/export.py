@@ -245,6 +245,45 @@ def _check_destination(dest: Path) -> None:
             )
 
 
+def write_manifest(
+    tmp: Path, manifest: dict[str, Any], key: Ed25519PrivateKey | None, names: tuple[str, str]
+) -> bytes:
+    """Write ``manifest`` (with its ``signature`` block) as ``names[0]`` in ``tmp``, and with
+    ``key`` its Ed25519 signature as ``names[1]``; fsync the directory. The manifest's bytes
+    (what the signature signs)."""
+    manifest_name, signature_name = names
+    manifest["signature"] = (
+        None
+        if key is None
+        else {
+            "algorithm": "ed25519",
+            "file": signature_name,
+            "signs": manifest_name,
+            "public_key_pem": public_pem(key.public_key()),
+        }
+    )
+    data = _json_bytes(manifest)
+    _write(tmp / manifest_name, data)
+    if key is not None:
+        _write(tmp / signature_name, base64.b64encode(key.sign(data)) + b"\n")
+    _fsync_dir(tmp)
+    return data
+
+
+def move_into_place(tmp: Path, dest: Path) -> None:
+    """Rename the finished ``tmp`` directory onto ``dest`` in one ``rename(2)``: a destination
+    that appeared meanwhile is never overwritten (:class:`InputError`)."""
+    try:
+        os.rename(tmp, dest)
+    except OSError as err:
+        if err.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+            raise InputError(
+                "the destination appeared and is not empty; nothing was overwritten", file=dest
+            ) from None
+        raise
+    _fsync_dir(dest.parent)
+
+
 def default_release_id(files: Mapping[str, bytes | Path], fingerprint: str) -> str:
     """A release is its released data: SHA-256 over the cohort fingerprint and the sorted
     (name, SHA-256) of every data file. The same data exported twice is one release."""
@@ -545,20 +584,8 @@ def export_bundle(
             "config": dict(config) if config is not None else provenance.get("config", {}),
             "seeds": provenance.get("seeds", {}),
             "files": listing,
-            "signature": None
-            if key is None
-            else {
-                "algorithm": "ed25519",
-                "file": SIGNATURE,
-                "signs": MANIFEST,
-                "public_key_pem": public_pem(key.public_key()),
-            },
         }
-        manifest_bytes = _json_bytes(manifest)
-        _write(tmp / MANIFEST, manifest_bytes)
-        if key is not None:
-            _write(tmp / SIGNATURE, base64.b64encode(key.sign(manifest_bytes)) + b"\n")
-        _fsync_dir(tmp)
+        manifest_bytes = write_manifest(tmp, manifest, key, (MANIFEST, SIGNATURE))
 
         if lifetime is not None:
             new_entry = lifetime.record(
@@ -577,16 +604,7 @@ def export_bundle(
                 expect_releases=None if before is None else before.release_ids,
             )
             recorded = True
-        try:
-            os.rename(tmp, dest)
-        except OSError as err:
-            if err.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
-                raise InputError(
-                    "the destination appeared and is not empty; nothing was overwritten",
-                    file=dest,
-                ) from None
-            raise
-        _fsync_dir(dest.parent)
+        move_into_place(tmp, dest)
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
         if recorded and lifetime is not None:  # withdraw this export's claim
@@ -766,6 +784,27 @@ def check_listing(
     return listing
 
 
+def parse_manifest(
+    report: VerifyReport, name: str, data: bytes, expected: tuple[str, int], what: str
+) -> dict[str, Any] | None:
+    """The manifest ``name`` read as ``data``: its SHA-256 into ``report``, and the JSON object
+    when it is one of the ``expected`` (format, schema version); else None, with the problem
+    in ``report`` (``what``: "bundle", "public release")."""
+    report.manifest_sha256 = hashlib.sha256(data).hexdigest()
+    try:
+        manifest = json.loads(data)
+        if not isinstance(manifest, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as err:
+        report.problems.append(f"{name}: changed or corrupt (not valid JSON: {err})")
+        return None
+    fmt_name, version = expected
+    if manifest.get("format") != fmt_name or manifest.get("schema_version") != version:
+        report.problems.append(f"{name}: not a dpgenome {what} manifest (schema version {version})")
+        return None
+    return manifest
+
+
 def verify_bundle(
     path: str | Path, public_key: Ed25519PublicKey | str | Path | None = None
 ) -> VerifyReport:
@@ -796,21 +835,10 @@ def verify_bundle(
     except OSError as err:
         report.problems.append(f"{MANIFEST}: cannot be read ({err.strerror or err})")
         return report
-    report.manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
-    try:
-        manifest = json.loads(manifest_bytes)
-        if not isinstance(manifest, dict):
-            raise ValueError("not a JSON object")
-    except ValueError as err:
-        report.problems.append(f"{MANIFEST}: changed or corrupt (not valid JSON: {err})")
-        return report
-    if (
-        manifest.get("format") != BUNDLE_FORMAT
-        or manifest.get("schema_version") != MANIFEST_SCHEMA_VERSION
-    ):
-        report.problems.append(
-            f"{MANIFEST}: not a dpgenome bundle manifest (schema version {MANIFEST_SCHEMA_VERSION})"
-        )
+    manifest = parse_manifest(
+        report, MANIFEST, manifest_bytes, (BUNDLE_FORMAT, MANIFEST_SCHEMA_VERSION), "bundle"
+    )
+    if manifest is None:
         return report
     _check_signature(report, root, manifest, manifest_bytes, key)
 

@@ -23,9 +23,7 @@ Writing is atomic, as an export's.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import errno
 import hashlib
 import json
 import math
@@ -50,15 +48,16 @@ from dpgenome.export import (
     VerifyReport,
     _check_destination,
     _check_signature,
-    _fsync_dir,
     _json_bytes,
     _reaccount,
     _remove_stale_partials,
     _write,
     check_listing,
     load_signing_key,
-    public_pem,
+    move_into_place,
+    parse_manifest,
     verify_bundle,
+    write_manifest,
 )
 
 PUBLIC_FORMAT = "dpgenome-public-release"
@@ -155,30 +154,9 @@ def publish(
                 "ledger": LEDGER,
             },
             "files": listing,
-            "signature": None
-            if key is None
-            else {
-                "algorithm": "ed25519",
-                "file": PUBLIC_SIGNATURE,
-                "signs": PUBLIC_MANIFEST,
-                "public_key_pem": public_pem(key.public_key()),
-            },
         }
-        public_bytes = _json_bytes(public)
-        _write(tmp / PUBLIC_MANIFEST, public_bytes)
-        if key is not None:
-            _write(tmp / PUBLIC_SIGNATURE, base64.b64encode(key.sign(public_bytes)) + b"\n")
-        _fsync_dir(tmp)
-        try:
-            os.rename(tmp, target)
-        except OSError as err:
-            if err.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
-                raise InputError(
-                    "the destination appeared and is not empty; nothing was overwritten",
-                    file=target,
-                ) from None
-            raise
-        _fsync_dir(target.parent)
+        public_bytes = write_manifest(tmp, public, key, (PUBLIC_MANIFEST, PUBLIC_SIGNATURE))
+        move_into_place(tmp, target)
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(err, OSError):
@@ -207,22 +185,14 @@ def verify_public(root: Path, public_key: Ed25519PublicKey | None, report: Verif
     except OSError as err:
         report.problems.append(f"{PUBLIC_MANIFEST}: cannot be read ({err.strerror or err})")
         return
-    report.manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
-    try:
-        manifest = json.loads(manifest_bytes)
-        if not isinstance(manifest, dict):
-            raise ValueError("not a JSON object")
-    except ValueError as err:
-        report.problems.append(f"{PUBLIC_MANIFEST}: changed or corrupt (not valid JSON: {err})")
-        return
-    if (
-        manifest.get("format") != PUBLIC_FORMAT
-        or manifest.get("schema_version") != PUBLIC_SCHEMA_VERSION
-    ):
-        report.problems.append(
-            f"{PUBLIC_MANIFEST}: not a dpgenome public release manifest (schema version "
-            f"{PUBLIC_SCHEMA_VERSION})"
-        )
+    manifest = parse_manifest(
+        report,
+        PUBLIC_MANIFEST,
+        manifest_bytes,
+        (PUBLIC_FORMAT, PUBLIC_SCHEMA_VERSION),
+        "public release",
+    )
+    if manifest is None:
         return
     _check_signature(
         report, root, manifest, manifest_bytes, public_key, (PUBLIC_MANIFEST, PUBLIC_SIGNATURE)
