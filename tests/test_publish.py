@@ -111,3 +111,25 @@ def test_cli_publish__writes_and_verify_checks_the_copy(tmp_path: Path) -> None:
     assert "judged in the bundle it was published from (policy consortium)" in checked.output
     again = runner.invoke(main, ["publish", str(bundle), "--out", str(tmp_path / "public")])
     assert again.exit_code == 2 and "not empty" in again.stderr
+
+
+def test_publish__a_file_changed_after_verification_publishes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy is checked against the bundle manifest's hashes, not only the verification
+    before it: a data file rewritten between the two publishes nothing."""
+    import dpgenome.publish as pub
+
+    bundle = export(tmp_path).path
+    verify = pub.verify_bundle
+
+    def verify_then_change(path, public_key=None):
+        report = verify(path, public_key=public_key)
+        (bundle / "synthetic" / "geno.txt").write_bytes(b"id discard rs1 rs2\nx no 2 2\n")
+        return report
+
+    monkeypatch.setattr(pub, "verify_bundle", verify_then_change)
+    with pytest.raises(InputError, match="changed while the bundle was being published") as err:
+        publish(bundle, tmp_path / "public")
+    assert "geno.txt" in str(err.value)
+    assert not (tmp_path / "public").exists() and siblings(tmp_path / "public") == []

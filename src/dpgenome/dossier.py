@@ -543,6 +543,13 @@ def _finding_ci(f: Any, kinship: Mapping[str, Any]) -> str:
     return f"{fmt(f.ci[0])} – {fmt(f.ci[1])}"
 
 
+def _seed_rows(results: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The recorded seeds, and where the DP noise came from (not from a published seed)."""
+    rows = _rows(_get(results, "provenance.seeds"))
+    noise = _get(results, "synthesis.noise_source")
+    return [*rows, ("DP noise", str(noise))] if noise else rows
+
+
 def _plural(n: Any, singular: str, plural: str) -> str:
     """``1 synthetic locus``, ``2 synthetic loci`` (a missing count reads "—")."""
     return f"{fmt(n)} {singular if n == 1 else plural}"
@@ -692,8 +699,7 @@ def build_context(
         "fidelity": _get(results, "fidelity", {}),
         "provenance": provenance if isinstance(provenance, Mapping) else {},
         "config_json": json.dumps(_get(results, "provenance.config", {}), indent=2, sort_keys=True),
-        "seeds": _rows(_get(results, "provenance.seeds"))
-        + [("DP noise", src) for src in [_get(results, "synthesis.noise_source")] if src],
+        "seeds": _seed_rows(results),
         "packages": _rows(_get(results, "provenance.packages")),
         "timings": _rows(_get(results, "provenance.timings_s")),
         "input_files": _rows(_get(results, "provenance.input_files")),

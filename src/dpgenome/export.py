@@ -245,6 +245,22 @@ def _check_destination(dest: Path) -> None:
             )
 
 
+def staging_directory(dest: Path, what: str) -> Path:
+    """A fresh hidden directory beside ``dest`` to write the ``what`` into before
+    :func:`move_into_place` (leftovers of killed writers to ``dest`` removed first)."""
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_partials(dest)
+        tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
+        tmp.mkdir()
+    except OSError as err:
+        raise InputError(
+            f"cannot create the {what} here ({err.strerror or err}); nothing was written",
+            file=dest,
+        ) from None
+    return tmp
+
+
 def write_manifest(
     tmp: Path, manifest: dict[str, Any], key: Ed25519PrivateKey | None, names: tuple[str, str]
 ) -> bytes:
@@ -521,16 +537,7 @@ def export_bundle(
         ) from None
     epsilon, delta = _epsilon_delta(results)
 
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_partials(dest)
-        tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
-        tmp.mkdir()
-    except OSError as err:
-        raise InputError(
-            f"cannot create the bundle here ({err.strerror or err}); nothing was written",
-            file=dest,
-        ) from None
+    tmp = staging_directory(dest, "bundle")
     new_entry = False
     recorded = False
     try:
@@ -708,9 +715,7 @@ def _check_signature(
         embedded = serialization.load_pem_public_key(str(block["public_key_pem"]).encode())
         signature = base64.b64decode(sig_path.read_bytes().strip(), validate=True)
     except FileNotFoundError:
-        report.problems.append(
-            f"{signature_name}: missing (the manifest says the bundle is signed)"
-        )
+        report.problems.append(f"{signature_name}: missing (the manifest says it is signed)")
         report.signature = "INVALID"
         return
     except OSError as err:

@@ -172,13 +172,12 @@ def clump_loci(
         start = clumps["start"].to_numpy(dtype=np.int64)
         reach = clumps.groupby("chr", sort=False)["end"].cummax().to_numpy(dtype=np.int64)
         new = np.r_[True, (chrom[1:] != chrom[:-1]) | (start[1:] - reach[:-1] > window_bp)]
-        group = np.cumsum(new)
-        lead = clumps.groupby(group)["lead_log10_p"].idxmax()
-        clumps = clumps.loc[lead.to_numpy()].assign(
-            start=clumps.groupby(group)["start"].min().to_numpy(),
-            end=clumps.groupby(group)["end"].max().to_numpy(),
-            n_snps=clumps.groupby(group)["n_snps"].sum().to_numpy(),
-            n_clumps=clumps.groupby(group).size().to_numpy(),
+        by = clumps.groupby(np.cumsum(new))
+        clumps = clumps.loc[by["lead_log10_p"].idxmax().to_numpy()].assign(
+            start=by["start"].min().to_numpy(),
+            end=by["end"].max().to_numpy(),
+            n_snps=by["n_snps"].sum().to_numpy(),
+            n_clumps=by.size().to_numpy(),
         )
     return clumps.sort_values("lead_log10_p", ascending=False, ignore_index=True)
 

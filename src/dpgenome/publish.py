@@ -27,8 +27,6 @@ import datetime as dt
 import hashlib
 import json
 import math
-import os
-import secrets
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,12 +48,12 @@ from dpgenome.export import (
     _check_signature,
     _json_bytes,
     _reaccount,
-    _remove_stale_partials,
     _write,
     check_listing,
     load_signing_key,
     move_into_place,
     parse_manifest,
+    staging_directory,
     verify_bundle,
     write_manifest,
 )
@@ -99,7 +97,12 @@ def publish(
             "the bundle does not verify, so nothing was published: " + "; ".join(report.problems),
             file=source,
         )
-    manifest = json.loads((source / MANIFEST).read_bytes())
+    manifest_bytes = (source / MANIFEST).read_bytes()
+    if hashlib.sha256(manifest_bytes).hexdigest() != report.manifest_sha256:
+        raise InputError(
+            "changed while it was being verified; nothing was published", file=source / MANIFEST
+        )
+    manifest = json.loads(manifest_bytes)
     ledger = manifest.get("ledger")
     if not isinstance(ledger, Mapping) or ledger.get("no_formal_privacy") is True:
         raise InputError(
@@ -123,14 +126,16 @@ def publish(
 
     target = Path(dest).expanduser()
     _check_destination(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_partials(target)
-    tmp = target.parent / f".{target.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
+    tmp = staging_directory(target, "public release")
     try:
         listing: dict[str, dict[str, Any]] = {}
         for name in data:
             digest, size = _write(tmp / name, source / name)
+            if digest != manifest["files"][name].get("sha256"):  # changed since verified
+                raise InputError(
+                    "changed while the bundle was being published; nothing was published",
+                    file=source / name,
+                )
             listing[name] = {"sha256": digest, "bytes": size, "role": "data"}
         digest, size = _write(tmp / LEDGER, _json_bytes(ledger))
         listing[LEDGER] = {"sha256": digest, "bytes": size, "role": "ledger"}
