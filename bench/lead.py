@@ -4,6 +4,7 @@ its one-causal-variant projection and the covariate adjustment, measured apart.
     python bench/lead.py                     # bench cohorts 1 and 2, epsilon 3 and 10
     python bench/lead.py --seeds 1 --eps 3 --draws 1000
     python bench/lead.py --set association.n_components=4   # any SynthConfig field
+    python bench/lead.py --seeds 1 --eps 8 --holdout 0.2      # the demo's 768 members
 
 For each planted QTL of a bench cohort (``bench/synth.py``'s default CFW-like cohort, all
 analysis mice as members) it prints, beside the named reference of the same run -- the real
@@ -71,12 +72,15 @@ def residual(y: np.ndarray, w: np.ndarray, slope: float | None) -> np.ndarray:
     return (r - r.mean()) / r.std()
 
 
-def implied_r(rb: A.RegionBasis, beta: np.ndarray, a: A.AssociationConfig) -> float:
-    """|correlation| of the implied lead that ``beta`` gives in region basis ``rb`` (0: none)."""
+def implied_r(
+    rb: A.RegionBasis, beta: np.ndarray, a: A.AssociationConfig, allowed: np.ndarray | None
+) -> tuple[float, int]:
+    """``(|correlation|, position)`` of the implied lead that ``beta`` gives in region basis
+    ``rb`` (``(0, -1)``: none), its candidates limited to ``allowed``."""
     out = A.implied_lead(
-        rb, beta, a.implied_lead_min_r2, a.implied_lead_min_maf, a.implied_lead_min_cos
+        rb, beta, a.implied_lead_min_r2, a.implied_lead_min_maf, a.implied_lead_min_cos, allowed
     )
-    return 0.0 if out is None else abs(out[1]) / math.sqrt(rb.var[out[0]])
+    return (0.0, -1) if out is None else (abs(out[1]) / math.sqrt(rb.var[out[0]]), out[0])
 
 
 def corr(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -92,13 +96,19 @@ def main() -> None:
     ap.add_argument("--eps", default="3,10")
     ap.add_argument("--draws", type=int, default=400, help="noise draws per lead window")
     ap.add_argument("--windows", type=int, default=30, help="candidate lead windows per locus")
+    ap.add_argument(
+        "--holdout",
+        type=float,
+        default=0.0,
+        help="split off this share as a release does (0.2: the demo's 768 members of cohort 1)",
+    )
     add_set_option(ap)
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     base = with_overrides(SynthConfig(pheno=PHENO, covariates=COVARS), args.set)
     a = base.association
     for seed in [int(s) for s in args.seeds.split(",")]:
-        data = prepare(seed, 1092, 1000, None)
+        data = prepare(seed, 1092, 1000, None, holdout=args.holdout)
         m, pub = data["members"], data["public"]
         n = m.n_samples
         line = LINE_Z / math.sqrt(n)
@@ -121,6 +131,7 @@ def main() -> None:
             for eps in [float(e) for e in args.eps.split(",")]
         }
         chrom = m.variants["chr"].astype(str).to_numpy()
+        real_hit = data["real"].table["p"].to_numpy() < 1e-8
         print(
             f"\n# cohort {seed}: {n} members; 1e-8 line |r| {line:.4f}; real hits at 1e-8: "
             f"{int((data['real'].table['p'] < 1e-8).sum())}"
@@ -128,7 +139,8 @@ def main() -> None:
         print(
             "locus | real lead |r| (SW16 exact / none) | "
             + " | ".join(
-                f"eps {e:g}: implied |r| noiseless / noisy mean (sd), share above the line"
+                f"eps {e:g}: implied |r| noiseless / noisy mean (sd), share above the line, "
+                "share read off a SNP without a real hit"
                 for e in ledgers
             )
         )
@@ -143,7 +155,7 @@ def main() -> None:
             windows = np.unique(layout.window_of_snp[near])
             windows = windows[np.argsort(-scores[windows])][: args.windows]
             implied: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # window -> (beta, noise map)
-            rbs = {}
+            rbs, allowed, region_cols = {}, {}, {}
             for win in windows:
                 cols = A.region_columns(int(win), layout, a.flank_bp)
                 rb = A.region_basis(
@@ -157,6 +169,8 @@ def main() -> None:
                 beta = debias @ (A.clip_rows(z, a.z_clip).T @ y_eff / n)
                 implied[int(win)] = (beta, debias)
                 rbs[int(win)] = rb
+                region_cols[int(win)] = cols
+                allowed[int(win)] = A.near_lead(int(win), cols, layout, a.implied_lead_flank_bp)
             q = len(beta)
 
             cells = []
@@ -171,22 +185,29 @@ def main() -> None:
                 )
                 sd = A.effect_noise_sd(sigma, a.z_clip, a.effect_y_clip, n)
                 picks = rng.choice(windows, size=args.draws, p=p)
-                vals = np.array(
-                    [
-                        implied_r(
+                draws = [
+                    (
+                        *implied_r(
                             rbs[w],
                             implied[w][0] + implied[w][1] @ rng.normal(scale=sd, size=q),
                             a,
-                        )
-                        for w in picks.tolist()
-                    ]
-                )
+                            allowed[w],
+                        ),
+                        w,
+                    )
+                    for w in picks.tolist()
+                ]
+                vals = np.array([d[0] for d in draws])
+                # the implied lead read off a SNP the members' GWAS does not find at 1e-8:
+                # its LD image then lands beside the real block
+                off = np.mean([j < 0 or not real_hit[region_cols[w][j]] for _, j, w in draws])
                 noiseless = float(
-                    p @ [implied_r(rbs[w], implied[w][0], a) for w in windows.tolist()]
+                    p
+                    @ [implied_r(rbs[w], implied[w][0], a, allowed[w])[0] for w in windows.tolist()]
                 )
                 cells.append(
-                    f"{noiseless:.4f} / {vals.mean():.4f} ({vals.std():.4f}), "
-                    f"{np.mean(vals > line):.2f}"
+                    f"{noiseless:.4f} / {vals.mean():.4f} ({vals.std():.4f}; 99th percentile "
+                    f"{np.quantile(vals, 0.99):.4f}), {np.mean(vals > line):.2f}, {off:.2f}"
                 )
             print(
                 f"chr {c} QTL | {abs(r_exact[lead]):.4f} / {abs(r_none[lead]):.4f} | "

@@ -97,7 +97,8 @@ def add_set_option(ap: argparse.ArgumentParser) -> None:
 def with_overrides(base: SynthConfig, items: list[str]) -> SynthConfig:
     """``base`` with ``KEY=VALUE`` overrides: a :class:`SynthConfig` field, or
     ``association.FIELD`` / ``phenotypes.FIELD`` of its nested configs, the value parsed as
-    the field's current type. A bad key or value exits naming the item."""
+    the field's current type (``none`` switches an optional field off). A bad key or value
+    exits naming the item."""
     for item in items:
         key, sep, text = item.partition("=")
         path = key.strip().split(".")
@@ -107,10 +108,12 @@ def with_overrides(base: SynthConfig, items: list[str]) -> SynthConfig:
                 sys.exit(f"--set {item!r}: expected KEY=VALUE with KEY a field of SynthConfig")
             obj = getattr(obj, part)
         try:
-            if isinstance(obj, bool):
+            if text.strip().lower() == "none":  # an optional field switched off
+                value: Any = None
+            elif isinstance(obj, bool):
                 if text.lower() not in ("true", "false"):
                     raise ValueError(text)
-                value: Any = text.lower() == "true"
+                value = text.lower() == "true"
             else:
                 value = float(text) if obj is None else type(obj)(text)
         except (TypeError, ValueError):

@@ -206,6 +206,32 @@ def test_column_weights__lead_flank_on_the_public_map(toy) -> None:
     assert set(np.unique(w)) == {1.0, 3.0}
 
 
+def test_near_lead__the_lead_windows_flank_or_no_limit(toy) -> None:
+    cohort, _ = toy
+    layout = make_layout(cohort.variants, 16, 8)
+    cols = A.region_columns(4, layout, 10_000_000)
+    assert A.near_lead(4, cols, layout, None) is None
+    near = A.near_lead(4, cols, layout, 0)
+    lead_snps = layout.snp_index[4][layout.snp_index[4] >= 0]
+    np.testing.assert_array_equal(np.flatnonzero(near), np.flatnonzero(np.isin(cols, lead_snps)))
+
+
+def test_implied_lead__reads_the_effect_off_an_allowed_snp_only(toy) -> None:
+    """An effect pointing at a SNP outside ``allowed`` is read off the best-aligned allowed
+    one; with the flank of the release's own lead window the far SNP cannot be chosen."""
+    cohort, _ = toy
+    ref = cohort.dosages[:, 20:140].astype(np.float64)
+    rb = A.region_basis(ref, 6)
+    first = A.implied_lead(rb, rb.cov[100] * 0.3, 0.0, 0.0, 0.0)
+    assert first is not None
+    j = first[0]
+    allowed = np.ones(rb.cov.shape[0], dtype=bool)
+    allowed[j] = False
+    other = A.implied_lead(rb, rb.cov[100] * 0.3, 0.0, 0.0, 0.0, allowed)
+    assert other is not None and other[0] != j and allowed[other[0]]
+    assert A.implied_lead(rb, rb.cov[100] * 0.3, 0.0, 0.0, 0.0, np.zeros_like(allowed)) is None
+
+
 def test_typical_draw__median_lambda_among_draws_without_a_stray_hit() -> None:
     lambdas = [1.2, 1.0, 1.1, 0.9, 1.05]
     assert A.typical_draw(lambdas, [False] * 5) == 4  # 0.9, 1.0, 1.05, 1.1, 1.2

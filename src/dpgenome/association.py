@@ -62,9 +62,10 @@ prototype, see issue 5):
    genotypes (a permutation of whole phenotype rows, so every phenotype's distribution and
    every cross-phenotype relation is kept exactly) so that the synthetic cross-moments
    ``sum_i z_i y_i`` of every selected region reproduce the released ones, and so does the
-   cross-moment of the region's *implied lead* (:func:`implied_lead`: the SNP that explains
-   the released effect best as one causal variant, with its whole effect; the components
-   alone carry only the part of a lead's association inside their span). Optionally
+   cross-moment of the region's *implied lead* (:func:`implied_lead`: the SNP near the lead
+   window that explains the released effect best as one causal variant, with its whole
+   effect; the components alone carry only the part of a lead's association inside their
+   span). Optionally
    (:attr:`AssociationConfig.lead_from_test`) the implied lead's cross-moment is pooled with
    the one the region's threshold test measured (:func:`pool_lead`: the test released the
    region's best score, so this is free), each weighted by its inverse noise variance. Drawing the
@@ -173,6 +174,13 @@ class AssociationConfig:
     implied_lead_min_r2: float = 0.5
     implied_lead_min_maf: float = 0.05
     implied_lead_min_cos: float = 0.5
+    #: candidates of the implied lead lie within this distance of the noisy max's lead window
+    #: (``None``: anywhere in the region). SNPs of one LD block have nearly parallel
+    #: covariances with the components, so the release noise, not the data, often decided
+    #: which one aligned best; one read the effect with R^2 0.5 of its variance in the span
+    #: and got it ~1.4 times, at the block's edge 3 Mb from the lead window (demo cohort,
+    #: epsilon 8: 45 false 1e-8 hits outside the real block)
+    implied_lead_flank_bp: int | None = 1_000_000
     #: pool the implied lead's cross-moment with the one the threshold test measured (the
     #: region's best score: released already, so free), weighting each by its inverse noise
     #: variance (:func:`pool_lead`). The implied lead's sd is the release noise's
@@ -885,12 +893,22 @@ def region_columns(lead: int, layout: WindowLayout, flank_bp: float) -> np.ndarr
     return np.unique(idx[idx >= 0])
 
 
+def near_lead(
+    lead: int, columns: np.ndarray, layout: WindowLayout, flank_bp: float | None
+) -> np.ndarray | None:
+    """Boolean mask of a region's ``columns`` within ``flank_bp`` of its lead window (public
+    map and the noisy max's output); ``None`` for no limit."""
+    if flank_bp is None:
+        return None
+    return np.isin(columns, region_columns(lead, layout, flank_bp))
+
+
 def column_weights(
     lead: int, columns: np.ndarray, layout: WindowLayout, config: AssociationConfig
 ) -> np.ndarray:
     """PCA weights of a region's columns: ``lead_weight`` near the lead window, else 1."""
-    near = region_columns(lead, layout, config.lead_flank_bp)
-    return np.where(np.isin(columns, near), config.lead_weight, 1.0)
+    near = np.isin(columns, region_columns(lead, layout, config.lead_flank_bp))
+    return np.where(near, config.lead_weight, 1.0)
 
 
 @dataclass(frozen=True)
@@ -1035,14 +1053,19 @@ def release_lead(
     return LeadRelease(cross / n, (count / n + 1.0) / 2.0, sd / n, sd / scale / (2.0 * n))
 
 
-def lead_candidates(rb: RegionBasis, min_r2: float, min_maf: float = 0.05) -> np.ndarray:
+def lead_candidates(
+    rb: RegionBasis, min_r2: float, min_maf: float = 0.05, allowed: np.ndarray | None = None
+) -> np.ndarray:
     """Positions of the region's SNPs that :func:`implied_lead` may read a released effect
     as: at least ``min_r2`` of their reference variance in the basis's span and a reference
-    minor-allele frequency of at least ``min_maf`` (public: the basis only)."""
+    minor-allele frequency of at least ``min_maf`` (public: the basis only), among the
+    ``allowed`` ones (a boolean mask over the region's SNPs; default all)."""
     explained = (rb.cov**2).sum(axis=1)
     freq = rb.center / 2.0
-    common = np.minimum(freq, 1.0 - freq) >= min_maf
-    return np.flatnonzero((explained >= min_r2 * rb.var) & common)
+    keep = (explained >= min_r2 * rb.var) & (np.minimum(freq, 1.0 - freq) >= min_maf)
+    if allowed is not None:
+        keep &= np.asarray(allowed, dtype=bool)
+    return np.flatnonzero(keep)
 
 
 def implied_lead(
@@ -1051,6 +1074,7 @@ def implied_lead(
     min_r2: float,
     min_maf: float = 0.05,
     min_cos: float = 0.5,
+    allowed: np.ndarray | None = None,
 ) -> tuple[int, float] | None:
     """``(position in the region, cross-moment)`` of the SNP that best explains the released
     effect ``beta`` as a single causal variant, from the region's (public) basis and ``beta``
@@ -1065,10 +1089,12 @@ def implied_lead(
     rare SNP by chance), with ``b = A[j] . beta / ||A[j]||^2`` and cross-moment
     ``cov(x_j, y) = b var(x_j)``, bounded by ``sd(x_j)`` (a correlation is at most 1).
     ``None`` when even the best-aligned SNP's ``A[j]`` makes a cosine below ``min_cos`` with
-    ``beta``: the effect does not look like one causal variant."""
+    ``beta``: the effect does not look like one causal variant. ``allowed`` (a boolean mask
+    over the region's SNPs) restricts the candidates, e.g. to those near the noisy max's lead
+    window (:attr:`AssociationConfig.implied_lead_flank_bp`)."""
     a, var = rb.cov, rb.var
     explained = (a**2).sum(axis=1)
-    ok = lead_candidates(rb, min_r2, min_maf)
+    ok = lead_candidates(rb, min_r2, min_maf, allowed)
     if len(ok) == 0 or not np.any(beta):
         return None
     proj = a[ok] @ beta

@@ -39,6 +39,7 @@ from dpgenome.policy import (
     Evaluation,
     Override,
     Status,
+    as_number,
     claim_text,
     fmt,
     fmt_claim,
@@ -468,13 +469,6 @@ def _rows(mapping: Any) -> list[tuple[str, str]]:
     return out
 
 
-def _number(value: Any) -> float | None:
-    """A finite number, or ``None``."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def _canary_reach(canary: Any, delta: Any) -> float | None:
     """The largest lower bound the canary audit could show (a perfect guesser's, at the
     release's delta): ``max_lower_bound`` when the audit recorded it, else computed from its
@@ -482,12 +476,12 @@ def _canary_reach(canary: Any, delta: Any) -> float | None:
     record lacks them (an audit that did not run, or results from before the counts)."""
     if not isinstance(canary, Mapping):
         return None
-    stored = _number(canary.get("max_lower_bound"))
+    stored = as_number(canary.get("max_lower_bound"), finite=True)
     if stored is not None:
         return stored
     m, r = canary.get("m"), canary.get("guesses")
-    d = _number(canary.get("delta", delta))
-    confidence = _number(canary.get("confidence"))
+    d = as_number(canary.get("delta", delta), finite=True)
+    confidence = as_number(canary.get("confidence"), finite=True)
     if not isinstance(m, int) or not isinstance(r, int) or d is None or confidence is None:
         return None
     from dpgenome.audit.canary import max_lower_bound
@@ -503,7 +497,7 @@ def _fpr_resolution(attack: Any) -> float | None:
     below it a "TPR at FPR" is the TPR at FPR 0, not a measurement."""
     if not isinstance(attack, Mapping):
         return None
-    recorded = _number(attack.get("fpr_resolution"))
+    recorded = as_number(attack.get("fpr_resolution"), finite=True)
     if recorded is not None:
         return recorded
     n = attack.get("n_holdout")

@@ -552,17 +552,19 @@ def why_missing(results: Mapping[str, Any], path: str) -> str:
     return f"{path} is missing"
 
 
-def _number(value: Any) -> float | None:
+def as_number(value: Any, *, finite: bool = False) -> float | None:
+    """``value`` as a float when it is a number (not a bool, not NaN; not infinite either
+    with ``finite``), else ``None``: results files are JSON of any provenance."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    if math.isnan(value):
+    if math.isnan(value) or (finite and math.isinf(value)):
         return None
     return float(value)
 
 
 def _ci(value: Any) -> tuple[float, float] | None:
     if isinstance(value, list | tuple) and len(value) == 2:
-        lo, hi = _number(value[0]), _number(value[1])
+        lo, hi = as_number(value[0]), as_number(value[1])
         if lo is not None and hi is not None:
             return (lo, hi)
     return None
@@ -684,7 +686,7 @@ def _context_amount(data: Mapping[str, Any], key: str) -> float | None:
     value = data.get(key)
     if value is None:
         return None
-    number = _number(value)
+    number = as_number(value)
     if number is None or not math.isfinite(number) or number < 0:
         raise ValueError(f"{key} is not a non-negative number ({value!r})")
     return number
@@ -842,7 +844,7 @@ def _bound_rule(
             return _not_evaluated(
                 rule_id, title, shown_metric, threshold, why_missing(results, metric)
             )
-        value = _number(raw)
+        value = as_number(raw)
         if value is None:
             return _not_evaluated(
                 rule_id, title, shown_metric, threshold, f"{metric} is not a number ({raw!r})"
@@ -884,7 +886,7 @@ def _epsilon(results: Mapping[str, Any]) -> tuple[bool, float | None, str]:
     eps = ledger["epsilon"]
     if eps is None or ledger.get("no_formal_privacy") is True:
         return True, math.inf, ""
-    value = _number(eps)
+    value = as_number(eps)
     if value is None or value < 0:
         return False, None, f"ledger.epsilon is not a non-negative number ({eps!r})"
     return True, value, ""
@@ -1038,7 +1040,7 @@ def _privacy_rules(p: Policy) -> list[RuleSpec]:
                     "not applicable: no formal privacy, allowed by this policy",
                 )
             raw = lookup(results, "ledger.delta")
-            value = None if is_missing(raw) else _number(raw)
+            value = None if is_missing(raw) else as_number(raw)
             if value is None or value < 0:
                 return _not_evaluated(rid, title, metric, threshold, "ledger.delta is missing")
             if ctx.lifetime_delta_spent is None:
@@ -1078,7 +1080,7 @@ def _privacy_rules(p: Policy) -> list[RuleSpec]:
                 n_raw = lookup(results, "split.n_members")
                 if is_missing(n_raw):
                     n_raw = lookup(results, "cohort.n_samples")
-                n = _number(n_raw) if not is_missing(n_raw) else None
+                n = as_number(n_raw) if not is_missing(n_raw) else None
                 threshold = f"<= 1/n^{fmt(p.delta_exponent)}"
                 if n is None or not 1 <= n < math.inf:
                     return _not_evaluated(
@@ -1112,7 +1114,7 @@ def _privacy_rules(p: Policy) -> list[RuleSpec]:
                     "not applicable: no formal privacy, allowed by this policy",
                 )
             raw = lookup(results, "ledger.delta")
-            value = None if is_missing(raw) else _number(raw)
+            value = None if is_missing(raw) else as_number(raw)
             if value is None:
                 return _not_evaluated(rid, title, metric, threshold, "ledger.delta is missing")
             status = Status.PASS if value <= bound else Status.FAIL
@@ -1204,7 +1206,7 @@ def _against_public_control(raw: RuleSpec, bound: float, control: str, alone: st
             found = raw.check(results, ctx)
             why = f"the raw figures are judged: {why_missing(results, excess)}"
             return replace(found, detail=f"{found.detail}; {why}".strip("; "))
-        value, ci = _number(lookup(results, excess)), _ci(lookup(results, f"{excess}_ci"))
+        value, ci = as_number(lookup(results, excess)), _ci(lookup(results, f"{excess}_ci"))
         if value is None or ci is None:
             return _not_evaluated(
                 raw.id, raw.title, metric, threshold, f"{excess} or its CI is not a number"
@@ -1220,7 +1222,7 @@ def _against_public_control(raw: RuleSpec, bound: float, control: str, alone: st
         if isinstance(block, Mapping) and block.get("status") is not None:
             parts.append(f"no phenotype column in the distances ({block.get('reason', '')})")
         else:
-            p_value, p_ci = _number(lookup(results, pheno)), _ci(lookup(results, f"{pheno}_ci"))
+            p_value, p_ci = as_number(lookup(results, pheno)), _ci(lookup(results, f"{pheno}_ci"))
             if p_value is None or p_ci is None:
                 return _not_evaluated(
                     raw.id, raw.title, metric, threshold, f"{pheno} or its CI is missing"
@@ -1335,7 +1337,7 @@ def _leakage_rules(p: Policy) -> list[RuleSpec]:
             worst: tuple[str, float, tuple[float, float]] | None = None
             for pheno, entry in block.items():
                 ci = _ci(entry.get("risk_ci")) if isinstance(entry, Mapping) else None
-                risk = _number(entry.get("risk")) if isinstance(entry, Mapping) else None
+                risk = as_number(entry.get("risk")) if isinstance(entry, Mapping) else None
                 if ci is None or risk is None:
                     return _not_evaluated(
                         rid, title, metric, threshold, f"risk or risk_ci missing for {pheno}"
@@ -1371,7 +1373,7 @@ def _leakage_rules(p: Policy) -> list[RuleSpec]:
             metric = "audit.canary.epsilon_lower_bound"
             threshold = "<= claimed epsilon"
             raw = lookup(results, metric)
-            lower = None if is_missing(raw) else _number(raw)
+            lower = None if is_missing(raw) else as_number(raw)
             ok, eps, why = _epsilon(results)
             if lower is None:
                 return _not_evaluated(rid, title, metric, threshold, why_missing(results, metric))
@@ -1429,8 +1431,8 @@ def _fidelity_rules(p: Policy) -> list[RuleSpec]:
             rid, title = "fidelity.loci_recovered", "Real GWAS loci recovered"
             metric = "fidelity.gwas.loci.recovered / real_loci"
             threshold = f">= {fmt(need)} of the real loci"
-            rec = _number(lookup(results, "fidelity.gwas.loci.recovered"))
-            real = _number(lookup(results, "fidelity.gwas.loci.real_loci"))
+            rec = as_number(lookup(results, "fidelity.gwas.loci.recovered"))
+            real = as_number(lookup(results, "fidelity.gwas.loci.real_loci"))
             if rec is None or real is None or not math.isfinite(rec + real):
                 return _not_evaluated(
                     rid,
@@ -1509,7 +1511,7 @@ def _matching_rule(limit: float) -> RuleSpec:
         if not carried:
             note = "no association was released: nothing to reproduce"
             return _finding(rid, title, metric, threshold, Status.PASS, 0.0, note)
-        value = _number(association.get("matching_relative_residual"))
+        value = as_number(association.get("matching_relative_residual"))
         if value is None:
             return _not_evaluated(rid, title, metric, threshold, f"{metric} is missing")
         status = Status.PASS if value <= limit else Status.FAIL

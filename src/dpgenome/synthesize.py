@@ -962,7 +962,12 @@ def _association(
             detail["exact_snps"] = [str(v) for v in var["id"].iloc[cols[snps]]]
         elif a.implied_lead:
             implied = assoc.implied_lead(
-                rb, beta, a.implied_lead_min_r2, a.implied_lead_min_maf, a.implied_lead_min_cos
+                rb,
+                beta,
+                a.implied_lead_min_r2,
+                a.implied_lead_min_maf,
+                a.implied_lead_min_cos,
+                assoc.near_lead(lead, cols, layout, a.implied_lead_flank_bp),
             )
             if implied is not None:
                 j, cross = implied
