@@ -4,6 +4,7 @@ the ``gwas`` / ``compare`` commands."""
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -503,8 +504,12 @@ def test_compare_gwas__f1_is_zero_when_only_one_side_has_hits() -> None:
     """F1 = 2 overlap / (real hits + synthetic hits): a synthetic GWAS with no hit against
     a real one with three scores 0 (recall 0, precision undefined), not null."""
     none = SYNTH.assign(log10_p=1.0)
-    t8 = compare_gwas(REAL, none).to_dict()["thresholds"]["1e-08"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a constant side: no rank correlation, no warning
+        d = compare_gwas(REAL, none).to_dict()
+    t8 = d["thresholds"]["1e-08"]
     assert (t8["recall"], t8["precision"], t8["f1"]) == (0.0, None, 0.0)
+    assert d["spearman_log10p"] is None
     t8 = compare_gwas(REAL.assign(log10_p=1.0), SYNTH).to_dict()["thresholds"]["1e-08"]
     assert (t8["recall"], t8["precision"], t8["f1"]) == (None, 0.0, 0.0)
     t8 = compare_gwas(REAL.assign(log10_p=1.0), none).to_dict()["thresholds"]["1e-08"]

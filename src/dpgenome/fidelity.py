@@ -419,9 +419,10 @@ def compare_gwas(
         "table": table,
     }
     both_ok = np.isfinite(lp_r) & np.isfinite(lp_s)
+    # undefined (NaN, without scipy's warning) for fewer than 3 SNPs or a constant side
     spearman = (
         float(stats.spearmanr(lp_r[both_ok], lp_s[both_ok]).statistic)
-        if both_ok.sum() >= 3
+        if both_ok.sum() >= 3 and np.ptp(lp_r[both_ok]) > 0 and np.ptp(lp_s[both_ok]) > 0
         else float("nan")
     )
     hits = (np.nan_to_num(lp_r, nan=-1.0) >= primary) & np.isfinite(beta_s)
