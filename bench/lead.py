@@ -134,7 +134,7 @@ def main() -> None:
         real_hit = data["real"].table["p"].to_numpy() < 1e-8
         print(
             f"\n# cohort {seed}: {n} members; 1e-8 line |r| {line:.4f}; real hits at 1e-8: "
-            f"{int((data['real'].table['p'] < 1e-8).sum())}"
+            f"{int(real_hit.sum())}"
         )
         print(
             "locus | real lead |r| (SW16 exact / none) | "

@@ -218,7 +218,7 @@ def test_near_lead__the_lead_windows_flank_or_no_limit(toy) -> None:
 
 def test_implied_lead__reads_the_effect_off_an_allowed_snp_only(toy) -> None:
     """An effect pointing at a SNP outside ``allowed`` is read off the best-aligned allowed
-    one; with the flank of the release's own lead window the far SNP cannot be chosen."""
+    one, never the excluded one; with no SNP allowed there is no implied lead."""
     cohort, _ = toy
     ref = cohort.dosages[:, 20:140].astype(np.float64)
     rb = A.region_basis(ref, 6)

@@ -686,8 +686,8 @@ def _context_amount(data: Mapping[str, Any], key: str) -> float | None:
     value = data.get(key)
     if value is None:
         return None
-    number = as_number(value)
-    if number is None or not math.isfinite(number) or number < 0:
+    number = as_number(value, finite=True)
+    if number is None or number < 0:
         raise ValueError(f"{key} is not a non-negative number ({value!r})")
     return number
 
@@ -1431,9 +1431,9 @@ def _fidelity_rules(p: Policy) -> list[RuleSpec]:
             rid, title = "fidelity.loci_recovered", "Real GWAS loci recovered"
             metric = "fidelity.gwas.loci.recovered / real_loci"
             threshold = f">= {fmt(need)} of the real loci"
-            rec = as_number(lookup(results, "fidelity.gwas.loci.recovered"))
-            real = as_number(lookup(results, "fidelity.gwas.loci.real_loci"))
-            if rec is None or real is None or not math.isfinite(rec + real):
+            rec = as_number(lookup(results, "fidelity.gwas.loci.recovered"), finite=True)
+            real = as_number(lookup(results, "fidelity.gwas.loci.real_loci"), finite=True)
+            if rec is None or real is None:
                 return _not_evaluated(
                     rid,
                     title,
