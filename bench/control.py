@@ -222,9 +222,8 @@ def holdout_rows(
     distincts: dict[str, list[tuple[float, float, float]]] = {arm: [] for arm in arms}
     n_holdout = 0
     for s in range(args.splits):
-        split = split_members(
-            real, holdout_fraction=fraction, seed=10_000 + s, stratify=config.pheno
-        )
+        # as a release draws it: each individual's side its own (stratified until stop 41)
+        split = split_members(real, holdout_fraction=fraction, seed=10_000 + s)
         members, holdout = np.asarray(split.members), np.asarray(split.holdout)
         n_holdout = len(holdout)
         reference = real.take_samples(holdout)

@@ -38,8 +38,8 @@ synthetic hits clumped in 4-Mb windows (CFW LD blocks span several Mb, so one pl
 makes two to four 1-Mb clumps); ``planted`` counts the simulation's planted QTLs with a
 1e-8 hit within 4 Mb of their causal SNPs (the issue's "both loci"; the real GWAS's count is
 printed with each cohort).
-``--holdout F`` splits off a holdout of the analysis mice first, as a release does (seeded,
-stratified on the phenotype: ``--holdout 0.2 --seeds 1`` gives the demo's 768 members).
+``--holdout F`` splits off a holdout of the analysis mice first, as a release does (each
+mouse's side a seeded draw of its own: ``--holdout 0.2 --seeds 1`` gives the demo's members).
 
 Timings are wall-clock (``time_s``) and process CPU time (``cpu_s``, over all threads; the
 machine is shared, so CPU time is the steadier figure); peak memory is the bench process's maximum
@@ -145,8 +145,8 @@ def prepare(
     cohort, report = qc(sim.cohort, dp=True, public=sim.public)
     members = analysis_subset(cohort, PHENO, list(COVARS), report)
     if holdout > 0:
-        # as a release does (dpgenome.release.ingest): seeded split stratified on the phenotype
-        split = split_members(members, holdout_fraction=holdout, seed=seed, stratify=PHENO)
+        # as a release does (dpgenome.release.ingest): each mouse's side is its own seeded draw
+        split = split_members(members, holdout_fraction=holdout, seed=seed)
         members = members.take_samples(split.members)
     public = None if sim.public is None else align_panel(sim.public, members.variants)
     t0 = time.perf_counter()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -53,6 +54,8 @@ from dpgenome.accountant import (
     calibrate,
     default_delta,
     gdp_to_epsilon,
+    reaccount,
+    replace_one,
 )
 from dpgenome.errors import BudgetError, ConfigError
 from dpgenome.policy import fmt_claim
@@ -582,6 +585,10 @@ def test_ledger__states_what_it_treats_as_public_and_the_replace_one_bound() -> 
     plain.add_gaussian("centre", 3.0)
     assert "sensitivity_note" not in plain.to_dict()["mechanisms"][0]
     assert Ledger.no_privacy(1e-6).to_dict()["replace_one"] == {"epsilon": None, "delta": None}
+    # epsilon 8 at the demo's delta: (1 + e^8) delta = 2.0, a pair that bounds nothing
+    vacuous = replace_one(8.0, 768**-1.1)
+    assert vacuous["delta"] == 1.0 and "no guarantee" in str(vacuous["note"])
+    assert "note" not in replace_one(3.0, 768**-1.1)
 
 
 def test_ledger__zero_noise_mechanism_means_no_formal_privacy() -> None:
@@ -610,6 +617,95 @@ def test_ledger__empty_ledger_spends_nothing() -> None:
 def test_ledger__rejects_bad_mechanisms(call, fragment) -> None:
     with pytest.raises(ConfigError, match=fragment):
         call(Ledger(1e-5))
+
+
+def _recorded() -> dict:
+    """A ledger record (:meth:`Ledger.to_dict`, through JSON) with one mechanism of each kind:
+    0 dp-sgd, 1 gaussian, 2 laplace, 3 exponential, 4 pure-dp."""
+    ledger = Ledger(1e-5)
+    ledger.add_dp_sgd("geno", 2.0, 0.05, 300)
+    ledger.add_gaussian("freqs", 10.0, count=4)
+    ledger.add_laplace("test", 0.1, count=3)
+    ledger.add_exponential("select", 0.2, count=3)
+    ledger.add_pure("misc", 0.1, count=2)
+    return json.loads(json.dumps(ledger.to_dict(), allow_nan=False))
+
+
+def _without(entry: dict, key: str) -> None:
+    del entry[key]
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (lambda d: _without(d["mechanisms"][1], "count"), "mechanism 1: no count"),
+        (lambda d: _without(d["mechanisms"][2], "count"), "mechanism 2: no count"),
+        (lambda d: _without(d["mechanisms"][3], "count"), "mechanism 3: no count"),
+        (lambda d: _without(d["mechanisms"][0], "steps"), "mechanism 0: no steps"),
+        (lambda d: d["mechanisms"][1].update(count=2.9), "count must be a whole number, got 2.9"),
+        (lambda d: d["mechanisms"][4].update(count=1.5), "count must be a whole number, got 1.5"),
+        (lambda d: d["mechanisms"][0].update(steps=300.9), "steps must be a whole number, got 30"),
+        (lambda d: d["mechanisms"][0].update(steps=True), "steps must be a whole number, got tr"),
+        (lambda d: d["mechanisms"][2].update(count="3"), "got the string '3'"),
+        (lambda d: d["mechanisms"][1].update(count=None), "count must be a whole number, got nu"),
+        (lambda d: d["mechanisms"][1].update(count=-2), "count must be an integer >= 0"),
+        (lambda d: d["mechanisms"][1].update(noise_multiplier="10"), "noise_multiplier must be"),
+        (lambda d: d["mechanisms"][2].update(epsilon=True), "epsilon must be a number, got true"),
+        (lambda d: d.update(mechanisms=[]), "but lists no mechanisms to account for"),
+        (lambda d: d.update(mechanisms={"geno": {}}), "mechanisms are an object, not a list"),
+        (lambda d: d["mechanisms"].__setitem__(3, "select"), "mechanism 3: the string 'select'"),
+        (lambda d: d["mechanisms"].__setitem__(0, [1, 2]), "mechanism 0: a list, not a JSON ob"),
+    ],
+    ids=[
+        "gaussian-count-missing",
+        "laplace-count-missing",
+        "exponential-count-missing",
+        "dp-sgd-steps-missing",
+        "count-fraction",
+        "pure-count-fraction",
+        "steps-fraction",
+        "steps-bool",
+        "count-string",
+        "count-null",
+        "count-negative",
+        "noise-multiplier-string",
+        "epsilon-bool",
+        "no-mechanisms-for-a-positive-epsilon",
+        "mechanisms-an-object",
+        "entry-a-string",
+        "entry-a-list",
+    ],
+)
+def test_ledger_from_dict__rejects_malformed_ledgers(change, fragment) -> None:
+    """A re-accounting must never under-count: a count or step number left out (it was read
+    as 1), a fraction (int() truncated 2.9 to 2), a bool or a string (read as 1 and 3), no
+    mechanisms for a stated epsilon (read as 0), and mechanisms or entries of the wrong JSON
+    type (an AttributeError, a traceback in verify and export) are each a ConfigError naming
+    the entry, from Ledger.from_dict and from reaccount alike."""
+    record = _recorded()
+    change(record)
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        Ledger.from_dict(record)
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        reaccount(record)
+
+
+def test_ledger_from_dict__reads_every_ledger_the_project_writes() -> None:
+    """What is accepted: every record to_dict writes (count and steps always stated), an
+    integral float count (3.0: JSON does not tell 3 from 3.0), a pure-dp entry without count
+    (one step: how ledgers recorded pure-dp steps before counts existed), and no mechanisms
+    where nothing is claimed (epsilon 0, or no formal privacy)."""
+    record = _recorded()
+    assert Ledger.from_dict(record).epsilon() == pytest.approx(record["epsilon"], rel=1e-12)
+    record["mechanisms"][1]["count"] = 4.0
+    record["mechanisms"][0]["steps"] = 300.0
+    assert reaccount(record)["epsilon"] == pytest.approx(record["epsilon"], rel=1e-12)
+    old = {"delta": 1e-5, "mechanisms": [{"kind": "pure-dp", "name": "select", "epsilon": 0.3}]}
+    (step,) = Ledger.from_dict(old).mechanisms
+    assert step.count == 1 and Ledger.from_dict(old).epsilon() == pytest.approx(0.3)
+    for empty in (Ledger(1e-5), Ledger.no_privacy(1e-5)):
+        again = Ledger.from_dict(json.loads(json.dumps(empty.to_dict())))
+        assert again.mechanisms == [] and again.epsilon() == empty.epsilon()
 
 
 def test_default_delta__is_n_to_the_minus_1_1() -> None:

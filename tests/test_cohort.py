@@ -20,11 +20,14 @@ import pandas as pd
 import pytest
 
 from dpgenome.cohort import (
+    PER_INDIVIDUAL,
+    SHUFFLED,
     Cohort,
     PhenoType,
     QCConfig,
     align_panel,
     analysis_subset,
+    individual_draws,
     infer_pheno_types,
     normalise_chromosome,
     qc,
@@ -33,6 +36,7 @@ from dpgenome.cohort import (
 )
 from dpgenome.errors import CohortError, InputError
 from dpgenome.io import read_cohort
+from dpgenome.testing import ToyConfig, toy_cohort
 
 TINY = Path(__file__).resolve().parent / "data" / "tiny"
 
@@ -147,7 +151,7 @@ def test_split_members__deterministic_disjoint_and_hashed(tiny: Cohort):
     c = split_members(tiny, holdout_fraction=0.25, seed=4)
     np.testing.assert_array_equal(a.members, b.members)
     assert a.member_hash == b.member_hash and a.member_hash != c.member_hash
-    assert len(a.holdout) == 10 and len(a.members) == 30
+    assert len(a.holdout) == 7 and len(a.members) == 33
     assert not set(a.members) & set(a.holdout)
     assert sorted([*a.members, *a.holdout]) == list(range(tiny.n_samples))
     ids = sorted(tiny.sample_ids[a.members].astype(str))
@@ -156,11 +160,43 @@ def test_split_members__deterministic_disjoint_and_hashed(tiny: Cohort):
     assert record == {
         "seed": 3,
         "holdout_fraction": 0.25,
+        "method": PER_INDIVIDUAL,
         "stratified_on": None,
-        "n_members": 30,
-        "n_holdout": 10,
+        "n_members": 33,
+        "n_holdout": 7,
         "member_ids_sha256": a.member_hash,
     }
+
+
+def test_individual_draws__sha256_of_the_seed_and_the_id():
+    """Each draw is the first 64 bits of SHA-256 over the seed and the id, read as a
+    fraction of 2^64 (independent of the other ids and of their order)."""
+    digest = hashlib.sha256(b"dpgenome-split\x1f3\x1fM0700001").digest()
+    expected = int.from_bytes(digest[:8], "big") / 2.0**64
+    draws = individual_draws(["M0700000", "M0700001"], 3)
+    assert draws[1] == pytest.approx(expected, rel=1e-15)
+    assert individual_draws(["M0700001"], 3)[0] == draws[1]
+    assert individual_draws(["M0700001"], 4)[0] != draws[1]
+    many = individual_draws(range(20_000), 0)
+    assert 0.0 <= many.min() and many.max() < 1.0 and abs(many.mean() - 0.5) < 0.01
+
+
+def test_split_members__one_individual_more_or_less_moves_nobody_else():
+    """The release's split (no stratification): adding or removing one individual of the
+    input changes no other individual's side, so a guarantee about the members is one about
+    the input cohort. The stratified shuffle moves many others (why a release no longer
+    uses it)."""
+    cohort, _ = toy_cohort(0, ToyConfig(n=400, n_chrom=1, snps_per_chrom=20, causal=((0, 5),)))
+    full = split_members(cohort, seed=0)
+    fewer = cohort.take_samples(np.arange(1, cohort.n_samples))  # the first one withdraws
+    less = split_members(fewer, seed=0)
+    ids, ids_less = cohort.sample_ids.astype(str), fewer.sample_ids.astype(str)
+    assert set(ids[full.holdout]) - {ids[0]} == set(ids_less[less.holdout])
+    assert 0.15 < len(full.holdout) / cohort.n_samples < 0.25
+    by_strata = split_members(cohort, seed=0, stratify="BMD")
+    by_strata_less = split_members(fewer, seed=0, stratify="BMD")
+    moved = (set(ids[by_strata.holdout]) ^ set(ids_less[by_strata_less.holdout])) - {ids[0]}
+    assert len(moved) > 10 and by_strata.method == SHUFFLED
 
 
 def test_split_members__stratified_on_binary_phenotype(tiny: Cohort):
@@ -192,9 +228,12 @@ def test_split_members__bad_fraction_is_an_error(tiny: Cohort, fraction: float):
 def test_split_members__a_fraction_leaving_one_side_empty_is_an_error(
     tiny: Cohort, fraction: float
 ):
-    # each stratum rounds its holdout share to all or none of its samples
+    # each stratum rounds its holdout share to all or none of its samples; drawn per
+    # individual, none of the 40 falls below 0.001 or all below 0.999
     with pytest.raises(CohortError, match="leaves"):
         split_members(tiny, holdout_fraction=fraction, stratify="round")
+    with pytest.raises(CohortError, match="leaves"):
+        split_members(tiny, holdout_fraction=fraction)
 
 
 def test_split_from_holdout_ids__rebuilds_the_split(tiny: Cohort):

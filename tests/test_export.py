@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from scipy import optimize, stats
 
-from dpgenome.accountant import Ledger
+from dpgenome.accountant import Ledger, reaccount
 from dpgenome.cli import main
 from dpgenome.errors import BudgetError, ConfigError, InputError, ReleaseBlocked
 from dpgenome.export import (
@@ -343,11 +343,25 @@ def test_verify_bundle__changed_manifest_is_reported(tmp_path: Path) -> None:
     assert len(problems) == 1 and problems[0].startswith("manifest.json: changed or corrupt")
 
 
+def rewrite_results(bundle: Path, change: Any) -> None:
+    """A consistent rewrite of an unsigned bundle's results.json: ``change`` applied to the
+    document, its ledger copied into the manifest and its hash fixed there."""
+    path = bundle / "results.json"
+    doc = json.loads(path.read_text())
+    change(doc)
+    path.write_text(json.dumps(doc))
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    manifest["ledger"] = doc["ledger"]
+    manifest["files"]["results.json"] |= {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    (bundle / MANIFEST).write_text(json.dumps(manifest))
+
+
 def test_verify_bundle__reaccounts_the_privacy_ledger(tmp_path: Path) -> None:
     """verify re-accounts the release's mechanisms with both accountants: the fixture's
     (calibrated to epsilon 8 at delta 1e-5: Opacus RDP 7.967, PLD 7.372) verify; a ledger
     that states less than its mechanisms give (a bug, or a hand-made results.json under a
-    valid signature) is a problem, as are mechanisms that cannot be accounted."""
+    valid signature; export refuses to write one, so here a rewritten bundle) is a problem,
+    as are mechanisms that cannot be accounted."""
     report = verify_bundle(export(tmp_path).path)
     assert report.ok, report.problems
     again = report.reaccounted
@@ -355,14 +369,8 @@ def test_verify_bundle__reaccounts_the_privacy_ledger(tmp_path: Path) -> None:
     assert again["opacus_rdp"] == pytest.approx(7.967, abs=1e-3)
     assert again["pld"] == pytest.approx(7.372, abs=1e-3)
     assert again["epsilon"] == max(again["opacus_rdp"], again["pld"])
-    understated = results("approve")
-    understated["ledger"]["epsilon"] = 5.0
-    bundle = export(
-        tmp_path,
-        document=understated,
-        dest=tmp_path / "u",
-        lifetime=LifetimeLedger(tmp_path / "u.db"),
-    ).path
+    bundle = export(tmp_path, dest=tmp_path / "u", lifetime=LifetimeLedger(tmp_path / "u.db")).path
+    rewrite_results(bundle, lambda doc: doc["ledger"].update(epsilon=5.0))
     (problem,) = verify_bundle(bundle).problems
     assert problem == (
         "results.json: its ledger states epsilon 5, but its mechanisms re-account to 7.967 at "
@@ -378,6 +386,67 @@ def test_verify_bundle__reaccounts_the_privacy_ledger(tmp_path: Path) -> None:
     assert "unknown kind 'magic'" in problem
     inf = export(tmp_path, "inf", policy="internal", dest=tmp_path / "i", files=data_files("i"))
     assert verify_bundle(inf.path).ok and verify_bundle(inf.path).reaccounted is None
+
+
+def test_export_bundle__refuses_a_ledger_understating_its_mechanisms(tmp_path: Path) -> None:
+    """A results ledger stating epsilon 5 for mechanisms worth 7.967 (what verify reports)
+    was exported, and its 5 charged to the lifetime ledger: export refuses it, naming
+    results.json's ledger, with nothing written and nothing recorded (the CLI exits 2).
+    Within verify's own tolerance (1e-6 relative) a claim passes both, as one above its
+    mechanisms does (the fixture states 8)."""
+    understated = results("approve")
+    understated["ledger"]["epsilon"] = 5.0
+    ledger = LifetimeLedger(tmp_path / "l.db")
+    with pytest.raises(InputError) as err:
+        export(tmp_path, document=understated, lifetime=ledger)
+    assert str(err.value).startswith(
+        "results.json, column ledger.epsilon: its ledger states epsilon 5, but its mechanisms "
+        "re-account to 7.967 at delta 1e-05 (Opacus RDP 7.967, PLD 7.372)"
+    )
+    assert "nothing was exported and nothing was recorded" in str(err.value)
+    assert not (tmp_path / "bundle").exists() and siblings(tmp_path / "bundle") == []
+    assert ledger.releases() == []
+    folder = release_dir(tmp_path)
+    (folder / "results.json").write_text(json.dumps(understated))
+    res = run("export", folder, "--policy", "consortium", "--out", tmp_path / "o")
+    assert res.exit_code == 2 and "re-account to 7.967" in res.output, res.output
+    assert not (tmp_path / "o").exists()
+    close = results("approve")
+    close["ledger"]["epsilon"] = reaccount(close["ledger"])["epsilon"] * (1 - 1e-7)
+    done = export(tmp_path, document=close, lifetime=ledger)
+    assert verify_bundle(done.path).ok and len(ledger.releases()) == 1
+
+
+@pytest.mark.parametrize(
+    "delta", [None, "missing", "1e-5", True, -1e-5, 1.5], ids=lambda d: f"delta-{d}"
+)
+def test_export_bundle__a_finite_release_needs_its_delta(tmp_path: Path, delta: Any) -> None:
+    """A release with a finite epsilon and no usable delta (missing, null, a string, a
+    bool, outside [0, 1)) was recorded with delta 0 -- under an override of the policy's
+    delta rule, or a policy without one -- which dropped its delta from its individuals'
+    lifetime sums: it is an InputError naming ledger.delta, nothing written or recorded."""
+    document = results("approve")
+    if delta == "missing":
+        del document["ledger"]["delta"]
+    else:
+        document["ledger"]["delta"] = delta
+    ledger = LifetimeLedger(tmp_path / "l.db")
+    override = Override("tested", "C. Doe", "2026-11-24T07:00:00Z")
+    with pytest.raises(InputError, match=re.escape("results.json, column ledger.delta: ")):
+        export(tmp_path, document=document, lifetime=ledger, override=override)
+    assert not (tmp_path / "bundle").exists() and ledger.releases() == []
+
+
+def test_export_bundle__no_formal_privacy_keeps_its_delta_reading(tmp_path: Path) -> None:
+    """A no-formal-privacy release (epsilon null) claims no delta: one without a delta is
+    still exported, recorded with delta 0 as before (its epsilon is infinite anyway)."""
+    document = results("inf")
+    del document["ledger"]["delta"]
+    ledger = LifetimeLedger(tmp_path / "l.db")
+    override = Override("tested", "C. Doe", "2026-11-24T07:00:00Z")
+    export(tmp_path, policy="internal", document=document, lifetime=ledger, override=override)
+    (row,) = ledger.releases()
+    assert math.isinf(row.epsilon) and row.delta == 0.0
 
 
 def test_verify_bundle__consistent_rewrite_is_caught_by_reevaluation(tmp_path: Path) -> None:
@@ -457,6 +526,41 @@ def _set(doc: Any, keys: tuple[str, ...], value: Any) -> Any:
         ("manifest.json", ("evaluation", "findings"), 5, "manifest.json: changed or corrupt"),
         ("manifest.json", ("evaluation", "findings"), [5], "manifest.json: changed or corrupt"),
         ("manifest.json", ("policy",), "x", "policy.yaml: its hash differs"),
+        (
+            "results.json",
+            ("ledger", "mechanisms"),
+            {"geno": {}},
+            "results.json: its privacy ledger cannot be re-accounted (malformed ledger: its "
+            "mechanisms are an object, not a list)",
+        ),
+        (
+            "results.json",
+            ("ledger", "mechanisms", 1),
+            5,
+            "results.json: its privacy ledger cannot be re-accounted (ledger mechanism 1: 5, "
+            "not a JSON object)",
+        ),
+        (
+            "results.json",
+            ("ledger", "mechanisms", 2, "count"),
+            "3",
+            "results.json: its privacy ledger cannot be re-accounted (ledger mechanism 2: count "
+            "must be a whole number, got the string '3')",
+        ),
+        (
+            "results.json",
+            ("ledger", "mechanisms", 0, "steps"),
+            300.9,
+            "results.json: its privacy ledger cannot be re-accounted (ledger mechanism 0: steps "
+            "must be a whole number, got 300.9)",
+        ),
+        (
+            "results.json",
+            ("ledger", "mechanisms"),
+            [],
+            "results.json: its privacy ledger cannot be re-accounted (malformed ledger: it "
+            "states epsilon 8.0 but lists no mechanisms",
+        ),
     ],
     ids=[
         "results-list",
@@ -472,6 +576,11 @@ def _set(doc: Any, keys: tuple[str, ...], value: Any) -> Any:
         "findings-number",
         "findings-list-of-numbers",
         "policy-block-string",
+        "ledger-mechanisms-object",
+        "ledger-mechanism-number",
+        "ledger-count-string",
+        "ledger-steps-fraction",
+        "ledger-no-mechanisms",
     ],
 )
 def test_verify_bundle__json_of_the_wrong_shape_is_a_problem_not_a_traceback(
@@ -1060,6 +1169,64 @@ def test_compose__a_release_with_a_large_delta_never_lowers_the_total() -> None:
     tiny_cohort = ReleaseBudget.of(small["epsilon"], small["delta"], small)
     for k in (2, 3):
         assert compose([budget] * k + [tiny_cohort])[0] >= compose([budget] * k)[0]
+
+
+@pytest.mark.parametrize(
+    "mechanisms",
+    [
+        "not json",
+        '{"kind": "gaussian"}',
+        '[{"kind": "magic", "name": "x"}]',
+        '[{"kind": "gaussian", "name": "x", "noise_multiplier": 0.6, "count": 1.5}]',
+        "[]",
+    ],
+    ids=["not-json", "an-object", "unknown-kind", "count-fraction", "empty"],
+)
+def test_compose__a_release_whose_mechanisms_do_not_parse_adds_its_epsilon(
+    tmp_path: Path, mechanisms: str
+) -> None:
+    """A recorded release whose mechanisms do not parse was taken as known and composed as
+    nothing: a release stated at 5 with one of 8.63 composed to 8.63, where adding gives
+    13.63. It is unknown, like one recorded without mechanisms: its epsilon adds to the
+    composed rest, in compose() and in the SQLite ledger's totals."""
+    one = gaussian_release()
+    known = ReleaseBudget.of(one["epsilon"], one["delta"], one)
+    broken = ReleaseBudget(5.0, 1e-5, mechanisms)
+    unknown = ReleaseBudget(5.0, 1e-5)
+    assert compose([broken, known]) == compose([unknown, known])
+    assert compose([broken, known])[0] == pytest.approx(5.0 + one["epsilon"])
+    eps, _, basic = compose([broken, known, known])
+    assert eps == pytest.approx(compose([known, known])[0] + 5.0) and eps < basic
+    ledger = LifetimeLedger(tmp_path / "l.sqlite")
+    ledger.record("fp", 5.0, 1e-5, "r1", mechanisms=mechanisms)
+    ledger.record("fp", known.epsilon, 1e-5, "r2", mechanisms=known.mechanisms)
+    assert ledger.total("fp").epsilon == pytest.approx(5.0 + one["epsilon"])
+
+
+def test_release_budget_of__mechanisms_above_the_stated_epsilon_set_the_cost(
+    tmp_path: Path,
+) -> None:
+    """A release stating 0.5 whose mechanisms give 8.63 was kept at 0.5, and compose took
+    the smaller of basic composition (with 0.5) and the composed figure: the understated
+    epsilon lowered lifetime totals. Its budget's epsilon is now what its mechanisms give:
+    it costs what the honest release costs, as does a row an earlier version recorded so."""
+    one = gaussian_release()
+    honest = ReleaseBudget.of(one["epsilon"], one["delta"], one)
+    understated = ReleaseBudget.of(0.5, one["delta"], {**one, "epsilon": 0.5})
+    assert understated == honest and understated.epsilon == pytest.approx(8.630, abs=0.01)
+    other = ReleaseBudget.of(*_release(sigma=1.5))
+    assert compose([other, understated]) == compose([other, honest])
+    ledger = LifetimeLedger(tmp_path / "l.sqlite")
+    ledger.record("fp", 0.5, 1e-5, "old", mechanisms=honest.mechanisms)  # recorded as it was
+    assert ledger.total("fp").epsilon == pytest.approx(honest.epsilon)
+    ledger.record("fp", other.epsilon, 1e-5, "r", mechanisms=other.mechanisms)
+    assert ledger.total("fp").epsilon == pytest.approx(compose([other, honest])[0])
+
+
+def _release(sigma: float) -> tuple[float, float, dict[str, Any]]:
+    """``ReleaseBudget.of`` arguments for :func:`gaussian_release` at ``sigma``."""
+    ledger = gaussian_release(sigma=sigma)
+    return ledger["epsilon"], ledger["delta"], ledger
 
 
 def test_lifetime__third_release_fits_the_cap_once_composed(tmp_path: Path) -> None:

@@ -22,9 +22,11 @@ from dpgenome.io import read_cohort, write_cohort
 from dpgenome.phenoschema import (
     check_schema_domains,
     read_pheno_schema,
+    schema_pheno_types,
     typed_from_data,
     values_encoded_as_missing,
     warn_values_encoded_as_missing,
+    with_schema_types,
 )
 from dpgenome.phenotypes import EncodedMissing, PhenotypeConfig, cfw_schema, dp_binned_columns
 from dpgenome.synthesize import PHENOTYPE_BINS, SynthConfig, synthesize
@@ -499,3 +501,44 @@ def test_read_pheno_schema__declared_shares_are_the_public_prior(tmp_path) -> No
     cols = read_pheno_schema(_write(tmp_path, small, "small.yaml")).schema.columns
     expected = np.maximum([1e-3 * 0.9995, 0.999 * 0.9995, 5e-4], 1e-3)  # floored at 1e-3
     np.testing.assert_allclose(cols["smoker"].prior, expected / expected.sum())
+
+
+@pytest.mark.parametrize(
+    ("column", "values"),
+    [
+        ("tibia", {0: "1", 3: "0"}),  # a binned column whose members hold only 0 and 1
+        ("tibia", {0: "1", 3: "0.5"}),  # ... and one member with another value
+        ("FCbox", {0: "1"}),  # a column of the values 1-4 whose members all hold 1
+    ],
+)
+def test_with_schema_types__the_schema_types_a_column_not_its_values(
+    tmp_path, column, values
+) -> None:
+    """A type read from the members' values is their statistic: one member moved the CFW
+    column ``tibia`` between 0/1 and continuous, which for an analysis phenotype chooses the
+    release path at no cost on the ledger. The public schema's entry fixes it instead, and
+    the check of the domains still runs first."""
+    cohort = read_cohort(_tiny(tmp_path, values, column))
+    typed = with_schema_types(cohort)
+    assert typed.pheno_types[column] == PhenoType.CONTINUOUS
+    assert typed.pheno_types["abBMD"] == PhenoType.BINARY
+    assert with_schema_types(typed) is typed  # idempotent
+    assert schema_pheno_types(["tibia", "FCbox", "abBMD", "round", "not-in-the-schema"]) == {
+        "tibia": PhenoType.CONTINUOUS,
+        "FCbox": PhenoType.CONTINUOUS,
+        "abBMD": PhenoType.BINARY,
+        "round": PhenoType.CATEGORICAL,
+    }
+    with pytest.raises(InputError, match="abBMD"):
+        with_schema_types(read_cohort(_tiny(tmp_path, {6: "2"}, "abBMD", "bad")))
+
+
+def test_synthesize__a_mistyped_analysis_phenotype_takes_the_schema_path() -> None:
+    """``synthesize`` types the members by the schema whatever their ``pheno_types`` say:
+    BMD (a binned CFW column) marked 0/1 gives the continuous path's ledger and output."""
+    members = _members(toy_cohort(3, TOY)[0])
+    wrong = replace(members, pheno_types={**members.pheno_types, "BMD": PhenoType.BINARY})
+    right = synthesize(members, replace(FAST, seed=2))
+    mistyped = synthesize(wrong, replace(FAST, seed=2))
+    assert [m.name for m in mistyped.ledger.mechanisms] == [m.name for m in right.ledger.mechanisms]
+    assert mistyped.cohort.phenotypes["BMD"].equals(right.cohort.phenotypes["BMD"])

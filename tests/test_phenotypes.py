@@ -591,6 +591,9 @@ def test_fit_phenotypes__finite_epsilon_degrades_gracefully(toy, fitted_inf) -> 
     )
     synth = model.sample(2_000, seed=4)
     assert model.details["noise_multiplier"] == sigma and model.details["max_grad_norm"] == 1.0
+    # the un-noised batch losses are the members' statistic: not kept under DP
+    assert model.details["final_loss"] is None
+    assert fitted_inf[0].details["final_loss"] is not None
     assert set(synth["abBMD"].dropna().unique()) <= {0.0, 1.0}
     np.testing.assert_allclose(synth.isna().mean(), real.isna().mean(), atol=0.08)
     for col in ("BMD", "bw"):

@@ -75,6 +75,38 @@ def test_publish__a_ledger_stating_less_than_its_mechanisms_is_a_problem(tmp_pat
     assert f"{LEDGER}: its ledger states epsilon 1, but its mechanisms re-account to" in problems
 
 
+@pytest.mark.parametrize("where", ["ledger", "manifest", "both-missing"])
+def test_verify_public__the_manifest_and_the_ledger_state_one_delta(
+    tmp_path: Path, where: str
+) -> None:
+    """The public manifest's claim and ledger.json were compared on epsilon only: a
+    consistent rewrite of an unsigned copy could state another delta in one of them (or
+    drop it from both) and still verify. Each differing delta is a problem naming both."""
+    from dpgenome.export import sha256_file
+
+    bundle = export(tmp_path).path
+    out = publish(bundle, tmp_path / "public").path
+    ledger = json.loads((out / LEDGER).read_text())
+    manifest = json.loads((out / PUBLIC_MANIFEST).read_text())
+    if where in ("ledger", "both-missing"):
+        ledger["delta"] = 1e-3
+        if where == "both-missing":
+            del ledger["delta"], manifest["privacy"]["delta"]
+        (out / LEDGER).write_text(json.dumps(ledger))
+        manifest["files"][LEDGER] = {
+            "sha256": sha256_file(out / LEDGER),
+            "bytes": (out / LEDGER).stat().st_size,
+            "role": "ledger",
+        }
+    else:
+        manifest["privacy"]["delta"] = 1e-3
+    (out / PUBLIC_MANIFEST).write_text(json.dumps(manifest))
+    stated = None if where == "both-missing" else 1e-5 if where == "ledger" else 1e-3
+    assert verify_bundle(out).problems == [
+        f"{LEDGER}: its delta differs from the one {PUBLIC_MANIFEST} states ({stated!r})"
+    ]
+
+
 def test_publish__signed_copy_and_a_bundle_that_does_not_verify(tmp_path: Path) -> None:
     private, public_key = keypair(tmp_path)
     bundle = export(tmp_path).path

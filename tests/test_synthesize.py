@@ -22,9 +22,11 @@ from dpgenome.phenotypes import PhenoSchema, PhenotypeConfig, planned_dp_sgd
 from dpgenome.synthesize import (
     CENTRE,
     NOISE_SEED_ENV,
+    SECURE_MODE_SCOPE,
     SLOPES,
     SynthConfig,
     calibrated_ledger,
+    fixed_noise_assumption,
     mechanism_seeds,
     noise_multiplier,
     plan,
@@ -720,11 +722,14 @@ def test_synthesize__without_a_panel_releases_lead_snps(members) -> None:
     assert "lead-SNP release" in entry["sensitivity_note"]
     components = synthesize(m, replace(cfg, association=replace(a, no_panel_release="components")))
     assert components.details["association"]["release"] == "components"
-    # the same accounting (a components-only release has no lead-SNP note)
-    noted = res.ledger.to_dict()
-    for e in noted["mechanisms"]:
+    # the same accounting; a components-only release's note is the plan's rule alone
+    noted, plain = res.ledger.to_dict(), components.ledger.to_dict()
+    (rule,) = [e for e in plain["mechanisms"] if e["name"] == "region-association"]
+    assert "sqrt(r / " in rule["sensitivity_note"] and "lead-SNP" not in rule["sensitivity_note"]
+    assert entry["sensitivity_note"].startswith(rule["sensitivity_note"])
+    for e in (*noted["mechanisms"], *plain["mechanisms"]):
         e.pop("sensitivity_note", None)
-    assert components.ledger.to_dict() == noted
+    assert plain == noted
     # "auto" chooses per region from the DP basis (post-processing): the same ledger, and a
     # region is one SNP exactly when released as a lead SNP
     auto = synthesize(m, replace(cfg, association=replace(a, no_panel_release="auto")))
@@ -778,6 +783,28 @@ def test_mechanism_seeds__under_dp_not_a_function_of_the_published_seed(monkeypa
         mechanism_seeds(dp)
 
 
+def test_synthesize__fixed_noise_and_secure_mode_are_stated_in_the_ledger(
+    members, monkeypatch
+) -> None:
+    """A release whose noise the test setting fixed says so in its ledger (which
+    ``publish`` ships), not only in results.json: with ``seed`` it has no privacy at all,
+    with an integer only against whoever does not know it (the value is not written). Secure
+    mode states what it covers (the DP-SGD runs), not more."""
+    m, _ = members
+    res = synthesize(m, replace(FAST, epsilon=4.0, seed=1))
+    (fixed,) = [a for a in res.ledger.assumptions if NOISE_SEED_ENV in a]
+    assert "no privacy at all" in fixed and fixed in res.ledger.to_dict()["assumptions"]
+    assert SECURE_MODE_SCOPE not in res.ledger.assumptions
+    secure = synthesize(m, replace(FAST, epsilon=4.0, seed=1, secure_mode=True))
+    assert secure.ledger.secure_mode and SECURE_MODE_SCOPE in secure.ledger.assumptions
+    monkeypatch.setenv(NOISE_SEED_ENV, "4242")
+    secret = fixed_noise_assumption(replace(FAST, epsilon=4.0))
+    assert secret is not None and "4242" not in secret and "does not know" in secret
+    assert fixed_noise_assumption(replace(FAST, epsilon=math.inf)) is None
+    monkeypatch.delenv(NOISE_SEED_ENV)
+    assert fixed_noise_assumption(replace(FAST, epsilon=4.0)) is None
+
+
 def test_synthesize__released_noise_cannot_be_regenerated_from_the_seed(
     members, public, monkeypatch
 ) -> None:
@@ -798,6 +825,7 @@ def test_synthesize__released_noise_cannot_be_regenerated_from_the_seed(
     cfg = replace(FAST, epsilon=4.0, seed=1)
     res = synthesize(m, cfg, pub)
     assert "fresh OS entropy" in res.details["noise_source"]
+    assert not [a for a in res.ledger.assumptions if NOISE_SEED_ENV in a]
     released = m.n_samples * res.details["association"]["phenotype_location"]["mean"] / 2.0
     seeds = [int(v) for v in np.random.SeedSequence(cfg.seed).generate_state(8)]
     guess = np.random.default_rng(seeds[5]).normal(scale=exact["sd"], size=2)[0]

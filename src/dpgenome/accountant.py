@@ -71,7 +71,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 import numpy as np
 from dp_accounting.pld import common as pld_common
@@ -480,6 +480,53 @@ def gdp_to_epsilon(mu: float, delta: float) -> float:
     return float(brentq(lambda e: excess(e) - delta, 0.0, hi, xtol=1e-12))
 
 
+def _shown(value: Any) -> str:
+    """A JSON value as a message shows it: ``true``, ``null``, ``the string '3'``, ``2.9``,
+    ``an object``, ``a list``."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, dict):
+        return "an object"
+    return "a list" if isinstance(value, list) else type(value).__name__
+
+
+def _is_number(value: Any) -> TypeGuard[int | float]:
+    """A JSON number (``true``/``false`` are not numbers here, though Python's ints)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _number(entry: dict[str, Any], key: str, i: int, *, default: float | None = None) -> float:
+    """Field ``key`` of ledger mechanism ``i``: a JSON number (``default`` when absent)."""
+    if key not in entry:
+        if default is not None:
+            return default
+        raise ConfigError(f"ledger mechanism {i}: no {key}")
+    value = entry[key]
+    if not _is_number(value):
+        raise ConfigError(f"ledger mechanism {i}: {key} must be a number, got {_shown(value)}")
+    return float(value)
+
+
+def _whole(entry: dict[str, Any], key: str, i: int, *, default: int | None = None) -> int:
+    """Field ``key`` (``count``, ``steps``) of ledger mechanism ``i``: a whole number, stated
+    (``default``: only where a ledger format left it out), never rounded: ``int()`` would
+    read 2.9 steps as 2, ``true`` as 1 and ``"3"`` as 3."""
+    if key not in entry:
+        if default is not None:
+            return default
+        raise ConfigError(f"ledger mechanism {i}: no {key} (how many times it ran)")
+    value = entry[key]
+    if not _is_number(value) or not (isinstance(value, int) or float(value).is_integer()):
+        raise ConfigError(
+            f"ledger mechanism {i}: {key} must be a whole number, got {_shown(value)}"
+        )
+    return int(value)
+
+
 # ---------------------------------------------------------------------------- the ledger
 
 
@@ -715,7 +762,17 @@ class Ledger:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Ledger:
-        """Rebuild a ledger from :meth:`to_dict` output (to re-account a release)."""
+        """Rebuild a ledger from :meth:`to_dict` output (to re-account a release).
+
+        Read strictly, as a re-accounting must not under-count: ``mechanisms`` is a list of
+        JSON objects; every entry states its ``count`` (``steps`` for ``dp-sgd``) as a whole
+        number (an integral float is accepted, a bool, a string or a fraction is not), as
+        :meth:`to_dict` always writes it -- except a ``pure-dp`` entry without ``count``,
+        one step, as ledgers written before counts existed record it; numbers are JSON
+        numbers. A ledger stating a finite epsilon > 0 lists at least one mechanism. Any
+        other shape is a :class:`ConfigError` naming the entry."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"malformed ledger: {_shown(data)}, not a JSON object")
         try:
             ledger = cls(
                 float(data["delta"]),
@@ -728,32 +785,53 @@ class Ledger:
             recorded = data.get("assumptions")
             if isinstance(recorded, list) and all(isinstance(a, str) for a in recorded):
                 ledger.assumptions = list(recorded)
-            for i, m in enumerate(data["mechanisms"]):
+            mechanisms = data["mechanisms"]
+            if not isinstance(mechanisms, list):
+                raise ConfigError(
+                    f"malformed ledger: its mechanisms are {_shown(mechanisms)}, not a list"
+                )
+            stated = data.get("epsilon")
+            if (
+                not mechanisms
+                and not ledger.no_formal_privacy
+                and _is_number(stated)
+                and 0 < stated < math.inf
+            ):
+                raise ConfigError(
+                    f"malformed ledger: it states epsilon {stated!r} but lists no mechanisms "
+                    "to account for it"
+                )
+            for i, m in enumerate(mechanisms):
+                if not isinstance(m, dict):
+                    raise ConfigError(f"ledger mechanism {i}: {_shown(m)}, not a JSON object")
                 kind = m.get("kind")
                 if kind == "dp-sgd":
                     ledger.add_dp_sgd(
                         m["name"],
-                        m["noise_multiplier"],
-                        m["sample_rate"],
-                        m["steps"],
+                        _number(m, "noise_multiplier", i),
+                        _number(m, "sample_rate", i),
+                        _whole(m, "steps", i),
                         max_grad_norm=m.get("max_grad_norm"),
                     )
                 elif kind == "gaussian":
                     ledger.add_gaussian(
                         m["name"],
-                        m["noise_multiplier"],
-                        m.get("count", 1),
-                        m.get("sensitivity", 1.0),
+                        _number(m, "noise_multiplier", i),
+                        _whole(m, "count", i),
+                        _number(m, "sensitivity", i, default=1.0),
                         m.get("sensitivity_note", ""),
                     )
                 elif kind in _EPSILON_KINDS:
                     eps = m["epsilon"]
                     ledger.add_epsilon_steps(
-                        kind, m["name"], math.inf if eps is None else eps, m.get("count", 1)
+                        kind,
+                        m["name"],
+                        math.inf if eps is None else _number(m, "epsilon", i),
+                        _whole(m, "count", i, default=1 if kind == "pure-dp" else None),
                     )
                 else:
                     raise ConfigError(f"ledger mechanism {i}: unknown kind {kind!r}")
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, OverflowError) as err:
             raise ConfigError(f"malformed ledger: {err!r}") from err
         return ledger
 
@@ -795,13 +873,22 @@ def _reaccount(text: str) -> tuple[tuple[str, float], ...]:
     return (("epsilon", ledger.epsilon()), *ledger.accountants().items())
 
 
-def replace_one(epsilon: float, delta: float) -> dict[str, float | None]:
+def replace_one(epsilon: float, delta: float) -> dict[str, float | str | None]:
     """The guarantee between two cohorts of the same size that differ in one individual
     (replace one = remove one, then add one): ``(2 epsilon, (1 + e^epsilon) delta)`` by group
-    privacy over the two add/remove steps (an upper bound; ``None`` when unbounded)."""
+    privacy over the two add/remove steps (an upper bound; ``None`` when unbounded). When
+    that delta reaches 1 (epsilon 8 at the default delta of 768 members) the pair bounds
+    nothing, and a ``note`` says so beside the capped figures."""
     if not math.isfinite(epsilon) or epsilon > 50:
         return {"epsilon": _json_float(2 * epsilon), "delta": None}
-    return {"epsilon": 2 * epsilon, "delta": min(1.0, (1 + math.exp(epsilon)) * delta)}
+    d = (1 + math.exp(epsilon)) * delta
+    if d < 1.0:
+        return {"epsilon": 2 * epsilon, "delta": d}
+    return {
+        "epsilon": 2 * epsilon,
+        "delta": 1.0,
+        "note": "no guarantee: group privacy's delta, (1 + e^epsilon) delta, reaches 1",
+    }
 
 
 def _json_float(x: float | None) -> float | None:

@@ -491,12 +491,15 @@ class Split:
     holdout_fraction: float
     stratify: str | None
     member_hash: str
+    #: how each individual's side was decided (:data:`PER_INDIVIDUAL` or :data:`SHUFFLED`)
+    method: str = ""
 
     def record(self) -> dict[str, Any]:
         """What the dossier shows: no ids, only sizes, seed and a hash of the member ids."""
         return {
             "seed": self.seed,
             "holdout_fraction": self.holdout_fraction,
+            "method": self.method,
             "stratified_on": self.stratify,
             "n_members": len(self.members),
             "n_holdout": len(self.holdout),
@@ -508,6 +511,29 @@ def hash_ids(ids: Iterable[object]) -> str:
     return hashlib.sha256("\n".join(sorted(map(str, ids))).encode()).hexdigest()
 
 
+#: :func:`split_members` without ``stratify``: each individual's own draw
+PER_INDIVIDUAL = (
+    "per individual: the holdout are those whose keyed hash of (seed, sample id) falls below "
+    "the holdout fraction, so adding or removing one individual moves nobody else"
+)
+#: :func:`split_members` with ``stratify``: shuffled within strata
+SHUFFLED = (
+    "shuffled within strata of the phenotype: adding or removing one individual can move "
+    "others between the sides"
+)
+
+
+def individual_draws(sample_ids: Iterable[object], seed: int) -> np.ndarray:
+    """One uniform draw in [0, 1) per sample id, a function of ``(seed, id)`` alone: the
+    first 64 bits of SHA-256 over both."""
+    prefix = f"dpgenome-split\x1f{int(seed)}\x1f".encode()
+    words = [
+        int.from_bytes(hashlib.sha256(prefix + str(i).encode()).digest()[:8], "big")
+        for i in sample_ids
+    ]
+    return np.asarray(words, dtype=np.uint64).astype(np.float64) / 2.0**64
+
+
 def split_members(
     cohort: Cohort,
     *,
@@ -515,35 +541,30 @@ def split_members(
     seed: int = 0,
     stratify: str | None = None,
 ) -> Split:
-    """Seeded member/holdout split, stratified on ``stratify`` (binary/categorical by value,
-    continuous by quintile; missing values form their own stratum)."""
+    """Seeded member/holdout split.
+
+    Without ``stratify`` (what ``dpgenome release`` uses) each individual's side is their
+    own: holdout when the keyed hash of ``(seed, sample id)`` (:func:`individual_draws`) falls
+    below ``holdout_fraction``, so the holdout's size is binomial around that share. Adding or
+    removing one individual of the input then changes nobody else's side, and the release's
+    guarantee about its members is one about the input cohort: an individual is a member,
+    protected by the release's (epsilon, delta), or in the holdout, and the synthetic output
+    does not depend on them. With ``stratify`` the sides are shuffled within its strata
+    (binary/categorical by value, continuous by quintile; missing values form their own
+    stratum) to exact shares, which balances the holdout on that column, but one individual
+    more or less reshuffles their stratum and moves others between the sides: a guarantee
+    about the member set only."""
     if not 0.0 < holdout_fraction < 1.0:
         raise CohortError(f"holdout fraction must be in (0, 1), got {holdout_fraction}")
     n = cohort.n_samples
     if n < 4:
         raise CohortError(f"{n} samples are too few for a member/holdout split")
-    rng = np.random.default_rng(seed)
     if stratify is None:
-        strata = np.zeros(n, dtype=np.int64)
+        hold = np.flatnonzero(individual_draws(cohort.sample_ids, seed) < holdout_fraction)
+        method = PER_INDIVIDUAL
     else:
-        cohort.require_phenotypes([stratify])
-        col = cohort.phenotypes[stratify]
-        if cohort.pheno_types[stratify] == PhenoType.CONTINUOUS:
-            values = col.to_numpy(dtype=np.float64, na_value=np.nan)
-            ok = ~np.isnan(values)
-            strata = np.full(n, -1, dtype=np.int64)
-            if ok.any():
-                edges = np.quantile(values[ok], [0.2, 0.4, 0.6, 0.8])
-                strata[ok] = np.searchsorted(edges, values[ok])
-        else:
-            strata = pd.factorize(col.astype(str).where(col.notna(), "<NA>"))[0]
-    holdout: list[np.ndarray] = []
-    for s in np.unique(strata):
-        idx = np.flatnonzero(strata == s)
-        rng.shuffle(idx)
-        k = round(holdout_fraction * len(idx))
-        holdout.append(idx[:k])
-    hold = np.sort(np.concatenate(holdout))
+        hold = _stratified_holdout(cohort, holdout_fraction, seed, stratify)
+        method = SHUFFLED
     is_member = np.ones(n, dtype=bool)
     is_member[hold] = False
     members = np.flatnonzero(is_member)
@@ -560,7 +581,33 @@ def split_members(
         holdout_fraction=holdout_fraction,
         stratify=stratify,
         member_hash=hash_ids(cohort.sample_ids[members]),
+        method=method,
     )
+
+
+def _stratified_holdout(
+    cohort: Cohort, holdout_fraction: float, seed: int, stratify: str
+) -> np.ndarray:
+    """The holdout indices shuffled within strata of ``stratify`` (see :func:`split_members`)."""
+    n = cohort.n_samples
+    rng = np.random.default_rng(seed)
+    cohort.require_phenotypes([stratify])
+    col = cohort.phenotypes[stratify]
+    if cohort.pheno_types[stratify] == PhenoType.CONTINUOUS:
+        values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        ok = ~np.isnan(values)
+        strata = np.full(n, -1, dtype=np.int64)
+        if ok.any():
+            edges = np.quantile(values[ok], [0.2, 0.4, 0.6, 0.8])
+            strata[ok] = np.searchsorted(edges, values[ok])
+    else:
+        strata = pd.factorize(col.astype(str).where(col.notna(), "<NA>"))[0]
+    holdout: list[np.ndarray] = []
+    for s in np.unique(strata):
+        idx = np.flatnonzero(strata == s)
+        rng.shuffle(idx)
+        holdout.append(idx[: round(holdout_fraction * len(idx))])
+    return np.sort(np.concatenate(holdout))
 
 
 def split_from_holdout_ids(
@@ -600,4 +647,6 @@ def split_from_holdout_ids(
     members = np.flatnonzero(~is_hold)
     if len(hold) == 0 or len(members) == 0:
         raise InputError("the holdout list leaves no members or no holdout samples", file=file)
-    return Split(members, hold, -1, len(hold) / len(ids), None, hash_ids(ids[members]))
+    return Split(
+        members, hold, -1, len(hold) / len(ids), None, hash_ids(ids[members]), "a holdout id list"
+    )

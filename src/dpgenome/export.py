@@ -318,13 +318,72 @@ def default_release_id(files: Mapping[str, bytes | Path], fingerprint: str) -> s
 
 
 def _epsilon_delta(results: Mapping[str, Any]) -> tuple[float, float]:
+    """The release's (epsilon, delta) as its ledger states them (epsilon ``inf``: no formal
+    privacy). A finite-epsilon release needs its delta: a missing one read as 0 would drop
+    it from its individuals' lifetime deltas."""
     ledger = results.get("ledger")
     if not isinstance(ledger, Mapping) or "epsilon" not in ledger:
         raise InputError("results.json has no ledger.epsilon: nothing to record", column="ledger")
     eps = ledger["epsilon"]
-    epsilon = math.inf if eps is None or ledger.get("no_formal_privacy") is True else float(eps)
     delta = ledger.get("delta")
-    return epsilon, float(delta) if isinstance(delta, int | float) else 0.0
+    if eps is None or ledger.get("no_formal_privacy") is True:
+        return math.inf, float(delta) if isinstance(delta, int | float) else 0.0
+    if isinstance(eps, bool) or not isinstance(eps, int | float) or not eps >= 0:
+        raise InputError(
+            f"the ledger's epsilon must be a number >= 0 or null, got {eps!r}",
+            file=RESULTS,
+            column="ledger.epsilon",
+        )
+    if isinstance(delta, bool) or not isinstance(delta, int | float) or not 0 <= delta < 1:
+        raise InputError(
+            f"the ledger states epsilon {eps!r} but no delta in [0, 1) (got "
+            f"{'none' if 'delta' not in ledger else repr(delta)}): a release's delta adds to "
+            "its individuals' lifetime delta and cannot be left out",
+            file=RESULTS,
+            column="ledger.delta",
+        )
+    return float(eps), float(delta)
+
+
+#: how far above the stated epsilon the re-accounted one may be: the same accountants on the
+#: same mechanisms give the same figure, the tolerance only absorbs floating point across
+#: platforms
+_REACCOUNT_RTOL = 1e-6
+
+
+def _understated(ledger: Mapping[str, Any], again: Mapping[str, float]) -> str | None:
+    """What is wrong when ``ledger`` states an epsilon below ``again``, its mechanisms
+    re-accounted (:func:`~dpgenome.accountant.reaccount`); None when it does not."""
+    stated = float(ledger["epsilon"])
+    if again["epsilon"] <= stated * (1 + _REACCOUNT_RTOL) + 1e-12:
+        return None
+    return (
+        f"its ledger states epsilon {fmt_claim(stated)}, but its mechanisms re-account to "
+        f"{fmt_claim(again['epsilon'])} at delta {fmt(ledger['delta'])} (Opacus RDP "
+        f"{fmt_claim(again['opacus_rdp'])}, PLD {fmt_claim(again['pld'])})"
+    )
+
+
+def _refuse_understated(ledger: Any, epsilon: float) -> None:
+    """An :class:`InputError` when the results' ``ledger``, stating ``epsilon``
+    (:func:`_epsilon_delta`), states less than its mechanisms re-account to (what ``verify``
+    reports as a problem): such a claim must not be exported or charged to the lifetime
+    ledger. Mechanisms that cannot be re-accounted are left to ``verify``; the lifetime
+    ledger then charges the stated epsilon alone."""
+    if math.isinf(epsilon) or not isinstance(ledger, Mapping):
+        return
+    try:
+        again = reaccount(dict(ledger))
+    except DpgenomeError:
+        return
+    problem = _understated(ledger, again)
+    if problem is not None:
+        raise InputError(
+            f"{problem}: a release states at least what its mechanisms spent; nothing was "
+            "exported and nothing was recorded",
+            file=RESULTS,
+            column="ledger.epsilon",
+        )
 
 
 # ---------------------------------------------------------------------------- export
@@ -536,6 +595,7 @@ def export_bundle(
             "values as null"
         ) from None
     epsilon, delta = _epsilon_delta(results)
+    _refuse_understated(results.get("ledger"), epsilon)
 
     tmp = staging_directory(dest, "bundle")
     new_entry = False
@@ -902,14 +962,9 @@ def _reaccount(report: VerifyReport, ledger: Any, where: str = RESULTS) -> None:
         report.problems.append(f"{where}: its privacy ledger cannot be re-accounted ({err})")
         return
     report.reaccounted = {**again, "stated": float(stated), "delta": float(ledger["delta"])}
-    # the same accountants on the same mechanisms give the same figure; the tolerance only
-    # absorbs floating point across platforms
-    if again["epsilon"] > float(stated) * (1 + 1e-6) + 1e-12:
-        report.problems.append(
-            f"{where}: its ledger states epsilon {fmt_claim(stated)}, but its mechanisms "
-            f"re-account to {fmt_claim(again['epsilon'])} at delta {fmt(ledger['delta'])} "
-            f"(Opacus RDP {fmt_claim(again['opacus_rdp'])}, PLD {fmt_claim(again['pld'])})"
-        )
+    problem = _understated(ledger, again)
+    if problem is not None:
+        report.problems.append(f"{where}: {problem}")
 
 
 def _reevaluate(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -> None:

@@ -17,19 +17,20 @@ its fingerprint, and for no other cohort -- the ledger cannot know who was in it
 Composition across releases is per individual, over the releases that included them. Where
 each release's mechanisms are recorded (its ledger's ``mechanisms``: DP-SGD runs, Gaussian,
 exponential and Laplace steps, kept only when they re-account to at least the release's
-epsilon), they are composed by the same accountants as one release's
-(:class:`dpgenome.accountant.Ledger`: the larger of Opacus's RDP and Google's PLD) at the
-smallest delta among those releases; the epsilon taken is the smaller of that and *basic
-composition* (Dwork & Roth 2014, Thm 3.16: the epsilons add), both valid at the delta
-reported, the sum of the releases' deltas. Reading the composition at the smallest delta, not
-the sum, keeps a release with a large delta (a small cohort's 1/n^1.1) from lowering
-everyone's total. Releases whose mechanisms are unknown (recorded by an older ledger, or a
-results document without them) add their epsilons to the composed rest. Releases of the
-demo's mechanisms (epsilon 8 each, delta 6.7e-4) compose to 12.7, 16.8 and 20.4 for two,
-three and four, where basic composition gives 16, 24 and 32 (:func:`compose`). A release with
-epsilon = inf (no formal privacy) makes its individuals' lifetime totals infinite. The
-epsilon and the delta reported are each the largest over the individuals (an upper bound on
-every individual's pair, possibly reached by two different individuals).
+epsilon; a release whose mechanisms re-account to more costs that more), they are composed by
+the same accountants as one release's (:class:`dpgenome.accountant.Ledger`: the larger of
+Opacus's RDP and Google's PLD) at the smallest delta among those releases; the epsilon taken
+is the smaller of that and *basic composition* (Dwork & Roth 2014, Thm 3.16: the epsilons
+add), both valid at the delta reported, the sum of the releases' deltas. Reading the
+composition at the smallest delta, not the sum, keeps a release with a large delta (a small
+cohort's 1/n^1.1) from lowering everyone's total. Releases whose mechanisms are unknown
+(recorded by an older ledger, a results document without them, or recorded mechanisms that
+do not parse) add their epsilons to the composed rest. Releases of the demo's mechanisms
+(epsilon 8 each, delta 6.7e-4) compose to 12.7, 16.8 and 20.4 for two, three and four, where
+basic composition gives 16, 24 and 32 (:func:`compose`). A release with epsilon = inf (no
+formal privacy) makes its individuals' lifetime totals infinite. The epsilon and the delta
+reported are each the largest over the individuals (an upper bound on every individual's
+pair, possibly reached by two different individuals).
 
 The totals are valid bounds for the releases made. A cap checked release by release, with
 later releases chosen after seeing earlier ones, is a *privacy filter*: proven for adding
@@ -235,12 +236,14 @@ class ReleaseBudget:
         """From a release's (epsilon, delta) and its ledger object (``results["ledger"]``).
         Mechanisms are kept only when re-accounting them at ``delta`` gives at least the
         release's epsilon; unreadable or incomplete ones are left out, with a warning (the
-        release then composes by its epsilon alone: the safe side)."""
+        release then composes by its epsilon alone: the safe side). Mechanisms that
+        re-account to *more* than the epsilon stated are kept, and the budget's epsilon is
+        theirs (with a warning): an understated epsilon would lower every total it is in."""
         mechanisms = ledger.get("mechanisms") if isinstance(ledger, Mapping) else None
         if math.isinf(epsilon) or not isinstance(mechanisms, list):
             return cls(epsilon, delta)
         text = json.dumps(mechanisms, sort_keys=True, separators=(",", ":"))
-        accounted = _accounted(text, delta) if 0.0 < delta < 1.0 else None
+        accounted = _accounted(text, delta, epsilon) if 0.0 < delta < 1.0 else None
         if accounted is None or accounted < epsilon * (1.0 - 1e-9):
             # unreadable, or not all of what the release spent (an incomplete or stale list)
             _warn_once(
@@ -253,7 +256,12 @@ class ReleaseBudget:
                 + "; its lifetime cost is its epsilon alone"
             )
             return cls(epsilon, delta)
-        return cls(epsilon, delta, text)
+        if accounted > epsilon * (1.0 + 1e-9):
+            _warn_once(
+                f"the release's ledger states epsilon {epsilon:.4g}, but its mechanisms "
+                f"re-account to {accounted:.4g}; its lifetime cost is the larger"
+            )
+        return cls(max(epsilon, accounted), delta, text)
 
 
 @functools.lru_cache(maxsize=64)
@@ -262,14 +270,25 @@ def _warn_once(message: str) -> None:
     log.warning("%s", message)
 
 
-def _mechanisms(text: str, delta: float) -> list[Any] | None:
-    """The accountant's mechanisms of a recorded release, or None when they do not parse."""
+def _mechanisms(text: str, delta: float, epsilon: float) -> list[Any] | None:
+    """The accountant's mechanisms of a recorded release of ``epsilon``, or None when they
+    do not parse (:meth:`~dpgenome.accountant.Ledger.from_dict`)."""
     from dpgenome.accountant import Ledger
 
     try:
-        return Ledger.from_dict({"delta": delta, "mechanisms": json.loads(text)}).mechanisms
+        return Ledger.from_dict(_as_ledger(text, delta, epsilon)).mechanisms
     except (ConfigError, ValueError, TypeError, KeyError):
         return None
+
+
+def _as_ledger(text: str, delta: float, epsilon: float) -> dict[str, Any]:
+    """A release ledger of the mechanisms ``text`` at ``delta``, stating ``epsilon`` (so that
+    an empty list for a release that spent something does not parse)."""
+    return {
+        "delta": delta,
+        "epsilon": epsilon if math.isfinite(epsilon) else None,
+        "mechanisms": json.loads(text),
+    }
 
 
 def compose(budgets: Iterable[ReleaseBudget]) -> tuple[float, float, float]:
@@ -279,11 +298,11 @@ def compose(budgets: Iterable[ReleaseBudget]) -> tuple[float, float, float]:
     epsilons (basic composition: a valid pair). The epsilon is the smaller of that and the
     releases' mechanisms composed by :class:`~dpgenome.accountant.Ledger` (the larger of its
     two accountants, as a release reports) at the *smallest* positive delta among them, plus
-    the epsilons of releases whose mechanisms are unknown; that pair holds at a delta no
-    larger than the sum, so the smaller epsilon holds at the sum. Composing at the smallest
-    delta keeps the total from falling when a release is added: a release with a large delta
-    (a small cohort's 1/n^1.1) would otherwise raise the delta everyone's total is read at
-    and lower their epsilon."""
+    the epsilons of releases whose mechanisms are unknown or do not parse; that pair holds at
+    a delta no larger than the sum, so the smaller epsilon holds at the sum. Composing at the
+    smallest delta keeps the total from falling when a release is added: a release with a
+    large delta (a small cohort's 1/n^1.1) would otherwise raise the delta everyone's total is
+    read at and lower their epsilon."""
     return _compose(tuple(sorted(budgets, key=lambda b: (b.epsilon, b.delta, b.mechanisms or ""))))
 
 
@@ -293,26 +312,36 @@ def _compose(budgets: tuple[ReleaseBudget, ...]) -> tuple[float, float, float]:
 
     delta = math.fsum(b.delta for b in budgets)
     basic = _sum_epsilon(None if math.isinf(b.epsilon) else b.epsilon for b in budgets)
-    known = [b for b in budgets if b.mechanisms is not None]
-    strictest = min((b.delta for b in known if b.delta > 0), default=0.0)
-    if math.isinf(basic) or len(known) < 2 or not 0.0 < strictest < 1.0:
+    if math.isinf(basic):
+        return basic, delta, basic
+    # a release whose recorded mechanisms do not parse is unknown: its epsilon adds
+    known: list[tuple[ReleaseBudget, list[Any]]] = []
+    rest: list[float] = []
+    for b in budgets:
+        parsed = None if b.mechanisms is None else _mechanisms(b.mechanisms, b.delta, b.epsilon)
+        if parsed is None:
+            rest.append(b.epsilon)
+        else:
+            known.append((b, parsed))
+    strictest = min((b.delta for b, _ in known if b.delta > 0), default=0.0)
+    if len(known) < 2 or not 0.0 < strictest < 1.0:
         return basic, delta, basic
     together = Ledger(strictest)
-    for i, b in enumerate(known):
-        for m in _mechanisms(b.mechanisms or "", b.delta) or []:
+    for i, (_, parsed) in enumerate(known):
+        for m in parsed:
             together.add(dataclasses.replace(m, name=f"release {i + 1}: {m.name}"))
-    rest = math.fsum(b.epsilon for b in budgets if b.mechanisms is None)
-    return min(basic, together.epsilon() + rest), delta, basic
+    return min(basic, together.epsilon() + math.fsum(rest)), delta, basic
 
 
-def _accounted(text: str, delta: float) -> float | None:
+def _accounted(text: str, delta: float, epsilon: float) -> float | None:
     """A release's epsilon at ``delta`` re-accounted from its recorded mechanisms (the larger
-    of the two accountants), or None when they do not parse."""
+    of the two accountants), or None when they do not parse (for a release stating
+    ``epsilon``)."""
     from dpgenome.accountant import reaccount
 
     try:
-        return reaccount({"delta": delta, "mechanisms": json.loads(text)})["epsilon"]
-    except (ConfigError, ValueError):
+        return reaccount(_as_ledger(text, delta, epsilon))["epsilon"]
+    except (ConfigError, ValueError, TypeError):
         return None
 
 
@@ -771,5 +800,15 @@ def _has_mechanisms(con: sqlite3.Connection) -> bool:
 
 
 def _budget(row: tuple[Any, ...]) -> ReleaseBudget:
-    """A ``(release_id, epsilon, delta, mechanisms)`` row's budget."""
-    return ReleaseBudget(math.inf if row[1] is None else float(row[1]), float(row[2]), row[3])
+    """A ``(release_id, epsilon, delta, mechanisms)`` row's budget, re-derived as
+    :meth:`ReleaseBudget.of` derives a new release's: a row recorded from a ledger that
+    understated its epsilon costs what its mechanisms give, one whose mechanisms do not
+    parse or give less costs its epsilon alone."""
+    epsilon, delta, text = math.inf if row[1] is None else float(row[1]), float(row[2]), row[3]
+    if text is None:
+        return ReleaseBudget(epsilon, delta)
+    try:
+        mechanisms = json.loads(text)
+    except (TypeError, ValueError):
+        mechanisms = None
+    return ReleaseBudget.of(epsilon, delta, {"mechanisms": mechanisms})

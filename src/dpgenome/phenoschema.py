@@ -464,6 +464,44 @@ def _first_line(where: str, ids: Sequence[str], bad: np.ndarray) -> tuple[int | 
     return None, f" (the first is sample {int(rows[0]) + 1})"
 
 
+#: the type a schema entry's kind fixes
+_KIND_TYPE: Mapping[str, PhenoType] = {
+    "binary": PhenoType.BINARY,
+    "levels": PhenoType.CATEGORICAL,
+    "bins": PhenoType.CONTINUOUS,
+    "values": PhenoType.CONTINUOUS,
+}
+
+
+def schema_pheno_types(
+    columns: Iterable[str], config: PhenotypeConfig | None = None
+) -> dict[str, PhenoType]:
+    """The type the public schema (with a declaration file's entries: ``config``'s
+    :meth:`~PhenotypeConfig.resolved_schema`) fixes for each of ``columns`` it covers, by
+    its entry's kind: ``binary`` 0/1, ``levels`` categorical, ``bins`` and ``values``
+    continuous. Columns rebuilt from a parent (one-hot) and columns the schema lacks are
+    left out."""
+    config = PhenotypeConfig() if config is None else config
+    schema = config.resolved_schema().columns
+    cols = [str(c) for c in columns]
+    derived = derived_columns(cols)
+    return {c: _KIND_TYPE[schema[c].kind] for c in cols if c in schema and c not in derived}
+
+
+def with_schema_types(cohort: Cohort, config: PhenotypeConfig | None = None) -> Cohort:
+    """``cohort`` checked against the schema (:func:`check_schema_domains`) and typed by it
+    (:func:`schema_pheno_types`) rather than by its values. A type read from the members'
+    values is a statistic of the members: a schema ``values`` column whose members all hold
+    0 or 1 reads as 0/1, and one member with another value makes it continuous, which
+    switches an analysis phenotype between the 0/1 and the continuous release paths at no
+    privacy cost on the ledger. Idempotent."""
+    check_schema_domains(cohort, config)
+    fixed = schema_pheno_types(cohort.phenotypes.columns, config)
+    if all(cohort.pheno_types.get(c) == t for c, t in fixed.items()):
+        return cohort
+    return replace(cohort, pheno_types={**cohort.pheno_types, **fixed})
+
+
 def check_schema_domains(cohort: Cohort, config: PhenotypeConfig | None = None) -> None:
     """Before any work: the cohort's values against the types and domains the public schema
     fixes -- the public CFW schema and a ``--pheno-schema`` file's declarations

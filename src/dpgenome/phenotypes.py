@@ -1248,7 +1248,9 @@ def fit_phenotypes(
         "steps": config.steps,
         "noise_multiplier": noise_multiplier,
         "max_grad_norm": config.max_grad_norm if private else None,
-        "final_loss": float(np.mean(finite[-20:])) if finite else None,
+        # the batch losses are exact statistics of the members' un-noised batches, charged
+        # to no mechanism: kept without DP only
+        "final_loss": float(np.mean(finite[-20:])) if finite and not private else None,
         "n_parameters": int(sum(p.numel() for p in net.parameters())),
     }
     return PhenoModel(enc, net, details)

@@ -182,8 +182,9 @@ def publish(
 
 def verify_public(root: Path, public_key: Ed25519PublicKey | None, report: VerifyReport) -> None:
     """Check a public release (the directory :func:`publish` writes) into ``report``: every
-    file's hash and size, no added file, the signature, and the ledger re-accounted from its
-    mechanisms (a stated epsilon below them is a problem, as for a bundle)."""
+    file's hash and size, no added file, the signature, the (epsilon, delta) claim the same in
+    the manifest and the ledger, and the ledger re-accounted from its mechanisms (a stated
+    epsilon below them is a problem, as for a bundle)."""
     report.kind = "public release"
     try:
         manifest_bytes = (root / PUBLIC_MANIFEST).read_bytes()
@@ -213,11 +214,17 @@ def verify_public(root: Path, public_key: Ed25519PublicKey | None, report: Verif
     except (OSError, ValueError) as err:
         report.problems.append(f"{LEDGER}: cannot be read as JSON ({err})")
         return
+    if not isinstance(ledger, Mapping):
+        report.problems.append(f"{LEDGER}: not a JSON object")
+        return
     privacy = manifest.get("privacy")
-    stated = privacy.get("epsilon") if isinstance(privacy, Mapping) else None
-    if not isinstance(ledger, Mapping) or ledger.get("epsilon") != stated:
-        report.problems.append(
-            f"{LEDGER}: its epsilon differs from the one {PUBLIC_MANIFEST} states ({stated!r})"
-        )
+    claim = privacy if isinstance(privacy, Mapping) else {}
+    differ = [
+        f"{LEDGER}: its {key} differs from the one {PUBLIC_MANIFEST} states ({claim.get(key)!r})"
+        for key in ("epsilon", "delta")
+        if key not in ledger or key not in claim or ledger[key] != claim[key]
+    ]
+    if differ:
+        report.problems.extend(differ)
         return
     _reaccount(report, ledger, LEDGER)

@@ -10,7 +10,9 @@
    members (only the per-SNP biases: low-dimensional) is available (``finetune_steps``) but
    off by default, see :class:`SynthConfig` -- then this mechanism is absent.
 2. ``phenotypes`` (DP-SGD): the phenotype synthesizer of :mod:`dpgenome.phenotypes` on every
-   phenotype column (analysis phenotype and covariates included).
+   phenotype column (analysis phenotype and covariates included). ``phenotype-bins``
+   (Gaussian, two histograms per column): the bins of each continuous column the public
+   schema lacks (:func:`dpgenome.phenotypes.dp_bins`); absent when the schema covers them all.
 3. ``phenotype-centre`` (Gaussian, two numbers): the mean and second moment of the
    standardised, clipped analysis phenotype, so that SNP scores are centred and scaled
    whatever the reference allele frequencies and the synthetic phenotype's spread
@@ -59,6 +61,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import secrets
@@ -90,9 +93,11 @@ from dpgenome.draw import draw_with_prevalence
 from dpgenome.errors import CohortError, ConfigError
 from dpgenome.gwas import lambda_gc, linear_scan
 from dpgenome.model import WindowLayout, WindowModel, make_layout
-from dpgenome.phenoschema import data_typed_assumption, typed_from_data
+from dpgenome.phenoschema import data_typed_assumption, typed_from_data, with_schema_types
 from dpgenome.sample import sample_dosages, synthetic_samples
 from dpgenome.train import TrainConfig, train
+
+log = logging.getLogger(__name__)
 
 STRUCTURE = "genotype-structure"
 
@@ -106,6 +111,13 @@ STRUCTURE = "genotype-structure"
 #: integer (a secret as long as the integer is). Without formal privacy nothing is noised and
 #: the configuration's seed is used as it is.
 NOISE_SEED_ENV = "DPGENOME_NOISE_SEED"
+#: what ``secure_mode`` covers, as the ledger of a release made with it states
+SECURE_MODE_SCOPE = (
+    "secure mode covers the DP-SGD runs: their noise and Poisson batches come from the OS "
+    "CSPRNG (os.urandom, four summed Gaussians against floating-point attacks, as Opacus's "
+    "secure mode); the Gaussian, Laplace and Gumbel noise of the other mechanisms comes from "
+    "numpy's PCG64 seeded with fresh OS entropy, with its floating-point samplers"
+)
 PHENOTYPES = "phenotypes"
 PHENOTYPE_BINS = "phenotype-bins"
 ASSOCIATION = "region-association"
@@ -296,13 +308,18 @@ def plan(
                 )
             )
         y_bound = min(a.effect_y_clip, a.y_clip)
-        note = ""
+        note = (
+            f"planned for {a.max_regions} regions (count); when the threshold tests pass "
+            f"r < {a.max_regions}, each of the r released regions gets the noise multiplier "
+            f"times sqrt(r / {a.max_regions}): the same Gaussian mechanism (mu^2 = count / "
+            "noise multiplier^2), so the same epsilon"
+        )
         if not has_public and a.no_panel_release != "components":
             # without a panel a region may be one lead SNP (release_lead): another sensitivity,
             # the same multiplier (the noise of each query is scaled to its own)
             lead = y_bound * math.sqrt(1.0 + a.lead_count_weight**2)
-            note = (
-                f"per region: {a.z_clip * y_bound:.4g} (z_clip x phenotype bound) for a "
+            note += (
+                f"; per region: {a.z_clip * y_bound:.4g} (z_clip x phenotype bound) for a "
                 f"components release, {lead:.4g} (phenotype bound x sqrt(1 + "
                 f"{a.lead_count_weight:g}^2)) for a lead-SNP release; each region's noise sd is "
                 "the noise multiplier times its own sensitivity"
@@ -1118,6 +1135,25 @@ def mechanism_seeds(config: SynthConfig) -> tuple[list[int], str]:
     return [int(s) for s in root.generate_state(8)], source
 
 
+def fixed_noise_assumption(config: SynthConfig) -> str | None:
+    """The ledger's assumption when :data:`NOISE_SEED_ENV` fixes a DP release's noise (tests
+    and benchmarks): the stated (epsilon, delta) then holds only against whoever does not
+    know the seed. ``None`` for secret noise or without formal privacy."""
+    fixed = os.environ.get(NOISE_SEED_ENV, "").strip()
+    if not config.private or not fixed:
+        return None
+    return (
+        f"the DP noise was fixed by {NOISE_SEED_ENV}={fixed if fixed == 'seed' else '<secret>'}"
+        " (tests and benchmarks only): "
+        + (
+            "it is derived from the configuration's seed, which the release publishes, so "
+            "anyone can regenerate and remove it: no privacy at all"
+            if fixed == "seed"
+            else "the guarantee holds only against whoever does not know that value"
+        )
+    )
+
+
 def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = None) -> SynthResult:
     """A synthetic cohort of ``config.n_synth`` fresh individuals over the same variants,
     with one privacy ledger for everything learnt from ``members`` (see the module docstring).
@@ -1140,6 +1176,8 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
         members = declared.apply(
             members, replace(config.phenotypes, declared=None).resolved_schema()
         )
+    # types from the public schema, not the members' values (idempotent after the CLI's)
+    members = with_schema_types(members, config.phenotypes)
     if members.pheno_types[config.pheno] == PhenoType.CATEGORICAL:
         raise CohortError(f"phenotype {config.pheno!r} is categorical; a numeric one is needed")
     cfg = config.validate(n)
@@ -1165,6 +1203,12 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
     pheno_cfg = replace(cfg.phenotypes, seed=seeds[3], secure_mode=cfg.secure_mode)
     ledger = calibrated_ledger(members, cfg, has_public=public is not None)
     ledger.assumptions += schema_assumptions(members, cfg)
+    if cfg.secure_mode and cfg.private:
+        ledger.assumptions.append(SECURE_MODE_SCOPE)
+    fixed_noise = fixed_noise_assumption(cfg)
+    if fixed_noise is not None:
+        ledger.assumptions.append(fixed_noise)
+        log.warning("%s", fixed_noise)
     timings["calibrate"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

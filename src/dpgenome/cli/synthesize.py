@@ -98,7 +98,9 @@ def _check_out(out: Path, inputs: dict[str, str | None]) -> None:
     "--secure-mode",
     is_flag=True,
     default=False,
-    help="Noise and sampling from the OS CSPRNG (Opacus secure mode).",
+    help="DP-SGD's noise and Poisson batches from the OS CSPRNG (os.urandom; four summed "
+    "Gaussians, as Opacus's secure mode). The other mechanisms' noise (Gaussian, Laplace, "
+    "Gumbel) still comes from numpy's generator, seeded from fresh OS entropy.",
 )
 @click.option(
     "--out",
@@ -131,9 +133,9 @@ def synthesize(
     from dpgenome.io.files import atomic_directory
     from dpgenome.io.pheno import find_pheno
     from dpgenome.phenoschema import (
-        check_schema_domains,
         read_pheno_schema,
         warn_values_encoded_as_missing,
+        with_schema_types,
     )
     from dpgenome.phenotypes import PhenotypeConfig
     from dpgenome.policy import fmt_claim
@@ -147,7 +149,7 @@ def synthesize(
     raw = read_cohort(cohort)
     if declared is not None:
         raw = declared.apply(raw)
-    check_schema_domains(raw, PhenotypeConfig(declared=declared))
+    raw = with_schema_types(raw, PhenotypeConfig(declared=declared))
     # under DP the SNPs kept are chosen from public data only (the panel's frequencies)
     real, report = qc(raw, dp=math.isfinite(epsilon), public=panel)
     members = analysis_subset(real, pheno, list(covars), report)
