@@ -179,8 +179,14 @@ class AssociationConfig:
     #: covariances with the components, so the release noise, not the data, often decided
     #: which one aligned best; one read the effect with R^2 0.5 of its variance in the span
     #: and got it ~1.4 times, at the block's edge 3 Mb from the lead window (demo cohort,
-    #: epsilon 8: 45 false 1e-8 hits outside the real block)
-    implied_lead_flank_bp: int | None = 1_000_000
+    #: epsilon 8: 45 false 1e-8 hits outside the real block). 1 Mb was the default at stop
+    #: 40 (eight paired draws of the 768 demo members: precision 0.42-1.00 to 1.00 in 8 of
+    #: 8); stop 41's ten paired draws per cell found it no better and off by default again:
+    #: bench cohort 1 at epsilon 10 0.682 / 0.765 against 0.707 / 0.808 without (one run at
+    #: recall 0.45), the other three cells 0.02-0.04 lower recall, and on the 786 members of
+    #: the per-individual split precision >= 0.8 in 6 of 10 against 5, with one spurious
+    #: locus (none without)
+    implied_lead_flank_bp: int | None = None
     #: pool the implied lead's cross-moment with the one the threshold test measured (the
     #: region's best score: released already, so free), weighting each by its inverse noise
     #: variance (:func:`pool_lead`). The implied lead's sd is the release noise's
