@@ -173,8 +173,8 @@ def main() -> None:
     print(
         f"{real.n_samples} analysis mice, {synthetic.n_samples} synthetic records, "
         f"{public.n_samples} panel individuals, {sub.n} SNPs; {args.splits} splits per "
-        f"holdout fraction ({', '.join(f'{f:g}' for f in args.holdout)}; stratified on "
-        f"{config.pheno}); distances in {time.perf_counter() - t0:.0f} s"
+        f"holdout fraction ({', '.join(f'{f:g}' for f in args.holdout)}; each mouse's side "
+        f"its own draw, as a release's); distances in {time.perf_counter() - t0:.0f} s"
     )
 
     nearest = np.bincount(d_geno.argmin(axis=0), minlength=real.n_samples) / synthetic.n_samples
