@@ -1103,6 +1103,11 @@ def _lead_region(
     return region, detail
 
 
+def _fixed_noise() -> str:
+    """:data:`NOISE_SEED_ENV` as set (``""``: unset, the noise is fresh OS entropy)."""
+    return os.environ.get(NOISE_SEED_ENV, "").strip()
+
+
 def mechanism_seeds(config: SynthConfig) -> tuple[list[int], str]:
     """``(seeds, source)``: the eight seeds of one synthesis's random streams (mechanism
     noise, Poisson batches, sampling) and where they come from (for ``details``).
@@ -1111,7 +1116,7 @@ def mechanism_seeds(config: SynthConfig) -> tuple[list[int], str]:
     entropy mixed with ``config.seed``, recorded nowhere (two runs of one configuration
     draw different noise: each is a release of its own). :data:`NOISE_SEED_ENV` fixes them
     for tests and benchmarks. Without formal privacy: ``config.seed`` alone (reproducible)."""
-    fixed = os.environ.get(NOISE_SEED_ENV, "").strip()
+    fixed = _fixed_noise()
     if not config.private:
         root, source = np.random.SeedSequence(config.seed), "the configuration's seed"
     elif fixed == "seed":
@@ -1139,7 +1144,7 @@ def fixed_noise_assumption(config: SynthConfig) -> str | None:
     """The ledger's assumption when :data:`NOISE_SEED_ENV` fixes a DP release's noise (tests
     and benchmarks): the stated (epsilon, delta) then holds only against whoever does not
     know the seed. ``None`` for secret noise or without formal privacy."""
-    fixed = os.environ.get(NOISE_SEED_ENV, "").strip()
+    fixed = _fixed_noise()
     if not config.private or not fixed:
         return None
     return (
