@@ -913,3 +913,25 @@ def test_render_dossier__names_where_the_dp_noise_came_from() -> None:
     doc.setdefault("synthesis", {})["noise_source"] = "fresh OS entropy (recorded nowhere)"
     html = render_dossier(doc, evaluation, {})
     assert "<th>DP noise</th><td>fresh OS entropy (recorded nowhere)</td>" in html
+
+
+def test_render_dossier__snp_table_says_where_the_false_hits_stand() -> None:
+    """The SNP table's last column: the synthetic hits the real GWAS does not reach, how many
+    of them it puts under the support threshold, and their real -log10 p; a dash for a
+    threshold without the breakdown (the support threshold itself, or older results)."""
+    doc = results("approve")
+    doc["fidelity"]["gwas"]["loci"]["support_threshold"] = 2e-6
+    doc["fidelity"]["gwas"]["thresholds"]["1e-08"] |= {
+        "false_hits": 12,
+        "false_hits_supported": 11,
+        "false_hits_real_log10_p": [4.31, 7.96],
+    }
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    html = render_dossier(doc, evaluation, {})
+    table = html[html.index("<h3>SNP recall and precision</h3>") :]
+    table = " ".join(table[: table.index("</table>")].split())
+    want = "12, of which 11 at real p &lt; 2e-06 (real &minus;log<sub>10</sub> p 4.3&ndash;8.0)"
+    assert want in table
+    rows = table.split("<tr>")[1:]
+    assert [r.count("<th") + r.count("<td") for r in rows] == [8, 8, 8]
+    assert "<td>&ndash;</td></tr>" in rows[2]

@@ -76,6 +76,10 @@ def test_compare_gwas__hand_counted_fixture() -> None:
     assert t8["f1"] == pytest.approx(2 * (1 / 3) * (1 / 2) / (1 / 3 + 1 / 2))
     # 2e-6 (-log10 = 5.699): real a,b,c,d; synthetic a,b,c,e
     assert (t6["real_hits"], t6["synthetic_hits"], t6["overlap"]) == (4, 4, 3)
+    # e is the one synthetic-only hit at 1e-8, at real -log10 p 1.0 (not even suggestive);
+    # the 2e-6 row is the support threshold itself: no breakdown there
+    assert (t8["false_hits"], t8["false_hits_supported"]) == (1, 0)
+    assert t8["false_hits_real_log10_p"] == [1.0, 1.0] and "false_hits" not in t6
     loci = d["loci"]
     # real loci: {a,b} and {c}; synthetic loci: {a} and {e}: one recovered, one spurious
     assert (loci["real_loci"], loci["synthetic_loci"]) == (2, 2)
@@ -115,7 +119,12 @@ def test_compare_gwas__a_locus_the_real_gwas_shows_below_the_line_is_not_spuriou
             ("m", "2", 1_800_000, 0.1, 9.0),
         ]
     )
-    loci = compare_gwas(real, synth).to_dict()["loci"]
+    d = compare_gwas(real, synth).to_dict()
+    loci = d["loci"]
+    # SNP level at 1e-8: g, h and m are synthetic-only hits; g alone is suggestive (7.3)
+    t8 = d["thresholds"]["1e-08"]
+    assert (t8["false_hits"], t8["false_hits_supported"]) == (3, 1)
+    assert t8["false_hits_real_log10_p"] == [1.0, 7.3]
     # synthetic loci: {a}, {g, h} (h within 1 Mb of g), {m}
     assert (loci["synthetic_loci"], loci["unmatched"], loci["spurious"]) == (3, 2, 1)
     rows = {r["lead_id"]: r for r in loci["table"] if r["source"] == "synthetic"}
@@ -123,8 +132,9 @@ def test_compare_gwas__a_locus_the_real_gwas_shows_below_the_line_is_not_spuriou
     assert not rows["m"]["supported"]  # k (1e-5) is within 1 Mb but not suggestive
     assert loci["support_threshold"] == 2e-6 and "2e-06" in loci["method"]
     # with the support threshold at the primary one, unmatched = spurious
-    strict = compare_gwas(real, synth, support_threshold=1e-8).to_dict()["loci"]
-    assert strict["spurious"] == strict["unmatched"] == 2
+    strict = compare_gwas(real, synth, support_threshold=1e-8).to_dict()
+    assert strict["loci"]["spurious"] == strict["loci"]["unmatched"] == 2
+    assert "false_hits" not in strict["thresholds"]["1e-08"]
 
 
 def test_compare_gwas__identical_results_are_perfect() -> None:

@@ -431,6 +431,28 @@ def test_evaluate__loci_fraction_and_attribute_worst_phenotype() -> None:
     assert risk.status is Status.FAIL and risk.ci == (0.02, 0.25) and "BMD" in risk.detail
 
 
+def test_evaluate__precision_finding_says_where_the_false_hits_stand() -> None:
+    doc = results("approve")
+    t8 = doc["fidelity"]["gwas"]["thresholds"]["1e-08"]
+    policy = load_policy(shipped_policy("consortium"))
+    t8["precision"] = 0.6
+    plain = finding(evaluate(doc, policy, context=NONE_SPENT), "fidelity.precision")
+    assert plain.status is Status.FAIL and plain.detail == ""  # older results: no breakdown
+    doc["fidelity"]["gwas"]["loci"]["support_threshold"] = 2e-6
+    t8 |= {"false_hits": 40, "false_hits_supported": 40, "false_hits_real_log10_p": [6.3, 8.0]}
+    precision = finding(evaluate(doc, policy, context=NONE_SPENT), "fidelity.precision")
+    assert (precision.status, precision.measured) == (Status.FAIL, 0.6)
+    assert precision.detail == (
+        "40 synthetic hits are not real hits at 1e-8; 40 of them reach p < 2e-06 in the real "
+        "GWAS (real -log10 p 6.3-8.0): SNPs of real loci short of the line"
+    )
+    t8 |= {"false_hits_supported": 30}
+    detail = finding(evaluate(doc, policy, context=NONE_SPENT), "fidelity.precision").detail
+    assert detail.endswith("short of the line, the rest association the real data do not show")
+    t8 |= {"false_hits": 0, "false_hits_supported": 0, "false_hits_real_log10_p": None}
+    assert finding(evaluate(doc, policy, context=NONE_SPENT), "fidelity.precision").detail == ""
+
+
 def test_evaluate__custom_rule_on_any_path() -> None:
     policy = parse_policy(
         MINIMAL + "custom:\n  - id: af\n    metric: fidelity.allele_frequency_correlation\n"

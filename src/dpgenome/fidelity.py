@@ -6,7 +6,11 @@ only one result are counted and left out of every metric; a SNP whose ``a1`` dif
 synthetic beta sign flipped):
 
 * SNP level, per threshold: hits in each, overlap, recall = overlap / real hits,
-  precision = overlap / synthetic hits (each null when its denominator is 0), F1;
+  precision = overlap / synthetic hits (each null when its denominator is 0), F1; and, at
+  each threshold stricter than ``support_threshold``, the synthetic hits the real GWAS does
+  not reach (``false_hits``), how many of them it puts below ``support_threshold`` all the
+  same (``false_hits_supported``: the SNPs of a real locus just short of the line, which a
+  second sample of the same people would put on either side) and their real -log10 p range;
 * locus level: significant SNPs (at the first, strictest threshold) are clumped around lead
   SNPs by distance (the most significant unassigned SNP takes every significant SNP on its
   chromosome within ``locus_window_bp``, repeated), and clumps within ``locus_window_bp`` of
@@ -320,6 +324,33 @@ def gwas_rows(members: Cohort, synth: Cohort, seed: int) -> tuple[Cohort, dict[s
     return synth.take_samples(pick), counts | {"compared": n}
 
 
+def _add_false_hits(
+    snp_level: dict[str, dict[str, Any]],
+    thresholds: Sequence[float],
+    support: float,
+    lp_real: np.ndarray,
+    lp_synth: np.ndarray,
+) -> None:
+    """Per threshold stricter than ``support``: ``false_hits`` (synthetic hits the real GWAS
+    does not reach), ``false_hits_supported`` (those it puts at ``p < support``) and
+    ``false_hits_real_log10_p`` (their real -log10 p, ``[min, max]``; None without any)."""
+    lp_r = np.nan_to_num(lp_real, nan=-1.0)
+    lp_s = np.nan_to_num(lp_synth, nan=-1.0)
+    for t in thresholds:
+        if t >= support:
+            continue
+        level = -math.log10(t)
+        false = (lp_s >= level) & (lp_r < level)
+        real = lp_r[false]
+        snp_level[threshold_key(t)] |= {
+            "false_hits": int(false.sum()),
+            "false_hits_supported": int((real >= -math.log10(support)).sum()),
+            "false_hits_real_log10_p": (
+                [float(real.min()), float(real.max())] if len(real) else None
+            ),
+        }
+
+
 def compare_gwas(
     real: GwasResult | pd.DataFrame,
     synth: GwasResult | pd.DataFrame,
@@ -375,14 +406,15 @@ def compare_gwas(
             "precision": precision,
             "f1": f1,
         }
+    support = thresholds[-1] if support_threshold is None else float(support_threshold)
+    if not 0.0 < support < 1.0:
+        raise CohortError(f"support_threshold must lie in (0, 1), got {support_threshold}")
+    _add_false_hits(snp_level, thresholds, support, lp_r, lp_s)
     primary = -math.log10(thresholds[0])
     sub_r = merged.rename(columns={"log10_p_real": "log10_p"})[["id", "chr", "pos", "log10_p"]]
     sub_s = merged.rename(columns={"log10_p_synth": "log10_p"})[["id", "chr", "pos", "log10_p"]]
     loci_r = clump_loci(sub_r, primary, locus_window_bp)
     loci_s = clump_loci(sub_s, primary, locus_window_bp)
-    support = thresholds[-1] if support_threshold is None else float(support_threshold)
-    if not 0.0 < support < 1.0:
-        raise CohortError(f"support_threshold must lie in (0, 1), got {support_threshold}")
     rec = _match_loci(loci_r, loci_s, locus_window_bp)
     real_match_of_synth = _match_loci(loci_s, loci_r, locus_window_bp)
     # every real SNP at the support threshold is a one-SNP "locus" for the support test

@@ -1401,6 +1401,31 @@ def _leakage_rules(p: Policy) -> list[RuleSpec]:
     return rules
 
 
+def _with_false_hits(spec: RuleSpec, at: str) -> RuleSpec:
+    """``spec`` (the SNP precision rule) with a detail saying where the synthetic hits the
+    real GWAS does not reach stand in the real GWAS (``fidelity.compare_gwas``'s
+    ``false_hits``), when the results carry it: the reader of a blocked release learns
+    whether they are real loci's SNPs short of the line or association the real data lack."""
+
+    def check(results: Mapping[str, Any], ctx: EvaluationContext) -> Finding:
+        finding = spec.check(results, ctx)
+        false = as_number(lookup(results, f"{at}.false_hits"), finite=True)
+        near = as_number(lookup(results, f"{at}.false_hits_supported"), finite=True)
+        support = as_number(lookup(results, "fidelity.gwas.loci.support_threshold"), finite=True)
+        if finding.status == Status.NOT_EVALUATED or not false or near is None or not support:
+            return finding
+        span = _ci(lookup(results, f"{at}.false_hits_real_log10_p"))
+        where = "" if span is None else f" (real -log10 p {span[0]:.1f}-{span[1]:.1f})"
+        detail = (
+            f"{int(false)} synthetic hits are not real hits at 1e-8; {int(near)} of them reach "
+            f"p < {fmt(support)} in the real GWAS{where}: SNPs of real loci short of the line"
+            + ("" if near == false else ", the rest association the real data do not show")
+        )
+        return replace(finding, detail="; ".join(x for x in (finding.detail, detail) if x))
+
+    return replace(spec, check=check)
+
+
 def _fidelity_rules(p: Policy) -> list[RuleSpec]:
     rules: list[RuleSpec] = []
     at = "fidelity.gwas.thresholds.1e-08"
@@ -1416,12 +1441,15 @@ def _fidelity_rules(p: Policy) -> list[RuleSpec]:
         )
     if p.min_precision is not None:
         rules.append(
-            _bound_rule(
-                "fidelity.precision",
-                "GWAS SNP precision at p < 1e-8",
-                f"{at}.precision",
-                "fidelity.min_precision",
-                min_value=p.min_precision,
+            _with_false_hits(
+                _bound_rule(
+                    "fidelity.precision",
+                    "GWAS SNP precision at p < 1e-8",
+                    f"{at}.precision",
+                    "fidelity.min_precision",
+                    min_value=p.min_precision,
+                ),
+                at,
             )
         )
     if p.min_loci_recovered_fraction is not None:
