@@ -578,3 +578,18 @@ def test_cohort_fidelity__ld_of_a_cohort_with_missing_calls_is_not_diluted() -> 
     np.testing.assert_allclose(pair_r2(dos, i, j), want, rtol=1e-9)
     fid = cohort_fidelity(missing, cohort, seed=1)
     assert fid.ld_decay_error < 0.002
+
+
+def test_cli_compare__names_the_false_hits_and_their_real_support(tmp_path: Path) -> None:
+    """The hand-counted fixture: e is the synthetic-only 1e-8 hit, at real -log10 p 1.0."""
+    REAL.to_csv(tmp_path / "r.tsv", sep="\t", index=False)
+    SYNTH.to_csv(tmp_path / "s.tsv", sep="\t", index=False)
+    out = CliRunner().invoke(
+        main,
+        ["compare", str(tmp_path / "r.tsv"), str(tmp_path / "s.tsv"), "--out", str(tmp_path)],
+    )
+    assert out.exit_code == 0, out.output
+    want = "2 synthetic hits (1 the real GWAS does not reach, 0 of them at real p < 2e-06);"
+    assert want in out.output
+    t8 = json.loads((tmp_path / "metrics.json").read_text())["thresholds"]["1e-08"]
+    assert (t8["false_hits"], t8["false_hits_supported"]) == (1, 0)

@@ -443,12 +443,18 @@ def test_evaluate__precision_finding_says_where_the_false_hits_stand() -> None:
     precision = finding(evaluate(doc, policy, context=NONE_SPENT), "fidelity.precision")
     assert (precision.status, precision.measured) == (Status.FAIL, 0.6)
     assert precision.detail == (
-        "40 synthetic hits are not real hits at 1e-8; 40 of them reach p < 2e-06 in the real "
-        "GWAS (real -log10 p 6.3-8.0): SNPs of real loci short of the line"
+        "40 synthetic hits are not real hits at 1e-8; all reach p < 2e-06 in the real GWAS "
+        "(real -log10 p 6.3-8.0): SNPs of real loci short of the line"
     )
     t8 |= {"false_hits_supported": 30}
     detail = finding(evaluate(doc, policy, context=NONE_SPENT), "fidelity.precision").detail
-    assert detail.endswith("short of the line, the rest association the real data do not show")
+    assert "; 30 of them reach p < 2e-06" in detail
+    assert detail.endswith("; the other 10: association the real data do not show")
+    t8 |= {"false_hits_supported": 0}
+    detail = finding(evaluate(doc, policy, context=NONE_SPENT), "fidelity.precision").detail
+    assert "; none reaches p < 2e-06 in the real GWAS (real -log10 p 6.3-8.0): association" in (
+        detail
+    )
     t8 |= {"false_hits": 0, "false_hits_supported": 0, "false_hits_real_log10_p": None}
     assert finding(evaluate(doc, policy, context=NONE_SPENT), "fidelity.precision").detail == ""
 

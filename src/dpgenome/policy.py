@@ -1416,11 +1416,18 @@ def _with_false_hits(spec: RuleSpec, at: str) -> RuleSpec:
             return finding
         span = _ci(lookup(results, f"{at}.false_hits_real_log10_p"))
         where = "" if span is None else f" (real -log10 p {span[0]:.1f}-{span[1]:.1f})"
-        detail = (
-            f"{int(false)} synthetic hits are not real hits at 1e-8; {int(near)} of them reach "
-            f"p < {fmt(support)} in the real GWAS{where}: SNPs of real loci short of the line"
-            + ("" if near == false else ", the rest association the real data do not show")
-        )
+        n_false, n_near = int(false), int(near)
+        head = f"{n_false} synthetic hits are not real hits at 1e-8"
+        reach = f"p < {fmt(support)} in the real GWAS{where}"
+        if n_near == n_false:
+            detail = f"{head}; all reach {reach}: SNPs of real loci short of the line"
+        elif n_near == 0:
+            detail = f"{head}; none reaches {reach}: association the real data do not show"
+        else:
+            detail = (
+                f"{head}; {n_near} of them reach {reach}: SNPs of real loci short of the line; "
+                f"the other {n_false - n_near}: association the real data do not show"
+            )
         return replace(finding, detail="; ".join(x for x in (finding.detail, detail) if x))
 
     return replace(spec, check=check)

@@ -137,10 +137,17 @@ def compare(
     write_text_atomic(target / "qq.svg", comparison.qq_svg())
     write_json_atomic(target / "metrics.json", metrics)
     primary = next(iter(metrics["thresholds"].values()))
+    false = (
+        f" ({primary['false_hits']} the real GWAS does not reach, "
+        f"{primary['false_hits_supported']} of them at real p < "
+        f"{metrics['loci']['support_threshold']:g})"
+        if primary.get("false_hits")
+        else ""
+    )
     click.echo(
         f"{comparison.n_shared} shared SNPs; at p < {comparison.thresholds[0]:g}: "
         f"{primary['overlap']}/{primary['real_hits']} real hits recovered, "
-        f"{primary['synthetic_hits']} synthetic hits; loci {metrics['loci']['recovered']}/"
+        f"{primary['synthetic_hits']} synthetic hits{false}; loci {metrics['loci']['recovered']}/"
         f"{metrics['loci']['real_loci']} recovered, {metrics['loci']['spurious']} spurious "
         f"({metrics['loci']['unmatched']} away from every real locus); "
         f"wrote {target}/metrics.json, manhattan.svg, qq.svg"
