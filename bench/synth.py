@@ -161,6 +161,7 @@ def prepare(
         "t_sim": t_sim,
         "t_gwas": t_gwas,
         "planted": planted_loci(sim.truth),
+        "truth": sim.truth,
     }
 
 
