@@ -17,7 +17,10 @@ synthesizer's figures on the same members, printed beside the means, are quoted 
 
 The panel's mice are not the members' relatives beyond the colony's own relatedness, and
 their sample is the members' size, so its precision is what replication itself gives:
-sampling noise alone moves SNPs near the line to either side of it.
+sampling noise alone moves SNPs near the line to either side of it. Every sample is drawn
+from the same panel of 1,000 mice (786 of them share 79%, 960 share 96%; the liability
+noise and SW16 are fresh each time): the spread is that of replication in this panel, not
+of independent cohorts.
 """
 
 from __future__ import annotations
