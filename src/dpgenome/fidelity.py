@@ -324,33 +324,6 @@ def gwas_rows(members: Cohort, synth: Cohort, seed: int) -> tuple[Cohort, dict[s
     return synth.take_samples(pick), counts | {"compared": n}
 
 
-def _add_false_hits(
-    snp_level: dict[str, dict[str, Any]],
-    thresholds: Sequence[float],
-    support: float,
-    lp_real: np.ndarray,
-    lp_synth: np.ndarray,
-) -> None:
-    """Per threshold stricter than ``support``: ``false_hits`` (synthetic hits the real GWAS
-    does not reach), ``false_hits_supported`` (those it puts at ``p < support``) and
-    ``false_hits_real_log10_p`` (their real -log10 p, ``[min, max]``; None without any)."""
-    lp_r = np.nan_to_num(lp_real, nan=-1.0)
-    lp_s = np.nan_to_num(lp_synth, nan=-1.0)
-    for t in thresholds:
-        if t >= support:
-            continue
-        level = -math.log10(t)
-        false = (lp_s >= level) & (lp_r < level)
-        real = lp_r[false]
-        snp_level[threshold_key(t)] |= {
-            "false_hits": int(false.sum()),
-            "false_hits_supported": int((real >= -math.log10(support)).sum()),
-            "false_hits_real_log10_p": (
-                [float(real.min()), float(real.max())] if len(real) else None
-            ),
-        }
-
-
 def compare_gwas(
     real: GwasResult | pd.DataFrame,
     synth: GwasResult | pd.DataFrame,
@@ -387,11 +360,14 @@ def compare_gwas(
     )
     lp_r = merged["log10_p_real"].to_numpy()
     lp_s = merged["log10_p_synth"].to_numpy()
+    support = thresholds[-1] if support_threshold is None else float(support_threshold)
+    if not 0.0 < support < 1.0:
+        raise CohortError(f"support_threshold must lie in (0, 1), got {support_threshold}")
+    known_r, known_s = np.nan_to_num(lp_r, nan=-1.0), np.nan_to_num(lp_s, nan=-1.0)
     snp_level: dict[str, dict[str, Any]] = {}
     for t in thresholds:
         level = -math.log10(t)
-        hr = np.nan_to_num(lp_r, nan=-1.0) >= level
-        hs = np.nan_to_num(lp_s, nan=-1.0) >= level
+        hr, hs = known_r >= level, known_s >= level
         n_r, n_s, both = int(hr.sum()), int(hs.sum()), int((hr & hs).sum())
         recall = both / n_r if n_r else None
         precision = both / n_s if n_s else None
@@ -406,10 +382,16 @@ def compare_gwas(
             "precision": precision,
             "f1": f1,
         }
-    support = thresholds[-1] if support_threshold is None else float(support_threshold)
-    if not 0.0 < support < 1.0:
-        raise CohortError(f"support_threshold must lie in (0, 1), got {support_threshold}")
-    _add_false_hits(snp_level, thresholds, support, lp_r, lp_s)
+        if t < support:
+            # the synthetic hits the real GWAS does not reach, and where it puts them
+            missed = known_r[hs & ~hr]
+            snp_level[threshold_key(t)] |= {
+                "false_hits": len(missed),
+                "false_hits_supported": int((missed >= -math.log10(support)).sum()),
+                "false_hits_real_log10_p": (
+                    [float(missed.min()), float(missed.max())] if len(missed) else None
+                ),
+            }
     primary = -math.log10(thresholds[0])
     sub_r = merged.rename(columns={"log10_p_real": "log10_p"})[["id", "chr", "pos", "log10_p"]]
     sub_s = merged.rename(columns={"log10_p_synth": "log10_p"})[["id", "chr", "pos", "log10_p"]]
