@@ -29,6 +29,7 @@ import time
 import numpy as np
 from scipy import stats
 
+from dpgenome.noise import GeneratorNoise
 from dpgenome.phenotypes import (
     SHAPE_POINTS,
     ColumnSchema,
@@ -64,7 +65,9 @@ def learnt(x: np.ndarray, spec: ColumnSchema, rng: np.random.Generator) -> np.nd
 
 def arms(x: np.ndarray, sigma: float, seed: int) -> dict[str, ColumnSchema]:
     return {
-        "dp": dp_bins(x, n_bins=20, noise_multiplier=sigma, rng=np.random.default_rng(seed)),
+        "dp": dp_bins(
+            x, n_bins=20, noise_multiplier=sigma, noise=GeneratorNoise(np.random.default_rng(seed))
+        ),
         "exact (no formal privacy)": _quantile_bins(x, 20, SHAPE_POINTS, source="reference"),
     }
 
@@ -114,7 +117,7 @@ def main() -> None:
             shares = []
             for _ in range(args.reps):
                 x = np.r_[rng.normal(100.0, 5.0, n // 2), rng.normal(200.0, 5.0, n - n // 2)]
-                spec = dp_bins(x, n_bins=20, noise_multiplier=sigma, rng=rng)
+                spec = dp_bins(x, n_bins=20, noise_multiplier=sigma, noise=GeneratorNoise(rng))
                 u = _decode_column(rng.integers(0, len(spec.edges) - 1, 20_000), spec, rng)
                 shares.append(np.mean((u > 130) & (u < 170)))
             print(f"n {n:5d} sigma {sigma:5.0f}: {np.mean(shares):.4f}")

@@ -13,6 +13,7 @@ from dpgenome import association as A
 from dpgenome.cohort import PhenoType
 from dpgenome.errors import ConfigError
 from dpgenome.model import make_layout
+from dpgenome.noise import GeneratorNoise
 from dpgenome.testing import ToyConfig, toy_cohort
 
 
@@ -83,7 +84,14 @@ def _select(scores, lay, cfg, rng, eps: float = 1.0, null_sd: float = 1.0) -> li
     """Lead windows selected at eps_select = eps_test = ``eps`` (inf: exact) with a score
     sensitivity of 0.1."""
     chosen = A.select_regions(
-        scores, lay, cfg, sensitivity=0.1, eps_select=eps, eps_test=eps, rng=rng, null_sd=null_sd
+        scores,
+        lay,
+        cfg,
+        sensitivity=0.1,
+        eps_select=eps,
+        eps_test=eps,
+        noise=GeneratorNoise(rng),
+        null_sd=null_sd,
     )
     return [s.lead for s in chosen]
 
@@ -125,7 +133,7 @@ def test_select_regions__a_failed_round_does_not_stop_the_later_paid_rounds() ->
         sensitivity=0.1,
         eps_select=1.0,
         eps_test=1.0,
-        rng=rng,  # type: ignore[arg-type]
+        noise=GeneratorNoise(rng),  # type: ignore[arg-type]
     )
     assert rng.rounds == 2
     # the test's released value: the region's best score plus its Laplace draw (scale 0.1)
@@ -140,7 +148,14 @@ def test_release_effect__noise_has_the_calibrated_scale() -> None:
     z = rng.normal(size=(n, q)) * 3
     draws = np.array(
         [
-            A.release_effect(z, np.zeros(n), noise_multiplier=2.0, z_clip=1.5, y_clip=2.0, rng=rng)
+            A.release_effect(
+                z,
+                np.zeros(n),
+                noise_multiplier=2.0,
+                z_clip=1.5,
+                y_clip=2.0,
+                noise=GeneratorNoise(rng),
+            )
             for _ in range(4000)
         ]
     )
@@ -415,7 +430,12 @@ def test_release_covariate_slopes__exact_slope_and_calibrated_noise() -> None:
     w = np.column_stack([rng.normal(3.0, 2.0, n), rng.binomial(1, 0.3, n).astype(float)])
     r = 0.4 * w[:, 0] - 0.5 * w[:, 1] + rng.normal(size=n)
     w_synth = rng.normal(size=(500, 2))  # location, scale and covariance off
-    kwargs = {"w_clip": None, "y_clip": None, "noise_multiplier": None, "rng": rng}
+    kwargs = {
+        "w_clip": None,
+        "y_clip": None,
+        "noise_multiplier": None,
+        "noise": GeneratorNoise(rng),
+    }
     exact, exact_sd = A.release_covariate_slopes(r, w, w_synth, **kwargs)
     assert not exact_sd.any()
     design = np.column_stack([np.ones(n), w])
@@ -426,7 +446,13 @@ def test_release_covariate_slopes__exact_slope_and_calibrated_noise() -> None:
     draws = np.array(
         [
             A.release_covariate_slopes(
-                np.zeros(n), w, w_synth, w_clip=2.5, y_clip=2.0, noise_multiplier=3.0, rng=rng
+                np.zeros(n),
+                w,
+                w_synth,
+                w_clip=2.5,
+                y_clip=2.0,
+                noise_multiplier=3.0,
+                noise=GeneratorNoise(rng),
             )[0]
             for _ in range(2000)
         ]
@@ -437,7 +463,13 @@ def test_release_covariate_slopes__exact_slope_and_calibrated_noise() -> None:
     assert draws.mean(axis=0) == pytest.approx(np.zeros(2), abs=4 * 1.2 * expected / np.sqrt(2000))
     assert draws.std(axis=0) == pytest.approx([expected, expected], rel=0.15)
     _, stated = A.release_covariate_slopes(
-        np.zeros(n), w, w_synth, w_clip=2.5, y_clip=2.0, noise_multiplier=3.0, rng=rng
+        np.zeros(n),
+        w,
+        w_synth,
+        w_clip=2.5,
+        y_clip=2.0,
+        noise_multiplier=3.0,
+        noise=GeneratorNoise(rng),
     )
     assert stated == pytest.approx(draws.std(axis=0), rel=0.06)
 
@@ -456,7 +488,7 @@ def test_release_covariate_slopes__a_rare_covariate_read_with_the_members_share(
         r = np.clip(0.8 * (w[:, 0] - w.mean()) + rng.normal(size=n), -2.5, 2.5)
         w_synth = rng.binomial(1, 0.02, 4 * n).astype(float)[:, None]
         slope, sd = A.release_covariate_slopes(
-            r, w, w_synth, w_clip=2.5, y_clip=2.5, noise_multiplier=3.0, rng=rng
+            r, w, w_synth, w_clip=2.5, y_clip=2.5, noise_multiplier=3.0, noise=GeneratorNoise(rng)
         )
         got.append(slope[0])
         stated.append(sd[0])
@@ -482,7 +514,7 @@ def test_release_covariate_slopes__a_column_constant_in_the_synthetic_rows_stays
     r = np.clip(0.5 * x1 - 0.4 * (x2 - 0.3) + rng.normal(scale=0.5, size=n), -2.5, 2.5)
     w = np.column_stack([x1, x2])
     w_synth = np.column_stack([rng.normal(size=4 * n), np.zeros(4 * n)])
-    kwargs = {"w_clip": 2.5, "y_clip": 2.5, "rng": rng}
+    kwargs = {"w_clip": 2.5, "y_clip": 2.5, "noise": GeneratorNoise(rng)}
     slope, sd = A.release_covariate_slopes(r, w, w_synth, noise_multiplier=1e-6, **kwargs)
     alone = np.polyfit(x1, r, 1)[0]
     assert slope[1] == 0.0 and sd[1] == 0.0
@@ -522,7 +554,7 @@ def test_release_covariate_slopes__a_column_constant_in_the_synthetic_rows_stays
 def test_normalise_phenotype__exact_and_noised_moments() -> None:
     rng = np.random.default_rng(4)
     y = rng.normal(0.3, 1.4, size=5000)
-    out, loc = A.normalise_phenotype(y, None, None, rng)
+    out, loc = A.normalise_phenotype(y, None, None, GeneratorNoise(rng))
     assert loc.mean == pytest.approx(y.mean()) and loc.sd == pytest.approx(y.std())
     np.testing.assert_allclose(out.mean(), 0.0, atol=1e-12)
     np.testing.assert_allclose(out.std(), 1.0, rtol=1e-12)
@@ -531,7 +563,7 @@ def test_normalise_phenotype__exact_and_noised_moments() -> None:
     # sigma * clip * sqrt 2 / n (that of releasing (y, y^2 / clip) as such), the second
     # moment's sigma * clip^2 / sqrt 2 / n (half of it)
     yc = np.clip(y, -2.5, 2.5)
-    locs = [A.normalise_phenotype(yc, 2.5, 40.0, rng)[1] for _ in range(3000)]
+    locs = [A.normalise_phenotype(yc, 2.5, 40.0, GeneratorNoise(rng))[1] for _ in range(3000)]
     means = np.array([loc.mean for loc in locs])
     seconds = np.array([loc.sd**2 + loc.mean**2 for loc in locs])
     n = len(y)
@@ -540,7 +572,7 @@ def test_normalise_phenotype__exact_and_noised_moments() -> None:
     assert abs(means.mean() - yc.mean()) < 0.01
     assert seconds.std() == pytest.approx(40.0 * 2.5**2 / math.sqrt(2) / n, rel=0.05)
     assert abs(seconds.mean() - (yc**2).mean()) < 0.01
-    clipped, _ = A.normalise_phenotype(yc, 2.5, 40.0, rng)
+    clipped, _ = A.normalise_phenotype(yc, 2.5, 40.0, GeneratorNoise(rng))
     assert np.abs(clipped).max() <= 2.5
 
 
@@ -862,7 +894,7 @@ def test_debias_map__undoes_the_attenuation_of_both_clips() -> None:
         noise_multiplier=0.0,
         z_clip=z_clip,
         y_clip=y_clip,
-        rng=rng,
+        noise=GeneratorNoise(rng),
     )
     m = A.component_attenuation(draw(50_000), z_clip)
     kappa = A.phenotype_attenuation(y_clip)
@@ -1024,7 +1056,9 @@ def test_release_lead__exact_moments_and_each_members_contribution_within_the_se
     x = rng.binomial(2, 0.3, size=n).astype(float)
     y = rng.normal(size=n) + 0.4 * (x - 0.6)
     y = np.clip(y - y.mean(), -y_clip, y_clip)  # centred, as by the location release
-    rel = A.release_lead(x, y, noise_multiplier=None, y_clip=y_clip, count_weight=w, rng=rng)
+    rel = A.release_lead(
+        x, y, noise_multiplier=None, y_clip=y_clip, count_weight=w, noise=GeneratorNoise(rng)
+    )
     assert rel.cross == pytest.approx(float(((x - 1) @ y) / n))
     assert rel.frequency == pytest.approx(x.mean() / 2)
     assert rel.cross_sd == 0.0 and rel.frequency_sd == 0.0
@@ -1049,7 +1083,9 @@ def test_release_lead__exact_moments_and_each_members_contribution_within_the_se
         pytest.approx(bound)
     )
     with pytest.raises(ValueError, match="y_clip"):
-        A.release_lead(x, y * 3, noise_multiplier=1.0, y_clip=y_clip, count_weight=w, rng=rng)
+        A.release_lead(
+            x, y * 3, noise_multiplier=1.0, y_clip=y_clip, count_weight=w, noise=GeneratorNoise(rng)
+        )
 
 
 def test_release_lead__noise_has_the_calibrated_scale() -> None:
@@ -1060,7 +1096,12 @@ def test_release_lead__noise_has_the_calibrated_scale() -> None:
     x = rng.binomial(2, 0.4, size=n).astype(float)
     draws = [
         A.release_lead(
-            x, np.zeros(n), noise_multiplier=sigma, y_clip=y_clip, count_weight=w, rng=rng
+            x,
+            np.zeros(n),
+            noise_multiplier=sigma,
+            y_clip=y_clip,
+            count_weight=w,
+            noise=GeneratorNoise(rng),
         )
         for _ in range(6000)
     ]

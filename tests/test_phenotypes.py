@@ -18,6 +18,7 @@ from dpgenome.accountant import calibrate, default_delta
 from dpgenome.cohort import PhenoType
 from dpgenome.dpsgd import DpSgdConfig, DpSgdTrainer
 from dpgenome.errors import ConfigError
+from dpgenome.noise import GeneratorNoise
 from dpgenome.phenotypes import (
     FINE_BINS,
     RANGE_UNKNOWN,
@@ -216,7 +217,13 @@ def test_encoded_as_missing__the_public_specs_are_the_encoding_fit_trains_on(toy
     table.loc[rows, "round"] = "SW99"  # not a round of the public CFW schema
     config = PhenotypeConfig()
     enc, dp_cols = _resolve_encoding(
-        table, members.pheno_types, config, (), None, False, np.random.default_rng(0)
+        table,
+        members.pheno_types,
+        config,
+        (),
+        None,
+        False,
+        GeneratorNoise(np.random.default_rng(0)),
     )
     specs = public_column_specs(list(table.columns), members.pheno_types, config)
     assert dp_cols == ["bw"] and set(enc.schema) == set(specs) | {"bw"}
@@ -233,7 +240,7 @@ def test_dp_bins__edges_close_to_true_quantiles_with_little_noise() -> None:
     rng = np.random.default_rng(0)
     x = rng.lognormal(3.0, 0.4, 20_000)
     x[:500] = np.nan
-    spec = dp_bins(x, n_bins=10, noise_multiplier=5.0, rng=rng)
+    spec = dp_bins(x, n_bins=10, noise_multiplier=5.0, noise=GeneratorNoise(rng))
     assert spec.source == "dp"
     edges = np.asarray(spec.edges)
     truth = np.nanquantile(x, np.linspace(0.1, 0.9, 9))
@@ -251,14 +258,16 @@ def test_dp_bins__the_range_grows_over_tails_too_thin_for_the_strict_test() -> N
     covered = []
     for _ in range(40):
         x = rng.normal(25.0, 4.0, 240)
-        edges = dp_bins(x, n_bins=20, noise_multiplier=10.0, rng=rng).edges
+        edges = dp_bins(x, n_bins=20, noise_multiplier=10.0, noise=GeneratorNoise(rng)).edges
         covered.append(np.mean((x >= edges[0]) & (x <= edges[-1])))
     assert np.mean(covered) >= 0.95 and min(covered) >= 0.8
 
 
 def test_dp_bins__too_few_members_for_the_noise_gives_the_unknown_range() -> None:
     rng = np.random.default_rng(0)
-    spec = dp_bins(rng.lognormal(3.0, 0.5, 30), n_bins=20, noise_multiplier=50.0, rng=rng)
+    spec = dp_bins(
+        rng.lognormal(3.0, 0.5, 30), n_bins=20, noise_multiplier=50.0, noise=GeneratorNoise(rng)
+    )
     assert (spec.edges[0], spec.edges[-1]) == RANGE_UNKNOWN
 
 
@@ -306,7 +315,7 @@ def test_dp_bins__range_stays_near_the_data_under_heavy_noise() -> None:
     x = rng.lognormal(5.0, 0.5, 1_000)
     wild = 0
     for _ in range(200):
-        edges = dp_bins(x, n_bins=20, noise_multiplier=30.0, rng=rng).edges
+        edges = dp_bins(x, n_bins=20, noise_multiplier=30.0, noise=GeneratorNoise(rng)).edges
         wild += edges[0] < x.min() / 10 or edges[-1] > x.max() * 10
         assert edges[0] < np.median(x) < edges[-1]
     assert wild <= 1
@@ -319,7 +328,7 @@ def test_dp_bins__a_column_too_sparse_for_one_cell_gets_a_coarser_range() -> Non
     x = np.sinh(rng.uniform(4.0, 6.0, 1_000))
     covered = []
     for _ in range(20):
-        edges = dp_bins(x, n_bins=10, noise_multiplier=40.0, rng=rng).edges
+        edges = dp_bins(x, n_bins=10, noise_multiplier=40.0, noise=GeneratorNoise(rng)).edges
         assert edges[0] >= np.sinh(4.0 - 2.0) and edges[-1] <= np.sinh(6.0 + 2.0)
         covered.append(np.mean((x >= edges[0]) & (x <= edges[-1])))  # (-1, 1) covers none
     assert min(covered) >= 0.25 and np.mean(covered) >= 0.75
@@ -334,7 +343,7 @@ def test_dp_bins__an_empty_stretch_of_the_range_gets_little_mass() -> None:
     x = np.concatenate([rng.normal(100, 5, 500), rng.normal(200, 5, 500)])
     shares = []
     for _ in range(10):
-        spec = dp_bins(x, n_bins=20, noise_multiplier=10.0, rng=rng)
+        spec = dp_bins(x, n_bins=20, noise_multiplier=10.0, noise=GeneratorNoise(rng))
         u = _decode_column(rng.integers(0, len(spec.edges) - 1, 20_000), spec, rng)
         shares.append(np.mean((u > 130) & (u < 170)))
     assert np.mean(shares) < 0.03
@@ -406,7 +415,7 @@ def test_decode__dp_bins_follow_their_released_histogram_within_each_bin() -> No
     rng = np.random.default_rng(0)
     x = rng.lognormal(1.5, 0.8, 5_000)  # skewed: a wide top bin
     x[:100] = np.nan
-    spec = dp_bins(x, n_bins=8, noise_multiplier=5.0, rng=rng)
+    spec = dp_bins(x, n_bins=8, noise_multiplier=5.0, noise=GeneratorNoise(rng))
     assert len(spec.quantiles) == len(spec.probabilities) == FINE_BINS + 1
     assert spec.probabilities[0] == 0.0 and spec.probabilities[-1] == pytest.approx(1.0)
     codes = _encode_column(pd.Series(x), spec)

@@ -608,3 +608,18 @@ def test_gwas_model__the_release_lmm_key_runs_the_mixed_model_on_both_sides() ->
     assert gwas_model(False)(cohort, "BMD", ()).method.startswith("linear")
     mixed = gwas_model(True)(cohort, "BMD", ())
     assert mixed.method.startswith("lmm") and "LOCO" in mixed.method.upper()
+
+
+def test_release_cli__secure_mode_flag_or_config_file(tmp_path: Path) -> None:
+    """``--secure-mode`` reaches the synthesis; without the flag a configuration file's
+    ``secure_mode: true`` stands (an absent flag is not a ``false``)."""
+    from dpgenome.cli.release import _config_from
+    from dpgenome.release import synth_config
+
+    base = {"cohort": "c", "pheno": "abBMD", "policy": "internal", "out": "o"}
+    flagged = _config_from({**base, "secure_mode": True}, None)
+    assert flagged.secure_mode and synth_config(flagged).secure_mode
+    assert not _config_from({**base, "secure_mode": None}, None).secure_mode
+    config = tmp_path / "r.yaml"
+    config.write_text("cohort: c\npheno: abBMD\npolicy: internal\nout: o\nsecure_mode: true\n")
+    assert synth_config(_config_from({"secure_mode": None}, config)).secure_mode

@@ -18,6 +18,7 @@ from dpgenome.cohort import analysis_subset, qc
 from dpgenome.errors import CohortError, ConfigError
 from dpgenome.gwas import linear_gwas
 from dpgenome.io import read_cohort, write_cohort
+from dpgenome.noise import GeneratorNoise, SecureNoise
 from dpgenome.phenotypes import PhenoSchema, PhenotypeConfig, planned_dp_sgd
 from dpgenome.synthesize import (
     CENTRE,
@@ -781,6 +782,39 @@ def test_mechanism_seeds__under_dp_not_a_function_of_the_published_seed(monkeypa
     monkeypatch.setenv(NOISE_SEED_ENV, "abc")
     with pytest.raises(ConfigError, match=NOISE_SEED_ENV):
         mechanism_seeds(dp)
+
+
+def test_synthesize__secure_mode_samples_every_mechanism_exactly(monkeypatch) -> None:
+    """Secure mode: no Gaussian, Laplace or exponential mechanism (DP bins, the phenotype's
+    location, covariate slopes, region selection and test, effects) draws from numpy's
+    floating-point samplers; each kind goes through the exact ones, and a fixed noise seed
+    fixes nothing."""
+    cohort, _ = toy_cohort(11, TOY)  # with bw: a continuous column outside the schema
+    cohort, report = qc(cohort)
+    m = analysis_subset(cohort, "BMD", ["SW16"], report)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a floating-point sampler in secure mode")
+
+    calls: dict[str, int] = {}
+
+    def counted(name):
+        original = getattr(SecureNoise, name)
+
+        def wrapper(self, *args, **kwargs):
+            calls[name] = calls.get(name, 0) + 1
+            return original(self, *args, **kwargs)
+
+        return wrapper
+
+    for name in ("gaussian", "laplace", "exponential"):
+        monkeypatch.setattr(GeneratorNoise, name, refuse)
+        monkeypatch.setattr(SecureNoise, name, counted(name))
+    res = synthesize(m, replace(FAST, epsilon=4.0, seed=1, secure_mode=True))
+    assert set(calls) == {"gaussian", "laplace", "exponential"}
+    assert any(x.name == "phenotype-bins" for x in res.ledger.mechanisms)
+    assert "secure mode" in res.details["noise_source"]
+    assert not [a for a in res.ledger.assumptions if NOISE_SEED_ENV in a]
 
 
 def test_synthesize__fixed_noise_and_secure_mode_are_stated_in_the_ledger(

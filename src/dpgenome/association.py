@@ -95,6 +95,7 @@ from scipy.stats import norm
 from dpgenome.cohort import PhenoType, category_levels, design_matrix, observed_rows
 from dpgenome.errors import ConfigError
 from dpgenome.model import WindowLayout
+from dpgenome.noise import Noise
 
 
 @dataclass(frozen=True)
@@ -483,7 +484,7 @@ def centre_sensitivity(clip: float) -> float:
 
 
 def normalise_phenotype(
-    y_std: np.ndarray, clip: float | None, noise_multiplier: float | None, rng: np.random.Generator
+    y_std: np.ndarray, clip: float | None, noise_multiplier: float | None, noise: Noise
 ) -> tuple[np.ndarray, Location]:
     """Re-centre and re-scale the standardised phenotype on its own (DP) mean and sd, and clip
     again.
@@ -512,7 +513,8 @@ def normalise_phenotype(
     else:
         half = clip / 2.0
         sums = np.array([(y_std / 2.0).sum(), (y_std**2 / clip - half).sum()], dtype=np.float64)
-        sums += rng.normal(scale=noise_multiplier * centre_sensitivity(clip), size=2)
+        sens = centre_sensitivity(clip)
+        sums = noise.gaussian(sums, sd=noise_multiplier * sens, sensitivity=sens)
         mean = float(2.0 * sums[0] / n)
         second = float((sums[1] / n + half) * clip)
     sd = math.sqrt(max(second - mean**2, 0.05))  # floor: a noisy moment cannot blow y up
@@ -572,7 +574,7 @@ def release_covariate_slopes(
     w_clip: float | None,
     y_clip: float | None,
     noise_multiplier: float | None,
-    rng: np.random.Generator,
+    noise: Noise,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(slopes, noise sd)``: per covariate column, the members' slope of the phenotype
     residual beyond the one already removed, in residual units per covariate unit (add it to
@@ -624,14 +626,14 @@ def release_covariate_slopes(
     kappa = COVARIATE_MOMENT_SHARE * y_clip * w_clip / q_bound
     sens = covariate_sensitivity(y_clip, w_clip)
     sums = np.concatenate([np.asarray(r_std, dtype=np.float64) @ u, kappa * q.sum(axis=0)])
-    sums = sums + rng.normal(scale=noise_multiplier * sens, size=len(sums))
+    sums = noise.gaussian(sums, sd=noise_multiplier * sens, sensitivity=sens)
     cross = sums[:kl] / n
     second = _from_triangle(sums[kl:] / (kappa * n) + shift, kl)
     # the synthetic rows' u: its mean stands in for the members' (second order: E[r] ~ 0)
     u_synth = clip_rows(np.nan_to_num((w_synth[:, live] - centre) / scale), w_clip)
     u_mean = u_synth.mean(axis=0)
     cov_synth = np.atleast_2d(np.cov(u_synth, rowvar=False))
-    noise = noise_multiplier * sens / n
+    noise_sd = noise_multiplier * sens / n
     # the released covariance's eigenvalues are floored at a quarter of the synthetic rows'
     # smallest and at sqrt(k) sds of its own noise (entries of sd noise / kappa on the
     # diagonal): a released variance within about one noise sd of zero is not told apart
@@ -641,7 +643,7 @@ def release_covariate_slopes(
     # rows
     floor = max(
         0.25 * float(np.linalg.eigvalsh(cov_synth).min()),
-        math.sqrt(kl) * noise / kappa,
+        math.sqrt(kl) * noise_sd / kappa,
         1e-6,
     )
     vals, vecs = np.linalg.eigh(second - np.outer(u_mean, u_mean))
@@ -655,7 +657,7 @@ def release_covariate_slopes(
     # first order: the cross-moment's noise, and the second moments' times the slope
     inflation = math.sqrt(1.0 + float(slope_u @ slope_u) / kappa**2)
     slopes[live] = to_u @ slope_u
-    sds[live] = noise * inflation * np.linalg.norm(reader, axis=1)
+    sds[live] = noise_sd * inflation * np.linalg.norm(reader, axis=1)
     return slopes, sds
 
 
@@ -861,7 +863,7 @@ def select_regions(
     sensitivity: float,
     eps_select: float,
     eps_test: float,
-    rng: np.random.Generator,
+    noise: Noise,
     null_sd: float = 1.0,
 ) -> list[Selection]:
     """Regions chosen by noisy max + noisy threshold rounds (exact when eps = inf);
@@ -877,13 +879,18 @@ def select_regions(
         cand = np.flatnonzero(available)
         noisy = scores[cand].astype(np.float64)
         if math.isfinite(eps_select):
-            noisy = noisy + rng.gumbel(scale=2.0 * sensitivity / eps_select, size=len(cand))
-        lead = int(cand[np.argmax(noisy)])
+            lead = int(cand[noise.exponential(noisy, scale=2.0 * sensitivity / eps_select)])
+        else:
+            lead = int(cand[np.argmax(noisy)])
         # the test asks for the best score of the winner's region (a maximum: sensitivity
         # still ``sensitivity``), not of the winning window: a locus spans many windows, and
         # the noisy max often lands on one of its weaker ones
         best = float(scores[region_windows(lead, layout, config.flank_bp)].max())
-        value = best + (rng.laplace(scale=test_scale) if test_scale > 0 else 0.0)
+        value = (
+            noise.laplace(best, scale=test_scale, sensitivity=sensitivity)
+            if test_scale > 0
+            else best
+        )
         if value >= threshold:
             chosen.append(Selection(lead, value, math.sqrt(2.0) * test_scale))
         elif test_scale == 0.0:
@@ -984,7 +991,7 @@ def release_effect(
     noise_multiplier: float | None,
     z_clip: float,
     y_clip: float,
-    rng: np.random.Generator,
+    noise: Noise,
 ) -> np.ndarray:
     """Per-individual cross-moment ``sum_i z_i y_i / n`` of the components with the standardised
     phenotype.
@@ -1000,7 +1007,7 @@ def release_effect(
         return np.asarray(zc.T @ (y_std - y_std.mean()) / n)
     zc = clip_rows(z, z_clip)
     noise_sd = effect_noise_sd(noise_multiplier, z_clip, y_clip, n)
-    return np.asarray(zc.T @ y_std / n + rng.normal(scale=noise_sd, size=zc.shape[1]))
+    return noise.gaussian(zc.T @ y_std / n, sd=noise_sd, sensitivity=z_clip * y_clip / n)
 
 
 @dataclass(frozen=True)
@@ -1035,7 +1042,7 @@ def release_lead(
     noise_multiplier: float | None,
     y_clip: float,
     count_weight: float,
-    rng: np.random.Generator,
+    noise: Noise,
 ) -> LeadRelease:
     """One SNP's phenotype cross-moment and allele frequency in one Gaussian step.
 
@@ -1054,8 +1061,8 @@ def release_lead(
     sd = 0.0 if noise_multiplier is None else noise_multiplier * sensitivity
     scale = count_weight * y_clip
     if sd > 0.0:
-        cross += float(rng.normal(scale=sd))
-        count += float(rng.normal(scale=sd)) / scale
+        cross, scaled = noise.gaussian([cross, scale * count], sd=sd, sensitivity=sensitivity)
+        count = scaled / scale
     return LeadRelease(cross / n, (count / n + 1.0) / 2.0, sd / n, sd / scale / (2.0 * n))
 
 

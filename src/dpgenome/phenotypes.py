@@ -70,6 +70,7 @@ from dpgenome.accountant import PlannedDpSgd, PlannedGaussian
 from dpgenome.cohort import Cohort, PhenoType, infer_pheno_types
 from dpgenome.dpsgd import DpSgdConfig, DpSgdTrainer
 from dpgenome.errors import ConfigError
+from dpgenome.noise import Noise, mechanism_noise
 
 if TYPE_CHECKING:
     from dpgenome.phenoschema import DeclaredSchema
@@ -356,7 +357,7 @@ def dp_bins(
     *,
     n_bins: int,
     noise_multiplier: float,
-    rng: np.random.Generator,
+    noise: Noise,
 ) -> ColumnSchema:
     """Bins of one continuous column by two Gaussian histograms (each individual adds 1 to
     one bin of each: L2 sensitivity 1 per histogram; missing values add nothing).
@@ -410,7 +411,7 @@ def dp_bins(
     cells = len(grid) - 1
     t = np.clip(np.arcsinh(obs), grid[0], grid[-1] - 1e-9)
     counts = np.bincount(np.searchsorted(grid, t, side="right") - 1, minlength=cells)
-    noisy = counts[:cells] + rng.normal(0.0, sigma, cells)
+    noisy = noise.gaussian(counts[:cells], sd=sigma, sensitivity=1.0)
     # (kept noisy mass, width, the noisy block sums, the blocks kept)
     found: list[tuple[float, int, np.ndarray, np.ndarray]] = []
     for width in RANGE_WIDTHS:  # post-processing of the one noisy histogram
@@ -433,7 +434,7 @@ def dp_bins(
         hi = float(np.sinh(grid[(last + 1) * width]))
     fine = np.linspace(lo, hi, FINE_BINS + 1)
     idx = np.clip(np.searchsorted(fine, obs, side="right") - 1, 0, FINE_BINS - 1)
-    noisy2 = np.bincount(idx, minlength=FINE_BINS) + rng.normal(0.0, sigma, FINE_BINS)
+    noisy2 = noise.gaussian(np.bincount(idx, minlength=FINE_BINS), sd=sigma, sensitivity=1.0)
     mass = np.maximum(piecewise_constant_fit(noisy2, FINE_TV_PENALTY * sigma), 0.0)
     cum = np.cumsum(mass)
     if cum[-1] <= 0:
@@ -1106,7 +1107,7 @@ def _resolve_encoding(
     context: Sequence[str],
     bins_noise_multiplier: float | None,
     private: bool,
-    rng: np.random.Generator,
+    noise: Noise,
 ) -> tuple[Encoding, list[str]]:
     columns = list(table.columns)
     derived = derived_columns(columns)
@@ -1128,7 +1129,7 @@ def _resolve_encoding(
                     "declare its range"
                 )
             schema[c] = dp_bins(
-                x, n_bins=config.n_bins, noise_multiplier=bins_noise_multiplier, rng=rng
+                x, n_bins=config.n_bins, noise_multiplier=bins_noise_multiplier, noise=noise
             )
             if (schema[c].edges[0], schema[c].edges[-1]) == RANGE_UNKNOWN:  # a DP output
                 log.warning(
@@ -1190,8 +1191,9 @@ def fit_phenotypes(
     private = noise_multiplier is not None
     ss = np.random.SeedSequence(config.seed if seed is None else seed)
     s_bins, s_init, s_train = (int(v) for v in ss.generate_state(3))
+    noise = mechanism_noise(config.secure_mode and private, np.random.default_rng(s_bins), n)
     enc, dp_cols = _resolve_encoding(
-        table, types, config, context, bins_noise_multiplier, private, np.random.default_rng(s_bins)
+        table, types, config, context, bins_noise_multiplier, private, noise
     )
     codes = torch.from_numpy(enc.encode(table))
     torch.manual_seed(s_init)

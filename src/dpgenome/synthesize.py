@@ -93,6 +93,7 @@ from dpgenome.draw import draw_with_prevalence
 from dpgenome.errors import CohortError, ConfigError
 from dpgenome.gwas import lambda_gc, linear_scan
 from dpgenome.model import WindowLayout, WindowModel, make_layout
+from dpgenome.noise import Noise, mechanism_noise
 from dpgenome.phenoschema import data_typed_assumption, typed_from_data, with_schema_types
 from dpgenome.sample import sample_dosages, synthetic_samples
 from dpgenome.train import TrainConfig, train
@@ -113,10 +114,15 @@ STRUCTURE = "genotype-structure"
 NOISE_SEED_ENV = "DPGENOME_NOISE_SEED"
 #: what ``secure_mode`` covers, as the ledger of a release made with it states
 SECURE_MODE_SCOPE = (
-    "secure mode covers the DP-SGD runs: their noise and Poisson batches come from the OS "
-    "CSPRNG (os.urandom, four summed Gaussians against floating-point attacks, as Opacus's "
-    "secure mode); the Gaussian, Laplace and Gumbel noise of the other mechanisms comes from "
-    "numpy's PCG64 seeded with fresh OS entropy, with its floating-point samplers"
+    "secure mode: the DP-SGD runs' noise and Poisson batches come from the OS CSPRNG "
+    "(os.urandom, four summed floating-point Gaussians, as Opacus's secure mode); every other "
+    "mechanism is sampled exactly in integer arithmetic from the OS CSPRNG (dpgenome.noise): "
+    "Gaussian steps by the discrete Gaussian on a power-of-two grid (Canonne, Kamath & "
+    "Steinke 2020; its Renyi divergence is the continuous Gaussian's, which the reported "
+    "epsilon bounds), Laplace steps by the integer part of Laplace noise on that grid "
+    "(post-processing of the Laplace mechanism), the exponential mechanism by exact rejection "
+    "sampling; their scales are widened by at least 2^-20 to cover the grid's rounding and "
+    "that of the floating-point sums. Not covered: timing side channels"
 )
 PHENOTYPES = "phenotypes"
 PHENOTYPE_BINS = "phenotype-bins"
@@ -721,7 +727,7 @@ def _covariate_slopes(
     unit: float,
     config: SynthConfig,
     ledger: Ledger,
-    rng: np.random.Generator,
+    noise: Noise,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """The ``covariate-slopes`` release (:func:`dpgenome.association.release_covariate_slopes`):
     the slope that the synthetic rows' adjustment leaves in the members' phenotype ``y_std``
@@ -741,7 +747,7 @@ def _covariate_slopes(
         w_clip=a.covariate_clip if private else None,
         y_clip=a.y_clip if private else None,
         noise_multiplier=noise_multiplier(ledger, SLOPES),
-        rng=rng,
+        noise=noise,
     )
     info: dict[str, Any] = {
         "columns": names,
@@ -791,7 +797,7 @@ def _association(
     layout_model: WindowModel,
     config: SynthConfig,
     ledger: Ledger,
-    rng: np.random.Generator,
+    noise: Noise,
     details: dict[str, Any],
 ) -> tuple[list[assoc.Region], assoc.CovariateAdjustment | None]:
     a = config.association.effective(config.private)
@@ -816,7 +822,7 @@ def _association(
         assoc.standardise_phenotype(y, ref, a.y_clip if private else None),
         a.y_clip if private else None,
         noise_multiplier(ledger, CENTRE),
-        rng,
+        noise,
     )
     binary = members.pheno_types[config.pheno] == PhenoType.BINARY
     y_obs = synth_pheno[config.pheno].to_numpy(dtype=np.float64, na_value=np.nan)[ok]
@@ -830,7 +836,7 @@ def _association(
             else ref.y_sd * loc.sd
         )
         details["covariate_slopes"], y_std = _covariate_slopes(
-            members, synth_pheno, adjust, y_std, unit, config, ledger, rng
+            members, synth_pheno, adjust, y_std, unit, config, ledger, noise
         )
     n = members.n_samples
     if binary:
@@ -902,7 +908,7 @@ def _association(
         sensitivity=sens,
         eps_select=eps_select,
         eps_test=eps_test,
-        rng=rng,
+        noise=noise,
         null_sd=null_sd,
     )
     sigma = region_sigma(noise_multiplier(ledger, ASSOCIATION), len(selections), a.max_regions)
@@ -928,7 +934,7 @@ def _association(
         ):
             releases.append("lead SNP")
             lead_region, lead_info = _lead_region(
-                members, select_layout, layout, sel, y_effect, sigma, effect_bound, kappa, a, rng
+                members, select_layout, layout, sel, y_effect, sigma, effect_bound, kappa, a, noise
             )
             region_details.append(lead_info | {"release": "lead SNP"})
             if lead_region is not None:
@@ -937,7 +943,7 @@ def _association(
         releases.append("components")
         z = assoc.components(members.dosages[:, cols], rb.center, rb.scale, rb.basis)
         beta = assoc.release_effect(
-            z, y_effect, noise_multiplier=sigma, z_clip=a.z_clip, y_clip=effect_bound, rng=rng
+            z, y_effect, noise_multiplier=sigma, z_clip=a.z_clip, y_clip=effect_bound, noise=noise
         )
         released_norm = float(np.linalg.norm(beta))
         shrink = 1.0
@@ -1048,7 +1054,7 @@ def _lead_region(
     effect_bound: float,
     kappa: float,
     a: assoc.AssociationConfig,
-    rng: np.random.Generator,
+    noise: Noise,
 ) -> tuple[assoc.Region | None, dict[str, Any]]:
     """A selected lead SNP's region without a public panel (``no_panel_release`` "lead", or
     "auto" when the region's DP basis has no lead candidate): the SNP's released cross-moment
@@ -1064,7 +1070,7 @@ def _lead_region(
         noise_multiplier=sigma,
         y_clip=effect_bound,
         count_weight=a.lead_count_weight,
-        rng=rng,
+        noise=noise,
     )
     shrink = assoc.shrink_effect(np.array([rel.cross]), rel.cross_sd)[1] if a.shrink else 1.0
     r, r_sd, f = rel.correlation(kappa)
@@ -1115,10 +1121,15 @@ def mechanism_seeds(config: SynthConfig) -> tuple[list[int], str]:
     Under DP they must not be a function of anything published: by default fresh OS
     entropy mixed with ``config.seed``, recorded nowhere (two runs of one configuration
     draw different noise: each is a release of its own). :data:`NOISE_SEED_ENV` fixes them
-    for tests and benchmarks. Without formal privacy: ``config.seed`` alone (reproducible)."""
+    for tests and benchmarks. Without formal privacy: ``config.seed`` alone (reproducible).
+    In secure mode every mechanism draws its noise from the OS CSPRNG itself, so these
+    seeds drive post-processing only and :data:`NOISE_SEED_ENV` fixes nothing."""
     fixed = _fixed_noise()
     if not config.private:
         root, source = np.random.SeedSequence(config.seed), "the configuration's seed"
+    elif config.secure_mode:  # no noise comes from these seeds: NOISE_SEED_ENV fixes nothing
+        root = np.random.SeedSequence([secrets.randbits(128), config.seed])
+        source = "the OS CSPRNG, drawn by every mechanism itself (secure mode)"
     elif fixed == "seed":
         root = np.random.SeedSequence(config.seed)
         source = (
@@ -1145,7 +1156,7 @@ def fixed_noise_assumption(config: SynthConfig) -> str | None:
     and benchmarks): the stated (epsilon, delta) then holds only against whoever does not
     know the seed. ``None`` for secret noise or without formal privacy."""
     fixed = _fixed_noise()
-    if not config.private or not fixed:
+    if not config.private or not fixed or config.secure_mode:
         return None
     return (
         f"the DP noise was fixed by {NOISE_SEED_ENV}={fixed if fixed == 'seed' else '<secret>'}"
@@ -1250,9 +1261,11 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
     timings["phenotypes"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    rng = np.random.default_rng(seeds[5])
+    noise = mechanism_noise(
+        cfg.secure_mode and cfg.private, np.random.default_rng(seeds[5]), members.n_samples
+    )
     regions, adjust = _association(
-        members, dosages, pheno_table, public, model, cfg, ledger, rng, details
+        members, dosages, pheno_table, public, model, cfg, ledger, noise, details
     )
     pheno_table = _draw_rows(
         pheno_table, adjust, cfg, details, np.random.default_rng((seeds[3], 1))

@@ -96,6 +96,14 @@ _release_options = [
     click.option("--n", "n_synthetic", type=int, help="Synthetic cohort size (default: members)."),
     click.option("--shadow", type=int, help="Shadow-model attack targets (0 = not run)."),
     click.option("--canaries", type=int, help="Canaries of the one-run audit (0 = not run)."),
+    click.option(
+        "--secure-mode",
+        "secure_mode",
+        is_flag=True,
+        default=None,
+        help="Every mechanism's noise from the OS CSPRNG, the Gaussian, Laplace and exponential "
+        "mechanisms sampled exactly (as dpgenome synthesize --secure-mode).",
+    ),
     click.option("--format", "formats", multiple=True, help="Output format(s) of the data."),
     click.option("--override-reason", help="Release despite a BLOCK verdict, for this reason."),
     click.option("--signer", help="Name of the person signing the override."),

@@ -98,9 +98,11 @@ def _check_out(out: Path, inputs: dict[str, str | None]) -> None:
     "--secure-mode",
     is_flag=True,
     default=False,
-    help="DP-SGD's noise and Poisson batches from the OS CSPRNG (os.urandom; four summed "
-    "Gaussians, as Opacus's secure mode). The other mechanisms' noise (Gaussian, Laplace, "
-    "Gumbel) still comes from numpy's generator, seeded from fresh OS entropy.",
+    help="Every mechanism's noise from the OS CSPRNG: the Gaussian, Laplace and exponential "
+    "mechanisms sampled exactly in integer arithmetic (discrete Gaussian, integer part of "
+    "Laplace noise, exact rejection sampling; dpgenome.noise), immune to floating-point "
+    "attacks; DP-SGD's noise and Poisson batches from os.urandom (four summed Gaussians, as "
+    "Opacus's secure mode).",
 )
 @click.option(
     "--out",
