@@ -55,7 +55,7 @@ def samplers(n: int = 786) -> None:
         g = per_draw_us(lambda s=src: s.gaussian(vector, sd=3.0, sensitivity=1.0), 20) / 200
         lap = per_draw_us(lambda s=src: s.laplace(5.0, scale=2.0, sensitivity=1.0), 500)
         ex = per_draw_us(lambda s=src: s.exponential(scores, scale=0.5), 20)
-        print(f"{name} | {g:.1f} | {lap:.1f} | {ex:.0f}")
+        print(f"{name} | {g:.2f} | {lap:.1f} | {ex:.0f}")
     # the laws agree: the exponential mechanism's top choice, exact against Gumbel noisy max
     top = int(np.argmax(scores))
     exact = SecureNoise(n, rand=random.Random(1))
