@@ -564,18 +564,28 @@ def test_ledger__to_dict_has_the_contract_shape() -> None:
     assert "ε" in ledger.label
 
 
-def test_ledger__states_what_it_treats_as_public_and_the_replace_one_bound() -> None:
+def test_ledger__states_what_it_treats_as_public_and_the_replace_one_guarantee() -> None:
     """The record says what the guarantee assumes public (n, the schema) and gives the
-    guarantee between two same-size cohorts that differ in one individual: group privacy
-    over remove-then-add, ``(2 eps, (1 + e^eps) delta)``; a per-query sensitivity note
-    survives the round trip."""
+    guarantee between two same-size cohorts that differ in one individual, accounted
+    directly: replacing one moves each Gaussian sum by up to twice its bound, so two
+    releases of multiplier 3 are the analytic Gaussian of mu = 2 sqrt(2) / 3. The generic
+    group-privacy pair, ``(2 eps, (1 + e^eps) delta)``, stays beside it and is looser at its
+    own delta; a per-query sensitivity note survives the round trip."""
     ledger = Ledger(1e-6)
     ledger.add_gaussian("assoc", 3.0, count=2, sensitivity=4.9, note="per region: 4.9 or 2.2")
     d = json.loads(json.dumps(ledger.to_dict(), allow_nan=False))
     assert any("number of individuals n is public" in a for a in d["assumptions"])
     eps = d["epsilon"]
-    assert d["replace_one"]["epsilon"] == pytest.approx(2 * eps)
-    assert d["replace_one"]["delta"] == pytest.approx((1 + math.exp(eps)) * 1e-6)
+    rep = d["replace_one"]
+    exact = _analytic_gaussian_epsilon(3.0 / (2.0 * math.sqrt(2.0)), 1e-6)
+    assert rep["delta"] == 1e-6 and "REPLACE_ONE" in rep["method"]
+    assert rep["accountants"]["pld"] == pytest.approx(exact, abs=2e-3)
+    assert exact <= rep["accountants"]["opacus_rdp"] <= exact * 1.25
+    assert rep["epsilon"] == max(rep["accountants"].values())
+    group = rep["group_privacy"]
+    assert group["epsilon"] == pytest.approx(2 * eps)
+    assert group["delta"] == pytest.approx((1 + math.exp(eps)) * 1e-6)
+    assert ledger.replace_one(group["delta"])["epsilon"] < 2 * eps
     assert d["mechanisms"][0]["sensitivity_note"] == "per region: 4.9 or 2.2"
     again = Ledger.from_dict(d).to_dict()
     assert again["mechanisms"][0]["sensitivity_note"] == "per region: 4.9 or 2.2"
@@ -585,10 +595,62 @@ def test_ledger__states_what_it_treats_as_public_and_the_replace_one_bound() -> 
     plain.add_gaussian("centre", 3.0)
     assert "sensitivity_note" not in plain.to_dict()["mechanisms"][0]
     assert Ledger.no_privacy(1e-6).to_dict()["replace_one"] == {"epsilon": None, "delta": None}
-    # epsilon 8 at the demo's delta: (1 + e^8) delta = 2.0, a pair that bounds nothing
+    # epsilon 8 at the demo's delta: (1 + e^8) delta = 2.0, a group pair that bounds nothing
     vacuous = replace_one(8.0, 768**-1.1)
     assert vacuous["delta"] == 1.0 and "no guarantee" in str(vacuous["note"])
     assert "note" not in replace_one(3.0, 768**-1.1)
+
+
+@pytest.mark.parametrize(("q", "sigma"), [(0.05, 1.2), (0.02, 3.0), (0.33, 7.96)])
+def test_rdp_replace_one__dp_sgd_matches_quadrature(q: float, sigma: float) -> None:
+    """DP-SGD's replace-one RDP (one step): the order-a divergence between the mirrored
+    mixtures ``(1 - q) N(0, s^2) + q N(-+1, s^2)``, against scipy's adaptive quadrature."""
+    orders = np.array([1.5, 2.0, 8.0, 32.0])
+    got = _rdp_curve(DpSgdMechanism("sgd", sigma, q, 1), orders, replace=True)
+
+    def log_mix(x: float, shift: float) -> float:
+        middle = math.log1p(-q) + norm.logpdf(x, 0, sigma)
+        return float(np.logaddexp(middle, math.log(q) + norm.logpdf(x, shift, sigma)))
+
+    for a, value in zip(orders, got, strict=True):
+        integral, _ = quad(
+            lambda x, a=a: math.exp(a * log_mix(x, -1.0) + (1 - a) * log_mix(x, 1.0)),
+            -a - 60 * sigma,
+            60 * sigma,
+            limit=1000,
+            points=[-a, -1.0, 0.0, 1.0],
+        )
+        assert value == pytest.approx(math.log(integral) / (a - 1), rel=1e-7)
+    # without subsampling: the Gaussian mechanism with twice the sensitivity
+    full = _rdp_curve(DpSgdMechanism("sgd", sigma, 1.0, 3), orders, replace=True)
+    assert full == pytest.approx(3 * 2.0 * orders / sigma**2)
+
+
+def test_replace_one__dp_sgd_pld_against_its_hockey_stick_and_above_add_remove() -> None:
+    """One replace-one DP-SGD step: dp-accounting's PLD (REPLACE_ONE) against the
+    hockey-stick divergence of the mirrored mixtures by quadrature; over many steps both
+    accountants lie above the add/remove figure and below basic group privacy's."""
+    q, sigma, delta = 0.1, 0.9, 1e-5
+    one = Ledger(delta)
+    one.add_dp_sgd("sgd", sigma, q, 1)
+    eps = one.replace_one()["accountants"]["pld"]
+
+    def mix(x: float, shift: float) -> float:
+        return (1 - q) * norm.pdf(x, 0, sigma) + q * norm.pdf(x, shift, sigma)
+
+    hockey, _ = quad(
+        lambda x: max(mix(x, -1.0) - math.exp(eps) * mix(x, 1.0), 0.0), -40, 40, limit=500
+    )
+    assert hockey <= delta * 1.01  # the PLD's epsilon is (pessimistically) valid
+    loose, _ = quad(
+        lambda x: max(mix(x, -1.0) - math.exp(eps - 0.02) * mix(x, 1.0), 0.0), -40, 40, limit=500
+    )
+    assert loose > delta  # and tight to within 0.02
+    many = Ledger(delta)
+    many.add_dp_sgd("sgd", 1.1, 0.02, 2000)
+    rep = many.replace_one()
+    assert many.epsilon() < rep["accountants"]["pld"] <= rep["accountants"]["opacus_rdp"]
+    assert rep["epsilon"] < 2 * many.epsilon()
 
 
 def test_ledger__zero_noise_mechanism_means_no_formal_privacy() -> None:

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from dpgenome import paths
+from dpgenome.accountant import Ledger
 from dpgenome.dossier import (
     FIGURE_CAPTIONS,
     _legend_frame,
@@ -28,7 +29,7 @@ from dpgenome.dossier import (
 )
 from dpgenome.errors import ConfigError, InputError
 from dpgenome.paths import shipped_policy
-from dpgenome.policy import EvaluationContext, Override, evaluate, load_policy
+from dpgenome.policy import EvaluationContext, Override, evaluate, fmt_claim, load_policy
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PHENO = Path(__file__).parents[1] / "src" / "dpgenome" / "data" / "pheno.csv.gz"
@@ -579,6 +580,19 @@ def test_render_dossier__states_the_public_schema_and_the_replace_one_guarantee(
     meaning = html.split('id="meaning"', 1)[1].split("</ul>", 1)[0]
     assert "the guarantee is (16," not in meaning
     assert "gives no guarantee at this ε" in meaning
+    # the ledger's own replace-one accounting (stop 43): a real guarantee at the same delta
+    doc["ledger"]["replace_one"] = Ledger.from_dict(doc["ledger"]).replace_one()
+    rep = doc["ledger"]["replace_one"]
+    html = render_dossier(doc, evaluation, {})
+    meaning = html.split('id="meaning"', 1)[1].split("</ul>", 1)[0]
+    claim = f"({fmt_claim(rep['epsilon'])}, {fmt_claim(rep['delta'])})"
+    assert f"differ in one individual the guarantee is {claim}, accounted directly" in meaning
+    rep["group_privacy"] = {"epsilon": 5.99, "delta": 0.0137}  # the demo's at epsilon 3
+    html = render_dossier(doc, evaluation, {})
+    assert "group privacy over removing one and adding another gives (5.99, 0.0137)" in html
+    rep["group_privacy"] = {"epsilon": 16.0, "delta": 1.0, "note": "no guarantee"}  # at 8
+    meaning = render_dossier(doc, evaluation, {}).split('id="meaning"', 1)[1].split("</ul>")[0]
+    assert "accounted directly" in meaning and "group privacy" not in meaning
     # a results document without the record (before it was kept) renders without the clause
     assert "differ in one individual" not in render()
 

@@ -18,6 +18,12 @@ A :class:`Ledger` lists every mechanism that touched the private cohort in one r
 
 The unit of privacy is the **individual** (one row of the cohort) under add/remove-one
 neighbouring. Relatives are separate individuals: protection of a family is group privacy.
+Between cohorts of the same size that differ by *replacing* one individual,
+:meth:`Ledger.replace_one` accounts the same mechanisms again, by both accountants: every
+contribution then moves by up to twice its bound (a Gaussian's multiplier halves, an
+``epsilon`` step doubles), and DP-SGD is the Poisson-subsampled Gaussian's replace-one pair
+``(1 - q) N(0, s^2) + q N(-+1, s^2)`` (dp-accounting's REPLACE_ONE for the PLD; its Renyi
+divergence integrated numerically for the RDP figure, which Opacus does not give).
 
 Composition is tight, by two independent accountants:
 
@@ -65,6 +71,7 @@ ledger in "no formal privacy" mode (no noise, no clipping) labelled :data:`NO_PR
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import warnings
@@ -74,9 +81,11 @@ from functools import lru_cache, partial
 from typing import Any, Literal, TypeGuard
 
 import numpy as np
+from dp_accounting import NeighboringRelation
 from dp_accounting.pld import common as pld_common
 from dp_accounting.pld import privacy_loss_distribution as pld_lib
 from opacus.accountants.analysis import rdp as opacus_rdp
+from scipy.special import logsumexp
 
 from dpgenome.errors import BudgetError, ConfigError
 
@@ -333,7 +342,49 @@ def _rdp_laplace(epsilon: float, orders: np.ndarray) -> np.ndarray:
     return np.minimum(log_sum / (a - 1), epsilon)
 
 
-def _rdp_curve(m: Mechanism, orders: np.ndarray) -> np.ndarray:
+def _rdp_replace_poisson_gaussian(q: float, sigma: float, orders: np.ndarray) -> np.ndarray:
+    """RDP of one Poisson-subsampled Gaussian step (noise ``sigma`` times the clip, sample
+    rate ``q``) between two datasets that differ by *replacing* one individual: the order-
+    ``a`` divergence of ``P = (1 - q) N(0, s^2) + q N(-1, s^2)`` from ``Q = (1 - q) N(0, s^2) +
+    q N(1, s^2)`` (one individual's clipped gradient, norm at most 1, swapped for another's
+    pointing the other way: dp-accounting's REPLACE_ONE dominating pair; ``P`` and ``Q`` are
+    mirror images, so one direction serves both). There is no closed form: the integral of
+    ``P^a Q^(1-a)`` is summed in log space on a grid of step ``min(s, 1) / 50`` over
+    ``[-a - 60 s - 2, 60 s + 2]``, which holds its mass (near ``x = -a`` at large orders,
+    near 0 when the mixture's middle component dominates). At ``q = 1`` it is the Gaussian
+    mechanism with twice the sensitivity, ``2 a / s^2``."""
+    a = np.asarray(orders, dtype=np.float64)
+    if q >= 1.0:
+        return 2.0 * a / sigma**2
+    step = min(sigma, 1.0) / 50.0
+    x = np.arange(-float(a.max()) - 60.0 * sigma - 2.0, 60.0 * sigma + 2.0, step)
+    log_mid = math.log1p(-q) - x**2 / (2 * sigma**2)
+    log_p = np.logaddexp(log_mid, math.log(q) - (x + 1.0) ** 2 / (2 * sigma**2))
+    log_q = np.logaddexp(log_mid, math.log(q) - (x - 1.0) ** 2 / (2 * sigma**2))
+    norm = -0.5 * math.log(2 * math.pi * sigma**2) + math.log(step)
+    out = np.empty_like(a)
+    for i, order in enumerate(a):
+        lo = int(np.searchsorted(x, -order - 60.0 * sigma - 2.0))  # this order's range
+        f = order * log_p[lo:] + (1.0 - order) * log_q[lo:]
+        log_integral = float(logsumexp(f)) + norm
+        out[i] = max(log_integral, 0.0) / (order - 1.0)
+    return out
+
+
+def _rdp_curve(m: Mechanism, orders: np.ndarray, replace: bool = False) -> np.ndarray:
+    """The mechanism's RDP curve between neighbours that add or remove one individual, or
+    (``replace``) that replace one: each individual's contribution then moves by up to twice
+    its bound, so a Gaussian's noise multiplier halves, a pure, Laplace or bounded-range
+    step's epsilon doubles, and DP-SGD takes :func:`_rdp_replace_poisson_gaussian`."""
+    if replace and isinstance(m, DpSgdMechanism):
+        if m.steps == 0 or m.sample_rate == 0:
+            return np.zeros_like(orders)
+        one = _rdp_replace_poisson_gaussian(m.sample_rate, m.noise_multiplier, orders)
+        return float(m.steps) * one
+    if replace and isinstance(m, GaussianMechanism):
+        m = dataclasses.replace(m, noise_multiplier=m.noise_multiplier / 2.0)
+    elif replace and isinstance(m, EpsilonSteps):
+        m = dataclasses.replace(m, epsilon=2.0 * m.epsilon)
     if isinstance(m, DpSgdMechanism):
         if m.steps == 0 or m.sample_rate == 0:
             return np.zeros_like(orders)
@@ -369,25 +420,36 @@ _RDP_OF_STEP: dict[type, Callable[[float, np.ndarray], np.ndarray]] = {
 
 
 @lru_cache(maxsize=4096)
-def _rdp_curve_cached(m: Mechanism, orders: tuple[float, ...]) -> tuple[float, ...]:
-    return tuple(_rdp_curve(m, np.asarray(orders, dtype=np.float64)).tolist())
+def _rdp_curve_cached(
+    m: Mechanism, orders: tuple[float, ...], replace: bool = False
+) -> tuple[float, ...]:
+    return tuple(_rdp_curve(m, np.asarray(orders, dtype=np.float64), replace).tolist())
 
 
 def rdp_epsilon(
-    mechanisms: Sequence[Mechanism], delta: float, orders: Sequence[float] = RDP_ORDERS
+    mechanisms: Sequence[Mechanism],
+    delta: float,
+    orders: Sequence[float] = RDP_ORDERS,
+    *,
+    replace: bool = False,
 ) -> tuple[float, float]:
-    """``(epsilon, optimal order)`` of the composition by Rényi DP (Opacus conversion)."""
+    """``(epsilon, optimal order)`` of the composition by Rényi DP (Opacus conversion);
+    ``replace``: between neighbours that replace one individual (:func:`_rdp_curve`)."""
     if not mechanisms:
         return 0.0, float("nan")
     if any(not m.private for m in mechanisms):
         return math.inf, float("nan")
     key = tuple(float(a) for a in orders)
-    total = np.sum([np.asarray(_rdp_curve_cached(m, key)) for m in mechanisms], axis=0)
+    total = np.sum([np.asarray(_rdp_curve_cached(m, key, replace)) for m in mechanisms], axis=0)
     with warnings.catch_warnings():
         # "optimal order is the largest/smallest alpha": still a valid (looser) bound
         warnings.simplefilter("ignore", UserWarning)
         eps, order = opacus_rdp.get_privacy_spent(orders=list(key), rdp=list(total), delta=delta)
-    pure = [m.count * m.epsilon for m in mechanisms if isinstance(m, EpsilonSteps)]
+    pure = [
+        (2 if replace else 1) * m.count * m.epsilon
+        for m in mechanisms
+        if isinstance(m, EpsilonSteps)
+    ]
     if len(pure) == len(mechanisms):
         # RDP of order infinity = basic composition, which can beat every finite order
         basic = float(sum(pure))
@@ -397,41 +459,59 @@ def rdp_epsilon(
 
 
 @lru_cache(maxsize=256)
-def _pld_of(m: Mechanism, interval: float) -> pld_lib.PrivacyLossDistribution:
+def _pld_of(
+    m: Mechanism, interval: float, replace: bool = False
+) -> pld_lib.PrivacyLossDistribution:
+    """The mechanism's PLD between neighbours that add or remove one individual, or
+    (``replace``) that replace one: DP-SGD by dp-accounting's REPLACE_ONE relation for the
+    Poisson-subsampled Gaussian, every other mechanism with twice its sensitivity (the
+    relation's meaning without subsampling)."""
+    twice = 2.0 if replace else 1.0
     if isinstance(m, DpSgdMechanism):
         return pld_lib.from_gaussian_mechanism(
             standard_deviation=m.noise_multiplier,
             sampling_prob=m.sample_rate,
             value_discretization_interval=interval,
+            neighboring_relation=(
+                NeighboringRelation.REPLACE_ONE
+                if replace
+                else NeighboringRelation.ADD_OR_REMOVE_ONE
+            ),
         ).self_compose(int(m.steps))
     if isinstance(m, GaussianMechanism):
         return pld_lib.from_gaussian_mechanism(
             standard_deviation=m.noise_multiplier / math.sqrt(m.count),
+            sensitivity=twice,
             value_discretization_interval=interval,
         )
     if isinstance(m, LaplaceMechanism):
         single = pld_lib.from_laplace_mechanism(
-            1.0 / m.epsilon, sensitivity=1.0, value_discretization_interval=interval
+            1.0 / m.epsilon, sensitivity=twice, value_discretization_interval=interval
         )
     elif isinstance(m, ExponentialMechanism):
         single = pld_lib.create_from_cdf(
-            partial(bounded_range_loss_cdf, m.epsilon),
+            partial(bounded_range_loss_cdf, twice * m.epsilon),
             pessimistic_estimate=True,
             value_discretization_interval=interval,
         )
     else:
         single = pld_lib.from_privacy_parameters(
-            pld_common.DifferentialPrivacyParameters(epsilon=m.epsilon, delta=0.0),
+            pld_common.DifferentialPrivacyParameters(epsilon=twice * m.epsilon, delta=0.0),
             value_discretization_interval=interval,
         )
     return single.self_compose(int(m.count)) if m.count > 1 else single
 
 
 def pld_epsilon(
-    mechanisms: Sequence[Mechanism], delta: float, interval: float = PLD_INTERVAL
+    mechanisms: Sequence[Mechanism],
+    delta: float,
+    interval: float = PLD_INTERVAL,
+    *,
+    replace: bool = False,
 ) -> float:
     """Epsilon of the composition by privacy loss distributions (``dp_accounting``,
-    pessimistic estimates, value discretisation ``interval``)."""
+    pessimistic estimates, value discretisation ``interval``); ``replace``: between
+    neighbours that replace one individual (:func:`_pld_of`)."""
     active = [
         m
         for m in mechanisms
@@ -445,9 +525,9 @@ def pld_epsilon(
         return 0.0
     if any(not m.private for m in active):
         return math.inf
-    pld = _pld_of(active[0], interval)
+    pld = _pld_of(active[0], interval, replace)
     for m in active[1:]:
-        pld = pld.compose(_pld_of(m, interval))
+        pld = pld.compose(_pld_of(m, interval, replace))
     return max(float(pld.get_epsilon_for_delta(delta)), 0.0)
 
 
@@ -655,6 +735,31 @@ class Ledger:
             }
         return dict(self._memo[key])
 
+    def replace_one(self, delta: float | None = None) -> dict[str, Any]:
+        """The guarantee between two cohorts of the same size that differ in one individual
+        (replace one), accounted directly at ``delta`` (default: the ledger's) by both
+        accountants (:func:`rdp_epsilon` and :func:`pld_epsilon` with ``replace``) and
+        reported as their larger, as the add/remove figure is; ``group_privacy`` keeps the
+        generic bound from the add/remove figure (:func:`replace_one`), which it never
+        beats at that bound's delta. ``epsilon`` is ``None`` without formal privacy."""
+        d = self.delta if delta is None else float(delta)
+        if self._no_privacy:
+            return {"epsilon": None, "delta": None}
+        key = ("replace-one", tuple(self.mechanisms), d, self.pld_interval)
+        if key not in self._memo:
+            self._memo[key] = {
+                "opacus_rdp": rdp_epsilon(self.mechanisms, d, replace=True)[0],
+                "pld": pld_epsilon(self.mechanisms, d, self.pld_interval, replace=True),
+            }
+        acc = dict(self._memo[key])
+        return {
+            "epsilon": _json_float(max(acc.values())),
+            "delta": d,
+            "accountants": {k: _json_float(v) for k, v in acc.items()},
+            "method": REPLACE_ONE_METHOD,
+            "group_privacy": replace_one(self.epsilon(d), d),
+        }
+
     def _report(self, eps: dict[str, float]) -> float:
         if self.reported == "max":
             return max(eps.values())
@@ -742,7 +847,7 @@ class Ledger:
             "unit": "individual",
             "neighbouring": "add/remove one individual",
             "assumptions": list(self.assumptions),
-            "replace_one": replace_one(total, d),
+            "replace_one": self.replace_one(d),
             "no_formal_privacy": self._no_privacy,
             "label": self.label,
             "target_epsilon": _json_float(self.target_epsilon),
@@ -871,6 +976,15 @@ def reaccount(ledger: Any) -> dict[str, float]:
 def _reaccount(text: str) -> tuple[tuple[str, float], ...]:
     ledger = Ledger.from_dict(json.loads(text))
     return (("epsilon", ledger.epsilon()), *ledger.accountants().items())
+
+
+#: how :meth:`Ledger.replace_one` accounts, as the ledger states it
+REPLACE_ONE_METHOD = (
+    "both accountants with replace-one neighbouring: DP-SGD as the Poisson-subsampled "
+    "Gaussian under dp-accounting's REPLACE_ONE relation (PLD) and by numerical integration "
+    "of the same pair's Renyi divergence (RDP); every other mechanism with twice its "
+    "sensitivity"
+)
 
 
 def replace_one(epsilon: float, delta: float) -> dict[str, float | str | None]:
