@@ -443,34 +443,16 @@ def test_release_covariate_slopes__exact_slope_and_calibrated_noise() -> None:
     # noise: independent standard normal columns, a zero residual
     w = rng.normal(size=(n, 2))
     w_synth = rng.normal(size=(20000, 2))
+    noisy = {"w_clip": 2.5, "y_clip": 2.0, "noise_multiplier": 3.0, "noise": GeneratorNoise(rng)}
     draws = np.array(
-        [
-            A.release_covariate_slopes(
-                np.zeros(n),
-                w,
-                w_synth,
-                w_clip=2.5,
-                y_clip=2.0,
-                noise_multiplier=3.0,
-                noise=GeneratorNoise(rng),
-            )[0]
-            for _ in range(2000)
-        ]
+        [A.release_covariate_slopes(np.zeros(n), w, w_synth, **noisy)[0] for _ in range(2000)]
     )
     assert A.covariate_sensitivity(2.0, 2.5) == pytest.approx(5.0 * math.sqrt(1.25))
     # E[u u^T] of the clipped columns: ~0.9 of the identity (4% of rows beyond norm 2.5)
     expected = 3.0 * 5.0 * math.sqrt(1.25) / n
     assert draws.mean(axis=0) == pytest.approx(np.zeros(2), abs=4 * 1.2 * expected / np.sqrt(2000))
     assert draws.std(axis=0) == pytest.approx([expected, expected], rel=0.15)
-    _, stated = A.release_covariate_slopes(
-        np.zeros(n),
-        w,
-        w_synth,
-        w_clip=2.5,
-        y_clip=2.0,
-        noise_multiplier=3.0,
-        noise=GeneratorNoise(rng),
-    )
+    _, stated = A.release_covariate_slopes(np.zeros(n), w, w_synth, **noisy)
     assert stated == pytest.approx(draws.std(axis=0), rel=0.06)
 
 
