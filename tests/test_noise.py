@@ -170,3 +170,25 @@ def test_mechanism_noise__secure_only_when_asked() -> None:
     assert isinstance(N.mechanism_noise(True, rng, 100), N.SecureNoise)
     plain = N.mechanism_noise(False, rng, 100)
     assert isinstance(plain, N.GeneratorNoise) and plain.rng is rng
+
+
+def test_secure_mode__on_by_default_unless_the_noise_is_fixed(monkeypatch) -> None:
+    """A release is made with the exact samplers unless asked otherwise; only the tests'
+    and benchmarks' fixed noise (which exact samplers cannot reproduce) turns the default
+    off. An explicit choice stands either way, and a release configuration records the
+    resolved choice (its cache key and results name it)."""
+    from dpgenome.config import ReleaseConfig
+    from dpgenome.synthesize import SynthConfig
+
+    def release(**kw) -> ReleaseConfig:
+        return ReleaseConfig(cohort="c", pheno="p", policy="internal", out="o", **kw)
+
+    monkeypatch.delenv(N.NOISE_SEED_ENV, raising=False)
+    assert SynthConfig("BMD").validate(100).secure_mode is True
+    assert release().secure_mode is True and release().to_dict()["secure_mode"] is True
+    assert SynthConfig("BMD", secure_mode=False).validate(100).secure_mode is False
+    assert release(secure_mode=False).secure_mode is False
+    monkeypatch.setenv(N.NOISE_SEED_ENV, "seed")
+    assert SynthConfig("BMD").validate(100).secure_mode is False
+    assert release().secure_mode is False
+    assert SynthConfig("BMD", secure_mode=True).validate(100).secure_mode is True

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from dpgenome.errors import ConfigError
+from dpgenome.noise import default_secure_mode
 
 
 def parse_epsilon(text: str | float | int) -> float:
@@ -57,7 +58,9 @@ class ReleaseConfig:
     pheno_schema: str | None = None
     shadow: int = 0
     canaries: int = 50
-    secure_mode: bool = False
+    #: ``None``: on unless the noise is fixed for tests (dpgenome.noise.default_secure_mode),
+    #: resolved when the configuration is made so that results and caches record the choice
+    secure_mode: bool | None = None
     formats: tuple[str, ...] = ("parker",)
     lmm: bool = False
     override_reason: str | None = None
@@ -66,6 +69,10 @@ class ReleaseConfig:
     lifetime_db: str | None = None
     cache_dir: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.secure_mode is None:
+            object.__setattr__(self, "secure_mode", default_secure_mode())
 
     @classmethod
     def from_mapping(

@@ -43,12 +43,37 @@ the mechanism's output, so a sampler may round the query as well as add to it.
 from __future__ import annotations
 
 import math
+import os
 import random
 from fractions import Fraction
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike
+
+#: under DP, the randomness of every mechanism (the Gaussian, Laplace and exponential noise,
+#: the DP-SGD noise and Poisson batches, the DP bins) is drawn from fresh OS entropy that is
+#: recorded nowhere, since ``results.json`` and the manifest publish the configuration's
+#: ``seed``: noise derived from a published (or guessable) seed can be regenerated and
+#: subtracted, which voids every guarantee the ledger states. This environment variable
+#: fixes it for tests and benchmarks only: ``seed`` derives it from the configuration's seed
+#: (reproducible; no privacy against anyone who knows the seed), an integer from that
+#: integer (a secret as long as the integer is). Without formal privacy nothing is noised and
+#: the configuration's seed is used as it is. Secure mode's samplers cannot be seeded, so
+#: setting it also turns secure mode's default off (:func:`default_secure_mode`).
+NOISE_SEED_ENV = "DPGENOME_NOISE_SEED"
+
+
+def fixed_noise() -> str:
+    """:data:`NOISE_SEED_ENV` as set (``""``: unset, the noise is fresh OS entropy)."""
+    return os.environ.get(NOISE_SEED_ENV, "").strip()
+
+
+def default_secure_mode() -> bool:
+    """Secure mode unless chosen otherwise: on, except where :data:`NOISE_SEED_ENV` fixes the
+    noise (tests and benchmarks), which only numpy's seeded samplers can reproduce."""
+    return not fixed_noise()
+
 
 #: the widening of secure mode's noise scales never falls below this (see the module text)
 MIN_WIDENING = 2.0**-20

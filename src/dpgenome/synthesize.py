@@ -63,7 +63,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import secrets
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -93,7 +92,13 @@ from dpgenome.draw import draw_with_prevalence
 from dpgenome.errors import CohortError, ConfigError
 from dpgenome.gwas import lambda_gc, linear_scan
 from dpgenome.model import WindowLayout, WindowModel, make_layout
-from dpgenome.noise import Noise, mechanism_noise
+from dpgenome.noise import (
+    NOISE_SEED_ENV,
+    Noise,
+    default_secure_mode,
+    fixed_noise,
+    mechanism_noise,
+)
 from dpgenome.phenoschema import data_typed_assumption, typed_from_data, with_schema_types
 from dpgenome.sample import sample_dosages, synthetic_samples
 from dpgenome.train import TrainConfig, train
@@ -102,16 +107,6 @@ log = logging.getLogger(__name__)
 
 STRUCTURE = "genotype-structure"
 
-#: under DP, the randomness of every mechanism (the Gaussian, Laplace and Gumbel noise, the
-#: DP-SGD noise and Poisson batches, the DP bins) is drawn from fresh OS entropy that is
-#: recorded nowhere, since ``results.json`` and the manifest publish the configuration's
-#: ``seed``: noise derived from a published (or guessable) seed can be regenerated and
-#: subtracted, which voids every guarantee the ledger states. This environment variable
-#: fixes it for tests and benchmarks only: ``seed`` derives it from the configuration's seed
-#: (reproducible; no privacy against anyone who knows the seed), an integer from that
-#: integer (a secret as long as the integer is). Without formal privacy nothing is noised and
-#: the configuration's seed is used as it is.
-NOISE_SEED_ENV = "DPGENOME_NOISE_SEED"
 #: what ``secure_mode`` covers, as the ledger of a release made with it states
 SECURE_MODE_SCOPE = (
     "secure mode: the DP-SGD runs' noise and Poisson batches come from the OS CSPRNG "
@@ -149,7 +144,9 @@ class SynthConfig:
     delta: float | None = None
     seed: int = 0
     n_synth: int | None = None
-    secure_mode: bool = False
+    #: exact samplers and OS-CSPRNG noise for every mechanism (dpgenome.noise); ``None``:
+    #: on unless the noise is fixed for tests (:func:`dpgenome.noise.default_secure_mode`)
+    secure_mode: bool | None = None
     # structure model (public map windows)
     window: int = 16
     context: int = 8
@@ -218,7 +215,8 @@ class SynthConfig:
     region_genotypes: Literal["public", "model"] = "public"
 
     def validate(self, n_members: int) -> SynthConfig:
-        """A checked copy with ``delta`` and ``n_synth`` resolved for ``n_members``."""
+        """A checked copy with ``delta``, ``n_synth`` and ``secure_mode`` resolved for
+        ``n_members``."""
         if not (self.epsilon > 0):
             raise ConfigError(f"epsilon must be > 0 or inf, got {self.epsilon!r}")
         delta = default_delta(n_members) if self.delta is None else float(self.delta)
@@ -244,7 +242,20 @@ class SynthConfig:
             and not (self.select_fraction > 0 and self.test_fraction > 0)
         ):
             raise ConfigError("selection needs select_fraction > 0 and test_fraction > 0")
-        return replace(self, delta=delta, n_synth=n_synth, covariates=tuple(self.covariates))
+        secure = default_secure_mode() if self.secure_mode is None else bool(self.secure_mode)
+        return replace(
+            self,
+            delta=delta,
+            n_synth=n_synth,
+            covariates=tuple(self.covariates),
+            secure_mode=secure,
+        )
+
+    @property
+    def secure(self) -> bool:
+        """``secure_mode`` as resolved (:meth:`validate`); an unresolved ``None`` reads as
+        its default."""
+        return default_secure_mode() if self.secure_mode is None else self.secure_mode
 
     @property
     def private(self) -> bool:
@@ -388,7 +399,7 @@ def calibrated_ledger(members: Cohort, config: SynthConfig, *, has_public: bool)
     if config.delta is None:
         raise ConfigError("calibrated_ledger needs a validated SynthConfig (delta unset)")
     n = members.n_samples
-    pheno_cfg = replace(config.phenotypes, secure_mode=config.secure_mode)
+    pheno_cfg = replace(config.phenotypes, secure_mode=config.secure)
     pheno_plan = phenos.planned_dp_sgd(pheno_cfg, n, name=PHENOTYPES)
     bins_plan = phenos.planned_bins(
         list(members.phenotypes.columns), members.pheno_types, pheno_cfg, name=PHENOTYPE_BINS
@@ -404,7 +415,7 @@ def calibrated_ledger(members: Cohort, config: SynthConfig, *, has_public: bool)
             bins_plan=bins_plan,
             slopes=releases_slopes(config, dict(members.pheno_types)),
         ),
-        secure_mode=config.secure_mode,
+        secure_mode=config.secure,
     )
 
 
@@ -669,7 +680,7 @@ def _structure(
         rep = train(
             model,
             members.dosages,
-            TrainConfig(steps, rate, lr, sigma, clip, trainable, config.secure_mode),
+            TrainConfig(steps, rate, lr, sigma, clip, trainable, config.secure),
             seed=seeds[2],
             delta=ledger.delta,
         )
@@ -1109,11 +1120,6 @@ def _lead_region(
     return region, detail
 
 
-def _fixed_noise() -> str:
-    """:data:`NOISE_SEED_ENV` as set (``""``: unset, the noise is fresh OS entropy)."""
-    return os.environ.get(NOISE_SEED_ENV, "").strip()
-
-
 def mechanism_seeds(config: SynthConfig) -> tuple[list[int], str]:
     """``(seeds, source)``: the eight seeds of one synthesis's random streams (mechanism
     noise, Poisson batches, sampling) and where they come from (for ``details``).
@@ -1124,10 +1130,10 @@ def mechanism_seeds(config: SynthConfig) -> tuple[list[int], str]:
     for tests and benchmarks. Without formal privacy: ``config.seed`` alone (reproducible).
     In secure mode every mechanism draws its noise from the OS CSPRNG itself, so these
     seeds drive post-processing only and :data:`NOISE_SEED_ENV` fixes nothing."""
-    fixed = _fixed_noise()
+    fixed = fixed_noise()
     if not config.private:
         root, source = np.random.SeedSequence(config.seed), "the configuration's seed"
-    elif config.secure_mode:  # no noise comes from these seeds: NOISE_SEED_ENV fixes nothing
+    elif config.secure:  # no noise comes from these seeds: NOISE_SEED_ENV fixes nothing
         root = np.random.SeedSequence([secrets.randbits(128), config.seed])
         source = "the OS CSPRNG, drawn by every mechanism itself (secure mode)"
     elif fixed == "seed":
@@ -1155,8 +1161,8 @@ def fixed_noise_assumption(config: SynthConfig) -> str | None:
     """The ledger's assumption when :data:`NOISE_SEED_ENV` fixes a DP release's noise (tests
     and benchmarks): the stated (epsilon, delta) then holds only against whoever does not
     know the seed. ``None`` for secret noise or without formal privacy."""
-    fixed = _fixed_noise()
-    if not config.private or not fixed or config.secure_mode:
+    fixed = fixed_noise()
+    if not config.private or not fixed or config.secure:
         return None
     return (
         f"the DP noise was fixed by {NOISE_SEED_ENV}={fixed if fixed == 'seed' else '<secret>'}"
@@ -1216,10 +1222,10 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
     assert cfg.delta is not None and cfg.n_synth is not None
 
     t0 = time.perf_counter()
-    pheno_cfg = replace(cfg.phenotypes, seed=seeds[3], secure_mode=cfg.secure_mode)
+    pheno_cfg = replace(cfg.phenotypes, seed=seeds[3], secure_mode=cfg.secure)
     ledger = calibrated_ledger(members, cfg, has_public=public is not None)
     ledger.assumptions += schema_assumptions(members, cfg)
-    if cfg.secure_mode and cfg.private:
+    if cfg.secure and cfg.private:
         ledger.assumptions.append(SECURE_MODE_SCOPE)
     fixed_noise = fixed_noise_assumption(cfg)
     if fixed_noise is not None:
@@ -1262,7 +1268,7 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
 
     t0 = time.perf_counter()
     noise = mechanism_noise(
-        cfg.secure_mode and cfg.private, np.random.default_rng(seeds[5]), members.n_samples
+        cfg.secure and cfg.private, np.random.default_rng(seeds[5]), members.n_samples
     )
     regions, adjust = _association(
         members, dosages, pheno_table, public, model, cfg, ledger, noise, details

@@ -97,12 +97,12 @@ _release_options = [
     click.option("--shadow", type=int, help="Shadow-model attack targets (0 = not run)."),
     click.option("--canaries", type=int, help="Canaries of the one-run audit (0 = not run)."),
     click.option(
-        "--secure-mode",
+        "--secure-mode/--no-secure-mode",
         "secure_mode",
-        is_flag=True,
         default=None,
         help="Every mechanism's noise from the OS CSPRNG, the Gaussian, Laplace and exponential "
-        "mechanisms sampled exactly (as dpgenome synthesize --secure-mode).",
+        "mechanisms sampled exactly (as dpgenome synthesize). On by default; "
+        "--no-secure-mode uses numpy's floating-point samplers (faster).",
     ),
     click.option("--format", "formats", multiple=True, help="Output format(s) of the data."),
     click.option("--override-reason", help="Release despite a BLOCK verdict, for this reason."),

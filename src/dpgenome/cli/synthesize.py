@@ -95,14 +95,14 @@ def _check_out(out: Path, inputs: dict[str, str | None]) -> None:
     "schema (dpgenome.phenoschema); columns it leaves out are typed from the data.",
 )
 @click.option(
-    "--secure-mode",
-    is_flag=True,
-    default=False,
+    "--secure-mode/--no-secure-mode",
+    default=None,
     help="Every mechanism's noise from the OS CSPRNG: the Gaussian, Laplace and exponential "
     "mechanisms sampled exactly in integer arithmetic (discrete Gaussian, integer part of "
     "Laplace noise, exact rejection sampling; dpgenome.noise), immune to floating-point "
     "attacks; DP-SGD's noise and Poisson batches from os.urandom (four summed Gaussians, as "
-    "Opacus's secure mode).",
+    "Opacus's secure mode). On by default (off only where DPGENOME_NOISE_SEED fixes the noise "
+    "for tests); --no-secure-mode uses numpy's floating-point samplers (faster).",
 )
 @click.option(
     "--out",
@@ -120,7 +120,7 @@ def synthesize(
     n_synth: int | None,
     public_panel: str | None,
     pheno_schema: str | None,
-    secure_mode: bool,
+    secure_mode: bool | None,
     out: str,
 ) -> None:
     """Train the DP synthesizer on COHORT and write a synthetic cohort (fresh sample ids, the
