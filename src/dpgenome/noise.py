@@ -4,8 +4,9 @@ Two sources, one interface (:class:`Noise`): each method takes the *query value*
 the mechanism's output, so a sampler may round the query as well as add to it.
 
 * :class:`GeneratorNoise`: numpy's floating-point samplers on a :class:`numpy.random.Generator`
-  (the default; reproducible under a fixed noise seed for tests and benchmarks).
-* :class:`SecureNoise` (``secure_mode``): exact samplers driven by the OS CSPRNG
+  (``--no-secure-mode``, and the tests' and benchmarks' fixed noise, which it reproduces).
+* :class:`SecureNoise` (secure mode, the default: :func:`default_secure_mode`): exact
+  samplers driven by the OS CSPRNG
   (:class:`random.SystemRandom`) in integer arithmetic, immune to the floating-point attacks
   on textbook samplers (Mironov 2012: the low bits of a float Laplace or Gaussian sample
   reveal the value it was added to). Following Canonne, Kamath & Steinke 2020 (CKS20,
@@ -22,7 +23,8 @@ the mechanism's output, so a sampler may round the query as well as add to it.
     (k^2 + 1))`` for the noise's sd ``sigma_g`` in steps, below 1e-150 from ``sigma_g >= 6``
     (the grid makes it ``2 sigma sqrt(d) / (k s)`` or more; smaller is refused). The released
     epsilon is the larger of the RDP and PLD figures (:mod:`dpgenome.accountant`), so it is
-    bounded below by the RDP figure that holds for the discrete Gaussian.
+    at least the RDP figure, which holds for the discrete Gaussian (and so for replace-one,
+    an integer shift of twice the bound).
   - **Laplace** (sensitivity ``s``, scale ``b``): the query is rounded to the grid likewise
     and the *integer part* of a Laplace(``b (1 + k) / g``) variable is added: exactly the
     Laplace mechanism on the rounded query followed by ``floor`` (post-processing), so the
