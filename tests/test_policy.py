@@ -304,6 +304,30 @@ def test_evaluate__no_formal_privacy_blocked_unless_allowed() -> None:
     assert "NO FORMAL PRIVACY" in finding(internal, "privacy.no_formal_privacy").detail
 
 
+def test_evaluate__secure_mode_required_where_the_policy_asks() -> None:
+    """``privacy.require_secure_mode``: a release whose ledger says its noise came from
+    numpy's samplers fails, one without the record is not evaluated (never a pass), and the
+    open-publication policy asks for it while the others do not."""
+    policy = parse_policy(MINIMAL + "  require_secure_mode: true\n")
+    doc = results("approve")
+    doc["ledger"]["secure_mode"] = True
+    assert finding(evaluate(doc, policy, context=NONE_SPENT), "privacy.secure_mode").status is (
+        Status.PASS
+    )
+    doc["ledger"]["secure_mode"] = False
+    failed = finding(evaluate(doc, policy, context=NONE_SPENT), "privacy.secure_mode")
+    assert failed.status is Status.FAIL and "floating-point samplers" in failed.detail
+    del doc["ledger"]["secure_mode"]
+    missing = finding(evaluate(doc, policy, context=NONE_SPENT), "privacy.secure_mode")
+    assert missing.status is Status.NOT_EVALUATED
+    doc["ledger"]["secure_mode"] = "yes"
+    odd = finding(evaluate(doc, policy, context=NONE_SPENT), "privacy.secure_mode")
+    assert odd.status is Status.NOT_EVALUATED and "not a bool" in odd.detail
+    assert load_policy(shipped_policy("strict")).require_secure_mode
+    assert not load_policy(shipped_policy("consortium")).require_secure_mode
+    assert not any(r.id == "privacy.secure_mode" for r in rule_specs(parse_policy(MINIMAL)))
+
+
 def test_evaluate__delta_auto_bound_uses_n_members() -> None:
     # The mechanism sees the training members: n = 768 members of 960 (80/20 split).
     # 768 ** -1.1 = exp(-1.1 * 6.64379) = exp(-7.30817) = 6.7004e-4

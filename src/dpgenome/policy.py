@@ -87,6 +87,11 @@ SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
         "max_delta": (_DELTA, "largest delta; 'auto' = 1 / n ** delta_exponent"),
         "delta_exponent": (_NUMBER, "exponent of the 'auto' delta bound (default 1.1)"),
         "allow_no_formal_privacy": (_BOOL, "whether epsilon = inf (no DP) may be released"),
+        "require_secure_mode": (
+            _BOOL,
+            "whether every mechanism must have drawn its noise by secure mode's exact samplers "
+            "from the OS CSPRNG (ledger.secure_mode)",
+        ),
         "min_holdout": (_INT, "smallest holdout (non-member) set of the audits"),
         "max_phenotype_columns_typed_from_data": (
             _INT,
@@ -205,6 +210,7 @@ class Policy:
     max_delta: float | str | None = None  # "auto" or a number
     delta_exponent: float = 1.1
     allow_no_formal_privacy: bool = False
+    require_secure_mode: bool = False
     min_holdout: int | None = None
     max_phenotype_columns_typed_from_data: int | None = None
     attacks: tuple[str, ...] = ()
@@ -380,6 +386,7 @@ def parse_policy(text: str, *, file: str = "<policy>") -> Policy:
         max_delta=get("privacy.max_delta"),
         delta_exponent=get("privacy.delta_exponent", 1.1),
         allow_no_formal_privacy=get("privacy.allow_no_formal_privacy", False),
+        require_secure_mode=get("privacy.require_secure_mode", False),
         min_holdout=get("privacy.min_holdout"),
         max_phenotype_columns_typed_from_data=get("privacy.max_phenotype_columns_typed_from_data"),
         attacks=get("membership.attacks", ()),
@@ -768,6 +775,14 @@ class Evaluation:
         }
 
 
+#: (id, title, metric) of the rule ``privacy.require_secure_mode`` configures
+SECURE_RULE = (
+    "privacy.secure_mode",
+    "Noise drawn by exact samplers from the OS CSPRNG (secure mode)",
+    "ledger.secure_mode",
+)
+
+
 @dataclass(frozen=True)
 class RuleSpec:
     """One configured rule: its id, plain title, the metric path(s) it reads and its check."""
@@ -952,6 +967,30 @@ def _privacy_rules(p: Policy) -> list[RuleSpec]:
             no_formal,
         )
     )
+
+    if p.require_secure_mode:
+
+        def secure(results: Mapping[str, Any], _ctx: EvaluationContext) -> Finding:
+            rid, title, metric = SECURE_RULE
+            raw = lookup(results, metric)
+            if not isinstance(raw, bool):
+                why = why_missing(results, metric) if is_missing(raw) else f"not a bool: {raw!r}"
+                return _not_evaluated(rid, title, metric, "true", why)
+            if raw:
+                return _finding(rid, title, metric, "true", Status.PASS, "true")
+            return _finding(
+                rid,
+                title,
+                metric,
+                "true",
+                Status.FAIL,
+                "false",
+                "the noise came from numpy's floating-point samplers (--no-secure-mode, or "
+                "noise fixed for tests), whose low bits can reveal the values they were added "
+                "to; release again without --no-secure-mode",
+            )
+
+        rules.append(RuleSpec(*SECURE_RULE, "privacy.require_secure_mode", secure))
 
     if p.max_epsilon is not None:
         cap = p.max_epsilon
