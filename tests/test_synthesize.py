@@ -768,12 +768,14 @@ def test_mechanism_seeds__under_dp_not_a_function_of_the_published_seed(monkeypa
     must come from elsewhere (fresh OS entropy by default), or anyone could regenerate and
     subtract it. Without formal privacy (nothing noised) the seed stays reproducible."""
     public = [int(v) for v in np.random.SeedSequence(5).generate_state(8)]
-    dp = replace(FAST, epsilon=4.0, seed=5)
+    dp = replace(FAST, epsilon=4.0, seed=5, secure_mode=False)  # numpy's seeded samplers
     monkeypatch.delenv(NOISE_SEED_ENV, raising=False)
     first, source = mechanism_seeds(dp)
     second, _ = mechanism_seeds(dp)
     assert first != second and public not in (first, second)
     assert "fresh OS entropy" in source
+    # the default, secure mode: every mechanism draws from the OS CSPRNG itself
+    assert "secure mode" in mechanism_seeds(replace(dp, secure_mode=None))[1]
     assert mechanism_seeds(replace(dp, epsilon=math.inf))[0] == public
     monkeypatch.setenv(NOISE_SEED_ENV, "seed")  # the test suite's setting (tests/conftest.py)
     assert mechanism_seeds(dp)[0] == public
@@ -856,7 +858,7 @@ def test_synthesize__released_noise_cannot_be_regenerated_from_the_seed(
 
     monkeypatch.setattr(A, "normalise_phenotype", spy)
     monkeypatch.delenv(NOISE_SEED_ENV, raising=False)
-    cfg = replace(FAST, epsilon=4.0, seed=1)
+    cfg = replace(FAST, epsilon=4.0, seed=1, secure_mode=False)  # numpy's seeded samplers
     res = synthesize(m, cfg, pub)
     assert "fresh OS entropy" in res.details["noise_source"]
     assert not [a for a in res.ledger.assumptions if NOISE_SEED_ENV in a]
