@@ -36,7 +36,7 @@ from dpgenome.export import (
 from dpgenome.io import read_cohort, write_cohort
 from dpgenome.lifetime import LifetimeLedger, ReleaseBudget, compose, individuals_fingerprint
 from dpgenome.paths import shipped_policy
-from dpgenome.policy import Override
+from dpgenome.policy import Override, fmt_claim
 from dpgenome.testing import toy_cohort
 from test_dossier import DEMO_PHENOTYPES_ONLY, consortium_with_control
 
@@ -386,6 +386,34 @@ def test_verify_bundle__reaccounts_the_privacy_ledger(tmp_path: Path) -> None:
     assert "unknown kind 'magic'" in problem
     inf = export(tmp_path, "inf", policy="internal", dest=tmp_path / "i", files=data_files("i"))
     assert verify_bundle(inf.path).ok and verify_bundle(inf.path).reaccounted is None
+
+
+def test_verify_bundle__reaccounts_the_replace_one_guarantee(tmp_path: Path) -> None:
+    """A ledger that accounts replace-one directly (stop 43) has that figure re-accounted too:
+    as written it verifies (and the CLI prints both figures); stated below what its
+    mechanisms give, or not a number, it is a problem. A ledger from before (group privacy
+    only, derived from the epsilon checked already) is left as it is."""
+    doc = results("approve")
+    doc["ledger"] = Ledger.from_dict(doc["ledger"]).to_dict()
+    direct = doc["ledger"]["replace_one"]["epsilon"]
+    bundle = export(tmp_path, document=doc).path
+    report = verify_bundle(bundle)
+    assert report.ok, report.problems
+    assert report.reaccounted is not None
+    assert report.reaccounted["replace_one"] == pytest.approx(direct, rel=1e-12)
+    assert report.reaccounted["replace_one_stated"] == direct
+    res = run("verify", bundle)
+    assert res.exit_code == 0 and "replace one individual: epsilon" in res.output, res.output
+    rewrite_results(bundle, lambda d: d["ledger"]["replace_one"].update(epsilon=direct / 2))
+    (problem,) = verify_bundle(bundle).problems
+    assert problem.startswith("results.json: its ledger states a replace-one epsilon of")
+    assert f"re-account to {fmt_claim(direct)} at delta 1e-05" in problem
+    rewrite_results(bundle, lambda d: d["ledger"]["replace_one"].update(epsilon="small"))
+    (problem,) = verify_bundle(bundle).problems
+    assert problem == "results.json: its replace-one epsilon is not a number ('small')"
+    old = export(tmp_path, dest=tmp_path / "old", lifetime=LifetimeLedger(tmp_path / "o.db"))
+    report = verify_bundle(old.path)
+    assert report.ok and report.reaccounted is not None and "replace_one" not in report.reaccounted
 
 
 def test_export_bundle__refuses_a_ledger_understating_its_mechanisms(tmp_path: Path) -> None:

@@ -978,6 +978,16 @@ def _reaccount(text: str) -> tuple[tuple[str, float], ...]:
     return (("epsilon", ledger.epsilon()), *ledger.accountants().items())
 
 
+def reaccount_replace_one(ledger: Any) -> float:
+    """A release ledger's replace-one epsilon (:meth:`Ledger.replace_one`) re-accounted from
+    its mechanisms alone, at its delta (``inf`` without formal privacy). Raises
+    :class:`ConfigError` when the ledger does not parse."""
+    if not isinstance(ledger, dict):
+        raise ConfigError(f"malformed ledger: a {type(ledger).__name__}, not a JSON object")
+    eps = Ledger.from_dict(ledger).replace_one()["epsilon"]
+    return math.inf if eps is None else float(eps)
+
+
 #: how :meth:`Ledger.replace_one` accounts, as the ledger states it
 REPLACE_ONE_METHOD = (
     "both accountants with replace-one neighbouring: DP-SGD as the Poisson-subsampled "

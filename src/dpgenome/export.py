@@ -53,7 +53,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from dpgenome import __version__
-from dpgenome.accountant import reaccount
+from dpgenome.accountant import reaccount, reaccount_replace_one
 from dpgenome.dossier import render_dossier
 from dpgenome.errors import ConfigError, DpgenomeError, InputError, PolicyError, ReleaseBlocked
 from dpgenome.lifetime import LifetimeLedger, LifetimeTotal, ReleaseBudget, check_individuals
@@ -965,6 +965,20 @@ def _reaccount(report: VerifyReport, ledger: Any, where: str = RESULTS) -> None:
     problem = _understated(ledger, again)
     if problem is not None:
         report.problems.append(f"{where}: {problem}")
+    replace = ledger.get("replace_one")
+    claim = replace.get("epsilon") if isinstance(replace, Mapping) else None
+    if not (isinstance(replace, Mapping) and replace.get("method")):
+        return  # group privacy only (before stop 43): derived from the epsilon just checked
+    if isinstance(claim, bool) or not isinstance(claim, int | float):
+        report.problems.append(f"{where}: its replace-one epsilon is not a number ({claim!r})")
+        return
+    direct = reaccount_replace_one(dict(ledger))
+    report.reaccounted |= {"replace_one_stated": float(claim), "replace_one": direct}
+    if direct > float(claim) * (1 + _REACCOUNT_RTOL) + 1e-12:
+        report.problems.append(
+            f"{where}: its ledger states a replace-one epsilon of {fmt_claim(float(claim))}, but "
+            f"its mechanisms re-account to {fmt_claim(direct)} at delta {fmt(ledger['delta'])}"
+        )
 
 
 def _reevaluate(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -> None:

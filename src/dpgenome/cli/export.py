@@ -257,6 +257,11 @@ def verify(bundle: Path, public_key: Path | None, as_json: bool) -> None:
                 f" (Opacus RDP {fmt_claim(again['opacus_rdp'])}, dp-accounting PLD "
                 f"{fmt_claim(again['pld'])})"
             )
+            if "replace_one" in again:
+                click.echo(
+                    f"replace one individual: epsilon {fmt_claim(again['replace_one_stated'])} "
+                    f"stated; re-accounts to {fmt_claim(again['replace_one'])}"
+                )
         for problem in report.problems:
             click.echo(f"PROBLEM: {problem}")
     if not report.ok:
