@@ -3,20 +3,23 @@
     python bench/noise.py                  # samplers, then the demo's members at epsilon 8
     python bench/noise.py --runs 3 --eps 3 # three syntheses per mode
     python bench/noise.py --samplers-only
+    python bench/noise.py --runs 1 --eps 3 --no-public   # DP-SGD on the members' genotypes
 
 1. **Samplers**: microseconds per draw of each mechanism's noise, exact (:class:`SecureNoise`,
-   the OS CSPRNG, integer arithmetic) against numpy's floating-point draws
-   (:class:`GeneratorNoise`, the default), at the demo's shapes: a Gaussian vector of 200
-   values, one Laplace value, an exponential mechanism over 4,700 candidate windows whose
-   utilities spread like the demo's region scores (null N(0, 1) scores, a few loci at 6-9,
-   the selection scale 0.5).
+   the OS CSPRNG, integer arithmetic; secure mode, the default) against numpy's
+   floating-point draws (:class:`GeneratorNoise`, ``--no-secure-mode``), at the demo's
+   shapes: a Gaussian vector of 200 values, one Laplace value, an exponential mechanism over
+   4,700 candidate windows whose utilities spread like the demo's region scores (null
+   N(0, 1) scores, a few loci at 6-9, the selection scale 0.5).
 2. **A release's synthesis**: the demo's members (``bench/synth.py --holdout 0.2 --seeds 1``:
    786 mice, 79k SNPs, the public panel), synthesized ``--runs`` times per mode at
-   ``--eps``; printed per run: the wall and CPU seconds of the association step (where the
+   ``--eps``; printed per run: the wall seconds of the association step (where the
    Gaussian, Laplace and exponential mechanisms are) and of the whole synthesis, and the
    GWAS recall / precision at 1e-8 against the members' own with the loci found. Secure
    mode also puts DP-SGD on the OS CSPRNG (Opacus-style), which the whole-synthesis time
-   includes. The default mode's noise is fixed by each run's seed (``bench/synth.py`` sets
+   includes; ``--no-public`` drops the panel, so the genotype model itself trains on the
+   members by DP-SGD (its parameters' noise drawn from ``os.urandom`` every step). The
+   numpy mode's noise is fixed by each run's seed (``bench/synth.py`` sets
    ``DPGENOME_NOISE_SEED=seed``); secure noise cannot be fixed, so the fidelity columns say
    only that nothing broke, not which mode is better.
 """
@@ -45,7 +48,7 @@ def per_draw_us(fn, draws: int) -> float:
 
 def samplers(n: int = 786) -> None:
     rng = np.random.default_rng(0)
-    sources = {"numpy (default)": GeneratorNoise(rng), "exact (secure)": SecureNoise(n)}
+    sources = {"numpy (--no-secure-mode)": GeneratorNoise(rng), "exact (secure)": SecureNoise(n)}
     vector = rng.normal(size=200)
     scores = rng.normal(size=4700)
     scores[rng.choice(4700, 40, replace=False)] = rng.uniform(6.0, 9.0, 40)
@@ -71,10 +74,14 @@ def samplers(n: int = 786) -> None:
     )
 
 
-def syntheses(eps: float, runs: int) -> None:
-    data = prepare(1, 1092, 1000, None, holdout=0.2)
+def syntheses(eps: float, runs: int, public: bool = True) -> None:
+    data = prepare(1, 1092, 1000 if public else 0, None, holdout=0.2)
     base = SynthConfig(pheno=PHENO, covariates=COVARS, epsilon=eps)
-    print(f"\n## the demo's members ({data['members'].n_samples} mice), epsilon {fmt(eps)}")
+    panel = "with" if public else "without"
+    print(
+        f"\n## the demo's members ({data['members'].n_samples} mice), epsilon {fmt(eps)}, "
+        f"{panel} the public panel"
+    )
     print("mode | run | association s | synthesis s | recall | precision | loci | planted | eps")
     for secure in (False, True):
         for run in range(runs):
@@ -85,7 +92,7 @@ def syntheses(eps: float, runs: int) -> None:
             row = evaluate("", eps, 1, data, res.cohort, wall, res.ledger.epsilon())
             assoc = res.timings.get("association", math.nan)
             print(
-                f"{'secure' if secure else 'default'} | {run + 1} | {assoc:.1f} | "
+                f"{'secure' if secure else 'numpy'} | {run + 1} | {assoc:.1f} | "
                 f"{wall:.0f} | {fmt(row['recall'])} | {fmt(row['precision'])} | {row['loci']} | "
                 f"{row['planted']} | {fmt(row['ledger_eps'])}",
                 flush=True,
@@ -99,10 +106,11 @@ def main() -> None:
     ap.add_argument("--eps", type=float, default=8.0)
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--samplers-only", action="store_true")
+    ap.add_argument("--no-public", action="store_true", help="no public panel (DP-SGD genotypes)")
     args = ap.parse_args()
     samplers()
     if not args.samplers_only:
-        syntheses(args.eps, args.runs)
+        syntheses(args.eps, args.runs, public=not args.no_public)
 
 
 if __name__ == "__main__":
