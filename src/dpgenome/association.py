@@ -26,7 +26,8 @@ prototype, see issue 5):
    at most ``eps_select``), each followed by a noisy threshold test of the best score in the
    winner's region (lead window +/- ``flank_bp``) with
    Laplace noise of scale ``sensitivity / eps_test`` against ``threshold`` null sds plus
-   ``threshold_margin`` noise scales (``eps_test``-DP, Dwork et al. 2006); only
+   ``threshold_margin`` noise scales (``eps_test``-DP, Dwork et al. 2006; in secure mode,
+   the default, both are sampled exactly: :mod:`dpgenome.noise`); only
    winners that pass become regions (so the number of loci is chosen privately). Every round
    is charged (the plan is fixed before data are touched), so every round runs: a winner that
    fails the test is dropped and the next round looks elsewhere. Windows within
