@@ -376,11 +376,6 @@ def _rdp_curve(m: Mechanism, orders: np.ndarray, replace: bool = False) -> np.nd
     (``replace``) that replace one: each individual's contribution then moves by up to twice
     its bound, so a Gaussian's noise multiplier halves, a pure, Laplace or bounded-range
     step's epsilon doubles, and DP-SGD takes :func:`_rdp_replace_poisson_gaussian`."""
-    if replace and isinstance(m, DpSgdMechanism):
-        if m.steps == 0 or m.sample_rate == 0:
-            return np.zeros_like(orders)
-        one = _rdp_replace_poisson_gaussian(m.sample_rate, m.noise_multiplier, orders)
-        return float(m.steps) * one
     if replace and isinstance(m, GaussianMechanism):
         m = dataclasses.replace(m, noise_multiplier=m.noise_multiplier / 2.0)
     elif replace and isinstance(m, EpsilonSteps):
@@ -388,6 +383,9 @@ def _rdp_curve(m: Mechanism, orders: np.ndarray, replace: bool = False) -> np.nd
     if isinstance(m, DpSgdMechanism):
         if m.steps == 0 or m.sample_rate == 0:
             return np.zeros_like(orders)
+        if replace:
+            one = _rdp_replace_poisson_gaussian(m.sample_rate, m.noise_multiplier, orders)
+            return float(m.steps) * one
         return np.asarray(
             opacus_rdp.compute_rdp(
                 q=m.sample_rate,

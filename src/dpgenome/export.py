@@ -966,9 +966,9 @@ def _reaccount(report: VerifyReport, ledger: Any, where: str = RESULTS) -> None:
     if problem is not None:
         report.problems.append(f"{where}: {problem}")
     replace = ledger.get("replace_one")
-    claim = replace.get("epsilon") if isinstance(replace, Mapping) else None
     if not (isinstance(replace, Mapping) and replace.get("method")):
         return  # group privacy only (before stop 43): derived from the epsilon just checked
+    claim = replace.get("epsilon")
     if isinstance(claim, bool) or not isinstance(claim, int | float):
         report.problems.append(f"{where}: its replace-one epsilon is not a number ({claim!r})")
         return

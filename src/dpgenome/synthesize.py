@@ -242,13 +242,12 @@ class SynthConfig:
             and not (self.select_fraction > 0 and self.test_fraction > 0)
         ):
             raise ConfigError("selection needs select_fraction > 0 and test_fraction > 0")
-        secure = default_secure_mode() if self.secure_mode is None else bool(self.secure_mode)
         return replace(
             self,
             delta=delta,
             n_synth=n_synth,
             covariates=tuple(self.covariates),
-            secure_mode=secure,
+            secure_mode=self.secure,
         )
 
     @property
