@@ -30,11 +30,19 @@ from dpgenome.export import (
     SIGNATURE,
     export_bundle,
     load_signing_key,
+    results_release_id,
     sha256_file,
+    synthetic_release_id,
     verify_bundle,
 )
 from dpgenome.io import read_cohort, write_cohort
-from dpgenome.lifetime import LifetimeLedger, ReleaseBudget, compose, individuals_fingerprint
+from dpgenome.lifetime import (
+    LifetimeLedger,
+    ReleaseBudget,
+    compose,
+    compose_replace_one,
+    individuals_fingerprint,
+)
 from dpgenome.paths import shipped_policy
 from dpgenome.policy import Override, fmt_claim
 from dpgenome.testing import toy_cohort
@@ -691,6 +699,50 @@ def test_lifetime_ledger__basic_composition_caps_releases(tmp_path: Path) -> Non
     assert first.bundle == f"{(tmp_path / 'b1').resolve()}; {(tmp_path / 'b1-again').resolve()}"
 
 
+def test_export_bundle__results_naming_their_synthetic_cohort_fix_the_release_id(
+    tmp_path: Path,
+) -> None:
+    """Results that name their synthetic cohort (as a release's do) fix the release id: any
+    files carrying it are the same release, and a caller's id that differs is refused, so
+    another synthesis cannot pass as an already recorded one (it would cost nothing)."""
+    ledger = LifetimeLedger(tmp_path / "lifetime.sqlite")
+    document = results("approve")
+    document.setdefault("synthesis", {})["synthetic_fingerprint"] = "ab" * 32
+    derived = synthetic_release_id(FINGERPRINT, "ab" * 32)
+    first = export(tmp_path, dest=tmp_path / "b1", document=document, lifetime=ledger)
+    assert first.release_id == derived == results_release_id(document)
+    # the same synthetic cohort in other files (another format) is the same release
+    again = export(
+        tmp_path, dest=tmp_path / "b2", document=document, files=data_files("b"), lifetime=ledger
+    )
+    assert again.release_id == derived and not again.new_lifetime_entry
+    # a caller's id for it must be its own
+    assert (
+        export(
+            tmp_path, dest=tmp_path / "b3", document=document, lifetime=ledger, release_id=derived
+        ).release_id
+        == derived
+    )
+    with pytest.raises(ConfigError, match="is not this release's"):
+        export(tmp_path, dest=tmp_path / "b4", document=document, lifetime=ledger, release_id="x")
+    assert not (tmp_path / "b4").exists()
+    other = json.loads(json.dumps(document))
+    other["synthesis"]["synthetic_fingerprint"] = "cd" * 32
+    with pytest.raises(ConfigError, match="is not this release's"):
+        export(tmp_path, dest=tmp_path / "b5", document=other, lifetime=ledger, release_id=derived)
+    assert ledger.total(FINGERPRINT).releases == 1
+    # another synthesis is another release, whatever its files
+    fresh = export(tmp_path, dest=tmp_path / "b6", document=other, lifetime=ledger)
+    assert fresh.new_lifetime_entry
+    assert ledger.total(FINGERPRINT).releases == 2
+    other["synthesis"]["synthetic_fingerprint"] = "not a hash"
+    with pytest.raises(InputError, match=r"results\.json.*synthesis\.synthetic_fingerprint"):
+        export(tmp_path, dest=tmp_path / "b7", document=other, lifetime=ledger)
+    # results without the field keep the caller's id, or the data files' hash
+    assert results_release_id(results("approve")) is None
+    assert results_release_id(results("approve"), "mine") == "mine"
+
+
 def test_lifetime_ledger__infinite_epsilon_and_conflicts(tmp_path: Path) -> None:
     ledger = LifetimeLedger(tmp_path / "l.sqlite")
     assert ledger.releases() == []  # no file yet: nothing recorded, nothing created
@@ -1184,6 +1236,67 @@ def test_compose__mechanisms_compose_tighter_than_adding_epsilons() -> None:
     assert ReleaseBudget.of(one["epsilon"], one["delta"], broken).mechanisms is None
     assert ReleaseBudget.of(8.0, 1e-5, gaussian_release(sigma=6.0)).mechanisms is None
     assert ReleaseBudget.of(0.5, 1e-5, gaussian_release(sigma=6.0)).mechanisms is not None
+
+
+def test_compose_replace_one__releases_compose_between_cohorts_that_replace_one() -> None:
+    """Between cohorts that replace one individual, a release of a Gaussian query with noise
+    multiplier s is one with s / 2, and k of them one with s / (2 sqrt(k)): the composed
+    figure lies between that exact value and the sum. A release without mechanisms takes
+    group privacy's pair, which bounds nothing once its delta reaches 1."""
+    one = gaussian_release(sigma=2.0)
+    budget = ReleaseBudget.of(one["epsilon"], one["delta"], one)
+    single = compose_replace_one([budget])
+    assert single is not None
+    assert single == (pytest.approx(Ledger.from_dict(one).replace_one()["epsilon"]), 1e-5)
+    for k in (2, 3):
+        pair = compose_replace_one([budget] * k)
+        assert pair is not None
+        exact = gaussian_exact_epsilon(2 * math.sqrt(k) / 2.0, 1e-5)
+        assert exact <= pair[0] <= 1.1 * exact < k * single[0]
+        assert pair[1] == pytest.approx(k * 1e-5)
+        assert pair[0] > compose([budget] * k)[0]  # never below add/remove
+    # unknown mechanisms: group privacy, added to the composed rest
+    unknown = ReleaseBudget(1.0, 1e-6)
+    pair = compose_replace_one([budget, budget, unknown])
+    both = compose_replace_one([budget, budget])
+    assert pair is not None and both is not None
+    assert pair[0] == pytest.approx(both[0] + 2.0)
+    assert pair[1] == pytest.approx(2e-5 + (1 + math.e) * 1e-6)
+    assert compose_replace_one([budget, ReleaseBudget(8.0, 1e-3)]) is None  # (1 + e^8) 1e-3 > 1
+    assert math.isinf(compose_replace_one([budget, ReleaseBudget(math.inf, 0.0)])[0])  # type: ignore[index]
+    assert compose_replace_one([]) == (0.0, 0.0)
+
+
+def test_lifetime_ledger__replace_one_total_and_the_ledger_command(tmp_path: Path) -> None:
+    """`dpgenome ledger` states the lifetime total between cohorts that replace one
+    individual beside the add/remove one, in text and JSON."""
+    one = gaussian_release(sigma=2.0)
+    db = tmp_path / "l.sqlite"
+    ledger = LifetimeLedger(db)
+    text = json.dumps(one["mechanisms"], sort_keys=True, separators=(",", ":"))
+    for r in ("r1", "r2"):
+        ledger.record("fp", one["epsilon"], 1e-5, r, mechanisms=text)
+    total = ledger.total("fp", replace_one=True)
+    budget = ReleaseBudget.of(one["epsilon"], one["delta"], one)
+    assert total.replace_one == compose_replace_one([budget, budget])
+    assert "replace_one" not in ledger.total("fp").to_dict()
+    out = CliRunner().invoke(main, ["ledger", "--db", str(db), "--json"])
+    assert out.exit_code == 0, out.output
+    (cohort,) = json.loads(out.output)["cohorts"]
+    assert cohort["replace_one"]["epsilon"] == pytest.approx(total.replace_one[0])  # type: ignore[index]
+    assert cohort["replace_one"]["delta"] == pytest.approx(2e-5)
+    out = CliRunner().invoke(main, ["ledger", "--db", str(db)])
+    assert out.exit_code == 0, out.output
+    assert f"replace one individual: epsilon {fmt_claim(total.replace_one[0])}" in out.output  # type: ignore[index]
+    ledger.record("fp", 8.0, 1e-3, "r3")  # no mechanisms: group privacy bounds nothing
+    out = CliRunner().invoke(main, ["ledger", "--db", str(db)])
+    assert "replace one individual: no bound" in out.output
+    assert (
+        json.loads(CliRunner().invoke(main, ["ledger", "--db", str(db), "--json"]).output)[
+            "cohorts"
+        ][0]["replace_one"]["epsilon"]
+        is None
+    )
 
 
 def test_compose__a_release_with_a_large_delta_never_lowers_the_total() -> None:

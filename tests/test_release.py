@@ -193,6 +193,26 @@ def test_export__a_release_work_directory_is_the_same_release(small_cohort: Path
     again = json.loads((out / "manifest.json").read_text())
     assert sorted(again["files"]) == sorted(first["files"])
     assert again["release_id"] == first["release_id"]
+    # the bundle's results name the synthetic cohort it holds, and that fixes the id:
+    # exporting the bundle itself again is the same release too
+    named = json.loads((small_cohort / "bundle" / "results.json").read_text())["synthesis"]
+    assert named["synthetic_fingerprint"] == (work / "synthetic.fingerprint").read_text()
+    result = CliRunner().invoke(
+        main,
+        [
+            "export",
+            str(small_cohort / "bundle"),
+            "--policy",
+            str(small_cohort / "lenient.yaml"),
+            "--out",
+            str(small_cohort / "bundle-reexport"),
+            "--lifetime-db",
+            str(small_cohort / "lifetime.sqlite"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    reexport = json.loads((small_cohort / "bundle-reexport" / "manifest.json").read_text())
+    assert reexport["release_id"] == first["release_id"]
     with sqlite3.connect(small_cohort / "lifetime.sqlite") as db:
         assert db.execute("select count(*) from releases").fetchone()[0] == 1
 

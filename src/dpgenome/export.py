@@ -317,6 +317,55 @@ def default_release_id(files: Mapping[str, bytes | Path], fingerprint: str) -> s
     return h.hexdigest()
 
 
+def synthetic_release_id(fingerprint: str, synthetic_fingerprint: str) -> str:
+    """A release of ``dpgenome release`` is its synthetic cohort, whatever files carry it:
+    SHA-256 over the source cohort's fingerprint and the synthetic cohort's content
+    fingerprint (:meth:`Cohort.fingerprint`, independent of the file format). The same
+    synthetic cohort exported again in another format (PLINK's hard calls are a rounding of
+    the same dosages: post-processing) is the same release and costs nothing more in the
+    lifetime ledger."""
+    h = hashlib.sha256(b"dpgenome-release\x1f")
+    h.update(f"{fingerprint}\x1f{synthetic_fingerprint}".encode())
+    return h.hexdigest()
+
+
+#: where results.json names the synthetic cohort it describes (its content fingerprint)
+SYNTHETIC_FINGERPRINT = ("synthesis", "synthetic_fingerprint")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def results_release_id(results: Mapping[str, Any], given: str | None = None) -> str | None:
+    """The release id a results document fixes, checked against the caller's ``given``.
+
+    ``dpgenome release`` records the synthetic cohort's content fingerprint in
+    ``results["synthesis"]["synthetic_fingerprint"]``; the release is then
+    :func:`synthetic_release_id` of it, whoever exports it and in whatever format, and a
+    ``given`` id that differs is a :class:`ConfigError` (it would let another synthesis pass
+    as this one, or this one as another, in the lifetime ledger: an id already recorded costs
+    nothing more). Results without that field (written by another tool or an older version)
+    leave the id to ``given`` (``None``: the caller's default, a hash of the data files)."""
+    synthesis = results.get(SYNTHETIC_FINGERPRINT[0])
+    synthetic = synthesis.get(SYNTHETIC_FINGERPRINT[1]) if isinstance(synthesis, Mapping) else None
+    fingerprint = _fingerprint(results)
+    if synthetic is None or fingerprint is None:
+        return given
+    field_name = ".".join(SYNTHETIC_FINGERPRINT)
+    if not isinstance(synthetic, str) or not _SHA256_HEX.fullmatch(synthetic):
+        raise InputError(
+            f"{field_name} must be a SHA-256 (64 lower-case hex digits), got {synthetic!r}",
+            file=RESULTS,
+            column=field_name,
+        )
+    derived = synthetic_release_id(fingerprint, synthetic)
+    if given is not None and given != derived:
+        raise ConfigError(
+            f"release id {given[:12]} is not this release's: its results name the synthetic "
+            f"cohort {synthetic[:12]}, whose release id is {derived[:12]} (an id names one "
+            "synthetic cohort in the lifetime ledger)"
+        )
+    return derived
+
+
 def _epsilon_delta(results: Mapping[str, Any]) -> tuple[float, float]:
     """The release's (epsilon, delta) as its ledger states them (epsilon ``inf``: no formal
     privacy). A finite-epsilon release needs its delta: a missing one read as 0 would drop
@@ -423,6 +472,7 @@ def lifetime_spent(
     fingerprint = _fingerprint(results)
     if lifetime is None or fingerprint is None:
         return None
+    release_id = results_release_id(results, release_id)
     ids = None if individuals is None else list(individuals)
     before = lifetime.total(fingerprint, individuals=ids, exclude_release=release_id)
     try:
@@ -532,7 +582,7 @@ def export_bundle(
         raise InputError("results.json has no cohort.fingerprint: the lifetime ledger needs it")
     if individuals is not None and lifetime is not None:
         individuals = check_individuals(fingerprint, individuals)
-    release_id = release_id or default_release_id(names, fingerprint)
+    release_id = results_release_id(results, release_id) or default_release_id(names, fingerprint)
     spent = lifetime_spent(results, lifetime, release_id=release_id, individuals=individuals)
     evaluation = evaluate(results, policy, context=_context(spent))
     before = None if spent is None else spent[0]

@@ -38,9 +38,12 @@ epsilons (Rogers et al. 2016) and for RDP at fixed orders (Feldman & Zrnic 2021)
 general for the composed figure used here.
 
 A release is identified by ``release_id``: for ``dpgenome release`` a hash of the synthetic
-cohort's content (:func:`dpgenome.release.synthetic_release_id`, so the same synthetic cohort
-in another file format is the same release), for ``dpgenome export`` of a directory a hash
-of its data files. Exporting the *same* release again -- re-rendering its dossier after a
+cohort's content (:func:`dpgenome.export.synthetic_release_id`, so the same synthetic cohort
+in another file format is the same release; its results.json records that fingerprint, so
+an export of the release from anywhere, or through the API, gets the same id, and a caller's
+id that differs is refused: :func:`dpgenome.export.results_release_id`), for ``dpgenome
+export`` of a directory whose results do not name their synthetic cohort a hash of its data
+files. Exporting the *same* release again -- re-rendering its dossier after a
 policy change, or writing it in another format -- adds no privacy cost and is recorded
 once. Rows are written as ``pending`` before the bundle is moved into place and marked
 ``exported`` after; a crash in between leaves a ``pending`` row that still counts (the safe
@@ -188,6 +191,11 @@ class LifetimeTotal:
     basic_epsilon: float | None = None
     #: the earlier releases reaching these individuals (what an export's check relied on)
     release_ids: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    #: the same releases between cohorts that replace one individual
+    #: (:func:`compose_replace_one`; asked for with ``LifetimeLedger.total(replace_one=True)``):
+    #: ``(epsilon, delta)``, ``None`` when no pair bounds it; absent when not asked for
+    replace_one: tuple[float, float] | None = field(default=None, compare=False)
+    replace_one_accounted: bool = field(default=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         per_individual = self.individuals is not None
@@ -202,6 +210,17 @@ class LifetimeTotal:
             "individuals": self.individuals,
             "epsilon_basic_composition": None if math.isinf(basic) else basic,
             "composition": COMPOSITION if per_individual else COMPOSITION_UNLINKED,
+        } | ({"replace_one": self._replace_one_dict()} if self.replace_one_accounted else {})
+
+    def _replace_one_dict(self) -> dict[str, Any]:
+        if self.replace_one is None:
+            return {"epsilon": None, "delta": None, "note": REPLACE_ONE_UNBOUNDED}
+        eps, delta = self.replace_one
+        return {
+            "epsilon": None if math.isinf(eps) else eps,
+            "no_formal_privacy": math.isinf(eps),
+            "delta": delta,
+            "composition": REPLACE_ONE_COMPOSITION,
         }
 
 
@@ -218,6 +237,18 @@ COMPOSITION = (
 COMPOSITION_UNLINKED = (
     f"over the releases recorded under this cohort fingerprint, {_COMPOSED} (the ledger does "
     "not know this cohort's individuals, so releases of overlapping cohorts are not linked)"
+)
+
+
+#: how :func:`compose_replace_one` composes, as ``dpgenome ledger --json`` says it
+REPLACE_ONE_COMPOSITION = (
+    "between cohorts of the same size that differ in one individual: each release's own "
+    "replace-one accounting where its mechanisms are recorded (else group privacy, twice its "
+    "epsilon), composed as the add/remove total is"
+)
+REPLACE_ONE_UNBOUNDED = (
+    "no bound: a release without recorded mechanisms has group privacy's delta, "
+    "(1 + e^epsilon) delta, at 1 or more (or the deltas sum to 1)"
 )
 
 
@@ -331,6 +362,63 @@ def _compose(budgets: tuple[ReleaseBudget, ...]) -> tuple[float, float, float]:
         for m in parsed:
             together.add(dataclasses.replace(m, name=f"release {i + 1}: {m.name}"))
     return min(basic, together.epsilon() + math.fsum(rest)), delta, basic
+
+
+def compose_replace_one(budgets: Iterable[ReleaseBudget]) -> tuple[float, float] | None:
+    """``(epsilon, delta)`` of a set of releases for one individual between cohorts of the
+    same size that differ in that individual (replace one), or ``None`` when no pair
+    bounds it. ``epsilon`` is ``inf`` when a release had no formal privacy.
+
+    A release whose mechanisms are recorded takes its own replace-one accounting
+    (:meth:`~dpgenome.accountant.Ledger.replace_one`) at its delta; any other its group-privacy
+    pair ``(2 eps, (1 + e^eps) delta)`` (:func:`dpgenome.accountant.replace_one`), which
+    bounds nothing once that delta reaches 1. ``delta`` is the sum of those deltas; the
+    epsilon the smaller of the sum of the epsilons (basic composition) and the recorded
+    mechanisms composed together under replace-one at the smallest of their deltas plus the
+    other releases' epsilons -- the add/remove figure's rule (:func:`compose`), neighbour
+    relation aside."""
+    return _compose_replace(
+        tuple(sorted(budgets, key=lambda b: (b.epsilon, b.delta, b.mechanisms or "")))
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _compose_replace(budgets: tuple[ReleaseBudget, ...]) -> tuple[float, float] | None:
+    from dpgenome.accountant import Ledger, replace_one
+
+    if any(math.isinf(b.epsilon) for b in budgets):
+        return math.inf, math.fsum(b.delta for b in budgets)
+    known: list[tuple[ReleaseBudget, list[Any]]] = []
+    pairs: list[tuple[float, float]] = []  # each release's own (epsilon, delta)
+    rest: list[tuple[float, float]] = []  # of the releases without mechanisms
+    for b in budgets:
+        parsed = None if b.mechanisms is None else _mechanisms(b.mechanisms, b.delta, b.epsilon)
+        if parsed is not None and 0.0 < b.delta < 1.0:
+            own = Ledger(b.delta)
+            for m in parsed:
+                own.add(m)
+            known.append((b, parsed))
+            pairs.append((float(own.replace_one(b.delta)["epsilon"]), b.delta))
+            continue
+        group = replace_one(b.epsilon, b.delta)
+        eps, d = group["epsilon"], group["delta"]
+        if not isinstance(eps, int | float) or not isinstance(d, int | float) or d >= 1.0:
+            return None  # group privacy bounds nothing
+        rest.append((float(eps), float(d)))
+        pairs.append(rest[-1])
+    delta = math.fsum(d for _, d in pairs)
+    if delta >= 1.0:
+        return None
+    basic = math.fsum(e for e, _ in pairs)
+    if len(known) < 2:
+        return basic, delta
+    strictest = min(b.delta for b, _ in known)
+    together = Ledger(strictest)
+    for i, (_, parsed) in enumerate(known):
+        for m in parsed:
+            together.add(dataclasses.replace(m, name=f"release {i + 1}: {m.name}"))
+    tight = float(together.replace_one(strictest)["epsilon"]) + math.fsum(e for e, _ in rest)
+    return min(basic, tight), delta
 
 
 def _accounted(text: str, delta: float, epsilon: float) -> float | None:
@@ -471,6 +559,7 @@ class LifetimeLedger:
         individuals: Iterable[object] | None = None,
         exclude_release: str | None = None,
         including: ReleaseBudget | None = None,
+        replace_one: bool = False,
     ) -> LifetimeTotal:
         """The most any individual of cohort ``fingerprint`` has spent, composed over the
         earlier releases that included them (:func:`compose`; pending rows included).
@@ -479,7 +568,9 @@ class LifetimeLedger:
         sample ids, checked against ``fingerprint``); when neither is known, only the
         releases recorded under ``fingerprint`` count. ``exclude_release`` leaves out one
         release (the one being re-exported); ``including`` adds one for every individual
-        (the release about to be exported: the lifetime total it would make)."""
+        (the release about to be exported: the lifetime total it would make); ``replace_one``
+        also composes them between cohorts that replace one individual
+        (:func:`compose_replace_one`; a second accounting, so only when asked for)."""
         ids = None if individuals is None else check_individuals(fingerprint, individuals)
         extra = () if including is None else (including,)
         try:
@@ -491,6 +582,11 @@ class LifetimeLedger:
         maximal = [a for a in sets if not any(a < b for b in sets)]
         composed = [compose([*(budgets[r] for r in a), *extra]) for a in maximal]
         reached = frozenset().union(*sets)
+        replaced: tuple[float, float] | None = None
+        if replace_one:
+            pairs = [compose_replace_one([*(budgets[r] for r in a), *extra]) for a in maximal]
+            if all(p is not None for p in pairs):
+                replaced = (max(p[0] for p in pairs if p), max(p[1] for p in pairs if p))
         return LifetimeTotal(
             fingerprint,
             max(c[0] for c in composed),
@@ -499,6 +595,8 @@ class LifetimeLedger:
             n,
             max(c[2] for c in composed),
             reached,
+            replaced,
+            replace_one,
         )
 
     def _release_sets(

@@ -44,7 +44,13 @@ from dpgenome.cohort import (
 from dpgenome.config import ReleaseConfig, typed_replace
 from dpgenome.dossier import render_dossier
 from dpgenome.errors import ConfigError, ReleaseBlocked
-from dpgenome.export import ExportResult, export_bundle, prepare_evaluation
+from dpgenome.export import (
+    SYNTHETIC_FINGERPRINT,
+    ExportResult,
+    export_bundle,
+    prepare_evaluation,
+    synthetic_release_id,
+)
 from dpgenome.fidelity import CohortFidelity, cohort_fidelity, compare_gwas, gwas_rows
 from dpgenome.gwas import GwasResult, linear_gwas, require_full_rank
 from dpgenome.io import detect_format, read_cohort, write_cohort
@@ -554,6 +560,9 @@ def run_release(
     packed = work_release(work, results["cohort"]["fingerprint"])
     assert packed is not None  # written above
     files, release_id = packed
+    # results.json names the synthetic cohort it describes: that fixes the release id
+    section, key = SYNTHETIC_FINGERPRINT
+    results.setdefault(section, {})[key] = (work / _SYNTHETIC_FP).read_text().strip()
     override = None
     if config.override_reason and config.signer:
         override = Override(
@@ -611,7 +620,7 @@ def work_release(work: Path, fingerprint: str) -> tuple[dict[str, Path], str] | 
     """For a work directory of ``dpgenome release`` (``dpgenome export`` of one) of the
     source cohort ``fingerprint``: the bundle's data files, ``synthetic/...`` as ``release``
     packs them (not the cache's own records or its lossless ``synthetic-source`` copy), and
-    the release id (:func:`synthetic_release_id`), so exporting it again is the same
+    the release id (:func:`dpgenome.export.synthetic_release_id`), so exporting it again is the same
     lifetime entry. ``None`` for any other directory."""
     fp = work / _SYNTHETIC_FP
     if not fp.is_file() or not (work / "synthetic").is_dir():
@@ -622,18 +631,6 @@ def work_release(work: Path, fingerprint: str) -> tuple[dict[str, Path], str] | 
         if p.is_file()
     }
     return files, synthetic_release_id(fingerprint, fp.read_text().strip())
-
-
-def synthetic_release_id(fingerprint: str, synthetic_fingerprint: str) -> str:
-    """A release of ``dpgenome release`` is its synthetic cohort, whatever files carry it:
-    SHA-256 over the source cohort's fingerprint and the synthetic cohort's content
-    fingerprint (:meth:`Cohort.fingerprint`, independent of the file format). The same
-    synthetic cohort exported again in another format (PLINK's hard calls are a rounding of
-    the same dosages: post-processing) is the same release and costs nothing more in the
-    lifetime ledger."""
-    h = hashlib.sha256(b"dpgenome-release\x1f")
-    h.update(f"{fingerprint}\x1f{synthetic_fingerprint}".encode())
-    return h.hexdigest()
 
 
 def _synthetic_dirs(root: Path, formats: Sequence[str]) -> dict[str, Path]:

@@ -143,7 +143,7 @@ def export(
         release_id=release_id,
         individuals=individuals,
     )
-    total = ledger.total(result.manifest["cohort_fingerprint"])
+    total = ledger.total(result.manifest["cohort_fingerprint"], replace_one=True)
     summary = {
         "bundle": str(result.path),
         "verdict": str(result.evaluation.verdict),
@@ -164,7 +164,7 @@ def export(
     eps = "∞" if math.isinf(total.epsilon) else fmt_claim(total.epsilon)
     click.echo(
         f"lifetime privacy spent on this cohort: epsilon {eps}, delta {fmt_claim(total.delta)} "
-        f"over {total.releases} release(s) ({ledger.path}){_basis(total)}"
+        f"over {total.releases} release(s) ({ledger.path}){_basis(total)}{_replaced(total)}"
     )
 
 
@@ -215,6 +215,17 @@ def _basis(total: LifetimeTotal) -> str:
             "(dpgenome ledger --link COHORT)"
         )
     return f"{added} -- the most any one of its {total.individuals} individuals has spent"
+
+
+def _replaced(total: LifetimeTotal) -> str:
+    """The lifetime total between cohorts that replace one individual, as a sentence."""
+    if not total.replace_one_accounted or total.releases == 0:
+        return ""
+    if total.replace_one is None:
+        return "\n  replace one individual: no bound (group privacy's delta reaches 1)"
+    eps, delta = total.replace_one
+    shown = "∞" if math.isinf(eps) else fmt_claim(eps)
+    return f"\n  replace one individual: epsilon {shown}, delta {fmt_claim(delta)}"
 
 
 @click.command("verify")
@@ -368,7 +379,7 @@ def ledger(
         prefix = fingerprint.strip().lower()
         rows = [r for r in rows if prefix and r.fingerprint.startswith(prefix)]
     cohorts = sorted({r.fingerprint for r in rows})
-    totals = [book.total(fp) for fp in cohorts]
+    totals = [book.total(fp, replace_one=True) for fp in cohorts]
     if as_json:
         click.echo(
             json.dumps(
@@ -399,5 +410,5 @@ def ledger(
         eps = "∞" if math.isinf(t.epsilon) else fmt_claim(t.epsilon)
         click.echo(
             f"cohort {t.fingerprint[:12]}: {t.releases} release(s), lifetime epsilon {eps}, "
-            f"delta {fmt_claim(t.delta)}{_basis(t)}"
+            f"delta {fmt_claim(t.delta)}{_basis(t)}{_replaced(t)}"
         )
