@@ -37,6 +37,7 @@ from scipy.special import comb, gammaln, logsumexp
 from scipy.stats import norm
 
 from dpgenome.accountant import (
+    HISTOGRAM_REPLACE_RATIO,
     NO_PRIVACY_LABEL,
     RDP_ORDERS,
     DpSgdMechanism,
@@ -57,7 +58,9 @@ from dpgenome.accountant import (
     reaccount,
     replace_one,
 )
+from dpgenome.cohort import PhenoType
 from dpgenome.errors import BudgetError, ConfigError
+from dpgenome.phenotypes import PhenotypeConfig, planned_bins
 from dpgenome.policy import fmt_claim
 
 # ---------------------------------------------------------------------------- references
@@ -651,6 +654,33 @@ def test_replace_one__dp_sgd_pld_against_its_hockey_stick_and_above_add_remove()
     rep = many.replace_one()
     assert many.epsilon() < rep["accountants"]["pld"] <= rep["accountants"]["opacus_rdp"]
     assert rep["epsilon"] < 2 * many.epsilon()
+
+
+def test_replace_one__a_gaussian_histogram_moves_by_sqrt_2() -> None:
+    """Replacing an individual moves one count of a histogram from one bin to another: L2
+    sqrt(2), not the general 2. Four histograms of multiplier 3 are then the analytic
+    Gaussian of mu = 2 sqrt(2) / 3 (general sums: 4 / 3); the ratio survives the ledger's
+    JSON, is refused outside [1, 2], and the DP-bins plan states it."""
+    ledger = Ledger(1e-6)
+    ledger.add_gaussian("bins", 3.0, count=4, replace_ratio=HISTOGRAM_REPLACE_RATIO)
+    rep = ledger.replace_one()
+    exact = _analytic_gaussian_epsilon(3.0 / (2.0 * math.sqrt(2.0)), 1e-6)
+    assert exact <= rep["accountants"]["pld"] <= exact + 2e-3
+    assert rep["accountants"]["pld"] <= rep["accountants"]["opacus_rdp"] <= 1.2 * exact
+    general = Ledger(1e-6)
+    general.add_gaussian("sums", 3.0, count=4)
+    assert rep["epsilon"] < general.replace_one()["epsilon"]
+    assert ledger.epsilon() == pytest.approx(general.epsilon())  # add/remove: the same
+    d = ledger.to_dict()
+    assert d["mechanisms"][0]["replace_sensitivity_ratio"] == pytest.approx(math.sqrt(2.0))
+    assert "replace_sensitivity_ratio" not in general.to_dict()["mechanisms"][0]
+    assert Ledger.from_dict(d).replace_one()["epsilon"] == pytest.approx(rep["epsilon"])
+    for bad in (0.5, 2.5):
+        d["mechanisms"][0]["replace_sensitivity_ratio"] = bad
+        with pytest.raises(ConfigError, match="replace_sensitivity_ratio"):
+            Ledger.from_dict(d)
+    plan = planned_bins(["x"], {"x": PhenoType.CONTINUOUS}, PhenotypeConfig())
+    assert plan is not None and plan.replace_ratio == HISTOGRAM_REPLACE_RATIO
 
 
 def test_ledger__zero_noise_mechanism_means_no_formal_privacy() -> None:

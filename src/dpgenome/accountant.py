@@ -20,7 +20,8 @@ The unit of privacy is the **individual** (one row of the cohort) under add/remo
 neighbouring. Relatives are separate individuals: protection of a family is group privacy.
 Between cohorts of the same size that differ by *replacing* one individual,
 :meth:`Ledger.replace_one` accounts the same mechanisms again, by both accountants: every
-contribution then moves by up to twice its bound (a Gaussian's multiplier halves, an
+contribution then moves by up to twice its bound (a Gaussian's multiplier halves -- a
+histogram's shrinks by sqrt(2), as one count moves from one bin to another -- an
 ``epsilon`` step doubles), and DP-SGD is the Poisson-subsampled Gaussian's replace-one pair
 ``(1 - q) N(0, s^2) + q N(-+1, s^2)`` (dp-accounting's REPLACE_ONE for the PLD; its Renyi
 divergence integrated numerically for the RDP figure, which Opacus does not give).
@@ -157,11 +158,21 @@ class GaussianMechanism:
     #: when the queries' sensitivities differ (a bound, and how each query's is set): the noise
     #: of each is the multiplier times its own, so the accounting holds for all
     note: str = ""
+    #: each query's L2 sensitivity between cohorts that replace one individual, over the
+    #: add/remove one: 2 in general (one contribution out, another in), sqrt(2) for a
+    #: histogram (one count moves from one bin to another; :data:`HISTOGRAM_REPLACE_RATIO`);
+    #: never above 2 (replace = remove + add) nor below 1
+    replace_ratio: float = 2.0
     kind: str = field(default="gaussian", init=False)
 
     @property
     def private(self) -> bool:
         return self.noise_multiplier > 0 or self.count == 0
+
+
+#: :attr:`GaussianMechanism.replace_ratio` of a histogram (each individual one count in one
+#: bin): replacing an individual moves one count, so the L2 change is sqrt(2), not 2
+HISTOGRAM_REPLACE_RATIO = math.sqrt(2.0)
 
 
 @dataclass(frozen=True)
@@ -246,6 +257,11 @@ def _validate(m: Mechanism) -> None:
     elif isinstance(m, GaussianMechanism):
         _check_finite_nonneg(m.name, "noise_multiplier", m.noise_multiplier)
         _check_finite_nonneg(m.name, "sensitivity", m.sensitivity)
+        if not 1.0 <= m.replace_ratio <= 2.0:  # replace = remove + add: at most twice
+            raise ConfigError(
+                f"mechanism {m.name!r}: replace_sensitivity_ratio must be in [1, 2], got "
+                f"{m.replace_ratio!r}"
+            )
         if int(m.count) != m.count or m.count < 0:
             raise ConfigError(
                 f"mechanism {m.name!r}: count must be an integer >= 0, got {m.count!r}"
@@ -374,10 +390,11 @@ def _rdp_replace_poisson_gaussian(q: float, sigma: float, orders: np.ndarray) ->
 def _rdp_curve(m: Mechanism, orders: np.ndarray, replace: bool = False) -> np.ndarray:
     """The mechanism's RDP curve between neighbours that add or remove one individual, or
     (``replace``) that replace one: each individual's contribution then moves by up to twice
-    its bound, so a Gaussian's noise multiplier halves, a pure, Laplace or bounded-range
-    step's epsilon doubles, and DP-SGD takes :func:`_rdp_replace_poisson_gaussian`."""
+    its bound, so a Gaussian's noise multiplier halves (a histogram's shrinks by sqrt(2):
+    :attr:`GaussianMechanism.replace_ratio`), a pure, Laplace or bounded-range step's
+    epsilon doubles, and DP-SGD takes :func:`_rdp_replace_poisson_gaussian`."""
     if replace and isinstance(m, GaussianMechanism):
-        m = dataclasses.replace(m, noise_multiplier=m.noise_multiplier / 2.0)
+        m = dataclasses.replace(m, noise_multiplier=m.noise_multiplier / m.replace_ratio)
     elif replace and isinstance(m, EpsilonSteps):
         m = dataclasses.replace(m, epsilon=2.0 * m.epsilon)
     if isinstance(m, DpSgdMechanism):
@@ -463,7 +480,7 @@ def _pld_of(
     """The mechanism's PLD between neighbours that add or remove one individual, or
     (``replace``) that replace one: DP-SGD by dp-accounting's REPLACE_ONE relation for the
     Poisson-subsampled Gaussian, every other mechanism with twice its sensitivity (the
-    relation's meaning without subsampling)."""
+    relation's meaning without subsampling; a Gaussian histogram with sqrt(2) times it)."""
     twice = 2.0 if replace else 1.0
     if isinstance(m, DpSgdMechanism):
         return pld_lib.from_gaussian_mechanism(
@@ -479,7 +496,7 @@ def _pld_of(
     if isinstance(m, GaussianMechanism):
         return pld_lib.from_gaussian_mechanism(
             standard_deviation=m.noise_multiplier / math.sqrt(m.count),
-            sensitivity=twice,
+            sensitivity=m.replace_ratio if replace else 1.0,
             value_discretization_interval=interval,
         )
     if isinstance(m, LaplaceMechanism):
@@ -683,8 +700,16 @@ class Ledger:
         count: int = 1,
         sensitivity: float = 1.0,
         note: str = "",
+        replace_ratio: float = 2.0,
     ) -> GaussianMechanism:
-        m = GaussianMechanism(name, float(noise_multiplier), int(count), float(sensitivity), note)
+        m = GaussianMechanism(
+            name,
+            float(noise_multiplier),
+            int(count),
+            float(sensitivity),
+            note,
+            float(replace_ratio),
+        )
         self.add(m)
         return m
 
@@ -831,6 +856,8 @@ class Ledger:
                 }
                 if m.note:
                     entry["sensitivity_note"] = m.note
+                if m.replace_ratio != 2.0:
+                    entry["replace_sensitivity_ratio"] = m.replace_ratio
             else:
                 entry |= {"epsilon": _json_float(m.epsilon), "count": m.count}
                 if isinstance(m, LaplaceMechanism):
@@ -923,6 +950,7 @@ class Ledger:
                         _whole(m, "count", i),
                         _number(m, "sensitivity", i, default=1.0),
                         m.get("sensitivity_note", ""),
+                        _number(m, "replace_sensitivity_ratio", i, default=2.0),
                     )
                 elif kind in _EPSILON_KINDS:
                     eps = m["epsilon"]
@@ -991,7 +1019,8 @@ REPLACE_ONE_METHOD = (
     "both accountants with replace-one neighbouring: DP-SGD as the Poisson-subsampled "
     "Gaussian under dp-accounting's REPLACE_ONE relation (PLD) and by numerical integration "
     "of the same pair's Renyi divergence (RDP); every other mechanism with twice its "
-    "sensitivity"
+    "sensitivity, a Gaussian histogram with sqrt(2) times its own (one count moves between "
+    "bins)"
 )
 
 
@@ -1040,6 +1069,7 @@ class PlannedGaussian:
     sensitivity: float = 1.0
     weight: float = 1.0
     note: str = ""  # GaussianMechanism.note
+    replace_ratio: float = 2.0  # GaussianMechanism.replace_ratio
 
 
 @dataclass(frozen=True)
@@ -1068,7 +1098,9 @@ def _build(
                 p.name, scale / p.weight, p.sample_rate, p.steps, max_grad_norm=p.max_grad_norm
             )
         elif isinstance(p, PlannedGaussian):
-            ledger.add_gaussian(p.name, scale / p.weight, p.count, p.sensitivity, p.note)
+            ledger.add_gaussian(
+                p.name, scale / p.weight, p.count, p.sensitivity, p.note, p.replace_ratio
+            )
         else:
             eps = p.epsilon if p.epsilon is not None else float(p.fraction or 0.0) * target
             ledger.add_epsilon_steps(p.kind, p.name, eps, p.count)
@@ -1127,7 +1159,7 @@ def calibrate(
             if isinstance(p, PlannedDpSgd):
                 ledger.add_dp_sgd(p.name, 0.0, p.sample_rate, p.steps, max_grad_norm=math.inf)
             elif isinstance(p, PlannedGaussian):
-                ledger.add_gaussian(p.name, 0.0, p.count, p.sensitivity, p.note)
+                ledger.add_gaussian(p.name, 0.0, p.count, p.sensitivity, p.note, p.replace_ratio)
             else:
                 ledger.add_epsilon_steps(p.kind, p.name, math.inf, p.count)
         return ledger

@@ -66,7 +66,7 @@ from scipy.optimize import lsq_linear
 from scipy.stats import norm
 from torch import nn
 
-from dpgenome.accountant import PlannedDpSgd, PlannedGaussian
+from dpgenome.accountant import HISTOGRAM_REPLACE_RATIO, PlannedDpSgd, PlannedGaussian
 from dpgenome.cohort import Cohort, PhenoType, infer_pheno_types
 from dpgenome.dpsgd import DpSgdConfig, DpSgdTrainer
 from dpgenome.errors import ConfigError
@@ -1051,7 +1051,14 @@ def planned_bins(
     cols = dp_binned_columns(columns, types, config)
     if not cols:
         return None
-    return PlannedGaussian(name, count=2 * len(cols), sensitivity=1.0, weight=config.bins_weight)
+    # a histogram: replacing an individual moves one count per histogram (sqrt(2), not 2)
+    return PlannedGaussian(
+        name,
+        count=2 * len(cols),
+        sensitivity=1.0,
+        weight=config.bins_weight,
+        replace_ratio=HISTOGRAM_REPLACE_RATIO,
+    )
 
 
 @dataclass
