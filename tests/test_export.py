@@ -741,6 +741,14 @@ def test_export_bundle__results_naming_their_synthetic_cohort_fix_the_release_id
     # results without the field keep the caller's id, or the data files' hash
     assert results_release_id(results("approve")) is None
     assert results_release_id(results("approve"), "mine") == "mine"
+    # verify holds the manifest's id to the one its results fix
+    assert verify_bundle(tmp_path / "b1").ok
+    manifest = json.loads((tmp_path / "b1" / MANIFEST).read_text())
+    manifest["release_id"] = "0" * 64
+    (tmp_path / "b1" / MANIFEST).write_text(json.dumps(manifest))
+    report = verify_bundle(tmp_path / "b1")
+    assert not report.ok
+    assert any("release id 000000000000 is not the one" in p for p in report.problems)
 
 
 def test_lifetime_ledger__infinite_epsilon_and_conflicts(tmp_path: Path) -> None:

@@ -1116,6 +1116,7 @@ def _reevaluate(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -
             )
     if manifest.get("ledger") != results.get("ledger"):
         report.problems.append(f"{MANIFEST}: its privacy ledger differs from {RESULTS}'s")
+    _check_release_id(report, manifest, results)
     _reaccount(report, results.get("ledger"))
     _check_dossier_verdict(report, root, manifest)
     if again.verdict is Verdict.BLOCK:
@@ -1126,3 +1127,21 @@ def _reevaluate(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -
             report.problems.append(
                 f"{MANIFEST}: released under an override that {POLICY_COPY} does not allow"
             )
+
+
+def _check_release_id(
+    report: VerifyReport, manifest: Mapping[str, Any], results: Mapping[str, Any]
+) -> None:
+    """Results that name their synthetic cohort fix the release id
+    (:func:`results_release_id`): the manifest's must be that one."""
+    recorded = manifest.get("release_id")
+    try:
+        derived = results_release_id(results)
+    except InputError as err:
+        report.problems.append(f"{RESULTS}: {err.message}")
+        return
+    if derived is not None and recorded != derived:
+        report.problems.append(
+            f"{MANIFEST}: release id {str(recorded)[:12]} is not the one {RESULTS}'s synthetic "
+            f"cohort gives ({derived[:12]})"
+        )
