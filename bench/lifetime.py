@@ -7,7 +7,10 @@ composed by their mechanisms, against the named reference in the same run, basic
 * ``composition``: k releases with the same mechanisms (those of ``--results``, a
   ``results.json`` or ``ledger.json`` such as a demo release's; default a release of one
   Gaussian query with noise multiplier 0.6, epsilon 8.6 at delta 1e-5, whose exact k-fold
-  epsilon is printed too): the composed lifetime epsilon and the sum, for k = 1..``--releases``.
+  epsilon is printed too): the composed lifetime epsilon and the sum, for k = 1..``--releases``,
+  between cohorts that add or remove one individual and between cohorts that replace one
+  (:func:`dpgenome.lifetime.compose_replace_one`, against the sum of the releases' own
+  replace-one epsilons and, for the Gaussian, the exact figure at twice the sensitivity).
 * ``scale``: ``--cohorts`` overlapping cohorts drawn from ``--ids`` distinct ids (each a
   third of them, shifted along), one release each, recorded in a fresh ledger: seconds per
   record, per total (first call, and again), and the file size; the same ledger read by
@@ -32,6 +35,7 @@ from dpgenome.lifetime import (
     ReleaseBudget,
     _compose,
     compose,
+    compose_replace_one,
     individuals_fingerprint,
 )
 
@@ -69,16 +73,30 @@ def composition(results: Path | None, releases: int) -> None:
     print(
         f"composition: {source} ({kinds}); epsilon {budget.epsilon:.3f}, delta {budget.delta:.3g}"
     )
-    print(f"{'k':>3} {'composed':>9} {'basic (sum)':>12} {'exact':>7} {'seconds':>8}")
+    print(
+        f"{'':>3} {'add/remove one':^30} | {'replace one':^30}\n"
+        f"{'k':>3} {'composed':>9} {'basic (sum)':>12} {'exact':>7} | {'composed':>9} "
+        f"{'basic (sum)':>12} {'exact':>7} {'seconds':>8}"
+    )
     for k in range(1, releases + 1):
         start = time.perf_counter()
         eps, _, basic = compose([budget] * k)
+        replaced = compose_replace_one([budget] * k)
         took = time.perf_counter() - start
-        exact = (
-            _exact_gaussian(math.sqrt(k) / sigma, budget.delta) if math.isfinite(sigma) else None
+        one = compose_replace_one([budget])
+        assert replaced is not None and one is not None  # recorded mechanisms: always bounded
+        exact = exact_r = None
+        if math.isfinite(sigma):  # replacing one moves the query by twice its sensitivity
+            exact = _exact_gaussian(math.sqrt(k) / sigma, budget.delta)
+            exact_r = _exact_gaussian(2 * math.sqrt(k) / sigma, budget.delta)
+        print(
+            f"{k:>3} {eps:9.3f} {basic:12.3f} {_shown(exact)} | {replaced[0]:9.3f} "
+            f"{k * one[0]:12.3f} {_shown(exact_r)} {took:8.2f}"
         )
-        shown = f"{exact:7.3f}" if exact is not None else f"{'-':>7}"
-        print(f"{k:>3} {eps:9.3f} {basic:12.3f} {shown} {took:8.2f}")
+
+
+def _shown(value: float | None) -> str:
+    return f"{value:7.3f}" if value is not None else f"{'-':>7}"
 
 
 def scale(n_ids: int, n_cohorts: int) -> None:
