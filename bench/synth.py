@@ -99,7 +99,8 @@ def add_set_option(ap: argparse.ArgumentParser) -> None:
 def with_overrides(base: SynthConfig, items: list[str]) -> SynthConfig:
     """``base`` with ``KEY=VALUE`` overrides: a :class:`SynthConfig` field, or
     ``association.FIELD`` / ``phenotypes.FIELD`` of its nested configs, the value parsed as
-    the field's current type (``none`` switches an optional field off). A bad key or value
+    the field's current type (``none`` switches an optional field off; ``true``/``false``
+    set an optional flag left at ``None``, such as ``secure_mode``). A bad key or value
     exits naming the item."""
     for item in items:
         key, sep, text = item.partition("=")
@@ -112,7 +113,8 @@ def with_overrides(base: SynthConfig, items: list[str]) -> SynthConfig:
         try:
             if text.strip().lower() == "none":  # an optional field switched off
                 value: Any = None
-            elif isinstance(obj, bool):
+            elif isinstance(obj, bool) or (obj is None and text.lower() in ("true", "false")):
+                # a bool, or an optional one left to its default (secure_mode=None)
                 if text.lower() not in ("true", "false"):
                     raise ValueError(text)
                 value = text.lower() == "true"
