@@ -683,6 +683,18 @@ def test_replace_one__a_gaussian_histogram_moves_by_sqrt_2() -> None:
     assert plan is not None and plan.replace_ratio == HISTOGRAM_REPLACE_RATIO
 
 
+def test_ledger__secure_mode_never_reports_the_pld_figure_alone() -> None:
+    """Secure mode's Gaussian steps are discrete Gaussians: their RDP is the continuous one's
+    (CKS20), their PLD not proven to be, so a secure-mode ledger reports max or RDP only."""
+    with pytest.raises(ConfigError, match="secure-mode ledger cannot report the PLD"):
+        Ledger(1e-6, secure_mode=True, reported="pld")
+    assert Ledger(1e-6, secure_mode=True, reported="rdp").reported == "rdp"
+    d = Ledger(1e-6, reported="pld").to_dict()
+    d["secure_mode"] = True
+    with pytest.raises(ConfigError, match="secure-mode ledger"):
+        Ledger.from_dict(d)
+
+
 def test_ledger__zero_noise_mechanism_means_no_formal_privacy() -> None:
     ledger = Ledger(1e-5)
     ledger.add_dp_sgd("geno", 1.0, 0.1, 100)

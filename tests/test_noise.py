@@ -101,21 +101,32 @@ def test_secure_gaussian__on_its_grid_with_the_calibrated_scale() -> None:
     assert shifted == pytest.approx(out + 7.25, abs=step)
 
 
-@pytest.mark.parametrize(("n", "d"), [(10, 1), (1_000, 2), (20_000, 500), (200_000, 40)])
+@pytest.mark.parametrize(
+    ("n", "d"), [(10, 1), (1_000, 2), (20_000, 500), (200_000, 40), (5_000_000, 160)]
+)
 def test_secure_grid__keeps_the_calibrated_privacy_ratio(n: int, d: int) -> None:
     """Rounding to the grid moves a neighbour's query by at most ``sqrt(d)`` steps more, and
-    the float sums by ``k / 2`` of the sensitivity: the widened noise keeps the ratio of
+    the float sums by ``k / 2`` of the sensitivity (two sums of n terms, each within
+    ``(n + 1) n u s`` in L2 whatever ``d``): the widened noise keeps the ratio of
     sensitivity to noise that the accountant was given."""
     sn = N.SecureNoise(n)
     sens, sd = 0.3, 1.7
     step, sd_steps = sn.grid(sd, sens, d)
-    k = sn.widening(d)
+    k = sn.widening()
     assert math.frexp(step)[0] == 0.5  # a power of two
-    assert k >= N.MIN_WIDENING and k >= 8 * n**2 * N.UNIT_ROUNDOFF * math.sqrt(d)
+    floats = 2 * (n + 1) * n * Fraction(N.UNIT_ROUNDOFF)  # both sums' rounding, over s
+    assert k >= N.MIN_WIDENING and Fraction(k) / 2 >= floats
     assert step * math.sqrt(d) <= k * sens / 2
     worst = Fraction(sens) * (1 + Fraction(k) / 2) / Fraction(step) + Fraction(math.sqrt(d))
     assert worst / sd_steps <= Fraction(sens) / Fraction(sd)
-    assert float(sd_steps) >= 6  # the discrete Gaussian's tau term is below 1e-150
+    assert float(sd_steps) >= N.MIN_GAUSSIAN_STEPS
+
+
+def test_secure_grid__refuses_a_sensitivity_no_step_fits() -> None:
+    """A bound that underflows to 0 would make the step 0.5 (frexp of 0): the
+    grid refuses it rather than round a query by more than the widening covers."""
+    with pytest.raises(ValueError, match="no grid step fits"):
+        N.SecureNoise(100).grid(1.0, 5e-324, 4)
 
 
 def test_secure_laplace__on_its_grid_with_the_calibrated_scale() -> None:

@@ -63,7 +63,9 @@ Composition is tight, by two independent accountants:
 The released epsilon is ``max(opacus_rdp, pld)`` by default (``reported="max"``): both are
 valid upper bounds, PLD is usually the tighter, and taking the larger guards the release against a
 defect in either implementation. ``reported="pld"`` (justified: PLD with pessimistic
-rounding is itself a rigorous upper bound) or ``"rdp"`` may be chosen and is recorded.
+rounding is itself a rigorous upper bound) or ``"rdp"`` may be chosen and is recorded --
+not ``"pld"`` in secure mode, whose Gaussian steps are discrete Gaussians: their RDP is the
+continuous Gaussian's (Canonne, Kamath & Steinke 2020), their PLD not proven to be.
 
 :func:`calibrate` finds noise multipliers *before* training so that the composed epsilon
 is at most the target (bisection on a common noise scale); ``--epsilon inf`` gives a
@@ -648,6 +650,12 @@ class Ledger:
             raise ConfigError(f"delta must be in (0, 1), got {delta!r}")
         if reported not in ("max", "pld", "rdp"):
             raise ConfigError(f"reported must be 'max', 'pld' or 'rdp', got {reported!r}")
+        if secure_mode and reported == "pld":
+            raise ConfigError(
+                "a secure-mode ledger cannot report the PLD figure alone: its Gaussian steps "
+                "are discrete Gaussians, whose RDP is the continuous one's (Canonne, Kamath & "
+                "Steinke 2020) but whose PLD is not proven to be; report 'max' or 'rdp'"
+            )
         if not 0.0 < pld_interval <= 0.1:
             raise ConfigError(f"pld_interval must be in (0, 0.1], got {pld_interval!r}")
         self.delta = float(delta)

@@ -17,14 +17,17 @@ the mechanism's output, so a sampler may round the query as well as add to it.
     added per coordinate in grid units. Rounding moves a neighbour's vector by at most
     ``g sqrt(d) <= k s / 2`` more, so the rounded query's sensitivity is at most
     ``s (1 + k)`` (with ``k s / 2`` left for the float rounding of the sums, below), the
-    same ratio to the noise as calibrated. CKS20 Thm 14: the product of discrete Gaussians
-    then has Renyi divergence at most ``alpha s^2 / (2 sigma^2) + tau d`` at every order,
-    the continuous Gaussian's RDP plus ``tau = 10 sum_k exp(-2 pi^2 sigma_g^2 k^2 /
-    (k^2 + 1))`` for the noise's sd ``sigma_g`` in steps, below 1e-150 from ``sigma_g >= 6``
-    (the grid makes it ``2 sigma sqrt(d) / (k s)`` or more; smaller is refused). The released
-    epsilon is the larger of the RDP and PLD figures (:mod:`dpgenome.accountant`), so it is
-    at least the RDP figure, which holds for the discrete Gaussian (and so for replace-one,
-    an integer shift of twice the bound).
+    same ratio to the noise as calibrated. Added to an integer-valued query, the discrete
+    Gaussian has the continuous Gaussian's concentrated DP (CKS20): Renyi divergence at most
+    ``alpha mu^2 / (2 sigma^2)`` at every order for an integer shift ``mu`` per coordinate,
+    adding over independent coordinates, so the RDP the accountant gives a Gaussian step holds
+    as it is (and for replace-one, an integer shift of twice the bound). (The extra ``tau``
+    term of Kairouz, Liu & Steinke 2021 concerns *sums* of discrete Gaussians, not one draw;
+    an sd below 6 steps is still refused as a margin, never reached: the grid gives at least
+    ``2 sigma sqrt(d) / (k s)`` steps.) The released epsilon is the larger of the RDP and PLD
+    figures (:mod:`dpgenome.accountant`), so it is at least the RDP figure; the PLD of the
+    continuous Gaussian is not proven to bound the discrete one's, so a secure-mode ledger
+    refuses to report the PLD figure alone.
   - **Laplace** (sensitivity ``s``, scale ``b``): the query is rounded to the grid likewise
     and the *integer part* of a Laplace(``b (1 + k) / g``) variable is added: exactly the
     Laplace mechanism on the rounded query followed by ``floor`` (post-processing), so the
@@ -35,9 +38,12 @@ the mechanism's output, so a sampler may round the query as well as add to it.
     candidate accepted with probability ``exp(-(max u - u_i) / (c (1 + k)))`` by an exact
     Bernoulli on the utilities' exact rational values.
 
-  The widening factor ``1 + k``, ``k = max(2^-20, 8 n^2 u sqrt(d))`` (``u = 2^-53``), also
-  covers the rounding of the floating-point sums the queries are (a sum of ``n`` terms is
-  within ``(n + 1) u sum |x_i|`` of the exact one in any order; doubled for the neighbour).
+  The widening factor ``1 + k``, ``k = max(2^-20, 8 n^2 u)`` (``u = 2^-53``), also covers
+  the rounding of the floating-point sums the queries are: each coordinate of a sum of ``n``
+  terms is within ``(n + 1) u sum_i |x_ij|`` of the exact one in any order, so the whole
+  vector within ``(n + 1) u sum_i ||x_i||_2 <= (n + 1) n u s`` in L2 whatever its length
+  ``d`` (the grid's own ``sqrt(d)`` is in its step); doubled for the neighbour, that is at
+  most ``k s / 2``.
   Not covered: timing (the samplers' running time depends on their output) and DP-SGD,
   whose noise stays Opacus-style floating point (:mod:`dpgenome.dpsgd`).
 """
@@ -80,8 +86,8 @@ def default_secure_mode() -> bool:
 #: the widening of secure mode's noise scales never falls below this (see the module text)
 MIN_WIDENING = 2.0**-20
 UNIT_ROUNDOFF = 2.0**-53
-#: the discrete Gaussian's sd, in grid steps, below which its RDP's extra term (CKS20 Thm 14's
-#: ``tau``, about ``10 exp(-pi^2 sigma^2)``) would no longer be negligible
+#: the discrete Gaussian's sd, in grid steps, below which it is refused: a margin (its RDP on
+#: an integer query is the continuous one's at any sd), never reached through :meth:`grid`
 MIN_GAUSSIAN_STEPS = 6
 
 
@@ -139,9 +145,10 @@ class SecureNoise:
         self.n = int(n)
         self.rand = rand if rand is not None else random.SystemRandom()
 
-    def widening(self, d: int = 1) -> float:
-        """``k``: every noise scale is widened by ``1 + k`` for a query of ``d`` values."""
-        return max(MIN_WIDENING, 8.0 * self.n**2 * UNIT_ROUNDOFF * math.sqrt(d))
+    def widening(self) -> float:
+        """``k``: every noise scale is widened by ``1 + k``, whatever the query's length
+        (the float error of a vector sum is bounded in L2 by its terms' norms: module text)."""
+        return max(MIN_WIDENING, 8.0 * self.n**2 * UNIT_ROUNDOFF)
 
     def grid(self, scale: float, sensitivity: float, d: int = 1) -> tuple[float, Fraction]:
         """``(step, scale_in_steps)`` for a query of ``d`` values: the grid's step, a power
@@ -150,8 +157,10 @@ class SecureNoise:
         ``(sensitivity (1 + k / 2)) / step + sqrt(d) <= sensitivity (1 + k) / step`` steps:
         the same ratio to the noise as ``sensitivity`` to ``scale``."""
         _positive(scale=scale, sensitivity=sensitivity)
-        k = self.widening(d)
+        k = self.widening()
         step = _grid(k * sensitivity / (2.0 * math.sqrt(d)))
+        if not (step > 0.0 and step * math.sqrt(d) <= k * sensitivity / 2.0):
+            raise ValueError(f"no grid step fits sensitivity {sensitivity} over {d} values")
         return step, Fraction(scale) * (1 + Fraction(k)) / Fraction(step)
 
     def gaussian(self, values: ArrayLike, *, sd: float, sensitivity: float) -> np.ndarray:
