@@ -592,6 +592,10 @@ def test_cli_synthesize__writes_cohort_in_input_format_and_ledger(tmp_path, memb
     assert syn.n_samples == 50
     assert not set(map(str, syn.sample_ids)) & set(map(str, cohort.sample_ids))
     assert (out / "geno.txt").exists() or (out / "geno.txt.gz").exists()
+    # beside a cohort that may be shared, no run time (it moves with the members' data)
+    summary = json.loads((out / "synthesis.json").read_text())
+    assert summary["timings_s"] is None and "structure" in summary["details"]
+    assert '"seconds"' not in json.dumps(summary["details"])
 
 
 def test_cli_synthesize__unknown_phenotype_is_a_user_error(tmp_path) -> None:

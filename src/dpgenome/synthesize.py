@@ -690,12 +690,13 @@ def _structure(
             "max_grad_norm": rep.max_grad_norm,
             "trainable": trainable,
             "opacus_epsilon": rep.opacus_epsilon,
-            "seconds": rep.seconds,
         }
         if sigma is None:
             # the batch losses and the share of clipped gradients are exact statistics of the
-            # members' un-noised batches, charged to no mechanism: shown without DP only
+            # members' un-noised batches, charged to no mechanism: shown without DP only (so is
+            # the run time, which moves with them)
             details["structure"] |= {
+                "seconds": rep.seconds,
                 "clipped_fraction": rep.clipped_fraction,
                 "final_loss": _last(rep.losses),
             }

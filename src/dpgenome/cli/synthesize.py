@@ -183,10 +183,15 @@ def synthesize(
     warn_values_encoded_as_missing(members, config.phenotypes)
     result = run(members, config, public)
     ledger = result.ledger.to_dict()
+    private = not result.ledger.no_formal_privacy
+    if private:  # run times move with the members' data (a sampler's rejections): log only
+        log.info("timings (s): %s", {k: round(v, 1) for k, v in result.timings.items()})
     summary = {
         "ledger": ledger,
         "config": result.config.record(),
-        "timings_s": result.timings,
+        # beside the synthetic cohort, which may be shared: no member statistic outside the
+        # ledger, so no run time under DP
+        "timings_s": None if private else result.timings,
         "details": result.details,
         "training_samples": members.n_samples,
         "public_panel": public_panel,
