@@ -643,6 +643,8 @@ def test_cli_synthesize__warns_of_phenotype_values_trained_as_missing(tmp_path, 
     ]
     assert "SW99" not in caplog.text
     assert not [i for i in map(str, cohort.sample_ids) if i in caplog.text]
+    # without formal privacy the run times are kept (under DP they stay in the log)
+    assert "structure" in json.loads((tmp_path / "o" / "synthesis.json").read_text())["timings_s"]
 
 
 def _gwas_corr(cohort, ids: list[str]) -> np.ndarray:
