@@ -334,13 +334,16 @@ def compose(budgets: Iterable[ReleaseBudget]) -> tuple[float, float, float]:
     smallest delta keeps the total from falling when a release is added: a release with a
     large delta (a small cohort's 1/n^1.1) would otherwise raise the delta everyone's total is
     read at and lower their epsilon."""
-    return _compose(tuple(sorted(budgets, key=lambda b: (b.epsilon, b.delta, b.mechanisms or ""))))
+    return _compose(_ordered(budgets))
+
+
+def _ordered(budgets: Iterable[ReleaseBudget]) -> tuple[ReleaseBudget, ...]:
+    """The budgets in a fixed order: one cache entry per set of releases, however listed."""
+    return tuple(sorted(budgets, key=lambda b: (b.epsilon, b.delta, b.mechanisms or "")))
 
 
 @functools.lru_cache(maxsize=512)
 def _compose(budgets: tuple[ReleaseBudget, ...]) -> tuple[float, float, float]:
-    from dpgenome.accountant import Ledger
-
     delta = math.fsum(b.delta for b in budgets)
     basic = _sum_epsilon(None if math.isinf(b.epsilon) else b.epsilon for b in budgets)
     if math.isinf(basic):
@@ -357,11 +360,20 @@ def _compose(budgets: tuple[ReleaseBudget, ...]) -> tuple[float, float, float]:
     strictest = min((b.delta for b, _ in known if b.delta > 0), default=0.0)
     if len(known) < 2 or not 0.0 < strictest < 1.0:
         return basic, delta, basic
-    together = Ledger(strictest)
-    for i, (_, parsed) in enumerate(known):
+    together = _together([parsed for _, parsed in known], strictest)
+    return min(basic, together.epsilon() + math.fsum(rest)), delta, basic
+
+
+def _together(releases: Sequence[Sequence[Any]], delta: float) -> Any:
+    """One :class:`~dpgenome.accountant.Ledger` at ``delta`` of several releases' mechanisms
+    (renamed per release, so equal names do not collide)."""
+    from dpgenome.accountant import Ledger
+
+    together = Ledger(delta)
+    for i, parsed in enumerate(releases):
         for m in parsed:
             together.add(dataclasses.replace(m, name=f"release {i + 1}: {m.name}"))
-    return min(basic, together.epsilon() + math.fsum(rest)), delta, basic
+    return together
 
 
 def compose_replace_one(budgets: Iterable[ReleaseBudget]) -> tuple[float, float] | None:
@@ -377,14 +389,12 @@ def compose_replace_one(budgets: Iterable[ReleaseBudget]) -> tuple[float, float]
     mechanisms composed together under replace-one at the smallest of their deltas plus the
     other releases' epsilons -- the add/remove figure's rule (:func:`compose`), neighbour
     relation aside."""
-    return _compose_replace(
-        tuple(sorted(budgets, key=lambda b: (b.epsilon, b.delta, b.mechanisms or "")))
-    )
+    return _compose_replace(_ordered(budgets))
 
 
 @functools.lru_cache(maxsize=512)
 def _compose_replace(budgets: tuple[ReleaseBudget, ...]) -> tuple[float, float] | None:
-    from dpgenome.accountant import Ledger, replace_one
+    from dpgenome.accountant import reaccount_replace_one, replace_one
 
     if any(math.isinf(b.epsilon) for b in budgets):
         return math.inf, math.fsum(b.delta for b in budgets)
@@ -394,11 +404,10 @@ def _compose_replace(budgets: tuple[ReleaseBudget, ...]) -> tuple[float, float] 
     for b in budgets:
         parsed = None if b.mechanisms is None else _mechanisms(b.mechanisms, b.delta, b.epsilon)
         if parsed is not None and 0.0 < b.delta < 1.0:
-            own = Ledger(b.delta)
-            for m in parsed:
-                own.add(m)
+            assert b.mechanisms is not None  # parsed from them
             known.append((b, parsed))
-            pairs.append((float(own.replace_one(b.delta)["epsilon"]), b.delta))
+            own = reaccount_replace_one(_as_ledger(b.mechanisms, b.delta, b.epsilon))
+            pairs.append((own, b.delta))
             continue
         group = replace_one(b.epsilon, b.delta)
         eps, d = group["epsilon"], group["delta"]
@@ -413,10 +422,7 @@ def _compose_replace(budgets: tuple[ReleaseBudget, ...]) -> tuple[float, float] 
     if len(known) < 2:
         return basic, delta
     strictest = min(b.delta for b, _ in known)
-    together = Ledger(strictest)
-    for i, (_, parsed) in enumerate(known):
-        for m in parsed:
-            together.add(dataclasses.replace(m, name=f"release {i + 1}: {m.name}"))
+    together = _together([parsed for _, parsed in known], strictest)
     tight = float(together.replace_one(strictest)["epsilon"]) + math.fsum(e for e, _ in rest)
     return min(basic, tight), delta
 

@@ -161,7 +161,7 @@ def export(
     verdict = str(result.evaluation.verdict) + (" (OVERRIDDEN)" if result.override else "")
     click.echo(f"{verdict}: bundle written to {result.path} ({summary['files']} files)")
     click.echo(f"manifest SHA-256: {result.manifest_sha256}{' (signed)' if result.signed else ''}")
-    eps = "∞" if math.isinf(total.epsilon) else fmt_claim(total.epsilon)
+    eps = _eps(total.epsilon)
     click.echo(
         f"lifetime privacy spent on this cohort: epsilon {eps}, delta {fmt_claim(total.delta)} "
         f"over {total.releases} release(s) ({ledger.path}){_basis(total)}{_replaced(total)}"
@@ -217,6 +217,11 @@ def _basis(total: LifetimeTotal) -> str:
     return f"{added} -- the most any one of its {total.individuals} individuals has spent"
 
 
+def _eps(epsilon: float) -> str:
+    """An epsilon as the command prints it: rounded up, or ∞ (no formal privacy)."""
+    return "∞" if math.isinf(epsilon) else fmt_claim(epsilon)
+
+
 def _replaced(total: LifetimeTotal) -> str:
     """The lifetime total between cohorts that replace one individual, as a sentence."""
     if not total.replace_one_accounted or total.releases == 0:
@@ -224,8 +229,7 @@ def _replaced(total: LifetimeTotal) -> str:
     if total.replace_one is None:
         return "\n  replace one individual: no bound (group privacy's delta reaches 1)"
     eps, delta = total.replace_one
-    shown = "∞" if math.isinf(eps) else fmt_claim(eps)
-    return f"\n  replace one individual: epsilon {shown}, delta {fmt_claim(delta)}"
+    return f"\n  replace one individual: epsilon {_eps(eps)}, delta {fmt_claim(delta)}"
 
 
 @click.command("verify")
@@ -401,13 +405,13 @@ def ledger(
     click.echo(header)
     for r in rows:
         verdict = r.verdict + (" (override)" if r.overridden else "")
-        eps = "∞" if math.isinf(r.epsilon) else fmt_claim(r.epsilon)
+        eps = _eps(r.epsilon)
         click.echo(
             f"{r.created_utc:<25} {r.fingerprint[:12]:<14} {eps:>8} {fmt_claim(r.delta):>9} "
             f"{r.policy:<11} {verdict:<18} {r.status:<8} {r.bundle}"
         )
     for t in totals:
-        eps = "∞" if math.isinf(t.epsilon) else fmt_claim(t.epsilon)
+        eps = _eps(t.epsilon)
         click.echo(
             f"cohort {t.fingerprint[:12]}: {t.releases} release(s), lifetime epsilon {eps}, "
             f"delta {fmt_claim(t.delta)}{_basis(t)}{_replaced(t)}"
