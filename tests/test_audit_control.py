@@ -17,7 +17,7 @@ from dpgenome.audit.control import public_control
 from dpgenome.audit.membership import dcr_scores
 from dpgenome.audit.scoring import auc_mann_whitney
 from dpgenome.cli import main
-from dpgenome.cohort import Cohort, split_members
+from dpgenome.cohort import Cohort, split_members, swap_alleles
 from dpgenome.errors import CohortError
 from dpgenome.policy import EvaluationContext, Status, evaluate, load_policy
 from dpgenome.testing import ToyConfig, toy_cohort
@@ -200,16 +200,6 @@ def test_public_panel_control__judges_genotypes_against_the_panel_and_phenotypes
     assert _distance_findings(reports()[0])["membership.dcr.auc"].status is Status.FAIL
 
 
-def _flipped(cohort: Cohort, cols: np.ndarray) -> Cohort:
-    """``cohort`` listing the two alleles of the SNPs ``cols`` the other way round (labels
-    swapped, dosages counting the other allele)."""
-    out = cohort.take_variants(np.arange(cohort.n_variants))
-    out.dosages[:, cols] = 2.0 - out.dosages[:, cols]
-    rows = out.variants.index[cols]
-    out.variants.loc[rows, ["ref", "alt"]] = out.variants.loc[rows, ["alt", "ref"]].to_numpy()
-    return out
-
-
 def _audit_cli(tmp_path: Path, monkeypatch, panel: Cohort, out: str):
     real, split, _, synthetic, _ = world()
     cohorts = {"real": real, "synth": synthetic, "public": panel}
@@ -234,7 +224,7 @@ def _control_with_flips(tmp_path: Path, monkeypatch, panel: Cohort, step: int) -
     res = _audit_cli(tmp_path, monkeypatch, panel, "o")
     assert res.exit_code == 0, res.output
     res = _audit_cli(
-        tmp_path, monkeypatch, _flipped(panel, np.arange(0, panel.n_variants, step)), "flip"
+        tmp_path, monkeypatch, swap_alleles(panel, np.arange(0, panel.n_variants, step)), "flip"
     )
     assert res.exit_code == 0, res.output
     assert _control(tmp_path, "flip") == _control(tmp_path, "o")

@@ -458,5 +458,5 @@ def test_align_panel__one_missing_label_is_decided_by_the_known_one(tiny: Cohort
     np.testing.assert_array_equal(out.dosages[:, flipped], 2 - panel.dosages[:, flipped])
     np.testing.assert_array_equal(out.dosages[:, ~flipped], panel.dosages[:, ~flipped])
     cohort_map.loc[1, ["ref", "alt"]] = ["T", "0"]
-    with pytest.raises(CohortError, match=r"G/A in the panel, T/\? in the cohort"):
+    with pytest.raises(CohortError, match=r"G/A in the public panel, T/\? in the cohort"):
         align_panel(panel, cohort_map)

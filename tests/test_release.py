@@ -645,3 +645,26 @@ def test_release_cli__secure_mode_flag_or_config_file(tmp_path: Path) -> None:
     config.write_text("cohort: c\npheno: abBMD\npolicy: internal\nout: o\nsecure_mode: true\n")
     assert synth_config(_config_from({"secure_mode": None}, config)).secure_mode
     assert _config_from({**base, "secure_mode": False}, config).secure_mode is False
+
+
+def test_ingest__the_synthetic_allele_order_is_public(tmp_path: Path) -> None:
+    """A map read off the genotypes (minor allele first) is refused at ingest under DP,
+    before any training; ``allele_order: sorted`` or a panel give a public order instead, and
+    without formal privacy the input's order is kept. A bad value fails in the config."""
+    from dpgenome.cohort import swap_alleles
+    from dpgenome.errors import ConfigError, InputError
+
+    tiny = read_cohort(TINY)
+    minor = swap_alleles(tiny, np.flatnonzero(tiny.alt_frequency() > 0.5))
+    write_cohort(minor, tmp_path / "c", "plink")
+    base = {"cohort": str(tmp_path / "c"), "pheno": "abBMD", "policy": "x", "out": "x"}
+    with pytest.raises(InputError, match="minor allele among these individuals") as err:
+        ingest(ReleaseConfig(**base, epsilon=8.0))
+    assert err.value.file is not None and err.value.file.endswith("cohort.bed")
+    ing = ingest(ReleaseConfig(**base, epsilon=8.0, allele_order="sorted"))
+    assert ing.allele_order == "sorted" and ing.allele_map is not None
+    labels = ing.allele_map[["ref", "alt"]].astype(str)
+    assert (labels["ref"] < labels["alt"]).all()
+    assert ingest(ReleaseConfig(**base, epsilon=float("inf"))).allele_order == "input"
+    with pytest.raises(ConfigError, match="allele_order"):
+        ReleaseConfig.from_mapping({**base, "allele_order": "minor"})

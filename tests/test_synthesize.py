@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from dpgenome import association as A
 from dpgenome.accountant import Ledger, PlannedPure
 from dpgenome.cli import main
-from dpgenome.cohort import analysis_subset, qc
+from dpgenome.cohort import analysis_subset, qc, swap_alleles
 from dpgenome.errors import CohortError, ConfigError
 from dpgenome.gwas import linear_gwas
 from dpgenome.io import read_cohort, write_cohort
@@ -596,6 +596,60 @@ def test_cli_synthesize__writes_cohort_in_input_format_and_ledger(tmp_path, memb
     summary = json.loads((out / "synthesis.json").read_text())
     assert summary["timings_s"] is None and "structure" in summary["details"]
     assert '"seconds"' not in json.dumps(summary["details"])
+
+
+def _minor_first(cohort):
+    """``cohort`` listed as plink 1.9 writes a ``.bim`` without --keep-allele-order: each
+    SNP's minor allele among these individuals counted (A1)."""
+    return swap_alleles(cohort, np.flatnonzero(cohort.alt_frequency() > 0.5))
+
+
+def test_cli_synthesize__a_map_ordered_by_the_genotypes_is_refused_under_dp(tmp_path) -> None:
+    """A synthetic map copying a minor-allele-first ``.bim`` would tell which allele was the
+    minor one among the members, outside the ledger: refused under DP (exit 2, the .bed
+    named, nothing written), allowed without formal privacy; ``--allele-order sorted``
+    lists the synthetic map alphabetically, the same genotypes."""
+    cohort, _ = _toy(11, replace(TOY, n=120))
+    src = tmp_path / "cohort"
+    write_cohort(_minor_first(cohort), src, "plink")
+    refused = _cli_synthesize(src, tmp_path / "o", "--epsilon", "4", "--n", "50")
+    assert refused.exit_code == 2, refused.output
+    assert "cohort.bed" in refused.output and "minor allele among these" in refused.output
+    assert "--allele-order sorted" in refused.output and not (tmp_path / "o").exists()
+    out = tmp_path / "sorted"
+    res = _cli_synthesize(src, out, "--epsilon", "4", "--n", "50", "--allele-order", "sorted")
+    assert res.exit_code == 0, res.output
+    syn = read_cohort(out)
+    labels = syn.variants[["ref", "alt"]].astype(str)
+    assert (labels["ref"] < labels["alt"]).all()
+    summary = json.loads((out / "synthesis.json").read_text())
+    assert summary["details"]["allele_order"] == "sorted"
+    inf = _cli_synthesize(src, tmp_path / "inf", "--epsilon", "inf", "--n", "50")
+    assert inf.exit_code == 0, inf.output
+    kept, given = (read_cohort(d).variants.set_index("id") for d in (tmp_path / "inf", src))
+    assert kept[["ref", "alt"]].equals(given.loc[kept.index, ["ref", "alt"]])
+
+
+def test_cli_synthesize__with_a_panel_the_map_follows_the_panels_allele_order(
+    tmp_path, public
+) -> None:
+    """``auto`` with a public panel: the synthetic map lists the alleles as the panel does,
+    whatever order the input chose (here: minor allele first, which alone is refused)."""
+    cohort, _ = _toy(11, replace(TOY, n=120))
+    src, pan, out = tmp_path / "cohort", tmp_path / "panel", tmp_path / "o"
+    write_cohort(_minor_first(cohort), src, "plink")
+    panel = public.take_variants(np.arange(public.n_variants))
+    panel.variants[["ref", "alt"]] = cohort.variants[["ref", "alt"]].to_numpy()  # one strand
+    write_cohort(panel, pan, "parker")
+    res = _cli_synthesize(src, out, "--epsilon", "4", "--n", "50", "--public-panel", str(pan))
+    assert res.exit_code == 0, res.output
+    syn, panel = read_cohort(out), read_cohort(pan)
+    ids = syn.variants["id"].astype(str)
+    expect = panel.variants.set_index(panel.variants["id"].astype(str)).loc[ids, ["ref", "alt"]]
+    np.testing.assert_array_equal(
+        syn.variants[["ref", "alt"]].astype(str).to_numpy(), expect.astype(str).to_numpy()
+    )
+    assert json.loads((out / "synthesis.json").read_text())["details"]["allele_order"] == "panel"
 
 
 def test_cli_synthesize__unknown_phenotype_is_a_user_error(tmp_path) -> None:

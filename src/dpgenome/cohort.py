@@ -305,20 +305,10 @@ def align_panel(public: Cohort, variants: pd.DataFrame) -> Cohort:
 
     Panels and cohorts often list a SNP's two alleles the other way round (a reference panel
     in reference order, a PLINK ``.bim`` with the minor allele first): such SNPs are flipped
-    (dosage ``2 - d``, labels swapped) so that pretraining and the public blocks copied into
-    released regions count the same allele as the members. A SNP whose alleles differ in any
-    other way (another strand or build) is an error, as is a panel lacking any of the SNPs
-    (:class:`~dpgenome.errors.CohortError` naming the panel). A label missing on either side
-    (``NA``, ``.``, ``0``: PLINK writes ``0`` for the allele of a SNP monomorphic in its
-    file) decides nothing; the known labels do: cohort ``G/0`` against panel ``A/G`` is a
-    swap, against ``G/A`` the same order, against ``A/T`` an error. A SNP whose known labels
-    fit both orders (no label on one side) is kept as it is.
-
-    An A/T or C/G SNP listed the other way round is flipped as a swap, but at such a SNP a
-    swap cannot be told from the other strand (T/A on the other strand is A/T). The other
-    SNPs show the panel's strand (another strand there is an error), so those flips are right
-    unless the panel's strand differs at the A/T and C/G SNPs alone; their count is logged
-    as a warning (labels only, no data)."""
+    so that pretraining and the public blocks copied into released regions count the same
+    allele as the members (:func:`harmonise_alleles`, whose rules apply: another pair of
+    alleles is an error). A panel lacking any of the SNPs is a
+    :class:`~dpgenome.errors.CohortError` naming the panel."""
     ids = [str(v) for v in variants["id"]]
     index = {str(v): i for i, v in enumerate(public.variants["id"].tolist())}
     missing = [v for v in ids if v not in index]
@@ -329,10 +319,43 @@ def align_panel(public: Cohort, variants: pd.DataFrame) -> Cohort:
             file=public.source,
         )
     aligned = public.take_variants(np.array([index[v] for v in ids], dtype=np.int64))
-    if not {"ref", "alt"} <= set(variants.columns):
-        return aligned
-    ours = [_allele_labels(variants[c]) for c in ("ref", "alt")]
-    theirs = [_allele_labels(aligned.variants[c]) for c in ("ref", "alt")]
+    return harmonise_alleles(aligned, variants, what="the public panel")
+
+
+def harmonise_alleles(cohort: Cohort, variants: pd.DataFrame, *, what: str) -> Cohort:
+    """``cohort`` with every SNP it shares (by id) with ``variants`` counting ``variants``'
+    ``alt`` allele: a SNP listed with its two alleles the other way round is flipped (dosage
+    ``2 - d``, labels swapped); SNPs not in ``variants`` are left as they are.
+
+    Files of one cohort often list alleles in different orders (reference order, or a PLINK
+    ``.bim`` with the minor allele first, as plink 1.9 rewrites one by default); comparing
+    dosages by SNP id alone would then compare opposite alleles. A SNP whose alleles differ
+    in any other way (another strand or build) is a :class:`~dpgenome.errors.CohortError`
+    naming ``what`` and ``cohort.source``. A label missing on either side (``NA``, ``.``,
+    ``0``: PLINK writes ``0`` for the allele of a SNP monomorphic in its file) decides
+    nothing; the known labels do: ``G/0`` against ``A/G`` is a swap, against ``G/A`` the
+    same order, against ``A/T`` an error. A SNP whose known labels fit both orders (no label
+    on one side) is kept as it is.
+
+    An A/T or C/G SNP listed the other way round is flipped as a swap, but at such a SNP a
+    swap cannot be told from the other strand (T/A on the other strand is A/T). The other
+    SNPs show ``cohort``'s strand (another strand there is an error), so those flips are
+    right unless its strand differs at the A/T and C/G SNPs alone; their count is logged as a
+    warning (labels only, no data)."""
+    labels = {"ref", "alt"}
+    if not (labels <= set(variants.columns) and labels <= set(cohort.variants.columns)):
+        return cohort
+    ref_ids = pd.Index(variants["id"].astype(str))
+    if ref_ids.has_duplicates:
+        ref_ids = ref_ids.drop_duplicates()
+        variants = variants.loc[~variants["id"].astype(str).duplicated()]
+    pos = ref_ids.get_indexer(pd.Index(cohort.variants["id"].astype(str)))
+    shared = np.flatnonzero(pos >= 0)
+    if shared.size == 0:
+        return cohort
+    ids = cohort.variants["id"].astype(str).to_numpy()[shared]
+    ours = [_allele_labels(variants[c].iloc[pos[shared]]) for c in ("ref", "alt")]
+    theirs = [_allele_labels(cohort.variants[c].iloc[shared]) for c in ("ref", "alt")]
 
     def differ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return (a != "") & (b != "") & (a != b)
@@ -345,31 +368,110 @@ def align_panel(public: Cohort, variants: pd.DataFrame) -> Cohort:
         j = int(np.argmax(other))
         pair = [f"{a[j] or '?'}/{b[j] or '?'}" for a, b in (theirs, ours)]  # ? = no label
         raise CohortError(
-            f"the public panel's alleles differ from the cohort's at {int(other.sum())} SNP(s), "
-            f"e.g. {ids[j]!r}: {pair[0]} in the panel, {pair[1]} in the cohort (another strand "
-            "or genome build?); the panel must list the same two alleles",
-            file=public.source,
+            f"{what}'s alleles differ from the cohort's at {int(other.sum())} SNP(s), "
+            f"e.g. {ids[j]!r}: {pair[0]} in {what}, {pair[1]} in the cohort (another strand "
+            f"or genome build?); {what} must list the same two alleles",
+            file=cohort.source,
         )
     if not swapped.any():
-        return aligned
+        return cohort
     pairs = np.char.add(ours[0].astype(str), ours[1].astype(str))
     ambiguous = swapped & np.isin(pairs, ("AT", "TA", "CG", "GC"))
     if ambiguous.any():
         log.warning(
-            "%d A/T or C/G SNP(s) are listed the other way round in the public panel %s (e.g. "
-            "%r) and were flipped as swaps; at such SNPs a swap looks the same as the other "
-            "strand: the panel's other SNPs are on the cohort's strand, so check the panel "
-            "was not strand-aligned apart from its A/T and C/G SNPs",
+            "%d A/T or C/G SNP(s) are listed the other way round in %s %s (e.g. %r) and were "
+            "flipped as swaps; at such SNPs a swap looks the same as the other strand: its "
+            "other SNPs are on the cohort's strand, so check it was not strand-aligned apart "
+            "from its A/T and C/G SNPs",
             int(ambiguous.sum()),
-            public.source,
+            what,
+            cohort.source,
             ids[int(np.argmax(ambiguous))],
         )
-    cols = np.flatnonzero(swapped)
-    dosages = aligned.dosages.copy()
+    return swap_alleles(cohort, shared[swapped])
+
+
+def swap_alleles(cohort: Cohort, cols: np.ndarray) -> Cohort:
+    """``cohort`` listing the two alleles of the SNPs at columns ``cols`` the other way round:
+    the same genotypes, the labels swapped and the dosages counting the other allele."""
+    dosages = cohort.dosages.copy()
     dosages[:, cols] = 2.0 - dosages[:, cols]
-    table = aligned.variants.copy()
-    table.loc[swapped, ["ref", "alt"]] = table.loc[swapped, ["alt", "ref"]].to_numpy()
-    return replace(aligned, dosages=dosages, variants=table, pheno_types=dict(aligned.pheno_types))
+    table = cohort.variants.copy()
+    rows = table.index[cols]
+    table.loc[rows, ["ref", "alt"]] = table.loc[rows, ["alt", "ref"]].to_numpy()
+    return replace(cohort, dosages=dosages, variants=table, pheno_types=dict(cohort.pheno_types))
+
+
+#: how a synthetic cohort's map lists each SNP's two alleles (``--allele-order``)
+ALLELE_ORDERS = ("auto", "input", "panel", "sorted")
+
+
+def data_ordered_alleles(cohort: Cohort, least: int = 50) -> str | None:
+    """``"minor"`` (``"major"``) when the counted (``alt``) allele is the cohort's minor
+    (major) allele at every one of at least ``least`` SNPs whose frequency is not exactly
+    1/2, i.e. when the map's allele order looks read off these individuals' genotypes (plink
+    1.9 writes a ``.bim`` minor allele first unless told ``--keep-allele-order``); else
+    ``None``. A map in reference order has SNPs either way round, unless every SNP is rare."""
+    freq = cohort.alt_frequency()
+    with np.errstate(invalid="ignore"):
+        poly = np.isfinite(freq) & (freq > 0) & (freq < 1) & (freq != 0.5)
+    if int(poly.sum()) < least:
+        return None
+    if (freq[poly] < 0.5).all():
+        return "minor"
+    if (freq[poly] > 0.5).all():
+        return "major"
+    return None
+
+
+def public_allele_map(
+    order: str, cohort: Cohort, panel: Cohort | None, *, private: bool, file: str | None = None
+) -> tuple[str, pd.DataFrame | None]:
+    """``(order, map)``: how a synthetic cohort of ``cohort`` lists its alleles, resolved, and
+    the map (``id``, ``ref``, ``alt``) to :func:`harmonise_alleles` it to (``None``: as the
+    input lists them).
+
+    A synthetic map copying the input's allele order tells whatever chose that order: a
+    PLINK ``.bim`` written minor allele first tells which allele was the minor one among the
+    individuals, a statistic outside the privacy ledger. ``order``: ``"panel"`` lists them as
+    the public panel does; ``"sorted"`` in alphabetical order (``ref`` first; a missing label
+    stays where it is); ``"input"`` as the input does (its order is then taken as public, as
+    a VCF's REF/ALT in reference order is); ``"auto"`` is ``"panel"`` with a panel, else
+    ``"input"``, except that under DP (``private``) an input order that
+    :func:`data_ordered_alleles` finds read off the cohort's genotypes is an
+    :class:`~dpgenome.errors.InputError` naming ``file`` (the genotype file)."""
+    if order not in ALLELE_ORDERS:
+        raise InputError(f"allele order must be one of {', '.join(ALLELE_ORDERS)}, got {order!r}")
+    if order == "auto":
+        if panel is not None:
+            order = "panel"
+        else:
+            found = data_ordered_alleles(cohort) if private else None
+            if found is not None:
+                raise InputError(
+                    f"the SNP map lists each SNP's {found} allele among these individuals as the "
+                    f"counted one (A1 / alt) at every polymorphic SNP, an order read off their "
+                    f"genotypes (plink 1.9 writes a .bim so unless told --keep-allele-order): a "
+                    f"synthetic map copying it would tell which allele was the {found} one, "
+                    f"outside the privacy ledger. Write the cohort in reference order, or choose "
+                    f"--allele-order sorted (alphabetical), --public-panel (the panel's order), "
+                    f"or --allele-order input if this order is public after all",
+                    file=file,
+                )
+            order = "input"
+    if order == "input":
+        return order, None
+    if order == "panel":
+        if panel is None:
+            raise InputError("--allele-order panel needs --public-panel")
+        return order, panel.variants
+    if not {"ref", "alt"} <= set(cohort.variants.columns):
+        return order, None  # no labels to order
+    table = cohort.variants[["id", "ref", "alt"]].copy()
+    ref, alt = (_allele_labels(table[c]) for c in ("ref", "alt"))
+    later = (ref != "") & (alt != "") & (ref > alt)
+    table.loc[later, ["ref", "alt"]] = table.loc[later, ["alt", "ref"]].to_numpy()
+    return order, table
 
 
 def _allele_labels(col: pd.Series) -> np.ndarray:

@@ -62,6 +62,8 @@ class ReleaseConfig:
     #: resolved when the configuration is made so that results and caches record the choice
     secure_mode: bool | None = None
     formats: tuple[str, ...] = ("parker",)
+    #: how the synthetic map lists each SNP's alleles (dpgenome.cohort.public_allele_map)
+    allele_order: str = "auto"
     lmm: bool = False
     override_reason: str | None = None
     signer: str | None = None
@@ -214,6 +216,12 @@ def _coerce(key: str, value: Any) -> Any:
     if key in {"secure_mode", "lmm"}:
         if not isinstance(value, bool):
             raise TypeError(f"expected true/false, got {value!r}")
+        return value
+    if key == "allele_order":
+        from dpgenome.cohort import ALLELE_ORDERS
+
+        if value not in ALLELE_ORDERS:  # checked here, not after minutes of training
+            raise ValueError(f"expected one of {', '.join(ALLELE_ORDERS)}, got {value!r}")
         return value
     if key == "extra":
         if not isinstance(value, dict):

@@ -45,7 +45,7 @@ import pandas as pd
 from scipy import stats
 
 from dpgenome import plots
-from dpgenome.cohort import Cohort, PhenoType
+from dpgenome.cohort import Cohort, PhenoType, harmonise_alleles
 from dpgenome.errors import CohortError, InputError
 from dpgenome.gwas import GwasResult, lambda_gc
 
@@ -653,6 +653,7 @@ def cohort_fidelity(
     ``pca_min_cell`` samples zeroed. Phenotype marginals: :func:`phenotype_marginals`
     (``focus``, e.g. the analysis phenotype and its covariates, listed first).
     """
+    synth = harmonise_alleles(synth, real.variants, what="the synthetic cohort")
     rng = np.random.default_rng(seed)
     ids_r = pd.Index(real.variants["id"].astype(str))
     ids_s = pd.Index(synth.variants["id"].astype(str))

@@ -30,6 +30,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from dpgenome import __version__
 from dpgenome.audit import AuditConfig, run_audits
 from dpgenome.cohort import (
@@ -38,6 +40,8 @@ from dpgenome.cohort import (
     Split,
     align_panel,
     analysis_subset,
+    harmonise_alleles,
+    public_allele_map,
     qc,
     split_members,
 )
@@ -219,6 +223,10 @@ class Ingested:
     #: the input's sample ids as read, for the lifetime ledger's per-individual accounting
     #: (kept in memory only: the ledger stores keyed tokens of them)
     individuals: tuple[str, ...]
+    #: how the synthetic map lists each SNP's alleles (``--allele-order``, resolved) and the
+    #: public map it follows (``None``: the input's; :func:`dpgenome.cohort.public_allele_map`)
+    allele_order: str = "input"
+    allele_map: pd.DataFrame | None = None
 
 
 def file_hashes(path: str | Path) -> dict[str, str]:
@@ -283,6 +291,10 @@ def ingest(config: ReleaseConfig) -> Ingested:
     # observed values the phenotype encoding reads as missing: a warning (counts only)
     warn_values_encoded_as_missing(members, pheno_config)
     public = None if panel is None else align_panel(panel, cohort.variants)
+    # the synthetic map's allele order: an input order read off the genotypes fails now
+    order, allele_map = public_allele_map(
+        config.allele_order, raw, panel, private=not config.no_formal_privacy, file=raw.source
+    )
     return Ingested(
         cohort,
         split,
@@ -293,6 +305,8 @@ def ingest(config: ReleaseConfig) -> Ingested:
         file_hashes(config.cohort),
         fingerprint,
         individuals,
+        order,
+        allele_map,
     )
 
 
@@ -394,6 +408,8 @@ def compute(
     cfg = synth_config(config)
     with progress.stage("synthesize", f"epsilon={_eps_text(config.epsilon)}"):
         synth: SynthResult = synthesize(ing.members, cfg, ing.public)
+    if ing.allele_map is not None:  # the audits and the fidelity compare by allele
+        synth.cohort = harmonise_alleles(synth.cohort, ing.allele_map, what="the allele order")
     compared, rows = gwas_rows(ing.members, synth.cohort, config.seed)
     # the members' design passed at ingest; the synthetic one is checked before the audits
     require_full_rank(
@@ -467,7 +483,7 @@ def compute(
         "ledger": ledger,
         "audit": audit_dict,
         "fidelity": fidelity,
-        "synthesis": _jsonable(synth.details),
+        "synthesis": _jsonable({**synth.details, "allele_order": ing.allele_order}),
     }
     results["provenance"] = {"timings_s": {**progress.timings, **_prefixed(synth.timings)}}
     return results, figures, synth.cohort

@@ -31,7 +31,7 @@ from dpgenome.audit.membership import (
 )
 from dpgenome.audit.scoring import AttackResult, score_attack
 from dpgenome.audit.shadow import shadow_attack
-from dpgenome.cohort import Cohort, PhenoType, Split
+from dpgenome.cohort import Cohort, PhenoType, Split, harmonise_alleles
 from dpgenome.errors import CohortError
 
 log = logging.getLogger(__name__)
@@ -238,6 +238,7 @@ def run_audits(
     rngs = [np.random.default_rng(s) for s in seeds]
     clock = _Clock()
 
+    synthetic = harmonise_alleles(synthetic, real.variants, what="the synthetic cohort")
     matched = ft.match_variants(real, synthetic)
     sub = ft.snp_subset(matched, config.max_snps, rngs[0])
     fill = ft.fill_values(real.dosages, sub.real)

@@ -26,3 +26,20 @@ def qc_options(func: F) -> F:
         show_default=True,
         help="QC: drop SNPs with minor allele frequency <= this.",
     )(func)
+
+
+def allele_order_option(default: str | None) -> Callable[[F], F]:
+    """``--allele-order``: how a synthetic map lists each SNP's alleles
+    (:func:`dpgenome.cohort.public_allele_map`)."""
+    from dpgenome.cohort import ALLELE_ORDERS
+
+    return click.option(
+        "--allele-order",
+        type=click.Choice(ALLELE_ORDERS),
+        default=default,
+        show_default=default is not None,
+        help="How the synthetic map lists each SNP's two alleles: auto (the public panel's "
+        "order with --public-panel, else the input's, refused under DP when that order was "
+        "read off the genotypes, as plink 1.9 writes a .bim minor allele first), input, panel, "
+        "or sorted (alphabetical).",
+    )

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from dpgenome.cli.options import allele_order_option
 from dpgenome.config import ReleaseConfig, config_key_lines, load_config_file, parse_epsilon
 from dpgenome.errors import ConfigError, ReleaseBlocked
 from dpgenome.paths import shipped_policy
@@ -105,6 +106,7 @@ _release_options = [
         "--no-secure-mode uses numpy's floating-point samplers (faster).",
     ),
     click.option("--format", "formats", multiple=True, help="Output format(s) of the data."),
+    allele_order_option(None),
     click.option("--override-reason", help="Release despite a BLOCK verdict, for this reason."),
     click.option("--signer", help="Name of the person signing the override."),
     click.option("--signing-key", type=click.Path(dir_okay=False), help="Ed25519 key (PEM)."),

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from dpgenome.cli.options import allele_order_option
+
 log = logging.getLogger(__name__)
 
 
@@ -104,6 +106,7 @@ def _check_out(out: Path, inputs: dict[str, str | None]) -> None:
     "Opacus's secure mode). On by default (off only where DPGENOME_NOISE_SEED fixes the noise "
     "for tests); --no-secure-mode uses numpy's floating-point samplers (faster).",
 )
+@allele_order_option("auto")
 @click.option(
     "--out",
     required=True,
@@ -121,6 +124,7 @@ def synthesize(
     public_panel: str | None,
     pheno_schema: str | None,
     secure_mode: bool | None,
+    allele_order: str,
     out: str,
 ) -> None:
     """Train the DP synthesizer on COHORT and write a synthetic cohort (fresh sample ids, the
@@ -129,7 +133,13 @@ def synthesize(
     QC (Parker et al. 2016 thresholds) is applied, then the samples with PHENO and every
     covariate observed are kept: ALL of them train the synthesizer (no holdout; `dpgenome
     release` splits members and holdout for the audits)."""
-    from dpgenome.cohort import align_panel, analysis_subset, qc
+    from dpgenome.cohort import (
+        align_panel,
+        analysis_subset,
+        harmonise_alleles,
+        public_allele_map,
+        qc,
+    )
     from dpgenome.gwas import require_full_rank
     from dpgenome.io import detect_format, read_cohort, write_cohort
     from dpgenome.io.files import atomic_directory
@@ -154,6 +164,10 @@ def synthesize(
     raw = with_schema_types(raw, PhenotypeConfig(declared=declared))
     # under DP the SNPs kept are chosen from public data only (the panel's frequencies)
     real, report = qc(raw, dp=math.isfinite(epsilon), public=panel)
+    # the synthetic map's allele order: an input order read off the genotypes fails now
+    order, allele_map = public_allele_map(
+        allele_order, raw, panel, private=math.isfinite(epsilon), file=raw.source
+    )
     members = analysis_subset(real, pheno, list(covars), report)
     # a constant or redundant covariate: named now, not after training
     require_full_rank(
@@ -182,6 +196,9 @@ def synthesize(
     )
     warn_values_encoded_as_missing(members, config.phenotypes)
     result = run(members, config, public)
+    if allele_map is not None:
+        result.cohort = harmonise_alleles(result.cohort, allele_map, what="the allele order")
+    result.details["allele_order"] = order
     ledger = result.ledger.to_dict()
     private = not result.ledger.no_formal_privacy
     if private:  # run times move with the members' data (a sampler's rejections): log only
