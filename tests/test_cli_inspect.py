@@ -257,3 +257,24 @@ def test_inspect__counts_phenotype_values_the_synthesizer_reads_as_missing(tmp_p
     declared = _inspect(str(cohort), "--pheno-schema", str(schema), "--json")
     assert declared.exit_code == 0, declared.output
     assert json.loads(declared.stdout)["phenotype_values_encoded_as_missing"] == []
+
+
+def test_inspect__says_when_the_allele_order_was_read_off_the_genotypes(tmp_path: Path):
+    """A ``.bim`` listing each SNP's minor allele as A1 (plink 1.9 without
+    --keep-allele-order): inspect says a DP release refuses to copy that order; a map in
+    another order says nothing."""
+    import numpy as np
+
+    from dpgenome.cohort import swap_alleles
+    from dpgenome.io import write_cohort
+
+    tiny = read_cohort(TINY / "plink")
+    assert (
+        json.loads(_inspect(str(TINY / "plink"), "--json").stdout)["allele_order_from_data"] is None
+    )
+    assert "allele order" not in _inspect(str(TINY / "plink")).output
+    write_cohort(swap_alleles(tiny, np.flatnonzero(tiny.alt_frequency() > 0.5)), tmp_path, "plink")
+    text = _inspect(str(tmp_path)).output
+    assert "allele order: the minor allele is the counted one" in text
+    assert "--allele-order sorted" in text
+    assert json.loads(_inspect(str(tmp_path), "--json").stdout)["allele_order_from_data"] == "minor"

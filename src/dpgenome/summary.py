@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from dpgenome.cohort import Cohort, PhenoType, QCConfig, qc
+from dpgenome.cohort import Cohort, PhenoType, QCConfig, data_ordered_alleles, qc
 from dpgenome.phenoschema import DeclaredSchema, type_sources, values_encoded_as_missing
 from dpgenome.phenotypes import EncodedMissing, PhenotypeConfig, cfw_schema
 
@@ -60,6 +60,9 @@ class CohortSummary:
     #: observed phenotype values the synthesizer's encoding turns into missing, per column
     #: (counts only: :func:`dpgenome.phenoschema.values_encoded_as_missing`)
     encoded_missing: list[EncodedMissing] = field(default_factory=list)
+    #: "minor"/"major" when the map's allele order looks read off the genotypes
+    #: (:func:`dpgenome.cohort.data_ordered_alleles`), else None
+    allele_order_from_data: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +82,7 @@ class CohortSummary:
                 "variants_missing_over_5pct": self.variants_missing_over_5pct,
             },
             "non_integer_dosage_rate": self.non_integer_dosage_rate,
+            "allele_order_from_data": self.allele_order_from_data,
             "maf": {
                 "edges": list(self.maf_edges),
                 "counts": list(self.maf_counts),
@@ -116,6 +120,14 @@ class CohortSummary:
             f"{self.variants_missing_over_5pct} SNPs over 5%)"
         )
         out.append(f"non-integer dosages as read: {self.non_integer_dosage_rate:.3%}")
+        if self.allele_order_from_data is not None:
+            which = self.allele_order_from_data
+            out.append(
+                f"allele order: the {which} allele is the counted one (A1 / alt) at every "
+                "polymorphic SNP, an order read off these genotypes (plink 1.9 writes a .bim so "
+                "without --keep-allele-order): a DP release refuses to copy it; write the cohort "
+                "in reference order, or use --public-panel or --allele-order sorted"
+            )
         bins = [
             f"[{lo:g},{hi:g}{']' if i == len(self.maf_counts) - 1 else ')'}: {k}"
             for i, (lo, hi, k) in enumerate(
@@ -228,4 +240,5 @@ def summarize(
         phenotypes=phenos,
         qc=report.to_dict(),
         encoded_missing=encoded_missing,
+        allele_order_from_data=data_ordered_alleles(cohort),
     )
