@@ -1439,6 +1439,44 @@ def test_lifetime__delta_cap_blocks_when_the_deltas_add_over_it(tmp_path: Path) 
     assert not (tmp_path / "c").exists()
 
 
+def test_lifetime__replace_one_cap_composes_the_releases_under_replace_one(tmp_path: Path) -> None:
+    """A policy's ``max_lifetime_replace_one_epsilon`` judges the most-spent individual's
+    releases accounted under replace-one and composed (Gaussian, multiplier 0.6: 20.4, 32.4,
+    42.9 for one to three): a cap of 35 takes two and blocks the third; the manifest records
+    the figure and verify re-checks it."""
+    text = shipped_policy("consortium").read_text()
+    capped = tmp_path / "capped.yaml"
+    capped.write_text(
+        text.replace("privacy:\n", "privacy:\n  max_lifetime_replace_one_epsilon: 35\n", 1)
+    )
+    document = results("approve")
+    document["ledger"] = gaussian_release()
+    ledger = LifetimeLedger(tmp_path / "l.sqlite")
+
+    def release(tag: str) -> Any:
+        return export_bundle(
+            tmp_path / tag,
+            files=data_files(tag),
+            results=document,
+            policy_path=capped,
+            lifetime=ledger,
+        )
+
+    release("a")
+    done = release("b")
+    after = done.manifest["evaluation"]["context"]["lifetime_replace_one_after"]
+    assert after == pytest.approx(32.35, abs=0.05)
+    assert ledger.total(FINGERPRINT, replace_one=True).replace_one[0] == pytest.approx(after)
+    (finding,) = [
+        f for f in done.evaluation.findings if f.rule == "privacy.max_lifetime_replace_one_epsilon"
+    ]
+    assert finding.status.name == "PASS" and finding.measured == pytest.approx(after)
+    assert verify_bundle(tmp_path / "b").ok
+    with pytest.raises(ReleaseBlocked, match=re.escape("privacy.max_lifetime_replace_one_epsilon")):
+        release("c")
+    assert not (tmp_path / "c").exists()
+
+
 def test_lifetime_ledger__a_release_recorded_meanwhile_is_refused(tmp_path: Path) -> None:
     """Two exports of overlapping cohorts at once each passed the cap on the spending they
     read, and both were recorded (24 > 20). The record re-reads the releases reaching its

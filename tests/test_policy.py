@@ -768,3 +768,31 @@ def test_centred_share_rule__judges_the_upper_ci_bound_of_the_centred_share() ->
     assert status(ok | {"share_closer_to_members_ci": [0.46, 0.6]}) is Status.PASS
     assert status(ok | {"share_closer_to_members_ci": [0.5, 0.61]}) is Status.FAIL
     assert status(None) is Status.NOT_EVALUATED
+
+
+def test_evaluate__replace_one_caps() -> None:
+    """``max_replace_one_epsilon`` judges the ledger's replace-one epsilon (missing: NOT
+    EVALUATED); ``max_lifetime_replace_one_epsilon`` the lifetime ledger's replace-one total
+    with this release (not computed, or no ledger: NOT EVALUATED; no bound: FAIL). The
+    context carries the total, an infinite one too, through the manifest."""
+    policy = parse_policy(
+        MINIMAL + "  max_replace_one_epsilon: 20\n  max_lifetime_replace_one_epsilon: 40\n"
+    )
+    doc = results("approve")
+    one, life = "privacy.max_replace_one_epsilon", "privacy.max_lifetime_replace_one_epsilon"
+    assert finding(evaluate(doc, policy, context=NONE_SPENT), one).status is Status.NOT_EVALUATED
+    doc["ledger"]["replace_one"] = {"epsilon": 19.56, "delta": doc["ledger"]["delta"]}
+    ok = finding(evaluate(doc, policy, context=NONE_SPENT), one)
+    assert ok.status is Status.PASS and ok.measured == 19.56
+    doc["ledger"]["replace_one"]["epsilon"] = 20.5
+    assert finding(evaluate(doc, policy, context=NONE_SPENT), one).status is Status.FAIL
+    assert finding(evaluate(doc, policy), life).status is Status.NOT_EVALUATED
+    spent = EvaluationContext(8.0, 1e-5, 1, 12.7, 2e-5)
+    assert finding(evaluate(doc, policy, context=spent), life).status is Status.NOT_EVALUATED
+    for total, status in ((32.3, Status.PASS), (43.8, Status.FAIL), (math.inf, Status.FAIL)):
+        context = replace(spent, lifetime_replace_one_after=total)
+        judged = finding(evaluate(doc, policy, context=context), life)
+        assert judged.status is status and judged.measured == total
+        data = json.loads(json.dumps(context.to_dict(), allow_nan=False))
+        assert EvaluationContext.from_dict(data) == context
+    assert "lifetime_replace_one_after" not in spent.to_dict()  # older manifests unchanged

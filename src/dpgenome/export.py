@@ -462,13 +462,15 @@ def lifetime_spent(
     *,
     release_id: str | None = None,
     individuals: Iterable[object] | None = None,
+    replace_one: bool = False,
 ) -> tuple[LifetimeTotal, LifetimeTotal | None] | None:
     """What the individuals of the release's source cohort have spent before it and would
     have spent with it (the most any one of them: :meth:`LifetimeLedger.total`, composing
     this release's mechanisms with theirs), excluding ``release_id`` itself so a re-export is
     not counted twice; ``individuals`` are the source cohort's sample ids when the caller has
-    them. ``None`` without a ledger or a cohort fingerprint; the total after is ``None``
-    when the results hold no ledger."""
+    them; ``replace_one`` also composes the total after under replace-one (a second
+    accounting, for a policy's replace-one lifetime cap). ``None`` without a ledger or a
+    cohort fingerprint; the total after is ``None`` when the results hold no ledger."""
     fingerprint = _fingerprint(results)
     if lifetime is None or fingerprint is None:
         return None
@@ -481,7 +483,11 @@ def lifetime_spent(
         return before, None
     budget = ReleaseBudget.of(epsilon, delta, results.get("ledger"))
     after = lifetime.total(
-        fingerprint, individuals=ids, exclude_release=release_id, including=budget
+        fingerprint,
+        individuals=ids,
+        exclude_release=release_id,
+        including=budget,
+        replace_one=replace_one,
     )
     return before, after
 
@@ -490,12 +496,16 @@ def _context(spent: tuple[LifetimeTotal, LifetimeTotal | None] | None) -> Evalua
     if spent is None:
         return EvaluationContext()
     before, after = spent
+    one = None
+    if after is not None and after.replace_one_accounted:
+        one = math.inf if after.replace_one is None else after.replace_one[0]
     return EvaluationContext(
         before.epsilon,
         before.delta,
         before.releases,
         None if after is None else after.epsilon,
         None if after is None else after.delta,
+        one,
     )
 
 
@@ -509,7 +519,13 @@ def prepare_evaluation(
 ) -> Evaluation:
     """Evaluate a release with its individuals' lifetime spending (:func:`lifetime_spent`).
     Without a ledger the lifetime rule is NOT EVALUATED."""
-    total = lifetime_spent(results, lifetime, release_id=release_id, individuals=individuals)
+    total = lifetime_spent(
+        results,
+        lifetime,
+        release_id=release_id,
+        individuals=individuals,
+        replace_one=policy.max_lifetime_replace_one_epsilon is not None,
+    )
     return evaluate(results, policy, context=_context(total))
 
 
@@ -583,7 +599,13 @@ def export_bundle(
     if individuals is not None and lifetime is not None:
         individuals = check_individuals(fingerprint, individuals)
     release_id = results_release_id(results, release_id) or default_release_id(names, fingerprint)
-    spent = lifetime_spent(results, lifetime, release_id=release_id, individuals=individuals)
+    spent = lifetime_spent(
+        results,
+        lifetime,
+        release_id=release_id,
+        individuals=individuals,
+        replace_one=policy.max_lifetime_replace_one_epsilon is not None,
+    )
     evaluation = evaluate(results, policy, context=_context(spent))
     before = None if spent is None else spent[0]
     if before is not None and before.individuals is None:

@@ -84,6 +84,16 @@ SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
             "largest delta of the most-spent individual over every release that included "
             "them (their deltas add), this one included",
         ),
+        "max_replace_one_epsilon": (
+            _NUMBER,
+            "largest epsilon of this release between cohorts of the same size that differ by "
+            "replacing one individual (ledger.replace_one.epsilon, at the release's delta)",
+        ),
+        "max_lifetime_replace_one_epsilon": (
+            _NUMBER,
+            "largest replace-one epsilon of the most-spent individual over every release that "
+            "included them, composed, this one included",
+        ),
         "max_delta": (_DELTA, "largest delta; 'auto' = 1 / n ** delta_exponent"),
         "delta_exponent": (_NUMBER, "exponent of the 'auto' delta bound (default 1.1)"),
         "allow_no_formal_privacy": (_BOOL, "whether epsilon = inf (no DP) may be released"),
@@ -207,6 +217,8 @@ class Policy:
     max_epsilon: float | None = None
     max_lifetime_epsilon: float | None = None
     max_lifetime_delta: float | None = None
+    max_replace_one_epsilon: float | None = None
+    max_lifetime_replace_one_epsilon: float | None = None
     max_delta: float | str | None = None  # "auto" or a number
     delta_exponent: float = 1.1
     allow_no_formal_privacy: bool = False
@@ -383,6 +395,8 @@ def parse_policy(text: str, *, file: str = "<policy>") -> Policy:
         max_epsilon=get("privacy.max_epsilon"),
         max_lifetime_epsilon=get("privacy.max_lifetime_epsilon"),
         max_lifetime_delta=get("privacy.max_lifetime_delta"),
+        max_replace_one_epsilon=get("privacy.max_replace_one_epsilon"),
+        max_lifetime_replace_one_epsilon=get("privacy.max_lifetime_replace_one_epsilon"),
         max_delta=get("privacy.max_delta"),
         delta_exponent=get("privacy.delta_exponent", 1.1),
         allow_no_formal_privacy=get("privacy.allow_no_formal_privacy", False),
@@ -617,6 +631,8 @@ def claim_text(rule: str, value: Any) -> str:
         "privacy.max_lifetime_epsilon",
         "privacy.max_delta",
         "privacy.max_lifetime_delta",
+        "privacy.max_replace_one_epsilon",
+        "privacy.max_lifetime_replace_one_epsilon",
     )
     return fmt_claim(value) if rule in claims else fmt(value)
 
@@ -640,9 +656,14 @@ class EvaluationContext:
     #: the most-spent individual's delta with this release (``None``: not computed, so the
     #: cap adds this release's delta)
     lifetime_delta_after: float | None = None
+    #: the most-spent individual's replace-one epsilon with this release, composed
+    #: (:func:`dpgenome.lifetime.compose_replace_one`; infinite: no bound; ``None``: not
+    #: computed, as only a replace-one lifetime cap asks for it)
+    lifetime_replace_one_after: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         eps, after = self.lifetime_epsilon_spent, self.lifetime_epsilon_after
+        one = self.lifetime_replace_one_after
         return {
             "lifetime_epsilon_spent": None if eps is not None and math.isinf(eps) else eps,
             "lifetime_epsilon_spent_is_inf": eps is not None and math.isinf(eps),
@@ -651,7 +672,14 @@ class EvaluationContext:
             "lifetime_epsilon_after": None if after is not None and math.isinf(after) else after,
             "lifetime_epsilon_after_is_inf": after is not None and math.isinf(after),
             "lifetime_delta_after": self.lifetime_delta_after,
-        }
+        } | (
+            {}
+            if one is None
+            else {
+                "lifetime_replace_one_after": None if math.isinf(one) else one,
+                "lifetime_replace_one_after_is_inf": math.isinf(one),
+            }
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> EvaluationContext:
@@ -677,6 +705,7 @@ class EvaluationContext:
             releases,
             after,
             _context_amount(data, "lifetime_delta_after"),
+            _context_epsilon(data, "lifetime_replace_one_after"),
         )
 
 
@@ -780,6 +809,18 @@ SECURE_RULE = (
     "privacy.secure_mode",
     "Noise drawn by exact samplers from the OS CSPRNG (secure mode)",
     "ledger.secure_mode",
+)
+#: (id, title, metric) of the rules ``privacy.max_replace_one_epsilon`` and
+#: ``privacy.max_lifetime_replace_one_epsilon`` configure
+REPLACE_ONE_RULE = (
+    "privacy.max_replace_one_epsilon",
+    "Epsilon of this release, replacing one individual",
+    "ledger.replace_one.epsilon",
+)
+LIFETIME_REPLACE_ONE_RULE = (
+    "privacy.max_lifetime_replace_one_epsilon",
+    "Lifetime epsilon of its individuals, replacing one",
+    "ledger.replace_one.epsilon + lifetime ledger",
 )
 
 
@@ -908,6 +949,22 @@ def _epsilon(results: Mapping[str, Any]) -> tuple[bool, float | None, str]:
 
 
 _NO_LIFETIME = "no lifetime ledger was consulted"
+
+
+def _replace_one_epsilon(results: Mapping[str, Any]) -> tuple[bool, float | None, str]:
+    """As :func:`_epsilon`, for ``ledger.replace_one.epsilon`` (infinite without formal
+    privacy)."""
+    ok, eps, why = _epsilon(results)
+    if not ok or eps is None or math.isinf(eps):
+        return ok, eps, why
+    path = "ledger.replace_one.epsilon"
+    raw = lookup(results, path)
+    if is_missing(raw):
+        return False, None, why_missing(results, path)
+    value = as_number(raw)
+    if value is None or value < 0:
+        return False, None, f"{path} is not a non-negative number ({raw!r})"
+    return True, value, ""
 
 
 def _lifetime_epsilon(
@@ -1053,6 +1110,61 @@ def _privacy_rules(p: Policy) -> list[RuleSpec]:
                 "ledger.epsilon",
                 "privacy.max_lifetime_epsilon",
                 lifetime,
+            )
+        )
+
+    if p.max_replace_one_epsilon is not None:
+        one_cap = p.max_replace_one_epsilon
+
+        def replace_one(results: Mapping[str, Any], _ctx: EvaluationContext) -> Finding:
+            rid, title, metric = REPLACE_ONE_RULE
+            threshold = f"<= {fmt(one_cap)}"
+            ok, eps, why = _replace_one_epsilon(results)
+            if not ok or eps is None:
+                return _not_evaluated(rid, title, metric, threshold, why)
+            return _epsilon_cap(
+                (rid, title, metric, threshold), eps, one_cap, p.allow_no_formal_privacy, ""
+            )
+
+        rules.append(RuleSpec(*REPLACE_ONE_RULE, "privacy.max_replace_one_epsilon", replace_one))
+
+    if p.max_lifetime_replace_one_epsilon is not None:
+        life_one_cap = p.max_lifetime_replace_one_epsilon
+
+        def lifetime_replace_one(results: Mapping[str, Any], ctx: EvaluationContext) -> Finding:
+            rid, title, metric = LIFETIME_REPLACE_ONE_RULE
+            threshold = (
+                f"<= {fmt(life_one_cap)} (per individual: the releases that included them, "
+                "composed under replace-one)"
+            )
+            rule = (rid, title, metric, threshold)
+            eps = _lifetime_epsilon(rule, results, ctx)
+            if isinstance(eps, Finding):
+                return eps
+            if math.isinf(eps):
+                return _epsilon_cap(rule, eps, life_one_cap, p.allow_no_formal_privacy, "")
+            total = ctx.lifetime_replace_one_after
+            if total is None:
+                return _not_evaluated(
+                    *rule, "the lifetime ledger's replace-one total was not computed"
+                )
+            detail = (
+                f"over {ctx.lifetime_releases or 0} earlier release(s) of its most-spent "
+                "individuals and this one, each accounted under replace-one (group privacy "
+                "for one recorded without mechanisms), composed"
+                + (
+                    "; no bound: a release's group-privacy delta reaches 1"
+                    if math.isinf(total)
+                    else ""
+                )
+            )
+            return _epsilon_cap(rule, total, life_one_cap, False, detail)
+
+        rules.append(
+            RuleSpec(
+                *LIFETIME_REPLACE_ONE_RULE,
+                "privacy.max_lifetime_replace_one_epsilon",
+                lifetime_replace_one,
             )
         )
 
