@@ -181,6 +181,27 @@ def test_distinct_nearest_test__exact_null_over_random_splits():
     assert rejected <= 0.08
 
 
+def test_distinct_nearest_test__ties_do_not_go_to_members():
+    """Individuals 0 and 1 are equally near record 0: the set of nearest individuals is the
+    same whichever of them is a member (the first in the cohort's order), so its members stay
+    a hypergeometric draw; breaking ties towards members counted 2 of 2 either way (helper
+    review, stop 45). Over random splits of a cohort whose records tie among four identical
+    genotypes, p < 0.05 stays near 5%."""
+    d = np.array([[0.1, 0.9], [0.1, 0.9], [0.8, 0.2]])
+    one = distinct_nearest_test(d, np.array([1, 2]), np.array([0]))
+    other = distinct_nearest_test(d, np.array([0, 2]), np.array([1]))
+    assert (one["distinct_nearest"], one["distinct_nearest_members"]) == (2, 1)
+    assert (other["distinct_nearest"], other["distinct_nearest_members"]) == (2, 2)
+    rng = np.random.default_rng(3)
+    d = np.repeat(rng.uniform(1.0, 2.0, size=(50, 300)), 4, axis=0)  # 200 in quadruplets
+    rejected = []
+    for _ in range(400):
+        holdout = rng.random(200) < 0.25
+        res = distinct_nearest_test(d, np.flatnonzero(~holdout), np.flatnonzero(holdout))
+        rejected.append(res["distinct_share_p_value"] < 0.05)
+    assert np.mean(rejected) <= 0.08
+
+
 def test_share_closer_to_members__histogram_edges_do_not_show_one_record():
     """One synthetic record far from every real individual sets no axis: the histograms' top
     edge is the 99th percentile of the nearest distances and the record is in the last bin."""

@@ -19,6 +19,7 @@ from dpgenome.audit.scoring import (
     score_attack,
     thin_curve,
     tpr_at_fpr,
+    widen,
     wilson_interval,
     wilson_rate,
 )
@@ -122,3 +123,31 @@ def test_score_attack__tpr_ci_covers_the_estimate():
     )
     lo, hi = res.tpr_at_fpr_ci[0.01]
     assert lo <= res.tpr_at_fpr[0.01] <= hi
+
+
+def test_widen__adds_an_independent_variance_component_to_each_side():
+    """Each side's implied sd (its distance over z) and the extra sd add in quadrature: a
+    symmetric +-0.05 CI and an extra sd of 0.03 give +-1.96 sqrt((0.05/1.96)^2 + 0.03^2);
+    an asymmetric one keeps its asymmetry; a zero-width CI becomes +-1.96 sd; [0, 1] holds."""
+    z = stats.norm.ppf(0.975)
+    lo, hi = widen(0.5, (0.45, 0.55), 0.03)
+    half = z * np.hypot(0.05 / z, 0.03)
+    assert (lo, hi) == pytest.approx((0.5 - half, 0.5 + half))
+    lo, hi = widen(0.6, (0.5, 0.62), 0.01)
+    assert 0.6 - lo == pytest.approx(z * np.hypot(0.1 / z, 0.01))
+    assert hi - 0.6 == pytest.approx(z * np.hypot(0.02 / z, 0.01))
+    assert widen(0.5, (0.5, 0.5), 0.1) == pytest.approx((0.5 - 0.1 * z, 0.5 + 0.1 * z))
+    assert widen(0.98, (0.95, 0.99), 0.05)[1] == 1.0
+    a = score_attack(
+        np.arange(10.0), np.arange(10.0), method="x", n_bootstrap=50, rng=np.random.default_rng(0)
+    )
+    b = score_attack(
+        np.arange(10.0),
+        np.arange(10.0),
+        method="x",
+        n_bootstrap=50,
+        rng=np.random.default_rng(0),
+        reference_sd=0.05,
+    )
+    assert b.auc_ci == pytest.approx(widen(a.auc, a.auc_ci, 0.05))
+    assert b.to_dict()["auc_reference_sd"] == 0.05 and "auc_reference_sd" not in a.to_dict()

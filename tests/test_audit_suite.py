@@ -299,3 +299,36 @@ def test_audit_command__round_trip_through_dpgenome_io(tmp_path: Path):
     d = json.loads((tmp_path / "o" / "audit.json").read_text())
     assert d["summary"]["n_holdout"] == len(split.holdout)
     assert np.isfinite(d["attacks"]["dcr"]["auc"])
+
+
+def test_run_audits__reference_attacks_widen_their_auc_ci_by_the_references_spread():
+    """The density-ratio and allele-frequency scores move with the holdout they are scored
+    against: their AUC's CI is widened by its sd over resamples of the holdout (reported as
+    ``auc_reference_sd``); the DCR attack's, which has no reference, is not. Without
+    resamples (``reference_draws=0``) the CIs are the bootstrap's alone."""
+    real, split, fresh, _ = world()
+    wide = run_audits(real, split, fresh, AuditConfig(seed=3, n_bootstrap=100)).to_dict()
+    narrow = run_audits(
+        real, split, fresh, AuditConfig(seed=3, n_bootstrap=100, reference_draws=0)
+    ).to_dict()
+    for name in ("density_ratio", "allele_frequency"):
+        w, n = wide["attacks"][name], narrow["attacks"][name]
+        assert w["auc"] == n["auc"] and w["auc_reference_sd"] > 0
+        assert w["auc_ci"][0] < n["auc_ci"][0] and w["auc_ci"][1] > n["auc_ci"][1]
+        assert "auc_reference_sd" not in n
+    assert "auc_reference_sd" not in wide["attacks"]["dcr"]
+    assert wide["attacks"]["dcr"] == narrow["attacks"]["dcr"]
+    with pytest.raises(ConfigError, match="reference_draws"):
+        AuditConfig(reference_draws=3).validate()
+
+
+def test_run_audits__shadow_auc_ci_is_normal_with_the_permutation_sd():
+    """The shadow attack's games are clustered in targets: its AUC's CI is the AUC +- 1.96
+    times the AUC's sd over label permutations within targets (``auc_sd``)."""
+    real, split, fresh, _ = world()
+    cfg = AuditConfig(seed=1, shadow_targets=8, shadow_games=2, shadow_size=60)
+    shadow = run_audits(real, split, fresh, cfg, train_fn=_fresh).to_dict()["attacks"]["shadow"]
+    half = 1.959964 * shadow["auc_sd"]
+    lo, hi = max(0.0, shadow["auc"] - half), min(1.0, shadow["auc"] + half)
+    assert shadow["auc_ci"] == pytest.approx([lo, hi], abs=2e-6)
+    assert shadow["auc_sd"] > 0.05 and "permutations" in shadow["auc_ci_method"]

@@ -18,8 +18,9 @@ Threshold choices are explained, with their sources, in the shipped policies
 NIST SP 800-226 (Guidelines for Evaluating Differential Privacy Guarantees, 2025); audit rules
 follow the membership-inference evaluation practice of Carlini et al. 2022 ("Membership
 Inference Attacks From First Principles": TPR at low FPR, not only AUC); the canary rule
-follows Jagielski et al. 2020 / Nasr et al. 2021 (an empirical epsilon lower bound above the
-claimed epsilon proves an implementation or accounting error).
+follows Jagielski et al. 2020 / Nasr et al. 2021, in the one-run form of Steinke, Nasr &
+Jagielski 2023 (an empirical epsilon lower bound above the claimed epsilon proves an
+implementation or accounting error).
 """
 
 from __future__ import annotations

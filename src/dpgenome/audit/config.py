@@ -28,6 +28,9 @@ class AuditConfig:
     #: SNPs used by KING-robust kinship; ``None`` = all.
     max_snps_kinship: int | None = 20_000
     pca_components: int = 5
+    #: resamples of the holdout that the density-ratio and allele-frequency attacks' scores
+    #: are recomputed against, to widen their AUC's CI by the reference's variance (0: not)
+    reference_draws: int = 20
     window_snps: int = 64
     #: mean absolute dosage difference at or below which two genotypes are near duplicates
     #: (0.01 = one allele in 200 differs).
@@ -63,6 +66,10 @@ class AuditConfig:
             f"max_snps_kinship too small: {self.max_snps_kinship}",
         )
         need(self.pca_components >= 1, f"pca_components must be >= 1, got {self.pca_components}")
+        need(
+            self.reference_draws == 0 or self.reference_draws >= 5,
+            f"reference_draws must be 0 (not widened) or >= 5, got {self.reference_draws}",
+        )
         need(self.window_snps >= 8, f"window_snps must be >= 8, got {self.window_snps}")
         need(0 <= self.near_duplicate_distance < 1, "near_duplicate_distance must be in [0, 1)")
         need(

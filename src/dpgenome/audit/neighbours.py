@@ -185,8 +185,12 @@ def distinct_nearest_test(
     of the count is exact (up to the split's stratification). Each individual counts once
     however many records are nearest to it, so the colony's hubs do not widen the null as
     they widen the record share's (:func:`share_closer_to_members`), and every member copied
-    into the synthetic cohort adds one member to the set. Ties go to the lowest row."""
-    rows = np.r_[members, holdout]
+    into the synthetic cohort adds one member to the set. A record equally near several
+    individuals counts the first of them in the cohort's order, not the first member: the
+    set must not depend on the split (ties broken towards members inflated the count where
+    distances tie, with few SNPs or identical genotypes: p < 0.05 in 59% of no-leak splits
+    on 30 SNPs)."""
+    rows = np.sort(np.r_[members, holdout])
     nearest = np.unique(rows[distance[rows].argmin(axis=0)])
     n, k, d = len(rows), len(members), len(nearest)
     m = int(np.isin(nearest, members).sum())

@@ -4,9 +4,12 @@ Membership attacks are scored the way Carlini et al. 2022 ("Membership inference
 first principles") recommend: the full ROC curve and the true-positive rate at a low
 false-positive rate next to the AUC. AUC is the Mann-Whitney statistic (ties count one half);
 its confidence interval is a stratified percentile bootstrap (members and holdout resampled
-separately, seeded). Success rates of attribute inference use the Wilson score interval and
-the residual-risk formula of anonymeter (Giomi et al. 2023, "A unified framework for
-quantifying privacy risk in synthetic data", PoPETs), reimplemented here.
+separately, seeded), widened by the variance of the reference an attack scores against when
+that reference is drawn from the holdout; where the scores are not independent (the shadow
+attack) it is normal, with the AUC's sd over reruns of the attack.
+Success rates of attribute inference use the Wilson score interval and the residual-risk
+formula of anonymeter (Giomi et al. 2023, "A unified framework for quantifying privacy risk in
+synthetic data", PoPETs), reimplemented here.
 """
 
 from __future__ import annotations
@@ -169,8 +172,16 @@ def score_attack(
     n_bootstrap: int,
     rng: np.random.Generator,
     extra: dict[str, Any] | None = None,
+    auc_sd: float | None = None,
+    reference_sd: float | None = None,
 ) -> AttackResult:
-    """Score a membership attack: higher score = more likely a member."""
+    """Score a membership attack: higher score = more likely a member.
+
+    The CIs come from a stratified bootstrap of the scores. When the scores are not
+    independent, ``auc_sd`` (the AUC's sd, estimated by rerunning the attack) gives the AUC's
+    CI instead, normal around the AUC. ``reference_sd``: the AUC's sd over resamples of the
+    reference the scores are computed against, which a bootstrap of fixed scores leaves out;
+    the AUC's CI is widened to include it (:func:`widen`)."""
     m = np.asarray(member_scores, dtype=np.float64)
     h = np.asarray(holdout_scores, dtype=np.float64)
     if not (np.isfinite(m).all() and np.isfinite(h).all()):
@@ -178,9 +189,17 @@ def score_attack(
     fpr, tpr = roc_curve(m, h)
     thin_f, thin_t = thin_curve(fpr, tpr)
     auc_ci, tpr_ci = bootstrap_cis(m, h, n_bootstrap=n_bootstrap, rng=rng)
+    auc = auc_mann_whitney(m, h)
+    extra = dict(extra or {})
+    if auc_sd is not None:
+        auc_ci = widen(auc, (auc, auc), auc_sd)
+        extra["auc_sd"] = _r(auc_sd)
+    if reference_sd is not None:
+        auc_ci = widen(auc, auc_ci, reference_sd)
+        extra["auc_reference_sd"] = _r(reference_sd)
     return AttackResult(
         method=method,
-        auc=auc_mann_whitney(m, h),
+        auc=auc,
         auc_ci=auc_ci,
         tpr_at_fpr_ci=tpr_ci,
         tpr_at_fpr={level: tpr_at_fpr(fpr, tpr, level) for level in FPR_LEVELS},
@@ -188,8 +207,25 @@ def score_attack(
         roc_tpr=thin_t,
         n_members=len(m),
         n_holdout=len(h),
-        extra=dict(extra or {}),
+        extra=extra,
     )
+
+
+def widen(
+    estimate: float, ci: tuple[float, float], extra_sd: float, confidence: float = 0.95
+) -> tuple[float, float]:
+    """``ci`` around ``estimate`` widened by an independent variance component of sd
+    ``extra_sd``: each side's distance to the estimate scaled by sqrt(s^2 + extra_sd^2) / s,
+    with s the sd that side implies (its distance over the normal quantile); clipped to
+    [0, 1]."""
+    z = float(stats.norm.ppf(0.5 + confidence / 2.0))
+    out = []
+    for side, bound in enumerate(ci):
+        gap = abs(bound - estimate)
+        sd = gap / z
+        wide = z * sqrt(sd * sd + extra_sd * extra_sd)
+        out.append(estimate - wide if side == 0 else estimate + wide)
+    return max(0.0, out[0]), min(1.0, out[1])
 
 
 # ---------------------------------------------------------------------------- rates

@@ -24,10 +24,12 @@ from dpgenome.audit.control import public_control
 from dpgenome.audit.kinship import Indicators, kinship_leakage
 from dpgenome.audit.membership import (
     allele_counts,
-    allele_frequency_scores,
+    allele_frequency_score_draws,
     cross_fit_folds,
     dcr_scores,
     density_ratio_scores,
+    reference_auc_sd,
+    reference_resamples,
 )
 from dpgenome.audit.scoring import AttackResult, score_attack
 from dpgenome.audit.shadow import shadow_attack
@@ -234,7 +236,8 @@ def run_audits(
         )
     if synthetic.n_samples < 2:
         raise CohortError(f"the synthetic cohort has {synthetic.n_samples} individual(s)")
-    seeds = np.random.SeedSequence(config.seed).spawn(11)  # the first ten as spawn(10) gave
+    # the first ten as spawn(10) gave, the eleventh as spawn(11)
+    seeds = np.random.SeedSequence(config.seed).spawn(12)
     rngs = [np.random.default_rng(s) for s in seeds]
     clock = _Clock()
 
@@ -269,6 +272,7 @@ def run_audits(
         rng=rngs[1],
     )
     folds = cross_fit_folds(split, real.n_samples, rngs[2])
+    resamples = reference_resamples(holdout, config.reference_draws, rngs[11])
     try:
         dr = density_ratio_scores(
             real_calls,
@@ -279,6 +283,21 @@ def run_audits(
             folds,
             config.pca_components,
         )
+        draws = np.array(
+            [
+                density_ratio_scores(
+                    real_calls,
+                    synth_calls,
+                    real_ph.numeric,
+                    synth_ph.numeric,
+                    split,
+                    folds,
+                    config.pca_components,
+                    holdout=rows,
+                )
+                for rows in resamples
+            ]
+        )
         attacks["density_ratio"] = score_attack(
             dr[members],
             dr[holdout],
@@ -286,6 +305,7 @@ def run_audits(
             "cross-fitted halves)",
             n_bootstrap=config.n_bootstrap,
             rng=rngs[1],
+            reference_sd=reference_auc_sd(draws, members, holdout),
         )
     except ValueError as err:  # too few holdout individuals for the density
         attacks["density_ratio"] = not_run(str(err))
@@ -293,7 +313,9 @@ def run_audits(
         synthetic.dosages, np.arange(synthetic.n_samples), matched.synthetic
     )
     synth_freq = (total + 0.5) / (2.0 * observed + 1.0)
-    af = allele_frequency_scores(real.dosages, matched.real, synth_freq, split, folds)
+    af, *af_draws = allele_frequency_score_draws(
+        real.dosages, matched.real, synth_freq, [holdout, *resamples], folds
+    )
     attacks["allele_frequency"] = score_attack(
         af[members],
         af[holdout],
@@ -301,6 +323,7 @@ def run_audits(
         "SNPs, reference = holdout of the other cross-fitting fold",
         n_bootstrap=config.n_bootstrap,
         rng=rngs[1],
+        reference_sd=reference_auc_sd(np.array(af_draws), members, holdout),
     )
     clock.lap("membership")
 
