@@ -454,6 +454,37 @@ def test_export_bundle__refuses_a_ledger_understating_its_mechanisms(tmp_path: P
 
 
 @pytest.mark.parametrize(
+    "damage",
+    ["fractional count", "no mechanisms", "negative steps", "text multiplier", "unknown kind"],
+)
+def test_export_bundle__refuses_a_ledger_it_cannot_reaccount(tmp_path: Path, damage: str) -> None:
+    """A ledger stating epsilon 1 whose mechanisms cannot be re-accounted (one damaged entry)
+    skipped the understatement check: it was approved under a cap of 5, charged 1 to the
+    lifetime ledger, and then rejected by verify (bad-input review, stop 45). Export now
+    refuses it, naming the ledger's mechanisms, nothing written or recorded."""
+    document = results("approve")
+    ledger_doc = document["ledger"]
+    ledger_doc["epsilon"] = 1.0
+    mechs = ledger_doc["mechanisms"]
+    dp_sgd = next(m for m in mechs if m["kind"] == "dp-sgd")
+    if damage == "fractional count":
+        next(m for m in mechs if "count" in m)["count"] = 3.0000001
+    elif damage == "no mechanisms":
+        del ledger_doc["mechanisms"]
+    elif damage == "negative steps":
+        dp_sgd["steps"] = -5
+    elif damage == "text multiplier":
+        dp_sgd["noise_multiplier"] = "1.0"
+    else:
+        dp_sgd["kind"] = "dp-sgd-2"
+    lifetime = LifetimeLedger(tmp_path / "l.db")
+    with pytest.raises(InputError, match="cannot be re-accounted") as err:
+        export(tmp_path, document=document, lifetime=lifetime)
+    assert err.value.file == "results.json" and err.value.column == "ledger.mechanisms"
+    assert not (tmp_path / "bundle").exists() and lifetime.releases() == []
+
+
+@pytest.mark.parametrize(
     "delta", [None, "missing", "1e-5", True, -1e-5, 1.5], ids=lambda d: f"delta-{d}"
 )
 def test_export_bundle__a_finite_release_needs_its_delta(tmp_path: Path, delta: Any) -> None:

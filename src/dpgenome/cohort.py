@@ -564,7 +564,14 @@ def analysis_subset(
     covariates: Sequence[str] = (),
     report: QCReport | None = None,
 ) -> Cohort:
-    """Keep the samples with the phenotype and every covariate observed."""
+    """Keep the samples with the phenotype and every covariate observed. A covariate that is
+    the phenotype itself, or one named twice, is an error (``--covar``): adjusting a
+    phenotype for itself explains it away (betas ~1e-15, lambda 0.16)."""
+    if pheno in covariates:
+        raise CohortError(f"{pheno!r} is the analysis phenotype and cannot also be a covariate")
+    twice = sorted({c for c in covariates if list(covariates).count(c) > 1})
+    if twice:
+        raise CohortError(f"covariate {twice[0]!r} is named twice")
     cohort.require_phenotypes([pheno, *covariates])
     observed = observed_rows(cohort.phenotypes, pheno, covariates)
     if report is not None:

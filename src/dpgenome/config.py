@@ -21,15 +21,22 @@ from dpgenome.noise import default_secure_mode
 
 
 def parse_epsilon(text: str | float | int) -> float:
-    """``inf`` (no formal privacy) or a positive number."""
+    """``inf`` (no formal privacy) or a positive number. Only the words ``inf``,
+    ``infinity`` and ``none`` mean no formal privacy: a number too large for a float
+    (``1e400``) is an error, not a silent release without privacy."""
+    words = {"inf", "infinity", "none"}
     if isinstance(text, int | float):
         value = float(text)
     else:
         word = str(text).strip().lower()
         try:
-            value = math.inf if word in {"inf", "infinity", "none"} else float(word)
+            value = math.inf if word in words else float(word)
         except ValueError:
             raise ConfigError(f"epsilon must be a positive number or 'inf', got {text!r}") from None
+        if math.isinf(value) and word not in words:
+            raise ConfigError(
+                f"epsilon {text!r} is too large for a number; write 'inf' for no formal privacy"
+            )
     if not value > 0:
         raise ConfigError(f"epsilon must be positive or 'inf', got {text!r}")
     return value

@@ -417,14 +417,21 @@ def _refuse_understated(ledger: Any, epsilon: float) -> None:
     """An :class:`InputError` when the results' ``ledger``, stating ``epsilon``
     (:func:`_epsilon_delta`), states less than its mechanisms re-account to (what ``verify``
     reports as a problem): such a claim must not be exported or charged to the lifetime
-    ledger. Mechanisms that cannot be re-accounted are left to ``verify``; the lifetime
-    ledger then charges the stated epsilon alone."""
+    ledger. A finite ledger whose mechanisms cannot be re-accounted (a fractional count, a
+    missing list, an unknown kind) is refused too: ``verify`` would reject the bundle, and
+    meanwhile its stated epsilon, which nothing checks, would pass the policy and be charged
+    (an API caller's hand-made ledger stated 1 where its mechanisms spent 10)."""
     if math.isinf(epsilon) or not isinstance(ledger, Mapping):
         return
     try:
         again = reaccount(dict(ledger))
-    except DpgenomeError:
-        return
+    except DpgenomeError as err:
+        raise InputError(
+            f"its privacy ledger cannot be re-accounted ({err.message}): the epsilon it states "
+            "is unchecked; nothing was exported and nothing was recorded",
+            file=RESULTS,
+            column="ledger.mechanisms",
+        ) from None
     problem = _understated(ledger, again)
     if problem is not None:
         raise InputError(

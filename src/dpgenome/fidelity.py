@@ -120,28 +120,21 @@ def normalise_gwas(table: pd.DataFrame | GwasResult, *, source: str = "table") -
     if "beta" not in table.columns:
         table = table.assign(beta=np.nan)
     for col in ("pos", "beta"):
-        values = pd.to_numeric(table[col], errors="coerce")
-        bad = values.isna() & table[col].notna()
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(
-                f"non-numeric value {table[col].iloc[row]!r}", file=source, line=row + 2, column=col
-            )
-        out[col] = values.to_numpy(dtype=np.float64)
-    if "log10_p" in table.columns:
-        lp = pd.to_numeric(table["log10_p"], errors="coerce").to_numpy(dtype=np.float64)
-        col = "log10_p"
+        out[col] = _numeric_column(table, col, source, required=col == "pos")
+    col = "log10_p" if "log10_p" in table.columns else "p"
+    values = _numeric_column(table, col, source, required=False)
+    if col == "p":
+        outside = np.flatnonzero((values < 0) | (values > 1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lp = -np.log10(values)
     else:
-        p = pd.to_numeric(table["p"], errors="coerce").to_numpy(dtype=np.float64)
-        with np.errstate(divide="ignore"):
-            lp = -np.log10(p)
-        col = "p"
-    bad_lp = np.flatnonzero(np.isfinite(lp) & (lp < 0))
-    if bad_lp.size:
+        outside = np.flatnonzero(values < 0)
+        lp = values
+    if outside.size:
         raise InputError(
             "p-values must lie in [0, 1] (log10_p = -log10 p >= 0)",
             file=source,
-            line=int(bad_lp[0]) + 2,
+            line=int(outside[0]) + 2,
             column=col,
         )
     out["log10_p"] = lp
@@ -156,6 +149,27 @@ def normalise_gwas(table: pd.DataFrame | GwasResult, *, source: str = "table") -
             f"SNP id {out['id'].iloc[row]!r} appears twice", file=source, line=row + 2, column="id"
         )
     return out
+
+
+def _numeric_column(table: pd.DataFrame, col: str, source: str, *, required: bool) -> np.ndarray:
+    """``table[col]`` as float64: a value that is not a number is an error naming its line
+    (read as missing, a typo in a p-value turned a real hit into a spurious locus); a missing
+    one (empty, NA, as plink2 writes for a failed test) is an error too when ``required``."""
+    values = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=np.float64)
+    raw = table[col].to_numpy(dtype=object)
+    missing = np.array([pd.isna(v) or str(v).strip().upper() in _MISSING for v in raw], bool)
+    bad = np.isnan(values) & ~missing
+    if required:
+        bad |= missing
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        what = "missing value" if missing[row] else f"non-numeric value {raw[row]!r}"
+        raise InputError(what, file=source, line=row + 2, column=col)
+    return values
+
+
+#: how a GWAS table writes a missing value
+_MISSING = frozenset({"NA", "NAN", ".", ""})
 
 
 # ---------------------------------------------------------------------------- loci

@@ -55,7 +55,7 @@ class Verdict(StrEnum):
 # ---------------------------------------------------------------------------- schema
 
 #: value kinds of the schema: how a YAML node is checked and converted
-_NUMBER, _INT, _PROB, _BOOL, _STR, _STRS, _DELTA, _RANGE, _OPEN = (
+_NUMBER, _INT, _PROB, _BOOL, _STR, _STRS, _DELTA, _RANGE, _OPEN, _POSITIVE = (
     "a number",
     "a non-negative integer",
     "a number in [0, 1]",
@@ -65,6 +65,7 @@ _NUMBER, _INT, _PROB, _BOOL, _STR, _STRS, _DELTA, _RANGE, _OPEN = (
     "'auto' or a number in (0, 1)",
     "a list [low, high] of two numbers with low <= high",
     "a number in (0, 1)",
+    "a positive number",
 )
 
 #: the membership-inference attacks of the audit (``audit.attacks.<name>``, run by
@@ -74,9 +75,9 @@ MEMBERSHIP_ATTACKS = ("dcr", "density_ratio", "allele_frequency", "shadow")
 #: section -> key -> (kind, one-line meaning). Documented in policies/README.md.
 SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
     "privacy": {
-        "max_epsilon": (_NUMBER, "largest epsilon of this release"),
+        "max_epsilon": (_POSITIVE, "largest epsilon of this release"),
         "max_lifetime_epsilon": (
-            _NUMBER,
+            _POSITIVE,
             "largest epsilon of the most-spent individual over every release that included "
             "them, composed, this one included",
         ),
@@ -86,12 +87,12 @@ SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
             "them (their deltas add), this one included",
         ),
         "max_replace_one_epsilon": (
-            _NUMBER,
+            _POSITIVE,
             "largest epsilon of this release between cohorts of the same size that differ by "
             "replacing one individual (ledger.replace_one.epsilon, at the release's delta)",
         ),
         "max_lifetime_replace_one_epsilon": (
-            _NUMBER,
+            _POSITIVE,
             "largest replace-one epsilon of the most-spent individual over every release that "
             "included them, composed, this one included",
         ),
@@ -142,7 +143,7 @@ SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
     },
     "kinship": {
         "max_excess_first_degree_rate": (
-            _NUMBER,
+            _PROB,
             "synthetic-member first-degree rate minus the holdout-member baseline rate",
         ),
         "max_synthetic_member_duplicate_pairs": (_INT, "synthetic-member pairs at duplicate level"),
@@ -308,6 +309,8 @@ def _convert(node: yaml.Node, kind: str, key: str, file: str) -> Any:
             raise bad()
         return int(value)
     if kind == _PROB and not 0.0 <= value <= 1.0:
+        raise bad()
+    if kind == _POSITIVE and not value > 0.0:
         raise bad()
     return float(value)
 

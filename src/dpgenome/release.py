@@ -58,6 +58,7 @@ from dpgenome.export import (
 from dpgenome.fidelity import CohortFidelity, cohort_fidelity, compare_gwas, gwas_rows
 from dpgenome.gwas import GwasResult, linear_gwas, require_full_rank
 from dpgenome.io import detect_format, read_cohort, write_cohort
+from dpgenome.io.files import check_writable
 from dpgenome.io.pheno import find_pheno
 from dpgenome.lifetime import (
     LifetimeLedger,
@@ -241,18 +242,6 @@ def file_hashes(path: str | Path) -> dict[str, str]:
                     h.update(block)
             out[p.name] = h.hexdigest()
     return out
-
-
-def _check_writable(out: Path) -> None:
-    """Fail before any training when the bundle could not be written: the nearest existing
-    folder on ``out``'s path must be a writable directory."""
-    parent = out.absolute()
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ConfigError(f"cannot create the output directory: {parent} is a file", file=out)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot create the output directory: {parent} is not writable", file=out)
 
 
 def declared_schema(config: ReleaseConfig) -> DeclaredSchema | None:
@@ -541,7 +530,7 @@ def run_release(
     synth_config(config)  # and on bad extra settings
     audit_config(config).validate()
     out = Path(config.out)
-    _check_writable(out)
+    check_writable(out, "output directory")
     if out.exists() and any(out.iterdir()):
         raise ConfigError("the output directory exists and is not empty", file=out)
     if (config.override_reason is None) != (config.signer is None):

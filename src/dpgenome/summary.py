@@ -12,7 +12,13 @@ from typing import Any
 import numpy as np
 
 from dpgenome.cohort import Cohort, PhenoType, QCConfig, data_ordered_alleles, qc
-from dpgenome.phenoschema import DeclaredSchema, type_sources, values_encoded_as_missing
+from dpgenome.errors import InputError
+from dpgenome.phenoschema import (
+    DeclaredSchema,
+    check_schema_domains,
+    type_sources,
+    values_encoded_as_missing,
+)
 from dpgenome.phenotypes import EncodedMissing, PhenotypeConfig, cfw_schema
 
 #: MAF histogram edges (the last bin is closed: [0.4, 0.5])
@@ -63,6 +69,9 @@ class CohortSummary:
     #: "minor"/"major" when the map's allele order looks read off the genotypes
     #: (:func:`dpgenome.cohort.data_ordered_alleles`), else None
     allele_order_from_data: str | None = None
+    #: the first value outside the types and domains the public schema fixes, as
+    #: synthesize and release report it (file, line, column; no value), else None
+    schema_problem: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +92,7 @@ class CohortSummary:
             },
             "non_integer_dosage_rate": self.non_integer_dosage_rate,
             "allele_order_from_data": self.allele_order_from_data,
+            "schema_problem": self.schema_problem,
             "maf": {
                 "edges": list(self.maf_edges),
                 "counts": list(self.maf_counts),
@@ -166,6 +176,8 @@ class CohortSummary:
                 else "synthesize and release train on them as missing"
             )
             out.append(f"  {e.column}: {e.describe()}: {effect}; {e.remedy}")
+        if self.schema_problem is not None:
+            out.append(f"  schema: {self.schema_problem}: synthesize and release refuse this file")
         out.append("QC:")
         out += [
             f"  dropped {s['removed']} {s['unit']}: {s['reason']} ({s['remaining']} left)"
@@ -193,6 +205,11 @@ def summarize(
         cohort = declared.apply(cohort)
     typed_by = type_sources(cohort.phenotypes.columns, cfw_schema(), declared)
     kept, report = qc(cohort, config or QCConfig())
+    try:  # the check synthesize and release make before any work
+        check_schema_domains(cohort, PhenotypeConfig(declared=declared))
+        schema_problem = None
+    except InputError as err:
+        schema_problem = str(err)
     # the schema the synthesizer encodes with (synthesize and release: the same config)
     encoded_missing = values_encoded_as_missing(kept, PhenotypeConfig(declared=declared))
     dos = cohort.dosages
@@ -241,4 +258,5 @@ def summarize(
         qc=report.to_dict(),
         encoded_missing=encoded_missing,
         allele_order_from_data=data_ordered_alleles(cohort),
+        schema_problem=schema_problem,
     )

@@ -263,12 +263,13 @@ def window_keys(
     return out
 
 
-def window_duplicate_rate(query_keys: np.ndarray, reference_keys: np.ndarray) -> float:
+def window_duplicate_rate(query_keys: np.ndarray, reference_keys: np.ndarray) -> float | None:
     """Share of (individual, window) pairs whose window genotype occurs in some reference
-    individual's same window."""
+    individual's same window; ``None`` when there is no window (no chromosome has a whole
+    window's SNPs)."""
     if query_keys.size == 0:
-        return float("nan")
-    return float(np.isin(query_keys, reference_keys).mean())
+        return None
+    return round(float(np.isin(query_keys, reference_keys).mean()), 6)
 
 
 def phenotype_row_keys(table: pd.DataFrame) -> list[tuple[object, ...]]:

@@ -387,11 +387,10 @@ def run_audits(
     syn_keys = nb.window_keys(syn_calls, chroms, config.window_snps)
     hold_keys = nb.window_keys(hold_calls, chroms, config.window_snps)
     del mem_calls, syn_calls, hold_calls
-    neighbour["duplicate_genotype_windows_rate"] = round(
-        nb.window_duplicate_rate(syn_keys, mem_keys), 6
-    )
-    neighbour["duplicate_genotype_windows_rate_holdout"] = round(
-        nb.window_duplicate_rate(hold_keys, mem_keys), 6
+    # None (no window: no chromosome has window_snps SNPs) reads as not measured
+    neighbour["duplicate_genotype_windows_rate"] = nb.window_duplicate_rate(syn_keys, mem_keys)
+    neighbour["duplicate_genotype_windows_rate_holdout"] = nb.window_duplicate_rate(
+        hold_keys, mem_keys
     )
     neighbour["window_snps"] = config.window_snps
     neighbour["windows"] = int(mem_keys.shape[1])

@@ -53,10 +53,16 @@ def aligned_panel(panel: Cohort, real: Cohort, synthetic: Cohort, path: str) -> 
 def read_holdout_ids(path: str) -> tuple[list[str], list[int]]:
     """``(ids, lines)``: one id per line (and the line it is on); blank lines and lines
     starting with ``#`` are skipped."""
+    from dpgenome.io.files import check_utf8, strip_bom
+
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"cannot read the holdout id list: {err}", file=path) from err
+        data = strip_bom(Path(path).read_bytes())
+    except OSError as err:
+        raise InputError(
+            f"cannot read the holdout id list: {err.strerror or err}", file=path
+        ) from None
+    check_utf8(data, Path(path))  # names the line of a bad byte, quotes nothing
+    text = data.decode("utf-8")
     ids, lines = [], []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()

@@ -40,6 +40,8 @@ def _collect(release_dir: Path) -> tuple[dict[str, Any], dict[str, Path], dict[s
         raise InputError("no results.json in the release directory", file=release_dir) from None
     except ValueError as err:
         raise InputError(f"not valid JSON: {err}", file=results_path) from None
+    except OSError as err:  # a directory, unreadable
+        raise InputError(f"cannot read it: {err.strerror or err}", file=results_path) from None
     if not isinstance(results, dict):
         raise InputError("results.json must hold one JSON object", file=results_path)
     files: dict[str, Path] = {}

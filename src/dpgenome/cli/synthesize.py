@@ -31,6 +31,7 @@ def _check_out(out: Path, inputs: dict[str, str | None]) -> None:
     that is (or contains) an input cohort or panel, or a non-empty directory other than an
     earlier synthesize output."""
     from dpgenome.errors import InputError
+    from dpgenome.io.files import check_writable
 
     target = out.resolve()
     for what, given in inputs.items():
@@ -50,6 +51,7 @@ def _check_out(out: Path, inputs: dict[str, str | None]) -> None:
             "other files (choose a new --out)",
             file=out,
         )
+    check_writable(out, "output directory")
 
 
 @click.command()

@@ -171,6 +171,34 @@ def _gzip_problem(path: Path) -> BaseException | None:
     return None
 
 
+def check_writable(out: str | Path, what: str = "output") -> None:
+    """Fail before any work when ``out`` could not be written: the nearest existing folder on
+    its path must be a directory in which a folder can be made (a probe folder is made and
+    removed: permission bits do not tell, e.g. for root under /proc)."""
+    parent = Path(out).absolute()
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"cannot create the {what}: {parent} is a file", file=out)
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".dpgenome-probe-", dir=parent))
+    except OSError as err:
+        raise InputError(
+            f"cannot create the {what}: {parent} is not writable ({err.strerror or err})",
+            file=out,
+        ) from None
+
+
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """An operating-system error while writing ``path`` as a user error naming it (exit 2,
+    no traceback)."""
+    try:
+        yield
+    except OSError as err:
+        raise InputError(f"cannot write here: {err.strerror or err}", file=path) from None
+
+
 @contextmanager
 def atomic_directory(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a fresh temporary directory beside ``path``; on success it is renamed to ``path``
@@ -181,8 +209,9 @@ def atomic_directory(path: str | Path, *, overwrite: bool = False) -> Iterator[P
         raise InputError("exists and is not a directory", file=path)
     if path.exists() and any(path.iterdir()) and not overwrite:
         raise InputError("directory exists and is not empty (use overwrite)", file=path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    with _writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)
@@ -191,21 +220,26 @@ def atomic_directory(path: str | Path, *, overwrite: bool = False) -> Iterator[P
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if path.exists():
-        old = path.with_name(f".{path.name}.{uuid.uuid4().hex}.old")
-        os.rename(path, old)
-        os.rename(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, path)
+    try:
+        if path.exists():
+            old = path.with_name(f".{path.name}.{uuid.uuid4().hex}.old")
+            os.rename(path, old)
+            os.rename(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, path)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise InputError(f"cannot write here: {err.strerror or err}", file=path) from None
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file in the same directory + rename, so a
     reader never sees a half-written file (permissions as an ordinary file would get)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with _writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
@@ -213,6 +247,9 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise InputError(f"cannot write here: {err.strerror or err}", file=path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

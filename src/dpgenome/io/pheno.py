@@ -183,8 +183,10 @@ def read_pheno_csv(path: str | Path, sample_ids: Sequence[str] | None = None) ->
     id_col = next((c for c in ID_COLUMNS if c in header), None)
     if id_col is None:
         raise InputError(
-            f"no sample id column (expected one of {', '.join(ID_COLUMNS)}); header starts "
-            f"{header[:4]}",
+            f"no sample id column: the first line must be a header naming one of "
+            f"{', '.join(ID_COLUMNS)} (its {len(header)} field(s) name neither; a table "
+            "without a header row, such as PLINK's FID IID value, needs one added). The "
+            "line is not quoted: it may be a row of data",
             file=path,
             line=1,
         )

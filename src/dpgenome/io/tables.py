@@ -96,7 +96,17 @@ def build_variants(
             else:
                 why = f"position {raw!r} is not a non-negative integer"
             raise InputError(why, file=file, line=int(lines[i]), column=names["pos"])
-        pos_i = np.array(pos_s, dtype=np.int64)
+        try:
+            pos_i = np.array(pos_s, dtype=np.int64)
+        except OverflowError:
+            top = int(np.iinfo(np.int64).max)
+            i = next(k for k, p in enumerate(pos_s) if int(p) > top)
+            raise InputError(
+                f"position {pos_s[i][:30]!r} is too large (at most {top})",
+                file=file,
+                line=int(lines[i]),
+                column=names["pos"],
+            ) from None
 
     if quality is None:
         qual = np.full(len(ids), np.nan)

@@ -14,6 +14,7 @@ shortest decimal that round-trips the float32), compressed as BGZF (SAMtools/hts
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 import zlib
@@ -174,16 +175,32 @@ def _sample_column(j: int) -> str:
     return f"{j + 10} (sample {j + 1})"
 
 
-def _quality(info: bytes) -> float:
+def _quality(info: bytes, path: Path, line: int) -> float:
+    """The imputation quality (INFO, R2 or DR2) of a record's INFO field; NaN when it has
+    none or gives ``.`` (VCF's missing value). Any other value that is not a finite number
+    is an error naming the line: read as "no quality", a typo (``O.9``) would let the SNP
+    pass the quality filter that the same typo in a map file stops."""
     if b"=" not in info:
         return float("nan")
     pairs = dict(kv.split(b"=", 1) for kv in info.split(b";") if b"=" in kv)
     for key in _QUALITY_KEYS:
         if key in pairs:
-            try:
-                return float(pairs[key])
-            except ValueError:
+            raw = pairs[key].strip()
+            if raw == b".":
                 return float("nan")
+            try:
+                value = float(raw)
+            except ValueError:
+                value = float("nan")
+            if not math.isfinite(value):
+                shown = raw.decode("utf-8", "replace")[:20]
+                raise InputError(
+                    f"quality {key.decode()}={shown!r} is not a number (write . when unknown)",
+                    file=path,
+                    line=line,
+                    column="INFO",
+                )
+            return value
     return float("nan")
 
 
@@ -279,7 +296,7 @@ def read_vcf(path: str | Path) -> Cohort:
                     decode_utf8(value, file=path, line=line_no, column=_FIXED[key])
             if vid == b".":
                 cols["id"][-1] = f"{cols['chr'][-1]}:{cols['pos'][-1]}"
-            quality.append(_quality(info))
+            quality.append(_quality(info, path, line_no))
             lines.append(line_no)
         blocks = rows.finish()
     m = len(lines)

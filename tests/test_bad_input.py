@@ -1,0 +1,204 @@
+"""Bad input found by a biobank-staff review of the CLI (stop 45): each case exits 2 with a
+message naming the file, line and column, quotes no individual's data, leaves nothing
+written, and is never silently accepted."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from dpgenome.audit.neighbours import window_duplicate_rate
+from dpgenome.cli import main
+from dpgenome.cli.audit import read_holdout_ids
+from dpgenome.cohort import analysis_subset
+from dpgenome.config import parse_epsilon
+from dpgenome.errors import CohortError, ConfigError, InputError, PolicyError
+from dpgenome.fidelity import normalise_gwas
+from dpgenome.io import read_cohort
+from dpgenome.policy import parse_policy
+
+TINY = Path(__file__).resolve().parent / "data" / "tiny"
+
+
+def _run(*args: object):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _copy(tmp_path: Path, fmt: str = "plink") -> Path:
+    out = tmp_path / fmt
+    shutil.copytree(TINY / fmt, out)
+    return out
+
+
+def test_pheno_table_without_a_header_quotes_none_of_its_first_line(tmp_path: Path) -> None:
+    """A PLINK-style ``FID IID value`` table without a header row: the error named the file
+    and line but quoted the line, a real sample id and phenotype value."""
+    cohort = _copy(tmp_path)
+    lines = (cohort / "pheno.csv").read_text().splitlines()
+    first = lines[1]
+    (cohort / "pheno.csv").write_text("\n".join(lines[1:]) + "\n")
+    res = _run("inspect", cohort)
+    assert res.exit_code == 2 and "pheno.csv, line 1" in res.output
+    assert "header" in res.output and "not quoted" in res.output
+    for field in first.split(","):
+        if len(field) > 2:  # a sample id or a value
+            assert field not in res.output, field
+
+
+def test_a_position_beyond_64_bits_is_located_not_a_traceback(tmp_path: Path) -> None:
+    cohort = _copy(tmp_path)
+    bim = (cohort / "cohort.bim").read_text().splitlines()
+    fields = bim[4].split("\t")
+    fields[3] = "99999999999999999999"
+    bim[4] = "\t".join(fields)
+    (cohort / "cohort.bim").write_text("\n".join(bim) + "\n")
+    res = _run("inspect", cohort)
+    assert res.exit_code == 2, res.output
+    assert "cohort.bim, line 5, column position (4)" in res.output and "too large" in res.output
+
+
+@pytest.mark.parametrize(("value", "ok"), [("O.9", False), ("NaN", False), (".", True)])
+def test_vcf_quality_that_is_not_a_number_is_an_error(tmp_path: Path, value: str, ok: bool) -> None:
+    """INFO=O.9 read as "no quality" let the SNP pass the quality filter that the same typo
+    in a map file stops; ``.`` (VCF's missing value) still means unknown."""
+    cohort = _copy(tmp_path, "vcf")
+    text = gzip.decompress((cohort / "cohort.vcf.gz").read_bytes()).decode()
+    text = text.replace("INFO=0.971", f"INFO={value}", 1)
+    (cohort / "cohort.vcf.gz").unlink()
+    (cohort / "cohort.vcf").write_text(text)
+    if ok:
+        assert np.isnan(read_cohort(cohort).variants["quality"].iloc[1])
+        return
+    with pytest.raises(InputError, match="is not a number") as err:
+        read_cohort(cohort)
+    assert (err.value.line, err.value.column) == (10, "INFO")
+
+
+def test_an_unwritable_out_is_a_located_error_before_any_work(tmp_path: Path) -> None:
+    """``--out`` under a file: a traceback after training (synthesize) or at the write
+    (gwas); now exit 2 naming the path, before any work, nothing written."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    res = _run(
+        "synthesize", TINY / "plink", "--pheno", "BMD", "--epsilon", "inf", "--out", afile / "o"
+    )
+    assert res.exit_code == 2 and "is a file" in res.output, res.output
+    res = _run("gwas", TINY / "plink", "--pheno", "BMD", "--out", afile / "g.tsv")
+    assert res.exit_code == 2 and "afile" in res.output, res.output
+    assert afile.read_text() == "x"
+
+
+def _gwas_table(**changes: object) -> pd.DataFrame:
+    table = pd.DataFrame(
+        {"id": ["a", "b", "c"], "chr": ["1", "1", "2"], "pos": [10, 20, 30], "p": [0.5, 1e-9, 0.2]}
+    )
+    for key, value in changes.items():
+        column, row = key.rsplit("_", 1)
+        table[column] = table[column].astype(object)
+        table.loc[int(row), column] = value
+    return table
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"p_1": "abc"}, "line 3, column p: non-numeric value 'abc'"),
+        ({"p_1": -0.5}, "line 3, column p: p-values must lie in [0, 1]"),
+        ({"p_0": 1.5}, "line 2, column p: p-values must lie in [0, 1]"),
+        ({"pos_2": "NA"}, "line 4, column pos: missing value"),
+    ],
+)
+def test_gwas_tables_refuse_values_they_read_as_missing(change: dict, message: str) -> None:
+    """A p-value of "abc" or -0.5 was read as missing: a real hit vanished and the comparison
+    reported a spurious locus, exit 0. NA stays a missing p-value (plink2 writes it)."""
+    with pytest.raises(InputError) as err:
+        normalise_gwas(_gwas_table(**change), source="real.tsv")
+    assert str(err.value) == f"real.tsv, {message}" or message in str(err.value)
+    out = normalise_gwas(_gwas_table(p_0="NA"), source="real.tsv")
+    assert np.isnan(out["log10_p"].iloc[0]) and out["log10_p"].iloc[1] == pytest.approx(9.0)
+
+
+def test_window_duplicate_rate_without_a_window_is_not_measured() -> None:
+    """No chromosome with a whole window's SNPs: NaN made audit.json invalid JSON (exit 1);
+    the rate is now None (not measured)."""
+    empty = np.zeros((5, 0), dtype=np.uint64)
+    assert window_duplicate_rate(empty, empty) is None
+    keys = np.arange(6, dtype=np.uint64).reshape(3, 2)
+    assert window_duplicate_rate(keys, keys[:1]) == pytest.approx(2 / 6)
+
+
+def test_a_covariate_that_is_the_phenotype_is_refused() -> None:
+    cohort = read_cohort(TINY / "plink")
+    with pytest.raises(CohortError, match="'bw' is the analysis phenotype"):
+        analysis_subset(cohort, "bw", ["bw"])
+    with pytest.raises(CohortError, match="'SW16' is named twice"):
+        analysis_subset(cohort, "bw", ["SW16", "SW16"])
+    res = _run("gwas", TINY / "plink", "--pheno", "bw", "--covar", "bw", "--out", "x.tsv")
+    assert res.exit_code == 2 and "cannot also be a covariate" in res.output
+
+
+def test_export_of_a_results_json_that_is_a_directory(tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    (release / "results.json").mkdir(parents=True)
+    (release / "data.txt").write_text("x")
+    res = _run("export", release, "--policy", "consortium", "--out", tmp_path / "o")
+    assert res.exit_code == 2 and "results.json" in res.output and "cannot read" in res.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_holdout_list_with_a_bom_and_one_that_is_not_utf8(tmp_path: Path) -> None:
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes(b"\xef\xbb\xbfM0700000\r\nM0700001\r\n")
+    assert read_holdout_ids(str(bom)) == (["M0700000", "M0700001"], [1, 2])
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(b"M0700000\nM07\xe900001\n")
+    with pytest.raises(InputError) as err:
+        read_holdout_ids(str(latin))
+    assert err.value.line == 2 and "M07" not in str(err.value)
+
+
+def test_inspect_reports_what_synthesize_will_refuse(tmp_path: Path) -> None:
+    """abBMD = 2 where the public CFW schema types abBMD 0/1: inspect exited 0 with nothing
+    to say, and synthesize refused the file; inspect now says so, naming the line."""
+    cohort = _copy(tmp_path)
+    table = pd.read_csv(cohort / "pheno.csv", dtype=str, keep_default_na=False)
+    row = int(np.flatnonzero(table["abBMD"].isin(["0", "1"]).to_numpy())[0])
+    table.loc[row, "abBMD"] = "2"
+    table.to_csv(cohort / "pheno.csv", index=False)
+    res = _run("inspect", cohort, "--json")
+    assert res.exit_code == 0
+    problem = json.loads(res.stdout)["schema_problem"]
+    assert f"line {row + 2}, column abBMD" in problem
+    assert "synthesize and release refuse" in _run("inspect", cohort).output
+    assert json.loads(_run("inspect", TINY / "plink", "--json").stdout)["schema_problem"] is None
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "  max_epsilon: -1",
+        "  max_lifetime_epsilon: 0",
+        "  max_replace_one_epsilon: -3",
+        "kinship:\n  max_excess_first_degree_rate: -0.5",
+    ],
+)
+def test_policy_thresholds_that_block_everything_are_refused_at_their_line(line: str) -> None:
+    text = "schema_version: 1\nname: t\nprivacy:\n  max_delta: auto\n" + line + "\n"
+    with pytest.raises(PolicyError) as err:
+        parse_policy(text)
+    assert err.value.line is not None and err.value.line >= 5
+
+
+def test_an_epsilon_too_large_for_a_float_is_not_no_privacy() -> None:
+    with pytest.raises(ConfigError, match="too large"):
+        parse_epsilon("1e400")
+    assert parse_epsilon("inf") == float("inf") and parse_epsilon("1e300") == 1e300
+    res = _run("synthesize", TINY / "plink", "--pheno", "BMD", "--epsilon", "1e400", "--out", "o")
+    assert res.exit_code == 2 and "write 'inf'" in res.output
