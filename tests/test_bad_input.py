@@ -202,3 +202,25 @@ def test_an_epsilon_too_large_for_a_float_is_not_no_privacy() -> None:
     assert parse_epsilon("inf") == float("inf") and parse_epsilon("1e300") == 1e300
     res = _run("synthesize", TINY / "plink", "--pheno", "BMD", "--epsilon", "1e400", "--out", "o")
     assert res.exit_code == 2 and "write 'inf'" in res.output
+
+
+@pytest.mark.parametrize("value", ["97.1", "-0.1"])
+def test_a_map_quality_outside_0_1_is_an_error(tmp_path: Path, value: str) -> None:
+    """A quality written in percent turned the quality filter off without a word ("dropped 0
+    variants: quality <= 0.95")."""
+    cohort = _copy(tmp_path)
+    qual = (cohort / "cohort.qual").read_text().splitlines()
+    snp = qual[2].split()[0]
+    qual[2] = f"{snp} {value}"
+    (cohort / "cohort.qual").write_text("\n".join(qual) + "\n")
+    res = _run("inspect", cohort)
+    assert res.exit_code == 2 and "cohort.qual, line 3" in res.output and "[0, 1]" in res.output
+
+
+def test_export_out_inside_the_release_directory_is_refused(tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    release.mkdir()
+    (release / "results.json").write_text("{}")
+    res = _run("export", release, "--policy", "consortium", "--out", release / "bundle")
+    assert res.exit_code == 2 and "inside RELEASE_DIR" in res.output
+    assert not (release / "bundle").exists()

@@ -384,11 +384,9 @@ def test_verify_bundle__reaccounts_the_privacy_ledger(tmp_path: Path) -> None:
         "results.json: its ledger states epsilon 5, but its mechanisms re-account to 7.967 at "
         "delta 1e-05 (Opacus RDP 7.967, PLD 7.372)"
     )
-    unknown = results("approve")
-    unknown["ledger"]["mechanisms"][0]["kind"] = "magic"
-    bundle = export(
-        tmp_path, document=unknown, dest=tmp_path / "k", lifetime=LifetimeLedger(tmp_path / "k.db")
-    ).path
+    # export refuses such a ledger too: a rewritten bundle again
+    bundle = export(tmp_path, dest=tmp_path / "k", lifetime=LifetimeLedger(tmp_path / "k.db")).path
+    rewrite_results(bundle, lambda doc: doc["ledger"]["mechanisms"][0].update(kind="magic"))
     (problem,) = verify_bundle(bundle).problems
     assert problem.startswith("results.json: its privacy ledger cannot be re-accounted")
     assert "unknown kind 'magic'" in problem

@@ -123,6 +123,13 @@ def export(
         override = Override(override_reason, signer, now)
     from dpgenome.release import work_release  # the pipeline's imports: only here
 
+    target = Path(out).resolve()
+    if target == release_dir.resolve() or release_dir.resolve() in target.parents:
+        raise InputError(
+            "--out is inside RELEASE_DIR: the bundle would be packaged again by a later export "
+            "of that directory; choose a directory outside it",
+            file=out,
+        )
     results, files, figures = _collect(release_dir)
     cohort = results.get("cohort")
     fingerprint = cohort.get("fingerprint") if isinstance(cohort, dict) else None

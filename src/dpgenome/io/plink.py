@@ -28,6 +28,7 @@ from dpgenome.io.files import find_case_insensitive
 from dpgenome.io.pheno import FLAG_COLUMNS, assemble_cohort, write_pheno_csv
 from dpgenome.io.tables import (
     build_variants,
+    check_quality,
     check_unique_ids,
     parse_floats,
     read_whitespace_table,
@@ -56,6 +57,7 @@ def _read_quality(path: Path | None, variant_ids: pd.Index) -> np.ndarray:
             f"variant {rows[i, 0]!r} is not in the .bim", file=path, line=int(lines[i]), column=1
         )
     values = parse_floats(rows[:, 1].tolist(), file=path, lines=lines, column=2, what="quality")
+    check_quality(values, file=path, lines=lines, column=2)
     quality[where] = values
     return quality
 

@@ -114,6 +114,7 @@ def build_variants(
         qual = parse_floats(
             quality, file=file, lines=lines, column=names["quality"], what="quality"
         )
+        check_quality(qual, file=file, lines=lines, column=names["quality"])
     return pd.DataFrame(
         {
             "id": ids,
@@ -124,6 +125,23 @@ def build_variants(
             "quality": qual,
         }
     )
+
+
+def check_quality(
+    quality: np.ndarray, *, file: Path, lines: Sequence[int] | np.ndarray, column: str | int
+) -> None:
+    """A map quality (an imputation INFO / R2 score) lies in [0, 1] or is missing: one written
+    in percent (97.1) would turn the quality filter off without a word."""
+    outside = np.flatnonzero(~np.isnan(quality) & ((quality < 0) | (quality > 1)))
+    if outside.size:
+        i = int(outside[0])
+        raise InputError(
+            f"quality {quality[i]:g} is outside [0, 1] (an imputation INFO / R2 score; not a "
+            "percentage)",
+            file=file,
+            line=int(lines[i]),
+            column=column,
+        )
 
 
 def parse_floats(

@@ -192,10 +192,11 @@ def _quality(info: bytes, path: Path, line: int) -> float:
                 value = float(raw)
             except ValueError:
                 value = float("nan")
-            if not math.isfinite(value):
+            if not math.isfinite(value) or not 0.0 <= value <= 1.0:
                 shown = raw.decode("utf-8", "replace")[:20]
                 raise InputError(
-                    f"quality {key.decode()}={shown!r} is not a number (write . when unknown)",
+                    f"quality {key.decode()}={shown!r} is not a number in [0, 1] (write . "
+                    "when unknown)",
                     file=path,
                     line=line,
                     column="INFO",
