@@ -127,6 +127,12 @@ def main() -> None:
     ap.add_argument("--shadow", type=int, default=8, help="shadow targets (0 = skip)")
     ap.add_argument("--canaries", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--reference-draws",
+        type=int,
+        default=20,
+        help="holdout resamples widening the reference attacks' AUC CIs (0 = not widened)",
+    )
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
@@ -149,6 +155,7 @@ def main() -> None:
         covariates=("SW16",),
         canaries=args.canaries,
         claimed_epsilon=None,
+        reference_draws=args.reference_draws,
     )
     t = time.perf_counter()
     report = run_audits(real, split, synth, cfg, train_fn=marginal_synthesizer)
@@ -165,6 +172,7 @@ def main() -> None:
             print(
                 f"  {name:17s} AUC {a['auc']:.3f} [{a['auc_ci'][0]:.3f}, {a['auc_ci'][1]:.3f}] "
                 f"TPR@1% {a['tpr_at_fpr_0.01']:.3f} TPR@0.1% {a['tpr_at_fpr_0.001']:.3f}"
+                + (f"; reference sd {a['auc_reference_sd']:.4f}" if "auc_reference_sd" in a else "")
             )
         else:
             print(f"  {name:17s} {a['status']}")

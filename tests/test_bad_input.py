@@ -224,3 +224,28 @@ def test_export_out_inside_the_release_directory_is_refused(tmp_path: Path) -> N
     res = _run("export", release, "--policy", "consortium", "--out", release / "bundle")
     assert res.exit_code == 2 and "inside RELEASE_DIR" in res.output
     assert not (release / "bundle").exists()
+
+
+@pytest.mark.parametrize(
+    ("ref", "alt", "column", "why"),
+    [
+        ("", "C", "REF", "REF is empty"),
+        ("T", "T", "ALT", "ALT equals REF"),
+        ("T", "<DEL>", "ALT", "is symbolic"),
+    ],
+)
+def test_vcf_records_that_are_not_biallelic_snps(
+    tmp_path: Path, ref: str, alt: str, column: str, why: str
+) -> None:
+    """An empty REF, ALT = REF or a symbolic ALT was read as an ordinary SNP."""
+    cohort = _copy(tmp_path, "vcf")
+    lines = gzip.decompress((cohort / "cohort.vcf.gz").read_bytes()).decode().splitlines()
+    at = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+    fields = lines[at].split("\t")
+    fields[3], fields[4] = ref, alt
+    lines[at] = "\t".join(fields)
+    (cohort / "cohort.vcf.gz").unlink()
+    (cohort / "cohort.vcf").write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=why) as err:
+        read_cohort(cohort)
+    assert (err.value.line, err.value.column) == (at + 1, column)

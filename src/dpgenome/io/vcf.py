@@ -175,6 +175,21 @@ def _sample_column(j: int) -> str:
     return f"{j + 10} (sample {j + 1})"
 
 
+def _allele_problem(ref: bytes, alt: bytes) -> tuple[str, str] | None:
+    """``(column, why)`` a record's REF/ALT is not a biallelic variant dosages can count, or
+    ``None``: an empty REF, a symbolic ALT (``<DEL>``, a breakend) or ALT equal to REF would
+    otherwise be read as an ordinary SNP. ``.`` as ALT (no alternative allele seen) is
+    allowed."""
+    if ref in (b"", b"."):
+        return "REF", "REF is empty; a record needs its reference allele"
+    if alt.startswith(b"<") or b"[" in alt or b"]" in alt:
+        shown = alt[:30].decode("latin-1")
+        return "ALT", f"ALT {shown} is symbolic (a structural variant), not an allele"
+    if alt.upper() == ref.upper():
+        return "ALT", "ALT equals REF; a variant needs two different alleles"
+    return None
+
+
 def _quality(info: bytes, path: Path, line: int) -> float:
     """The imputation quality (INFO, R2 or DR2) of a record's INFO field; NaN when it has
     none or gives ``.`` (VCF's missing value). Any other value that is not a finite number
@@ -279,6 +294,9 @@ def read_vcf(path: str | Path) -> Cohort:
                     line=line_no,
                     column="ALT",
                 )
+            problem = _allele_problem(ref, alt)
+            if problem is not None:
+                raise InputError(problem[1], file=path, line=line_no, column=problem[0])
             keys = format_cache.get(fmt)
             if keys is None:
                 keys = format_cache[fmt] = fmt.split(b":")
