@@ -1435,13 +1435,13 @@ def test_lifetime__third_release_fits_the_cap_once_composed(tmp_path: Path) -> N
         )
 
 
-def test_lifetime__delta_cap_blocks_when_the_deltas_add_over_it(tmp_path: Path) -> None:
-    """A policy's ``max_lifetime_delta`` judges the most-spent individual's deltas added
-    with this release's (1e-5 each: two fit 2.5e-5, a third does not); the manifest records
-    the figure and verify re-checks it."""
+def capped_gaussian_releases(tmp_path: Path, cap: str) -> tuple[Any, LifetimeLedger]:
+    """``(release, ledger)``: ``release(tag)`` exports one Gaussian release (multiplier 0.6,
+    delta 1e-5) to ``tmp_path / tag`` under consortium with the privacy line ``cap`` added,
+    charged to ``ledger``."""
     text = shipped_policy("consortium").read_text()
     capped = tmp_path / "capped.yaml"
-    capped.write_text(text.replace("privacy:\n", "privacy:\n  max_lifetime_delta: 2.5e-5\n", 1))
+    capped.write_text(text.replace("privacy:\n", f"privacy:\n  {cap}\n", 1))
     document = results("approve")
     document["ledger"] = gaussian_release()
     ledger = LifetimeLedger(tmp_path / "l.sqlite")
@@ -1455,6 +1455,14 @@ def test_lifetime__delta_cap_blocks_when_the_deltas_add_over_it(tmp_path: Path) 
             lifetime=ledger,
         )
 
+    return release, ledger
+
+
+def test_lifetime__delta_cap_blocks_when_the_deltas_add_over_it(tmp_path: Path) -> None:
+    """A policy's ``max_lifetime_delta`` judges the most-spent individual's deltas added
+    with this release's (1e-5 each: two fit 2.5e-5, a third does not); the manifest records
+    the figure and verify re-checks it."""
+    release, _ = capped_gaussian_releases(tmp_path, "max_lifetime_delta: 2.5e-5")
     release("a")
     done = release("b")
     context = done.manifest["evaluation"]["context"]
@@ -1473,24 +1481,7 @@ def test_lifetime__replace_one_cap_composes_the_releases_under_replace_one(tmp_p
     releases accounted under replace-one and composed (Gaussian, multiplier 0.6: 20.4, 32.4,
     42.9 for one to three): a cap of 35 takes two and blocks the third; the manifest records
     the figure and verify re-checks it."""
-    text = shipped_policy("consortium").read_text()
-    capped = tmp_path / "capped.yaml"
-    capped.write_text(
-        text.replace("privacy:\n", "privacy:\n  max_lifetime_replace_one_epsilon: 35\n", 1)
-    )
-    document = results("approve")
-    document["ledger"] = gaussian_release()
-    ledger = LifetimeLedger(tmp_path / "l.sqlite")
-
-    def release(tag: str) -> Any:
-        return export_bundle(
-            tmp_path / tag,
-            files=data_files(tag),
-            results=document,
-            policy_path=capped,
-            lifetime=ledger,
-        )
-
+    release, ledger = capped_gaussian_releases(tmp_path, "max_lifetime_replace_one_epsilon: 35")
     release("a")
     done = release("b")
     after = done.manifest["evaluation"]["context"]["lifetime_replace_one_after"]

@@ -526,14 +526,26 @@ def prepare_evaluation(
 ) -> Evaluation:
     """Evaluate a release with its individuals' lifetime spending (:func:`lifetime_spent`).
     Without a ledger the lifetime rule is NOT EVALUATED."""
-    total = lifetime_spent(
+    total = _policy_spent(results, policy, lifetime, release_id, individuals)
+    return evaluate(results, policy, context=_context(total))
+
+
+def _policy_spent(
+    results: Mapping[str, Any],
+    policy: Policy,
+    lifetime: LifetimeLedger | None,
+    release_id: str | None,
+    individuals: Iterable[object] | None,
+) -> tuple[LifetimeTotal, LifetimeTotal | None] | None:
+    """:func:`lifetime_spent` with what ``policy`` judges (the replace-one composition only
+    when it caps it)."""
+    return lifetime_spent(
         results,
         lifetime,
         release_id=release_id,
         individuals=individuals,
         replace_one=policy.max_lifetime_replace_one_epsilon is not None,
     )
-    return evaluate(results, policy, context=_context(total))
 
 
 def public_control_note(results: Mapping[str, Any], evaluation: Evaluation) -> str:
@@ -606,13 +618,7 @@ def export_bundle(
     if individuals is not None and lifetime is not None:
         individuals = check_individuals(fingerprint, individuals)
     release_id = results_release_id(results, release_id) or default_release_id(names, fingerprint)
-    spent = lifetime_spent(
-        results,
-        lifetime,
-        release_id=release_id,
-        individuals=individuals,
-        replace_one=policy.max_lifetime_replace_one_epsilon is not None,
-    )
+    spent = _policy_spent(results, policy, lifetime, release_id, individuals)
     evaluation = evaluate(results, policy, context=_context(spent))
     before = None if spent is None else spent[0]
     if before is not None and before.individuals is None:

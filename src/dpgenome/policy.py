@@ -955,6 +955,26 @@ def _epsilon(results: Mapping[str, Any]) -> tuple[bool, float | None, str]:
 _NO_LIFETIME = "no lifetime ledger was consulted"
 
 
+def _release_cap(
+    rule: tuple[str, str, str],
+    cap: float,
+    read: Callable[[Mapping[str, Any]], tuple[bool, float | None, str]],
+    allow_no_formal: bool,
+) -> Callable[[Mapping[str, Any], EvaluationContext], Finding]:
+    """The rule ``read(results) <= cap`` for one release's epsilon (``rule``: id, title,
+    metric); NOT EVALUATED when ``read`` finds none."""
+    rid, title, metric = rule
+    threshold = f"<= {fmt(cap)}"
+
+    def judge(results: Mapping[str, Any], _ctx: EvaluationContext) -> Finding:
+        ok, eps, why = read(results)
+        if not ok or eps is None:
+            return _not_evaluated(rid, title, metric, threshold, why)
+        return _epsilon_cap((rid, title, metric, threshold), eps, cap, allow_no_formal, "")
+
+    return judge
+
+
 def _replace_one_epsilon(results: Mapping[str, Any]) -> tuple[bool, float | None, str]:
     """As :func:`_epsilon`, for ``ledger.replace_one.epsilon`` (infinite without formal
     privacy)."""
@@ -1054,27 +1074,9 @@ def _privacy_rules(p: Policy) -> list[RuleSpec]:
         rules.append(RuleSpec(*SECURE_RULE, "privacy.require_secure_mode", secure))
 
     if p.max_epsilon is not None:
-        cap = p.max_epsilon
-
-        def max_eps(results: Mapping[str, Any], _ctx: EvaluationContext) -> Finding:
-            rid, title, metric = "privacy.max_epsilon", "Epsilon of this release", "ledger.epsilon"
-            threshold = f"<= {fmt(cap)}"
-            ok, eps, why = _epsilon(results)
-            if not ok or eps is None:
-                return _not_evaluated(rid, title, metric, threshold, why)
-            return _epsilon_cap(
-                (rid, title, metric, threshold), eps, cap, p.allow_no_formal_privacy, ""
-            )
-
-        rules.append(
-            RuleSpec(
-                "privacy.max_epsilon",
-                "Epsilon of this release",
-                "ledger.epsilon",
-                "privacy.max_epsilon",
-                max_eps,
-            )
-        )
+        rule = ("privacy.max_epsilon", "Epsilon of this release", "ledger.epsilon")
+        judge = _release_cap(rule, p.max_epsilon, _epsilon, p.allow_no_formal_privacy)
+        rules.append(RuleSpec(*rule, "privacy.max_epsilon", judge))
 
     if p.max_lifetime_epsilon is not None:
         life_cap = p.max_lifetime_epsilon
@@ -1118,19 +1120,13 @@ def _privacy_rules(p: Policy) -> list[RuleSpec]:
         )
 
     if p.max_replace_one_epsilon is not None:
-        one_cap = p.max_replace_one_epsilon
-
-        def replace_one(results: Mapping[str, Any], _ctx: EvaluationContext) -> Finding:
-            rid, title, metric = REPLACE_ONE_RULE
-            threshold = f"<= {fmt(one_cap)}"
-            ok, eps, why = _replace_one_epsilon(results)
-            if not ok or eps is None:
-                return _not_evaluated(rid, title, metric, threshold, why)
-            return _epsilon_cap(
-                (rid, title, metric, threshold), eps, one_cap, p.allow_no_formal_privacy, ""
-            )
-
-        rules.append(RuleSpec(*REPLACE_ONE_RULE, "privacy.max_replace_one_epsilon", replace_one))
+        judge = _release_cap(
+            REPLACE_ONE_RULE,
+            p.max_replace_one_epsilon,
+            _replace_one_epsilon,
+            p.allow_no_formal_privacy,
+        )
+        rules.append(RuleSpec(*REPLACE_ONE_RULE, "privacy.max_replace_one_epsilon", judge))
 
     if p.max_lifetime_replace_one_epsilon is not None:
         life_one_cap = p.max_lifetime_replace_one_epsilon

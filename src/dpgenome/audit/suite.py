@@ -273,8 +273,9 @@ def run_audits(
     )
     folds = cross_fit_folds(split, real.n_samples, rngs[2])
     resamples = reference_resamples(holdout, config.reference_draws, rngs[11])
-    try:
-        dr = density_ratio_scores(
+
+    def domias(rows: np.ndarray | None) -> np.ndarray:  # rows: a resample of the holdout
+        return density_ratio_scores(
             real_calls,
             synth_calls,
             real_ph.numeric,
@@ -282,22 +283,12 @@ def run_audits(
             split,
             folds,
             config.pca_components,
+            holdout=rows,
         )
-        draws = np.array(
-            [
-                density_ratio_scores(
-                    real_calls,
-                    synth_calls,
-                    real_ph.numeric,
-                    synth_ph.numeric,
-                    split,
-                    folds,
-                    config.pca_components,
-                    holdout=rows,
-                )
-                for rows in resamples
-            ]
-        )
+
+    try:
+        dr = domias(None)
+        draws = np.array([domias(rows) for rows in resamples])
         attacks["density_ratio"] = score_attack(
             dr[members],
             dr[holdout],
