@@ -249,3 +249,27 @@ def test_vcf_records_that_are_not_biallelic_snps(
     with pytest.raises(InputError, match=why) as err:
         read_cohort(cohort)
     assert (err.value.line, err.value.column) == (at + 1, column)
+
+
+def test_gwas_table_ragged_row_and_bad_bytes_are_located(tmp_path: Path) -> None:
+    """``compare`` passed pandas' text through (no line) for a ragged row and gave a byte
+    position for a non-UTF-8 table; both now name the line."""
+    from dpgenome.fidelity import read_gwas_tsv
+
+    good = "id\tchr\tpos\tp\na\t1\t10\t0.5\nb\t1\t20\t1e-9\n"
+    ragged = tmp_path / "ragged.tsv"
+    ragged.write_text(good + "c\t2\t30\t0.2\textra\n")
+    with pytest.raises(InputError, match="5 fields where 4 are expected") as err:
+        read_gwas_tsv(ragged)
+    assert err.value.line == 4
+    latin = tmp_path / "latin.tsv"
+    latin.write_bytes(good.encode() + b"r\xe9s\t2\t30\t0.2\n")
+    with pytest.raises(InputError, match="not UTF-8") as err:
+        read_gwas_tsv(latin)
+    assert err.value.line == 4
+    assert len(read_gwas_tsv(_write(tmp_path / "ok.tsv", good))) == 2
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path

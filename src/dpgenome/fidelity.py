@@ -34,6 +34,7 @@ normalisation), phenotype correlation matrices. Only aggregates leave this modul
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ from dpgenome import plots
 from dpgenome.cohort import Cohort, PhenoType, harmonise_alleles
 from dpgenome.errors import CohortError, InputError
 from dpgenome.gwas import GwasResult, lambda_gc
+from dpgenome.io.files import check_utf8, open_binary, strip_bom
+from dpgenome.io.tables import PANDAS_LINE
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (1e-8, 2e-6)
 DEFAULT_LOCUS_WINDOW_BP = 1_000_000
@@ -83,13 +86,26 @@ def read_gwas_tsv(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise InputError("file not found", file=path)
+    with open_binary(path) as fh:
+        data = strip_bom(fh.read())
+    check_utf8(data, path)  # names the line of a bad byte
     try:
-        header = pd.read_csv(path, sep="\t", nrows=0).columns
+        header = pd.read_csv(io.BytesIO(data), sep="\t", nrows=0).columns
         sep = "," if len(header) == 1 and "," in str(header[0]) else "\t"
-        table = pd.read_csv(path, sep=sep, dtype=str)
+        table = pd.read_csv(io.BytesIO(data), sep=sep, dtype=str)
         table = table.loc[:, ~table.columns.str.startswith("Unnamed")]
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
-        raise InputError(f"not a readable tab-separated table: {err}", file=path) from err
+    except pd.errors.ParserError as err:
+        found = PANDAS_LINE.search(str(err))
+        if found is None:
+            raise InputError(f"not a readable table: {err}", file=path) from None
+        raise InputError(
+            f"{found.group(3)} fields where {found.group(1)} are expected (ragged row or "
+            "wrong delimiter)",
+            file=path,
+            line=int(found.group(2)),
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise InputError("the file is empty", file=path) from None
     return normalise_gwas(table, source=str(path))
 
 

@@ -171,7 +171,8 @@ def parse_floats(
     return out
 
 
-_PANDAS_LINE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+#: pandas' C parser's ragged-row message: expected fields, line, fields seen
+PANDAS_LINE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
 def read_whitespace_table(
@@ -213,7 +214,7 @@ def read_whitespace_table(
             encoding="utf-8",
         )
     except pd.errors.ParserError as err:
-        found = _PANDAS_LINE.search(str(err))
+        found = PANDAS_LINE.search(str(err))
         if found is None:
             raise InputError(f"cannot parse: {err}", file=path) from None
         raise InputError(
