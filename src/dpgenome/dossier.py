@@ -689,6 +689,7 @@ def build_context(
         "loci": _get(results, "fidelity.gwas.loci", {}),
         "association": _association_rows(_get(results, "synthesis.association", {})),
         "phenotype_release": _phenotype_release_rows(_get(results, "synthesis", {})),
+        "allele_order": _get(results, "synthesis.allele_order"),
         "gwas": _get(results, "fidelity.gwas", {}),
         "fidelity": _get(results, "fidelity", {}),
         "provenance": provenance if isinstance(provenance, Mapping) else {},
