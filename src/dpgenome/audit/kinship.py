@@ -7,7 +7,11 @@ studies", Bioinformatics 26:2867. For individuals i, j and the SNPs genotyped in
 
 (N_Aa,Aa: both heterozygous; N_AA,aa: opposite homozygotes; N_Aa(i): heterozygous in i),
 the between-family KING-robust estimator that PLINK 2 ``--make-king`` reports (validated
-against it in the tests). Every
+against it in the tests, and to 5e-7 over 19,877 pairs by a review at stop 45). Dosages are
+rounded to hard calls; plink2 by default sets a dosage more than 0.1 from a whole number to
+missing instead (its ``--hard-call-threshold 0.1``), so on imputed dosages the two differ
+slightly (up to 0.026 on a VCF with 3% non-integer dosages; equal with plink2's
+``--hard-call-threshold 0.4999``). Every
 count is a matrix product of 0/1 indicator matrices, so all pairs between two sets cost a
 few BLAS calls. Thresholds follow KING: >= 0.354 duplicate/MZ twin, >= 0.177 first degree.
 """
