@@ -40,6 +40,11 @@ def rss_gb() -> float:
     return float("nan")
 
 
+def _rate(value: float | None) -> str:
+    """A duplicate-window rate, or "n/a" when no chromosome has a whole window."""
+    return "n/a" if value is None else f"{value:.4f}"
+
+
 def peak_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
 
@@ -186,8 +191,8 @@ def main() -> None:
         f"  duplicates: genotypes {nn['exact_duplicate_genotypes']} exact / "
         f"{nn['near_duplicate_genotypes']} near (holdout {nn['exact_duplicate_genotypes_holdout']}"
         f" / {nn['near_duplicate_genotypes_holdout']}); {nn['window_snps']}-SNP windows "
-        f"{nn['duplicate_genotype_windows_rate']:.4f} (holdout "
-        f"{nn['duplicate_genotype_windows_rate_holdout']:.4f}); phenotype rows "
+        f"{_rate(nn['duplicate_genotype_windows_rate'])} (holdout "
+        f"{_rate(nn['duplicate_genotype_windows_rate_holdout'])}); phenotype rows "
         f"{nn['exact_duplicate_phenotype_rows']}"
     )
     k = d["kinship"]

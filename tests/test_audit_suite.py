@@ -332,3 +332,23 @@ def test_run_audits__shadow_auc_ci_is_normal_with_the_permutation_sd():
     lo, hi = max(0.0, shadow["auc"] - half), min(1.0, shadow["auc"] + half)
     assert shadow["auc_ci"] == pytest.approx([lo, hi], abs=2e-6)
     assert shadow["auc_sd"] > 0.05 and "permutations" in shadow["auc_ci_method"]
+
+
+def test_run_audits__a_resample_too_small_for_domias_is_skipped(monkeypatch):
+    """A holdout resample that leaves a fold too few reference rows (likely with a holdout of
+    ten or twenty) discarded the whole density-ratio attack, which had scored fine on the
+    holdout itself: such resamples are skipped, and with none left the CI is the bootstrap's."""
+    from dpgenome.audit import suite
+    from dpgenome.audit.membership import density_ratio_scores
+
+    def fragile(*args, holdout=None, **kw):
+        if holdout is not None:
+            raise ValueError("density ratio: 4 reference individuals are too few")
+        return density_ratio_scores(*args, **kw)
+
+    monkeypatch.setattr(suite, "density_ratio_scores", fragile)
+    real, split, fresh, _ = world()
+    d = run_audits(real, split, fresh, AuditConfig(seed=3, n_bootstrap=50)).to_dict()
+    attack = d["attacks"]["density_ratio"]
+    assert "auc" in attack and "auc_reference_sd" not in attack
+    assert "auc_reference_sd" in d["attacks"]["allele_frequency"]

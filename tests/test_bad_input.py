@@ -273,3 +273,54 @@ def test_gwas_table_ragged_row_and_bad_bytes_are_located(tmp_path: Path) -> None
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def test_gwas_table_errors_name_the_file_line_after_a_blank_line(tmp_path: Path) -> None:
+    from dpgenome.fidelity import read_gwas_tsv
+
+    path = _write(tmp_path / "g.tsv", "id\tchr\tpos\tp\na\t1\t10\t0.5\n\nb\t1\t20\t0.S\n")
+    with pytest.raises(InputError, match=r"non-numeric value '0\.S'") as err:
+        read_gwas_tsv(path)
+    assert err.value.line == 4
+
+
+def test_a_failed_replace_puts_the_previous_output_back(tmp_path: Path, monkeypatch) -> None:
+    """``atomic_directory(overwrite=True)`` moves the previous output aside first; when the
+    new one then cannot be moved in, the previous one goes back (it was left under a hidden
+    name)."""
+    from dpgenome.io import files
+
+    out = tmp_path / "synthetic"
+    out.mkdir()
+    (out / "geno.txt").write_text("previous\n")
+    real_rename = files.os.rename
+
+    def failing(src, dst):
+        if Path(dst) == out and ".tmp" in Path(src).name:
+            raise OSError(28, "No space left on device")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(files.os, "rename", failing)
+    with pytest.raises(InputError, match="No space left"):
+        with files.atomic_directory(out, overwrite=True) as tmp:
+            (tmp / "geno.txt").write_text("new\n")
+    assert (out / "geno.txt").read_text() == "previous\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["synthetic"]
+
+
+def test_a_yaml_epsilon_that_overflows_is_not_no_privacy(tmp_path: Path) -> None:
+    """YAML reads ``epsilon: 1.0e+400`` as the float inf: refused at its key and line; the
+    word ``inf`` still means no formal privacy."""
+    from dpgenome.config import ReleaseConfig, config_key_lines, load_config_file
+
+    base = {"cohort": "c", "policy": "p", "out": "o"}
+    for text in ("1.0e+400", ".inf"):
+        path = _write(tmp_path / "c.yaml", f"pheno: abBMD\nepsilon: {text}\n")
+        with pytest.raises(ConfigError, match="write the word inf") as err:
+            ReleaseConfig.from_mapping(
+                {**load_config_file(path), **base}, source=str(path), lines=config_key_lines(path)
+            )
+        assert err.value.line == 2
+    path = _write(tmp_path / "c.yaml", "pheno: abBMD\nepsilon: inf\n")
+    config = ReleaseConfig.from_mapping({**load_config_file(path), **base}, source=str(path))
+    assert config.no_formal_privacy

@@ -1590,3 +1590,20 @@ def test_cli_ledger__link_counts_earlier_unlinked_releases_for_their_people(
     never, _ = source_cohort(tmp_path, 3, "never")
     res = run("ledger", "--db", db, "--link", never)
     assert res.exit_code == 2 and "nothing to link" in res.output
+
+
+def test_export_bundle__refuses_an_understated_replace_one_epsilon(tmp_path: Path) -> None:
+    """A policy may cap the replace-one epsilon, so export holds its stated figure to its
+    mechanisms as it does the add/remove one: stated 8.73 where they give 17.46 passed a cap
+    of 13.09 and was charged (review, stop 45); now an InputError naming the field."""
+    document = results("approve")
+    ledger = Ledger(1e-5)
+    ledger.add_gaussian("release", 0.6, 1)
+    document["ledger"] = ledger.to_dict()
+    assert document["ledger"]["replace_one"]["method"]
+    document["ledger"]["replace_one"]["epsilon"] = document["ledger"]["epsilon"]
+    lifetime = LifetimeLedger(tmp_path / "l.db")
+    with pytest.raises(InputError, match="states a replace-one epsilon of") as err:
+        export(tmp_path, document=document, lifetime=lifetime)
+    assert err.value.column == "ledger.replace_one.epsilon"
+    assert not (tmp_path / "bundle").exists() and lifetime.releases() == []

@@ -668,3 +668,16 @@ def test_ingest__the_synthetic_allele_order_is_public(tmp_path: Path) -> None:
     assert ingest(ReleaseConfig(**base, epsilon=float("inf"))).allele_order == "input"
     with pytest.raises(ConfigError, match="allele_order"):
         ReleaseConfig.from_mapping({**base, "allele_order": "minor"})
+
+
+def test_cache_key__depends_on_the_allele_order(tmp_path: Path) -> None:
+    """A release re-run with another --allele-order reused the cached synthetic cohort in
+    the first order (the key ignored it): the key now holds the order and the map it follows."""
+    from dpgenome.release import cache_key
+
+    base = {"cohort": str(TINY), "pheno": "abBMD", "policy": "x", "out": "x", "epsilon": 8.0}
+    keys = {
+        order: cache_key(ingest(cfg := ReleaseConfig(**base, allele_order=order)), cfg)
+        for order in ("input", "sorted")
+    }
+    assert keys["input"] != keys["sorted"]

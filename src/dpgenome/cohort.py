@@ -322,7 +322,9 @@ def align_panel(public: Cohort, variants: pd.DataFrame) -> Cohort:
     return harmonise_alleles(aligned, variants, what="the public panel")
 
 
-def harmonise_alleles(cohort: Cohort, variants: pd.DataFrame, *, what: str) -> Cohort:
+def harmonise_alleles(
+    cohort: Cohort, variants: pd.DataFrame, *, what: str, warn_strand: bool = True
+) -> Cohort:
     """``cohort`` with every SNP it shares (by id) with ``variants`` counting ``variants``'
     ``alt`` allele: a SNP listed with its two alleles the other way round is flipped (dosage
     ``2 - d``, labels swapped); SNPs not in ``variants`` are left as they are.
@@ -341,7 +343,8 @@ def harmonise_alleles(cohort: Cohort, variants: pd.DataFrame, *, what: str) -> C
     swap cannot be told from the other strand (T/A on the other strand is A/T). The other
     SNPs show ``cohort``'s strand (another strand there is an error), so those flips are
     right unless its strand differs at the A/T and C/G SNPs alone; their count is logged as a
-    warning (labels only, no data)."""
+    warning (labels only, no data), unless ``warn_strand`` is false: reordering a cohort's
+    own labels (a synthetic map put in a public order) raises no strand question."""
     labels = {"ref", "alt"}
     if not (labels <= set(variants.columns) and labels <= set(cohort.variants.columns)):
         return cohort
@@ -377,7 +380,7 @@ def harmonise_alleles(cohort: Cohort, variants: pd.DataFrame, *, what: str) -> C
         return cohort
     pairs = np.char.add(ours[0].astype(str), ours[1].astype(str))
     ambiguous = swapped & np.isin(pairs, ("AT", "TA", "CG", "GC"))
-    if ambiguous.any():
+    if warn_strand and ambiguous.any():
         log.warning(
             "%d A/T or C/G SNP(s) are listed the other way round in %s %s (e.g. %r) and were "
             "flipped as swaps; at such SNPs a swap looks the same as the other strand: its "

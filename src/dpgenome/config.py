@@ -187,6 +187,12 @@ def typed_replace(base: Any, overrides: Any, where: str) -> Any:
 
 def _coerce(key: str, value: Any) -> Any:
     if key == "epsilon":
+        if isinstance(value, float) and math.isinf(value):
+            # YAML reads 1.0e+400 (and .inf) as the float inf: only the word means no privacy
+            raise ValueError(
+                "an infinite number (a value too large, or .inf); write the word inf for no "
+                "formal privacy"
+            )
         return parse_epsilon(value)
     if key == "delta":
         if isinstance(value, str) and value.strip().lower() == "auto":

@@ -413,6 +413,27 @@ def _understated(ledger: Mapping[str, Any], again: Mapping[str, float]) -> str |
     )
 
 
+def _replace_one_understated(ledger: Mapping[str, Any]) -> tuple[str | None, dict[str, float]]:
+    """``(what is wrong, figures)`` when ``ledger`` states a replace-one epsilon below what
+    its mechanisms re-account to under replace-one (or states none that is a number); the
+    figures are the stated and re-accounted values. ``(None, {})`` for a ledger with group
+    privacy only (before stop 43), which derives from the add/remove epsilon."""
+    replace = ledger.get("replace_one")
+    if not (isinstance(replace, Mapping) and replace.get("method")):
+        return None, {}
+    claim = replace.get("epsilon")
+    if isinstance(claim, bool) or not isinstance(claim, int | float):
+        return f"its replace-one epsilon is not a number ({claim!r})", {}
+    direct = reaccount_replace_one(dict(ledger))
+    figures = {"replace_one_stated": float(claim), "replace_one": direct}
+    if direct <= float(claim) * (1 + _REACCOUNT_RTOL) + 1e-12:
+        return None, figures
+    return (
+        f"its ledger states a replace-one epsilon of {fmt_claim(float(claim))}, but its "
+        f"mechanisms re-account to {fmt_claim(direct)} at delta {fmt(ledger['delta'])}"
+    ), figures
+
+
 def _refuse_understated(ledger: Any, epsilon: float) -> None:
     """An :class:`InputError` when the results' ``ledger``, stating ``epsilon``
     (:func:`_epsilon_delta`), states less than its mechanisms re-account to (what ``verify``
@@ -432,14 +453,17 @@ def _refuse_understated(ledger: Any, epsilon: float) -> None:
             file=RESULTS,
             column="ledger.mechanisms",
         ) from None
-    problem = _understated(ledger, again)
-    if problem is not None:
-        raise InputError(
-            f"{problem}: a release states at least what its mechanisms spent; nothing was "
-            "exported and nothing was recorded",
-            file=RESULTS,
-            column="ledger.epsilon",
-        )
+    for problem, column in (
+        (_understated(ledger, again), "ledger.epsilon"),
+        (_replace_one_understated(ledger)[0], "ledger.replace_one.epsilon"),
+    ):
+        if problem is not None:
+            raise InputError(
+                f"{problem}: a release states at least what its mechanisms spent; nothing was "
+                "exported and nothing was recorded",
+                file=RESULTS,
+                column=column,
+            )
 
 
 # ---------------------------------------------------------------------------- export
@@ -1050,20 +1074,10 @@ def _reaccount(report: VerifyReport, ledger: Any, where: str = RESULTS) -> None:
     problem = _understated(ledger, again)
     if problem is not None:
         report.problems.append(f"{where}: {problem}")
-    replace = ledger.get("replace_one")
-    if not (isinstance(replace, Mapping) and replace.get("method")):
-        return  # group privacy only (before stop 43): derived from the epsilon just checked
-    claim = replace.get("epsilon")
-    if isinstance(claim, bool) or not isinstance(claim, int | float):
-        report.problems.append(f"{where}: its replace-one epsilon is not a number ({claim!r})")
-        return
-    direct = reaccount_replace_one(dict(ledger))
-    report.reaccounted |= {"replace_one_stated": float(claim), "replace_one": direct}
-    if direct > float(claim) * (1 + _REACCOUNT_RTOL) + 1e-12:
-        report.problems.append(
-            f"{where}: its ledger states a replace-one epsilon of {fmt_claim(float(claim))}, but "
-            f"its mechanisms re-account to {fmt_claim(direct)} at delta {fmt(ledger['delta'])}"
-        )
+    problem, figures = _replace_one_understated(ledger)
+    report.reaccounted |= figures
+    if problem is not None:
+        report.problems.append(f"{where}: {problem}")
 
 
 def _reevaluate(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -> None:

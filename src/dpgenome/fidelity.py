@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,12 +106,23 @@ def read_gwas_tsv(path: str | Path) -> pd.DataFrame:
         ) from None
     except pd.errors.EmptyDataError:
         raise InputError("the file is empty", file=path) from None
-    return normalise_gwas(table, source=str(path))
+    # the file line of each row: pandas skips blank lines
+    text_lines = data.splitlines()
+    rows = [i for i, raw in enumerate(text_lines[1:], start=2) if raw.strip()]
+    return normalise_gwas(table, source=str(path), lines=rows)
 
 
-def normalise_gwas(table: pd.DataFrame | GwasResult, *, source: str = "table") -> pd.DataFrame:
+def normalise_gwas(
+    table: pd.DataFrame | GwasResult, *, source: str = "table", lines: Sequence[int] | None = None
+) -> pd.DataFrame:
     """Columns id, chr, pos, beta (NaN when absent), log10_p (and a1 when present), one
-    row per SNP id. plink2, GEMMA and common CSV column names are accepted (``_ALIASES``)."""
+    row per SNP id. plink2, GEMMA and common CSV column names are accepted (``_ALIASES``).
+    Errors name ``lines[row]``, the file line of a row (default: row + 2, a header and no
+    blank line)."""
+
+    def line(row: int) -> int:
+        return int(lines[row]) if lines is not None and row < len(lines) else row + 2
+
     if isinstance(table, GwasResult):
         table = table.table
     renames = {}
@@ -136,9 +147,9 @@ def normalise_gwas(table: pd.DataFrame | GwasResult, *, source: str = "table") -
     if "beta" not in table.columns:
         table = table.assign(beta=np.nan)
     for col in ("pos", "beta"):
-        out[col] = _numeric_column(table, col, source, required=col == "pos")
+        out[col] = _numeric_column(table, col, source, line, required=col == "pos")
     col = "log10_p" if "log10_p" in table.columns else "p"
-    values = _numeric_column(table, col, source, required=False)
+    values = _numeric_column(table, col, source, line, required=False)
     if col == "p":
         outside = np.flatnonzero((values < 0) | (values > 1))
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -150,7 +161,7 @@ def normalise_gwas(table: pd.DataFrame | GwasResult, *, source: str = "table") -
         raise InputError(
             "p-values must lie in [0, 1] (log10_p = -log10 p >= 0)",
             file=source,
-            line=int(outside[0]) + 2,
+            line=line(int(outside[0])),
             column=col,
         )
     out["log10_p"] = lp
@@ -162,12 +173,17 @@ def normalise_gwas(table: pd.DataFrame | GwasResult, *, source: str = "table") -
     if dup.any():
         row = int(np.flatnonzero(dup.to_numpy())[0])
         raise InputError(
-            f"SNP id {out['id'].iloc[row]!r} appears twice", file=source, line=row + 2, column="id"
+            f"SNP id {out['id'].iloc[row]!r} appears twice",
+            file=source,
+            line=line(row),
+            column="id",
         )
     return out
 
 
-def _numeric_column(table: pd.DataFrame, col: str, source: str, *, required: bool) -> np.ndarray:
+def _numeric_column(
+    table: pd.DataFrame, col: str, source: str, line: Callable[[int], int], *, required: bool
+) -> np.ndarray:
     """``table[col]`` as float64: a value that is not a number is an error naming its line
     (read as missing, a typo in a p-value turned a real hit into a spurious locus); a missing
     one (empty, NA, as plink2 writes for a failed test) is an error too when ``required``."""
@@ -180,7 +196,7 @@ def _numeric_column(table: pd.DataFrame, col: str, source: str, *, required: boo
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         what = "missing value" if missing[row] else f"non-numeric value {raw[row]!r}"
-        raise InputError(what, file=source, line=row + 2, column=col)
+        raise InputError(what, file=source, line=line(row), column=col)
     return values
 
 

@@ -367,6 +367,13 @@ def cache_key(ing: Ingested, config: ReleaseConfig) -> str:
         "synth": synth_config(config).record(),
         "audit": _jsonable(audit_config(config).record()),
         "lmm": config.lmm,
+        # the synthetic map's allele order (resolved) and the labels it follows
+        "allele_order": ing.allele_order,
+        "allele_map": None
+        if ing.allele_map is None
+        else hashlib.sha256(
+            ing.allele_map[["id", "ref", "alt"]].astype(str).to_csv(index=False).encode()
+        ).hexdigest(),
     }
     h.update(json.dumps(parts, sort_keys=True, default=str).encode())
     return h.hexdigest()[:24]
@@ -397,8 +404,6 @@ def compute(
     cfg = synth_config(config)
     with progress.stage("synthesize", f"epsilon={_eps_text(config.epsilon)}"):
         synth: SynthResult = synthesize(ing.members, cfg, ing.public)
-    if ing.allele_map is not None:  # the audits and the fidelity compare by allele
-        synth.cohort = harmonise_alleles(synth.cohort, ing.allele_map, what="the allele order")
     compared, rows = gwas_rows(ing.members, synth.cohort, config.seed)
     # the members' design passed at ingest; the synthetic one is checked before the audits
     require_full_rank(
@@ -475,7 +480,13 @@ def compute(
         "synthesis": _jsonable({**synth.details, "allele_order": ing.allele_order}),
     }
     results["provenance"] = {"timings_s": {**progress.timings, **_prefixed(synth.timings)}}
-    return results, figures, synth.cohort
+    # the audits and the fidelity read the members' allele order; the files carry the public one
+    released = synth.cohort
+    if ing.allele_map is not None:
+        released = harmonise_alleles(
+            released, ing.allele_map, what="the allele order", warn_strand=False
+        )
+    return results, figures, released
 
 
 def _phenotype_types(members: Cohort, cfg: SynthConfig) -> dict[str, Any]:

@@ -274,21 +274,28 @@ def run_audits(
     folds = cross_fit_folds(split, real.n_samples, rngs[2])
     resamples = reference_resamples(holdout, config.reference_draws, rngs[11])
 
-    def domias(rows: np.ndarray | None) -> np.ndarray:  # rows: a resample of the holdout
-        return density_ratio_scores(
-            real_calls,
-            synth_calls,
-            real_ph.numeric,
-            synth_ph.numeric,
-            split,
-            folds,
-            config.pca_components,
-            holdout=rows,
-        )
+    def domias(rows: np.ndarray | None) -> np.ndarray | None:  # rows: a holdout resample
+        try:
+            return density_ratio_scores(
+                real_calls,
+                synth_calls,
+                real_ph.numeric,
+                synth_ph.numeric,
+                split,
+                folds,
+                config.pca_components,
+                holdout=rows,
+            )
+        except ValueError:  # too few reference rows in a fold of this resample
+            if rows is None:
+                raise
+            return None
 
     try:
         dr = domias(None)
-        draws = np.array([domias(rows) for rows in resamples])
+        assert dr is not None
+        # a resample that leaves a fold too few rows (a small holdout) is skipped
+        draws = np.array([d for d in map(domias, resamples) if d is not None])
         attacks["density_ratio"] = score_attack(
             dr[members],
             dr[holdout],

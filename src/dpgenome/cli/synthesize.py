@@ -199,7 +199,9 @@ def synthesize(
     warn_values_encoded_as_missing(members, config.phenotypes)
     result = run(members, config, public)
     if allele_map is not None:
-        result.cohort = harmonise_alleles(result.cohort, allele_map, what="the allele order")
+        result.cohort = harmonise_alleles(
+            result.cohort, allele_map, what="the allele order", warn_strand=False
+        )
     result.details["allele_order"] = order
     ledger = result.ledger.to_dict()
     private = not result.ledger.no_formal_privacy

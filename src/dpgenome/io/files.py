@@ -224,7 +224,19 @@ def atomic_directory(path: str | Path, *, overwrite: bool = False) -> Iterator[P
         if path.exists():
             old = path.with_name(f".{path.name}.{uuid.uuid4().hex}.old")
             os.rename(path, old)
-            os.rename(tmp, path)
+            try:
+                os.rename(tmp, path)
+            except OSError as err:
+                shutil.rmtree(tmp, ignore_errors=True)
+                try:
+                    os.rename(old, path)  # the previous output back in place
+                except OSError:  # something else took the path meanwhile
+                    raise InputError(
+                        f"cannot write here ({err.strerror or err}), and the previous output "
+                        f"could not be put back: it is at {old}",
+                        file=path,
+                    ) from None
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, path)
