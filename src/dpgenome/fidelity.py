@@ -50,7 +50,7 @@ from dpgenome.cohort import Cohort, PhenoType, harmonise_alleles
 from dpgenome.errors import CohortError, InputError
 from dpgenome.gwas import GwasResult, lambda_gc
 from dpgenome.io.files import check_utf8, open_binary, strip_bom
-from dpgenome.io.tables import PANDAS_LINE
+from dpgenome.io.tables import parser_error
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (1e-8, 2e-6)
 DEFAULT_LOCUS_WINDOW_BP = 1_000_000
@@ -95,15 +95,7 @@ def read_gwas_tsv(path: str | Path) -> pd.DataFrame:
         table = pd.read_csv(io.BytesIO(data), sep=sep, dtype=str)
         table = table.loc[:, ~table.columns.str.startswith("Unnamed")]
     except pd.errors.ParserError as err:
-        found = PANDAS_LINE.search(str(err))
-        if found is None:
-            raise InputError(f"not a readable table: {err}", file=path) from None
-        raise InputError(
-            f"{found.group(3)} fields where {found.group(1)} are expected (ragged row or "
-            "wrong delimiter)",
-            file=path,
-            line=int(found.group(2)),
-        ) from None
+        raise parser_error(err, path) from None
     except pd.errors.EmptyDataError:
         raise InputError("the file is empty", file=path) from None
     # the file line of each row: pandas skips blank lines

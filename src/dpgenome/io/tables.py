@@ -172,7 +172,21 @@ def parse_floats(
 
 
 #: pandas' C parser's ragged-row message: expected fields, line, fields seen
-PANDAS_LINE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_PANDAS_LINE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def parser_error(err: Exception, path: Path) -> InputError:
+    """pandas' parser error on ``path`` as an :class:`InputError` naming the line of a ragged
+    row (pandas' own text otherwise)."""
+    found = _PANDAS_LINE.search(str(err))
+    if found is None:
+        return InputError(f"cannot parse: {err}", file=path)
+    return InputError(
+        f"{found.group(3)} fields where {found.group(1)} are expected (ragged row or wrong "
+        "delimiter)",
+        file=path,
+        line=int(found.group(2)),
+    )
 
 
 def read_whitespace_table(
@@ -214,15 +228,7 @@ def read_whitespace_table(
             encoding="utf-8",
         )
     except pd.errors.ParserError as err:
-        found = PANDAS_LINE.search(str(err))
-        if found is None:
-            raise InputError(f"cannot parse: {err}", file=path) from None
-        raise InputError(
-            f"{found.group(3)} fields where {found.group(1)} are expected "
-            "(ragged row or wrong delimiter)",
-            file=path,
-            line=int(found.group(2)),
-        ) from None
+        raise parser_error(err, path) from None
     values = frame.to_numpy(dtype=object)
     expected = width if width is not None else values.shape[1]
     if values.shape[1] != expected:
