@@ -949,3 +949,26 @@ def test_render_dossier__snp_table_says_where_the_false_hits_stand() -> None:
     rows = table.split("<tr>")[1:]
     assert [r.count("<th") + r.count("<td") for r in rows] == [8, 8, 8]
     assert "<td>&ndash;</td></tr>" in rows[2]
+
+
+def test_render_dossier__says_how_each_auc_ci_is_made_and_the_tpr_null() -> None:
+    """The membership table's note: the reference attacks' CIs widened by the holdout's
+    spread, the shadow attack's from label shuffles (its sd shown), and what the TPR at 1%
+    FPR averages with nothing leaked at this holdout size ((f + 1) / (n + 1): 3 / 219)."""
+    doc = results("approve")
+    attacks = doc["audit"]["attacks"]
+    for a in attacks.values():
+        if isinstance(a, dict) and "auc" in a:
+            a["n_holdout"] = 218
+    attacks["allele_frequency"]["auc_reference_sd"] = 0.017
+    attacks["shadow"] = {**attacks["dcr"], "auc_sd": 0.0612, "n_holdout": 218}
+    html = _render_doc(doc)
+    assert "widened by the AUC's spread over resamples of the holdout" in html
+    assert "shuffles of which games are members (0.0612)" in html
+    assert "averages 0.0137 on this holdout" in html
+    del attacks["shadow"]
+    for a in attacks.values():
+        if isinstance(a, dict):
+            a.pop("auc_reference_sd", None)
+    plain = _render_doc(doc)
+    assert "widened" not in plain and "shuffles" not in plain

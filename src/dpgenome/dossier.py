@@ -504,6 +504,21 @@ def _fpr_resolution(attack: Any) -> float | None:
     return 1.0 / n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
 
 
+def _tpr_null_1pct(attacks: Any) -> float | None:
+    """What the TPR at 1% FPR averages when nothing leaks, at the attacks' holdout size n:
+    (f + 1) / (n + 1) with f = floor(0.01 n), the threshold letting through at most f holdout
+    individuals (above 0.01: 0.0137 at n = 218)."""
+    sizes: set[int] = set()
+    for a in attacks.values() if isinstance(attacks, Mapping) else []:
+        n = a.get("n_holdout") if isinstance(a, Mapping) else None
+        if isinstance(n, int) and not isinstance(n, bool):
+            sizes.add(n)
+    if len(sizes) != 1:
+        return None
+    (n,) = sizes
+    return (math.floor(0.01 * n) + 1) / (n + 1) if n >= 100 else None
+
+
 def _input_individuals(cohort: Any) -> int | None:
     """How many individuals the input held (the set the lifetime ledger charges): recorded as
     ``cohort.n_input``, else read off the first sample step of the QC report (before it)."""
@@ -673,6 +688,7 @@ def build_context(
             name: _fpr_resolution(a)
             for name, a in (attacks.items() if isinstance(attacks, Mapping) else [])
         },
+        "tpr_null_1pct": _tpr_null_1pct(attacks),
         "nearest": _get(results, "audit.nearest_neighbour", {}),
         "kinship": kinship,
         "attribute": _get(results, "audit.attribute_inference", {}),
