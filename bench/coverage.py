@@ -28,7 +28,7 @@ from dpgenome.audit.membership import (
     reference_resamples,
 )
 from dpgenome.audit.scoring import score_attack
-from dpgenome.audit.shadow import _cross_fitted, _permutation_sd
+from dpgenome.audit.shadow import score_games
 from dpgenome.cohort import Split
 
 
@@ -42,21 +42,9 @@ def shadow(replicates: int, rng: np.random.Generator) -> None:
             )
             labels = np.zeros((targets, 2 * games))
             labels[:, :games] = 1
-            features -= features.mean(axis=1, keepdims=True)
-            features /= features.reshape(-1, 3).std(axis=0)
-            fold = np.zeros(targets, dtype=bool)
-            fold[rng.permutation(targets)[: targets // 2]] = True
-            s = _cross_fitted(features, labels, fold).ravel()
-            y = labels.ravel().astype(bool)
-            a = score_attack(s[y], s[~y], method="x", n_bootstrap=200, rng=rng)
-            b = score_attack(
-                s[y],
-                s[~y],
-                method="x",
-                n_bootstrap=200,
-                rng=rng,
-                auc_sd=_permutation_sd(features, labels, 200, rng),
-            )
+            members, others, sd = score_games(features, labels, 200, rng)
+            a = score_attack(members, others, method="x", n_bootstrap=200, rng=rng)
+            b = score_attack(members, others, method="x", n_bootstrap=200, rng=rng, auc_sd=sd)
             plain += a.auc_ci[0] <= 0.5 <= a.auc_ci[1]
             shipped += b.auc_ci[0] <= 0.5 <= b.auc_ci[1]
         print(

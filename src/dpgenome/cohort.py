@@ -477,6 +477,15 @@ def public_allele_map(
     return order, table
 
 
+def in_allele_order(cohort: Cohort, allele_map: pd.DataFrame | None) -> Cohort:
+    """``cohort`` (a synthetic one) listing its alleles as ``allele_map`` does (the map
+    :func:`public_allele_map` gives; ``None``: as it is). Its own labels reordered raise no
+    strand question, so no strand warning."""
+    if allele_map is None:
+        return cohort
+    return harmonise_alleles(cohort, allele_map, what="the allele order", warn_strand=False)
+
+
 def _allele_labels(col: pd.Series) -> np.ndarray:
     """Upper-case allele labels; ``""`` where missing (NA, ``.``, ``0``)."""
     raw = col.to_numpy(dtype=object)

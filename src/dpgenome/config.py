@@ -23,20 +23,19 @@ from dpgenome.noise import default_secure_mode
 def parse_epsilon(text: str | float | int) -> float:
     """``inf`` (no formal privacy) or a positive number. Only the words ``inf``,
     ``infinity`` and ``none`` mean no formal privacy: a number too large for a float
-    (``1e400``) is an error, not a silent release without privacy."""
+    (``1e400``, or ``1.0e+400`` in YAML, which reads it as the float inf) is an error, not a
+    silent release without privacy."""
     words = {"inf", "infinity", "none"}
-    if isinstance(text, int | float):
-        value = float(text)
-    else:
-        word = str(text).strip().lower()
-        try:
-            value = math.inf if word in words else float(word)
-        except ValueError:
-            raise ConfigError(f"epsilon must be a positive number or 'inf', got {text!r}") from None
-        if math.isinf(value) and word not in words:
-            raise ConfigError(
-                f"epsilon {text!r} is too large for a number; write 'inf' for no formal privacy"
-            )
+    word = None if isinstance(text, int | float) else str(text).strip().lower()
+    try:
+        value = math.inf if word in words else float(text)
+    except ValueError:
+        raise ConfigError(f"epsilon must be a positive number or 'inf', got {text!r}") from None
+    if math.isinf(value) and word not in words:
+        raise ConfigError(
+            f"epsilon {text!r} is too large for a number (or .inf); write the word inf for no "
+            "formal privacy"
+        )
     if not value > 0:
         raise ConfigError(f"epsilon must be positive or 'inf', got {text!r}")
     return value
@@ -187,12 +186,6 @@ def typed_replace(base: Any, overrides: Any, where: str) -> Any:
 
 def _coerce(key: str, value: Any) -> Any:
     if key == "epsilon":
-        if isinstance(value, float) and math.isinf(value):
-            # YAML reads 1.0e+400 (and .inf) as the float inf: only the word means no privacy
-            raise ValueError(
-                "an infinite number (a value too large, or .inf); write the word inf for no "
-                "formal privacy"
-            )
         return parse_epsilon(value)
     if key == "delta":
         if isinstance(value, str) and value.strip().lower() == "auto":

@@ -181,7 +181,8 @@ def _numeric_column(
     one (empty, NA, as plink2 writes for a failed test) is an error too when ``required``."""
     values = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=np.float64)
     raw = table[col].to_numpy(dtype=object)
-    missing = np.array([pd.isna(v) or str(v).strip().upper() in _MISSING for v in raw], bool)
+    text = np.char.upper(np.char.strip(np.where(pd.isna(raw), "", raw).astype(str)))
+    missing = np.isin(text, list(_MISSING))
     bad = np.isnan(values) & ~missing
     if required:
         bad |= missing

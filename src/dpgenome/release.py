@@ -40,7 +40,7 @@ from dpgenome.cohort import (
     Split,
     align_panel,
     analysis_subset,
-    harmonise_alleles,
+    in_allele_order,
     public_allele_map,
     qc,
     split_members,
@@ -481,12 +481,8 @@ def compute(
     }
     results["provenance"] = {"timings_s": {**progress.timings, **_prefixed(synth.timings)}}
     # the audits and the fidelity read the members' allele order; the files carry the public one
-    released = synth.cohort
-    if ing.allele_map is not None:
-        released = harmonise_alleles(
-            released, ing.allele_map, what="the allele order", warn_strand=False
-        )
-    return results, figures, released
+    # the audits and the fidelity read the members' allele order; the files carry the public one
+    return results, figures, in_allele_order(synth.cohort, ing.allele_map)
 
 
 def _phenotype_types(members: Cohort, cfg: SynthConfig) -> dict[str, Any]:

@@ -101,20 +101,10 @@ def shadow_attack(
             )
             features[t, g] = (-d[0], -d[: min(5, len(d))].mean(), lr)
             labels[t, g] = float(is_in)
-    features -= features.mean(axis=1, keepdims=True)
-    flat = features.reshape(-1, 3)
-    sd = flat.std(axis=0)
-    sd[sd == 0] = 1.0
-    features /= sd
-    fold = np.zeros(n_targets, dtype=bool)
-    fold[rng.permutation(n_targets)[: n_targets // 2]] = True
-    scores = _cross_fitted(features, labels, fold)
-    y = labels.ravel().astype(bool)
-    s = scores.ravel()
-    auc_sd = _permutation_sd(features, labels, n_bootstrap, rng)
+    member_scores, other_scores, auc_sd = score_games(features, labels, n_bootstrap, rng)
     return score_attack(
-        s[y],
-        s[~y],
+        member_scores,
+        other_scores,
         method="shadow-model attack (Shokri et al. 2017; Stadler et al. 2022): retrain with and "
         "without each target, logistic regression on DCR, 5-NN distance and allele-frequency LR",
         n_bootstrap=n_bootstrap,
@@ -128,6 +118,29 @@ def shadow_attack(
         },
         auc_sd=auc_sd,
     )
+
+
+def score_games(
+    features: np.ndarray, labels: np.ndarray, n_draws: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(member games' scores, other games' scores, the AUC's sd)`` of the shadow game:
+    ``features`` (targets x games x 3) centred on each target's own mean and standardised,
+    each target's games scored by the logistic model fitted on the other half of the targets,
+    and the sd over label shuffles (:func:`_permutation_sd`)."""
+    features = features - features.mean(axis=1, keepdims=True)
+    sd = features.reshape(-1, 3).std(axis=0)
+    sd[sd == 0] = 1.0
+    features = features / sd
+    scores = _cross_fitted(features, labels, _random_half(len(labels), rng)).ravel()
+    y = labels.ravel().astype(bool)
+    return scores[y], scores[~y], _permutation_sd(features, labels, n_draws, rng)
+
+
+def _random_half(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A fold: ``n // 2`` of ``n`` targets at random (True), the rest False."""
+    fold = np.zeros(n, dtype=bool)
+    fold[rng.permutation(n)[: n // 2]] = True
+    return fold
 
 
 def _cross_fitted(features: np.ndarray, labels: np.ndarray, fold: np.ndarray) -> np.ndarray:
@@ -155,13 +168,10 @@ def _permutation_sd(
     bootstrap of the games alone is too narrow (it covered a no-leak AUC of 0.5 only 80% of
     the time), and one of whole targets with the model refitted too wide (the duplicates it
     draws leave fewer distinct targets to fit on)."""
-    n_targets = len(labels)
     aucs = np.empty(n_draws)
     for b in range(n_draws):
         shuffled = rng.permuted(labels, axis=1)
-        fold = np.zeros(n_targets, dtype=bool)
-        fold[rng.permutation(n_targets)[: n_targets // 2]] = True
-        s = _cross_fitted(features, shuffled, fold).ravel()
+        s = _cross_fitted(features, shuffled, _random_half(len(labels), rng)).ravel()
         y = shuffled.ravel().astype(bool)
         aucs[b] = auc_mann_whitney(s[y], s[~y])
     return float(aucs.std(ddof=1))

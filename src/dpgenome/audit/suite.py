@@ -274,28 +274,27 @@ def run_audits(
     folds = cross_fit_folds(split, real.n_samples, rngs[2])
     resamples = reference_resamples(holdout, config.reference_draws, rngs[11])
 
-    def domias(rows: np.ndarray | None) -> np.ndarray | None:  # rows: a holdout resample
-        try:
-            return density_ratio_scores(
-                real_calls,
-                synth_calls,
-                real_ph.numeric,
-                synth_ph.numeric,
-                split,
-                folds,
-                config.pca_components,
-                holdout=rows,
-            )
-        except ValueError:  # too few reference rows in a fold of this resample
-            if rows is None:
-                raise
-            return None
+    def domias(rows: np.ndarray | None = None) -> np.ndarray:  # rows: a holdout resample
+        return density_ratio_scores(
+            real_calls,
+            synth_calls,
+            real_ph.numeric,
+            synth_ph.numeric,
+            split,
+            folds,
+            config.pca_components,
+            holdout=rows,
+        )
 
     try:
-        dr = domias(None)
-        assert dr is not None
-        # a resample that leaves a fold too few rows (a small holdout) is skipped
-        draws = np.array([d for d in map(domias, resamples) if d is not None])
+        dr = domias()
+        resampled = []
+        for rows in resamples:
+            try:
+                resampled.append(domias(rows))
+            except ValueError:  # a resample leaving a fold too few rows (a small holdout)
+                continue
+        draws = np.array(resampled)
         attacks["density_ratio"] = score_attack(
             dr[members],
             dr[holdout],

@@ -138,7 +138,7 @@ def synthesize(
     from dpgenome.cohort import (
         align_panel,
         analysis_subset,
-        harmonise_alleles,
+        in_allele_order,
         public_allele_map,
         qc,
     )
@@ -198,10 +198,7 @@ def synthesize(
     )
     warn_values_encoded_as_missing(members, config.phenotypes)
     result = run(members, config, public)
-    if allele_map is not None:
-        result.cohort = harmonise_alleles(
-            result.cohort, allele_map, what="the allele order", warn_strand=False
-        )
+    result.cohort = in_allele_order(result.cohort, allele_map)
     result.details["allele_order"] = order
     ledger = result.ledger.to_dict()
     private = not result.ledger.no_formal_privacy
