@@ -44,7 +44,7 @@ from dpgenome.lifetime import (
     individuals_fingerprint,
 )
 from dpgenome.paths import shipped_policy
-from dpgenome.policy import Override, fmt_claim
+from dpgenome.policy import Override, fmt_claim, load_policy
 from dpgenome.testing import toy_cohort
 from test_dossier import DEMO_PHENOTYPES_ONLY, consortium_with_control
 
@@ -148,6 +148,43 @@ def test_export_bundle__block_raises_and_writes_nothing(tmp_path: Path) -> None:
         assert rule in message
     assert not (tmp_path / "bundle").exists()
     assert siblings(tmp_path / "bundle") == []
+    # consortium charges a release it blocks: its synthetic cohort was made
+    assert "charges blocked releases: this one is now in the lifetime ledger" in message
+    (record,) = LifetimeLedger(tmp_path / "lifetime.sqlite").releases()
+    assert (record.status, record.verdict, record.bundle) == ("blocked", "BLOCK", "")
+    assert record.epsilon == 14.0
+
+
+def test_export_bundle__a_blocked_charge_counts_once_and_an_override_lets_it_out(
+    tmp_path: Path,
+) -> None:
+    """Blocked twice, the same release is charged once; the lifetime total of a later
+    release includes it; exported under an override it becomes that export (no second
+    charge, the override's verdict recorded)."""
+    ledger = LifetimeLedger(tmp_path / "lifetime.sqlite")
+    for _ in range(2):
+        with pytest.raises(ReleaseBlocked):
+            export(tmp_path, "block", lifetime=ledger)
+    (blocked,) = ledger.releases()
+    assert ledger.total(FINGERPRINT).epsilon == pytest.approx(14.0)
+    override = Override("DAC reviewed it", "Dr B. Jones", "2026-11-24T07:00:00Z")
+    result = export(tmp_path, "block", lifetime=ledger, override=override)
+    assert not result.new_lifetime_entry
+    (record,) = ledger.releases()
+    assert record.release_id == blocked.release_id
+    assert (record.status, record.verdict, record.overridden) == ("exported", "BLOCK", True)
+    assert record.bundle == str(result.path.resolve())
+    assert verify_bundle(result.path).ok
+
+
+def test_export_bundle__internal_charges_nothing_when_it_blocks(tmp_path: Path) -> None:
+    """A policy without ``charge_blocked_releases`` (internal) records nothing for a blocked
+    release, as before stop 46."""
+    assert not load_policy(shipped_policy("internal")).charge_blocked_releases
+    assert load_policy(shipped_policy("strict")).charge_blocked_releases
+    with pytest.raises(ReleaseBlocked) as err:  # on the exact duplicates
+        export(tmp_path, "block", policy="internal")
+    assert "charges blocked" not in str(err.value)
     assert LifetimeLedger(tmp_path / "lifetime.sqlite").releases() == []
 
 
@@ -180,8 +217,9 @@ def test_export_bundle__block_on_a_distance_audit_shows_the_public_panel_control
     }
 
     def blocked(document: dict[str, Any]) -> str:
-        with pytest.raises(ReleaseBlocked) as err:
-            export(tmp_path, document=document)
+        with pytest.raises(ReleaseBlocked) as err:  # a ledger of its own: consortium charges
+            export(tmp_path, document=document, lifetime=LifetimeLedger(tmp_path / "b.sqlite"))
+        (tmp_path / "b.sqlite").unlink()
         return str(err.value)
 
     judged = copy.deepcopy(doc)
@@ -714,10 +752,6 @@ def test_lifetime_ledger__basic_composition_caps_releases(tmp_path: Path) -> Non
     total = ledger.total(FINGERPRINT)
     assert (total.epsilon, total.releases) == (16.0, 2)
     assert total.delta == pytest.approx(2e-5, rel=1e-12)
-    # a third epsilon-8 release would make 24 > 20 (consortium lifetime cap)
-    with pytest.raises(ReleaseBlocked, match=re.escape("privacy.max_lifetime_epsilon")):
-        export(tmp_path, dest=tmp_path / "b3", files=data_files("c"), lifetime=ledger)
-    assert not (tmp_path / "b3").exists()
     # re-exporting released data (e.g. a re-rendered dossier) is the same release: no cost
     again = export(tmp_path, dest=tmp_path / "b1-again", files=data_files("a"), lifetime=ledger)
     assert not again.new_lifetime_entry
@@ -726,6 +760,13 @@ def test_lifetime_ledger__basic_composition_caps_releases(tmp_path: Path) -> Non
     first = ledger.get(again.release_id)
     assert first is not None
     assert first.bundle == f"{(tmp_path / 'b1').resolve()}; {(tmp_path / 'b1-again').resolve()}"
+    # a third epsilon-8 release would make 24 > 20 (consortium lifetime cap): blocked, and
+    # charged all the same (consortium charges blocked releases)
+    with pytest.raises(ReleaseBlocked, match=re.escape("privacy.max_lifetime_epsilon")):
+        export(tmp_path, dest=tmp_path / "b3", files=data_files("c"), lifetime=ledger)
+    assert not (tmp_path / "b3").exists()
+    assert (ledger.total(FINGERPRINT).epsilon, ledger.total(FINGERPRINT).releases) == (24.0, 3)
+    assert [r.status for r in ledger.releases()] == ["exported", "exported", "blocked"]
 
 
 def test_export_bundle__results_naming_their_synthetic_cohort_fix_the_release_id(

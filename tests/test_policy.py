@@ -31,6 +31,7 @@ from dpgenome.policy import (
     load_policy,
     lookup,
     parse_policy,
+    preflight,
     rule_specs,
 )
 from test_dossier import DEMO_PHENOTYPES_ONLY, consortium_with_control
@@ -796,3 +797,36 @@ def test_evaluate__replace_one_caps() -> None:
         data = json.loads(json.dumps(context.to_dict(), allow_nan=False))
         assert EvaluationContext.from_dict(data) == context
     assert "lifetime_replace_one_after" not in spent.to_dict()  # older manifests unchanged
+
+
+def test_preflight__refuses_only_what_training_cannot_change() -> None:
+    """Before training: the asked epsilon over a cap, no formal privacy where it is not
+    allowed, a delta over the bound, secure mode off where required, and a lifetime already
+    spent to its cap. A target within every cap, or an unknown lifetime, passes."""
+    strict = load_policy(shipped_policy("strict"))
+    consortium = load_policy(shipped_policy("consortium"))
+    internal = load_policy(shipped_policy("internal"))
+    ok = {"epsilon": 1.0, "delta": 1e-5, "secure": True, "n_members": 768}
+    assert preflight(strict, **ok) == []
+    assert preflight(strict, **ok, lifetime_spent=1.9) == []
+    rules = [p.split(":")[0] for p in preflight(strict, **{**ok, "epsilon": 8.0})]
+    assert rules == ["privacy.max_epsilon", "privacy.max_lifetime_epsilon"]
+    (why,) = preflight(strict, **{**ok, "epsilon": 1.5}, lifetime_spent=0.0)
+    assert why.startswith("privacy.max_epsilon: epsilon 1.5 asked for, at most 1 allowed (")
+    assert "strict.yaml, line " in why
+    (why,) = preflight(strict, **ok, lifetime_spent=3.0)
+    assert "already spent epsilon 3 in earlier releases" in why and "cap is 3" in why
+    (why,) = preflight(strict, **ok, lifetime_spent=math.inf)
+    assert "already spent epsilon ∞" in why
+    # delta: auto = 1/n^1.1 of the training members (1/768^1.1 = 6.6e-4)
+    assert preflight(strict, **{**ok, "delta": 768**-1.1}) == []
+    (why,) = preflight(strict, **{**ok, "delta": 1e-3})
+    assert why.startswith("privacy.max_delta: delta 0.001 asked for, at most 1/n^1.1 = ")
+    (why,) = preflight(strict, **{**ok, "secure": False})
+    assert why.startswith("privacy.secure_mode: ")
+    assert preflight(consortium, **{**ok, "secure": False, "epsilon": 10.0}) == []
+    # no formal privacy: refused where not allowed; internal allows it, caps and all
+    rules = [p.split(":")[0] for p in preflight(consortium, **{**ok, "epsilon": math.inf})]
+    assert rules == ["privacy.no_formal_privacy"]
+    assert preflight(internal, **{**ok, "epsilon": math.inf}, lifetime_spent=math.inf) == []
+    assert preflight(internal, **{**ok, "epsilon": 31.0})[0].startswith("privacy.max_epsilon")

@@ -271,7 +271,23 @@ def test_ingest__the_lifetime_key_is_the_input_individuals(
 
 
 def test_release__strict_policy_blocks_with_exit_3_and_nothing_written(small_cohort: Path) -> None:
+    # epsilon 8 against strict's cap of 1, untrained: refused before any training
+    fresh = small_cohort / "fresh-cache"
+    code, out, err = _release(small_cohort, "blocked", "strict", "--cache-dir", str(fresh))
+    assert code == 3
+    assert "would block this release whatever it produced; nothing was trained" in err
+    assert "privacy.max_epsilon: epsilon 8 asked for, at most 1 allowed" in err
+    assert not (small_cohort / "blocked").exists() and not fresh.exists()
+    summary = json.loads(out)
+    assert summary["refused_before_training"] and summary["dossier"] is None
+    assert summary["failing_rules"] == [
+        "privacy.max_epsilon",
+        "privacy.max_lifetime_epsilon",
+        "privacy.secure_mode",  # the suite fixes the noise, which turns secure mode off
+    ]
+    # trained already (the cache of the other tests' runs): the whole gate, and its dossier;
     # the shipped policy by its bare name (export read the name as a file and crashed)
+    _release(small_cohort, "approved-first", str(small_cohort / "lenient.yaml"))
     code, out, err = _release(small_cohort, "blocked", "strict")
     assert code == 3
     assert not (small_cohort / "blocked").exists()

@@ -660,6 +660,7 @@ def build_context(
             "sha256": evaluation.policy_sha256,
             "signoff_roles": list(evaluation.signoff_roles),
             "overrides_allowed": evaluation.overrides_allowed,
+            "charges_blocked_releases": evaluation.charges_blocked_releases,
         },
         "failing": [r for r, f in zip(finding_rows, evaluation.findings, strict=True) if f.blocks],
         "warnings": [

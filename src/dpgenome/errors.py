@@ -77,3 +77,5 @@ class ReleaseBlocked(DpgenomeError):
     #: the blocked release's outcome (``dpgenome.release.ReleaseOutcome``, no bundle), when
     #: the whole release ran: its summary is printed like an approved one's
     outcome: Any = None
+    #: the summary (``--json``) of a release refused before training, which has no outcome
+    summary: dict[str, Any] | None = None

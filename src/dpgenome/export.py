@@ -599,6 +599,47 @@ def public_control_note(results: Mapping[str, Any], evaluation: Evaluation) -> s
     )
 
 
+def _charge_blocked(
+    results: Mapping[str, Any],
+    policy: Policy,
+    lifetime: LifetimeLedger | None,
+    release_id: str,
+    fingerprint: str,
+    individuals: Iterable[object] | None,
+    before: LifetimeTotal | None,
+) -> str:
+    """Under a policy with ``privacy.charge_blocked_releases``, record a blocked DP release in
+    the lifetime ledger as ``blocked``: its synthetic cohort was made and seen, so running
+    again costs budget. Returns the clause the refusal adds (empty when nothing is charged).
+    A release without formal privacy, or one whose ledger cannot be re-accounted, is not
+    charged: nothing would bound it, and no policy lets it out."""
+    if not policy.charge_blocked_releases or lifetime is None:
+        return ""
+    epsilon, delta = _epsilon_delta(results)
+    if math.isinf(epsilon):
+        return "; a run without formal privacy is not charged"
+    _refuse_understated(results.get("ledger"), epsilon)
+    cohort = results.get("cohort")
+    new = lifetime.record(
+        fingerprint,
+        epsilon,
+        delta,
+        release_id,
+        policy=policy.name,
+        verdict=str(Verdict.BLOCK),
+        pheno=str(cohort.get("pheno") or "") if isinstance(cohort, Mapping) else "",
+        status="blocked",
+        individuals=individuals,
+        mechanisms=ReleaseBudget.of(epsilon, delta, results.get("ledger")).mechanisms,
+        expect_releases=None if before is None else before.release_ids,
+    )
+    return (
+        f", but policy {policy.name!r} charges blocked releases: this one "
+        + ("is now" if new else "was already")
+        + f" in the lifetime ledger {lifetime.path} (epsilon {epsilon:.4g}, delta {delta:.3g})"
+    )
+
+
 def export_bundle(
     dest: str | Path,
     *,
@@ -667,20 +708,16 @@ def export_bundle(
         failing = "\n  ".join(describe_failing(evaluation)) + public_control_note(
             results, evaluation
         )
-        if override is None:
-            err = ReleaseBlocked(
-                f"policy {policy.name!r} blocks this release; nothing was exported. "
-                f"Failing rules:\n  {failing}",
-                file=policy_path,
+        if override is None or not policy.overrides_allowed:
+            charged = _charge_blocked(
+                results, policy, lifetime, release_id, fingerprint, individuals, before
             )
-            err.evaluation = evaluation
-            raise err
-        if not policy.overrides_allowed:
+            why = "blocks this release" if override is None else "allows no override"
             err = ReleaseBlocked(
-                f"policy {policy.name!r} allows no override; nothing was exported. "
+                f"policy {policy.name!r} {why}; nothing was exported{charged}. "
                 f"Failing rules:\n  {failing}",
                 file=policy_path,
-                line=policy.line_of("overrides.allowed"),
+                line=None if override is None else policy.line_of("overrides.allowed"),
             )
             err.evaluation = evaluation
             raise err
@@ -795,7 +832,12 @@ def export_bundle(
             ) from None
         raise
     if lifetime is not None:
-        lifetime.set_status(release_id, "exported", bundle=str(dest.resolve()))
+        lifetime.set_status(
+            release_id,
+            "exported",
+            bundle=str(dest.resolve()),
+            verdict=(policy.name, str(evaluation.verdict), override is not None),
+        )
     return ExportResult(
         path=dest,
         release_id=release_id,

@@ -129,7 +129,7 @@ CREATE TABLE IF NOT EXISTS releases (
     policy TEXT NOT NULL,
     verdict TEXT NOT NULL,
     overridden INTEGER NOT NULL,
-    status TEXT NOT NULL,         -- pending | exported
+    status TEXT NOT NULL,         -- pending | exported | blocked (charged all the same)
     bundle TEXT NOT NULL,
     pheno TEXT NOT NULL,
     mechanisms TEXT               -- JSON of the release ledger's mechanisms; NULL = unknown
@@ -568,7 +568,8 @@ class LifetimeLedger:
         replace_one: bool = False,
     ) -> LifetimeTotal:
         """The most any individual of cohort ``fingerprint`` has spent, composed over the
-        earlier releases that included them (:func:`compose`; pending rows included).
+        earlier releases that included them (:func:`compose`; pending rows included, and
+        releases a policy blocked but charged: status ``blocked``).
 
         The cohort's individuals are its stored member tokens, else ``individuals`` (its
         sample ids, checked against ``fingerprint``); when neither is known, only the
@@ -754,8 +755,9 @@ class LifetimeLedger:
                     )
                 if status == "exported" and row[3] != "exported":  # never downgrade
                     con.execute(
-                        "UPDATE releases SET status = ?, bundle = ? WHERE release_id = ?",
-                        (status, bundle, release_id),
+                        "UPDATE releases SET status = ?, bundle = ?, policy = ?, verdict = ?, "
+                        "overridden = ? WHERE release_id = ?",
+                        (status, bundle, policy, verdict, int(overridden), release_id),
                     )
                 elif row[3] == "pending" and bundle:  # a second export of it under way
                     _add_bundle(con, release_id, bundle)
@@ -785,10 +787,25 @@ class LifetimeLedger:
             )
         return True
 
-    def set_status(self, release_id: str, status: str, *, bundle: str | None = None) -> None:
+    def set_status(
+        self,
+        release_id: str,
+        status: str,
+        *,
+        bundle: str | None = None,
+        verdict: tuple[str, str, bool] | None = None,
+    ) -> None:
         """Set a release's status; ``bundle`` is added to the bundles it was exported to
-        (``; ``-separated: the same release exported again keeps its earlier bundles)."""
+        (``; ``-separated: the same release exported again keeps its earlier bundles).
+        ``verdict`` (policy name, verdict, overridden) replaces those of a release recorded
+        as ``blocked`` (charged when a policy blocked it) that another export lets out."""
         with self._connect(write=True) as con:
+            if verdict is not None:
+                con.execute(
+                    "UPDATE releases SET policy = ?, verdict = ?, overridden = ? "
+                    "WHERE release_id = ? AND status = 'blocked'",
+                    (verdict[0], verdict[1], int(verdict[2]), release_id),
+                )
             con.execute("UPDATE releases SET status = ? WHERE release_id = ?", (status, release_id))
             if bundle is not None:
                 _add_bundle(con, release_id, bundle)

@@ -104,6 +104,11 @@ SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
             "whether every mechanism must have drawn its noise by secure mode's exact samplers "
             "from the OS CSPRNG (ledger.secure_mode)",
         ),
+        "charge_blocked_releases": (
+            _BOOL,
+            "whether a release this policy blocks is still charged to the lifetime ledger "
+            "(its synthetic cohort was made and seen; running again then costs budget)",
+        ),
         "min_holdout": (_INT, "smallest holdout (non-member) set of the audits"),
         "max_phenotype_columns_typed_from_data": (
             _INT,
@@ -225,6 +230,7 @@ class Policy:
     delta_exponent: float = 1.1
     allow_no_formal_privacy: bool = False
     require_secure_mode: bool = False
+    charge_blocked_releases: bool = False
     min_holdout: int | None = None
     max_phenotype_columns_typed_from_data: int | None = None
     attacks: tuple[str, ...] = ()
@@ -405,6 +411,7 @@ def parse_policy(text: str, *, file: str = "<policy>") -> Policy:
         delta_exponent=get("privacy.delta_exponent", 1.1),
         allow_no_formal_privacy=get("privacy.allow_no_formal_privacy", False),
         require_secure_mode=get("privacy.require_secure_mode", False),
+        charge_blocked_releases=get("privacy.charge_blocked_releases", False),
         min_holdout=get("privacy.min_holdout"),
         max_phenotype_columns_typed_from_data=get("privacy.max_phenotype_columns_typed_from_data"),
         attacks=get("membership.attacks", ()),
@@ -776,6 +783,7 @@ class Evaluation:
     policy_purpose: str = ""
     signoff_roles: tuple[str, ...] = ()
     overrides_allowed: bool = False
+    charges_blocked_releases: bool = False
 
     @property
     def verdict(self) -> Verdict:
@@ -804,6 +812,7 @@ class Evaluation:
             "context": self.context.to_dict(),
             "signoff_roles": list(self.signoff_roles),
             "overrides_allowed": self.overrides_allowed,
+            "charges_blocked_releases": self.charges_blocked_releases,
             "findings": [f.to_dict() for f in self.findings],
         }
 
@@ -1766,6 +1775,7 @@ def evaluate(
         policy_purpose=policy.purpose,
         signoff_roles=policy.signoff_roles,
         overrides_allowed=policy.overrides_allowed,
+        charges_blocked_releases=policy.charge_blocked_releases,
     )
 
 
@@ -1796,3 +1806,69 @@ def describe_failing(evaluation: Evaluation) -> list[str]:
             f"{f.status}: {f.rule}: {f.title}: measured {measured}{ci}, required {f.threshold}{why}"
         )
     return out
+
+
+def preflight(
+    policy: Policy,
+    *,
+    epsilon: float,
+    delta: float,
+    secure: bool,
+    n_members: int,
+    lifetime_spent: float | None = None,
+) -> list[str]:
+    """The rules of ``policy`` that a release asked for with these settings would fail
+    whatever its synthesizer produced, each as ``rule: why`` -- checked before any training,
+    so that nothing is trained (or, under ``charge_blocked_releases``, charged) for a
+    certain BLOCK. ``epsilon``/``delta`` are the targets (inf = no formal privacy), ``secure``
+    whether secure mode samples the mechanisms, ``n_members`` the training members, and
+    ``lifetime_spent`` the most any of the release's individuals has spent before it (the
+    lifetime ledger's composed epsilon; ``None`` = not known). A release's ledger never
+    spends more than its target, so a target within a cap is left to the rules after
+    training."""
+    problems: list[str] = []
+    no_dp = math.isinf(epsilon)
+    where = {k: f" ({policy.path}, line {n})" for k, n in policy.lines.items()}
+    if no_dp and not policy.allow_no_formal_privacy:
+        problems.append(
+            "privacy.no_formal_privacy: epsilon = inf (no formal privacy) is not allowed"
+            + where.get("privacy.allow_no_formal_privacy", "")
+        )
+    if not no_dp and policy.max_epsilon is not None and epsilon > policy.max_epsilon:
+        problems.append(
+            f"privacy.max_epsilon: epsilon {fmt(epsilon)} asked for, at most "
+            f"{fmt(policy.max_epsilon)} allowed" + where.get("privacy.max_epsilon", "")
+        )
+    cap = policy.max_lifetime_epsilon
+    if cap is not None and not (no_dp and policy.allow_no_formal_privacy):
+        line = where.get("privacy.max_lifetime_epsilon", "")
+        if not no_dp and epsilon > cap:
+            problems.append(
+                f"privacy.max_lifetime_epsilon: epsilon {fmt(epsilon)} asked for, more than "
+                f"the lifetime cap {fmt(cap)}{line}"
+            )
+        elif lifetime_spent is not None and lifetime_spent >= cap:
+            spent = "∞" if math.isinf(lifetime_spent) else fmt(lifetime_spent)
+            problems.append(
+                f"privacy.max_lifetime_epsilon: some of these individuals have already spent "
+                f"epsilon {spent} in earlier releases (lifetime ledger), the cap is "
+                f"{fmt(cap)}{line}"
+            )
+    if policy.max_delta is not None and not no_dp:
+        if policy.max_delta == "auto":
+            bound = float(n_members) ** -policy.delta_exponent * (1 + 1e-9)
+            shown = f"1/n^{fmt(policy.delta_exponent)} = {fmt_claim(bound)} (n = {n_members:,})"
+        else:
+            bound = float(policy.max_delta)
+            shown = fmt(bound)
+        if delta > bound:
+            problems.append(
+                f"privacy.max_delta: delta {fmt_claim(delta)} asked for, at most {shown} "
+                "allowed" + where.get("privacy.max_delta", "")
+            )
+    if policy.require_secure_mode and not secure and not no_dp:
+        problems.append(
+            "privacy.secure_mode: secure mode is required, and this release turns it off"
+            + where.get("privacy.require_secure_mode", "")
+        )
+    return problems

@@ -73,7 +73,7 @@ from dpgenome.phenoschema import (
     warn_values_encoded_as_missing,
     with_schema_types,
 )
-from dpgenome.policy import Evaluation, Override, load_policy
+from dpgenome.policy import Evaluation, Override, Policy, load_policy, preflight
 from dpgenome.synthesize import SynthConfig, SynthResult, columns_typed_from_data, synthesize
 
 log = logging.getLogger(__name__)
@@ -529,9 +529,12 @@ def run_release(
     *,
     echo: Callable[[str], None] | None = None,
     lifetime: LifetimeLedger | None = None,
+    check_first: bool = True,
 ) -> ReleaseOutcome:
     """Run the whole release; raises :class:`dpgenome.errors.ReleaseBlocked` (exit 3) after
-    writing the explanatory dossier into the work directory when the policy blocks it."""
+    writing the explanatory dossier into the work directory when the policy blocks it, or
+    before any training when the policy would block it whatever it produced (``check_first``;
+    the demo turns it off to show the whole release, gate included)."""
     progress = Progress(echo)
     policy = load_policy(config.policy)  # fail early on a bad policy, before any training
     synth_config(config)  # and on bad extra settings
@@ -550,6 +553,10 @@ def run_release(
     work = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
     work = work / key
     reused = all((work / n).exists() for n in ("results.json", "synthetic", _SYNTHETIC_FP))
+    if lifetime is None:
+        lifetime = LifetimeLedger(config.lifetime_db or default_db_path())
+    if check_first and not reused:
+        _preflight(policy, config, ing, lifetime)
     if reused:
         if echo:
             echo(f"reusing the trained release in {work} (no retraining, no new budget)")
@@ -566,8 +573,6 @@ def run_release(
         **provenance(config, ing, key, reused),
         "timings_s": results.get("provenance", {}).get("timings_s", {}),
     }
-    if lifetime is None:
-        lifetime = LifetimeLedger(config.lifetime_db or default_db_path())
 
     packed = work_release(work, results["cohort"]["fingerprint"])
     assert packed is not None  # written above
@@ -622,6 +627,41 @@ def run_release(
     return ReleaseOutcome(
         results, exported.evaluation, work, out / "dossier.html", exported, reused, progress.timings
     )
+
+
+def _preflight(
+    policy: Policy, config: ReleaseConfig, ing: Ingested, lifetime: LifetimeLedger
+) -> None:
+    """Refuse, before any training, a release ``policy`` would block whatever it produced
+    (:func:`dpgenome.policy.preflight`): nothing is trained, exported or charged."""
+    spent = None
+    if policy.max_lifetime_epsilon is not None:
+        spent = lifetime.total(ing.fingerprint, individuals=ing.individuals).epsilon
+    problems = preflight(
+        policy,
+        epsilon=config.epsilon,
+        delta=float(config.delta),
+        secure=bool(config.secure_mode),
+        n_members=ing.members.n_samples,
+        lifetime_spent=spent,
+    )
+    if problems:
+        err = ReleaseBlocked(
+            f"policy {policy.name!r} would block this release whatever it produced; nothing "
+            "was trained, exported or charged. Failing rules:\n  " + "\n  ".join(problems),
+            file=policy.path,
+        )
+        err.summary = {
+            "verdict": "BLOCK",
+            "refused_before_training": True,
+            "failing_rules": [p.split(":", 1)[0] for p in problems],
+            "reasons": problems,
+            "epsilon_asked": None if math.isinf(config.epsilon) else config.epsilon,
+            "delta_asked": config.delta,
+            "dossier": None,
+            "bundle": None,
+        }
+        raise err
 
 
 #: the synthetic cohort's content fingerprint, beside the cached formats
