@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -298,6 +299,69 @@ def test_release__strict_policy_blocks_with_exit_3_and_nothing_written(small_coh
     assert summary["verdict"] == "BLOCK" and summary["bundle"] is None
     assert summary["failing_rules"] and all(r in err for r in summary["failing_rules"])
     assert Path(summary["dossier"]).is_file()
+
+
+def _rehash(bundle: Path, name: str) -> None:
+    """Re-hash ``name`` in an unsigned bundle's manifest, as anyone who can write to it can."""
+    import hashlib
+
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    data = (bundle / name).read_bytes()
+    manifest["files"][name] |= {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    (bundle / "manifest.json").write_text(json.dumps(manifest, indent=1))
+
+
+def test_verify_cohort__recomputes_every_audit_and_fidelity_figure(small_cohort: Path) -> None:
+    """`verify --cohort`: an auditor holding the real cohort recomputes results.json's audit
+    and fidelity figures from it and the bundle's synthetic cohort; a figure rewritten with
+    its hash (which plain verify cannot see in an unsigned bundle), a changed synthetic
+    file, or another cohort is reported with exit 2."""
+    code, _, err = _release(small_cohort, "rechecked", str(small_cohort / "lenient.yaml"))
+    assert code == 0, err
+    runner = CliRunner()
+    bundle = small_cohort / "rechecked"
+    args = ["verify", str(bundle), "--cohort", str(small_cohort / "cohort")]
+    args += ["--public-panel", str(small_cohort / "public")]
+    ok = runner.invoke(main, [*args, "--json"])
+    assert ok.exit_code == 0, ok.output
+    again = json.loads(ok.stdout)["recheck"]
+    assert again["ok"] and again["figures_checked"] > 1000 and again["synthetic_format"] == "parker"
+    assert set(again["skipped"]) == {"audit.canary", "audit.attacks.shadow", "audit.timings_s"}
+    text = runner.invoke(main, args).stdout
+    assert "figures, 0 differ" in text and "not recomputed: audit.canary" in text
+
+    results = json.loads((bundle / "results.json").read_text())
+    recorded = results["audit"]["attacks"]["dcr"]["auc"]
+    results["audit"]["attacks"]["dcr"]["auc"] = round(recorded - 0.05, 4)
+    results["fidelity"]["gwas"]["loci"]["spurious"] += 1
+    (bundle / "results.json").write_text(json.dumps(results, indent=1))
+    _rehash(bundle, "results.json")
+    assert runner.invoke(main, ["verify", str(bundle)]).exit_code == 0  # hashes only
+    bad = runner.invoke(main, args)
+    assert bad.exit_code == 2
+    assert f"audit.attacks.dcr.auc: recorded {round(recorded - 0.05, 4)}, recomputed" in bad.stdout
+    assert "fidelity.gwas.loci.spurious: recorded" in bad.stdout
+
+    geno = bundle / "synthetic" / "geno.txt"
+    lines = geno.read_text().splitlines()
+    lines[1] = lines[1].replace(" 0 ", " 2 ", 3)  # one synthetic genotype row changed
+    geno.write_text("\n".join(lines) + "\n")
+    _rehash(bundle, "synthetic/geno.txt")
+    bad = runner.invoke(main, args)
+    assert bad.exit_code == 2
+    assert "synthesis.synthetic_fingerprint: the bundle's synthetic files are not" in bad.stdout
+
+    import shutil
+
+    changed = small_cohort / "changed-cohort"
+    shutil.copytree(small_cohort / "cohort", changed)
+    table = pd.read_csv(changed / "pheno.csv", dtype=str, keep_default_na=False)
+    table.loc[len(table) - 1, "SW16"] = "1" if table["SW16"].iloc[-1] != "1" else "0"
+    table.to_csv(changed / "pheno.csv", index=False)  # one covariate of one individual
+    other = runner.invoke(main, [*args[:3], str(changed), *args[4:]])
+    assert other.exit_code == 2
+    assert "is not the cohort this release was made from" in other.stderr
+    assert runner.invoke(main, [*args[:2], "--public-panel", "x"]).exit_code == 2
 
 
 @pytest.mark.slow

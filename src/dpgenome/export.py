@@ -872,6 +872,9 @@ class VerifyReport:
     #: ledger reports, ``opacus_rdp``, ``pld``, ``stated``, ``delta``); ``None``: not done
     #: (no formal privacy, or the bundle did not get that far)
     reaccounted: dict[str, float] | None = None
+    #: the figures recomputed from the real cohort (:mod:`dpgenome.recheck`); ``None``: not
+    #: asked for, or the bundle did not verify
+    recheck: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -891,6 +894,7 @@ class VerifyReport:
             "released_under_override": self.released_under_override,
             "manifest_sha256": self.manifest_sha256,
             "reaccounted": self.reaccounted,
+            "recheck": self.recheck,
         }
 
 

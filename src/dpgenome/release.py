@@ -404,60 +404,9 @@ def compute(
     cfg = synth_config(config)
     with progress.stage("synthesize", f"epsilon={_eps_text(config.epsilon)}"):
         synth: SynthResult = synthesize(ing.members, cfg, ing.public)
-    compared, rows = gwas_rows(ing.members, synth.cohort, config.seed)
-    # the members' design passed at ingest; the synthetic one is checked before the audits
-    require_full_rank(
-        compared,
-        config.pheno,
-        config.covariates,
-        among="its {n} samples the GWAS comparison analyses",
-        subject="the synthetic cohort's design",
-        note=(
-            " (the members' design has full rank, checked at ingest: the synthesizer lost "
-            "the covariate's variation, as a rare value can be lost at this epsilon)"
-        ),
-    )
     ledger = synth.ledger.to_dict(float(config.delta))
-    with progress.stage("audit"):
-        # the canary audit checks the epsilon the accountants actually certify
-        claimed = ledger.get("epsilon")
-        audit = run_audits(
-            ing.cohort,
-            ing.split,
-            synth.cohort,
-            replace(
-                audit_config(config),
-                claimed_epsilon=None if claimed is None else float(claimed),
-                delta=float(ledger["delta"]),
-            ),
-            train_fn=_train_fn(config, ing.public) if (config.shadow or config.canaries) else None,
-            public=ing.public,
-        )
-    with progress.stage("fidelity"):
-        gwas = gwas_model(config.lmm)
-        real_gwas = gwas(ing.members, config.pheno, config.covariates)
-        synth_gwas = gwas(compared, config.pheno, config.covariates)
-        comparison = compare_gwas(real_gwas, synth_gwas)
-        focus = (config.pheno, *config.covariates)
-        cfid = cohort_fidelity(ing.members, synth.cohort, seed=config.seed, focus=focus)
-        holdout = ing.cohort.take_samples(ing.split.holdout)
-        baseline = holdout_baseline(
-            cohort_fidelity(ing.members, holdout, seed=config.seed, focus=focus), holdout.n_samples
-        )
-    audit_dict = audit.to_dict()
-    fidelity = {
-        "gwas": comparison.to_dict() | {"rows": rows},
-        **cfid.to_dict(),
-        "holdout_baseline": baseline,
-    }
-    figures = {
-        "manhattan": comparison.manhattan_svg(),
-        "qq": comparison.qq_svg(),
-        "allele_frequency": cfid.af_scatter_svg(),
-        "ld_decay": cfid.ld_decay_svg(),
-        "pca": cfid.pca_svg(),
-        "phenotype_correlation": cfid.phenotype_correlation_svg(),
-    }
+    train_fn = _train_fn(config, ing.public) if (config.shadow or config.canaries) else None
+    audit_dict, fidelity, figures = assess(ing, config, synth.cohort, ledger, progress, train_fn)
     results = {
         "cohort": {
             "n_samples": ing.cohort.n_samples,
@@ -481,8 +430,75 @@ def compute(
     }
     results["provenance"] = {"timings_s": {**progress.timings, **_prefixed(synth.timings)}}
     # the audits and the fidelity read the members' allele order; the files carry the public one
-    # the audits and the fidelity read the members' allele order; the files carry the public one
     return results, figures, in_allele_order(synth.cohort, ing.allele_map)
+
+
+def assess(
+    ing: Ingested,
+    config: ReleaseConfig,
+    synthetic: Cohort,
+    ledger: dict[str, Any],
+    progress: Progress,
+    train_fn: Callable[[Cohort, int], Cohort] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """The audits and the fidelity of ``synthetic`` (in the members' allele order) against
+    the ingested cohort: results.json's ``audit`` and ``fidelity`` sections and the figures.
+    ``train_fn`` retrains the synthesizer for the shadow-model and canary audits (``None``:
+    not run). Deterministic given the configuration's seed apart from those two, which is
+    what lets an auditor recompute a release's figures (:mod:`dpgenome.recheck`)."""
+    compared, rows = gwas_rows(ing.members, synthetic, config.seed)
+    # the members' design passed at ingest; the synthetic one is checked before the audits
+    require_full_rank(
+        compared,
+        config.pheno,
+        config.covariates,
+        among="its {n} samples the GWAS comparison analyses",
+        subject="the synthetic cohort's design",
+        note=(
+            " (the members' design has full rank, checked at ingest: the synthesizer lost "
+            "the covariate's variation, as a rare value can be lost at this epsilon)"
+        ),
+    )
+    with progress.stage("audit"):
+        # the canary audit checks the epsilon the accountants actually certify
+        claimed = ledger.get("epsilon")
+        audit = run_audits(
+            ing.cohort,
+            ing.split,
+            synthetic,
+            replace(
+                audit_config(config),
+                claimed_epsilon=None if claimed is None else float(claimed),
+                delta=float(ledger["delta"]),
+            ),
+            train_fn=train_fn,
+            public=ing.public,
+        )
+    with progress.stage("fidelity"):
+        gwas = gwas_model(config.lmm)
+        real_gwas = gwas(ing.members, config.pheno, config.covariates)
+        synth_gwas = gwas(compared, config.pheno, config.covariates)
+        comparison = compare_gwas(real_gwas, synth_gwas)
+        focus = (config.pheno, *config.covariates)
+        cfid = cohort_fidelity(ing.members, synthetic, seed=config.seed, focus=focus)
+        holdout = ing.cohort.take_samples(ing.split.holdout)
+        baseline = holdout_baseline(
+            cohort_fidelity(ing.members, holdout, seed=config.seed, focus=focus), holdout.n_samples
+        )
+    fidelity = {
+        "gwas": comparison.to_dict() | {"rows": rows},
+        **cfid.to_dict(),
+        "holdout_baseline": baseline,
+    }
+    figures = {
+        "manhattan": comparison.manhattan_svg(),
+        "qq": comparison.qq_svg(),
+        "allele_frequency": cfid.af_scatter_svg(),
+        "ld_decay": cfid.ld_decay_svg(),
+        "pca": cfid.pca_svg(),
+        "phenotype_correlation": cfid.phenotype_correlation_svg(),
+    }
+    return audit.to_dict(), fidelity, figures
 
 
 def _phenotype_types(members: Cohort, cfg: SynthConfig) -> dict[str, Any]:

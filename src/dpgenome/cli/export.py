@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from dpgenome.errors import InputError, VerificationError
+from dpgenome.errors import ConfigError, InputError, VerificationError
 from dpgenome.export import RESERVED, export_bundle, verify_bundle
 from dpgenome.io import read_cohort
 from dpgenome.lifetime import (
@@ -248,14 +248,56 @@ def _replaced(total: LifetimeTotal) -> str:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Ed25519 public key (PEM) the manifest must be signed with.",
 )
+@click.option(
+    "--cohort",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The real cohort the release was made from: recompute every audit and fidelity "
+    "figure of results.json from it and the bundle's synthetic cohort (all but the "
+    "shadow-model and canary audits, which retrain) and report any that differ.",
+)
+@click.option(
+    "--public-panel",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --cohort: the public panel the release used (default: its recorded path).",
+)
+@click.option(
+    "--pheno-schema",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --cohort: the phenotype schema the release used (default: its recorded path).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def verify(bundle: Path, public_key: Path | None, as_json: bool) -> None:
+def verify(
+    bundle: Path,
+    public_key: Path | None,
+    cohort: Path | None,
+    public_panel: Path | None,
+    pheno_schema: Path | None,
+    as_json: bool,
+) -> None:
     """Check a release bundle: every file's hash, the signature, the verdict, and the
-    epsilon re-accounted from the privacy ledger's mechanisms.
+    epsilon re-accounted from the privacy ledger's mechanisms. With --cohort, also
+    recompute its audit and fidelity figures from the real cohort.
 
-    Exit 0 when intact; exit 2 naming every changed, missing or added file otherwise.
+    Exit 0 when intact; exit 2 naming every changed, missing or added file (or, with
+    --cohort, every figure that differs) otherwise.
     """
+    if cohort is None and (public_panel is not None or pheno_schema is not None):
+        raise ConfigError("--public-panel and --pheno-schema go with --cohort")
     report = verify_bundle(bundle, public_key=public_key)
+    if cohort is not None:
+        if report.kind != "bundle":
+            raise ConfigError(
+                "a published copy holds no results.json to recompute: give the release bundle",
+                file=bundle,
+            )
+        if report.ok:
+            from dpgenome.recheck import recheck_bundle
+
+            rechecked = recheck_bundle(
+                bundle, cohort, public_panel=public_panel, pheno_schema=pheno_schema
+            )
+            report.recheck = rechecked.to_dict()
+            report.problems += [f"results.json: {m}" for m in rechecked.mismatches]
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
@@ -286,6 +328,17 @@ def verify(bundle: Path, public_key: Path | None, as_json: bool) -> None:
                     f"replace one individual: epsilon {fmt_claim(again['replace_one_stated'])} "
                     f"stated; re-accounts to {fmt_claim(again['replace_one'])}"
                 )
+        if report.recheck is not None:
+            figures = report.recheck
+            click.echo(
+                f"recomputed from {figures['cohort']} and the synthetic cohort "
+                f"({figures['synthetic_format']}): {figures['figures_checked']} figures, "
+                f"{len(figures['mismatches'])} differ"
+            )
+            for where, why in figures["skipped"].items():
+                click.echo(f"  not recomputed: {where} ({why})")
+        elif cohort is not None:
+            click.echo("not recomputed: the bundle does not verify")
         for problem in report.problems:
             click.echo(f"PROBLEM: {problem}")
     if not report.ok:
