@@ -496,15 +496,15 @@ def test_evaluate__custom_rule_on_any_path() -> None:
 
 def test_evaluate__matching_residual_rule() -> None:
     """A carried region's relative residual is compared with the limit (inclusive); a release
-    that carried no association has nothing to reproduce (PASS at 0); without an association
+    that carried no association has nothing to reproduce (PASS, n/a); without an association
     path the rule is NOT EVALUATED, which blocks."""
     policy = parse_policy(MINIMAL + "fidelity:\n  max_matching_residual: 0.1\n")
     carried = {"chr": "5", "dropped": False}
     cases = [
         ({"regions": [carried], "matching_relative_residual": 0.1}, Status.PASS, 0.1),
         ({"regions": [carried], "matching_relative_residual": 0.25}, Status.FAIL, 0.25),
-        ({"regions": [{"chr": "5", "dropped": True}]}, Status.PASS, 0.0),
-        ({"regions": []}, Status.PASS, 0.0),
+        ({"regions": [{"chr": "5", "dropped": True}]}, Status.PASS, "n/a"),
+        ({"regions": []}, Status.PASS, "n/a"),
         ({"regions": [carried]}, Status.NOT_EVALUATED, None),
         (None, Status.NOT_EVALUATED, None),
     ]
@@ -824,6 +824,9 @@ def test_preflight__refuses_only_what_training_cannot_change() -> None:
     assert why.startswith("privacy.max_delta: delta 0.001 asked for, at most 1/n^1.1 = ")
     (why,) = preflight(strict, **{**ok, "secure": False})
     assert why.startswith("privacy.secure_mode: ")
+    (why,) = preflight(strict, **ok, n_holdout=75)
+    assert why.startswith("privacy.min_holdout: the split leaves 75 holdout individuals, at ")
+    assert preflight(strict, **ok, n_holdout=150) == []
     assert preflight(consortium, **{**ok, "secure": False, "epsilon": 10.0}) == []
     # no formal privacy: refused where not allowed; internal allows it, caps and all
     rules = [p.split(":")[0] for p in preflight(consortium, **{**ok, "epsilon": math.inf})]

@@ -33,7 +33,7 @@ from markupsafe import Markup
 
 from dpgenome import __version__
 from dpgenome.accountant import PUBLIC_ASSUMPTIONS
-from dpgenome.errors import InputError
+from dpgenome.errors import DpgenomeError, InputError
 from dpgenome.paths import templates_dir
 from dpgenome.policy import (
     Evaluation,
@@ -53,7 +53,12 @@ FIGURE_CAPTIONS: dict[str, str] = {
     "qq": "QQ plot of GWAS p-values, real vs synthetic",
     "allele_frequency": "Allele frequencies: real vs synthetic, one dot per SNP",
     "ld_decay": "Linkage-disequilibrium decay with distance, real vs synthetic",
-    "pca": "Principal components: synthetic samples projected on the real PCA",
+    "pca": (
+        "Principal components: synthetic samples (points) projected on the real PCA; the real "
+        "members are a 30 x 30 histogram whose cells of fewer than 5 individuals are left "
+        "blank, so that no real individual's position is drawn (with a few hundred members "
+        "most cells are blank)"
+    ),
     "phenotype_correlation": "Phenotype correlation matrices, real vs synthetic",
 }
 
@@ -611,6 +616,16 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+def _release_id(results: Mapping[str, Any]) -> str | None:
+    """The release id the results fix (their synthetic cohort's fingerprint), if they do."""
+    from dpgenome.export import results_release_id  # export renders dossiers
+
+    try:
+        return results_release_id(results)
+    except DpgenomeError:
+        return None
+
+
 def build_context(
     results: Mapping[str, Any],
     evaluation: Evaluation,
@@ -672,6 +687,7 @@ def build_context(
         "counts": evaluation.counts(),
         "epsilon_text": epsilon_text,
         "no_formal_privacy": no_formal,
+        "release_id": _release_id(results),
         "cohort": _get(results, "cohort", {}),
         "split": _get(results, "split", {}),
         "ledger": ledger if isinstance(ledger, Mapping) else {},

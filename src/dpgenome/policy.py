@@ -1332,15 +1332,44 @@ def _attack_rules(p: Policy) -> list[RuleSpec]:
             rules.append(raw)
         if p.max_tpr_at_1pct_fpr is not None:
             rules.append(
-                _bound_rule(
-                    f"membership.{attack}.tpr_at_1pct_fpr",
-                    f"Membership inference ({attack}): true-positive rate at 1% false positives",
-                    f"{base}.tpr_at_fpr_0.01",
-                    "membership.max_tpr_at_1pct_fpr",
-                    max_value=p.max_tpr_at_1pct_fpr,
+                _measurable_at(
+                    0.01,
+                    base,
+                    _bound_rule(
+                        f"membership.{attack}.tpr_at_1pct_fpr",
+                        f"Membership inference ({attack}): true-positive rate at 1% false "
+                        "positives",
+                        f"{base}.tpr_at_fpr_0.01",
+                        "membership.max_tpr_at_1pct_fpr",
+                        max_value=p.max_tpr_at_1pct_fpr,
+                    ),
                 )
             )
     return rules
+
+
+def _measurable_at(fpr: float, attack: str, raw: RuleSpec) -> RuleSpec:
+    """A TPR-at-``fpr`` rule, NOT EVALUATED when the attack's holdout cannot show that false
+    positive rate: with n holdout individuals the smallest non-zero one is 1/n, and a "TPR
+    at 1% FPR" on fewer than 100 is the TPR at FPR 0, not a measurement."""
+
+    def check(results: Mapping[str, Any], ctx: EvaluationContext) -> Finding:
+        resolution = as_number(lookup(results, f"{attack}.fpr_resolution"))
+        if resolution is None:
+            n = as_number(lookup(results, f"{attack}.n_holdout"))
+            resolution = 1.0 / n if n is not None and n >= 1 else None
+        found = raw.check(results, ctx)
+        if resolution is None or resolution <= fpr * (1 + 1e-12):
+            return found
+        return replace(
+            found,
+            status=Status.NOT_EVALUATED,
+            detail=f"not measurable: with {round(1 / resolution)} holdout individuals the "
+            f"smallest non-zero false-positive rate is {fmt(resolution)}, above {fmt(fpr)} "
+            "(a larger holdout is needed)",
+        )
+
+    return RuleSpec(raw.id, raw.title, raw.metric, raw.key, check)
 
 
 def _against_public_control(raw: RuleSpec, bound: float, control: str, alone: str) -> RuleSpec:
@@ -1539,7 +1568,7 @@ def _leakage_rules(p: Policy) -> list[RuleSpec]:
                 return _not_evaluated(rid, title, metric, threshold, why_missing(results, metric))
             if not ok or eps is None:
                 return _not_evaluated(rid, title, metric, threshold, why)
-            threshold = f"<= claimed epsilon ({fmt(eps)})"
+            threshold = f"<= claimed epsilon ({fmt_claim(eps)})"
             conf = lookup(results, "audit.canary.confidence")
             detail = "" if is_missing(conf) else f"{fmt(conf)} one-sided confidence"
             status = Status.PASS if lower <= eps else Status.FAIL
@@ -1686,7 +1715,7 @@ def _matching_rule(limit: float) -> RuleSpec:
     """``fidelity.matching_residual``: the synthesizer assigns phenotype rows to genotype rows
     so that the synthetic cross-moments reproduce the released ones; its relative residual
     says how far they miss. A release that carried no association has nothing to reproduce
-    (PASS, measured 0); one whose synthesis recorded no association path is NOT EVALUATED."""
+    (PASS, measured n/a); one whose synthesis recorded no association path is NOT EVALUATED."""
     rid, title = "fidelity.matching_residual", "Released associations reproduced (matching)"
     metric = "synthesis.association.matching_relative_residual"
     threshold = f"<= {fmt(limit)}"
@@ -1705,7 +1734,7 @@ def _matching_rule(limit: float) -> RuleSpec:
         carried = [r for r in regions if isinstance(r, Mapping) and not r.get("dropped")]
         if not carried:
             note = "no association was released: nothing to reproduce"
-            return _finding(rid, title, metric, threshold, Status.PASS, 0.0, note)
+            return _finding(rid, title, metric, threshold, Status.PASS, "n/a", note)
         value = as_number(association.get("matching_relative_residual"))
         if value is None:
             return _not_evaluated(rid, title, metric, threshold, f"{metric} is missing")
@@ -1815,13 +1844,15 @@ def preflight(
     delta: float,
     secure: bool,
     n_members: int,
+    n_holdout: int | None = None,
     lifetime_spent: float | None = None,
 ) -> list[str]:
     """The rules of ``policy`` that a release asked for with these settings would fail
     whatever its synthesizer produced, each as ``rule: why`` -- checked before any training,
     so that nothing is trained (or, under ``charge_blocked_releases``, charged) for a
     certain BLOCK. ``epsilon``/``delta`` are the targets (inf = no formal privacy), ``secure``
-    whether secure mode samples the mechanisms, ``n_members`` the training members, and
+    whether secure mode samples the mechanisms, ``n_members`` the training members,
+    ``n_holdout`` the audits' holdout (``None`` = not known), and
     ``lifetime_spent`` the most any of the release's individuals has spent before it (the
     lifetime ledger's composed epsilon; ``None`` = not known). A release's ledger never
     spends more than its target, so a target within a cap is left to the rules after
@@ -1866,6 +1897,12 @@ def preflight(
                 f"privacy.max_delta: delta {fmt_claim(delta)} asked for, at most {shown} "
                 "allowed" + where.get("privacy.max_delta", "")
             )
+    if policy.min_holdout is not None and n_holdout is not None and n_holdout < policy.min_holdout:
+        problems.append(
+            f"privacy.min_holdout: the split leaves {n_holdout} holdout individuals, at least "
+            f"{policy.min_holdout} needed (a larger cohort or --holdout-fraction)"
+            + where.get("privacy.min_holdout", "")
+        )
     if policy.require_secure_mode and not secure and not no_dp:
         problems.append(
             "privacy.secure_mode: secure mode is required, and this release turns it off"

@@ -659,6 +659,7 @@ def _preflight(
         delta=float(config.delta),
         secure=bool(config.secure_mode),
         n_members=ing.members.n_samples,
+        n_holdout=len(ing.split.holdout),
         lifetime_spent=spent,
     )
     if problems:
