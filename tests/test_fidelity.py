@@ -606,3 +606,21 @@ def test_cli_compare__names_the_false_hits_and_their_real_support(tmp_path: Path
     assert want in out.output
     t8 = json.loads((tmp_path / "metrics.json").read_text())["thresholds"]["1e-08"]
     assert (t8["false_hits"], t8["false_hits_supported"]) == (1, 0)
+
+
+def test_strong_correlations__share_of_the_strong_pairs_kept() -> None:
+    """Pairs with real |r| >= 0.5 only, the synthetic r read in the real r's direction: a
+    sign flip counts against; pairs near zero do not dilute it."""
+    from dpgenome.fidelity import strong_correlations
+
+    real = np.array([[1.0, 0.8, -0.6, 0.1], [0.8, 1.0, 0.0, 0.2], [-0.6, 0.0, 1.0, 0.0],
+                     [0.1, 0.2, 0.0, 1.0]])  # fmt: skip
+    synth = np.array([[1.0, 0.4, 0.3, 0.1], [0.4, 1.0, 0.0, 0.2], [0.3, 0.0, 1.0, 0.0],
+                      [0.1, 0.2, 0.0, 1.0]])  # fmt: skip
+    got = strong_correlations(real, synth)
+    assert got["pairs"] == 2 and got["real_mean_abs_r"] == pytest.approx(0.7)
+    assert got["synthetic_mean_r_same_sign"] == pytest.approx((0.4 - 0.3) / 2)
+    assert got["kept"] == pytest.approx(0.05 / 0.7)
+    assert strong_correlations(real, real)["kept"] == pytest.approx(1.0)
+    assert strong_correlations(np.eye(3), np.eye(3)) == {"threshold": 0.5, "pairs": 0, "kept": None}
+    assert strong_correlations(None, None)["kept"] is None

@@ -613,6 +613,9 @@ class CohortFidelity:
             "allele_frequency_correlation": _safe(self.allele_frequency_correlation),
             "ld_decay_error": _safe(self.ld_decay_error),
             "phenotype_correlation_error": _safe(self.phenotype_correlation_error),
+            "phenotype_strong_correlations": strong_correlations(
+                self.pheno_corr_real, self.pheno_corr_synthetic
+            ),
             "pca": self.pca,
             "ld_decay": {
                 "method": "mean r^2 per distance bin over a seeded sample of SNP pairs "
@@ -890,6 +893,33 @@ def _pheno_correlations(
     diff = np.abs(cr[iu] - cs[iu])
     err = float(np.nanmean(diff)) if np.isfinite(diff).any() else float("nan")
     return names, cr, cs, err
+
+
+#: a phenotype pair counts as strongly correlated from this real |r| on
+STRONG_R = 0.5
+
+
+def strong_correlations(real: np.ndarray | None, synth: np.ndarray | None) -> dict[str, Any]:
+    """How much of the strong phenotype correlations (real |r| >= :data:`STRONG_R`) the
+    synthetic cohort keeps: the synthetic r in the real r's direction, averaged over those
+    pairs, over the real |r| averaged (``kept``: 1 = kept, 0 = lost). The mean absolute
+    difference over all pairs dilutes them among the many pairs near zero."""
+    out: dict[str, Any] = {"threshold": STRONG_R, "pairs": 0, "kept": None}
+    if real is None or synth is None:
+        return out
+    iu = np.triu_indices(real.shape[0], k=1)
+    r, s = real[iu], synth[iu]
+    strong = np.isfinite(r) & np.isfinite(s) & (np.abs(r) >= STRONG_R)
+    if not strong.any():
+        return out
+    real_abs = float(np.abs(r[strong]).mean())
+    same_sign = float((np.sign(r[strong]) * s[strong]).mean())
+    return out | {
+        "pairs": int(strong.sum()),
+        "real_mean_abs_r": real_abs,
+        "synthetic_mean_r_same_sign": same_sign,
+        "kept": same_sign / real_abs,
+    }
 
 
 def _level_shares(column: pd.Series) -> pd.Series:

@@ -349,6 +349,7 @@ def holdout_baseline(fid: CohortFidelity, n_holdout: int) -> dict[str, Any]:
         "allele_frequency_correlation": d["allele_frequency_correlation"],
         "ld_decay_error": d["ld_decay_error"],
         "phenotype_correlation_error": d["phenotype_correlation_error"],
+        "phenotype_strong_correlations_kept": d["phenotype_strong_correlations"]["kept"],
         "phenotype_marginal_error": d["phenotype_marginal_error"],
         "pca_variance_ratio_out_of_sample": d["pca"].get("variance_ratio_out_of_sample"),
     }
