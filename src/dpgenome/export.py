@@ -1074,7 +1074,9 @@ def verify_bundle(
     return report
 
 
-_DOSSIER_TITLE = re.compile(r"<title>Release dossier — (\w+)( \(overridden\))? — policy ")
+_DOSSIER_TITLE = re.compile(
+    r"<title>Release dossier — (\w+)( \(overridden\))?(?: — NO FORMAL PRIVACY)? — policy "
+)
 
 
 def _check_dossier_verdict(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -> None:

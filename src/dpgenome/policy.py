@@ -613,7 +613,9 @@ def fmt(value: Any) -> str:
     if isinstance(value, float):
         if math.isinf(value):
             return "∞" if value > 0 else "-∞"
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
+        if 1e4 <= abs(value) < 1e9:  # 19,580 rather than 1.958e+04
+            return f"{value:,.0f}"
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e9):
             return f"{value:.3g}"
         return f"{value:.4g}"
     return str(value)
