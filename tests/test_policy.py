@@ -833,3 +833,19 @@ def test_preflight__refuses_only_what_training_cannot_change() -> None:
     assert rules == ["privacy.no_formal_privacy"]
     assert preflight(internal, **{**ok, "epsilon": math.inf}, lifetime_spent=math.inf) == []
     assert preflight(internal, **{**ok, "epsilon": 31.0})[0].startswith("privacy.max_epsilon")
+
+
+def test_evaluate__a_fail_on_a_wide_ci_says_the_estimate_is_within_the_limit() -> None:
+    """A rule on a CI bound that fails while the estimate meets the limit says so (a signer
+    would otherwise read it as a detected leak); one whose estimate is over does not."""
+    policy = load_policy(shipped_policy("strict"))
+    doc = results("approve")
+    doc["audit"]["attribute_inference"]["abBMD"].update(risk=0.0, risk_ci=[0.0, 0.38])
+    doc["audit"]["attacks"]["dcr"].update(auc=0.52, auc_ci=[0.45, 0.59])
+    evaluation = evaluate(doc, policy, context=NONE_SPENT)
+    for rule in ("attribute_inference.risk", "membership.dcr.auc"):
+        found = finding(evaluation, rule)
+        assert found.status is Status.FAIL and "the estimate itself is within" in found.detail
+    doc["audit"]["attacks"]["dcr"].update(auc=0.56, auc_ci=[0.5, 0.62])
+    found = finding(evaluate(doc, policy, context=NONE_SPENT), "membership.dcr.auc")
+    assert found.status is Status.FAIL and "within" not in found.detail

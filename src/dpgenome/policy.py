@@ -883,6 +883,14 @@ def _epsilon_cap(
     return _finding(rid, title, metric, threshold, status, eps, detail)
 
 
+#: a FAIL whose estimate meets the limit but whose confidence interval does not: for signers,
+#: who may otherwise read it as a detected leak
+WIDE_CI = (
+    "the estimate itself is within the limit; the 95% CI is too wide to show it, as with a "
+    "small holdout (a larger one narrows it)"
+)
+
+
 def _bound_rule(
     rule_id: str,
     title: str,
@@ -943,7 +951,13 @@ def _bound_rule(
             min_value is None or compared >= min_value
         )
         status = Status.PASS if ok else Status.FAIL
-        return _finding(rule_id, title, shown_metric, threshold, status, value, note, ci)
+        within = (max_value is None or value <= max_value) and (
+            min_value is None or value >= min_value
+        )
+        detail = note
+        if not ok and within and ci_path is not None:
+            detail = "; ".join(filter(None, (note, WIDE_CI)))
+        return _finding(rule_id, title, shown_metric, threshold, status, value, detail, ci)
 
     return RuleSpec(rule_id, title, shown_metric, key, check)
 
@@ -1537,16 +1551,10 @@ def _leakage_rules(p: Policy) -> list[RuleSpec]:
                     worst = (str(pheno), risk, ci)
             assert worst is not None
             status = Status.PASS if worst[2][1] <= cap else Status.FAIL
-            return _finding(
-                rid,
-                title,
-                metric,
-                threshold,
-                status,
-                worst[1],
-                f"worst phenotype: {worst[0]}",
-                worst[2],
-            )
+            detail = f"worst phenotype: {worst[0]}"
+            if status is Status.FAIL and worst[1] <= cap:
+                detail += f"; {WIDE_CI}"
+            return _finding(rid, title, metric, threshold, status, worst[1], detail, worst[2])
 
         rules.append(
             RuleSpec(
