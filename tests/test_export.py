@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -45,7 +46,7 @@ from dpgenome.lifetime import (
 )
 from dpgenome.paths import shipped_policy
 from dpgenome.policy import Override, fmt_claim, load_policy
-from dpgenome.testing import toy_cohort
+from dpgenome.testing import ToyConfig, toy_cohort
 from test_dossier import DEMO_PHENOTYPES_ONLY, consortium_with_control
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -77,6 +78,17 @@ def export(tmp_path: Path, name: str = "approve", policy: str = "consortium", **
         policy_path=shipped_policy(policy),
         **kw,
     )
+
+
+def cohort_files(tmp_path: Path, seed: int, fmt: str) -> tuple[dict[str, bytes], str]:
+    """A small synthetic cohort's files in ``fmt`` (bundle names) and its fingerprint (for
+    PLINK the hard-call one, what its .bed reads back as)."""
+    cohort, _ = toy_cohort(seed, ToyConfig(n=40, n_chrom=1, snps_per_chrom=30, causal=((0, 10),)))
+    folder = tmp_path / f"cohort-{seed}-{fmt}"
+    write_cohort(cohort, folder, fmt, name="synthetic")
+    files = {f"synthetic/{p.name}": p.read_bytes() for p in sorted(folder.iterdir())}
+    fp = cohort.hard_call_fingerprint() if fmt == "plink" else cohort.fingerprint()
+    return files, fp
 
 
 def keypair(tmp_path: Path, name: str = "key") -> tuple[Path, Path]:
@@ -776,20 +788,40 @@ def test_export_bundle__results_naming_their_synthetic_cohort_fix_the_release_id
     files carrying it are the same release, and a caller's id that differs is refused, so
     another synthesis cannot pass as an already recorded one (it would cost nothing)."""
     ledger = LifetimeLedger(tmp_path / "lifetime.sqlite")
+    synthetic = {fmt: cohort_files(tmp_path, 7, fmt) for fmt in ("parker", "vcf", "plink")}
+    another = cohort_files(tmp_path, 8, "parker")
     document = results("approve")
-    document.setdefault("synthesis", {})["synthetic_fingerprint"] = "ab" * 32
-    derived = synthetic_release_id(FINGERPRINT, "ab" * 32)
-    first = export(tmp_path, dest=tmp_path / "b1", document=document, lifetime=ledger)
+    document.setdefault("synthesis", {}).update(synthetic_fingerprint=synthetic["parker"][1])
+    document["synthesis"]["synthetic_hardcall_fingerprint"] = synthetic["plink"][1]
+    derived = synthetic_release_id(FINGERPRINT, synthetic["parker"][1])
+    files = synthetic["parker"][0]
+    first = export(tmp_path, dest=tmp_path / "b1", document=document, files=files, lifetime=ledger)
     assert first.release_id == derived == results_release_id(document)
+    assert verify_bundle(tmp_path / "b1").ok
     # the same synthetic cohort in other files (another format) is the same release
-    again = export(
-        tmp_path, dest=tmp_path / "b2", document=document, files=data_files("b"), lifetime=ledger
-    )
-    assert again.release_id == derived and not again.new_lifetime_entry
+    for fmt in ("vcf", "plink"):
+        again = export(
+            tmp_path,
+            dest=tmp_path / f"b2-{fmt}",
+            document=document,
+            files=synthetic[fmt][0],
+            lifetime=ledger,
+        )
+        assert again.release_id == derived and not again.new_lifetime_entry
+        assert verify_bundle(tmp_path / f"b2-{fmt}").ok
+    # the files of another synthesis under these results are refused (they were unaudited)
+    with pytest.raises(InputError, match=r"is not the one results\.json describes"):
+        export(tmp_path, dest=tmp_path / "swap", document=document, files=another[0])
+    assert not (tmp_path / "swap").exists()
     # a caller's id for it must be its own
     assert (
         export(
-            tmp_path, dest=tmp_path / "b3", document=document, lifetime=ledger, release_id=derived
+            tmp_path,
+            dest=tmp_path / "b3",
+            document=document,
+            files=files,
+            lifetime=ledger,
+            release_id=derived,
         ).release_id
         == derived
     )
@@ -797,12 +829,14 @@ def test_export_bundle__results_naming_their_synthetic_cohort_fix_the_release_id
         export(tmp_path, dest=tmp_path / "b4", document=document, lifetime=ledger, release_id="x")
     assert not (tmp_path / "b4").exists()
     other = json.loads(json.dumps(document))
-    other["synthesis"]["synthetic_fingerprint"] = "cd" * 32
+    other["synthesis"] = {"synthetic_fingerprint": another[1]}
     with pytest.raises(ConfigError, match="is not this release's"):
         export(tmp_path, dest=tmp_path / "b5", document=other, lifetime=ledger, release_id=derived)
     assert ledger.total(FINGERPRINT).releases == 1
-    # another synthesis is another release, whatever its files
-    fresh = export(tmp_path, dest=tmp_path / "b6", document=other, lifetime=ledger)
+    # another synthesis is another release
+    fresh = export(
+        tmp_path, dest=tmp_path / "b6", document=other, files=another[0], lifetime=ledger
+    )
     assert fresh.new_lifetime_entry
     assert ledger.total(FINGERPRINT).releases == 2
     other["synthesis"]["synthetic_fingerprint"] = "not a hash"
@@ -1648,3 +1682,66 @@ def test_export_bundle__refuses_an_understated_replace_one_epsilon(tmp_path: Pat
         export(tmp_path, document=document, lifetime=lifetime)
     assert err.value.column == "ledger.replace_one.epsilon"
     assert not (tmp_path / "bundle").exists() and lifetime.releases() == []
+
+
+def _rewrite(bundle: Path, name: str, text: str) -> None:
+    """Rewrite ``name`` and its hash in an unsigned bundle's manifest, as anyone who can
+    write to it can."""
+    (bundle / name).write_text(text)
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    manifest["files"][name] |= {"sha256": sha256_file(bundle / name), "bytes": len(text.encode())}
+    (bundle / MANIFEST).write_text(json.dumps(manifest))
+
+
+def test_verify_bundle__auditor_review_stop_46(tmp_path: Path) -> None:
+    """An independent auditor's review (stop 46): a replace-one claim without its method is
+    still re-accounted; a manifest whose policy block names another policy than policy.yaml,
+    a key given twice, a nesting too deep to parse, or mechanisms too large to account are
+    problems, never a pass or a traceback."""
+    document = results("approve")
+    document["ledger"] = gaussian_release()
+    bundle = export(tmp_path, document=document).path
+    assert verify_bundle(bundle).ok
+
+    def problems_after(edit: Any) -> list[str]:
+        copy_dir = tmp_path / f"copy-{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(bundle, copy_dir)
+        edit(copy_dir)
+        report = verify_bundle(copy_dir)
+        assert not report.ok
+        return report.problems
+
+    def ledger_edit(**change: Any) -> Any:
+        def edit(root: Path) -> None:
+            doc = json.loads((root / "results.json").read_text())
+            doc["ledger"] = {**doc["ledger"], **change}
+            _rewrite(root, "results.json", json.dumps(doc))
+
+        return edit
+
+    # a replace-one claim without its method: group privacy, twice the epsilon (17.3) at least
+    # (the manifest's own copy of the ledger then differs too: one problem more)
+    problems = problems_after(ledger_edit(replace_one={"epsilon": 1.0, "delta": 1e-5}))
+    assert any("epsilon of 1 by group privacy, but twice its re-accounted" in p for p in problems)
+    mechanisms = document["ledger"]["mechanisms"]
+    for huge in ({"count": 10**12}, {"noise_multiplier": 1e-12}):
+        problems = problems_after(ledger_edit(mechanisms=[{**mechanisms[0], **huge}]))
+        assert any("cannot be re-accounted" in p for p in problems), problems
+
+    def policy_name(root: Path) -> None:
+        manifest = json.loads((root / MANIFEST).read_text())
+        manifest["policy"]["name"] = "strict"
+        (root / MANIFEST).write_text(json.dumps(manifest))
+
+    assert any(
+        "policy block differs from policy.yaml in: name" in p for p in problems_after(policy_name)
+    )
+
+    def twice(root: Path) -> None:
+        text = (root / MANIFEST).read_text()
+        (root / MANIFEST).write_text(text.replace('"format":', '"format": "x", "format":', 1))
+
+    assert "given twice" in problems_after(twice)[0]
+    deep = "[" * 100_000 + "]" * 100_000
+    assert "nested too deeply" in problems_after(lambda r: _rewrite(r, "results.json", deep))[0]
+    assert "nested too deeply" in problems_after(lambda r: (r / MANIFEST).write_text(deep))[0]

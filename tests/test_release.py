@@ -349,8 +349,9 @@ def test_verify_cohort__recomputes_every_audit_and_fidelity_figure(small_cohort:
     geno.write_text("\n".join(lines) + "\n")
     _rehash(bundle, "synthetic/geno.txt")
     bad = runner.invoke(main, args)
-    assert bad.exit_code == 2
-    assert "synthesis.synthetic_fingerprint: the bundle's synthetic files are not" in bad.stdout
+    assert bad.exit_code == 2  # plain verify sees it: the files are not the described cohort
+    assert "synthetic: its synthetic cohort is not the one results.json describes" in bad.stdout
+    assert "not recomputed: the bundle does not verify" in bad.stdout
 
     import shutil
 
@@ -687,7 +688,10 @@ def test_compute__a_synthetic_design_without_rank_is_named_before_the_audits(
     pheno = ing.members.phenotypes.copy()
     pheno["SW16"] = 0.0
     synthetic = replace(ing.members, phenotypes=pheno)
-    monkeypatch.setattr(release, "synthesize", lambda *a, **k: SimpleNamespace(cohort=synthetic))
+    ledger = SimpleNamespace(to_dict=lambda delta: {"epsilon": 8.0, "delta": delta})
+    config = config.resolve(ing.members.n_samples)
+    done = SimpleNamespace(cohort=synthetic, ledger=ledger)
+    monkeypatch.setattr(release, "synthesize", lambda *a, **k: done)
     monkeypatch.setattr(release, "run_audits", lambda *a, **k: pytest.fail("audited"))
     with pytest.raises(CohortError) as err:
         release.compute(ing, config, release.Progress())

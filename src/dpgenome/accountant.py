@@ -1001,9 +1001,12 @@ def reaccount(ledger: Any) -> dict[str, float]:
         raise ConfigError(f"malformed ledger: a {type(ledger).__name__}, not a JSON object")
     try:
         text = json.dumps(ledger, sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"malformed ledger: {err}") from err
-    return dict(_reaccount(text))
+    except (TypeError, ValueError, RecursionError) as err:
+        raise ConfigError(f"malformed ledger: {err}") from None
+    try:
+        return dict(_reaccount(text))
+    except (MemoryError, OverflowError, ValueError) as err:
+        raise ConfigError(f"its mechanisms cannot be accounted ({err})") from None
 
 
 @lru_cache(maxsize=256)
@@ -1018,7 +1021,10 @@ def reaccount_replace_one(ledger: Any) -> float:
     :class:`ConfigError` when the ledger does not parse."""
     if not isinstance(ledger, dict):
         raise ConfigError(f"malformed ledger: a {type(ledger).__name__}, not a JSON object")
-    eps = Ledger.from_dict(ledger).replace_one()["epsilon"]
+    try:
+        eps = Ledger.from_dict(ledger).replace_one()["epsilon"]
+    except (MemoryError, OverflowError, ValueError, RecursionError) as err:
+        raise ConfigError(f"its mechanisms cannot be accounted ({err})") from None
     return math.inf if eps is None else float(eps)
 
 

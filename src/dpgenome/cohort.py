@@ -205,6 +205,11 @@ class Cohort:
         h.update(self.phenotypes.to_csv(index=False, na_rep="NA").encode())
         return h.hexdigest()
 
+    def hard_call_fingerprint(self) -> str:
+        """:meth:`fingerprint` of the cohort with its dosages rounded to the nearest call, as
+        a PLINK 1 .bed holds it: what the PLINK files of a synthetic cohort read back as."""
+        return replace(self, dosages=np.rint(self.dosages)).fingerprint()
+
     def design(self, covariates: Sequence[str]) -> tuple[np.ndarray, list[str]]:
         """Covariate matrix (no intercept) and its column names.
 

@@ -43,6 +43,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -165,6 +166,24 @@ def _json_kind(value: Any) -> str:
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON (a bundle's JSON holds no NaN or Infinity)")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        raise ValueError(f"key(s) {', '.join(map(repr, twice))} given twice")
+    return dict(pairs)
+
+
+def read_bundle_json(data: bytes | str) -> Any:
+    """A bundle's JSON document, strictly: no NaN or Infinity, no key given twice (the last
+    would silently win), and a nesting too deep to parse is a :class:`ValueError` like any
+    other malformed JSON, never a traceback."""
+    try:
+        return json.loads(data, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+    except RecursionError:
+        raise ValueError("nested too deeply to be a dpgenome document") from None
 
 
 def _check_name(name: str) -> str:
@@ -331,6 +350,9 @@ def synthetic_release_id(fingerprint: str, synthetic_fingerprint: str) -> str:
 
 #: where results.json names the synthetic cohort it describes (its content fingerprint)
 SYNTHETIC_FINGERPRINT = ("synthesis", "synthetic_fingerprint")
+#: the fingerprint of the same cohort with its dosages rounded to hard calls, as a PLINK .bed
+#: holds them (:func:`dpgenome.cohort.hard_call_fingerprint`)
+SYNTHETIC_HARDCALL_FINGERPRINT = ("synthesis", "synthetic_hardcall_fingerprint")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -419,11 +441,20 @@ def _replace_one_understated(ledger: Mapping[str, Any]) -> tuple[str | None, dic
     figures are the stated and re-accounted values. ``(None, {})`` for a ledger with group
     privacy only (before stop 43), which derives from the add/remove epsilon."""
     replace = ledger.get("replace_one")
-    if not (isinstance(replace, Mapping) and replace.get("method")):
-        return None, {}
+    if not isinstance(replace, Mapping) or replace.get("epsilon") is None:
+        return None, {}  # states nothing (no formal privacy, or a ledger before stop 43)
     claim = replace.get("epsilon")
     if isinstance(claim, bool) or not isinstance(claim, int | float):
         return f"its replace-one epsilon is not a number ({claim!r})", {}
+    if not replace.get("method"):
+        # group privacy over remove-then-add (before stop 43): twice the add/remove epsilon
+        group = 2.0 * reaccount(dict(ledger))["epsilon"]
+        if group <= float(claim) * (1 + _REACCOUNT_RTOL) + 1e-12:
+            return None, {}
+        return (
+            f"its ledger states a replace-one epsilon of {fmt_claim(float(claim))} by group "
+            f"privacy, but twice its re-accounted epsilon is {fmt_claim(group)}"
+        ), {}
     direct = reaccount_replace_one(dict(ledger))
     figures = {"replace_one_stated": float(claim), "replace_one": direct}
     if direct <= float(claim) * (1 + _REACCOUNT_RTOL) + 1e-12:
@@ -432,6 +463,62 @@ def _replace_one_understated(ledger: Mapping[str, Any]) -> tuple[str | None, dic
         f"its ledger states a replace-one epsilon of {fmt_claim(float(claim))}, but its "
         f"mechanisms re-account to {fmt_claim(direct)} at delta {fmt(ledger['delta'])}"
     ), figures
+
+
+def synthetic_mismatches(
+    results: Mapping[str, Any], files: Mapping[str, bytes | Path]
+) -> list[str]:
+    """Each synthetic cohort among a bundle's data ``files`` (``synthetic/``, or
+    ``synthetic/<format>/`` for several formats) whose content is not the synthetic cohort
+    ``results`` describe (its ``synthesis.synthetic_fingerprint``; for PLINK's hard calls
+    ``synthesis.synthetic_hardcall_fingerprint``), or that cannot be read as a cohort. Empty
+    when the results name no synthetic cohort (written by another tool or before stop 44).
+    Without this, the audits, verdict and release id of one synthesis could carry the files
+    of another, which no audit or policy judged and the lifetime ledger would not charge."""
+    synthesis = results.get("synthesis")
+    if not isinstance(synthesis, Mapping) or not synthesis.get(SYNTHETIC_FINGERPRINT[1]):
+        return []
+    exact = synthesis.get(SYNTHETIC_FINGERPRINT[1])
+    hard = synthesis.get(SYNTHETIC_HARDCALL_FINGERPRINT[1])
+    groups: dict[str, dict[str, bytes | Path]] = {}
+    for name, src in files.items():
+        path = PurePosixPath(name)
+        if path.parts[0] == "synthetic":
+            groups.setdefault(path.parent.as_posix(), {})[path.name] = src
+    if not groups:
+        return ["the bundle holds no synthetic/ files for the synthetic cohort results.json names"]
+    from dpgenome.io import detect_format, read_cohort
+
+    problems = []
+    with tempfile.TemporaryDirectory(prefix="dpgenome-synthetic-") as tmp:
+        for i, (folder, members) in enumerate(sorted(groups.items())):
+            where = Path(tmp) / str(i)
+            where.mkdir()
+            for fname, src in members.items():
+                if isinstance(src, Path):
+                    (where / fname).symlink_to(src.resolve())
+                else:
+                    (where / fname).write_bytes(src)
+            try:
+                fmt = detect_format(where)
+                fingerprint = read_cohort(where).fingerprint()
+            except (DpgenomeError, OSError, ValueError) as err:
+                why = err.message if isinstance(err, DpgenomeError) else str(err)
+                problems.append(f"{folder}: cannot be read as a cohort ({why})")
+                continue
+            expected = hard if fmt == "plink" else exact
+            if expected is None:
+                log.warning(
+                    "%s holds PLINK hard calls and results.json records no hard-call "
+                    "fingerprint (a release before stop 46): its content is not checked",
+                    folder,
+                )
+            elif fingerprint != expected:
+                problems.append(
+                    f"{folder}: its synthetic cohort is not the one results.json describes "
+                    f"(content fingerprint {fingerprint[:12]}, recorded {str(expected)[:12]})"
+                )
+    return problems
 
 
 def _refuse_understated(ledger: Any, epsilon: float) -> None:
@@ -742,6 +829,11 @@ def export_bundle(
         ) from None
     epsilon, delta = _epsilon_delta(results)
     _refuse_understated(results.get("ledger"), epsilon)
+    wrong = synthetic_mismatches(results, names)
+    if wrong:
+        raise InputError(
+            "; ".join(wrong) + ": nothing was exported and nothing was recorded", file=RESULTS
+        )
 
     tmp = staging_directory(dest, "bundle")
     new_entry = False
@@ -1012,7 +1104,7 @@ def parse_manifest(
     in ``report`` (``what``: "bundle", "public release")."""
     report.manifest_sha256 = hashlib.sha256(data).hexdigest()
     try:
-        manifest = json.loads(data)
+        manifest = read_bundle_json(data)
         if not isinstance(manifest, dict):
             raise ValueError("not a JSON object")
     except ValueError as err:
@@ -1148,9 +1240,20 @@ def _reevaluate(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -
     recorded_sha = policy_block.get("sha256") if isinstance(policy_block, Mapping) else None
     if policy.sha256 != recorded_sha:
         report.problems.append(f"{POLICY_COPY}: its hash differs from the manifest's policy hash")
+    elif isinstance(policy_block, Mapping):  # what verify and publish show must be the policy's
+        shown = {
+            "name": policy.name,
+            "overrides_allowed": policy.overrides_allowed,
+            "signoff_roles": list(policy.signoff_roles),
+        }
+        differ = sorted(k for k, v in shown.items() if policy_block.get(k) != v)
+        if differ:
+            report.problems.append(
+                f"{MANIFEST}: its policy block differs from {POLICY_COPY} in: {', '.join(differ)}"
+            )
     try:
         text = (root / RESULTS).read_text(encoding="utf-8")
-        results = json.loads(text, parse_constant=_reject_constant)
+        results = read_bundle_json(text)
     except (FileNotFoundError, IsADirectoryError):
         return  # reported as missing above
     except OSError as err:
@@ -1214,6 +1317,14 @@ def _reevaluate(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -
     if manifest.get("ledger") != results.get("ledger"):
         report.problems.append(f"{MANIFEST}: its privacy ledger differs from {RESULTS}'s")
     _check_release_id(report, manifest, results)
+    listed = manifest.get("files")
+    if isinstance(listed, Mapping):
+        data = {
+            str(name): root / str(name)
+            for name, entry in listed.items()
+            if isinstance(entry, Mapping) and entry.get("role") == "data"
+        }
+        report.problems += synthetic_mismatches(results, data)
     _reaccount(report, results.get("ledger"))
     _check_dossier_verdict(report, root, manifest)
     if again.verdict is Verdict.BLOCK:

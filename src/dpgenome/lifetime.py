@@ -464,6 +464,14 @@ class LifetimeLedger:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             try:  # created readable by its owner only: it holds the members' tokens
                 os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+                if self.path == default_db_path() and "DPGENOME_LIFETIME_DB" not in os.environ:
+                    log.warning(
+                        "a new lifetime ledger at %s, this user's default: releases recorded "
+                        "in any other ledger (another user's, another machine's) are not "
+                        "counted. Point DPGENOME_LIFETIME_DB (or --lifetime-db) at the "
+                        "institution's one ledger",
+                        self.path,
+                    )
             except FileExistsError:
                 pass
             except OSError as err:

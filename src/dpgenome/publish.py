@@ -53,6 +53,7 @@ from dpgenome.export import (
     load_signing_key,
     move_into_place,
     parse_manifest,
+    read_bundle_json,
     staging_directory,
     verify_bundle,
     write_manifest,
@@ -210,7 +211,7 @@ def verify_public(root: Path, public_key: Ed25519PublicKey | None, report: Verif
     policy = manifest.get("policy")
     report.policy = policy.get("name") if isinstance(policy, Mapping) else None
     try:
-        ledger = json.loads((root / LEDGER).read_bytes())
+        ledger = read_bundle_json((root / LEDGER).read_bytes())
     except (OSError, ValueError) as err:
         report.problems.append(f"{LEDGER}: cannot be read as JSON ({err})")
         return

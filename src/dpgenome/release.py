@@ -50,6 +50,7 @@ from dpgenome.dossier import render_dossier
 from dpgenome.errors import ConfigError, ReleaseBlocked
 from dpgenome.export import (
     SYNTHETIC_FINGERPRINT,
+    SYNTHETIC_HARDCALL_FINGERPRINT,
     ExportResult,
     export_bundle,
     prepare_evaluation,
@@ -597,6 +598,9 @@ def run_release(
     # results.json names the synthetic cohort it describes: that fixes the release id
     section, key = SYNTHETIC_FINGERPRINT
     results.setdefault(section, {})[key] = (work / _SYNTHETIC_FP).read_text().strip()
+    if (work / _HARDCALL_FP).is_file():  # what its PLINK files read back as
+        section, key = SYNTHETIC_HARDCALL_FINGERPRINT
+        results[section][key] = (work / _HARDCALL_FP).read_text().strip()
     override = None
     if config.override_reason and config.signer:
         override = Override(
@@ -684,6 +688,8 @@ def _preflight(
 
 #: the synthetic cohort's content fingerprint, beside the cached formats
 _SYNTHETIC_FP = "synthetic.fingerprint"
+#: the same with the dosages rounded to hard calls (what PLINK files hold)
+_HARDCALL_FP = "synthetic.hardcall-fingerprint"
 
 
 def work_release(work: Path, fingerprint: str) -> tuple[dict[str, Path], str] | None:
@@ -751,14 +757,16 @@ def _write_work(
     synthetic: Cohort,
     formats: Sequence[str],
 ) -> None:
-    """Write the cache atomically (temporary sibling, then rename)."""
-    work.parent.mkdir(parents=True, exist_ok=True)
+    """Write the cache atomically (temporary sibling, then rename). Created readable by its
+    owner only: it holds results.json and the dossier, exact aggregates of the members."""
+    work.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = work.with_name(work.name + f".tmp-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
-    tmp.mkdir()
+    tmp.mkdir(mode=0o700)
     _write_synthetic(tmp / "synthetic", synthetic, formats, tmp / "synthetic-source")
     (tmp / _SYNTHETIC_FP).write_text(synthetic.fingerprint())
+    (tmp / _HARDCALL_FP).write_text(synthetic.hard_call_fingerprint())
     (tmp / "figures").mkdir()
     for name, svg in figures.items():
         (tmp / "figures" / f"{name}.svg").write_text(svg, encoding="utf-8")

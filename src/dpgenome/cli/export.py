@@ -356,6 +356,13 @@ def verify(
                 "file and its hash consistently. Sign releases (--signing-key) and verify with "
                 "--public-key."
             )
+        elif public_key is None:
+            click.echo(
+                f"note: the signature was checked against the public key the {report.kind} "
+                "itself carries: whoever rewrites it can sign it again with a key of their own, "
+                "or drop the signature. Give the signer's key (--public-key) to establish that "
+                "the release is theirs."
+            )
 
 
 @click.command("publish")
