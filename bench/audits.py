@@ -173,7 +173,7 @@ def main() -> None:
     for stage, sec in d["timings_s"].items():
         print(f"  {stage:20s} {sec:7.2f} s")
     for name, a in d["attacks"].items():
-        if "auc" in a:
+        if a.get("auc") is not None:
             print(
                 f"  {name:17s} AUC {a['auc']:.3f} [{a['auc_ci'][0]:.3f}, {a['auc_ci'][1]:.3f}] "
                 f"TPR@1% {a['tpr_at_fpr_0.01']:.3f} TPR@0.1% {a['tpr_at_fpr_0.001']:.3f}"

@@ -63,7 +63,10 @@ def test_run_audits__to_dict_has_the_architecture_shape():
     assert tuple(d["attacks"]) == MEMBERSHIP_ATTACKS  # the names a policy may list
     for name in ("dcr", "density_ratio", "allele_frequency"):
         assert ATTACK_KEYS <= set(d["attacks"][name]), name
-    assert d["attacks"]["shadow"] == {
+    assert d["attacks"]["shadow"] == {  # the contracted keys are there, null (issue 6)
+        "auc": None,
+        "auc_ci": None,
+        "tpr_at_fpr_0.01": None,
         "status": NOT_RUN,
         "reason": "no shadow targets requested (--shadow 0)",
     }

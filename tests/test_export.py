@@ -969,19 +969,17 @@ def test_cli_ledger__reads_the_listed_prefix_and_the_release_option_name(tmp_pat
 
 def test_cli_export__block_exits_3_with_failing_rules(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    res = run(
-        "export",
-        release_dir(tmp_path, "block"),
-        "--policy",
-        shipped_policy("consortium"),
-        "--out",
-        out,
-        "--lifetime-db",
-        tmp_path / "db.sqlite",
-    )
+    args = ["export", release_dir(tmp_path, "block"), "--policy", shipped_policy("consortium")]
+    res = run(*args, "--out", out, "--lifetime-db", tmp_path / "db.sqlite")
     assert res.exit_code == 3
     assert "FAIL: privacy.max_epsilon" in res.output
     assert not out.exists()
+    # --json: the blocked summary on stdout all the same
+    res = run(*args, "--out", out, "--lifetime-db", tmp_path / "db2.sqlite", "--json")
+    assert res.exit_code == 3
+    summary = json.loads(res.stdout)
+    assert summary["verdict"] == "BLOCK" and summary["bundle"] is None
+    assert "privacy.max_epsilon" in summary["failing_rules"]
 
 
 def test_cli_export__override(tmp_path: Path) -> None:

@@ -832,6 +832,8 @@ def test_preflight__refuses_only_what_training_cannot_change() -> None:
     rules = [p.split(":")[0] for p in preflight(consortium, **{**ok, "epsilon": math.inf})]
     assert rules == ["privacy.no_formal_privacy"]
     assert preflight(internal, **{**ok, "epsilon": math.inf}, lifetime_spent=math.inf) == []
+    # after a no-DP copy, internal's lifetime rule passes a DP release (as after training)
+    assert preflight(internal, **ok, lifetime_spent=math.inf) == []
     assert preflight(internal, **{**ok, "epsilon": 31.0})[0].startswith("privacy.max_epsilon")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +21,7 @@ from dpgenome.cli import main
 from dpgenome.config import ReleaseConfig
 from dpgenome.io import read_cohort, write_cohort
 from dpgenome.lifetime import individuals_fingerprint
-from dpgenome.release import gwas_model, ingest
+from dpgenome.release import SUMMARY_KEYS, gwas_model, ingest
 from dpgenome.simulate import SimConfig, simulate
 from test_phenoschema import TINY, tiny_with
 
@@ -114,7 +115,7 @@ def test_release__approve_exports_a_bundle_that_verifies(small_cohort: Path) -> 
     code, out, err = _release(small_cohort, "bundle", str(small_cohort / "lenient.yaml"))
     assert code == 0, err
     summary = json.loads(out)
-    assert summary["verdict"] == "APPROVE"
+    assert summary["verdict"] == "APPROVE" and tuple(summary) == SUMMARY_KEYS
     assert 0 < summary["epsilon"] <= 8.0
     bundle = small_cohort / "bundle"
     manifest = json.loads((bundle / "manifest.json").read_text())
@@ -281,12 +282,30 @@ def test_release__strict_policy_blocks_with_exit_3_and_nothing_written(small_coh
     assert not (small_cohort / "blocked").exists() and not fresh.exists()
     summary = json.loads(out)
     assert summary["refused_before_training"] and summary["dossier"] is None
+    assert set(SUMMARY_KEYS) < set(summary) and summary["epsilon"] is None  # pipelines read it
     assert summary["failing_rules"] == [
         "privacy.max_epsilon",
         "privacy.max_lifetime_epsilon",
         "privacy.min_holdout",
         "privacy.secure_mode",  # the suite fixes the noise, which turns secure mode off
     ]
+    # an override the policy allows is not refused before training (issue 7's contract):
+    # consortium blocks this holdout of under 100, and the release goes out overridden
+    code, out, err = _release(
+        small_cohort,
+        "overridden",
+        "consortium",
+        "--cache-dir",
+        str(fresh),
+        "--override-reason",
+        "pilot accepted by the board",
+        "--signer",
+        "Dr A",
+    )
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["verdict"] == "BLOCK" and summary["override"]["signer"] == "Dr A"
+    assert "privacy.min_holdout" in summary["failing_rules"]
     # trained already (the cache of the other tests' runs): the whole gate, and its dossier;
     # the shipped policy by its bare name (export read the name as a file and crashed)
     _release(small_cohort, "approved-first", str(small_cohort / "lenient.yaml"))
@@ -331,6 +350,15 @@ def test_verify_cohort__recomputes_every_audit_and_fidelity_figure(small_cohort:
     text = runner.invoke(main, args).stdout
     assert "figures, 0 differ" in text and "not recomputed: audit.canary" in text
 
+    changed = small_cohort / "changed-cohort"
+    shutil.copytree(small_cohort / "cohort", changed)
+    table = pd.read_csv(changed / "pheno.csv", dtype=str, keep_default_na=False)
+    table.loc[len(table) - 1, "SW16"] = "1" if table["SW16"].iloc[-1] != "1" else "0"
+    table.to_csv(changed / "pheno.csv", index=False)  # one covariate of one individual
+    other = runner.invoke(main, [*args[:3], str(changed), *args[4:]])
+    assert other.exit_code == 2
+    assert "is not the cohort this release was made from" in other.stderr
+
     results = json.loads((bundle / "results.json").read_text())
     recorded = results["audit"]["attacks"]["dcr"]["auc"]
     results["audit"]["attacks"]["dcr"]["auc"] = round(recorded - 0.05, 4)
@@ -353,16 +381,6 @@ def test_verify_cohort__recomputes_every_audit_and_fidelity_figure(small_cohort:
     assert "synthetic: its synthetic cohort is not the one results.json describes" in bad.stdout
     assert "not recomputed: the bundle does not verify" in bad.stdout
 
-    import shutil
-
-    changed = small_cohort / "changed-cohort"
-    shutil.copytree(small_cohort / "cohort", changed)
-    table = pd.read_csv(changed / "pheno.csv", dtype=str, keep_default_na=False)
-    table.loc[len(table) - 1, "SW16"] = "1" if table["SW16"].iloc[-1] != "1" else "0"
-    table.to_csv(changed / "pheno.csv", index=False)  # one covariate of one individual
-    other = runner.invoke(main, [*args[:3], str(changed), *args[4:]])
-    assert other.exit_code == 2
-    assert "is not the cohort this release was made from" in other.stderr
     assert runner.invoke(main, [*args[:2], "--public-panel", "x"]).exit_code == 2
 
 

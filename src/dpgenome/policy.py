@@ -1888,7 +1888,12 @@ def preflight(
                 f"privacy.max_lifetime_epsilon: epsilon {fmt(epsilon)} asked for, more than "
                 f"the lifetime cap {fmt(cap)}{line}"
             )
-        elif lifetime_spent is not None and lifetime_spent >= cap:
+        elif (
+            lifetime_spent is not None
+            and lifetime_spent >= cap
+            # an earlier release without formal privacy passes where the policy allows them
+            and not (math.isinf(lifetime_spent) and policy.allow_no_formal_privacy)
+        ):
             spent = "∞" if math.isinf(lifetime_spent) else fmt(lifetime_spent)
             problems.append(
                 f"privacy.max_lifetime_epsilon: some of these individuals have already spent "

@@ -171,7 +171,7 @@ class ReleaseOutcome:
     def verdict(self) -> str:
         return str(self.evaluation.verdict)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:  # its keys: SUMMARY_KEYS
         """The short final summary (also ``--json``): aggregates only."""
         res = self.results
         gw = res.get("fidelity", {}).get("gwas", {})
@@ -206,6 +206,30 @@ class ReleaseOutcome:
             "reused_cache": self.reused_cache,
             "timings_s": self.timings,
         }
+
+
+#: the keys of a release's summary (``--json``): a release refused before training has them
+#: too, null where nothing was measured
+SUMMARY_KEYS = (
+    "verdict",
+    "override",
+    "failing_rules",
+    "epsilon",
+    "delta",
+    "privacy",
+    "snp_recall_1e-8",
+    "snp_precision_1e-8",
+    "loci_recovered",
+    "loci_real",
+    "spurious_loci",
+    "lambda_gc_synthetic",
+    "membership_auc",
+    "canary_epsilon_lower_bound",
+    "dossier",
+    "bundle",
+    "reused_cache",
+    "timings_s",
+)
 
 
 # ---------------------------------------------------------------------------- stages
@@ -573,7 +597,9 @@ def run_release(
     reused = all((work / n).exists() for n in ("results.json", "synthetic", _SYNTHETIC_FP))
     if lifetime is None:
         lifetime = LifetimeLedger(config.lifetime_db or default_db_path())
-    if check_first and not reused:
+    # an override the policy allows may export whatever the rules say: no certain BLOCK
+    overridable = config.override_reason is not None and policy.overrides_allowed
+    if check_first and not reused and not overridable:
         _preflight(policy, config, ing, lifetime)
     if reused:
         if echo:
@@ -673,7 +699,7 @@ def _preflight(
             "was trained, exported or charged. Failing rules:\n  " + "\n  ".join(problems),
             file=policy.path,
         )
-        err.summary = {
+        err.summary = dict.fromkeys(SUMMARY_KEYS) | {
             "verdict": "BLOCK",
             "refused_before_training": True,
             "failing_rules": [p.split(":", 1)[0] for p in problems],

@@ -47,6 +47,16 @@ def not_run(reason: str) -> dict[str, Any]:
     return {"status": NOT_RUN, "reason": reason}
 
 
+#: the keys every membership attack's entry holds (issue 6's contract), null when not run
+ATTACK_KEYS = ("auc", "auc_ci", "tpr_at_fpr_0.01")
+
+
+def attack_not_run(reason: str) -> dict[str, Any]:
+    """A membership attack that did not run: its contracted keys null (a policy reads them
+    as missing: NOT EVALUATED), with the reason."""
+    return dict.fromkeys(ATTACK_KEYS) | not_run(reason)
+
+
 @dataclass(frozen=True)
 class AuditReport:
     """Everything the audit found, aggregate only; ``to_dict()`` is the ``audit`` object of
@@ -305,7 +315,7 @@ def run_audits(
             reference_sd=reference_auc_sd(draws, members, holdout),
         )
     except ValueError as err:  # too few holdout individuals for the density
-        attacks["density_ratio"] = not_run(str(err))
+        attacks["density_ratio"] = attack_not_run(str(err))
     total, observed = allele_counts(
         synthetic.dosages, np.arange(synthetic.n_samples), matched.synthetic
     )
@@ -325,9 +335,9 @@ def run_audits(
     clock.lap("membership")
 
     if config.shadow_targets == 0:
-        attacks["shadow"] = not_run("no shadow targets requested (--shadow 0)")
+        attacks["shadow"] = attack_not_run("no shadow targets requested (--shadow 0)")
     elif train_fn is None:
-        attacks["shadow"] = not_run("no synthesizer to retrain (train_fn not given)")
+        attacks["shadow"] = attack_not_run("no synthesizer to retrain (train_fn not given)")
     else:
         hold_total, hold_obs = allele_counts(real.dosages, holdout, sub.real)
         attacks["shadow"] = shadow_attack(

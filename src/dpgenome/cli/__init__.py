@@ -34,6 +34,9 @@ class _Group(click.Group):
         except DpgenomeError as err:
             click.echo(f"error: {err.render()}", err=True)
             sys.exit(err.exit_code)
+        except KeyboardInterrupt:  # Ctrl-C: the shell's convention, 128 + SIGINT
+            click.echo("Aborted! (interrupted)", err=True)
+            sys.exit(130)
 
 
 @click.group(cls=_Group)

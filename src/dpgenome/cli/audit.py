@@ -203,7 +203,7 @@ def audit(
     write_json_atomic(target, report.to_dict())
     d = report.to_dict()
     for name, attack in d["attacks"].items():
-        if "auc" in attack:
+        if attack.get("auc") is not None:
             lo, hi = attack["auc_ci"]
             click.echo(
                 f"{name:17s} AUC {attack['auc']:.3f} [{lo:.3f}, {hi:.3f}]  "

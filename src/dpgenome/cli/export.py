@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from dpgenome.errors import ConfigError, InputError, VerificationError
+from dpgenome.errors import ConfigError, InputError, ReleaseBlocked, VerificationError
 from dpgenome.export import RESERVED, export_bundle, verify_bundle
 from dpgenome.io import read_cohort
 from dpgenome.lifetime import (
@@ -140,18 +140,30 @@ def export(
         files, release_id = dict(work[0]), work[1]
     ledger = LifetimeLedger(lifetime_db or default_db_path())
     individuals = None if source_cohort is None else _individuals(source_cohort, results)
-    result = export_bundle(
-        out,
-        files=files,
-        results=results,
-        policy_path=policy_path,
-        figures=figures,
-        override=override,
-        signing_key=signing_key,
-        lifetime=ledger,
-        release_id=release_id,
-        individuals=individuals,
-    )
+    try:
+        result = export_bundle(
+            out,
+            files=files,
+            results=results,
+            policy_path=policy_path,
+            figures=figures,
+            override=override,
+            signing_key=signing_key,
+            lifetime=ledger,
+            release_id=release_id,
+            individuals=individuals,
+        )
+    except ReleaseBlocked as err:
+        if as_json and err.evaluation is not None:  # the summary still goes to stdout; exit 3
+            blocked = {
+                "bundle": None,
+                "verdict": str(err.evaluation.verdict),
+                "failing_rules": [f.rule for f in err.evaluation.failing],
+                "released_under_override": False,
+                "lifetime_db": str(ledger.path),
+            }
+            click.echo(json.dumps(blocked, indent=2))
+        raise
     total = ledger.total(result.manifest["cohort_fingerprint"], replace_one=True)
     summary = {
         "bundle": str(result.path),

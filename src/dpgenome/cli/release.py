@@ -7,6 +7,7 @@ blocked the release (nothing at ``--out``; the explanatory dossier path is print
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,8 @@ def _print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
     click.echo(f"dossier: {summary['dossier']}")
     if summary["bundle"]:
         click.echo(
-            f"bundle: {summary['bundle']}  (check it with: dpgenome verify {summary['bundle']})"
+            f"bundle: {summary['bundle']}  "
+            f"(check it with: dpgenome verify {shlex.quote(str(summary['bundle']))})"
         )
 
 
@@ -79,24 +81,41 @@ def _config_from(options: dict[str, Any], config_file: Path | None) -> ReleaseCo
 _release_options = [
     click.option("--pheno", help="Analysis phenotype (e.g. abBMD)."),
     click.option("--covar", "covariates", multiple=True, help="Covariate; may repeat."),
-    click.option("--policy", type=click.Path(dir_okay=False), help="Release policy YAML."),
-    click.option("--epsilon", help="Target epsilon, or 'inf' for no formal privacy."),
-    click.option("--delta", help="Target delta, or 'auto' (1/n^1.1, n = members)."),
-    click.option("--seed", type=int, help="Seed of the split, synthesis and audits."),
+    click.option(
+        "--policy",
+        type=click.Path(dir_okay=False),
+        help="Release policy: a YAML file, or a shipped policy's name (strict, consortium, "
+        "internal).",
+    ),
+    click.option(
+        "--epsilon",
+        help="Target epsilon per individual, or 'inf' for no formal privacy (default 8).",
+    ),
+    click.option("--delta", help="Target delta, or 'auto' = 1/n^1.1, n = members (default)."),
+    click.option("--seed", type=int, help="Seed of the split, synthesis and audits (default 0)."),
     click.option(
         "--holdout-fraction",
         type=float,
         help="Share of the cohort held out of training for the audits (default 0.2).",
     ),
-    click.option("--public-panel", type=click.Path(file_okay=False), help="Public panel."),
+    click.option(
+        "--public-panel",
+        type=click.Path(file_okay=False),
+        help="Public reference panel (a cohort directory of other individuals, genotypes only) "
+        "the genotype model is pretrained on; taken as public.",
+    ),
     click.option(
         "--pheno-schema",
         type=click.Path(dir_okay=False),
         help="Phenotype schema YAML: public column types and domains (dpgenome.phenoschema).",
     ),
     click.option("--n", "n_synthetic", type=int, help="Synthetic cohort size (default: members)."),
-    click.option("--shadow", type=int, help="Shadow-model attack targets (0 = not run)."),
-    click.option("--canaries", type=int, help="Canaries of the one-run audit (0 = not run)."),
+    click.option(
+        "--shadow", type=int, help="Shadow-model attack targets (0 = not run; default 0)."
+    ),
+    click.option(
+        "--canaries", type=int, help="Canaries of the one-run audit (0 = not run; default 50)."
+    ),
     click.option(
         "--secure-mode/--no-secure-mode",
         "secure_mode",
@@ -105,13 +124,33 @@ _release_options = [
         "mechanisms sampled exactly (as dpgenome synthesize). On by default; "
         "--no-secure-mode uses numpy's floating-point samplers (faster).",
     ),
-    click.option("--format", "formats", multiple=True, help="Output format(s) of the data."),
+    click.option(
+        "--format",
+        "formats",
+        multiple=True,
+        type=click.Choice(["parker", "plink", "vcf"]),
+        help="Format of the synthetic cohort; may repeat (default parker).",
+    ),
     allele_order_option(None),
     click.option("--override-reason", help="Release despite a BLOCK verdict, for this reason."),
     click.option("--signer", help="Name of the person signing the override."),
-    click.option("--signing-key", type=click.Path(dir_okay=False), help="Ed25519 key (PEM)."),
-    click.option("--lifetime-db", type=click.Path(dir_okay=False), help="Lifetime ledger."),
-    click.option("--cache-dir", type=click.Path(file_okay=False), help="Stage cache."),
+    click.option(
+        "--signing-key",
+        type=click.Path(dir_okay=False),
+        help="Ed25519 private key (PEM) to sign the bundle's manifest with.",
+    ),
+    click.option(
+        "--lifetime-db",
+        type=click.Path(dir_okay=False),
+        help="Lifetime ledger (SQLite) charged with this release (default: "
+        "$DPGENOME_LIFETIME_DB, else ~/.dpgenome/lifetime.sqlite: point it at the "
+        "institution's one ledger).",
+    ),
+    click.option(
+        "--cache-dir",
+        type=click.Path(file_okay=False),
+        help="Stage cache of trained releases (default: $DPGENOME_CACHE, else ~/.cache/dpgenome).",
+    ),
     click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
 ]
 

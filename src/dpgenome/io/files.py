@@ -208,7 +208,7 @@ def atomic_directory(path: str | Path, *, overwrite: bool = False) -> Iterator[P
     if path.exists() and not path.is_dir():
         raise InputError("exists and is not a directory", file=path)
     if path.exists() and any(path.iterdir()) and not overwrite:
-        raise InputError("directory exists and is not empty (use overwrite)", file=path)
+        raise InputError("directory exists and is not empty (use --overwrite)", file=path)
     with _writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
