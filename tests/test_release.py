@@ -150,11 +150,13 @@ def test_release__approve_exports_a_bundle_that_verifies(small_cohort: Path) -> 
     runner = CliRunner()
     ok = runner.invoke(main, ["verify", str(bundle)])
     assert ok.exit_code == 0, ok.output
-    geno = bundle / "synthetic" / "geno.txt"
+    tampered = small_cohort / "bundle-tampered"  # a copy: later tests export the bundle
+    shutil.copytree(bundle, tampered)
+    geno = tampered / "synthetic" / "geno.txt"
     data = bytearray(geno.read_bytes())
     data[-2] = ord("1") if data[-2] != ord("1") else ord("0")
     geno.write_bytes(bytes(data))
-    bad = runner.invoke(main, ["verify", str(bundle)])
+    bad = runner.invoke(main, ["verify", str(tampered)])
     assert bad.exit_code != 0
     assert "geno.txt" in bad.output + bad.stderr
 
