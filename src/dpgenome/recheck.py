@@ -95,11 +95,12 @@ def recheck_bundle(
     _same_inputs(ing, results, provenance, config)
     synthetic, fmt = _synthetic(root)
     check = Recheck(str(Path(cohort)), fmt)
-    if fmt == "plink":
-        check.skipped["dosages"] = (
-            "the bundle holds PLINK files only, whose .bed keeps hard calls: the figures are "
-            "recomputed from those"
+    if fmt == "plink":  # the figures were computed on the exact dosages
+        check.skipped["audit"] = check.skipped["fidelity"] = (
+            "the bundle holds PLINK files only, whose .bed keeps hard calls: the figures, "
+            "computed on the exact dosages, cannot be recomputed from them"
         )
+        return check
     # the audits and the fidelity read the members' allele order (the files carry the public)
     synthetic = harmonise_alleles(synthetic, ing.members.variants, what="synthetic")
     ledger = results.get("ledger")
