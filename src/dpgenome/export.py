@@ -723,7 +723,8 @@ def _charge_blocked(
     return (
         f", but policy {policy.name!r} charges blocked releases: this one "
         + ("is now" if new else "was already")
-        + f" in the lifetime ledger {lifetime.path} (epsilon {epsilon:.4g}, delta {delta:.3g})"
+        + f" in the lifetime ledger {lifetime.path} (epsilon {fmt_claim(epsilon)}, delta "
+        f"{fmt_claim(delta)})"
     )
 
 
@@ -751,7 +752,8 @@ def export_bundle(
     the releases of every cohort sharing its people; without them, and unless the ledger
     already knows this cohort's individuals, only releases of the same fingerprint count (a
     warning says so). Raises :class:`ReleaseBlocked` (nothing written) when the verdict is
-    BLOCK and there is no override, or the policy forbids overrides.
+    BLOCK and there is no override, or the policy forbids overrides; a policy with
+    ``charge_blocked_releases`` then records the release in ``lifetime`` all the same.
     """
     dest = Path(dest).expanduser()
     policy = load_policy(policy_path)

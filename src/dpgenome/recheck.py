@@ -27,6 +27,7 @@ from typing import Any
 from dpgenome.cohort import Cohort, harmonise_alleles
 from dpgenome.config import ReleaseConfig
 from dpgenome.errors import InputError
+from dpgenome.export import read_bundle_json
 from dpgenome.io import detect_format, read_cohort
 
 #: recorded figures whose recomputation needs the synthesizer retrained (fresh DP noise),
@@ -115,10 +116,10 @@ def recheck_bundle(
 def _results(root: Path) -> dict[str, Any]:
     path = root / "results.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_bundle_json(path.read_bytes())
     except FileNotFoundError:
         raise InputError("not a release bundle: no results.json", file=root) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, ValueError) as err:  # UnicodeDecodeError and JSONDecodeError too
         raise InputError(f"cannot be read ({err})", file=path) from None
     if not isinstance(data, dict):
         raise InputError("is not a JSON object", file=path)
