@@ -393,6 +393,30 @@ def test_verify_bundle__a_directory_or_a_link_in_place_of_a_file(tmp_path: Path)
     assert "dossier.html: a symbolic link (a bundle holds regular files only)" in problems
 
 
+def test_verify_bundle__a_linked_manifest_an_added_directory_and_a_pipe(tmp_path: Path) -> None:
+    """The manifest itself as a symbolic link (its bytes can change later), an empty
+    directory, a named pipe and a link to a directory added after export: each is named."""
+    import os
+
+    bundle = export(tmp_path).path
+    outside = tmp_path / "manifest-copy.json"
+    outside.write_bytes((bundle / MANIFEST).read_bytes())
+    (bundle / MANIFEST).unlink()
+    (bundle / MANIFEST).symlink_to(outside)
+    (bundle / "notes").mkdir()
+    (bundle / "synthetic" / "empty").mkdir()
+    os.mkfifo(bundle / "pipe")
+    (bundle / "elsewhere").symlink_to(tmp_path, target_is_directory=True)
+    problems = verify_bundle(bundle).problems
+    assert problems == [
+        f"{MANIFEST}: a symbolic link (a bundle holds regular files only)",
+        "elsewhere: not listed in the manifest (added after export)",
+        "notes/: a directory the manifest does not list (added after export)",
+        "pipe: not listed in the manifest (added after export)",
+        "synthetic/empty/: a directory the manifest does not list (added after export)",
+    ]
+
+
 def test_verify_bundle__changed_manifest_is_reported(tmp_path: Path) -> None:
     bundle = export(tmp_path).path
     text = (bundle / MANIFEST).read_text()

@@ -122,6 +122,28 @@ def test_publish__signed_copy_and_a_bundle_that_does_not_verify(tmp_path: Path) 
     assert not (tmp_path / "again").exists() and siblings(tmp_path / "again") == []
 
 
+def test_publish__records_how_the_bundle_signature_was_checked(tmp_path: Path) -> None:
+    """A signed bundle published without the signer's key was checked only against the key
+    its own manifest carries (anyone who altered it could have re-signed it): the public
+    manifest and the CLI say so; with --public-key they say the key was given."""
+    private, public_key = keypair(tmp_path)
+    bundle = export(tmp_path, signing_key=private).path
+    assert publish(bundle, tmp_path / "p1").bundle_signature == "embedded key only"
+    manifest = json.loads((tmp_path / "p1" / PUBLIC_MANIFEST).read_text())
+    assert manifest["bundle_signature_checked_against"] == "embedded key only"
+    given = publish(bundle, tmp_path / "p2", public_key=public_key)
+    assert given.bundle_signature == "given public key"
+    assert publish(export(tmp_path / "u").path, tmp_path / "p3").bundle_signature == "unsigned"
+    res = CliRunner().invoke(main, ["publish", str(bundle), "--out", str(tmp_path / "p4")])
+    assert res.exit_code == 0, res.output
+    assert "checked only against the public key its own manifest carries" in res.output
+    res = CliRunner().invoke(
+        main,
+        ["publish", str(bundle), "--out", str(tmp_path / "p5"), "--public-key", str(public_key)],
+    )
+    assert res.exit_code == 0 and "its own manifest carries" not in res.output
+
+
 def test_publish__no_formal_privacy_is_not_published(tmp_path: Path) -> None:
     bundle = export(tmp_path, "inf", policy="internal").path
     with pytest.raises(InputError, match="no formal privacy"):

@@ -1090,9 +1090,20 @@ def check_listing(
             report.problems.append(f"{name}: changed (SHA-256 differs from the manifest)")
         elif file.stat().st_size != entry.get("bytes"):
             report.problems.append(f"{name}: changed (size differs from the manifest)")
-    for file in sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink()):
-        rel = file.relative_to(root).as_posix()
-        if rel not in listing and rel not in own:
+    for name in own:
+        if (root / name).is_symlink():
+            report.problems.append(f"{name}: a symbolic link (a bundle holds regular files only)")
+    holders = {parent.as_posix() for name in listing for parent in PurePosixPath(name).parents}
+    for entry in sorted(root.rglob("*")):
+        rel = entry.relative_to(root).as_posix()
+        if rel in listing or rel in own:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            if rel not in holders:
+                report.problems.append(
+                    f"{rel}/: a directory the manifest does not list (added after export)"
+                )
+        else:
             report.problems.append(f"{rel}: not listed in the manifest (added after export)")
 
     return listing

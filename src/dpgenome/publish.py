@@ -78,6 +78,10 @@ class PublishResult:
     files: tuple[str, ...]
     manifest_sha256: str
     signed: bool
+    #: how the bundle's own signature was checked: ``"given public key"``, ``"embedded key
+    #: only"`` (signed, but checked against the key its manifest carries: anyone who altered
+    #: the bundle could have re-signed it), or ``"unsigned"``
+    bundle_signature: str
 
 
 def publish(
@@ -124,6 +128,13 @@ def publish(
     if not data:
         raise InputError("the bundle holds no data files to publish", file=source / MANIFEST)
     key = load_signing_key(signing_key) if isinstance(signing_key, str | Path) else signing_key
+    bundle_signature = (
+        "unsigned"
+        if report.signature == "absent"
+        else "given public key"
+        if public_key is not None
+        else "embedded key only"
+    )
 
     target = Path(dest).expanduser()
     _check_destination(target)
@@ -149,6 +160,7 @@ def publish(
             "dpgenome_version": __version__,
             "release_id": manifest.get("release_id"),
             "bundle_manifest_sha256": report.manifest_sha256,
+            "bundle_signature_checked_against": bundle_signature,
             "verdict": manifest.get("verdict"),
             "released_under_override": bool(manifest.get("released_under_override")),
             "policy": {"name": policy.get("name"), "sha256": policy.get("sha256")},
@@ -178,6 +190,7 @@ def publish(
         files=tuple(sorted(listing)),
         manifest_sha256=hashlib.sha256(public_bytes).hexdigest(),
         signed=key is not None,
+        bundle_signature=bundle_signature,
     )
 
 

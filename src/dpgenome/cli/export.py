@@ -411,6 +411,7 @@ def publish(
         "files": list(result.files),
         "public_manifest_sha256": result.manifest_sha256,
         "signed": result.signed,
+        "bundle_signature": result.bundle_signature,
     }
     if as_json:
         click.echo(json.dumps(summary, indent=2))
@@ -421,6 +422,12 @@ def publish(
         click.echo(
             "note: not signed; publish the manifest's SHA-256 through another channel, or "
             "sign with --signing-key."
+        )
+    if result.bundle_signature == "embedded key only":
+        click.echo(
+            "note: the bundle's signature was checked only against the public key its own "
+            "manifest carries, so it does not show who signed it (anyone who altered the "
+            "bundle could have re-signed it). Give the signer's key with --public-key."
         )
 
 
