@@ -94,6 +94,9 @@ def test_compare_gwas__hand_counted_fixture() -> None:
     assert d["sign_agreement_at_real_hits"] == pytest.approx(2 / 3)
     want = np.corrcoef([0.5, 0.4, -0.3], [0.45, 0.3, 0.1])[0, 1]
     assert d["effect_correlation_at_real_hits"] == pytest.approx(want)
+    # size: (.5*.45 + .4*.3 - .3*.1) / (.25 + .16 + .09) = .315 / .5; at the real lead a
+    assert d["effect_ratio_at_real_hits"] == pytest.approx(0.63)
+    assert d["effect_ratio_at_real_lead"] == pytest.approx(0.9)
     assert -1 <= d["spearman_log10p"] <= 1
     json.dumps(d, allow_nan=False)
 
@@ -444,6 +447,8 @@ def test_cli__gwas_then_compare(tmp_path: Path) -> None:
         "spearman_log10p",
         "effect_correlation_at_real_hits",
         "sign_agreement_at_real_hits",
+        "effect_ratio_at_real_hits",
+        "effect_ratio_at_real_lead",
     }
     assert set(metrics["thresholds"]) == {"1e-08", "2e-06"}
     for name in ("manhattan.svg", "qq.svg"):
@@ -490,6 +495,7 @@ def test_read_gwas_tsv__published_cfw_gwas_counts() -> None:
     assert d["thresholds"]["1e-08"]["real_hits"] == 193
     assert d["thresholds"]["2e-06"]["real_hits"] == 351
     assert d["effect_correlation_at_real_hits"] is None  # no beta: not evaluated
+    assert d["effect_ratio_at_real_hits"] is None and d["effect_ratio_at_real_lead"] is None
     chroms = {row["chr"] for row in d["loci"]["table"]}
     assert chroms == {"5", "11"}
 

@@ -23,7 +23,10 @@ synthetic beta sign flipped):
   precision counts, not a locus the real data do not show;
 * lambda_GC of each on the shared SNPs (each p-value read as a 1-df chi^2, its median over
   the null median 0.455; Devlin & Roeder 1999), Spearman correlation of -log10 p, and at the
-  real hits (first threshold): Pearson correlation of beta and the share of equal signs.
+  real hits (first threshold): Pearson correlation of beta, the share of equal signs and
+  the effects' size (the least-squares slope through the origin of synthetic beta on real
+  beta; and synthetic over real beta at the real lead SNP): a correlation near 1 says the
+  effects rank alike, not that they are the same size.
 * F1 = 2 overlap / (real hits + synthetic hits): 0 when only one side has hits.
 
 Cohort (:func:`cohort_fidelity`): allele-frequency correlation, LD decay (mean r^2 per
@@ -290,6 +293,11 @@ class GwasComparison:
     spearman_log10p: float
     effect_correlation_at_real_hits: float
     sign_agreement_at_real_hits: float
+    #: the synthetic effects' size against the real ones at the real hits: the least-squares
+    #: slope through the origin of synthetic beta on real beta (1: the same size; above 1:
+    #: stronger in the synthetic cohort), and the ratio at the real lead SNP alone
+    effect_ratio_at_real_hits: float
+    effect_ratio_at_real_lead: float
     n_shared: int
     n_only_real: int
     n_only_synthetic: int
@@ -311,6 +319,8 @@ class GwasComparison:
             "spearman_log10p": _safe(self.spearman_log10p),
             "effect_correlation_at_real_hits": _safe(self.effect_correlation_at_real_hits),
             "sign_agreement_at_real_hits": _safe(self.sign_agreement_at_real_hits),
+            "effect_ratio_at_real_hits": _safe(self.effect_ratio_at_real_hits),
+            "effect_ratio_at_real_lead": _safe(self.effect_ratio_at_real_lead),
             "sample_sizes": self.sample_sizes,
             "models": self.models,
             "snps": {
@@ -486,6 +496,14 @@ def compare_gwas(
         else float("nan")
     )
     signs = float(np.mean(np.sign(br) == np.sign(bs))) if hits.any() else float("nan")
+    scale = float(np.sum(br * br))
+    ratio = float(np.sum(br * bs)) / scale if scale > 0 else float("nan")
+    lead_ratio = float("nan")
+    if hits.any():
+        lead = int(np.argmax(np.where(hits, lp_r, -np.inf)))
+        real_lead = float(merged["beta_real"].iat[lead])
+        if real_lead != 0:
+            lead_ratio = float(merged["beta_synth"].iat[lead]) / real_lead
     return GwasComparison(
         thresholds=thresholds,
         snp_level=snp_level,
@@ -495,6 +513,8 @@ def compare_gwas(
         spearman_log10p=spearman,
         effect_correlation_at_real_hits=effect_corr,
         sign_agreement_at_real_hits=signs,
+        effect_ratio_at_real_hits=ratio,
+        effect_ratio_at_real_lead=lead_ratio,
         n_shared=n_shared,
         n_only_real=len(r) - n_shared,
         n_only_synthetic=len(s) - n_shared,
