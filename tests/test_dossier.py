@@ -539,6 +539,35 @@ def test_render_dossier__released_prevalence_and_slopes_table() -> None:
     assert cells["slope on SW16"] == ["-0.0123", "0.4321", "0.0567", "0.4298"]
 
 
+@pytest.mark.parametrize(
+    ("stray", "said"),
+    [
+        ([True, False, False, True, False], "2 of them had a SNP at −log10 p ≥ 8 that the"),
+        ([False] * 5, "None had a SNP the released association does not explain"),
+        ([True] * 5, "Every draw had a SNP the released association does not explain"),
+    ],
+)
+def test_render_dossier__says_which_pairing_draw_was_kept(stray: list[bool], said: str) -> None:
+    """The synthetic cohort is one of several pairing draws, chosen by its own GWAS: the
+    dossier discloses the draws, those set aside for a stray hit, and the median-lambda draw
+    kept; results without the scan (one draw) say nothing."""
+    doc = results("approve")
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    assert "Which pairing was kept" not in render_dossier(doc, evaluation, {})
+    doc = copy.deepcopy(doc)
+    doc["synthesis"]["pairing"] = {
+        "draws": 5,
+        "lambda_gc": [1.01, 0.98, 1.04, 1.12, 0.995],
+        "unexplained_hit": stray,
+        "stray_hit_log10_p": 8.0,
+        "chosen": 4,
+    }
+    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    assert "paired with the synthetic genotype rows 5 times" in text
+    assert said in text
+    assert "(draw 5, lambda_GC 0.995; all draws: 1.01, 0.98, 1.04, 1.12, 0.995)" in text
+
+
 def test_render_dossier__states_the_rows_the_gwas_was_compared_on() -> None:
     """A synthetic cohort larger than the members: the dossier says its GWAS ran on a subset
     of as many rows and why; a smaller one: that its power is lower; equal sizes (and older

@@ -425,6 +425,28 @@ def _association_rows(association: Any) -> dict[str, Any]:
     }
 
 
+def _pairing_choice(pairing: Any) -> dict[str, Any] | None:
+    """How the kept pairing of synthetic phenotype rows with genotype rows was chosen among
+    its draws (:func:`dpgenome.association.typical_draw`): None for a single draw, or when
+    the draws were not scanned."""
+    if not isinstance(pairing, Mapping):
+        return None
+    lambdas, stray, chosen = (pairing.get(k) for k in ("lambda_gc", "unexplained_hit", "chosen"))
+    if not (isinstance(lambdas, list) and isinstance(stray, list) and isinstance(chosen, int)):
+        return None
+    if not 0 <= chosen < len(lambdas) or len(stray) != len(lambdas):
+        return None
+    return {
+        "draws": len(lambdas),
+        "set_aside": sum(bool(h) for h in stray),
+        "all_stray": all(bool(h) for h in stray),
+        "kept": chosen + 1,
+        "kept_lambda": lambdas[chosen],
+        "lambdas": lambdas,
+        "line": pairing.get("stray_hit_log10_p"),
+    }
+
+
 def _phenotype_release_rows(synthesis: Any) -> list[dict[str, Any]]:
     """A 0/1 analysis phenotype's released prevalence and any phenotype's released covariate
     slopes, beside the DP phenotype model's own value and the synthetic rows' (DP outputs and
@@ -722,6 +744,7 @@ def build_context(
         "loci": _get(results, "fidelity.gwas.loci", {}),
         "association": _association_rows(_get(results, "synthesis.association", {})),
         "phenotype_release": _phenotype_release_rows(_get(results, "synthesis", {})),
+        "pairing": _pairing_choice(_get(results, "synthesis.pairing", {})),
         "allele_order": _get(results, "synthesis.allele_order"),
         "gwas": _get(results, "fidelity.gwas", {}),
         "fidelity": _get(results, "fidelity", {}),

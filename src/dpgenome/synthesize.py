@@ -591,6 +591,7 @@ def _pairing(
             chosen = assoc.typical_draw(lambdas, stray)
             info["lambda_gc"] = lambdas
             info["unexplained_hit"] = stray
+            info["stray_hit_log10_p"] = a.null_hit_log10_p
             info["chosen"] = chosen
     order, residual = candidates[chosen]
     if residual is not None:

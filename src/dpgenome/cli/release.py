@@ -92,7 +92,12 @@ _release_options = [
         help="Target epsilon per individual, or 'inf' for no formal privacy (default 8).",
     ),
     click.option("--delta", help="Target delta, or 'auto' = 1/n^1.1, n = members (default)."),
-    click.option("--seed", type=int, help="Seed of the split, synthesis and audits (default 0)."),
+    click.option(
+        "--seed",
+        type=int,
+        help="Seed of the split, synthesis and audits (default 0; the DP noise comes from a "
+        "fresh secret in every run, not from the seed).",
+    ),
     click.option(
         "--holdout-fraction",
         type=float,
@@ -218,7 +223,15 @@ def release(
     help="Size of the simulated public reference panel.",
 )
 @click.option("--chromosomes", help="Restrict to chromosomes, e.g. 5,11 (faster).")
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--seed",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Seed of the simulated cohort (as `simulate --seed`, default 1 there too) and of the "
+    "release's split, synthesis and audits (`release --seed`, whose own default is 0). The "
+    "DP noise comes from a fresh secret in every run, not from the seed.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def demo(
     out: Path,
@@ -298,7 +311,14 @@ def demo(
     type=click.Path(dir_okay=False),
     help="Phenotype schema YAML (as for release).",
 )
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--seed",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Seed of the simulated cohorts (without COHORT; as `simulate --seed`) and of every "
+    "point's split, synthesis and audits.",
+)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 def sweep(
     cohort: str | None,

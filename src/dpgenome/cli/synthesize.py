@@ -75,7 +75,8 @@ def _check_out(out: Path, inputs: dict[str, str | None]) -> None:
     type=click.IntRange(0, 2**31 - 1),
     default=0,
     show_default=True,
-    help="Seed of every random draw.",
+    help="Seed of the synthesis's random draws; the DP noise comes from a fresh secret in "
+    "every run, not from the seed.",
 )
 @click.option(
     "--n",
