@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import logging
 import math
 from dataclasses import replace
@@ -585,6 +586,9 @@ def test_cli_synthesize__writes_cohort_in_input_format_and_ledger(tmp_path, memb
     )
     assert result.exit_code == 0, result.output
     assert "no holdout" in result.output
+    # each step announced on stderr, with its duration
+    for step in ("calibrating the noise", "training the genotype structure model"):
+        assert re.search(rf"  {step}[^\n]*: done in \d+\.\d s", result.stderr), result.stderr
     led = json.loads((out / "ledger.json").read_text())
     assert set(led) >= {"epsilon", "delta", "unit", "mechanisms"}
     assert led["epsilon"] <= 4.0

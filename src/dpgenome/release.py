@@ -429,7 +429,7 @@ def compute(
     """Synthesis, audits and fidelity: the expensive, budget-spending part."""
     cfg = synth_config(config)
     with progress.stage("synthesize", f"epsilon={_eps_text(config.epsilon)}"):
-        synth: SynthResult = synthesize(ing.members, cfg, ing.public)
+        synth: SynthResult = synthesize(ing.members, cfg, ing.public, echo=progress.echo)
     ledger = synth.ledger.to_dict(float(config.delta))
     train_fn = _train_fn(config, ing.public) if (config.shadow or config.canaries) else None
     audit_dict, fidelity, figures = assess(ing, config, synth.cohort, ledger, progress, train_fn)

@@ -65,6 +65,8 @@ import logging
 import math
 import secrets
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -1177,12 +1179,34 @@ def fixed_noise_assumption(config: SynthConfig) -> str | None:
     )
 
 
-def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = None) -> SynthResult:
+@contextmanager
+def _step(
+    timings: dict[str, float], name: str, what: str, echo: Callable[[str], None] | None
+) -> Iterator[None]:
+    """Time one step of :func:`synthesize` into ``timings[name]``, and announce it (its start
+    and its duration) through ``echo`` when given."""
+    if echo is not None:
+        echo(f"  {what} ...")
+    t0 = time.perf_counter()
+    yield
+    timings[name] = time.perf_counter() - t0
+    if echo is not None:
+        echo(f"  {what}: done in {timings[name]:.1f} s")
+
+
+def synthesize(
+    members: Cohort,
+    config: SynthConfig,
+    public: Cohort | None = None,
+    *,
+    echo: Callable[[str], None] | None = None,
+) -> SynthResult:
     """A synthetic cohort of ``config.n_synth`` fresh individuals over the same variants,
     with one privacy ledger for everything learnt from ``members`` (see the module docstring).
 
     ``members`` must already be QC'd and restricted to the analysis subset; ``public`` (a
-    public reference panel) must have the same variants in the same order.
+    public reference panel) must have the same variants in the same order. ``echo`` takes a
+    line per step (its start and its duration): the library itself never prints.
     """
     n = members.n_samples
     if n < 10:
@@ -1222,97 +1246,101 @@ def synthesize(members: Cohort, config: SynthConfig, public: Cohort | None = Non
     seeds, details["noise_source"] = mechanism_seeds(cfg)
     assert cfg.delta is not None and cfg.n_synth is not None
 
-    t0 = time.perf_counter()
-    pheno_cfg = replace(cfg.phenotypes, seed=seeds[3], secure_mode=cfg.secure)
-    ledger = calibrated_ledger(members, cfg, has_public=public is not None)
-    ledger.assumptions += schema_assumptions(members, cfg)
-    if cfg.secure and cfg.private:
-        ledger.assumptions.append(SECURE_MODE_SCOPE)
-    fixed_noise = fixed_noise_assumption(cfg)
-    if fixed_noise is not None:
-        ledger.assumptions.append(fixed_noise)
-        log.warning("%s", fixed_noise)
-    timings["calibrate"] = time.perf_counter() - t0
+    with _step(timings, "calibrate", "calibrating the noise to the target (epsilon, delta)", echo):
+        pheno_cfg = replace(cfg.phenotypes, seed=seeds[3], secure_mode=cfg.secure)
+        ledger = calibrated_ledger(members, cfg, has_public=public is not None)
+        ledger.assumptions += schema_assumptions(members, cfg)
+        if cfg.secure and cfg.private:
+            ledger.assumptions.append(SECURE_MODE_SCOPE)
+        fixed_noise = fixed_noise_assumption(cfg)
+        if fixed_noise is not None:
+            ledger.assumptions.append(fixed_noise)
+            log.warning("%s", fixed_noise)
 
-    t0 = time.perf_counter()
-    model = _structure(members, public, cfg, ledger, seeds, details)
-    timings["structure"] = time.perf_counter() - t0
+    with _step(timings, "structure", "training the genotype structure model", echo):
+        model = _structure(members, public, cfg, ledger, seeds, details)
 
-    t0 = time.perf_counter()
-    dosages = sample_dosages(model, cfg.n_synth, np.random.default_rng(seeds[4]))
-    timings["sample_genotypes"] = time.perf_counter() - t0
+    with _step(timings, "sample_genotypes", "sampling the synthetic genotypes", echo):
+        dosages = sample_dosages(model, cfg.n_synth, np.random.default_rng(seeds[4]))
 
-    t0 = time.perf_counter()
-    # a 0/1 analysis phenotype: more rows than needed, drawn below to the prevalence the
-    # association path's released location implies (without that path there is none)
-    draw = (
-        members.pheno_types[cfg.pheno] == PhenoType.BINARY
-        and cfg.association.effective(cfg.private).max_regions > 0
-    )
-    n_rows = cfg.n_synth * (cfg.phenotype_oversample if draw else 1)
-    pheno_table, pheno_types = phenos.synthesize_phenotypes(
-        members,
-        pheno_cfg,
-        noise_multiplier=noise_multiplier(ledger, PHENOTYPES),
-        n_synth=n_rows,
-        context=(cfg.pheno, *cfg.covariates),
-        bins_noise_multiplier=(
-            noise_multiplier(ledger, PHENOTYPE_BINS)
-            if any(m.name == PHENOTYPE_BINS for m in ledger.mechanisms)
-            else None
-        ),
-        # the members are an analysis subset: its phenotype and covariates are present by a
-        # public rule (dpgenome.cohort.analysis_subset), so they are in the synthetic rows too
-        complete=(cfg.pheno, *cfg.covariates),
-    )
-    timings["phenotypes"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    noise = mechanism_noise(
-        cfg.secure and cfg.private, np.random.default_rng(seeds[5]), members.n_samples
-    )
-    regions, adjust = _association(
-        members, dosages, pheno_table, public, model, cfg, ledger, noise, details
-    )
-    pheno_table = _draw_rows(
-        pheno_table, adjust, cfg, details, np.random.default_rng((seeds[3], 1))
-    )
-    if adjust is not None and "phenotype_prevalence" in details:
-        # the drawn rows have their own prevalence and slopes: the pairing matches the
-        # residual a GWAS of them tests
-        adjust = adjust.refit(pheno_table, cfg.pheno)
-    if regions and public is not None and cfg.region_genotypes == "public":
-        # Selected regions take a whole public-panel individual's genotypes per synthetic
-        # individual: the public panel's long-range LD (which the window model, with its
-        # short context, cannot carry across a multi-Mb block) spreads the association across
-        # the block as in the population. Public data: no privacy cost. Distinct panel
-        # individuals while the panel is large enough (no duplicated blocks).
-        prng = np.random.default_rng(seeds[7])
-        pick = (
-            prng.permutation(public.n_samples)[: cfg.n_synth]
-            if cfg.n_synth <= public.n_samples
-            else prng.integers(public.n_samples, size=cfg.n_synth)
+    with _step(
+        timings, "phenotypes", "training the phenotype model and sampling the phenotypes", echo
+    ):
+        # a 0/1 analysis phenotype: more rows than needed, drawn below to the prevalence the
+        # association path's released location implies (without that path there is none)
+        draw = (
+            members.pheno_types[cfg.pheno] == PhenoType.BINARY
+            and cfg.association.effective(cfg.private).max_regions > 0
         )
-        for r in regions:
-            dosages[:, r.columns] = public.dosages[np.ix_(pick, r.columns)]
-    redraw_rng = np.random.default_rng((seeds[7], 1))
-    for r in (r for r in regions if r.redraw):
-        # a lead release's column at its released frequency (post-processing)
-        freq = r.center / 2.0
-        dosages[:, r.columns] = redraw_rng.binomial(2, freq, size=(len(dosages), len(freq)))
-    order, pairing = _pairing(dosages, pheno_table, pheno_types, regions, adjust, cfg, seeds[6])
-    pheno_table = _relocate(pheno_table.iloc[order].reset_index(drop=True), adjust, cfg, details)
-    pheno_table = _with_slopes(pheno_table, adjust, cfg, details)
-    if "covariate_slopes" in details and adjust is not None:
-        # the final rows' own least-squares slopes, on the columns the slopes were released on
-        final = adjust.refit(pheno_table, cfg.pheno)
-        details["covariate_slopes"]["synthetic"] = [float(v) for v in final.coef[1:]]
-    details["pairing"] = pairing
-    if "matching_relative_residual" in pairing:
-        details["association"]["matching_relative_residual"] = pairing.pop(
-            "matching_relative_residual"
+        n_rows = cfg.n_synth * (cfg.phenotype_oversample if draw else 1)
+        pheno_table, pheno_types = phenos.synthesize_phenotypes(
+            members,
+            pheno_cfg,
+            noise_multiplier=noise_multiplier(ledger, PHENOTYPES),
+            n_synth=n_rows,
+            context=(cfg.pheno, *cfg.covariates),
+            bins_noise_multiplier=(
+                noise_multiplier(ledger, PHENOTYPE_BINS)
+                if any(m.name == PHENOTYPE_BINS for m in ledger.mechanisms)
+                else None
+            ),
+            # the members are an analysis subset: its phenotype and covariates are present by a
+            # public rule (dpgenome.cohort.analysis_subset), so they are in the synthetic rows too
+            complete=(cfg.pheno, *cfg.covariates),
         )
-    timings["association"] = time.perf_counter() - t0
+
+    with _step(
+        timings,
+        "association",
+        "releasing the association and pairing phenotype rows with genotypes",
+        echo,
+    ):
+        noise = mechanism_noise(
+            cfg.secure and cfg.private, np.random.default_rng(seeds[5]), members.n_samples
+        )
+        regions, adjust = _association(
+            members, dosages, pheno_table, public, model, cfg, ledger, noise, details
+        )
+        pheno_table = _draw_rows(
+            pheno_table, adjust, cfg, details, np.random.default_rng((seeds[3], 1))
+        )
+        if adjust is not None and "phenotype_prevalence" in details:
+            # the drawn rows have their own prevalence and slopes: the pairing matches the
+            # residual a GWAS of them tests
+            adjust = adjust.refit(pheno_table, cfg.pheno)
+        if regions and public is not None and cfg.region_genotypes == "public":
+            # Selected regions take a whole public-panel individual's genotypes per synthetic
+            # individual: the public panel's long-range LD (which the window model, with its
+            # short context, cannot carry across a multi-Mb block) spreads the association across
+            # the block as in the population. Public data: no privacy cost. Distinct panel
+            # individuals while the panel is large enough (no duplicated blocks).
+            prng = np.random.default_rng(seeds[7])
+            pick = (
+                prng.permutation(public.n_samples)[: cfg.n_synth]
+                if cfg.n_synth <= public.n_samples
+                else prng.integers(public.n_samples, size=cfg.n_synth)
+            )
+            for r in regions:
+                dosages[:, r.columns] = public.dosages[np.ix_(pick, r.columns)]
+        redraw_rng = np.random.default_rng((seeds[7], 1))
+        for r in (r for r in regions if r.redraw):
+            # a lead release's column at its released frequency (post-processing)
+            freq = r.center / 2.0
+            dosages[:, r.columns] = redraw_rng.binomial(2, freq, size=(len(dosages), len(freq)))
+        order, pairing = _pairing(dosages, pheno_table, pheno_types, regions, adjust, cfg, seeds[6])
+        pheno_table = _relocate(
+            pheno_table.iloc[order].reset_index(drop=True), adjust, cfg, details
+        )
+        pheno_table = _with_slopes(pheno_table, adjust, cfg, details)
+        if "covariate_slopes" in details and adjust is not None:
+            # the final rows' own least-squares slopes, on the columns the slopes were released on
+            final = adjust.refit(pheno_table, cfg.pheno)
+            details["covariate_slopes"]["synthetic"] = [float(v) for v in final.coef[1:]]
+        details["pairing"] = pairing
+        if "matching_relative_residual" in pairing:
+            details["association"]["matching_relative_residual"] = pairing.pop(
+                "matching_relative_residual"
+            )
 
     variants = members.variants.copy()
     if cfg.private:

@@ -198,7 +198,7 @@ def synthesize(
         phenotypes=PhenotypeConfig(declared=declared),
     )
     warn_values_encoded_as_missing(members, config.phenotypes)
-    result = run(members, config, public)
+    result = run(members, config, public, echo=lambda line: click.echo(line, err=True))
     result.cohort = in_allele_order(result.cohort, allele_map)
     result.details["allele_order"] = order
     ledger = result.ledger.to_dict()
