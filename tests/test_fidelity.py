@@ -630,3 +630,20 @@ def test_strong_correlations__share_of_the_strong_pairs_kept() -> None:
     assert strong_correlations(real, real)["kept"] == pytest.approx(1.0)
     assert strong_correlations(np.eye(3), np.eye(3)) == {"threshold": 0.5, "pairs": 0, "kept": None}
     assert strong_correlations(None, None)["kept"] is None
+
+
+def test_qq_figure__the_x_axis_spans_the_expected_values_not_the_strongest_hit() -> None:
+    """A hit at -log10 p 20 among 6,000 SNPs (largest expected 4.1) once stretched both axes
+    to 20, squeezing every point into the x axis's first fifth: x now ends just past the
+    largest expected value, y past the largest observed one."""
+    from dpgenome.plots import qq_figure
+
+    rng = np.random.default_rng(0)
+    lp = -np.log10(rng.uniform(size=6000))
+    lp[:3] = (20.0, 15.0, 12.0)
+    ax = qq_figure({"real": lp, "synthetic": lp[::-1].copy()}).axes[0]
+    top_expected = -np.log10(0.5 / 6000)
+    assert ax.get_xlim() == pytest.approx((0.0, top_expected * 1.05))
+    assert ax.get_ylim() == pytest.approx((0.0, 21.0))
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["real", "synthetic", "expected (no association)"]

@@ -161,29 +161,40 @@ def manhattan_svg(
 def qq_svg(series: Mapping[str, np.ndarray], *, title: str = "QQ plot") -> str:
     """QQ plot of -log10 p against its uniform expectation, one series per name, with the
     identity line; the bulk below 2 on both axes is thinned and rasterised."""
+    return to_svg(qq_figure(series, title=title))
+
+
+def qq_figure(series: Mapping[str, np.ndarray], *, title: str = "QQ plot") -> Figure:
+    """The figure :func:`qq_svg` draws."""
     fig = Figure(figsize=(4.2, 4.2))
     ax = fig.add_subplot()
     colours = (REAL_COLOUR, SYNTH_COLOUR, "#4d9a4d", "#7a4d9a")
-    top = 1.0
+    top_exp, top_obs = 1.0, 1.0
     for (name, values), colour in zip(series.items(), colours, strict=False):
         obs = np.sort(np.asarray(values, dtype=np.float64)[np.isfinite(values)])[::-1]
         if obs.size == 0:
             continue
         m = obs.size
         exp = -np.log10((np.arange(1, m + 1) - 0.5) / m)
-        top = max(top, float(obs[0]), float(exp[0]))
+        top_exp, top_obs = max(top_exp, float(exp[0])), max(top_obs, float(obs[0]))
         bulk = (obs < 2) & (exp < 2)
         idx = np.flatnonzero(bulk)
         idx = idx[thin(exp[idx], obs[idx], cells=(400, 400))]
         ax.scatter(exp[idx], obs[idx], s=4, c=colour, linewidths=0, rasterized=True)
         tail = ~bulk
         ax.scatter(exp[tail], obs[tail], s=6, c=colour, linewidths=0, label=name)
-    ax.plot([0, top], [0, top], color="#555555", lw=0.8)
+    # the x axis spans the expected values only (the identity line to their end): a strong
+    # hit's observed -log10 p, often several times the largest expected, no longer squeezes
+    # the whole distribution into the axis's first quarter
+    ax.plot([0, top_exp], [0, top_exp], color="#555555", lw=0.8, label="expected (no association)")
+    ax.set_xlim(0, top_exp * 1.05)
+    ax.set_ylim(0, max(top_obs, top_exp) * 1.05)
     ax.set_xlabel("expected -log10 p")
     ax.set_ylabel("observed -log10 p")
     ax.set_title(title)
-    ax.legend(loc="upper left", frameon=False)
-    return to_svg(fig)
+    # upper left: the strongest observed values sit at the largest expected ones
+    ax.legend(loc="upper left", frameon=False, markerscale=2.5, fontsize=8)
+    return fig
 
 
 def scatter_svg(
