@@ -4,6 +4,7 @@ the ``gwas`` / ``compare`` commands."""
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -647,3 +648,19 @@ def test_qq_figure__the_x_axis_spans_the_expected_values_not_the_strongest_hit()
     assert ax.get_ylim() == pytest.approx((0.0, 21.0))
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == ["real", "synthetic", "expected (no association)"]
+
+
+def test_correlation_pair_svg__many_phenotypes_draw_one_point_per_pair() -> None:
+    """161 phenotypes (the CFW table) made two 46-inch matrices; above 30 the figure is a
+    4.6-inch scatter of each pair's synthetic r against its real r, its axis naming the
+    pairs counted."""
+    from dpgenome.plots import correlation_pair_svg
+
+    rng = np.random.default_rng(0)
+    real = np.corrcoef(rng.normal(size=(40, 200)))
+    synth = np.corrcoef(rng.normal(size=(40, 200)))
+    svg = correlation_pair_svg(real, synth, [f"p{i}" for i in range(40)], title="t")
+    width = float(re.search(r'<svg[^>]* width="([0-9.]+)pt"', svg).group(1))
+    assert "780 pairs of 40 phenotypes" in svg and width < 400  # points: 5.5 inches
+    few = correlation_pair_svg(real[:5, :5], synth[:5, :5], [f"p{i}" for i in range(5)])
+    assert "pairs of" not in few and "p4" in few

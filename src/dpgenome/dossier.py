@@ -59,7 +59,8 @@ FIGURE_CAPTIONS: dict[str, str] = {
         "blank, so that no real individual's position is drawn (with a few hundred members "
         "most cells are blank)"
     ),
-    "phenotype_correlation": "Phenotype correlation matrices, real vs synthetic",
+    "phenotype_correlation": "Phenotype correlations, real vs synthetic: the two matrices, "
+    "or, above 30 phenotypes, each pair's synthetic r against its real r (on the line: kept)",
 }
 
 _PALETTE = ("#1f5fa8", "#d4522a", "#2a8c55", "#8a4fb0", "#b8860b", "#2b8fa8", "#555555")
