@@ -153,7 +153,7 @@ def test_render_dossier__approve_banner() -> None:
     html = render()
     assert 'class="banner approve"' in html
     assert ">APPROVE<" in html
-    assert "Policy findings (24 pass, 0 fail, 0 not evaluated)" in html
+    assert "Policy findings (25 pass, 0 fail, 0 not evaluated)" in html
 
 
 def test_render_dossier__block_banner_lists_every_failing_rule() -> None:

@@ -200,7 +200,7 @@ def test_evaluate__approve_fixture_passes_consortium() -> None:
     )
     assert evaluation.verdict is Verdict.APPROVE
     assert evaluation.failing == ()
-    assert evaluation.counts() == {"PASS": 24, "FAIL": 0, "NOT EVALUATED": 0}
+    assert evaluation.counts() == {"PASS": 25, "FAIL": 0, "NOT EVALUATED": 0}
     assert len(evaluation.findings) == len(rule_specs(load_policy(shipped_policy("consortium"))))
 
 
@@ -325,7 +325,9 @@ def test_evaluate__secure_mode_required_where_the_policy_asks() -> None:
     odd = finding(evaluate(doc, policy, context=NONE_SPENT), "privacy.secure_mode")
     assert odd.status is Status.NOT_EVALUATED and "not a bool" in odd.detail
     assert load_policy(shipped_policy("strict")).require_secure_mode
-    assert not load_policy(shipped_policy("consortium")).require_secure_mode
+    # consortium releases leave the institution: secure mode is required there too
+    assert load_policy(shipped_policy("consortium")).require_secure_mode
+    assert not load_policy(shipped_policy("internal")).require_secure_mode
     assert not any(r.id == "privacy.secure_mode" for r in rule_specs(parse_policy(MINIMAL)))
 
 
@@ -827,7 +829,9 @@ def test_preflight__refuses_only_what_training_cannot_change() -> None:
     (why,) = preflight(strict, **ok, n_holdout=75)
     assert why.startswith("privacy.min_holdout: the split leaves 75 holdout individuals, at ")
     assert preflight(strict, **ok, n_holdout=150) == []
-    assert preflight(consortium, **{**ok, "secure": False, "epsilon": 10.0}) == []
+    assert preflight(internal, **{**ok, "secure": False, "epsilon": 10.0}) == []
+    (why,) = preflight(consortium, **{**ok, "secure": False, "epsilon": 10.0})
+    assert why.startswith("privacy.secure_mode: ")
     # no formal privacy: refused where not allowed; internal allows it, caps and all
     rules = [p.split(":")[0] for p in preflight(consortium, **{**ok, "epsilon": math.inf})]
     assert rules == ["privacy.no_formal_privacy"]
