@@ -150,7 +150,8 @@ def test_simulate__real_table_row_for_row_at_1092() -> None:
     c = sim.cohort
     assert c.sample_ids.tolist() == real["id"].astype(str).tolist()
     assert not c.samples["discard"].any() and not c.samples["mixup"].any()
-    others = [col for col in real.columns if col not in ("id", "abBMD", "discard", "mixup")]
+    planted = ("abBMD", "BMD", "abnormalbone")  # the trait, and the bone columns with it
+    others = [col for col in real.columns if col not in ("id", *planted, "discard", "mixup")]
     # same columns in the same order (discard/mixup become sample flags)
     assert list(c.phenotypes.columns) == [
         col for col in real.columns if col not in ("id", "discard", "mixup")
@@ -160,6 +161,35 @@ def test_simulate__real_table_row_for_row_at_1092() -> None:
     observed = c.phenotypes["abBMD"].notna().to_numpy()
     assert np.array_equal(observed, real["abBMD"].notna().to_numpy()) and observed.sum() == 960
     assert abs(c.phenotypes["abBMD"].mean() - 0.194) < 0.005
+    # the bone columns follow it as in the real table: abBMD is BMD above the line (r 0.83),
+    # each value a real one of its class
+    ab, bmd = c.phenotypes["abBMD"], c.phenotypes["BMD"]
+    assert ((bmd > 1.9545) == (ab == 1))[observed].all() and bmd[~observed].isna().all()
+    assert np.corrcoef(ab[observed], bmd[observed])[0, 1] == pytest.approx(0.83, abs=0.02)
+    assert set(bmd[ab == 1]) <= set(real["BMD"][real["abBMD"] == 1])
+    assert set(bmd[ab == 0]) <= set(real["BMD"][real["abBMD"] == 0])
+    assert c.phenotypes[["abBMD", "abnormalbone"]].corr().iloc[0, 1] > 0.5  # real: 0.59
+
+
+def test_bone_columns_follow__quantile_match_in_liability_order() -> None:
+    """Cases take the real cases' (BMD, abnormalbone) pairs, controls the controls', the
+    higher the liability the higher the BMD; without a BMD column nothing changes."""
+    from dpgenome.phenomodel import bone_columns_follow
+
+    real = pd.DataFrame({"BMD": [1.80, 1.90, 1.95, 2.00, 2.10], "abnormalbone": [0, 0, 1, 1, 0]})
+    pheno = pd.DataFrame({"BMD": [9.0] * 5, "abnormalbone": [9.0] * 5, "x": range(5)})
+    ab = np.array([1.0, 0.0, np.nan, 0.0, 1.0])
+    liability = np.array([5.0, 2.0, 0.0, 1.0, 4.0])
+    out = bone_columns_follow(pheno, ab, liability, real)
+    # controls (rows 3, 1 in liability order) take the three donors' quantiles 1/4 and 3/4
+    # (1.80, 1.95); cases (rows 4, 0) the two donors in order; pairs stay together
+    assert out["BMD"].tolist()[:2] == [2.10, 1.95] and out["BMD"].tolist()[3:] == [1.80, 2.00]
+    assert np.isnan(out["BMD"][2]) and out["abnormalbone"][2] == 9.0  # abBMD missing
+    assert out["abnormalbone"].tolist() == [0.0, 1.0, 9.0, 0.0, 1.0]
+    assert out["x"].tolist() == list(range(5))
+    assert bone_columns_follow(pheno.drop(columns="BMD"), ab, liability, real).equals(
+        pheno.drop(columns="BMD")
+    )
 
 
 def test_monotone_nearest__each_candidate_used_once_in_order() -> None:

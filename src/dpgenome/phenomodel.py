@@ -36,6 +36,15 @@
    variance is either given or calibrated (bisection, see :class:`QtlSpec`) so that its lead
    SNP in ``abBMD ~ SW16 + dosage`` reaches the real study's lead -log10 p. A single causal
    SNP per locus gives too few hits at this SNP density (issue 3); the haplotype does not.
+
+3. **The bone columns follow the planted abBMD** (:func:`bone_columns_follow`). In the real
+   table abBMD is BMD above a line (every case above 1.9557, every control at most 1.9533;
+   r = 0.83), and ``abnormalbone`` goes with them (77 of its 80 ones are abBMD cases). A
+   planted abBMD beside the rows' own BMD broke both (r 0.01 with BMD, 291 of 960 rows
+   contradicting the line): each row with abBMD observed now takes a real (BMD,
+   abnormalbone) pair of its class, cases from the real cases and controls from the real
+   controls, assigned in the order of the row's liability (a quantile match: within each
+   class, the higher the liability, the higher the BMD); BMD is missing where abBMD is.
 """
 
 from __future__ import annotations
@@ -305,11 +314,12 @@ def plant_abbmd(
     case_fraction: float,
     calibrate_lead: str,
     rng: np.random.Generator,
-) -> tuple[np.ndarray, dict[str, Any]]:
+) -> tuple[np.ndarray, dict[str, Any], np.ndarray]:
     """Generate the binary ``abBMD`` (liability-threshold model, see the module docstring)
     for the rows of ``pheno`` (its ``SW16`` column and its ``abBMD`` missingness are used).
     ``chromosomes`` maps a chromosome to (int8 calls of the cohort, variant table); QTLs on
-    chromosomes not given are left out. Returns the new column and the ground truth."""
+    chromosomes not given are left out. Returns the new column, the ground truth and each
+    row's liability."""
     n = len(pheno)
     loci = [
         _qtl_haplotype(spec, *chromosomes[spec.chrom], n)
@@ -348,7 +358,7 @@ def plant_abbmd(
                     chi2 = _lead_chi2(locus.window, trait(variances)[0], sw16_raw)
                     lo, hi = (variances[i], hi) if chi2 < targets[i] else (lo, variances[i])
                 variances[i] = (lo + hi) / 2
-    ab, _, threshold = trait(variances)
+    ab, liability, threshold = trait(variances)
     causal: list[dict[str, Any]] = []
     records = []
     for v, target, locus in zip(variances, targets, loci, strict=True):
@@ -398,7 +408,45 @@ def plant_abbmd(
         "target_case_fraction": case_fraction,
         "n_observed": int(observed.sum()),
     }
-    return ab, truth
+    return ab, truth, liability
+
+
+#: the real table's abBMD is BMD above this line (largest control 1.95328, smallest case
+#: 1.95569): the midpoint
+BMD_CASE_LINE = 1.9545
+#: the columns moved with BMD (a row's pair is kept together: ``abnormalbone`` is mostly
+#: the high-BMD mice)
+BONE_COLUMNS = ("BMD", "abnormalbone")
+
+
+def bone_columns_follow(
+    pheno: pd.DataFrame, ab: np.ndarray, liability: np.ndarray, real: pd.DataFrame
+) -> pd.DataFrame:
+    """``pheno`` with :data:`BONE_COLUMNS` of every row whose planted ``ab`` is observed
+    taken from the ``real`` table's rows of the same class (BMD above or below
+    :data:`BMD_CASE_LINE`), the class's rows ranked by BMD and matched by quantile to the
+    rows ranked by ``liability`` (see the module docstring). Without a BMD column in both,
+    ``pheno`` unchanged."""
+    columns = [c for c in BONE_COLUMNS if c in pheno.columns and c in real.columns]
+    if "BMD" not in columns:
+        return pheno
+    out = pheno.copy()
+    real_bmd = real["BMD"].to_numpy(dtype=np.float64, na_value=np.nan)
+    donors_all = real[columns].to_numpy(dtype=np.float64, na_value=np.nan)
+    for case in (False, True):
+        rows = np.flatnonzero(~np.isnan(ab) & ((ab == 1.0) == case))
+        donors = np.flatnonzero(~np.isnan(real_bmd) & ((real_bmd > BMD_CASE_LINE) == case))
+        if rows.size == 0 or donors.size == 0:
+            continue
+        donors = donors[np.argsort(real_bmd[donors], kind="stable")]
+        rows = rows[np.argsort(liability[rows], kind="stable")]
+        pick = ((np.arange(rows.size) + 0.5) * donors.size / rows.size).astype(np.int64)
+        values = donors_all[donors[pick]]
+        for j, column in enumerate(columns):
+            out.iloc[rows, out.columns.get_loc(column)] = values[:, j]
+    # abBMD is read off BMD: one is missing where the other is (as in the real table)
+    out.iloc[np.flatnonzero(np.isnan(ab)), out.columns.get_loc("BMD")] = np.nan
+    return out
 
 
 def _ols_t(

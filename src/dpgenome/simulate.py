@@ -31,12 +31,14 @@ Genotypes
 
 Phenotypes
     For ``n == 1092`` the real phenotype table (``data/pheno.csv.gz``, CC0) row for row with
-    its real ids, except ``abBMD``; otherwise rows drawn from a Gaussian copula fitted to it,
-    with fresh ids. ``abBMD`` keeps each row's missingness and is re-generated from the
-    genotypes at two haplotype QTLs at the real loci plus SW16 (liability-threshold model,
-    calibrated to the real GWAS); both models are in :mod:`dpgenome.phenomodel`. ``truth``
-    records every causal SNP with its per-allele effect, the liability model and the case
-    fraction.
+    its real ids, except ``abBMD`` and the bone columns that go with it; otherwise rows drawn
+    from a Gaussian copula fitted to it, with fresh ids. ``abBMD`` keeps each row's
+    missingness and is re-generated from the genotypes at two haplotype QTLs at the real loci
+    plus SW16 (liability-threshold model, calibrated to the real GWAS); ``BMD`` and
+    ``abnormalbone`` then follow it (real pairs of the row's class, in liability order), so
+    that abBMD stays BMD above the real line. The models are in :mod:`dpgenome.phenomodel`.
+    ``truth`` records every causal SNP with its per-allele effect, the liability model and
+    the case fraction.
 
 Memory: per chromosome, hard calls are int8 (n x m); only the float32 dosages of the
 returned cohort are n x 79,645 x 4 bytes. For large n use :func:`simulate_stream`, which
@@ -64,6 +66,7 @@ from dpgenome.phenomodel import (
     DEFAULT_QTLS,
     REAL_ABBMD_OBSERVED,
     QtlSpec,
+    bone_columns_follow,
     calibration_gwas,
     fit_pheno_model,
     plant_abbmd,
@@ -475,7 +478,7 @@ def simulate_stream(config: SimConfig) -> SimulatedStream:
         for q in cfg.qtls
         if q.chrom in cfg.chromosomes
     }
-    ab, truth = plant_abbmd(
+    ab, truth, liability = plant_abbmd(
         pheno,
         cfg.qtls,
         {c: (calls.calls, calls.variants) for c, calls in qtl_calls.items()},
@@ -485,6 +488,7 @@ def simulate_stream(config: SimConfig) -> SimulatedStream:
         rng=np.random.default_rng(_seed(cfg, 200)),
     )
     pheno["abBMD"] = ab
+    pheno = bone_columns_follow(pheno, ab, liability, load_real_phenotypes())
     truth |= {
         "simulator": "dpgenome.simulate",
         "config": _config_record(cfg),
