@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -275,6 +276,28 @@ def test_cli_simulate__writes_contract_files(tmp_path) -> None:
     public = read_cohort(out / "public")
     assert public.n_samples == 20
     assert np.array_equal(public.dosages, np.rint(public.dosages))  # plink: hard calls
+
+
+def test_cli_simulate__says_when_a_small_cohort_falls_short_of_the_real_lead(tmp_path) -> None:
+    """At 100 mice the chr-11 locus, capped at 60% of the liability, cannot reach the real
+    lead's p ('pvalue' sizing): the command says so, naming the chi^2 reached and aimed at;
+    at 400 it reaches it, and says nothing."""
+    from dpgenome.cli import main
+
+    def run(n: int) -> Any:
+        out = tmp_path / f"c{n}"
+        args = ["simulate", "--out", str(out), "--n", str(n), "--chromosomes", "11"]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        return result, json.loads((out / "truth.json").read_text())["loci"][0]
+
+    small, locus = run(100)
+    assert locus["lead_chi2"] < 0.9 * locus["target_lead_chi2"]
+    assert f"note: the chr11 locus reaches a lead chi^2 of {locus['lead_chi2']:.1f}" in (
+        small.stderr
+    )
+    large, locus = run(400)
+    assert locus["lead_chi2"] >= 0.9 * locus["target_lead_chi2"] and "note:" not in large.stderr
 
 
 def test_cli_simulate__shard_writes_one_cohort_per_chromosome(tmp_path) -> None:

@@ -13,9 +13,10 @@ Genotypes
 
     SNPs sit at the real CFW panel positions (``data/panel.tsv.gz``: id, chr, pos of the
     79,645 SNPs of the published abBMD GWAS). Mapping: candidate sites are thrown on the
-    tree sequence by ``msprime.sim_mutations`` (binary model, ``site_rate`` per bp, dense
-    enough that candidates are ~10x denser than the panel); candidates with one mutation and
-    a minor allele frequency > ``min_maf`` *among the cohort's individuals* are eligible; each
+    tree sequence by ``msprime.sim_mutations`` (binary model, ``site_rate`` per bp: at 1,092
+    mice 32 candidates per panel SNP on chr 11, 57 on chr 19, so a panel SNP lands a median
+    0.35 kb from its position, at most 40 kb); candidates with one mutation and a minor
+    allele frequency > ``min_maf`` *among the cohort's individuals* are eligible; each
     panel position takes the nearest eligible candidate, ties to distinct candidates being
     resolved in position order (a monotone matching: panel position k gets candidate
     ``max(nearest_k, chosen_{k-1} + 1)``), and the candidate's genotypes are reported at the

@@ -94,8 +94,10 @@ SHARD_BYTES = 4 * 2**30
     default="auto",
     show_default=True,
     help="How the planted loci are sized: 'variance' keeps the real lead's variance "
-    "explained (p scales with n), 'pvalue' reaches the real lead p at any n, 'off' uses "
-    "fixed variances; 'auto' is 'pvalue' below 1,092 mice and 'variance' from 1,092 up.",
+    "explained (p scales with n), 'pvalue' aims at the real lead p (a small cohort may "
+    "fall short: a locus explains at most 60% of the liability; the command says so, and "
+    "truth.json records target and reached chi^2), 'off' uses fixed variances; 'auto' is "
+    "'pvalue' below 1,092 mice and 'variance' from 1,092 up.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 def simulate(
@@ -148,6 +150,15 @@ def simulate(
                 write_cohort(result.public, tmp / "public", fmt)
         write_json_atomic(tmp / "truth.json", stream.truth)
     log.info("simulated and wrote %d x %d in %.1f s", n, n_variants, time.perf_counter() - start)
+    for locus in stream.truth.get("loci", []):
+        target, reached = locus.get("target_lead_chi2"), locus.get("lead_chi2")
+        if target and reached is not None and reached < 0.9 * target:
+            click.echo(
+                f"note: the chr{locus['chrom']} locus reaches a lead chi^2 of {reached:.1f}, "
+                f"short of its target {target:.1f} (the real lead's p at n = {n}): at this "
+                "size a locus cannot explain enough of the liability (see truth.json)",
+                err=True,
+            )
     click.echo(
         f"wrote {n} mice x {n_variants} SNPs ({fmt}) to {out}"
         + (f", public panel of {n_public} to {Path(out) / 'public'}" if n_public else "")
