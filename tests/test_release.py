@@ -529,6 +529,37 @@ def test_release_config_file__errors_name_the_line(tmp_path: Path) -> None:
     assert f"{config}, line 5: not valid YAML: key 'epsilon' appears twice" in result.output
 
 
+def test_release_config_file__keys_spelt_as_the_flags(tmp_path: Path) -> None:
+    """A configuration file may spell a key as its flag (covar, holdout-fraction, format, n);
+    one key in two spellings is refused on its line; a flag still overrides the file."""
+    from dpgenome.config import ReleaseConfig, canonical_keys
+    from dpgenome.errors import ConfigError
+
+    data = {
+        "cohort": "c",
+        "pheno": "abBMD",
+        "policy": "internal",
+        "out": "o",
+        "covar": ["SW16"],
+        "holdout-fraction": 0.3,
+        "format": "plink",
+        "n": 500,
+    }
+    config = ReleaseConfig.from_mapping(data)
+    assert config.covariates == ("SW16",) and config.holdout_fraction == 0.3
+    assert config.formats == ("plink",) and config.n_synthetic == 500
+    with pytest.raises(ConfigError, match="'covariates' is given twice, as 'covar' and as"):
+        canonical_keys({"covar": "a", "covariates": "b"}, {"covariates": 7})
+    path = tmp_path / "r.yaml"
+    path.write_text("cohort: c\npheno: abBMD\ncovar: SW16\npolicy: internal\ncovariates: X\n")
+    result = CliRunner().invoke(main, ["release", "--config", str(path)])
+    assert result.exit_code == 2
+    assert f"{path}, line 5, column covariates: key 'covariates' is given twice" in result.output
+    path.write_text("cohort: c\npheno: abBMD\ncovar: SW16\npolicy: internal\nout: o\n")
+    result = CliRunner().invoke(main, ["release", "--config", str(path), "--covar", "SW4"])
+    assert "given twice" not in result.output  # the flag overrides the file's spelling
+
+
 def test_release__an_unwritable_out_fails_before_any_work(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("x")

@@ -47,6 +47,39 @@ EXPORT_SETTINGS = frozenset(
 )
 
 
+#: a configuration file may spell a key as its command-line flag does (``covar: SW16``,
+#: ``holdout-fraction: 0.3``): the flag's name for each key whose name differs, beyond
+#: hyphens for underscores
+FLAG_NAMES = {"covar": "covariates", "format": "formats", "n": "n_synthetic"}
+
+
+def canonical_keys(
+    data: dict[str, Any], lines: dict[str, int] | None = None, *, source: str = "configuration"
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """``(data, lines)`` with every key spelt as :class:`ReleaseConfig`'s field (a flag's
+    spelling, :data:`FLAG_NAMES` or hyphens, mapped to it); one key given in two spellings
+    is a :class:`ConfigError` naming both."""
+    lines = lines or {}
+    out: dict[str, Any] = {}
+    out_lines: dict[str, int] = {}
+    spelt: dict[str, str] = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        name = FLAG_NAMES.get(name, name)
+        if name in spelt:
+            raise ConfigError(
+                f"key {name!r} is given twice, as {spelt[name]!r} and as {key!r}",
+                file=source,
+                line=lines.get(key),
+                column=str(key),
+            )
+        spelt[name] = str(key)
+        out[name] = value
+        if key in lines:
+            out_lines[name] = lines[key]
+    return out, out_lines
+
+
 @dataclass(frozen=True)
 class ReleaseConfig:
     cohort: str
@@ -92,7 +125,7 @@ class ReleaseConfig:
     ) -> ReleaseConfig:
         """``lines``: the line of each key in the YAML file (:func:`config_key_lines`), named
         in the errors."""
-        lines = lines or {}
+        data, lines = canonical_keys(data, lines, source=source)
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:

@@ -15,7 +15,13 @@ from typing import Any
 import click
 
 from dpgenome.cli.options import allele_order_option
-from dpgenome.config import ReleaseConfig, config_key_lines, load_config_file, parse_epsilon
+from dpgenome.config import (
+    ReleaseConfig,
+    canonical_keys,
+    config_key_lines,
+    load_config_file,
+    parse_epsilon,
+)
 from dpgenome.errors import ConfigError, ReleaseBlocked
 from dpgenome.paths import shipped_policy
 from dpgenome.policy import fmt_claim
@@ -70,6 +76,8 @@ def _print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
 def _config_from(options: dict[str, Any], config_file: Path | None) -> ReleaseConfig:
     data: dict[str, Any] = load_config_file(config_file) if config_file else {}
     lines = config_key_lines(config_file) if config_file else {}
+    # a flag's spelling in the file (covar, holdout-fraction) before the flags override it
+    data, lines = canonical_keys(data, lines, source=str(config_file))
     for key, value in options.items():
         if value is None or value == ():
             continue
