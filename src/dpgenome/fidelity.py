@@ -501,9 +501,9 @@ def compare_gwas(
     lead_ratio = float("nan")
     if hits.any():
         lead = int(np.argmax(np.where(hits, lp_r, -np.inf)))
-        real_lead = float(merged["beta_real"].iat[lead])
+        real_lead = float(merged["beta_real"].to_numpy(dtype=np.float64)[lead])
         if real_lead != 0:
-            lead_ratio = float(merged["beta_synth"].iat[lead]) / real_lead
+            lead_ratio = float(merged["beta_synth"].to_numpy(dtype=np.float64)[lead]) / real_lead
     return GwasComparison(
         thresholds=thresholds,
         snp_level=snp_level,

@@ -443,9 +443,13 @@ def bone_columns_follow(
         pick = ((np.arange(rows.size) + 0.5) * donors.size / rows.size).astype(np.int64)
         values = donors_all[donors[pick]]
         for j, column in enumerate(columns):
-            out.iloc[rows, out.columns.get_loc(column)] = values[:, j]
+            column_values = out[column].to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+            column_values[rows] = values[:, j]
+            out[column] = column_values
     # abBMD is read off BMD: one is missing where the other is (as in the real table)
-    out.iloc[np.flatnonzero(np.isnan(ab)), out.columns.get_loc("BMD")] = np.nan
+    bmd = out["BMD"].to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+    bmd[np.isnan(ab)] = np.nan
+    out["BMD"] = bmd
     return out
 
 

@@ -1847,6 +1847,18 @@ def describe_failing(evaluation: Evaluation) -> list[str]:
     return out
 
 
+class Refusal(str):
+    """One rule :func:`preflight` refuses, as the line it prints (``rule: why``), with the
+    rule id in :attr:`rule` (never parsed back out of the text)."""
+
+    rule: str
+
+    def __new__(cls, rule: str, why: str) -> Refusal:
+        refusal = super().__new__(cls, f"{rule}: {why}")
+        refusal.rule = rule
+        return refusal
+
+
 def preflight(
     policy: Policy,
     *,
@@ -1856,37 +1868,43 @@ def preflight(
     n_members: int,
     n_holdout: int | None = None,
     lifetime_spent: float | None = None,
-) -> list[str]:
+) -> list[Refusal]:
     """The rules of ``policy`` that a release asked for with these settings would fail
-    whatever its synthesizer produced, each as ``rule: why`` -- checked before any training,
-    so that nothing is trained (or, under ``charge_blocked_releases``, charged) for a
-    certain BLOCK. ``epsilon``/``delta`` are the targets (inf = no formal privacy), ``secure``
-    whether secure mode samples the mechanisms, ``n_members`` the training members,
-    ``n_holdout`` the audits' holdout (``None`` = not known), and
-    ``lifetime_spent`` the most any of the release's individuals has spent before it (the
-    lifetime ledger's composed epsilon; ``None`` = not known). A release's ledger never
-    spends more than its target, so a target within a cap is left to the rules after
+    whatever its synthesizer produced, each a :class:`Refusal` (``rule: why``, the rule id in
+    ``.rule``) -- checked before any training, so that nothing is trained (or, under
+    ``charge_blocked_releases``, charged) for a certain BLOCK. ``epsilon``/``delta`` are the
+    targets (inf = no formal privacy), ``secure`` whether secure mode samples the mechanisms,
+    ``n_members`` the training members, ``n_holdout`` the audits' holdout (``None`` = not
+    known), and ``lifetime_spent`` the most any of the release's individuals has spent before
+    it (the lifetime ledger's composed epsilon; ``None`` = not known). A release's ledger
+    never spends more than its target, so a target within a cap is left to the rules after
     training."""
-    problems: list[str] = []
+    problems: list[Refusal] = []
     no_dp = math.isinf(epsilon)
     where = {k: f" ({policy.path}, line {n})" for k, n in policy.lines.items()}
+
+    def refuse(rule: str, why: str, key: str) -> None:
+        problems.append(Refusal(rule, why + where.get(key, "")))
+
     if no_dp and not policy.allow_no_formal_privacy:
-        problems.append(
-            "privacy.no_formal_privacy: epsilon = inf (no formal privacy) is not allowed"
-            + where.get("privacy.allow_no_formal_privacy", "")
+        refuse(
+            "privacy.no_formal_privacy",
+            "epsilon = inf (no formal privacy) is not allowed",
+            "privacy.allow_no_formal_privacy",
         )
     if not no_dp and policy.max_epsilon is not None and epsilon > policy.max_epsilon:
-        problems.append(
-            f"privacy.max_epsilon: epsilon {fmt(epsilon)} asked for, at most "
-            f"{fmt(policy.max_epsilon)} allowed" + where.get("privacy.max_epsilon", "")
+        refuse(
+            "privacy.max_epsilon",
+            f"epsilon {fmt(epsilon)} asked for, at most {fmt(policy.max_epsilon)} allowed",
+            "privacy.max_epsilon",
         )
     cap = policy.max_lifetime_epsilon
     if cap is not None and not (no_dp and policy.allow_no_formal_privacy):
-        line = where.get("privacy.max_lifetime_epsilon", "")
         if not no_dp and epsilon > cap:
-            problems.append(
-                f"privacy.max_lifetime_epsilon: epsilon {fmt(epsilon)} asked for, more than "
-                f"the lifetime cap {fmt(cap)}{line}"
+            refuse(
+                "privacy.max_lifetime_epsilon",
+                f"epsilon {fmt(epsilon)} asked for, more than the lifetime cap {fmt(cap)}",
+                "privacy.max_lifetime_epsilon",
             )
         elif (
             lifetime_spent is not None
@@ -1895,10 +1913,11 @@ def preflight(
             and not (math.isinf(lifetime_spent) and policy.allow_no_formal_privacy)
         ):
             spent = "∞" if math.isinf(lifetime_spent) else fmt(lifetime_spent)
-            problems.append(
-                f"privacy.max_lifetime_epsilon: some of these individuals have already spent "
-                f"epsilon {spent} in earlier releases (lifetime ledger), the cap is "
-                f"{fmt(cap)}{line}"
+            refuse(
+                "privacy.max_lifetime_epsilon",
+                f"some of these individuals have already spent epsilon {spent} in earlier "
+                f"releases (lifetime ledger), the cap is {fmt(cap)}",
+                "privacy.max_lifetime_epsilon",
             )
     if policy.max_delta is not None and not no_dp:
         if policy.max_delta == "auto":
@@ -1908,19 +1927,23 @@ def preflight(
             bound = float(policy.max_delta)
             shown = fmt(bound)
         if delta > bound:
-            problems.append(
-                f"privacy.max_delta: delta {fmt_claim(delta)} asked for, at most {shown} "
-                "allowed" + where.get("privacy.max_delta", "")
+            refuse(
+                "privacy.max_delta",
+                f"delta {fmt_claim(delta)} asked for, at most {shown} allowed",
+                "privacy.max_delta",
             )
     if policy.min_holdout is not None and n_holdout is not None and n_holdout < policy.min_holdout:
-        problems.append(
-            f"privacy.min_holdout: the split leaves {n_holdout} holdout individuals, at least "
-            f"{policy.min_holdout} needed (a larger cohort or --holdout-fraction)"
-            + where.get("privacy.min_holdout", "")
+        refuse(
+            "privacy.min_holdout",
+            f"the split leaves {n_holdout} holdout individuals, at least {policy.min_holdout} "
+            "needed (a larger cohort or --holdout-fraction)",
+            "privacy.min_holdout",
         )
     if policy.require_secure_mode and not secure and not no_dp:
-        problems.append(
-            "privacy.secure_mode: secure mode is required, and this release turns it off"
-            + where.get("privacy.require_secure_mode", "")
+        refuse(
+            "privacy.secure_mode",
+            "secure mode is required, and this release turns it off (--no-secure-mode, "
+            "secure_mode: false, or a fixed test noise in DPGENOME_NOISE_SEED)",
+            "privacy.require_secure_mode",
         )
     return problems

@@ -702,8 +702,8 @@ def _preflight(
         err.summary = dict.fromkeys(SUMMARY_KEYS) | {
             "verdict": "BLOCK",
             "refused_before_training": True,
-            "failing_rules": [p.split(":", 1)[0] for p in problems],
-            "reasons": problems,
+            "failing_rules": [p.rule for p in problems],
+            "reasons": [str(p) for p in problems],
             "epsilon_asked": None if math.isinf(config.epsilon) else config.epsilon,
             "delta_asked": config.delta,
             "dossier": None,
