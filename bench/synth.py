@@ -40,6 +40,9 @@ makes two to four 1-Mb clumps); ``planted`` counts the simulation's planted QTLs
 printed with each cohort). ``false_near`` counts the synthetic 1e-8 hits the real GWAS
 does not reach: those it puts at p < 2e-6 (a real locus's SNPs just short of the line) over
 all of them.
+``effect_ratio`` is the synthetic effects' size over the real ones at the real hits (the
+least-squares slope through the origin of synthetic on real beta; 1 = the same size, above
+1 = stronger in the synthetic cohort, whose hits then reach further past the real block).
 ``--holdout F`` splits off a holdout of the analysis mice first, as a release does (each
 mouse's side a seeded draw of its own: ``--holdout 0.2 --seeds 1`` gives the demo's members).
 
@@ -276,6 +279,8 @@ def evaluate(
             "planted": planted_found(syn_gwas.table, data["planted"]),
             "lambda_syn": comp["lambda_gc"]["synthetic"],
             "lambda_real": comp["lambda_gc"]["real"],
+            # synthetic over real effect size at the real hits (1 = the same)
+            "effect_ratio": comp["effect_ratio_at_real_hits"],
         }
     return row
 
@@ -293,6 +298,7 @@ COLUMNS = (
     "recall",
     "precision",
     "false_near",
+    "effect_ratio",
     "loci",
     "spurious",
     "unmatched",
