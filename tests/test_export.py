@@ -1768,3 +1768,94 @@ def test_verify_bundle__auditor_review_stop_46(tmp_path: Path) -> None:
     deep = "[" * 100_000 + "]" * 100_000
     assert "nested too deeply" in problems_after(lambda r: _rewrite(r, "results.json", deep))[0]
     assert "nested too deeply" in problems_after(lambda r: (r / MANIFEST).write_text(deep))[0]
+
+
+def test_export__a_failure_after_the_rename_keeps_the_charge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bundle renamed into place, then an error (a sync of its folder, a Ctrl-C): the
+    ledger row was withdrawn and the message said nothing was written, though the bundle
+    was out. The row now stays (pending: counted) and the message says the bundle is out."""
+    from dpgenome import export as ex
+
+    real = ex.move_into_place
+
+    def then_fail(tmp: Path, dest: Path) -> None:
+        real(tmp, dest)
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(ex, "move_into_place", then_fail)
+    ledger = LifetimeLedger(tmp_path / "l.sqlite")
+    with pytest.raises(InputError, match="the bundle was written, but finishing it failed"):
+        export(tmp_path, lifetime=ledger)
+    (row,) = ledger.releases()
+    assert row.status == "pending" and verify_bundle(tmp_path / "bundle").ok
+
+
+def test_export__a_losing_export_to_the_same_path_keeps_the_winners_claim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two exports of one release to one path: B staged and claimed the row, A renamed first,
+    B's rename failed and B withdrew its claim -- which, made under the same path, was A's
+    too, so A's bundle went out with no ledger row. Each export now claims with a token."""
+    from dpgenome import export as ex
+
+    dest = tmp_path / "bundle"
+
+    class Racing(LifetimeLedger):
+        raced = False
+
+        def set_status(self, *args: Any, **kwargs: Any) -> None:
+            if not self.raced:  # A is between its rename and marking the row exported
+                self.raced = True
+                with monkeypatch.context() as m:
+                    m.setattr(ex, "_check_destination", lambda d: None)  # B checked earlier
+                    with pytest.raises(InputError, match="destination appeared"):
+                        export(tmp_path, dest=dest, lifetime=LifetimeLedger(self.path))
+            super().set_status(*args, **kwargs)
+
+    export(tmp_path, dest=dest, lifetime=Racing(tmp_path / "l.sqlite"))
+    (row,) = LifetimeLedger(tmp_path / "l.sqlite").releases()
+    assert (row.status, row.bundle) == ("exported", str(dest.resolve()))
+
+
+def test_export__a_blocked_charge_that_cannot_be_recorded_says_it_is_uncharged(
+    tmp_path: Path,
+) -> None:
+    """consortium charges what it blocks; when the ledger write fails the refusal said only
+    that the release was blocked (or, with a release recorded meanwhile, asked for another
+    export): it now says the synthetic cohort is uncharged and how to charge it."""
+
+    class Broken(LifetimeLedger):
+        def record(self, *args: Any, **kwargs: Any) -> bool:
+            if kwargs.get("status") == "blocked":
+                raise BudgetError("database or disk is full", file=self.path)
+            return super().record(*args, **kwargs)
+
+    with pytest.raises(InputError, match=r"synthetic cohort is UNCHARGED\. Fix the ledger"):
+        export(tmp_path, "block", lifetime=Broken(tmp_path / "l.sqlite"))
+
+
+def test_lifetime_ledger__a_lost_member_key_and_an_empty_file(tmp_path: Path) -> None:
+    """Without its member key a ledger cannot link a new cohort's individuals to the tokens
+    it holds: a cohort sharing ten people with an epsilon-8 release summed 0, and recording
+    it drew a new key. Both are refused. A 0-byte ledger (a first write that failed before
+    its commit) holds no release: read as empty, written as new."""
+    ledger = LifetimeLedger(tmp_path / "l.sqlite")
+    first = [f"m{i}" for i in range(20)]
+    ledger.record(individuals_fingerprint(first), 8.0, 1e-5, "a", individuals=first)
+    second = first[:10] + [f"n{i}" for i in range(10)]
+    fp = individuals_fingerprint(second)
+    assert ledger.total(fp, individuals=second).epsilon == 8.0
+    with sqlite3.connect(ledger.path) as con:
+        con.execute("DELETE FROM meta WHERE key = 'member_key'")
+    con.close()
+    with pytest.raises(BudgetError, match="not the key they were made with"):
+        ledger.total(fp, individuals=second)
+    with pytest.raises(BudgetError, match="Restore the ledger from a backup"):
+        ledger.record(fp, 1.0, 1e-5, "b", individuals=second)
+    empty = tmp_path / "empty.sqlite"
+    empty.write_bytes(b"")
+    assert LifetimeLedger(empty).total("fp").epsilon == 0.0
+    assert LifetimeLedger(empty).releases() == []
+    assert LifetimeLedger(empty).record("fp", 1.0, 1e-5, "r")

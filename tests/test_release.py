@@ -580,6 +580,27 @@ def test_release__an_unwritable_out_fails_before_any_work(tmp_path: Path) -> Non
     assert "cannot create the output directory" in result.output and "is a file" in result.output
 
 
+@pytest.mark.parametrize("option", ["--cache-dir", "--lifetime-db"])
+def test_release__an_unusable_cache_or_ledger_fails_before_training(
+    tmp_path: Path, option: str
+) -> None:
+    """A stage cache or a lifetime ledger under a file was found after minutes of training
+    (a NotADirectoryError traceback; 'writing the bundle failed' for the ledger): both are
+    checked after ingest, before any training, naming the path."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    args = ["release", str(TINY), "--pheno", "abBMD", "--covar", "SW16", "--policy", "internal"]
+    others = {"--cache-dir": tmp_path / "c", "--lifetime-db": tmp_path / "l.sqlite"}
+    others[option] = blocker / "below"
+    for name, path in others.items():
+        args += [name, str(path)]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    what = "stage cache folder" if option == "--cache-dir" else "lifetime ledger"
+    assert f"cannot create the {what}: {blocker} is a file" in result.output
+    assert "synthesize" not in result.output and not (tmp_path / "out").exists()
+
+
 def test_ingest__warns_of_phenotype_values_trained_as_missing(tmp_path: Path, caplog) -> None:
     """A release (and a sweep) ingests once: the members' rounds outside the public CFW
     schema's, which the synthesizer trains on as missing, are a warning there (count and

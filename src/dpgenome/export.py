@@ -316,7 +316,10 @@ def move_into_place(tmp: Path, dest: Path) -> None:
                 "the destination appeared and is not empty; nothing was overwritten", file=dest
             ) from None
         raise
-    _fsync_dir(dest.parent)
+    try:
+        _fsync_dir(dest.parent)
+    except OSError as err:  # renamed: the directory is in place, its durability unconfirmed
+        log.warning("could not sync %s after the rename (%s)", dest.parent, err.strerror or err)
 
 
 def default_release_id(files: Mapping[str, bytes | Path], fingerprint: str) -> str:
@@ -693,7 +696,6 @@ def _charge_blocked(
     release_id: str,
     fingerprint: str,
     individuals: Iterable[object] | None,
-    before: LifetimeTotal | None,
 ) -> str:
     """Under a policy with ``privacy.charge_blocked_releases``, record a blocked DP release in
     the lifetime ledger as ``blocked``: its synthetic cohort was made and seen, so running
@@ -707,19 +709,29 @@ def _charge_blocked(
         return "; a run without formal privacy is not charged"
     _refuse_understated(results.get("ledger"), epsilon)
     cohort = results.get("cohort")
-    new = lifetime.record(
-        fingerprint,
-        epsilon,
-        delta,
-        release_id,
-        policy=policy.name,
-        verdict=str(Verdict.BLOCK),
-        pheno=str(cohort.get("pheno") or "") if isinstance(cohort, Mapping) else "",
-        status="blocked",
-        individuals=individuals,
-        mechanisms=ReleaseBudget.of(epsilon, delta, results.get("ledger")).mechanisms,
-        expect_releases=None if before is None else before.release_ids,
-    )
+    try:
+        # whatever was recorded meanwhile (no expect_releases): charging is never unsafe
+        new = lifetime.record(
+            fingerprint,
+            epsilon,
+            delta,
+            release_id,
+            policy=policy.name,
+            verdict=str(Verdict.BLOCK),
+            pheno=str(cohort.get("pheno") or "") if isinstance(cohort, Mapping) else "",
+            status="blocked",
+            individuals=individuals,
+            mechanisms=ReleaseBudget.of(epsilon, delta, results.get("ledger")).mechanisms,
+        )
+    except (DpgenomeError, OSError) as err:
+        why = err.message if isinstance(err, DpgenomeError) else (err.strerror or str(err))
+        raise InputError(
+            f"policy {policy.name!r} blocks this release and charges blocked releases, but "
+            f"recording the charge in the lifetime ledger failed ({why}): the release's "
+            "synthetic cohort is UNCHARGED. Fix the ledger and run the release again (a "
+            "cached synthesis is reused and charged, not retrained)",
+            file=lifetime.path,
+        ) from None
     return (
         f", but policy {policy.name!r} charges blocked releases: this one "
         + ("is now" if new else "was already")
@@ -799,7 +811,7 @@ def export_bundle(
         )
         if override is None or not policy.overrides_allowed:
             charged = _charge_blocked(
-                results, policy, lifetime, release_id, fingerprint, individuals, before
+                results, policy, lifetime, release_id, fingerprint, individuals
             )
             why = "blocks this release" if override is None else "allows no override"
             err = ReleaseBlocked(
@@ -840,6 +852,9 @@ def export_bundle(
     tmp = staging_directory(dest, "bundle")
     new_entry = False
     recorded = False
+    # this export's own claim on the ledger row while it is pending: another export of the
+    # same release to the same path that fails must withdraw its claim, not this one's
+    claim = f"{dest.resolve()} (export {secrets.token_hex(4)} under way)"
     try:
         listing: dict[str, dict[str, Any]] = {}
         for name in sorted(names):
@@ -903,7 +918,7 @@ def export_bundle(
                 policy=policy.name,
                 verdict=str(evaluation.verdict),
                 overridden=override is not None,
-                bundle=str(dest.resolve()),
+                bundle=claim,
                 pheno=str(cohort.get("pheno") or ""),
                 status="pending",
                 individuals=individuals,
@@ -913,9 +928,18 @@ def export_bundle(
             recorded = True
         move_into_place(tmp, dest)
     except BaseException as err:
+        if not tmp.exists() and recorded:
+            # renamed into place: the bundle is out, and its ledger row (pending) stays
+            if isinstance(err, OSError | DpgenomeError):
+                raise InputError(
+                    f"the bundle was written, but finishing it failed ({err}); its lifetime "
+                    "spending is recorded (status pending). Check it with dpgenome verify",
+                    file=dest,
+                ) from None
+            raise
         shutil.rmtree(tmp, ignore_errors=True)
         if recorded and lifetime is not None:  # withdraw this export's claim
-            lifetime.forget_pending(release_id, bundle=str(dest.resolve()))
+            lifetime.forget_pending(release_id, bundle=claim)
         if isinstance(err, OSError):
             # disk full, read-only or vanished destination: a user-facing failure, not a bug
             where = err.filename if err.filename is not None else dest
@@ -931,6 +955,7 @@ def export_bundle(
             "exported",
             bundle=str(dest.resolve()),
             verdict=(policy.name, str(evaluation.verdict), override is not None),
+            replaces=claim,
         )
     return ExportResult(
         path=dest,

@@ -461,8 +461,8 @@ class LifetimeLedger:
     @contextmanager
     def _connect(self, *, write: bool) -> Iterator[sqlite3.Connection]:
         if write:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             try:  # created readable by its owner only: it holds the members' tokens
+                self.path.parent.mkdir(parents=True, exist_ok=True)
                 os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
                 if self.path == default_db_path() and "DPGENOME_LIFETIME_DB" not in os.environ:
                     log.warning(
@@ -478,7 +478,8 @@ class LifetimeLedger:
                 raise InputError(
                     f"cannot create the lifetime ledger: {err.strerror or err}", file=self.path
                 ) from None
-        elif not self.path.exists():
+        elif not self.path.exists() or self.path.stat().st_size == 0:
+            # an empty file (a first write that failed before its commit) holds no release
             raise FileNotFoundError(self.path)
         try:
             # explicit transactions: a write holds the ledger from its first read (BEGIN
@@ -497,6 +498,7 @@ class LifetimeLedger:
                     "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                     (str(_SCHEMA_VERSION),),
                 )
+                _require_key_with_members(con, self.path)
                 drawn = con.execute(
                     "INSERT OR IGNORE INTO meta VALUES (?, ?)", (_KEY, secrets.token_hex(32))
                 ).rowcount
@@ -511,6 +513,23 @@ class LifetimeLedger:
             if con.in_transaction:
                 con.execute("ROLLBACK")
             con.close()
+
+    def check_writable(self) -> None:
+        """Fail before any work (an :class:`InputError` naming the path) when the ledger
+        could not be written: an existing ledger must be a file this process can open for
+        writing (opened, not changed), a new one must have a folder it can be created in."""
+        from dpgenome.io.files import check_writable
+
+        if not self.path.exists():
+            check_writable(self.path, "lifetime ledger")
+            return
+        try:
+            with open(self.path, "ab"):
+                pass
+        except OSError as err:
+            raise InputError(
+                f"the lifetime ledger cannot be written ({err.strerror or err})", file=self.path
+            ) from None
 
     def _restrict(self) -> None:
         """Make the ledger file readable and writable by its owner only (it holds the key
@@ -626,6 +645,7 @@ class LifetimeLedger:
             (fingerprint, exclude),
         ).fetchall()
         stored = _member_count(con, fingerprint)
+        _require_key_with_members(con, self.path)
         key = _member_key(con)
         budgets = {r[0]: _budget(r) for r in own}
         if stored is None and (ids is None or key is None):
@@ -802,12 +822,26 @@ class LifetimeLedger:
         *,
         bundle: str | None = None,
         verdict: tuple[str, str, bool] | None = None,
+        replaces: str | None = None,
     ) -> None:
         """Set a release's status; ``bundle`` is added to the bundles it was exported to
-        (``; ``-separated: the same release exported again keeps its earlier bundles).
-        ``verdict`` (policy name, verdict, overridden) replaces those of a release recorded
-        as ``blocked`` (charged when a policy blocked it) that another export lets out."""
+        (``; ``-separated: the same release exported again keeps its earlier bundles), in
+        place of ``replaces`` (the export's own claim while it was pending). ``verdict``
+        (policy name, verdict, overridden) replaces those of a release recorded as
+        ``blocked`` (charged when a policy blocked it) that another export lets out."""
         with self._connect(write=True) as con:
+            if replaces is not None:
+                row = con.execute(
+                    "SELECT bundle FROM releases WHERE release_id = ?", (release_id,)
+                ).fetchone()
+                if row is not None:
+                    con.execute(
+                        "UPDATE releases SET bundle = ? WHERE release_id = ?",
+                        (
+                            BUNDLE_SEPARATOR.join(b for b in _bundles(row[0]) if b != replaces),
+                            release_id,
+                        ),
+                    )
             if verdict is not None:
                 con.execute(
                     "UPDATE releases SET policy = ?, verdict = ?, overridden = ? "
@@ -910,6 +944,22 @@ def _member_count(con: sqlite3.Connection, fingerprint: str) -> int | None:
     except sqlite3.OperationalError:  # schema version 1, read without writing
         return None
     return None if row is None else int(row[0])
+
+
+def _require_key_with_members(con: sqlite3.Connection, path: Path) -> None:
+    """A ledger holding member tokens must hold the key they were made with: without it the
+    individuals of a new cohort cannot be linked to them, and every total would silently
+    leave out the releases of cohorts sharing them (a :class:`BudgetError`)."""
+    if not _has_cohorts(con) or _member_key(con) is not None:
+        return
+    if con.execute("SELECT 1 FROM members LIMIT 1").fetchone() is not None:
+        raise BudgetError(
+            "the lifetime ledger holds member tokens but not the key they were made with "
+            "(its meta table lost the member_key row): releases of cohorts sharing "
+            "individuals can no longer be linked, so no total can be trusted. Restore the "
+            "ledger from a backup",
+            file=path,
+        )
 
 
 def _member_key(con: sqlite3.Connection) -> bytes | None:

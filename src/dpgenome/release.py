@@ -47,7 +47,7 @@ from dpgenome.cohort import (
 )
 from dpgenome.config import ReleaseConfig, typed_replace
 from dpgenome.dossier import render_dossier
-from dpgenome.errors import ConfigError, ReleaseBlocked
+from dpgenome.errors import ConfigError, InputError, ReleaseBlocked
 from dpgenome.export import (
     SYNTHETIC_FINGERPRINT,
     SYNTHETIC_HARDCALL_FINGERPRINT,
@@ -59,7 +59,7 @@ from dpgenome.export import (
 from dpgenome.fidelity import CohortFidelity, cohort_fidelity, compare_gwas, gwas_rows
 from dpgenome.gwas import GwasResult, linear_gwas, require_full_rank
 from dpgenome.io import detect_format, read_cohort, write_cohort
-from dpgenome.io.files import check_writable
+from dpgenome.io.files import check_writable, write_text_atomic
 from dpgenome.io.pheno import find_pheno
 from dpgenome.lifetime import (
     LifetimeLedger,
@@ -597,6 +597,9 @@ def run_release(
     reused = all((work / n).exists() for n in ("results.json", "synthetic", _SYNTHETIC_FP))
     if lifetime is None:
         lifetime = LifetimeLedger(config.lifetime_db or default_db_path())
+    # where the cache and the ledger go must be usable before minutes of training
+    _make_cache_root(work.parent)
+    lifetime.check_writable()
     # an override the policy allows may export whatever the rules say: no certain BLOCK
     overridable = config.override_reason is not None and policy.overrides_allowed
     if check_first and not reused and not overridable:
@@ -643,10 +646,12 @@ def run_release(
             individuals=ing.individuals,
         )
         dossier_path = work / "dossier.html"
-        dossier_path.write_text(
-            render_dossier(results, evaluation, figures, override=override), encoding="utf-8"
+        dossier = render_dossier(results, evaluation, figures, override=override)
+        write_text_atomic(
+            work / "results.json", json.dumps(results, indent=1, default=json_default)
         )
-        (work / "results.json").write_text(json.dumps(results, indent=1, default=json_default))
+    # the dossier shows the verdict: it is written once the export has charged what the
+    # policy charges (a run killed before that has shown nothing, and a re-run charges it)
     with progress.stage("export"):
         try:
             exported = export_bundle(
@@ -663,6 +668,7 @@ def run_release(
                 individuals=ing.individuals,
             )
         except ReleaseBlocked as err:
+            write_text_atomic(dossier_path, dossier)
             err.message += f"\nThe dossier explaining the verdict: {dossier_path}"
             err.dossier = dossier_path
             if err.evaluation is not None:
@@ -671,6 +677,7 @@ def run_release(
                 )
             err.args = (err.render(),)
             raise
+        write_text_atomic(dossier_path, dossier)
     return ReleaseOutcome(
         results, exported.evaluation, work, out / "dossier.html", exported, reused, progress.timings
     )
@@ -774,6 +781,18 @@ def _match_formats(work: Path, formats: Sequence[str]) -> None:
     shutil.rmtree(root)
     tmp.rename(root)
     (work / f"{tmp.name}.formats.json").replace(record)
+
+
+def _make_cache_root(root: Path) -> None:
+    """Create the stage cache's folder (owner-only) or name why it cannot be: checked before
+    training, not after it."""
+    check_writable(root, "stage cache folder")
+    try:
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(
+            f"cannot create the stage cache folder ({err.strerror or err})", file=root
+        ) from None
 
 
 def _write_work(
