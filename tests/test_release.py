@@ -252,6 +252,45 @@ def test_release__reused_training_is_exported_in_the_formats_asked(small_cohort:
     assert rows == [(ids.pop(), "exported")], rows
 
 
+@pytest.mark.parametrize("damage", ["results", "formats"])
+def test_release__a_damaged_cache_entry_is_named_with_its_remedy(
+    small_cohort: Path, tmp_path: Path, damage: str
+) -> None:
+    """A cached release whose results.json was emptied, or whose format record went missing
+    (a write killed half-way), crashed every re-run with a KeyError or FileNotFoundError
+    traceback: the entry is named as damaged, with how to recover, exit 2."""
+    lenient = str(small_cohort / "lenient.yaml")
+    assert _release(small_cohort, f"bundle-before-{damage}", lenient)[0] == 0
+    cache = tmp_path / "cache"
+    shutil.copytree(small_cohort / "cache", cache)
+    (entry,) = [p for p in cache.iterdir() if (p / "results.json").is_file()]
+    if damage == "results":
+        (entry / "results.json").write_text("{}")
+    else:
+        (entry / "synthetic.formats.json").unlink()
+    result = CliRunner().invoke(
+        main,
+        [
+            "release",
+            str(small_cohort / "cohort"),
+            "--config",
+            str(small_cohort / "release.yaml"),
+            "--policy",
+            lenient,
+            "--out",
+            str(tmp_path / "out"),
+            "--lifetime-db",
+            str(tmp_path / "l.sqlite"),
+            "--cache-dir",
+            str(cache),
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    assert f"{entry}: the cached release is damaged (" in result.output
+    assert "remove this folder to train again" in result.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_ingest__the_lifetime_key_is_the_input_individuals(
     small_cohort: Path, tmp_path: Path
 ) -> None:

@@ -47,7 +47,7 @@ from dpgenome.cohort import (
 )
 from dpgenome.config import ReleaseConfig, typed_replace
 from dpgenome.dossier import render_dossier
-from dpgenome.errors import ConfigError, InputError, ReleaseBlocked
+from dpgenome.errors import ConfigError, DpgenomeError, InputError, ReleaseBlocked
 from dpgenome.export import (
     SYNTHETIC_FINGERPRINT,
     SYNTHETIC_HARDCALL_FINGERPRINT,
@@ -607,12 +607,10 @@ def run_release(
     if reused:
         if echo:
             echo(f"reusing the trained release in {work} (no retraining, no new budget)")
-        results = json.loads((work / "results.json").read_text())
-        figures = {p.stem: p.read_text() for p in sorted((work / "figures").glob("*.svg"))}
+        results, figures = _load_cached(work, config.formats)
         progress.done_weight += sum(
             w for n, w in STAGES if n in {"synthesize", "audit", "fidelity"}
         )
-        _match_formats(work, config.formats)
     else:
         results, figures, synthetic = compute(ing, config, progress)
         _write_work(work, results, figures, synthetic, config.formats)
@@ -760,6 +758,27 @@ def _write_synthetic(root: Path, synthetic: Cohort, formats: Sequence[str], exac
     (root.parent / f"{root.name}.formats.json").write_text(json.dumps(list(formats)))
     if not set(formats) & set(_LOSSLESS) and not exact.is_dir():
         write_cohort(synthetic, exact, "parker", name="synthetic")
+
+
+def _load_cached(work: Path, formats: Sequence[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """A cached release's results and figures, its synthetic cohort in ``formats``
+    (:func:`_match_formats`); a damaged entry (a file missing, unreadable or not what it
+    should be) is an :class:`InputError` saying how to recover, never a traceback."""
+    try:
+        results = json.loads((work / "results.json").read_text())
+        if not isinstance(results, dict) or not isinstance(results.get("cohort"), dict):
+            raise ValueError("results.json holds no cohort record")
+        str(results["cohort"]["fingerprint"])
+        figures = {p.stem: p.read_text() for p in sorted((work / "figures").glob("*.svg"))}
+        _match_formats(work, formats)
+    except (OSError, ValueError, KeyError, TypeError, DpgenomeError) as err:
+        why = err.message if isinstance(err, DpgenomeError) else f"{type(err).__name__}: {err}"
+        raise InputError(
+            f"the cached release is damaged ({why}); remove this folder to train again (a new "
+            "synthesis, charged as a new release)",
+            file=work,
+        ) from None
+    return results, figures
 
 
 def _match_formats(work: Path, formats: Sequence[str]) -> None:
