@@ -797,6 +797,9 @@ def _match_formats(work: Path, formats: Sequence[str]) -> None:
     if tmp.exists():
         shutil.rmtree(tmp)
     _write_synthetic(tmp, synthetic, formats, exact)
+    # no record while the folders are swapped: a run killed there leaves an entry named as
+    # damaged (_load_cached), never one whose record lists formats it does not hold
+    record.unlink()
     shutil.rmtree(root)
     tmp.rename(root)
     (work / f"{tmp.name}.formats.json").replace(record)
