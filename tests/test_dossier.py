@@ -302,7 +302,8 @@ def test_render_frontier__non_private_point_labelled() -> None:
     runs = []
     for eps, recall in ((None, 0.9), (10.0, 0.6), (3.0, 0.3), (1.0, 0.05)):
         doc = copy.deepcopy(results("approve"))
-        doc["ledger"]["epsilon"] = eps
+        doc["ledger"]["epsilon"] = None if eps is None else eps * 0.9987  # as accounted
+        doc["ledger"]["target_epsilon"] = eps
         doc["ledger"]["no_formal_privacy"] = eps is None
         doc["fidelity"]["gwas"]["thresholds"]["1e-08"]["recall"] = recall
         runs.append(doc)
@@ -310,11 +311,41 @@ def test_render_frontier__non_private_point_labelled() -> None:
     assert "∞ — no formal privacy" in html
     assert html.count("<figure") == 5
     assert "<script" not in html
-    # rows ordered: no-DP reference first, then decreasing epsilon
+    # rows ordered: no-DP reference first, then decreasing epsilon, asked for -> accounted
     eps_cells = re.findall(r"<tr><td>(?:<b>)?([^<]+)", html.split("All points")[1])
-    assert eps_cells == ["∞ — no formal privacy", "10", "3", "1"]
+    assert eps_cells == ["∞ — no formal privacy", "10 → 9.987", "3 → 2.997", "1 → 0.9987"]
     with pytest.raises(InputError):
         render_frontier([])
+
+
+def test_render_frontier__sizes_share_the_epsilon_asked_for_and_the_strongest_attack() -> None:
+    """Two cohort sizes accounted 7.98906 and 7.98565 at a target of 8 made two x positions
+    (each size's line broken into dots): points sit at the epsilon asked for. The AUC column
+    paired the largest AUC with the largest upper bound, possibly two attacks': it names the
+    attack whose bound is highest, with its own AUC."""
+    from dpgenome.dossier import frontier_point
+
+    runs = []
+    for n, accounted in ((960, 7.98906), (400, 7.98565)):
+        doc = copy.deepcopy(results("approve"))
+        doc["ledger"] |= {"epsilon": accounted, "target_epsilon": 8.0}
+        doc["cohort"]["n_samples"] = n
+        runs.append(doc)
+    html = render_frontier(runs)
+    charts = html.split("All points")[0]
+    assert charts.count(">8</text>") >= 5 and not re.search(r">7\.9\d*</text>", charts)
+    attacks = {
+        "dcr": {"auc": 0.5107, "auc_ci": [0.45, 0.5735]},
+        "allele_frequency": {"auc": 0.50, "auc_ci": [0.42, 0.5816]},
+    }
+    doc = copy.deepcopy(results("approve"))
+    doc["audit"]["attacks"] = attacks
+    point = frontier_point(doc)
+    assert (point["strongest_attack"], point["max_auc"], point["max_auc_ci_upper"]) == (
+        "allele_frequency",
+        0.50,
+        0.5816,
+    )
 
 
 def test_templates_dir__missing_is_a_config_error(tmp_path: Path, monkeypatch: Any) -> None:

@@ -708,6 +708,30 @@ def test_sweep__a_failing_point_leaves_no_out_it_created(tmp_path: Path) -> None
     assert result.exit_code == 2 and (tmp_path / "kept").is_dir()
 
 
+def test_sweep__refuses_a_folder_of_other_files_and_a_panel_without_cohort(
+    tmp_path: Path,
+) -> None:
+    """An --out holding other files was silently written into (its sweep.html replaced);
+    --public-panel without a COHORT was silently ignored. Both exit 2 before any work; a
+    previous sweep's folder is still reused."""
+    args = ["sweep", str(TINY), "--pheno", "abBMD", "--epsilons", "8"]
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "notes")])
+    assert result.exit_code == 2, result.output
+    assert "the sweep folder exists and holds other files" in result.output
+    assert "recorded in no lifetime ledger" in result.output  # the note on a COHORT
+    assert (tmp_path / "notes" / "notes.txt").read_text() == "mine"
+    panel = ["sweep", "--public-panel", str(tmp_path), "--out", str(tmp_path / "p")]
+    result = CliRunner().invoke(main, panel)
+    assert result.exit_code == 2 and "--public-panel applies to a COHORT given" in result.output
+    from dpgenome.sweep import _previous_sweep
+
+    (tmp_path / "old" / "cohort-n400-seed1").mkdir(parents=True)
+    (tmp_path / "old" / "sweep.html").write_text("")
+    assert _previous_sweep(tmp_path / "old") and not _previous_sweep(tmp_path / "notes")
+
+
 def _tiny_with(tmp_path: Path, column: str, values: dict[str, str]) -> Path:
     """The tiny Parker cohort at ``tmp_path / "cohort"`` with ``column`` set per sample id."""
     return tiny_with(tmp_path / "cohort", column, values)

@@ -305,6 +305,20 @@ def dcr_svg(nearest: Mapping[str, Any]) -> str | None:
     return "".join(out)
 
 
+def _nice_ticks(lo: float, hi: float, *, integer: bool = False) -> list[float]:
+    """Four to eight round tick values (steps of 1, 2 or 5 times a power of ten; whole
+    numbers for counts) covering ``[lo, hi]``: 0, 0.25, 0.5, ... not 0.275, 0.55, 0.825."""
+    span = hi - lo if hi > lo else 1.0
+    raw = span / 5
+    power = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    if integer:
+        step = max(1.0, math.ceil(step))
+    first = math.floor(lo / step + 1e-9) * step
+    count = math.ceil((hi - first) / step - 1e-9)
+    return [round(first + k * step, 10) for k in range(count + 1)]
+
+
 def line_chart_svg(
     title: str,
     categories: Sequence[str],
@@ -314,9 +328,11 @@ def line_chart_svg(
     x_label: str,
     y_range: tuple[float, float] | None = None,
     reference: tuple[float, str] | None = None,
+    integer: bool = False,
 ) -> str:
-    """A small line chart over categorical x positions (e.g. epsilons, the non-private point
-    last). ``None`` values are gaps. ``reference`` draws a dashed horizontal line."""
+    """A small line chart over categorical x positions, evenly spaced (e.g. epsilons, the
+    non-private point first). ``None`` values are gaps. ``reference`` draws a dashed
+    horizontal line; ``integer``: counts, ticked at whole numbers."""
     values = [v for _, ys in series for v in ys if v is not None and math.isfinite(v)]
     if reference is not None:
         values.append(reference[0])
@@ -324,7 +340,8 @@ def line_chart_svg(
         lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
         pad = (hi - lo) * 0.1 or 0.5
         y_range = (0.0 if lo >= 0 and lo - pad < 0 else lo - pad, hi + pad)
-    lo, hi = y_range
+    ticks = _nice_ticks(*y_range, integer=integer)
+    lo, hi = min(y_range[0], ticks[0]), max(y_range[1], ticks[-1])
     frame = _legend_frame(360, 236, len(series) + (reference is not None))
     n = len(categories)
 
@@ -335,10 +352,7 @@ def line_chart_svg(
     out += _axes(
         frame,
         [(px(i), c) for i, c in enumerate(categories)],
-        [
-            (frame.y(lo + (hi - lo) * k / 4, lo, hi), f"{lo + (hi - lo) * k / 4:.3g}")
-            for k in range(5)
-        ],
+        [(frame.y(t, lo, hi), f"{t:g}") for t in ticks],
         x_label,
         y_label,
     )
@@ -779,6 +793,26 @@ def render_dossier(
 # ---------------------------------------------------------------------------- frontier
 
 
+def _strongest_attack(
+    results: Mapping[str, Any],
+) -> tuple[str | None, float | None, float | None]:
+    """``(name, AUC, upper 95% bound)`` of the attack whose bound is the highest (the
+    largest AUC and the largest bound could be two attacks'); all None without one."""
+    attacks = _get(results, "audit.attacks", {})
+    best: tuple[str | None, float | None, float | None] = (None, None, None)
+    if not isinstance(attacks, Mapping):
+        return best
+    for name, attack in attacks.items():
+        if not isinstance(attack, Mapping):
+            continue
+        ci, auc = attack.get("auc_ci"), attack.get("auc")
+        if not (isinstance(ci, list) and len(ci) == 2 and isinstance(ci[1], int | float)):
+            continue
+        if best[2] is None or float(ci[1]) > best[2]:
+            best = (str(name), float(auc) if isinstance(auc, int | float) else None, float(ci[1]))
+    return best
+
+
 def _max_attack(results: Mapping[str, Any], key: str) -> float | None:
     attacks = _get(results, "audit.attacks", {})
     values = []
@@ -807,10 +841,17 @@ def frontier_point(results: Mapping[str, Any]) -> dict[str, Any]:
             float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
         )
 
+    target = num("ledger.target_epsilon")
+    strongest = _strongest_attack(results)
     return {
         "epsilon": None if no_formal else float(epsilon),
         "no_formal_privacy": no_formal,
+        # the point's place on the x axis: the epsilon asked for (the accounted one moves
+        # with the cohort's size, a few thousandths below it)
+        "target_epsilon": None if no_formal else (target or float(epsilon)),
+        "delta": None if no_formal else num("ledger.delta"),
         "n": num("cohort.n_samples"),
+        "n_members": num("split.n_members"),
         "recall_1e8": num("fidelity.gwas.thresholds.1e-08.recall"),
         "precision_1e8": num("fidelity.gwas.thresholds.1e-08.precision"),
         "recall_2e6": num("fidelity.gwas.thresholds.2e-06.recall"),
@@ -820,10 +861,13 @@ def frontier_point(results: Mapping[str, Any]) -> dict[str, Any]:
         "loci_spurious": num("fidelity.gwas.loci.spurious"),
         "lambda_gc": num("fidelity.gwas.lambda_gc.synthetic"),
         "lambda_gc_real": num("fidelity.gwas.lambda_gc.real"),
-        "max_auc": _max_attack(results, "auc"),
-        "max_auc_ci_upper": _max_attack(results, "auc_ci_upper"),
+        # the attack whose AUC's upper 95% bound is the highest: its AUC and bound together
+        "strongest_attack": strongest[0],
+        "max_auc": strongest[1],
+        "max_auc_ci_upper": strongest[2],
         "max_tpr_1pct": _max_attack(results, "tpr_at_fpr_0.01"),
         "canary_lower_bound": num("audit.canary.epsilon_lower_bound"),
+        "canary_max_lower_bound": num("audit.canary.max_lower_bound"),
     }
 
 
@@ -835,26 +879,28 @@ def render_frontier(
 ) -> str:
     """The sweep page (``reports/templates/frontier.html.j2``): SNP recall/precision, loci,
     lambda_GC, membership AUC and canary lower bounds against epsilon, one series per cohort
-    size. ``runs`` are results documents; the non-private point (epsilon = inf) is last and
-    labelled "∞ (no formal privacy)"."""
+    size, at the epsilons asked for (each point's accounted epsilon is in the table). ``runs``
+    are results documents; the non-private point (epsilon = inf) is first and labelled
+    "∞ (no DP)"."""
     if not runs:
         raise InputError("a frontier needs at least one release result")
     points = [frontier_point(r) for r in runs]
-    eps_values = sorted({p["epsilon"] for p in points if p["epsilon"] is not None}, reverse=True)
-    has_inf = any(p["epsilon"] is None for p in points)
-    categories = (["∞ (no DP)"] if has_inf else []) + [fmt_claim(e) for e in eps_values]
+    targets = {p["target_epsilon"] for p in points if p["target_epsilon"] is not None}
+    eps_values = sorted(targets, reverse=True)
+    has_inf = any(p["target_epsilon"] is None for p in points)
+    categories = (["∞ (no DP)"] if has_inf else []) + [fmt(e) for e in eps_values]
     keys: list[float | None] = ([None] if has_inf else []) + list(eps_values)
     sizes = sorted({p["n"] for p in points}, key=lambda v: (v is None, v or 0))
 
     def series(metric: str, label: str) -> list[tuple[str, list[float | None]]]:
         out = []
         for n in sizes:
-            by_eps = {p["epsilon"]: p[metric] for p in points if p["n"] == n}
+            by_eps = {p["target_epsilon"]: p[metric] for p in points if p["n"] == n}
             name = label if len(sizes) == 1 else f"{label}, n = {fmt(int(n)) if n else '?'}"
             out.append((name, [by_eps.get(k) for k in keys]))
         return out
 
-    x_label = "epsilon (privacy loss; smaller = more private)"
+    x_label = "epsilon asked for (evenly spaced, not to scale; smaller = more private)"
     charts = [
         line_chart_svg(
             "GWAS SNP recall and precision at p < 1e-8",
@@ -867,22 +913,25 @@ def render_frontier(
         line_chart_svg(
             "Loci recovered and spurious loci",
             categories,
-            series("loci_recovered", "recovered") + series("loci_spurious", "spurious"),
+            series("loci_recovered", "recovered")
+            + series("loci_spurious", "spurious")
+            + series("loci_real", "real loci"),
             y_label="loci",
             x_label=x_label,
+            integer=True,
         ),
         line_chart_svg(
             "Genomic inflation lambda_GC (synthetic GWAS)",
             categories,
-            series("lambda_gc", "synthetic"),
+            series("lambda_gc", "synthetic") + series("lambda_gc_real", "real GWAS"),
             y_label="lambda_GC",
             x_label=x_label,
             reference=(1.0, "no inflation (1.0)"),
         ),
         line_chart_svg(
-            "Membership attack AUC (upper 95% CI)",
+            "Membership inference: the strongest attack's upper 95% bound on its AUC",
             categories,
-            series("max_auc_ci_upper", "AUC upper CI"),
+            series("max_auc_ci_upper", "AUC upper bound"),
             y_label="AUC",
             x_label=x_label,
             y_range=(0.4, 1.0),
@@ -893,6 +942,7 @@ def render_frontier(
             categories,
             [
                 *series("canary_lower_bound", "lower bound"),
+                *series("canary_max_lower_bound", "highest this audit can show"),
                 ("claimed epsilon (must stay above)", list(keys)),
             ],
             y_label="epsilon",
@@ -901,7 +951,7 @@ def render_frontier(
     ]
     figures = [inline_svg(svg, f"frontier-{i}") for i, svg in enumerate(charts)]
     order = {k: i for i, k in enumerate(keys)}
-    rows = sorted(points, key=lambda p: (p["n"] or 0, order.get(p["epsilon"], 0)))
+    rows = sorted(points, key=lambda p: (p["n"] or 0, order.get(p["target_epsilon"], 0)))
     env = _environment()
     return env.get_template("frontier.html.j2").render(
         title=title,

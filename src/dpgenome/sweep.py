@@ -26,13 +26,14 @@ from dpgenome.dossier import render_frontier
 from dpgenome.errors import ConfigError
 from dpgenome.io import write_cohort
 from dpgenome.paths import shipped_policy
+from dpgenome.policy import fmt_claim
 from dpgenome.release import Progress, compute, ingest, json_default
 
 
 def _simulated_cohort(n: int, seed: int, out: Path, echo: Callable[[str], None] | None) -> Path:
     from dpgenome.simulate import SimConfig, simulate
 
-    target = out / f"cohort-n{n}"
+    target = out / f"cohort-n{n}-seed{seed}"
     if not (target / "cohort").is_dir():
         if echo:
             echo(f"simulating a CFW-like cohort of {n} mice (+ public panel of 1000) ...")
@@ -60,6 +61,17 @@ def run_sweep(
     ``out`` the sweep created is removed again when a point fails (nothing half-written)."""
     if not epsilons:
         raise ConfigError("--epsilons lists no epsilon")
+    if cohort is None and public_panel is not None:
+        raise ConfigError(
+            "--public-panel applies to a COHORT given; without one each simulated cohort "
+            "comes with its own simulated panel"
+        )
+    if out.is_dir() and any(out.iterdir()) and not _previous_sweep(out):
+        raise ConfigError(
+            "the sweep folder exists and holds other files; give an empty or new --out (a "
+            "previous sweep's folder is reused: its simulated cohorts, its pages replaced)",
+            file=out,
+        )
     with _removed_on_failure(out):
         runs: list[dict[str, Any]] = []
         for n in sizes:
@@ -90,6 +102,12 @@ def run_sweep(
                 results, _, _ = compute(ing, config, Progress(echo))
                 results["provenance"]["config"] = config.synthesis_dict()
                 runs.append(results)
+                ledger = results.get("ledger") or {}
+                if echo and not math.isinf(eps):
+                    echo(
+                        f"   accounted: epsilon = {fmt_claim(ledger.get('epsilon'))}, delta = "
+                        f"{fmt_claim(ledger.get('delta'))}"
+                    )
         (out / "sweep.json").write_text(
             json.dumps({"runs": runs}, indent=1, default=json_default), encoding="utf-8"
         )
@@ -97,6 +115,15 @@ def run_sweep(
         stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         page.write_text(render_frontier(runs, generated_at=stamp), encoding="utf-8")
         return page
+
+
+def _previous_sweep(out: Path) -> bool:
+    """Whether ``out`` holds only what a sweep writes (its page, its JSON, the simulated
+    cohorts it keeps): such a folder is reused, any other non-empty one refused."""
+    return all(
+        p.name in {"sweep.json", "sweep.html"} or (p.is_dir() and p.name.startswith("cohort-n"))
+        for p in out.iterdir()
+    )
 
 
 @contextlib.contextmanager

@@ -341,10 +341,22 @@ def sweep(
 ) -> None:
     """The privacy/utility frontier: SNP recall/precision, loci and lambda_GC against epsilon
     (and cohort size), beside membership AUC and canary lower bounds. Writes DIR/sweep.html
-    and DIR/sweep.json. Without COHORT it simulates the embedded CFW-like cohort."""
+    and DIR/sweep.json; without COHORT it simulates the embedded CFW-like cohort at each
+    size (kept as DIR/cohort-n<N>-seed<S>/ and reused).
+
+    Each point trains again with fresh DP noise: one draw per point. A sweep is an analysis,
+    not a release: it exports nothing and is recorded in no lifetime ledger, so on a private
+    COHORT it spends the sum of its epsilons (and a pass without formal privacy for inf)
+    outside the ledger. Run it on simulated or public cohorts.
+    """
     from dpgenome.sweep import run_sweep
 
-    eps = [parse_epsilon(e) for e in epsilons.split(",") if e.strip()]
+    eps = list(dict.fromkeys(parse_epsilon(e) for e in epsilons.split(",") if e.strip()))
+    if cohort:
+        _echo_err(
+            "note: a sweep is recorded in no lifetime ledger; on a private cohort its points "
+            "spend their epsilons outside it (run it on simulated or public cohorts)"
+        )
     if cohort and sizes:
         raise ConfigError("--n (simulated sizes) only applies without a COHORT argument")
     try:
