@@ -900,7 +900,7 @@ def render_frontier(
             out.append((name, [by_eps.get(k) for k in keys]))
         return out
 
-    x_label = "epsilon asked for (evenly spaced, not to scale; smaller = more private)"
+    x_label = "epsilon asked for (categories, not to scale)"
     charts = [
         line_chart_svg(
             "GWAS SNP recall and precision at p < 1e-8",
@@ -929,9 +929,9 @@ def render_frontier(
             reference=(1.0, "no inflation (1.0)"),
         ),
         line_chart_svg(
-            "Membership inference: the strongest attack's upper 95% bound on its AUC",
+            "Membership attacks: highest AUC bound",
             categories,
-            series("max_auc_ci_upper", "AUC upper bound"),
+            series("max_auc_ci_upper", "upper 95% bound, strongest attack"),
             y_label="AUC",
             x_label=x_label,
             y_range=(0.4, 1.0),
