@@ -950,13 +950,21 @@ def export_bundle(
             ) from None
         raise
     if lifetime is not None:
-        lifetime.set_status(
-            release_id,
-            "exported",
-            bundle=str(dest.resolve()),
-            verdict=(policy.name, str(evaluation.verdict), override is not None),
-            replaces=claim,
-        )
+        try:
+            lifetime.set_status(
+                release_id,
+                "exported",
+                bundle=str(dest.resolve()),
+                verdict=(policy.name, str(evaluation.verdict), override is not None),
+                replaces=claim,
+            )
+        except DpgenomeError as err:  # a ledger locked too long: the row stays pending
+            raise InputError(
+                f"the bundle was written and its lifetime spending recorded (status pending, "
+                f"counted), but marking it exported failed ({err.message}); nothing needs "
+                "redoing. Check it with dpgenome verify",
+                file=dest,
+            ) from None
     return ExportResult(
         path=dest,
         release_id=release_id,
