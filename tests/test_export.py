@@ -1859,3 +1859,19 @@ def test_lifetime_ledger__a_lost_member_key_and_an_empty_file(tmp_path: Path) ->
     assert LifetimeLedger(empty).total("fp").epsilon == 0.0
     assert LifetimeLedger(empty).releases() == []
     assert LifetimeLedger(empty).record("fp", 1.0, 1e-5, "r")
+
+
+def test_remove_dead_writers__only_what_killed_processes_left(tmp_path: Path) -> None:
+    """A killed run's cache copies (``KEY.tmp-PID``, ``synthetic.tmp-PID`` and its
+    ``.formats.json``) stayed forever; a running writer's, and a name without an id, stay."""
+    from dpgenome.export import remove_dead_writers
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = os.getpid()
+    for name in (f"k.tmp-{dead.pid}", f"k.tmp-{live}", "k.tmp-x"):
+        (tmp_path / name).mkdir()
+    (tmp_path / f"synthetic.tmp-{dead.pid}.formats.json").write_text("[]")
+    remove_dead_writers(tmp_path, "k.tmp-*", ".tmp-")
+    remove_dead_writers(tmp_path, "synthetic.tmp-*", ".tmp-")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"k.tmp-{live}", "k.tmp-x"])

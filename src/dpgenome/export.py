@@ -241,15 +241,26 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _remove_stale_partials(dest: Path) -> None:
-    """Remove temporary directories left beside ``dest`` by killed exports."""
-    for path in dest.parent.glob(f".{dest.name}.partial-*"):
+def remove_dead_writers(folder: Path, pattern: str, marker: str) -> None:
+    """Remove what killed processes left in ``folder``: the entries matching ``pattern``
+    whose name carries, after ``marker``, the id of a process no longer running (a live
+    writer's, and any name without an id, are left alone)."""
+    for path in folder.glob(pattern):
         try:
-            pid = int(path.name.rsplit(".partial-", 1)[1].split("-", 1)[0])
+            pid = int(path.name.rsplit(marker, 1)[1].split("-", 1)[0].split(".", 1)[0])
         except (IndexError, ValueError):
             continue
-        if path.is_dir() and not _pid_alive(pid):
+        if _pid_alive(pid):
+            continue
+        if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _remove_stale_partials(dest: Path) -> None:
+    """Remove temporary directories left beside ``dest`` by killed exports."""
+    remove_dead_writers(dest.parent, f".{dest.name}.partial-*", ".partial-")
 
 
 def _check_destination(dest: Path) -> None:

@@ -54,6 +54,7 @@ from dpgenome.export import (
     ExportResult,
     export_bundle,
     prepare_evaluation,
+    remove_dead_writers,
     synthetic_release_id,
 )
 from dpgenome.fidelity import CohortFidelity, cohort_fidelity, compare_gwas, gwas_rows
@@ -793,6 +794,7 @@ def _match_formats(work: Path, formats: Sequence[str]) -> None:
     root, exact = work / "synthetic", work / "synthetic-source"
     lossless = [f for f in cached if f in _LOSSLESS]
     synthetic = read_cohort(_synthetic_dirs(root, cached)[lossless[0]] if lossless else exact)
+    remove_dead_writers(work, "synthetic.tmp-*", ".tmp-")  # a killed conversion's copies
     tmp = work / f"synthetic.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -827,6 +829,7 @@ def _write_work(
     """Write the cache atomically (temporary sibling, then rename). Created readable by its
     owner only: it holds results.json and the dossier, exact aggregates of the members."""
     work.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    remove_dead_writers(work.parent, f"{work.name}.tmp-*", ".tmp-")  # killed runs' copies
     tmp = work.with_name(work.name + f".tmp-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
