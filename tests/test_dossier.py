@@ -733,7 +733,8 @@ def test_render_dossier__epsilon_and_delta_are_claims_rounded_up_everywhere() ->
         assert measured.group(1) == ("0.0006701" if rule == "privacy.max_delta" else "8.001")
     # a sweep's epsilon is a claim too
     frontier = render_frontier([doc])
-    assert "<td>8.001</td>" in frontier and "<td>8</td>" not in frontier
+    assert "<td>8 → 8.001</td>" in frontier and "→ 8</td>" not in frontier  # asked -> claim
+    assert '<td class="num">0.0006701</td>' in frontier
 
 
 def test_render_dossier__states_the_most_the_canary_audit_could_show() -> None:
@@ -1032,3 +1033,13 @@ def test_render_dossier__says_how_each_auc_ci_is_made_and_the_tpr_null() -> None
             a.pop("auc_reference_sd", None)
     plain = _render_doc(doc)
     assert "widened" not in plain and "shuffles" not in plain
+
+
+def test_render_dossier__explains_its_terms() -> None:
+    """A governance officer reads epsilon, AUC, DCR, KING, lambda_GC and more: the dossier
+    defines each, and links the definitions from its first section."""
+    html = render()
+    assert 'href="#glossary"' in html and 'id="glossary"' in html
+    terms = re.findall(r"<dt>(.*?)</dt>", html.split('id="glossary"')[1])
+    for term in ("epsilon", "replace-one", "DP-SGD", "AUC", "DCR", "KING", "canary", "lambda_GC"):
+        assert any(term in t for t in terms), term
