@@ -901,3 +901,23 @@ def test_cache_key__depends_on_the_allele_order(tmp_path: Path) -> None:
         for order in ("input", "sorted")
     }
     assert keys["input"] != keys["sorted"]
+
+
+def test_write_work__another_runs_completed_entry_is_kept(tmp_path: Path) -> None:
+    """Two fresh trainings of one configuration sharing a cache: the second to finish
+    removed the first's entry, which the first could be reading for its export. A complete
+    entry is now kept (the second run uses it, its own synthesis discarded); an incomplete
+    one is replaced."""
+    from dpgenome.release import _write_work
+    from dpgenome.testing import toy_cohort
+
+    first, _ = toy_cohort(0)
+    second, _ = toy_cohort(1)
+    work = tmp_path / "cache" / "key"
+    assert _write_work(work, {"run": 1}, {}, first, ("parker",))
+    assert not _write_work(work, {"run": 2}, {}, second, ("parker",))
+    assert json.loads((work / "results.json").read_text()) == {"run": 1}
+    assert [p.name for p in work.parent.iterdir()] == ["key"]  # no copy left behind
+    (work / "results.json").unlink()  # incomplete: replaced
+    assert _write_work(work, {"run": 3}, {}, second, ("parker",))
+    assert json.loads((work / "results.json").read_text()) == {"run": 3}

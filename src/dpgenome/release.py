@@ -14,6 +14,7 @@ cohort) is a new release and is charged.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import functools
 import hashlib
 import json
@@ -595,7 +596,7 @@ def run_release(
     key = cache_key(ing, config)
     work = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
     work = work / key
-    reused = all((work / n).exists() for n in ("results.json", "synthetic", _SYNTHETIC_FP))
+    reused = _complete(work)
     if lifetime is None:
         lifetime = LifetimeLedger(config.lifetime_db or default_db_path())
     # where the cache and the ledger go must be usable before minutes of training
@@ -614,7 +615,12 @@ def run_release(
         )
     else:
         results, figures, synthetic = compute(ing, config, progress)
-        _write_work(work, results, figures, synthetic, config.formats)
+        if not _write_work(work, results, figures, synthetic, config.formats):
+            # another run of the same configuration cached its synthesis first: that one is
+            # the release (this run's, never shown or exported, is discarded)
+            if echo:
+                echo(f"another run cached this release meanwhile: using it ({work})")
+            results, figures = _load_cached(work, config.formats)
     results["provenance"] = {
         **provenance(config, ing, key, reused),
         "timings_s": results.get("provenance", {}).get("timings_s", {}),
@@ -825,9 +831,11 @@ def _write_work(
     figures: dict[str, str],
     synthetic: Cohort,
     formats: Sequence[str],
-) -> None:
+) -> bool:
     """Write the cache atomically (temporary sibling, then rename). Created readable by its
-    owner only: it holds results.json and the dossier, exact aggregates of the members."""
+    owner only: it holds results.json and the dossier, exact aggregates of the members.
+    False, writing nothing, when another run completed the same entry meanwhile (an
+    incomplete one is replaced): a run reading that entry never has it removed under it."""
     work.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     remove_dead_writers(work.parent, f"{work.name}.tmp-*", ".tmp-")  # killed runs' copies
     tmp = work.with_name(work.name + f".tmp-{os.getpid()}")
@@ -841,9 +849,25 @@ def _write_work(
     for name, svg in figures.items():
         (tmp / "figures" / f"{name}.svg").write_text(svg, encoding="utf-8")
     (tmp / "results.json").write_text(json.dumps(results, indent=1, default=json_default))
+    if _complete(work):
+        shutil.rmtree(tmp)
+        return False
     if work.exists():
         shutil.rmtree(work)
-    tmp.rename(work)
+    try:
+        tmp.rename(work)
+    except OSError as err:
+        if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+        shutil.rmtree(tmp)  # completed by another run between the check and the rename
+        return False
+    return True
+
+
+def _complete(work: Path) -> bool:
+    """Whether the cache entry ``work`` holds a whole synthesis (its results, its synthetic
+    cohort and that cohort's fingerprint)."""
+    return all((work / n).exists() for n in ("results.json", "synthetic", _SYNTHETIC_FP))
 
 
 def _eps_text(eps: float) -> str:
