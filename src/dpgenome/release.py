@@ -600,7 +600,7 @@ def run_release(
     if lifetime is None:
         lifetime = LifetimeLedger(config.lifetime_db or default_db_path())
     # where the cache and the ledger go must be usable before minutes of training
-    _make_cache_root(work.parent)
+    _check_cache_root(work.parent)
     lifetime.check_writable()
     # an override the policy allows may export whatever the rules say: no certain BLOCK
     overridable = config.override_reason is not None and policy.overrides_allowed
@@ -813,16 +813,10 @@ def _match_formats(work: Path, formats: Sequence[str]) -> None:
     (work / f"{tmp.name}.formats.json").replace(record)
 
 
-def _make_cache_root(root: Path) -> None:
-    """Create the stage cache's folder (owner-only) or name why it cannot be: checked before
-    training, not after it."""
+def _check_cache_root(root: Path) -> None:
+    """Name why the stage cache's folder could not be created, before training rather than
+    after it (nothing is created: a release refused before training writes nothing)."""
     check_writable(root, "stage cache folder")
-    try:
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as err:
-        raise InputError(
-            f"cannot create the stage cache folder ({err.strerror or err})", file=root
-        ) from None
 
 
 def _write_work(
