@@ -939,12 +939,13 @@ def export_bundle(
             recorded = True
         move_into_place(tmp, dest)
     except BaseException as err:
-        if not tmp.exists() and recorded:
+        if not tmp.exists() and dest.is_dir():
             # renamed into place: the bundle is out, and its ledger row (pending) stays
             if isinstance(err, OSError | DpgenomeError):
+                charged = "; its lifetime spending is recorded (status pending)" * recorded
                 raise InputError(
-                    f"the bundle was written, but finishing it failed ({err}); its lifetime "
-                    "spending is recorded (status pending). Check it with dpgenome verify",
+                    f"the bundle was written, but finishing it failed ({err}){charged}. "
+                    "Check it with dpgenome verify",
                     file=dest,
                 ) from None
             raise
