@@ -313,7 +313,12 @@ def demo(
     "--epsilons", default="inf,10,3,1", show_default=True, help="Comma list; inf allowed."
 )
 @click.option("--n", "sizes", help="Without COHORT: simulated cohort sizes, e.g. 1092,10000.")
-@click.option("--public-panel", type=click.Path(file_okay=False))
+@click.option(
+    "--public-panel",
+    type=click.Path(file_okay=False),
+    help="With COHORT: its public reference panel (as for release). Without COHORT each "
+    "simulated cohort has its own.",
+)
 @click.option(
     "--pheno-schema",
     type=click.Path(dir_okay=False),
@@ -325,7 +330,7 @@ def demo(
     default=1,
     show_default=True,
     help="Seed of the simulated cohorts (without COHORT; as `simulate --seed`) and of every "
-    "point's split, synthesis and audits.",
+    "point's split, synthesis and audits; the DP noise is fresh in every run.",
 )
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 def sweep(
