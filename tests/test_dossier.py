@@ -346,6 +346,9 @@ def test_render_frontier__sizes_share_the_epsilon_asked_for_and_the_strongest_at
         0.50,
         0.5816,
     )
+    # an attack without a bound (NaN) listed first never hides the others
+    doc["audit"]["attacks"] = {"odd": {"auc": 0.5, "auc_ci": [0.4, float("nan")]}, **attacks}
+    assert frontier_point(doc)["strongest_attack"] == "allele_frequency"
 
 
 def test_templates_dir__missing_is_a_config_error(tmp_path: Path, monkeypatch: Any) -> None:

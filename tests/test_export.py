@@ -1875,3 +1875,45 @@ def test_remove_dead_writers__only_what_killed_processes_left(tmp_path: Path) ->
     remove_dead_writers(tmp_path, "k.tmp-*", ".tmp-")
     remove_dead_writers(tmp_path, "synthetic.tmp-*", ".tmp-")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"k.tmp-{live}", "k.tmp-x"])
+
+
+def test_lifetime_ledger__a_blocked_charge_outlives_a_failing_pending_export(
+    tmp_path: Path,
+) -> None:
+    """Export A of release r pending (an override), run B of r blocked and charged: B found
+    the pending row, changed nothing, and A's failure then deleted the row with B's charge.
+    The charge now makes the row 'blocked' for good; a failing export withdraws only its
+    claim, also from a row already exported or charged."""
+    ledger = LifetimeLedger(tmp_path / "l.sqlite")
+    assert ledger.record("fp", 2.0, 1e-6, "r", bundle="/a (export 1 under way)", status="pending")
+    assert ledger.record("fp", 2.0, 1e-6, "r", status="blocked", verdict="BLOCK")
+    ledger.forget_pending("r", bundle="/a (export 1 under way)")
+    row = ledger.get("r")
+    assert row is not None and (row.status, row.verdict, row.bundle) == ("blocked", "BLOCK", "")
+    assert ledger.total("fp").epsilon == 2.0
+    ledger.record("fp", 1.0, 1e-6, "s", bundle="/b (export 2 under way)", status="pending")
+    ledger.record("fp", 1.0, 1e-6, "s", bundle="/a (export 3 under way)", status="pending")
+    ledger.set_status("s", "exported", bundle="/a", replaces="/a (export 3 under way)")
+    ledger.forget_pending("s", bundle="/b (export 2 under way)")  # B failed after A finished
+    row = ledger.get("s")
+    assert row is not None and (row.status, row.bundle) == ("exported", "/a")
+
+
+def test_export__a_staging_folder_gone_before_the_rename_is_not_a_written_bundle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rename fails because the staging folder vanished (another host's clean-up on a
+    shared disk) and an empty --out exists: that was taken for a finished rename (a pending
+    row kept, 'the bundle was written'). Nothing was written, and nothing is charged."""
+    from dpgenome import export as ex
+
+    def vanished(tmp: Path, dest: Path) -> None:
+        shutil.rmtree(tmp)
+        os.rename(tmp, dest)  # ENOENT
+
+    monkeypatch.setattr(ex, "move_into_place", vanished)
+    (tmp_path / "bundle").mkdir()
+    ledger = LifetimeLedger(tmp_path / "l.sqlite")
+    with pytest.raises(InputError, match="nothing was written and no lifetime spending"):
+        export(tmp_path, lifetime=ledger)
+    assert ledger.releases() == [] and not any((tmp_path / "bundle").iterdir())

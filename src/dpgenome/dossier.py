@@ -808,6 +808,8 @@ def _strongest_attack(
         ci, auc = attack.get("auc_ci"), attack.get("auc")
         if not (isinstance(ci, list) and len(ci) == 2 and isinstance(ci[1], int | float)):
             continue
+        if not math.isfinite(float(ci[1])):  # an attack without a bound never wins
+            continue
         if best[2] is None or float(ci[1]) > best[2]:
             best = (str(name), float(auc) if isinstance(auc, int | float) else None, float(ci[1]))
     return best

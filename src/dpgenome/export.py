@@ -33,6 +33,7 @@ manifest's SHA-256 (printed by the export) through another channel.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import errno
 import hashlib
@@ -866,6 +867,7 @@ def export_bundle(
     # this export's own claim on the ledger row while it is pending: another export of the
     # same release to the same path that fails must withdraw its claim, not this one's
     claim = f"{dest.resolve()} (export {secrets.token_hex(4)} under way)"
+    moved = False
     try:
         listing: dict[str, dict[str, Any]] = {}
         for name in sorted(names):
@@ -938,9 +940,16 @@ def export_bundle(
             )
             recorded = True
         move_into_place(tmp, dest)
+        moved = True
     except BaseException as err:
-        if not tmp.exists() and dest.is_dir():
-            # renamed into place: the bundle is out, and its ledger row (pending) stays
+        if moved or (not tmp.exists() and (dest / MANIFEST).is_file()):
+            # renamed into place: the bundle is out, and its ledger row (pending) stays,
+            # under the bundle's path rather than the claim
+            if recorded and lifetime is not None:
+                with contextlib.suppress(DpgenomeError, OSError):
+                    lifetime.set_status(
+                        release_id, None, bundle=str(dest.resolve()), replaces=claim
+                    )
             if isinstance(err, OSError | DpgenomeError):
                 charged = "; its lifetime spending is recorded (status pending)" * recorded
                 raise InputError(

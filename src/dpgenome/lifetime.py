@@ -523,6 +523,8 @@ class LifetimeLedger:
         if not self.path.exists():
             check_writable(self.path, "lifetime ledger")
             return
+        # SQLite writes its journal beside the ledger: the folder must take new files too
+        check_writable(self.path.parent, "lifetime ledger's journal")
         try:
             with open(self.path, "ab"):
                 pass
@@ -787,6 +789,15 @@ class LifetimeLedger:
                         "overridden = ? WHERE release_id = ?",
                         (status, bundle, policy, verdict, int(overridden), release_id),
                     )
+                elif status == "blocked" and row[3] == "pending":
+                    # charged for good: a pending export of it that fails withdraws its claim,
+                    # never this charge
+                    con.execute(
+                        "UPDATE releases SET status = 'blocked', policy = ?, verdict = ?, "
+                        "overridden = ? WHERE release_id = ?",
+                        (policy, verdict, int(overridden), release_id),
+                    )
+                    return True
                 elif row[3] == "pending" and bundle:  # a second export of it under way
                     _add_bundle(con, release_id, bundle)
                 if mechanisms is not None:
@@ -818,17 +829,18 @@ class LifetimeLedger:
     def set_status(
         self,
         release_id: str,
-        status: str,
+        status: str | None,
         *,
         bundle: str | None = None,
         verdict: tuple[str, str, bool] | None = None,
         replaces: str | None = None,
     ) -> None:
-        """Set a release's status; ``bundle`` is added to the bundles it was exported to
-        (``; ``-separated: the same release exported again keeps its earlier bundles), in
-        place of ``replaces`` (the export's own claim while it was pending). ``verdict``
-        (policy name, verdict, overridden) replaces those of a release recorded as
-        ``blocked`` (charged when a policy blocked it) that another export lets out."""
+        """Set a release's status (``None``: keep it); ``bundle`` is added to the bundles
+        it was exported to (``; ``-separated: the same release exported again keeps its
+        earlier bundles), in place of ``replaces`` (the export's own claim while it was
+        pending). ``verdict`` (policy name, verdict, overridden) replaces those of a release
+        recorded as ``blocked`` (charged when a policy blocked it) that another export lets
+        out."""
         with self._connect(write=True) as con:
             if replaces is not None:
                 row = con.execute(
@@ -848,7 +860,10 @@ class LifetimeLedger:
                     "WHERE release_id = ? AND status = 'blocked'",
                     (verdict[0], verdict[1], int(verdict[2]), release_id),
                 )
-            con.execute("UPDATE releases SET status = ? WHERE release_id = ?", (status, release_id))
+            if status is not None:  # None: the status stays (only the bundle changes)
+                con.execute(
+                    "UPDATE releases SET status = ? WHERE release_id = ?", (status, release_id)
+                )
             if bundle is not None:
                 _add_bundle(con, release_id, bundle)
 
@@ -858,13 +873,12 @@ class LifetimeLedger:
         the whole row without ``bundle``."""
         with self._connect(write=True) as con:
             row = con.execute(
-                "SELECT bundle FROM releases WHERE release_id = ? AND status = 'pending'",
-                (release_id,),
+                "SELECT bundle, status FROM releases WHERE release_id = ?", (release_id,)
             ).fetchone()
             if row is None:
                 return
             others = [b for b in _bundles(row[0]) if b != bundle] if bundle is not None else []
-            if others:
+            if others or row[1] != "pending":  # exported or charged: only the claim goes
                 con.execute(
                     "UPDATE releases SET bundle = ? WHERE release_id = ?",
                     (BUNDLE_SEPARATOR.join(others), release_id),

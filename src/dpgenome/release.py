@@ -13,6 +13,7 @@ cohort) is a new release and is charged.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import functools
@@ -781,8 +782,9 @@ def _load_cached(work: Path, formats: Sequence[str]) -> tuple[dict[str, Any], di
     except (OSError, ValueError, KeyError, TypeError, DpgenomeError) as err:
         why = err.message if isinstance(err, DpgenomeError) else f"{type(err).__name__}: {err}"
         raise InputError(
-            f"the cached release is damaged ({why}); remove this folder to train again (a new "
-            "synthesis, charged as a new release)",
+            f"the cached release is damaged ({why}). If another release of it is running (it "
+            "may be writing it in another format), wait for it and run again; otherwise "
+            "remove this folder to train again (a new synthesis, charged as a new release)",
             file=work,
         ) from None
     return results, figures
@@ -843,19 +845,29 @@ def _write_work(
     for name, svg in figures.items():
         (tmp / "figures" / f"{name}.svg").write_text(svg, encoding="utf-8")
     (tmp / "results.json").write_text(json.dumps(results, indent=1, default=json_default))
-    if _complete(work):
-        shutil.rmtree(tmp)
-        return False
-    if work.exists():
-        shutil.rmtree(work)
-    try:
-        tmp.rename(work)
-    except OSError as err:
-        if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-            raise
-        shutil.rmtree(tmp)  # completed by another run between the check and the rename
-        return False
-    return True
+    for _ in range(3):
+        try:
+            tmp.rename(work)
+            return True
+        except OSError as err:
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        if _complete(work):  # another run's whole entry: it is the release
+            break
+        # an incomplete entry: moved aside (never removed in place), unless another run
+        # completed it meanwhile, which then stays the entry
+        aside = work.with_name(f"{work.name}.tmp-{os.getpid()}-aside")
+        try:
+            work.rename(aside)
+        except FileNotFoundError:
+            continue
+        if _complete(aside):
+            with contextlib.suppress(OSError):
+                aside.rename(work)
+            break
+        shutil.rmtree(aside, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return False
 
 
 def _complete(work: Path) -> bool:
