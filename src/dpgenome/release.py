@@ -601,7 +601,8 @@ def run_release(
     if lifetime is None:
         lifetime = LifetimeLedger(config.lifetime_db or default_db_path())
     # where the cache and the ledger go must be usable before minutes of training
-    _check_cache_root(work.parent)
+    # (checked, not created: a release refused before training writes nothing)
+    check_writable(work.parent, "stage cache folder")
     lifetime.check_writable()
     # an override the policy allows may export whatever the rules say: no certain BLOCK
     overridable = config.override_reason is not None and policy.overrides_allowed
@@ -774,9 +775,9 @@ def _load_cached(work: Path, formats: Sequence[str]) -> tuple[dict[str, Any], di
     should be) is an :class:`InputError` saying how to recover, never a traceback."""
     try:
         results = json.loads((work / "results.json").read_text())
-        if not isinstance(results, dict) or not isinstance(results.get("cohort"), dict):
-            raise ValueError("results.json holds no cohort record")
-        str(results["cohort"]["fingerprint"])
+        cohort = results.get("cohort") if isinstance(results, dict) else None
+        if not isinstance(cohort, dict) or "fingerprint" not in cohort:
+            raise ValueError("results.json holds no cohort fingerprint")
         figures = {p.stem: p.read_text() for p in sorted((work / "figures").glob("*.svg"))}
         _match_formats(work, formats)
     except (OSError, ValueError, KeyError, TypeError, DpgenomeError) as err:
@@ -813,12 +814,6 @@ def _match_formats(work: Path, formats: Sequence[str]) -> None:
     shutil.rmtree(root)
     tmp.rename(root)
     (work / f"{tmp.name}.formats.json").replace(record)
-
-
-def _check_cache_root(root: Path) -> None:
-    """Name why the stage cache's folder could not be created, before training rather than
-    after it (nothing is created: a release refused before training writes nothing)."""
-    check_writable(root, "stage cache folder")
 
 
 def _write_work(
