@@ -690,6 +690,14 @@ def empty_pheno(tmp_path):
 
 
 @bad_input
+def header_only_pheno(tmp_path):
+    d = _copy(tmp_path)
+    header = (d / "pheno.csv").read_text().split("\n")[0]
+    (d / "pheno.csv").write_text(header + "\n")
+    return d, "pheno.csv", None, None, "no data rows: the file holds only its header"
+
+
+@bad_input
 def empty_vcf(tmp_path):
     d = _copy(tmp_path, "vcf")
     (d / "cohort.vcf.gz").unlink()
@@ -867,6 +875,14 @@ def infinite_phenotype(tmp_path):
     d = _copy(tmp_path, "plink")
     _set_bmd(d, 8, "inf")
     return d, "pheno.csv", 8, "BMD", "not a finite number"
+
+
+@bad_input
+def huge_phenotype(tmp_path):
+    # finite, yet its square overflows: the GWAS would print empty p-values, exit 0
+    d = _copy(tmp_path, "plink")
+    _set_bmd(d, 9, "-3e300")
+    return d, "pheno.csv", 9, "BMD", "magnitude above 1e\\+100: a sentinel"
 
 
 @bad_input

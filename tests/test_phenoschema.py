@@ -503,6 +503,18 @@ def test_read_pheno_schema__declared_shares_are_the_public_prior(tmp_path) -> No
     np.testing.assert_allclose(cols["smoker"].prior, expected / expected.sum())
 
 
+def test_read_pheno_schema__proportions_not_summing_to_one_are_named(tmp_path, caplog) -> None:
+    # counts and percentages are rescaled quietly; proportions summing to 1.8 are a typo
+    text = "columns:\n  site: {type: categorical, levels: [A, B], shares: [0.9, 0.9]}\n"
+    cols = read_pheno_schema(_write(tmp_path, text)).schema.columns
+    np.testing.assert_allclose(cols["site"].prior, [0.5, 0.5, 1e-3], rtol=2e-3)
+    assert "line 2, column site: 'shares' sum to 1.8, not 1" in caplog.text
+    caplog.clear()
+    text = "columns:\n  site: {type: categorical, levels: [A, B], shares: [30, 70]}\n"
+    read_pheno_schema(_write(tmp_path, text, "percent.yaml"))
+    assert "shares" not in caplog.text
+
+
 @pytest.mark.parametrize(
     ("column", "values"),
     [

@@ -135,8 +135,25 @@ def test_parse_policy__duplicate_key_is_an_error() -> None:
 
 
 def test_parse_policy__schema_version_required() -> None:
-    with pytest.raises(PolicyError, match="schema_version"):
+    with pytest.raises(PolicyError, match="needs 'schema_version: 1' \\(the key is missing\\)"):
         parse_policy("name: x\n")
+    with pytest.raises(PolicyError, match="schema_version must be 1 \\(got 2\\)"):
+        parse_policy("schema_version: 2\nname: x\n")
+
+
+@pytest.mark.parametrize(
+    ("snippet", "message"),
+    [
+        ("fidelity:\n  lambda_gc_range: [1.2, 0.9]\n", r"got a list \(low above high\)"),
+        ("fidelity:\n  lambda_gc_range: [0.9, 1.0, 1.1]\n", r"got a list of 3 item\(s\)"),
+        ("  max_delta: [1, 2]\n", r"must be .*, got a list$"),
+        ("  max_delta: {a: 1}\n", r"got a mapping$"),
+    ],
+)
+def test_parse_policy__a_wrong_shape_is_named_plainly(snippet: str, message: str) -> None:
+    with pytest.raises(PolicyError, match=message) as err:
+        parse_policy(MINIMAL + snippet, file="p.yaml")
+    assert "Node" not in str(err.value)
 
 
 def test_parse_policy__exponent_without_dot_is_a_number() -> None:
@@ -161,8 +178,17 @@ def test_parse_policy__membership_limits_need_attacks() -> None:
 def test_load_policy__missing_file() -> None:
     with pytest.raises(PolicyError, match="not found"):
         load_policy("/nonexistent/policy.yaml")
-    with pytest.raises(PolicyError, match="no-such-policy: policy file not found"):
+    with pytest.raises(PolicyError, match="no-such-policy: policy file not found") as err:
         load_policy("no-such-policy")
+    assert "named without a path: consortium, internal, strict" in str(err.value)
+
+
+def test_load_policy__not_utf8_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes((MINIMAL + "# r\xe9vis\xe9 par le comit\xe9\n").encode("latin-1"))
+    with pytest.raises(PolicyError, match="not UTF-8 text") as err:
+        load_policy(path)
+    assert err.value.line == MINIMAL.count("\n") + 1
 
 
 def test_load_policy__a_bare_name_is_the_shipped_policy(tmp_path, monkeypatch) -> None:

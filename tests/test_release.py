@@ -537,11 +537,11 @@ def test_release_config__rejects_bad_values_before_any_work(tmp_path: Path) -> N
         ({"synth": {"association": {"n_comp": 4}}}, "extra.synth.association.n_comp: no such"),
         ({"synth": {"association": 4}}, "extra.synth.association: expected a mapping"),
         ({"audit": {"n_bootstrap": 2.5}}, "extra.audit.n_bootstrap: expected int"),
-    ):
-        config = ReleaseConfig.from_mapping({**base, "extra": bad})
+        ({"synthesis": {"epochs": 3}}, "extra.synthesis: no such section; valid: audit, synth"),
+    ):  # found when the configuration is read, not after training
         with pytest.raises(ConfigError, match=fragment):
-            synth_config(config)
-            audit_config(config)
+            ReleaseConfig.from_mapping({**base, "extra": bad})
+    assert audit_config(ReleaseConfig.from_mapping({**base, "extra": {}})).n_bootstrap > 0
     args = ["release", "c", "--pheno", "abBMD", "--policy", "internal", "--out", "r"]
     result = CliRunner().invoke(main, [*args, "--holdout-fraction", "0"])
     assert result.exit_code == 2, result.output
@@ -566,6 +566,10 @@ def test_release_config_file__errors_name_the_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["release", "--config", str(config)])
     assert result.exit_code == 2
     assert f"{config}, line 5: not valid YAML: key 'epsilon' appears twice" in result.output
+    config.write_text("cohort: c\npheno: abBMD\npolicy: internal\nout: o\nextra:\n  nope: 1\n")
+    result = CliRunner().invoke(main, ["release", "--config", str(config)])
+    assert result.exit_code == 2
+    assert f"{config}, line 5: key 'extra': extra.nope: no such section" in result.output
 
 
 def test_release_config_file__keys_spelt_as_the_flags(tmp_path: Path) -> None:

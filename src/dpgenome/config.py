@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from dpgenome.errors import ConfigError
+from dpgenome.errors import ConfigError, DpgenomeError
 from dpgenome.noise import default_secure_mode
 
 
@@ -217,6 +217,21 @@ def typed_replace(base: Any, overrides: Any, where: str) -> Any:
     return replace(base, **changes)
 
 
+def _check_extra(extra: dict[str, Any]) -> None:
+    """An ``extra`` mapping's sections and their fields, checked when the configuration is read
+    (a misspelt section such as ``synthesis`` would otherwise run the defaults silently)."""
+    from dpgenome.audit.config import AuditConfig
+    from dpgenome.synthesize import SynthConfig
+
+    defaults = {"synth": SynthConfig(pheno="pheno"), "audit": AuditConfig()}
+    for section, overrides in extra.items():
+        if section not in defaults:
+            raise ValueError(
+                f"extra.{section}: no such section; valid: {', '.join(sorted(defaults))}"
+            )
+        typed_replace(defaults[section], overrides, f"extra.{section}")
+
+
 def _coerce(key: str, value: Any) -> Any:
     if key == "epsilon":
         return parse_epsilon(value)
@@ -265,6 +280,7 @@ def _coerce(key: str, value: Any) -> Any:
     if key == "extra":
         if not isinstance(value, dict):
             raise TypeError("expected a mapping")
+        _check_extra(value)
         return value
     if not isinstance(value, str | int | float):
         raise TypeError(f"expected a string, got {type(value).__name__}")
@@ -316,16 +332,37 @@ def config_key_lines(path: str | Path, section: str | None = None) -> dict[str, 
     return {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
 
 
-def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a YAML configuration file (a release's, a phenotype schema) into a plain mapping
-    (keys validated by the caller)."""
-    p = Path(path)
+def read_user_text(
+    path: Path, what: str, error: type[DpgenomeError] = ConfigError, hint: str = ""
+) -> str:
+    """The UTF-8 text of a file a user wrote (``what``: "configuration file", "policy
+    file"...); a missing, unreadable or non-UTF-8 file is an ``error`` naming it (and the line
+    of the first bad byte); ``hint`` follows "not found"."""
     try:
-        data = yaml.load(p.read_text(), Loader=YamlLoader)
+        data = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError("configuration file not found", file=p) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"cannot read the configuration file: {err}", file=p) from None
+        raise error(f"{what} not found{hint}", file=path) from None
+    except OSError as err:
+        raise error(f"cannot read the {what}: {err.strerror or err}", file=path) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        from dpgenome.io.files import line_of  # here: dpgenome.io reads cohorts (pandas)
+
+        raise error(
+            f"not UTF-8 text (byte {err.start + 1} of the file); re-save it as UTF-8",
+            file=path,
+            line=line_of(data, err.start),
+        ) from None
+
+
+def load_config_file(path: str | Path, what: str = "configuration file") -> dict[str, Any]:
+    """Read a YAML file a user wrote (a release's configuration, a phenotype schema: ``what``,
+    named by errors) into a plain mapping (keys validated by the caller)."""
+    p = Path(path)
+    text = read_user_text(p, what)
+    try:
+        data = yaml.load(text, Loader=YamlLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = None if mark is None else mark.line + 1

@@ -217,7 +217,7 @@ def data_typed_assumption(columns: list[str]) -> str:
 def read_pheno_schema(path: str | Path) -> DeclaredSchema:
     """Read and validate a phenotype schema file (the module docstring gives the form)."""
     p = Path(path)
-    data = load_config_file(p)
+    data = load_config_file(p, "phenotype schema file")
     lines = config_key_lines(p)
     unknown = sorted(set(map(str, data)) - set(_TOP_KEYS))
     if unknown:  # before the 'columns' check: a misspelt 'colums' is named with its line
@@ -331,6 +331,15 @@ def _with_prior(col: ColumnSchema, spec: dict[str, Any], err: _ColumnErrors) -> 
         shares = np.asarray(_numbers(spec["shares"], "shares", err))
         if len(shares) != k or (shares < 0).any() or shares.sum() <= 0:
             raise err(f"'shares' must be {k} non-negative numbers, one per category")
+        if (shares <= 1).all() and abs(shares.sum() - 1) > 0.01:  # proportions, mistyped?
+            log.warning(
+                "%s, line %s, column %s: 'shares' sum to %.4g, not 1; rescaled to sum to 1 "
+                "(write proportions, percentages or counts)",
+                err.file,
+                err.line,
+                err.name,
+                shares.sum(),
+            )
         shares = shares / shares.sum()
     missing = spec.get("missing", 0.0)
     if isinstance(missing, bool) or not isinstance(missing, int | float) or not 0 <= missing < 1:

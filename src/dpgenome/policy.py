@@ -35,8 +35,9 @@ from typing import Any
 
 import yaml
 
-from dpgenome.config import YamlLoader
+from dpgenome.config import YamlLoader, read_user_text
 from dpgenome.errors import ConfigError, PolicyError
+from dpgenome.paths import policies_dir, shipped_policy
 
 SCHEMA_VERSION = 1
 
@@ -271,9 +272,15 @@ def _line(node: yaml.Node) -> int:
 
 def _convert(node: yaml.Node, kind: str, key: str, file: str) -> Any:
     def bad(extra: str = "") -> PolicyError:
-        shown = node.value if isinstance(node, yaml.ScalarNode) else f"a {type(node).__name__}"
+        shown = (
+            repr(node.value)
+            if isinstance(node, yaml.ScalarNode)
+            else "a list"
+            if isinstance(node, yaml.SequenceNode)
+            else "a mapping"
+        )
         return PolicyError(
-            f"{key} must be {kind}, got {shown!r}{extra}", file=file, line=_line(node), column=key
+            f"{key} must be {kind}, got {shown}{extra}", file=file, line=_line(node), column=key
         )
 
     if kind in (_STRS, _RANGE):
@@ -286,8 +293,10 @@ def _convert(node: yaml.Node, kind: str, key: str, file: str) -> Any:
             if len(set(items)) != len(items):
                 raise bad(" (listed twice)")
             return tuple(items)
-        if len(items) != 2 or items[0] > items[1]:
-            raise bad()
+        if len(items) != 2:
+            raise bad(f" of {len(items)} item(s)")
+        if items[0] > items[1]:
+            raise bad(" (low above high)")
         return (float(items[0]), float(items[1]))
     if not isinstance(node, yaml.ScalarNode):
         raise bad()
@@ -384,6 +393,10 @@ def parse_policy(text: str, *, file: str = "<policy>") -> Policy:
                 column=key,
             )
     version = top.get("schema_version")
+    if "schema_version" not in top:
+        raise PolicyError(
+            f"the policy needs 'schema_version: {SCHEMA_VERSION}' (the key is missing)", file=file
+        )
     if version != SCHEMA_VERSION:
         raise PolicyError(
             f"schema_version must be {SCHEMA_VERSION} (got {version!r})",
@@ -525,18 +538,13 @@ def load_policy(path: str | Path) -> Policy:
     name that is not a file (``consortium``) is the shipped policy of that name."""
     path = Path(path)
     if not path.exists() and path.suffix == "" and len(path.parts) == 1:
-        from dpgenome.paths import shipped_policy
-
         try:
             path = shipped_policy(path.name)
         except ConfigError:
             pass  # reported below as not found
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PolicyError("policy file not found", file=path) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise PolicyError(f"cannot read the policy file: {err}", file=path) from None
+    shipped = ", ".join(sorted(p.stem for p in policies_dir().glob("*.yaml")))
+    hint = f" (the shipped policies, named without a path: {shipped})"
+    text = read_user_text(path, "policy file", PolicyError, hint)
     return parse_policy(text, file=str(path))
 
 

@@ -25,6 +25,7 @@ from dpgenome.config import ReleaseConfig
 from dpgenome.dossier import render_frontier
 from dpgenome.errors import ConfigError
 from dpgenome.io import write_cohort
+from dpgenome.io.files import write_text_atomic
 from dpgenome.paths import shipped_policy
 from dpgenome.policy import fmt_claim
 from dpgenome.release import Progress, compute, ingest, json_default
@@ -108,12 +109,12 @@ def run_sweep(
                         f"   accounted: epsilon = {fmt_claim(ledger.get('epsilon'))}, delta = "
                         f"{fmt_claim(ledger.get('delta'))}"
                     )
-        (out / "sweep.json").write_text(
-            json.dumps({"runs": runs}, indent=1, default=json_default), encoding="utf-8"
+        write_text_atomic(
+            out / "sweep.json", json.dumps({"runs": runs}, indent=1, default=json_default)
         )
         page = out / "sweep.html"
         stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        page.write_text(render_frontier(runs, generated_at=stamp), encoding="utf-8")
+        write_text_atomic(page, render_frontier(runs, generated_at=stamp))
         return page
 
 

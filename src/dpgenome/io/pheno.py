@@ -38,6 +38,9 @@ ID_COLUMNS = ("id", "IID")
 #: PLINK's missing-phenotype code (``--missing-phenotype``), read as missing in a numeric
 #: column of a table keyed by ``IID``
 PLINK_MISSING = -9.0
+# no phenotype or covariate is measured beyond this: larger values are sentinels or
+# spreadsheet overflows, and squaring them (variances, the GWAS) overflows float64
+MAX_MAGNITUDE = 1e100
 FLAG_COLUMNS = ("discard", "mixup")
 #: the phenotype table of a cohort directory (matched in any upper/lower case)
 PHENO_NAMES = ("pheno.csv", "pheno.csv.gz")
@@ -211,6 +214,8 @@ def read_pheno_csv(path: str | Path, sample_ids: Sequence[str] | None = None) ->
         raise InputError(
             f"duplicate column name {header[j]!r}", file=path, line=1, column=header[j]
         )
+    if not body:
+        raise InputError("no data rows: the file holds only its header", file=path)
     table = np.array(body, dtype=object).reshape(len(body), len(header))
     k = header.index(id_col)
     ids = [str(v) for v in table[:, k]]
@@ -254,6 +259,15 @@ def read_pheno_csv(path: str | Path, sample_ids: Sequence[str] | None = None) ->
                 "not a finite number (write missing values as NA)",
                 file=path,
                 line=int(lines[i]),
+                column=name,
+            )
+        huge = ~missing & (np.abs(numbers) > MAX_MAGNITUDE)
+        if huge.any():
+            raise InputError(
+                f"a value of magnitude above {MAX_MAGNITUDE:g}: a sentinel or an overflow, not "
+                "a measurement (its square overflows; write missing values as NA)",
+                file=path,
+                line=int(lines[int(np.argmax(huge))]),
                 column=name,
             )
         if plink and (numbers == PLINK_MISSING).any():

@@ -175,8 +175,8 @@ def read_plink(bed_path: str | Path) -> Cohort:
         lines=bim_lines,
         columns={"id": "variant id (2)", "chr": "chromosome (1)", "pos": "position (4)"},
     )
+    check_bed(bed_path, len(ids), len(variants), fam_path)  # first: a short .bim is named as such
     variants["quality"] = _read_quality(_companion(bed_path, ".qual"), pd.Index(variants["id"]))
-    check_bed(bed_path, len(ids), len(variants), fam_path)
     with open_bed(bed_path, iid_count=len(ids), sid_count=len(variants), count_A1=True) as bed:
         dosages = bed.read(dtype=np.float32, order="C")
     return assemble_cohort(
