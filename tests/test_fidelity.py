@@ -664,3 +664,43 @@ def test_correlation_pair_svg__many_phenotypes_draw_one_point_per_pair() -> None
     assert "780 pairs of 40 phenotypes" in svg and width < 400  # points: 5.5 inches
     few = correlation_pair_svg(real[:5, :5], synth[:5, :5], [f"p{i}" for i in range(5)])
     assert "pairs of" not in few and "p4" in few
+
+
+def test_cli_compare__plink2_rows_of_covariates_and_p_of_zero(tmp_path: Path, caplog) -> None:
+    """plink2 --glm without hide-covar writes a row per model term (TEST ADD, SW16...), and
+    p = 0 below the smallest double (GEMMA too): the ADD rows are compared, and a p of 0 is
+    floored at the smallest normal double, never an infinite lead (metrics.json is strict
+    JSON) nor a hit dropped from lambda."""
+    rows = []
+    for _, r in REAL.iterrows():
+        p = 0.0 if r["id"] == "a" else 10 ** -r["log10_p"]
+        for test in ("ADD", "SW16"):
+            rows.append(
+                {
+                    "#CHROM": r["chr"],
+                    "POS": r["pos"],
+                    "ID": r["id"],
+                    "TEST": test,
+                    "BETA": r["beta"],
+                    "P": p if test == "ADD" else 0.5,
+                }
+            )
+    pd.DataFrame(rows).to_csv(tmp_path / "real.glm.linear", sep="\t", index=False)
+    SYNTH.to_csv(tmp_path / "s.tsv", sep="\t", index=False)
+    out = CliRunner().invoke(
+        main,
+        [
+            "compare",
+            str(tmp_path / "real.glm.linear"),
+            str(tmp_path / "s.tsv"),
+            "--out",
+            str(tmp_path / "c"),
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    assert "1 p-value(s) of 0 (below the file's precision) read as p = 2.23e-308" in caplog.text
+    metrics = json.loads((tmp_path / "c" / "metrics.json").read_text())
+    t8 = metrics["thresholds"]["1e-08"]
+    assert t8["real_hits"] == 3  # a (p = 0), b, c: the SW16 rows are not SNPs
+    lead = max(row["lead_log10_p"] for row in metrics["loci"]["table"] if row["source"] == "real")
+    assert lead == pytest.approx(307.65, abs=0.01)

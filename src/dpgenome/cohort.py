@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -179,7 +180,8 @@ class Cohort:
     # ------------------------------------------------------------------ summaries
     def alt_frequency(self) -> np.ndarray:
         """Alternative-allele frequency per variant over observed dosages (float64)."""
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a SNP with no call: NaN
             return np.nanmean(self.dosages, axis=0, dtype=np.float64) / 2.0
 
     def maf(self) -> np.ndarray:

@@ -38,6 +38,7 @@ normalisation), phenotype correlation matrices. Only aggregates leave this modul
 from __future__ import annotations
 
 import io
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -55,7 +56,11 @@ from dpgenome.gwas import GwasResult, lambda_gc
 from dpgenome.io.files import check_utf8, open_binary, strip_bom
 from dpgenome.io.tables import parser_error
 
+log = logging.getLogger(__name__)
+
 DEFAULT_THRESHOLDS: tuple[float, ...] = (1e-8, 2e-6)
+#: a p-value written as 0 (plink2, GEMMA: below the smallest normal double) is read as this
+P_FLOOR = float(np.finfo(np.float64).tiny)
 DEFAULT_LOCUS_WINDOW_BP = 1_000_000
 _REQUIRED = ("id", "chr", "pos")
 #: column names of other tools accepted as ours (plink2 --glm, GEMMA, R/CSV exports)
@@ -128,6 +133,12 @@ def normalise_gwas(
                 renames[found] = ours
     if renames:
         table = table.rename(columns=renames)
+    if "TEST" in table.columns:  # plink2 --glm without hide-covar: a row per term of the model
+        keep = (table["TEST"].astype(str) == "ADD").to_numpy()
+        if lines is None:
+            lines = [i + 2 for i in range(len(table))]
+        lines = [line_no for line_no, k in zip(lines, keep, strict=False) if k]
+        table = table.loc[keep].reset_index(drop=True)
     missing = [c for c in _REQUIRED if c not in table.columns]
     if "log10_p" not in table.columns and "p" not in table.columns:
         missing.append("p or log10_p")
@@ -159,6 +170,17 @@ def normalise_gwas(
             line=line(int(outside[0])),
             column=col,
         )
+    beyond = np.isposinf(lp)
+    if beyond.any():  # plink2 and GEMMA write p = 0 below the smallest double
+        log.warning(
+            "%s: %d p-value(s) of 0 (below the file's precision) read as p = %.3g, a floor: "
+            "their -log10 p is at least %.1f",
+            source,
+            int(beyond.sum()),
+            P_FLOOR,
+            -math.log10(P_FLOOR),
+        )
+        lp = np.where(beyond, -math.log10(P_FLOOR), lp)
     out["log10_p"] = lp
     if "a1" in table.columns:
         out["a1"] = table["a1"].astype(str)

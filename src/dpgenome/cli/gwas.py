@@ -71,7 +71,8 @@ def gwas(
     else:
         # float64: reference-grade output (float32 drifts ~1e-5 relative on huge -log10 p)
         result = linear_gwas(subset, pheno, list(covar), dtype=np.float64)
-    write_text_atomic(Path(out), result.table.to_csv(sep="\t", index=False, float_format="%.10g"))
+    table = result.table.to_csv(sep="\t", index=False, float_format="%.10g", na_rep="NA")
+    write_text_atomic(Path(out), table)  # NA as plink2 writes it, for R and other readers
     lp = result.table["log10_p"]
     click.echo(
         f"{result.method}: {result.n} samples, {len(result.table)} SNPs, "
