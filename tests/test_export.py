@@ -453,11 +453,11 @@ def test_verify_bundle__reaccounts_the_privacy_ledger(tmp_path: Path) -> None:
     assert again["epsilon"] == max(again["opacus_rdp"], again["pld"])
     bundle = export(tmp_path, dest=tmp_path / "u", lifetime=LifetimeLedger(tmp_path / "u.db")).path
     rewrite_results(bundle, lambda doc: doc["ledger"].update(epsilon=5.0))
-    (problem,) = verify_bundle(bundle).problems
-    assert problem == (
+    assert verify_bundle(bundle).problems == [
         "results.json: its ledger states epsilon 5, but its mechanisms re-account to 7.967 at "
-        "delta 1e-05 (Opacus RDP 7.967, PLD 7.372)"
-    )
+        "delta 1e-05 (Opacus RDP 7.967, PLD 7.372)",
+        "dossier.html: shows epsilon 8, but results.json's ledger gives 5",
+    ]
     # export refuses such a ledger too: a rewritten bundle again
     bundle = export(tmp_path, dest=tmp_path / "k", lifetime=LifetimeLedger(tmp_path / "k.db")).path
     rewrite_results(bundle, lambda doc: doc["ledger"]["mechanisms"][0].update(kind="magic"))
@@ -1917,3 +1917,46 @@ def test_export__a_staging_folder_gone_before_the_rename_is_not_a_written_bundle
     with pytest.raises(InputError, match="nothing was written and no lifetime spending"):
         export(tmp_path, lifetime=ledger)
     assert ledger.releases() == [] and not any((tmp_path / "bundle").iterdir())
+
+
+def test_verify_bundle__a_ledger_of_another_run_and_an_edited_glance(tmp_path: Path) -> None:
+    """An auditor's review (stop 48): an unsigned bundle rewritten consistently (hashes fixed)
+    with the ledger of another run, which re-accounts cleanly, or with a dossier showing
+    signers another epsilon, verified. The ledger must be the one the recorded configuration
+    asked for, and the dossier's glance must show the ledger's epsilon and delta."""
+    bundle = export(tmp_path).path
+    html_text = (bundle / "dossier.html").read_text()
+    assert "<div><b>8</b><span>epsilon (privacy loss)</span></div>" in html_text
+    assert "<div><b>1e-05</b><span>delta</span></div>" in html_text
+
+    def rehash(name: str) -> None:
+        manifest = json.loads((bundle / MANIFEST).read_text())
+        manifest["files"][name]["sha256"] = sha256_file(bundle / name)
+        manifest["files"][name]["bytes"] = (bundle / name).stat().st_size
+        (bundle / MANIFEST).write_text(json.dumps(manifest))
+
+    edited = html_text.replace("<b>8</b><span>epsilon", "<b>0.9</b><span>epsilon")
+    (bundle / "dossier.html").write_text(edited.replace("<b>1e-05</b>", "<b>1e-07</b>"))
+    rehash("dossier.html")
+    assert verify_bundle(bundle).problems == [
+        "dossier.html: shows epsilon 0.9, but results.json's ledger gives 8",
+        "dossier.html: shows delta 1e-07, but results.json's ledger gives 1e-05",
+    ]
+    (bundle / "dossier.html").write_text(html_text)
+    rehash("dossier.html")
+    assert verify_bundle(bundle).ok
+
+    def swap(doc: dict[str, Any]) -> None:
+        doc["provenance"]["config"]["delta"] = 1e-5  # a release records its resolved delta
+        doc["ledger"].update(target_epsilon=1.0, delta=2e-5)
+
+    rewrite_results(bundle, swap)
+    problems = verify_bundle(bundle).problems
+    assert (
+        "results.json: its privacy ledger is calibrated to epsilon 1, but its recorded "
+        "configuration asks 8 (a ledger of another run?)"
+    ) in problems
+    assert (
+        "results.json: its privacy ledger is at delta 2e-05, but its recorded configuration "
+        "asks 1e-05 (a ledger of another run?)"
+    ) in problems

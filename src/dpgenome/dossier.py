@@ -606,7 +606,8 @@ def _plural(n: Any, singular: str, plural: str) -> str:
     return f"{fmt(n)} {singular if n == 1 else plural}"
 
 
-def _epsilon_text(results: Mapping[str, Any]) -> tuple[str, bool]:
+def epsilon_text(results: Mapping[str, Any]) -> tuple[str, bool]:
+    """The release's epsilon as the dossier shows it, and whether it has no formal privacy."""
     ledger = _get(results, "ledger", {})
     if not isinstance(ledger, Mapping) or "epsilon" not in ledger:
         return "not reported", False
@@ -672,7 +673,7 @@ def build_context(
     generated_at: str | None = None,
 ) -> dict[str, Any]:
     """The template's view of a release: plain values, pre-formatted where it helps."""
-    epsilon_text, no_formal = _epsilon_text(results)
+    eps_text, no_formal = epsilon_text(results)
     attacks = _get(results, "audit.attacks", {})
     thresholds = _get(results, "fidelity.gwas.thresholds", {})
     provenance = _get(results, "provenance", {})
@@ -722,7 +723,7 @@ def build_context(
         ],
         "findings": finding_rows,
         "counts": evaluation.counts(),
-        "epsilon_text": epsilon_text,
+        "epsilon_text": eps_text,
         "no_formal_privacy": no_formal,
         "release_id": _release_id(results),
         "cohort": _get(results, "cohort", {}),

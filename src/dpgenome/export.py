@@ -37,6 +37,7 @@ import contextlib
 import datetime as dt
 import errno
 import hashlib
+import html
 import json
 import logging
 import math
@@ -56,7 +57,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from dpgenome import __version__
 from dpgenome.accountant import reaccount, reaccount_replace_one
-from dpgenome.dossier import render_dossier
+from dpgenome.dossier import epsilon_text, render_dossier
 from dpgenome.errors import ConfigError, DpgenomeError, InputError, PolicyError, ReleaseBlocked
 from dpgenome.lifetime import LifetimeLedger, LifetimeTotal, ReleaseBudget, check_individuals
 from dpgenome.policy import (
@@ -1258,6 +1259,53 @@ def _check_dossier_verdict(report: VerifyReport, root: Path, manifest: Mapping[s
         )
 
 
+_GLANCE_GUARANTEE = re.compile(
+    r"<div><b>([^<]*)</b><span>(epsilon \(privacy loss\)|delta)[^<]*</span></div>"
+)
+
+
+def _check_dossier_guarantee(report: VerifyReport, root: Path, results: Mapping[str, Any]) -> None:
+    """The epsilon and delta the dossier shows its signers at a glance must be those of
+    ``results.json``'s ledger (hashes rewritten over an edited figure pass the manifest)."""
+    try:
+        text = (root / DOSSIER).read_bytes().decode("utf-8", errors="replace")
+    except OSError:
+        return  # reported as missing or unreadable with the files
+    shown = {what: html.unescape(value) for value, what in _GLANCE_GUARANTEE.findall(text)}
+    ledger = results.get("ledger")
+    if not shown or not isinstance(ledger, Mapping):
+        return  # a dossier of another layout, or no ledger (reported by the re-accounting)
+    eps, no_formal = epsilon_text(results)
+    delta = "n/a" if no_formal else fmt_claim(ledger.get("delta"))
+    for what, expected in (("epsilon (privacy loss)", eps), ("delta", delta)):
+        if what in shown and shown[what] != expected:
+            report.problems.append(
+                f"{DOSSIER}: shows {what.split()[0]} {shown[what]}, but {RESULTS}'s ledger "
+                f"gives {expected}"
+            )
+
+
+def _check_ledger_config(report: VerifyReport, results: Mapping[str, Any]) -> None:
+    """The ledger must be the one the recorded configuration asked for: its target epsilon
+    and its delta (a ledger of another run, e.g. a smaller epsilon, re-accounts cleanly)."""
+    ledger = results.get("ledger")
+    provenance = results.get("provenance")
+    config = provenance.get("config") if isinstance(provenance, Mapping) else None
+    if not isinstance(ledger, Mapping) or not isinstance(config, Mapping):
+        return
+    for key, asked_key, what in (
+        ("target_epsilon", "epsilon", "calibrated to epsilon"),
+        ("delta", "delta", "at delta"),
+    ):
+        got, asked = ledger.get(key), config.get(asked_key)
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (got, asked))
+        if numbers and not math.isclose(float(got), float(asked), rel_tol=1e-9):
+            report.problems.append(
+                f"{RESULTS}: its privacy ledger is {what} {got:g}, but its recorded "
+                f"configuration asks {asked:g} (a ledger of another run?)"
+            )
+
+
 def _reaccount(report: VerifyReport, ledger: Any, where: str = RESULTS) -> None:
     """Re-account the release's privacy ledger from its mechanisms (Opacus RDP and
     dp-accounting PLD, :func:`~dpgenome.accountant.reaccount`): an epsilon stated below what
@@ -1393,7 +1441,9 @@ def _reevaluate(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -
         }
         report.problems += synthetic_mismatches(results, data)
     _reaccount(report, results.get("ledger"))
+    _check_ledger_config(report, results)
     _check_dossier_verdict(report, root, manifest)
+    _check_dossier_guarantee(report, root, results)
     if again.verdict is Verdict.BLOCK:
         override = manifest.get("override")
         if not manifest.get("released_under_override") or not isinstance(override, Mapping):
