@@ -49,7 +49,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeGuard
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -1298,12 +1298,17 @@ def _check_ledger_config(report: VerifyReport, results: Mapping[str, Any]) -> No
         ("delta", "delta", "at delta"),
     ):
         got, asked = ledger.get(key), config.get(asked_key)
-        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (got, asked))
-        if numbers and not math.isclose(float(got), float(asked), rel_tol=1e-9):
+        if not (_is_number(got) and _is_number(asked)):
+            continue  # no formal privacy, "auto", or not recorded
+        if not math.isclose(float(got), float(asked), rel_tol=1e-9):
             report.problems.append(
                 f"{RESULTS}: its privacy ledger is {what} {got:g}, but its recorded "
                 f"configuration asks {asked:g} (a ledger of another run?)"
             )
+
+
+def _is_number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _reaccount(report: VerifyReport, ledger: Any, where: str = RESULTS) -> None:
