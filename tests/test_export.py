@@ -67,15 +67,18 @@ def data_files(tag: str = "a") -> dict[str, bytes]:
     }
 
 
-def export(tmp_path: Path, name: str = "approve", policy: str = "consortium", **kw: Any) -> Any:
-    """Export fixture ``name`` (or the results document ``document=``) under ``policy``."""
+def export(
+    tmp_path: Path, name: str = "approve", policy: str | Path = "consortium", **kw: Any
+) -> Any:
+    """Export fixture ``name`` (or the results document ``document=``) under ``policy`` (a
+    shipped policy's name, or a policy file)."""
     kw.setdefault("lifetime", LifetimeLedger(tmp_path / "lifetime.sqlite"))
     document = kw.pop("document", None)
     return export_bundle(
         kw.pop("dest", tmp_path / "bundle"),
         files=kw.pop("files", data_files()),
         results=results(name) if document is None else document,
-        policy_path=shipped_policy(policy),
+        policy_path=policy if isinstance(policy, Path) else shipped_policy(policy),
         **kw,
     )
 

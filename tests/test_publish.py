@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -11,8 +12,26 @@ from click.testing import CliRunner
 from dpgenome.cli import main
 from dpgenome.errors import InputError
 from dpgenome.export import verify_bundle
+from dpgenome.paths import shipped_policy
+from dpgenome.policy import load_policy
 from dpgenome.publish import LEDGER, PUBLIC_MANIFEST, PUBLIC_SIGNATURE, publish
-from test_export import data_files, export, keypair, siblings
+from test_export import data_files, keypair, siblings
+from test_export import export as export_under
+
+
+def open_policy(tmp_path: Path, shipped: str = "consortium") -> Path:
+    """A shipped policy that also allows open publication (``publication.open: true``)."""
+    text = shipped_policy(shipped).read_text()
+    assert "publication:" in text and "  open: false\n" in text
+    path = tmp_path / f"{shipped}-open.yaml"
+    path.write_text(text.replace("  open: false\n", "  open: true\n"))
+    return path
+
+
+def export(tmp_path: Path, name: str = "approve", shipped: str = "consortium", **kw: Any) -> Any:
+    """The fixture ``name`` exported under a copy of ``shipped`` open to publication."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    return export_under(tmp_path, name, policy=open_policy(tmp_path, shipped), **kw)
 
 
 def test_publish__copies_the_synthetic_cohort_and_ledger_and_nothing_else(
@@ -145,10 +164,28 @@ def test_publish__records_how_the_bundle_signature_was_checked(tmp_path: Path) -
 
 
 def test_publish__no_formal_privacy_is_not_published(tmp_path: Path) -> None:
-    bundle = export(tmp_path, "inf", policy="internal").path
+    bundle = export(tmp_path, "inf", shipped="internal").path
     with pytest.raises(InputError, match="no formal privacy"):
         publish(bundle, tmp_path / "public")
     assert not (tmp_path / "public").exists()
+
+
+@pytest.mark.parametrize(("name", "shipped"), [("approve", "consortium"), ("inf", "internal")])
+def test_publish__only_under_a_policy_open_to_publication(
+    tmp_path: Path, name: str, shipped: str
+) -> None:
+    """A newcomer's walkthrough (stop 48): a release approved for a consortium, or for use
+    inside the institution, was published for anyone. A policy says whether its releases may
+    be (publication.open; of the shipped ones only strict); exit 3, nothing written."""
+    bundle = export_under(tmp_path, name, policy=shipped).path
+    assert not load_policy(shipped_policy(shipped)).open_publication
+    assert load_policy(shipped_policy("strict")).open_publication
+    res = CliRunner().invoke(main, ["publish", str(bundle), "--out", str(tmp_path / "public")])
+    assert res.exit_code == 3, res.output
+    assert f"approved under the '{shipped}' policy, which does not allow open publication" in (
+        res.stderr
+    )
+    assert not (tmp_path / "public").exists() and siblings(tmp_path / "public") == []
 
 
 def test_cli_publish__writes_and_verify_checks_the_copy(tmp_path: Path) -> None:

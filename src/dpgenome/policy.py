@@ -185,6 +185,13 @@ SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
     },
     "signoff": {"roles": (_STRS, "roles that must sign the dossier before release")},
     "overrides": {"allowed": (_BOOL, "whether a BLOCK verdict may be overridden with a reason")},
+    "publication": {
+        "open": (
+            _BOOL,
+            "whether `dpgenome publish` may copy an approved release's synthetic cohort out for "
+            "open publication (no access control); false when absent",
+        )
+    },
 }
 _TOP = {
     "schema_version": (_INT, "policy schema version (1)"),
@@ -254,6 +261,8 @@ class Policy:
     max_matching_residual: float | None = None
     signoff_roles: tuple[str, ...] = ()
     overrides_allowed: bool = False
+    #: ``publication.open``: ``dpgenome publish`` may copy the release out for anyone
+    open_publication: bool = False
     advisory: tuple[str, ...] = ()
     custom: tuple[CustomRule, ...] = ()
     #: "section.key" -> line in the policy file (1-based), for findings and messages
@@ -449,6 +458,7 @@ def parse_policy(text: str, *, file: str = "<policy>") -> Policy:
         max_matching_residual=get("fidelity.max_matching_residual"),
         signoff_roles=get("signoff.roles", ()),
         overrides_allowed=get("overrides.allowed", False),
+        open_publication=get("publication.open", False),
         advisory=top.get("advisory", ()),
         custom=top.get("custom", ()),
         lines=lines,

@@ -36,7 +36,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from dpgenome import __version__
-from dpgenome.errors import InputError
+from dpgenome.errors import InputError, ReleaseBlocked
 from dpgenome.export import (
     DOSSIER,
     MANIFEST,
@@ -58,6 +58,7 @@ from dpgenome.export import (
     verify_bundle,
     write_manifest,
 )
+from dpgenome.policy import parse_policy
 
 PUBLIC_FORMAT = "dpgenome-public-release"
 PUBLIC_SCHEMA_VERSION = 1
@@ -108,6 +109,17 @@ def publish(
             "changed while it was being verified; nothing was published", file=source / MANIFEST
         )
     manifest = json.loads(manifest_bytes)
+    policy = parse_policy(
+        (source / POLICY_COPY).read_text(encoding="utf-8"), file=str(source / POLICY_COPY)
+    )  # verified: its hash is the manifest's
+    if not policy.open_publication:
+        raise ReleaseBlocked(
+            f"the release was approved under the '{policy.name}' policy, which does not allow "
+            "open publication (its publication.open is not true; the shipped strict policy is "
+            "the one for open publication: export the release under it first); nothing was "
+            "published",
+            file=source / POLICY_COPY,
+        )
     ledger = manifest.get("ledger")
     if not isinstance(ledger, Mapping) or ledger.get("no_formal_privacy") is True:
         raise InputError(

@@ -398,9 +398,12 @@ def publish(
     and its privacy ledger, with a manifest of their hashes. The bundle's results.json and
     dossier.html (exact aggregates of the real members) and its policy stay behind.
 
-    The bundle must verify (as `dpgenome verify`); `dpgenome verify OUT` checks the copy.
-    Exit 0 when written; exit 2, writing nothing, when the bundle does not verify, holds no
-    formal privacy guarantee, or OUT exists and is not empty.
+    The bundle must verify (as `dpgenome verify`), and its policy must allow open
+    publication (`publication: {open: true}`, as the shipped strict policy does); `dpgenome
+    verify OUT` checks the copy. Exit 0 when written; exit 3, writing nothing, when the
+    bundle's policy does not allow open publication; exit 2, writing nothing, when the
+    bundle does not verify, holds no formal privacy guarantee, or OUT exists and is not
+    empty.
     """
     from dpgenome.publish import publish as publish_release
 
