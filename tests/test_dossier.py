@@ -166,6 +166,12 @@ def test_render_dossier__block_banner_lists_every_failing_rule() -> None:
         assert f"<code>{f.rule}</code>" in banner
         assert str(markupsafe.escape(f.title)) in banner
     assert "measured 14, required &lt;= 10" in banner
+    # the signers are told the policy allows an override, and how one is made
+    signoff = html.split('id="signoff"', 1)[1]
+    assert "The <b>consortium</b> policy allows a signed override" in signoff
+    assert "dpgenome export RELEASE_DIR --policy consortium --override-reason" in signoff
+    strict = render("block", policy="strict").split('id="signoff"', 1)[1]
+    assert "allows no override" in strict and "--override-reason" not in strict
 
 
 def test_render_dossier__advisory_warning_shows_the_ci_it_is_judged_on() -> None:
@@ -183,6 +189,10 @@ def test_render_dossier__advisory_warning_shows_the_ci_it_is_judged_on() -> None
     assert "measured 0 (95% CI 0 – 0.2915), advised 95% CI upper bound &lt;= 0.2" in line
     assert "worst phenotype: abBMD" in line
     assert "<code>attribute_inference.risk</code>" in line
+    # counted as advisory, and amber, not the red of a blocking FAIL (a newcomer's review)
+    assert "Policy findings (24 pass, 1 fail (1 of them advisory), 0 not evaluated)" in html
+    assert '<span class="badge ne">FAIL</span>' in line
+    assert '<span class="badge fail">' not in html
 
 
 def test_render_dossier__override_shown_in_banner() -> None:

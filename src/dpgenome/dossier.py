@@ -684,7 +684,10 @@ def build_context(
             "rule": f.rule,
             "title": f.title,
             "status": str(f.status),
-            "css": {"PASS": "pass", "FAIL": "fail"}.get(str(f.status), "ne"),
+            # an advisory FAIL never blocks: amber, as a NOT EVALUATED, not the blocking red
+            "css": {"PASS": "pass", "FAIL": "fail" if f.required else "ne"}.get(
+                str(f.status), "ne"
+            ),
             "measured": claim_text(f.rule, f.measured),
             "ci": _finding_ci(f, kinship),
             "threshold": f.threshold,
@@ -723,6 +726,9 @@ def build_context(
         ],
         "findings": finding_rows,
         "counts": evaluation.counts(),
+        "advisory_failing": sum(
+            1 for f in evaluation.findings if not f.required and f.status == Status.FAIL
+        ),
         "epsilon_text": eps_text,
         "no_formal_privacy": no_formal,
         "release_id": _release_id(results),

@@ -694,7 +694,8 @@ def public_control_note(results: Mapping[str, Any], evaluation: Evaluation) -> s
         return ""  # no failing distance rule judged on the raw figures
     (alo, ahi), (slo, shi) = control["dcr_auc_excess_ci"], control["share_closer_excess_ci"]
     return (
-        "\nPublic-panel control (genotypes only; this policy judges the raw figures): over the "
+        "\nPublic-panel control (genotypes only; this policy judges the audit's own figures, "
+        "not their excess over the panel): over the "
         "panel, which never saw the split, the synthetic cohort's DCR AUC excess is "
         f"{control['dcr_auc_excess']:+.3f} (95% CI {alo:+.3f} to {ahi:+.3f}) and its share "
         f"excess {control['share_closer_excess']:+.3f} ({slo:+.3f} to {shi:+.3f}); see the "
