@@ -141,8 +141,13 @@ def test_analysis_subset__keeps_samples_with_pheno_and_covariates(tiny: Cohort):
 
 
 def test_analysis_subset__unknown_phenotype_is_a_cohort_error(tiny: Cohort):
-    with pytest.raises(CohortError, match="unknown phenotype/covariate 'nope'"):
+    with pytest.raises(CohortError, match="unknown phenotype/covariate 'nope'") as err:
         analysis_subset(tiny, "nope")
+    assert "did you mean" not in str(err.value)
+    # a misspelt name, or one in the wrong case, is matched to the column meant
+    with pytest.raises(CohortError) as err:
+        analysis_subset(tiny, "abBDM", ["sw16"])
+    assert "did you mean 'abBMD' for 'abBDM', 'SW16' for 'sw16'? available" in str(err.value)
 
 
 def test_split_members__deterministic_disjoint_and_hashed(tiny: Cohort):

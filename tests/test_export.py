@@ -1116,7 +1116,7 @@ def test_cli_export__bad_inputs_exit_2(tmp_path: Path) -> None:
         "--lifetime-db",
         tmp_path / "db.sqlite",
     )
-    assert res.exit_code == 2 and "bad.yaml, line 4, column max_epsilom" in res.output
+    assert res.exit_code == 2 and "bad.yaml, line 4, key max_epsilom" in res.output
     assert run("verify", tmp_path / "nothing").exit_code == 2
 
 

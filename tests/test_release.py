@@ -553,7 +553,7 @@ def test_release_config_file__errors_name_the_line(tmp_path: Path) -> None:
     config.write_text("cohort: c\npheno: abBMD\nepsilonn: 3\npolicy: internal\nout: o\n")
     result = CliRunner().invoke(main, ["release", "--config", str(config)])
     assert result.exit_code == 2
-    assert f"{config}, line 3, column epsilonn: unknown key(s) epsilonn" in result.output
+    assert f"{config}, line 3, key epsilonn: unknown key(s) epsilonn" in result.output
     config.write_text("cohort: c\npheno: abBMD\npolicy: internal\nout: o\ncanaries: many\n")
     result = CliRunner().invoke(main, ["release", "--config", str(config)])
     assert result.exit_code == 2
@@ -597,7 +597,7 @@ def test_release_config_file__keys_spelt_as_the_flags(tmp_path: Path) -> None:
     path.write_text("cohort: c\npheno: abBMD\ncovar: SW16\npolicy: internal\ncovariates: X\n")
     result = CliRunner().invoke(main, ["release", "--config", str(path)])
     assert result.exit_code == 2
-    assert f"{path}, line 5, column covariates: key 'covariates' is given twice" in result.output
+    assert f"{path}, line 5, key covariates: key 'covariates' is given twice" in result.output
     path.write_text("cohort: c\npheno: abBMD\ncovar: SW16\npolicy: internal\nout: o\n")
     result = CliRunner().invoke(main, ["release", "--config", str(path), "--covar", "SW4"])
     assert "given twice" not in result.output  # the flag overrides the file's spelling

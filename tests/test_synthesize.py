@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from dpgenome import association as A
 from dpgenome.accountant import Ledger, PlannedPure
@@ -975,3 +975,40 @@ def test_cli_synthesize__non_numeric_epsilon_is_a_user_error(tmp_path, word) -> 
     assert result.exit_code == 2, result.output
     assert "epsilon must be a positive number or 'inf'" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_synthesize__holdout_ids_are_left_out_and_audit_checks_it(tmp_path, caplog) -> None:
+    """A newcomer's review (stop 48): `synthesize` trained on every sample, so `audit
+    --holdout` compared members with members and read "no leak". `synthesize --holdout`
+    leaves the listed ids out and records how many; `audit` refuses a synthetic cohort that
+    held none out, and warns when the counts differ."""
+    cohort, _ = _toy(11, replace(TOY, n=120))
+    src = tmp_path / "cohort"
+    write_cohort(cohort, src, "parker")
+    ids = [str(i) for i in cohort.sample_ids[::6]]  # 20 ids
+    (tmp_path / "holdout.txt").write_text("\n".join(ids) + "\n")
+    out = tmp_path / "synth"
+    result = _cli_synthesize(
+        src, out, "--covar", "SW16", "--epsilon", "inf", "--holdout", str(tmp_path / "holdout.txt")
+    )
+    assert result.exit_code == 0, result.output
+    assert f"the 20 ids of {tmp_path / 'holdout.txt'} held out" in result.output
+    summary = json.loads((out / "synthesis.json").read_text())
+    observed = cohort.phenotypes[["BMD", "SW16"]].notna().all(axis=1).to_numpy()
+    held = np.isin(cohort.sample_ids.astype(str), ids)
+    assert summary["holdout_ids_listed"] == 20
+    assert summary["training_samples"] == int((observed & ~held).sum()) < int(observed.sum())
+
+    def audit(listing: str) -> Result:
+        args = ["audit", str(src), "--synthetic", str(out), "--holdout", str(tmp_path / listing)]
+        return CliRunner().invoke(main, [*args, "--bootstrap", "20", "--out", str(tmp_path / "a")])
+
+    assert audit("holdout.txt").exit_code == 0
+    (tmp_path / "fewer.txt").write_text("\n".join(ids[:10]) + "\n")
+    caplog.clear()
+    assert audit("fewer.txt").exit_code == 0
+    assert "the synthetic cohort held out 20 ids" in caplog.text
+    (out / "synthesis.json").write_text(json.dumps(summary | {"holdout_ids_listed": 0}))
+    refused = audit("holdout.txt")
+    assert refused.exit_code == 2
+    assert "was trained on every QC-passing sample of its cohort" in refused.output

@@ -15,6 +15,7 @@ Readers build cohorts (``dpgenome.io``); every later stage takes and returns typ
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import logging
 import warnings
@@ -144,11 +145,20 @@ class Cohort:
     def require_phenotypes(self, names: Sequence[str]) -> None:
         unknown = [n for n in names if n not in self.phenotypes.columns]
         if unknown:
-            known = ", ".join(list(self.phenotypes.columns[:12])) or "(none)"
+            columns = [str(c) for c in self.phenotypes.columns]
+            known = ", ".join(columns[:12]) or "(none)"
             where = f" in {self.source}" if self.source else ""
+            by_case = {c.lower(): c for c in columns}
+            close = [
+                by_case.get(n.lower())
+                or next(iter(difflib.get_close_matches(n, columns, n=1, cutoff=0.7)), None)
+                for n in unknown
+            ]
+            hint = ", ".join(f"{c!r} for {n!r}" for n, c in zip(unknown, close, strict=True) if c)
             raise CohortError(
                 f"unknown phenotype/covariate {', '.join(map(repr, unknown))}{where}; "
-                f"available columns include: {known}"
+                + (f"did you mean {hint}? " if hint else "")
+                + f"available columns include: {known} ({len(columns)} in all)"
             )
 
     # ------------------------------------------------------------------ subsets

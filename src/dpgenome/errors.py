@@ -15,6 +15,8 @@ class DpgenomeError(Exception):
     """Base class of every error caused by the user's input, configuration or policy."""
 
     exit_code = 2
+    #: what ``column`` names in the message: a table's column, or a YAML file's key
+    column_label = "column"
 
     def __init__(
         self,
@@ -37,7 +39,7 @@ class DpgenomeError(Exception):
         if self.line is not None:
             where.append(f"line {self.line}")
         if self.column is not None:
-            where.append(f"column {self.column}")
+            where.append(f"{self.column_label} {self.column}")
         prefix = ", ".join(where)
         return f"{prefix}: {self.message}" if prefix else self.message
 
@@ -53,6 +55,8 @@ class CohortError(DpgenomeError):
 class ConfigError(DpgenomeError):
     """A configuration value or file is invalid."""
 
+    column_label = "key"
+
 
 class BudgetError(DpgenomeError):
     """The privacy budget cannot be met or would be exceeded."""
@@ -60,6 +64,8 @@ class BudgetError(DpgenomeError):
 
 class PolicyError(DpgenomeError):
     """A policy file is invalid (unknown key, wrong type, bad value)."""
+
+    column_label = "key"
 
 
 class VerificationError(DpgenomeError):

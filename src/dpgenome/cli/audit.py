@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -79,6 +80,37 @@ def read_holdout_ids(path: str) -> tuple[list[str], list[int]]:
     return ids, lines
 
 
+def check_trained_without(synthetic_path: str, holdout_path: str, n_ids: int) -> None:
+    """A synthetic cohort written by ``dpgenome synthesize`` records how many ids its
+    ``--holdout`` left out (``synthesis.json``): one that trained on every sample has no
+    non-members, and an audit against any holdout would measure members against members
+    (its AUCs near 0.5 would read as "no leak"). Refused; a count that differs from the
+    list's is warned. A synthetic cohort without that record (a release bundle's) passes."""
+    record = Path(synthetic_path) / "synthesis.json"
+    if not record.is_file():
+        return
+    try:
+        listed = json.loads(record.read_text(encoding="utf-8")).get("holdout_ids_listed", 0)
+    except (OSError, ValueError, AttributeError):
+        return  # not a record of ours: nothing to check against
+    if not listed:
+        raise ConfigError(
+            "the synthetic cohort was trained on every QC-passing sample of its cohort "
+            f"(`dpgenome synthesize` without --holdout, says {record.name}): the ids of "
+            f"{holdout_path} were members, and an audit against them would compare members "
+            "with members; synthesize with `--holdout` this list, or audit a release",
+            file=record,
+        )
+    if listed != n_ids:
+        log.warning(
+            "%s: the synthetic cohort held out %d ids, %s lists %d: is it the same list?",
+            record,
+            listed,
+            holdout_path,
+            n_ids,
+        )
+
+
 @click.command()
 @click.argument("cohort", type=click.Path(exists=True))
 @click.option(
@@ -108,7 +140,7 @@ def read_holdout_ids(path: str) -> tuple[list[str], list[int]]:
     "out_dir",
     required=True,
     type=click.Path(file_okay=False),
-    help="Output directory; DIR/audit.json is written atomically.",
+    help="Output directory; its audit.json is written atomically.",
 )
 @click.option(
     "--shadow",
@@ -168,11 +200,13 @@ def audit(
     claimed_epsilon: float | None,
     public_panel: str | None,
 ) -> None:
-    """Audit the synthetic cohort SYNTH against the real COHORT: membership inference (DCR,
-    DOMIAS density ratio, allele-frequency likelihood ratio), nearest-neighbour and kinship
-    leakage, attribute inference. Writes aggregates only (no ids, no per-record values) to
-    DIR/audit.json. The shadow-model attack and the canary audit retrain the synthesizer and
-    run inside `dpgenome release`; here they are reported NOT RUN."""
+    """Audit the synthetic cohort (--synthetic) against the real COHORT: membership inference
+    (DCR, DOMIAS density ratio, allele-frequency likelihood ratio), nearest-neighbour and
+    kinship leakage, attribute inference. Writes aggregates only (no ids, no per-record
+    values) to audit.json in --out. The synthetic cohort must not have trained on the
+    --holdout ids (`dpgenome synthesize --holdout` the same list). The shadow-model attack
+    and the canary audit retrain the synthesizer and run inside `dpgenome release`; here
+    they are reported NOT RUN."""
     from dpgenome.audit import AuditConfig, run_audits
     from dpgenome.cohort import split_from_holdout_ids
 
@@ -192,6 +226,7 @@ def audit(
         claimed_epsilon=claimed_epsilon,
     ).validate()
     ids, lines = read_holdout_ids(holdout_path)
+    check_trained_without(synthetic_path, holdout_path, len(ids))
     real = _read_cohort(cohort)
     split = split_from_holdout_ids(real, ids, file=holdout_path, lines=lines)
     synthetic = _read_cohort(synthetic_path)

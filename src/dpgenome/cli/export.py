@@ -69,7 +69,7 @@ def _collect(release_dir: Path) -> tuple[dict[str, Any], dict[str, Path], dict[s
     "policy_path",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Release policy YAML (e.g. policies/consortium.yaml).",
+    help="Release policy: a YAML file, or a shipped policy's name (strict, consortium, internal).",
 )
 @click.option(
     "--out", required=True, type=click.Path(path_type=Path), help="Bundle directory to create."

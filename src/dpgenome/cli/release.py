@@ -39,8 +39,7 @@ def _print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
     privacy = (
         "no formal privacy (epsilon = inf)"
         if eps is None
-        else f"epsilon = {fmt_claim(eps, 3)}, delta = {fmt_claim(summary['delta'], 3)} "
-        "per individual"
+        else f"epsilon = {fmt_claim(eps)}, delta = {fmt_claim(summary['delta'])} per individual"
     )
 
     def num(x: Any, spec: str = ".2f") -> str:

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import click
+import numpy as np
 
 from dpgenome.cli.options import allele_order_option
 
@@ -111,6 +112,15 @@ def _check_out(out: Path, inputs: dict[str, str | None]) -> None:
 )
 @allele_order_option("auto")
 @click.option(
+    "--holdout",
+    "holdout_path",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Real ids NOT to train on, one per line (as `dpgenome audit --holdout` takes them): "
+    "the non-members an audit of the output compares the members with. Default: every "
+    "QC-passing sample trains.",
+)
+@click.option(
     "--out",
     required=True,
     type=click.Path(file_okay=False),
@@ -128,14 +138,16 @@ def synthesize(
     pheno_schema: str | None,
     secure_mode: bool | None,
     allele_order: str,
+    holdout_path: str | None,
     out: str,
 ) -> None:
     """Train the DP synthesizer on COHORT and write a synthetic cohort (fresh sample ids, the
     same QC-passing SNPs, every phenotype column) with its privacy ledger to OUT.
 
     QC (Parker et al. 2016 thresholds) is applied, then the samples with PHENO and every
-    covariate observed are kept: ALL of them train the synthesizer (no holdout; `dpgenome
-    release` splits members and holdout for the audits)."""
+    covariate observed are kept: all of them train the synthesizer, except the ids listed in
+    --holdout (to audit the output with `dpgenome audit --holdout` the same list; `dpgenome
+    release` splits members and holdout itself)."""
     from dpgenome.cohort import (
         align_panel,
         analysis_subset,
@@ -172,6 +184,16 @@ def synthesize(
         allele_order, raw, panel, private=math.isfinite(epsilon), file=raw.source
     )
     members = analysis_subset(real, pheno, list(covars), report)
+    n_listed = 0
+    if holdout_path is not None:
+        from dpgenome.cli.audit import read_holdout_ids
+        from dpgenome.cohort import split_from_holdout_ids
+
+        ids, lines = read_holdout_ids(holdout_path)
+        split_from_holdout_ids(raw, ids, file=holdout_path, lines=lines)  # every id is known
+        n_listed = len(ids)
+        keep = ~np.isin(members.sample_ids.astype(str), ids)
+        members = members.take_samples(np.flatnonzero(keep))
     # a constant or redundant covariate: named now, not after training
     require_full_rank(
         members,
@@ -181,10 +203,13 @@ def synthesize(
     )
     for line in report.lines():
         log.info("QC: %s", line)
+    observed = f"with {pheno}{' and ' + ', '.join(covars) if covars else ''} observed"
     click.echo(
-        f"training on all {members.n_samples} QC-passing samples with {pheno}"
-        f"{' and ' + ', '.join(covars) if covars else ''} observed "
+        f"training on all {members.n_samples} QC-passing samples {observed} "
         f"({members.n_variants} SNPs); no holdout"
+        if holdout_path is None
+        else f"training on {members.n_samples} QC-passing samples {observed} "
+        f"({members.n_variants} SNPs); the {n_listed} ids of {holdout_path} held out"
     )
     public = None if panel is None else align_panel(panel, members.variants)
     config = SynthConfig(
@@ -213,6 +238,8 @@ def synthesize(
         "timings_s": None if private else result.timings,
         "details": result.details,
         "training_samples": members.n_samples,
+        # how many ids --holdout listed (0: every QC-passing sample trained), for `audit`
+        "holdout_ids_listed": n_listed,
         "public_panel": public_panel,
         "pheno_schema": None if declared is None else declared.record(),
         "qc": report.to_dict(),
@@ -228,7 +255,7 @@ def synthesize(
     label = (
         "no formal privacy"
         if eps is None or not math.isfinite(eps)
-        else (f"epsilon = {fmt_claim(eps, 3)}, delta = {fmt_claim(ledger['delta'], 3)}")
+        else (f"epsilon = {fmt_claim(eps)}, delta = {fmt_claim(ledger['delta'])}")
     )
     click.echo(
         f"wrote {result.cohort.n_samples} synthetic samples x {result.cohort.n_variants} SNPs "
