@@ -190,6 +190,21 @@ def test_export_bundle__a_blocked_charge_counts_once_and_an_override_lets_it_out
     assert (record.status, record.verdict, record.overridden) == ("exported", "BLOCK", True)
     assert record.bundle == str(result.path.resolve())
     assert verify_bundle(result.path).ok
+    # every verdict stays in the ledger, though the row shows the latest export's (a
+    # newcomer's review: a block under one policy vanished when another let it out)
+    assert [(e.policy, e.verdict, e.overridden, e.outcome) for e in record.history] == [
+        ("consortium", "BLOCK", False, "blocked"),
+        ("consortium", "BLOCK", False, "blocked"),
+        ("consortium", "BLOCK", True, "exported"),
+    ]
+    assert record.history[-1].bundle == record.bundle
+    listing = run("ledger", "--db", tmp_path / "lifetime.sqlite").output
+    assert listing.count("consortium  BLOCK              blocked") == 2
+    assert f"consortium  BLOCK (override)   exported to {record.bundle}" in listing
+    as_json = json.loads(run("ledger", "--db", tmp_path / "lifetime.sqlite", "--json").output)
+    assert [e["outcome"] for e in as_json["releases"][0]["history"]] == ["blocked"] * 2 + [
+        "exported"
+    ]
 
 
 def test_export_bundle__internal_charges_nothing_when_it_blocks(tmp_path: Path) -> None:

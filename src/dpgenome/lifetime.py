@@ -146,12 +146,35 @@ CREATE TABLE IF NOT EXISTS members (
     PRIMARY KEY (token, cohort)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS members_cohort ON members (cohort);
+CREATE TABLE IF NOT EXISTS verdicts (  -- every verdict a release was given, in order
+    release_id TEXT NOT NULL,
+    at_utc TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    overridden INTEGER NOT NULL,
+    outcome TEXT NOT NULL,        -- exported | blocked (charged)
+    bundle TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS verdicts_release ON verdicts (release_id);
 """
 
 
 def default_db_path() -> Path:
     env = os.environ.get("DPGENOME_LIFETIME_DB")
     return Path(env).expanduser() if env else DEFAULT_DB.expanduser()
+
+
+@dataclass(frozen=True)
+class VerdictEvent:
+    """One verdict given to a release: when, under which policy, and what followed
+    (``exported`` to ``bundle``, or ``blocked`` and charged)."""
+
+    at_utc: str
+    policy: str
+    verdict: str
+    overridden: bool
+    outcome: str
+    bundle: str
 
 
 @dataclass(frozen=True)
@@ -167,6 +190,10 @@ class LifetimeRecord:
     status: str
     bundle: str
     pheno: str
+    #: every verdict it was given, oldest first (:class:`VerdictEvent`): a release blocked
+    #: under one policy and exported under another, or under an override, shows both; the
+    #: row's own policy and verdict are those of its latest export
+    history: tuple[VerdictEvent, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -558,6 +585,7 @@ class LifetimeLedger:
                     args,
                 )
                 rows = cur.fetchall()
+                events = _verdict_events(con)
         except FileNotFoundError:
             return []
         return [
@@ -573,6 +601,7 @@ class LifetimeLedger:
                 r[8],
                 r[9],
                 r[10],
+                tuple(events.get(r[0], ())),
             )
             for r in rows
         ]
@@ -760,6 +789,8 @@ class LifetimeLedger:
         ids = None if individuals is None else check_individuals(fingerprint, individuals)
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         with self._connect(write=True) as con:
+            if status == "blocked":  # one event per verdict given, the charge or not
+                _log_verdict(con, release_id, (policy, verdict, overridden), "blocked", "")
             if ids:
                 _store_members(con, fingerprint, ids)
             if expect_releases is not None:
@@ -860,6 +891,8 @@ class LifetimeLedger:
                     "WHERE release_id = ? AND status = 'blocked'",
                     (verdict[0], verdict[1], int(verdict[2]), release_id),
                 )
+            if status == "exported" and verdict is not None:
+                _log_verdict(con, release_id, verdict, "exported", bundle or "")
             if status is not None:  # None: the status stays (only the bundle changes)
                 con.execute(
                     "UPDATE releases SET status = ? WHERE release_id = ?", (status, release_id)
@@ -885,6 +918,36 @@ class LifetimeLedger:
                 )
             else:
                 con.execute("DELETE FROM releases WHERE release_id = ?", (release_id,))
+
+
+def _log_verdict(
+    con: sqlite3.Connection,
+    release_id: str,
+    verdict: tuple[str, str, bool],
+    outcome: str,
+    bundle: str,
+) -> None:
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    con.execute(
+        "INSERT INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (release_id, now, verdict[0], verdict[1], int(verdict[2]), outcome, bundle),
+    )
+
+
+def _verdict_events(con: sqlite3.Connection) -> dict[str, list[VerdictEvent]]:
+    """Every release's verdicts, oldest first (none in a ledger written before they were
+    kept: its table is made by the first write)."""
+    if not con.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'verdicts'"
+    ).fetchone():
+        return {}
+    events: dict[str, list[VerdictEvent]] = {}
+    for r in con.execute(
+        "SELECT release_id, at_utc, policy, verdict, overridden, outcome, bundle FROM verdicts "
+        "ORDER BY rowid"
+    ):
+        events.setdefault(r[0], []).append(VerdictEvent(r[1], r[2], r[3], bool(r[4]), r[5], r[6]))
+    return events
 
 
 def _statements(script: str) -> Iterator[str]:

@@ -501,6 +501,11 @@ def ledger(
             f"{r.created_utc:<25} {r.fingerprint[:12]:<14} {eps:>8} {fmt_claim(r.delta):>9} "
             f"{r.policy:<11} {verdict:<18} {r.status:<8} {r.bundle}"
         )
+        if len(r.history) > 1:  # every verdict it was given: blocks, overrides, re-exports
+            for e in r.history:
+                given = e.verdict + (" (override)" if e.overridden else "")
+                to = f" to {e.bundle}" if e.bundle else ""
+                click.echo(f"  {e.at_utc:<23} {e.policy:<11} {given:<18} {e.outcome}{to}")
     for t in totals:
         eps = _eps(t.epsilon)
         click.echo(
