@@ -289,9 +289,8 @@ def test_audit_command__unknown_pheno_is_a_user_error(cli_env: Path):
 
 
 def test_audit_command__round_trip_through_dpgenome_io(tmp_path: Path):
-    io = pytest.importorskip("dpgenome.io")
-    if not hasattr(io, "write_cohort"):
-        pytest.skip("dpgenome.io.write_cohort has not landed yet")
+    from dpgenome import io
+
     real, split, fresh, _ = world()
     io.write_cohort(real, tmp_path / "real", fmt="plink")
     io.write_cohort(fresh, tmp_path / "synth", fmt="plink")

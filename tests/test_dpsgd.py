@@ -13,7 +13,7 @@ from scipy import stats
 from torch import nn
 
 from dpgenome.accountant import Ledger
-from dpgenome.dpsgd import DpSgdConfig, DpSgdTrainer, seeded_generators
+from dpgenome.dpsgd import DpSgdConfig, DpSgdTrainer, check_ran, seeded_generators
 from dpgenome.errors import ConfigError
 
 N = 120
@@ -150,12 +150,56 @@ def test_trainer__opacus_accountant_matches_ledger(data) -> None:
     config = DpSgdConfig(0.1, 40, noise_multiplier=1.2, max_grad_norm=1.0)
     trainer = DpSgdTrainer(_model(), lambda ps: torch.optim.SGD(ps, lr=0.1), N, config, seed=0)
     trainer.run(_loss(data))
+    # Opacus's accountant saw every step (empty batches too) at the configured noise, exactly
+    assert trainer.accountant.history == [(1.2, 0.1, 40)]
+    assert trainer.ran() == {
+        "noise_multiplier": 1.2,
+        "sample_rate": 0.1,
+        "steps": 40,
+        "max_grad_norm": 1.0,
+    }
     ledger = Ledger(1e-5)
     ledger.add_dp_sgd("net", **trainer.ledger_entry())  # type: ignore[arg-type]
+    (entry,) = ledger.to_dict()["mechanisms"]
+    check_ran(trainer.ran(), entry, "net")  # the ledger accounts what ran
     # the same RDP analysis; the ledger's order grid differs from Opacus's default grid
     assert ledger.accountants()["opacus_rdp"] == pytest.approx(
         trainer.opacus_epsilon(1e-5), rel=0.01
     )
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("noise_multiplier", 0.6), ("steps", 39), ("sample_rate", 0.11), ("max_grad_norm", 2.0)],
+)
+def test_check_ran__a_run_unlike_its_ledger_entry_is_refused(key, value) -> None:
+    ran = {"noise_multiplier": 1.2, "sample_rate": 0.1, "steps": 40, "max_grad_norm": 1.0}
+    check_ran(ran, dict(ran), "net")
+    check_ran(None, {}, "net")  # no formal privacy: nothing accounted
+    with pytest.raises(RuntimeError, match=f"DP-SGD run 'net' ran with {key}"):
+        check_ran(ran | {key: value}, ran, "net")
+
+
+@pytest.mark.parametrize("mode", ["hooks", "ghost"])
+def test_trainer__empty_batches_still_add_the_calibrated_noise(mode) -> None:
+    """Poisson sampling at q n = 0.05: almost every batch is empty, and each must still add
+    noise of std sigma C / (q n), or its absence would tell that the batch was empty: after
+    T steps of zero gradients the update is noise of std lr sigma C sqrt(T) / (q n)."""
+    sigma, clip, q, lr, n, steps = 0.8, 1.5, 0.001, 0.01, 50, 30
+    model = nn.Linear(40, 50)
+    nn.init.zeros_(model.weight)
+    nn.init.zeros_(model.bias)
+    x = torch.randn(n, 40)
+    config = DpSgdConfig(q, steps, noise_multiplier=sigma, max_grad_norm=clip)
+    trainer = DpSgdTrainer(
+        model, lambda ps: torch.optim.SGD(ps, lr=lr), n, config, seed=3, grad_sample_mode=mode
+    )
+    history = trainer.run(lambda m, idx: 0.0 * m(x[idx]).sum(dim=1))
+    assert sum(math.isnan(h) for h in history) >= steps - 3  # (almost) all empty
+    z = _flat(model).double().numpy() / (lr * sigma * clip * math.sqrt(steps) / (q * n))
+    chi2, k = float((z**2).sum()), z.size
+    assert 2 * min(stats.chi2.cdf(chi2, k), stats.chi2.sf(chi2, k)) > 1e-3
+    assert trainer.accountant.history == [(sigma, q, steps)]
 
 
 def test_seeded_generators__independent_streams() -> None:

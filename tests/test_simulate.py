@@ -243,7 +243,6 @@ def test_fit_pheno_model__keeps_marginals_correlations_missingness() -> None:
 
 
 def test_cli_simulate__writes_contract_files(tmp_path) -> None:
-    pytest.importorskip("dpgenome.io", reason="dpgenome.io writers not available yet")
     from dpgenome.cli import main
     from dpgenome.io import read_cohort
 

@@ -1012,3 +1012,29 @@ def test_cli_synthesize__holdout_ids_are_left_out_and_audit_checks_it(tmp_path, 
     refused = audit("holdout.txt")
     assert refused.exit_code == 2
     assert "was trained on every QC-passing sample of its cohort" in refused.output
+
+
+@pytest.mark.parametrize("name", ["genotype-structure", "phenotypes"])
+def test_synthesize__a_dp_sgd_run_unlike_its_ledger_is_refused(members, monkeypatch, name) -> None:
+    """A test-suite review (stop 48): halving the noise a DP-SGD run was given left every test
+    green, as the details recorded the ledger's value. The runs are now read back from Opacus
+    (its accountant's record, its optimizer's clip) and checked against the ledger's entry."""
+    import dpgenome.synthesize as synth
+
+    m, _ = members
+    assert name in (synth.STRUCTURE, synth.PHENOTYPES)
+    real = synth.noise_multiplier
+
+    def halved(ledger: synth.Ledger, which: str) -> float | None:
+        sigma = real(ledger, which)
+        return None if sigma is None else sigma / 2 if which == name else sigma
+
+    monkeypatch.setattr(synth, "noise_multiplier", halved)
+    with pytest.raises(RuntimeError, match=f"DP-SGD run '{name}' ran with noise_multiplier"):
+        synthesize(m, replace(FAST, epsilon=3.0))
+    monkeypatch.setattr(synth, "noise_multiplier", real)
+    res = synthesize(m, replace(FAST, epsilon=3.0))
+    ledger = {e["name"]: e for e in res.ledger.to_dict()["mechanisms"]}
+    s = res.details["structure"]
+    assert s["noise_multiplier"] == ledger["genotype-structure"]["noise_multiplier"]
+    assert s["steps"] == ledger["genotype-structure"]["steps"]

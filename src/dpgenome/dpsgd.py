@@ -25,8 +25,9 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -311,6 +312,25 @@ class DpSgdTrainer:
             warnings.simplefilter("ignore", UserWarning)
             return float(self.accountant.get_epsilon(delta=delta))
 
+    def ran(self) -> dict[str, float | int] | None:
+        """What this run did, read back from Opacus rather than from its configuration: the
+        noise multiplier, sample rate and steps its accountant recorded at every optimizer
+        step, and its DP optimizer's clipping norm (``None`` without privacy). A release
+        checks these against its ledger (:func:`check_ran`)."""
+        if not self.config.private:
+            return None
+        assert isinstance(self.optimizer, DPOptimizer)
+        history = self.accountant.history  # [(noise multiplier, sample rate, steps)]
+        if len({(sigma, q) for sigma, q, _ in history}) > 1:
+            raise RuntimeError(f"the DP-SGD run changed its noise or sample rate: {history}")
+        sigma, q = history[0][:2] if history else (self.optimizer.noise_multiplier, math.nan)
+        return {
+            "noise_multiplier": float(sigma),
+            "sample_rate": float(q),
+            "steps": int(sum(steps for _, _, steps in history)),
+            "max_grad_norm": float(self.optimizer.max_grad_norm),
+        }
+
     def ledger_entry(self) -> dict[str, float | int | None]:
         """Keyword arguments of :meth:`dpgenome.accountant.Ledger.add_dp_sgd` for this run."""
         c = self.config
@@ -333,3 +353,21 @@ class DpSgdTrainer:
         ]
         squares = [g.reshape(len(g), -1).norm(dim=1).square() for g in grads if g is not None]
         return torch.stack(squares).sum(dim=0).sqrt()
+
+
+def check_ran(
+    ran: Mapping[str, float | int] | None, accounted: Mapping[str, Any], name: str
+) -> None:
+    """Refuse a DP-SGD run that did not do what the ledger accounts (``accounted``: its
+    mechanism's noise multiplier, sample rate, steps and clipping norm): a run with less noise
+    or more steps than the ledger states would make every epsilon printed about it wrong.
+    ``ran``: :meth:`DpSgdTrainer.ran` (``None``: no formal privacy, nothing accounted)."""
+    if ran is None:
+        return
+    for key in ("noise_multiplier", "sample_rate", "steps", "max_grad_norm"):
+        want = accounted.get(key)
+        if want is None or not math.isclose(float(ran[key]), float(want), rel_tol=1e-9):
+            raise RuntimeError(
+                f"DP-SGD run {name!r} ran with {key} {ran[key]!r}, but the privacy ledger "
+                f"accounts {want!r}: nothing may be released from it (a bug; please report it)"
+            )

@@ -56,7 +56,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -68,7 +68,7 @@ from torch import nn
 
 from dpgenome.accountant import HISTOGRAM_REPLACE_RATIO, PlannedDpSgd, PlannedGaussian
 from dpgenome.cohort import Cohort, PhenoType, infer_pheno_types
-from dpgenome.dpsgd import DpSgdConfig, DpSgdTrainer
+from dpgenome.dpsgd import DpSgdConfig, DpSgdTrainer, check_ran
 from dpgenome.errors import ConfigError
 from dpgenome.noise import Noise, mechanism_noise
 
@@ -1181,11 +1181,14 @@ def fit_phenotypes(
     context: Sequence[str] = (),
     bins_noise_multiplier: float | None = None,
     seed: int | None = None,
+    accounted: Mapping[str, Any] | None = None,
 ) -> PhenoModel:
     """Train the phenotype synthesizer on the members' ``table`` by one DP-SGD run.
 
     ``noise_multiplier`` comes from the calibrated ledger (mechanism
     :func:`planned_dp_sgd`); ``None`` = no formal privacy (no clipping, no noise).
+    ``accounted``: that ledger mechanism's fields, which the run as Opacus did it must match
+    (:func:`dpgenome.dpsgd.check_ran`).
     ``context``: the analysis phenotype and covariates (modelled first, seen by every batch).
     ``seed`` defaults to ``config.seed``.
     """
@@ -1245,6 +1248,9 @@ def fit_phenotypes(
         losses = trainer.run(loss_fn, cosine_decay)
     finally:
         trainer.close()
+    ran = trainer.ran()
+    if accounted is not None:
+        check_ran(ran, accounted, str(accounted.get("name", "phenotypes")))
     finite = [v for v in losses if math.isfinite(v)]
     details: dict[str, object] = {
         "n_batches": len(enc.batches),
@@ -1253,10 +1259,11 @@ def fit_phenotypes(
         "n_rebuilt_one_hot_columns": len(enc.derived),
         "schema": config.resolved_schema().source,
         "dp_binned_columns": dp_cols,
-        "sample_rate": q,
-        "steps": config.steps,
-        "noise_multiplier": noise_multiplier,
-        "max_grad_norm": config.max_grad_norm if private else None,
+        # as Opacus ran them (its accountant's record and its optimizer's clipping norm)
+        "sample_rate": q if ran is None else ran["sample_rate"],
+        "steps": config.steps if ran is None else ran["steps"],
+        "noise_multiplier": None if ran is None else ran["noise_multiplier"],
+        "max_grad_norm": None if ran is None else ran["max_grad_norm"],
         # the batch losses are exact statistics of the members' un-noised batches, charged
         # to no mechanism: kept without DP only
         "final_loss": float(np.mean(finite[-20:])) if finite and not private else None,
@@ -1274,9 +1281,11 @@ def synthesize_phenotypes(
     context: Sequence[str] = (),
     bins_noise_multiplier: float | None = None,
     complete: Sequence[str] = (),
+    accounted: Mapping[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, PhenoType]]:
     """Fit on ``members.phenotypes`` and sample ``n_synth`` rows (seeds from ``config``);
-    ``complete``: columns never missing in the sample (:meth:`PhenoModel.sample`)."""
+    ``complete``: columns never missing in the sample (:meth:`PhenoModel.sample`);
+    ``accounted``: as :func:`fit_phenotypes`."""
     model = fit_phenotypes(
         members.phenotypes,
         members.pheno_types,
@@ -1284,6 +1293,7 @@ def synthesize_phenotypes(
         noise_multiplier=noise_multiplier,
         context=context,
         bins_noise_multiplier=bins_noise_multiplier,
+        accounted=accounted,
     )
     seed = int(np.random.SeedSequence(config.seed).generate_state(4)[3])
     table = model.sample(n_synth, seed, complete)

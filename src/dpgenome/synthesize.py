@@ -90,6 +90,7 @@ from dpgenome.accountant import (
     default_delta,
 )
 from dpgenome.cohort import Cohort, PhenoType, category_levels, design_matrix, observed_rows
+from dpgenome.dpsgd import check_ran
 from dpgenome.draw import draw_with_prevalence
 from dpgenome.errors import CohortError, ConfigError
 from dpgenome.gwas import lambda_gc, linear_scan
@@ -686,10 +687,21 @@ def _structure(
             seed=seeds[2],
             delta=ledger.delta,
         )
+        if sigma is not None:  # the run as Opacus did it, against the ledger's account
+            check_ran(
+                {
+                    "noise_multiplier": rep.noise_multiplier or 0.0,
+                    "sample_rate": rep.sample_rate,
+                    "steps": rep.steps,
+                    "max_grad_norm": rep.max_grad_norm or 0.0,
+                },
+                asdict(ledger.mechanism(STRUCTURE)),
+                STRUCTURE,
+            )
         details["structure"] = {
             "steps": rep.steps,
             "sample_rate": rep.sample_rate,
-            "noise_multiplier": sigma,
+            "noise_multiplier": rep.noise_multiplier,
             "max_grad_norm": rep.max_grad_norm,
             "trainable": trainable,
             "opacus_epsilon": rep.opacus_epsilon,
@@ -1287,6 +1299,7 @@ def synthesize(
             # the members are an analysis subset: its phenotype and covariates are present by a
             # public rule (dpgenome.cohort.analysis_subset), so they are in the synthetic rows too
             complete=(cfg.pheno, *cfg.covariates),
+            accounted=None if ledger.no_formal_privacy else asdict(ledger.mechanism(PHENOTYPES)),
         )
 
     with _step(

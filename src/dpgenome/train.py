@@ -151,11 +151,12 @@ def train(
         for p in model.parameters():
             p.requires_grad_(True)
     eps = trainer.opacus_epsilon(delta) if (delta is not None and config.private) else None
+    ran = trainer.ran()  # what Opacus did, not what it was asked: checked against the ledger
     return TrainReport(
-        config.steps,
-        config.sample_rate,
-        config.noise_multiplier,
-        config.max_grad_norm if config.private else None,
+        config.steps if ran is None else int(ran["steps"]),
+        config.sample_rate if ran is None else float(ran["sample_rate"]),
+        None if ran is None else float(ran["noise_multiplier"]),
+        None if ran is None else float(ran["max_grad_norm"]),
         time.perf_counter() - start,
         losses,
         clipped[0] / clipped[1] if clipped[1] else None,
