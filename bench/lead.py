@@ -4,7 +4,7 @@ its one-causal-variant projection and the covariate adjustment, measured apart.
     python bench/lead.py                     # bench cohorts 1 and 2, epsilon 3 and 10
     python bench/lead.py --seeds 1 --eps 3 --draws 1000
     python bench/lead.py --set association.n_components=4   # any SynthConfig field
-    python bench/lead.py --seeds 1 --eps 8 --holdout 0.2      # the demo's 768 members
+    python bench/lead.py --seeds 1 --eps 8 --holdout 0.2      # the demo's 786 members
 
 For each planted QTL of a bench cohort (``bench/synth.py``'s default CFW-like cohort, all
 analysis mice as members) it prints, beside the named reference of the same run -- the real
@@ -100,7 +100,7 @@ def main() -> None:
         "--holdout",
         type=float,
         default=0.0,
-        help="split off this share as a release does (0.2: the demo's 768 members of cohort 1)",
+        help="split off this share as a release does (0.2: the demo's 786 members of cohort 1)",
     )
     add_set_option(ap)
     args = ap.parse_args()

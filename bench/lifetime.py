@@ -20,6 +20,7 @@ composed by their mechanisms, against the named reference in the same run, basic
 from __future__ import annotations
 
 import argparse
+import resource
 import json
 import math
 import tempfile
@@ -150,8 +151,11 @@ def main() -> None:
     parser.add_argument("--ids", type=int, default=200_000)
     parser.add_argument("--cohorts", type=int, default=10)
     args = parser.parse_args()
+    start = time.perf_counter()
     composition(args.results, args.releases)
     scale(args.ids, args.cohorts)
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"in all: {time.perf_counter() - start:.0f} s, peak {peak_gb:.2f} GB for the process")
 
 
 if __name__ == "__main__":

@@ -142,11 +142,24 @@ def main() -> None:
             dp_fid = _fidelity(table, synth, dp_cols)
             row |= {f"dp_{k}": round(dp_fid[k], 4) for k in ("mean_err_sd", "sd_log_err")}
         rows.append(row)
-        print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1), flush=True)
+        # a header whenever the columns change (the hooks reference row has no DP bins')
+        header = len(rows) == 1 or list(rows[-2]) != list(row)
+        print(pd.DataFrame(rows[-1:]).to_string(index=False, header=header), flush=True)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    references = [
+        text
+        for present, text in (
+            (any(not np.isfinite(float(e)) for e in args.eps), "eps inf (same loop, no privacy)"),
+            (
+                any(label == "3 (hooks ref)" for label, *_ in runs),
+                "'3 (hooks ref)' (materialised per-sample gradients)",
+            ),
+        )
+        if present
+    ]
     print(
-        f"\npeak RSS {peak_mb:.0f} MB; target: fit < 30 s (2 cores); reference rows: eps inf "
-        "(same loop, no privacy) and '3 (hooks ref)' (materialised per-sample gradients)"
+        f"\npeak RSS {peak_mb:.0f} MB; target: fit < 30 s (2 cores); reference rows: "
+        + (" and ".join(references) or "none in this run (add inf to --eps)")
     )
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -31,11 +30,11 @@ from dpgenome.paths import shipped_policy
 from dpgenome.release import run_release
 from dpgenome.simulate import SimConfig, simulate
 from dpgenome.sweep import run_sweep
-from dpgenome.synthesize import NOISE_SEED_ENV
 
-# the DP noise is drawn from fresh OS entropy unless fixed: a benchmark's draws are
-# reproducible from its seeds (dpgenome.synthesize.NOISE_SEED_ENV; never for a release)
-os.environ.setdefault(NOISE_SEED_ENV, "seed")
+# The DP noise comes from fresh OS entropy in secure mode, as in `dpgenome demo` (the
+# consortium policy requires secure mode, so a fixed test noise would be refused before
+# training): each run is a fresh draw, as each demo is.
+MARKER = ".dpgenome-bench-release"
 
 TARGET_S = 600.0
 TARGET_GB = 8.0
@@ -76,11 +75,20 @@ def main() -> int:
     ap.add_argument("--epsilon", default="8")
     ap.add_argument("--epsilons", default="inf,10,3,1")
     ap.add_argument("--no-sweep", action="store_true")
-    ap.add_argument("--out", type=Path, default=Path("bench/out/release"))
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parent / "out" / "release",
+        help="Folder for the run (replaced only when an earlier run of this bench made it).",
+    )
     args = ap.parse_args()
-    if args.out.exists():
+    if args.out.exists() and any(args.out.iterdir()):
+        if not (args.out / MARKER).is_file():
+            print(f"error: {args.out} exists and is not an earlier bench run", file=sys.stderr)
+            return 2
         shutil.rmtree(args.out)
-    args.out.mkdir(parents=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / MARKER).write_text("made by bench/release.py; replaced by its next run\n")
 
     t0 = time.perf_counter()
     sim = simulate(SimConfig(n=args.n, seed=args.seed, n_public=1000).validate())
@@ -109,7 +117,9 @@ def main() -> int:
         summary = outcome.summary()
     except ReleaseBlocked as err:
         print(err.render(), file=sys.stderr)
-        work = next((args.out / "work").iterdir())
+        if err.dossier is None:  # refused before training: nothing to time
+            return 3
+        work = Path(err.dossier).parent
         results = json.loads((work / "results.json").read_text())
         timings, verdict = results["provenance"]["timings_s"], "BLOCK"
         summary = {"dossier": str(work / "dossier.html")}

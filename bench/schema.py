@@ -4,7 +4,7 @@ reference, the same column undeclared (typed from the data, DP bins on the ledge
 
     python bench/schema.py [--seeds 3 4 5] [--eps 8] [--n 300]
 
-A toy cohort (``dpgenome.testing.toy_cohort``: 300 mice, about 258 members once the analysis
+A toy cohort (``dpgenome.testing.toy_cohort``: 300 mice, about 277 members once the analysis
 subset drops rows missing BMD or SW16) gets two columns outside the CFW schema: ``bmi``, normal
 with mean 25 and sd 4, and ``site``, three levels with shares 0.6 / 0.3 / 0.1 and no missing
 value. Each arm declares them differently and runs the whole ``synthesize`` at the same epsilon

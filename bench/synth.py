@@ -232,14 +232,17 @@ def indep_af_baseline(members: Cohort, epsilon: float, seed: int) -> Cohort:
 
 def evaluate(
     label: str,
-    eps: float,
+    eps: float | None,
     seed: int,
     data: dict[str, Any],
     synth: Cohort,
     seconds: float | None,
     ledger_eps: float | None,
     gwas: bool = True,
+    phenotypes: bool = True,
 ) -> dict[str, Any]:
+    """One table row; ``phenotypes=False``: ``synth`` carries the members' own phenotype
+    table (a genotype-only baseline), so its phenotype columns are not compared (n/a)."""
     members = data["members"]
     fid = cohort_fidelity(members, synth, seed=seed).to_dict()
     row: dict[str, Any] = {
@@ -251,9 +254,11 @@ def evaluate(
         "ledger_eps": ledger_eps,
         "af_corr": fid["allele_frequency_correlation"],
         "ld_err": fid["ld_decay_error"],
-        "pheno_corr_err": fid["phenotype_correlation_error"],
+        "pheno_corr_err": fid["phenotype_correlation_error"] if phenotypes else "n/a",
     }
-    if {PHENO, COVARS[0]} <= set(synth.phenotypes.columns):
+    if not phenotypes:
+        row["covar_r"] = "n/a"
+    elif {PHENO, COVARS[0]} <= set(synth.phenotypes.columns):
         # the analysis phenotype's correlation with its covariate, synthetic / members
         row["covar_r"] = "/".join(
             f"{c[PHENO].corr(c[COVARS[0]]):.3f}" for c in (synth.phenotypes, members.phenotypes)
@@ -437,7 +442,7 @@ def main() -> None:
             rows.append(
                 evaluate(
                     "public-panel-as-is",
-                    math.nan,
+                    None,  # no epsilon: public data
                     seed,
                     data,
                     data["public"],
@@ -457,6 +462,7 @@ def main() -> None:
                     None,
                     None,
                     gwas=False,
+                    phenotypes=False,  # the members' own table beside DP allele frequencies
                 )
             )
             label = "dpgenome+public" if data["public"] is not None else "dpgenome"
