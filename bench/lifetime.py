@@ -20,9 +20,9 @@ composed by their mechanisms, against the named reference in the same run, basic
 from __future__ import annotations
 
 import argparse
-import resource
 import json
 import math
+import resource
 import tempfile
 import time
 from pathlib import Path
