@@ -669,7 +669,7 @@ def test_correlation_pair_svg__many_phenotypes_draw_one_point_per_pair() -> None
 def test_cli_compare__plink2_rows_of_covariates_and_p_of_zero(tmp_path: Path, caplog) -> None:
     """plink2 --glm without hide-covar writes a row per model term (TEST ADD, SW16...), and
     p = 0 below the smallest double (GEMMA too): the ADD rows are compared, and a p of 0 is
-    floored at the smallest normal double, never an infinite lead (metrics.json is strict
+    floored at the smallest double, never an infinite lead (metrics.json is strict
     JSON) nor a hit dropped from lambda."""
     rows = []
     for _, r in REAL.iterrows():
@@ -698,9 +698,22 @@ def test_cli_compare__plink2_rows_of_covariates_and_p_of_zero(tmp_path: Path, ca
         ],
     )
     assert out.exit_code == 0, out.output
-    assert "1 p-value(s) of 0 (below the file's precision) read as p = 2.23e-308" in caplog.text
+    assert "1 p-value(s) of 0 (below the file's precision) read as p = 4.94e-324" in caplog.text
     metrics = json.loads((tmp_path / "c" / "metrics.json").read_text())
     t8 = metrics["thresholds"]["1e-08"]
     assert t8["real_hits"] == 3  # a (p = 0), b, c: the SW16 rows are not SNPs
     lead = max(row["lead_log10_p"] for row in metrics["loci"]["table"] if row["source"] == "real")
-    assert lead == pytest.approx(307.65, abs=0.01)
+    assert lead == pytest.approx(323.31, abs=0.01)
+    # --glm dominant: its own test; several terms and no genotype test: refused, named
+    dom = pd.DataFrame(rows).assign(TEST=lambda t: t["TEST"].replace({"ADD": "DOM"}))
+    dom.to_csv(tmp_path / "dom.glm.linear", sep="\t", index=False)
+    args = ["compare", str(tmp_path / "dom.glm.linear"), str(tmp_path / "s.tsv")]
+    out = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "d")])
+    assert out.exit_code == 0, out.output
+    dom.assign(TEST=lambda t: t["TEST"].replace({"DOM": "HOM"})).to_csv(
+        tmp_path / "hom.glm.linear", sep="\t", index=False
+    )
+    args = ["compare", str(tmp_path / "hom.glm.linear"), str(tmp_path / "s.tsv")]
+    out = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "h")])
+    assert out.exit_code == 2
+    assert "rows of several model terms (HOM, SW16) and no ADD, DOM or REC test" in out.output

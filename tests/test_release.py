@@ -538,6 +538,9 @@ def test_release_config__rejects_bad_values_before_any_work(tmp_path: Path) -> N
         ({"synth": {"association": 4}}, "extra.synth.association: expected a mapping"),
         ({"audit": {"n_bootstrap": 2.5}}, "extra.audit.n_bootstrap: expected int"),
         ({"synthesis": {"epochs": 3}}, "extra.synthesis: no such section; valid: audit, synth"),
+        # the ledger would follow it while the recorded configuration says the top-level key
+        ({"synth": {"epsilon": 6.0}}, "extra.synth.epsilon: set by the release's own key 'ep"),
+        ({"audit": {"canaries": 9}}, "extra.audit.canaries: set by the release's own key 'ca"),
     ):  # found when the configuration is read, not after training
         with pytest.raises(ConfigError, match=fragment):
             ReleaseConfig.from_mapping({**base, "extra": bad})

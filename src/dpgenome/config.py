@@ -114,6 +114,11 @@ class ReleaseConfig:
     def __post_init__(self) -> None:
         if self.secure_mode is None:
             object.__setattr__(self, "secure_mode", default_secure_mode())
+        if self.extra:  # also when made in Python, not read from a file (from_mapping)
+            try:
+                _check_extra(self.extra)
+            except ValueError as err:
+                raise ConfigError(f"key 'extra': {err}") from None
 
     @classmethod
     def from_mapping(
@@ -229,7 +234,38 @@ def _check_extra(extra: dict[str, Any]) -> None:
             raise ValueError(
                 f"extra.{section}: no such section; valid: {', '.join(sorted(defaults))}"
             )
+        # fields the release sets from its own keys: given here they would make the ledger
+        # and the recorded configuration disagree (verify refuses such a bundle)
+        own = next((k for k in overrides if k in RELEASE_OWNED[section]), None)
+        if isinstance(overrides, dict) and own is not None:
+            raise ValueError(
+                f"extra.{section}.{own}: set by the release's own key "
+                f"{RELEASE_OWNED[section][own]!r}; give it there"
+            )
         typed_replace(defaults[section], overrides, f"extra.{section}")
+
+
+#: the SynthConfig / AuditConfig fields a release fills from its own keys (release.py)
+RELEASE_OWNED: dict[str, dict[str, str]] = {
+    "synth": {
+        "pheno": "pheno",
+        "covariates": "covariates",
+        "epsilon": "epsilon",
+        "delta": "delta",
+        "seed": "seed",
+        "n_synth": "n_synthetic",
+        "secure_mode": "secure_mode",
+    },
+    "audit": {
+        "seed": "seed",
+        "pheno": "pheno",
+        "covariates": "covariates",
+        "shadow_targets": "shadow",
+        "canaries": "canaries",
+        "claimed_epsilon": "epsilon",
+        "delta": "delta",
+    },
+}
 
 
 def _coerce(key: str, value: Any) -> Any:

@@ -59,8 +59,8 @@ from dpgenome.io.tables import parser_error
 log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (1e-8, 2e-6)
-#: a p-value written as 0 (plink2, GEMMA: below the smallest normal double) is read as this
-P_FLOOR = float(np.finfo(np.float64).tiny)
+#: a p-value written as 0 (plink2, GEMMA: below the smallest double) is read as this
+P_FLOOR = float(np.nextafter(0.0, 1.0))  # 4.9e-324: below any p the file could write
 DEFAULT_LOCUS_WINDOW_BP = 1_000_000
 _REQUIRED = ("id", "chr", "pos")
 #: column names of other tools accepted as ours (plink2 --glm, GEMMA, R/CSV exports)
@@ -133,8 +133,20 @@ def normalise_gwas(
                 renames[found] = ours
     if renames:
         table = table.rename(columns=renames)
-    if "TEST" in table.columns:  # plink2 --glm without hide-covar: a row per term of the model
-        keep = (table["TEST"].astype(str) == "ADD").to_numpy()
+    if "TEST" in table.columns:  # plink2 --glm: a row per term of the model without hide-covar
+        terms = table["TEST"].astype(str)
+        genotype = [t for t in ("ADD", "DOM", "REC") if (terms == t).any()]
+        if genotype:  # the additive test, else --glm dominant / recessive's own
+            keep = (terms == genotype[0]).to_numpy()
+        elif terms.nunique() == 1:
+            keep = np.ones(len(table), dtype=bool)
+        else:
+            raise InputError(
+                f"rows of several model terms ({', '.join(sorted(terms.unique())[:6])}) and "
+                "no ADD, DOM or REC test: compare one test per SNP (plink2 --glm hide-covar)",
+                file=source,
+                column="TEST",
+            )
         if lines is None:
             lines = [i + 2 for i in range(len(table))]
         lines = [line_no for line_no, k in zip(lines, keep, strict=False) if k]
