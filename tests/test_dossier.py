@@ -169,7 +169,7 @@ def test_render_dossier__block_banner_lists_every_failing_rule() -> None:
     # the signers are told the policy allows an override, and how one is made
     signoff = html.split('id="signoff"', 1)[1]
     assert "The <b>consortium</b> policy allows a signed override" in signoff
-    assert "dpgenome export RELEASE_DIR --policy consortium --override-reason" in signoff
+    assert "dpgenome export RELEASE_DIR --policy POLICY --override-reason" in signoff
     strict = render("block", policy="strict").split('id="signoff"', 1)[1]
     assert "allows no override" in strict and "--override-reason" not in strict
 

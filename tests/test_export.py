@@ -1960,6 +1960,24 @@ def test_verify_bundle__a_ledger_of_another_run_and_an_edited_glance(tmp_path: P
         "dossier.html: shows epsilon 0.9, but results.json's ledger gives 8",
         "dossier.html: shows delta 1e-07, but results.json's ledger gives 1e-05",
     ]
+    # the label spaced otherwise, a second box, or no box at all (a diff review, stop 48)
+    spaced = html_text.replace(
+        "<b>8</b><span>epsilon (privacy loss)", "<b>0.9</b><span>epsilon  (privacy loss)"
+    )
+    (bundle / "dossier.html").write_text(spaced)
+    rehash("dossier.html")
+    assert verify_bundle(bundle).problems == [
+        "dossier.html: shows epsilon 0.9, but results.json's ledger gives 8"
+    ]
+    box = "<div><b>8</b><span>epsilon (privacy loss)</span></div>"
+    (bundle / "dossier.html").write_text(html_text.replace(box, box + box.replace("8", "0.8", 1)))
+    rehash("dossier.html")
+    assert verify_bundle(bundle).problems == [
+        "dossier.html: shows epsilon 0.8, but results.json's ledger gives 8"
+    ]
+    (bundle / "dossier.html").write_text(html_text.replace(box, ""))
+    rehash("dossier.html")
+    assert verify_bundle(bundle).problems == ["dossier.html: shows no epsilon at a glance"]
     (bundle / "dossier.html").write_text(html_text)
     rehash("dossier.html")
     assert verify_bundle(bundle).ok
@@ -1978,3 +1996,31 @@ def test_verify_bundle__a_ledger_of_another_run_and_an_edited_glance(tmp_path: P
         "results.json: its privacy ledger is at delta 2e-05, but its recorded configuration "
         "asks 1e-05 (a ledger of another run?)"
     ) in problems
+
+
+def test_lifetime_history__uncharged_blocks_and_ledgers_from_before(tmp_path: Path) -> None:
+    """A diff review (stop 48): a block under a policy that does not charge blocked releases
+    left no trace once the release was let out, and a ledger written before verdicts were
+    kept lost its rows' first verdicts at the first export that replaced them."""
+    import sqlite3
+
+    ledger = LifetimeLedger(tmp_path / "lifetime.sqlite")
+    with pytest.raises(ReleaseBlocked):
+        export(tmp_path, "block", policy="internal", lifetime=ledger)
+    assert ledger.releases() == []  # internal charges no blocked release
+    override = Override("reviewed", "Dr B. Jones", "2026-12-05T10:00:00Z")
+    export(tmp_path, "block", policy="internal", lifetime=ledger, override=override)
+    (record,) = ledger.releases()
+    assert [(e.policy, e.verdict, e.overridden, e.outcome) for e in record.history] == [
+        ("internal", "BLOCK", False, "blocked"),
+        ("internal", "BLOCK", True, "exported"),
+    ]
+    # a ledger from before: its rows' own verdicts become their first events
+    with sqlite3.connect(ledger.path) as con:
+        con.execute("DROP TABLE verdicts")
+    assert ledger.releases()[0].history == ()  # read-only: nothing written
+    ledger.log_verdict("another", ("strict", "BLOCK", False), "blocked")
+    (record,) = ledger.releases()
+    assert [(e.policy, e.verdict, e.outcome) for e in record.history] == [
+        ("internal", "BLOCK", "exported")
+    ]

@@ -716,11 +716,14 @@ def _charge_blocked(
     again costs budget. Returns the clause the refusal adds (empty when nothing is charged).
     A release without formal privacy, or one whose ledger cannot be re-accounted, is not
     charged: nothing would bound it, and no policy lets it out."""
-    if not policy.charge_blocked_releases or lifetime is None:
+    if lifetime is None:
         return ""
     epsilon, delta = _epsilon_delta(results)
-    if math.isinf(epsilon):
-        return "; a run without formal privacy is not charged"
+    if not policy.charge_blocked_releases or math.isinf(epsilon):
+        # not charged, but the verdict is kept in the release's history all the same
+        with contextlib.suppress(DpgenomeError, OSError):
+            lifetime.log_verdict(release_id, (policy.name, str(Verdict.BLOCK), False), "blocked")
+        return "; a run without formal privacy is not charged" * policy.charge_blocked_releases
     _refuse_understated(results.get("ledger"), epsilon)
     cohort = results.get("cohort")
     try:
@@ -951,6 +954,12 @@ def export_bundle(
                 with contextlib.suppress(DpgenomeError, OSError):
                     lifetime.set_status(
                         release_id, None, bundle=str(dest.resolve()), replaces=claim
+                    )
+                    lifetime.log_verdict(
+                        release_id,
+                        (policy.name, str(evaluation.verdict), override is not None),
+                        "exported",
+                        str(dest.resolve()),
                     )
             if isinstance(err, OSError | DpgenomeError):
                 charged = "; its lifetime spending is recorded (status pending)" * recorded
@@ -1261,29 +1270,49 @@ def _check_dossier_verdict(report: VerifyReport, root: Path, manifest: Mapping[s
 
 
 _GLANCE_GUARANTEE = re.compile(
-    r"<div><b>([^<]*)</b><span>(epsilon \(privacy loss\)|delta)[^<]*</span></div>"
+    r"<div>\s*<b>([^<]*)</b>\s*<span>\s*(epsilon\s+\(privacy\s+loss\)|delta\b)[^<]*</span>"
 )
 
 
 def _check_dossier_guarantee(report: VerifyReport, root: Path, results: Mapping[str, Any]) -> None:
     """The epsilon and delta the dossier shows its signers at a glance must be those of
-    ``results.json``'s ledger (hashes rewritten over an edited figure pass the manifest)."""
+    ``results.json``'s ledger (hashes rewritten over an edited figure pass the manifest):
+    every such box, within the 4 significant digits shown (older dossiers rounded delta
+    otherwise); a dossier with the glance section must show both."""
     try:
         text = (root / DOSSIER).read_bytes().decode("utf-8", errors="replace")
     except OSError:
         return  # reported as missing or unreadable with the files
-    shown = {what: html.unescape(value) for value, what in _GLANCE_GUARANTEE.findall(text)}
     ledger = results.get("ledger")
-    if not shown or not isinstance(ledger, Mapping):
+    if 'id="glance"' not in text or not isinstance(ledger, Mapping):
         return  # a dossier of another layout, or no ledger (reported by the re-accounting)
-    eps, no_formal = epsilon_text(results)
-    delta = "n/a" if no_formal else fmt_claim(ledger.get("delta"))
-    for what, expected in (("epsilon (privacy loss)", eps), ("delta", delta)):
-        if what in shown and shown[what] != expected:
-            report.problems.append(
-                f"{DOSSIER}: shows {what.split()[0]} {shown[what]}, but {RESULTS}'s ledger "
-                f"gives {expected}"
-            )
+    shown: dict[str, list[str]] = {"epsilon": [], "delta": []}
+    for value, label in _GLANCE_GUARANTEE.findall(text):
+        shown[label.split()[0]].append(html.unescape(value).strip())
+    eps_text, no_formal = epsilon_text(results)
+    expected = {"epsilon": (eps_text, ledger.get("epsilon"))}
+    if not no_formal:  # older dossiers showed a no-DP run's delta; it claims nothing
+        expected["delta"] = (fmt_claim(ledger.get("delta")), ledger.get("delta"))
+    for what, (text_form, value) in expected.items():
+        if not shown[what]:
+            report.problems.append(f"{DOSSIER}: shows no {what} at a glance")
+        for seen in shown[what]:
+            if not _same_claim(seen, text_form, value):
+                report.problems.append(
+                    f"{DOSSIER}: shows {what} {seen}, but {RESULTS}'s ledger gives {text_form}"
+                )
+
+
+def _same_claim(seen: str, text_form: str, value: Any) -> bool:
+    """A figure as shown equals the ledger's: the same text, or the same number within the
+    4 significant digits a dossier shows."""
+    if seen == text_form:
+        return True
+    try:
+        number = float(seen.replace(",", ""))
+    except ValueError:
+        return False
+    return _is_number(value) and math.isclose(number, float(value), rel_tol=1.001e-3)
 
 
 def _check_ledger_config(report: VerifyReport, results: Mapping[str, Any]) -> None:

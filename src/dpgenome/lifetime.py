@@ -192,7 +192,8 @@ class LifetimeRecord:
     pheno: str
     #: every verdict it was given, oldest first (:class:`VerdictEvent`): a release blocked
     #: under one policy and exported under another, or under an override, shows both; the
-    #: row's own policy and verdict are those of its latest export
+    #: row's own policy and verdict are those it was first recorded with (an export of a
+    #: release recorded as blocked replaces them)
     history: tuple[VerdictEvent, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -517,8 +518,14 @@ class LifetimeLedger:
         try:
             if write:
                 con.execute("BEGIN IMMEDIATE")
+                kept = _has_table(con, "verdicts")
                 for statement in _statements(_SCHEMA):
                     con.execute(statement)
+                if not kept:  # a ledger from before verdicts were kept: each row's is its first
+                    con.execute(
+                        "INSERT INTO verdicts SELECT release_id, created_utc, policy, verdict, "
+                        "overridden, status, bundle FROM releases ORDER BY created_utc, release_id"
+                    )
                 if not _has_mechanisms(con):  # a version-1 ledger
                     con.execute("ALTER TABLE releases ADD COLUMN mechanisms TEXT")
                 con.execute(
@@ -900,6 +907,15 @@ class LifetimeLedger:
             if bundle is not None:
                 _add_bundle(con, release_id, bundle)
 
+    def log_verdict(
+        self, release_id: str, verdict: tuple[str, str, bool], outcome: str, bundle: str = ""
+    ) -> None:
+        """Keep a verdict in the release's history (:class:`VerdictEvent`) without changing
+        what is charged: a block under a policy that does not charge blocked releases, or
+        an export whose row could not be marked exported."""
+        with self._connect(write=True) as con:
+            _log_verdict(con, release_id, verdict, outcome, bundle)
+
     def forget_pending(self, release_id: str, *, bundle: str | None = None) -> None:
         """Withdraw a ``pending`` release whose export failed before anything was released:
         ``bundle``'s claim on it (the row goes when no other export of it is under way), or
@@ -934,12 +950,17 @@ def _log_verdict(
     )
 
 
+def _has_table(con: sqlite3.Connection, name: str) -> bool:
+    found = con.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    return found is not None
+
+
 def _verdict_events(con: sqlite3.Connection) -> dict[str, list[VerdictEvent]]:
     """Every release's verdicts, oldest first (none in a ledger written before they were
     kept: its table is made by the first write)."""
-    if not con.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'verdicts'"
-    ).fetchone():
+    if not _has_table(con, "verdicts"):
         return {}
     events: dict[str, list[VerdictEvent]] = {}
     for r in con.execute(

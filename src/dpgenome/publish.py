@@ -111,13 +111,20 @@ def publish(
     manifest = json.loads(manifest_bytes)
     policy = parse_policy(
         (source / POLICY_COPY).read_text(encoding="utf-8"), file=str(source / POLICY_COPY)
-    )  # verified: its hash is the manifest's
+    )
+    recorded = manifest.get("policy") if isinstance(manifest.get("policy"), Mapping) else {}
+    if policy.sha256 != recorded.get("sha256"):  # verified above; read again here
+        raise InputError(
+            "changed while the bundle was being published; nothing was published",
+            file=source / POLICY_COPY,
+        )
     if not policy.open_publication:
         raise ReleaseBlocked(
-            f"the release was approved under the '{policy.name}' policy, which does not allow "
-            "open publication (its publication.open is not true; the shipped strict policy is "
-            "the one for open publication: export the release under it first); nothing was "
-            "published",
+            f"the release was approved under the '{policy.name}' policy, whose copy in the "
+            "bundle does not set 'publication: {open: true}': it is not for open publication "
+            "(of the shipped policies only strict is; a bundle exported before policies said "
+            "so carries none: export the release again under the current strict policy, "
+            "which charges nothing new); nothing was published",
             file=source / POLICY_COPY,
         )
     ledger = manifest.get("ledger")

@@ -184,7 +184,7 @@ def synthesize(
         allele_order, raw, panel, private=math.isfinite(epsilon), file=raw.source
     )
     members = analysis_subset(real, pheno, list(covars), report)
-    n_listed = 0
+    n_listed = n_left_out = 0
     if holdout_path is not None:
         from dpgenome.cli.audit import read_holdout_ids
         from dpgenome.cohort import split_from_holdout_ids
@@ -193,6 +193,7 @@ def synthesize(
         split_from_holdout_ids(raw, ids, file=holdout_path, lines=lines)  # every id is known
         n_listed = len(ids)
         keep = ~np.isin(members.sample_ids.astype(str), ids)
+        n_left_out = int((~keep).sum())  # the others were not among them (QC, missing pheno)
         members = members.take_samples(np.flatnonzero(keep))
     # a constant or redundant covariate: named now, not after training
     require_full_rank(
@@ -209,7 +210,8 @@ def synthesize(
         f"({members.n_variants} SNPs); no holdout"
         if holdout_path is None
         else f"training on {members.n_samples} QC-passing samples {observed} "
-        f"({members.n_variants} SNPs); the {n_listed} ids of {holdout_path} held out"
+        f"({members.n_variants} SNPs); the {n_listed} ids of {holdout_path} held out "
+        f"({n_left_out} of them were among those samples)"
     )
     public = None if panel is None else align_panel(panel, members.variants)
     config = SynthConfig(
