@@ -35,6 +35,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+import decimal
 import errno
 import hashlib
 import html
@@ -1304,15 +1305,19 @@ def _check_dossier_guarantee(report: VerifyReport, root: Path, results: Mapping[
 
 
 def _same_claim(seen: str, text_form: str, value: Any) -> bool:
-    """A figure as shown equals the ledger's: the same text, or the same number within the
-    4 significant digits a dossier shows."""
+    """A figure as shown equals the ledger's: the same text, or the ledger's number within
+    one unit of the last digit shown (a dossier rounds up to 4 significant digits; older
+    ones rounded a delta to fewer)."""
     if seen == text_form:
         return True
     try:
-        number = float(seen.replace(",", ""))
-    except ValueError:
+        shown = decimal.Decimal(seen.replace(",", ""))
+    except decimal.InvalidOperation:
         return False
-    return _is_number(value) and math.isclose(number, float(value), rel_tol=1.001e-3)
+    if not shown.is_finite() or not _is_number(value):
+        return False
+    unit = 10.0 ** int(shown.as_tuple().exponent)
+    return abs(float(shown) - float(value)) <= unit * (1 + 1e-9)
 
 
 def _check_ledger_config(report: VerifyReport, results: Mapping[str, Any]) -> None:
