@@ -2024,3 +2024,18 @@ def test_lifetime_history__uncharged_blocks_and_ledgers_from_before(tmp_path: Pa
     assert [(e.policy, e.verdict, e.outcome) for e in record.history] == [
         ("internal", "BLOCK", "exported")
     ]
+
+
+def test_same_claim__within_one_unit_of_the_last_digit_shown() -> None:
+    """The glance check compares a figure as shown with the ledger's: a dossier rounds up to
+    4 significant digits, older ones rounded delta to fewer; an edit is still caught."""
+    from dpgenome.export import _same_claim
+
+    assert _same_claim("7.993", "7.993", 7.99271)
+    assert _same_claim("8", "7.993", 7.99271)  # fewer digits, still the same figure
+    assert _same_claim("0.00067", "0.0006668", 0.00066676)  # an older dossier's delta
+    assert _same_claim("1e-05", "1e-05", 1e-5)
+    assert not _same_claim("7.98", "7.993", 7.99271)
+    assert not _same_claim("0.9", "8", 8.0)
+    assert not _same_claim("1e-07", "1e-05", 1e-5)
+    assert not _same_claim("n/a", "7.993", 7.99271)
