@@ -236,11 +236,12 @@ def _check_extra(extra: dict[str, Any]) -> None:
             )
         # fields the release sets from its own keys: given here they would make the ledger
         # and the recorded configuration disagree (verify refuses such a bundle)
-        own = next((k for k in overrides if k in RELEASE_OWNED[section]), None)
-        if isinstance(overrides, dict) and own is not None:
+        owned = RELEASE_OWNED[section]
+        keys = overrides if isinstance(overrides, dict) else {}  # typed_replace names a non-map
+        own = next((k for k in keys if k in owned), None)
+        if own is not None:
             raise ValueError(
-                f"extra.{section}.{own}: set by the release's own key "
-                f"{RELEASE_OWNED[section][own]!r}; give it there"
+                f"extra.{section}.{own}: set by the release's own key {owned[own]!r}; give it there"
             )
         typed_replace(defaults[section], overrides, f"extra.{section}")
 

@@ -1278,8 +1278,8 @@ _GLANCE_GUARANTEE = re.compile(
 def _check_dossier_guarantee(report: VerifyReport, root: Path, results: Mapping[str, Any]) -> None:
     """The epsilon and delta the dossier shows its signers at a glance must be those of
     ``results.json``'s ledger (hashes rewritten over an edited figure pass the manifest):
-    every such box, within the 4 significant digits shown (older dossiers rounded delta
-    otherwise); a dossier with the glance section must show both."""
+    every such box, within one unit of its last digit shown (:func:`_same_claim`); a dossier
+    with the glance section must show both."""
     try:
         text = (root / DOSSIER).read_bytes().decode("utf-8", errors="replace")
     except OSError:

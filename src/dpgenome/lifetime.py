@@ -592,7 +592,7 @@ class LifetimeLedger:
                     args,
                 )
                 rows = cur.fetchall()
-                events = _verdict_events(con)
+                events = _verdict_events(con, where, args)
         except FileNotFoundError:
             return []
         return [
@@ -740,7 +740,7 @@ class LifetimeLedger:
         cohort ``besides``: each counts only for its own cohort fingerprint."""
         try:
             with self._connect(write=False) as con:
-                if not _has_cohorts(con):
+                if not _has_table(con, "cohorts"):
                     query = "SELECT COUNT(*) FROM releases WHERE fingerprint != ?"
                 else:
                     query = (
@@ -957,15 +957,18 @@ def _has_table(con: sqlite3.Connection, name: str) -> bool:
     return found is not None
 
 
-def _verdict_events(con: sqlite3.Connection) -> dict[str, list[VerdictEvent]]:
-    """Every release's verdicts, oldest first (none in a ledger written before they were
-    kept: its table is made by the first write)."""
+def _verdict_events(
+    con: sqlite3.Connection, where: str = "", args: tuple[Any, ...] = ()
+) -> dict[str, list[VerdictEvent]]:
+    """The verdicts of the releases ``where`` selects, oldest first (none in a ledger written
+    before they were kept: its table is made by the first write)."""
     if not _has_table(con, "verdicts"):
         return {}
     events: dict[str, list[VerdictEvent]] = {}
     for r in con.execute(
         "SELECT release_id, at_utc, policy, verdict, overridden, outcome, bundle FROM verdicts "
-        "ORDER BY rowid"
+        f"WHERE release_id IN (SELECT release_id FROM releases {where}) ORDER BY rowid",
+        args,
     ):
         events.setdefault(r[0], []).append(VerdictEvent(r[1], r[2], r[3], bool(r[4]), r[5], r[6]))
     return events
@@ -1023,15 +1026,6 @@ def _store_members(con: sqlite3.Connection, fingerprint: str, ids: Sequence[str]
     )
 
 
-def _has_cohorts(con: sqlite3.Connection) -> bool:
-    return (
-        con.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cohorts'"
-        ).fetchone()
-        is not None
-    )
-
-
 def _member_count(con: sqlite3.Connection, fingerprint: str) -> int | None:
     """How many member tokens cohort ``fingerprint`` has stored (None: not stored; a ledger
     written before per-individual accounting has no such table)."""
@@ -1048,7 +1042,7 @@ def _require_key_with_members(con: sqlite3.Connection, path: Path) -> None:
     """A ledger holding member tokens must hold the key they were made with: without it the
     individuals of a new cohort cannot be linked to them, and every total would silently
     leave out the releases of cohorts sharing them (a :class:`BudgetError`)."""
-    if not _has_cohorts(con) or _member_key(con) is not None:
+    if not _has_table(con, "cohorts") or _member_key(con) is not None:
         return
     if con.execute("SELECT 1 FROM members LIMIT 1").fetchone() is not None:
         raise BudgetError(

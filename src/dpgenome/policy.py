@@ -552,8 +552,10 @@ def load_policy(path: str | Path) -> Policy:
             path = shipped_policy(path.name)
         except ConfigError:
             pass  # reported below as not found
-    shipped = ", ".join(sorted(p.stem for p in policies_dir().glob("*.yaml")))
-    hint = f" (the shipped policies, named without a path: {shipped})"
+    hint = ""
+    if not path.exists():  # the shipped names, for the message only
+        shipped = ", ".join(sorted(p.stem for p in policies_dir().glob("*.yaml")))
+        hint = f" (the shipped policies, named without a path: {shipped})"
     text = read_user_text(path, "policy file", PolicyError, hint)
     return parse_policy(text, file=str(path))
 

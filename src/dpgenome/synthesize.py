@@ -688,16 +688,7 @@ def _structure(
             delta=ledger.delta,
         )
         if sigma is not None:  # the run as Opacus did it, against the ledger's account
-            check_ran(
-                {
-                    "noise_multiplier": rep.noise_multiplier or 0.0,
-                    "sample_rate": rep.sample_rate,
-                    "steps": rep.steps,
-                    "max_grad_norm": rep.max_grad_norm or 0.0,
-                },
-                asdict(ledger.mechanism(STRUCTURE)),
-                STRUCTURE,
-            )
+            check_ran(rep.ran, asdict(ledger.mechanism(STRUCTURE)), STRUCTURE)
         details["structure"] = {
             "steps": rep.steps,
             "sample_rate": rep.sample_rate,

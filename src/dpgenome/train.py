@@ -99,6 +99,9 @@ class TrainReport:
     clipped_fraction: float | None = None
     #: Opacus's own RDP epsilon of this run at the ledger's delta (cross-check), if asked
     opacus_epsilon: float | None = None
+    #: the run as Opacus did it (:meth:`dpgenome.dpsgd.DpSgdTrainer.ran`; None without
+    #: privacy), which a release checks against its ledger (:func:`dpgenome.dpsgd.check_ran`)
+    ran: dict[str, float | int] | None = None
 
 
 def set_trainable(model: WindowModel, trainable: str) -> None:
@@ -161,6 +164,7 @@ def train(
         losses,
         clipped[0] / clipped[1] if clipped[1] else None,
         eps,
+        ran,
     )
 
 
