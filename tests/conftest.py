@@ -17,6 +17,14 @@ REQUIRE_TOOLS = os.environ.get("DPGENOME_REQUIRE_TOOLS") == "1"
 _TOOL_MISSING = ("is not on PATH", "not found on PATH", "console script is not installed")
 
 
+@pytest.fixture(autouse=True)
+def _own_lifetime_ledger(tmp_path_factory: pytest.TempPathFactory, monkeypatch: Any) -> None:
+    """Every test's default lifetime ledger is its own (release, export and synthesize charge
+    $DPGENOME_LIFETIME_DB, else ~/.dpgenome/lifetime.sqlite): never the user's."""
+    path = tmp_path_factory.mktemp("lifetime") / "lifetime.sqlite"
+    monkeypatch.setenv("DPGENOME_LIFETIME_DB", str(path))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
     outcome = yield

@@ -311,7 +311,7 @@ def test_export_bundle__rejects_unsafe_file_names(tmp_path: Path, name: str) -> 
 
 def test_export_bundle__unreadable_inputs_are_input_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=re.escape("nope.csv")):
-        export(tmp_path, files={"nope.csv": tmp_path / "nope.csv"})
+        export(tmp_path, files={"synthetic/nope.csv": tmp_path / "nope.csv"})
     doc = results("approve")
     doc["fidelity"]["ld_decay_error"] = float("nan")
     with pytest.raises(InputError, match="not plain JSON"):
@@ -341,7 +341,11 @@ def test_export_bundle__killed_mid_write_leaves_no_bundle(tmp_path: Path) -> Non
         ex._write = slow_write
         ex.export_bundle(
             Path({str(tmp_path / "bundle")!r}),
-            files={{"a.csv": b"1" * 100000, "b.csv": b"2" * 100000, "c.csv": b"3"}},
+            files={{
+                "synthetic/a.csv": b"1" * 100000,
+                "synthetic/b.csv": b"2" * 100000,
+                "synthetic/c.csv": b"3",
+            }},
             results=json.loads(Path({str(FIXTURES / "results_approve.json")!r}).read_text()),
             policy_path=Path({str(shipped_policy("consortium"))!r}),
             lifetime=LifetimeLedger(Path({str(tmp_path / "lifetime.sqlite")!r})),
@@ -428,7 +432,7 @@ def test_verify_bundle__a_linked_manifest_an_added_directory_and_a_pipe(tmp_path
     problems = verify_bundle(bundle).problems
     assert problems == [
         f"{MANIFEST}: a symbolic link (a bundle holds regular files only)",
-        "elsewhere: not listed in the manifest (added after export)",
+        "elsewhere: a symbolic link the manifest does not list (added after export)",
         "notes/: a directory the manifest does not list (added after export)",
         "pipe: not listed in the manifest (added after export)",
         "synthetic/empty/: a directory the manifest does not list (added after export)",
@@ -2039,3 +2043,110 @@ def test_same_claim__within_one_unit_of_the_last_digit_shown() -> None:
     assert not _same_claim("0.9", "8", 8.0)
     assert not _same_claim("1e-07", "1e-05", 1e-5)
     assert not _same_claim("n/a", "7.993", 7.99271)
+
+
+# ---------------------------------------------------------------------------- stop 49 reviews
+
+
+def test_cli_export__only_the_synthetic_cohort_is_packaged(tmp_path: Path) -> None:
+    """A note, an id list or the real phenotype table left in RELEASE_DIR never rides along
+    as a data file (publish would copy it out for anyone): refused, naming the file, and
+    nothing is written or charged. The API refuses it too."""
+    folder = release_dir(tmp_path)
+    (folder / "notes").mkdir()
+    (folder / "notes" / "holdout_ids.txt").write_text("MEMBER_0001\n")
+    db, out = tmp_path / "life.sqlite", tmp_path / "out"
+    res = run("export", folder, "--policy", "consortium", "--out", out, "--lifetime-db", db)
+    assert res.exit_code != 0
+    assert "notes/holdout_ids.txt" in res.output and "outside synthetic/" in res.output
+    assert not out.exists() and siblings(out) == [] and not db.exists()
+    with pytest.raises(InputError, match=r"outside synthetic/ \(source_pheno\.csv\)"):
+        export(tmp_path, files={**data_files(), "source_pheno.csv": b"id,x\nM1,1\n"})
+
+
+def test_verify_bundle__a_data_file_outside_synthetic_is_a_problem(tmp_path: Path) -> None:
+    """An unsigned bundle given an extra data file, listed with its hash: a release that names
+    its synthetic cohort holds nothing else as data. Older results (naming none, from an
+    export that packaged any layout) keep verifying."""
+
+    def add_listed_note(bundle: Path) -> list[str]:
+        extra = bundle / "notes.csv"
+        extra.write_text("id\nMEMBER_0001\n")
+        manifest = json.loads((bundle / MANIFEST).read_text())
+        manifest["files"]["notes.csv"] = {
+            "sha256": sha256_file(extra),
+            "bytes": extra.stat().st_size,
+            "role": "data",
+        }
+        (bundle / MANIFEST).write_text(json.dumps(manifest))
+        return verify_bundle(bundle).problems
+
+    files, fingerprint = cohort_files(tmp_path, 7, "parker")
+    document = results("approve")
+    document.setdefault("synthesis", {}).update(synthetic_fingerprint=fingerprint)
+    named = export(tmp_path, dest=tmp_path / "named", document=document, files=files).path
+    assert add_listed_note(named) == [
+        "notes.csv: a data file outside synthetic/, not part of the synthetic cohort (publish "
+        "would copy it out)"
+    ]
+    assert add_listed_note(export(tmp_path, dest=tmp_path / "older").path) == []
+
+
+def test_verify_bundle__no_formal_privacy_beside_an_epsilon_is_a_problem(tmp_path: Path) -> None:
+    """The flag must not switch off the re-accounting of a stated number (a reviewer stated
+    epsilon 1 for mechanisms worth 8 that way), nor a null epsilon pass without it."""
+    bundle = export(tmp_path).path
+
+    def understate(doc: dict[str, Any]) -> None:
+        doc["ledger"] |= {"epsilon": 0.01, "no_formal_privacy": True}
+
+    rewrite_results(bundle, understate)
+    problems = verify_bundle(bundle).problems
+    assert "results.json: its ledger states no formal privacy beside an epsilon of 0.01" in problems
+    again = export(tmp_path, dest=tmp_path / "b2").path
+    rewrite_results(again, lambda doc: doc["ledger"].update(epsilon=None))
+    assert (
+        "results.json: its ledger states no epsilon (null) but not that it has no formal "
+        "privacy" in verify_bundle(again).problems
+    )
+
+
+def test_verify_bundle__a_resized_file_is_not_read(tmp_path: Path) -> None:
+    """A listed file of another size is changed without being hashed or parsed (a huge file
+    swapped in is not read through), and the synthetic-content check skips it."""
+    bundle = export(tmp_path).path
+    geno = bundle / "synthetic" / "geno.txt"
+    with geno.open("ab") as f:
+        f.truncate(1 << 30)  # sparse: 1 GiB of zeros
+    problems = verify_bundle(bundle).problems
+    assert problems == ["synthetic/geno.txt: changed (size differs from the manifest)"]
+
+
+def test_verify_bundle__names_and_linked_folders_are_shown_plainly(tmp_path: Path) -> None:
+    """A name holding a newline cannot print a line of its own (a forged "OK"), and a folder
+    replaced by a link is named as one."""
+    bundle = export(tmp_path).path
+    (bundle / "x\nOK: the bundle is intact.").write_text("x")
+    problems = verify_bundle(bundle).problems
+    assert problems == [
+        "'x\\nOK: the bundle is intact.': not listed in the manifest (added after export)"
+    ]
+    (bundle / "x\nOK: the bundle is intact.").unlink()
+    shutil.move(bundle / "synthetic", tmp_path / "elsewhere")
+    (bundle / "synthetic").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    problems = verify_bundle(bundle).problems
+    assert sorted(problems) == [
+        "synthetic/geno.txt: reached through a symbolic link (a bundle holds regular files only)",
+        "synthetic/pheno.csv: reached through a symbolic link (a bundle holds regular files only)",
+    ]
+
+
+def test_export_bundle__never_inside_a_bundle_and_owner_only(tmp_path: Path) -> None:
+    """A destination inside a bundle would add files to it (it would no longer verify); the
+    bundle itself is readable by its owner only (its results and dossier hold the members'
+    exact aggregates)."""
+    bundle = export(tmp_path).path
+    assert bundle.stat().st_mode & 0o777 == 0o700
+    with pytest.raises(InputError, match=r"inside .* which holds manifest\.json"):
+        export(tmp_path, dest=bundle / "synthetic" / "again")
+    assert verify_bundle(bundle).ok

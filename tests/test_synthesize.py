@@ -17,12 +17,15 @@ from dpgenome.accountant import Ledger, PlannedPure
 from dpgenome.cli import main
 from dpgenome.cohort import analysis_subset, qc, swap_alleles
 from dpgenome.errors import CohortError, ConfigError
+from dpgenome.export import synthetic_release_id
 from dpgenome.gwas import linear_gwas
 from dpgenome.io import read_cohort, write_cohort
+from dpgenome.lifetime import LifetimeLedger, individuals_fingerprint
 from dpgenome.noise import GeneratorNoise, SecureNoise
 from dpgenome.phenotypes import PhenoSchema, PhenotypeConfig, planned_dp_sgd
 from dpgenome.synthesize import (
     CENTRE,
+    FLOAT_NOISE_CAVEAT,
     NOISE_SEED_ENV,
     SECURE_MODE_SCOPE,
     SLOPES,
@@ -600,6 +603,35 @@ def test_cli_synthesize__writes_cohort_in_input_format_and_ledger(tmp_path, memb
     summary = json.loads((out / "synthesis.json").read_text())
     assert summary["timings_s"] is None and "structure" in summary["details"]
     assert '"seconds"' not in json.dumps(summary["details"])
+    # nor how many members each QC step dropped (a count of missing values, say)
+    assert summary["qc"] and {s["unit"] for s in summary["qc"]} == {"variants"}
+    # charged to the lifetime ledger as a release of every individual of the input
+    (row,) = LifetimeLedger().releases()
+    assert row.status == "synthesized" and row.epsilon == pytest.approx(led["epsilon"])
+    assert row.fingerprint == individuals_fingerprint(cohort.sample_ids)
+    assert row.release_id == synthetic_release_id(row.fingerprint, syn.fingerprint())
+    assert "charged to the lifetime ledger" in result.output
+    total = LifetimeLedger().total(row.fingerprint, individuals=cohort.sample_ids)
+    assert total.epsilon == pytest.approx(led["epsilon"], rel=1e-6)
+    listing = CliRunner().invoke(main, ["ledger"])
+    assert "synthesized" in listing.output, listing.output
+
+
+def test_cli_synthesize__the_lifetime_ledger_is_checked_before_training(tmp_path) -> None:
+    """A ledger that cannot be written stops the run before training, writing nothing; a run
+    without formal privacy is not charged, and says so."""
+    cohort, _ = _toy(12, replace(TOY, n=80))
+    src = tmp_path / "cohort"
+    write_cohort(cohort, src, "parker")
+    (tmp_path / "ledger-is-a-dir").mkdir()
+    args = ("--epsilon", "4", "--lifetime-db", str(tmp_path / "ledger-is-a-dir"))
+    refused = _cli_synthesize(src, tmp_path / "o1", *args)
+    assert refused.exit_code != 0 and "ledger-is-a-dir" in refused.output
+    assert "training" not in refused.output and not (tmp_path / "o1").exists()
+    free = _cli_synthesize(src, tmp_path / "o2", "--epsilon", "inf")
+    assert free.exit_code == 0, free.output
+    assert "not charged to the lifetime ledger" in free.output
+    assert not LifetimeLedger().path.exists()
 
 
 def _minor_first(cohort):
@@ -895,8 +927,10 @@ def test_synthesize__fixed_noise_and_secure_mode_are_stated_in_the_ledger(
     (fixed,) = [a for a in res.ledger.assumptions if NOISE_SEED_ENV in a]
     assert "no privacy at all" in fixed and fixed in res.ledger.to_dict()["assumptions"]
     assert SECURE_MODE_SCOPE not in res.ledger.assumptions
+    assert FLOAT_NOISE_CAVEAT in res.ledger.assumptions
     secure = synthesize(m, replace(FAST, epsilon=4.0, seed=1, secure_mode=True))
     assert secure.ledger.secure_mode and SECURE_MODE_SCOPE in secure.ledger.assumptions
+    assert FLOAT_NOISE_CAVEAT not in secure.ledger.assumptions
     monkeypatch.setenv(NOISE_SEED_ENV, "4242")
     secret = fixed_noise_assumption(replace(FAST, epsilon=4.0))
     assert secret is not None and "4242" not in secret and "does not know" in secret

@@ -189,6 +189,19 @@ def read_bundle_json(data: bytes | str) -> Any:
         raise ValueError("nested too deeply to be a dpgenome document") from None
 
 
+#: where a bundle's data files live: the synthetic cohort, and nothing else
+SYNTHETIC_DIR = "synthetic"
+
+
+def outside_synthetic(names: Iterable[str]) -> list[str]:
+    """The data file ``names`` not under ``synthetic/``. A bundle's data files are what
+    ``dpgenome publish`` copies out for anyone to read, so only the synthetic cohort may be
+    one: a note, an id list or a copy of the source table left in a release directory would
+    otherwise ride along under the approving verdict (a review found a member id list and
+    the real phenotype table published that way)."""
+    return sorted(n for n in names if PurePosixPath(n).parts[0] != SYNTHETIC_DIR)
+
+
 def _check_name(name: str) -> str:
     if not _is_plain_relative(name):
         raise ConfigError(f"bundle file name {name!r} must be a plain relative path")
@@ -267,6 +280,17 @@ def _remove_stale_partials(dest: Path) -> None:
 
 
 def _check_destination(dest: Path) -> None:
+    """Refuse a destination that exists (other than an empty directory), or lies inside a
+    bundle or public copy, which would then no longer verify (an added file)."""
+    for folder in Path(os.path.abspath(dest)).parents:
+        held = [n for n in (MANIFEST, "public-manifest.json") if (folder / n).is_file()]
+        if held:
+            raise InputError(
+                f"the destination is inside {folder}, which holds {held[0]}: writing there "
+                "would add files to a bundle, which would then fail verification (choose a "
+                "directory outside it)",
+                file=dest,
+            )
     if dest.exists() or dest.is_symlink():
         if not dest.is_dir() or dest.is_symlink():
             raise InputError("the destination exists and is not a directory", file=dest)
@@ -278,14 +302,15 @@ def _check_destination(dest: Path) -> None:
             )
 
 
-def staging_directory(dest: Path, what: str) -> Path:
+def staging_directory(dest: Path, what: str, mode: int = 0o777) -> Path:
     """A fresh hidden directory beside ``dest`` to write the ``what`` into before
-    :func:`move_into_place` (leftovers of killed writers to ``dest`` removed first)."""
+    :func:`move_into_place` (leftovers of killed writers to ``dest`` removed first), created
+    with ``mode`` (less the umask)."""
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_partials(dest)
         tmp = dest.parent / f".{dest.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
-        tmp.mkdir()
+        tmp.mkdir(mode=mode)
     except OSError as err:
         raise InputError(
             f"cannot create the {what} here ({err.strerror or err}); nothing was written",
@@ -790,6 +815,13 @@ def export_bundle(
     policy_path = Path(policy.path)  # a bare shipped name (consortium) resolved to its file
     policy_bytes = policy_path.read_bytes()
     names = {_check_name(n): src for n, src in files.items()}
+    stray = outside_synthetic(names)
+    if stray:
+        raise InputError(
+            f"{len(stray)} data file(s) outside {SYNTHETIC_DIR}/ ({', '.join(stray[:5])}"
+            f"{', ...' if len(stray) > 5 else ''}): a bundle's data files are the synthetic "
+            "cohort alone, published as they are; nothing was exported"
+        )
     _check_destination(dest)
     if override is not None and (not override.reason.strip() or not override.signer.strip()):
         raise ConfigError("an override needs both a reason and a signer name")
@@ -867,7 +899,8 @@ def export_bundle(
             "; ".join(wrong) + ": nothing was exported and nothing was recorded", file=RESULTS
         )
 
-    tmp = staging_directory(dest, "bundle")
+    # owner-only: results.json and the dossier hold exact aggregates of the members
+    tmp = staging_directory(dest, "bundle", mode=0o700)
     new_entry = False
     recorded = False
     # this export's own claim on the ledger row while it is pending: another export of the
@@ -1035,6 +1068,9 @@ class VerifyReport:
     #: the figures recomputed from the real cohort (:mod:`dpgenome.recheck`); ``None``: not
     #: asked for, or the bundle did not verify
     recheck: dict[str, Any] | None = None
+    #: the listed files that are missing or not as the manifest records them: nothing is
+    #: read from them (a huge file put in place of a cohort is not parsed)
+    changed: set[str] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
@@ -1135,44 +1171,67 @@ def check_listing(
         report.problems.append(f"{own[0]}: no file listing")
         return None
     for name in sorted(listing):
-        entry = listing[name]
+        entry, shown = listing[name], _shown_name(name)
         if not _is_plain_relative(name):
-            report.problems.append(f"{name}: listed, but not a plain relative path in the bundle")
+            report.problems.append(f"{shown}: listed, but not a plain relative path in the bundle")
             continue
         file = root / name
-        if not file.is_file():
-            report.problems.append(f"{name}: missing")
-            continue
-        if file.is_symlink():
+        folders = [p for p in file.parents if p != root and root in p.parents]
+        if file.is_symlink() or any(p.is_symlink() for p in folders):
             # its bytes can change later without the bundle changing
-            report.problems.append(f"{name}: a symbolic link (a bundle holds regular files only)")
+            how = "a symbolic link" if file.is_symlink() else "reached through a symbolic link"
+            report.problems.append(f"{shown}: {how} (a bundle holds regular files only)")
+            report.changed.add(name)
+            continue
+        if not file.is_file():
+            report.problems.append(f"{shown}: missing")
+            report.changed.add(name)
+            continue
         report.files_checked += 1
+        size = file.stat().st_size
+        if not isinstance(entry, Mapping) or size != entry.get("bytes"):
+            # before hashing: a file swapped for a huge one is not read through
+            report.problems.append(f"{shown}: changed (size differs from the manifest)")
+            report.changed.add(name)
+            continue
         try:
             digest = sha256_file(file)
         except OSError as err:
-            report.problems.append(f"{name}: cannot be read ({err.strerror or err})")
+            report.problems.append(f"{shown}: cannot be read ({err.strerror or err})")
+            report.changed.add(name)
             continue
-        if not isinstance(entry, Mapping) or digest != entry.get("sha256"):
-            report.problems.append(f"{name}: changed (SHA-256 differs from the manifest)")
-        elif file.stat().st_size != entry.get("bytes"):
-            report.problems.append(f"{name}: changed (size differs from the manifest)")
+        if digest != entry.get("sha256"):
+            report.problems.append(f"{shown}: changed (SHA-256 differs from the manifest)")
+            report.changed.add(name)
     for name in own:
         if (root / name).is_symlink():
             report.problems.append(f"{name}: a symbolic link (a bundle holds regular files only)")
     holders = {parent.as_posix() for name in listing for parent in PurePosixPath(name).parents}
     for entry in sorted(root.rglob("*")):
         rel = entry.relative_to(root).as_posix()
+        shown = _shown_name(rel)
         if rel in listing or rel in own:
             continue
-        if entry.is_dir() and not entry.is_symlink():
+        if entry.is_symlink():
+            if rel not in holders:  # a listed file's folder as a link is reported above
+                report.problems.append(
+                    f"{shown}: a symbolic link the manifest does not list (added after export)"
+                )
+        elif entry.is_dir():
             if rel not in holders:
                 report.problems.append(
-                    f"{rel}/: a directory the manifest does not list (added after export)"
+                    f"{shown}/: a directory the manifest does not list (added after export)"
                 )
         else:
-            report.problems.append(f"{rel}: not listed in the manifest (added after export)")
+            report.problems.append(f"{shown}: not listed in the manifest (added after export)")
 
     return listing
+
+
+def _shown_name(name: str) -> str:
+    """A file name as a message shows it: as it is when printable, else quoted with escapes
+    (a newline in a name must not print as a line of its own, such as a forged "OK")."""
+    return name if name.isprintable() else ascii(name)
 
 
 def parse_manifest(
@@ -1354,9 +1413,20 @@ def _reaccount(report: VerifyReport, ledger: Any, where: str = RESULTS) -> None:
     if not isinstance(ledger, Mapping):
         report.problems.append(f"{where}: has no privacy ledger object")
         return
-    if ledger.get("epsilon") is None or ledger.get("no_formal_privacy") is True:
+    stated, flag = ledger.get("epsilon"), ledger.get("no_formal_privacy")
+    # a flag contradicting the epsilon would skip the re-accounting of a stated number
+    if flag is True and stated is not None:
+        report.problems.append(
+            f"{where}: its ledger states no formal privacy beside an epsilon of {stated!r}"
+        )
+        return
+    if flag is False and stated is None:
+        report.problems.append(
+            f"{where}: its ledger states no epsilon (null) but not that it has no formal privacy"
+        )
+        return
+    if stated is None:
         return  # no formal privacy: nothing is claimed (the policy's own rule judges it)
-    stated = ledger.get("epsilon")
     if isinstance(stated, bool) or not isinstance(stated, int | float) or stated < 0:
         report.problems.append(f"{where}: its ledger's epsilon is not a number ({stated!r})")
         return
@@ -1479,7 +1549,16 @@ def _reevaluate(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -
             for name, entry in listed.items()
             if isinstance(entry, Mapping) and entry.get("role") == "data"
         }
-        report.problems += synthetic_mismatches(results, data)
+        if not report.changed & set(data):  # a changed file is a problem already
+            report.problems += synthetic_mismatches(results, data)
+        synthesis = results.get("synthesis")
+        if isinstance(synthesis, Mapping) and synthesis.get(SYNTHETIC_FINGERPRINT[1]):
+            # results naming their synthetic cohort come from an export that packs it alone
+            report.problems += [
+                f"{name}: a data file outside {SYNTHETIC_DIR}/, not part of the synthetic "
+                "cohort (publish would copy it out)"
+                for name in outside_synthetic(data)
+            ]
     _reaccount(report, results.get("ledger"))
     _check_ledger_config(report, results)
     _check_dossier_verdict(report, root, manifest)

@@ -47,7 +47,8 @@ files. Exporting the *same* release again -- re-rendering its dossier after a
 policy change, or writing it in another format -- adds no privacy cost and is recorded
 once. Rows are written as ``pending`` before the bundle is moved into place and marked
 ``exported`` after; a crash in between leaves a ``pending`` row that still counts (the safe
-side).
+side). ``dpgenome synthesize`` records its synthetic cohort as ``synthesized`` (its id made
+the same way, from the cohort it wrote) before writing it: it is a release wherever it goes.
 
 What is stored: fingerprints, numbers, names of policies and bundles, and per cohort the
 members' tokens -- HMAC-SHA-256 of each sample id under a random 256-bit key drawn when the
@@ -129,7 +130,7 @@ CREATE TABLE IF NOT EXISTS releases (
     policy TEXT NOT NULL,
     verdict TEXT NOT NULL,
     overridden INTEGER NOT NULL,
-    status TEXT NOT NULL,         -- pending | exported | blocked (charged all the same)
+    status TEXT NOT NULL,         -- pending | exported | blocked | synthesized (all charged)
     bundle TEXT NOT NULL,
     pheno TEXT NOT NULL,
     mechanisms TEXT               -- JSON of the release ledger's mechanisms; NULL = unknown

@@ -122,6 +122,13 @@ SECURE_MODE_SCOPE = (
     "sampling; their scales are widened by at least 2^-20 to cover the grid's rounding and "
     "that of the floating-point sums. Not covered: timing side channels"
 )
+#: the ledger's caveat when secure mode is off (--no-secure-mode) under DP
+FLOAT_NOISE_CAVEAT = (
+    "not in secure mode: every mechanism's noise is numpy's floating-point sampling from a "
+    "seeded generator; the low bits of a noisy floating-point value can reveal the value it "
+    "hides (Mironov 2012), which the reported epsilon does not cover. For a release that "
+    "leaves the institution use secure mode (the default)"
+)
 PHENOTYPES = "phenotypes"
 PHENOTYPE_BINS = "phenotype-bins"
 ASSOCIATION = "region-association"
@@ -1253,8 +1260,8 @@ def synthesize(
         pheno_cfg = replace(cfg.phenotypes, seed=seeds[3], secure_mode=cfg.secure)
         ledger = calibrated_ledger(members, cfg, has_public=public is not None)
         ledger.assumptions += schema_assumptions(members, cfg)
-        if cfg.secure and cfg.private:
-            ledger.assumptions.append(SECURE_MODE_SCOPE)
+        if cfg.private:
+            ledger.assumptions.append(SECURE_MODE_SCOPE if cfg.secure else FLOAT_NOISE_CAVEAT)
         fixed_noise = fixed_noise_assumption(cfg)
         if fixed_noise is not None:
             ledger.assumptions.append(fixed_noise)

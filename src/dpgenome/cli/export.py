@@ -16,7 +16,13 @@ from typing import Any
 import click
 
 from dpgenome.errors import ConfigError, InputError, ReleaseBlocked, VerificationError
-from dpgenome.export import RESERVED, export_bundle, verify_bundle
+from dpgenome.export import (
+    RESERVED,
+    SYNTHETIC_DIR,
+    export_bundle,
+    outside_synthetic,
+    verify_bundle,
+)
 from dpgenome.io import read_cohort
 from dpgenome.lifetime import (
     LifetimeLedger,
@@ -110,8 +116,9 @@ def export(
 ) -> None:
     """Package RELEASE_DIR into a verifiable bundle at --out, if the policy approves.
 
-    RELEASE_DIR holds results.json, the synthetic cohort files (any layout; all are
-    packaged) and optional figures/*.svg for the dossier. On BLOCK nothing is written and
+    RELEASE_DIR holds results.json, the synthetic cohort files under synthetic/ (any layout
+    beneath it; all are packaged, and nothing else may be) and optional figures/*.svg for the
+    dossier. On BLOCK nothing is written and
     the exit code is 3. An override needs --override-reason and --signer and is refused by
     policies that allow none (exit 3).
     """
@@ -138,6 +145,14 @@ def export(
     release_id = None
     if work is not None:
         files, release_id = dict(work[0]), work[1]
+    stray = outside_synthetic(files)
+    if stray:
+        raise InputError(
+            f"{len(stray)} file(s) of RELEASE_DIR outside {SYNTHETIC_DIR}/, e.g. {stray[0]}: a "
+            f"bundle's data files are the synthetic cohort alone (under {SYNTHETIC_DIR}/), "
+            "published as they are; move the others out (nothing was exported)",
+            file=release_dir / stray[0],
+        )
     ledger = LifetimeLedger(lifetime_db or default_db_path())
     individuals = None if source_cohort is None else _individuals(source_cohort, results)
     try:
@@ -492,14 +507,14 @@ def ledger(
         click.echo(f"no release recorded{which} in {book.path}")
         return
     click.echo(f"lifetime ledger: {book.path}")
-    header = f"{'created (UTC)':<25} {'cohort':<14} {'epsilon':>8} {'delta':>9} {'policy':<11} {'verdict':<18} {'status':<8} bundle"  # noqa: E501
+    header = f"{'created (UTC)':<25} {'cohort':<14} {'epsilon':>8} {'delta':>9} {'policy':<11} {'verdict':<18} {'status':<11} bundle"  # noqa: E501
     click.echo(header)
     for r in rows:
         verdict = r.verdict + (" (override)" if r.overridden else "")
         eps = _eps(r.epsilon)
         click.echo(
             f"{r.created_utc:<25} {r.fingerprint[:12]:<14} {eps:>8} {fmt_claim(r.delta):>9} "
-            f"{r.policy:<11} {verdict:<18} {r.status:<8} {r.bundle}"
+            f"{r.policy or '-':<11} {verdict or '-':<18} {r.status:<11} {r.bundle}"
         )
         if len(r.history) > 1:  # every verdict it was given: blocks, overrides, re-exports
             for e in r.history:

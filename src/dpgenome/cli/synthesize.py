@@ -6,11 +6,16 @@ import json
 import logging
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
 
 from dpgenome.cli.options import allele_order_option
+
+if TYPE_CHECKING:
+    from dpgenome.cohort import Cohort
+    from dpgenome.lifetime import LifetimeLedger
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +126,13 @@ def _check_out(out: Path, inputs: dict[str, str | None]) -> None:
     "QC-passing sample trains.",
 )
 @click.option(
+    "--lifetime-db",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Lifetime ledger (SQLite) charged with this synthetic cohort, as release and export "
+    "charge theirs (default: $DPGENOME_LIFETIME_DB, else ~/.dpgenome/lifetime.sqlite).",
+)
+@click.option(
     "--out",
     required=True,
     type=click.Path(file_okay=False),
@@ -139,6 +151,7 @@ def synthesize(
     secure_mode: bool | None,
     allele_order: str,
     holdout_path: str | None,
+    lifetime_db: str | None,
     out: str,
 ) -> None:
     """Train the DP synthesizer on COHORT and write a synthetic cohort (fresh sample ids, the
@@ -147,7 +160,11 @@ def synthesize(
     QC (Parker et al. 2016 thresholds) is applied, then the samples with PHENO and every
     covariate observed are kept: all of them train the synthesizer, except the ids listed in
     --holdout (to audit the output with `dpgenome audit --holdout` the same list; `dpgenome
-    release` splits members and holdout itself)."""
+    release` splits members and holdout itself).
+
+    Under DP the synthetic cohort is charged to the lifetime ledger before it is written, to
+    every individual of COHORT (status ``synthesized``): it is a release wherever it goes
+    next. A run without formal privacy is not charged (nothing would bound it) and says so."""
     from dpgenome.cohort import (
         align_panel,
         analysis_subset,
@@ -159,6 +176,7 @@ def synthesize(
     from dpgenome.io import detect_format, read_cohort, write_cohort
     from dpgenome.io.files import atomic_directory
     from dpgenome.io.pheno import find_pheno
+    from dpgenome.lifetime import LifetimeLedger, default_db_path
     from dpgenome.phenoschema import (
         read_pheno_schema,
         warn_values_encoded_as_missing,
@@ -170,6 +188,9 @@ def synthesize(
     from dpgenome.synthesize import synthesize as run
 
     _check_out(Path(out), {"input cohort": cohort, "public panel": public_panel})
+    book = LifetimeLedger(lifetime_db or default_db_path())
+    if math.isfinite(epsilon):
+        book.check_writable()  # before minutes of training
     declared = None if pheno_schema is None else read_pheno_schema(pheno_schema)
     fmt = detect_format(cohort)
     panel = None if public_panel is None else read_cohort(public_panel)
@@ -244,8 +265,11 @@ def synthesize(
         "holdout_ids_listed": n_listed,
         "public_panel": public_panel,
         "pheno_schema": None if declared is None else declared.record(),
-        "qc": report.to_dict(),
+        # under DP the SNPs kept follow public data; how many samples each step dropped (a
+        # missing phenotype, say) is a count of the members outside the ledger: logged only
+        "qc": [s for s in report.to_dict() if not private or s["unit"] != "samples"],
     }
+    charged = _charge(book, raw, result.cohort, ledger, pheno, Path(out))
     # a directory that appeared during training is refused by atomic_directory
     with atomic_directory(out, overwrite=_previous_output(Path(out))) as tmp:
         write_cohort(result.cohort, tmp, fmt, overwrite=True)
@@ -261,5 +285,49 @@ def synthesize(
     )
     click.echo(
         f"wrote {result.cohort.n_samples} synthetic samples x {result.cohort.n_variants} SNPs "
-        f"({fmt}) and ledger.json to {out} ({label})"
+        f"({fmt}) and ledger.json to {out} ({label}); {charged}"
     )
+
+
+def _charge(
+    book: LifetimeLedger,
+    source: Cohort,
+    synthetic: Cohort,
+    ledger: dict[str, Any],
+    pheno: str,
+    out: Path,
+) -> str:
+    """Record the synthetic cohort in the lifetime ledger ``book`` as a release of every
+    individual of ``source`` (as read, before QC, as ``release`` charges them), before
+    anything is written: a failure is an :class:`InputError` and nothing is written. Returns
+    what the closing line says about the charge."""
+    from dpgenome.errors import DpgenomeError, InputError
+    from dpgenome.export import synthetic_release_id
+    from dpgenome.lifetime import ReleaseBudget, individuals_fingerprint
+
+    epsilon = ledger["epsilon"]
+    if epsilon is None or not math.isfinite(epsilon):
+        return "not charged to the lifetime ledger: it has no formal privacy to bound"
+    delta = float(ledger["delta"])
+    fingerprint = individuals_fingerprint(source.sample_ids)
+    release_id = synthetic_release_id(fingerprint, synthetic.fingerprint())
+    try:
+        book.record(
+            fingerprint,
+            float(epsilon),
+            delta,
+            release_id,
+            status="synthesized",
+            bundle=str(out.resolve()),
+            pheno=pheno,
+            individuals=source.sample_ids,
+            mechanisms=ReleaseBudget.of(float(epsilon), delta, ledger).mechanisms,
+        )
+    except (DpgenomeError, OSError) as err:
+        why = err.message if isinstance(err, DpgenomeError) else (err.strerror or str(err))
+        raise InputError(
+            f"recording the synthetic cohort in the lifetime ledger failed ({why}); nothing "
+            "was written: fix the ledger and run again",
+            file=book.path,
+        ) from None
+    return f"charged to the lifetime ledger {book.path} (release {release_id[:12]})"
