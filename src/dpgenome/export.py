@@ -1071,6 +1071,9 @@ class VerifyReport:
     #: the listed files that are missing or not as the manifest records them: nothing is
     #: read from them (a huge file put in place of a cohort is not parsed)
     changed: set[str] = field(default_factory=set)
+    #: what the reader should know that is not a problem (each names the file): a policy copy
+    #: that names a shipped policy but is not it, a public copy of an older format
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -1091,6 +1094,7 @@ class VerifyReport:
             "manifest_sha256": self.manifest_sha256,
             "reaccounted": self.reaccounted,
             "recheck": self.recheck,
+            "notes": list(self.notes),
         }
 
 
@@ -1301,7 +1305,56 @@ def verify_bundle(
     assert isinstance(policy_block, Mapping)
     report.policy = policy_block.get("name")
     _reevaluate(report, root, manifest)
+    _note_shipped_namesake(report, root, manifest)
     return report
+
+
+def shipped_namesake(policy: Policy) -> str | None:
+    """The shipped policy ``policy`` calls itself by (its name, compared without case or
+    surrounding blanks, is the stem of a file in ``policies/``) when its text is not that
+    file's; None when it names none, or is the shipped file itself.
+
+    A reader takes "approved under consortium" (or strict) to mean the policy dpgenome
+    ships: a copy that kept the name but changed a threshold, or set ``publication: {open:
+    true}``, would borrow that meaning. The text is compared as :class:`Policy` hashes it
+    (read as UTF-8 text), so the same file checked out with other line endings still is it."""
+    from dpgenome.paths import policies_dir
+
+    wanted = policy.name.strip().casefold()
+    for path in sorted(policies_dir().glob("*.yaml")):
+        if path.stem.casefold() != wanted:
+            continue
+        shipped = hashlib.sha256(path.read_text(encoding="utf-8").encode()).hexdigest()
+        return None if shipped == policy.sha256 else path.stem
+    return None
+
+
+def _note_shipped_namesake(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -> None:
+    """A note (not a problem: a site may adapt a shipped policy under its name) when the
+    bundle's policy copy names a shipped policy but is not it. Only for a copy whose hash is
+    the manifest's (any other is a problem already); ``dpgenome publish`` refuses such a
+    bundle unless its signature, checked against the signer's key, pins that copy."""
+    block = manifest.get("policy")
+    try:
+        policy = parse_policy(
+            (root / POLICY_COPY).read_text(encoding="utf-8"), file=str(root / POLICY_COPY)
+        )
+        name = shipped_namesake(policy)
+    except (OSError, UnicodeDecodeError, DpgenomeError):
+        return  # a copy that cannot be read is a problem already; no policies/ folder: no note
+    if name is None or not isinstance(block, Mapping) or block.get("sha256") != policy.sha256:
+        return
+    report.notes.append(
+        f"{POLICY_COPY}: calls itself '{name}', a shipped policy, but differs from dpgenome's "
+        f"policies/{name}.yaml: the release was judged under an edited copy, not the shipped "
+        f"'{name}'"
+        + (
+            ""
+            if report.signature.startswith("valid (given public key)")
+            else " (nothing but this bundle's own hashes vouches for the copy; dpgenome "
+            "publish refuses it unless the bundle is signed and checked with --public-key)"
+        )
+    )
 
 
 _DOSSIER_TITLE = re.compile(

@@ -8,17 +8,37 @@ the guarantee covers is the synthetic cohort, and the ledger that states it. For
 publication :func:`publish` copies exactly those out of a bundle that verifies::
 
     PUBLIC/
-      public-manifest.json  format, release id, the bundle manifest's SHA-256, verdict,
-                            policy name, the (epsilon, delta) claim, SHA-256 and size of
-                            every other file
+      public-manifest.json  format, public id, the bundle manifest's SHA-256, how the
+                            bundle's signature was checked, verdict, policy name and hash,
+                            the (epsilon, delta) claim, SHA-256 and size of every other file
       public-manifest.sig   optional: base64 Ed25519 signature of public-manifest.json
       ledger.json           the release's privacy ledger (its mechanisms, for re-accounting)
       <data files>          the synthetic cohort, byte for byte as in the bundle
 
+Nothing in the public copy is computed from the members' ids or the input files. The
+bundle's release id is: a SHA-256 over the source cohort's fingerprint (itself a SHA-256 of
+its sorted sample ids), an unkeyed hash of the member set that whoever knows or guesses
+every member but one could recompute for each candidate, and so test whether a person is in
+the cohort -- the membership test the guarantee is meant to prevent. The public copy is
+tied to the bundle by the bundle manifest's SHA-256 instead (the manifest holds the hash of
+``results.json``, exact aggregates no outsider can reproduce), and named by its public id
+(:func:`public_release_id`: the bundle manifest's SHA-256 and the data files' hashes, which
+anyone can recompute from the copy alone). Copies written before this carry the release id;
+``dpgenome verify`` still accepts them, with a note.
+
 Every data file's hash is the one the bundle's (signed) manifest records, so whoever holds
 the bundle's manifest can tie the public copy to the approved release; ``dpgenome verify``
-checks a public copy on its own (hashes, no added file, signature, the ledger re-accounted).
-Writing is atomic, as an export's.
+checks a public copy on its own (hashes, no added file, signature, public id, the ledger
+re-accounted). Writing is atomic, as an export's.
+
+What publishing trusts: the bundle's own manifest, unless the signer's key is given
+(``public_key``). An unsigned bundle, or one checked only against the key its manifest
+embeds, could have been rewritten consistently by anyone who could write to it (the CLI
+warns; publishing it is not refused, as before). The policy copy decides whether the release
+may be published at all, so a copy that calls itself by a shipped policy's name but is not
+that policy (:func:`~dpgenome.export.shipped_namesake`: a consortium policy edited to
+``publication: {open: true}``) is refused unless a signature checked against the given key
+pins it. A destination inside the bundle is refused: the bundle would no longer verify.
 """
 
 from __future__ import annotations
@@ -54,6 +74,7 @@ from dpgenome.export import (
     move_into_place,
     parse_manifest,
     read_bundle_json,
+    shipped_namesake,
     staging_directory,
     verify_bundle,
     write_manifest,
@@ -72,10 +93,29 @@ PUBLIC_MANIFEST, PUBLIC_SIGNATURE, LEDGER = (
 RESTRICTED = (MANIFEST, SIGNATURE, RESULTS, DOSSIER, POLICY_COPY)
 
 
+#: the public manifest's key that names an older public copy by its bundle's release id
+#: (an unkeyed hash of the member ids: no longer written, still read)
+OLD_RELEASE_ID = "release_id"
+
+
+def public_release_id(bundle_manifest_sha256: str, data: Mapping[str, str]) -> str:
+    """A public copy's name: SHA-256 over the bundle manifest's SHA-256 and the sorted
+    (name, SHA-256) of its data files (``data``). Unlike the bundle's release id it hashes
+    nothing computed from the members' ids or the input files, so it tests no one's
+    membership; and it needs nothing but the public copy to recompute, so ``dpgenome verify``
+    checks it. The same bundle published twice is one public id."""
+    h = hashlib.sha256(b"dpgenome-public-release\x1f")
+    h.update(bundle_manifest_sha256.encode())
+    for name in sorted(data):
+        h.update(f"\x1f{name}\x1e{data[name]}".encode())
+    return h.hexdigest()
+
+
 @dataclass(frozen=True)
 class PublishResult:
     path: Path
-    release_id: str
+    #: :func:`public_release_id` of the copy
+    public_id: str
     files: tuple[str, ...]
     manifest_sha256: str
     signed: bool
@@ -94,9 +134,15 @@ def publish(
 ) -> PublishResult:
     """Copy a verified bundle's synthetic cohort and privacy ledger to ``dest`` (atomic;
     an existing non-empty ``dest`` is never overwritten). A bundle that does not verify
-    (:func:`~dpgenome.export.verify_bundle`, against ``public_key`` when given) or holds no
-    formal privacy guarantee is an :class:`InputError` and nothing is written."""
+    (:func:`~dpgenome.export.verify_bundle`, against ``public_key`` when given: the signer's
+    key, the trust root), holds no formal privacy guarantee, or a ``dest`` inside the bundle
+    is an :class:`InputError`; a policy copy that does not allow open publication, or that
+    calls itself by a shipped policy's name but is not it (unless the bundle's signature,
+    checked against ``public_key``, pins it), is :class:`ReleaseBlocked`. Nothing is written
+    then."""
     source = Path(bundle).expanduser()
+    target = Path(dest).expanduser()
+    _check_outside(source, target)
     report = verify_bundle(source, public_key=public_key)
     if not report.ok:
         raise InputError(
@@ -116,6 +162,26 @@ def publish(
     if policy.sha256 != recorded.get("sha256"):  # verified above; read again here
         raise InputError(
             "changed while the bundle was being published; nothing was published",
+            file=source / POLICY_COPY,
+        )
+    pinned = public_key is not None and report.signature.startswith("valid (given public key)")
+    namesake = shipped_namesake(policy)
+    if namesake is not None and not pinned:
+        raise ReleaseBlocked(
+            f"the bundle's policy copy calls itself '{namesake}', a shipped policy, but differs "
+            f"from dpgenome's policies/{namesake}.yaml, and "
+            + (
+                "the bundle is not signed"
+                if report.signature == "absent"
+                else "its signature was checked only against the key its own manifest carries"
+            )
+            + ": nothing but hashes anyone could rewrite shows which policy approved the "
+            "release (a consortium copy edited to 'publication: {open: true}' would pass as "
+            "the shipped one); nothing was published. A policy of your own needs a name of its "
+            "own (export the release again under it); a bundle exported under an older "
+            f"version of '{namesake}' can be exported again under the current one (it charges "
+            "nothing new); a bundle signed by whoever approved that copy is published with "
+            "their key (--public-key)",
             file=source / POLICY_COPY,
         )
     if not policy.open_publication:
@@ -155,7 +221,6 @@ def publish(
         else "embedded key only"
     )
 
-    target = Path(dest).expanduser()
     _check_destination(target)
     tmp = staging_directory(target, "public release")
     try:
@@ -177,7 +242,10 @@ def publish(
             "schema_version": PUBLIC_SCHEMA_VERSION,
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "dpgenome_version": __version__,
-            "release_id": manifest.get("release_id"),
+            "public_id": public_release_id(
+                str(report.manifest_sha256),
+                {name: listing[name]["sha256"] for name in data},
+            ),
             "bundle_manifest_sha256": report.manifest_sha256,
             "bundle_signature_checked_against": bundle_signature,
             "verdict": manifest.get("verdict"),
@@ -205,12 +273,26 @@ def publish(
         raise
     return PublishResult(
         path=target,
-        release_id=str(manifest.get("release_id")),
+        public_id=str(public["public_id"]),
         files=tuple(sorted(listing)),
         manifest_sha256=hashlib.sha256(public_bytes).hexdigest(),
         signed=key is not None,
         bundle_signature=bundle_signature,
     )
+
+
+def _check_outside(source: Path, target: Path) -> None:
+    """Refuse a destination that resolves (links followed) to the bundle or inside it: the
+    copy would add files its manifest does not list, and the bundle would no longer verify."""
+    inside = source.resolve()
+    where = target.resolve()
+    if where == inside or inside in where.parents:
+        raise InputError(
+            f"--out {target} is inside the bundle {source} (resolved: {where}): the public copy "
+            "would add files the bundle's manifest does not list, so the bundle would no longer "
+            "verify; give a directory outside it. Nothing was written",
+            file=target,
+        )
 
 
 def verify_public(root: Path, public_key: Ed25519PublicKey | None, report: VerifyReport) -> None:
@@ -242,6 +324,7 @@ def verify_public(root: Path, public_key: Ed25519PublicKey | None, report: Verif
     report.released_under_override = bool(manifest.get("released_under_override"))
     policy = manifest.get("policy")
     report.policy = policy.get("name") if isinstance(policy, Mapping) else None
+    _check_public_id(report, manifest)
     try:
         ledger = read_bundle_json((root / LEDGER).read_bytes())
     except (OSError, ValueError) as err:
@@ -261,3 +344,44 @@ def verify_public(root: Path, public_key: Ed25519PublicKey | None, report: Verif
         report.problems.extend(differ)
         return
     _reaccount(report, ledger, LEDGER)
+
+
+def _check_public_id(report: VerifyReport, manifest: Mapping[str, Any]) -> None:
+    """The public id, recomputed from the copy (:func:`public_release_id`). A copy written
+    before public ids names itself by its bundle's release id instead: still accepted (its
+    files and claim are checked as any copy's), with a note that the id is a hash of the
+    member ids and how to replace the copy."""
+    listing = manifest.get("files")
+    data = {  # a hash that is not the file's is a problem of check_listing's already
+        str(name): str(entry.get("sha256"))
+        for name, entry in (listing.items() if isinstance(listing, Mapping) else ())
+        if isinstance(entry, Mapping) and entry.get("role") == "data"
+    }
+    bundle_sha = manifest.get("bundle_manifest_sha256")
+    if "public_id" in manifest:
+        stated = manifest["public_id"]
+        if not isinstance(bundle_sha, str):
+            report.problems.append(
+                f"{PUBLIC_MANIFEST}: its bundle manifest SHA-256 is {bundle_sha!r}, not text, "
+                "so its public id cannot be recomputed"
+            )
+        elif stated != (derived := public_release_id(bundle_sha, data)):
+            report.problems.append(
+                f"{PUBLIC_MANIFEST}: public id {str(stated)[:12]} is not the one its bundle "
+                f"manifest SHA-256 and data files give ({derived[:12]})"
+            )
+        if OLD_RELEASE_ID in manifest:
+            report.problems.append(
+                f"{PUBLIC_MANIFEST}: carries a release id beside its public id (dpgenome "
+                "publish writes one or the other)"
+            )
+    elif OLD_RELEASE_ID in manifest:
+        report.notes.append(
+            f"{PUBLIC_MANIFEST}: an older public copy, named by its bundle's release id: a hash "
+            "of the source cohort's fingerprint (the SHA-256 of its members' ids), so whoever "
+            "knows every member but one can test whether a person is in the cohort. Publish the "
+            "bundle again with this dpgenome (the copy then carries a public id instead) and "
+            "withdraw this one"
+        )
+    else:
+        report.problems.append(f"{PUBLIC_MANIFEST}: names no public id")

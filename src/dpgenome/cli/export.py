@@ -368,6 +368,8 @@ def verify(
             click.echo("not recomputed: the bundle does not verify")
         for problem in report.problems:
             click.echo(f"PROBLEM: {problem}")
+        for note in report.notes:
+            click.echo(f"note: {note}")
     if not report.ok:
         raise VerificationError(
             f"the {report.kind} does not verify ({len(report.problems)} problem(s)): "
@@ -394,11 +396,17 @@ def verify(
 
 @click.command("publish")
 @click.argument("bundle", type=click.Path(path_type=Path))
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory to create.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Directory to create (outside the bundle).",
+)
 @click.option(
     "--public-key",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Ed25519 public key (PEM) the bundle must be signed with.",
+    help="Ed25519 public key (PEM) of the bundle's signer: the bundle must be signed with it "
+    "(the trust root; without it the bundle vouches for itself).",
 )
 @click.option(
     "--signing-key",
@@ -413,19 +421,40 @@ def publish(
     and its privacy ledger, with a manifest of their hashes. The bundle's results.json and
     dossier.html (exact aggregates of the real members) and its policy stay behind.
 
-    The bundle must verify (as `dpgenome verify`), and its policy must allow open
-    publication (`publication: {open: true}`, as the shipped strict policy does); `dpgenome
-    verify OUT` checks the copy. Exit 0 when written; exit 3, writing nothing, when the
-    bundle's policy does not allow open publication; exit 2, writing nothing, when the
-    bundle does not verify, holds no formal privacy guarantee, or OUT exists and is not
-    empty.
+    The bundle must verify (as `dpgenome verify`, against --public-key when given), and its
+    policy must allow open publication (`publication: {open: true}`, as the shipped strict
+    policy does); `dpgenome verify OUT` checks the copy. Without --public-key the bundle's
+    integrity rests on its own manifest (a warning on stderr says so). Exit 0 when written;
+    exit 3, writing nothing, when the bundle's policy does not allow open publication, or
+    its policy copy calls itself by a shipped policy's name but is not that policy (unless
+    the bundle is signed and checked with --public-key); exit 2, writing nothing, when the
+    bundle does not verify (or is not signed with --public-key), holds no formal privacy
+    guarantee, OUT is inside the bundle, or OUT exists and is not empty.
     """
     from dpgenome.publish import publish as publish_release
 
     result = publish_release(bundle, out, public_key=public_key, signing_key=signing_key)
+    # on stderr, so a --json summary stays parseable and a script's log still shows it
+    if result.bundle_signature == "unsigned":
+        click.echo(
+            "warning: the source bundle is not signed: its integrity rests on the SHA-256 "
+            "hashes in its own manifest.json, which anyone who could write to it could have "
+            "rewritten with the files (a changed synthetic cohort, ledger or policy would "
+            "verify). Sign bundles at export (--signing-key) and publish with the signer's "
+            "key (--public-key).",
+            err=True,
+        )
+    elif result.bundle_signature == "embedded key only":
+        click.echo(
+            "warning: the source bundle's signature was checked only against the public key "
+            "its own manifest carries, so it does not show who signed it: anyone who altered "
+            "the bundle could have re-signed it with a key of their own. Give the signer's key "
+            "with --public-key.",
+            err=True,
+        )
     summary = {
         "path": str(result.path),
-        "release_id": result.release_id,
+        "public_id": result.public_id,
         "files": list(result.files),
         "public_manifest_sha256": result.manifest_sha256,
         "signed": result.signed,
@@ -434,18 +463,14 @@ def publish(
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
-    click.echo(f"published: {result.path} ({len(result.files)} files, release {result.release_id})")
+    click.echo(
+        f"published: {result.path} ({len(result.files)} files, public id {result.public_id})"
+    )
     click.echo(f"public-manifest.json SHA-256: {result.manifest_sha256}")
     if not result.signed:
         click.echo(
-            "note: not signed; publish the manifest's SHA-256 through another channel, or "
-            "sign with --signing-key."
-        )
-    if result.bundle_signature == "embedded key only":
-        click.echo(
-            "note: the bundle's signature was checked only against the public key its own "
-            "manifest carries, so it does not show who signed it (anyone who altered the "
-            "bundle could have re-signed it). Give the signer's key with --public-key."
+            "note: the public copy is not signed; publish its manifest's SHA-256 through "
+            "another channel, or sign it with --signing-key."
         )
 
 
