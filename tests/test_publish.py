@@ -76,7 +76,7 @@ def test_publish__tampering_with_the_public_copy_is_caught(tmp_path: Path) -> No
     ledger = json.loads((out / LEDGER).read_text())
     (out / LEDGER).write_text(json.dumps(ledger | {"epsilon": 1.0}))
     problems = " | ".join(verify_bundle(out).problems)
-    assert "synthetic/geno.txt: changed (SHA-256 differs" in problems
+    assert "synthetic/geno.txt: changed (size differs" in problems
     assert "results.json: not listed in the manifest" in problems
     assert f"{LEDGER}: changed" in problems
 
@@ -461,3 +461,26 @@ def test_publish__a_destination_inside_the_bundle_is_refused(
     assert verify_bundle(bundle).ok
     res = CliRunner().invoke(main, ["publish", str(bundle), "--out", str(out)])
     assert res.exit_code == 2 and "--out" in res.stderr
+
+
+def test_publish__an_older_bundle_with_data_outside_synthetic_publishes_nothing(
+    tmp_path: Path,
+) -> None:
+    """Export used to package any file of RELEASE_DIR as data: a bundle holding one outside
+    synthetic/ (here a member id list, listed with its hash) is not published."""
+    from dpgenome.export import MANIFEST, sha256_file
+
+    bundle = export(tmp_path).path
+    extra = bundle / "holdout_ids.txt"
+    extra.write_text("MEMBER_0001\n")
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    manifest["files"]["holdout_ids.txt"] = {
+        "sha256": sha256_file(extra),
+        "bytes": extra.stat().st_size,
+        "role": "data",
+    }
+    (bundle / MANIFEST).write_text(json.dumps(manifest))
+    assert verify_bundle(bundle).ok  # an older results document: any layout was packaged
+    with pytest.raises(InputError, match=r"outside synthetic/ \(e\.g\. holdout_ids\.txt\)"):
+        publish(bundle, tmp_path / "public")
+    assert not (tmp_path / "public").exists()

@@ -63,6 +63,7 @@ from dpgenome.export import (
     POLICY_COPY,
     RESULTS,
     SIGNATURE,
+    SYNTHETIC_DIR,
     VerifyReport,
     _check_destination,
     _check_signature,
@@ -72,6 +73,7 @@ from dpgenome.export import (
     check_listing,
     load_signing_key,
     move_into_place,
+    outside_synthetic,
     parse_manifest,
     read_bundle_json,
     shipped_namesake,
@@ -212,6 +214,15 @@ def publish(
     )
     if not data:
         raise InputError("the bundle holds no data files to publish", file=source / MANIFEST)
+    stray = outside_synthetic(data)
+    if stray:  # an older export packaged any layout: only the synthetic cohort goes out
+        raise InputError(
+            f"the bundle holds {len(stray)} data file(s) outside {SYNTHETIC_DIR}/ (e.g. "
+            f"{stray[0]}), which are not the synthetic cohort; nothing was published. Export "
+            f"the release again from a directory holding only {SYNTHETIC_DIR}/ (the same "
+            "release: nothing new is charged)",
+            file=source / MANIFEST,
+        )
     key = load_signing_key(signing_key) if isinstance(signing_key, str | Path) else signing_key
     bundle_signature = (
         "unsigned"
