@@ -634,3 +634,28 @@ def test_planned_dp_sgd__is_the_mechanism_the_fit_runs(toy) -> None:
 def test_config__rejects_bad_values(bad) -> None:
     with pytest.raises(ConfigError, match="invalid phenotype synthesizer"):
         PhenotypeConfig(**bad).validate()
+
+
+def test_fit_phenotypes__whole_numbers_stay_whole(toy, tmp_path) -> None:
+    """An integer column outside the public schema stays integer without formal privacy
+    (its exact quantiles are read from the data anyway), and a declared ``integer: true``
+    range keeps it so under DP; under DP a column typed from the data is not rounded (that
+    it holds whole numbers would be another statistic of the members)."""
+    from dpgenome.phenoschema import read_pheno_schema
+
+    members, schema = toy
+    rng = np.random.default_rng(0)
+    table = members.phenotypes.copy()
+    table["years"] = rng.integers(20, 80, len(table)).astype(float)
+    types = {**members.pheno_types, "years": PhenoType.CONTINUOUS}
+    config = PhenotypeConfig(steps=5, expected_batch_size=64, schema=schema)
+    free = fit_phenotypes(table, types, config, noise_multiplier=None, seed=1).sample(300, seed=2)
+    years = free["years"].dropna()
+    assert len(years) > 200 and (years == years.round()).all()
+    assert years.between(20, 79).all()
+    path = tmp_path / "schema.yaml"
+    path.write_text("columns:\n  years: {type: continuous, range: [20, 80], integer: true}\n")
+    declared = replace(config, declared=read_pheno_schema(path))
+    dp = fit_phenotypes(table, types, declared, noise_multiplier=5.0, seed=1).sample(300, seed=2)
+    years = dp["years"].dropna()
+    assert len(years) > 200 and (years == years.round()).all()

@@ -565,6 +565,17 @@ def test_synthesize__rejects_members_outside_the_analysis_subset(members) -> Non
         synthesize(replace(m, phenotypes=pheno), replace(FAST, epsilon=1.0))
 
 
+def test_synthesize__refuses_a_phenotype_column_nobody_has(members) -> None:
+    """A column with no observed value among the members is refused before any training (the
+    model filled a few rows from its prior, and under DP charged bins for a range it could
+    not know)."""
+    m, _ = members
+    pheno = m.phenotypes.copy()
+    pheno["never_measured"] = np.nan
+    with pytest.raises(CohortError, match="'never_measured' has no observed value"):
+        synthesize(replace(m, phenotypes=pheno), replace(FAST, epsilon=1.0))
+
+
 def test_synth_config__rejects_bad_values(members) -> None:
     m, _ = members
     with pytest.raises(ConfigError, match="epsilon"):

@@ -10,6 +10,7 @@ The shipped CFW schema covers the CFW columns; this file covers the rest::
     strict: true                 # every column must be declared here or in the CFW schema
     columns:
       bmi:    {type: continuous, range: [10, 60]}   # equal-width bins over the range
+      years:  {type: continuous, range: [18, 90], integer: true}   # whole numbers
       age:    continuous                            # no domain: DP bins (on the ledger)
       smoker: binary                                # values 0 / 1
       site:   {type: categorical, levels: [A, B, C]}
@@ -65,7 +66,16 @@ from dpgenome.phenotypes import (
 log = logging.getLogger(__name__)
 
 _TOP_KEYS = ("columns", "strict")
-_COLUMN_KEYS = ("type", "range", "levels", "values", "n_bins", "shares", "missing")
+_COLUMN_KEYS = (
+    "type",
+    "range",
+    "levels",
+    "values",
+    "n_bins",
+    "integer",
+    "shares",
+    "missing",
+)
 _TYPES = {t.value: t for t in PhenoType}
 
 
@@ -311,8 +321,11 @@ def _parse_column(entry: object, err: _ColumnErrors) -> tuple[PhenoType, ColumnS
             f"a {kind.value} column takes {' or '.join(allowed) or 'no domain'}, got "
             f"{', '.join(domain)}"
         )
-    if "n_bins" in spec and "range" not in spec:
-        raise err("'n_bins' needs a 'range'")
+    for key in ("n_bins", "integer"):
+        if key in spec and "range" not in spec:
+            raise err(f"'{key}' needs a 'range'")
+    if "integer" in spec and not isinstance(spec["integer"], bool):
+        raise err(f"'integer' must be true or false, got {spec['integer']!r}")
     col = _domain(kind, spec, err)
     if col is None:
         if "shares" in spec or "missing" in spec:
@@ -377,7 +390,9 @@ def _domain(kind: PhenoType, spec: dict[str, Any], err: _ColumnErrors) -> Column
         if isinstance(n_bins, bool) or not isinstance(n_bins, int) or not 2 <= n_bins <= 1000:
             raise err(f"'n_bins' must be an integer from 2 to 1000, got {n_bins!r}")
         edges = np.linspace(lo_hi[0], lo_hi[1], n_bins + 1)
-        return ColumnSchema("bins", edges=tuple(edges.tolist()), source="declared")
+        # whole numbers (an age in years, a count): drawn within a bin, then rounded
+        integer = bool(spec.get("integer", False))
+        return ColumnSchema("bins", edges=tuple(edges.tolist()), integer=integer, source="declared")
     return None
 
 

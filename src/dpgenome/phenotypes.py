@@ -1152,6 +1152,7 @@ def _resolve_encoding(
                 ok if len(ok) else np.array([0.0, 1.0]),
                 config.n_bins,
                 SHAPE_POINTS,
+                integer=bool(len(ok)) and bool(np.all(ok == np.round(ok))),
                 source="no formal privacy",
             )
     for c in modelled:

@@ -1235,6 +1235,16 @@ def synthesize(
         )
     # types from the public schema, not the members' values (idempotent after the CLI's)
     members = with_schema_types(members, config.phenotypes)
+    empty = [str(c) for c in members.phenotypes.columns if members.phenotypes[c].isna().all()]
+    if empty:
+        # nothing to learn it from: the model would fill a few rows from its prior, and under
+        # DP charge bins for a range it cannot know (README: validated input)
+        raise CohortError(
+            f"phenotype column {empty[0]!r}"
+            + (f" (and {len(empty) - 1} more)" if len(empty) > 1 else "")
+            + f" has no observed value among the {n} training samples: remove it from the "
+            "phenotype table"
+        )
     if members.pheno_types[config.pheno] == PhenoType.CATEGORICAL:
         raise CohortError(f"phenotype {config.pheno!r} is categorical; a numeric one is needed")
     cfg = config.validate(n)
