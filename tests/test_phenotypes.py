@@ -292,11 +292,11 @@ def test_fit_phenotypes__warns_when_dp_bins_find_no_range(toy, caplog) -> None:
         schema=PhenoSchema({k: v for k, v in schema.columns.items() if k != "bw"}, "no bw"),
         steps=2,
     )
-    warned = {}
+    warned, observed = {}, {}
     for sigma in (1e4, 1.0):  # no cell passes under noise sd 10,000; under 1 the range is found
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="dpgenome.phenotypes"):
-            fit_phenotypes(
+            model = fit_phenotypes(
                 members.phenotypes,
                 members.pheno_types,
                 config,
@@ -304,7 +304,10 @@ def test_fit_phenotypes__warns_when_dp_bins_find_no_range(toy, caplog) -> None:
                 bins_noise_multiplier=sigma,
             )
         warned[sigma] = "continuous column 'bw': its DP bins found no range" in caplog.text
+        observed[sigma] = int(model.sample(200, seed=1)["bw"].notna().sum())
     assert warned == {1e4: True, 1.0: False}
+    # no values made up over [-1, 1]: the column is left missing
+    assert observed[1e4] == 0 and observed[1.0] > 100
 
 
 def test_dp_bins__range_stays_near_the_data_under_heavy_noise() -> None:

@@ -316,6 +316,8 @@ RANGE_KEEP = 0.5
 #: the range when nothing passes the range test (too few members for the noise): a
 #: data-independent default that knows nothing of the column
 RANGE_UNKNOWN = (-1.0, 1.0)
+#: the source of DP bins that found no range: the column is sampled missing
+NO_RANGE = "dp: no range found"
 #: the range then grows over each next block whose noisy sum is at least this many noise sds:
 #: the blocks kept hold the mass far above the noise, and a column's tails lie beyond them
 #: (without it, a normal column at 240 members and noise sd 10 kept 0.84 of its values in
@@ -401,7 +403,8 @@ def dp_bins(
     came out twice the real one (docs/tuning-history.md, stop 25).
 
     When nothing passes the range test at any width (too few members for the noise), the
-    range is ``[-1, 1]``, which knows nothing of the column; :func:`fit_phenotypes` warns.
+    range is ``[-1, 1]``, which knows nothing of the column: :func:`fit_phenotypes` warns,
+    and the column is sampled missing.
 
     Post-processing only after the noise: the output is DP with respect to ``x``.
     """
@@ -629,6 +632,8 @@ def _decode_column(codes: np.ndarray, spec: ColumnSchema, rng: np.random.Generat
         x = safe.astype(np.float64)
     elif spec.kind == "values":
         x = np.asarray(spec.values, dtype=np.float64)[safe]
+    elif spec.source == NO_RANGE:
+        return np.full(len(codes), np.nan)
     else:
         edges = np.asarray(spec.edges)
         u = rng.random(len(codes))
@@ -1139,10 +1144,13 @@ def _resolve_encoding(
                 x, n_bins=config.n_bins, noise_multiplier=bins_noise_multiplier, noise=noise
             )
             if (schema[c].edges[0], schema[c].edges[-1]) == RANGE_UNKNOWN:  # a DP output
+                # values drawn over a made-up [-1, 1] (negative ages, a collapsed tail)
+                # would pass for data: the column is left missing (post-processing)
+                schema[c] = replace(schema[c], source=NO_RANGE)
                 log.warning(
                     "continuous column %r: its DP bins found no range above their noise (sd "
-                    "%.3g; too few members for it), so its synthetic values are drawn over "
-                    "[-1, 1]; declare its range in a --pheno-schema file",
+                    "%.3g; too few members for it), so its synthetic values are left "
+                    "missing; declare its range in a --pheno-schema file",
                     c,
                     bins_noise_multiplier,
                 )
