@@ -1150,6 +1150,8 @@ def _check_signature(
         report.problems.append(
             f"{manifest_name}: signed with a different key than the one given (--public-key)"
         )
+        report.signature = "INVALID"
+        return  # whether it matches the other key says nothing the line above does not
     try:
         trusted.verify(signature, manifest_bytes)
     except InvalidSignature:
