@@ -337,10 +337,12 @@ def verify(
                 if report.kind != "bundle"
                 else f"re-evaluated {report.verdict_reevaluated or 'not possible'}"
             )
-            click.echo(
-                f"verdict: recorded {report.verdict_recorded}, {judged} (policy {report.policy})"
-                + (" — released under an override" if report.released_under_override else "")
-            )
+            if report.verdict_recorded is not None:  # else the manifest could not be read
+                click.echo(
+                    f"verdict: recorded {report.verdict_recorded}, {judged} (policy "
+                    f"{report.policy})"
+                    + (" — released under an override" if report.released_under_override else "")
+                )
             click.echo(f"manifest SHA-256: {report.manifest_sha256}")
         again = report.reaccounted
         if again is not None:
