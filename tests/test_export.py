@@ -479,6 +479,10 @@ def test_verify_bundle__reaccounts_the_privacy_ledger(tmp_path: Path) -> None:
         "results.json: its ledger states epsilon 5, but its mechanisms re-account to 7.967 at "
         "delta 1e-05 (Opacus RDP 7.967, PLD 7.372)",
         "dossier.html: shows epsilon 8, but results.json's ledger gives 5",
+        "dossier.html: its privacy ledger table shows total epsilon 8, but results.json's "
+        "ledger gives 5",
+        'dossier.html: its sign-off shows privacy "epsilon 8, delta 1e-05 per individual", '
+        'but results.json\'s ledger gives "epsilon 5, delta 1e-05 per individual"',
     ]
     # export refuses such a ledger too: a rewritten bundle again
     bundle = export(tmp_path, dest=tmp_path / "k", lifetime=LifetimeLedger(tmp_path / "k.db")).path
@@ -2070,8 +2074,8 @@ def test_cli_export__only_the_synthetic_cohort_is_packaged(tmp_path: Path) -> No
 
 def test_verify_bundle__a_data_file_outside_synthetic_is_a_problem(tmp_path: Path) -> None:
     """An unsigned bundle given an extra data file, listed with its hash: a release that names
-    its synthetic cohort holds nothing else as data. Older results (naming none, from an
-    export that packaged any layout) keep verifying."""
+    its synthetic cohort holds nothing else as data; for older results (naming none, from an
+    export that packaged any layout) an added file changes their release id."""
 
     def add_listed_note(bundle: Path) -> list[str]:
         extra = bundle / "notes.csv"
@@ -2093,7 +2097,9 @@ def test_verify_bundle__a_data_file_outside_synthetic_is_a_problem(tmp_path: Pat
         "notes.csv: a data file outside synthetic/, not part of the synthetic cohort (publish "
         "would copy it out)"
     ]
-    assert add_listed_note(export(tmp_path, dest=tmp_path / "older").path) == []
+    # results naming none: the note changes the data files' hash, their release id
+    (problem,) = add_listed_note(export(tmp_path, dest=tmp_path / "older").path)
+    assert problem.startswith("results.json: names no synthetic cohort")
 
 
 def test_verify_bundle__no_formal_privacy_beside_an_epsilon_is_a_problem(tmp_path: Path) -> None:
@@ -2154,3 +2160,184 @@ def test_export_bundle__never_inside_a_bundle_and_owner_only(tmp_path: Path) -> 
     with pytest.raises(InputError, match=r"inside .* which holds manifest\.json"):
         export(tmp_path, dest=bundle / "synthetic" / "again")
     assert verify_bundle(bundle).ok
+
+
+def test_verify_bundle__the_dossier_may_not_understate_the_privacy_claim(tmp_path: Path) -> None:
+    """A reviewer's finding (F3): a figure shown with fewer digits passed within one unit of
+    its last digit (epsilon 7 for a ledger's 7.997, delta 0 for 0.002896). A dossier rounds a
+    claim up: a figure below the ledger's is a problem wherever the dossier shows it (at a
+    glance, the ledger table's total, the sign-off's privacy row), and a dossier without the
+    glance section (its id renamed) is one too."""
+    bundle = export(tmp_path).path  # the fixture's ledger: epsilon 8, delta 1e-05
+    html_text = (bundle / "dossier.html").read_text()
+    assert "<tr><th>Total epsilon</th><td>8 (target 8)</td></tr>" in html_text
+    assert "<td>epsilon 8, delta 1e-05 per individual</td>" in html_text
+    understated = (
+        html_text.replace("<b>8</b><span>epsilon", "<b>7</b><span>epsilon")
+        .replace("<b>1e-05</b><span>delta", "<b>9e-06</b><span>delta")
+        .replace("<td>8 (target 8)</td>", "<td>7 (target 8)</td>")
+        .replace("epsilon 8, delta 1e-05 per individual", "epsilon 7, delta 9e-06 per individual")
+    )
+    _rewrite(bundle, "dossier.html", understated)
+    assert verify_bundle(bundle).problems == [
+        "dossier.html: shows epsilon 7, but results.json's ledger gives 8",
+        "dossier.html: shows delta 9e-06, but results.json's ledger gives 1e-05",
+        "dossier.html: its privacy ledger table shows total epsilon 7, but results.json's "
+        "ledger gives 8",
+        'dossier.html: its sign-off shows privacy "epsilon 7, delta 9e-06 per individual", '
+        'but results.json\'s ledger gives "epsilon 8, delta 1e-05 per individual"',
+    ]
+    # the glance section renamed: no longer a way around the check
+    _rewrite(bundle, "dossier.html", html_text.replace('id="glance"', 'id="glance-"'))
+    assert verify_bundle(bundle).problems == [
+        'dossier.html: has no at-a-glance section (id="glance"), where a dossier shows its '
+        "epsilon and delta"
+    ]
+    # the same figures rounded up to fewer digits still state the claim
+    _rewrite(bundle, "dossier.html", html_text.replace("<b>1e-05</b>", "<b>0.00001</b>"))
+    assert verify_bundle(bundle).ok
+
+
+def test_same_claim__never_below_the_ledger() -> None:
+    """A figure shown states the ledger's claim when it is the text a dossier shows for it
+    (rounded up; older dossiers: rounded to the nearest by fmt, a delta to 3 digits) or the
+    claim rounded up to fewer digits; a figure below the ledger's otherwise understates it."""
+    from dpgenome.export import _same_claim
+
+    assert not _same_claim("7", "7.997", 7.997)
+    assert not _same_claim("0", "0.002896", 0.002896)
+    assert not _same_claim("7.99", "7.997", 7.997)
+    assert _same_claim("8", "7.997", 7.997) and _same_claim("0.003", "0.002896", 0.002896)
+    assert not _same_claim("9", "7.997", 7.997)  # above by more than the digit shown
+    assert _same_claim("8", "8", 8.0) and not _same_claim("9", "8", 8.0)
+    # an older dossier's delta, fmt's 3 digits rounded to the nearest (here down)
+    assert _same_claim("0.000666", "0.0006663", 0.00066626)
+    assert not _same_claim("0.00066", "0.0006663", 0.00066626)
+
+
+def test_verify_bundle__the_dossier_verdict_is_read_as_shown(tmp_path: Path) -> None:
+    """A reviewer's finding (F4): the title check searched the raw HTML, so a title written
+    in a comment satisfied it while the real title and banner said APPROVE for an overridden
+    BLOCK. The title is read from the page (comments are not shown), and the verdict banner
+    and the sign-off's verdict row must show the manifest's verdict too."""
+    override = Override("DAC reviewed the spurious locus", "Dr B. Jones", "2026-11-24T07:00:00Z")
+    bundle = export(tmp_path, "block", override=override).path
+    assert verify_bundle(bundle).ok
+    html_text = (bundle / "dossier.html").read_text()
+    forged = (
+        html_text.replace("BLOCK (overridden)", "APPROVE")
+        .replace("BLOCK", "APPROVE")
+        .replace(
+            '<html lang="en">',
+            '<html lang="en"><!-- <title>Release dossier — BLOCK (overridden) — policy  -->',
+            1,
+        )
+    )
+    _rewrite(bundle, "dossier.html", forged)
+    assert verify_bundle(bundle).problems == [
+        "dossier.html: shows verdict APPROVE, but manifest.json records BLOCK (overridden)",
+        "dossier.html: its verdict banner shows APPROVE — OVERRIDDEN, but manifest.json "
+        "records BLOCK (overridden)",
+        "dossier.html: its sign-off shows verdict APPROVE (overridden), but manifest.json "
+        "records BLOCK (overridden)",
+    ]
+    # the banner alone: its heading, or its colour
+    banner = '<div class="banner override" id="verdict">\n<h2>BLOCK — OVERRIDDEN</h2>'
+    assert banner in html_text
+    _rewrite(bundle, "dossier.html", html_text.replace(banner, banner.replace(" — OVERRIDDEN", "")))
+    assert verify_bundle(bundle).problems == [
+        "dossier.html: its verdict banner shows BLOCK, but manifest.json records BLOCK (overridden)"
+    ]
+    _rewrite(
+        bundle, "dossier.html", html_text.replace(banner, banner.replace("override", "approve"))
+    )
+    assert verify_bundle(bundle).problems == [
+        'dossier.html: its verdict banner is styled "banner approve", not as a BLOCK '
+        "(overridden) banner (manifest.json records BLOCK (overridden))"
+    ]
+
+
+def _fingerprinted_bundle(
+    tmp_path: Path, name: str, seed: int, ledger: LifetimeLedger
+) -> tuple[Path, dict[str, bytes]]:
+    """An unsigned bundle of results naming their synthetic cohort (as a release's do), made
+    of toy cohort ``seed``'s files; the bundle and those files."""
+    files, fingerprint = cohort_files(tmp_path, seed, "parker")
+    document = results("approve")
+    document.setdefault("synthesis", {})["synthetic_fingerprint"] = fingerprint
+    result = export(tmp_path, dest=tmp_path / name, document=document, files=files, lifetime=ledger)
+    assert verify_bundle(result.path).ok
+    return result.path, files
+
+
+def test_verify_bundle__another_releases_dossier_is_a_problem(tmp_path: Path) -> None:
+    """A reviewer's finding (F5): the dossier of another release (same claim, other release
+    id), swapped into a bundle with its hash rewritten, verified. The release id its
+    sign-off names must be the manifest's."""
+    ledger = LifetimeLedger(tmp_path / "lifetime.sqlite")
+    first, _ = _fingerprinted_bundle(tmp_path, "b1", 7, ledger)
+    second, _ = _fingerprinted_bundle(tmp_path, "b2", 8, ledger)
+    ids = [json.loads((b / MANIFEST).read_text())["release_id"] for b in (first, second)]
+    assert ids[0] != ids[1] and f"<code>{ids[0]}</code>" in (first / "dossier.html").read_text()
+    _rewrite(first, "dossier.html", (second / "dossier.html").read_text())
+    assert verify_bundle(first).problems == [
+        f"dossier.html: shows release id {ids[1][:12]}, but manifest.json records "
+        f"{ids[0][:12]} (the dossier of another release?)"
+    ]
+
+
+def test_verify_bundle__results_without_their_synthetic_cohort(tmp_path: Path) -> None:
+    """A reviewer's finding (F6): removing synthesis.synthetic_fingerprint from results.json
+    turned off both the synthetic files' check and the release id's, so another synthesis's
+    files verified. Results of a version that names the cohort must name it; older results'
+    release id must be one an older version made of the bundle's data files."""
+    ledger = LifetimeLedger(tmp_path / "lifetime.sqlite")
+    bundle, _ = _fingerprinted_bundle(tmp_path, "b1", 7, ledger)
+    other, _ = cohort_files(tmp_path, 8, "parker")
+
+    def drop_fingerprints(doc: dict[str, Any]) -> None:
+        doc["synthesis"].pop("synthetic_fingerprint")
+        doc["synthesis"].pop("synthetic_hardcall_fingerprint", None)
+
+    def swap_files(root: Path) -> None:
+        for name, data in other.items():
+            _rewrite(root, name, data.decode())
+
+    removed = tmp_path / "removed"
+    shutil.copytree(bundle, removed)
+    rewrite_results(removed, drop_fingerprints)
+    swap_files(removed)
+    release_id = json.loads((removed / MANIFEST).read_text())["release_id"]
+    problems = verify_bundle(removed).problems
+    assert (
+        "results.json: names no synthetic cohort (synthesis.synthetic_fingerprint), and "
+        f"manifest.json's release id {release_id[:12]} is neither the hash of the bundle's data "
+        "files nor the id of the synthetic cohort they hold (the files of another release?)"
+    ) in problems
+    assert any(p.startswith("dossier.html: shows release id") for p in problems), problems
+    # a version that names the cohort of every release: its absence is the problem
+    later = tmp_path / "later"
+    shutil.copytree(bundle, later)
+    rewrite_results(
+        later,
+        lambda doc: (drop_fingerprints(doc), doc["provenance"].update(dpgenome_version="0.2.0")),
+    )
+    assert (
+        "results.json: names no synthetic cohort (synthesis.synthetic_fingerprint), though "
+        "dpgenome 0.2.0, which wrote it, names one for every release: its synthetic files and "
+        "release id cannot be checked against it (removed?)"
+    ) in verify_bundle(later).problems
+    # older results (no field) whose id is their synthetic cohort's verify, with its files
+    files, fingerprint = cohort_files(tmp_path, 9, "parker")
+    old = export(
+        tmp_path,
+        dest=tmp_path / "old",
+        files=files,
+        lifetime=ledger,
+        release_id=synthetic_release_id(FINGERPRINT, fingerprint),
+    ).path
+    assert verify_bundle(old).ok
+    swap_files(old)
+    assert any(
+        p.startswith("results.json: names no synthetic cohort") for p in verify_bundle(old).problems
+    )

@@ -38,7 +38,6 @@ import datetime as dt
 import decimal
 import errno
 import hashlib
-import html
 import json
 import logging
 import math
@@ -49,6 +48,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeGuard
 
@@ -522,16 +522,43 @@ def synthetic_mismatches(
         return []
     exact = synthesis.get(SYNTHETIC_FINGERPRINT[1])
     hard = synthesis.get(SYNTHETIC_HARDCALL_FINGERPRINT[1])
+    contents = _synthetic_contents(files)
+    if not contents:
+        return ["the bundle holds no synthetic/ files for the synthetic cohort results.json names"]
+    problems = []
+    for folder, fmt_name, fingerprint in contents:
+        if fmt_name is None:
+            problems.append(f"{folder}: cannot be read as a cohort ({fingerprint})")
+            continue
+        expected = hard if fmt_name == "plink" else exact
+        if expected is None:
+            log.warning(
+                "%s holds PLINK hard calls and results.json records no hard-call "
+                "fingerprint (a release before stop 46): its content is not checked",
+                folder,
+            )
+        elif fingerprint != expected:
+            problems.append(
+                f"{folder}: its synthetic cohort is not the one results.json describes "
+                f"(content fingerprint {fingerprint[:12]}, recorded {str(expected)[:12]})"
+            )
+    return problems
+
+
+def _synthetic_contents(files: Mapping[str, bytes | Path]) -> list[tuple[str, str | None, str]]:
+    """Each synthetic cohort among a bundle's data ``files`` (``synthetic/``, or
+    ``synthetic/<format>/`` for several formats), read back: ``(folder, format, content
+    fingerprint)``, or ``(folder, None, why it cannot be read as a cohort)``."""
     groups: dict[str, dict[str, bytes | Path]] = {}
     for name, src in files.items():
         path = PurePosixPath(name)
         if path.parts[0] == "synthetic":
             groups.setdefault(path.parent.as_posix(), {})[path.name] = src
     if not groups:
-        return ["the bundle holds no synthetic/ files for the synthetic cohort results.json names"]
+        return []
     from dpgenome.io import detect_format, read_cohort
 
-    problems = []
+    contents: list[tuple[str, str | None, str]] = []
     with tempfile.TemporaryDirectory(prefix="dpgenome-synthetic-") as tmp:
         for i, (folder, members) in enumerate(sorted(groups.items())):
             where = Path(tmp) / str(i)
@@ -546,21 +573,10 @@ def synthetic_mismatches(
                 fingerprint = read_cohort(where).fingerprint()
             except (DpgenomeError, OSError, ValueError) as err:
                 why = err.message if isinstance(err, DpgenomeError) else str(err)
-                problems.append(f"{folder}: cannot be read as a cohort ({why})")
+                contents.append((folder, None, why))
                 continue
-            expected = hard if fmt == "plink" else exact
-            if expected is None:
-                log.warning(
-                    "%s holds PLINK hard calls and results.json records no hard-call "
-                    "fingerprint (a release before stop 46): its content is not checked",
-                    folder,
-                )
-            elif fingerprint != expected:
-                problems.append(
-                    f"{folder}: its synthetic cohort is not the one results.json describes "
-                    f"(content fingerprint {fingerprint[:12]}, recorded {str(expected)[:12]})"
-                )
-    return problems
+            contents.append((folder, fmt, fingerprint))
+    return contents
 
 
 def _refuse_understated(ledger: Any, epsilon: float) -> None:
@@ -1359,55 +1375,188 @@ def _note_shipped_namesake(report: VerifyReport, root: Path, manifest: Mapping[s
     )
 
 
-_DOSSIER_TITLE = re.compile(
-    r"<title>Release dossier — (\w+)( \(overridden\))?(?: — NO FORMAL PRIVACY)? — policy "
-)
+class _DossierReader(HTMLParser):
+    """What a dossier shows its signers, read as a browser shows it: the text of its first
+    ``<title>``, its verdict banner (the element ``id="verdict"``: its class and heading),
+    whether it has the at-a-glance section (``id="glance"``), its figure boxes
+    (``<div><b>figure</b><span>label</span></div>``) and its table rows (header and cell
+    text, whitespace collapsed). A comment is not text shown: a title written in a comment
+    satisfied a search of the raw HTML while the real title and banner showed another
+    verdict."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.title: str | None = None
+        self.banner: tuple[str, str] | None = None  # (class, heading)
+        self.glance = False
+        self.boxes: list[tuple[str, str]] = []  # (figure, label)
+        self.rows: list[tuple[str, str]] = []  # (header, cell)
+        self._capture: tuple[str, list[str]] | None = None  # the element read, its text
+        self._banner_class: str | None = None
+        self._figure: str | None = None
+        self._header: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        named = dict(attrs)
+        if named.get("id") == "glance":
+            self.glance = True
+        if self._capture is not None:
+            return  # markup inside a title, heading, figure or cell: part of its text
+        if tag != "span":
+            self._figure = None  # a box's label directly follows its figure
+        if tag == "title" and self.title is None:
+            self._capture = (tag, [])
+        elif tag == "div" and named.get("id") == "verdict" and self._banner_class is None:
+            self._banner_class = named.get("class") or ""
+        elif tag == "h2" and self._banner_class is not None and self.banner is None:
+            self._capture = (tag, [])
+        elif tag in ("b", "span", "th", "td"):
+            self._capture = (tag, [])
+        elif tag == "tr":
+            self._header = None
+
+    def handle_data(self, data: str) -> None:
+        if self._capture is not None:
+            self._capture[1].append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._capture is None or tag != self._capture[0]:
+            return
+        text = " ".join("".join(self._capture[1]).split())
+        self._capture = None
+        if tag == "title":
+            self.title = text
+        elif tag == "h2":
+            self.banner = (self._banner_class or "", text)
+        elif tag == "b":
+            self._figure = text
+        elif tag == "span":
+            if self._figure is not None:
+                self.boxes.append((self._figure, text))
+            self._figure = None
+        elif tag == "th":
+            self._header = text
+        elif tag == "td":
+            if self._header is not None:
+                self.rows.append((self._header, text))
+            self._header = None
 
 
-def _check_dossier_verdict(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -> None:
-    """The verdict the dossier shows its signers (its title) must be the manifest's."""
-    try:
-        head = (root / DOSSIER).read_bytes()[:4096].decode("utf-8", errors="replace")
-    except OSError:
-        return  # reported as missing or unreadable with the files
-    found = _DOSSIER_TITLE.search(head)
-    if found is None:
-        report.problems.append(f"{DOSSIER}: shows no release verdict in its title")
-        return
-    shown = found.group(1) + (" (overridden)" if found.group(2) else "")
-    recorded = str(manifest.get("verdict")) + (
-        " (overridden)" if manifest.get("released_under_override") else ""
-    )
-    if shown != recorded:
-        report.problems.append(
-            f"{DOSSIER}: shows verdict {shown}, but {MANIFEST} records {recorded}"
-        )
-
-
-_GLANCE_GUARANTEE = re.compile(
-    r"<div>\s*<b>([^<]*)</b>\s*<span>\s*(epsilon\s+\(privacy\s+loss\)|delta\b)[^<]*</span>"
-)
-
-
-def _check_dossier_guarantee(report: VerifyReport, root: Path, results: Mapping[str, Any]) -> None:
-    """The epsilon and delta the dossier shows its signers at a glance must be those of
-    ``results.json``'s ledger (hashes rewritten over an edited figure pass the manifest):
-    every such box, within one unit of its last digit shown (:func:`_same_claim`); a dossier
-    with the glance section must show both."""
+def _check_dossier(
+    report: VerifyReport, root: Path, manifest: Mapping[str, Any], results: Mapping[str, Any]
+) -> None:
+    """The dossier, read as its signers see it (:class:`_DossierReader`), must show the
+    manifest's verdict and release id and the ledger's privacy claim: hashes rewritten over
+    an edited or swapped dossier pass the manifest."""
     try:
         text = (root / DOSSIER).read_bytes().decode("utf-8", errors="replace")
     except OSError:
         return  # reported as missing or unreadable with the files
+    dossier = _DossierReader()
+    try:
+        dossier.feed(text)
+        dossier.close()
+    except (AssertionError, ValueError) as err:  # html.parser on a malformed declaration
+        report.problems.append(f"{DOSSIER}: cannot be read as HTML ({err})")
+        return
+    _check_dossier_verdict(report, dossier, manifest)
+    _check_dossier_guarantee(report, dossier, results)
+    _check_dossier_release_id(report, dossier, manifest, results)
+
+
+_DOSSIER_TITLE = re.compile(
+    r"Release dossier — (\w+)( \(overridden\))?(?: — NO FORMAL PRIVACY)? — policy "
+)
+_SIGNOFF_VERDICT = re.compile(r"(\w+)( \(overridden\))?(?: — NO FORMAL PRIVACY)?")
+#: the verdict banner's classes (its colour) for each verdict: an APPROVE without formal
+#: privacy and an overridden BLOCK are amber
+_BANNER_STYLES = {
+    "APPROVE": {"approve", "override"},
+    "BLOCK": {"block"},
+    "BLOCK (overridden)": {"override"},
+}
+
+
+def _check_dossier_verdict(
+    report: VerifyReport, dossier: _DossierReader, manifest: Mapping[str, Any]
+) -> None:
+    """The verdict the dossier shows its signers must be the manifest's: in its title, in its
+    verdict banner (heading and colour) and in its sign-off's verdict row (when it has one:
+    older dossiers have none)."""
+    recorded = str(manifest.get("verdict")) + (
+        " (overridden)" if manifest.get("released_under_override") else ""
+    )
+    found = _DOSSIER_TITLE.match(dossier.title or "")
+    if found is None:
+        report.problems.append(f"{DOSSIER}: shows no release verdict in its title")
+    else:
+        shown = found.group(1) + (" (overridden)" if found.group(2) else "")
+        if shown != recorded:
+            report.problems.append(
+                f"{DOSSIER}: shows verdict {shown}, but {MANIFEST} records {recorded}"
+            )
+    if dossier.banner is None:
+        report.problems.append(f'{DOSSIER}: shows no verdict banner (id="verdict")')
+    else:
+        style, heading = dossier.banner
+        words = heading.split()
+        shown = (words[0] if words else "") + (" (overridden)" if "OVERRIDDEN" in words else "")
+        styles = set(style.split()) & set().union(*_BANNER_STYLES.values())
+        if shown != recorded:
+            report.problems.append(
+                f"{DOSSIER}: its verdict banner shows {heading or 'no verdict'}, but {MANIFEST} "
+                f"records {recorded}"
+            )
+        elif not styles or not styles <= _BANNER_STYLES.get(recorded, set()):
+            report.problems.append(
+                f'{DOSSIER}: its verdict banner is styled "{style}", not as a {recorded} '
+                f"banner ({MANIFEST} records {recorded})"
+            )
+    for header, cell in dossier.rows:
+        if header != "Verdict":
+            continue
+        row = _SIGNOFF_VERDICT.fullmatch(cell)
+        if row is None or row.group(1) + (" (overridden)" if row.group(2) else "") != recorded:
+            report.problems.append(
+                f"{DOSSIER}: its sign-off shows verdict {cell or 'none'}, but {MANIFEST} "
+                f"records {recorded}"
+            )
+
+
+#: the label of an at-a-glance box showing the epsilon or the delta
+_GLANCE_LABEL = re.compile(r"(epsilon) \(privacy loss\)|(delta)\b")
+#: the target the ledger table shows after the total epsilon
+_TARGET = re.compile(r" \(target [^()]*\)$")
+_SIGNOFF_PRIVACY = re.compile(r"epsilon (.+), delta (\S+) per individual")
+_SIGNOFF_NO_PRIVACY = "none (epsilon = ∞)"
+
+
+def _check_dossier_guarantee(
+    report: VerifyReport, dossier: _DossierReader, results: Mapping[str, Any]
+) -> None:
+    """The epsilon and delta the dossier shows its signers must state ``results.json``'s
+    ledger (:func:`_same_claim`: never below it): every at-a-glance box, the privacy ledger
+    table's total epsilon and the sign-off's privacy row (when the dossier has them). A
+    dossier must have the glance section and show both there: without it (its ``id``
+    renamed) nothing would be checked."""
     ledger = results.get("ledger")
-    if 'id="glance"' not in text or not isinstance(ledger, Mapping):
-        return  # a dossier of another layout, or no ledger (reported by the re-accounting)
+    if not isinstance(ledger, Mapping):
+        return  # reported by the re-accounting
+    if not dossier.glance:
+        report.problems.append(
+            f'{DOSSIER}: has no at-a-glance section (id="glance"), where a dossier shows its '
+            "epsilon and delta"
+        )
     shown: dict[str, list[str]] = {"epsilon": [], "delta": []}
-    for value, label in _GLANCE_GUARANTEE.findall(text):
-        shown[label.split()[0]].append(html.unescape(value).strip())
+    for figure, label in dossier.boxes:
+        kind = _GLANCE_LABEL.match(label)
+        if kind is not None:
+            shown[kind.group(1) or kind.group(2)].append(figure)
     eps_text, no_formal = epsilon_text(results)
+    delta_text = fmt_claim(ledger.get("delta"))
     expected = {"epsilon": (eps_text, ledger.get("epsilon"))}
     if not no_formal:  # older dossiers showed a no-DP run's delta; it claims nothing
-        expected["delta"] = (fmt_claim(ledger.get("delta")), ledger.get("delta"))
+        expected["delta"] = (delta_text, ledger.get("delta"))
     for what, (text_form, value) in expected.items():
         if not shown[what]:
             report.problems.append(f"{DOSSIER}: shows no {what} at a glance")
@@ -1416,13 +1565,45 @@ def _check_dossier_guarantee(report: VerifyReport, root: Path, results: Mapping[
                 report.problems.append(
                     f"{DOSSIER}: shows {what} {seen}, but {RESULTS}'s ledger gives {text_form}"
                 )
+    for header, cell in dossier.rows:
+        if header == "Total epsilon":
+            seen = _TARGET.sub("", cell)
+            if not _same_claim(seen, eps_text, ledger.get("epsilon")):
+                report.problems.append(
+                    f"{DOSSIER}: its privacy ledger table shows total epsilon {seen}, but "
+                    f"{RESULTS}'s ledger gives {eps_text}"
+                )
+        elif header == "Privacy":
+            row = _SIGNOFF_PRIVACY.fullmatch(cell)
+            if no_formal:
+                same = cell == _SIGNOFF_NO_PRIVACY
+            else:
+                same = (
+                    row is not None
+                    and _same_claim(row.group(1), eps_text, ledger.get("epsilon"))
+                    and _same_claim(row.group(2), delta_text, ledger.get("delta"))
+                )
+            if not same:
+                gives = (
+                    _SIGNOFF_NO_PRIVACY
+                    if no_formal
+                    else f"epsilon {eps_text}, delta {delta_text} per individual"
+                )
+                report.problems.append(
+                    f'{DOSSIER}: its sign-off shows privacy "{cell}", but {RESULTS}\'s ledger '
+                    f'gives "{gives}"'
+                )
 
 
 def _same_claim(seen: str, text_form: str, value: Any) -> bool:
-    """A figure as shown equals the ledger's: the same text, or the ledger's number within
-    one unit of the last digit shown (a dossier rounds up to 4 significant digits; older
-    ones rounded a delta to fewer)."""
-    if seen == text_form:
+    """A figure as shown states the ledger's claim ``value``: the text a dossier shows for
+    it (``text_form``, :func:`fmt_claim`: rounded *up* to 4 significant digits), the text
+    older dossiers showed (:func:`fmt`, rounded to the nearest: epsilon until claims were
+    rounded up, delta, to 3 significant digits below 0.001, a day longer), or a number
+    rounded up to fewer digits: never below the ledger's, and less than one unit of its
+    last digit shown above it. Any other figure below the ledger's understates the claim
+    (an epsilon of 7.997 shown as 7, a delta of 0.0029 as 0): no dossier showed it."""
+    if seen == text_form or (_is_number(value) and seen == fmt(value)):
         return True
     try:
         shown = decimal.Decimal(seen.replace(",", ""))
@@ -1430,8 +1611,51 @@ def _same_claim(seen: str, text_form: str, value: Any) -> bool:
         return False
     if not shown.is_finite() or not _is_number(value):
         return False
-    unit = 10.0 ** int(shown.as_tuple().exponent)
-    return abs(float(shown) - float(value)) <= unit * (1 + 1e-9)
+    exact = decimal.Decimal(float(value))
+    unit = decimal.Decimal(1).scaleb(int(shown.as_tuple().exponent))
+    # the tolerance below is fmt_claim's own: a value a hair above a digit is not moved up
+    return exact - unit * decimal.Decimal("1e-9") <= shown < exact + unit
+
+
+def _check_dossier_release_id(
+    report: VerifyReport,
+    dossier: _DossierReader,
+    manifest: Mapping[str, Any],
+    results: Mapping[str, Any],
+) -> None:
+    """The release id the dossier's sign-off names (each signer approves "the release
+    identified here, and no other") must be the manifest's: another release's dossier
+    swapped into a bundle shows its own. A dossier shows an id only for results that fix
+    one (:func:`results_release_id`), and none ("—") for others (another tool's, or older):
+    an id shown beside results that fix none is their synthetic cohort removed. A dossier
+    from before the sign-off named the release has no sign-off rows at all; one with its
+    verdict or privacy row but no release id has lost it."""
+    recorded = str(manifest.get("release_id"))
+    shown = [cell for header, cell in dossier.rows if header == "Release id"]
+    if not shown:
+        if any(header in ("Verdict", "Privacy") for header, _ in dossier.rows):
+            report.problems.append(
+                f"{DOSSIER}: its sign-off names no release id ({MANIFEST} records {recorded[:12]})"
+            )
+        return
+    try:
+        fixed = results_release_id(results)
+    except InputError:
+        return  # reported with the manifest's release id
+    for cell in shown:
+        if cell == "—" and fixed is None:
+            continue
+        if fixed is None:
+            report.problems.append(
+                f"{DOSSIER}: shows release id {cell[:12]}, but {RESULTS} fixes none (a dossier "
+                f"shows one for results naming their synthetic cohort: "
+                f"{'.'.join(SYNTHETIC_FINGERPRINT)} removed?)"
+            )
+        if cell != recorded:
+            report.problems.append(
+                f"{DOSSIER}: shows release id {cell[:12] or 'none'}, but {MANIFEST} records "
+                f"{recorded[:12]} (the dossier of another release?)"
+            )
 
 
 def _check_ledger_config(report: VerifyReport, results: Mapping[str, Any]) -> None:
@@ -1596,28 +1820,26 @@ def _reevaluate(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -
             )
     if manifest.get("ledger") != results.get("ledger"):
         report.problems.append(f"{MANIFEST}: its privacy ledger differs from {RESULTS}'s")
-    _check_release_id(report, manifest, results)
     listed = manifest.get("files")
-    if isinstance(listed, Mapping):
-        data = {
-            str(name): root / str(name)
-            for name, entry in listed.items()
-            if isinstance(entry, Mapping) and entry.get("role") == "data"
-        }
-        if not report.changed & set(data):  # a changed file is a problem already
-            report.problems += synthetic_mismatches(results, data)
-        synthesis = results.get("synthesis")
-        if isinstance(synthesis, Mapping) and synthesis.get(SYNTHETIC_FINGERPRINT[1]):
-            # results naming their synthetic cohort come from an export that packs it alone
-            report.problems += [
-                f"{name}: a data file outside {SYNTHETIC_DIR}/, not part of the synthetic "
-                "cohort (publish would copy it out)"
-                for name in outside_synthetic(data)
-            ]
+    data = {
+        str(name): root / str(name)
+        for name, entry in (listed.items() if isinstance(listed, Mapping) else ())
+        if isinstance(entry, Mapping) and entry.get("role") == "data"
+    }
+    if not report.changed & set(data):  # a changed file is a problem already: not read
+        _check_release_id(report, manifest, results, data)
+        report.problems += synthetic_mismatches(results, data)
+    synthesis = results.get("synthesis")
+    if isinstance(synthesis, Mapping) and synthesis.get(SYNTHETIC_FINGERPRINT[1]):
+        # results naming their synthetic cohort come from an export that packs it alone
+        report.problems += [
+            f"{name}: a data file outside {SYNTHETIC_DIR}/, not part of the synthetic "
+            "cohort (publish would copy it out)"
+            for name in outside_synthetic(data)
+        ]
     _reaccount(report, results.get("ledger"))
     _check_ledger_config(report, results)
-    _check_dossier_verdict(report, root, manifest)
-    _check_dossier_guarantee(report, root, results)
+    _check_dossier(report, root, manifest, results)
     if again.verdict is Verdict.BLOCK:
         override = manifest.get("override")
         if not manifest.get("released_under_override") or not isinstance(override, Mapping):
@@ -1628,19 +1850,95 @@ def _reevaluate(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -
             )
 
 
+#: the last dpgenome version whose results may lack ``synthesis.synthetic_fingerprint``: the
+#: field came with release ids fixed by the results (stop 44) while the version stayed 0.1.0,
+#: so results of 0.1.0 may lack it (an older release, or another tool's results) and those
+#: of any later version must record it
+_UNFINGERPRINTED_VERSION = (0, 1, 0)
+
+
+def _results_version(results: Mapping[str, Any]) -> tuple[int, ...] | None:
+    """The dpgenome version the results record having been written by (its leading
+    numbers), or None when they record none."""
+    provenance = results.get("provenance")
+    version = provenance.get("dpgenome_version") if isinstance(provenance, Mapping) else None
+    found = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", version) if isinstance(version, str) else None
+    return None if found is None else tuple(int(part or 0) for part in found.groups())
+
+
 def _check_release_id(
-    report: VerifyReport, manifest: Mapping[str, Any], results: Mapping[str, Any]
+    report: VerifyReport,
+    manifest: Mapping[str, Any],
+    results: Mapping[str, Any],
+    data: Mapping[str, Path],
 ) -> None:
     """Results that name their synthetic cohort fix the release id
-    (:func:`results_release_id`): the manifest's must be that one."""
+    (:func:`results_release_id`): the manifest's must be that one. Results without it turn
+    off this check and the synthetic files' (:func:`synthetic_mismatches`), so its absence
+    must be explained: results of a version that records it must have it, and the release
+    id of older results must be one an older version made from the bundle's ``data`` files
+    (:func:`_older_release_id`)."""
     recorded = manifest.get("release_id")
     try:
         derived = results_release_id(results)
     except InputError as err:
         report.problems.append(f"{RESULTS}: {err.message}")
         return
-    if derived is not None and recorded != derived:
+    if derived is not None:
+        if recorded != derived:
+            report.problems.append(
+                f"{MANIFEST}: release id {str(recorded)[:12]} is not the one {RESULTS}'s "
+                f"synthetic cohort gives ({derived[:12]})"
+            )
+        return
+    synthesis = results.get(SYNTHETIC_FINGERPRINT[0])
+    if isinstance(synthesis, Mapping) and synthesis.get(SYNTHETIC_FINGERPRINT[1]) is not None:
+        return  # named, but no cohort fingerprint to derive the id from (re-evaluation's)
+    field_name = ".".join(SYNTHETIC_FINGERPRINT)
+    version = _results_version(results)
+    if version is not None and version > _UNFINGERPRINTED_VERSION:
         report.problems.append(
-            f"{MANIFEST}: release id {str(recorded)[:12]} is not the one {RESULTS}'s synthetic "
-            f"cohort gives ({derived[:12]})"
+            f"{RESULTS}: names no synthetic cohort ({field_name}), though dpgenome "
+            f"{'.'.join(map(str, version))}, which wrote it, names one for every release: "
+            "its synthetic files and release id cannot be checked against it (removed?)"
         )
+        return
+    problem = _older_release_id(str(recorded), results, data)
+    if problem is not None:
+        report.problems.append(
+            f"{RESULTS}: names no synthetic cohort ({field_name}), and {MANIFEST}'s release "
+            f"id {str(recorded)[:12]} {problem}"
+        )
+
+
+def _older_release_id(
+    recorded: str, results: Mapping[str, Any], data: Mapping[str, Path]
+) -> str | None:
+    """What is wrong with the ``recorded`` release id of results that name no synthetic
+    cohort; None when it is one an older version made: the hash of the bundle's ``data``
+    files (:func:`default_release_id`, still what an export of such results makes), or the
+    id of the synthetic cohort they hold (:func:`synthetic_release_id` of its content,
+    what ``dpgenome release`` made before its results recorded the cohort). Either way the
+    id names the files: those of another release do not give it."""
+    cohort = results.get("cohort")
+    fingerprint = str(cohort.get("fingerprint") or "") if isinstance(cohort, Mapping) else ""
+    try:
+        if recorded == default_release_id(data, fingerprint):
+            return None
+    except InputError:
+        return None  # a data file that cannot be read: reported with the files
+    contents = _synthetic_contents(data)
+    lossless = [fp for _, fmt_name, fp in contents if fmt_name not in (None, "plink")]
+    if fingerprint and any(recorded == synthetic_release_id(fingerprint, fp) for fp in lossless):
+        return None
+    plink_only = contents and not lossless and all(f == "plink" for _, f, _ in contents)
+    return (
+        "is neither the hash of the bundle's data files nor the id of the synthetic cohort "
+        "they hold (the files of another release?)"
+        + (
+            "; they hold PLINK hard calls only, from which a synthetic cohort's id cannot be "
+            "recomputed"
+            if plink_only
+            else ""
+        )
+    )
