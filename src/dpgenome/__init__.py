@@ -1,3 +1,3 @@
 """dpgenome: differentially private synthetic genomic cohorts, audited and policy-gated."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
