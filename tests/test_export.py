@@ -27,6 +27,7 @@ from dpgenome.accountant import Ledger, reaccount
 from dpgenome.cli import main
 from dpgenome.errors import BudgetError, ConfigError, InputError, ReleaseBlocked
 from dpgenome.export import (
+    DOSSIER,
     MANIFEST,
     SIGNATURE,
     export_bundle,
@@ -2341,3 +2342,88 @@ def test_verify_bundle__results_without_their_synthetic_cohort(tmp_path: Path) -
     assert any(
         p.startswith("results.json: names no synthetic cohort") for p in verify_bundle(old).problems
     )
+
+
+# ---------------------------------------------------------------------------- stop 49 diff review
+
+
+def _relist(bundle: Path, name: str, size: int = 1, role: str = "data") -> None:
+    """List ``name`` in an unsigned bundle's manifest (a rewrite its hashes cannot see)."""
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    manifest["files"][name] = {"sha256": "0" * 64, "bytes": size, "role": role}
+    (bundle / MANIFEST).write_text(json.dumps(manifest))
+
+
+def test_verify_bundle__unsafe_or_changed_files_are_never_read(tmp_path: Path) -> None:
+    """A listed name outside the bundle (``../``, ``/dev/zero``) is a problem and is never
+    read (an older results document's release id was re-derived by hashing it: /dev/zero
+    hung verify); a dossier replaced by a link to /dev/zero is named, not read (it was a
+    MemoryError)."""
+    bundle = export(tmp_path).path
+    (tmp_path / "outside.txt").write_text("x")
+    _relist(bundle, "../outside.txt")
+    _relist(bundle, "/dev/zero")
+    problems = verify_bundle(bundle).problems
+    assert problems == [
+        "../outside.txt: listed, but not a plain relative path in the bundle",
+        "/dev/zero: listed, but not a plain relative path in the bundle",
+    ]
+    again = export(tmp_path, dest=tmp_path / "b2").path
+    (again / DOSSIER).unlink()
+    (again / DOSSIER).symlink_to("/dev/zero")
+    assert verify_bundle(again).problems == [
+        "dossier.html: a symbolic link (a bundle holds regular files only)"
+    ]
+
+
+def test_verify_bundle__the_no_formal_privacy_marker_must_stay(tmp_path: Path) -> None:
+    """A dossier of a release without formal privacy says so in its title and sign-off; an
+    edit removing it (hashes rewritten) is a problem."""
+    inf = export(tmp_path, "inf", policy="internal", dest=tmp_path / "i", files=data_files("i"))
+    shown = (inf.path / DOSSIER).read_text()
+    _rewrite(inf.path, DOSSIER, shown.replace(" — NO FORMAL PRIVACY", ""))
+    problems = verify_bundle(inf.path).problems
+    assert (
+        "dossier.html: its title lacks NO FORMAL PRIVACY, though results.json's ledger states "
+        "no formal privacy" in problems
+    ), problems
+    assert any(p.startswith("dossier.html: its sign-off verdict lacks") for p in problems)
+
+
+def test_export_bundle__results_of_a_later_version_must_name_their_synthetic_cohort(
+    tmp_path: Path,
+) -> None:
+    """Export refuses what verify would refuse at once (nothing written, nothing recorded)."""
+    doc = results("approve")
+    doc.setdefault("provenance", {})["dpgenome_version"] = "0.2.0"
+    ledger = LifetimeLedger(tmp_path / "life.sqlite")
+    with pytest.raises(InputError, match=r"names no synthetic cohort .* dpgenome 0\.2\.0"):
+        export(tmp_path, document=doc, lifetime=ledger)
+    assert not (tmp_path / "bundle").exists() and not ledger.path.exists()
+
+
+def test_export_bundle__a_folder_with_a_manifest_of_its_own_is_not_a_bundle(
+    tmp_path: Path,
+) -> None:
+    """Only a dpgenome manifest (by its format) makes a folder a bundle: a project's own
+    manifest.json beside the destination does not refuse it."""
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / MANIFEST).write_text('{"name": "my-web-app"}')
+    assert verify_bundle(export(tmp_path, dest=tmp_path / "project" / "bundle").path).ok
+
+
+def test_verify_bundle__an_added_data_name_is_printed_escaped(tmp_path: Path) -> None:
+    files, fingerprint = cohort_files(tmp_path, 7, "parker")
+    document = results("approve")
+    document.setdefault("synthesis", {}).update(synthetic_fingerprint=fingerprint)
+    bundle = export(tmp_path, dest=tmp_path / "named", document=document, files=files).path
+    name = "ids\nOK: the bundle is intact."
+    (bundle / name).write_text("x")
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    manifest["files"][name] = {"sha256": sha256_file(bundle / name), "bytes": 1, "role": "data"}
+    (bundle / MANIFEST).write_text(json.dumps(manifest))
+    problems = verify_bundle(bundle).problems
+    assert problems == [
+        "'ids\\nOK: the bundle is intact.': a data file outside synthetic/, not part of the "
+        "synthetic cohort (publish would copy it out)"
+    ]

@@ -283,7 +283,7 @@ def _check_destination(dest: Path) -> None:
     """Refuse a destination that exists (other than an empty directory), or lies inside a
     bundle or public copy, which would then no longer verify (an added file)."""
     for folder in Path(os.path.abspath(dest)).parents:
-        held = [n for n in (MANIFEST, "public-manifest.json") if (folder / n).is_file()]
+        held = [n for n in (MANIFEST, "public-manifest.json") if _is_bundle_manifest(folder / n)]
         if held:
             raise InputError(
                 f"the destination is inside {folder}, which holds {held[0]}: writing there "
@@ -300,6 +300,21 @@ def _check_destination(dest: Path) -> None:
                 "existing files (choose a new --out)",
                 file=dest,
             )
+
+
+def _is_bundle_manifest(path: Path) -> bool:
+    """Whether ``path`` is a bundle's or a public copy's manifest (by its ``format``): a
+    project's own ``manifest.json`` does not make its folder a bundle."""
+    try:
+        if not path.is_file() or path.stat().st_size > 1 << 26:
+            return False
+        doc = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(doc, dict) and doc.get("format") in (
+        BUNDLE_FORMAT,
+        "dpgenome-public-release",
+    )
 
 
 def staging_directory(dest: Path, what: str, mode: int = 0o777) -> Path:
@@ -834,7 +849,8 @@ def export_bundle(
     stray = outside_synthetic(names)
     if stray:
         raise InputError(
-            f"{len(stray)} data file(s) outside {SYNTHETIC_DIR}/ ({', '.join(stray[:5])}"
+            f"{len(stray)} data file(s) outside {SYNTHETIC_DIR}/ "
+            f"({', '.join(map(_shown_name, stray[:5]))}"
             f"{', ...' if len(stray) > 5 else ''}): a bundle's data files are the synthetic "
             "cohort alone, published as they are; nothing was exported"
         )
@@ -909,6 +925,14 @@ def export_bundle(
         ) from None
     epsilon, delta = _epsilon_delta(results)
     _refuse_understated(results.get("ledger"), epsilon)
+    unnamed = _unnamed_synthetic_version(results)
+    if unnamed is not None:
+        raise InputError(
+            f"names no synthetic cohort ({'.'.join(SYNTHETIC_FINGERPRINT)}), though dpgenome "
+            f"{unnamed}, which wrote it, names one for every release: verify would refuse the "
+            "bundle; nothing was exported and nothing was recorded",
+            file=RESULTS,
+        )
     wrong = synthetic_mismatches(results, names)
     if wrong:
         raise InputError(
@@ -1196,6 +1220,7 @@ def check_listing(
         entry, shown = listing[name], _shown_name(name)
         if not _is_plain_relative(name):
             report.problems.append(f"{shown}: listed, but not a plain relative path in the bundle")
+            report.changed.add(name)  # never read: it could name a file outside the bundle
             continue
         file = root / name
         folders = [p for p in file.parents if p != root and root in p.parents]
@@ -1353,6 +1378,8 @@ def _note_shipped_namesake(report: VerifyReport, root: Path, manifest: Mapping[s
     the manifest's (any other is a problem already); ``dpgenome publish`` refuses such a
     bundle unless its signature, checked against the signer's key, pins that copy."""
     block = manifest.get("policy")
+    if POLICY_COPY in report.changed:
+        return
     try:
         policy = parse_policy(
             (root / POLICY_COPY).read_text(encoding="utf-8"), file=str(root / POLICY_COPY)
@@ -1448,6 +1475,8 @@ def _check_dossier(
     """The dossier, read as its signers see it (:class:`_DossierReader`), must show the
     manifest's verdict and release id and the ledger's privacy claim: hashes rewritten over
     an edited or swapped dossier pass the manifest."""
+    if DOSSIER in report.changed:
+        return  # missing, a link or not the listed size: a problem already, and not read
     try:
         text = (root / DOSSIER).read_bytes().decode("utf-8", errors="replace")
     except OSError:
@@ -1459,15 +1488,15 @@ def _check_dossier(
     except (AssertionError, ValueError) as err:  # html.parser on a malformed declaration
         report.problems.append(f"{DOSSIER}: cannot be read as HTML ({err})")
         return
-    _check_dossier_verdict(report, dossier, manifest)
+    _check_dossier_verdict(report, dossier, manifest, _no_formal_privacy(results))
     _check_dossier_guarantee(report, dossier, results)
     _check_dossier_release_id(report, dossier, manifest, results)
 
 
 _DOSSIER_TITLE = re.compile(
-    r"Release dossier — (\w+)( \(overridden\))?(?: — NO FORMAL PRIVACY)? — policy "
+    r"Release dossier — (\w+)( \(overridden\))?( — NO FORMAL PRIVACY)? — policy "
 )
-_SIGNOFF_VERDICT = re.compile(r"(\w+)( \(overridden\))?(?: — NO FORMAL PRIVACY)?")
+_SIGNOFF_VERDICT = re.compile(r"(\w+)( \(overridden\))?( — NO FORMAL PRIVACY)?")
 #: the verdict banner's classes (its colour) for each verdict: an APPROVE without formal
 #: privacy and an overridden BLOCK are amber
 _BANNER_STYLES = {
@@ -1477,12 +1506,25 @@ _BANNER_STYLES = {
 }
 
 
+def _no_formal_privacy(results: Mapping[str, Any]) -> bool:
+    """Whether the results' ledger states no formal privacy (no epsilon)."""
+    ledger = results.get("ledger")
+    return isinstance(ledger, Mapping) and (
+        ledger.get("no_formal_privacy") is True or ledger.get("epsilon") is None
+    )
+
+
 def _check_dossier_verdict(
-    report: VerifyReport, dossier: _DossierReader, manifest: Mapping[str, Any]
+    report: VerifyReport,
+    dossier: _DossierReader,
+    manifest: Mapping[str, Any],
+    no_privacy: bool = False,
 ) -> None:
     """The verdict the dossier shows its signers must be the manifest's: in its title, in its
     verdict banner (heading and colour) and in its sign-off's verdict row (when it has one:
-    older dossiers have none)."""
+    older dossiers have none); and the title and that row say NO FORMAL PRIVACY exactly when
+    the ledger has none (``no_privacy``)."""
+    marker = "NO FORMAL PRIVACY"
     recorded = str(manifest.get("verdict")) + (
         " (overridden)" if manifest.get("released_under_override") else ""
     )
@@ -1494,6 +1536,15 @@ def _check_dossier_verdict(
         if shown != recorded:
             report.problems.append(
                 f"{DOSSIER}: shows verdict {shown}, but {MANIFEST} records {recorded}"
+            )
+        if bool(found.group(3)) != no_privacy:
+            report.problems.append(
+                f"{DOSSIER}: its title "
+                + (
+                    f"lacks {marker}, though {RESULTS}'s ledger states no formal privacy"
+                    if no_privacy
+                    else f"says {marker}, but {RESULTS}'s ledger states an epsilon"
+                )
             )
     if dossier.banner is None:
         report.problems.append(f'{DOSSIER}: shows no verdict banner (id="verdict")')
@@ -1520,6 +1571,15 @@ def _check_dossier_verdict(
             report.problems.append(
                 f"{DOSSIER}: its sign-off shows verdict {cell or 'none'}, but {MANIFEST} "
                 f"records {recorded}"
+            )
+        elif bool(row.group(3)) != no_privacy:
+            report.problems.append(
+                f"{DOSSIER}: its sign-off verdict "
+                + (
+                    f"lacks {marker}, though {RESULTS}'s ledger states no formal privacy"
+                    if no_privacy
+                    else f"says {marker}, but {RESULTS}'s ledger states an epsilon"
+                )
             )
 
 
@@ -1729,6 +1789,8 @@ def _reevaluate(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -
     compare with the recorded verdict and findings. Every file of the wrong shape (a
     results document that is not an object, a recorded evaluation, context or findings of
     the wrong type) is a problem naming the file, as a changed byte is."""
+    if report.changed & {POLICY_COPY, RESULTS}:
+        return  # missing, a link or not the listed size: a problem already, and not read
     try:
         policy_text = (root / POLICY_COPY).read_text(encoding="utf-8")
         policy = parse_policy(policy_text, file=str(root / POLICY_COPY))
@@ -1826,15 +1888,15 @@ def _reevaluate(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -
         for name, entry in (listed.items() if isinstance(listed, Mapping) else ())
         if isinstance(entry, Mapping) and entry.get("role") == "data"
     }
-    if not report.changed & set(data):  # a changed file is a problem already: not read
+    if not report.changed & set(data):  # a changed or unsafe file is a problem already
         _check_release_id(report, manifest, results, data)
         report.problems += synthetic_mismatches(results, data)
     synthesis = results.get("synthesis")
     if isinstance(synthesis, Mapping) and synthesis.get(SYNTHETIC_FINGERPRINT[1]):
         # results naming their synthetic cohort come from an export that packs it alone
         report.problems += [
-            f"{name}: a data file outside {SYNTHETIC_DIR}/, not part of the synthetic "
-            "cohort (publish would copy it out)"
+            f"{_shown_name(name)}: a data file outside {SYNTHETIC_DIR}/, not part of the "
+            "synthetic cohort (publish would copy it out)"
             for name in outside_synthetic(data)
         ]
     _reaccount(report, results.get("ledger"))
@@ -1866,6 +1928,18 @@ def _results_version(results: Mapping[str, Any]) -> tuple[int, ...] | None:
     return None if found is None else tuple(int(part or 0) for part in found.groups())
 
 
+def _unnamed_synthetic_version(results: Mapping[str, Any]) -> str | None:
+    """The dpgenome version that wrote ``results`` when it is one that names the synthetic
+    cohort of every release and these name none; None otherwise (named, or older)."""
+    synthesis = results.get(SYNTHETIC_FINGERPRINT[0])
+    if isinstance(synthesis, Mapping) and synthesis.get(SYNTHETIC_FINGERPRINT[1]) is not None:
+        return None
+    version = _results_version(results)
+    if version is None or version <= _UNFINGERPRINTED_VERSION:
+        return None
+    return ".".join(map(str, version))
+
+
 def _check_release_id(
     report: VerifyReport,
     manifest: Mapping[str, Any],
@@ -1895,20 +1969,28 @@ def _check_release_id(
     if isinstance(synthesis, Mapping) and synthesis.get(SYNTHETIC_FINGERPRINT[1]) is not None:
         return  # named, but no cohort fingerprint to derive the id from (re-evaluation's)
     field_name = ".".join(SYNTHETIC_FINGERPRINT)
-    version = _results_version(results)
-    if version is not None and version > _UNFINGERPRINTED_VERSION:
+    version = _unnamed_synthetic_version(results)
+    if version is not None:
         report.problems.append(
             f"{RESULTS}: names no synthetic cohort ({field_name}), though dpgenome "
-            f"{'.'.join(map(str, version))}, which wrote it, names one for every release: "
-            "its synthetic files and release id cannot be checked against it (removed?)"
+            f"{version}, which wrote it, names one for every release: its synthetic files "
+            "and release id cannot be checked against it (removed?)"
         )
         return
     problem = _older_release_id(str(recorded), results, data)
     if problem is not None:
-        report.problems.append(
+        text = (
             f"{RESULTS}: names no synthetic cohort ({field_name}), and {MANIFEST}'s release "
             f"id {str(recorded)[:12]} {problem}"
         )
+        # a release of the days when results named no cohort, exported as PLINK alone:
+        # its id cannot be recomputed, which says nothing against it
+        (report.notes if problem.endswith(_HARD_CALLS_ONLY) else report.problems).append(text)
+
+
+_HARD_CALLS_ONLY = (
+    "; they hold PLINK hard calls only, from which a synthetic cohort's id cannot be recomputed"
+)
 
 
 def _older_release_id(
@@ -1934,11 +2016,5 @@ def _older_release_id(
     plink_only = contents and not lossless and all(f == "plink" for _, f, _ in contents)
     return (
         "is neither the hash of the bundle's data files nor the id of the synthetic cohort "
-        "they hold (the files of another release?)"
-        + (
-            "; they hold PLINK hard calls only, from which a synthetic cohort's id cannot be "
-            "recomputed"
-            if plink_only
-            else ""
-        )
+        "they hold (the files of another release?)" + (_HARD_CALLS_ONLY if plink_only else "")
     )
