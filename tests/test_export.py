@@ -2427,3 +2427,12 @@ def test_verify_bundle__an_added_data_name_is_printed_escaped(tmp_path: Path) ->
         "'ids\\nOK: the bundle is intact.': a data file outside synthetic/, not part of the "
         "synthetic cohort (publish would copy it out)"
     ]
+
+
+def test_verify_bundle__a_policy_written_with_crlf_line_ends(tmp_path: Path) -> None:
+    """Export hashes the policy file's bytes and Policy its text: a policy saved on Windows
+    (CRLF) made a bundle that never verified."""
+    text = shipped_policy("internal").read_text().replace("name: internal\n", "name: site\n")
+    crlf = tmp_path / "site.yaml"
+    crlf.write_bytes(text.replace("\n", "\r\n").encode())
+    assert verify_bundle(export(tmp_path, policy=crlf).path).ok

@@ -127,6 +127,7 @@ def test_resolved__a_declaration_replaces_the_cfw_entry_of_its_column(tmp_path) 
         ("columns:\n  x: {type: continuous, range: [0, 1], n_bins: 100000000}\n", 2, "to 1000"),
         ("columns:\n  x: {type: continuous, integer: true}\n", 2, "'integer' needs a 'range'"),
         ("columns:\n  x: {type: continuous, range: [0, 9], integer: 1}\n", 2, "true or false"),
+        ("columns:\n  x: {type: continuous, range: [0.2, 0.8], integer: true}\n", 2, "no whole"),
         ("columns:\n  x: binary\n  y: binary\n  x: continuous\n", 4, "'x' appears twice"),
         ("columns:\n  2010: binary\n  '2010': binary\n", 3, "declared twice"),
         ("columns:\n  x: {type: categorical, levels: [a, yes]}\n", 2, "quote the level"),

@@ -477,3 +477,18 @@ def test_publish__an_older_bundle_with_data_outside_synthetic_publishes_nothing(
     with pytest.raises(InputError, match=r"outside synthetic/ \(e\.g\. holdout_ids\.txt\)"):
         publish(bundle, tmp_path / "public")
     assert not (tmp_path / "public").exists()
+
+
+def test_publish__a_release_let_out_under_an_override_is_not_published(tmp_path: Path) -> None:
+    """An override lets a blocked release out to the people its policy names; the README
+    promises open publication only to a release the policy approved (exit 3, nothing
+    written)."""
+    from dpgenome.policy import Override
+
+    bundle = export(
+        tmp_path, "block", override=Override("needed for the consortium", "Dr A", "2026-12-05")
+    ).path
+    assert json.loads((bundle / "manifest.json").read_text())["released_under_override"]
+    with pytest.raises(ReleaseBlocked, match="released under an override"):
+        publish(bundle, tmp_path / "public")
+    assert not (tmp_path / "public").exists()

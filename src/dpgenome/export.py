@@ -1387,7 +1387,11 @@ def _note_shipped_namesake(report: VerifyReport, root: Path, manifest: Mapping[s
         name = shipped_namesake(policy)
     except (OSError, UnicodeDecodeError, DpgenomeError):
         return  # a copy that cannot be read is a problem already; no policies/ folder: no note
-    if name is None or not isinstance(block, Mapping) or block.get("sha256") != policy.sha256:
+    if (
+        name is None
+        or not isinstance(block, Mapping)
+        or not policy_copy_recorded(root / POLICY_COPY, policy, block.get("sha256"))
+    ):
         return
     report.notes.append(
         f"{POLICY_COPY}: calls itself '{name}', a shipped policy, but differs from dpgenome's "
@@ -1784,6 +1788,13 @@ def _reaccount(report: VerifyReport, ledger: Any, where: str = RESULTS) -> None:
         report.problems.append(f"{where}: {problem}")
 
 
+def policy_copy_recorded(path: Path, policy: Policy, recorded: object) -> bool:
+    """Whether the policy copy at ``path`` (read as ``policy``) is the one the manifest
+    records: export hashes the file's bytes, :class:`Policy` its text (newlines made
+    ``\n``), so a policy written with CRLF line ends is matched by its bytes' hash."""
+    return recorded in (policy.sha256, sha256_file(path))
+
+
 def _reevaluate(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -> None:
     """Re-evaluate ``results.json`` under ``policy.yaml`` with the recorded context and
     compare with the recorded verdict and findings. Every file of the wrong shape (a
@@ -1804,7 +1815,7 @@ def _reevaluate(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -
         return
     policy_block = manifest.get("policy")
     recorded_sha = policy_block.get("sha256") if isinstance(policy_block, Mapping) else None
-    if policy.sha256 != recorded_sha:
+    if not policy_copy_recorded(root / POLICY_COPY, policy, recorded_sha):
         report.problems.append(f"{POLICY_COPY}: its hash differs from the manifest's policy hash")
     elif isinstance(policy_block, Mapping):  # what verify and publish show must be the policy's
         shown = {

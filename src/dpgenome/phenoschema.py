@@ -392,6 +392,8 @@ def _domain(kind: PhenoType, spec: dict[str, Any], err: _ColumnErrors) -> Column
         edges = np.linspace(lo_hi[0], lo_hi[1], n_bins + 1)
         # whole numbers (an age in years, a count): drawn within a bin, then rounded
         integer = bool(spec.get("integer", False))
+        if integer and math.floor(lo_hi[1]) < math.ceil(lo_hi[0]):
+            raise err(f"'integer: true' but the range {lo_hi} holds no whole number")
         return ColumnSchema("bins", edges=tuple(edges.tolist()), integer=integer, source="declared")
     return None
 

@@ -75,6 +75,7 @@ from dpgenome.export import (
     move_into_place,
     outside_synthetic,
     parse_manifest,
+    policy_copy_recorded,
     read_bundle_json,
     shipped_namesake,
     staging_directory,
@@ -161,7 +162,7 @@ def publish(
         (source / POLICY_COPY).read_text(encoding="utf-8"), file=str(source / POLICY_COPY)
     )
     recorded = manifest.get("policy") if isinstance(manifest.get("policy"), Mapping) else {}
-    if policy.sha256 != recorded.get("sha256"):  # verified above; read again here
+    if not policy_copy_recorded(source / POLICY_COPY, policy, recorded.get("sha256")):
         raise InputError(
             "changed while the bundle was being published; nothing was published",
             file=source / POLICY_COPY,
@@ -194,6 +195,14 @@ def publish(
             "so carries none: export the release again under the current strict policy, "
             "which charges nothing new); nothing was published",
             file=source / POLICY_COPY,
+        )
+    if manifest.get("verdict") != "APPROVE" or manifest.get("released_under_override"):
+        # an override lets a release out to the people the policy names, not to everyone
+        raise ReleaseBlocked(
+            f"the release's verdict is {manifest.get('verdict')}"
+            + (", released under an override" if manifest.get("released_under_override") else "")
+            + ": only a release its policy approved is published openly; nothing was published",
+            file=source / MANIFEST,
         )
     ledger = manifest.get("ledger")
     if not isinstance(ledger, Mapping) or ledger.get("no_formal_privacy") is True:

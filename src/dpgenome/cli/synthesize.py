@@ -312,7 +312,7 @@ def _charge(
     fingerprint = individuals_fingerprint(source.sample_ids)
     release_id = synthetic_release_id(fingerprint, synthetic.fingerprint())
     try:
-        book.record(
+        new = book.record(
             fingerprint,
             float(epsilon),
             delta,
@@ -330,4 +330,8 @@ def _charge(
             "was written: fix the ledger and run again",
             file=book.path,
         ) from None
-    return f"charged to the lifetime ledger {book.path} (release {release_id[:12]})"
+    return (
+        f"charged to the lifetime ledger {book.path} (release {release_id[:12]})"
+        if new
+        else f"already in the lifetime ledger {book.path} (release {release_id[:12]})"
+    )
