@@ -79,6 +79,10 @@ log = logging.getLogger(__name__)
 
 MANIFEST_SCHEMA_VERSION = 1
 BUNDLE_FORMAT = "dpgenome-release-bundle"
+#: a public copy's format and manifest name (:mod:`dpgenome.publish`), here so that a
+#: destination inside one is known without importing it
+PUBLIC_FORMAT = "dpgenome-public-release"
+PUBLIC_MANIFEST = "public-manifest.json"
 MANIFEST, SIGNATURE, RESULTS, DOSSIER, POLICY_COPY = (
     "manifest.json",
     "manifest.sig",
@@ -281,14 +285,15 @@ def _remove_stale_partials(dest: Path) -> None:
 
 def _check_destination(dest: Path) -> None:
     """Refuse a destination that exists (other than an empty directory), or lies inside a
-    bundle or public copy, which would then no longer verify (an added file)."""
-    for folder in Path(os.path.abspath(dest)).parents:
-        held = [n for n in (MANIFEST, "public-manifest.json") if _is_bundle_manifest(folder / n)]
+    bundle or public copy (links followed), which would then no longer verify (an added
+    file)."""
+    for folder in dest.resolve().parents:
+        held = [n for n in (MANIFEST, PUBLIC_MANIFEST) if _is_bundle_manifest(folder / n)]
         if held:
             raise InputError(
-                f"the destination is inside {folder}, which holds {held[0]}: writing there "
-                "would add files to a bundle, which would then fail verification (choose a "
-                "directory outside it)",
+                f"--out {dest} is inside the bundle {folder}, which holds {held[0]}: writing "
+                "there would add files its manifest does not list, so it would no longer "
+                "verify (choose a directory outside it); nothing was written",
                 file=dest,
             )
     if dest.exists() or dest.is_symlink():
@@ -311,10 +316,7 @@ def _is_bundle_manifest(path: Path) -> bool:
         doc = json.loads(path.read_bytes())
     except (OSError, ValueError, RecursionError):
         return False
-    return isinstance(doc, dict) and doc.get("format") in (
-        BUNDLE_FORMAT,
-        "dpgenome-public-release",
-    )
+    return isinstance(doc, dict) and doc.get("format") in (BUNDLE_FORMAT, PUBLIC_FORMAT)
 
 
 def staging_directory(dest: Path, what: str, mode: int = 0o777) -> Path:
@@ -1322,7 +1324,7 @@ def verify_bundle(
     try:
         manifest_bytes = (root / MANIFEST).read_bytes()
     except FileNotFoundError:
-        from dpgenome.publish import PUBLIC_MANIFEST, verify_public
+        from dpgenome.publish import verify_public
 
         if (root / PUBLIC_MANIFEST).is_file():  # a public release (dpgenome publish)
             verify_public(root, key, report)
@@ -1902,8 +1904,7 @@ def _reevaluate(report: VerifyReport, root: Path, manifest: Mapping[str, Any]) -
     if not report.changed & set(data):  # a changed or unsafe file is a problem already
         _check_release_id(report, manifest, results, data)
         report.problems += synthetic_mismatches(results, data)
-    synthesis = results.get("synthesis")
-    if isinstance(synthesis, Mapping) and synthesis.get(SYNTHETIC_FINGERPRINT[1]):
+    if _named_synthetic(results):
         # results naming their synthetic cohort come from an export that packs it alone
         report.problems += [
             f"{_shown_name(name)}: a data file outside {SYNTHETIC_DIR}/, not part of the "
@@ -1939,11 +1940,17 @@ def _results_version(results: Mapping[str, Any]) -> tuple[int, ...] | None:
     return None if found is None else tuple(int(part or 0) for part in found.groups())
 
 
+def _named_synthetic(results: Mapping[str, Any]) -> Any:
+    """The synthetic cohort's fingerprint the results record (``synthesis.
+    synthetic_fingerprint``, as written: checked where it is used), or None."""
+    synthesis = results.get(SYNTHETIC_FINGERPRINT[0])
+    return synthesis.get(SYNTHETIC_FINGERPRINT[1]) if isinstance(synthesis, Mapping) else None
+
+
 def _unnamed_synthetic_version(results: Mapping[str, Any]) -> str | None:
     """The dpgenome version that wrote ``results`` when it is one that names the synthetic
     cohort of every release and these name none; None otherwise (named, or older)."""
-    synthesis = results.get(SYNTHETIC_FINGERPRINT[0])
-    if isinstance(synthesis, Mapping) and synthesis.get(SYNTHETIC_FINGERPRINT[1]) is not None:
+    if _named_synthetic(results) is not None:
         return None
     version = _results_version(results)
     if version is None or version <= _UNFINGERPRINTED_VERSION:
@@ -1976,8 +1983,7 @@ def _check_release_id(
                 f"synthetic cohort gives ({derived[:12]})"
             )
         return
-    synthesis = results.get(SYNTHETIC_FINGERPRINT[0])
-    if isinstance(synthesis, Mapping) and synthesis.get(SYNTHETIC_FINGERPRINT[1]) is not None:
+    if _named_synthetic(results) is not None:
         return  # named, but no cohort fingerprint to derive the id from (re-evaluation's)
     field_name = ".".join(SYNTHETIC_FINGERPRINT)
     version = _unnamed_synthetic_version(results)

@@ -424,6 +424,7 @@ def dp_bins(
         if len(kept):
             found.append((float(blocks[kept].sum()), width, blocks, kept))
     lo, hi = RANGE_UNKNOWN
+    source = "dp" if found else NO_RANGE  # nothing above the noise: nothing to draw
     if found:
         most = max(f[0] for f in found)
         _, width, blocks, kept = next(f for f in found if f[0] >= RANGE_KEEP * most)  # finest
@@ -442,7 +443,7 @@ def dp_bins(
     cum = np.cumsum(mass)
     if cum[-1] <= 0:
         return ColumnSchema(
-            "bins", edges=tuple(np.linspace(lo, hi, n_bins + 1).tolist()), source="dp"
+            "bins", edges=tuple(np.linspace(lo, hi, n_bins + 1).tolist()), source=source
         )
     cum2 = np.concatenate([[0.0], cum / cum[-1]])
     edges = np.interp(np.linspace(0, 1, n_bins + 1), cum2, fine)
@@ -451,7 +452,7 @@ def dp_bins(
     return ColumnSchema(
         "bins",
         edges=tuple(edges.tolist()),
-        source="dp",
+        source=source,
         quantiles=tuple(fine.tolist()),
         probabilities=tuple(cum2.tolist()),
     )
@@ -1143,10 +1144,9 @@ def _resolve_encoding(
             schema[c] = dp_bins(
                 x, n_bins=config.n_bins, noise_multiplier=bins_noise_multiplier, noise=noise
             )
-            if (schema[c].edges[0], schema[c].edges[-1]) == RANGE_UNKNOWN:  # a DP output
+            if schema[c].source == NO_RANGE:  # a DP output
                 # values drawn over a made-up [-1, 1] (negative ages, a collapsed tail)
                 # would pass for data: the column is left missing (post-processing)
-                schema[c] = replace(schema[c], source=NO_RANGE)
                 log.warning(
                     "continuous column %r: its DP bins found no range above their noise (sd "
                     "%.3g; too few members for it), so its synthetic values are left "

@@ -61,6 +61,8 @@ from dpgenome.export import (
     DOSSIER,
     MANIFEST,
     POLICY_COPY,
+    PUBLIC_FORMAT,
+    PUBLIC_MANIFEST,
     RESULTS,
     SIGNATURE,
     SYNTHETIC_DIR,
@@ -69,6 +71,7 @@ from dpgenome.export import (
     _check_signature,
     _json_bytes,
     _reaccount,
+    _shown_name,
     _write,
     check_listing,
     load_signing_key,
@@ -84,13 +87,8 @@ from dpgenome.export import (
 )
 from dpgenome.policy import parse_policy
 
-PUBLIC_FORMAT = "dpgenome-public-release"
 PUBLIC_SCHEMA_VERSION = 1
-PUBLIC_MANIFEST, PUBLIC_SIGNATURE, LEDGER = (
-    "public-manifest.json",
-    "public-manifest.sig",
-    "ledger.json",
-)
+PUBLIC_SIGNATURE, LEDGER = "public-manifest.sig", "ledger.json"
 #: the bundle's files that hold real-data aggregates or governance records: never published
 #: (only files the bundle's manifest gives the role "data" are)
 RESTRICTED = (MANIFEST, SIGNATURE, RESULTS, DOSSIER, POLICY_COPY)
@@ -146,6 +144,7 @@ def publish(
     source = Path(bundle).expanduser()
     target = Path(dest).expanduser()
     _check_outside(source, target)
+    _check_destination(target)
     report = verify_bundle(source, public_key=public_key)
     if not report.ok:
         raise InputError(
@@ -227,7 +226,8 @@ def publish(
     if stray:  # an older export packaged any layout: only the synthetic cohort goes out
         raise InputError(
             f"the bundle holds {len(stray)} data file(s) outside {SYNTHETIC_DIR}/ (e.g. "
-            f"{stray[0]}), which are not the synthetic cohort; nothing was published. Export "
+            f"{_shown_name(stray[0])}), which are not the synthetic cohort; nothing was published. "
+            "Export "
             f"the release again from a directory holding only {SYNTHETIC_DIR}/ (the same "
             "release: nothing new is charged)",
             file=source / MANIFEST,
@@ -241,7 +241,6 @@ def publish(
         else "embedded key only"
     )
 
-    _check_destination(target)
     tmp = staging_directory(target, "public release")
     try:
         listing: dict[str, dict[str, Any]] = {}
@@ -302,15 +301,13 @@ def publish(
 
 
 def _check_outside(source: Path, target: Path) -> None:
-    """Refuse a destination that resolves (links followed) to the bundle or inside it: the
-    copy would add files its manifest does not list, and the bundle would no longer verify."""
-    inside = source.resolve()
-    where = target.resolve()
-    if where == inside or inside in where.parents:
+    """Refuse the bundle itself as the destination: it would take files its manifest does
+    not list and no longer verify (one inside it is refused by ``_check_destination``)."""
+    if target.resolve() == source.resolve():
         raise InputError(
-            f"--out {target} is inside the bundle {source} (resolved: {where}): the public copy "
-            "would add files the bundle's manifest does not list, so the bundle would no longer "
-            "verify; give a directory outside it. Nothing was written",
+            f"--out {target} is inside the bundle {source} (it is the bundle itself): the "
+            "public copy would add files the bundle's manifest does not list, so the bundle "
+            "would no longer verify; give a directory outside it. Nothing was written",
             file=target,
         )
 

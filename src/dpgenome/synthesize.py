@@ -1235,7 +1235,7 @@ def synthesize(
         )
     # types from the public schema, not the members' values (idempotent after the CLI's)
     members = with_schema_types(members, config.phenotypes)
-    empty = [str(c) for c in members.phenotypes.columns if members.phenotypes[c].isna().all()]
+    empty = [str(c) for c in members.phenotypes.columns[members.phenotypes.isna().all()]]
     if empty:
         # nothing to learn it from: the model would fill a few rows from its prior, and under
         # DP charge bins for a range it cannot know (README: validated input)

@@ -19,6 +19,7 @@ from dpgenome.errors import ConfigError, InputError, ReleaseBlocked, Verificatio
 from dpgenome.export import (
     RESERVED,
     SYNTHETIC_DIR,
+    _shown_name,
     export_bundle,
     outside_synthetic,
     verify_bundle,
@@ -148,7 +149,8 @@ def export(
     stray = outside_synthetic(files)
     if stray:
         raise InputError(
-            f"{len(stray)} file(s) of RELEASE_DIR outside {SYNTHETIC_DIR}/, e.g. {stray[0]}: a "
+            f"{len(stray)} file(s) of RELEASE_DIR outside {SYNTHETIC_DIR}/, e.g. "
+            f"{_shown_name(stray[0])}: a "
             f"bundle's data files are the synthetic cohort alone (under {SYNTHETIC_DIR}/), "
             "published as they are; move the others out (nothing was exported)",
             file=release_dir / stray[0],
