@@ -6,7 +6,12 @@ heavier half of the mice by ``bw1`` (members whose marginals differ from the pub
 ``--dp-bins N`` drops the public bins of the first ``N`` continuous columns (``--dp-bins
 999``: all 96), so that they get DP bins (:func:`dpgenome.phenotypes.dp_bins`, charged beside
 the DP-SGD run, ``--bins-weight`` of its noise scale), as a cohort without a public schema
-would; the fidelity figures are then also printed for those columns alone.
+would; the fidelity figures are then also printed for those columns alone. ``--analysis
+abBMD`` trains on the mice with abBMD observed (an analysis subset, as a release's members:
+BMD is then complete) and samples abBMD and SW16 complete; ``--patterns both`` runs each
+epsilon with and without the missingness-pattern release (:mod:`dpgenome.missingness`,
+at the release's weights), printing the share of complete rows (``complete_real`` the
+members') and the error of the missingness indicators' correlations (``miss_corr_err``).
 
 Target (issue 5): training on ~1,000 x 160 columns in < 30 s on 2 cores. Reference measured in
 the same run: the identical loop without privacy (no per-sample norms, no noise), and Opacus's
@@ -32,7 +37,7 @@ import torch
 
 from dpgenome.accountant import calibrate, default_delta
 from dpgenome.cohort import PhenoType, infer_pheno_types
-from dpgenome.fidelity import strong_correlations
+from dpgenome.fidelity import phenotype_missingness, strong_correlations
 from dpgenome.phenotypes import (
     PhenoSchema,
     PhenotypeConfig,
@@ -40,8 +45,10 @@ from dpgenome.phenotypes import (
     fit_phenotypes,
     planned_bins,
     planned_dp_sgd,
+    planned_missingness,
 )
 from dpgenome.simulate import load_real_phenotypes
+from dpgenome.synthesize import SynthConfig
 
 
 def _fidelity(real: pd.DataFrame, synth: pd.DataFrame, numeric: list[str]) -> dict[str, float]:
@@ -57,6 +64,20 @@ def _fidelity(real: pd.DataFrame, synth: pd.DataFrame, numeric: list[str]) -> di
         "mean_err_sd": float(((synth[numeric].mean() - real[numeric].mean()) / sd).abs().mean()),
         "sd_log_err": float(np.abs(np.log(synth[numeric].std() / sd))[sd > 0].mean()),
         "missing_err": float((real.isna().mean() - synth.isna().mean()).abs().mean()),
+        **_missingness(real, synth),
+    }
+
+
+def _missingness(real: pd.DataFrame, synth: pd.DataFrame) -> dict[str, float]:
+    """The dossier's missingness figures (:func:`dpgenome.fidelity.phenotype_missingness`):
+    the share of complete rows (real, synthetic) and the error of the missingness
+    indicators' correlations (stop 49's review: 0.43)."""
+    m = phenotype_missingness(real, synth)
+    err = m["indicator_correlation_error"]
+    return {
+        "complete_real": m["complete_rows_real"],
+        "complete": m["complete_rows_synthetic"],
+        "miss_corr_err": float("nan") if err is None else err,
     }
 
 
@@ -73,6 +94,18 @@ def main() -> None:
         "--dp-bins", type=int, default=0, metavar="N", help="DP bins for N continuous columns"
     )
     parser.add_argument("--bins-weight", type=float, nargs="+", default=[None])
+    parser.add_argument(
+        "--analysis",
+        metavar="COLUMN",
+        help="train on the rows with COLUMN observed, sampled complete with SW16 (an "
+        "analysis subset, as a release's members)",
+    )
+    parser.add_argument(
+        "--patterns",
+        choices=["on", "off", "both"],
+        default="on",
+        help="the missingness-pattern release (dpgenome.missingness); 'both' compares",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -80,6 +113,10 @@ def main() -> None:
     if args.subpopulation:  # the schema stays the whole public table's
         v = table[args.subpopulation]
         table = table[v > v.median()].reset_index(drop=True)
+    complete: tuple[str, ...] = ()
+    if args.analysis:
+        table = table[table[args.analysis].notna()].reset_index(drop=True)
+        complete = (args.analysis, "SW16")
     types = infer_pheno_types(table, {"abBMD": PhenoType.BINARY, "SW16": PhenoType.BINARY})
     numeric = [c for c in table.columns if types[c] != PhenoType.CATEGORICAL]
     n = len(table)
@@ -90,8 +127,11 @@ def main() -> None:
         public = cfw_schema(config.n_bins)
         dp_cols = [c for c, s in public.columns.items() if s.kind == "bins"][: args.dp_bins]
         kept = {c: s for c, s in public.columns.items() if c not in dp_cols}
-        config = replace(config, schema=PhenoSchema(kept, "CFW, continuous bins dropped"))
-    plan = planned_dp_sgd(config, n)
+        config = replace(
+            config, schema=PhenoSchema(kept, "CFW, continuous bins dropped", public.missing)
+        )
+    # the release's relative weights (the missingness histogram against the DP-SGD run)
+    plan = replace(planned_dp_sgd(config, n), weight=SynthConfig.phenotype_weight)
     print(f"public CFW table: {n} rows x {table.shape[1]} columns; delta = {delta:.3g}")
     print(
         f"DP-SGD: q = {plan.sample_rate:.3f}, steps = {plan.steps}, clip = {config.max_grad_norm}"
@@ -99,22 +139,31 @@ def main() -> None:
     if dp_cols:
         print(f"DP bins: {len(dp_cols)} continuous columns, two histograms each")
     rows = []
-    runs: list[tuple[str, float, Literal["ghost", "hooks"], float, float | None]] = [
-        (e, float(e), "ghost", lr, w) for w in args.bins_weight for lr in args.lr for e in args.eps
+    patterns = {"on": [True], "off": [False], "both": [True, False]}[args.patterns]
+    runs: list[tuple[str, float, Literal["ghost", "hooks"], float, float | None, bool]] = [
+        (e, float(e), "ghost", lr, w, p)
+        for w in args.bins_weight
+        for lr in args.lr
+        for e in args.eps
+        for p in patterns
     ]
     if not args.no_hooks_reference and any(np.isfinite(float(e)) for e in args.eps):
-        runs.append(("3 (hooks ref)", 3.0, "hooks", config.lr, None))
-    for label, eps, mode, lr, weight in runs:
-        cfg = replace(config, grad_sample_mode=mode, lr=lr)
+        runs.append(("3 (hooks ref)", 3.0, "hooks", config.lr, None, patterns[0]))
+    for label, eps, mode, lr, weight, on in runs:
+        cfg = replace(config, grad_sample_mode=mode, lr=lr, missing_patterns=on)
         if weight is not None:
             cfg = replace(cfg, bins_weight=weight)
         bins_plan = planned_bins(list(table.columns), types, cfg)
-        sigma = bins_sigma = None
+        missing_plan = planned_missingness(list(table.columns), cfg, complete)
+        extra = [p for p in (bins_plan, missing_plan) if p is not None]
+        sigma = bins_sigma = missing_sigma = None
         if np.isfinite(eps):
-            ledger = calibrate(eps, delta, [plan] + ([bins_plan] if bins_plan else []))
+            ledger = calibrate(eps, delta, [plan, *extra])
             sigma = ledger.mechanism("phenotypes").noise_multiplier  # type: ignore[union-attr]
             if bins_plan is not None:
                 bins_sigma = ledger.mechanism(bins_plan.name).noise_multiplier  # type: ignore[union-attr]
+            if missing_plan is not None:
+                missing_sigma = ledger.mechanism(missing_plan.name).noise_multiplier  # type: ignore[union-attr]
         t0 = time.perf_counter()
         model = fit_phenotypes(
             table,
@@ -123,15 +172,19 @@ def main() -> None:
             noise_multiplier=sigma,
             context=["abBMD", "SW16"],
             bins_noise_multiplier=bins_sigma,
+            missing_noise_multiplier=missing_sigma,
+            complete=complete,
         )
         fit_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        synth = model.sample(n, seed=args.seed + 1)
+        synth = model.sample(n, seed=args.seed + 1, complete=complete)
         sample_s = time.perf_counter() - t0
         row = {
             "epsilon": label,
             "lr": lr,
+            "patterns": "on" if model.patterns is not None else "off",
             "sigma": None if sigma is None else round(sigma, 3),
+            "miss_sigma": None if missing_sigma is None else round(missing_sigma, 2),
             "fit_s": round(fit_s, 1),
             "sample_s": round(sample_s, 1),
             **{k: round(v, 4) for k, v in _fidelity(table, synth, numeric).items()},

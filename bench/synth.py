@@ -255,6 +255,17 @@ def evaluate(
         "af_corr": fid["allele_frequency_correlation"],
         "ld_err": fid["ld_decay_error"],
         "pheno_corr_err": fid["phenotype_correlation_error"] if phenotypes else "n/a",
+        # which phenotypes are missing together: synthetic / members' share of complete rows,
+        # and the error of the missingness indicators' correlations (dpgenome.missingness)
+        "complete": "/".join(
+            f"{fid['phenotype_missingness'][k]:.3f}"
+            for k in ("complete_rows_synthetic", "complete_rows_real")
+        )
+        if phenotypes
+        else "n/a",
+        "miss_err": fid["phenotype_missingness"]["indicator_correlation_error"]
+        if phenotypes
+        else "n/a",
     }
     if not phenotypes:
         row["covar_r"] = "n/a"
@@ -314,6 +325,8 @@ COLUMNS = (
     "af_corr",
     "ld_err",
     "pheno_corr_err",
+    "complete",
+    "miss_err",
     "covar_r",
 )
 

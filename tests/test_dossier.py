@@ -990,6 +990,32 @@ def test_render_dossier__fidelity_figures_beside_the_real_holdouts() -> None:
     assert "(the real holdout against the members: 0.0024)" in text
     assert "PCs 1–2" in text and "0.63, 1.14 (the real holdout: 0.87, 1.34)" in text
     assert "GWAS model, both sides</th><td>linear (OLS)</td>" in text
+    assert "Rows with every phenotype observed" not in text  # older results: no row
+
+
+def test_render_dossier__which_phenotypes_are_missing_together() -> None:
+    """The missingness figures (dpgenome.fidelity.phenotype_missingness) beside the real
+    holdout's."""
+    doc = results("approve")
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    doc["fidelity"]["phenotype_missingness"] = {
+        "columns": 161,
+        "columns_with_missing_values": 150,
+        "complete_rows_real": 0.7812,
+        "complete_rows_synthetic": 0.7927,
+        "indicator_correlation_error": 0.0288,
+    }
+    doc["fidelity"]["holdout_baseline"] = {
+        "complete_rows": 0.75,
+        "phenotype_missingness_error": 0.05,
+    }
+    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    assert (
+        "Rows with every phenotype observed, real members / synthetic (161 phenotypes)</th>"
+        "<td>0.7812 / 0.7927 (the real holdout: 0.75)</td>" in text
+    )
+    assert "missingness indicators of the 150 phenotypes with missing values" in text
+    assert "<td>0.0288 (the real holdout against the members: 0.05)</td>" in text
 
 
 def test_render_dossier__names_where_the_dp_noise_came_from() -> None:

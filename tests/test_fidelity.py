@@ -26,6 +26,7 @@ from dpgenome.fidelity import (
     pair_r2,
     pca_histogram,
     phenotype_marginals,
+    phenotype_missingness,
     read_gwas_tsv,
     threshold_key,
 )
@@ -717,3 +718,29 @@ def test_cli_compare__plink2_rows_of_covariates_and_p_of_zero(tmp_path: Path, ca
     out = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "h")])
     assert out.exit_code == 2
     assert "rows of several model terms (HOM, SW16) and no ADD, DOM or REC test" in out.output
+
+
+def test_phenotype_missingness__complete_rows_and_indicator_correlations() -> None:
+    """Hand-computed: real a and b missing together in 2 of 5 rows, c never; synthetic
+    a and b missing apart."""
+    nan = np.nan
+    real = pd.DataFrame(
+        {
+            "a": [1, nan, nan, 1, 1],
+            "b": [1, nan, nan, 1, 1],
+            "c": [1, 1, 1, 1, 1],
+            "only_real": [nan] * 5,
+        }
+    )
+    synth = pd.DataFrame({"a": [nan, 1, 1, 1, 1], "b": [1, nan, 1, 1, 1], "c": [1.0] * 5})
+    m = phenotype_missingness(real, synth)
+    assert m["columns"] == 3 and m["columns_with_missing_values"] == 2
+    assert m["complete_rows_real"] == pytest.approx(0.6)
+    assert m["complete_rows_synthetic"] == pytest.approx(0.6)
+    # real corr(a, b) = 1; synthetic: indicators (1,0,0,0,0) and (0,1,0,0,0): r = -0.25
+    assert m["indicator_correlation_error"] == pytest.approx(1.25)
+    # a column never missing in the synthetic rows counts as uncorrelated (0), not NaN
+    m = phenotype_missingness(real, synth.fillna(1.0))
+    assert m["indicator_correlation_error"] == pytest.approx(1.0)
+    assert m["complete_rows_synthetic"] == 1.0
+    assert phenotype_missingness(real[["c"]], synth)["indicator_correlation_error"] is None

@@ -42,6 +42,7 @@ from dpgenome.phenotypes import (
     piecewise_constant_fit,
     planned_bins,
     planned_dp_sgd,
+    planned_missingness,
     public_column_specs,
     shape_grid,
 )
@@ -142,11 +143,13 @@ def test_schema__prior_is_the_public_category_shares() -> None:
 def test_fit_phenotypes__starts_from_the_public_marginals(toy) -> None:
     """Barely trained (one step at a tiny learning rate), the model samples the public
     schema's shares with ``public_prior`` (missing shares included) and near-uniform ones
-    without it."""
+    without it (the model's own missingness: no pattern release)."""
     members, schema = toy
     errors = {}
     for prior in (True, False):
-        config = PhenotypeConfig(schema=schema, steps=1, lr=1e-9, public_prior=prior)
+        config = PhenotypeConfig(
+            schema=schema, steps=1, lr=1e-9, public_prior=prior, missing_patterns=False
+        )
         model = fit_phenotypes(
             members.phenotypes, members.pheno_types, config, noise_multiplier=None, seed=3
         )
@@ -583,7 +586,8 @@ def test_sample__complete_columns_are_never_missing(toy, fitted_inf) -> None:
     members, _ = toy
     model, synth = fitted_inf
     real = members.phenotypes
-    assert synth[["abBMD", "round", "BMD"]].isna().any().all()  # the toy has missing values
+    assert synth[["abBMD", "BMD"]].isna().any().all()  # the toy has missing values
+    assert not synth["round"].isna().any()  # as among the members (the released patterns)
     full = model.sample(2_000, seed=4, complete=["abBMD", "SW16", "BMD"])
     assert not full[["abBMD", "SW16", "round", "BMD"]].isna().any().any()
     np.testing.assert_allclose(full["bw"].isna().mean(), real["bw"].isna().mean(), atol=0.03)
@@ -596,10 +600,18 @@ def test_fit_phenotypes__finite_epsilon_degrades_gracefully(toy, fitted_inf) -> 
     real = members.phenotypes
     config = PhenotypeConfig(steps=150, expected_batch_size=256, schema=schema)
     n = members.n_samples
-    ledger = calibrate(3.0, default_delta(n), [planned_dp_sgd(config, n)])
+    missing_plan = planned_missingness(list(real.columns), config)
+    assert missing_plan is not None
+    ledger = calibrate(3.0, default_delta(n), [planned_dp_sgd(config, n), missing_plan])
     sigma = ledger.mechanism("phenotypes").noise_multiplier  # type: ignore[union-attr]
     model = fit_phenotypes(
-        real, members.pheno_types, config, noise_multiplier=sigma, context=["abBMD", "SW16"], seed=3
+        real,
+        members.pheno_types,
+        config,
+        noise_multiplier=sigma,
+        context=["abBMD", "SW16"],
+        missing_noise_multiplier=ledger.mechanism(missing_plan.name).noise_multiplier,  # type: ignore[union-attr]
+        seed=3,
     )
     synth = model.sample(2_000, seed=4)
     assert model.details["noise_multiplier"] == sigma and model.details["max_grad_norm"] == 1.0
@@ -617,7 +629,9 @@ def test_fit_phenotypes__finite_epsilon_degrades_gracefully(toy, fitted_inf) -> 
 
 def test_planned_dp_sgd__is_the_mechanism_the_fit_runs(toy) -> None:
     members, schema = toy
-    config = PhenotypeConfig(steps=3, expected_batch_size=100, schema=schema)
+    config = PhenotypeConfig(
+        steps=3, expected_batch_size=100, schema=schema, missing_patterns=False
+    )
     planned = planned_dp_sgd(config, members.n_samples)
     assert planned.sample_rate == pytest.approx(100 / members.n_samples) and planned.steps == 3
     ledger = calibrate(2.0, 1e-5, [planned])
@@ -659,6 +673,8 @@ def test_fit_phenotypes__whole_numbers_stay_whole(toy, tmp_path) -> None:
     path = tmp_path / "schema.yaml"
     path.write_text("columns:\n  years: {type: continuous, range: [20, 80], integer: true}\n")
     declared = replace(config, declared=read_pheno_schema(path))
-    dp = fit_phenotypes(table, types, declared, noise_multiplier=5.0, seed=1).sample(300, seed=2)
+    dp = fit_phenotypes(
+        table, types, declared, noise_multiplier=5.0, missing_noise_multiplier=5.0, seed=1
+    ).sample(300, seed=2)
     years = dp["years"].dropna()
     assert len(years) > 200 and (years == years.round()).all()

@@ -101,7 +101,10 @@ class DeclaredSchema:
         gets DP bins rather than the CFW bins of a column that happens to share its name)."""
         cols = {c: s for c, s in base.columns.items() if c not in self.types}
         cols.update(self.schema.columns)
-        return PhenoSchema(cols, f"{base.source} + {self.source}")
+        # a declared column is not the public table's column of that name: its missingness
+        # is no longer governed by the public patterns (dpgenome.missingness)
+        missing = None if base.missing is None else base.missing.without(self.types)
+        return PhenoSchema(cols, f"{base.source} + {self.source}", missing)
 
     def record(self) -> dict[str, Any]:
         """JSON-safe summary (configuration records and cache keys)."""

@@ -36,6 +36,10 @@ Pipeline (every data-dependent choice is public or charged to the ledger):
    released fine histogram; uniformly for declared ranges; rounded, inside the bin, when the
    public column is integer-valued).
    Rows are fresh draws, never copies.
+   Which columns are missing together is released apart (``phenotype-missingness``, one
+   Gaussian histogram over the public table's missingness patterns, :mod:`dpgenome.missingness`):
+   each row draws its pattern first, and the columns it governs are missing exactly where it
+   says.
    Columns complete by a public rule (the analysis phenotype and covariates of an analysis
    subset) are sampled without their missing category.
    ``epsilon = inf``: the same loop without clipping or noise; a continuous column absent
@@ -70,6 +74,13 @@ from dpgenome.accountant import HISTOGRAM_REPLACE_RATIO, PlannedDpSgd, PlannedGa
 from dpgenome.cohort import Cohort, PhenoType, infer_pheno_types
 from dpgenome.dpsgd import DpSgdConfig, DpSgdTrainer, check_ran
 from dpgenome.errors import ConfigError
+from dpgenome.missingness import (
+    MissingPatterns,
+    PatternDomain,
+    PatternRelease,
+    pattern_domain,
+    release_patterns,
+)
 from dpgenome.noise import Noise, mechanism_noise
 
 if TYPE_CHECKING:
@@ -153,6 +164,9 @@ class PhenoSchema:
 
     columns: Mapping[str, ColumnSchema]
     source: str
+    #: the public table's missingness patterns (which columns are missing together), the
+    #: domain of the DP pattern release (:mod:`dpgenome.missingness`); None: no public table
+    missing: MissingPatterns | None = None
 
     @classmethod
     def from_public_table(
@@ -198,7 +212,7 @@ class PhenoSchema:
             counts = np.bincount(_encode_column(table[name], spec), minlength=spec.n_categories)
             prior = (counts + 0.5) / (counts.sum() + 0.5 * spec.n_categories)
             cols[name] = replace(spec, prior=tuple(prior.tolist()))
-        return cls(cols, source)
+        return cls(cols, source, MissingPatterns.of(table))
 
     @classmethod
     def from_ranges(
@@ -213,8 +227,13 @@ class PhenoSchema:
         return cls(cols, "declared ranges")
 
     def merged(self, other: PhenoSchema) -> PhenoSchema:
-        """This schema with ``other``'s columns added (``other`` wins on conflicts)."""
-        return PhenoSchema({**self.columns, **other.columns}, f"{self.source} + {other.source}")
+        """This schema with ``other``'s columns added (``other`` wins on conflicts; the
+        missingness patterns are ``other``'s if it has them)."""
+        return PhenoSchema(
+            {**self.columns, **other.columns},
+            f"{self.source} + {other.source}",
+            other.missing if other.missing is not None else self.missing,
+        )
 
 
 @functools.lru_cache(maxsize=4)
@@ -956,6 +975,11 @@ class PhenotypeConfig:
     #: all 96, 0.36-0.39 -> 0.25-0.27 for 7.0 -> 11.4 (three seeds), and 2.32 -> 0.81 at
     #: share 1.0 (docs/tuning-history.md, stop 25)
     bins_weight: float = 0.5
+    #: which columns are missing together: one Gaussian histogram over the public table's
+    #: missingness patterns (:mod:`dpgenome.missingness`), at this weight of the common
+    #: noise scale; ``missing_patterns=False``: each column's missingness is the model's own
+    missing_patterns: bool = True
+    missing_weight: float = 1.0
     #: start each column's marginal from the public schema's category shares (its missing
     #: share included) rather than uniform: public information, no privacy cost
     public_prior: bool = True
@@ -976,6 +1000,7 @@ class PhenotypeConfig:
             "lr": self.lr > 0,
             "max_grad_norm": self.max_grad_norm > 0 and math.isfinite(self.max_grad_norm),
             "bins_weight": self.bins_weight > 0,
+            "missing_weight": self.missing_weight > 0 and math.isfinite(self.missing_weight),
             "grad_sample_mode": self.grad_sample_mode in ("ghost", "hooks"),
         }
         bad = [k for k, ok in checks.items() if not ok]
@@ -1067,6 +1092,45 @@ def planned_bins(
     )
 
 
+def missingness_domain(
+    columns: Sequence[str], config: PhenotypeConfig, complete: Sequence[str] = ()
+) -> PatternDomain | None:
+    """The public patterns the missingness release counts the members over
+    (:func:`dpgenome.missingness.pattern_domain`), or None when there is none to release
+    (``config.missing_patterns`` off, no public table, fewer than two patterns). It governs
+    the modelled columns of the public table, less ``complete`` (complete by a public rule:
+    the analysis phenotype and covariates) and the columns a ``--pheno-schema`` file
+    declares. Names and the public table only."""
+    public = config.resolved_schema().missing
+    if not config.missing_patterns or public is None:
+        return None
+    derived = derived_columns(columns)
+    never = {derived[c][0] if c in derived else c for c in complete}
+    governed = [c for c in columns if c not in derived and c not in never]
+    return pattern_domain(public, governed)
+
+
+def planned_missingness(
+    columns: Sequence[str],
+    config: PhenotypeConfig,
+    complete: Sequence[str] = (),
+    *,
+    name: str = "phenotype-missingness",
+) -> PlannedGaussian | None:
+    """The Gaussian missingness-pattern histogram (:func:`missingness_domain`), or None
+    when there is nothing to release."""
+    if missingness_domain(columns, config, complete) is None:
+        return None
+    return PlannedGaussian(
+        name,
+        count=1,
+        sensitivity=1.0,
+        weight=config.missing_weight,
+        replace_ratio=HISTOGRAM_REPLACE_RATIO,
+        note="missingness patterns: one histogram over the public table's patterns",
+    )
+
+
 @dataclass
 class PhenoModel:
     """A fitted phenotype synthesizer: public encoding + trained grouped MADE."""
@@ -1075,6 +1139,9 @@ class PhenoModel:
     net: GroupedMade
     #: aggregates only: losses, bins provenance, privacy parameters
     details: dict[str, object] = field(default_factory=dict)
+    #: which columns are missing together (:mod:`dpgenome.missingness`); None: each
+    #: column's missingness is the model's own
+    patterns: PatternRelease | None = None
 
     @torch.no_grad()
     def sample(
@@ -1086,7 +1153,11 @@ class PhenoModel:
         every conditional (a one-hot copy's parent column instead). For columns the training
         table has complete by a public rule -- the analysis phenotype and covariates of an
         analysis subset -- the model's missing share is pure DP noise (4% of rows at epsilon
-        10 on a 960-member cohort: rows the synthetic GWAS then could not test)."""
+        10 on a 960-member cohort: rows the synthetic GWAS then could not test).
+
+        With a pattern release (:attr:`patterns`) each row first draws its missingness
+        pattern; the columns it governs are then missing exactly where it says (the other
+        categories, or the missing one, dropped from their conditionals)."""
         if n < 0:
             raise ConfigError(f"cannot sample {n} rows")
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
@@ -1100,12 +1171,23 @@ class PhenoModel:
         feats = self.net.features(codes)
         n_f = self.net.layout.n_feat
         never_missing = {enc.derived[c][0] if c in enc.derived else c for c in complete}
+        governed: dict[str, torch.Tensor] = {}
+        if self.patterns is not None:
+            drawn_patterns = torch.from_numpy(self.patterns.draw(n, rng))
+            for j, c in enumerate(self.patterns.domain.columns):
+                if c not in never_missing:
+                    governed[c] = drawn_patterns[:, j]
         for b in range(n_b):  # ancestral: batch by batch, column by column
             for pos in range(sizes[b]):
                 logits = self.net.batch_logits(feats, b)[:, pos, :]
                 column = enc.batches[b][pos]
-                if column in never_missing:  # the last category of a column is "missing"
-                    logits[:, enc.schema[column].n_categories - 1] = -math.inf
+                last = enc.schema[column].n_categories - 1  # the "missing" category
+                if column in never_missing:
+                    logits[:, last] = -math.inf
+                elif column in governed:
+                    missing = governed[column]
+                    logits[missing, :last] = -math.inf
+                    logits[~missing, last] = -math.inf
                 probs = torch.softmax(logits, dim=-1)
                 drawn = torch.multinomial(probs, 1, generator=g).squeeze(1)
                 codes[:, b, pos] = drawn
@@ -1189,6 +1271,8 @@ def fit_phenotypes(
     noise_multiplier: float | None,
     context: Sequence[str] = (),
     bins_noise_multiplier: float | None = None,
+    missing_noise_multiplier: float | None = None,
+    complete: Sequence[str] = (),
     seed: int | None = None,
     accounted: Mapping[str, Any] | None = None,
 ) -> PhenoModel:
@@ -1199,6 +1283,10 @@ def fit_phenotypes(
     ``accounted``: that ledger mechanism's fields, which the run as Opacus did it must match
     (:func:`dpgenome.dpsgd.check_ran`).
     ``context``: the analysis phenotype and covariates (modelled first, seen by every batch).
+    ``missing_noise_multiplier``: the missingness-pattern histogram's (mechanism
+    :func:`planned_missingness`, over the columns not in ``complete``); required under DP
+    when there is a pattern domain (:func:`missingness_domain`), exact counts without
+    formal privacy.
     ``seed`` defaults to ``config.seed``.
     """
     config = config.validate()
@@ -1213,6 +1301,23 @@ def fit_phenotypes(
     noise = mechanism_noise(config.secure_mode and private, np.random.default_rng(s_bins), n)
     enc, dp_cols = _resolve_encoding(
         table, types, config, context, bins_noise_multiplier, private, noise
+    )
+    domain = missingness_domain(list(table.columns), config, complete)
+    if domain is not None and private and missing_noise_multiplier is None:
+        raise ConfigError(
+            "the phenotype table has public missingness patterns but no missingness budget "
+            "was planned (phenotypes.planned_missingness); add it to the plan or set "
+            "missing_patterns=False"
+        )
+    patterns = (
+        None
+        if domain is None
+        else release_patterns(
+            table,
+            domain,
+            noise_multiplier=missing_noise_multiplier if private else None,
+            noise=noise,
+        )
     )
     codes = torch.from_numpy(enc.encode(table))
     torch.manual_seed(s_init)
@@ -1277,8 +1382,9 @@ def fit_phenotypes(
         # to no mechanism: kept without DP only
         "final_loss": float(np.mean(finite[-20:])) if finite and not private else None,
         "n_parameters": int(sum(p.numel() for p in net.parameters())),
+        "missingness": None if patterns is None else patterns.summary(),
     }
-    return PhenoModel(enc, net, details)
+    return PhenoModel(enc, net, details, patterns)
 
 
 def synthesize_phenotypes(
@@ -1289,12 +1395,15 @@ def synthesize_phenotypes(
     n_synth: int,
     context: Sequence[str] = (),
     bins_noise_multiplier: float | None = None,
+    missing_noise_multiplier: float | None = None,
     complete: Sequence[str] = (),
     accounted: Mapping[str, Any] | None = None,
+    details: dict[str, object] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, PhenoType]]:
     """Fit on ``members.phenotypes`` and sample ``n_synth`` rows (seeds from ``config``);
     ``complete``: columns never missing in the sample (:meth:`PhenoModel.sample`);
-    ``accounted``: as :func:`fit_phenotypes`."""
+    ``accounted``, ``missing_noise_multiplier``: as :func:`fit_phenotypes`; ``details``
+    gets the missingness release's summary (aggregates only)."""
     model = fit_phenotypes(
         members.phenotypes,
         members.pheno_types,
@@ -1302,8 +1411,12 @@ def synthesize_phenotypes(
         noise_multiplier=noise_multiplier,
         context=context,
         bins_noise_multiplier=bins_noise_multiplier,
+        missing_noise_multiplier=missing_noise_multiplier,
+        complete=complete,
         accounted=accounted,
     )
+    if details is not None:
+        details["missingness"] = model.details["missingness"]
     seed = int(np.random.SeedSequence(config.seed).generate_state(4)[3])
     table = model.sample(n_synth, seed, complete)
     return table, dict(members.pheno_types)

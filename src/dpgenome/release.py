@@ -379,6 +379,8 @@ def holdout_baseline(fid: CohortFidelity, n_holdout: int) -> dict[str, Any]:
         "phenotype_correlation_error": d["phenotype_correlation_error"],
         "phenotype_strong_correlations_kept": d["phenotype_strong_correlations"]["kept"],
         "phenotype_marginal_error": d["phenotype_marginal_error"],
+        "phenotype_missingness_error": d["phenotype_missingness"]["indicator_correlation_error"],
+        "complete_rows": d["phenotype_missingness"]["complete_rows_synthetic"],
         "pca_variance_ratio_out_of_sample": d["pca"].get("variance_ratio_out_of_sample"),
     }
 

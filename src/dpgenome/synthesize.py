@@ -13,6 +13,9 @@
    phenotype column (analysis phenotype and covariates included). ``phenotype-bins``
    (Gaussian, two histograms per column): the bins of each continuous column the public
    schema lacks (:func:`dpgenome.phenotypes.dp_bins`); absent when the schema covers them all.
+   ``phenotype-missingness`` (Gaussian, one histogram): which columns are missing together,
+   over the public table's missingness patterns (:mod:`dpgenome.missingness`); absent when
+   no public pattern governs the columns.
 3. ``phenotype-centre`` (Gaussian, two numbers): the mean and second moment of the
    standardised, clipped analysis phenotype, so that SNP scores are centred and scaled
    whatever the reference allele frequencies and the synthetic phenotype's spread
@@ -131,6 +134,7 @@ FLOAT_NOISE_CAVEAT = (
 )
 PHENOTYPES = "phenotypes"
 PHENOTYPE_BINS = "phenotype-bins"
+PHENOTYPE_MISSINGNESS = "phenotype-missingness"
 ASSOCIATION = "region-association"
 CENTRE = "phenotype-centre"
 SLOPES = "covariate-slopes"
@@ -190,8 +194,12 @@ class SynthConfig:
     #: two 960-member cohorts, ten noise seeds each (bench/synth.py): both planted loci at
     #: epsilon 3 in 17 of 20 runs (15 at weight 1), recall / precision 0.68 / 0.81 and
     #: 0.62 / 0.71 (0.68 / 0.70 and 0.63 / 0.66); epsilon 10: both in 20 of 20, none
-    #: spurious, recall >= 0.5 in 19 of 20 (as at weight 1)
-    phenotype_weight: float = 0.5
+    #: spurious, recall >= 0.5 in 19 of 20 (as at weight 1).
+    #: 0.45 since stop 50: the missingness-pattern histogram (weight 1, noise multiplier 8.5
+    #: at epsilon 3) takes its budget from the phenotype synthesizer's DP-SGD (16.98 ->
+    #: 18.87), so that the association and phenotype-centre releases keep theirs (2.83 and
+    #: 8.49 at epsilon 3, 6.92 and 20.7 at 1, 1.03 -> 1.026 at 10; 960 members, SW16)
+    phenotype_weight: float = 0.45
     #: a 0/1 analysis phenotype is sampled this many times over and ``n_synth`` rows are
     #: drawn to its released prevalence and covariate slopes (:func:`_draw_rows`). 4 covers a
     #: model prevalence a quarter of the released one, but not a slope on a rare 0/1
@@ -299,6 +307,7 @@ def plan(
     phenotype_plan: PlannedDpSgd,
     bins_plan: PlannedGaussian | None = None,
     slopes: bool = False,
+    missingness_plan: PlannedGaussian | None = None,
 ) -> list[Planned]:
     """The mechanisms of one release, fixed before any private data is read. ``slopes``:
     the release holds the covariate slopes (:func:`releases_slopes`, from the schema)."""
@@ -313,6 +322,8 @@ def plan(
     out.append(replace(phenotype_plan, weight=config.phenotype_weight))
     if bins_plan is not None:
         out.append(bins_plan)
+    if missingness_plan is not None:
+        out.append(missingness_plan)
     a = config.association
     if a.max_regions:
         # per round a noisy max (Gumbel: an exponential mechanism, bounded range) and a
@@ -413,6 +424,12 @@ def calibrated_ledger(members: Cohort, config: SynthConfig, *, has_public: bool)
     bins_plan = phenos.planned_bins(
         list(members.phenotypes.columns), members.pheno_types, pheno_cfg, name=PHENOTYPE_BINS
     )
+    missingness_plan = phenos.planned_missingness(
+        list(members.phenotypes.columns),
+        pheno_cfg,
+        (config.pheno, *config.covariates),
+        name=PHENOTYPE_MISSINGNESS,
+    )
     return calibrate(
         config.epsilon,
         config.delta,
@@ -423,6 +440,7 @@ def calibrated_ledger(members: Cohort, config: SynthConfig, *, has_public: bool)
             phenotype_plan=pheno_plan,
             bins_plan=bins_plan,
             slopes=releases_slopes(config, dict(members.pheno_types)),
+            missingness_plan=missingness_plan,
         ),
         secure_mode=config.secure,
     )
@@ -436,6 +454,13 @@ def noise_multiplier(ledger: Ledger, name: str) -> float | None:
     if not isinstance(m, DpSgdMechanism | GaussianMechanism):
         raise ConfigError(f"ledger mechanism {name!r} has no noise multiplier")
     return float(m.noise_multiplier)
+
+
+def _planned_noise(ledger: Ledger, name: str) -> float | None:
+    """The noise multiplier of ``name`` when the ledger plans it, else None."""
+    if not any(m.name == name for m in ledger.mechanisms):
+        return None
+    return noise_multiplier(ledger, name)
 
 
 def region_sigma(sigma: float | None, released: int, planned: int) -> float | None:
@@ -1299,15 +1324,13 @@ def synthesize(
             noise_multiplier=noise_multiplier(ledger, PHENOTYPES),
             n_synth=n_rows,
             context=(cfg.pheno, *cfg.covariates),
-            bins_noise_multiplier=(
-                noise_multiplier(ledger, PHENOTYPE_BINS)
-                if any(m.name == PHENOTYPE_BINS for m in ledger.mechanisms)
-                else None
-            ),
+            bins_noise_multiplier=_planned_noise(ledger, PHENOTYPE_BINS),
+            missing_noise_multiplier=_planned_noise(ledger, PHENOTYPE_MISSINGNESS),
             # the members are an analysis subset: its phenotype and covariates are present by a
             # public rule (dpgenome.cohort.analysis_subset), so they are in the synthetic rows too
             complete=(cfg.pheno, *cfg.covariates),
             accounted=None if ledger.no_formal_privacy else asdict(ledger.mechanism(PHENOTYPES)),
+            details=details.setdefault("phenotype_model", {}),
         )
 
     with _step(
