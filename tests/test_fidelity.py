@@ -744,3 +744,5 @@ def test_phenotype_missingness__complete_rows_and_indicator_correlations() -> No
     assert m["indicator_correlation_error"] == pytest.approx(1.0)
     assert m["complete_rows_synthetic"] == 1.0
     assert phenotype_missingness(real[["c"]], synth)["indicator_correlation_error"] is None
+    none = phenotype_missingness(real, synth.iloc[:0])
+    assert none["indicator_correlation_error"] is None and none["complete_rows_synthetic"] is None

@@ -965,7 +965,7 @@ def phenotype_missingness(real: pd.DataFrame, synth: pd.DataFrame) -> dict[str, 
     r, s = real[shared].isna(), synth[shared].isna()
     varied = [c for c in shared if 0 < r[c].mean() < 1]
     err = None
-    if len(varied) >= 2:
+    if len(varied) >= 2 and len(s) >= 2:
         iu = np.triu_indices(len(varied), 1)
         with np.errstate(invalid="ignore", divide="ignore"):
             rc = np.corrcoef(r[varied].to_numpy(dtype=np.float64), rowvar=False)[iu]

@@ -20,7 +20,11 @@ The release, one Gaussian histogram:
    probability 0.023) and the rest normalised. If none passes, the public shares are used.
 4. **Sampling** (:meth:`dpgenome.phenotypes.PhenoModel.sample`): each synthetic row draws a
    pattern first; its columns are then missing exactly where the pattern says. Columns the
-   domain does not govern keep the model's own missingness.
+   domain does not govern keep the model's own missingness. The phenotype model sees each
+   member's pattern as its first input (a categorical column of the context, trained in the
+   same DP-SGD run, :data:`dpgenome.phenotypes.PATTERN_COLUMN`), and each synthetic row's
+   drawn pattern in its place, so that values can depend on which assays a row has (in
+   the CFW table, which assays were run depends on the round).
 
 Without formal privacy (``epsilon = inf``) the counts are exact.
 """
@@ -105,8 +109,9 @@ def pattern_domain(patterns: MissingPatterns, columns: Sequence[str]) -> Pattern
 
 
 def nearest_patterns(missing: np.ndarray, domain: PatternDomain) -> np.ndarray:
-    """Index of the domain pattern nearest to each row of ``missing`` (n x columns bool):
-    Hamming distance, ties to the earlier (publicly more common) pattern."""
+    """Index of the domain pattern nearest to each row of ``missing`` (n x columns bool, in
+    ``domain.columns`` order): Hamming distance, ties to the earlier (publicly more common)
+    pattern. A deterministic map of each row on its own: the histogram's sensitivity 1."""
     m = missing.astype(np.int32)
     d = domain.missing.astype(np.int32)
     distance = m @ (1 - d).T + (1 - m) @ d.T
@@ -124,9 +129,8 @@ class PatternRelease:
     kept: int
 
     def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """``n`` patterns, (n, columns) bool (True = missing)."""
-        idx = rng.choice(self.domain.size, size=n, p=self.shares)
-        return self.domain.missing[idx]
+        """``n`` pattern indices into the domain (``domain.missing[i]``: the columns missing)."""
+        return np.asarray(rng.choice(self.domain.size, size=n, p=self.shares), dtype=np.int64)
 
     def summary(self) -> dict[str, object]:
         """Aggregates only (no count of a pattern): what the release governed and kept."""
@@ -140,17 +144,17 @@ class PatternRelease:
 
 
 def release_patterns(
-    table: pd.DataFrame,
+    patterns: np.ndarray,
     domain: PatternDomain,
     *,
     noise_multiplier: float | None,
     noise: Noise,
 ) -> PatternRelease:
-    """The members' pattern shares over ``domain``: one Gaussian histogram of L2
-    sensitivity 1 (``noise_multiplier`` from the ledger), or exact counts when it is None
-    (no formal privacy)."""
-    missing = table[list(domain.columns)].isna().to_numpy(dtype=bool)
-    counts = np.bincount(nearest_patterns(missing, domain), minlength=domain.size)
+    """The members' pattern shares over ``domain`` from each member's pattern index
+    (:func:`nearest_patterns`): one Gaussian histogram of L2 sensitivity 1
+    (``noise_multiplier`` from the ledger), or exact counts when it is None (no formal
+    privacy)."""
+    counts = np.bincount(patterns, minlength=domain.size)
     if noise_multiplier is None:
         return PatternRelease(domain, counts / counts.sum(), None, int((counts > 0).sum()))
     sd = float(noise_multiplier)

@@ -78,6 +78,7 @@ from dpgenome.missingness import (
     MissingPatterns,
     PatternDomain,
     PatternRelease,
+    nearest_patterns,
     pattern_domain,
     release_patterns,
 )
@@ -112,6 +113,10 @@ GROUP_PATTERNS: tuple[tuple[str, str], ...] = (
 )
 
 ColumnKind = Literal["bins", "values", "levels", "binary"]
+
+#: the phenotype model's input carrying a row's missingness pattern (:mod:`dpgenome.missingness`):
+#: a categorical column of the context batch (its levels: the pattern indices), never output
+PATTERN_COLUMN = "(missingness pattern)"
 
 #: even steps of a column's within-bin shape (:func:`shape_grid`)
 SHAPE_POINTS = 200
@@ -228,11 +233,14 @@ class PhenoSchema:
 
     def merged(self, other: PhenoSchema) -> PhenoSchema:
         """This schema with ``other``'s columns added (``other`` wins on conflicts; the
-        missingness patterns are ``other``'s if it has them)."""
+        missingness patterns are ``other``'s if it has them, else this schema's without the
+        columns ``other`` redefines)."""
+        if other.missing is not None:
+            missing: MissingPatterns | None = other.missing
+        else:
+            missing = None if self.missing is None else self.missing.without(other.columns)
         return PhenoSchema(
-            {**self.columns, **other.columns},
-            f"{self.source} + {other.source}",
-            other.missing if other.missing is not None else self.missing,
+            {**self.columns, **other.columns}, f"{self.source} + {other.source}", missing
         )
 
 
@@ -505,6 +513,14 @@ class Encoding:
         for b, cols in enumerate(self.batches):
             for j, c in enumerate(cols):
                 out[:, b, j] = _encode_column(table[c], self.schema[c])
+        return out
+
+    def missing(self, table: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+        """(n, len(columns)) bool: where each column's code is "missing" (a missing value,
+        or one the schema cannot hold: :func:`encoded_as_missing`)."""
+        out = np.zeros((len(table), len(columns)), dtype=bool)
+        for j, c in enumerate(columns):
+            out[:, j] = _encode_column(table[c], self.schema[c]) == self.schema[c].n_categories - 1
         return out
 
     def decode(self, codes: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
@@ -1172,17 +1188,23 @@ class PhenoModel:
         n_f = self.net.layout.n_feat
         never_missing = {enc.derived[c][0] if c in enc.derived else c for c in complete}
         governed: dict[str, torch.Tensor] = {}
+        drawn = torch.zeros(0, dtype=torch.long)
         if self.patterns is not None:
-            drawn_patterns = torch.from_numpy(self.patterns.draw(n, rng))
+            idx = self.patterns.draw(n, rng)
+            drawn = torch.from_numpy(idx)
+            missing = torch.from_numpy(self.patterns.domain.missing[idx])
             for j, c in enumerate(self.patterns.domain.columns):
                 if c not in never_missing:
-                    governed[c] = drawn_patterns[:, j]
+                    governed[c] = missing[:, j]
         for b in range(n_b):  # ancestral: batch by batch, column by column
             for pos in range(sizes[b]):
                 logits = self.net.batch_logits(feats, b)[:, pos, :]
                 column = enc.batches[b][pos]
                 last = enc.schema[column].n_categories - 1  # the "missing" category
-                if column in never_missing:
+                if column == PATTERN_COLUMN:  # the row's drawn pattern
+                    logits[:] = -math.inf
+                    logits[torch.arange(n), drawn] = 0.0
+                elif column in never_missing:
                     logits[:, last] = -math.inf
                 elif column in governed:
                     missing = governed[column]
@@ -1203,11 +1225,14 @@ def _resolve_encoding(
     bins_noise_multiplier: float | None,
     private: bool,
     noise: Noise,
+    domain: PatternDomain | None = None,
 ) -> tuple[Encoding, list[str]]:
     columns = list(table.columns)
+    if PATTERN_COLUMN in columns:
+        raise ConfigError(f"a phenotype column may not be named {PATTERN_COLUMN!r}")
     derived = derived_columns(columns)
     modelled = [c for c in columns if c not in derived]
-    ctx = []
+    ctx = [] if domain is None else [PATTERN_COLUMN]
     for c in context:
         if c not in columns:
             raise ConfigError(f"context column {c!r} is not in the phenotype table")
@@ -1252,6 +1277,15 @@ def _resolve_encoding(
                 f"schema ({config.resolved_schema().source}): declare its type in a "
                 "--pheno-schema file (dpgenome.phenoschema)"
             )
+    if domain is not None:  # the pattern: a public level set, the public shares to start
+        counts = np.append(domain.public_counts, 0.0) + 0.5
+        schema[PATTERN_COLUMN] = ColumnSchema(
+            "levels",
+            levels=tuple(str(i) for i in range(domain.size)),
+            source="public missingness patterns",
+            prior=tuple((counts / counts.sum()).tolist()),
+        )
+        modelled = [PATTERN_COLUMN, *modelled]
     batches = group_columns(modelled, ctx, max_batch_columns=config.max_batch_columns)
     enc = Encoding(
         tuple(tuple(b) for b in batches),
@@ -1299,26 +1333,29 @@ def fit_phenotypes(
     ss = np.random.SeedSequence(config.seed if seed is None else seed)
     s_bins, s_init, s_train = (int(v) for v in ss.generate_state(3))
     noise = mechanism_noise(config.secure_mode and private, np.random.default_rng(s_bins), n)
-    enc, dp_cols = _resolve_encoding(
-        table, types, config, context, bins_noise_multiplier, private, noise
-    )
     domain = missingness_domain(list(table.columns), config, complete)
+    enc, dp_cols = _resolve_encoding(
+        table, types, config, context, bins_noise_multiplier, private, noise, domain
+    )
     if domain is not None and private and missing_noise_multiplier is None:
         raise ConfigError(
             "the phenotype table has public missingness patterns but no missingness budget "
             "was planned (phenotypes.planned_missingness); add it to the plan or set "
             "missing_patterns=False"
         )
-    patterns = (
-        None
-        if domain is None
-        else release_patterns(
-            table,
+    patterns = None
+    if domain is not None:
+        # each member's pattern, missing as the model reads it (a level outside the schema
+        # is missing too): the histogram's counts, and the model's first input
+        own = nearest_patterns(enc.missing(table, domain.columns), domain)
+        patterns = release_patterns(
+            own,
             domain,
             noise_multiplier=missing_noise_multiplier if private else None,
             noise=noise,
         )
-    )
+        own_column = pd.DataFrame({PATTERN_COLUMN: own.astype(str)}, index=table.index)
+        table = pd.concat([table, own_column], axis=1)
     codes = torch.from_numpy(enc.encode(table))
     torch.manual_seed(s_init)
     net = GroupedMade(_layout(enc), config.hidden, public_prior=config.public_prior)
