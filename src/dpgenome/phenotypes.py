@@ -1196,10 +1196,10 @@ class PhenoModel:
         n_f = self.net.layout.n_feat
         never_missing = {enc.derived[c][0] if c in enc.derived else c for c in complete}
         governed: dict[str, torch.Tensor] = {}
-        drawn = torch.zeros(0, dtype=torch.long)
+        pattern = torch.zeros(n, dtype=torch.long)
         if self.patterns is not None:
             idx = self.patterns.draw(n, rng)
-            drawn = torch.from_numpy(idx)
+            pattern = torch.from_numpy(idx)
             missing = torch.from_numpy(self.patterns.domain.missing[idx])
             for j, c in enumerate(self.patterns.domain.columns):
                 if c not in never_missing:
@@ -1211,7 +1211,7 @@ class PhenoModel:
                 last = enc.schema[column].n_categories - 1  # the "missing" category
                 if column == PATTERN_COLUMN:  # the row's drawn pattern
                     logits[:] = -math.inf
-                    logits[torch.arange(n), drawn] = 0.0
+                    logits[torch.arange(n), pattern] = 0.0
                 elif column in never_missing:
                     logits[:, last] = -math.inf
                 elif column in governed:
@@ -1362,7 +1362,7 @@ def fit_phenotypes(
     patterns = None
     if domain is not None:
         # each member's pattern, missing as the model reads it (a level outside the schema
-        # is missing too): the histogram's counts, and the model's first input
+        # is missing too): the histogram's counts, and (as_input) the model's first input
         own = nearest_patterns(enc.missing(table, domain.columns), domain)
         patterns = release_patterns(
             own,
@@ -1370,8 +1370,8 @@ def fit_phenotypes(
             noise_multiplier=missing_noise_multiplier if private else None,
             noise=noise,
         )
-        own_column = pd.DataFrame({PATTERN_COLUMN: own.astype(str)}, index=table.index)
         if as_input:
+            own_column = pd.DataFrame({PATTERN_COLUMN: own.astype(str)}, index=table.index)
             table = pd.concat([table, own_column], axis=1)
     codes = torch.from_numpy(enc.encode(table))
     torch.manual_seed(s_init)
