@@ -271,14 +271,14 @@ def _cramers_v(a: pd.Series, b: pd.Series) -> float:
 
 
 def test_fit_phenotypes__values_follow_the_drawn_pattern(cfw_members) -> None:
-    """Without formal privacy the model is trained with each member's pattern as its first
+    """With ``pattern_input`` the model is trained with each member's pattern as its first
     input and samples with the drawn one: which assays a row has keeps its dependence on the
-    round (in the CFW table some rounds skipped assays). A pattern drawn beside the model
-    lost it (mean Cramer's V over the columns with missing values 0.80 among the members,
-    0.17 in the synthetic rows; review at stop 50). Under DP it is off by default."""
+    round (in the CFW table some rounds skipped assays). A pattern drawn beside the model,
+    the default, loses it (mean Cramer's V over the columns with missing values 0.80 among
+    the members, 0.17 in the synthetic rows; review at stop 50)."""
     table, types = cfw_members
     complete = ("abBMD", "SW16")
-    config = PhenotypeConfig(steps=300, expected_batch_size=128, seed=1)
+    config = PhenotypeConfig(steps=300, expected_batch_size=128, seed=1, pattern_input=True)
     model = fit_phenotypes(
         table, types, config, noise_multiplier=None, context=complete, complete=complete
     )
@@ -310,7 +310,7 @@ def test_fit_phenotypes__values_follow_the_drawn_pattern(cfw_members) -> None:
     dp = fit_phenotypes(
         table,
         types,
-        replace(config, steps=1),
+        PhenotypeConfig(steps=1),
         noise_multiplier=5.0,
         missing_noise_multiplier=5.0,
         context=complete,

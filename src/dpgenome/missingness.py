@@ -20,11 +20,10 @@ The release, one Gaussian histogram:
    probability 0.023) and the rest normalised. If none passes, the public shares are used.
 4. **Sampling** (:meth:`dpgenome.phenotypes.PhenoModel.sample`): each synthetic row draws a
    pattern first; its columns are then missing exactly where the pattern says. Columns the
-   domain does not govern keep the model's own missingness. Without formal privacy (by
-   default; :attr:`dpgenome.phenotypes.PhenotypeConfig.pattern_input`) the phenotype model
-   also takes each member's pattern as its first input and each synthetic row's drawn
-   pattern in its place, so that values follow which assays a row has (in the CFW table,
-   which assays were run depends on the round).
+   domain does not govern keep the model's own missingness. The values do not follow the
+   pattern (in the CFW table which assays were run depends on the round);
+   :attr:`dpgenome.phenotypes.PhenotypeConfig.pattern_input` makes the pattern the model's
+   first input, off by default: it cost the GWAS recall (docs/tuning-history.md, stop 50).
 
 Without formal privacy (``epsilon = inf``) the counts are exact.
 """

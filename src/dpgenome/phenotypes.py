@@ -999,11 +999,12 @@ class PhenotypeConfig:
     #: the model also takes each member's pattern as its first input, and samples with the
     #: drawn one (:data:`PATTERN_COLUMN`), so that values follow which assays a row has
     #: (round against the columns' missingness, mean Cramer's V: members 0.80, 0.77 with it,
-    #: 0.17 without, no formal privacy). None: without formal privacy only. Under DP it buys
-    #: nothing measurable (0.16-0.18 either way) for twice the fit time and more noise
-    #: dimensions, and in ten paired epsilon-3 syntheses of bench/synth.py cohort 1 the
-    #: recall went 0.730 -> 0.661 (docs/tuning-history.md, stop 50)
-    pattern_input: bool | None = None
+    #: 0.17 without, no formal privacy). Off: under DP it buys nothing measurable (0.16-0.18
+    #: either way) for twice the fit time, and it cost the GWAS recall -- in ten paired
+    #: epsilon-3 syntheses of bench/synth.py cohort 1 0.730 -> 0.661, and without formal
+    #: privacy 0.97 -> 0.82-0.90 (two runs), below the issue's 0.92 (docs/tuning-history.md,
+    #: stop 50): the analysis phenotype then follows the pattern's weights, not the genotypes
+    pattern_input: bool = False
     #: start each column's marginal from the public schema's category shares (its missing
     #: share included) rather than uniform: public information, no privacy cost
     public_prior: bool = True
@@ -1342,7 +1343,7 @@ def fit_phenotypes(
     s_bins, s_init, s_train = (int(v) for v in ss.generate_state(3))
     noise = mechanism_noise(config.secure_mode and private, np.random.default_rng(s_bins), n)
     domain = missingness_domain(list(table.columns), config, complete)
-    as_input = config.pattern_input if config.pattern_input is not None else not private
+    as_input = config.pattern_input
     enc, dp_cols = _resolve_encoding(
         table,
         types,
