@@ -199,6 +199,18 @@ def cfw_members():
     return t, types
 
 
+def _fit_analysis(table, types, config, complete, noise_multiplier=None):
+    """A fit with ``complete`` as the context and sampled complete (an analysis subset)."""
+    return fit_phenotypes(
+        table,
+        types,
+        config,
+        noise_multiplier=noise_multiplier,
+        context=complete,
+        complete=complete,
+    )
+
+
 def _complete_share(t: pd.DataFrame) -> float:
     return float(t.notna().all(axis=1).mean())
 
@@ -244,14 +256,8 @@ def test_sample__rows_keep_the_members_missingness_patterns(cfw_members, epsilon
     as_rows = {tuple(r) for r in dom.missing.tolist()}
     assert all(tuple(r) in as_rows for r in drawn.tolist())
     # without the release the columns are left missing on their own
-    off = fit_phenotypes(
-        table,
-        types,
-        replace(config, missing_patterns=False),
-        noise_multiplier=nm,
-        context=complete,
-        complete=complete,
-    ).sample(2_000, seed=2, complete=complete)
+    off = _fit_analysis(table, types, replace(config, missing_patterns=False), complete, nm)
+    off = off.sample(2_000, seed=2, complete=complete)
     if np.isfinite(epsilon):
         assert _complete_share(off) < members_share - 0.3
 
@@ -296,14 +302,7 @@ def test_fit_phenotypes__values_follow_the_drawn_pattern(cfw_members) -> None:
     def v(t: pd.DataFrame) -> float:
         return float(np.mean([_cramers_v(t["round"].astype(str), t[c].isna()) for c in cols]))
 
-    beside = fit_phenotypes(
-        table,
-        types,
-        replace(config, pattern_input=False),
-        noise_multiplier=None,
-        context=complete,
-        complete=complete,
-    )
+    beside = _fit_analysis(table, types, replace(config, pattern_input=False), complete)
     assert PATTERN_COLUMN not in beside.encoding.batches[0]
     lost = v(beside.sample(len(table), seed=2, complete=complete))
     assert v(table) > 0.7 and v(synth) > 0.6 and lost < 0.35
