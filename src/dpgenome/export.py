@@ -1544,14 +1544,7 @@ def _check_dossier_verdict(
                 f"{DOSSIER}: shows verdict {shown}, but {MANIFEST} records {recorded}"
             )
         if bool(found.group(3)) != no_privacy:
-            report.problems.append(
-                f"{DOSSIER}: its title "
-                + (
-                    f"lacks {marker}, though {RESULTS}'s ledger states no formal privacy"
-                    if no_privacy
-                    else f"says {marker}, but {RESULTS}'s ledger states an epsilon"
-                )
-            )
+            report.problems.append(_marker_problem("its title", marker, no_privacy))
     if dossier.banner is None:
         report.problems.append(f'{DOSSIER}: shows no verdict banner (id="verdict")')
     else:
@@ -1579,14 +1572,17 @@ def _check_dossier_verdict(
                 f"records {recorded}"
             )
         elif bool(row.group(3)) != no_privacy:
-            report.problems.append(
-                f"{DOSSIER}: its sign-off verdict "
-                + (
-                    f"lacks {marker}, though {RESULTS}'s ledger states no formal privacy"
-                    if no_privacy
-                    else f"says {marker}, but {RESULTS}'s ledger states an epsilon"
-                )
-            )
+            report.problems.append(_marker_problem("its sign-off verdict", marker, no_privacy))
+
+
+def _marker_problem(where: str, marker: str, no_privacy: bool) -> str:
+    """A dossier place (``where``) showing the no-formal-privacy ``marker`` against the ledger
+    (``no_privacy``: the ledger states no formal privacy, so the marker must be there)."""
+    if no_privacy:
+        return (
+            f"{DOSSIER}: {where} lacks {marker}, though {RESULTS}'s ledger states no formal privacy"
+        )
+    return f"{DOSSIER}: {where} says {marker}, but {RESULTS}'s ledger states an epsilon"
 
 
 #: the label of an at-a-glance box showing the epsilon or the delta

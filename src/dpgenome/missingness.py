@@ -62,12 +62,18 @@ class MissingPatterns:
             tuple(int(c) for c in counts),
         )
 
+    def project(self, keep: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct patterns over the columns at ``keep`` (rows, bool) and how many public
+        rows have each (patterns that then agree merged)."""
+        m = np.asarray(self.missing, dtype=bool).reshape(len(self.counts), -1)[:, list(keep)]
+        rows, inverse = np.unique(m, axis=0, return_inverse=True)
+        counts = np.bincount(inverse.ravel(), weights=self.counts, minlength=len(rows))
+        return rows, counts
+
     def without(self, columns: Collection[str]) -> MissingPatterns:
         """The patterns over every column but ``columns`` (merged where they then agree)."""
         keep = [i for i, c in enumerate(self.columns) if c not in columns]
-        m = np.asarray(self.missing, dtype=bool).reshape(len(self.counts), -1)[:, keep]
-        rows, inverse = np.unique(m, axis=0, return_inverse=True)
-        counts = np.bincount(inverse.ravel(), weights=self.counts, minlength=len(rows))
+        rows, counts = self.project(keep)
         return MissingPatterns(
             tuple(self.columns[i] for i in keep),
             tuple(tuple(bool(v) for v in r) for r in rows),
@@ -96,10 +102,7 @@ def pattern_domain(patterns: MissingPatterns, columns: Sequence[str]) -> Pattern
     governed = [c for c in dict.fromkeys(columns) if c in index]
     if not governed:
         return None
-    m = np.asarray(patterns.missing, dtype=bool).reshape(len(patterns.counts), -1)
-    m = m[:, [index[c] for c in governed]]
-    rows, inverse = np.unique(m, axis=0, return_inverse=True)
-    counts = np.bincount(inverse.ravel(), weights=patterns.counts, minlength=len(rows))
+    rows, counts = patterns.project([index[c] for c in governed])
     if len(rows) < 2:
         return None
     # the most common first, then the fewest missing, then lexicographic: a fixed public order
