@@ -12,6 +12,11 @@ BMD is then complete) and samples abBMD and SW16 complete; ``--patterns both`` r
 epsilon with and without the missingness-pattern release (:mod:`dpgenome.missingness`,
 at the release's weights), printing the share of complete rows (``complete_real`` the
 members') and the error of the missingness indicators' correlations (``miss_corr_err``).
+``--cages both`` runs each epsilon with ``cageid`` rebuilt from the sampled round
+(:mod:`dpgenome.nesting`, the default) and modelled as a number (the reference), printing
+the share of rows whose cage the public table does not have in that round
+(``cage_outside``), of cages holding one mouse (``cage_lone``) and of cages across rounds
+(``cage_split``); the members' own figures are printed first.
 
 Target (issue 5): training on ~1,000 x 160 columns in < 30 s on 2 cores. Reference measured in
 the same run: the identical loop without privacy (no per-sample norms, no noise), and Opacus's
@@ -38,6 +43,7 @@ import torch
 from dpgenome.accountant import calibrate, default_delta
 from dpgenome.cohort import PhenoType, infer_pheno_types
 from dpgenome.fidelity import phenotype_missingness, strong_correlations
+from dpgenome.nesting import nesting_figures
 from dpgenome.phenotypes import (
     PhenoSchema,
     PhenotypeConfig,
@@ -65,7 +71,17 @@ def _fidelity(real: pd.DataFrame, synth: pd.DataFrame, numeric: list[str]) -> di
         "sd_log_err": float(np.abs(np.log(synth[numeric].std() / sd))[sd > 0].mean()),
         "missing_err": float((real.isna().mean() - synth.isna().mean()).abs().mean()),
         **_missingness(real, synth),
+        **_cages(synth),
     }
+
+
+def _cages(table: pd.DataFrame) -> dict[str, float]:
+    """``cageid`` against the public table's cages of each round (:mod:`dpgenome.nesting`)."""
+    nesting = cfw_schema().nested.get("cageid")
+    if nesting is None or "cageid" not in table:
+        return {}
+    figures = nesting_figures(table, "cageid", nesting)
+    return {f"cage_{k}": figures[k] for k in ("outside", "lone", "split")}
 
 
 def _missingness(real: pd.DataFrame, synth: pd.DataFrame) -> dict[str, float]:
@@ -106,6 +122,13 @@ def main() -> None:
         default="on",
         help="the missingness-pattern release (dpgenome.missingness); 'both' compares",
     )
+    parser.add_argument(
+        "--cages",
+        choices=["on", "off", "both"],
+        default="on",
+        help="cageid rebuilt from the sampled round (dpgenome.nesting); 'off' models it as "
+        "a number; 'both' compares",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -128,7 +151,8 @@ def main() -> None:
         dp_cols = [c for c, s in public.columns.items() if s.kind == "bins"][: args.dp_bins]
         kept = {c: s for c, s in public.columns.items() if c not in dp_cols}
         config = replace(
-            config, schema=PhenoSchema(kept, "CFW, continuous bins dropped", public.missing)
+            config,
+            schema=PhenoSchema(kept, "CFW, continuous bins dropped", public.missing, public.nested),
         )
     # the release's relative weights (the missingness histogram against the DP-SGD run)
     plan = replace(planned_dp_sgd(config, n), weight=SynthConfig.phenotype_weight)
@@ -138,19 +162,25 @@ def main() -> None:
     )
     if dp_cols:
         print(f"DP bins: {len(dp_cols)} continuous columns, two histograms each")
+    members = _cages(table)
+    if members:
+        print("members' cages: " + ", ".join(f"{k} {v:.3f}" for k, v in members.items()))
     rows = []
-    patterns = {"on": [True], "off": [False], "both": [True, False]}[args.patterns]
-    runs: list[tuple[str, float, Literal["ghost", "hooks"], float, float | None, bool]] = [
-        (e, float(e), "ghost", lr, w, p)
+    both = {"on": [True], "off": [False], "both": [True, False]}
+    patterns, cages = both[args.patterns], both[args.cages]
+    Run = tuple[str, float, Literal["ghost", "hooks"], float, float | None, bool, bool]
+    runs: list[Run] = [
+        (e, float(e), "ghost", lr, w, p, c)
         for w in args.bins_weight
         for lr in args.lr
         for e in args.eps
         for p in patterns
+        for c in cages
     ]
     if not args.no_hooks_reference and any(np.isfinite(float(e)) for e in args.eps):
-        runs.append(("3 (hooks ref)", 3.0, "hooks", config.lr, None, patterns[0]))
-    for label, eps, mode, lr, weight, on in runs:
-        cfg = replace(config, grad_sample_mode=mode, lr=lr, missing_patterns=on)
+        runs.append(("3 (hooks ref)", 3.0, "hooks", config.lr, None, patterns[0], cages[0]))
+    for label, eps, mode, lr, weight, on, nest in runs:
+        cfg = replace(config, grad_sample_mode=mode, lr=lr, missing_patterns=on, nest_columns=nest)
         if weight is not None:
             cfg = replace(cfg, bins_weight=weight)
         bins_plan = planned_bins(list(table.columns), types, cfg)
@@ -183,6 +213,7 @@ def main() -> None:
             "epsilon": label,
             "lr": lr,
             "patterns": "on" if model.patterns is not None else "off",
+            "cages": "round" if model.encoding.nested else "number",
             "sigma": None if sigma is None else round(sigma, 3),
             "miss_sigma": None if missing_sigma is None else round(missing_sigma, 2),
             "fit_s": round(fit_s, 1),
@@ -204,7 +235,7 @@ def main() -> None:
         for present, text in (
             (any(not np.isfinite(float(e)) for e in args.eps), "eps inf (same loop, no privacy)"),
             (
-                any(label == "3 (hooks ref)" for label, *_ in runs),
+                any(run[0] == "3 (hooks ref)" for run in runs),
                 "'3 (hooks ref)' (materialised per-sample gradients)",
             ),
         )

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -59,27 +59,7 @@ import pandas as pd
 from scipy import stats
 
 from dpgenome.errors import ConfigError
-
-#: Columns rebuilt as one-hot indicators of a parent column: (parent, prefix, levels).
-ONE_HOT_GROUPS: tuple[tuple[str, str, tuple[object, ...]], ...] = (
-    ("round", "SW", tuple(f"SW{i}" for i in range(1, 26))),
-    ("FCbox", "FCbox", tuple(float(i) for i in range(1, 5))),
-    ("PPIbox", "PPIbox", tuple(float(i) for i in range(1, 6))),
-    ("methcage", "methcage", tuple(float(i) for i in range(1, 13))),
-)
-
-
-def _derived_columns(columns: pd.Index) -> dict[str, tuple[str, object]]:
-    """Map derived one-hot column -> (parent, level), for the groups present in ``columns``."""
-    out: dict[str, tuple[str, object]] = {}
-    for parent, prefix, levels in ONE_HOT_GROUPS:
-        if parent not in columns:
-            continue
-        for i, level in enumerate(levels, start=1):
-            name = f"{prefix}{i}"
-            if name in columns:
-                out[name] = (parent, level)
-    return out
+from dpgenome.nesting import Nesting, derived_columns, nested_in, public_nestings
 
 
 def _normal_scores(values: np.ndarray) -> np.ndarray:
@@ -114,6 +94,9 @@ class PhenoModel:
     missing_rate: dict[str, float]  # columns with any missing value -> rate
     correlation: np.ndarray  # latent correlation: values, then missingness indicators
     derived: dict[str, tuple[str, object]]
+    #: columns nested in another (cages in rounds): redrawn from the sampled parent at the
+    #: end of :meth:`sample` (:mod:`dpgenome.nesting`), so each cage stays in its round
+    nested: dict[str, Nesting] = field(default_factory=dict)
 
     @property
     def indicator_columns(self) -> tuple[str, ...]:
@@ -148,6 +131,8 @@ class PhenoModel:
             data[name] = onehot
         for name in self.columns:  # constant columns fully missing in the real table
             data.setdefault(name, np.full(n, np.nan))
+        for name, nesting in self.nested.items():  # last: every other draw stays as it was
+            data[name] = nesting.draw(pd.Series(data[nesting.parent]), rng)
         frame = pd.DataFrame({name: data[name] for name in self.columns})
         for name in self.categorical:
             frame[name] = frame[name].astype(object)
@@ -156,7 +141,7 @@ class PhenoModel:
 
 def fit_pheno_model(table: pd.DataFrame) -> PhenoModel:
     """Fit the copula to a phenotype table (no ``id`` column)."""
-    derived = _derived_columns(table.columns)
+    derived = derived_columns(table.columns)
     modelled = [c for c in table.columns if c not in derived and table[c].notna().any()]
     categorical: dict[str, tuple[str, ...]] = {}
     marginals: dict[str, np.ndarray] = {}
@@ -201,6 +186,7 @@ def fit_pheno_model(table: pd.DataFrame) -> PhenoModel:
         missing_rate=missing_rate,
         correlation=_nearest_correlation(rho),
         derived=derived,
+        nested=nested_in(modelled, public_nestings(table)),
     )
 
 

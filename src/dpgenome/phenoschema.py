@@ -51,13 +51,13 @@ from dpgenome.cohort import Cohort, PhenoType
 from dpgenome.config import config_key_lines, load_config_file
 from dpgenome.errors import ConfigError, InputError
 from dpgenome.io.pheno import find_pheno, first_pheno_line
+from dpgenome.nesting import derived_columns, nested_in, without_nestings
 from dpgenome.phenotypes import (
     ColumnSchema,
     EncodedMissing,
     PhenoSchema,
     PhenotypeConfig,
     cfw_schema,
-    derived_columns,
     encoded_as_missing,
     public_column_specs,
     type_conflict,
@@ -104,7 +104,8 @@ class DeclaredSchema:
         # a declared column is not the public table's column of that name: its missingness
         # is no longer governed by the public patterns (dpgenome.missingness)
         missing = None if base.missing is None else base.missing.without(self.types)
-        return PhenoSchema(cols, f"{base.source} + {self.source}", missing)
+        nested = without_nestings(base.nested, self.types)  # nor nested in the public way
+        return PhenoSchema(cols, f"{base.source} + {self.source}", missing, nested)
 
     def record(self) -> dict[str, Any]:
         """JSON-safe summary (configuration records and cache keys)."""
@@ -154,16 +155,21 @@ def type_sources(
     columns: Iterable[str], schema: PhenoSchema, declared: DeclaredSchema | None = None
 ) -> dict[str, str]:
     """What fixes each column's type: the declaration file's name, ``one-hot of <parent>``
-    (rebuilt from its parent, not modelled), ``schema.source``, or ``"data"`` (read from the
-    members' values: nothing public fixes it)."""
+    or ``nested in <parent> (...)`` (rebuilt from its parent, not modelled:
+    :mod:`dpgenome.nesting`), ``schema.source``, or ``"data"`` (read from the members'
+    values: nothing public fixes it)."""
     cols = [str(c) for c in columns]
     derived = derived_columns(cols)
+    declared_types = {} if declared is None else declared.types
+    nested = nested_in(cols, without_nestings(schema.nested, declared_types))
     out = {}
     for c in cols:
-        if declared is not None and c in declared.types:
-            out[c] = declared.source
+        if c in declared_types:
+            out[c] = declared.source  # type: ignore[union-attr]
         elif c in derived:
             out[c] = f"one-hot of {derived[c][0]}"
+        elif c in nested:
+            out[c] = f"nested in {nested[c].parent} (the public table's {c} values)"
         else:
             out[c] = schema.source if c in schema.columns else "data"
     return out

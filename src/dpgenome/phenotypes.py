@@ -82,20 +82,19 @@ from dpgenome.missingness import (
     pattern_domain,
     release_patterns,
 )
+from dpgenome.nesting import (
+    Nesting,
+    derived_columns,
+    nested_in,
+    public_nestings,
+    without_nestings,
+)
 from dpgenome.noise import Noise, mechanism_noise
 
 if TYPE_CHECKING:
     from dpgenome.phenoschema import DeclaredSchema
 
 log = logging.getLogger(__name__)
-
-#: one-hot columns rebuilt from a parent column: (parent, prefix, levels); public CFW schema
-ONE_HOT_GROUPS: tuple[tuple[str, str, tuple[object, ...]], ...] = (
-    ("round", "SW", tuple(f"SW{i}" for i in range(1, 26))),
-    ("FCbox", "FCbox", tuple(float(i) for i in range(1, 5))),
-    ("PPIbox", "PPIbox", tuple(float(i) for i in range(1, 6))),
-    ("methcage", "methcage", tuple(float(i) for i in range(1, 13))),
-)
 
 #: trait groups of the CFW schema (Parker et al. 2016), by column name; first match wins
 GROUP_PATTERNS: tuple[tuple[str, str], ...] = (
@@ -172,6 +171,9 @@ class PhenoSchema:
     #: the public table's missingness patterns (which columns are missing together), the
     #: domain of the DP pattern release (:mod:`dpgenome.missingness`); None: no public table
     missing: MissingPatterns | None = None
+    #: columns nested in another in the public table (cages in rounds: :mod:`dpgenome.nesting`),
+    #: rebuilt from their parent rather than modelled
+    nested: Mapping[str, Nesting] = field(default_factory=dict)
 
     @classmethod
     def from_public_table(
@@ -217,7 +219,7 @@ class PhenoSchema:
             counts = np.bincount(_encode_column(table[name], spec), minlength=spec.n_categories)
             prior = (counts + 0.5) / (counts.sum() + 0.5 * spec.n_categories)
             cols[name] = replace(spec, prior=tuple(prior.tolist()))
-        return cls(cols, source, MissingPatterns.of(table))
+        return cls(cols, source, MissingPatterns.of(table), public_nestings(table))
 
     @classmethod
     def from_ranges(
@@ -234,13 +236,16 @@ class PhenoSchema:
     def merged(self, other: PhenoSchema) -> PhenoSchema:
         """This schema with ``other``'s columns added (``other`` wins on conflicts; the
         missingness patterns are ``other``'s if it has them, else this schema's without the
-        columns ``other`` redefines)."""
+        columns ``other`` redefines; so are the nestings, with ``other``'s added)."""
         if other.missing is not None:
             missing: MissingPatterns | None = other.missing
         else:
             missing = None if self.missing is None else self.missing.without(other.columns)
         return PhenoSchema(
-            {**self.columns, **other.columns}, f"{self.source} + {other.source}", missing
+            {**self.columns, **other.columns},
+            f"{self.source} + {other.source}",
+            missing,
+            {**without_nestings(self.nested, other.columns), **other.nested},
         )
 
 
@@ -286,16 +291,14 @@ def _quantile_bins(
     )
 
 
-def derived_columns(columns: Sequence[str]) -> dict[str, tuple[str, object]]:
-    """One-hot columns rebuilt from a parent: ``{column: (parent, level)}``."""
-    present = set(columns)
-    out: dict[str, tuple[str, object]] = {}
-    for parent, prefix, levels in ONE_HOT_GROUPS:
-        if parent not in present:
-            continue
-        for i, level in enumerate(levels, start=1):
-            if f"{prefix}{i}" in present:
-                out[f"{prefix}{i}"] = (parent, level)
+def rebuilt_columns(columns: Sequence[str], schema: PhenoSchema) -> dict[str, str]:
+    """Columns rebuilt from a parent column after sampling rather than modelled, each with
+    its parent: one-hot copies (:func:`derived_columns`) and columns nested in another in the
+    public table (cages in rounds, :mod:`dpgenome.nesting`). Names and the public schema only."""
+    out = {c: parent for c, (parent, _level) in derived_columns(columns).items()}
+    for c, nesting in nested_in(columns, schema.nested).items():
+        if c not in out and nesting.parent not in out:
+            out[c] = nesting.parent
     return out
 
 
@@ -497,6 +500,14 @@ class Encoding:
     types: Mapping[str, PhenoType]
     derived: Mapping[str, tuple[str, object]]
     columns: tuple[str, ...]  # output column order (as in the input table)
+    #: columns rebuilt from their parent's sampled level and a public table (cages in rounds)
+    nested: Mapping[str, Nesting] = field(default_factory=dict)
+
+    def parent_of(self, column: str) -> str:
+        """The modelled column ``column`` is rebuilt from, or ``column`` if it is modelled."""
+        if column in self.derived:
+            return str(self.derived[column][0])
+        return self.nested[column].parent if column in self.nested else column
 
     @property
     def max_columns(self) -> int:
@@ -535,6 +546,8 @@ class Encoding:
             col = np.array(hit.to_numpy(dtype=np.float64), copy=True)
             col[p.isna().to_numpy()] = np.nan
             data[name] = col
+        for name, nesting in self.nested.items():
+            data[name] = nesting.draw(pd.Series(data[nesting.parent]), rng)
         return pd.DataFrame({c: data[c] for c in self.columns}, index=pd.RangeIndex(n))
 
 
@@ -1005,6 +1018,11 @@ class PhenotypeConfig:
     #: privacy 0.97 -> 0.82-0.90 (two runs), below the issue's 0.92 (docs/tuning-history.md,
     #: stop 50): the analysis phenotype then follows the pattern's weights, not the genotypes
     pattern_input: bool = False
+    #: columns nested in another in the public schema (cages in rounds) are rebuilt from
+    #: their sampled parent (:mod:`dpgenome.nesting`); False: modelled like any column
+    #: (``cageid`` binned as a number: 16-17% made-up cages, half the cages of one mouse,
+    #: cages across rounds; docs/tuning-history.md, stop 51)
+    nest_columns: bool = True
     #: start each column's marginal from the public schema's category shares (its missing
     #: share included) rather than uniform: public information, no privacy cost
     public_prior: bool = True
@@ -1038,7 +1056,8 @@ class PhenotypeConfig:
 
     def resolved_schema(self) -> PhenoSchema:
         base = self.schema if self.schema is not None else cfw_schema(self.n_bins)
-        return base if self.declared is None else self.declared.resolved(base)
+        resolved = base if self.declared is None else self.declared.resolved(base)
+        return resolved if self.nest_columns else replace(resolved, nested={})
 
 
 #: the brief's name for the same configuration
@@ -1055,11 +1074,12 @@ def dp_binned_columns(
     columns: Sequence[str], types: Mapping[str, PhenoType], config: PhenotypeConfig
 ) -> list[str]:
     """Continuous columns that need DP bins (absent from the public schema); names only."""
-    schema = config.resolved_schema().columns
-    derived = derived_columns(columns)
+    resolved = config.resolved_schema()
+    schema = resolved.columns
+    rebuilt = rebuilt_columns(columns, resolved)
     out = []
     for c in columns:
-        if c in derived or c in schema:
+        if c in rebuilt or c in schema:
             continue
         t = types.get(c)
         if t == PhenoType.CATEGORICAL:
@@ -1079,14 +1099,16 @@ def public_column_specs(
 ) -> dict[str, ColumnSchema]:
     """The public part of the encoding :func:`fit_phenotypes` trains on: each modelled
     column's entry of the resolved schema (the public CFW schema and a ``--pheno-schema``
-    file's declarations), or 0 / 1 for a binary column the schema lacks. Left out: one-hot
-    copies of a parent column (rebuilt, not modelled) and continuous columns the schema lacks
-    (their bins are fitted: :func:`dp_bins`). Names and the public schema only."""
-    schema = config.resolved_schema().columns
-    derived = derived_columns(columns)
+    file's declarations), or 0 / 1 for a binary column the schema lacks. Left out: columns
+    rebuilt from a parent (:func:`rebuilt_columns`: one-hot copies, cages) and continuous
+    columns the schema lacks (their bins are fitted: :func:`dp_bins`). Names and the public
+    schema only."""
+    resolved = config.resolved_schema()
+    schema = resolved.columns
+    rebuilt = rebuilt_columns(columns, resolved)
     out = {}
     for c in columns:
-        if c in derived:
+        if c in rebuilt:
             continue
         if c in schema:
             out[c] = schema[c]
@@ -1123,15 +1145,17 @@ def missingness_domain(
     """The public patterns the missingness release counts the members over
     (:func:`dpgenome.missingness.pattern_domain`), or None when there is none to release
     (``config.missing_patterns`` off, no public table, fewer than two patterns). It governs
-    the modelled columns of the public table, less ``complete`` (complete by a public rule:
+    the modelled columns of the public table (not those rebuilt from a parent: a cage is
+    missing where its round is), less ``complete`` (complete by a public rule:
     the analysis phenotype and covariates) and the columns a ``--pheno-schema`` file
     declares. Names and the public table only."""
-    public = config.resolved_schema().missing
+    resolved = config.resolved_schema()
+    public = resolved.missing
     if not config.missing_patterns or public is None:
         return None
-    derived = derived_columns(columns)
-    never = {derived[c][0] if c in derived else c for c in complete}
-    governed = [c for c in columns if c not in derived and c not in never]
+    rebuilt = rebuilt_columns(columns, resolved)
+    never = {rebuilt.get(c, c) for c in complete}
+    governed = [c for c in columns if c not in rebuilt and c not in never]
     return pattern_domain(public, governed)
 
 
@@ -1195,7 +1219,7 @@ class PhenoModel:
 
         feats = self.net.features(codes)
         n_f = self.net.layout.n_feat
-        never_missing = {enc.derived[c][0] if c in enc.derived else c for c in complete}
+        never_missing = {enc.parent_of(c) for c in complete}
         governed: dict[str, torch.Tensor] = {}
         pattern = torch.zeros(n, dtype=torch.long)
         if self.patterns is not None:
@@ -1240,12 +1264,14 @@ def _resolve_encoding(
     if PATTERN_COLUMN in columns:
         raise ConfigError(f"a phenotype column may not be named {PATTERN_COLUMN!r}")
     derived = derived_columns(columns)
-    modelled = [c for c in columns if c not in derived]
+    rebuilt = rebuilt_columns(columns, config.resolved_schema())
+    nested = {c: config.resolved_schema().nested[c] for c in rebuilt if c not in derived}
+    modelled = [c for c in columns if c not in rebuilt]
     ctx = [] if domain is None else [PATTERN_COLUMN]  # the model's first input
     for c in context:
         if c not in columns:
             raise ConfigError(f"context column {c!r} is not in the phenotype table")
-        ctx.append(derived[c][0] if c in derived else c)
+        ctx.append(rebuilt.get(c, c))
     schema = public_column_specs(columns, types, config)
     dp_cols = dp_binned_columns(columns, types, config)
     for c in dp_cols:
@@ -1302,6 +1328,7 @@ def _resolve_encoding(
         dict(types),
         derived,
         tuple(columns),
+        nested,
     )
     return enc, dp_cols
 
@@ -1426,6 +1453,7 @@ def fit_phenotypes(
         "batches": [list(b) for b in enc.batches],
         "n_modelled_columns": sum(len(b) for b in enc.batches),
         "n_rebuilt_one_hot_columns": len(enc.derived),
+        "nested_columns": {c: n.parent for c, n in enc.nested.items()},
         "schema": config.resolved_schema().source,
         "dp_binned_columns": dp_cols,
         # as Opacus ran them (its accountant's record and its optimizer's clipping norm)
