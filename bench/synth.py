@@ -254,6 +254,11 @@ def evaluate(
         "ledger_eps": ledger_eps,
         "af_corr": fid["allele_frequency_correlation"],
         "ld_err": fid["ld_decay_error"],
+        # inbreeding coefficient F, synthetic / members (0: Hardy-Weinberg; stop 51)
+        "F": "/".join(
+            "n/a" if v is None else f"{v:.3f}"
+            for v in (fid["heterozygosity"][k]["inbreeding"] for k in ("synthetic", "real"))
+        ),
         "pheno_corr_err": fid["phenotype_correlation_error"] if phenotypes else "n/a",
         # which phenotypes are missing together: synthetic / members' share of complete rows,
         # and the error of the missingness indicators' correlations (dpgenome.missingness)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +22,9 @@ from dpgenome.fidelity import (
     clump_loci,
     cohort_fidelity,
     compare_gwas,
+    genotype_balance,
     gwas_rows,
+    hwe_exact_p,
     ld_pairs,
     pair_r2,
     pca_histogram,
@@ -33,6 +36,7 @@ from dpgenome.fidelity import (
 from dpgenome.gwas import linear_gwas
 from dpgenome.plots import manhattan_svg
 from dpgenome.testing import toy_cohort
+from reference import tools
 
 
 def _table(rows: list[tuple[str, str, int, float, float]]) -> pd.DataFrame:
@@ -746,3 +750,46 @@ def test_phenotype_missingness__complete_rows_and_indicator_correlations() -> No
     assert phenotype_missingness(real[["c"]], synth)["indicator_correlation_error"] is None
     none = phenotype_missingness(real, synth.iloc[:0])
     assert none["indicator_correlation_error"] is None and none["complete_rows_synthetic"] is None
+
+
+def test_genotype_balance__hand_counts() -> None:
+    # SNP 1: 25/50/25 (Hardy-Weinberg); SNP 2: 50/0/50 (no heterozygote); SNP 3: monomorphic
+    g = np.zeros((100, 3))
+    g[25:75, 0], g[75:, 0] = 1, 2
+    g[50:, 1] = 2
+    g[0, 2] = np.nan
+    d = genotype_balance(g)
+    assert d["snps"] == 2
+    assert d["observed"] == pytest.approx(0.25) and d["expected"] == pytest.approx(0.5)
+    assert d["inbreeding"] == pytest.approx(0.5)
+    assert d["hwe_failure_share"] == pytest.approx(0.5)  # chi2 = 100 on SNP 2
+    assert genotype_balance(np.ones((4, 2)) * 2)["inbreeding"] is None
+
+
+@pytest.mark.tools
+def test_genotype_balance__matches_plink2_hardy() -> None:
+    """Observed and expected heterozygosity as plink2 --hardy counts them, and its exact
+    Hardy-Weinberg test's p per SNP, on a colony and on one whose
+    heterozygotes were partly made homozygous (as the Binomial-only model did)."""
+    if tools.PLINK2 is None:
+        pytest.skip("plink2 is not on PATH (CI installs it with apt-get install plink2)")
+    cohort, _ = toy_cohort(0)
+    g = cohort.dosages.astype(np.float64)
+    rng = np.random.default_rng(0)
+    inbred = g.copy()
+    lose = (inbred == 1) & (rng.random(g.shape) < 0.6)
+    inbred[lose] = rng.choice([0.0, 2.0], size=int(lose.sum()))
+    ids = [str(i) for i in cohort.variants["id"]]
+    for dos in (g, inbred):
+        with tempfile.TemporaryDirectory() as tmp:
+            ref = tools.plink2_hardy(Path(tmp), dos, ids)
+        poly = ref["E(HET_A1)"] > 0
+        ours = genotype_balance(dos)
+        assert ours["snps"] == int(poly.sum())
+        expected_f = 1 - ref["O(HET_A1)"][poly].sum() / ref["E(HET_A1)"][poly].sum()
+        assert ours["inbreeding"] == pytest.approx(expected_f, abs=1e-4)
+        fails = float((ref["P"][poly] < 1e-6).mean())
+        assert ours["hwe_failure_share"] == pytest.approx(fails, abs=1e-12)
+        counts = [(dos == v).sum(axis=0) for v in (0, 1, 2)]
+        # the exact test's p per SNP, as plink2 prints it (6 significant digits)
+        np.testing.assert_allclose(hwe_exact_p(*counts), ref["P"], rtol=2e-5, atol=1e-300)

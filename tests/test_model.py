@@ -9,7 +9,13 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 from dpgenome.errors import ConfigError
-from dpgenome.model import WindowModel, autoregressive_mask, binomial_nll, make_layout
+from dpgenome.model import (
+    WindowModel,
+    autoregressive_mask,
+    genotype_nll,
+    genotype_probabilities,
+    make_layout,
+)
 from dpgenome.testing import ToyConfig, toy_cohort
 from dpgenome.train import per_sample_gradients
 
@@ -70,7 +76,7 @@ def test_window_model__logits_depend_only_on_earlier_snps() -> None:
     model = _random_model(lay)
     x = np.random.default_rng(0).integers(0, 3, size=(1, 36)).astype(np.float32)
     rows = model.prepare(x).float().requires_grad_(True)
-    logits = model.logits(rows)
+    eta, delta = model.logits(rows)
     # order of every SNP along its chromosome (the autoregressive order)
     order = np.full(36, -1)
     for w in range(lay.n_windows):
@@ -78,12 +84,16 @@ def test_window_model__logits_depend_only_on_earlier_snps() -> None:
             if col >= 0:
                 order[col] = lay.step[w] * lay.window + j
     flat_pos = lay.snp_index.reshape(-1)
-    for w, j in [(0, 0), (1, 0), (1, 5), (2, 7), (3, 2)]:
-        (g,) = torch.autograd.grad(logits[0, w, j], rows, retain_graph=True)
-        col = lay.snp_index[w, j]
-        deps = flat_pos[np.flatnonzero(g[0].numpy() != 0)]
-        assert np.all(order[deps] < order[col])
-        assert np.all(lay.chrom[lay.window_of_snp[deps]] == lay.chrom[w])
+    for logits in (eta, delta):
+        for w, j in [(0, 0), (1, 0), (1, 5), (2, 7), (3, 2)]:
+            (g,) = torch.autograd.grad(logits[0, w, j], rows, retain_graph=True)
+            col = lay.snp_index[w, j]
+            deps = flat_pos[np.flatnonzero(g[0].numpy() != 0)]
+            assert np.all(order[deps] < order[col])
+            assert np.all(lay.chrom[lay.window_of_snp[deps]] == lay.chrom[w])
+        # the last SNP of window 1 sees its window and the previous one's context
+        (g,) = torch.autograd.grad(logits[0, 1, 7], rows, retain_graph=True)
+        assert (g[0].numpy() != 0).sum() > 0
 
 
 def test_window_model__missing_dosages_do_not_enter_the_likelihood() -> None:
@@ -116,7 +126,7 @@ def test_grouped_masked_linear_grad_sample__matches_torch_func() -> None:
     reference = vmap(grad(loss_one), in_dims=(None, 0))(params, rows)
     ours = per_sample_gradients(model, x)
     names = [k for k, p in model.named_parameters() if p.requires_grad]
-    assert len(ours) == len(names) == 3
+    assert len(ours) == len(names) == 6  # dosages -> eta and indicators -> delta
     for name, g in zip(names, ours, strict=True):
         # float32 einsums: agreement to 1e-5 relative
         torch.testing.assert_close(g, reference[name], rtol=1e-5, atol=1e-5)
@@ -149,24 +159,43 @@ def test_grouped_layers__use_the_registered_closed_form_samplers() -> None:
         assert ghost.NORM_SAMPLERS[layer] is norm_sampler
 
 
-def test_binomial_nll__value_and_gradient_match_the_plain_formula() -> None:
-    """The written-out backward of the binomial NLL equals autograd's through the plain
-    ``-(y log s(l) + (2 - y) log s(-l))``, soft (imputed) dosages and large logits included."""
+def test_genotype_nll__value_and_gradient_match_the_plain_formula() -> None:
+    """The written-out backward of the genotype NLL equals autograd's through the plain
+    ``-log softmax(0, eta + delta + log 2, 2 eta)[y]``, soft (imputed) dosages and large
+    logits included; with ``delta = 0`` it is the Binomial(2, sigmoid(eta)) NLL less
+    ``log C(2, y)``."""
     gen = torch.Generator().manual_seed(0)
-    logits = (torch.randn(7, 5, 4, generator=gen, dtype=torch.float64) * 6).requires_grad_(True)
+    eta = (torch.randn(7, 5, 4, generator=gen, dtype=torch.float64) * 6).requires_grad_(True)
+    delta = (torch.randn(7, 5, 4, generator=gen, dtype=torch.float64) * 4).requires_grad_(True)
     y = torch.randint(0, 3, (7, 5, 4), generator=gen).double()
     y[0, 0] = torch.tensor([0.3, 1.7, 2.0, 0.0], dtype=torch.float64)
     observed = (torch.rand(5, 4, generator=gen) > 0.2).double()
-    plain = (
-        -(
-            y * torch.nn.functional.logsigmoid(logits)
-            + (2 - y) * torch.nn.functional.logsigmoid(-logits)
-        )
-        * observed
+    logp = torch.log_softmax(
+        torch.stack([torch.zeros_like(eta), eta + delta + np.log(2.0), 2 * eta], dim=-1), -1
     )
+    targets = torch.stack([(1 - y).clamp(min=0), 1 - (y - 1).abs(), (y - 1).clamp(min=0)], -1)
+    plain = -(logp * targets).sum(-1) * observed
     weights = torch.rand(7, 5, 4, generator=gen, dtype=torch.float64)
-    (expected,) = torch.autograd.grad((plain * weights).sum(), logits)
-    ours = binomial_nll(logits, y, observed)
+    expected = torch.autograd.grad((plain * weights).sum(), (eta, delta))
+    ours = genotype_nll(eta, delta, y, observed)
     torch.testing.assert_close(ours, plain)
-    (got,) = torch.autograd.grad((ours * weights).sum(), logits)
+    got = torch.autograd.grad((ours * weights).sum(), (eta, delta))
     torch.testing.assert_close(got, expected)
+    # delta = 0: the binomial
+    zero = torch.zeros_like(eta)
+    whole = y.round()
+    binomial = -(
+        whole * torch.nn.functional.logsigmoid(eta)
+        + (2 - whole) * torch.nn.functional.logsigmoid(-eta)
+    ) - torch.log(torch.where(whole == 1, 2.0, 1.0).double())
+    torch.testing.assert_close(genotype_nll(eta, zero, whole, torch.ones(5, 4)), binomial)
+
+
+def test_genotype_probabilities__can_favour_the_heterozygote() -> None:
+    """A Binomial(2, p) puts at most half its mass on 1; delta lifts that ceiling (the
+    heterozygotes of a chain of linked SNPs no longer die out)."""
+    p1, p2 = genotype_probabilities(np.array([0.0, 0.0, 3.0]), np.array([0.0, 5.0, -50.0]))
+    np.testing.assert_allclose(p1[0], 0.5)
+    np.testing.assert_allclose(p2[0], 0.25)
+    assert p1[1] > 0.98
+    np.testing.assert_allclose(p2[2], 1.0 / (1.0 + np.exp(-6.0)), rtol=1e-9)

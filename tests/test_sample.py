@@ -5,20 +5,30 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from scipy import special
 
-from dpgenome.model import WindowModel, make_layout
+from dpgenome.fidelity import genotype_balance
+from dpgenome.model import HET_CENTRE, WindowModel, genotype_probabilities, make_layout
 from dpgenome.sample import fresh_ids, sample_dosages, synthetic_samples
+from dpgenome.testing import ToyConfig, toy_cohort
+from dpgenome.train import TrainConfig, train
 
 
-def _sigmoid(x: float) -> float:
-    return float(special.expit(x))
+def _het(g: int) -> float:
+    return 1.0 - HET_CENTRE - abs(g - 1)
+
+
+def _check(x: np.ndarray, sel: np.ndarray, col: int, eta: float, delta: float) -> None:
+    """The draws of ``col`` among ``sel`` rows follow the model's conditional."""
+    p1, p2 = genotype_probabilities(np.array(eta), np.array(delta))
+    m = int(sel.sum())
+    for g, p in ((1, float(p1)), (2, float(p2))):
+        assert abs((x[sel, col] == g).mean() - p) < 4 * np.sqrt(p * (1 - p) / m) + 1e-9
 
 
 def test_sample_dosages__reproduces_the_model_conditionals() -> None:
     """Two chromosomes, windows of 2 SNPs, context 1. Chromosome 1 has 2 windows: SNP b
     depends on SNP a (within a window), SNP c on SNP b (across the window boundary, through
-    the context). Each conditional distribution must be Binomial(2, sigmoid(logit))."""
+    the context), through both the dosage (eta) and the heterozygote indicator (delta)."""
     v = pd.DataFrame(
         {"id": list("abcdxy"), "chr": ["1"] * 4 + ["2"] * 2, "pos": [1, 2, 3, 4, 1, 2]}
     )
@@ -29,28 +39,26 @@ def test_sample_dosages__reproduces_the_model_conditionals() -> None:
             p.zero_()
         model.window_layer.bias[0] = torch.tensor([0.4, -0.3])
         model.window_layer.weight[0, 0, 1] = 1.5  # a -> b
+        model.het_layer.bias[0] = torch.tensor([0.5, -1.0])
+        model.het_layer.weight[0, 0, 1] = 3.0  # a heterozygous -> b heterozygous
         model.context_layer.weight[1, 0, 0] = -2.0  # b -> c (previous window's last SNP)
+        model.het_context_layer.weight[1, 0, 0] = 2.5
         model.window_layer.bias[2] = torch.tensor([1.0, 0.0])  # chromosome 2, independent
-    n = 40_000
+    n = 60_000
     x = sample_dosages(model, n, np.random.default_rng(0))
     assert x.shape == (n, 6) and x.dtype == np.float32
     assert set(np.unique(x)) <= {0.0, 1.0, 2.0}
-    # P(a): mean dosage 2 p
-    p_a = _sigmoid(0.4)
-    se = np.sqrt(2 * p_a * (1 - p_a) / n)
-    assert abs(x[:, 0].mean() / 2 - p_a) < 4 * se
+    everyone = np.ones(n, dtype=bool)
+    _check(x, everyone, 0, 0.4, 0.5)
     for a in (0, 1, 2):
-        sel = x[:, 0] == a
-        p_b = _sigmoid(-0.3 + 1.5 * (a - 1))
-        assert abs(x[sel, 1].mean() / 2 - p_b) < 4 * np.sqrt(p_b * (1 - p_b) / (2 * sel.sum()))
+        _check(x, x[:, 0] == a, 1, -0.3 + 1.5 * (a - 1), -1.0 + 3.0 * _het(a))
     for b in (0, 1, 2):
-        sel = x[:, 1] == b
-        p_c = _sigmoid(-2.0 * (b - 1))
-        assert abs(x[sel, 2].mean() / 2 - p_c) < 4 * np.sqrt(p_c * (1 - p_c) / (2 * sel.sum()))
+        _check(x, x[:, 1] == b, 2, -2.0 * (b - 1), 2.5 * _het(b))
+    # a heterozygous a makes b heterozygous more often than any Binomial(2, p) could
+    assert (x[x[:, 0] == 1, 1] == 1).mean() > 0.5
     # no dependence between chromosomes
     assert abs(np.corrcoef(x[:, 0], x[:, 4])[0, 1]) < 4 / np.sqrt(n)
-    p_x = _sigmoid(1.0)
-    assert abs(x[:, 4].mean() / 2 - p_x) < 4 * np.sqrt(p_x * (1 - p_x) / (2 * n))
+    _check(x, everyone, 4, 1.0, 0.0)
 
 
 def test_sample_dosages__seeded() -> None:
@@ -67,3 +75,31 @@ def test_fresh_ids__never_collide_with_real_ids() -> None:
     table = synthetic_samples(4, avoid=["x"])
     assert list(table.columns) == ["id", "discard", "mixup"]
     assert not table["discard"].any()
+
+
+class _BinomialOnly(WindowModel):
+    """The model before stop 51: dosages alone, ``delta = 0`` (Binomial conditionals)."""
+
+    def logits(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        eta, delta = super().logits(rows)
+        return eta, delta * 0.0
+
+
+def test_sample_dosages__linked_snps_keep_their_heterozygotes() -> None:
+    """Trained without noise on an outbred toy colony in Hardy-Weinberg equilibrium, the
+    samples stay in it; with Binomial conditionals (no heterozygote indicator) the
+    heterozygotes die out along the chain (F 0.64, 94% of SNPs out of equilibrium)."""
+    cohort, _ = toy_cohort(0, ToyConfig(n=300, n_chrom=2, snps_per_chrom=200))
+    real = genotype_balance(cohort.dosages)
+    assert abs(real["inbreeding"]) < 0.05
+    out = {}
+    for cls in (WindowModel, _BinomialOnly):
+        torch.manual_seed(0)
+        model = cls(make_layout(cohort.variants, 16, 8))
+        model.init_bias_from_frequency(cohort.alt_frequency())
+        train(model, cohort.dosages, TrainConfig(200, 0.5, 0.05), seed=1)
+        out[cls] = genotype_balance(sample_dosages(model, 300, np.random.default_rng(0)))
+    assert abs(out[WindowModel]["inbreeding"]) < 0.05
+    assert out[WindowModel]["hwe_failure_share"] < 0.02
+    assert out[_BinomialOnly]["inbreeding"] > 0.4
+    assert out[_BinomialOnly]["hwe_failure_share"] > 0.5

@@ -94,13 +94,16 @@ def test_train__private_run_reports_its_accounting_inputs(cohort) -> None:
 
 def test_train__bias_only_fine_tune_leaves_ld_weights_untouched(cohort) -> None:
     model = _model(cohort)
-    w0 = model.window_layer.weight.detach().clone()
-    b0 = model.window_layer.bias.detach().clone()
+    w0 = [m.weight.detach().clone() for m in (model.window_layer, model.het_layer)]
+    b0 = [b.detach().clone() for b in model.biases()]
+    assert len(b0) == 2  # eta's and delta's
     train(
         model, cohort.dosages, TrainConfig(5, 0.5, noise_multiplier=1.0, trainable="bias"), seed=0
     )
-    assert torch.equal(model.window_layer.weight.detach(), w0)
-    assert not torch.equal(model.window_layer.bias.detach(), b0)
+    for m, w in zip((model.window_layer, model.het_layer), w0, strict=True):
+        assert torch.equal(m.weight.detach(), w)
+    for b, before in zip(model.biases(), b0, strict=True):
+        assert not torch.equal(b.detach(), before)
     assert all(p.requires_grad for p in model.parameters())
 
 
@@ -114,7 +117,8 @@ def test_ghost_norms__match_the_materialised_per_sample_gradients(cohort, traina
     if trainable == "bias":
         for p in model.parameters():
             p.requires_grad_(False)
-        model.window_layer.bias.requires_grad_(True)
+        for b in model.biases():
+            b.requires_grad_(True)
     per_sample = per_sample_gradients(model, x)
     expected = torch.cat([g.reshape(len(x), -1) for g in per_sample], dim=1).norm(dim=1)
     trainer = DpSgdTrainer(

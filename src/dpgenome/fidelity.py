@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from dpgenome import plots
 from dpgenome.cohort import Cohort, PhenoType, harmonise_alleles
@@ -661,6 +661,8 @@ class CohortFidelity:
     pheno_marginals: dict[str, Any] = field(default_factory=dict)
     #: which phenotypes are missing together (:func:`phenotype_missingness`)
     pheno_missingness: dict[str, Any] = field(default_factory=dict)
+    #: heterozygosity, inbreeding and Hardy-Weinberg (:func:`heterozygosity`)
+    heterozygosity: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -685,6 +687,7 @@ class CohortFidelity:
             "phenotype_marginal_error": self.pheno_marginals.get("mean_abs_smd"),
             "phenotype_marginals": self.pheno_marginals,
             "phenotype_missingness": self.pheno_missingness,
+            "heterozygosity": self.heterozygosity,
             "n_shared_snps": self.n_shared_snps,
             "seed": self.seed,
         }
@@ -818,8 +821,86 @@ def cohort_fidelity(
         phenotype_correlation_error=corr_err,
         pheno_marginals=phenotype_marginals(real, synth, focus=focus),
         pheno_missingness=phenotype_missingness(real.phenotypes, synth.phenotypes),
+        heterozygosity={
+            "real": genotype_balance(real.dosages[:, shared_r]),
+            "synthetic": genotype_balance(synth.dosages[:, shared_s]),
+        },
         seed=seed,
     )
+
+
+#: a SNP whose Hardy-Weinberg test gives p below this fails (plink2's --hwe convention)
+HWE_P = 1e-6
+
+
+def hwe_exact_p(
+    hom1: np.ndarray, het: np.ndarray, hom2: np.ndarray, *, chunk: int = 2048
+) -> np.ndarray:
+    """The exact Hardy-Weinberg test per SNP (Wigginton, Cutler & Abecasis 2005; plink2's
+    ``--hardy``): given the genotype count ``n`` and the minor allele count, the probability
+    of each possible heterozygote count ``h`` is proportional to ``2^h / (h! a! b!)`` (``a``,
+    ``b`` the homozygote counts it implies); p is the total probability of the counts no
+    more likely than the observed one. Vectorised over SNPs (``chunk`` at a time)."""
+    hom1, het, hom2 = (np.asarray(v, dtype=np.int64) for v in (hom1, het, hom2))
+    n = hom1 + het + hom2
+    rare = np.minimum(2 * hom1 + het, 2 * hom2 + het)  # minor allele count
+    out = np.ones(len(n))
+    for lo in range(0, len(n), chunk):
+        sl = slice(lo, lo + chunk)
+        r, nn, h_obs = rare[sl], n[sl], het[sl]
+        steps = np.arange(int(r.max()) // 2 + 1 if len(r) else 1)
+        h = (r % 2)[:, None] + 2 * steps[None, :]  # heterozygote counts of rare's parity
+        valid = h <= r[:, None]
+        h = np.where(valid, h, r[:, None])
+        a = (r[:, None] - h) // 2  # homozygotes of the minor allele
+        b = nn[:, None] - h - a
+        log_p = (
+            h * math.log(2.0)
+            - special.gammaln(h + 1.0)
+            - special.gammaln(a + 1.0)
+            - special.gammaln(b + 1.0)
+        )
+        log_p = np.where(valid, log_p, -np.inf)
+        log_p -= log_p.max(axis=1, keepdims=True)
+        probs = np.exp(log_p)
+        probs /= probs.sum(axis=1, keepdims=True)
+        observed = np.take_along_axis(probs, ((h_obs - r % 2) // 2)[:, None], axis=1)
+        # counts no more likely than the observed one (a relative tolerance for ties)
+        out[sl] = np.minimum(1.0, (probs * (probs <= observed * (1 + 1e-7))).sum(axis=1))
+    return out
+
+
+def genotype_balance(dosages: np.ndarray, *, hwe_p: float = HWE_P) -> dict[str, Any]:
+    """Heterozygosity of a cohort's hard calls (dosages rounded; missing left out) over its
+    SNPs polymorphic in it: the observed heterozygote share, the inbreeding coefficient
+    ``F = 1 - sum H_obs / sum H_exp`` (``H_exp = 2 p (1 - p)`` per SNP; 0 in an outbred colony
+    in Hardy-Weinberg equilibrium, 1 with no heterozygote), and the share of SNPs whose
+    exact Hardy-Weinberg test (:func:`hwe_exact_p`) gives p < ``hwe_p``. A synthesizer whose
+    genotype conditionals cannot favour the heterozygote drifts towards F = 1 along linked SNPs
+    (docs/tuning-history.md, stop 51)."""
+    g = np.round(np.asarray(dosages, dtype=np.float64))
+    called = np.isfinite(g)
+    n = called.sum(axis=0).astype(np.float64)
+    n1 = (g == 1).sum(axis=0).astype(np.float64)
+    n2 = (g == 2).sum(axis=0).astype(np.float64)
+    n0 = n - n1 - n2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = (n1 + 2 * n2) / (2 * n)
+    poly = (n > 0) & (p > 0) & (p < 1)
+    h_exp = 2 * p * (1 - p)
+    if not poly.any():
+        return {"snps": 0, "observed": None, "expected": None, "inbreeding": None}
+    observed = float(n1[poly].sum() / n[poly].sum())
+    expected_share = float((h_exp[poly] * n[poly]).sum() / n[poly].sum())
+    fails = hwe_exact_p(n0[poly], n1[poly], n2[poly]) < hwe_p
+    return {
+        "snps": int(poly.sum()),
+        "observed": observed,
+        "expected": expected_share,
+        "inbreeding": 1.0 - observed / expected_share,
+        "hwe_failure_share": float(fails.mean()),
+        "hwe_p": hwe_p,
+    }
 
 
 def _pca(

@@ -1,16 +1,25 @@
 """Grouped per-window autoregressive model of genotype dosages (the "structure" model).
 
 The SNP map (public) is cut into windows of ``k`` contiguous SNPs along each chromosome.
-Each window is a small autoregressive model of its dosages: SNP ``j`` of a window is
-``Binomial(2, sigmoid(logit_j))`` with ``logit_j`` an affine function of the dosages of the
-SNPs before it in the window *and* of the last ``context`` SNPs of the previous window of the
-same chromosome. This is a masked linear autoregressive model -- the one-layer case of MADE
-(Germain et al. 2015, ICML; the "fully visible sigmoid belief network" of Frey 1998) -- and
-the window-boundary context carries LD from one window to the next, so along a chromosome the
-model is a single autoregressive chain (a Markov chain of order ``context + k - 1`` at most).
+Each window is a small autoregressive model of its genotypes: SNP ``j`` of a window takes
+0, 1 or 2 copies of its alternative allele with probabilities proportional to
+``(1, 2 exp(eta_j + delta_j), exp(2 eta_j))`` -- ``Binomial(2, sigmoid(eta_j))`` tilted
+towards (``delta_j > 0``) or away from the heterozygote -- where ``eta_j`` is an affine
+function of the *dosages* and ``delta_j`` one of the *heterozygote indicators* of the SNPs
+before it in the window *and* of the last ``context`` SNPs of the previous window of the same
+chromosome. A dosage alone cannot say "the SNP before was heterozygous": a Binomial
+conditional puts at most half its mass on the heterozygote, so along a chain of linked SNPs
+the heterozygotes die out (a synthetic inbreeding coefficient F of 0.8 where an outbred
+colony has 0: docs/tuning-history.md, stop 51). With ``delta = 0`` the model is the masked
+linear autoregressive model of dosages -- the one-layer case of MADE (Germain et al. 2015,
+ICML; the "fully visible sigmoid belief network" of Frey 1998) -- and its starting point.
+The window-boundary context carries LD from one window to the next, so along a chromosome
+the model is a single autoregressive chain (a Markov chain of order ``context + k - 1`` at
+most).
 
-All windows live in one module: the weights are a grouped tensor ``(W, d_in, d_out)`` with a
-fixed autoregressive mask, applied with one ``einsum``. Under DP-SGD every individual's
+All windows live in one module: the weights are grouped tensors ``(W, d_in, d_out)`` with a
+fixed autoregressive mask, applied with one ``einsum`` each (dosages to ``eta``,
+heterozygote indicators to ``delta``). Under DP-SGD every individual's
 per-sample gradient spans *all* windows, so one clipping norm bounds their whole contribution
 and one noise draw per step covers every window (one DP-SGD mechanism, one epsilon).
 
@@ -26,6 +35,7 @@ Opacus's generic functorch path.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,24 +181,31 @@ def grouped_masked_linear_norm_sample(
     return out
 
 
+#: the heterozygote indicator enters centred at this public constant (as dosages at 1), so
+#: that an unknown (missing, padding) genotype is 0 in both inputs
+HET_CENTRE = 0.5
+
+
 class WindowModel(nn.Module):
     """Every window's autoregressive model in one module (see the module docstring).
 
-    Two grouped layers share the output: ``window_layer`` (``(W, k, k)``, strictly upper
-    triangular mask, with the per-SNP bias) reads the window's own dosages and
-    ``context_layer`` (``(W, context, k)``, no bias) the last ``context`` dosages of the
-    previous window of the chromosome. Together they are the masked layer of
-    :func:`autoregressive_mask`.
+    Four grouped layers: ``window_layer`` (``(W, k, k)``, strictly upper triangular mask,
+    with the per-SNP bias of ``eta``) reads the window's own dosages and ``context_layer``
+    (``(W, context, k)``, no bias) the last ``context`` dosages of the previous window of the
+    chromosome: together they are the masked layer of :func:`autoregressive_mask`, giving
+    ``eta``. ``het_layer`` and ``het_context_layer`` do the same from the heterozygote
+    indicators, giving ``delta`` (its bias: ``het_layer``'s).
     """
 
     def __init__(self, layout: WindowLayout) -> None:
         super().__init__()
         self.layout = layout
         k, c = layout.window, layout.context
-        self.window_layer = GroupedMaskedLinear(layout.n_windows, autoregressive_mask(k, 0))
-        self.context_layer = (
-            GroupedMaskedLinear(layout.n_windows, torch.ones(c, k), bias=False) if c else None
-        )
+        w = layout.n_windows
+        self.window_layer = GroupedMaskedLinear(w, autoregressive_mask(k, 0))
+        self.context_layer = GroupedMaskedLinear(w, torch.ones(c, k), bias=False) if c else None
+        self.het_layer = GroupedMaskedLinear(w, autoregressive_mask(k, 0))
+        self.het_context_layer = GroupedMaskedLinear(w, torch.ones(c, k), bias=False) if c else None
         # previous window on the same chromosome, or the all-zero window ``W`` for a first one
         prev = np.where(layout.step > 0, np.arange(layout.n_windows) - 1, layout.n_windows)
         self.prev_window = torch.from_numpy(prev.astype(np.int64))
@@ -212,78 +229,130 @@ class WindowModel(nn.Module):
         x[missing] = 0.0
         return torch.from_numpy(np.concatenate([x.astype(np.float16), observed], axis=1))
 
-    def logits(self, rows: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, W, k)`` of prepared rows (teacher forcing)."""
-        lay = self.layout
-        w, k, c = lay.n_windows, lay.window, lay.context
-        b = rows.shape[0]
-        x = rows[:, : w * k].float().reshape(b, w, k)
-        out = self.window_layer(x)
-        if self.context_layer is not None:
-            padded = torch.cat([x[:, :, k - c :], torch.zeros(b, 1, c)], dim=1)
-            out = out + self.context_layer(padded.index_select(1, self.prev_window))
-        return out
-
-    def forward(self, rows: torch.Tensor) -> torch.Tensor:
-        """Per-sample Binomial(2, p) negative log-likelihood ``(B,)`` of prepared rows."""
+    def _unpack(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Centred dosages, centred heterozygote indicators and the observed mask, each
+        ``(B, W, k)``. A soft (imputed) dosage ``y`` is heterozygous to the degree
+        ``1 - |y - 1|``; unknown genotypes are 0 in both inputs."""
         lay = self.layout
         w, k = lay.n_windows, lay.window
         b = rows.shape[0]
-        y = rows[:, : w * k].float().reshape(b, w, k) + 1.0
-        observed = self.pad_mask
+        x = rows[:, : w * k].float().reshape(b, w, k)
+        observed = self.pad_mask.expand(b, w, k)
         if rows.shape[1] == 2 * w * k:
             observed = observed * rows[:, w * k :].float().reshape(b, w, k)
-        return binomial_nll(self.logits(rows), y, observed).sum(dim=(1, 2))
+        het = (1.0 - HET_CENTRE - x.abs()) * observed
+        return x, het, observed
 
-    def effective_weights(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(W, context + k, k)`` masked weights (context rows first) and ``(W, k)`` biases."""
+    def _layer_pair(
+        self, layer: GroupedMaskedLinear, context: GroupedMaskedLinear | None, x: torch.Tensor
+    ) -> torch.Tensor:
+        out = layer(x)
+        if context is not None:
+            lay = self.layout
+            k, c = lay.window, lay.context
+            padded = torch.cat([x[:, :, k - c :], torch.zeros(x.shape[0], 1, c)], dim=1)
+            out = out + context(padded.index_select(1, self.prev_window))
+        return out
+
+    def logits(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(eta, delta)``, each ``(B, W, k)``, of prepared rows (teacher forcing)."""
+        x, het, _ = self._unpack(rows)
+        eta = self._layer_pair(self.window_layer, self.context_layer, x)
+        delta = self._layer_pair(self.het_layer, self.het_context_layer, het)
+        return eta, delta
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        """Per-sample genotype negative log-likelihood ``(B,)`` of prepared rows."""
+        x, _, observed = self._unpack(rows)
+        eta, delta = self.logits(rows)
+        return genotype_nll(eta, delta, x + 1.0, observed).sum(dim=(1, 2))
+
+    def effective_weights(self) -> dict[str, np.ndarray]:
+        """The masked weights and biases: ``eta`` and ``delta`` (``(W, context + k, k)``,
+        context rows first) and ``eta_bias`` and ``delta_bias`` (``(W, k)``)."""
+        out: dict[str, np.ndarray] = {}
         with torch.no_grad():
-            win = (self.window_layer.weight * self.window_layer.mask).double()
-            if self.context_layer is not None:
-                ctx = (self.context_layer.weight * self.context_layer.mask).double()
-                win = torch.cat([ctx, win], dim=1)
-            bias = self.window_layer.bias
-            assert bias is not None
-            return win.numpy(), bias.double().numpy()
+            for name, layer, context in (
+                ("eta", self.window_layer, self.context_layer),
+                ("delta", self.het_layer, self.het_context_layer),
+            ):
+                win = (layer.weight * layer.mask).double()
+                if context is not None:
+                    win = torch.cat([(context.weight * context.mask).double(), win], dim=1)
+                assert layer.bias is not None
+                out[name] = win.numpy()
+                out[f"{name}_bias"] = layer.bias.double().numpy()
+        return out
+
+    def biases(self) -> list[nn.Parameter]:
+        """The per-SNP biases of ``eta`` and ``delta`` (what bias-only fine-tuning trains)."""
+        out = [self.window_layer.bias, self.het_layer.bias]
+        return [b for b in out if b is not None]
 
     @torch.no_grad()
     def init_bias_from_frequency(self, alt_freq: np.ndarray) -> None:
-        """Start every SNP at ``logit(alt frequency)`` (frequency from public information:
-        a public panel, or 0.5)."""
+        """Start every SNP at Hardy-Weinberg proportions of its alternative allele frequency
+        (``eta = logit(f)``, ``delta = 0``; frequency from public information: a public panel,
+        or 0.5)."""
         f = np.clip(np.nan_to_num(np.asarray(alt_freq, dtype=np.float64), nan=0.5), 0.01, 0.99)
         logit = np.log(f / (1 - f))
         idx = self.layout.snp_index
         b = np.where(idx >= 0, logit[np.clip(idx, 0, None)], 0.0)
-        assert self.window_layer.bias is not None
+        assert self.window_layer.bias is not None and self.het_layer.bias is not None
         self.window_layer.bias.copy_(torch.from_numpy(b).to(self.window_layer.bias.dtype))
+        self.het_layer.bias.zero_()
 
 
-def binomial_nll(logits: torch.Tensor, y: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
-    """Elementwise ``-log P(y | Binomial(2, sigmoid(logits)))`` up to the constant
-    ``log C(2, y)``, zero where ``observed`` is 0. Non-integer dosages act as soft targets.
+def genotype_probabilities(eta: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(P(1), P(2))`` of the model's conditional (module docstring), elementwise."""
+    l1 = eta + delta + math.log(2.0)
+    l2 = 2.0 * eta
+    m = np.maximum(0.0, np.maximum(l1, l2))
+    e0, e1, e2 = np.exp(-m), np.exp(l1 - m), np.exp(l2 - m)
+    z = e0 + e1 + e2
+    return e1 / z, e2 / z
 
-    ``-(y log s(l) + (2 - y) log s(-l)) = (2 - y) l + 2 softplus(-l)`` (one transcendental
-    per entry instead of two).
-    """
-    return _BinomialNll.apply(logits, y) * observed
+
+def genotype_nll(
+    eta: torch.Tensor, delta: torch.Tensor, y: torch.Tensor, observed: torch.Tensor
+) -> torch.Tensor:
+    """Elementwise ``-log P(y)`` of the model's conditional (module docstring), zero where
+    ``observed`` is 0. A non-integer dosage ``y`` (imputed) is a soft target with weights
+    ``(max(1 - y, 0), 1 - |y - 1|, max(y - 1, 0))`` on 0, 1 and 2. With ``delta = 0`` it is
+    the Binomial(2, sigmoid(eta)) NLL less ``log C(2, y)``."""
+    return _GenotypeNll.apply(eta, delta, y) * observed
 
 
-class _BinomialNll(torch.autograd.Function):
-    """``(2 - y) l + 2 softplus(-l)`` with the backward written out, ``g (2 sigmoid(l) -
-    y)``: PyTorch's ``softplus_backward`` on CPU took 37% of a DP-SGD step of the 80k-SNP
-    model (82 ms of ~0.4 s; a sigmoid is vectorised)."""
+class _GenotypeNll(torch.autograd.Function):
+    """``log Z - t1 l1 - t2 l2`` with ``l1 = eta + delta + log 2``, ``l2 = 2 eta``,
+    ``Z = 1 + exp(l1) + exp(l2)``; the backward written out: ``d/d eta = P1 + 2 P2 - t1 - 2
+    t2`` (expected minus observed dosage), ``d/d delta = P1 - t1``."""
 
     generate_vmap_rule = True  # torch.func (the per-sample gradient reference in the tests)
 
     @staticmethod
-    def forward(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return (2.0 - y) * logits + 2.0 * nn.functional.softplus(-logits)
+    def _parts(
+        eta: torch.Tensor, delta: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        l1 = eta + delta + math.log(2.0)
+        l2 = 2.0 * eta
+        m = torch.clamp(torch.maximum(l1, l2), min=0.0)
+        e0, e1, e2 = torch.exp(-m), torch.exp(l1 - m), torch.exp(l2 - m)
+        z = e0 + e1 + e2
+        t1 = 1.0 - (y - 1.0).abs()
+        t2 = (y - 1.0).clamp(min=0.0)
+        return m + torch.log(z) - t1 * l1 - t2 * l2, e1 / z, e2 / z, t1, t2
 
     @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[torch.Tensor, torch.Tensor], output: Any) -> None:
+    def forward(eta: torch.Tensor, delta: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return _GenotypeNll._parts(eta, delta, y)[0]
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[torch.Tensor, ...], output: Any) -> None:
         ctx.save_for_backward(*inputs)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        logits, y = ctx.saved_tensors
-        return grad * (2.0 * torch.sigmoid(logits) - y), None
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+        eta, delta, y = ctx.saved_tensors
+        _, p1, p2, t1, t2 = _GenotypeNll._parts(eta, delta, y)
+        return grad * (p1 + 2.0 * p2 - t1 - 2.0 * t2), grad * (p1 - t1), None

@@ -382,6 +382,8 @@ def holdout_baseline(fid: CohortFidelity, n_holdout: int) -> dict[str, Any]:
         "phenotype_missingness_error": d["phenotype_missingness"]["indicator_correlation_error"],
         "complete_rows": d["phenotype_missingness"]["complete_rows_synthetic"],
         "pca_variance_ratio_out_of_sample": d["pca"].get("variance_ratio_out_of_sample"),
+        "inbreeding": d["heterozygosity"]["synthetic"]["inbreeding"],
+        "hwe_failure_share": d["heterozygosity"]["synthetic"].get("hwe_failure_share"),
     }
 
 

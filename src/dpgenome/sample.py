@@ -15,29 +15,38 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from dpgenome.model import WindowModel
+from dpgenome.model import HET_CENTRE, WindowModel, genotype_probabilities
 
 
 def sample_dosages(model: WindowModel, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` synthetic genotype rows ``(n, M)``, float32 dosages in ``{0, 1, 2}``."""
+    """``n`` synthetic genotype rows ``(n, M)``, float32 dosages in ``{0, 1, 2}``: ancestral
+    sampling, the windows of one step along every chromosome at once."""
     layout = model.layout
     c, k = layout.context, layout.window
-    weight, bias = model.effective_weights()
+    weights = model.effective_weights()
+    w_eta, w_delta = weights["eta"], weights["delta"]
     out = np.zeros((n, layout.n_variants + 1), dtype=np.float32)  # last column: pad sink
     sink = layout.n_variants
     for t in range(int(layout.step.max()) + 1 if layout.n_windows else 0):
         ws = np.flatnonzero(layout.step == t)
         ctx_idx = np.where(layout.context_index[ws] >= 0, layout.context_index[ws], sink)
         ctx = out[:, ctx_idx].astype(np.float64) - 1.0
-        ctx[:, layout.context_index[ws] < 0] = 0.0
-        logits = bias[ws][None] + np.einsum("ngc,gck->ngk", ctx, weight[ws, :c, :])
+        unknown = layout.context_index[ws] < 0
+        ctx[:, unknown] = 0.0
+        het = np.where(unknown[None], 0.0, 1.0 - HET_CENTRE - np.abs(ctx))
+        eta = weights["eta_bias"][ws][None] + np.einsum("ngc,gck->ngk", ctx, w_eta[ws, :c, :])
+        delta = weights["delta_bias"][ws][None] + np.einsum("ngc,gck->ngk", het, w_delta[ws, :c, :])
         snp_idx = np.where(layout.snp_index[ws] >= 0, layout.snp_index[ws], sink)
         for j in range(k):
-            p = 1.0 / (1.0 + np.exp(-logits[:, :, j]))
-            draw = rng.binomial(2, p)
+            p1, p2 = genotype_probabilities(eta[:, :, j], delta[:, :, j])
+            u = rng.random(p1.shape)
+            draw = (u >= 1.0 - p1 - p2).astype(np.float64) + (u >= 1.0 - p2)
             out[:, snp_idx[:, j]] = draw
             if j + 1 < k:
-                logits[:, :, j + 1 :] += (draw - 1.0)[:, :, None] * weight[ws, c + j, j + 1 :][None]
+                x = draw - 1.0
+                eta[:, :, j + 1 :] += x[:, :, None] * w_eta[ws, c + j, j + 1 :][None]
+                h = 1.0 - HET_CENTRE - np.abs(x)
+                delta[:, :, j + 1 :] += h[:, :, None] * w_delta[ws, c + j, j + 1 :][None]
     return out[:, :sink]
 
 

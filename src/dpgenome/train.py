@@ -107,9 +107,8 @@ class TrainReport:
 def set_trainable(model: WindowModel, trainable: str) -> None:
     for p in model.parameters():
         p.requires_grad_(trainable == "all")
-    bias = model.window_layer.bias
-    assert bias is not None
-    bias.requires_grad_(True)
+    for bias in model.biases():
+        bias.requires_grad_(True)
 
 
 def train(

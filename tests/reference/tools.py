@@ -238,6 +238,23 @@ def plink2_glm(
     return out[out["TEST"] == "ADD"].reset_index(drop=True)
 
 
+def plink2_hardy(tmp: Path, dosages: np.ndarray, ids: list[str]) -> pd.DataFrame:
+    """plink2 ``--hardy`` on imported hard-call dosages (one chromosome, made-up positions):
+    per SNP the observed and expected heterozygote counts (``O(HET_A1)``, ``E(HET_A1)``, as
+    shares of the calls) and the exact test's ``P``."""
+    assert PLINK2 is not None
+    n, m = dosages.shape
+    samples = [f"S{i}" for i in range(n)]
+    header = "SNP A1 A2 " + " ".join(f"{s} {s}" for s in samples)
+    rows = [f"{ids[j]} A B " + " ".join(_fmt(dosages[:, j].astype(np.float64))) for j in range(m)]
+    (tmp / "h.dose").write_text(header + "\n" + "\n".join(rows) + "\n")
+    (tmp / "h.fam").write_text("".join(f"{s} {s} 0 0 0 -9\n" for s in samples))
+    (tmp / "h.map").write_text("".join(f"1 {i} 0 {1000 * (j + 1)}\n" for j, i in enumerate(ids)))
+    cmd = [PLINK2, "--import-dosage", "h.dose", "format=1", "--fam", "h.fam", "--map", "h.map"]
+    _run([*cmd, "--hardy", "--threads", "1", "--out", "ref"], tmp)
+    return pd.read_csv(tmp / "ref.hardy", sep="\t")
+
+
 REFERENCE_DIR = Path(__file__).resolve().parent
 
 
