@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from dpgenome.fidelity import genotype_balance
@@ -103,3 +104,25 @@ def test_sample_dosages__linked_snps_keep_their_heterozygotes() -> None:
     assert out[WindowModel]["hwe_failure_share"] < 0.02
     assert out[_BinomialOnly]["inbreeding"] > 0.4
     assert out[_BinomialOnly]["hwe_failure_share"] > 0.5
+
+
+def test_sample_dosages__given_columns_are_kept_and_condition_the_rest() -> None:
+    """Windows of 2, context 1: with SNP b given (all 2), SNP c is drawn from its conditional
+    given b = 2, and the given columns come back as they were."""
+    v = pd.DataFrame({"id": list("abcd"), "chr": "1", "pos": [1, 2, 3, 4]})
+    model = WindowModel(make_layout(v, window=2, context=1))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.context_layer.weight[1, 0, 0] = -2.0  # b -> c
+    n = 20_000
+    given = np.zeros((n, 4), dtype=np.float32)
+    given[:, 1] = 2.0
+    free = np.array([False, False, True, False])
+    x = sample_dosages(model, n, np.random.default_rng(0), given=given, free=free)
+    np.testing.assert_array_equal(x[:, [0, 1, 3]], given[:, [0, 1, 3]])
+    _check(x, np.ones(n, dtype=bool), 2, -2.0, 0.0)
+    nothing = sample_dosages(model, 5, np.random.default_rng(0), given=given[:5], free=~free & free)
+    np.testing.assert_array_equal(nothing, given[:5])
+    with pytest.raises(ValueError, match="free"):
+        sample_dosages(model, 5, np.random.default_rng(0), given=given[:5])

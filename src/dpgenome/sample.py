@@ -18,17 +18,39 @@ import pandas as pd
 from dpgenome.model import HET_CENTRE, WindowModel, genotype_probabilities
 
 
-def sample_dosages(model: WindowModel, n: int, rng: np.random.Generator) -> np.ndarray:
+def sample_dosages(
+    model: WindowModel,
+    n: int,
+    rng: np.random.Generator,
+    *,
+    given: np.ndarray | None = None,
+    free: np.ndarray | None = None,
+) -> np.ndarray:
     """``n`` synthetic genotype rows ``(n, M)``, float32 dosages in ``{0, 1, 2}``: ancestral
-    sampling, the windows of one step along every chromosome at once."""
+    sampling, the windows of one step along every chromosome at once.
+
+    With ``given`` (``(n, M)`` dosages) and ``free`` (``(M,)`` bool), only the ``free``
+    columns are drawn, each from the model's conditional given everything before it,
+    ``given``'s values included; the other columns keep ``given``'s values (windows without a
+    free column are not visited)."""
     layout = model.layout
     c, k = layout.context, layout.window
     weights = model.effective_weights()
     w_eta, w_delta = weights["eta"], weights["delta"]
     out = np.zeros((n, layout.n_variants + 1), dtype=np.float32)  # last column: pad sink
     sink = layout.n_variants
+    draw_col = np.ones(layout.n_variants + 1, dtype=bool)
+    if given is not None:
+        if free is None or given.shape != (n, layout.n_variants):
+            raise ValueError("given needs free and the shape (n, n_variants)")
+        out[:, :sink] = given
+        draw_col[:sink] = free
+    draw_col[sink] = False
+    visit = draw_col[np.where(layout.snp_index >= 0, layout.snp_index, sink)].any(axis=1)
     for t in range(int(layout.step.max()) + 1 if layout.n_windows else 0):
-        ws = np.flatnonzero(layout.step == t)
+        ws = np.flatnonzero((layout.step == t) & visit)
+        if not ws.size:
+            continue
         ctx_idx = np.where(layout.context_index[ws] >= 0, layout.context_index[ws], sink)
         ctx = out[:, ctx_idx].astype(np.float64) - 1.0
         unknown = layout.context_index[ws] < 0
@@ -38,10 +60,12 @@ def sample_dosages(model: WindowModel, n: int, rng: np.random.Generator) -> np.n
         delta = weights["delta_bias"][ws][None] + np.einsum("ngc,gck->ngk", het, w_delta[ws, :c, :])
         snp_idx = np.where(layout.snp_index[ws] >= 0, layout.snp_index[ws], sink)
         for j in range(k):
+            cols = snp_idx[:, j]
             p1, p2 = genotype_probabilities(eta[:, :, j], delta[:, :, j])
             u = rng.random(p1.shape)
             draw = (u >= 1.0 - p1 - p2).astype(np.float64) + (u >= 1.0 - p2)
-            out[:, snp_idx[:, j]] = draw
+            draw = np.where(draw_col[cols][None], draw, out[:, cols])
+            out[:, cols] = draw
             if j + 1 < k:
                 x = draw - 1.0
                 eta[:, :, j + 1 :] += x[:, :, None] * w_eta[ws, c + j, j + 1 :][None]

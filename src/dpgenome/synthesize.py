@@ -107,6 +107,7 @@ from dpgenome.noise import (
 )
 from dpgenome.phenoschema import data_typed_assumption, typed_from_data, with_schema_types
 from dpgenome.sample import sample_dosages, synthetic_samples
+from dpgenome.splice import Splice, splice_regions
 from dpgenome.train import TrainConfig, train
 
 log = logging.getLogger(__name__)
@@ -1352,25 +1353,39 @@ def synthesize(
             # the drawn rows have their own prevalence and slopes: the pairing matches the
             # residual a GWAS of them tests
             adjust = adjust.refit(pheno_table, cfg.pheno)
+        splices = []
         if regions and public is not None and cfg.region_genotypes == "public":
-            # Selected regions take a whole public-panel individual's genotypes per synthetic
+            # Selected regions take a public-panel individual's block per synthetic
             # individual: the public panel's long-range LD (which the window model, with its
             # short context, cannot carry across a multi-Mb block) spreads the association across
-            # the block as in the population. Public data: no privacy cost. Distinct panel
-            # individuals while the panel is large enough (no duplicated blocks).
-            prng = np.random.default_rng(seeds[7])
-            pick = (
-                prng.permutation(public.n_samples)[: cfg.n_synth]
-                if cfg.n_synth <= public.n_samples
-                else prng.integers(public.n_samples, size=cfg.n_synth)
-            )
-            for r in regions:
-                dosages[:, r.columns] = public.dosages[np.ix_(pick, r.columns)]
+            # the block as in the population. Public data: no privacy cost. Each block's donor
+            # matches the synthetic individual's genotypes just before the region, and the
+            # SNPs after it are drawn again given the block (dpgenome.splice: LD across both
+            # edges); a donor serves at most ceil(n / panel) synthetic individuals.
+            splices += [Splice(r.columns) for r in regions if not r.redraw]
         redraw_rng = np.random.default_rng((seeds[7], 1))
         for r in (r for r in regions if r.redraw):
             # a lead release's column at its released frequency (post-processing)
             freq = r.center / 2.0
-            dosages[:, r.columns] = redraw_rng.binomial(2, freq, size=(len(dosages), len(freq)))
+            values = redraw_rng.binomial(2, freq, size=(len(dosages), len(freq)))
+            splices.append(Splice(r.columns, values.astype(np.float32)))
+        if splices:
+            dosages, details["splice"] = splice_regions(
+                model,
+                dosages,
+                members.variants,
+                splices,
+                np.random.default_rng(seeds[7]),
+                panel=None if public is None else public.dosages,
+            )
+            if public is not None and cfg.n_synth > public.n_samples and regions:
+                log.warning(
+                    "%d synthetic individuals but a public panel of %d: each panel "
+                    "individual's block at a selected region serves up to %d of them",
+                    cfg.n_synth,
+                    public.n_samples,
+                    details["splice"]["most_served_by_one_donor"],
+                )
         order, pairing = _pairing(dosages, pheno_table, pheno_types, regions, adjust, cfg, seeds[6])
         pheno_table = _relocate(
             pheno_table.iloc[order].reset_index(drop=True), adjust, cfg, details
