@@ -27,23 +27,29 @@ def _check(x: np.ndarray, sel: np.ndarray, col: int, eta: float, delta: float) -
 
 
 def test_sample_dosages__reproduces_the_model_conditionals() -> None:
-    """Two chromosomes, windows of 2 SNPs, context 1. Chromosome 1 has 2 windows: SNP b
-    depends on SNP a (within a window), SNP c on SNP b (across the window boundary, through
-    the context), through both the dosage (eta) and the heterozygote indicator (delta)."""
+    """Two chromosomes, windows of 2 SNPs, context 1 (so delta reads 2 lags). Chromosome 1
+    has 2 windows: SNP b depends on SNP a (within a window), SNP c on SNP b (across the window
+    boundary, through the context), through the dosage (eta) and the heterozygote indicator
+    (delta); SNP d's delta reads b's indicator at lag 2."""
     v = pd.DataFrame(
         {"id": list("abcdxy"), "chr": ["1"] * 4 + ["2"] * 2, "pos": [1, 2, 3, 4, 1, 2]}
     )
     lay = make_layout(v, window=2, context=1)
     model = WindowModel(lay)
+    assert model.lags == 2
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
         model.window_layer.bias[0] = torch.tensor([0.4, -0.3])
         model.window_layer.weight[0, 0, 1] = 1.5  # a -> b
+        # delta's weights: (window, input: the previous window's last 2 then its own 2, output)
         model.het_layer.bias[0] = torch.tensor([0.5, -1.0])
-        model.het_layer.weight[0, 0, 1] = 3.0  # a heterozygous -> b heterozygous
+        model.het_layer.weight[0, 2, 1] = 3.0  # a heterozygous -> b heterozygous (lag 1)
+        model.het_layer.weight[0, 0, 0] = 9.0  # lag 2 of a: before the context, masked
         model.context_layer.weight[1, 0, 0] = -2.0  # b -> c (previous window's last SNP)
-        model.het_context_layer.weight[1, 0, 0] = 2.5
+        model.het_layer.weight[1, 1, 0] = 2.5  # b -> c (lag 1, in the previous window)
+        model.het_layer.weight[1, 1, 1] = -1.5  # b -> d (lag 2)
+        model.het_layer.weight[2, 1, 0] = 7.0  # x's lag 1 (a first window): reads zeros
         model.window_layer.bias[2] = torch.tensor([1.0, 0.0])  # chromosome 2, independent
     n = 60_000
     x = sample_dosages(model, n, np.random.default_rng(0))
@@ -55,6 +61,7 @@ def test_sample_dosages__reproduces_the_model_conditionals() -> None:
         _check(x, x[:, 0] == a, 1, -0.3 + 1.5 * (a - 1), -1.0 + 3.0 * _het(a))
     for b in (0, 1, 2):
         _check(x, x[:, 1] == b, 2, -2.0 * (b - 1), 2.5 * _het(b))
+        _check(x, x[:, 1] == b, 3, 0.0, -1.5 * _het(b))
     # a heterozygous a makes b heterozygous more often than any Binomial(2, p) could
     assert (x[x[:, 0] == 1, 1] == 1).mean() > 0.5
     # no dependence between chromosomes

@@ -8,7 +8,7 @@ import torch
 
 from dpgenome.model import WindowModel, make_layout
 from dpgenome.sample import sample_dosages
-from dpgenome.splice import Splice, assign_donors, splice_regions
+from dpgenome.splice import Splice, assign_donors, merge_overlapping, splice_regions
 from dpgenome.testing import ToyConfig, toy_cohort
 from dpgenome.train import TrainConfig, train
 
@@ -83,3 +83,25 @@ def test_splice_regions__given_values_and_a_small_panel(fitted) -> None:
         splice_regions(
             model, synth, cohort.variants, [Splice(np.arange(3))], np.random.default_rng(0)
         )
+
+
+def test_merge_overlapping__one_donor_across_overlapping_regions(fitted) -> None:
+    cohort, model, synth = fitted
+    chrom = np.repeat([1, 2], 200)
+    pos = np.tile(np.arange(200) * 1000, 2)
+    a, b, c = Splice(np.arange(10, 30)), Splice(np.arange(25, 40)), Splice(np.arange(50, 60))
+    lead = Splice(np.array([35]), np.zeros((300, 1), dtype=np.float32))
+    merged = merge_overlapping([c, b, lead, a], chrom, pos)
+    assert [m.columns.tolist() for m in merged] == [
+        list(range(10, 40)),
+        [35],
+        list(range(50, 60)),
+    ]
+    out, info = splice_regions(
+        model, synth, cohort.variants, [a, b], np.random.default_rng(3), panel=cohort.dosages
+    )
+    assert info["regions"] == 1
+    block = out[:, 10:40]
+    assert all(
+        (cohort.dosages[:, 10:40] == row).all(axis=1).any() for row in block
+    )  # each row one donor's block across both regions

@@ -95,6 +95,7 @@ def test_train__private_run_reports_its_accounting_inputs(cohort) -> None:
 def test_train__bias_only_fine_tune_leaves_ld_weights_untouched(cohort) -> None:
     model = _model(cohort)
     w0 = [m.weight.detach().clone() for m in (model.window_layer, model.het_layer)]
+    assert model.lags == 4
     b0 = [b.detach().clone() for b in model.biases()]
     assert len(b0) == 2  # eta's and delta's
     train(

@@ -34,7 +34,7 @@ def sample_dosages(
     ``given``'s values included; the other columns keep ``given``'s values (windows without a
     free column are not visited)."""
     layout = model.layout
-    c, k = layout.context, layout.window
+    c, k, lags = layout.context, layout.window, model.lags
     weights = model.effective_weights()
     w_eta, w_delta = weights["eta"], weights["delta"]
     out = np.zeros((n, layout.n_variants + 1), dtype=np.float32)  # last column: pad sink
@@ -53,24 +53,29 @@ def sample_dosages(
             continue
         ctx_idx = np.where(layout.context_index[ws] >= 0, layout.context_index[ws], sink)
         ctx = out[:, ctx_idx].astype(np.float64) - 1.0
-        unknown = layout.context_index[ws] < 0
-        ctx[:, unknown] = 0.0
-        het = np.where(unknown[None], 0.0, 1.0 - HET_CENTRE - np.abs(ctx))
+        ctx[:, layout.context_index[ws] < 0] = 0.0
         eta = weights["eta_bias"][ws][None] + np.einsum("ngc,gck->ngk", ctx, w_eta[ws, :c, :])
-        delta = weights["delta_bias"][ws][None] + np.einsum("ngc,gck->ngk", het, w_delta[ws, :c, :])
+        delta = np.broadcast_to(weights["delta_bias"][ws][None], eta.shape).copy()
+        # heterozygote indicators of the previous window's last SNPs, then of this window's
+        hist = np.zeros((n, len(ws), lags + k))
+        if t > 0:
+            prev = layout.snp_index[ws - 1, k - lags :]
+            hist[:, :, :lags] = 1.0 - HET_CENTRE - np.abs(out[:, prev] - 1.0)
         snp_idx = np.where(layout.snp_index[ws] >= 0, layout.snp_index[ws], sink)
         for j in range(k):
             cols = snp_idx[:, j]
-            p1, p2 = genotype_probabilities(eta[:, :, j], delta[:, :, j])
+            d = delta[:, :, j] + np.einsum(
+                "ngi,gi->ng", hist[:, :, : lags + j], w_delta[ws, : lags + j, j]
+            )
+            p1, p2 = genotype_probabilities(eta[:, :, j], d)
             u = rng.random(p1.shape)
             draw = (u >= 1.0 - p1 - p2).astype(np.float64) + (u >= 1.0 - p2)
             draw = np.where(draw_col[cols][None], draw, out[:, cols])
             out[:, cols] = draw
+            x = draw - 1.0
+            hist[:, :, lags + j] = 1.0 - HET_CENTRE - np.abs(x)
             if j + 1 < k:
-                x = draw - 1.0
                 eta[:, :, j + 1 :] += x[:, :, None] * w_eta[ws, c + j, j + 1 :][None]
-                h = 1.0 - HET_CENTRE - np.abs(x)
-                delta[:, :, j + 1 :] += h[:, :, None] * w_delta[ws, c + j, j + 1 :][None]
     return out[:, :sink]
 
 

@@ -7,6 +7,8 @@ nothing links the block to the chromosome around it: r^2 across a region's edges
 0.01 against 1.0 in the real cohort (docs/tuning-history.md, stop 51). So, region by region
 along each chromosome:
 
+Overlapping regions are spliced as one (:func:`merge_overlapping`).
+
 * **upstream edge**: each synthetic individual takes the block of a panel individual whose
   genotypes at the ``match_snps`` SNPs before the region are closest to its own (an
   assignment, :func:`assign_donors`: each panel individual serves at most ``ceil(n / P)``
@@ -56,6 +58,32 @@ def assign_donors(cost: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return donors
 
 
+def merge_overlapping(
+    splices: Sequence[Splice], chrom: np.ndarray, pos: np.ndarray
+) -> list[Splice]:
+    """``splices`` in map order, panel splices whose ranges overlap on a chromosome merged
+    into one (the SNPs between them included): one donor's block across them, rather than
+    a second donor overwriting the first one's where they overlap."""
+    spans = sorted(splices, key=lambda s: (int(chrom[s.columns].min()), int(pos[s.columns].min())))
+    out: list[Splice] = []
+    for s in spans:
+        prev = out[-1] if out else None
+        if (
+            prev is not None
+            and prev.values is None
+            and s.values is None
+            and chrom[s.columns[0]] == chrom[prev.columns[0]]
+            and pos[s.columns].min() <= pos[prev.columns].max()
+        ):
+            c = chrom[s.columns[0]]
+            lo = pos[prev.columns].min()
+            hi = max(pos[prev.columns].max(), pos[s.columns].max())
+            out[-1] = Splice(np.flatnonzero((chrom == c) & (pos >= lo) & (pos <= hi)))
+        else:
+            out.append(s)
+    return out
+
+
 def splice_regions(
     model: WindowModel,
     dosages: np.ndarray,
@@ -72,7 +100,7 @@ def splice_regions(
     out = np.array(dosages, dtype=np.float32, copy=True)
     chrom = chromosome_rank(variants["chr"].astype(str).to_numpy())
     pos = variants["pos"].to_numpy(dtype=np.int64)
-    order = sorted(splices, key=lambda s: (int(chrom[s.columns].min()), int(pos[s.columns].min())))
+    order = merge_overlapping(splices, chrom, pos)
     most_served, mismatch, redrawn = 0, [], 0
     for s in order:
         cols = np.asarray(s.columns)
