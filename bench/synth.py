@@ -329,6 +329,7 @@ COLUMNS = (
     "lambda_real",
     "af_corr",
     "ld_err",
+    "F",
     "pheno_corr_err",
     "complete",
     "miss_err",
