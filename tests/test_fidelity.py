@@ -752,6 +752,36 @@ def test_phenotype_missingness__complete_rows_and_indicator_correlations() -> No
     assert none["indicator_correlation_error"] is None and none["complete_rows_synthetic"] is None
 
 
+def test_hwe_exact_p__brute_force_enumeration() -> None:
+    """Every genotype count of up to 12 individuals: p is the total probability of the
+    configurations no more likely than the observed one (enumerated with exact weights)."""
+    from math import factorial
+
+    cases, expected = [], []
+    for n in range(1, 13):
+        for hom1 in range(n + 1):
+            for het in range(n + 1 - hom1):
+                hom2 = n - hom1 - het
+                minor = min(2 * hom1 + het, 2 * hom2 + het)
+                weights = {
+                    h: 2**h
+                    / (
+                        factorial(h)
+                        * factorial((minor - h) // 2)
+                        * factorial(n - h - (minor - h) // 2)
+                    )
+                    for h in range(minor % 2, minor + 1, 2)
+                }
+                total = sum(weights.values())
+                observed = weights[het]
+                expected.append(
+                    sum(w for w in weights.values() if w <= observed * (1 + 1e-7)) / total
+                )
+                cases.append((hom1, het, hom2))
+    counts = np.array(cases).T
+    np.testing.assert_allclose(hwe_exact_p(*counts), expected, rtol=1e-12)
+
+
 def test_genotype_balance__hand_counts() -> None:
     # SNP 1: 25/50/25 (Hardy-Weinberg); SNP 2: 50/0/50 (no heterozygote); SNP 3: monomorphic
     g = np.zeros((100, 3))
@@ -762,8 +792,14 @@ def test_genotype_balance__hand_counts() -> None:
     assert d["snps"] == 2
     assert d["observed"] == pytest.approx(0.25) and d["expected"] == pytest.approx(0.5)
     assert d["inbreeding"] == pytest.approx(0.5)
-    assert d["hwe_failure_share"] == pytest.approx(0.5)  # chi2 = 100 on SNP 2
+    assert d["hwe_failure_share"] == pytest.approx(0.5)  # SNP 2: no heterozygote in 100
     assert genotype_balance(np.ones((4, 2)) * 2)["inbreeding"] is None
+    # an ambiguous dosage (further than 0.1 from a whole number) is no call, as in plink2
+    soft = g[:, :1].copy()
+    soft[25:75] = 1.5  # the heterozygotes made ambiguous: no call
+    assert genotype_balance(soft)["snps"] == 1
+    assert genotype_balance(soft)["observed"] == 0.0
+    assert genotype_balance(np.where(g == 1, 1.05, g))["inbreeding"] == pytest.approx(0.5)
 
 
 @pytest.mark.tools

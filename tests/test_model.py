@@ -192,6 +192,28 @@ def test_genotype_nll__value_and_gradient_match_the_plain_formula() -> None:
     torch.testing.assert_close(genotype_nll(eta, zero, whole, torch.ones(5, 4)), binomial)
 
 
+@pytest.mark.parametrize("no_compile", ["1", ""])
+def test_genotype_nll__exact_for_large_logits(monkeypatch, no_compile: str) -> None:
+    """-log P and its gradient stay exact far outside the logits' usual range, compiled
+    (``torch.compile``) or not; float32 as in training."""
+    monkeypatch.setenv("DPGENOME_NO_COMPILE", no_compile)
+    eta = torch.tensor([60.0, 60.0, 29.0, -45.0, 0.3], requires_grad=True)
+    delta = torch.tensor([5.0, 5.0, 40.0, 3.0, -80.0], requires_grad=True)
+    y = torch.tensor([2.0, 1.0, 1.0, 0.0, 1.0])
+    ours = genotype_nll(eta, delta, y, torch.ones(5))
+    e, d = eta.double(), delta.double()
+    logp = torch.log_softmax(torch.stack([torch.zeros_like(e), e + d + np.log(2.0), 2 * e], -1), -1)
+    exact = -logp.gather(-1, y.long().unsqueeze(-1)).squeeze(-1)
+    torch.testing.assert_close(ours.double(), exact, rtol=1e-5, atol=1e-4)
+    g_eta, g_delta = torch.autograd.grad(ours.sum(), (eta, delta))
+    p = logp.exp()
+    torch.testing.assert_close(
+        g_eta.double(), p[:, 1] + 2 * p[:, 2] - y.double(), atol=1e-5, rtol=0
+    )
+    t1 = 1 - (y.double() - 1).abs()
+    torch.testing.assert_close(g_delta.double(), p[:, 1] - t1, atol=1e-5, rtol=0)
+
+
 def test_genotype_probabilities__can_favour_the_heterozygote() -> None:
     """A Binomial(2, p) puts at most half its mass on 1; delta lifts that ceiling (the
     heterozygotes of a chain of linked SNPs no longer die out)."""

@@ -831,6 +831,9 @@ def cohort_fidelity(
 
 #: a SNP whose Hardy-Weinberg test gives p below this fails (plink2's --hwe convention)
 HWE_P = 1e-6
+#: a dosage further than this from a whole number is no hard call (plink2's default
+#: --hard-call-threshold)
+HARD_CALL = 0.1
 
 
 def hwe_exact_p(
@@ -871,14 +874,16 @@ def hwe_exact_p(
 
 
 def genotype_balance(dosages: np.ndarray, *, hwe_p: float = HWE_P) -> dict[str, Any]:
-    """Heterozygosity of a cohort's hard calls (dosages rounded; missing left out) over its
-    SNPs polymorphic in it: the observed heterozygote share, the inbreeding coefficient
-    ``F = 1 - sum H_obs / sum H_exp`` (``H_exp = 2 p (1 - p)`` per SNP; 0 in an outbred colony
-    in Hardy-Weinberg equilibrium, 1 with no heterozygote), and the share of SNPs whose
-    exact Hardy-Weinberg test (:func:`hwe_exact_p`) gives p < ``hwe_p``. A synthesizer whose
-    genotype conditionals cannot favour the heterozygote drifts towards F = 1 along linked SNPs
-    (docs/tuning-history.md, stop 51)."""
-    g = np.round(np.asarray(dosages, dtype=np.float64))
+    """Heterozygosity of a cohort's hard calls (dosages within :data:`HARD_CALL` of a whole number,
+    rounded; others and missing left out) over its SNPs polymorphic in it: the observed heterozygote
+    share, the inbreeding coefficient ``F = 1 - sum H_obs / sum H_exp`` (``H_exp = 2 p (1 - p)`` per
+    SNP; 0 in an outbred colony in Hardy-Weinberg equilibrium, 1 with no heterozygote), and the
+    share of SNPs whose exact Hardy-Weinberg test (:func:`hwe_exact_p`) gives p < ``hwe_p``. A
+    synthesizer whose genotype conditionals cannot favour the heterozygote drifts towards F = 1
+    along linked SNPs (docs/tuning-history.md, stop 51)."""
+    d = np.asarray(dosages, dtype=np.float64)
+    g = np.round(d)
+    g[np.abs(d - g) > HARD_CALL] = np.nan  # an ambiguous dosage is no call (as plink2)
     called = np.isfinite(g)
     n = called.sum(axis=0).astype(np.float64)
     n1 = (g == 1).sum(axis=0).astype(np.float64)

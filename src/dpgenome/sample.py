@@ -32,7 +32,8 @@ def sample_dosages(
     With ``given`` (``(n, M)`` dosages) and ``free`` (``(M,)`` bool), only the ``free``
     columns are drawn, each from the model's conditional given everything before it,
     ``given``'s values included; the other columns keep ``given``'s values (windows without a
-    free column are not visited)."""
+    free column are not visited). A missing given value (NaN) is read as training reads one:
+    0 in both inputs (:meth:`~dpgenome.model.WindowModel.prepare`), and stays missing."""
     layout = model.layout
     c, k, lags = layout.context, layout.window, model.lags
     weights = model.effective_weights()
@@ -52,7 +53,7 @@ def sample_dosages(
         if not ws.size:
             continue
         ctx_idx = np.where(layout.context_index[ws] >= 0, layout.context_index[ws], sink)
-        ctx = out[:, ctx_idx].astype(np.float64) - 1.0
+        ctx = _inputs(out[:, ctx_idx])
         ctx[:, layout.context_index[ws] < 0] = 0.0
         eta = weights["eta_bias"][ws][None] + np.einsum("ngc,gck->ngk", ctx, w_eta[ws, :c, :])
         delta = np.broadcast_to(weights["delta_bias"][ws][None], eta.shape).copy()
@@ -60,7 +61,7 @@ def sample_dosages(
         hist = np.zeros((n, len(ws), lags + k))
         if t > 0:
             prev = layout.snp_index[ws - 1, k - lags :]
-            hist[:, :, :lags] = 1.0 - HET_CENTRE - np.abs(out[:, prev] - 1.0)
+            hist[:, :, :lags] = _het(out[:, prev])
         snp_idx = np.where(layout.snp_index[ws] >= 0, layout.snp_index[ws], sink)
         for j in range(k):
             cols = snp_idx[:, j]
@@ -72,11 +73,22 @@ def sample_dosages(
             draw = (u >= 1.0 - p1 - p2).astype(np.float64) + (u >= 1.0 - p2)
             draw = np.where(draw_col[cols][None], draw, out[:, cols])
             out[:, cols] = draw
-            x = draw - 1.0
-            hist[:, :, lags + j] = 1.0 - HET_CENTRE - np.abs(x)
+            x = _inputs(draw)
+            hist[:, :, lags + j] = _het(draw)
             if j + 1 < k:
                 eta[:, :, j + 1 :] += x[:, :, None] * w_eta[ws, c + j, j + 1 :][None]
     return out[:, :sink]
+
+
+def _inputs(dosages: np.ndarray) -> np.ndarray:
+    """Centred dosages as the model reads them (a missing one is 0)."""
+    return np.nan_to_num(np.asarray(dosages, dtype=np.float64) - 1.0, nan=0.0)
+
+
+def _het(dosages: np.ndarray) -> np.ndarray:
+    """Centred heterozygote indicators as the model reads them (a missing one is 0)."""
+    x = np.asarray(dosages, dtype=np.float64) - 1.0
+    return np.where(np.isnan(x), 0.0, 1.0 - HET_CENTRE - np.abs(x))
 
 
 def fresh_ids(n: int, avoid: Iterable[object] = (), prefix: str = "SYN") -> np.ndarray:

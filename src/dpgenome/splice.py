@@ -101,6 +101,7 @@ def splice_regions(
     chrom = chromosome_rank(variants["chr"].astype(str).to_numpy())
     pos = variants["pos"].to_numpy(dtype=np.int64)
     order = merge_overlapping(splices, chrom, pos)
+    spliced = np.concatenate([np.asarray(s.columns) for s in order]) if order else []
     most_served, mismatch, redrawn = 0, [], 0
     for s in order:
         cols = np.asarray(s.columns)
@@ -110,7 +111,8 @@ def splice_regions(
                 raise ValueError("a splice without values needs a panel")
             before = np.flatnonzero((chrom == c) & (pos < start))
             before = before[np.argsort(pos[before], kind="stable")][-match_snps:]
-            cost = np.abs(out[:, before][:, None, :] - panel[:, before][None, :, :]).sum(axis=2)
+            diff = np.abs(out[:, before][:, None, :] - panel[:, before][None, :, :])
+            cost = np.where(np.isnan(diff), 0.5, diff).sum(axis=2)  # a missing call: 0.5
             donors = assign_donors(cost, rng)
             most_served = max(most_served, int(np.bincount(donors).max()))
             if before.size:
@@ -119,7 +121,7 @@ def splice_regions(
         else:
             out[:, cols] = s.values
         after = (chrom == c) & (pos > end)
-        after[cols] = False
+        after[spliced] = False  # no splice's columns: a block a lead sits in stays whole
         if after.any():
             redrawn += int(after.sum())
             out = sample_dosages(model, len(out), rng, given=out, free=after)

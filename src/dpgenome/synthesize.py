@@ -1378,13 +1378,14 @@ def synthesize(
                 np.random.default_rng(seeds[7]),
                 panel=None if public is None else public.dosages,
             )
-            if public is not None and cfg.n_synth > public.n_samples and regions:
+            served = details["splice"]["most_served_by_one_donor"]
+            if public is not None and cfg.n_synth > public.n_samples and served > 1:
                 log.warning(
                     "%d synthetic individuals but a public panel of %d: each panel "
                     "individual's block at a selected region serves up to %d of them",
                     cfg.n_synth,
                     public.n_samples,
-                    details["splice"]["most_served_by_one_donor"],
+                    served,
                 )
         order, pairing = _pairing(dosages, pheno_table, pheno_types, regions, adjust, cfg, seeds[6])
         pheno_table = _relocate(
