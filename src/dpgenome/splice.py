@@ -93,10 +93,13 @@ def splice_regions(
     *,
     panel: np.ndarray | None = None,
     match_snps: int = MATCH_SNPS,
+    join_edges: bool = True,
 ) -> tuple[np.ndarray, dict[str, object]]:
     """``dosages`` with every splice's columns replaced and joined on both sides (module
     docstring), and aggregates: the most times one donor served, the mean mismatch of the
-    matched SNPs (count per individual) and the columns drawn again downstream."""
+    matched SNPs (count per individual) and the columns drawn again downstream.
+    ``join_edges=False``: donors at random (each at most ``ceil(n / P)`` times) and nothing
+    drawn again: the blocks as cut before stop 51."""
     out = np.array(dosages, dtype=np.float32, copy=True)
     chrom = chromosome_rank(variants["chr"].astype(str).to_numpy())
     pos = variants["pos"].to_numpy(dtype=np.int64)
@@ -111,6 +114,8 @@ def splice_regions(
                 raise ValueError("a splice without values needs a panel")
             before = np.flatnonzero((chrom == c) & (pos < start))
             before = before[np.argsort(pos[before], kind="stable")][-match_snps:]
+            if not join_edges:
+                before = before[:0]
             diff = np.abs(out[:, before][:, None, :] - panel[:, before][None, :, :])
             cost = np.where(np.isnan(diff), 0.5, diff).sum(axis=2)  # a missing call: 0.5
             donors = assign_donors(cost, rng)
@@ -122,7 +127,7 @@ def splice_regions(
             out[:, cols] = s.values
         after = (chrom == c) & (pos > end)
         after[spliced] = False  # no splice's columns: a block a lead sits in stays whole
-        if after.any():
+        if after.any() and join_edges:
             redrawn += int(after.sum())
             out = sample_dosages(model, len(out), rng, given=out, free=after)
     return out, {

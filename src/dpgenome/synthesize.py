@@ -232,6 +232,10 @@ class SynthConfig:
     #: genotypes inside selected regions: "public" copies a public-panel individual's block
     #: (long-range LD of the population, no privacy cost), "model" keeps the window model's
     region_genotypes: Literal["public", "model"] = "public"
+    #: join a region's new genotypes to the model's on both sides (dpgenome.splice: donors
+    #: matched on the SNPs before the region, the SNPs after it drawn again); False: random
+    #: donors, cut edges (before stop 51)
+    join_region_edges: bool = True
 
     def validate(self, n_members: int) -> SynthConfig:
         """A checked copy with ``delta``, ``n_synth`` and ``secure_mode`` resolved for
@@ -1377,6 +1381,7 @@ def synthesize(
                 splices,
                 np.random.default_rng(seeds[7]),
                 panel=None if public is None else public.dosages,
+                join_edges=cfg.join_region_edges,
             )
             served = details["splice"]["most_served_by_one_donor"]
             if public is not None and cfg.n_synth > public.n_samples and served > 1:
