@@ -182,6 +182,24 @@ def gemma_lmm_loco(
     return pd.concat(tables, ignore_index=True)
 
 
+def _write_dosage_import(
+    tmp: Path, dosages: np.ndarray, ids: list[str], chroms: np.ndarray, pos: np.ndarray
+) -> list[str]:
+    """``d.dose`` (``--import-dosage format=1``: A1 = the dosage allele), ``d.fam`` and
+    ``d.map`` in ``tmp``; the sample ids written."""
+    n, m = dosages.shape
+    samples = [f"S{i}" for i in range(n)]
+    # format=1 with a header line: "SNP A1 A2 FID1 IID1 FID2 IID2 ..."
+    header = "SNP A1 A2 " + " ".join(f"{s} {s}" for s in samples)
+    rows = [f"{ids[j]} A B " + " ".join(_fmt(dosages[:, j].astype(np.float64))) for j in range(m)]
+    (tmp / "d.dose").write_text(header + "\n" + "\n".join(rows) + "\n")
+    (tmp / "d.fam").write_text("".join(f"{s} {s} 0 0 0 -9\n" for s in samples))
+    (tmp / "d.map").write_text(
+        "".join(f"{c} {i} 0 {p}\n" for c, i, p in zip(chroms, ids, pos, strict=True))
+    )
+    return samples
+
+
 def plink2_glm(
     tmp: Path,
     dosages: np.ndarray,
@@ -194,16 +212,8 @@ def plink2_glm(
     """plink2 ``--glm`` on imported dosages (A1 = the dosage allele); linear regression
     forced by shifting y by +10 (see module docstring). Returns the ADD rows."""
     assert PLINK2 is not None
-    n, m = dosages.shape
-    samples = [f"S{i}" for i in range(n)]
-    # format=1 with a header line: "SNP A1 A2 FID1 IID1 FID2 IID2 ..."
-    header = "SNP A1 A2 " + " ".join(f"{s} {s}" for s in samples)
-    rows = [f"{ids[j]} A B " + " ".join(_fmt(dosages[:, j].astype(np.float64))) for j in range(m)]
-    (tmp / "d.dose").write_text(header + "\n" + "\n".join(rows) + "\n")
-    (tmp / "d.fam").write_text("".join(f"{s} {s} 0 0 0 -9\n" for s in samples))
-    (tmp / "d.map").write_text(
-        "".join(f"{c} {i} 0 {p}\n" for c, i, p in zip(chroms, ids, pos, strict=True))
-    )
+    n = dosages.shape[0]
+    samples = _write_dosage_import(tmp, dosages, ids, chroms, pos)
     pheno = pd.DataFrame({"FID": samples, "IID": samples, "Y": np.asarray(y) + 10.0})
     pheno.to_csv(tmp / "d.pheno", sep="\t", index=False)
     cmd = [
@@ -243,14 +253,9 @@ def plink2_hardy(tmp: Path, dosages: np.ndarray, ids: list[str]) -> pd.DataFrame
     per SNP the observed and expected heterozygote counts (``O(HET_A1)``, ``E(HET_A1)``, as
     shares of the calls) and the exact test's ``P``."""
     assert PLINK2 is not None
-    n, m = dosages.shape
-    samples = [f"S{i}" for i in range(n)]
-    header = "SNP A1 A2 " + " ".join(f"{s} {s}" for s in samples)
-    rows = [f"{ids[j]} A B " + " ".join(_fmt(dosages[:, j].astype(np.float64))) for j in range(m)]
-    (tmp / "h.dose").write_text(header + "\n" + "\n".join(rows) + "\n")
-    (tmp / "h.fam").write_text("".join(f"{s} {s} 0 0 0 -9\n" for s in samples))
-    (tmp / "h.map").write_text("".join(f"1 {i} 0 {1000 * (j + 1)}\n" for j, i in enumerate(ids)))
-    cmd = [PLINK2, "--import-dosage", "h.dose", "format=1", "--fam", "h.fam", "--map", "h.map"]
+    chroms = np.full(len(ids), "1")
+    _write_dosage_import(tmp, dosages, ids, chroms, 1000 * (np.arange(len(ids)) + 1))
+    cmd = [PLINK2, "--import-dosage", "d.dose", "format=1", "--fam", "d.fam", "--map", "d.map"]
     _run([*cmd, "--hardy", "--threads", "1", "--out", "ref"], tmp)
     return pd.read_csv(tmp / "ref.hardy", sep="\t")
 
