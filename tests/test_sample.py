@@ -88,8 +88,8 @@ def test_fresh_ids__never_collide_with_real_ids() -> None:
 class _BinomialOnly(WindowModel):
     """The model before stop 51: dosages alone, ``delta = 0`` (Binomial conditionals)."""
 
-    def logits(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        eta, delta = super().logits(rows)
+    def _logits(self, x: torch.Tensor, het: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        eta, delta = super()._logits(x, het)
         return eta, delta * 0.0
 
 

@@ -286,6 +286,9 @@ class WindowModel(nn.Module):
     def logits(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(eta, delta)``, each ``(B, W, k)``, of prepared rows (teacher forcing)."""
         x, het, _ = self._unpack(rows)
+        return self._logits(x, het)
+
+    def _logits(self, x: torch.Tensor, het: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         eta = self.window_layer(x)
         if self.context_layer is not None:
             eta = eta + self.context_layer(self._previous(x, self.layout.context))
@@ -295,7 +298,7 @@ class WindowModel(nn.Module):
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
         """Per-sample genotype negative log-likelihood ``(B,)`` of prepared rows."""
         x, het, observed = self._unpack(rows)
-        eta, delta = self.logits(rows)
+        eta, delta = self._logits(x, het)
         return genotype_nll(eta, delta, x + 1.0, observed, het).sum(dim=(1, 2))
 
     def effective_weights(self) -> dict[str, np.ndarray]:

@@ -1264,8 +1264,9 @@ def _resolve_encoding(
     if PATTERN_COLUMN in columns:
         raise ConfigError(f"a phenotype column may not be named {PATTERN_COLUMN!r}")
     derived = derived_columns(columns)
-    rebuilt = rebuilt_columns(columns, config.resolved_schema())
-    nested = {c: config.resolved_schema().nested[c] for c in rebuilt if c not in derived}
+    resolved = config.resolved_schema()
+    rebuilt = rebuilt_columns(columns, resolved)
+    nested = {c: resolved.nested[c] for c in rebuilt if c not in derived}
     modelled = [c for c in columns if c not in rebuilt]
     ctx = [] if domain is None else [PATTERN_COLUMN]  # the model's first input
     for c in context:

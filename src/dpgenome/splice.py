@@ -106,9 +106,12 @@ def splice_regions(
     order = merge_overlapping(splices, chrom, pos)
     spliced = np.concatenate([np.asarray(s.columns) for s in order]) if order else []
     most_served, mismatch, redrawn = 0, [], 0
-    for s in order:
+    for n_done, s in enumerate(order):
         cols = np.asarray(s.columns)
         c, start, end = chrom[cols[0]], pos[cols].min(), pos[cols].max()
+        # the next splice on this chromosome draws again what follows it: stop there
+        nxt = order[n_done + 1].columns if n_done + 1 < len(order) else None
+        stop = pos[nxt].min() if nxt is not None and chrom[nxt[0]] == c else np.inf
         if s.values is None:
             if panel is None:
                 raise ValueError("a splice without values needs a panel")
@@ -125,7 +128,7 @@ def splice_regions(
             out[:, cols] = panel[np.ix_(donors, cols)]
         else:
             out[:, cols] = s.values
-        after = (chrom == c) & (pos > end)
+        after = (chrom == c) & (pos > end) & (pos < stop)
         after[spliced] = False  # no splice's columns: a block a lead sits in stays whole
         if after.any() and join_edges:
             redrawn += int(after.sum())
