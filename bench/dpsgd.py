@@ -40,7 +40,7 @@ def one_mode(mode: str, n: int, steps: int, threads: int) -> dict[str, float]:
     rng = np.random.default_rng(0)
     dosages = rng.binomial(2, rng.uniform(0.05, 0.5, len(variants)), size=(n, len(variants)))
     cfg = SynthConfig(pheno="abBMD")
-    model = WindowModel(make_layout(variants, cfg.window, cfg.context))
+    model = WindowModel(make_layout(variants, cfg.structure_window, cfg.structure_context))
     rows = model.prepare(dosages.astype(np.float32))
     trainer = DpSgdTrainer(
         model,

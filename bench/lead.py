@@ -112,7 +112,7 @@ def main() -> None:
         m, pub = data["members"], data["public"]
         n = m.n_samples
         line = LINE_Z / math.sqrt(n)
-        layout = make_layout(m.variants, base.window, base.context)
+        layout = make_layout(m.variants, a.window, 0)  # the selection's windows
         y = m.phenotypes[PHENO].to_numpy(float)
         w = m.phenotypes[COVARS[0]].to_numpy(float)
         exact, unadjusted = residual(y, w, None), residual(y, w, 0.0)

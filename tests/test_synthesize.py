@@ -453,6 +453,31 @@ def test_synthesize__selected_regions_take_public_panel_blocks(members, public) 
     assert not np.array_equal(model.cohort.dosages, res.cohort.dosages)
 
 
+def test_synthesize__model_windows_follow_the_panel_and_the_selection_keeps_its_own(
+    members, public
+) -> None:
+    """The genotype model's windows: ``window`` / ``context`` when it is pretrained on a
+    panel, ``structure_window`` / ``structure_context`` when it is trained on the members
+    (DP-SGD's noise grows with its parameters). The regions' noisy max runs over windows of
+    ``association.window`` SNPs whatever the model's."""
+    m, _ = members
+    pub = public.take_variants(np.flatnonzero(public.variants["id"].isin(m.variants["id"])))
+    per_chrom = m.variants["chr"].value_counts().to_numpy()
+    cfg = replace(FAST, epsilon=math.inf, seed=3, window=32, context=32)
+    wide = synthesize(m, cfg, pub)
+    assert wide.details["windows"] == int(np.ceil(per_chrom / 32).sum())
+    scratch = synthesize(m, replace(cfg, structure_window=8, structure_context=4))
+    assert scratch.details["windows"] == int(np.ceil(per_chrom / 8).sum())
+    narrow = synthesize(m, replace(cfg, window=8, context=4), pub)
+    assert narrow.details["windows"] == int(np.ceil(per_chrom / 8).sum())
+
+    selection = int(np.ceil(per_chrom / FAST.association.window).sum())
+    for res in (wide, narrow):
+        assert res.details["association"]["selection_windows"] == selection
+    with pytest.raises(ConfigError, match="window"):
+        replace(FAST.association, window=0)
+
+
 def test_synthesize__reproduces_the_implied_lead_cross_moment(members, public) -> None:
     """The matching reproduces the implied lead's whole cross-moment: the synthetic
     covariate-adjusted, standardised phenotype against the lead's dosage standardised with

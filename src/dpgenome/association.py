@@ -104,6 +104,10 @@ class AssociationConfig:
     """Hyperparameters of the association path (tuned on simulated cohorts only)."""
 
     max_regions: int = 3
+    #: the noisy max's candidates are windows of ``window`` contiguous SNPs of the public map
+    #: (a window's score is its best SNP's), apart from the genotype model's windows
+    #: (``SynthConfig.window``; the two were one layout of 16 SNPs until stop 52)
+    window: int = 16
     #: a region is the lead window +/- ``flank_bp`` (public map); selected regions exclude
     #: candidates within ``exclusion_factor * flank_bp`` of their lead (one locus, one region)
     #: 4 Mb: CFW LD blocks span several Mb (2.5 Mb recovered fewer hits at eps 10 and inf)
@@ -301,6 +305,8 @@ class AssociationConfig:
     def __post_init__(self) -> None:
         if self.max_regions < 0:
             raise ConfigError(f"max_regions must be >= 0, got {self.max_regions}")
+        if self.window < 1:
+            raise ConfigError(f"window must be >= 1 SNP, got {self.window}")
         if self.flank_bp < 0 or self.n_components < 1 or self.exclusion_factor < 1:
             raise ConfigError("flank_bp must be >= 0, exclusion_factor >= 1, n_components >= 1")
         if not 0.0 <= self.min_shrink < 1.0:

@@ -86,7 +86,7 @@ class WindowLayout:
         return int(self.snp_index.shape[0])
 
 
-def make_layout(variants: pd.DataFrame, window: int = 16, context: int = 8) -> WindowLayout:
+def make_layout(variants: pd.DataFrame, window: int = 32, context: int = 32) -> WindowLayout:
     """Cut the map into windows of ``window`` SNPs, chromosome by chromosome, in position
     order (columns need not be sorted: windows follow ``(chr, pos)``)."""
     if window < 1:

@@ -163,14 +163,32 @@ class SynthConfig:
     #: on unless the noise is fixed for tests (:func:`dpgenome.noise.default_secure_mode`)
     secure_mode: bool | None = None
     # structure model (public map windows)
-    window: int = 16
-    context: int = 8
-    pretrain_steps: int = 600
+    #: windows of ``window`` SNPs, each SNP also reading the last ``context`` SNPs of the
+    #: previous window. 32 / 32 since stop 52 (16 / 8 before): once the model kept its
+    #: heterozygotes (stop 51) its LD decayed too fast, the unphased chain losing phase at
+    #: each heterozygote, and a longer reach carries it further. Pretrained on a simulated
+    #: panel (chromosomes 11 and 19, 1,000 mice) and sampled, against 960 members, the
+    #: LD-decay error to 1 Mb: 0.069 (16 / 8, 600 steps at lr 0.02), 0.042 (16 / 16), 0.033
+    #: (32 / 16), 0.024 (32 / 32), 0.023 (64 / 32), 0.025 (64 / 64, 300 steps at 0.04);
+    #: mean r^2 at 1 Mb 0.064 / 0.127 / real 0.152. A training step costs 22% more
+    #: (0.44 s of CPU at 1,000 x 79,645 for 0.36 s), so the pretraining takes 300 steps at lr
+    #: 0.04 (0.027; 600 at 0.02: 0.024; 300 at 0.02: 0.033), less time than before.
+    #: Without a panel the model trained on the members has its own (``structure_window``)
+    window: int = 32
+    context: int = 32
+    pretrain_steps: int = 300
     pretrain_sample_rate: float = 0.1
-    pretrain_lr: float = 0.02
+    pretrain_lr: float = 0.04
     #: seed of the public pretraining (public data only): fixed apart from ``seed`` so that a
     #: release, its audit retrainings and a sweep's points share one pretrained model
     pretrain_seed: int = 0
+    #: without a public panel the model is trained from scratch on the members (by DP-SGD,
+    #: or without noise at epsilon inf) on windows of ``structure_window`` SNPs reading
+    #: ``structure_context`` before them: DP-SGD's noise grows with the parameters, and 32 /
+    #: 32 (twice as many) did worse at epsilon 3 on the bench's cohort 1 without a panel
+    #: (allele-frequency correlation 0.044 for 0.115, F 0.37 for 0.17; one synthesis each)
+    structure_window: int = 16
+    structure_context: int = 8
     structure_steps: int = 300
     structure_sample_rate: float = 0.1
     structure_lr: float = 0.02
@@ -673,8 +691,12 @@ def _structure(
     seeds: list[int],
     details: dict[str, Any],
 ) -> WindowModel:
-    layout = make_layout(members.variants, config.window, config.context)
-    model = WindowModel(layout)
+    window, context = (
+        (config.window, config.context)
+        if public is not None
+        else (config.structure_window, config.structure_context)
+    )
+    model = WindowModel(make_layout(members.variants, window, context))
     torch.manual_seed(seeds[0])
     if public is not None:
         key = _pretrain_key(public, config)
@@ -848,7 +870,6 @@ def _association(
     synth_dosages: np.ndarray,
     synth_pheno: pd.DataFrame,
     public: Cohort | None,
-    layout_model: WindowModel,
     config: SynthConfig,
     ledger: Ledger,
     noise: Noise,
@@ -858,8 +879,8 @@ def _association(
     if a.max_regions == 0:
         details["association"] = {"regions": [], "max_regions": 0}  # disabled: none released
         return [], None
-    layout = layout_model.layout
     var = members.variants
+    layout = make_layout(var, window=a.window, context=0)  # the selection's windows (public)
     reference_dosages = public.dosages if public is not None else synth_dosages
     adjust = assoc.CovariateAdjustment.fit(
         synth_pheno, members.pheno_types, config.pheno, tuple(config.covariates)
@@ -1077,6 +1098,8 @@ def _association(
             )
         )
     details["association"] = {
+        # the noisy max's candidates: windows of the public map (single SNPs without a panel)
+        "selection_windows": select_layout.n_windows,
         "score_sensitivity": sens,
         "score_null_sd": null_sd,
         "phenotype_bound": y_bound,
@@ -1348,7 +1371,7 @@ def synthesize(
             cfg.secure and cfg.private, np.random.default_rng(seeds[5]), members.n_samples
         )
         regions, adjust = _association(
-            members, dosages, pheno_table, public, model, cfg, ledger, noise, details
+            members, dosages, pheno_table, public, cfg, ledger, noise, details
         )
         pheno_table = _draw_rows(
             pheno_table, adjust, cfg, details, np.random.default_rng((seeds[3], 1))
