@@ -1098,7 +1098,8 @@ def _association(
             )
         )
     details["association"] = {
-        # the noisy max's candidates: windows of the public map (single SNPs without a panel)
+        # the noisy max's candidates: windows of the public map (single SNPs under DP without
+        # a panel)
         "selection_windows": select_layout.n_windows,
         "score_sensitivity": sens,
         "score_null_sd": null_sd,
