@@ -3,6 +3,7 @@
     python bench/synth.py                       # default: 2 seeds, eps inf/10/3/1, public panel
     python bench/synth.py --seeds 1 --eps 10 --no-public-too
     python bench/synth.py --large               # also n = 10,000 at eps 3 (chromosomes 5, 11)
+    python bench/synth.py --eps "" --large --seeds 1 --noise-seeds 3   # n = 10,000 only
     python bench/synth.py --noise-seeds 4 --eps 10,inf   # 4 synthesis seeds per cohort + means
     python bench/synth.py --holdout 0.2 --seeds 1 --noise-seeds 5 --eps 10  # the demo's members
     python bench/synth.py --eps 10 --set association.n_components=8   # any SynthConfig field
@@ -381,6 +382,24 @@ def run_synth(
     return row
 
 
+def noise_runs(
+    label: str, eps: float, seed: int, data: dict[str, Any], config: SynthConfig, k: int
+) -> list[dict[str, Any]]:
+    """``k`` syntheses with the panel (synthesis seeds ``seed, 1000 seed + 1, ...``)."""
+    seeds = [seed] + [1000 * seed + j for j in range(1, k)]
+    return [run_synth(label, eps, s, data, data["public"], config) for s in seeds]
+
+
+def print_summary(seed: int, k: int, summary: list[str]) -> None:
+    if summary:
+        print(f"\n## seed {seed}: means over {k} synthesis seeds")
+        print(
+            "mode | eps | cohort seed | recall | precision | all loci | spurious loci "
+            "| unmatched loci | all 4-Mb loci | all planted loci"
+        )
+        print("\n".join(summary))
+
+
 def summarise(label: str, eps: float, seed: int, runs: list[dict[str, Any]]) -> str:
     """Means over synthesis seeds (a missing recall/precision, i.e. no hits, counts as 0)."""
     recall = np.mean([r["recall"] or 0.0 for r in runs])
@@ -485,35 +504,28 @@ def main() -> None:
                 )
             )
             label = "dpgenome+public" if data["public"] is not None else "dpgenome"
-            runs = [
-                run_synth(label, eps, s, data, data["public"], base)
-                for s in [seed] + [1000 * seed + k for k in range(1, args.noise_seeds)]
-            ]
+            runs = noise_runs(label, eps, seed, data, base, args.noise_seeds)
             rows.extend(runs)
             if len(runs) > 1:
                 summary.append(summarise(label, eps, seed, runs))
             if args.no_public_too and data["public"] is not None:
                 rows.append(run_synth("dpgenome-no-public", eps, seed, data, None, base))
         print_table(f"seed {seed} (n={m.n_samples})", rows)
-        if summary:
-            print(f"\n## seed {seed}: means over {args.noise_seeds} synthesis seeds")
-            print(
-                "mode | eps | cohort seed | recall | precision | all loci | spurious loci "
-                "| unmatched loci | all 4-Mb loci | all planted loci"
-            )
-            print("\n".join(summary))
+        print_summary(seed, args.noise_seeds, summary)
         del data
-    if args.large:
+    if args.large:  # --noise-seeds K: K syntheses per cohort here too
         for seed in seeds:
             data = prepare(seed, 10_000, args.public, ("5", "11"))
-            rows = [
-                run_synth("dpgenome+public n=10k chr5,11", 3.0, seed, data, data["public"], base)
-            ]
+            label = "dpgenome+public n=10k chr5,11"
+            rows = noise_runs(label, 3.0, seed, data, base, args.noise_seeds)
+            summary = [summarise(label, 3.0, seed, rows)] if len(rows) > 1 else []
             if args.no_public_too:
                 rows.append(
                     run_synth("dpgenome-no-public n=10k chr5,11", 3.0, seed, data, None, base)
                 )
             print_table(f"n = 10,000, chromosomes 5 and 11, seed {seed}", rows)
+            print_summary(seed, args.noise_seeds, summary)
+            del data
 
 
 if __name__ == "__main__":
