@@ -140,8 +140,11 @@ def prepare(
     n_public: int,
     chromosomes: tuple[str, ...] | None,
     holdout: float = 0.0,
+    **sim_changes: Any,
 ) -> dict[str, Any]:
-    cfg = SimConfig(n=n, seed=seed, n_public=n_public)
+    """The simulated cohort (``sim_changes``: other :class:`SimConfig` fields), its members
+    after a DP release's QC, the aligned panel and the real GWAS."""
+    cfg = SimConfig(n=n, seed=seed, n_public=n_public, **sim_changes)
     if chromosomes:
         cfg = replace(cfg, chromosomes=chromosomes)
     t0 = time.perf_counter()
@@ -168,6 +171,8 @@ def prepare(
         "t_gwas": t_gwas,
         "planted": planted_loci(sim.truth),
         "truth": sim.truth,
+        "sim_config": cfg,
+        "all_ids": sim.cohort.sample_ids,
     }
 
 
@@ -261,6 +266,10 @@ def evaluate(
             for v in (fid["heterozygosity"][k]["inbreeding"] for k in ("synthetic", "real"))
         ),
         "pheno_corr_err": fid["phenotype_correlation_error"] if phenotypes else "n/a",
+        # the dossier's out-of-sample PCA variance ratio on PCs 1-4 (1: the members' structure)
+        "pc_var_oos": "/".join(
+            f"{v:.2f}" for v in fid["pca"].get("variance_ratio_out_of_sample", [])[:4]
+        ),
         # which phenotypes are missing together: synthetic / members' share of complete rows,
         # and the error of the missingness indicators' correlations (dpgenome.missingness)
         "complete": "/".join(

@@ -133,6 +133,50 @@ def test_grouped_masked_linear_grad_sample__matches_torch_func() -> None:
         torch.testing.assert_close(g, reference[name], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore:There is a performance drop:UserWarning")
+def test_window_model__ancestry_scores_enter_eta_only_with_exact_per_sample_gradients() -> None:
+    """A model reading 2 ancestry scores per chromosome: the scores move ``eta`` of every SNP
+    of their chromosome's windows (and nothing else), and Opacus's per-sample gradients of
+    the ancestry layer (our grad sampler) match torch.func's."""
+    cohort, _ = toy_cohort(3, ToyConfig(n=9, n_chrom=2, snps_per_chrom=20, causal=((0, 10),)))
+    lay = make_layout(cohort.variants, window=8, context=3)
+    torch.manual_seed(2)
+    model = WindowModel(lay, ancestry=2)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.5)
+    scores = np.random.default_rng(0).normal(size=(9, 2, 2))
+    x = cohort.dosages
+    rows = model.prepare(x, scores)
+    assert rows.shape == (9, lay.n_windows * 8 + 4)
+    eta, delta = model.logits(rows)
+    moved = scores.copy()
+    moved[:, 1] += 1.0  # the second chromosome's scores
+    eta2, delta2 = model.logits(model.prepare(x, moved))
+    torch.testing.assert_close(delta2, delta)
+    on_second = torch.from_numpy(lay.chrom == lay.chrom.max())
+    torch.testing.assert_close(eta2[:, ~on_second], eta[:, ~on_second])
+    step = model.ancestry_layer.weight.detach().sum(dim=1)  # (W, k): +1 on both scores
+    torch.testing.assert_close(
+        (eta2 - eta)[:, on_second], step[on_second].expand(9, -1, -1), atol=2e-3, rtol=1e-3
+    )  # float16 rows
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss_one(p: dict[str, torch.Tensor], row: torch.Tensor) -> torch.Tensor:
+        return functional_call(model, p, (row.unsqueeze(0),)).sum()
+
+    reference = vmap(grad(loss_one), in_dims=(None, 0))(params, rows)
+    ours = per_sample_gradients(model, x, scores)
+    names = [k for k, p in model.named_parameters() if p.requires_grad]
+    assert "ancestry_layer.weight" in names and len(ours) == len(names) == 6
+    for name, g in zip(names, ours, strict=True):
+        torch.testing.assert_close(g, reference[name], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="ancestry scores of shape"):
+        model.prepare(x)
+    with pytest.raises(ValueError, match="no ancestry"):
+        WindowModel(lay).prepare(x, scores)
+
+
 def test_grouped_layers__use_the_registered_closed_form_samplers() -> None:
     """The test above proves the gradients right, not that our sampler made them: without
     its registration Opacus falls back to torch.func (correct, ~17x slower). The registry

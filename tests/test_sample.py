@@ -133,3 +133,26 @@ def test_sample_dosages__given_columns_are_kept_and_condition_the_rest() -> None
     np.testing.assert_array_equal(nothing, given[:5])
     with pytest.raises(ValueError, match="free"):
         sample_dosages(model, 5, np.random.default_rng(0), given=given[:5])
+
+
+def test_sample_dosages__ancestry_scores_shift_every_chromosome_together() -> None:
+    """Every SNP at frequency 1/2 unless the individual's score moves it: with weight +2 on
+    the score, individuals at score +1 draw the alternative allele at sigmoid(2) on *both*
+    chromosomes and those at -1 at sigmoid(-2); the score is one per individual."""
+    v = pd.DataFrame(
+        {"id": [f"s{i}" for i in range(8)], "chr": ["1"] * 4 + ["2"] * 4, "pos": [1, 2, 3, 4] * 2}
+    )
+    model = WindowModel(make_layout(v, window=2, context=1), ancestry=1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.ancestry_layer.weight.fill_(2.0)
+    n = 20_000
+    score = np.where(np.arange(n) < n // 2, 1.0, -1.0)[:, None]
+    x = sample_dosages(model, n, np.random.default_rng(0), ancestry=score)
+    up, down = x[: n // 2].mean(axis=0) / 2, x[n // 2 :].mean(axis=0) / 2
+    p = 1.0 / (1.0 + np.exp(-2.0))
+    np.testing.assert_allclose(up, p, atol=0.01)
+    np.testing.assert_allclose(down, 1 - p, atol=0.01)
+    with pytest.raises(ValueError, match="ancestry"):
+        sample_dosages(model, 5, np.random.default_rng(0))

@@ -321,3 +321,34 @@ def test_cli_simulate__bad_chromosome_exits_2(tmp_path) -> None:
     )
     assert result.exit_code == 2
     assert "unknown chromosome '23'" in result.output
+
+
+def test_cli_simulate__colonies_give_structure_across_chromosomes(tmp_path) -> None:
+    """``--colonies 2 --colony-shares 0.75,0.25``: truth.json records them, and on *each*
+    chromosome the mice's sub-colony labels (rows in sub-colony order, 3:1) split the allele
+    frequencies far more than any random split of the same sizes (one ancestry per mouse,
+    across its genome); bad shares exit 2 naming the option, writing nothing."""
+    from dpgenome.cli import main
+    from dpgenome.io import read_cohort
+
+    out = tmp_path / "c"
+    args = ["simulate", "--out", str(out), "--n", "200", "--chromosomes", "18,19"]
+    result = CliRunner().invoke(main, [*args, "--colonies", "2", "--colony-shares", "0.75,0.25"])
+    assert result.exit_code == 0, result.output
+    truth = json.loads((out / "truth.json").read_text())
+    assert truth["config"]["colonies"] == 2 and truth["config"]["colony_shares"] == [0.75, 0.25]
+    cohort = read_cohort(out)
+    colony = np.repeat([0, 1], [150, 50])
+    rng = np.random.default_rng(0)
+
+    def split(x: np.ndarray, labels: np.ndarray) -> float:
+        return float(np.abs(x[labels == 1].mean(axis=0) - x[labels == 0].mean(axis=0)).mean())
+
+    for chrom in ("18", "19"):
+        x = cohort.dosages[:, (cohort.variants["chr"] == chrom).to_numpy()]
+        chance = max(split(x, rng.permutation(colony)) for _ in range(10))
+        assert split(x, colony) > 1.8 * chance  # measured: 0.19 against at most 0.086
+    bad_args = ["simulate", "--out", str(tmp_path / "d"), "--n", "200", "--chromosomes", "19"]
+    bad = CliRunner().invoke(main, [*bad_args, "--colonies", "2", "--colony-shares", "1,1"])
+    assert bad.exit_code == 2 and "colony_shares" in bad.output
+    assert not (tmp_path / "d").exists()

@@ -706,15 +706,25 @@ def test_cli_synthesize__with_a_panel_the_map_follows_the_panels_allele_order(
     tmp_path, public
 ) -> None:
     """``auto`` with a public panel: the synthetic map lists the alleles as the panel does,
-    whatever order the input chose (here: minor allele first, which alone is refused)."""
+    whatever order the input chose (here: minor allele first, which alone is refused).
+    ``--ancestry-pcs`` puts the ancestry histogram on the ledger; without a panel it is a
+    usage error before anything is read."""
     cohort, _ = _toy(11, replace(TOY, n=120))
     src, pan, out = tmp_path / "cohort", tmp_path / "panel", tmp_path / "o"
     write_cohort(_minor_first(cohort), src, "plink")
     panel = public.take_variants(np.arange(public.n_variants))
     panel.variants[["ref", "alt"]] = cohort.variants[["ref", "alt"]].to_numpy()  # one strand
     write_cohort(panel, pan, "parker")
-    res = _cli_synthesize(src, out, "--epsilon", "4", "--n", "50", "--public-panel", str(pan))
+    alone = _cli_synthesize(src, tmp_path / "no", "--epsilon", "4", "--ancestry-pcs", "2")
+    assert alone.exit_code == 2 and "--public-panel" in alone.output
+    assert not (tmp_path / "no").exists()
+    res = _cli_synthesize(
+        src, out, "--epsilon", "4", "--n", "50", "--public-panel", str(pan), "--ancestry-pcs", "2"
+    )
     assert res.exit_code == 0, res.output
+    ledger = json.loads((out / "ledger.json").read_text())
+    (anc,) = [m for m in ledger["mechanisms"] if m["name"] == "ancestry"]
+    assert anc["kind"] == "gaussian" and anc["count"] == 1
     syn, panel = read_cohort(out), read_cohort(pan)
     ids = syn.variants["id"].astype(str)
     expect = panel.variants.set_index(panel.variants["id"].astype(str)).loc[ids, ["ref", "alt"]]

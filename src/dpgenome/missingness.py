@@ -36,10 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dpgenome.histogram import KEEP_SDS, noisy_shares
 from dpgenome.noise import Noise
-
-#: a released pattern is kept when its noisy count is at least this many noise sds
-KEEP_SDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -156,14 +154,8 @@ def release_patterns(
     (:func:`nearest_patterns`): one Gaussian histogram of L2 sensitivity 1
     (``noise_multiplier`` from the ledger), or exact counts when it is None (no formal
     privacy)."""
-    counts = np.bincount(patterns, minlength=domain.size)
-    if noise_multiplier is None:
-        return PatternRelease(domain, counts / counts.sum(), None, int((counts > 0).sum()))
-    sd = float(noise_multiplier)
-    noisy = np.asarray(noise.gaussian(counts.astype(np.float64), sd=sd, sensitivity=1.0))
-    kept = noisy >= KEEP_SDS * sd
-    if not kept.any():  # the noise hides every pattern: the public shares (public)
-        public = domain.public_counts.astype(np.float64)
-        return PatternRelease(domain, public / public.sum(), sd, 0)
-    shares = np.where(kept, noisy, 0.0)
-    return PatternRelease(domain, shares / shares.sum(), sd, int(kept.sum()))
+    shares, kept = noisy_shares(
+        patterns, domain.public_counts, noise_multiplier=noise_multiplier, noise=noise
+    )
+    sd = None if noise_multiplier is None else float(noise_multiplier)
+    return PatternRelease(domain, shares, sd, kept)

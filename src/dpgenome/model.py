@@ -227,7 +227,7 @@ class WindowModel(nn.Module):
     heterozygote indicators of each SNP's :data:`HET_LAGS` predecessors.
     """
 
-    def __init__(self, layout: WindowLayout) -> None:
+    def __init__(self, layout: WindowLayout, ancestry: int = 0) -> None:
         super().__init__()
         self.layout = layout
         k, c = layout.window, layout.context
@@ -236,6 +236,17 @@ class WindowModel(nn.Module):
         self.window_layer = GroupedMaskedLinear(w, autoregressive_mask(k, 0))
         self.context_layer = GroupedMaskedLinear(w, torch.ones(c, k), bias=False) if c else None
         self.het_layer = GroupedMaskedLinear(w, lag_mask(k, c, self.lags))
+        # ancestry: ``ancestry`` scores per chromosome (dpgenome.ancestry, leave-one-chromosome
+        # -out), read by every SNP of the chromosome's windows
+        self.ancestry = int(ancestry)
+        chrom = np.unique(layout.chrom, return_inverse=True)[1].reshape(-1)
+        self.n_chromosomes = int(chrom.max()) + 1 if chrom.size else 0
+        self.window_chromosome = torch.from_numpy(chrom.astype(np.int64))
+        self.ancestry_layer = (
+            GroupedMaskedLinear(w, torch.ones(self.ancestry, k), bias=False)
+            if self.ancestry
+            else None
+        )
         # previous window on the same chromosome, or the all-zero window ``W`` for a first one
         prev = np.where(layout.step > 0, np.arange(layout.n_windows) - 1, layout.n_windows)
         self.prev_window = torch.from_numpy(prev.astype(np.int64))
@@ -245,27 +256,46 @@ class WindowModel(nn.Module):
         self._is_pad = flat < 0
 
     # ---------------------------------------------------------------- data plumbing
-    def prepare(self, dosages: np.ndarray) -> torch.Tensor:
+    def prepare(self, dosages: np.ndarray, ancestry: np.ndarray | None = None) -> torch.Tensor:
         """Rows ready for :meth:`forward`: dosages in window order, centred at 1 (a public
         constant), padding and missing values 0, float16 (exact to ~3 decimals at half the
         memory): ``(n, W * k)``; with missing dosages, ``(n, 2 * W * k)`` where the second half
-        is the observed-indicator."""
+        is the observed-indicator. A model with ancestry takes each individual's
+        leave-one-chromosome-out scores ``ancestry`` ``(n, C, a)``, appended last."""
         x = np.asarray(dosages, dtype=np.float32)[:, self._order] - 1.0
         x[:, self._is_pad] = 0.0
         missing = np.isnan(x)
-        if not missing.any():
-            return torch.from_numpy(x.astype(np.float16))
-        observed = (~missing).astype(np.float16)
-        x[missing] = 0.0
-        return torch.from_numpy(np.concatenate([x.astype(np.float16), observed], axis=1))
+        if missing.any():
+            x[missing] = 0.0
+        parts = [x.astype(np.float16)]
+        if missing.any():
+            parts.append((~missing).astype(np.float16))
+        if self.ancestry:
+            shape = (x.shape[0], self.n_chromosomes, self.ancestry)
+            if ancestry is None or np.shape(ancestry) != shape:
+                got = None if ancestry is None else np.shape(ancestry)
+                raise ValueError(f"this model reads ancestry scores of shape {shape}, got {got}")
+            parts.append(np.asarray(ancestry, dtype=np.float16).reshape(x.shape[0], -1))
+        elif ancestry is not None:
+            raise ValueError("this model reads no ancestry scores")
+        return torch.from_numpy(parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1))
 
-    def _unpack(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _unpack(
+        self, rows: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Centred dosages, centred heterozygote indicators and the observed mask, each
-        ``(B, W, k)``. A soft (imputed) dosage ``y`` is heterozygous to the degree
-        ``1 - |y - 1|``; unknown genotypes are 0 in both inputs."""
+        ``(B, W, k)``, and the ancestry scores each window reads ``(B, W, a)`` (None without
+        ancestry). A soft (imputed) dosage ``y`` is heterozygous to the degree ``1 - |y -
+        1|``; unknown genotypes are 0 in both inputs."""
         lay = self.layout
         w, k = lay.n_windows, lay.window
         b = rows.shape[0]
+        anc = None
+        if self.ancestry:
+            a_cols = self.n_chromosomes * self.ancestry
+            scores = rows[:, rows.shape[1] - a_cols :].reshape(b, self.n_chromosomes, -1)
+            anc = _window_major(scores.index_select(1, self.window_chromosome))
+            rows = rows[:, : rows.shape[1] - a_cols]
         # window-major memory ((W, B, k) strides), as the grouped layers' batched matrix
         # products read their input and write their output: the elementwise work on both
         # then runs over dense memory (mixed strides cost a third of a training step)
@@ -274,7 +304,7 @@ class WindowModel(nn.Module):
         if rows.shape[1] == 2 * w * k:
             observed = observed * _window_major(rows[:, w * k :].reshape(b, w, k))
         het = (1.0 - HET_CENTRE - x.abs()) * observed
-        return x, het, observed
+        return x, het, observed, anc
 
     def _previous(self, x: torch.Tensor, count: int) -> torch.Tensor:
         """``(B, W, count)``: the last ``count`` inputs of each window's previous window on
@@ -285,8 +315,14 @@ class WindowModel(nn.Module):
 
     def logits(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(eta, delta)``, each ``(B, W, k)``, of prepared rows (teacher forcing)."""
-        x, het, _ = self._unpack(rows)
-        return self._logits(x, het)
+        x, het, _, anc = self._unpack(rows)
+        eta, delta = self._logits(x, het)
+        return self._with_ancestry(eta, anc), delta
+
+    def _with_ancestry(self, eta: torch.Tensor, anc: torch.Tensor | None) -> torch.Tensor:
+        if self.ancestry_layer is None or anc is None:
+            return eta
+        return eta + self.ancestry_layer(anc)
 
     def _logits(self, x: torch.Tensor, het: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         eta = self.window_layer(x)
@@ -297,14 +333,16 @@ class WindowModel(nn.Module):
 
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
         """Per-sample genotype negative log-likelihood ``(B,)`` of prepared rows."""
-        x, het, observed = self._unpack(rows)
+        x, het, observed, anc = self._unpack(rows)
         eta, delta = self._logits(x, het)
+        eta = self._with_ancestry(eta, anc)
         return genotype_nll(eta, delta, x + 1.0, observed, het).sum(dim=(1, 2))
 
     def effective_weights(self) -> dict[str, np.ndarray]:
         """The masked weights and biases: ``eta`` (``(W, context + k, k)``, context rows
         first) and ``eta_bias`` (``(W, k)``); ``delta`` (``(W, lags + k, k)``: the previous
-        window's last ``lags`` rows first) and ``delta_bias`` (``(W, k)``)."""
+        window's last ``lags`` rows first) and ``delta_bias`` (``(W, k)``); with ancestry,
+        ``ancestry`` (``(W, a, k)``: the weights of the scores in ``eta``)."""
         with torch.no_grad():
             win = (self.window_layer.weight * self.window_layer.mask).double()
             if self.context_layer is not None:
@@ -313,12 +351,15 @@ class WindowModel(nn.Module):
             assert self.window_layer.bias is not None
             het = self.het_layer
             assert het.bias is not None
-            return {
+            out = {
                 "eta": win.numpy(),
                 "eta_bias": self.window_layer.bias.double().numpy(),
                 "delta": (het.weight * het.mask).double().numpy(),
                 "delta_bias": het.bias.double().numpy(),
             }
+            if self.ancestry_layer is not None:
+                out["ancestry"] = self.ancestry_layer.weight.double().numpy()
+            return out
 
     def biases(self) -> list[nn.Parameter]:
         """The per-SNP biases of ``eta`` and ``delta`` (what bias-only fine-tuning trains)."""

@@ -25,6 +25,7 @@ def sample_dosages(
     *,
     given: np.ndarray | None = None,
     free: np.ndarray | None = None,
+    ancestry: np.ndarray | None = None,
 ) -> np.ndarray:
     """``n`` synthetic genotype rows ``(n, M)``, float32 dosages in ``{0, 1, 2}``: ancestral
     sampling, the windows of one step along every chromosome at once.
@@ -33,11 +34,21 @@ def sample_dosages(
     columns are drawn, each from the model's conditional given everything before it,
     ``given``'s values included; the other columns keep ``given``'s values (windows without a
     free column are not visited). A missing given value (NaN) is read as training reads one:
-    0 in both inputs (:meth:`~dpgenome.model.WindowModel.prepare`), and stays missing."""
+    0 in both inputs (:meth:`~dpgenome.model.WindowModel.prepare`), and stays missing.
+
+    A model with ancestry needs ``ancestry`` ``(n, a)``: each synthetic individual's scores
+    (:meth:`dpgenome.ancestry.AncestryRelease.draw`), read by every window of every
+    chromosome."""
     layout = model.layout
     c, k, lags = layout.context, layout.window, model.lags
     weights = model.effective_weights()
     w_eta, w_delta = weights["eta"], weights["delta"]
+    shape = (n, model.ancestry)
+    if model.ancestry and (ancestry is None or np.shape(ancestry) != shape):
+        got = None if ancestry is None else np.shape(ancestry)
+        raise ValueError(f"this model needs ancestry scores of shape {shape}, got {got}")
+    if not model.ancestry and ancestry is not None:
+        raise ValueError("this model reads no ancestry scores")
     out = np.zeros((n, layout.n_variants + 1), dtype=np.float32)  # last column: pad sink
     sink = layout.n_variants
     draw_col = np.ones(layout.n_variants + 1, dtype=bool)
@@ -56,6 +67,8 @@ def sample_dosages(
         ctx = _inputs(out[:, ctx_idx])
         ctx[:, layout.context_index[ws] < 0] = 0.0
         eta = weights["eta_bias"][ws][None] + np.einsum("ngc,gck->ngk", ctx, w_eta[ws, :c, :])
+        if ancestry is not None:
+            eta += np.einsum("na,gak->ngk", ancestry, weights["ancestry"][ws])
         delta = np.broadcast_to(weights["delta_bias"][ws][None], eta.shape).copy()
         # heterozygote indicators of the previous window's last SNPs, then of this window's
         hist = np.zeros((n, len(ws), lags + k))

@@ -51,6 +51,7 @@ from __future__ import annotations
 import gzip
 import importlib.resources
 import io
+import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
@@ -85,6 +86,7 @@ __all__ = [
     "Simulated",
     "SimulatedStream",
     "calibration_gwas",
+    "colony_labels",
     "load_panel",
     "load_real_phenotypes",
     "simulate",
@@ -141,6 +143,15 @@ class SimConfig:
     founder_generations: int = 2
     colony_size: int = 300
     colony_generations: int = 40
+    #: population structure across chromosomes: ``colonies`` sub-colonies of ``colony_size``
+    #: animals each, split from the colony ``colony_split_generations`` ago (1: one colony,
+    #: CFW). The cohort's mice are in the sub-colonies by ``colony_shares`` (None: equal
+    #: shares), the public panel's by equal shares; rows are in sub-colony order
+    #: (:func:`colony_labels`). Every chromosome's genealogy shares the sub-colonies, so a
+    #: mouse's ancestry is one across its genome (unlike the chromosomes' genealogies).
+    colonies: int = 1
+    colony_split_generations: int = 30
+    colony_shares: tuple[float, ...] | None = None
     recombination_rate: float = 5e-9
     site_rate: float = 1e-7
     min_maf: float = 0.02
@@ -178,6 +189,25 @@ class SimConfig:
                 "calibrate_lead must be 'auto', 'variance', 'pvalue' or 'off', "
                 f"got {self.calibrate_lead!r}"
             )
+        if self.colonies < 1:
+            raise ConfigError(f"colonies must be >= 1, got {self.colonies}")
+        if self.colonies > 1 and not 0 < self.colony_split_generations < self.colony_generations:
+            raise ConfigError(
+                "colony_split_generations must be in (0, colony_generations = "
+                f"{self.colony_generations}), got {self.colony_split_generations}"
+            )
+        shares = self.colony_shares
+        if shares is not None:
+            shares = tuple(float(v) for v in shares)
+            if (
+                len(shares) != self.colonies
+                or min(shares) < 0
+                or not math.isclose(sum(shares), 1.0, abs_tol=1e-9)
+            ):
+                raise ConfigError(
+                    f"colony_shares must be {self.colonies} shares >= 0 summing to 1, got "
+                    f"{self.colony_shares!r}"
+                )
         if not 0 <= self.seed < 2**31:
             raise ConfigError(f"seed must be in [0, 2^31), got {self.seed}")
         chroms = []
@@ -194,7 +224,9 @@ class SimConfig:
         total_var = sum(q.variance for q in self.qtls)
         if total_var >= 1.0 or any(q.variance < 0 for q in self.qtls):
             raise ConfigError(f"QTL variances must be >= 0 and sum below 1, got {total_var}")
-        return replace(self, chromosomes=tuple(chroms), calibrate_lead=calibrate)
+        return replace(
+            self, chromosomes=tuple(chroms), calibrate_lead=calibrate, colony_shares=shares
+        )
 
 
 # ---------------------------------------------------------------------------- packaged data
@@ -227,9 +259,48 @@ def _seed(config: SimConfig, *key: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([config.seed, *key])
 
 
+def _split_counts(n: int, shares: tuple[float, ...]) -> np.ndarray:
+    """``n`` split by ``shares`` (largest remainders: the counts sum to ``n``)."""
+    exact = n * np.asarray(shares, dtype=np.float64)
+    counts = np.floor(exact).astype(np.int64)
+    counts[np.argsort(counts - exact, kind="stable")[: n - int(counts.sum())]] += 1
+    return counts
+
+
+def colony_labels(config: SimConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The sub-colony of each cohort row and of each public-panel row (all 0 for one colony)."""
+    cfg = config.validate()
+    k = cfg.colonies
+    cohort = _split_counts(cfg.n, cfg.colony_shares or (1.0 / k,) * k)
+    public = _split_counts(cfg.n_public, (1.0 / k,) * k)
+    return np.repeat(np.arange(k), cohort), np.repeat(np.arange(k), public)
+
+
+def _samples(config: SimConfig) -> int | list[msprime.SampleSet]:
+    """msprime's samples: the cohort's rows then the panel's, each in sub-colony order."""
+    if config.colonies == 1:
+        return config.n + config.n_public
+    cohort, public = colony_labels(config)
+    return [
+        msprime.SampleSet(int(np.sum(labels == c)), population=f"colony_{c}")
+        for labels in (cohort, public)
+        for c in range(config.colonies)
+        if np.any(labels == c)
+    ]
+
+
 def _demography(config: SimConfig) -> msprime.Demography:
     dem = msprime.Demography()
+    if config.colonies > 1:
+        for c in range(config.colonies):
+            dem.add_population(name=f"colony_{c}", initial_size=config.colony_size)
     dem.add_population(name="colony", initial_size=config.colony_size)
+    if config.colonies > 1:
+        dem.add_population_split(
+            time=config.colony_split_generations,
+            derived=[f"colony_{c}" for c in range(config.colonies)],
+            ancestral="colony",
+        )
     t_found = config.colony_generations
     dem.add_population_parameters_change(
         time=t_found, initial_size=config.founders, population="colony"
@@ -246,8 +317,9 @@ def _ancestry(config: SimConfig, chrom: str, n_individuals: int) -> tskit.TreeSe
     ss = _seed(config, AUTOSOMES.index(chrom) + 1)
     anc_seed, mut_seed = (int(s) % (2**31 - 1) + 1 for s in ss.generate_state(2))
     recent = config.colony_generations + config.founder_generations + 20
+    assert n_individuals == config.n + config.n_public
     ts = msprime.sim_ancestry(
-        samples=n_individuals,
+        samples=_samples(config),
         demography=_demography(config),
         sequence_length=MM10_LENGTHS[chrom],
         recombination_rate=config.recombination_rate,

@@ -94,12 +94,14 @@ def splice_regions(
     panel: np.ndarray | None = None,
     match_snps: int = MATCH_SNPS,
     join_edges: bool = True,
+    ancestry: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, object]]:
     """``dosages`` with every splice's columns replaced and joined on both sides (module
     docstring), and aggregates: the most times one donor served, the mean mismatch of the
     matched SNPs (count per individual) and the columns drawn again downstream.
     ``join_edges=False``: donors at random (each at most ``ceil(n / P)`` times) and nothing
-    drawn again: the blocks as cut before stop 51."""
+    drawn again: the blocks as cut before stop 51. ``ancestry``: the synthetic individuals'
+    scores, for a model that reads them (:func:`dpgenome.sample.sample_dosages`)."""
     out = np.array(dosages, dtype=np.float32, copy=True)
     chrom = chromosome_rank(variants["chr"].astype(str).to_numpy())
     pos = variants["pos"].to_numpy(dtype=np.int64)
@@ -132,7 +134,7 @@ def splice_regions(
         after[spliced] = False  # no splice's columns: a block a lead sits in stays whole
         if after.any() and join_edges:
             redrawn += int(after.sum())
-            out = sample_dosages(model, len(out), rng, given=out, free=after)
+            out = sample_dosages(model, len(out), rng, given=out, free=after, ancestry=ancestry)
     return out, {
         "regions": len(order),
         "most_served_by_one_donor": most_served,

@@ -1,6 +1,6 @@
 """The DP synthesizer of a whole cohort: genotype structure + phenotypes + association, one ledger.
 
-``synthesize(members, config, public)`` runs five kinds of mechanism on the members, calibrated
+``synthesize(members, config, public)`` runs six kinds of mechanism on the members, calibrated
 *together* to the target ``(epsilon, delta)`` before any of them touches the data
 (:func:`dpgenome.accountant.calibrate`, tight RDP/PLD composition):
 
@@ -52,6 +52,10 @@
    synthetic genotype rows so that the synthetic cohort reproduces those cross-moments over
    the rows a GWAS tests (:func:`dpgenome.association.match_tested_rows`: a permutation,
    post-processing).
+6. ``ancestry`` (Gaussian, one histogram; with a public panel and ``ancestry_pcs`` only):
+   the members' shares of the panel's ancestry clusters (:mod:`dpgenome.ancestry`). The
+   window model then reads each synthetic individual's ancestry scores in every window, so
+   its chromosomes share one ancestry.
 
 Everything data-dependent is either public (the SNP map, the phenotype schema, the member
 count ``n`` -- treated as public, as in the default ``delta = 1/n^1.1`` -- and the public panel)
@@ -77,9 +81,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dpgenome import ancestry as anc
 from dpgenome import association as assoc
 from dpgenome import phenotypes as phenos
 from dpgenome.accountant import (
+    HISTOGRAM_REPLACE_RATIO,
     DpSgdMechanism,
     ExponentialMechanism,
     GaussianMechanism,
@@ -141,6 +147,7 @@ CENTRE = "phenotype-centre"
 SLOPES = "covariate-slopes"
 SELECTION = "region-selection"
 TEST = "region-test"
+ANCESTRY = "ancestry"
 
 
 @dataclass(frozen=True)
@@ -203,6 +210,14 @@ class SynthConfig:
     finetune_clip: float = 5.0
     finetune_trainable: Literal["all", "bias"] = "bias"
     structure_weight: float = 1.0
+    #: ancestry across chromosomes (:mod:`dpgenome.ancestry`; with a public panel only):
+    #: every window reads ``ancestry_pcs`` scores on the panel's principal axes (weights
+    #: learnt in the public pretraining), and the synthetic individuals' scores follow the
+    #: members' mix of ``ancestry_clusters`` panel clusters (``ancestry`` Gaussian histogram,
+    #: ``ancestry_weight``). 0: off (the default; each chromosome is then drawn on its own)
+    ancestry_pcs: int = 0
+    ancestry_clusters: int = 8
+    ancestry_weight: float = 1.0
     # phenotype synthesizer (its seed and secure mode are set from this config)
     phenotypes: phenos.PhenotypeConfig = field(default_factory=phenos.PhenotypeConfig)
     #: the phenotype synthesizer's DP-SGD (300 steps at sample rate 0.27) took ~45% of the
@@ -266,7 +281,17 @@ class SynthConfig:
         n_synth = n_members if self.n_synth is None else int(self.n_synth)
         if n_synth < 1:
             raise ConfigError(f"the synthetic cohort needs at least 1 sample, got {n_synth}")
-        for name in ("structure_weight", "phenotype_weight", "association_weight"):
+        if self.ancestry_pcs < 0 or self.ancestry_clusters < 1:
+            raise ConfigError(
+                f"ancestry_pcs must be >= 0 and ancestry_clusters >= 1, got "
+                f"{self.ancestry_pcs!r} and {self.ancestry_clusters!r}"
+            )
+        for name in (
+            "structure_weight",
+            "phenotype_weight",
+            "association_weight",
+            "ancestry_weight",
+        ):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if self.phenotype_oversample < 1:
@@ -342,6 +367,17 @@ def plan(
     out: list[Planned] = []
     if steps > 0:
         out.append(PlannedDpSgd(STRUCTURE, rate, steps, config.structure_weight, clip))
+    if has_public and config.ancestry_pcs:
+        out.append(
+            PlannedGaussian(
+                ANCESTRY,
+                count=1,
+                sensitivity=1.0,
+                weight=config.ancestry_weight,
+                replace_ratio=HISTOGRAM_REPLACE_RATIO,
+                note="ancestry: one histogram over the public panel's ancestry clusters",
+            )
+        )
     out.append(replace(phenotype_plan, weight=config.phenotype_weight))
     if bins_plan is not None:
         out.append(bins_plan)
@@ -690,35 +726,52 @@ def _structure(
     ledger: Ledger,
     seeds: list[int],
     details: dict[str, Any],
-) -> WindowModel:
+) -> tuple[WindowModel, PanelAncestry | None]:
+    """The genotype model (module docstring, 1.) and, with ancestry on, the panel's ancestry
+    axes and clusters (public) it reads."""
     window, context = (
         (config.window, config.context)
         if public is not None
         else (config.structure_window, config.structure_context)
     )
-    model = WindowModel(make_layout(members.variants, window, context))
+    pcs = config.ancestry_pcs if public is not None else 0
+    model = WindowModel(make_layout(members.variants, window, context), ancestry=pcs)
     torch.manual_seed(seeds[0])
+    ancestry: PanelAncestry | None = None
     if public is not None:
         key = _pretrain_key(public, config)
         if key not in _PRETRAINED:
             pseeds = np.random.SeedSequence(config.pretrain_seed).generate_state(2).tolist()
             torch.manual_seed(pseeds[0])
             model.init_bias_from_frequency(public.alt_frequency())
+            panel_loco = None
+            if pcs:  # public data only: the panel's axes, clusters and own scores
+                axes = anc.fit_axes(public.dosages, public.variants, pcs)
+                panel_full, panel_loco = axes.scores(public.dosages)
+                domain = anc.ancestry_domain(
+                    panel_full,
+                    config.ancestry_clusters,
+                    config.pretrain_seed,
+                    weights=axes.full_sd / axes.full_sd[0],
+                )
+                ancestry = PanelAncestry(axes, domain)
             rep = train(
                 model,
                 public.dosages,
                 TrainConfig(config.pretrain_steps, config.pretrain_sample_rate, config.pretrain_lr),
                 seed=pseeds[1],
+                ancestry=panel_loco,
             )
             while len(_PRETRAINED) >= _PRETRAINED_MAX:
                 _PRETRAINED.pop(next(iter(_PRETRAINED)))
             _PRETRAINED[key] = (
                 {k: v.detach().clone() for k, v in model.state_dict().items()},
                 {"steps": rep.steps, "final_loss": _last(rep.losses), "seconds": rep.seconds},
+                ancestry,
             )
             details["pretrain"] = {**_PRETRAINED[key][1], "reused": False}
         else:
-            state, info = _PRETRAINED[key]
+            state, info, ancestry = _PRETRAINED[key]
             model.load_state_dict({k: v.clone() for k, v in state.items()})
             details["pretrain"] = {**info, "reused": True}
         steps, rate, lr, clip, trainable = (
@@ -745,6 +798,8 @@ def _structure(
             TrainConfig(steps, rate, lr, sigma, clip, trainable, config.secure),
             seed=seeds[2],
             delta=ledger.delta,
+            # each member's own scores are part of its row: clipped with it
+            ancestry=None if ancestry is None else ancestry.axes.scores(members.dosages)[1],
         )
         if sigma is not None:  # the run as Opacus did it, against the ledger's account
             check_ran(rep.ran, asdict(ledger.mechanism(STRUCTURE)), STRUCTURE)
@@ -765,11 +820,39 @@ def _structure(
                 "clipped_fraction": rep.clipped_fraction,
                 "final_loss": _last(rep.losses),
             }
-    return model
+    return model, ancestry
+
+
+@dataclass(frozen=True)
+class PanelAncestry:
+    """The public panel's ancestry axes and clusters (:mod:`dpgenome.ancestry`)."""
+
+    axes: anc.AncestryAxes
+    domain: anc.AncestryDomain
+
+
+def _ancestry(
+    members: Cohort,
+    ancestry: PanelAncestry,
+    config: SynthConfig,
+    ledger: Ledger,
+    noise: Noise,
+    rng: np.random.Generator,
+    details: dict[str, Any],
+) -> np.ndarray:
+    """The ``ancestry`` release (the members' shares of the panel's clusters) and the
+    synthetic individuals' scores drawn from it ``(n_synth, ancestry_pcs)``."""
+    assert config.n_synth is not None
+    full, _ = ancestry.axes.scores(members.dosages)
+    release = anc.release_ancestry(
+        full, ancestry.domain, noise_multiplier=noise_multiplier(ledger, ANCESTRY), noise=noise
+    )
+    details["ancestry"] = release.summary(ancestry.axes)
+    return release.draw(config.n_synth, rng)
 
 
 #: public-panel pretrainings of this process, keyed by :func:`_pretrain_key` (public data only)
-_PRETRAINED: dict[str, tuple[dict[str, torch.Tensor], dict[str, Any]]] = {}
+_PRETRAINED: dict[str, tuple[dict[str, torch.Tensor], dict[str, Any], PanelAncestry | None]] = {}
 _PRETRAINED_MAX = 2
 
 
@@ -785,6 +868,8 @@ def _pretrain_key(public: Cohort, config: SynthConfig) -> str:
         config.pretrain_sample_rate,
         config.pretrain_lr,
         config.pretrain_seed,
+        config.ancestry_pcs,
+        config.ancestry_clusters,
     ]
     h.update(json.dumps(settings).encode())
     return h.hexdigest()
@@ -1302,6 +1387,11 @@ def synthesize(
     if members.pheno_types[config.pheno] == PhenoType.CATEGORICAL:
         raise CohortError(f"phenotype {config.pheno!r} is categorical; a numeric one is needed")
     cfg = config.validate(n)
+    if public is None and cfg.ancestry_pcs:
+        raise ConfigError(
+            f"ancestry_pcs = {cfg.ancestry_pcs} needs a public panel (--public-panel): the "
+            "ancestry axes are the panel's"
+        )
     if public is not None:
         same = (
             public.n_variants == members.n_variants
@@ -1332,10 +1422,27 @@ def synthesize(
             log.warning("%s", fixed_noise)
 
     with _step(timings, "structure", "training the genotype structure model", echo):
-        model = _structure(members, public, cfg, ledger, seeds, details)
+        model, panel_ancestry = _structure(members, public, cfg, ledger, seeds, details)
 
     with _step(timings, "sample_genotypes", "sampling the synthetic genotypes", echo):
-        dosages = sample_dosages(model, cfg.n_synth, np.random.default_rng(seeds[4]))
+        scores = None
+        if panel_ancestry is not None:
+            scores = _ancestry(
+                members,
+                panel_ancestry,
+                cfg,
+                ledger,
+                mechanism_noise(
+                    cfg.secure and cfg.private,
+                    np.random.default_rng((seeds[5], 3)),
+                    members.n_samples,
+                ),
+                np.random.default_rng((seeds[4], 3)),
+                details,
+            )
+        dosages = sample_dosages(
+            model, cfg.n_synth, np.random.default_rng(seeds[4]), ancestry=scores
+        )
 
     with _step(
         timings, "phenotypes", "training the phenotype model and sampling the phenotypes", echo
@@ -1406,6 +1513,7 @@ def synthesize(
                 np.random.default_rng(seeds[7]),
                 panel=None if public is None else public.dosages,
                 join_edges=cfg.join_region_edges,
+                ancestry=scores,
             )
             served = details["splice"]["most_served_by_one_donor"]
             if public is not None and cfg.n_synth > public.n_samples and served > 1:

@@ -118,10 +118,13 @@ def train(
     *,
     seed: int,
     delta: float | None = None,
+    ancestry: np.ndarray | None = None,
 ) -> TrainReport:
-    """Fit ``model`` to ``dosages`` (samples x variants, NaN = missing) in place."""
+    """Fit ``model`` to ``dosages`` (samples x variants, NaN = missing) in place; a model
+    with ancestry reads each individual's scores ``ancestry`` (:meth:`WindowModel.prepare`),
+    part of the individual's row (clipped with it under DP)."""
     set_trainable(model, config.trainable)
-    x_all = model.prepare(dosages)
+    x_all = model.prepare(dosages, ancestry)
     per_snp = float(max(1, model.layout.n_variants))
     start = time.perf_counter()
     trainer = DpSgdTrainer(
@@ -167,7 +170,9 @@ def train(
     )
 
 
-def per_sample_gradients(model: WindowModel, dosages: np.ndarray) -> list[torch.Tensor]:
+def per_sample_gradients(
+    model: WindowModel, dosages: np.ndarray, ancestry: np.ndarray | None = None
+) -> list[torch.Tensor]:
     """Per-sample gradients of every trainable parameter through Opacus (our grad sampler),
     for tests and diagnostics: a list of ``(B, *param.shape)`` tensors."""
     from opacus import GradSampleModule
@@ -177,7 +182,7 @@ def per_sample_gradients(model: WindowModel, dosages: np.ndarray) -> list[torch.
         model.zero_grad()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
-            gsm(model.prepare(dosages)).sum().backward()
+            gsm(model.prepare(dosages, ancestry)).sum().backward()
         out = [
             p.grad_sample.detach().clone()  # type: ignore[attr-defined]
             for p in model.parameters()

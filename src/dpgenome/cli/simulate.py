@@ -24,6 +24,15 @@ def _parse_chromosomes(text: str | None) -> tuple[str, ...] | None:
     return names
 
 
+def _parse_shares(text: str | None) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--colony-shares {text!r} must be numbers, e.g. 0.75,0.25") from None
+
+
 #: Above this many bytes of float32 dosages the cohort is written one chromosome at a time.
 SHARD_BYTES = 4 * 2**30
 
@@ -99,6 +108,21 @@ SHARD_BYTES = 4 * 2**30
     "truth.json records target and reached chi^2), 'off' uses fixed variances; 'auto' is "
     "'pvalue' below 1,092 mice and 'variance' from 1,092 up.",
 )
+@click.option(
+    "--colonies",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Population structure across chromosomes: the colony split into this many "
+    "sub-colonies 30 generations ago, shared by every chromosome's genealogy (1 = one colony, "
+    "as CFW). The public panel's mice are in them by equal shares.",
+)
+@click.option(
+    "--colony-shares",
+    default=None,
+    metavar="LIST",
+    help="The cohort's shares of the sub-colonies, e.g. 0.75,0.25 [default: equal].",
+)
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 def simulate(
     out: str,
@@ -110,6 +134,8 @@ def simulate(
     imputed_fraction: float,
     shard: bool | None,
     calibrate_lead: str,
+    colonies: int,
+    colony_shares: str | None,
     overwrite: bool,
 ) -> None:
     """Simulate a CFW-like outbred-mouse cohort into directory OUT: msprime genotypes at
@@ -127,6 +153,8 @@ def simulate(
         imputed_fraction=imputed_fraction,
         chromosomes=_parse_chromosomes(chromosomes) or AUTOSOMES,
         calibrate_lead=calibrate_lead,
+        colonies=colonies,
+        colony_shares=_parse_shares(colony_shares),
     ).validate()
     panel = load_panel()
     n_variants = int(panel["chr"].isin(config.chromosomes).sum())

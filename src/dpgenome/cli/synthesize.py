@@ -99,6 +99,16 @@ def _check_out(out: Path, inputs: dict[str, str | None]) -> None:
     "privacy cost (e.g. DIR/public of `dpgenome simulate --public-panel N`).",
 )
 @click.option(
+    "--ancestry-pcs",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Ancestry across chromosomes (needs --public-panel): every SNP window reads K "
+    "scores on the panel's principal axes, and the synthetic individuals follow the members' "
+    "mix of the panel's ancestry clusters (one more Gaussian histogram on the ledger). 0: "
+    "off, each chromosome drawn on its own.",
+)
+@click.option(
     "--pheno-schema",
     type=click.Path(dir_okay=False),
     default=None,
@@ -147,6 +157,7 @@ def synthesize(
     seed: int,
     n_synth: int | None,
     public_panel: str | None,
+    ancestry_pcs: int,
     pheno_schema: str | None,
     secure_mode: bool | None,
     allele_order: str,
@@ -188,6 +199,8 @@ def synthesize(
     from dpgenome.synthesize import synthesize as run
 
     _check_out(Path(out), {"input cohort": cohort, "public panel": public_panel})
+    if ancestry_pcs and public_panel is None:
+        raise click.UsageError("--ancestry-pcs needs --public-panel (the panel's ancestry axes)")
     book = LifetimeLedger(lifetime_db or default_db_path())
     if math.isfinite(epsilon):
         book.check_writable()  # before minutes of training
@@ -243,6 +256,7 @@ def synthesize(
         seed=seed,
         n_synth=n_synth,
         secure_mode=secure_mode,
+        ancestry_pcs=ancestry_pcs,
         phenotypes=PhenotypeConfig(declared=declared),
     )
     warn_values_encoded_as_missing(members, config.phenotypes)

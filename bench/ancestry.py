@@ -1,0 +1,141 @@
+"""Benchmark of ancestry across chromosomes (``SynthConfig.ancestry_pcs``, dpgenome.ancestry)
+on a structured CFW-like cohort.
+
+    python bench/ancestry.py                      # 2 sub-colonies, members 3:1, eps 8, K 0 / 4
+    python bench/ancestry.py --eps 3 --noise-seeds 3 --pcs 0,2,4,8
+    python bench/ancestry.py --colonies 1 --shares 1    # the default (unstructured) cohort
+
+The simulator's ``colonies`` option splits the colony into sub-colonies ``--split``
+generations ago (every chromosome's genealogy shares them, so a mouse's ancestry is one
+across its genome); the members are in them by ``--shares``, the public panel (1,000 mice) by
+equal shares. Each synthesis is run with ``ancestry_pcs`` 0 (the default: each chromosome
+drawn on its own; the named reference, in the same run) and with K > 0, on the same members
+and noise seeds. Printed per synthesis, beside the members' own figures:
+
+* ``colony_1``: share of individuals on sub-colony 1's side of the midpoint between the
+  sub-colonies' panel means on the panel's first principal axis (members: the simulation's
+  labels, read the same way);
+* ``admixed``: share within the middle half between the two means (an individual whose
+  chromosomes come from both sub-colonies sits there);
+* ``pc_var_oos``: the dossier's out-of-sample PCA variance ratio on PCs 1-4
+  (``dpgenome.fidelity``: about 1 when the synthetic cohort has the members' structure);
+* the GWAS and genotype figures of ``bench/synth.py`` (recall / precision at 1e-8 against
+  the members' GWAS, spurious loci, lambda_GC, allele-frequency correlation, LD-decay error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from dpgenome.ancestry import fit_axes
+from dpgenome.simulate import colony_labels
+from dpgenome.synthesize import SynthConfig, synthesize
+from synth import COVARS, PHENO, evaluate, fmt, peak_gb, prepare
+
+COLUMNS = (
+    "pcs",
+    "eps",
+    "seed",
+    "time_s",
+    "peak_gb",
+    "ledger_eps",
+    "colony_1",
+    "admixed",
+    "pc_var_oos",
+    "recall",
+    "precision",
+    "spurious",
+    "lambda_syn",
+    "lambda_real",
+    "af_corr",
+    "ld_err",
+)
+
+
+def placement(
+    axes: Any, centre: tuple[float, float] | None, dosages: np.ndarray
+) -> tuple[float | None, float | None]:
+    """(share on sub-colony 1's side, share in the middle half) on the panel's first axis
+    (None, None for one colony)."""
+    if centre is None:
+        return None, None
+    t = (axes.scores(dosages)[0][:, 0] - centre[0]) / (centre[1] - centre[0])
+    return float(np.mean(t > 0.5)), float(np.mean((t > 0.25) & (t < 0.75)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--seeds", default="1")
+    ap.add_argument("--eps", default="8")
+    ap.add_argument("--pcs", default="0,4", help="ancestry_pcs values (0 = the reference)")
+    ap.add_argument("--n", type=int, default=1092)
+    ap.add_argument("--public", type=int, default=1000)
+    ap.add_argument("--colonies", type=int, default=2)
+    ap.add_argument("--shares", default="0.75,0.25")
+    ap.add_argument("--split", type=int, default=30, help="generations since the split")
+    ap.add_argument("--chromosomes", default="", help="e.g. 5,11 (default: all 19)")
+    ap.add_argument("--noise-seeds", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    shares = tuple(float(v) for v in args.shares.split(","))
+    print(
+        f"# bench/ancestry.py: {args.colonies} sub-colonies split {args.split} generations ago, "
+        f"members {shares}, panel {args.public} (equal shares); reference: ancestry_pcs 0"
+    )
+    for seed in (int(s) for s in args.seeds.split(",")):
+        data = prepare(
+            seed,
+            args.n,
+            args.public,
+            tuple(c for c in args.chromosomes.split(",") if c) or None,
+            colonies=args.colonies,
+            colony_shares=shares,
+            colony_split_generations=args.split,
+        )
+        members, public = data["members"], data["public"]
+        cohort_colony, panel_colony = colony_labels(data["sim_config"])
+        label = dict(zip(data["all_ids"].astype(str), cohort_colony, strict=True))
+        member_colony = np.array([label[i] for i in members.sample_ids.astype(str)])
+        axes = fit_axes(public.dosages, public.variants, 4)
+        panel_first = axes.scores(public.dosages)[0][:, 0]
+        centre = (
+            (panel_first[panel_colony == 0].mean(), panel_first[panel_colony == 1].mean())
+            if args.colonies > 1
+            else None
+        )
+        share, middle = placement(axes, centre, members.dosages)
+        print(
+            f"\n# seed {seed}: {members.n_samples} members x {members.n_variants} SNPs; "
+            f"simulate {data['t_sim']:.0f} s; members in sub-colony 1 (labels) "
+            f"{member_colony.mean():.3f}, read off the first axis {fmt(share)}, admixed "
+            f"{fmt(middle)}; panel's first axis explains {axes.explained[0]:.4f}"
+        )
+        print(" | ".join(COLUMNS))
+        for eps in (float(e) for e in args.eps.split(",")):
+            for pcs in (int(k) for k in args.pcs.split(",")):
+                for s in [seed] + [1000 * seed + j for j in range(1, args.noise_seeds)]:
+                    cfg = SynthConfig(
+                        pheno=PHENO, covariates=COVARS, epsilon=eps, seed=s, ancestry_pcs=pcs
+                    )
+                    t0 = time.perf_counter()
+                    res = synthesize(members, cfg, public)
+                    seconds = time.perf_counter() - t0
+                    row = evaluate(
+                        f"K={pcs}", eps, s, data, res.cohort, seconds, res.ledger.epsilon()
+                    )
+                    row |= {"pcs": pcs, "peak_gb": peak_gb()}
+                    row["colony_1"], row["admixed"] = placement(axes, centre, res.cohort.dosages)
+                    print(" | ".join(fmt(row.get(c)) for c in COLUMNS), flush=True)
+        del data
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""A Gaussian histogram over a public domain, read as shares (one mechanism, sensitivity 1).
+
+Each member adds 1 to one bin of a domain fixed by public information (the public table's
+missingness patterns, the public panel's ancestry clusters): under add/remove one individual
+moves the count vector by 1 in L2 (sqrt(2) under replace-one, which the accountant applies).
+Every count gets ``N(0, sigma^2)``; bins whose noisy count is below :data:`KEEP_SDS` noise sds
+are dropped (an empty bin passes with probability 0.023) and the rest normalised. If none
+passes, the domain's public shares stand in. Without formal privacy the counts are exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dpgenome.noise import Noise
+
+#: a released bin is kept when its noisy count is at least this many noise sds
+KEEP_SDS = 2.0
+
+
+def noisy_shares(
+    bins: np.ndarray,
+    public_counts: np.ndarray,
+    *,
+    noise_multiplier: float | None,
+    noise: Noise,
+) -> tuple[np.ndarray, int]:
+    """The released shares over the domain (``len(public_counts)`` bins) of the members' bin
+    indices ``bins``, and how many bins were kept (0: the public shares)."""
+    size = len(public_counts)
+    counts = np.bincount(np.asarray(bins, dtype=np.int64), minlength=size).astype(np.float64)
+    if noise_multiplier is None:
+        return counts / counts.sum(), int((counts > 0).sum())
+    sd = float(noise_multiplier)
+    noisy = np.asarray(noise.gaussian(counts, sd=sd, sensitivity=1.0))
+    kept = noisy >= KEEP_SDS * sd
+    if not kept.any():  # the noise hides every bin: the public shares (public)
+        public = np.asarray(public_counts, dtype=np.float64)
+        return public / public.sum(), 0
+    shares = np.where(kept, noisy, 0.0)
+    return shares / shares.sum(), int(kept.sum())

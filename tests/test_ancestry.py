@@ -1,0 +1,156 @@
+"""Ancestry across chromosomes: the panel's axes, leave-one-chromosome-out scores, the public
+clusters, the DP release of the members' mix and the synthetic cohort that follows it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dpgenome.ancestry import ancestry_domain, fit_axes, release_ancestry
+from dpgenome.cohort import analysis_subset
+from dpgenome.errors import ConfigError
+from dpgenome.noise import GeneratorNoise
+from dpgenome.simulate import SimConfig, colony_labels, simulate
+from dpgenome.synthesize import ANCESTRY, SynthConfig, synthesize
+
+
+@pytest.fixture(scope="module")
+def colonies():
+    """Two sub-colonies split 30 generations ago; the cohort 3:1, the panel 1:1."""
+    cfg = SimConfig.small(seed=3, n=320, n_public=300, colonies=2, colony_shares=(0.75, 0.25))
+    sim = simulate(cfg)
+    return sim, *colony_labels(cfg)
+
+
+def _classified(score: np.ndarray, colony: np.ndarray) -> float:
+    """Share of individuals on their colony's side of the midpoint of the colony means."""
+    means = [score[colony == c].mean() for c in (0, 1)]
+    side = (score - np.mean(means)) * np.sign(means[1] - means[0]) > 0
+    return float(np.mean(side == (colony == 1)))
+
+
+def test_colony_labels__follow_the_shares_and_rows_are_in_colony_order() -> None:
+    cohort, public = colony_labels(SimConfig(n=10, n_public=7, colonies=3))
+    np.testing.assert_array_equal(cohort, [0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
+    np.testing.assert_array_equal(public, [0, 0, 0, 1, 1, 2, 2])
+    cohort, _ = colony_labels(SimConfig(n=12, colonies=2, colony_shares=(0.75, 0.25)))
+    assert np.bincount(cohort).tolist() == [9, 3]
+    with pytest.raises(ConfigError, match="colony_shares"):
+        SimConfig(colonies=2, colony_shares=(0.5, 0.6)).validate()
+    with pytest.raises(ConfigError, match="colony_split_generations"):
+        SimConfig(colonies=2, colony_split_generations=40).validate()
+
+
+def test_fit_axes__first_axis_separates_the_colonies_and_scores_are_standardised(colonies):
+    sim, cohort_colony, panel_colony = colonies
+    axes = fit_axes(sim.public.dosages, sim.public.variants, 3)
+    full, loco = axes.scores(sim.public.dosages)
+    np.testing.assert_allclose(full.std(axis=0), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(loco.std(axis=0), 1.0, rtol=1e-6)
+    assert _classified(full[:, 0], panel_colony) > 0.95
+    # the members (out of sample) sit on the same axis, and so does each chromosome's
+    # leave-one-out score: the colony is one across the genome
+    members_full, members_loco = axes.scores(sim.cohort.dosages)
+    assert _classified(members_full[:, 0], cohort_colony) > 0.95
+    for c in range(axes.n_chromosomes):
+        assert _classified(members_loco[:, c, 0], cohort_colony) > 0.85
+    assert axes.explained[0] > axes.explained[1] > 0
+
+
+def test_fit_axes__a_chromosomes_own_snps_never_enter_its_leave_one_out_score(colonies):
+    sim, _, _ = colonies
+    axes = fit_axes(sim.public.dosages, sim.public.variants, 2)
+    x = sim.cohort.dosages[:5].copy()
+    _, before = axes.scores(x)
+    on_first = axes.chromosome == 0
+    x[:, on_first] = 2.0 - x[:, on_first]  # every genotype of the first chromosome flipped
+    _, after = axes.scores(x)
+    np.testing.assert_allclose(after[:, 0], before[:, 0], atol=1e-9)
+    assert np.abs(after[:, 1] - before[:, 1]).max() > 0.1
+
+
+def test_ancestry_domain__clusters_are_seeded_public_and_nearest_is_consistent(colonies):
+    sim, _, panel_colony = colonies
+    axes = fit_axes(sim.public.dosages, sim.public.variants, 4)
+    full, _ = axes.scores(sim.public.dosages)
+    weights = axes.full_sd / axes.full_sd[0]
+    dom = ancestry_domain(full, 6, seed=0, weights=weights)
+    again = ancestry_domain(full, 6, seed=0, weights=weights)
+    np.testing.assert_array_equal(dom.panel_cluster, again.panel_cluster)
+    assert dom.size <= 6 and np.all(dom.public_counts > 0)
+    np.testing.assert_array_equal(dom.nearest(full), dom.panel_cluster)
+    # clusters are nearly pure in colony (the axes weighed by their sds)
+    purity = [
+        max(
+            np.mean(panel_colony[dom.panel_cluster == j]),
+            1 - np.mean(panel_colony[dom.panel_cluster == j]),
+        )
+        for j in range(dom.size)
+    ]
+    assert np.average(purity, weights=dom.public_counts) > 0.9
+
+
+def test_release_ancestry__exact_shares_noise_and_draws_of_panel_scores(colonies):
+    sim, cohort_colony, panel_colony = colonies
+    axes = fit_axes(sim.public.dosages, sim.public.variants, 2)
+    panel_full, _ = axes.scores(sim.public.dosages)
+    dom = ancestry_domain(panel_full, 4, seed=0, weights=axes.full_sd / axes.full_sd[0])
+    members, _ = axes.scores(sim.cohort.dosages)
+    exact = release_ancestry(
+        members, dom, noise_multiplier=None, noise=GeneratorNoise(np.random.default_rng(0))
+    )
+    np.testing.assert_allclose(
+        exact.shares, np.bincount(dom.nearest(members), minlength=dom.size) / len(members)
+    )
+    draws = exact.draw(4000, np.random.default_rng(1))
+    # every draw is a panel individual's score, and the mix follows the members' (3:1)
+    index = {tuple(r): i for i, r in enumerate(panel_full)}
+    picked = np.array([index[tuple(r)] for r in draws])
+    assert abs(panel_colony[picked].mean() - cohort_colony.mean()) < 0.06
+    # the Gaussian release: noise of sd sigma on each count (sensitivity 1)
+    noisy = release_ancestry(
+        members, dom, noise_multiplier=3.0, noise=GeneratorNoise(np.random.default_rng(2))
+    )
+    counts = np.bincount(dom.nearest(members), minlength=dom.size)
+    expected = counts + np.random.default_rng(2).normal(scale=3.0, size=dom.size)
+    keep = expected >= 6.0
+    np.testing.assert_allclose(noisy.shares, np.where(keep, expected, 0) / expected[keep].sum())
+    assert noisy.kept == int(keep.sum())
+
+
+@pytest.mark.filterwarnings("ignore:.*DPGENOME_NOISE_SEED.*")
+def test_synthesize__ancestry_keeps_each_synthetic_individual_in_one_colony(colonies):
+    """Without ancestry the chromosomes of a synthetic mouse come from either colony: on the
+    first axis most mice sit between the colonies (admixed) and the mix is about even. With
+    it the mice are in one colony or the other, in the members' 3:1 mix, under one ledger
+    that charges the ``ancestry`` histogram."""
+    sim, _, panel_colony = colonies
+    members = analysis_subset(sim.cohort, "abBMD", ["SW16"])
+    axes = fit_axes(sim.public.dosages, sim.public.variants, 4)
+    panel_full, _ = axes.scores(sim.public.dosages)
+    centre = [panel_full[panel_colony == c, 0].mean() for c in (0, 1)]
+
+    def placed(dosages: np.ndarray) -> tuple[float, float]:
+        t = (axes.scores(dosages)[0][:, 0] - centre[0]) / (centre[1] - centre[0])
+        return float(np.mean(t > 0.5)), float(np.mean((t > 0.25) & (t < 0.75)))
+
+    share, middle = placed(members.dosages)
+    assert 0.2 < share < 0.3 and middle < 0.3
+    out = {}
+    for pcs in (0, 4):
+        cfg = SynthConfig(
+            pheno="abBMD", covariates=("SW16",), epsilon=8.0, seed=1, ancestry_pcs=pcs
+        )
+        res = synthesize(members, cfg, sim.public)
+        out[pcs] = placed(res.cohort.dosages)
+        names = [m.name for m in res.ledger.mechanisms]
+        assert (ANCESTRY in names) == bool(pcs)
+        assert res.ledger.epsilon() <= 8.0 * (1 + 1e-9)
+    assert out[0][1] > 0.5  # admixed
+    assert out[4][1] < 0.45 and abs(out[4][0] - share) < 0.1
+    record = res.ledger.to_dict()
+    (mech,) = [m for m in record["mechanisms"] if m["name"] == ANCESTRY]
+    assert mech["kind"] == "gaussian" and mech["count"] == 1 and mech["noise_multiplier"] > 0
+    assert res.details["ancestry"]["clusters_kept"] >= 1
+    with pytest.raises(ConfigError, match="public panel"):
+        synthesize(members, cfg)
