@@ -427,7 +427,9 @@ def test_verify_cohort__recomputes_every_audit_and_fidelity_figure(small_cohort:
 
 @pytest.mark.slow
 def test_demo__small_simulated_cohort_prints_a_dossier(tmp_path: Path) -> None:
-    """`dpgenome demo` end to end (2 chromosomes, 300 mice): a verdict and a dossier."""
+    """`dpgenome demo` end to end (2 chromosomes, 300 mice): a verdict and a dossier; again
+    on two sub-colonies with ancestry across chromosomes, whose ledger carries the
+    ``ancestry`` histogram (and ``--ancestry-pcs`` without a panel is refused at once)."""
     out = tmp_path / "demo"
     result = CliRunner().invoke(
         main,
@@ -460,6 +462,21 @@ def test_demo__small_simulated_cohort_prints_a_dossier(tmp_path: Path) -> None:
     summary = json.loads(again.stdout)
     assert summary["verdict"] == verdict.split()[1]
     assert (summary["bundle"] is None) == (summary["verdict"] == "BLOCK")
+    args = ["demo", "--n", "300", "--public", "200", "--chromosomes", "5,11"]
+    structured = CliRunner().invoke(
+        main,
+        [*args, "--out", str(tmp_path / "s"), "--colonies", "2", "--ancestry-pcs", "4", "--json"],
+        catch_exceptions=False,
+    )
+    assert structured.exit_code == 0, structured.stderr
+    summary = json.loads(structured.stdout)
+    html = Path(summary["dossier"]).read_text()
+    assert ">ancestry<" in html, "the ledger table names the ancestry histogram"
+    refused = CliRunner().invoke(
+        main, ["demo", "--out", str(tmp_path / "r"), "--public", "0", "--ancestry-pcs", "4"]
+    )
+    assert refused.exit_code == 2 and "public panel" in refused.output
+    assert not (tmp_path / "r").exists()
 
 
 def test_code_digest__changes_with_any_source_file(tmp_path: Path) -> None:
@@ -478,6 +495,12 @@ def test_code_digest__changes_with_any_source_file(tmp_path: Path) -> None:
     (tmp_path / "audit" / "b.py").write_text("y = 3\n")
     assert code_digest.__wrapped__(tmp_path) != before
     assert code_digest() == code_digest()  # the package's own, computed once
+
+
+def synth_config_of(config):
+    from dpgenome.release import synth_config
+
+    return synth_config(config)
 
 
 def test_release_config__rejects_bad_values_before_any_work(tmp_path: Path) -> None:
@@ -504,9 +527,13 @@ def test_release_config__rejects_bad_values_before_any_work(tmp_path: Path) -> N
         ("shadow", 2, "key 'shadow': expected 0 .not run. or at least 4 targets"),
         ("canaries", -3, "at least 10 canaries, got -3"),
         ("n_synthetic", 0, "expected a positive number of records"),
+        ("ancestry_pcs", -1, "expected 0 .off. or a number of principal axes"),
+        ("ancestry_pcs", 4, "key 'ancestry_pcs' .4. needs 'public_panel'"),
     ):
         with pytest.raises(ConfigError, match=fragment):
             ReleaseConfig.from_mapping({**base, key: value}, source="r.yaml")
+    with_panel = {**base, "public_panel": "p", "ancestry-pcs": 4}  # the flag's spelling too
+    assert synth_config_of(ReleaseConfig.from_mapping(with_panel)).ancestry_pcs == 4
     result = CliRunner().invoke(
         main,
         [
@@ -541,6 +568,7 @@ def test_release_config__rejects_bad_values_before_any_work(tmp_path: Path) -> N
         # the ledger would follow it while the recorded configuration says the top-level key
         ({"synth": {"epsilon": 6.0}}, "extra.synth.epsilon: set by the release's own key 'ep"),
         ({"audit": {"canaries": 9}}, "extra.audit.canaries: set by the release's own key 'ca"),
+        ({"synth": {"ancestry_pcs": 2}}, "extra.synth.ancestry_pcs: set by the release's own"),
     ):  # found when the configuration is read, not after training
         with pytest.raises(ConfigError, match=fragment):
             ReleaseConfig.from_mapping({**base, "extra": bad})

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from dpgenome.cohort import chromosome_rank
+from dpgenome.errors import ConfigError
 from dpgenome.histogram import noisy_shares
 from dpgenome.noise import Noise
 
@@ -114,7 +115,9 @@ def fit_axes(panel: np.ndarray, variants: pd.DataFrame, k: int) -> AncestryAxes:
     x = np.asarray(panel)
     n_p = x.shape[0]
     if not 1 <= k < n_p:
-        raise ValueError(f"k must be in [1, {n_p}) for a panel of {n_p}, got {k}")
+        raise ConfigError(
+            f"ancestry_pcs must be in [1, {n_p}) for a public panel of {n_p} individuals, got {k}"
+        )
     with np.errstate(invalid="ignore"):
         frequency = np.nan_to_num(np.nanmean(x, axis=0, dtype=np.float64) / 2.0, nan=0.5)
     scale = np.sqrt(2.0 * frequency * (1.0 - frequency))

@@ -93,6 +93,8 @@ class ReleaseConfig:
     holdout_fraction: float = 0.2
     n_synthetic: int | None = None
     public_panel: str | None = None
+    #: ancestry across chromosomes (SynthConfig.ancestry_pcs; needs ``public_panel``)
+    ancestry_pcs: int = 0
     #: a phenotype schema file (dpgenome.phenoschema): public column types and domains
     pheno_schema: str | None = None
     shadow: int = 0
@@ -114,6 +116,11 @@ class ReleaseConfig:
     def __post_init__(self) -> None:
         if self.secure_mode is None:
             object.__setattr__(self, "secure_mode", default_secure_mode())
+        if self.ancestry_pcs and not self.public_panel:
+            raise ConfigError(
+                f"key 'ancestry_pcs' ({self.ancestry_pcs}) needs 'public_panel': the ancestry "
+                "axes are the public panel's"
+            )
         if self.extra:  # also when made in Python, not read from a file (from_mapping)
             try:
                 _check_extra(self.extra)
@@ -256,6 +263,7 @@ RELEASE_OWNED: dict[str, dict[str, str]] = {
         "seed": "seed",
         "n_synth": "n_synthetic",
         "secure_mode": "secure_mode",
+        "ancestry_pcs": "ancestry_pcs",
     },
     "audit": {
         "seed": "seed",
@@ -291,11 +299,13 @@ def _coerce(key: str, value: Any) -> Any:
             if unknown:  # checked here, not after minutes of training
                 raise TypeError(f"unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
         return tuple(value)
-    if key in {"seed", "shadow", "canaries", "n_synthetic"}:
+    if key in {"seed", "shadow", "canaries", "n_synthetic", "ancestry_pcs"}:
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"expected an integer, got {value!r}")
         if key == "n_synthetic" and value < 1:
             raise ValueError(f"expected a positive number of records, got {value}")
+        if key == "ancestry_pcs" and value < 0:
+            raise ValueError(f"expected 0 (off) or a number of principal axes, got {value}")
         least = {"shadow": (4, "targets (two folds)"), "canaries": (10, "canaries")}.get(key)
         if least is not None and value != 0 and value < least[0]:  # the audits' own minimums
             raise ValueError(f"expected 0 (not run) or at least {least[0]} {least[1]}, got {value}")

@@ -338,6 +338,7 @@ def synth_config(config: ReleaseConfig) -> SynthConfig:
         seed=config.seed,
         n_synth=config.n_synthetic,
         secure_mode=config.secure_mode,
+        ancestry_pcs=config.ancestry_pcs,
     )
     cfg = typed_replace(base, config.extra.get("synth", {}), "extra.synth")
     declared = declared_schema(config)

@@ -117,6 +117,14 @@ _release_options = [
         "the genotype model is pretrained on; taken as public.",
     ),
     click.option(
+        "--ancestry-pcs",
+        type=int,
+        help="Ancestry across chromosomes (needs --public-panel): the genotype model reads K "
+        "scores on the panel's principal axes and the synthetic individuals follow the "
+        "members' mix of the panel's ancestry clusters (one Gaussian histogram more on the "
+        "ledger). Default 0: off.",
+    ),
+    click.option(
         "--pheno-schema",
         type=click.Path(dir_okay=False),
         help="Phenotype schema YAML: public column types and domains (dpgenome.phenoschema).",
@@ -239,6 +247,21 @@ def release(
     "release's split, synthesis and audits (`release --seed`, whose own default is 0). The "
     "DP noise comes from a fresh secret in every run, not from the seed.",
 )
+@click.option(
+    "--colonies",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Simulate population structure across chromosomes: this many sub-colonies (as "
+    "`simulate --colonies`; the cohort 3:1 for two, equal shares otherwise). 1: one colony.",
+)
+@click.option(
+    "--ancestry-pcs",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Release with ancestry across chromosomes (as `release --ancestry-pcs`).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def demo(
     out: Path,
@@ -248,6 +271,8 @@ def demo(
     n_public: int,
     chromosomes: str | None,
     seed: int,
+    colonies: int,
+    ancestry_pcs: int,
     as_json: bool,
 ) -> None:
     """Simulate the embedded CFW-like cohort and run a whole release on it.
@@ -265,11 +290,14 @@ def demo(
             "the demo folder exists and is not empty; remove it or pass --out", file=out
         )
     target_epsilon = parse_epsilon(epsilon)  # before minutes of simulation
+    if ancestry_pcs and not n_public:
+        raise ConfigError("--ancestry-pcs needs a public panel (--public N, N > 0)")
     policy_path = (
         Path(policy) if Path(policy).suffix in {".yaml", ".yml"} else shipped_policy(policy)
     )
     chroms = tuple(c.strip() for c in chromosomes.split(",")) if chromosomes else None
-    sim = SimConfig(n=n, seed=seed, n_public=n_public)
+    shares = (0.75, 0.25) if colonies == 2 else None
+    sim = SimConfig(n=n, seed=seed, n_public=n_public, colonies=colonies, colony_shares=shares)
     if chroms:
         sim = replace(sim, chromosomes=chroms)
     _echo_err(f"simulating a CFW-like cohort of {n} mice (+ a public panel of {n_public}) ...")
@@ -286,6 +314,7 @@ def demo(
         epsilon=target_epsilon,
         seed=seed,
         public_panel=str(out / "public") if simulated.public is not None else None,
+        ancestry_pcs=ancestry_pcs,
         lifetime_db=str(out / "lifetime.sqlite"),
         cache_dir=str(out / "work"),
     )
