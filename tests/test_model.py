@@ -171,6 +171,12 @@ def test_window_model__ancestry_scores_enter_eta_only_with_exact_per_sample_grad
     assert "ancestry_layer.weight" in names and len(ours) == len(names) == 6
     for name, g in zip(names, ours, strict=True):
         torch.testing.assert_close(g, reference[name], rtol=1e-5, atol=1e-5)
+    # missing dosages: the observed block sits between the dosages and the scores
+    x_nan = x.copy()
+    x_nan[0, 3] = np.nan
+    eta_nan, _ = model.logits(model.prepare(x_nan, scores))
+    torch.testing.assert_close(eta_nan[1:], eta[1:])
+    np.testing.assert_array_equal(model.prepare(x_nan, scores)[:, -4:], rows[:, -4:])
     with pytest.raises(ValueError, match="ancestry scores of shape"):
         model.prepare(x)
     with pytest.raises(ValueError, match="no ancestry"):

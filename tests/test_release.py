@@ -534,6 +534,7 @@ def test_release_config__rejects_bad_values_before_any_work(tmp_path: Path) -> N
             ReleaseConfig.from_mapping({**base, key: value}, source="r.yaml")
     with_panel = {**base, "public_panel": "p", "ancestry-pcs": 4}  # the flag's spelling too
     assert synth_config_of(ReleaseConfig.from_mapping(with_panel)).ancestry_pcs == 4
+    assert ReleaseConfig.from_mapping({**base, "ancestry_pcs": None}).ancestry_pcs == 0
     result = CliRunner().invoke(
         main,
         [

@@ -135,24 +135,38 @@ def test_sample_dosages__given_columns_are_kept_and_condition_the_rest() -> None
         sample_dosages(model, 5, np.random.default_rng(0), given=given[:5])
 
 
-def test_sample_dosages__ancestry_scores_shift_every_chromosome_together() -> None:
-    """Every SNP at frequency 1/2 unless the individual's score moves it: with weight +2 on
-    the score, individuals at score +1 draw the alternative allele at sigmoid(2) on *both*
-    chromosomes and those at -1 at sigmoid(-2); the score is one per individual."""
+def test_sample_dosages__ancestry_scores_enter_as_the_model_reads_them() -> None:
+    """Two chromosomes (3 and 2 windows), each window with its own ancestry weights and each
+    chromosome with its own (leave-one-out) scores: every SNP's sampled frequency is the
+    sigmoid of the ``eta`` that :meth:`WindowModel.logits` gives the same scores (the
+    training path), for two groups of individuals with different scores."""
     v = pd.DataFrame(
-        {"id": [f"s{i}" for i in range(8)], "chr": ["1"] * 4 + ["2"] * 4, "pos": [1, 2, 3, 4] * 2}
+        {
+            "id": [f"s{i}" for i in range(10)],
+            "chr": ["1"] * 6 + ["2"] * 4,
+            "pos": [*range(6), *range(4)],
+        }
     )
-    model = WindowModel(make_layout(v, window=2, context=1), ancestry=1)
+    model = WindowModel(make_layout(v, window=2, context=1), ancestry=2)
+    gen = torch.Generator().manual_seed(3)
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
-        model.ancestry_layer.weight.fill_(2.0)
-    n = 20_000
-    score = np.where(np.arange(n) < n // 2, 1.0, -1.0)[:, None]
-    x = sample_dosages(model, n, np.random.default_rng(0), ancestry=score)
-    up, down = x[: n // 2].mean(axis=0) / 2, x[n // 2 :].mean(axis=0) / 2
-    p = 1.0 / (1.0 + np.exp(-2.0))
-    np.testing.assert_allclose(up, p, atol=0.01)
-    np.testing.assert_allclose(down, 1 - p, atol=0.01)
+        model.ancestry_layer.weight.copy_(torch.randn(5, 2, 2, generator=gen))
+        model.window_layer.bias.copy_(0.3 * torch.randn(5, 2, generator=gen))
+    n = 40_000
+    groups = np.array([[[0.8, -0.5], [-1.2, 0.3]], [[-0.7, 1.1], [0.9, 0.0]]])  # (2, C, a)
+    scores = np.repeat(groups, n // 2, axis=0)
+    x = sample_dosages(model, n, np.random.default_rng(0), ancestry=scores)
+    for g in (0, 1):
+        eta, _ = model.logits(model.prepare(np.zeros((1, 10)), groups[g][None]))
+        expected = np.zeros(10)
+        lay = model.layout
+        expected[lay.snp_index.reshape(-1)] = eta[0].detach().numpy().reshape(-1)
+        freq = x[g * n // 2 : (g + 1) * n // 2].mean(axis=0) / 2
+        np.testing.assert_allclose(freq, 1 / (1 + np.exp(-expected)), atol=0.012)
+    assert np.ptp(expected) > 1.0  # the windows and chromosomes do differ
     with pytest.raises(ValueError, match="ancestry"):
         sample_dosages(model, 5, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="ancestry"):
+        sample_dosages(model, 5, np.random.default_rng(0), ancestry=np.zeros((5, 2)))

@@ -26,6 +26,7 @@ from dpgenome.simulate import (
     SimConfig,
     Simulated,
     calibration_gwas,
+    colony_labels,
     load_panel,
     load_real_phenotypes,
     simulate,
@@ -325,7 +326,7 @@ def test_cli_simulate__bad_chromosome_exits_2(tmp_path) -> None:
 
 def test_cli_simulate__colonies_give_structure_across_chromosomes(tmp_path) -> None:
     """``--colonies 2 --colony-shares 0.75,0.25``: truth.json records them, and on *each*
-    chromosome the mice's sub-colony labels (rows in sub-colony order, 3:1) split the allele
+    chromosome the mice's sub-colony labels (:func:`colony_labels`, 3:1) split the allele
     frequencies far more than any random split of the same sizes (one ancestry per mouse,
     across its genome); bad shares exit 2 naming the option, writing nothing."""
     from dpgenome.cli import main
@@ -338,7 +339,10 @@ def test_cli_simulate__colonies_give_structure_across_chromosomes(tmp_path) -> N
     truth = json.loads((out / "truth.json").read_text())
     assert truth["config"]["colonies"] == 2 and truth["config"]["colony_shares"] == [0.75, 0.25]
     cohort = read_cohort(out)
-    colony = np.repeat([0, 1], [150, 50])
+    colony, _ = colony_labels(
+        SimConfig(n=200, seed=1, chromosomes=("18", "19"), colonies=2, colony_shares=(0.75, 0.25))
+    )
+    assert np.bincount(colony).tolist() == [150, 50]
     rng = np.random.default_rng(0)
 
     def split(x: np.ndarray, labels: np.ndarray) -> float:

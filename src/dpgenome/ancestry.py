@@ -25,7 +25,8 @@ every window gives the chromosomes of one individual a common ancestry:
    passes, the panel's own cluster sizes.
 5. **Sampling** (post-processing): each synthetic individual draws a cluster by the released
    shares and then a panel individual of that cluster uniformly, and takes that panel
-   individual's score (public) as its ancestry in every window of every chromosome.
+   individual's leave-one-chromosome-out scores (public): each chromosome's windows read
+   the scores the pretraining gave them for that individual.
 
 The model's ancestry weights are learnt on the panel (public pretraining), so what the
 release takes from the members is their mix of the panel's ancestry groups. Only with a public
@@ -165,12 +166,15 @@ class AncestryDomain:
     """The panel's ancestry clusters (public): centres ``(C, k)``, each panel individual's
     whole-genome score ``(n_p, k)`` and cluster ``(n_p,)``; distances weigh axis ``i`` by
     ``weights[i]`` (the axes' sds relative to the first: the clusters follow the axes with
-    the most variance, not the noise of the last ones)."""
+    the most variance, not the noise of the last ones). ``panel_loco`` ``(n_p, chromosomes,
+    k)``: each panel individual's leave-one-chromosome-out scores, what the model was
+    pretrained on and what a synthetic individual drawing that panel individual reads."""
 
     centres: np.ndarray
     panel_scores: np.ndarray
     panel_cluster: np.ndarray
     weights: np.ndarray
+    panel_loco: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -189,10 +193,15 @@ class AncestryDomain:
 
 
 def ancestry_domain(
-    panel_scores: np.ndarray, clusters: int, seed: int, weights: np.ndarray | None = None
+    panel_scores: np.ndarray,
+    clusters: int,
+    seed: int,
+    weights: np.ndarray | None = None,
+    panel_loco: np.ndarray | None = None,
 ) -> AncestryDomain:
     """k-means (k-means++ start, ``seed``) of the **public** panel's scores, axis ``i``
-    weighed by ``weights[i]`` (default 1), into at most ``clusters`` non-empty clusters."""
+    weighed by ``weights[i]`` (default 1), into at most ``clusters`` non-empty clusters;
+    ``panel_loco``: the panel's leave-one-chromosome-out scores, kept for :meth:`draw`."""
     s = np.asarray(panel_scores, dtype=np.float64)
     w = np.ones(s.shape[1]) if weights is None else np.asarray(weights, dtype=np.float64)
     rng = np.random.default_rng(seed)
@@ -215,7 +224,7 @@ def ancestry_domain(
         cen = new
     used = np.unique(label)
     cen = cen[used]
-    return AncestryDomain(cen, s, np.searchsorted(used, label), w)
+    return AncestryDomain(cen, s, np.searchsorted(used, label), w, panel_loco)
 
 
 @dataclass(frozen=True)
@@ -229,12 +238,15 @@ class AncestryRelease:
     kept: int
 
     def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """``n`` ancestry scores ``(n, k)``: a cluster by the released shares, then a panel
-        individual of it uniformly, whose (public) score is taken."""
+        """``n`` individuals' leave-one-chromosome-out scores ``(n, chromosomes, k)``: a
+        cluster by the released shares, then a panel individual of it uniformly, whose
+        (public) scores are taken: those the model was pretrained on."""
+        if self.domain.panel_loco is None:
+            raise ValueError("the domain holds no leave-one-chromosome-out panel scores")
         cluster = rng.choice(self.domain.size, size=n, p=self.shares)
         members = [np.flatnonzero(self.domain.panel_cluster == j) for j in range(self.domain.size)]
         pick = np.array([members[j][rng.integers(len(members[j]))] for j in cluster], dtype=int)
-        return np.asarray(self.domain.panel_scores[pick.reshape(-1)])
+        return np.asarray(self.domain.panel_loco[pick.reshape(-1)])
 
     def summary(self, axes: AncestryAxes) -> dict[str, object]:
         """Aggregates only: the axes, the clusters, how many were kept."""

@@ -36,14 +36,14 @@ def sample_dosages(
     free column are not visited). A missing given value (NaN) is read as training reads one:
     0 in both inputs (:meth:`~dpgenome.model.WindowModel.prepare`), and stays missing.
 
-    A model with ancestry needs ``ancestry`` ``(n, a)``: each synthetic individual's scores
-    (:meth:`dpgenome.ancestry.AncestryRelease.draw`), read by every window of every
-    chromosome."""
+    A model with ancestry needs ``ancestry`` ``(n, C, a)``: each synthetic individual's
+    leave-one-chromosome-out scores (:meth:`dpgenome.ancestry.AncestryRelease.draw`), those
+    of chromosome ``c`` read by its windows (as :meth:`WindowModel.prepare` takes them)."""
     layout = model.layout
     c, k, lags = layout.context, layout.window, model.lags
     weights = model.effective_weights()
     w_eta, w_delta = weights["eta"], weights["delta"]
-    shape = (n, model.ancestry)
+    shape = (n, model.n_chromosomes, model.ancestry)
     if model.ancestry and (ancestry is None or np.shape(ancestry) != shape):
         got = None if ancestry is None else np.shape(ancestry)
         raise ValueError(f"this model needs ancestry scores of shape {shape}, got {got}")
@@ -68,7 +68,8 @@ def sample_dosages(
         ctx[:, layout.context_index[ws] < 0] = 0.0
         eta = weights["eta_bias"][ws][None] + np.einsum("ngc,gck->ngk", ctx, w_eta[ws, :c, :])
         if ancestry is not None:
-            eta += np.einsum("na,gak->ngk", ancestry, weights["ancestry"][ws])
+            scores = ancestry[:, model.window_chromosome.numpy()[ws], :]  # (n, g, a)
+            eta += np.einsum("nga,gak->ngk", scores, weights["ancestry"][ws])
         delta = np.broadcast_to(weights["delta_bias"][ws][None], eta.shape).copy()
         # heterozygote indicators of the previous window's last SNPs, then of this window's
         hist = np.zeros((n, len(ws), lags + k))

@@ -146,9 +146,9 @@ class SimConfig:
     #: population structure across chromosomes: ``colonies`` sub-colonies of ``colony_size``
     #: animals each, split from the colony ``colony_split_generations`` ago (1: one colony,
     #: CFW). The cohort's mice are in the sub-colonies by ``colony_shares`` (None: equal
-    #: shares), the public panel's by equal shares; rows are in sub-colony order
-    #: (:func:`colony_labels`). Every chromosome's genealogy shares the sub-colonies, so a
-    #: mouse's ancestry is one across its genome (unlike the chromosomes' genealogies).
+    #: shares), the public panel's by equal shares, spread over the rows by a seeded
+    #: permutation (:func:`colony_labels`). Every chromosome's genealogy shares the
+    #: sub-colonies, so a mouse's ancestry is one across its genome.
     colonies: int = 1
     colony_split_generations: int = 30
     colony_shares: tuple[float, ...] | None = None
@@ -268,16 +268,21 @@ def _split_counts(n: int, shares: tuple[float, ...]) -> np.ndarray:
 
 
 def colony_labels(config: SimConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The sub-colony of each cohort row and of each public-panel row (all 0 for one colony)."""
+    """The sub-colony of each cohort row and of each public-panel row (all 0 for one colony):
+    the shares' counts spread over the rows by a seeded permutation, so that the sub-colony
+    is not confounded with the row order (at 1,092 mice the real phenotype rows, in order of
+    their testing round)."""
     cfg = config.validate()
     k = cfg.colonies
-    cohort = _split_counts(cfg.n, cfg.colony_shares or (1.0 / k,) * k)
-    public = _split_counts(cfg.n_public, (1.0 / k,) * k)
-    return np.repeat(np.arange(k), cohort), np.repeat(np.arange(k), public)
+    rng = np.random.default_rng(_seed(cfg, 300))
+    cohort = np.repeat(np.arange(k), _split_counts(cfg.n, cfg.colony_shares or (1.0 / k,) * k))
+    public = np.repeat(np.arange(k), _split_counts(cfg.n_public, (1.0 / k,) * k))
+    return rng.permutation(cohort), rng.permutation(public)
 
 
 def _samples(config: SimConfig) -> int | list[msprime.SampleSet]:
-    """msprime's samples: the cohort's rows then the panel's, each in sub-colony order."""
+    """msprime's samples: the cohort's then the panel's, each in sub-colony order
+    (:func:`_sample_rows` puts them in row order)."""
     if config.colonies == 1:
         return config.n + config.n_public
     cohort, public = colony_labels(config)
@@ -287,6 +292,20 @@ def _samples(config: SimConfig) -> int | list[msprime.SampleSet]:
         for c in range(config.colonies)
         if np.any(labels == c)
     ]
+
+
+def _sample_rows(config: SimConfig) -> np.ndarray | None:
+    """The msprime individual (in :func:`_samples` order) behind each cohort row, then each
+    public row; None for one colony (the same order)."""
+    if config.colonies == 1:
+        return None
+    cohort, public = colony_labels(config)
+    rows = []
+    for offset, labels in ((0, cohort), (len(cohort), public)):
+        individual = np.empty(len(labels), dtype=np.int64)
+        individual[np.argsort(labels, kind="stable")] = np.arange(len(labels))
+        rows.append(offset + individual)
+    return np.concatenate(rows)
 
 
 def _demography(config: SimConfig) -> msprime.Demography:
@@ -391,7 +410,8 @@ def _chromosome_calls(config: SimConfig, chrom: str, panel: pd.DataFrame) -> _Ch
     dip = haps[:, 0::2] + haps[:, 1::2]  # m x n, rows contiguous
     del haps
     dip[flip] = 2 - dip[flip]
-    calls = np.ascontiguousarray(dip.T)  # n x m
+    rows = _sample_rows(config)
+    calls = np.ascontiguousarray(dip.T if rows is None else dip.T[rows])  # n x m, row order
     ref, alt = _alleles(rng, m)
     quality = np.round(1.0 - np.minimum(rng.exponential(0.01, size=m), 0.049), 3)
     variants = pd.DataFrame(
@@ -607,6 +627,7 @@ def simulate(config: SimConfig) -> Simulated:
     """Simulate a CFW-like cohort (and optionally a disjoint public reference panel).
 
     Deterministic for ``config.seed``; a chromosome's genotypes depend only on the seed, the
-    chromosome, ``n`` and ``n_public`` (not on which other chromosomes are simulated).
+    chromosome, ``n``, ``n_public`` and the demography (the colony settings included), not
+    on which other chromosomes are simulated.
     """
     return simulate_stream(config).assemble()

@@ -281,7 +281,12 @@ class SynthConfig:
         n_synth = n_members if self.n_synth is None else int(self.n_synth)
         if n_synth < 1:
             raise ConfigError(f"the synthetic cohort needs at least 1 sample, got {n_synth}")
-        if self.ancestry_pcs < 0 or self.ancestry_clusters < 1:
+        if (
+            not isinstance(self.ancestry_pcs, int)
+            or not isinstance(self.ancestry_clusters, int)
+            or self.ancestry_pcs < 0
+            or self.ancestry_clusters < 1
+        ):
             raise ConfigError(
                 f"ancestry_pcs must be >= 0 and ancestry_clusters >= 1, got "
                 f"{self.ancestry_pcs!r} and {self.ancestry_clusters!r}"
@@ -753,6 +758,7 @@ def _structure(
                     config.ancestry_clusters,
                     config.pretrain_seed,
                     weights=axes.full_sd / axes.full_sd[0],
+                    panel_loco=panel_loco,
                 )
                 ancestry = PanelAncestry(axes, domain)
             rep = train(
@@ -841,7 +847,7 @@ def _ancestry(
     details: dict[str, Any],
 ) -> np.ndarray:
     """The ``ancestry`` release (the members' shares of the panel's clusters) and the
-    synthetic individuals' scores drawn from it ``(n_synth, ancestry_pcs)``."""
+    synthetic individuals' scores drawn from it ``(n_synth, chromosomes, ancestry_pcs)``."""
     assert config.n_synth is not None
     full, _ = ancestry.axes.scores(members.dosages)
     release = anc.release_ancestry(
@@ -1387,11 +1393,22 @@ def synthesize(
     if members.pheno_types[config.pheno] == PhenoType.CATEGORICAL:
         raise CohortError(f"phenotype {config.pheno!r} is categorical; a numeric one is needed")
     cfg = config.validate(n)
-    if public is None and cfg.ancestry_pcs:
-        raise ConfigError(
-            f"ancestry_pcs = {cfg.ancestry_pcs} needs a public panel (--public-panel): the "
-            "ancestry axes are the panel's"
-        )
+    if cfg.ancestry_pcs:  # before the ledger is calibrated, let alone charged
+        if public is None:
+            raise ConfigError(
+                f"ancestry_pcs = {cfg.ancestry_pcs} needs a public panel (--public-panel): the "
+                "ancestry axes are the panel's"
+            )
+        if cfg.ancestry_pcs >= public.n_samples:
+            raise ConfigError(
+                f"ancestry_pcs = {cfg.ancestry_pcs} principal axes need a public panel of more "
+                f"individuals (it has {public.n_samples})"
+            )
+        if members.variants["chr"].astype(str).nunique() < 2:
+            raise ConfigError(
+                "ancestry across chromosomes needs at least two chromosomes: a window reads "
+                "the scores of the other chromosomes"
+            )
     if public is not None:
         same = (
             public.n_variants == members.n_variants

@@ -118,7 +118,7 @@ _release_options = [
     ),
     click.option(
         "--ancestry-pcs",
-        type=int,
+        type=click.IntRange(0),
         help="Ancestry across chromosomes (needs --public-panel): the genotype model reads K "
         "scores on the panel's principal axes and the synthetic individuals follow the "
         "members' mix of the panel's ancestry clusters (one Gaussian histogram more on the "
@@ -290,8 +290,11 @@ def demo(
             "the demo folder exists and is not empty; remove it or pass --out", file=out
         )
     target_epsilon = parse_epsilon(epsilon)  # before minutes of simulation
-    if ancestry_pcs and not n_public:
-        raise ConfigError("--ancestry-pcs needs a public panel (--public N, N > 0)")
+    if ancestry_pcs and not ancestry_pcs < n_public:
+        raise ConfigError(
+            f"--ancestry-pcs {ancestry_pcs} needs a public panel of more individuals "
+            f"(--public N, N > {ancestry_pcs})"
+        )
     policy_path = (
         Path(policy) if Path(policy).suffix in {".yaml", ".yml"} else shipped_policy(policy)
     )
