@@ -534,7 +534,12 @@ def test_release_config__rejects_bad_values_before_any_work(tmp_path: Path) -> N
             ReleaseConfig.from_mapping({**base, key: value}, source="r.yaml")
     with_panel = {**base, "public_panel": "p", "ancestry-pcs": 4}  # the flag's spelling too
     assert synth_config_of(ReleaseConfig.from_mapping(with_panel)).ancestry_pcs == 4
-    assert ReleaseConfig.from_mapping({**base, "ancestry_pcs": None}).ancestry_pcs == 0
+    # a YAML null leaves a key at its default (it reached the synthesizer as None), and a
+    # required key given as null is missing
+    unset = ReleaseConfig.from_mapping({**base, "ancestry_pcs": None, "seed": None, "lmm": None})
+    assert (unset.ancestry_pcs, unset.seed, unset.lmm) == (0, 0, False)
+    with pytest.raises(ConfigError, match=r"missing required key\(s\): cohort"):
+        ReleaseConfig.from_mapping({**base, "cohort": None})
     result = CliRunner().invoke(
         main,
         [

@@ -112,7 +112,10 @@ def _standardise(x: np.ndarray, frequency: np.ndarray, scale: np.ndarray) -> np.
 
 def fit_axes(panel: np.ndarray, variants: pd.DataFrame, k: int) -> AncestryAxes:
     """The top ``k`` principal axes of the **public** panel's standardised dosages (``(n_p,
-    M)``), by the eigenvectors of its ``n_p x n_p`` Gram matrix."""
+    M)``), by the eigenvectors of its ``n_p x n_p`` Gram matrix. Standardised by the panel's
+    own frequencies, each SNP's column is already centred (a missing dosage enters as the
+    mean), so the Gram matrix is the covariance's and :meth:`AncestryAxes.contributions`
+    gives the panel its own principal-component scores."""
     x = np.asarray(panel)
     n_p = x.shape[0]
     if not 1 <= k < n_p:
@@ -123,31 +126,24 @@ def fit_axes(panel: np.ndarray, variants: pd.DataFrame, k: int) -> AncestryAxes:
         frequency = np.nan_to_num(np.nanmean(x, axis=0, dtype=np.float64) / 2.0, nan=0.5)
     scale = np.sqrt(2.0 * frequency * (1.0 - frequency))
     chromosome = chromosome_codes(variants)
-    gram = np.zeros((n_p, n_p))
     blocks = [np.flatnonzero(chromosome == c) for c in range(int(chromosome.max()) + 1)]
-    for cols in blocks:
-        z = _standardise(x[:, cols], frequency[cols], scale[cols])
-        z -= z.mean(axis=0)
+
+    def standardised(cols: np.ndarray) -> np.ndarray:
+        return _standardise(x[:, cols], frequency[cols], scale[cols])
+
+    gram = np.zeros((n_p, n_p))
+    for cols in blocks:  # one chromosome at a time: no n_p x M float copy held
+        z = standardised(cols)
         gram += (z @ z.T).astype(np.float64)
     values, vectors = np.linalg.eigh(gram)
     top = np.argsort(values)[::-1][:k]
     values, vectors = np.maximum(values[top], 1e-12), vectors[:, top]
     loadings = np.zeros((x.shape[1], k))
-    for cols in blocks:
-        z = _standardise(x[:, cols], frequency[cols], scale[cols])
-        z -= z.mean(axis=0)
-        loadings[cols] = (z.T @ vectors.astype(np.float32)).astype(np.float64)
-    loadings /= np.sqrt(values)[None]
-    axes = AncestryAxes(
-        frequency,
-        scale,
-        loadings,
-        chromosome,
-        np.ones(k),
-        np.ones((len(blocks), k)),
-        values / max(float(np.trace(gram)), 1e-12),
-    )
-    parts = axes.contributions(x)
+    parts = np.zeros((n_p, len(blocks), k))  # each chromosome's part of the panel's scores
+    for c, cols in enumerate(blocks):
+        z = standardised(cols)
+        loadings[cols] = (z.T @ vectors.astype(np.float32)).astype(np.float64) / np.sqrt(values)
+        parts[:, c] = z @ loadings[cols]
     full = parts.sum(axis=1)
     loco = full[:, None, :] - parts
     return AncestryAxes(
@@ -157,7 +153,7 @@ def fit_axes(panel: np.ndarray, variants: pd.DataFrame, k: int) -> AncestryAxes:
         chromosome,
         np.maximum(full.std(axis=0), 1e-12),
         np.maximum(loco.std(axis=0), 1e-12),
-        axes.explained,
+        values / max(float(np.trace(gram)), 1e-12),
     )
 
 

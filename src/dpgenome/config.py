@@ -116,8 +116,6 @@ class ReleaseConfig:
     def __post_init__(self) -> None:
         if self.secure_mode is None:
             object.__setattr__(self, "secure_mode", default_secure_mode())
-        if self.ancestry_pcs is None:  # a YAML null: the default
-            object.__setattr__(self, "ancestry_pcs", 0)
         if self.ancestry_pcs and not self.public_panel:
             raise ConfigError(
                 f"key 'ancestry_pcs' ({self.ancestry_pcs}) needs 'public_panel': the ancestry "
@@ -152,8 +150,7 @@ class ReleaseConfig:
             )
         values: dict[str, Any] = {}
         for key, value in data.items():
-            if value is None:
-                values[key] = None
+            if value is None:  # a YAML null leaves the key unset: its default (or missing)
                 continue
             try:
                 values[key] = _coerce(key, value)
