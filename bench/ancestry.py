@@ -19,6 +19,8 @@ and noise seeds. Printed per synthesis, beside the members' own figures:
   chromosomes come from both sub-colonies sits there);
 * ``pc_var_oos``: the dossier's out-of-sample PCA variance ratio on PCs 1-4
   (``dpgenome.fidelity``: about 1 when the synthetic cohort has the members' structure);
+* ``pheno_pc1``: the analysis phenotype's correlation with the panel's first axis (a
+  stratified trait, ``--colony-effects``, moves it away from 0; the members' in the header);
 * the GWAS and genotype figures of ``bench/synth.py`` (recall / precision at 1e-8 against
   the members' GWAS, spurious loci, lambda_GC, allele-frequency correlation, LD-decay error).
 """
@@ -35,7 +37,7 @@ import torch
 from dpgenome.ancestry import fit_axes
 from dpgenome.simulate import colony_labels
 from dpgenome.synthesize import SynthConfig, synthesize
-from synth import COVARS, PHENO, evaluate, fmt, peak_gb, prepare
+from synth import COVARS, PHENO, add_set_option, evaluate, fmt, peak_gb, prepare, with_overrides
 
 COLUMNS = (
     "pcs",
@@ -47,6 +49,7 @@ COLUMNS = (
     "colony_1",
     "admixed",
     "pc_var_oos",
+    "pheno_pc1",
     "recall",
     "precision",
     "spurious",
@@ -68,6 +71,14 @@ def placement(
     return float(np.mean(t > 0.5)), float(np.mean((t > 0.25) & (t < 0.75)))
 
 
+def phenotype_pc1(axes: Any, cohort: Any) -> float:
+    """Correlation of the analysis phenotype with the panel's first axis (a stratified trait:
+    away from 0), over the individuals with the phenotype."""
+    y = cohort.phenotypes[PHENO].to_numpy(dtype=np.float64, na_value=np.nan)
+    ok = ~np.isnan(y)
+    return float(np.corrcoef(y[ok], axes.scores(cohort.dosages)[0][ok, 0])[0, 1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -80,15 +91,25 @@ def main() -> None:
     ap.add_argument("--colonies", type=int, default=2)
     ap.add_argument("--shares", default="0.75,0.25")
     ap.add_argument("--split", type=int, default=30, help="generations since the split")
+    ap.add_argument(
+        "--colony-effects",
+        default="",
+        help="a stratified abBMD: each sub-colony's liability shift in sds, e.g. 0,0.5",
+    )
     ap.add_argument("--chromosomes", default="", help="e.g. 5,11 (default: all 19)")
     ap.add_argument("--noise-seeds", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    add_set_option(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     shares = tuple(float(v) for v in args.shares.split(","))
+    effects = None
+    if args.colony_effects:
+        effects = tuple(float(v) for v in args.colony_effects.split(","))
     print(
         f"# bench/ancestry.py: {args.colonies} sub-colonies split {args.split} generations ago, "
-        f"members {shares}, panel {args.public} (equal shares); reference: ancestry_pcs 0"
+        f"members {shares}, panel {args.public} (equal shares), liability shifts {effects}; "
+        f"reference: ancestry_pcs 0; overrides {args.set or 'none'}"
     )
     for seed in (int(s) for s in args.seeds.split(",")):
         data = prepare(
@@ -99,6 +120,7 @@ def main() -> None:
             colonies=args.colonies,
             colony_shares=shares,
             colony_split_generations=args.split,
+            colony_effects=effects,
         )
         members, public = data["members"], data["public"]
         cohort_colony, panel_colony = colony_labels(data["sim_config"])
@@ -116,14 +138,18 @@ def main() -> None:
             f"\n# seed {seed}: {members.n_samples} members x {members.n_variants} SNPs; "
             f"simulate {data['t_sim']:.0f} s; members in sub-colony 1 (labels) "
             f"{member_colony.mean():.3f}, read off the first axis {fmt(share)}, admixed "
-            f"{fmt(middle)}; panel's first axis explains {axes.explained[0]:.4f}"
+            f"{fmt(middle)}; panel's first axis explains {axes.explained[0]:.4f}; phenotype's "
+            f"correlation with it {phenotype_pc1(axes, members):.3f}"
         )
         print(" | ".join(COLUMNS))
         for eps in (float(e) for e in args.eps.split(",")):
             for pcs in (int(k) for k in args.pcs.split(",")):
                 for s in [seed] + [1000 * seed + j for j in range(1, args.noise_seeds)]:
-                    cfg = SynthConfig(
-                        pheno=PHENO, covariates=COVARS, epsilon=eps, seed=s, ancestry_pcs=pcs
+                    cfg = with_overrides(
+                        SynthConfig(
+                            pheno=PHENO, covariates=COVARS, epsilon=eps, seed=s, ancestry_pcs=pcs
+                        ),
+                        args.set,
                     )
                     t0 = time.perf_counter()
                     res = synthesize(members, cfg, public)
@@ -133,6 +159,7 @@ def main() -> None:
                     )
                     row |= {"pcs": pcs, "peak_gb": peak_gb()}
                     row["colony_1"], row["admixed"] = placement(axes, centre, res.cohort.dosages)
+                    row["pheno_pc1"] = phenotype_pc1(axes, res.cohort)
                     print(" | ".join(fmt(row.get(c)) for c in COLUMNS), flush=True)
         del data
 

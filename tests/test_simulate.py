@@ -328,21 +328,29 @@ def test_cli_simulate__colonies_give_structure_across_chromosomes(tmp_path) -> N
     """``--colonies 2 --colony-shares 0.75,0.25``: truth.json records them, and on *each*
     chromosome the mice's sub-colony labels (:func:`colony_labels`, 3:1) split the allele
     frequencies far more than any random split of the same sizes (one ancestry per mouse,
-    across its genome); bad shares exit 2 naming the option, writing nothing."""
+    across its genome); ``--colony-effects 0,1.5`` makes abBMD a stratified trait (sub-colony
+    1's liability 1.5 sds up: far more cases there); bad shares or effects exit 2 naming the
+    option, writing nothing."""
     from dpgenome.cli import main
     from dpgenome.io import read_cohort
 
     out = tmp_path / "c"
     args = ["simulate", "--out", str(out), "--n", "200", "--chromosomes", "18,19"]
-    result = CliRunner().invoke(main, [*args, "--colonies", "2", "--colony-shares", "0.75,0.25"])
+    structure = ["--colonies", "2", "--colony-shares", "0.75,0.25", "--colony-effects", "0,1.5"]
+    result = CliRunner().invoke(main, [*args, *structure])
     assert result.exit_code == 0, result.output
     truth = json.loads((out / "truth.json").read_text())
     assert truth["config"]["colonies"] == 2 and truth["config"]["colony_shares"] == [0.75, 0.25]
+    assert truth["config"]["colony_effects"] == [0.0, 1.5]
+    assert "colony_effects" in truth["liability_model"]["formula"]
     cohort = read_cohort(out)
     colony, _ = colony_labels(
         SimConfig(n=200, seed=1, chromosomes=("18", "19"), colonies=2, colony_shares=(0.75, 0.25))
     )
     assert np.bincount(colony).tolist() == [150, 50]
+    cases = cohort.phenotypes["abBMD"].to_numpy(dtype=float)
+    rates = [np.nanmean(cases[colony == c]) for c in (0, 1)]
+    assert rates[1] > rates[0] + 0.25, rates  # a 1.5-sd shift at a ~19% case line
     rng = np.random.default_rng(0)
 
     def split(x: np.ndarray, labels: np.ndarray) -> float:
@@ -355,4 +363,7 @@ def test_cli_simulate__colonies_give_structure_across_chromosomes(tmp_path) -> N
     bad_args = ["simulate", "--out", str(tmp_path / "d"), "--n", "200", "--chromosomes", "19"]
     bad = CliRunner().invoke(main, [*bad_args, "--colonies", "2", "--colony-shares", "1,1"])
     assert bad.exit_code == 2 and "colony_shares" in bad.output
+    for effects, message in (("1", "colony_effects must be 2 finite numbers"), ("0,x", "numbers")):
+        bad = CliRunner().invoke(main, [*bad_args, "--colonies", "2", "--colony-effects", effects])
+        assert bad.exit_code == 2 and message in bad.output, bad.output
     assert not (tmp_path / "d").exists()

@@ -28,8 +28,16 @@ every window gives the chromosomes of one individual a common ancestry:
    individual's leave-one-chromosome-out scores (public): each chromosome's windows read
    the scores the pretraining gave them for that individual.
 
+6. **The phenotype (one Gaussian vector of ``k`` numbers)**: the cross-moments of the
+   members' standardised phenotype with their whole-genome scores, each score vector clipped
+   to a norm (:func:`release_phenotype_moments`), which the pairing of phenotype rows to
+   genotype rows then matches on the synthetic individuals' own scores
+   (:mod:`dpgenome.synthesize`): a trait whose mean follows ancestry keeps that
+   stratification.
+
 The model's ancestry weights are learnt on the panel (public pretraining), so what the
-release takes from the members is their mix of the panel's ancestry groups. Only with a public
+release takes from the members is their mix of the panel's ancestry groups and how their
+phenotype lines up with it. Only with a public
 panel: without one the axes would be the members' own (a DP PCA, not built).
 """
 
@@ -40,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dpgenome.association import clip_rows, shrink_slopes
 from dpgenome.cohort import chromosome_rank
 from dpgenome.errors import ConfigError
 from dpgenome.histogram import noisy_shares
@@ -272,3 +281,70 @@ def release_ancestry(
     )
     sd = None if noise_multiplier is None else float(noise_multiplier)
     return AncestryRelease(domain, shares, sd, kept)
+
+
+def phenotype_moments_sensitivity(y_clip: float, score_clip: float) -> float:
+    """L2 sensitivity (add or remove one member) of :func:`release_phenotype_moments`' sums:
+    one member adds ``y u`` with ``|y| <= y_clip`` and ``||u|| <= score_clip``."""
+    return float(y_clip) * float(score_clip)
+
+
+@dataclass(frozen=True)
+class PhenotypeMoments:
+    """The released per-member cross-moments of the standardised phenotype with the ancestry
+    scores (a DP output, or exact without formal privacy): ``released``, the sd its noise
+    gives each, and ``kept``, the released values shrunk by that noise (positive-part
+    James-Stein per axis: an axis whose moment is mostly noise is mostly dropped), which the
+    pairing matches."""
+
+    released: np.ndarray
+    noise_sd: np.ndarray
+    kept: np.ndarray
+    #: the score vectors' clip (None: unclipped, no formal privacy)
+    clip: float | None
+
+    def columns(self, scores: np.ndarray) -> np.ndarray:
+        """The matched columns of (synthetic) individuals' whole-genome ``scores``, clipped as
+        the members' were."""
+        s = np.asarray(scores, dtype=np.float64)
+        return s if self.clip is None else clip_rows(s, self.clip)
+
+    def summary(self) -> dict[str, list[float]]:
+        return {
+            "released": [round(float(v), 5) for v in self.released],
+            "noise_sd": [round(float(v), 5) for v in self.noise_sd],
+            "matched": [round(float(v), 5) for v in self.kept],
+        }
+
+
+def release_phenotype_moments(
+    y_std: np.ndarray,
+    scores: np.ndarray,
+    *,
+    y_clip: float | None,
+    score_clip: float | None,
+    noise_multiplier: float | None,
+    noise: Noise,
+) -> PhenotypeMoments:
+    """``mean(y u)`` over the members: ``y_std`` their standardised phenotype, clipped here
+    to ``[-y_clip, y_clip]`` (the bound in :func:`phenotype_moments_sensitivity`; the
+    release's plan fixed both clips), ``u`` their whole-genome
+    ancestry scores ``(n, k)`` (panel-standardised, so centred on the panel: public),
+    each row clipped to norm ``score_clip``. One Gaussian mechanism (``noise_multiplier``
+    from the ledger, times the sensitivity); exact, unclipped, when it is None. The phenotype
+    is centred by the released phenotype centre, so the moment is the phenotype's
+    covariance with the scores up to that release's small error times the mean score."""
+    y = np.nan_to_num(np.asarray(y_std, dtype=np.float64))
+    n, k = np.asarray(scores).shape
+    if noise_multiplier is None:
+        exact = y @ np.asarray(scores, dtype=np.float64) / n
+        return PhenotypeMoments(exact, np.zeros(k), exact, None)
+    if score_clip is None or y_clip is None:
+        raise ValueError("a noisy phenotype-moment release needs both clips")
+    y = np.clip(y, -y_clip, y_clip)
+    u = clip_rows(np.asarray(scores, dtype=np.float64), score_clip)
+    sens = phenotype_moments_sensitivity(y_clip, score_clip)
+    sd = float(noise_multiplier) * sens
+    released = np.asarray(noise.gaussian(y @ u, sd=sd, sensitivity=sens)) / n
+    noise_sd = np.full(k, sd / n)
+    return PhenotypeMoments(released, noise_sd, shrink_slopes(released, noise_sd), score_clip)

@@ -1353,30 +1353,47 @@ def phenotype_bound(
     return float(np.abs(phenotype_values(ref, loc, y_clip, with_missing)).max())
 
 
+#: SNP columns per block of :func:`explained_log10_p` over the whole genome
+EXPLAINED_BLOCK = 8192
+
+
 def explained_log10_p(
-    dosages: np.ndarray, regions: list[Region], n_tested: int | None = None
+    dosages: np.ndarray,
+    regions: list[Region],
+    n_tested: int | None = None,
+    extra: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Per SNP, the ``-log10 p`` of a synthetic GWAS that the released targets alone imply
     (0 outside the regions): the matching makes the cross-moments of the matched columns
     ``z`` (:func:`region_components`) with the standardised phenotype equal to the targets
     ``t``, so a region SNP ``x = z g + e`` (least squares over the synthetic genotypes)
     gets the correlation ``g . t / sd(x)`` from them; what its ``e`` picks up is the chance of
-    one pairing. ``n_tested`` rows (default: all) turn the correlation into a two-sided
-    normal ``-log10 p``. Synthetic genotypes and released values only."""
+    one pairing. ``extra``: further matched columns ``(n, q)`` and their targets, which
+    reach every SNP (the ancestry scores: then every SNP is read, in blocks). ``n_tested``
+    rows (default: all) turn the correlation into a two-sided normal ``-log10 p``. Synthetic
+    genotypes and released values only."""
     n, m = dosages.shape
     out = np.zeros(m)
-    if not regions:
+    if not regions and extra is None:
         return out
     z = region_components(dosages, regions)
-    targets = np.concatenate([r.targets() for r in regions])
-    cols = np.unique(np.concatenate([r.columns for r in regions]))
-    x = np.asarray(dosages[:, cols], dtype=np.float64)
-    x = np.nan_to_num(x - np.nanmean(x, axis=0))
-    sd = x.std(axis=0)
-    g, *_ = np.linalg.lstsq(z, x, rcond=None)
-    r = np.where(sd > 0, (targets @ g) / np.maximum(sd, 1e-12), 0.0)
-    zscore = np.abs(np.clip(r, -0.999, 0.999)) * math.sqrt(n if n_tested is None else n_tested)
-    out[cols] = -(math.log(2.0) + norm.logsf(zscore)) / math.log(10.0)
+    targets = np.concatenate([np.zeros(0), *(r.targets() for r in regions)])
+    if extra is not None:
+        z = np.hstack([z, extra[0] - extra[0].mean(axis=0)])
+        targets = np.concatenate([targets, extra[1]])
+        cols = np.arange(m)
+    else:
+        cols = np.unique(np.concatenate([r.columns for r in regions]))
+    root_n = math.sqrt(n if n_tested is None else n_tested)
+    for start in range(0, len(cols), EXPLAINED_BLOCK):
+        block = cols[start : start + EXPLAINED_BLOCK]
+        x = np.asarray(dosages[:, block], dtype=np.float64)
+        x = np.nan_to_num(x - np.nanmean(x, axis=0))
+        sd = x.std(axis=0)
+        g, *_ = np.linalg.lstsq(z, x, rcond=None)
+        r = np.where(sd > 0, (targets @ g) / np.maximum(sd, 1e-12), 0.0)
+        zscore = np.abs(np.clip(r, -0.999, 0.999)) * root_n
+        out[block] = -(math.log(2.0) + norm.logsf(zscore)) / math.log(10.0)
     return out
 
 
@@ -1423,6 +1440,19 @@ def match_tested_rows(
     order = np.empty(n, dtype=np.int64)
     order[genotype_rows] = np.concatenate([rows_tested[perm], others])
     return order, residual
+
+
+def tested_cross_moments(z: np.ndarray, y: np.ndarray, tested: np.ndarray) -> np.ndarray:
+    """The per-individual cross-moments that :func:`match_tested_rows` matches, of genotype
+    rows' columns ``z`` with the phenotype ``y`` paired to them: over the ``tested`` rows,
+    ``z`` centred and ``y`` standardised."""
+    rows = np.flatnonzero(tested)
+    if len(rows) < 2:
+        return np.zeros(z.shape[1])
+    yt = np.asarray(y, dtype=np.float64)[rows]
+    yt = (yt - yt.mean()) / max(float(yt.std()), 1e-12)
+    zt = np.asarray(z, dtype=np.float64)[rows]
+    return np.asarray((zt - zt.mean(axis=0)).T @ yt / len(rows))
 
 
 def match_rows(

@@ -300,9 +300,12 @@ def plant_abbmd(
     case_fraction: float,
     calibrate_lead: str,
     rng: np.random.Generator,
+    offset: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, Any], np.ndarray]:
     """Generate the binary ``abBMD`` (liability-threshold model, see the module docstring)
-    for the rows of ``pheno`` (its ``SW16`` column and its ``abBMD`` missingness are used).
+    for the rows of ``pheno`` (its ``SW16`` column and its ``abBMD`` missingness are used);
+    ``offset`` (per row, liability sd units) shifts each row's liability, e.g. by its
+    sub-colony (a stratified trait).
     ``chromosomes`` maps a chromosome to (int8 calls of the cohort, variant table); QTLs on
     chromosomes not given are left out. Returns the new column, the ground truth and each
     row's liability."""
@@ -313,6 +316,7 @@ def plant_abbmd(
         if spec.chrom in chromosomes
     ]
     noise = rng.standard_normal(n)
+    shift = np.zeros(n) if offset is None else np.asarray(offset, dtype=np.float64)
     sw16_raw = pheno["SW16"].to_numpy(dtype=np.float64, na_value=np.nan)
     sw16 = np.nan_to_num(sw16_raw, nan=0.0)
     observed = pheno["abBMD"].notna().to_numpy()
@@ -322,7 +326,7 @@ def plant_abbmd(
             (math.sqrt(v) * locus.score for v, locus in zip(variances, loci, strict=True)),
             start=np.zeros(n),
         )
-        liability = genetic + sw16_effect * sw16 + math.sqrt(1 - variances.sum()) * noise
+        liability = genetic + sw16_effect * sw16 + math.sqrt(1 - variances.sum()) * noise + shift
         threshold = float(np.quantile(liability[observed], 1.0 - case_fraction))
         ab = (liability > threshold).astype(np.float64)
         ab[~observed] = np.nan
@@ -394,6 +398,11 @@ def plant_abbmd(
         "target_case_fraction": case_fraction,
         "n_observed": int(observed.sum()),
     }
+    if offset is not None:
+        model = truth["liability_model"]
+        assert isinstance(model, dict)
+        model["formula"] += " (plus each row's offset: colony_effects)"
+        model["offset_sd"] = float(shift.std())
     return ab, truth, liability
 
 

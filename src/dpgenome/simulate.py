@@ -152,6 +152,10 @@ class SimConfig:
     colonies: int = 1
     colony_split_generations: int = 30
     colony_shares: tuple[float, ...] | None = None
+    #: a stratified trait: each sub-colony's shift of the abBMD liability, in units of the
+    #: liability's sd (None: no shift; environment or diet that differs between sub-colonies,
+    #: so the trait's mean follows ancestry as well as the QTLs)
+    colony_effects: tuple[float, ...] | None = None
     recombination_rate: float = 5e-9
     site_rate: float = 1e-7
     min_maf: float = 0.02
@@ -207,6 +211,14 @@ class SimConfig:
                 raise ConfigError(
                     f"colony_shares must be {self.colonies} shares >= 0 summing to 1, got "
                     f"{self.colony_shares!r}"
+                )
+        effects = self.colony_effects
+        if effects is not None:
+            effects = tuple(float(v) for v in effects)
+            if len(effects) != self.colonies or not all(map(math.isfinite, effects)):
+                raise ConfigError(
+                    f"colony_effects must be {self.colonies} finite numbers (one per "
+                    f"sub-colony), got {self.colony_effects!r}"
                 )
         if not 0 <= self.seed < 2**31:
             raise ConfigError(f"seed must be in [0, 2^31), got {self.seed}")
@@ -579,6 +591,9 @@ def simulate_stream(config: SimConfig) -> SimulatedStream:
         case_fraction=cfg.case_fraction,
         calibrate_lead=cfg.calibrate_lead,
         rng=np.random.default_rng(_seed(cfg, 200)),
+        offset=None
+        if cfg.colony_effects is None
+        else np.asarray(cfg.colony_effects)[colony_labels(cfg)[0]],
     )
     pheno["abBMD"] = ab
     pheno = bone_columns_follow(pheno, ab, liability, load_real_phenotypes())

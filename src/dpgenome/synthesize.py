@@ -56,6 +56,12 @@
    the members' shares of the panel's ancestry clusters (:mod:`dpgenome.ancestry`). The
    window model then reads each synthetic individual's ancestry scores in every window, so
    its chromosomes share one ancestry.
+7. ``ancestry-phenotype`` (Gaussian, one vector of ``ancestry_pcs`` numbers; with ancestry
+   and the association path on): the cross-moments of the members' analysis phenotype (as
+   the region release reads it) with their whole-genome ancestry scores
+   (:func:`dpgenome.ancestry.release_phenotype_moments`). The pairing then also matches them
+   on the synthetic individuals' own scores, so a trait whose mean follows ancestry keeps
+   that stratification (and the GWAS inflation it brings) in the synthetic cohort.
 
 Everything data-dependent is either public (the SNP map, the phenotype schema, the member
 count ``n`` -- treated as public, as in the default ``delta = 1/n^1.1`` -- and the public panel)
@@ -148,6 +154,7 @@ SLOPES = "covariate-slopes"
 SELECTION = "region-selection"
 TEST = "region-test"
 ANCESTRY = "ancestry"
+ANCESTRY_PHENOTYPE = "ancestry-phenotype"
 
 
 @dataclass(frozen=True)
@@ -218,6 +225,14 @@ class SynthConfig:
     ancestry_pcs: int = 0
     ancestry_clusters: int = 8
     ancestry_weight: float = 1.0
+    #: with ancestry on and the association path on: the phenotype follows ancestry too
+    #: (``ancestry-phenotype``: the phenotype's cross-moments with the members' ancestry
+    #: scores, the phenotype clipped as the region release clips it and each member's score
+    #: vector to norm ``ancestry_score_clip`` in panel sds, matched by the pairing), weight
+    #: ``ancestry_phenotype_weight``
+    ancestry_phenotype: bool = True
+    ancestry_phenotype_weight: float = 2.0
+    ancestry_score_clip: float = 2.0
     # phenotype synthesizer (its seed and secure mode are set from this config)
     phenotypes: phenos.PhenotypeConfig = field(default_factory=phenos.PhenotypeConfig)
     #: the phenotype synthesizer's DP-SGD (300 steps at sample rate 0.27) took ~45% of the
@@ -296,6 +311,8 @@ class SynthConfig:
             "phenotype_weight",
             "association_weight",
             "ancestry_weight",
+            "ancestry_phenotype_weight",
+            "ancestry_score_clip",
         ):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
@@ -384,6 +401,19 @@ def plan(
             )
         )
     out.append(replace(phenotype_plan, weight=config.phenotype_weight))
+    if releases_ancestry_phenotype(config, has_public=has_public):
+        out.append(
+            PlannedGaussian(
+                ANCESTRY_PHENOTYPE,
+                count=1,
+                sensitivity=anc.phenotype_moments_sensitivity(
+                    config.association.effect_y_clip, config.ancestry_score_clip
+                ),
+                weight=config.ancestry_phenotype_weight,
+                note="ancestry-phenotype: the phenotype's cross-moments with the "
+                f"{config.ancestry_pcs} ancestry scores",
+            )
+        )
     if bins_plan is not None:
         out.append(bins_plan)
     if missingness_plan is not None:
@@ -435,6 +465,17 @@ def plan(
             )
         )
     return out
+
+
+def releases_ancestry_phenotype(config: SynthConfig, *, has_public: bool) -> bool:
+    """Whether a release holds the ``ancestry-phenotype`` mechanism: ancestry on (with a
+    public panel) and the association path on (configuration only)."""
+    return bool(
+        has_public
+        and config.ancestry_pcs
+        and config.ancestry_phenotype
+        and config.association.effective(config.private).max_regions
+    )
 
 
 def releases_slopes(config: SynthConfig, types: dict[str, PhenoType]) -> bool:
@@ -638,9 +679,15 @@ def _pairing(
     adjust: assoc.CovariateAdjustment | None,
     config: SynthConfig,
     seed: int,
+    *,
+    ancestry: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """``(order, details)``: synthetic phenotype row ``order[i]`` goes to genotype row ``i``
     (post-processing: synthetic data and released values only).
+
+    ``ancestry``: the synthetic individuals' (clipped) ancestry scores ``(n, k)`` and the
+    released cross-moments of the phenotype with them (``ancestry-phenotype``), matched
+    beside the regions' (each score weighs as a standardised SNP).
 
     With released regions, phenotype rows are assigned so that the synthetic cross-moments of
     the covariate-adjusted phenotype reproduce the released ones
@@ -657,9 +704,9 @@ def _pairing(
     children = np.random.SeedSequence(seed).spawn(draws - 1)
     rngs = [np.random.default_rng(seed), *(np.random.default_rng(c) for c in children)]
     candidates: list[tuple[np.ndarray, float | None]] = []
-    if regions and adjust is not None:
+    if (regions or ancestry is not None) and adjust is not None:
         z = assoc.region_components(dosages, regions)
-        targets = np.concatenate([r.targets() for r in regions])
+        targets = np.concatenate([np.zeros(0), *(r.targets() for r in regions)])
         weights = assoc.region_weights(regions)
         extra, extra_weights = assoc.residual_directions(
             dosages, regions, config.association.residual_directions
@@ -667,6 +714,15 @@ def _pairing(
         z = np.hstack([z, extra])
         targets = np.concatenate([targets, np.zeros(extra.shape[1])])
         weights = np.concatenate([weights, extra_weights])
+        if ancestry is not None:
+            scores, moments = ancestry
+            # a unit of cross-moment on a score of sd s moves its correlation by 1 / s: each
+            # score weighs as a standardised SNP of the regions (their first component's)
+            unit = float(weights.max()) if len(weights) else 1.0
+            sd = np.maximum(scores.std(axis=0), 1e-12)
+            z = np.hstack([z, scores - scores.mean(axis=0)])
+            targets = np.concatenate([targets, moments])
+            weights = np.concatenate([weights, unit / sd])
         y = adjust.residual(table, config.pheno)
         tested = adjust.complete(table, config.pheno)
         for rng in rngs:
@@ -685,7 +741,9 @@ def _pairing(
             # is a false locus of the pairing, not of the data
             a = config.association
             n_tested = int(adjust.complete(table, config.pheno).sum()) if adjust else None
-            chance = assoc.explained_log10_p(dosages, regions, n_tested) < a.explained_log10_p
+            chance = (
+                assoc.explained_log10_p(dosages, regions, n_tested, ancestry) < a.explained_log10_p
+            )
             stray = [bool(np.any(lp[chance] >= a.null_hit_log10_p)) for _, lp in scans]
             chosen = assoc.typical_draw(lambdas, stray)
             info["lambda_gc"] = lambdas
@@ -845,16 +903,18 @@ def _ancestry(
     noise: Noise,
     rng: np.random.Generator,
     details: dict[str, Any],
-) -> np.ndarray:
-    """The ``ancestry`` release (the members' shares of the panel's clusters) and the
-    synthetic individuals' scores drawn from it ``(n_synth, chromosomes, ancestry_pcs)``."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``ancestry`` release (the members' shares of the panel's clusters): the synthetic
+    individuals' scores drawn from it ``(n_synth, chromosomes, ancestry_pcs)``, and the
+    members' own whole-genome scores ``(n, ancestry_pcs)`` (for the ``ancestry-phenotype``
+    release)."""
     assert config.n_synth is not None
     full, _ = ancestry.axes.scores(members.dosages)
     release = anc.release_ancestry(
         full, ancestry.domain, noise_multiplier=noise_multiplier(ledger, ANCESTRY), noise=noise
     )
     details["ancestry"] = release.summary(ancestry.axes)
-    return release.draw(config.n_synth, rng)
+    return release.draw(config.n_synth, rng), full
 
 
 #: public-panel pretrainings of this process, keyed by :func:`_pretrain_key` (public data only)
@@ -965,11 +1025,16 @@ def _association(
     ledger: Ledger,
     noise: Noise,
     details: dict[str, Any],
-) -> tuple[list[assoc.Region], assoc.CovariateAdjustment | None]:
+    ancestry: tuple[np.ndarray, Noise] | None = None,
+) -> tuple[list[assoc.Region], assoc.CovariateAdjustment | None, anc.PhenotypeMoments | None]:
+    """The association path (module docstring, 3.-5.): the selected regions, the covariate
+    adjustment the pairing matches under and, with ``ancestry`` (the members' whole-genome
+    ancestry scores and that release's own noise stream), the ``ancestry-phenotype`` release
+    (module docstring, 7.)."""
     a = config.association.effective(config.private)
     if a.max_regions == 0:
         details["association"] = {"regions": [], "max_regions": 0}  # disabled: none released
-        return [], None
+        return [], None, None
     var = members.variants
     layout = make_layout(var, window=a.window, context=0)  # the selection's windows (public)
     reference_dosages = public.dosages if public is not None else synth_dosages
@@ -1004,6 +1069,18 @@ def _association(
         details["covariate_slopes"], y_std = _covariate_slopes(
             members, synth_pheno, adjust, y_std, unit, config, ledger, noise
         )
+    moments = None
+    if ancestry is not None:
+        # the phenotype as the regions' release reads it (adjusted for the released slopes)
+        moments = anc.release_phenotype_moments(
+            y_std,
+            ancestry[0],
+            y_clip=a.effect_y_clip if private else None,
+            score_clip=config.ancestry_score_clip if private else None,
+            noise_multiplier=noise_multiplier(ledger, ANCESTRY_PHENOTYPE),
+            noise=ancestry[1],
+        )
+        details.setdefault("ancestry", {})["phenotype"] = moments.summary()
     n = members.n_samples
     if binary:
         # the released location implies the members' prevalence (post-processing); the
@@ -1210,7 +1287,7 @@ def _association(
         # no_panel_release; each region's own is in its details)
         "release": "lead SNP" if "lead SNP" in releases else "components",
     }
-    return regions, adjust
+    return regions, adjust, moments
 
 
 def _lead_region(
@@ -1442,9 +1519,9 @@ def synthesize(
         model, panel_ancestry = _structure(members, public, cfg, ledger, seeds, details)
 
     with _step(timings, "sample_genotypes", "sampling the synthetic genotypes", echo):
-        scores = None
+        scores = member_scores = None
         if panel_ancestry is not None:
-            scores = _ancestry(
+            scores, member_scores = _ancestry(
                 members,
                 panel_ancestry,
                 cfg,
@@ -1495,8 +1572,19 @@ def synthesize(
         noise = mechanism_noise(
             cfg.secure and cfg.private, np.random.default_rng(seeds[5]), members.n_samples
         )
-        regions, adjust = _association(
-            members, dosages, pheno_table, public, cfg, ledger, noise, details
+        ancestry_input = None
+        if member_scores is not None and releases_ancestry_phenotype(
+            cfg, has_public=public is not None
+        ):
+            # its own noise stream: the other releases draw what they drew without it
+            ancestry_noise = mechanism_noise(
+                cfg.secure and cfg.private,
+                np.random.default_rng((seeds[5], 4)),
+                members.n_samples,
+            )
+            ancestry_input = (member_scores, ancestry_noise)
+        regions, adjust, moments = _association(
+            members, dosages, pheno_table, public, cfg, ledger, noise, details, ancestry_input
         )
         pheno_table = _draw_rows(
             pheno_table, adjust, cfg, details, np.random.default_rng((seeds[3], 1))
@@ -1541,7 +1629,33 @@ def synthesize(
                     public.n_samples,
                     served,
                 )
-        order, pairing = _pairing(dosages, pheno_table, pheno_types, regions, adjust, cfg, seeds[6])
+        matched_ancestry = None
+        if moments is not None and panel_ancestry is not None:
+            # the synthetic individuals' own whole-genome scores (their final genotypes)
+            matched_ancestry = (
+                moments.columns(panel_ancestry.axes.scores(dosages)[0]),
+                moments.kept,
+            )
+        order, pairing = _pairing(
+            dosages,
+            pheno_table,
+            pheno_types,
+            regions,
+            adjust,
+            cfg,
+            seeds[6],
+            ancestry=matched_ancestry,
+        )
+        if matched_ancestry is not None and adjust is not None:
+            paired = pheno_table.iloc[order].reset_index(drop=True)
+            details["ancestry"]["phenotype"]["synthetic"] = [
+                round(float(v), 5)
+                for v in assoc.tested_cross_moments(
+                    matched_ancestry[0],
+                    adjust.residual(paired, cfg.pheno),
+                    adjust.complete(paired, cfg.pheno),
+                )
+            ]
         pheno_table = _relocate(
             pheno_table.iloc[order].reset_index(drop=True), adjust, cfg, details
         )

@@ -24,13 +24,13 @@ def _parse_chromosomes(text: str | None) -> tuple[str, ...] | None:
     return names
 
 
-def _parse_shares(text: str | None) -> tuple[float, ...] | None:
+def _parse_numbers(text: str | None, option: str, example: str) -> tuple[float, ...] | None:
     if text is None:
         return None
     try:
         return tuple(float(part) for part in text.split(","))
     except ValueError:
-        raise ConfigError(f"--colony-shares {text!r} must be numbers, e.g. 0.75,0.25") from None
+        raise ConfigError(f"{option} {text!r} must be numbers, e.g. {example}") from None
 
 
 #: Above this many bytes of float32 dosages the cohort is written one chromosome at a time.
@@ -123,6 +123,13 @@ SHARD_BYTES = 4 * 2**30
     metavar="LIST",
     help="The cohort's shares of the sub-colonies, e.g. 0.75,0.25 [default: equal].",
 )
+@click.option(
+    "--colony-effects",
+    default=None,
+    metavar="LIST",
+    help="A stratified abBMD: each sub-colony's shift of the trait's liability in liability "
+    "sds, e.g. 0,0.5 [default: none].",
+)
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 def simulate(
     out: str,
@@ -136,6 +143,7 @@ def simulate(
     calibrate_lead: str,
     colonies: int,
     colony_shares: str | None,
+    colony_effects: str | None,
     overwrite: bool,
 ) -> None:
     """Simulate a CFW-like outbred-mouse cohort into directory OUT: msprime genotypes at
@@ -154,7 +162,8 @@ def simulate(
         chromosomes=_parse_chromosomes(chromosomes) or AUTOSOMES,
         calibrate_lead=calibrate_lead,
         colonies=colonies,
-        colony_shares=_parse_shares(colony_shares),
+        colony_shares=_parse_numbers(colony_shares, "--colony-shares", "0.75,0.25"),
+        colony_effects=_parse_numbers(colony_effects, "--colony-effects", "0,0.5"),
     ).validate()
     panel = load_panel()
     n_variants = int(panel["chr"].isin(config.chromosomes).sum())
