@@ -347,6 +347,34 @@ def test_match_tested_rows__reproduces_the_targets_over_the_tested_rows() -> Non
     np.testing.assert_allclose(corr, target / z[on].std(axis=0), atol=0.01)
     # the untested rows sit on genotype rows like any others
     assert np.abs(z[~on].mean(axis=0)).max() < 4 / np.sqrt((~on).sum())
+    # what the pairing reached, read back as it matched it
+    reached = A.tested_cross_moments(z, y[order], on)
+    np.testing.assert_allclose(reached, target, atol=0.01)
+    zt, ys = z[on] - z[on].mean(axis=0), (yt - yt.mean()) / yt.std()
+    np.testing.assert_allclose(reached, zt.T @ ys / on.sum())
+
+
+def test_explained_log10_p__extra_columns_reach_every_snp_in_blocks(monkeypatch) -> None:
+    """Matched columns beyond the regions (the ancestry scores) explain the association of
+    every SNP they correlate with, ``t . g / sd(x)`` with ``g`` the SNP's least-squares
+    coefficients on them, and nothing of a SNP they do not; reading the SNPs in blocks of 7
+    gives what one block gives."""
+    rng = np.random.default_rng(8)
+    n, m = 2000, 40
+    score = rng.normal(size=n)
+    x = rng.binomial(2, 0.3, size=(n, m)).astype(float)
+    x[:, :10] += (score[:, None] > 0.5).astype(float)  # ten SNPs follow the score
+    target = np.array([0.25])
+    out = A.explained_log10_p(x, [], None, (score[:, None], target))
+    xc = x - x.mean(axis=0)
+    sc = score - score.mean()
+    r = target[0] * (sc @ xc / (sc @ sc)) / xc.std(axis=0)
+    expected = -np.log10(2 * stats.norm.sf(np.abs(r) * np.sqrt(n)))
+    np.testing.assert_allclose(out, expected, rtol=1e-9)
+    assert out[:10].min() > 3 and np.median(out[10:]) < 1
+    monkeypatch.setattr(A, "EXPLAINED_BLOCK", 7)
+    np.testing.assert_allclose(A.explained_log10_p(x, [], None, (score[:, None], target)), out)
+    assert not A.explained_log10_p(x, []).any()  # nothing matched: nothing explained
 
 
 def test_residual_directions__hold_the_pairings_chance_in_a_block_at_zero() -> None:

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dpgenome.association import clip_rows, shrink_slopes
+from dpgenome.association import clip_rows
 from dpgenome.cohort import chromosome_rank
 from dpgenome.errors import ConfigError
 from dpgenome.histogram import noisy_shares
@@ -56,6 +56,13 @@ from dpgenome.noise import Noise
 
 #: k-means iterations of the public clustering (it converges in far fewer on panel scores)
 KMEANS_ITERATIONS = 50
+#: the phenotype moments the pairing matches are the released ones moved this many noise sds
+#: towards 0 (soft threshold): a moment the noise overstates by more than that (a 0.13%
+#: chance per axis at 3 sds) makes the synthetic trait more stratified than the members',
+#: and an overstated stratification puts GWAS hits where the members have none. James-Stein
+#: shrinkage kept too much at epsilon 1 (bench/ancestry.py, a stratified trait, members'
+#: lambda 1.94: synthetic lambda 3.52 and 2.56, 51 and 9 spurious loci)
+MOMENT_THRESHOLD_SDS = 2.0
 
 
 def chromosome_codes(variants: pd.DataFrame) -> np.ndarray:
@@ -293,20 +300,22 @@ def phenotype_moments_sensitivity(y_clip: float, score_clip: float) -> float:
 class PhenotypeMoments:
     """The released per-member cross-moments of the standardised phenotype with the ancestry
     scores (a DP output, or exact without formal privacy): ``released``, the sd its noise
-    gives each, and ``kept``, the released values shrunk by that noise (positive-part
-    James-Stein per axis: an axis whose moment is mostly noise is mostly dropped), which the
-    pairing matches."""
+    gives each, and ``kept``, the released values moved :data:`MOMENT_THRESHOLD_SDS` noise
+    sds towards 0 (an axis whose moment is within that of 0 is dropped), which the pairing
+    matches."""
 
     released: np.ndarray
     noise_sd: np.ndarray
     kept: np.ndarray
-    #: the score vectors' clip (None: unclipped, no formal privacy)
+    #: the score vectors' clip (None: unclipped, no formal privacy) and the centre they were
+    #: clipped about
     clip: float | None
+    centre: np.ndarray
 
     def columns(self, scores: np.ndarray) -> np.ndarray:
-        """The matched columns of (synthetic) individuals' whole-genome ``scores``, clipped as
-        the members' were."""
-        s = np.asarray(scores, dtype=np.float64)
+        """The matched columns of (synthetic) individuals' whole-genome ``scores``, centred
+        and clipped as the members' were."""
+        s = np.asarray(scores, dtype=np.float64) - self.centre
         return s if self.clip is None else clip_rows(s, self.clip)
 
     def summary(self) -> dict[str, list[float]]:
@@ -325,26 +334,35 @@ def release_phenotype_moments(
     score_clip: float | None,
     noise_multiplier: float | None,
     noise: Noise,
+    centre: np.ndarray | None = None,
+    attenuation: float = 1.0,
 ) -> PhenotypeMoments:
     """``mean(y u)`` over the members: ``y_std`` their standardised phenotype, clipped here
     to ``[-y_clip, y_clip]`` (the bound in :func:`phenotype_moments_sensitivity`; the
-    release's plan fixed both clips), ``u`` their whole-genome
-    ancestry scores ``(n, k)`` (panel-standardised, so centred on the panel: public),
-    each row clipped to norm ``score_clip``. One Gaussian mechanism (``noise_multiplier``
-    from the ledger, times the sensitivity); exact, unclipped, when it is None. The phenotype
-    is centred by the released phenotype centre, so the moment is the phenotype's
-    covariance with the scores up to that release's small error times the mean score."""
+    release's plan fixed both clips), ``u`` their whole-genome ancestry scores ``(n, k)``
+    less ``centre`` (public or a DP output: the synthetic individuals' mean score; default
+    the panel's, 0), each row clipped to norm ``score_clip``. One Gaussian mechanism
+    (``noise_multiplier`` from the ledger, times the sensitivity); exact, unclipped, when it
+    is None. The phenotype is centred by the released phenotype centre and the scores near
+    the members' mean, so the moment is the phenotype's covariance with the scores up to the
+    product of the two centres' errors. ``attenuation``: the clip's average shrink of the
+    phenotype's cross-moments (a public model, the region release's ``kappa``), divided out
+    of the released values and their noise sd."""
     y = np.nan_to_num(np.asarray(y_std, dtype=np.float64))
     n, k = np.asarray(scores).shape
+    c = np.zeros(k) if centre is None else np.asarray(centre, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64) - c
     if noise_multiplier is None:
-        exact = y @ np.asarray(scores, dtype=np.float64) / n
-        return PhenotypeMoments(exact, np.zeros(k), exact, None)
+        exact = y @ s / n
+        return PhenotypeMoments(exact, np.zeros(k), exact, None, c)
     if score_clip is None or y_clip is None:
         raise ValueError("a noisy phenotype-moment release needs both clips")
     y = np.clip(y, -y_clip, y_clip)
-    u = clip_rows(np.asarray(scores, dtype=np.float64), score_clip)
+    u = clip_rows(s, score_clip)
     sens = phenotype_moments_sensitivity(y_clip, score_clip)
     sd = float(noise_multiplier) * sens
-    released = np.asarray(noise.gaussian(y @ u, sd=sd, sensitivity=sens)) / n
-    noise_sd = np.full(k, sd / n)
-    return PhenotypeMoments(released, noise_sd, shrink_slopes(released, noise_sd), score_clip)
+    scale = n * float(attenuation)
+    released = np.asarray(noise.gaussian(y @ u, sd=sd, sensitivity=sens)) / scale
+    noise_sd = np.full(k, sd / scale)
+    kept = np.sign(released) * np.maximum(np.abs(released) - MOMENT_THRESHOLD_SDS * noise_sd, 0.0)
+    return PhenotypeMoments(released, noise_sd, kept, score_clip, c)

@@ -214,7 +214,10 @@ class SimConfig:
                 )
         effects = self.colony_effects
         if effects is not None:
-            effects = tuple(float(v) for v in effects)
+            try:
+                effects = tuple(float(v) for v in effects)
+            except (TypeError, ValueError):
+                effects = ()
             if len(effects) != self.colonies or not all(map(math.isfinite, effects)):
                 raise ConfigError(
                     f"colony_effects must be {self.colonies} finite numbers (one per "
@@ -237,7 +240,11 @@ class SimConfig:
         if total_var >= 1.0 or any(q.variance < 0 for q in self.qtls):
             raise ConfigError(f"QTL variances must be >= 0 and sum below 1, got {total_var}")
         return replace(
-            self, chromosomes=tuple(chroms), calibrate_lead=calibrate, colony_shares=shares
+            self,
+            chromosomes=tuple(chroms),
+            calibrate_lead=calibrate,
+            colony_shares=shares,
+            colony_effects=effects,
         )
 
 

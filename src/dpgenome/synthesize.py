@@ -314,8 +314,8 @@ class SynthConfig:
             "ancestry_phenotype_weight",
             "ancestry_score_clip",
         ):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
+            if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
+                raise ConfigError(f"{name} must be finite and > 0, got {getattr(self, name)!r}")
         if self.phenotype_oversample < 1:
             raise ConfigError(
                 f"phenotype_oversample must be >= 1, got {self.phenotype_oversample!r}"
@@ -717,7 +717,7 @@ def _pairing(
         if ancestry is not None:
             scores, moments = ancestry
             # a unit of cross-moment on a score of sd s moves its correlation by 1 / s: each
-            # score weighs as a standardised SNP of the regions (their first component's)
+            # score weighs as a standardised SNP of the most loaded region
             unit = float(weights.max()) if len(weights) else 1.0
             sd = np.maximum(scores.std(axis=0), 1e-12)
             z = np.hstack([z, scores - scores.mean(axis=0)])
@@ -1025,12 +1025,12 @@ def _association(
     ledger: Ledger,
     noise: Noise,
     details: dict[str, Any],
-    ancestry: tuple[np.ndarray, Noise] | None = None,
+    ancestry: tuple[np.ndarray, np.ndarray, Noise] | None = None,
 ) -> tuple[list[assoc.Region], assoc.CovariateAdjustment | None, anc.PhenotypeMoments | None]:
     """The association path (module docstring, 3.-5.): the selected regions, the covariate
     adjustment the pairing matches under and, with ``ancestry`` (the members' whole-genome
-    ancestry scores and that release's own noise stream), the ``ancestry-phenotype`` release
-    (module docstring, 7.)."""
+    ancestry scores, the synthetic individuals' mean score to centre them on, and that
+    release's own noise stream), the ``ancestry-phenotype`` release (module docstring, 7.)."""
     a = config.association.effective(config.private)
     if a.max_regions == 0:
         details["association"] = {"regions": [], "max_regions": 0}  # disabled: none released
@@ -1069,18 +1069,6 @@ def _association(
         details["covariate_slopes"], y_std = _covariate_slopes(
             members, synth_pheno, adjust, y_std, unit, config, ledger, noise
         )
-    moments = None
-    if ancestry is not None:
-        # the phenotype as the regions' release reads it (adjusted for the released slopes)
-        moments = anc.release_phenotype_moments(
-            y_std,
-            ancestry[0],
-            y_clip=a.effect_y_clip if private else None,
-            score_clip=config.ancestry_score_clip if private else None,
-            noise_multiplier=noise_multiplier(ledger, ANCESTRY_PHENOTYPE),
-            noise=ancestry[1],
-        )
-        details.setdefault("ancestry", {})["phenotype"] = moments.summary()
     n = members.n_samples
     if binary:
         # the released location implies the members' prevalence (post-processing); the
@@ -1143,6 +1131,22 @@ def _association(
         )
 
     kappa = attenuation(effect_bound) if private and a.debias else 1.0
+    moments = None
+    if ancestry is not None:
+        # the phenotype as the regions' release reads it (adjusted for the released slopes),
+        # clipped as it clips it, the clip's shrink undone as it undoes it
+        member_scores, centre, ancestry_noise = ancestry
+        moments = anc.release_phenotype_moments(
+            y_std,
+            member_scores,
+            y_clip=a.effect_y_clip if private else None,
+            score_clip=config.ancestry_score_clip if private else None,
+            noise_multiplier=noise_multiplier(ledger, ANCESTRY_PHENOTYPE),
+            noise=ancestry_noise,
+            centre=centre,
+            attenuation=kappa,
+        )
+        details.setdefault("ancestry", {})["phenotype"] = moments.summary()
     eps_select, eps_test = _selection_budget(ledger, config)
     selections = assoc.select_regions(
         scores,
@@ -1573,8 +1577,10 @@ def synthesize(
             cfg.secure and cfg.private, np.random.default_rng(seeds[5]), members.n_samples
         )
         ancestry_input = None
-        if member_scores is not None and releases_ancestry_phenotype(
-            cfg, has_public=public is not None
+        if (
+            panel_ancestry is not None
+            and member_scores is not None
+            and releases_ancestry_phenotype(cfg, has_public=public is not None)
         ):
             # its own noise stream: the other releases draw what they drew without it
             ancestry_noise = mechanism_noise(
@@ -1582,7 +1588,9 @@ def synthesize(
                 np.random.default_rng((seeds[5], 4)),
                 members.n_samples,
             )
-            ancestry_input = (member_scores, ancestry_noise)
+            # centred on the synthetic individuals' mean score (a DP output: the released mix)
+            centre = panel_ancestry.axes.scores(dosages)[0].mean(axis=0)
+            ancestry_input = (member_scores, centre, ancestry_noise)
         regions, adjust, moments = _association(
             members, dosages, pheno_table, public, cfg, ledger, noise, details, ancestry_input
         )
