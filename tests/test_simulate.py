@@ -217,6 +217,17 @@ def test_simulate__public_panel_is_disjoint_and_genotype_only() -> None:
     assert np.abs(diff).mean() < 0.05
 
 
+def test_simconfig__colony_effects_are_normalised_or_refused() -> None:
+    """One finite number per sub-colony, stored as a tuple of floats (truth.json takes it as
+    written); anything else is a ConfigError naming the field."""
+    cfg = SimConfig(colonies=2, colony_effects=[0, "1.5"]).validate()  # type: ignore[arg-type]
+    assert cfg.colony_effects == (0.0, 1.5)
+    assert SimConfig().validate().colony_effects is None
+    for bad in ((0.0,), (0.0, float("nan")), ("a", "b")):
+        with pytest.raises(ConfigError, match="colony_effects must be 2 finite numbers"):
+            SimConfig(colonies=2, colony_effects=bad).validate()  # type: ignore[arg-type]
+
+
 def test_simconfig__rejects_unknown_chromosome() -> None:
     with pytest.raises(ConfigError, match="unknown chromosome 'X'"):
         SimConfig(chromosomes=("X",)).validate()
