@@ -465,17 +465,25 @@ def test_demo__small_simulated_cohort_prints_a_dossier(tmp_path: Path) -> None:
     args = ["demo", "--n", "300", "--public", "200", "--chromosomes", "5,11"]
     structured = CliRunner().invoke(
         main,
-        [*args, "--out", str(tmp_path / "s"), "--colonies", "2", "--ancestry-pcs", "4", "--json"],
+        [
+            *args,
+            *("--out", str(tmp_path / "s"), "--colonies", "2", "--colony-effects", "0,1"),
+            *("--ancestry-pcs", "4", "--json"),
+        ],
         catch_exceptions=False,
     )
     assert structured.exit_code == 0, structured.stderr
     summary = json.loads(structured.stdout)
     html = Path(summary["dossier"]).read_text()
     assert ">ancestry<" in html, "the ledger table names the ancestry histogram"
+    assert ">ancestry-phenotype<" in html, "and the phenotype's moments with the scores"
     refused = CliRunner().invoke(
         main, ["demo", "--out", str(tmp_path / "r"), "--public", "0", "--ancestry-pcs", "4"]
     )
     assert refused.exit_code == 2 and "public panel" in refused.output
+    one = ["--colonies", "2", "--colony-effects", "1"]
+    refused = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "r"), *one])
+    assert refused.exit_code == 2 and "colony_effects" in refused.output
     assert not (tmp_path / "r").exists()
 
 

@@ -256,6 +256,13 @@ def release(
     "`simulate --colonies`; the cohort 3:1 for two, equal shares otherwise). 1: one colony.",
 )
 @click.option(
+    "--colony-effects",
+    default=None,
+    metavar="LIST",
+    help="A stratified abBMD: each sub-colony's liability shift in sds (as `simulate "
+    "--colony-effects`), e.g. 0,0.6 with --colonies 2.",
+)
+@click.option(
     "--ancestry-pcs",
     type=click.IntRange(0),
     default=0,
@@ -272,6 +279,7 @@ def demo(
     chromosomes: str | None,
     seed: int,
     colonies: int,
+    colony_effects: str | None,
     ancestry_pcs: int,
     as_json: bool,
 ) -> None:
@@ -281,6 +289,7 @@ def demo(
     release is a demonstration of the gate; its explanatory dossier is printed). Everything
     stays under --out (cohort, public panel, cache, lifetime ledger, bundle).
     """
+    from dpgenome.cli.simulate import parse_numbers
     from dpgenome.io import write_cohort
     from dpgenome.release import run_release
     from dpgenome.simulate import SimConfig, simulate
@@ -300,11 +309,19 @@ def demo(
     )
     chroms = tuple(c.strip() for c in chromosomes.split(",")) if chromosomes else None
     shares = (0.75, 0.25) if colonies == 2 else None
-    sim = SimConfig(n=n, seed=seed, n_public=n_public, colonies=colonies, colony_shares=shares)
+    sim = SimConfig(
+        n=n,
+        seed=seed,
+        n_public=n_public,
+        colonies=colonies,
+        colony_shares=shares,
+        colony_effects=parse_numbers(colony_effects, "--colony-effects", "0,0.6"),
+    )
     if chroms:
         sim = replace(sim, chromosomes=chroms)
+    sim = sim.validate()  # before minutes of simulation
     _echo_err(f"simulating a CFW-like cohort of {n} mice (+ a public panel of {n_public}) ...")
-    simulated = simulate(sim.validate())
+    simulated = simulate(sim)
     write_cohort(simulated.cohort, out / "cohort", "parker")
     if simulated.public is not None:
         write_cohort(simulated.public, out / "public", "parker")

@@ -24,7 +24,8 @@ def _parse_chromosomes(text: str | None) -> tuple[str, ...] | None:
     return names
 
 
-def _parse_numbers(text: str | None, option: str, example: str) -> tuple[float, ...] | None:
+def parse_numbers(text: str | None, option: str, example: str) -> tuple[float, ...] | None:
+    """A comma-separated list of numbers given to ``option`` (None when not given)."""
     if text is None:
         return None
     try:
@@ -162,8 +163,8 @@ def simulate(
         chromosomes=_parse_chromosomes(chromosomes) or AUTOSOMES,
         calibrate_lead=calibrate_lead,
         colonies=colonies,
-        colony_shares=_parse_numbers(colony_shares, "--colony-shares", "0.75,0.25"),
-        colony_effects=_parse_numbers(colony_effects, "--colony-effects", "0,0.5"),
+        colony_shares=parse_numbers(colony_shares, "--colony-shares", "0.75,0.25"),
+        colony_effects=parse_numbers(colony_effects, "--colony-effects", "0,0.5"),
     ).validate()
     panel = load_panel()
     n_variants = int(panel["chr"].isin(config.chromosomes).sum())
