@@ -428,8 +428,10 @@ def test_verify_cohort__recomputes_every_audit_and_fidelity_figure(small_cohort:
 @pytest.mark.slow
 def test_demo__small_simulated_cohort_prints_a_dossier(tmp_path: Path) -> None:
     """`dpgenome demo` end to end (2 chromosomes, 300 mice): a verdict and a dossier; again
-    on two sub-colonies with ancestry across chromosomes, whose ledger carries the
-    ``ancestry`` histogram (and ``--ancestry-pcs`` without a panel is refused at once)."""
+    on two sub-colonies with a stratified trait and ancestry across chromosomes, whose ledger
+    carries the ``ancestry`` histogram and the ``ancestry-phenotype`` moments (and
+    ``--ancestry-pcs`` without a panel, or a colony effect per sub-colony missing, is refused
+    at once)."""
     out = tmp_path / "demo"
     result = CliRunner().invoke(
         main,
