@@ -57,11 +57,12 @@ from dpgenome.noise import Noise
 #: k-means iterations of the public clustering (it converges in far fewer on panel scores)
 KMEANS_ITERATIONS = 50
 #: the phenotype moments the pairing matches are the released ones moved this many noise sds
-#: towards 0 (soft threshold): a moment the noise overstates by more than that (a 0.13%
-#: chance per axis at 3 sds) makes the synthetic trait more stratified than the members',
-#: and an overstated stratification puts GWAS hits where the members have none. James-Stein
-#: shrinkage kept too much at epsilon 1 (bench/ancestry.py, a stratified trait, members'
-#: lambda 1.94: synthetic lambda 3.52 and 2.56, 51 and 9 spurious loci)
+#: towards 0 (soft threshold): a matched moment overstates the members' by more than one noise
+#: sd only when the noise exceeds three (a 0.13% chance per axis). An overstated moment makes
+#: the synthetic trait more stratified than the members', which puts GWAS hits where the
+#: members have none: James-Stein shrinkage kept too much at epsilon 1 (bench/ancestry.py, a
+#: stratified trait, members' lambda 1.94: synthetic lambda 3.52 and 2.56, 51 and 9 spurious
+#: loci)
 MOMENT_THRESHOLD_SDS = 2.0
 
 
