@@ -545,6 +545,33 @@ def test_evaluate__matching_residual_rule() -> None:
         assert (evaluation.verdict is Verdict.BLOCK) == (status is not Status.PASS)
 
 
+def test_evaluate__lambda_excess_rule_is_relative_to_the_members() -> None:
+    """``max_lambda_gc_excess``: the synthetic lambda less the members' (a stratified trait
+    inflates both: stop 54's structured demo, synthetic 1.39 for the members' 1.84, passes
+    where the absolute band fails it); at the limit inclusive; NOT EVALUATED without both
+    values, which blocks."""
+    policy = parse_policy(MINIMAL + "fidelity:\n  max_lambda_gc_excess: 0.15\n")
+    assert policy.max_lambda_gc_excess == 0.15
+    cases = [
+        ({"synthetic": 1.39, "real": 1.84}, Status.PASS),
+        ({"synthetic": 1.25, "real": 1.125}, Status.PASS),
+        ({"synthetic": 1.3, "real": 1.05}, Status.FAIL),
+        ({"synthetic": 1.3}, Status.NOT_EVALUATED),
+        ({"synthetic": 1.3, "real": float("nan")}, Status.NOT_EVALUATED),
+    ]
+    for pair, status in cases:
+        doc = results("approve")
+        doc["fidelity"]["gwas"]["lambda_gc"] = pair
+        evaluation = evaluate(doc, policy, context=NONE_SPENT)
+        rule = finding(evaluation, "fidelity.lambda_gc_excess")
+        assert rule.status is status, pair
+        if status is not Status.NOT_EVALUATED:
+            assert rule.measured == pytest.approx(pair["synthetic"] - pair["real"])
+        assert (evaluation.verdict is Verdict.BLOCK) == (status is not Status.PASS)
+    with pytest.raises(PolicyError, match="max_lambda_gc_excess"):
+        parse_policy(MINIMAL + "fidelity:\n  max_lambda_gc_excess: -0.1\n")
+
+
 def test_evaluate__does_not_mutate_results() -> None:
     doc = results("block")
     before = copy.deepcopy(doc)

@@ -175,6 +175,13 @@ SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
             ),
         ),
         "lambda_gc_range": (_RANGE, "allowed genomic-control inflation of the synthetic GWAS"),
+        "max_lambda_gc_excess": (
+            _POSITIVE,
+            (
+                "largest genomic-control inflation of the synthetic GWAS beyond the members' "
+                "own (for a stratified trait, whose members' lambda is itself inflated)"
+            ),
+        ),
         "max_matching_residual": (
             _PROB,
             (
@@ -258,6 +265,7 @@ class Policy:
     min_loci_recovered_fraction: float | None = None
     max_spurious_loci: int | None = None
     lambda_gc_range: tuple[float, float] | None = None
+    max_lambda_gc_excess: float | None = None
     max_matching_residual: float | None = None
     signoff_roles: tuple[str, ...] = ()
     overrides_allowed: bool = False
@@ -455,6 +463,7 @@ def parse_policy(text: str, *, file: str = "<policy>") -> Policy:
         min_loci_recovered_fraction=get("fidelity.min_loci_recovered_fraction"),
         max_spurious_loci=get("fidelity.max_spurious_loci"),
         lambda_gc_range=get("fidelity.lambda_gc_range"),
+        max_lambda_gc_excess=get("fidelity.max_lambda_gc_excess"),
         max_matching_residual=get("fidelity.max_matching_residual"),
         signoff_roles=get("signoff.roles", ()),
         overrides_allowed=get("overrides.allowed", False),
@@ -1736,9 +1745,38 @@ def _fidelity_rules(p: Policy) -> list[RuleSpec]:
                 max_value=hi,
             )
         )
+    if p.max_lambda_gc_excess is not None:
+        rules.append(_lambda_excess_rule(p.max_lambda_gc_excess))
     if p.max_matching_residual is not None:
         rules.append(_matching_rule(p.max_matching_residual))
     return rules
+
+
+def _lambda_excess_rule(limit: float) -> RuleSpec:
+    """``fidelity.lambda_gc_excess``: the synthetic GWAS's lambda_GC less the members' own
+    (the real GWAS's, both from the same analysis) at most ``limit``. A stratified trait
+    inflates the members' lambda itself, and a faithful synthetic cohort keeps that: an
+    absolute band (``lambda_gc_range``) fails it, this rule asks only that the synthetic
+    noise floor not rise above the members'. NOT EVALUATED without both values."""
+    rid, title = "fidelity.lambda_gc_excess", "Genomic inflation beyond the members' own"
+    metric = "fidelity.gwas.lambda_gc.synthetic - fidelity.gwas.lambda_gc.real"
+    threshold = f"<= {fmt(limit)}"
+
+    def check(results: Mapping[str, Any], _ctx: EvaluationContext) -> Finding:
+        synthetic, real = (
+            as_number(lookup(results, f"fidelity.gwas.lambda_gc.{side}"), finite=True)
+            for side in ("synthetic", "real")
+        )
+        if synthetic is None or real is None:
+            return _not_evaluated(
+                rid, title, metric, threshold, "the fidelity results hold no lambda_GC pair"
+            )
+        excess = synthetic - real
+        status = Status.PASS if excess <= limit else Status.FAIL
+        note = f"synthetic {fmt(synthetic)}, members' {fmt(real)}"
+        return _finding(rid, title, metric, threshold, status, excess, note)
+
+    return RuleSpec(rid, title, metric, "fidelity.max_lambda_gc_excess", check)
 
 
 def _matching_rule(limit: float) -> RuleSpec:
