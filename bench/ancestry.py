@@ -63,22 +63,22 @@ COLUMNS = (
 
 
 def placement(
-    axes: Any, centre: tuple[float, float] | None, dosages: np.ndarray
+    first: np.ndarray, centre: tuple[float, float] | None
 ) -> tuple[float | None, float | None]:
-    """(share on sub-colony 1's side, share in the middle half) on the panel's first axis
-    (None, None for one colony)."""
+    """(share on sub-colony 1's side, share in the middle half) of scores ``first`` on the
+    panel's first axis (None, None for one colony)."""
     if centre is None:
         return None, None
-    t = (axes.scores(dosages)[0][:, 0] - centre[0]) / (centre[1] - centre[0])
+    t = (first - centre[0]) / (centre[1] - centre[0])
     return float(np.mean(t > 0.5)), float(np.mean((t > 0.25) & (t < 0.75)))
 
 
-def phenotype_pc1(axes: Any, cohort: Any) -> float:
-    """Correlation of the analysis phenotype with the panel's first axis (a stratified trait:
-    away from 0), over the individuals with the phenotype."""
+def phenotype_pc1(first: np.ndarray, cohort: Any) -> float:
+    """Correlation of the analysis phenotype with scores ``first`` on the panel's first axis
+    (a stratified trait: away from 0), over the individuals with the phenotype."""
     y = cohort.phenotypes[PHENO].to_numpy(dtype=np.float64, na_value=np.nan)
     ok = ~np.isnan(y)
-    return float(np.corrcoef(y[ok], axes.scores(cohort.dosages)[0][ok, 0])[0, 1])
+    return float(np.corrcoef(y[ok], first[ok])[0, 1])
 
 
 def main() -> None:
@@ -135,13 +135,14 @@ def main() -> None:
             if args.colonies > 1
             else None
         )
-        share, middle = placement(axes, centre, members.dosages)
+        member_first = axes.scores(members.dosages)[0][:, 0]
+        share, middle = placement(member_first, centre)
         print(
             f"\n# seed {seed}: {members.n_samples} members x {members.n_variants} SNPs; "
             f"simulate {data['t_sim']:.0f} s; members in sub-colony 1 (labels) "
             f"{member_colony.mean():.3f}, read off the first axis {fmt(share)}, admixed "
             f"{fmt(middle)}; panel's first axis explains {axes.explained[0]:.4f}; phenotype's "
-            f"correlation with it {phenotype_pc1(axes, members):.3f}"
+            f"correlation with it {phenotype_pc1(member_first, members):.3f}"
         )
         print(" | ".join(COLUMNS))
         for eps in (float(e) for e in args.eps.split(",")):
@@ -160,8 +161,9 @@ def main() -> None:
                         f"K={pcs}", eps, s, data, res.cohort, seconds, res.ledger.epsilon()
                     )
                     row |= {"pcs": pcs, "peak_gb": peak_gb()}
-                    row["colony_1"], row["admixed"] = placement(axes, centre, res.cohort.dosages)
-                    row["pheno_pc1"] = phenotype_pc1(axes, res.cohort)
+                    first = axes.scores(res.cohort.dosages)[0][:, 0]
+                    row["colony_1"], row["admixed"] = placement(first, centre)
+                    row["pheno_pc1"] = phenotype_pc1(first, res.cohort)
                     print(" | ".join(fmt(row.get(c)) for c in COLUMNS), flush=True)
         del data
 

@@ -12,10 +12,24 @@ from __future__ import annotations
 
 import numpy as np
 
+from dpgenome.accountant import HISTOGRAM_REPLACE_RATIO, PlannedGaussian
 from dpgenome.noise import Noise
 
 #: a released bin is kept when its noisy count is at least this many noise sds
 KEEP_SDS = 2.0
+
+
+def planned_histogram(name: str, weight: float, note: str = "", count: int = 1) -> PlannedGaussian:
+    """The ledger's plan of ``count`` such histograms: L2 sensitivity 1 each under add/remove,
+    and replacing an individual moves one count per histogram (sqrt(2), not 2)."""
+    return PlannedGaussian(
+        name,
+        count=count,
+        sensitivity=1.0,
+        weight=weight,
+        note=note,
+        replace_ratio=HISTOGRAM_REPLACE_RATIO,
+    )
 
 
 def noisy_shares(

@@ -70,10 +70,11 @@ from scipy.optimize import lsq_linear
 from scipy.stats import norm
 from torch import nn
 
-from dpgenome.accountant import HISTOGRAM_REPLACE_RATIO, PlannedDpSgd, PlannedGaussian
+from dpgenome.accountant import PlannedDpSgd, PlannedGaussian
 from dpgenome.cohort import Cohort, PhenoType, infer_pheno_types
 from dpgenome.dpsgd import DpSgdConfig, DpSgdTrainer, check_ran
 from dpgenome.errors import ConfigError
+from dpgenome.histogram import planned_histogram
 from dpgenome.missingness import (
     MissingPatterns,
     PatternDomain,
@@ -1129,14 +1130,7 @@ def planned_bins(
     cols = dp_binned_columns(columns, types, config)
     if not cols:
         return None
-    # a histogram: replacing an individual moves one count per histogram (sqrt(2), not 2)
-    return PlannedGaussian(
-        name,
-        count=2 * len(cols),
-        sensitivity=1.0,
-        weight=config.bins_weight,
-        replace_ratio=HISTOGRAM_REPLACE_RATIO,
-    )
+    return planned_histogram(name, config.bins_weight, count=2 * len(cols))
 
 
 def missingness_domain(
@@ -1170,13 +1164,10 @@ def planned_missingness(
     when there is nothing to release."""
     if missingness_domain(columns, config, complete) is None:
         return None
-    return PlannedGaussian(
+    return planned_histogram(
         name,
-        count=1,
-        sensitivity=1.0,
-        weight=config.missing_weight,
-        replace_ratio=HISTOGRAM_REPLACE_RATIO,
-        note="missingness patterns: one histogram over the public table's patterns",
+        config.missing_weight,
+        "missingness patterns: one histogram over the public table's patterns",
     )
 
 

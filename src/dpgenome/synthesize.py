@@ -91,7 +91,6 @@ from dpgenome import ancestry as anc
 from dpgenome import association as assoc
 from dpgenome import phenotypes as phenos
 from dpgenome.accountant import (
-    HISTOGRAM_REPLACE_RATIO,
     DpSgdMechanism,
     ExponentialMechanism,
     GaussianMechanism,
@@ -109,6 +108,7 @@ from dpgenome.dpsgd import check_ran
 from dpgenome.draw import draw_with_prevalence
 from dpgenome.errors import CohortError, ConfigError
 from dpgenome.gwas import lambda_gc, linear_scan
+from dpgenome.histogram import planned_histogram
 from dpgenome.model import WindowLayout, WindowModel, make_layout
 from dpgenome.noise import (
     NOISE_SEED_ENV,
@@ -391,13 +391,10 @@ def plan(
         out.append(PlannedDpSgd(STRUCTURE, rate, steps, config.structure_weight, clip))
     if has_public and config.ancestry_pcs:
         out.append(
-            PlannedGaussian(
+            planned_histogram(
                 ANCESTRY,
-                count=1,
-                sensitivity=1.0,
-                weight=config.ancestry_weight,
-                replace_ratio=HISTOGRAM_REPLACE_RATIO,
-                note="ancestry: one histogram over the public panel's ancestry clusters",
+                config.ancestry_weight,
+                "ancestry: one histogram over the public panel's ancestry clusters",
             )
         )
     out.append(replace(phenotype_plan, weight=config.phenotype_weight))
@@ -1577,11 +1574,10 @@ def synthesize(
             cfg.secure and cfg.private, np.random.default_rng(seeds[5]), members.n_samples
         )
         ancestry_input = None
-        if (
-            panel_ancestry is not None
-            and member_scores is not None
-            and releases_ancestry_phenotype(cfg, has_public=public is not None)
+        if panel_ancestry is not None and releases_ancestry_phenotype(
+            cfg, has_public=public is not None
         ):
+            assert member_scores is not None  # drawn with the panel's ancestry
             # its own noise stream: the other releases draw what they drew without it
             ancestry_noise = mechanism_noise(
                 cfg.secure and cfg.private,
