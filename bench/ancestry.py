@@ -28,6 +28,7 @@ and noise seeds. Printed per synthesis, beside the members' own figures:
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
@@ -35,6 +36,8 @@ import numpy as np
 import torch
 
 from dpgenome.ancestry import fit_axes
+from dpgenome.cli.simulate import parse_numbers
+from dpgenome.errors import ConfigError
 from dpgenome.simulate import colony_labels
 from dpgenome.synthesize import SynthConfig, synthesize
 from synth import COVARS, PHENO, add_set_option, evaluate, fmt, peak_gb, prepare, with_overrides
@@ -87,7 +90,9 @@ def main() -> None:
     )
     ap.add_argument("--seeds", default="1")
     ap.add_argument("--eps", default="8")
-    ap.add_argument("--pcs", default="0,4", help="ancestry_pcs values (0 = the reference)")
+    ap.add_argument(
+        "--pcs", default="0,4", help="ancestry_pcs values (0 = the reference; auto as shipped)"
+    )
     ap.add_argument("--n", type=int, default=1092)
     ap.add_argument("--public", type=int, default=1000)
     ap.add_argument("--colonies", type=int, default=2)
@@ -105,9 +110,10 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     shares = tuple(float(v) for v in args.shares.split(","))
-    effects = None
-    if args.colony_effects:
-        effects = tuple(float(v) for v in args.colony_effects.split(","))
+    try:
+        effects = parse_numbers(args.colony_effects or None, "--colony-effects", "0,0.6")
+    except ConfigError as err:
+        sys.exit(err.message)
     print(
         f"# bench/ancestry.py: {args.colonies} sub-colonies split {args.split} generations ago, "
         f"members {shares}, panel {args.public} (equal shares), liability shifts {effects}; "
@@ -146,7 +152,7 @@ def main() -> None:
         )
         print(" | ".join(COLUMNS))
         for eps in (float(e) for e in args.eps.split(",")):
-            for pcs in (int(k) for k in args.pcs.split(",")):
+            for pcs in (k if k == "auto" else int(k) for k in args.pcs.split(",")):
                 for s in [seed] + [1000 * seed + j for j in range(1, args.noise_seeds)]:
                     cfg = with_overrides(
                         SynthConfig(

@@ -105,7 +105,8 @@ def main() -> None:
     add_set_option(ap)
     args = ap.parse_args()
     rng = np.random.default_rng(0)
-    base = with_overrides(SynthConfig(pheno=PHENO, covariates=COVARS), args.set)
+    # the default cohort's panel is one colony: "auto" chooses no ancestry (stop 55)
+    base = with_overrides(SynthConfig(pheno=PHENO, covariates=COVARS, ancestry_pcs=0), args.set)
     a = base.association
     for seed in [int(s) for s in args.seeds.split(",")]:
         data = prepare(seed, 1092, 1000, None, holdout=args.holdout)

@@ -122,6 +122,10 @@ def with_overrides(base: SynthConfig, items: list[str]) -> SynthConfig:
                 if text.lower() not in ("true", "false"):
                     raise ValueError(text)
                 value = text.lower() == "true"
+            elif path[-1] == "ancestry_pcs":  # "auto" or a number of axes
+                value = text.strip() if text.strip() == "auto" else int(text)
+            elif isinstance(obj, tuple):  # a list: comma-separated (covariates=SW16,age)
+                value = tuple(v.strip() for v in text.split(",") if v.strip())
             else:
                 value = float(text) if obj is None else type(obj)(text)
         except (TypeError, ValueError):

@@ -6,10 +6,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
+from scipy.stats import chi2
 
 from dpgenome.ancestry import (
+    AUTO_PCS,
     ancestry_domain,
+    detect_structure,
     fit_axes,
     phenotype_moments_sensitivity,
     release_ancestry,
@@ -19,6 +23,7 @@ from dpgenome.association import AssociationConfig, clip_rows
 from dpgenome.cohort import analysis_subset
 from dpgenome.errors import ConfigError
 from dpgenome.noise import GeneratorNoise
+from dpgenome.relatedness import Indicators, king_robust, unrelated
 from dpgenome.simulate import SimConfig, colony_labels, simulate
 from dpgenome.synthesize import (
     ANCESTRY,
@@ -140,6 +145,12 @@ def test_release_ancestry__exact_shares_noise_and_draws_of_panel_scores(colonies
     keep = expected >= 6.0
     np.testing.assert_allclose(noisy.shares, np.where(keep, expected, 0) / expected[keep].sum())
     assert noisy.kept == int(keep.sum())
+    bad = members.copy()
+    bad[0, 0] = np.inf
+    with pytest.raises(ValueError, match="must be finite"):
+        release_ancestry(
+            bad, dom, noise_multiplier=3.0, noise=GeneratorNoise(np.random.default_rng(2))
+        )
 
 
 @pytest.mark.filterwarnings("ignore:.*DPGENOME_NOISE_SEED.*")
@@ -161,7 +172,7 @@ def test_synthesize__ancestry_keeps_each_synthetic_individual_in_one_colony(colo
     share, middle = placed(members.dosages)
     assert 0.2 < share < 0.3 and middle < 0.3
     out = {}
-    for pcs in (0, 4):
+    for pcs in (0, "auto"):  # auto, the default: the panel's halves share the colony axis
         cfg = SynthConfig(
             pheno="abBMD", covariates=("SW16",), epsilon=8.0, seed=1, ancestry_pcs=pcs
         )
@@ -171,11 +182,17 @@ def test_synthesize__ancestry_keeps_each_synthetic_individual_in_one_colony(colo
         assert (ANCESTRY in names) == bool(pcs)
         assert res.ledger.epsilon() <= 8.0 * (1 + 1e-9)
     assert out[0][1] > 0.5  # admixed
-    assert out[4][1] < 0.45 and abs(out[4][0] - share) < 0.1
+    assert out["auto"][1] < 0.45 and abs(out["auto"][0] - share) < 0.1
+    auto = res.details["ancestry"]["auto"]
+    assert auto["shared_axes"] >= 1 and auto["ancestry_pcs"] == 4 and auto["panel"] == 300
     record = res.ledger.to_dict()
     (mech,) = [m for m in record["mechanisms"] if m["name"] == ANCESTRY]
     assert mech["kind"] == "gaussian" and mech["count"] == 1 and mech["noise_multiplier"] > 0
     assert res.details["ancestry"]["clusters_kept"] >= 1
+    assert "(4 axes)" in next(m.note for m in res.ledger.mechanisms if m.name == ANCESTRY)
+    # auto without a panel is off; a number of axes without one is refused
+    assert ANCESTRY not in [m.name for m in synthesize(members, cfg).ledger.mechanisms]
+    cfg = replace(cfg, ancestry_pcs=4)
     with pytest.raises(ConfigError, match="public panel"):
         synthesize(members, cfg)
     # refused before the ledger is calibrated: too few panel individuals, one chromosome
@@ -239,6 +256,12 @@ def test_release_phenotype_moments__exact_clipped_and_noisy() -> None:
     with pytest.raises(ValueError, match="both clips"):
         release_phenotype_moments(
             y, scores, y_clip=2.0, score_clip=None, noise_multiplier=1.0, noise=GeneratorNoise(rng)
+        )
+    bad = scores.copy()
+    bad[3, 1] = np.nan  # a NaN passes a clip: refused, not released
+    with pytest.raises(ValueError, match="must be finite"):
+        release_phenotype_moments(
+            y, bad, y_clip=2.0, score_clip=1.5, noise_multiplier=1.0, noise=GeneratorNoise(rng)
         )
 
 
@@ -317,3 +340,147 @@ def test_synthesize__a_stratified_trait_follows_ancestry(stratified):
         record["noise_sd"], mech["noise_multiplier"] * 4.0 / (members.n_samples * kappa), atol=1e-5
     )
     np.testing.assert_allclose(record["synthetic"], record["matched"], atol=0.01)
+
+
+def _panel(
+    seed: int,
+    n: int,
+    chromosomes: int,
+    snps: int,
+    shift: float = 0.0,
+    local: float = 0.0,
+    populations: int = 2,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Genotypes ``(n, chromosomes * snps)`` drawn Binomial(2, f): the individuals spread over
+    ``populations``, each but the first moving every SNP's frequency by ``shift`` (a random
+    sign per SNP and population: structure across the genome), and on chromosome 1 alone a
+    factor of the individuals' own moving its SNPs by ``local`` (a local structure: an LD
+    block's haplotype)."""
+    rng = np.random.default_rng(seed)
+    m = chromosomes * snps
+    base = rng.uniform(0.2, 0.8, m)
+    member = np.eye(populations)[np.arange(n) % populations][:, 1:]  # (n, populations - 1)
+    f = base + shift * member @ rng.choice([-1.0, 1.0], (populations - 1, m))
+    block = np.zeros(m)
+    block[:snps] = local
+    f = f + rng.choice([-1.0, 1.0], (n, 1)) * block * rng.choice([-1.0, 1.0], m)
+    x = rng.binomial(2, np.clip(f, 0.01, 0.99)).astype(np.float32)
+    chrom = np.repeat([str(c + 1) for c in range(chromosomes)], snps)
+    pos = np.tile(np.arange(1, snps + 1) * 1000, chromosomes)
+    variants = pd.DataFrame({"chr": chrom, "pos": pos, "id": [f"s{i}" for i in range(m)]})
+    return x, variants
+
+
+def _families(
+    seed: int, founders: int, children: int, chromosomes: int, snps: int
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """``founders / 2`` couples of unrelated founders (allele frequencies 0.2-0.8), each with
+    ``children`` full siblings (one allele from each parent at every SNP, unlinked): a panel
+    of one population with close relatives, founders first."""
+    rng = np.random.default_rng(seed)
+    m = chromosomes * snps
+    haps = rng.random((founders, 2, m)) < rng.uniform(0.2, 0.8, m)
+    kids = []
+    for mother, father in np.arange(founders).reshape(-1, 2):
+        for _ in range(children):
+            pick = rng.integers(0, 2, (2, m))
+            kids.append(haps[mother, pick[0], np.arange(m)] + haps[father, pick[1], np.arange(m)])
+    x = np.vstack([haps.sum(axis=1), np.array(kids)]).astype(np.float32)
+    chrom = np.repeat([str(c + 1) for c in range(chromosomes)], snps)
+    pos = np.tile(np.arange(1, snps + 1) * 1000, chromosomes)
+    return x, pd.DataFrame({"chr": chrom, "pos": pos, "id": [f"s{i}" for i in range(m)]})
+
+
+def test_unrelated__keeps_no_pair_of_relatives() -> None:
+    """Founders and their children: every child is first-degree kin of its parents and
+    siblings, so the set kept has no pair at a first degree or closer (KING-robust on the
+    kept set; nor, here, at a second degree), and keeps every founder when each family has
+    more than two children (the children, with more relatives, go first)."""
+    x, _ = _families(1, founders=40, children=3, chromosomes=2, snps=1500)
+    keep = unrelated(x)
+    calls = Indicators.from_dosages(x[keep])
+    phi = king_robust(calls, calls)
+    np.fill_diagonal(phi, 0.0)
+    assert phi.max() < 0.0884
+    assert set(range(40)) <= set(keep.tolist())
+    np.testing.assert_array_equal(unrelated(x[:40]), np.arange(40))  # founders alone: all
+
+
+def test_detect_structure__structure_shared_by_the_genome_halves_and_nothing_else() -> None:
+    """Two populations across the genome: the halves' first components line up (canonical
+    correlation near 1), ancestry is chosen with K = 4. No structure, or a strong one on one
+    chromosome only (an LD block, the top component of its half), or nothing to compare:
+    off. The Gram matrix returned is the whole genome's (fit_axes gives the same axes)."""
+    x, v = _panel(1, 300, 4, 400, shift=0.1)
+    test, gram = detect_structure(x, v)
+    assert test.correlations[0] > 0.9 and test.p_values[0] < 1e-12 and test.axes == 1
+    assert test.pcs == AUTO_PCS and test.panel == 300 and len(test.correlations) == 10
+    summary = test.summary()
+    assert summary["shared_axes"] == 1 and summary["ancestry_pcs"] == 4
+    given, own = fit_axes(x, v, 3, gram=gram), fit_axes(x, v, 3)
+    np.testing.assert_allclose(np.abs(given.loadings), np.abs(own.loadings), atol=1e-6)
+    for panel in (_panel(2, 300, 4, 400), _panel(3, 300, 4, 400, local=0.3)):
+        test, _ = detect_structure(*panel)
+        assert test.axes == 0 and test.pcs == 0 and test.correlations[0] < 0.4
+    # three populations: two shared axes, every p-value Bartlett's on the tail of the
+    # correlations (degrees of freedom (k - j)^2)
+    test, _ = detect_structure(*_panel(8, 300, 4, 400, shift=0.1, populations=3))
+    assert test.axes == 2 and test.pcs == AUTO_PCS and test.correlations[1] > 0.8
+    k = len(test.correlations)
+    tail = np.cumsum(np.log1p(-(test.correlations**2))[::-1])[::-1]
+    bartlett = chi2.sf(-(300 - 1 - (2 * k + 1) / 2) * tail, (k - np.arange(k)) ** 2)
+    np.testing.assert_allclose(test.p_values, bartlett, rtol=1e-9)
+    # one population with families (40 founders, 8 children per couple): relatives share
+    # their genomes on every chromosome, and are set aside before the test
+    x, v = _families(2, founders=40, children=8, chromosomes=4, snps=400)
+    test, _ = detect_structure(x, v)
+    assert test.panel == 200 and test.unrelated == 40 and test.pcs == 0
+    x, v = _panel(7, 60, 2, 15)  # 30 SNPs span at most 30 axes: 40 would be noise
+    with pytest.raises(ConfigError, match="span only 30 principal axes"):
+        fit_axes(x, v, 40)
+    x, v = _panel(4, 300, 1, 400, shift=0.1)  # one chromosome: no halves
+    assert detect_structure(x, v)[0].pcs == 0 and detect_structure(x, v)[1] is None
+    x, v = _panel(5, 10, 4, 50, shift=0.1)  # 10 individuals: no component tested
+    assert detect_structure(x, v)[0].pcs == 0
+    x, v = _panel(9, 100, 2, 30)  # every SNP monomorphic: no axis in either half
+    assert detect_structure(np.ones_like(x), v)[0].pcs == 0
+
+
+def _standardised_components(x: np.ndarray, k: int) -> np.ndarray:
+    """The top ``k`` principal-component scores of ``x``'s columns standardised at their own
+    frequency, by an SVD (not the Gram matrix's eigenvectors, as the code does)."""
+    f = x.mean(axis=0) / 2
+    z = (x - 2 * f) / np.sqrt(2 * f * (1 - f))
+    u, d, _ = np.linalg.svd(z, full_matrices=False)
+    return u[:, :k] * d[:k]
+
+
+def test_detect_structure__against_direct_formulas() -> None:
+    """The canonical correlations against the eigenvalues of ``Sxx^-1 Sxy Syy^-1 Syx`` of
+    the halves' components computed by an SVD, and Bartlett's first p-value against Wilks'
+    lambda read off the determinants of the correlation matrices (Mardia, Kent & Bibby
+    1979, sec. 10.2): two other routes to the same numbers."""
+    x, v = _panel(6, 200, 4, 300, shift=0.02)
+    test, _ = detect_structure(x, v)
+    k = len(test.correlations)
+    odd = np.isin(v["chr"].to_numpy(), ["1", "3"])
+    a, b = _standardised_components(x[:, odd], k), _standardised_components(x[:, ~odd], k)
+    s = np.cov(np.hstack([a, b]).T)
+    sxx, syy, sxy = s[:k, :k], s[k:, k:], s[:k, k:]
+    m = np.linalg.solve(sxx, sxy) @ np.linalg.solve(syy, sxy.T)
+    rho = np.sqrt(np.sort(np.linalg.eigvals(m).real)[::-1])
+    np.testing.assert_allclose(test.correlations, rho, atol=1e-6)  # float32 dosages
+    r = np.corrcoef(np.hstack([a, b]).T)
+    wilks = np.linalg.det(r) / (np.linalg.det(r[:k, :k]) * np.linalg.det(r[k:, k:]))
+    stat = -(200 - 1 - (2 * k + 1) / 2) * np.log(wilks)
+    np.testing.assert_allclose(test.p_values[0], chi2.sf(stat, k * k), rtol=1e-4)
+
+
+def test_detect_structure__false_detections_at_the_tests_level() -> None:
+    """Forty panels without structure (the halves independent): the first p-value falls
+    below 0.05 about as often as it should (2 expected; the Bartlett correction keeps the
+    chi-square calibrated at 120 individuals and 10 components), and none is detected."""
+    tests = [detect_structure(*_panel(100 + i, 120, 2, 150))[0] for i in range(40)]
+    below = sum(t.p_values[0] < 0.05 for t in tests)
+    assert below <= 6
+    assert all(t.pcs == 0 for t in tests)

@@ -31,6 +31,7 @@ from dpgenome.cohort import (
     infer_pheno_types,
     normalise_chromosome,
     qc,
+    require_separate_panel,
     split_from_holdout_ids,
     split_members,
 )
@@ -420,6 +421,31 @@ def test_align_panel__flips_snps_listed_the_other_way_round(tiny: Cohort):
     with pytest.raises(CohortError, match=r"panel_dir: .* alleles differ .* at 1 SNP\(s\)") as err:
         align_panel(panel, strand)
     assert repr(str(strand.loc[2, "id"])) in str(err.value)
+
+
+def test_align_panel__refuses_another_map_and_a_panel_with_the_cohorts_ids(tiny: Cohort):
+    """The panel's SNP ids on another chromosome or at another position (another build, a
+    relabelled file) are an error naming the panel and the first SNP; so is a panel holding
+    any of the cohort's sample ids (named by count only: its data would enter unprotected)."""
+    panel = _panel_of(tiny)
+    for column, value in (("chr", "19"), ("pos", 1)):
+        moved = tiny.variants.copy()
+        moved[column] = moved[column].astype(object)
+        moved.loc[4, column] = value
+        with pytest.raises(CohortError, match=r"panel_dir: the public panel places 1 of") as err:
+            align_panel(panel, moved)
+        assert repr(str(moved.loc[4, "id"])) in str(err.value)
+    require_separate_panel(panel, tiny)  # other individuals: fine
+    # two of the cohort's individuals in the panel (under other ids): refused, by count;
+    # the panel's own ids coinciding with the cohort's (unrelated files numbered alike): fine
+    ids = [str(i) for i in tiny.sample_ids]
+    dosages = panel.dosages.copy()
+    dosages[[1, 3]] = tiny.dosages[[0, 7]]
+    mixed = Cohort(dosages, panel.variants, panel.samples, panel.phenotypes, {}, source="panel_dir")
+    with pytest.raises(CohortError, match=r"panel_dir: 2 of the public panel's 50 individuals"):
+        require_separate_panel(mixed, tiny)
+    alike = pd.DataFrame({"id": (ids * 50)[:50]})
+    require_separate_panel(Cohort(panel.dosages, panel.variants, alike, panel.phenotypes, {}), tiny)
 
 
 def test_align_panel__warns_of_a_t_and_c_g_snps_flipped_as_swaps(tiny: Cohort, caplog):

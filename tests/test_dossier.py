@@ -612,6 +612,49 @@ def test_render_dossier__says_which_pairing_draw_was_kept(stray: list[bool], sai
     assert "(draw 5, lambda_GC 0.995; all draws: 1.01, 0.98, 1.04, 1.12, 0.995)" in text
 
 
+def test_render_dossier__states_how_ancestry_was_chosen() -> None:
+    """The ledger section says whether the synthesizer kept ancestry across chromosomes and,
+    chosen automatically, what the public panel showed; nothing when it recorded nothing."""
+    doc = results("approve")
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    assert "Ancestry across chromosomes" not in render_dossier(doc, evaluation, {})
+    auto = {
+        "correlations": [0.9673, 0.18],
+        "p_values": [0.0, 0.4],
+        "unrelated": 928,
+        "alpha": 0.001,
+        "min_correlation": 0.3,
+        "shared_axes": 1,
+        "ancestry_pcs": 4,
+    }
+    doc = copy.deepcopy(doc)
+    doc["synthesis"]["ancestry"] = {"auto": auto, "axes": 4}
+    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    assert (
+        "4 principal axes of the public panel: chosen automatically from the public panel "
+        "alone (no privacy cost): its two genome halves share 1 axis(es) (canonical "
+        "correlations of their principal components among its 928 individuals without "
+        "first-degree relatives, largest 0.97, Bartlett p &lt; 1e-300"
+    ) in text
+    doc["synthesis"]["ancestry"] = {
+        "auto": {
+            **auto,
+            "correlations": [0.17],
+            "p_values": [0.63],
+            "shared_axes": 0,
+            "ancestry_pcs": 0,
+        }
+    }
+    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    assert (
+        "off: chosen automatically from the public panel alone (no privacy cost): its two "
+        "genome halves share no structure (canonical correlations"
+    ) in text
+    doc["synthesis"]["ancestry"] = {"axes": 2}
+    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    assert "2 principal axes of the public panel (set by the configuration)" in text
+
+
 def test_render_dossier__states_the_rows_the_gwas_was_compared_on() -> None:
     """A synthetic cohort larger than the members: the dossier says its GWAS ran on a subset
     of as many rows and why; a smaller one: that its power is lower; equal sizes (and older

@@ -428,7 +428,8 @@ def test_verify_cohort__recomputes_every_audit_and_fidelity_figure(small_cohort:
 @pytest.mark.slow
 def test_demo__small_simulated_cohort_prints_a_dossier(tmp_path: Path) -> None:
     """`dpgenome demo` end to end (2 chromosomes, 300 mice): a verdict and a dossier; again
-    on two sub-colonies with a stratified trait and ancestry across chromosomes, whose ledger
+    on two sub-colonies with a stratified trait and ancestry across chromosomes (chosen by
+    ``--ancestry-pcs auto``, the default, from the panel), whose ledger
     carries the ``ancestry`` histogram and the ``ancestry-phenotype`` moments (and
     ``--ancestry-pcs`` without a panel, or a colony effect per sub-colony missing, is refused
     at once)."""
@@ -470,7 +471,7 @@ def test_demo__small_simulated_cohort_prints_a_dossier(tmp_path: Path) -> None:
         [
             *args,
             *("--out", str(tmp_path / "s"), "--colonies", "2", "--colony-effects", "0,1"),
-            *("--ancestry-pcs", "4", "--json"),
+            "--json",  # --ancestry-pcs auto: the panel's genome halves share the colonies
         ],
         catch_exceptions=False,
     )
@@ -479,6 +480,8 @@ def test_demo__small_simulated_cohort_prints_a_dossier(tmp_path: Path) -> None:
     html = Path(summary["dossier"]).read_text()
     assert ">ancestry<" in html, "the ledger table names the ancestry histogram"
     assert ">ancestry-phenotype<" in html, "and the phenotype's moments with the scores"
+    text = " ".join(html.split())
+    assert "4 principal axes of the public panel: chosen automatically from the public" in text
     refused = CliRunner().invoke(
         main, ["demo", "--out", str(tmp_path / "r"), "--public", "0", "--ancestry-pcs", "4"]
     )
@@ -487,6 +490,27 @@ def test_demo__small_simulated_cohort_prints_a_dossier(tmp_path: Path) -> None:
     refused = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "r"), *one])
     assert refused.exit_code == 2 and "colony_effects" in refused.output
     assert not (tmp_path / "r").exists()
+
+
+def test_demo__bad_input_leaves_nothing_half_written(tmp_path: Path) -> None:
+    """A bad policy file or --ancestry-pcs on one chromosome is refused before the
+    simulation; a release that fails after it (12 mice: a constant covariate among the
+    members) removes what the demo wrote. Exit 2 each time, and no demo folder."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("schema_version: 1\nname: bad\nfidelity:\n  max_lambda_gc_excess: -1\n")
+    out = tmp_path / "d"
+    small = ["demo", "--out", str(out), "--n", "12", "--public", "20", "--chromosomes", "19"]
+    for extra, said in (
+        (["--policy", str(bad)], "bad.yaml, line 4, key fidelity.max_lambda_gc_excess"),
+        (["--ancestry-pcs", "2"], "needs at least two chromosomes"),
+        ([], "rank-deficient"),
+    ):
+        res = CliRunner().invoke(main, [*small, *extra])
+        assert res.exit_code == 2 and said in res.output, res.output
+        assert not out.exists()
+    out.mkdir()  # an empty folder given: emptied again, kept
+    assert CliRunner().invoke(main, small).exit_code == 2
+    assert out.is_dir() and not any(out.iterdir())
 
 
 def test_code_digest__changes_with_any_source_file(tmp_path: Path) -> None:
@@ -537,7 +561,8 @@ def test_release_config__rejects_bad_values_before_any_work(tmp_path: Path) -> N
         ("shadow", 2, "key 'shadow': expected 0 .not run. or at least 4 targets"),
         ("canaries", -3, "at least 10 canaries, got -3"),
         ("n_synthetic", 0, "expected a positive number of records"),
-        ("ancestry_pcs", -1, "expected 0 .off. or a number of principal axes"),
+        ("ancestry_pcs", -1, "expected 'auto', 0 .off. or a number of principal axes"),
+        ("ancestry_pcs", "four", "expected 'auto' or an integer"),
         ("ancestry_pcs", 4, "key 'ancestry_pcs' .4. needs 'public_panel'"),
     ):
         with pytest.raises(ConfigError, match=fragment):
@@ -547,7 +572,9 @@ def test_release_config__rejects_bad_values_before_any_work(tmp_path: Path) -> N
     # a YAML null leaves a key at its default (it reached the synthesizer as None), and a
     # required key given as null is missing
     unset = ReleaseConfig.from_mapping({**base, "ancestry_pcs": None, "seed": None, "lmm": None})
-    assert (unset.ancestry_pcs, unset.seed, unset.lmm) == (0, 0, False)
+    assert (unset.ancestry_pcs, unset.seed, unset.lmm) == ("auto", 0, False)
+    # auto (chosen from the panel) needs no panel: without one it is off
+    assert ReleaseConfig.from_mapping({**base, "ancestry_pcs": "auto"}).ancestry_pcs == "auto"
     with pytest.raises(ConfigError, match=r"missing required key\(s\): cohort"):
         ReleaseConfig.from_mapping({**base, "cohort": None})
     result = CliRunner().invoke(

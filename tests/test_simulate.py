@@ -223,9 +223,16 @@ def test_simconfig__colony_effects_are_normalised_or_refused() -> None:
     cfg = SimConfig(colonies=2, colony_effects=[0, "1.5"]).validate()  # type: ignore[arg-type]
     assert cfg.colony_effects == (0.0, 1.5)
     assert SimConfig().validate().colony_effects is None
-    for bad in ((0.0,), (0.0, float("nan")), ("a", "b")):
-        with pytest.raises(ConfigError, match="colony_effects must be 2 finite numbers"):
+    for bad in ((0.0,), (0.0, float("nan")), ("a", "b"), (0.0, 1e300), (-11.0, 0.0)):
+        with pytest.raises(ConfigError, match="colony_effects must be 2 numbers"):
             SimConfig(colonies=2, colony_effects=bad).validate()  # type: ignore[arg-type]
+    assert SimConfig(colonies=2, colony_effects=(-10, 10)).validate().colony_effects
+    # one colony: a shift the liability threshold absorbs, refused rather than ignored
+    with pytest.raises(ConfigError, match="colony_effects need sub-colonies"):
+        SimConfig(colony_effects=(3.0,)).validate()
+    # msprime joins at most 100 populations in one event
+    with pytest.raises(ConfigError, match=r"colonies must be in \[1, 99\]"):
+        SimConfig(colonies=100).validate()
 
 
 def test_simconfig__rejects_unknown_chromosome() -> None:
@@ -374,7 +381,9 @@ def test_cli_simulate__colonies_give_structure_across_chromosomes(tmp_path) -> N
     bad_args = ["simulate", "--out", str(tmp_path / "d"), "--n", "200", "--chromosomes", "19"]
     bad = CliRunner().invoke(main, [*bad_args, "--colonies", "2", "--colony-shares", "1,1"])
     assert bad.exit_code == 2 and "colony_shares" in bad.output
-    for effects, message in (("1", "colony_effects must be 2 finite numbers"), ("0,x", "numbers")):
+    for effects, message in (("1", "colony_effects must be 2 numbers"), ("0,x", "numbers")):
         bad = CliRunner().invoke(main, [*bad_args, "--colonies", "2", "--colony-effects", effects])
         assert bad.exit_code == 2 and message in bad.output, bad.output
+    bad = CliRunner().invoke(main, [*bad_args, "--colonies", "100"])
+    assert bad.exit_code == 2 and "1<=x<=99" in bad.output, bad.output
     assert not (tmp_path / "d").exists()

@@ -36,6 +36,7 @@ from dpgenome.synthesize import (
     noise_multiplier,
     plan,
     region_sigma,
+    resolve_ancestry,
     synthesize,
 )
 from dpgenome.testing import ToyConfig, toy_cohort
@@ -106,7 +107,7 @@ def test_synthesize__no_formal_privacy_keeps_the_association(members) -> None:
 def test_plan__selection_rounds_spend_a_share_of_epsilon_up_to_a_cap(eps, select, test) -> None:
     """One noisy max and one Laplace threshold query per round, each its own ledger entry
     (composed tightly with the rest), at ``fraction * epsilon`` but never above the cap."""
-    cfg = SynthConfig(pheno="y", epsilon=eps).validate(1_000)
+    cfg = SynthConfig(pheno="y", epsilon=eps, ancestry_pcs=0).validate(1_000)
     steps = plan(cfg, 1_000, has_public=True, phenotype_plan=planned_dp_sgd(cfg.phenotypes, 1_000))
     pure = {p.name: p for p in steps if isinstance(p, PlannedPure)}
     k = cfg.association.max_regions
@@ -168,6 +169,10 @@ def test_synthesize__ledger_composes_every_mechanism_within_the_target(members, 
     assert 0.9 < d["phenotype_attenuation"] < 1.0  # P(|Z| < 2) under the public normal model
     # the ledger is fixed before any private data is read: planning it alone gives the same
     cfg = replace(FAST, epsilon=4.0, seed=1).validate(m.n_samples)
+    with pytest.raises(ValueError, match="resolved from the public panel first"):
+        calibrated_ledger(m, cfg, has_public=True)  # ancestry_pcs 'auto' is the panel's to set
+    cfg, test, _ = resolve_ancestry(cfg, pub)
+    assert cfg.ancestry_pcs == test.pcs == 0  # a panel of one colony: off
     alone = calibrated_ledger(m, cfg, has_public=True)
     assert alone.to_dict()["mechanisms"] == led["mechanisms"]
     assert noise_multiplier(alone, "region-association") == gauss["noise_multiplier"]
@@ -233,7 +238,9 @@ def test_synthesize__binary_phenotype_rows_drawn_to_the_released_slope(
         return float(np.polyfit(w, table["abBMD"].to_numpy(float), 1)[0])
 
     members_slope = slope(m.phenotypes)
-    cfg = replace(FAST, pheno="abBMD", covariates=("SW16",), epsilon=epsilon, seed=4)
+    cfg = replace(
+        FAST, pheno="abBMD", covariates=("SW16",), epsilon=epsilon, seed=4, ancestry_pcs=0
+    )
     names = [
         mech.name
         for mech in calibrated_ledger(m, cfg.validate(m.n_samples), has_public=True).mechanisms
@@ -707,8 +714,8 @@ def test_cli_synthesize__with_a_panel_the_map_follows_the_panels_allele_order(
 ) -> None:
     """``auto`` with a public panel: the synthetic map lists the alleles as the panel does,
     whatever order the input chose (here: minor allele first, which alone is refused).
-    ``--ancestry-pcs`` puts the ancestry histogram on the ledger; without a panel it is a
-    usage error before anything is read."""
+    ``--ancestry-pcs`` puts the ancestry histogram on the ledger; without a panel, or not
+    ``auto`` or a whole number, it is a usage error before anything is read."""
     cohort, _ = _toy(11, replace(TOY, n=120))
     src, pan, out = tmp_path / "cohort", tmp_path / "panel", tmp_path / "o"
     write_cohort(_minor_first(cohort), src, "plink")
@@ -717,6 +724,13 @@ def test_cli_synthesize__with_a_panel_the_map_follows_the_panels_allele_order(
     write_cohort(panel, pan, "parker")
     alone = _cli_synthesize(src, tmp_path / "no", "--epsilon", "4", "--ancestry-pcs", "2")
     assert alone.exit_code == 2 and "--public-panel" in alone.output
+    assert not (tmp_path / "no").exists()
+    for bad in ("four", "-1", "2.5"):  # auto or a whole number >= 0
+        res = _cli_synthesize(src, tmp_path / "no", "--epsilon", "4", "--ancestry-pcs", bad)
+        assert res.exit_code == 2 and "expected 'auto' or a whole number >= 0" in res.output
+    # the cohort given as its own public panel: its genotypes would enter unprotected
+    res = _cli_synthesize(src, tmp_path / "no", "--epsilon", "4", "--public-panel", str(src))
+    assert res.exit_code == 2 and "120 of the public panel's 120 individuals are" in res.output
     assert not (tmp_path / "no").exists()
     res = _cli_synthesize(
         src, out, "--epsilon", "4", "--n", "50", "--public-panel", str(pan), "--ancestry-pcs", "2"

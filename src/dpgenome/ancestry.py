@@ -47,12 +47,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import chi2
 
 from dpgenome.association import clip_rows
 from dpgenome.cohort import chromosome_rank
 from dpgenome.errors import ConfigError
 from dpgenome.histogram import noisy_shares
 from dpgenome.noise import Noise
+from dpgenome.relatedness import unrelated
 
 #: k-means iterations of the public clustering (it converges in far fewer on panel scores)
 KMEANS_ITERATIONS = 50
@@ -127,9 +129,44 @@ def _standardise(x: np.ndarray, frequency: np.ndarray, scale: np.ndarray) -> np.
     return centred * inv
 
 
-def fit_axes(panel: np.ndarray, variants: pd.DataFrame, k: int) -> AncestryAxes:
+def _panel_scale(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The panel's alternative-allele frequency per SNP (0.5 where nobody is called) and the
+    standardising scale ``sqrt(2 f (1 - f))``."""
+    with np.errstate(invalid="ignore"):
+        frequency = np.nan_to_num(np.nanmean(x, axis=0, dtype=np.float64) / 2.0, nan=0.5)
+    return frequency, np.sqrt(2.0 * frequency * (1.0 - frequency))
+
+
+def panel_grams(panel: np.ndarray, variants: pd.DataFrame, groups: np.ndarray) -> np.ndarray:
+    """``(G, n_p, n_p)``: the Gram matrices of the **public** panel's standardised dosages
+    (:func:`_standardise` at the panel's own frequencies) over the chromosomes of each group,
+    chromosome ``c`` in group ``groups[c]`` (dense chromosome indices, :func:`chromosome_codes`),
+    read one chromosome at a time (no ``n_p x M`` float copy held). One group is the whole
+    genome's (:func:`fit_axes`), two the halves :func:`test_structure` compares."""
+    x = np.asarray(panel)
+    frequency, scale = _panel_scale(x)
+    chromosome = chromosome_codes(variants)
+    groups = np.asarray(groups, dtype=np.int64)
+    out = np.zeros((int(groups.max()) + 1, x.shape[0], x.shape[0]))
+    for c in range(int(chromosome.max()) + 1):
+        cols = np.flatnonzero(chromosome == c)
+        z = _standardise(x[:, cols], frequency[cols], scale[cols])
+        out[groups[c]] += (z @ z.T).astype(np.float64)
+    return out
+
+
+def _rank(values: np.ndarray) -> int:
+    """How many of a Gram matrix's eigenvalues are axes, not float32 rounding (below 1e-5 of
+    the largest)."""
+    return int((values > 1e-5 * max(float(values.max(initial=0.0)), 1e-300)).sum())
+
+
+def fit_axes(
+    panel: np.ndarray, variants: pd.DataFrame, k: int, gram: np.ndarray | None = None
+) -> AncestryAxes:
     """The top ``k`` principal axes of the **public** panel's standardised dosages (``(n_p,
-    M)``), by the eigenvectors of its ``n_p x n_p`` Gram matrix. Standardised by the panel's
+    M)``), by the eigenvectors of its ``n_p x n_p`` Gram matrix (``gram``, computed here when
+    not given: :func:`panel_grams` in one group). Standardised by the panel's
     own frequencies, each SNP's column is already centred (a missing dosage enters as the
     mean), so the Gram matrix is the covariance's and :meth:`AncestryAxes.contributions`
     gives the panel its own principal-component scores."""
@@ -139,20 +176,22 @@ def fit_axes(panel: np.ndarray, variants: pd.DataFrame, k: int) -> AncestryAxes:
         raise ConfigError(
             f"ancestry_pcs must be in [1, {n_p}) for a public panel of {n_p} individuals, got {k}"
         )
-    with np.errstate(invalid="ignore"):
-        frequency = np.nan_to_num(np.nanmean(x, axis=0, dtype=np.float64) / 2.0, nan=0.5)
-    scale = np.sqrt(2.0 * frequency * (1.0 - frequency))
+    frequency, scale = _panel_scale(x)
     chromosome = chromosome_codes(variants)
     blocks = [np.flatnonzero(chromosome == c) for c in range(int(chromosome.max()) + 1)]
 
     def standardised(cols: np.ndarray) -> np.ndarray:
         return _standardise(x[:, cols], frequency[cols], scale[cols])
 
-    gram = np.zeros((n_p, n_p))
-    for cols in blocks:  # one chromosome at a time: no n_p x M float copy held
-        z = standardised(cols)
-        gram += (z @ z.T).astype(np.float64)
+    if gram is None:
+        gram = panel_grams(x, variants, np.zeros(len(blocks), dtype=np.int64))[0]
     values, vectors = np.linalg.eigh(gram)
+    rank = _rank(values)
+    if k > rank:  # the axes beyond would be numerical noise, each a moment spent on nothing
+        raise ConfigError(
+            f"ancestry_pcs = {k}, but the public panel's genotypes span only {rank} principal "
+            "axes (too few SNPs or individuals varying): ask for at most that many"
+        )
     top = np.argsort(values)[::-1][:k]
     values, vectors = np.maximum(values[top], 1e-12), vectors[:, top]
     loadings = np.zeros((x.shape[1], k))
@@ -172,6 +211,108 @@ def fit_axes(panel: np.ndarray, variants: pd.DataFrame, k: int) -> AncestryAxes:
         np.maximum(loco.std(axis=0), 1e-12),
         values / max(float(np.trace(gram)), 1e-12),
     )
+
+
+#: ``ancestry_pcs = "auto"`` (:func:`detect_structure`): the axes compared per genome half,
+#: the sequential test's level, the least canonical correlation that counts, and the K chosen
+#: when the halves share structure (K = 4 is what ``bench/ancestry.py`` measured on two
+#: sub-colonies, stops 53-54)
+STRUCTURE_TEST_AXES = 10
+STRUCTURE_ALPHA = 1e-3
+STRUCTURE_MIN_CORRELATION = 0.3
+AUTO_PCS = 4
+
+
+@dataclass(frozen=True)
+class StructureTest:
+    """Whether the **public** panel's two genome halves share structure
+    (:func:`detect_structure`): ``correlations`` ``(k,)``, the canonical correlations of the
+    panel's top ``k`` principal components on the even-numbered chromosomes with those on the
+    odd-numbered ones (the 1st, 3rd... chromosomes in map order against the 2nd, 4th...);
+    ``p_values[j]`` Bartlett's test that the ``j``-th and every later one are 0; ``axes``
+    the shared axes found, ``pcs`` the ``ancestry_pcs`` chosen; ``panel`` its individuals,
+    ``unrelated`` those tested."""
+
+    correlations: np.ndarray
+    p_values: np.ndarray
+    axes: int
+    pcs: int
+    panel: int
+    #: the panel individuals tested: no two related at a first degree or closer
+    unrelated: int
+
+    def summary(self) -> dict[str, object]:
+        """What the dossier and results show: public-panel figures only."""
+        return {
+            "test": "canonical correlations of the public panel's principal components "
+            "between its two genome halves (Bartlett's sequential chi-square)",
+            "panel": self.panel,
+            "unrelated": self.unrelated,
+            "correlations": [round(float(v), 4) for v in self.correlations],
+            "p_values": [float(f"{v:.3g}") for v in self.p_values],
+            "alpha": STRUCTURE_ALPHA,
+            "min_correlation": STRUCTURE_MIN_CORRELATION,
+            "shared_axes": self.axes,
+            "ancestry_pcs": self.pcs,
+        }
+
+
+def _centred_basis(vectors: np.ndarray) -> np.ndarray:
+    """An orthonormal basis of ``vectors``' columns less their means."""
+    q, _ = np.linalg.qr(vectors - vectors.mean(axis=0))
+    return np.asarray(q)
+
+
+def detect_structure(
+    panel: np.ndarray, variants: pd.DataFrame
+) -> tuple[StructureTest, np.ndarray | None]:
+    """Population structure across chromosomes in the **public** panel, for ``ancestry_pcs =
+    "auto"`` (no member's data: no privacy cost). Within a chromosome LD makes large
+    principal components of its own; only what the whole genome shares lines up between
+    chromosomes: population structure, and close relatives (who share half their genomes, on
+    every chromosome), so the test runs among panel individuals without first-degree
+    relatives (:func:`dpgenome.relatedness.unrelated`: no pair at KING kinship of a first
+    degree or closer). Their top ``k`` components (:data:`STRUCTURE_TEST_AXES`, at most one
+    per 10 of them and the rank of either half) are taken on each half of the chromosomes,
+    and their canonical correlations tested by Bartlett's sequential chi-square (Bartlett
+    1941; Mardia, Kent & Bibby 1979, sec. 10.2): ``-(n - 1 - (2k + 1) / 2) sum_{i >= j} ln(1
+    - rho_i^2)`` on ``(k - j)^2`` degrees of freedom. The shared axes are the leading
+    correlations that are significant at :data:`STRUCTURE_ALPHA` and at least
+    :data:`STRUCTURE_MIN_CORRELATION` (a large panel makes a trace of structure significant;
+    below 0.3 one half's place predicts under 9% of the other's). ``pcs``: 0 without shared
+    axes, else ``max(AUTO_PCS, axes)`` (within the panel's rank). On the simulated CFW-like
+    panels of 1,000 mice: largest correlation 0.17 and 0.19 without sub-colonies, 0.97 with
+    two (``docs/tuning-history.md``, stop 55). Also returns the whole panel's Gram matrix
+    (the halves' sum, for :func:`fit_axes`), or None when the panel has under two
+    chromosomes (nothing tested)."""
+    x = np.asarray(panel)
+    n_p = x.shape[0]
+    n_chrom = int(chromosome_codes(variants).max()) + 1
+    empty = np.zeros(0)
+    if n_chrom < 2:
+        return StructureTest(empty, empty, 0, 0, n_p, n_p), None
+    halves = panel_grams(x, variants, np.arange(n_chrom) % 2)
+    keep = unrelated(x)
+    n = len(keep)
+    centre = np.eye(n) - 1.0 / n  # the unrelated individuals' own centring
+    bases, ranks = [], []
+    for g in halves:
+        values, vectors = np.linalg.eigh(centre @ g[np.ix_(keep, keep)] @ centre)
+        ranks.append(_rank(values))
+        bases.append(vectors[:, np.argsort(values)[::-1]])
+    k = min(STRUCTURE_TEST_AXES, (n - 1) // 10, *ranks)
+    gram = halves.sum(axis=0)
+    if k < 1:
+        return StructureTest(empty, empty, 0, 0, n_p, n), gram
+    a, b = (_centred_basis(v[:, :k]) for v in bases)
+    rho = np.clip(np.linalg.svd(a.T @ b, compute_uv=False), 0.0, 1.0 - 1e-15)
+    tail = np.cumsum(np.log1p(-(rho**2))[::-1])[::-1]  # sum_{i >= j} ln(1 - rho_i^2)
+    stat = -(n - 1 - (2 * k + 1) / 2) * tail
+    p_values = chi2.sf(stat, (k - np.arange(k)) ** 2)
+    shared = (p_values < STRUCTURE_ALPHA) & (rho >= STRUCTURE_MIN_CORRELATION)
+    axes = int(np.argmin(shared)) if not shared.all() else k
+    pcs = 0 if axes == 0 else min(max(AUTO_PCS, axes), _rank(np.linalg.eigvalsh(gram)))
+    return StructureTest(rho, p_values, axes, pcs, n_p, n), gram
 
 
 @dataclass(frozen=True)
@@ -281,6 +422,8 @@ def release_ancestry(
 ) -> AncestryRelease:
     """The members' shares of the panel's ancestry clusters: one Gaussian histogram of L2
     sensitivity 1 (``noise_multiplier`` from the ledger), exact when it is None."""
+    if not np.isfinite(member_scores).all():
+        raise ValueError("the ancestry scores must be finite")
     shares, kept = noisy_shares(
         domain.nearest(member_scores),
         domain.public_counts,
@@ -351,6 +494,8 @@ def release_phenotype_moments(
     of the released values and their noise sd."""
     y = np.nan_to_num(np.asarray(y_std, dtype=np.float64))
     n, k = np.asarray(scores).shape
+    if not np.isfinite(scores).all():  # a NaN would pass the clip and void the bound
+        raise ValueError("the ancestry scores must be finite")
     c = np.zeros(k) if centre is None else np.asarray(centre, dtype=np.float64)
     s = np.asarray(scores, dtype=np.float64) - c
     if noise_multiplier is None:

@@ -336,7 +336,51 @@ def align_panel(public: Cohort, variants: pd.DataFrame) -> Cohort:
             file=public.source,
         )
     aligned = public.take_variants(np.array([index[v] for v in ids], dtype=np.int64))
+    # the same map: a SNP id on another chromosome or at another position (another build, a
+    # relabelled file) would put the panel's genotypes in the wrong windows and ancestry scores
+    here = aligned.variants
+    moved = (here["chr"].astype(str).to_numpy() != variants["chr"].astype(str).to_numpy()) | (
+        here["pos"].to_numpy(dtype=np.int64) != variants["pos"].to_numpy(dtype=np.int64)
+    )
+    if moved.any():
+        i = int(np.argmax(moved))
+        raise CohortError(
+            f"the public panel places {int(moved.sum())} of the cohort's SNPs elsewhere (e.g. "
+            f"{ids[i]!r} at chr {here['chr'].iloc[i]}:{here['pos'].iloc[i]}, the cohort's at "
+            f"chr {variants['chr'].iloc[i]}:{variants['pos'].iloc[i]}); it must share the "
+            "cohort's SNP map (chromosome and position, one genome build)",
+            file=public.source,
+        )
     return harmonise_alleles(aligned, variants, what="the public panel")
+
+
+def require_separate_panel(public: Cohort, cohort: Cohort, max_snps: int = 20_000) -> None:
+    """A :class:`~dpgenome.errors.CohortError` naming the panel when any of its individuals
+    is genetically one of the cohort's (KING-robust kinship at or above 0.354, the bound of a
+    duplicate or an identical twin, :mod:`dpgenome.relatedness`; on at most ``max_snps`` SNPs
+    spread along the map): the cohort's own files given as the panel, or a panel built with
+    members in it. The panel is taken as public, so such an individual's genotypes would
+    enter a release unprotected. Read on the genotypes, not the sample ids: unrelated files
+    often number their samples alike, and a member may carry another id in the panel.
+    ``public`` must already be aligned to ``cohort``'s variants (:func:`align_panel`). Only
+    the count is named, never an id."""
+    from dpgenome.relatedness import DUPLICATE, Indicators, king_robust
+
+    step = max(1, -(-cohort.n_variants // max_snps))
+    members = Indicators.from_dosages(np.asarray(cohort.dosages)[:, ::step])
+    copies = 0
+    for lo in range(0, public.n_samples, 1000):  # a block of panel rows at a time
+        block = Indicators.from_dosages(np.asarray(public.dosages)[lo : lo + 1000, ::step])
+        phi = np.nan_to_num(king_robust(block, members), nan=-1.0)
+        copies += int((phi >= DUPLICATE).any(axis=1).sum())
+    if copies:
+        raise CohortError(
+            f"{copies} of the public panel's {public.n_samples} individuals are genetically "
+            f"individuals of the cohort (KING kinship >= {DUPLICATE}: the same individual or "
+            "an identical twin): a public panel must hold no individual of the cohort (its "
+            "genotypes are taken as public and enter the release without privacy protection)",
+            file=public.source,
+        )
 
 
 def harmonise_alleles(

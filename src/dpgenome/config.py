@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -93,8 +93,9 @@ class ReleaseConfig:
     holdout_fraction: float = 0.2
     n_synthetic: int | None = None
     public_panel: str | None = None
-    #: ancestry across chromosomes (SynthConfig.ancestry_pcs; needs ``public_panel``)
-    ancestry_pcs: int = 0
+    #: ancestry across chromosomes (SynthConfig.ancestry_pcs): a number needs
+    #: ``public_panel``; ``"auto"`` (the default) chooses from the panel, 0 without one
+    ancestry_pcs: int | Literal["auto"] = "auto"
     #: a phenotype schema file (dpgenome.phenoschema): public column types and domains
     pheno_schema: str | None = None
     shadow: int = 0
@@ -116,7 +117,7 @@ class ReleaseConfig:
     def __post_init__(self) -> None:
         if self.secure_mode is None:
             object.__setattr__(self, "secure_mode", default_secure_mode())
-        if self.ancestry_pcs and not self.public_panel:
+        if self.ancestry_pcs != "auto" and self.ancestry_pcs and not self.public_panel:
             raise ConfigError(
                 f"key 'ancestry_pcs' ({self.ancestry_pcs}) needs 'public_panel': the ancestry "
                 "axes are the public panel's"
@@ -160,7 +161,12 @@ class ReleaseConfig:
         missing = [k for k in ("cohort", "pheno", "policy", "out") if k not in values]
         if missing:
             raise ConfigError(f"missing required key(s): {', '.join(missing)}", file=source)
-        return cls(**values)
+        try:
+            return cls(**values)
+        except ConfigError as err:  # a check across keys: named at the key it is about
+            about = "ancestry_pcs" if "ancestry_pcs" in err.message else None
+            line = lines.get(about) if about else None
+            raise ConfigError(err.message, file=source or err.file, line=line) from None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -298,13 +304,16 @@ def _coerce(key: str, value: Any) -> Any:
             if unknown:  # checked here, not after minutes of training
                 raise TypeError(f"unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
         return tuple(value)
+    if key == "ancestry_pcs" and isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
     if key in {"seed", "shadow", "canaries", "n_synthetic", "ancestry_pcs"}:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"expected an integer, got {value!r}")
+            either = "'auto' or " if key == "ancestry_pcs" else ""
+            raise TypeError(f"expected {either}an integer, got {value!r}")
         if key == "n_synthetic" and value < 1:
             raise ValueError(f"expected a positive number of records, got {value}")
         if key == "ancestry_pcs" and value < 0:
-            raise ValueError(f"expected 0 (off) or a number of principal axes, got {value}")
+            raise ValueError(f"expected 'auto', 0 (off) or a number of principal axes, got {value}")
         least = {"shadow": (4, "targets (two folds)"), "canaries": (10, "canaries")}.get(key)
         if least is not None and value != 0 and value < least[0]:  # the audits' own minimums
             raise ValueError(f"expected 0 (not run) or at least {least[0]} {least[1]}, got {value}")

@@ -462,6 +462,39 @@ def _pairing_choice(pairing: Any) -> dict[str, Any] | None:
     }
 
 
+def _ancestry_text(ancestry: Any) -> str | None:
+    """How the synthesizer kept ancestry across chromosomes (public-panel figures and the
+    configuration only), or None when the synthesis recorded nothing of it."""
+    if not isinstance(ancestry, Mapping):
+        return None
+    axes = ancestry.get("axes")
+    auto = ancestry.get("auto")
+    on = f"{axes} principal axes of the public panel" if isinstance(axes, int) else "off"
+    if not isinstance(auto, Mapping):
+        return f"{on} (set by the configuration)"
+    rho = auto.get("correlations") or []
+    if not rho:
+        return "off: chosen automatically, nothing to test (one chromosome or a tiny panel)"
+    try:
+        top, p = float(rho[0]), float((auto.get("p_values") or [None])[0])
+    except (TypeError, ValueError):
+        return f"{on}: chosen automatically from the public panel alone"
+    share = (
+        f"its two genome halves share {auto.get('shared_axes')} axis(es)"
+        if auto.get("shared_axes")
+        else "its two genome halves share no structure"
+    )
+    among = auto.get("unrelated")
+    who = f" among its {among} individuals without first-degree relatives" if among else ""
+    p_text = f"{p:.2g}" if p > 0 else "< 1e-300"
+    return (
+        f"{on}: chosen automatically from the public panel alone (no privacy cost): {share} "
+        f"(canonical correlations of their principal components{who}, largest {top:.2f}, "
+        f"Bartlett p {p_text}; the threshold: p < {auto.get('alpha')} and a correlation of at "
+        f"least {auto.get('min_correlation')})"
+    )
+
+
 def _phenotype_release_rows(synthesis: Any) -> list[dict[str, Any]]:
     """A 0/1 analysis phenotype's released prevalence and any phenotype's released covariate
     slopes, beside the DP phenotype model's own value and the synthetic rows' (DP outputs and
@@ -768,6 +801,7 @@ def build_context(
         "phenotype_release": _phenotype_release_rows(_get(results, "synthesis", {})),
         "pairing": _pairing_choice(_get(results, "synthesis.pairing", {})),
         "allele_order": _get(results, "synthesis.allele_order"),
+        "ancestry": _ancestry_text(_get(results, "synthesis.ancestry")),
         "gwas": _get(results, "fidelity.gwas", {}),
         "fidelity": _get(results, "fidelity", {}),
         "provenance": provenance if isinstance(provenance, Mapping) else {},

@@ -45,6 +45,7 @@ from dpgenome.cohort import (
     in_allele_order,
     public_allele_map,
     qc,
+    require_separate_panel,
     split_members,
 )
 from dpgenome.config import ReleaseConfig, typed_replace
@@ -308,6 +309,8 @@ def ingest(config: ReleaseConfig) -> Ingested:
     # observed values the phenotype encoding reads as missing: a warning (counts only)
     warn_values_encoded_as_missing(members, pheno_config)
     public = None if panel is None else align_panel(panel, cohort.variants)
+    if public is not None:  # members and holdout: the audits' non-members must not be in it
+        require_separate_panel(public, cohort)
     # the synthetic map's allele order: an input order read off the genotypes fails now
     order, allele_map = public_allele_map(
         config.allele_order, raw, panel, private=not config.no_formal_privacy, file=raw.source

@@ -120,6 +120,12 @@ AUTOSOMES: tuple[str, ...] = tuple(MM10_LENGTHS)
 REAL_N = 1092
 
 
+#: msprime joins at most 100 populations in one event: the colony and its sub-colonies
+MAX_COLONIES = 99
+#: a sub-colony's liability shift beyond this many sds makes the trait the colony's alone
+MAX_COLONY_EFFECT = 10.0
+
+
 @dataclass(frozen=True)
 class SimConfig:
     """Everything that determines a simulated cohort (with the seed, it is reproducible).
@@ -193,8 +199,11 @@ class SimConfig:
                 "calibrate_lead must be 'auto', 'variance', 'pvalue' or 'off', "
                 f"got {self.calibrate_lead!r}"
             )
-        if self.colonies < 1:
-            raise ConfigError(f"colonies must be >= 1, got {self.colonies}")
+        if not 1 <= self.colonies <= MAX_COLONIES:
+            raise ConfigError(
+                f"colonies must be in [1, {MAX_COLONIES}] (msprime's limit on populations "
+                f"joining in one event), got {self.colonies}"
+            )
         if self.colonies > 1 and not 0 < self.colony_split_generations < self.colony_generations:
             raise ConfigError(
                 "colony_split_generations must be in (0, colony_generations = "
@@ -218,10 +227,17 @@ class SimConfig:
                 effects = tuple(float(v) for v in effects)
             except (TypeError, ValueError):
                 effects = ()
-            if len(effects) != self.colonies or not all(map(math.isfinite, effects)):
+            if self.colonies == 1:
                 raise ConfigError(
-                    f"colony_effects must be {self.colonies} finite numbers (one per "
-                    f"sub-colony), got {self.colony_effects!r}"
+                    "colony_effects need sub-colonies (colonies >= 2): one colony's shift is "
+                    "absorbed by the liability threshold and changes nothing"
+                )
+            if len(effects) != self.colonies or not all(
+                math.isfinite(e) and abs(e) <= MAX_COLONY_EFFECT for e in effects
+            ):
+                raise ConfigError(
+                    f"colony_effects must be {self.colonies} numbers (one per sub-colony) "
+                    f"within +-{MAX_COLONY_EFFECT:g} liability sds, got {self.colony_effects!r}"
                 )
         if not 0 <= self.seed < 2**31:
             raise ConfigError(f"seed must be in [0, 2^31), got {self.seed}")

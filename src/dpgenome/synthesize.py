@@ -154,6 +154,8 @@ SLOPES = "covariate-slopes"
 SELECTION = "region-selection"
 TEST = "region-test"
 ANCESTRY = "ancestry"
+#: ``SynthConfig.ancestry_pcs``: chosen from the public panel (:func:`resolve_ancestry`)
+AUTO = "auto"
 ANCESTRY_PHENOTYPE = "ancestry-phenotype"
 
 
@@ -221,8 +223,11 @@ class SynthConfig:
     #: every window reads ``ancestry_pcs`` scores on the panel's principal axes (weights
     #: learnt in the public pretraining), and the synthetic individuals' scores follow the
     #: members' mix of ``ancestry_clusters`` panel clusters (``ancestry`` Gaussian histogram,
-    #: ``ancestry_weight``). 0: off (the default; each chromosome is then drawn on its own)
-    ancestry_pcs: int = 0
+    #: ``ancestry_weight``). 0: off (each chromosome is then drawn on its own). ``"auto"``
+    #: (the default): chosen from the public panel alone (:func:`dpgenome.ancestry.
+    #: detect_structure`: 4 when its two genome halves share structure, else 0; 0 without a
+    #: panel), before the ledger is planned
+    ancestry_pcs: int | Literal["auto"] = "auto"
     ancestry_clusters: int = 8
     ancestry_weight: float = 1.0
     #: with ancestry on and the association path on: the phenotype follows ancestry too
@@ -285,6 +290,14 @@ class SynthConfig:
     #: donors, cut edges (before stop 51)
     join_region_edges: bool = True
 
+    @property
+    def pcs(self) -> int:
+        """``ancestry_pcs`` as a number: a configuration whose ``"auto"`` was resolved
+        (:func:`resolve_ancestry`, before any ledger is planned)."""
+        if self.ancestry_pcs == AUTO:
+            raise ValueError("ancestry_pcs 'auto' is resolved from the public panel first")
+        return int(self.ancestry_pcs)
+
     def validate(self, n_members: int) -> SynthConfig:
         """A checked copy with ``delta``, ``n_synth`` and ``secure_mode`` resolved for
         ``n_members``."""
@@ -297,13 +310,16 @@ class SynthConfig:
         if n_synth < 1:
             raise ConfigError(f"the synthetic cohort needs at least 1 sample, got {n_synth}")
         if (
-            not isinstance(self.ancestry_pcs, int)
+            not (
+                self.ancestry_pcs == AUTO
+                or (isinstance(self.ancestry_pcs, int) and not isinstance(self.ancestry_pcs, bool))
+            )
             or not isinstance(self.ancestry_clusters, int)
-            or self.ancestry_pcs < 0
+            or (self.ancestry_pcs != AUTO and int(self.ancestry_pcs) < 0)
             or self.ancestry_clusters < 1
         ):
             raise ConfigError(
-                f"ancestry_pcs must be >= 0 and ancestry_clusters >= 1, got "
+                f"ancestry_pcs must be 'auto' or >= 0 and ancestry_clusters >= 1, got "
                 f"{self.ancestry_pcs!r} and {self.ancestry_clusters!r}"
             )
         for name in (
@@ -389,12 +405,13 @@ def plan(
     out: list[Planned] = []
     if steps > 0:
         out.append(PlannedDpSgd(STRUCTURE, rate, steps, config.structure_weight, clip))
-    if has_public and config.ancestry_pcs:
+    if has_public and config.pcs:
         out.append(
             planned_histogram(
                 ANCESTRY,
                 config.ancestry_weight,
-                "ancestry: one histogram over the public panel's ancestry clusters",
+                f"ancestry: one histogram over the public panel's ancestry clusters "
+                f"({config.pcs} axes)",
             )
         )
     out.append(replace(phenotype_plan, weight=config.phenotype_weight))
@@ -408,7 +425,7 @@ def plan(
                 ),
                 weight=config.ancestry_phenotype_weight,
                 note="ancestry-phenotype: the phenotype's cross-moments with the "
-                f"{config.ancestry_pcs} ancestry scores",
+                f"{config.pcs} ancestry scores",
             )
         )
     if bins_plan is not None:
@@ -469,7 +486,7 @@ def releases_ancestry_phenotype(config: SynthConfig, *, has_public: bool) -> boo
     public panel) and the association path on (configuration only)."""
     return bool(
         has_public
-        and config.ancestry_pcs
+        and config.pcs
         and config.ancestry_phenotype
         and config.association.effective(config.private).max_regions
     )
@@ -786,15 +803,18 @@ def _structure(
     ledger: Ledger,
     seeds: list[int],
     details: dict[str, Any],
+    *,
+    gram: np.ndarray | None = None,
 ) -> tuple[WindowModel, PanelAncestry | None]:
     """The genotype model (module docstring, 1.) and, with ancestry on, the panel's ancestry
-    axes and clusters (public) it reads."""
+    axes and clusters (public) it reads (``gram``: the panel's Gram matrix when
+    :func:`resolve_ancestry` computed it)."""
     window, context = (
         (config.window, config.context)
         if public is not None
         else (config.structure_window, config.structure_context)
     )
-    pcs = config.ancestry_pcs if public is not None else 0
+    pcs = config.pcs if public is not None else 0
     model = WindowModel(make_layout(members.variants, window, context), ancestry=pcs)
     torch.manual_seed(seeds[0])
     ancestry: PanelAncestry | None = None
@@ -806,7 +826,7 @@ def _structure(
             model.init_bias_from_frequency(public.alt_frequency())
             panel_loco = None
             if pcs:  # public data only: the panel's axes, clusters and own scores
-                axes = anc.fit_axes(public.dosages, public.variants, pcs)
+                axes = anc.fit_axes(public.dosages, public.variants, pcs, gram=gram)
                 panel_full, panel_loco = axes.scores(public.dosages)
                 domain = anc.ancestry_domain(
                     panel_full,
@@ -910,8 +930,53 @@ def _ancestry(
     release = anc.release_ancestry(
         full, ancestry.domain, noise_multiplier=noise_multiplier(ledger, ANCESTRY), noise=noise
     )
-    details["ancestry"] = release.summary(ancestry.axes)
+    details.setdefault("ancestry", {}).update(release.summary(ancestry.axes))
     return release.draw(config.n_synth, rng), full
+
+
+#: the public panels' structure tests of this process (:func:`resolve_ancestry`), keyed by a
+#: hash of the panel (public data only)
+_STRUCTURE: dict[str, tuple[anc.StructureTest, np.ndarray | None]] = {}
+
+
+def resolve_ancestry(
+    config: SynthConfig, public: Cohort | None
+) -> tuple[SynthConfig, anc.StructureTest | None, np.ndarray | None]:
+    """``config`` with ``ancestry_pcs = "auto"`` made a number from the public panel alone
+    (:func:`dpgenome.ancestry.detect_structure`; 0 without a panel): no member's data, so no
+    privacy cost, and done before the ledger is planned. Also returns the test (None when
+    the number was given) and the panel's whole-genome Gram matrix for
+    :func:`dpgenome.ancestry.fit_axes`."""
+    if config.ancestry_pcs != AUTO:
+        return config, None, None
+    if public is None:
+        return replace(config, ancestry_pcs=0), None, None
+    h = hashlib.sha256(np.ascontiguousarray(public.dosages).tobytes())
+    for column in ("id", "chr"):  # the chromosomes decide the halves
+        h.update("\x1f".join(map(str, public.variants[column])).encode())
+    key = h.hexdigest()
+    if key not in _STRUCTURE:
+        while len(_STRUCTURE) >= _PRETRAINED_MAX:
+            _STRUCTURE.pop(next(iter(_STRUCTURE)))
+        _STRUCTURE[key] = anc.detect_structure(public.dosages, public.variants)
+    test, gram = _STRUCTURE[key]
+    return replace(config, ancestry_pcs=test.pcs), test, gram
+
+
+def _structure_line(test: anc.StructureTest) -> str:
+    """The progress line of ``ancestry_pcs = "auto"``: what the panel showed, what was chosen."""
+    if not test.correlations.size:
+        return "  ancestry: auto, nothing to test (one chromosome or a tiny panel): off"
+    top = float(test.correlations[0])
+    if test.pcs:
+        return (
+            f"  ancestry: auto, the public panel's genome halves share {test.axes} axis(es) "
+            f"(canonical correlation {top:.2f}): ancestry_pcs = {test.pcs}"
+        )
+    return (
+        f"  ancestry: auto, no structure shared across the public panel's genome halves "
+        f"(largest canonical correlation {top:.2f}): off"
+    )
 
 
 #: public-panel pretrainings of this process, keyed by :func:`_pretrain_key` (public data only)
@@ -931,7 +996,7 @@ def _pretrain_key(public: Cohort, config: SynthConfig) -> str:
         config.pretrain_sample_rate,
         config.pretrain_lr,
         config.pretrain_seed,
-        config.ancestry_pcs,
+        config.pcs,
         config.ancestry_clusters,
     ]
     h.update(json.dumps(settings).encode())
@@ -1471,22 +1536,6 @@ def synthesize(
     if members.pheno_types[config.pheno] == PhenoType.CATEGORICAL:
         raise CohortError(f"phenotype {config.pheno!r} is categorical; a numeric one is needed")
     cfg = config.validate(n)
-    if cfg.ancestry_pcs:  # before the ledger is calibrated, let alone charged
-        if public is None:
-            raise ConfigError(
-                f"ancestry_pcs = {cfg.ancestry_pcs} needs a public panel (--public-panel): the "
-                "ancestry axes are the panel's"
-            )
-        if cfg.ancestry_pcs >= public.n_samples:
-            raise ConfigError(
-                f"ancestry_pcs = {cfg.ancestry_pcs} principal axes need a public panel of more "
-                f"individuals (it has {public.n_samples})"
-            )
-        if members.variants["chr"].astype(str).nunique() < 2:
-            raise ConfigError(
-                "ancestry across chromosomes needs at least two chromosomes: a window reads "
-                "the scores of the other chromosomes"
-            )
     if public is not None:
         same = (
             public.n_variants == members.n_variants
@@ -1500,9 +1549,30 @@ def synthesize(
                 "the public panel must have the same variants, in the same order, as the cohort "
                 f"({public.n_variants} vs {members.n_variants} variants)"
             )
+    cfg, structure, panel_gram = resolve_ancestry(cfg, public)  # the public panel only
+    if cfg.pcs:  # before the ledger is calibrated, let alone charged
+        if public is None:
+            raise ConfigError(
+                f"ancestry_pcs = {cfg.ancestry_pcs} needs a public panel (--public-panel): the "
+                "ancestry axes are the panel's"
+            )
+        if cfg.pcs >= public.n_samples:
+            raise ConfigError(
+                f"ancestry_pcs = {cfg.ancestry_pcs} principal axes need a public panel of more "
+                f"individuals (it has {public.n_samples})"
+            )
+        if members.variants["chr"].astype(str).nunique() < 2:
+            raise ConfigError(
+                "ancestry across chromosomes needs at least two chromosomes: a window reads "
+                "the scores of the other chromosomes"
+            )
     timings: dict[str, float] = {}
     details: dict[str, Any] = {}
     seeds, details["noise_source"] = mechanism_seeds(cfg)
+    if structure is not None:
+        details["ancestry"] = {"auto": structure.summary()}
+        if echo is not None:
+            echo(_structure_line(structure))
     assert cfg.delta is not None and cfg.n_synth is not None
 
     with _step(timings, "calibrate", "calibrating the noise to the target (epsilon, delta)", echo):
@@ -1517,7 +1587,9 @@ def synthesize(
             log.warning("%s", fixed_noise)
 
     with _step(timings, "structure", "training the genotype structure model", echo):
-        model, panel_ancestry = _structure(members, public, cfg, ledger, seeds, details)
+        model, panel_ancestry = _structure(
+            members, public, cfg, ledger, seeds, details, gram=panel_gram
+        )
 
     with _step(timings, "sample_genotypes", "sampling the synthetic genotypes", echo):
         scores = member_scores = None

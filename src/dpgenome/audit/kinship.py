@@ -18,54 +18,14 @@ few BLAS calls. Thresholds follow KING: >= 0.354 duplicate/MZ twin, >= 0.177 fir
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from dpgenome.audit.scoring import wilson_interval
+from dpgenome.relatedness import Indicators, king_robust
 
-
-@dataclass(frozen=True)
-class Indicators:
-    """0/1 float32 indicators of one set of individuals on a fixed SNP set."""
-
-    het: np.ndarray
-    hom_ref: np.ndarray
-    hom_alt: np.ndarray
-    observed: np.ndarray | None  # None: nothing missing
-
-    @classmethod
-    def from_dosages(cls, dosages: np.ndarray) -> Indicators:
-        """Hard calls (rounded dosages); NaN = missing."""
-        calls = np.rint(np.clip(dosages, 0.0, 2.0))
-        observed = ~np.isnan(calls)
-        return cls(
-            het=(calls == 1).astype(np.float32),
-            hom_ref=(calls == 0).astype(np.float32),
-            hom_alt=(calls == 2).astype(np.float32),
-            observed=None if observed.all() else observed.astype(np.float32),
-        )
-
-
-def king_robust(a: Indicators, b: Indicators) -> np.ndarray:
-    """KING-robust kinship of every row of ``a`` with every row of ``b`` (float64).
-    Pairs where either individual has no heterozygous call on the shared SNPs get NaN."""
-    hethet = a.het @ b.het.T
-    ibs0 = a.hom_ref @ b.hom_alt.T + a.hom_alt @ b.hom_ref.T
-    if a.observed is None and b.observed is None:
-        het_a = np.broadcast_to(a.het.sum(axis=1)[:, None], hethet.shape)
-        het_b = np.broadcast_to(b.het.sum(axis=1)[None, :], hethet.shape)
-    else:
-        obs_a = a.observed if a.observed is not None else np.ones_like(a.het)
-        obs_b = b.observed if b.observed is not None else np.ones_like(b.het)
-        het_a = a.het @ obs_b.T
-        het_b = obs_a @ b.het.T
-    het_min = np.minimum(het_a, het_b).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        phi = 0.5 + (2.0 * hethet - 4.0 * ibs0 - het_a - het_b) / (4.0 * het_min)
-    phi[het_min == 0] = np.nan
-    return phi
+__all__ = ["Indicators", "king_robust", "kinship_leakage"]
 
 
 def _at_or_above(phi: np.ndarray, level: float) -> np.ndarray:

@@ -43,3 +43,47 @@ def allele_order_option(default: str | None) -> Callable[[F], F]:
         "read off the genotypes, as plink 1.9 writes a .bim minor allele first), input, panel, "
         "or sorted (alphabetical).",
     )
+
+
+class AncestryPcs(click.ParamType):
+    """``--ancestry-pcs``: ``auto`` or a number of principal axes (0: off)."""
+
+    name = "auto|K"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif str(value).strip().lower() == "auto":
+            return "auto"
+        else:
+            try:
+                number = int(str(value).strip())
+            except ValueError:
+                self.fail(f"expected 'auto' or a whole number >= 0, got {value!r}", param, ctx)
+        if number < 0:
+            self.fail(f"expected 'auto' or a whole number >= 0, got {value!r}", param, ctx)
+        return number
+
+
+#: what --ancestry-pcs does, for every command that takes it
+ANCESTRY_PCS_HELP = (
+    "Ancestry across chromosomes (with a public panel): every SNP window reads K scores on "
+    "the panel's principal axes, and the synthetic individuals follow the members' mix of the "
+    "panel's ancestry clusters (a Gaussian histogram more on the ledger; with the association "
+    "path, also the phenotype's cross-moments with the scores). auto (the default): K = 4 "
+    "(or the number of shared axes, when more) when the public panel's two genome halves "
+    "share structure (canonical correlations of their principal components among unrelated "
+    "panel individuals; the panel alone: no privacy cost), else 0; 0 without a panel. 0: "
+    "off, each chromosome drawn on its own. A number K > 0 needs a panel."
+)
+
+
+def ancestry_pcs_option(func: F) -> F:
+    """``--ancestry-pcs auto|K`` (default ``auto``)."""
+    return click.option(
+        "--ancestry-pcs",
+        type=AncestryPcs(),
+        default="auto",
+        show_default=True,
+        help=ANCESTRY_PCS_HELP,
+    )(func)

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
-from dpgenome.cli.options import allele_order_option
+from dpgenome.cli.options import (
+    ANCESTRY_PCS_HELP,
+    AncestryPcs,
+    allele_order_option,
+    ancestry_pcs_option,
+)
 from dpgenome.config import (
     ReleaseConfig,
     canonical_keys,
@@ -22,9 +28,12 @@ from dpgenome.config import (
     load_config_file,
     parse_epsilon,
 )
-from dpgenome.errors import ConfigError, ReleaseBlocked
+from dpgenome.errors import ConfigError, DpgenomeError, ReleaseBlocked
 from dpgenome.paths import shipped_policy
 from dpgenome.policy import fmt_claim
+
+if TYPE_CHECKING:
+    from dpgenome.simulate import SimConfig
 
 
 def _echo_err(line: str) -> None:
@@ -116,14 +125,7 @@ _release_options = [
         help="Public reference panel (a cohort directory of other individuals, genotypes only) "
         "the genotype model is pretrained on; taken as public.",
     ),
-    click.option(
-        "--ancestry-pcs",
-        type=click.IntRange(0),
-        help="Ancestry across chromosomes (needs --public-panel): the genotype model reads K "
-        "scores on the panel's principal axes and the synthetic individuals follow the "
-        "members' mix of the panel's ancestry clusters (one Gaussian histogram more on the "
-        "ledger). Default 0: off.",
-    ),
+    click.option("--ancestry-pcs", type=AncestryPcs(), help=ANCESTRY_PCS_HELP),
     click.option(
         "--pheno-schema",
         type=click.Path(dir_okay=False),
@@ -249,7 +251,7 @@ def release(
 )
 @click.option(
     "--colonies",
-    type=click.IntRange(1),
+    type=click.IntRange(1, 99),
     default=1,
     show_default=True,
     help="Simulate population structure across chromosomes: this many sub-colonies (as "
@@ -262,13 +264,7 @@ def release(
     help="A stratified abBMD: each sub-colony's liability shift in sds (as `simulate "
     "--colony-effects`), e.g. 0,0.6 with --colonies 2.",
 )
-@click.option(
-    "--ancestry-pcs",
-    type=click.IntRange(0),
-    default=0,
-    show_default=True,
-    help="Release with ancestry across chromosomes (as `release --ancestry-pcs`).",
-)
+@ancestry_pcs_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def demo(
     out: Path,
@@ -280,7 +276,7 @@ def demo(
     seed: int,
     colonies: int,
     colony_effects: str | None,
-    ancestry_pcs: int,
+    ancestry_pcs: int | Literal["auto"],
     as_json: bool,
 ) -> None:
     """Simulate the embedded CFW-like cohort and run a whole release on it.
@@ -290,16 +286,15 @@ def demo(
     stays under --out (cohort, public panel, cache, lifetime ledger, bundle).
     """
     from dpgenome.cli.simulate import parse_numbers
-    from dpgenome.io import write_cohort
-    from dpgenome.release import run_release
-    from dpgenome.simulate import SimConfig, simulate
+    from dpgenome.policy import load_policy
+    from dpgenome.simulate import SimConfig
 
     if out.exists() and any(out.iterdir()):
         raise ConfigError(
             "the demo folder exists and is not empty; remove it or pass --out", file=out
         )
     target_epsilon = parse_epsilon(epsilon)  # before minutes of simulation
-    if ancestry_pcs and not ancestry_pcs < n_public:
+    if ancestry_pcs != "auto" and ancestry_pcs and not int(ancestry_pcs) < n_public:
         raise ConfigError(
             f"--ancestry-pcs {ancestry_pcs} needs a public panel of more individuals "
             f"(--public N, N > {ancestry_pcs})"
@@ -307,6 +302,7 @@ def demo(
     policy_path = (
         Path(policy) if Path(policy).suffix in {".yaml", ".yml"} else shipped_policy(policy)
     )
+    load_policy(policy_path)  # a bad policy file fails before minutes of simulation
     chroms = tuple(c.strip() for c in chromosomes.split(",")) if chromosomes else None
     shares = (0.75, 0.25) if colonies == 2 else None
     sim = SimConfig(
@@ -320,7 +316,42 @@ def demo(
     if chroms:
         sim = replace(sim, chromosomes=chroms)
     sim = sim.validate()  # before minutes of simulation
-    _echo_err(f"simulating a CFW-like cohort of {n} mice (+ a public panel of {n_public}) ...")
+    if ancestry_pcs != "auto" and ancestry_pcs and len(sim.chromosomes) < 2:
+        raise ConfigError(
+            f"--ancestry-pcs {ancestry_pcs} needs at least two chromosomes (--chromosomes): "
+            "a window reads the scores of the other chromosomes"
+        )
+    created = not out.exists()
+    try:
+        _demo_release(out, sim, policy_path, target_epsilon, seed, ancestry_pcs, as_json)
+    except DpgenomeError:
+        # nothing half-written: the folder was empty (or absent) before the demo began
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        else:
+            for child in out.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        raise
+
+
+def _demo_release(
+    out: Path,
+    sim: SimConfig,
+    policy_path: Path,
+    target_epsilon: float,
+    seed: int,
+    ancestry_pcs: int | Literal["auto"],
+    as_json: bool,
+) -> None:
+    """The demo's simulation (``sim``, a validated SimConfig) written under ``out``, and its
+    release (``dpgenome demo``)."""
+    from dpgenome.io import write_cohort
+    from dpgenome.release import run_release
+    from dpgenome.simulate import simulate
+
+    _echo_err(
+        f"simulating a CFW-like cohort of {sim.n} mice (+ a public panel of {sim.n_public}) ..."
+    )
     simulated = simulate(sim)
     write_cohort(simulated.cohort, out / "cohort", "parker")
     if simulated.public is not None:

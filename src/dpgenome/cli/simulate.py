@@ -111,7 +111,7 @@ SHARD_BYTES = 4 * 2**30
 )
 @click.option(
     "--colonies",
-    type=click.IntRange(1),
+    type=click.IntRange(1, 99),
     default=1,
     show_default=True,
     help="Population structure across chromosomes: the colony split into this many "

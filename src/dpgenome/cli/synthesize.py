@@ -6,12 +6,12 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 import numpy as np
 
-from dpgenome.cli.options import allele_order_option
+from dpgenome.cli.options import allele_order_option, ancestry_pcs_option
 
 if TYPE_CHECKING:
     from dpgenome.cohort import Cohort
@@ -98,16 +98,7 @@ def _check_out(out: Path, inputs: dict[str, str | None]) -> None:
     help="A public reference panel COHORT (same SNP map): pretraining, free of "
     "privacy cost (e.g. DIR/public of `dpgenome simulate --public-panel N`).",
 )
-@click.option(
-    "--ancestry-pcs",
-    type=click.IntRange(0),
-    default=0,
-    show_default=True,
-    help="Ancestry across chromosomes (needs --public-panel): every SNP window reads K "
-    "scores on the panel's principal axes, and the synthetic individuals follow the members' "
-    "mix of the panel's ancestry clusters (one more Gaussian histogram on the ledger). 0: "
-    "off, each chromosome drawn on its own.",
-)
+@ancestry_pcs_option
 @click.option(
     "--pheno-schema",
     type=click.Path(dir_okay=False),
@@ -157,7 +148,7 @@ def synthesize(
     seed: int,
     n_synth: int | None,
     public_panel: str | None,
-    ancestry_pcs: int,
+    ancestry_pcs: int | Literal["auto"],
     pheno_schema: str | None,
     secure_mode: bool | None,
     allele_order: str,
@@ -182,6 +173,7 @@ def synthesize(
         in_allele_order,
         public_allele_map,
         qc,
+        require_separate_panel,
     )
     from dpgenome.gwas import require_full_rank
     from dpgenome.io import detect_format, read_cohort, write_cohort
@@ -199,8 +191,8 @@ def synthesize(
     from dpgenome.synthesize import synthesize as run
 
     _check_out(Path(out), {"input cohort": cohort, "public panel": public_panel})
-    if ancestry_pcs and public_panel is None:
-        raise click.UsageError("--ancestry-pcs needs --public-panel (the panel's ancestry axes)")
+    if ancestry_pcs != "auto" and ancestry_pcs and public_panel is None:
+        raise click.UsageError("--ancestry-pcs K needs --public-panel (the panel's ancestry axes)")
     book = LifetimeLedger(lifetime_db or default_db_path())
     if math.isfinite(epsilon):
         book.check_writable()  # before minutes of training
@@ -248,6 +240,8 @@ def synthesize(
         f"({n_left_out} of them were among those samples)"
     )
     public = None if panel is None else align_panel(panel, members.variants)
+    if public is not None:  # every QC-passing sample, whether trained on or held out
+        require_separate_panel(public, real)  # the same SNPs as the members
     config = SynthConfig(
         pheno=pheno,
         covariates=tuple(covars),
