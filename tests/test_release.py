@@ -563,6 +563,8 @@ def test_release_config__rejects_bad_values_before_any_work(tmp_path: Path) -> N
         ("n_synthetic", 0, "expected a positive number of records"),
         ("ancestry_pcs", -1, "expected 'auto', 0 .off. or a number of principal axes"),
         ("ancestry_pcs", "four", "expected 'auto' or an integer"),
+        ("extra", {"synth": {"ancestry_clusters": 0}}, "key 'extra': .* ancestry_clusters >= 1"),
+        ("extra", {"synth": {"ancestry_weight": -1.0}}, "ancestry_weight must be finite and > 0"),
         ("ancestry_pcs", 4, "key 'ancestry_pcs' .4. needs 'public_panel'"),
     ):
         with pytest.raises(ConfigError, match=fragment):

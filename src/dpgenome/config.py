@@ -255,7 +255,9 @@ def _check_extra(extra: dict[str, Any]) -> None:
             raise ValueError(
                 f"extra.{section}.{own}: set by the release's own key {owned[own]!r}; give it there"
             )
-        typed_replace(defaults[section], overrides, f"extra.{section}")
+        changed = typed_replace(defaults[section], overrides, f"extra.{section}")
+        if section == "synth":  # ranges too (ancestry_clusters >= 1, finite weights...): now,
+            changed.validate(1_000)  # named at the key, not after ingest
 
 
 #: the SynthConfig / AuditConfig fields a release fills from its own keys (release.py)

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from dpgenome.errors import ConfigError
+from dpgenome.relatedness import DUPLICATE, FIRST_DEGREE
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,8 @@ class AuditConfig:
     #: mean absolute dosage difference at or below which two genotypes are near duplicates
     #: (0.01 = one allele in 200 differs).
     near_duplicate_distance: float = 0.01
-    kinship_duplicate: float = 0.354
-    kinship_first_degree: float = 0.177
+    kinship_duplicate: float = DUPLICATE
+    kinship_first_degree: float = FIRST_DEGREE
     histogram_bins: int = 30
     #: continuous secrets count as inferred when |guess - truth| <= tolerance x SD (synthetic).
     attribute_tolerance: float = 0.1

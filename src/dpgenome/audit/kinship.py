@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from dpgenome.audit.scoring import wilson_interval
-from dpgenome.relatedness import Indicators, king_robust
+from dpgenome.relatedness import DUPLICATE, FIRST_DEGREE, Indicators, king_robust
 
 __all__ = ["Indicators", "king_robust", "kinship_leakage"]
 
@@ -42,8 +42,8 @@ def kinship_leakage(
     members: Indicators,
     holdout: Indicators,
     *,
-    duplicate: float = 0.354,
-    first_degree: float = 0.177,
+    duplicate: float = DUPLICATE,
+    first_degree: float = FIRST_DEGREE,
     n_bootstrap: int = 200,
     rng: np.random.Generator,
     confidence: float = 0.95,
