@@ -435,17 +435,43 @@ def test_align_panel__refuses_another_map_and_a_panel_with_the_cohorts_ids(tiny:
         with pytest.raises(CohortError, match=r"panel_dir: the public panel places 1 of") as err:
             align_panel(panel, moved)
         assert repr(str(moved.loc[4, "id"])) in str(err.value)
-    require_separate_panel(panel, tiny)  # other individuals: fine
-    # two of the cohort's individuals in the panel (under other ids): refused, by count;
-    # the panel's own ids coinciding with the cohort's (unrelated files numbered alike): fine
-    ids = [str(i) for i in tiny.sample_ids]
-    dosages = panel.dosages.copy()
-    dosages[[1, 3]] = tiny.dosages[[0, 7]]
-    mixed = Cohort(dosages, panel.variants, panel.samples, panel.phenotypes, {}, source="panel_dir")
-    with pytest.raises(CohortError, match=r"panel_dir: 2 of the public panel's 50 individuals"):
-        require_separate_panel(mixed, tiny)
-    alike = pd.DataFrame({"id": (ids * 50)[:50]})
-    require_separate_panel(Cohort(panel.dosages, panel.variants, alike, panel.phenotypes, {}), tiny)
+
+
+def _random_cohort(seed: int, n: int, m: int, ids: list[str], source: str | None = None) -> Cohort:
+    rng = np.random.default_rng(seed)
+    dosages = rng.binomial(2, rng.uniform(0.1, 0.9, m), size=(n, m)).astype(np.float32)
+    dosages[rng.random((n, m)) < 0.02] = np.nan  # 2% missing calls
+    variants = pd.DataFrame(
+        {"chr": "1", "pos": np.arange(1, m + 1), "id": [f"v{i}" for i in range(m)]}
+    )
+    variants["ref"], variants["alt"] = "A", "G"
+    samples = pd.DataFrame({"id": ids})
+    return Cohort(dosages, variants, samples, pd.DataFrame(index=range(n)), {}, source=source)
+
+
+def test_require_separate_panel__refuses_the_cohorts_individuals_read_on_their_genotypes():
+    """A panel individual whose calls agree with a cohort individual's at >= 98% of the SNPs
+    both called is one of the cohort's: refused by count (never an id) under another id over
+    >= 5,000 SNPs, under the same id over any number; unrelated individuals numbered alike,
+    or a short map on which distinct relatives can agree throughout, are not refused."""
+    cohort = _random_cohort(1, 30, 6000, [str(i) for i in range(30)])
+    panel = _random_cohort(2, 40, 6000, [str(i) for i in range(40)], source="panel_dir")
+    require_separate_panel(panel, cohort)  # other individuals under the same numbers: fine
+    copied = panel.dosages.copy()
+    copied[[1, 3]] = cohort.dosages[[0, 7]]
+    copied[1, :60] = 2 - np.nan_to_num(copied[1, :60])  # 1% of calls differ: still a copy
+    mixed = Cohort(copied, panel.variants, panel.samples, panel.phenotypes, {}, source="panel_dir")
+    with pytest.raises(
+        CohortError, match=r"panel_dir: 2 of the public panel's 40 individuals"
+    ) as e:
+        require_separate_panel(mixed, cohort)
+    assert "'0'" not in str(e.value) and "'7'" not in str(e.value)
+    short = np.arange(1000)  # on 1,000 SNPs only a copy under its own id is named
+    require_separate_panel(mixed.take_variants(short), cohort.take_variants(short))
+    named = pd.DataFrame({"id": ["x", "y", "z", "7"] + [f"p{i}" for i in range(36)]})
+    same_id = Cohort(copied, panel.variants, named, panel.phenotypes, {}, source="panel_dir")
+    with pytest.raises(CohortError, match=r"panel_dir: 1 of the public panel's 40"):
+        require_separate_panel(same_id.take_variants(short), cohort.take_variants(short))
 
 
 def test_align_panel__warns_of_a_t_and_c_g_snps_flipped_as_swaps(tiny: Cohort, caplog):

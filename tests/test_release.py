@@ -569,6 +569,12 @@ def test_release_config__rejects_bad_values_before_any_work(tmp_path: Path) -> N
     ):
         with pytest.raises(ConfigError, match=fragment):
             ReleaseConfig.from_mapping({**base, key: value}, source="r.yaml")
+    # the synthesizer's ranges are checked at the release's own epsilon: no selection is
+    # needed without formal privacy
+    free = {**base, "epsilon": "inf", "extra": {"synth": {"select_fraction": 0}}}
+    assert ReleaseConfig.from_mapping(free).extra == {"synth": {"select_fraction": 0}}
+    with pytest.raises(ConfigError, match=r"r.yaml, line 5: key 'extra': selection needs"):
+        ReleaseConfig.from_mapping({**free, "epsilon": 8}, source="r.yaml", lines={"extra": 5})
     with_panel = {**base, "public_panel": "p", "ancestry-pcs": 4}  # the flag's spelling too
     assert synth_config_of(ReleaseConfig.from_mapping(with_panel)).ancestry_pcs == 4
     # a YAML null leaves a key at its default (it reached the synthesizer as None), and a

@@ -124,9 +124,10 @@ class ReleaseConfig:
             )
         if self.extra:  # also when made in Python, not read from a file (from_mapping)
             try:
-                _check_extra(self.extra)
-            except ValueError as err:
-                raise ConfigError(f"key 'extra': {err}") from None
+                _check_extra(self.extra, self.epsilon)
+            except (ValueError, ConfigError) as err:
+                why = err.message if isinstance(err, ConfigError) else str(err)
+                raise ConfigError(f"key 'extra': {why}") from None
 
     @classmethod
     def from_mapping(
@@ -164,7 +165,7 @@ class ReleaseConfig:
         try:
             return cls(**values)
         except ConfigError as err:  # a check across keys: named at the key it is about
-            about = "ancestry_pcs" if "ancestry_pcs" in err.message else None
+            about = next((k for k in ("ancestry_pcs", "extra") if f"'{k}'" in err.message), None)
             line = lines.get(about) if about else None
             raise ConfigError(err.message, file=source or err.file, line=line) from None
 
@@ -234,9 +235,10 @@ def typed_replace(base: Any, overrides: Any, where: str) -> Any:
     return replace(base, **changes)
 
 
-def _check_extra(extra: dict[str, Any]) -> None:
+def _check_extra(extra: dict[str, Any], epsilon: float | None = None) -> None:
     """An ``extra`` mapping's sections and their fields, checked when the configuration is read
-    (a misspelt section such as ``synthesis`` would otherwise run the defaults silently)."""
+    (a misspelt section such as ``synthesis`` would otherwise run the defaults silently); with
+    the release's ``epsilon``, the synthesizer's ranges too (some depend on it)."""
     from dpgenome.audit.config import AuditConfig
     from dpgenome.synthesize import SynthConfig
 
@@ -256,8 +258,10 @@ def _check_extra(extra: dict[str, Any]) -> None:
                 f"extra.{section}.{own}: set by the release's own key {owned[own]!r}; give it there"
             )
         changed = typed_replace(defaults[section], overrides, f"extra.{section}")
-        if section == "synth":  # ranges too (ancestry_clusters >= 1, finite weights...): now,
-            changed.validate(1_000)  # named at the key, not after ingest
+        if section == "synth" and epsilon is not None:
+            # ranges too (ancestry_clusters >= 1, finite weights...): now, named at the key,
+            # not after ingest (the member count is the run's; no range depends on it)
+            replace(changed, epsilon=epsilon).validate(1_000)
 
 
 #: the SynthConfig / AuditConfig fields a release fills from its own keys (release.py)

@@ -40,6 +40,10 @@ class Indicators:
     hom_alt: np.ndarray
     observed: np.ndarray | None  # None: nothing missing
 
+    def called(self) -> np.ndarray:
+        """0/1 float32: the calls made (all ones when nothing is missing)."""
+        return self.observed if self.observed is not None else np.ones_like(self.het)
+
     @classmethod
     def from_dosages(cls, dosages: np.ndarray) -> Indicators:
         """Hard calls (rounded dosages); NaN = missing."""
@@ -62,10 +66,8 @@ def king_robust(a: Indicators, b: Indicators) -> np.ndarray:
         het_a = np.broadcast_to(a.het.sum(axis=1)[:, None], hethet.shape)
         het_b = np.broadcast_to(b.het.sum(axis=1)[None, :], hethet.shape)
     else:
-        obs_a = a.observed if a.observed is not None else np.ones_like(a.het)
-        obs_b = b.observed if b.observed is not None else np.ones_like(b.het)
-        het_a = a.het @ obs_b.T
-        het_b = obs_a @ b.het.T
+        het_a = a.het @ b.called().T
+        het_b = a.called() @ b.het.T
     het_min = np.minimum(het_a, het_b).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         phi = 0.5 + (2.0 * hethet - 4.0 * ibs0 - het_a - het_b) / (4.0 * het_min)

@@ -28,7 +28,7 @@ from dpgenome.config import (
     load_config_file,
     parse_epsilon,
 )
-from dpgenome.errors import ConfigError, DpgenomeError, ReleaseBlocked
+from dpgenome.errors import ConfigError, ReleaseBlocked
 from dpgenome.paths import shipped_policy
 from dpgenome.policy import fmt_claim
 
@@ -324,14 +324,21 @@ def demo(
     created = not out.exists()
     try:
         _demo_release(out, sim, policy_path, target_epsilon, seed, ancestry_pcs, as_json)
-    except DpgenomeError:
-        # nothing half-written: the folder was empty (or absent) before the demo began
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
-        else:
-            for child in out.iterdir():
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    except Exception:
+        # nothing half-written: what the demo wrote goes (the folder, when the demo made it)
+        for name in DEMO_OUTPUTS:
+            for child in out.glob(name):
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
         raise
+
+
+#: what `dpgenome demo` writes under --out (removed again when it fails)
+DEMO_OUTPUTS = ("cohort", "public", "release", "work", "lifetime.sqlite*")
 
 
 def _demo_release(
