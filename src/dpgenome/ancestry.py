@@ -257,12 +257,6 @@ class StructureTest:
         }
 
 
-def _centred_basis(vectors: np.ndarray) -> np.ndarray:
-    """An orthonormal basis of ``vectors``' columns less their means."""
-    q, _ = np.linalg.qr(vectors - vectors.mean(axis=0))
-    return np.asarray(q)
-
-
 def detect_structure(
     panel: np.ndarray, variants: pd.DataFrame
 ) -> tuple[StructureTest, np.ndarray | None]:
@@ -297,6 +291,8 @@ def detect_structure(
     centre = np.eye(n) - 1.0 / n  # the unrelated individuals' own centring
     bases, ranks = [], []
     for g in halves:
+        # centred, so every axis of a non-zero eigenvalue is orthogonal to the constant: the
+        # top k (k within the rank) are an orthonormal basis of centred component scores
         values, vectors = np.linalg.eigh(centre @ g[np.ix_(keep, keep)] @ centre)
         ranks.append(_rank(values))
         bases.append(vectors[:, np.argsort(values)[::-1]])
@@ -304,7 +300,7 @@ def detect_structure(
     gram = halves.sum(axis=0)
     if k < 1:
         return StructureTest(empty, empty, 0, 0, n_p, n), gram
-    a, b = (_centred_basis(v[:, :k]) for v in bases)
+    a, b = (v[:, :k] for v in bases)
     rho = np.clip(np.linalg.svd(a.T @ b, compute_uv=False), 0.0, 1.0 - 1e-15)
     tail = np.cumsum(np.log1p(-(rho**2))[::-1])[::-1]  # sum_{i >= j} ln(1 - rho_i^2)
     stat = -(n - 1 - (2 * k + 1) / 2) * tail

@@ -80,6 +80,15 @@ def canonical_keys(
     return out, out_lines
 
 
+class KeyConfigError(ConfigError):
+    """A :class:`ConfigError` about one key of a release configuration, raised by a check
+    across keys (:meth:`ReleaseConfig.__post_init__`): ``from_mapping`` names its line."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        super().__init__(message)
+
+
 @dataclass(frozen=True)
 class ReleaseConfig:
     cohort: str
@@ -118,16 +127,17 @@ class ReleaseConfig:
         if self.secure_mode is None:
             object.__setattr__(self, "secure_mode", default_secure_mode())
         if self.ancestry_pcs != "auto" and self.ancestry_pcs and not self.public_panel:
-            raise ConfigError(
+            raise KeyConfigError(
+                "ancestry_pcs",
                 f"key 'ancestry_pcs' ({self.ancestry_pcs}) needs 'public_panel': the ancestry "
-                "axes are the public panel's"
+                "axes are the public panel's",
             )
         if self.extra:  # also when made in Python, not read from a file (from_mapping)
             try:
                 _check_extra(self.extra, self.epsilon)
             except (ValueError, ConfigError) as err:
                 why = err.message if isinstance(err, ConfigError) else str(err)
-                raise ConfigError(f"key 'extra': {why}") from None
+                raise KeyConfigError("extra", f"key 'extra': {why}") from None
 
     @classmethod
     def from_mapping(
@@ -164,10 +174,8 @@ class ReleaseConfig:
             raise ConfigError(f"missing required key(s): {', '.join(missing)}", file=source)
         try:
             return cls(**values)
-        except ConfigError as err:  # a check across keys: named at the key it is about
-            about = next((k for k in ("ancestry_pcs", "extra") if f"'{k}'" in err.message), None)
-            line = lines.get(about) if about else None
-            raise ConfigError(err.message, file=source or err.file, line=line) from None
+        except KeyConfigError as err:  # a check across keys: named at the key it is about
+            raise ConfigError(err.message, file=source, line=lines.get(err.key)) from None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

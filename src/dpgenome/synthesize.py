@@ -951,16 +951,22 @@ def resolve_ancestry(
         return config, None, None
     if public is None:
         return replace(config, ancestry_pcs=0), None, None
-    h = hashlib.sha256(np.ascontiguousarray(public.dosages).tobytes())
-    for column in ("id", "chr"):  # the chromosomes decide the halves
-        h.update("\x1f".join(map(str, public.variants[column])).encode())
-    key = h.hexdigest()
+    key = _panel_digest(public)
     if key not in _STRUCTURE:
         while len(_STRUCTURE) >= _PRETRAINED_MAX:
             _STRUCTURE.pop(next(iter(_STRUCTURE)))
         _STRUCTURE[key] = anc.detect_structure(public.dosages, public.variants)
     test, gram = _STRUCTURE[key]
     return replace(config, ancestry_pcs=test.pcs), test, gram
+
+
+def _panel_digest(public: Cohort) -> str:
+    """Content hash of a public panel: its dosages, SNP ids and chromosomes (which decide the
+    structure test's halves and the ancestry scores' leave-one-out chromosomes)."""
+    h = hashlib.sha256(np.ascontiguousarray(public.dosages).tobytes())
+    for column in ("id", "chr"):
+        h.update("\x1f".join(map(str, public.variants[column])).encode())
+    return h.hexdigest()
 
 
 def _structure_line(test: anc.StructureTest) -> str:
@@ -986,9 +992,7 @@ _PRETRAINED_MAX = 2
 
 def _pretrain_key(public: Cohort, config: SynthConfig) -> str:
     """Content hash of the public panel and of every setting the pretraining depends on."""
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(public.dosages).tobytes())
-    h.update("\x1f".join(map(str, public.variants["id"])).encode())
+    h = hashlib.sha256(_panel_digest(public).encode())
     settings = [
         config.window,
         config.context,
