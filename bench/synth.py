@@ -7,6 +7,7 @@
     python bench/synth.py --noise-seeds 4 --eps 10,inf   # 4 synthesis seeds per cohort + means
     python bench/synth.py --holdout 0.2 --seeds 1 --noise-seeds 5 --eps 10  # the demo's members
     python bench/synth.py --eps 10 --set association.n_components=8   # any SynthConfig field
+    python bench/synth.py --eps 8 --missing-calls 0.02 --set genotype_missingness=true
 
 For each seed the cohort is simulated (``dpgenome.simulate``, default CFW-like: 1,092 mice at
 the real 79,645-SNP panel, two planted abBMD loci, plus a public panel of other mice of the
@@ -285,6 +286,16 @@ def evaluate(
         "miss_err": fid["phenotype_missingness"]["indicator_correlation_error"]
         if phenotypes
         else "n/a",
+        # missing genotype calls (dpgenome.callrates): share of calls, synthetic / members,
+        # and the correlation of the SNPs' shares
+        "calls_missing": "/".join(
+            f"{fid['missing_calls'][k]['share']:.4f}" for k in ("synthetic", "real")
+        )
+        + (
+            ""
+            if fid["missing_calls"]["snp_share_correlation"] is None
+            else f" r {fid['missing_calls']['snp_share_correlation']:.2f}"
+        ),
     }
     if not phenotypes:
         row["covar_r"] = "n/a"
@@ -348,6 +359,7 @@ COLUMNS = (
     "complete",
     "miss_err",
     "covar_r",
+    "calls_missing",
 )
 
 
@@ -453,6 +465,14 @@ def main() -> None:
         "--holdout", type=float, default=0.0, help="split off this holdout fraction first"
     )
     ap.add_argument(
+        "--missing-calls",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="simulate missing genotype calls at this mean share (SimConfig.missing_calls); "
+        "with --set genotype_missingness=true the synthesizer releases them",
+    )
+    ap.add_argument(
         "--residual-directions",
         type=int,
         default=None,
@@ -477,7 +497,9 @@ def main() -> None:
         f"seeds {seeds}, eps {epsilons}; {CASE_STUDY}"
     )
     for seed in seeds if epsilons else []:  # --eps "" --large: the n = 10,000 runs only
-        data = prepare(seed, args.n, args.public, None, args.holdout)
+        data = prepare(
+            seed, args.n, args.public, None, args.holdout, missing_calls=args.missing_calls
+        )
         m = data["members"]
         print(
             f"\n# seed {seed}: {m.n_samples} members x {m.n_variants} SNPs; reference timings: "

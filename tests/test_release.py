@@ -566,6 +566,8 @@ def test_release_config__rejects_bad_values_before_any_work(tmp_path: Path) -> N
         ("extra", {"synth": {"ancestry_clusters": 0}}, "key 'extra': .* ancestry_clusters >= 1"),
         ("extra", {"synth": {"ancestry_weight": -1.0}}, "ancestry_weight must be finite and > 0"),
         ("ancestry_pcs", 4, "key 'ancestry_pcs' .4. needs 'public_panel'"),
+        ("genotype_missingness", "yes", "key 'genotype_missingness': expected true/false"),
+        ("extra", {"synth": {"genotype_missingness": True}}, "set by the release's own key"),
     ):
         with pytest.raises(ConfigError, match=fragment):
             ReleaseConfig.from_mapping({**base, key: value}, source="r.yaml")
@@ -577,6 +579,9 @@ def test_release_config__rejects_bad_values_before_any_work(tmp_path: Path) -> N
         ReleaseConfig.from_mapping({**free, "epsilon": 8}, source="r.yaml", lines={"extra": 5})
     with_panel = {**base, "public_panel": "p", "ancestry-pcs": 4}  # the flag's spelling too
     assert synth_config_of(ReleaseConfig.from_mapping(with_panel)).ancestry_pcs == 4
+    missing = ReleaseConfig.from_mapping({**base, "genotype-missingness": True})
+    assert synth_config_of(missing).genotype_missingness is True
+    assert synth_config_of(ReleaseConfig.from_mapping(base)).genotype_missingness is False
     # a YAML null leaves a key at its default (it reached the synthesizer as None), and a
     # required key given as null is missing
     unset = ReleaseConfig.from_mapping({**base, "ancestry_pcs": None, "seed": None, "lmm": None})

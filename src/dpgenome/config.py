@@ -105,6 +105,9 @@ class ReleaseConfig:
     #: ancestry across chromosomes (SynthConfig.ancestry_pcs): a number needs
     #: ``public_panel``; ``"auto"`` (the default) chooses from the panel, 0 without one
     ancestry_pcs: int | Literal["auto"] = "auto"
+    #: missing genotype calls released and given to the synthetic cohort
+    #: (SynthConfig.genotype_missingness, dpgenome.callrates)
+    genotype_missingness: bool = False
     #: a phenotype schema file (dpgenome.phenoschema): public column types and domains
     pheno_schema: str | None = None
     shadow: int = 0
@@ -283,6 +286,7 @@ RELEASE_OWNED: dict[str, dict[str, str]] = {
         "n_synth": "n_synthetic",
         "secure_mode": "secure_mode",
         "ancestry_pcs": "ancestry_pcs",
+        "genotype_missingness": "genotype_missingness",
     },
     "audit": {
         "seed": "seed",
@@ -336,7 +340,7 @@ def _coerce(key: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
             raise TypeError(f"expected a number between 0 and 1 (exclusive), got {value!r}")
         return float(value)
-    if key in {"secure_mode", "lmm"}:
+    if key in {"secure_mode", "lmm", "genotype_missingness"}:
         if not isinstance(value, bool):
             raise TypeError(f"expected true/false, got {value!r}")
         return value

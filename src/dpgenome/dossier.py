@@ -495,6 +495,28 @@ def _ancestry_text(ancestry: Any) -> str | None:
     )
 
 
+def _missing_calls_text(release: Any) -> str | None:
+    """What the ``genotype-missingness`` release gave the synthetic genotypes (DP outputs and
+    public data only), or None when the synthesis did not release missing calls."""
+    if not isinstance(release, Mapping):
+        return None
+    kept = release.get("bins_kept")
+    expected = release.get("expected_missing_share")
+    realised = release.get("synthetic_missing_share")
+    what = (
+        "no bin passed the noise, so the public default stands: no missing call"
+        if not kept
+        else f"{kept} of {len(release.get('bins_upper_share') or [])} bins of an individual's "
+        f"share of missing calls kept (noisy count at least {release.get('keep_sds')} noise "
+        f"sds; their released shares give an expected share of {expected})"
+    )
+    return (
+        f"released (one Gaussian histogram of the members' shares of missing calls): {what}; "
+        f"spread over the SNPs by {release.get('snp_weights')}; the synthetic genotypes miss "
+        f"{realised} of their calls"
+    )
+
+
 def _phenotype_release_rows(synthesis: Any) -> list[dict[str, Any]]:
     """A 0/1 analysis phenotype's released prevalence and any phenotype's released covariate
     slopes, beside the DP phenotype model's own value and the synthetic rows' (DP outputs and
@@ -802,6 +824,7 @@ def build_context(
         "pairing": _pairing_choice(_get(results, "synthesis.pairing", {})),
         "allele_order": _get(results, "synthesis.allele_order"),
         "ancestry": _ancestry_text(_get(results, "synthesis.ancestry")),
+        "missing_calls": _missing_calls_text(_get(results, "synthesis.genotype_missingness")),
         "gwas": _get(results, "fidelity.gwas", {}),
         "fidelity": _get(results, "fidelity", {}),
         "provenance": provenance if isinstance(provenance, Mapping) else {},

@@ -663,6 +663,8 @@ class CohortFidelity:
     pheno_missingness: dict[str, Any] = field(default_factory=dict)
     #: heterozygosity, inbreeding and Hardy-Weinberg (:func:`heterozygosity`)
     heterozygosity: dict[str, Any] = field(default_factory=dict)
+    #: missing genotype calls on both sides (:func:`missing_calls`)
+    missing_calls: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -688,6 +690,7 @@ class CohortFidelity:
             "phenotype_marginals": self.pheno_marginals,
             "phenotype_missingness": self.pheno_missingness,
             "heterozygosity": self.heterozygosity,
+            "missing_calls": self.missing_calls,
             "n_shared_snps": self.n_shared_snps,
             "seed": self.seed,
         }
@@ -825,8 +828,35 @@ def cohort_fidelity(
             "real": genotype_balance(real.dosages[:, shared_r]),
             "synthetic": genotype_balance(synth.dosages[:, shared_s]),
         },
+        missing_calls=missing_calls(real.dosages[:, shared_r], synth.dosages[:, shared_s]),
         seed=seed,
     )
+
+
+def _call_summary(missing: np.ndarray) -> dict[str, Any]:
+    per_individual = missing.mean(axis=1) if missing.size else np.zeros(0)
+    per_snp = missing.mean(axis=0) if missing.size else np.zeros(0)
+    return {
+        "share": float(missing.mean()) if missing.size else 0.0,
+        "individuals_with_any": float((per_individual > 0).mean()) if per_individual.size else 0.0,
+        "individual_share_p90": float(np.quantile(per_individual, 0.9))
+        if per_individual.size
+        else 0.0,
+        "snps_over_5pct": float((per_snp > 0.05).mean()) if per_snp.size else 0.0,
+    }
+
+
+def missing_calls(real: np.ndarray, synth: np.ndarray) -> dict[str, Any]:
+    """Missing genotype calls of two cohorts over the same SNPs (columns in the same order):
+    each side's share of calls missing, share of individuals missing any, 90th percentile of
+    an individual's share and share of SNPs missing over 5% of their calls, and the correlation
+    of the SNPs' shares between the sides (None unless both miss calls). Aggregates only."""
+    miss_r, miss_s = np.isnan(real), np.isnan(synth)
+    out: dict[str, Any] = {"real": _call_summary(miss_r), "synthetic": _call_summary(miss_s)}
+    snp_r, snp_s = miss_r.mean(axis=0), miss_s.mean(axis=0)
+    both = snp_r.size >= 3 and snp_r.std() > 0 and snp_s.std() > 0
+    out["snp_share_correlation"] = float(np.corrcoef(snp_r, snp_s)[0, 1]) if both else None
+    return out
 
 
 #: a SNP whose Hardy-Weinberg test gives p below this fails (plink2's --hwe convention)

@@ -342,6 +342,7 @@ def synth_config(config: ReleaseConfig) -> SynthConfig:
         n_synth=config.n_synthetic,
         secure_mode=config.secure_mode,
         ancestry_pcs=config.ancestry_pcs,
+        genotype_missingness=config.genotype_missingness,
     )
     cfg = typed_replace(base, config.extra.get("synth", {}), "extra.synth")
     declared = declared_schema(config)
@@ -388,6 +389,7 @@ def holdout_baseline(fid: CohortFidelity, n_holdout: int) -> dict[str, Any]:
         "pca_variance_ratio_out_of_sample": d["pca"].get("variance_ratio_out_of_sample"),
         "inbreeding": d["heterozygosity"]["synthetic"]["inbreeding"],
         "hwe_failure_share": d["heterozygosity"]["synthetic"].get("hwe_failure_share"),
+        "missing_call_share": d["missing_calls"]["synthetic"]["share"],
     }
 
 

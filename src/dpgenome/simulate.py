@@ -143,6 +143,13 @@ class SimConfig:
     chromosomes: tuple[str, ...] = AUTOSOMES
     n_public: int = 0
     imputed_fraction: float = 0.03
+    #: missing genotype calls: their mean share (0: complete, as the CFW study's imputed
+    #: dosages). A mouse's share is ``missing_calls`` times a lognormal factor (log-scale sd
+    #: :data:`MISSING_SAMPLE_SD`, mean 1: a few mice miss many calls), a SNP's a gamma factor
+    #: (shape :data:`MISSING_SNP_SHAPE`, mean 1: a few probes fail often) fixed by the SNP map
+    #: alone, one genotyping platform for the cohort and the public panel; a call is missing
+    #: with probability ``min(1, missing_calls x both factors)``, whatever the genotype
+    missing_calls: float = 0.0
     # demography (generations, diploid sizes)
     ancestral_size: int = 2000
     founders: int = 5
@@ -189,6 +196,8 @@ class SimConfig:
             raise ConfigError(f"n_public must be >= 0, got {self.n_public}")
         if not 0.0 <= self.imputed_fraction < 0.5:
             raise ConfigError(f"imputed_fraction must be in [0, 0.5), got {self.imputed_fraction}")
+        if not 0.0 <= self.missing_calls < 0.5:
+            raise ConfigError(f"missing_calls must be in [0, 0.5), got {self.missing_calls}")
         if not 0.0 < self.case_fraction < 1.0:
             raise ConfigError(f"case_fraction must be in (0, 1), got {self.case_fraction}")
         calibrate = self.calibrate_lead
@@ -494,6 +503,36 @@ def _dosages(calls: np.ndarray, fraction: float, rng: np.random.Generator) -> np
     return dos
 
 
+#: log-scale sd of a mouse's factor of missing calls (:attr:`SimConfig.missing_calls`)
+MISSING_SAMPLE_SD = 1.0
+#: gamma shape of a SNP's factor of missing calls (mean 1; smaller: a heavier tail)
+MISSING_SNP_SHAPE = 0.5
+#: the genotyping platform's seed: SNP factors depend on the map, not on the cohort's seed
+PLATFORM_SEED = 20_161_004
+
+
+def _missing_sample_factors(config: SimConfig) -> np.ndarray:
+    """Each mouse's factor of missing calls, cohort rows then panel rows (lognormal, mean 1)."""
+    rng = np.random.default_rng(_seed(config, 400))
+    sd = MISSING_SAMPLE_SD
+    return rng.lognormal(-sd * sd / 2.0, sd, size=config.n + config.n_public)
+
+
+def _missing_snp_factors(chrom: str, m: int) -> np.ndarray:
+    """Each SNP's factor of missing calls on ``chrom`` (gamma, mean 1): one platform, the same
+    for every simulated cohort and panel of the map."""
+    rng = np.random.default_rng([PLATFORM_SEED, AUTOSOMES.index(chrom) + 1])
+    return rng.gamma(MISSING_SNP_SHAPE, 1.0 / MISSING_SNP_SHAPE, size=m)
+
+
+def _miss_calls(
+    dosages: np.ndarray, mice: np.ndarray, snps: np.ndarray, rng: np.random.Generator
+) -> None:
+    """Make calls missing in place, each with probability ``min(1, mice_i x snps_j)``."""
+    prob = np.minimum(1.0, np.outer(mice, snps))
+    dosages[rng.random(dosages.shape) < prob] = np.nan
+
+
 # ---------------------------------------------------------------------------- phenotypes
 
 
@@ -586,6 +625,13 @@ class SimulatedStream:
             pub = (
                 _dosages(calls.calls[cfg.n :], cfg.imputed_fraction, rng) if cfg.n_public else None
             )
+            if cfg.missing_calls > 0:
+                mice = _missing_sample_factors(cfg)
+                snps = _missing_snp_factors(chrom, dos.shape[1])
+                miss = np.random.default_rng(_seed(cfg, AUTOSOMES.index(chrom) + 1, 13))
+                _miss_calls(dos, cfg.missing_calls * mice[: cfg.n], snps, miss)
+                if pub is not None:
+                    _miss_calls(pub, cfg.missing_calls * mice[cfg.n :], snps, miss)
             yield ChromosomeBlock(chrom, calls.variants, dos, pub)
 
 

@@ -1,7 +1,7 @@
 """The DP synthesizer of a whole cohort: genotype structure + phenotypes + association, one ledger.
 
-``synthesize(members, config, public)`` runs six kinds of mechanism on the members, calibrated
-*together* to the target ``(epsilon, delta)`` before any of them touches the data
+``synthesize(members, config, public)`` runs up to eight kinds of mechanism on the members,
+calibrated *together* to the target ``(epsilon, delta)`` before any of them touches the data
 (:func:`dpgenome.accountant.calibrate`, tight RDP/PLD composition):
 
 1. ``genotype-structure`` (DP-SGD): the grouped window model of :mod:`dpgenome.model`, all
@@ -62,6 +62,9 @@
    (:func:`dpgenome.ancestry.release_phenotype_moments`). The pairing then also matches them
    on the synthetic individuals' own scores, so a trait whose mean follows ancestry keeps
    that stratification (and the GWAS inflation it brings) in the synthetic cohort.
+8. ``genotype-missingness`` (Gaussian, one histogram; with ``genotype_missingness`` only):
+   the members' shares of missing genotype calls over public bins (:mod:`dpgenome.callrates`);
+   the synthetic genotypes then miss calls to match, at the SNPs the public panel misses.
 
 Everything data-dependent is either public (the SNP map, the phenotype schema, the member
 count ``n`` -- treated as public, as in the default ``delta = 1/n^1.1`` -- and the public panel)
@@ -89,6 +92,7 @@ import torch
 
 from dpgenome import ancestry as anc
 from dpgenome import association as assoc
+from dpgenome import callrates
 from dpgenome import phenotypes as phenos
 from dpgenome.accountant import (
     DpSgdMechanism,
@@ -157,6 +161,7 @@ ANCESTRY = "ancestry"
 #: ``SynthConfig.ancestry_pcs``: chosen from the public panel (:func:`resolve_ancestry`)
 AUTO = "auto"
 ANCESTRY_PHENOTYPE = "ancestry-phenotype"
+GENOTYPE_MISSINGNESS = "genotype-missingness"
 
 
 @dataclass(frozen=True)
@@ -289,6 +294,14 @@ class SynthConfig:
     #: matched on the SNPs before the region, the SNPs after it drawn again); False: random
     #: donors, cut edges (before stop 51)
     join_region_edges: bool = True
+    #: missing genotype calls (:mod:`dpgenome.callrates`): the members' shares of missing
+    #: calls per individual released (``genotype-missingness``, one Gaussian histogram of
+    #: weight ``genotype_missingness_weight``) and the synthetic genotypes missing calls to
+    #: match, spread over SNPs as the public panel misses them. Off by default: whether to
+    #: spend budget on it is the data steward's call (a complete cohort gains nothing),
+    #: not a peek at the members. At 0.5 it costs the other releases under 1% of their noise
+    genotype_missingness: bool = False
+    genotype_missingness_weight: float = 0.5
 
     @property
     def pcs(self) -> int:
@@ -329,6 +342,7 @@ class SynthConfig:
             "ancestry_weight",
             "ancestry_phenotype_weight",
             "ancestry_score_clip",
+            "genotype_missingness_weight",
         ):
             if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
                 raise ConfigError(f"{name} must be finite and > 0, got {getattr(self, name)!r}")
@@ -412,6 +426,15 @@ def plan(
                 config.ancestry_weight,
                 f"ancestry: one histogram over the public panel's ancestry clusters "
                 f"({config.pcs} axes)",
+            )
+        )
+    if config.genotype_missingness:
+        out.append(
+            planned_histogram(
+                GENOTYPE_MISSINGNESS,
+                config.genotype_missingness_weight,
+                "genotype-missingness: one histogram of the members' shares of missing "
+                f"genotype calls over {callrates.n_bins()} public bins",
             )
         )
     out.append(replace(phenotype_plan, weight=config.phenotype_weight))
@@ -1540,6 +1563,12 @@ def synthesize(
     if members.pheno_types[config.pheno] == PhenoType.CATEGORICAL:
         raise CohortError(f"phenotype {config.pheno!r} is categorical; a numeric one is needed")
     cfg = config.validate(n)
+    if not cfg.genotype_missingness and np.isnan(members.dosages).any():
+        log.warning(
+            "the members miss some genotype calls and the synthetic genotypes will be "
+            "complete: genotype_missingness (--genotype-missingness) releases the members' "
+            "shares of missing calls under DP and gives the synthetic cohort missing calls"
+        )
     if public is not None:
         same = (
             public.n_variants == members.n_variants
@@ -1749,6 +1778,25 @@ def synthesize(
             details["association"]["matching_relative_residual"] = pairing.pop(
                 "matching_relative_residual"
             )
+
+    if cfg.genotype_missingness:
+        with _step(timings, "missing_calls", "releasing the members' missing-call shares", echo):
+            release = callrates.release_call_rates(
+                members.dosages,
+                None if public is None else public.dosages,
+                noise_multiplier=noise_multiplier(ledger, GENOTYPE_MISSINGNESS),
+                # its own noise stream: the other releases draw what they drew without it
+                noise=mechanism_noise(
+                    cfg.secure and cfg.private,
+                    np.random.default_rng((seeds[5], 5)),
+                    members.n_samples,
+                ),
+            )
+            # last: the pairing and the splices read complete genotypes
+            dosages = release.apply(dosages, np.random.default_rng((seeds[7], 2)))
+            details["genotype_missingness"] = release.summary() | {
+                "synthetic_missing_share": round(float(np.isnan(dosages).mean()), 6)
+            }
 
     variants = members.variants.copy()
     if cfg.private:

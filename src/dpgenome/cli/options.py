@@ -87,3 +87,23 @@ def ancestry_pcs_option(func: F) -> F:
         show_default=True,
         help=ANCESTRY_PCS_HELP,
     )(func)
+
+
+#: what --genotype-missingness does, for every command that takes it
+GENOTYPE_MISSINGNESS_HELP = (
+    "Give the synthetic genotypes missing calls as the members have them: each member's share "
+    "of missing calls is released over public bins (one Gaussian histogram more on the "
+    "ledger, at under 1% of the other releases' noise), and the calls are missed at the SNPs "
+    "the public panel misses (every SNP alike without one). Off by default: the synthetic "
+    "genotypes are then complete."
+)
+
+
+def genotype_missingness_option(func: F) -> F:
+    """``--genotype-missingness/--no-genotype-missingness`` (default off)."""
+    return click.option(
+        "--genotype-missingness/--no-genotype-missingness",
+        default=False,
+        show_default=True,
+        help=GENOTYPE_MISSINGNESS_HELP,
+    )(func)

@@ -17,6 +17,7 @@ import click
 
 from dpgenome.cli.options import (
     ANCESTRY_PCS_HELP,
+    GENOTYPE_MISSINGNESS_HELP,
     AncestryPcs,
     allele_order_option,
     ancestry_pcs_option,
@@ -126,6 +127,12 @@ _release_options = [
         "the genotype model is pretrained on; taken as public.",
     ),
     click.option("--ancestry-pcs", type=AncestryPcs(), help=ANCESTRY_PCS_HELP),
+    click.option(
+        "--genotype-missingness/--no-genotype-missingness",
+        "genotype_missingness",
+        default=None,
+        help=GENOTYPE_MISSINGNESS_HELP + " (Configuration key genotype_missingness.)",
+    ),
     click.option(
         "--pheno-schema",
         type=click.Path(dir_okay=False),
@@ -265,6 +272,14 @@ def release(
     "--colony-effects`), e.g. 0,0.6 with --colonies 2.",
 )
 @ancestry_pcs_option
+@click.option(
+    "--missing-calls",
+    type=click.FloatRange(0.0, 0.5, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Simulate missing genotype calls at this mean share (as `simulate --missing-calls`) "
+    "and release them (`release --genotype-missingness`). 0: complete genotypes.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def demo(
     out: Path,
@@ -277,6 +292,7 @@ def demo(
     colonies: int,
     colony_effects: str | None,
     ancestry_pcs: int | Literal["auto"],
+    missing_calls: float,
     as_json: bool,
 ) -> None:
     """Simulate the embedded CFW-like cohort and run a whole release on it.
@@ -312,6 +328,7 @@ def demo(
         colonies=colonies,
         colony_shares=shares,
         colony_effects=parse_numbers(colony_effects, "--colony-effects", "0,0.6"),
+        missing_calls=missing_calls,
     )
     if chroms:
         sim = replace(sim, chromosomes=chroms)
@@ -373,6 +390,7 @@ def _demo_release(
         seed=seed,
         public_panel=str(out / "public") if simulated.public is not None else None,
         ancestry_pcs=ancestry_pcs,
+        genotype_missingness=sim.missing_calls > 0,
         lifetime_db=str(out / "lifetime.sqlite"),
         cache_dir=str(out / "work"),
     )

@@ -92,6 +92,14 @@ SHARD_BYTES = 4 * 2**30
     help="Share of dosages made non-integer (uncertain calls); 0 = hard calls.",
 )
 @click.option(
+    "--missing-calls",
+    type=click.FloatRange(0.0, 0.5, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Mean share of genotype calls missing (NA), uneven across mice and SNPs as on a "
+    "genotyping array; the public panel misses calls at the same SNPs. 0 = complete.",
+)
+@click.option(
     "--shard/--no-shard",
     default=None,
     help="Write one cohort directory per chromosome (OUT/chr<k>/, genotypes only) "
@@ -140,6 +148,7 @@ def simulate(
     n_public: int,
     chromosomes: str | None,
     imputed_fraction: float,
+    missing_calls: float,
     shard: bool | None,
     calibrate_lead: str,
     colonies: int,
@@ -160,6 +169,7 @@ def simulate(
         seed=seed,
         n_public=n_public,
         imputed_fraction=imputed_fraction,
+        missing_calls=missing_calls,
         chromosomes=_parse_chromosomes(chromosomes) or AUTOSOMES,
         calibrate_lead=calibrate_lead,
         colonies=colonies,

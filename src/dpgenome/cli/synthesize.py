@@ -11,7 +11,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import click
 import numpy as np
 
-from dpgenome.cli.options import allele_order_option, ancestry_pcs_option
+from dpgenome.cli.options import (
+    allele_order_option,
+    ancestry_pcs_option,
+    genotype_missingness_option,
+)
 
 if TYPE_CHECKING:
     from dpgenome.cohort import Cohort
@@ -117,6 +121,7 @@ def _check_out(out: Path, inputs: dict[str, str | None]) -> None:
     "for tests); --no-secure-mode uses numpy's floating-point samplers (faster).",
 )
 @allele_order_option("auto")
+@genotype_missingness_option
 @click.option(
     "--holdout",
     "holdout_path",
@@ -152,6 +157,7 @@ def synthesize(
     pheno_schema: str | None,
     secure_mode: bool | None,
     allele_order: str,
+    genotype_missingness: bool,
     holdout_path: str | None,
     lifetime_db: str | None,
     out: str,
@@ -252,6 +258,7 @@ def synthesize(
         secure_mode=secure_mode,
         ancestry_pcs=ancestry_pcs,
         phenotypes=PhenotypeConfig(declared=declared),
+        genotype_missingness=genotype_missingness,
     )
     warn_values_encoded_as_missing(members, config.phenotypes)
     result = run(members, config, public, echo=lambda line: click.echo(line, err=True))

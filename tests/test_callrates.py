@@ -1,0 +1,228 @@
+"""Missing genotype calls: the DP release of the members' shares and the synthetic calls."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from dpgenome import callrates as C
+from dpgenome.cli import main
+from dpgenome.cohort import align_panel, analysis_subset, qc
+from dpgenome.errors import ConfigError
+from dpgenome.fidelity import missing_calls
+from dpgenome.io import read_cohort, write_cohort
+from dpgenome.noise import GeneratorNoise
+from dpgenome.simulate import SimConfig, simulate
+from dpgenome.synthesize import GENOTYPE_MISSINGNESS, SynthConfig, synthesize
+
+NO_NOISE = GeneratorNoise(np.random.default_rng(0))
+
+
+def _with_missing(n: int, m: int, shares: np.ndarray, seed: int = 0) -> np.ndarray:
+    """n x m dosages whose row i misses exactly round(shares[i] * m) calls."""
+    rng = np.random.default_rng(seed)
+    dos = rng.integers(0, 3, size=(n, m)).astype(np.float32)
+    for i, s in enumerate(shares):
+        dos[i, rng.choice(m, size=round(s * m), replace=False)] = np.nan
+    return dos
+
+
+def test_share_bins__each_row_alone_by_its_share_of_missing_calls() -> None:
+    m = 10_000
+    shares = np.array([0.0, 0.0001, 0.001, 0.0011, 0.02, 0.021, 0.5, 0.51, 1.0])
+    bins = C.share_bins(_with_missing(len(shares), m, shares))
+    # bin 0: none missing; bin k: (SHARE_EDGES[k-1], SHARE_EDGES[k]]
+    assert bins.tolist() == [0, 1, 1, 2, 5, 6, 9, 10, 10]
+    # a row's bin does not depend on the other rows: one member moves one count by one
+    # (L2 sensitivity 1, as the ledger's histogram plans it)
+    assert C.share_bins(_with_missing(len(shares), m, shares)[3:4]).tolist() == [2]
+    with_one = np.bincount(bins, minlength=C.n_bins())
+    without = np.bincount(np.delete(bins, 4), minlength=C.n_bins())
+    assert np.linalg.norm(with_one - without) == 1.0
+
+
+def test_snp_weights__the_public_panels_missing_calls_smoothed_or_every_snp_alike() -> None:
+    w, source = C.snp_weights(None, 5)
+    assert w.tolist() == [1.0] * 5 and "no public panel" in source
+    complete = np.zeros((4, 5), dtype=np.float32)
+    w, source = C.snp_weights(complete, 5)
+    assert w.tolist() == [1.0] * 5 and "misses no call" in source
+    panel = complete.copy()
+    panel[:2, 0] = np.nan  # SNP 0 missed by 2 of 4, SNP 1 by 1, the rest by none
+    panel[0, 1] = np.nan
+    w, source = C.snp_weights(panel, 5)
+    raw = (np.array([2, 1, 0, 0, 0]) + 0.5) / 5.0
+    np.testing.assert_allclose(w, raw / raw.mean())
+    assert w.mean() == pytest.approx(1.0) and "panel" in source
+    with pytest.raises(ValueError, match="4 SNPs"):
+        C.snp_weights(panel[:, :4], 5)
+
+
+@pytest.mark.parametrize("target", [0.0, 1e-4, 0.003, 0.05, 0.4, 0.9, 1.0])
+def test_scale_for_share__the_mean_probability_over_snps_is_the_target(target) -> None:
+    rng = np.random.default_rng(1)
+    weights = rng.gamma(0.3, 1 / 0.3, size=5_000)  # heavy-tailed: min(1, c w) clips some
+    weights /= weights.mean()
+    c = C.scale_for_share(weights, np.array([target]))[0]
+    assert np.minimum(1.0, c * weights).mean() == pytest.approx(target, abs=1e-9)
+    if target == 0:
+        assert c == 0
+
+
+def _release(shares: np.ndarray, weights: np.ndarray) -> C.CallRateRelease:
+    return C.CallRateRelease(shares, weights, "test", None, int((shares > 0).sum()))
+
+
+def test_apply__synthetic_individuals_miss_the_released_shares_of_calls() -> None:
+    m = 4_000
+    weights = np.random.default_rng(2).gamma(0.5, 2.0, size=m)
+    weights /= weights.mean()
+    shares = np.zeros(C.n_bins())
+    shares[[0, 4, 7]] = [0.5, 0.3, 0.2]  # none; (0.5%, 1%]; (5%, 10%]
+    dos = np.ones((2_000, m), dtype=np.float32)
+    out = _release(shares, weights).apply(dos, np.random.default_rng(3))
+    assert out is dos  # in place
+    per_row = np.isnan(out).mean(axis=1)
+    assert (per_row == 0).mean() == pytest.approx(0.5, abs=0.04)
+    bins = C.share_bins(out)
+    # a share drawn inside a bin lands in it (up to the binomial spread of its calls)
+    assert np.isin(bins, [0, 3, 4, 5, 6, 7, 8]).all()
+    assert (bins >= 6).mean() == pytest.approx(0.2, abs=0.04)
+    expected = _release(shares, weights).expected_share()
+    assert np.isnan(out).mean() == pytest.approx(expected, rel=0.08)
+    # the SNPs' shares follow their weights
+    assert np.corrcoef(np.isnan(out).mean(axis=0), weights)[0, 1] > 0.9
+    # a release without a missing call leaves the genotypes complete
+    none = np.zeros(C.n_bins())
+    none[0] = 1.0
+    complete = _release(none, weights).apply(np.ones((50, m)), np.random.default_rng(4))
+    assert not np.isnan(complete).any()
+
+
+def test_release_call_rates__exact_without_noise_and_the_public_default_when_drowned() -> None:
+    shares = np.r_[np.zeros(60), np.full(40, 0.02)]
+    dos = _with_missing(100, 2_000, shares)
+    exact = C.release_call_rates(dos, None, noise_multiplier=None, noise=NO_NOISE)
+    assert exact.shares[0] == pytest.approx(0.6) and exact.shares[5] == pytest.approx(0.4)
+    assert exact.kept == 2 and exact.noise_multiplier is None
+    noisy = C.release_call_rates(
+        dos, None, noise_multiplier=3.0, noise=GeneratorNoise(np.random.default_rng(5))
+    )
+    assert noisy.shares.sum() == pytest.approx(1.0) and noisy.kept >= 2
+    assert noisy.shares[0] == pytest.approx(0.6, abs=0.1)
+    drowned = C.release_call_rates(
+        dos, None, noise_multiplier=1e4, noise=GeneratorNoise(np.random.default_rng(6))
+    )
+    assert drowned.kept == 0 and drowned.shares[0] == 1.0  # no missing call
+    assert drowned.summary()["bins_kept"] == 0
+
+
+def test_missing_calls__aggregates_of_both_sides() -> None:
+    real = _with_missing(10, 1_000, np.r_[np.zeros(5), np.full(5, 0.1)])
+    complete = np.zeros((10, 1_000), dtype=np.float32)
+    out = missing_calls(real, complete)
+    assert out["real"]["share"] == pytest.approx(0.05)
+    assert out["real"]["individuals_with_any"] == 0.5
+    assert out["synthetic"]["share"] == 0.0 and out["snp_share_correlation"] is None
+    assert missing_calls(real, real)["snp_share_correlation"] == pytest.approx(1.0)
+
+
+def test_simulate__missing_calls_uneven_and_at_the_panels_snps() -> None:
+    sim = simulate(SimConfig.small(seed=3, n=300, n_public=200, missing_calls=0.02))
+    c, p = sim.cohort.dosages, sim.public.dosages
+    assert np.isnan(c).mean() == pytest.approx(0.02, rel=0.25)
+    per_mouse = np.isnan(c).mean(axis=1)
+    assert per_mouse.max() > 4 * np.median(per_mouse)  # a few mice miss many
+    # one platform: the panel misses calls at the cohort's SNPs
+    assert np.corrcoef(np.isnan(c).mean(axis=0), np.isnan(p).mean(axis=0))[0, 1] > 0.8
+    # the trait is planted on the complete calls: the phenotypes do not change
+    base = simulate(SimConfig.small(seed=3, n=300, n_public=200))
+    assert not np.isnan(base.cohort.dosages).any()
+    assert base.cohort.phenotypes.equals(sim.cohort.phenotypes)
+    with pytest.raises(ConfigError, match="missing_calls"):
+        SimConfig.small(missing_calls=0.5)
+
+
+@pytest.fixture(scope="module")
+def missing_cohort():
+    sim = simulate(SimConfig.small(seed=3, n=300, n_public=200, missing_calls=0.02))
+    real, report = qc(sim.cohort, dp=True, public=sim.public)
+    members = analysis_subset(real, "abBMD", ["SW16"], report)
+    return members, align_panel(sim.public, members.variants)
+
+
+FAST = SynthConfig(pheno="abBMD", covariates=("SW16",), epsilon=4.0, pretrain_steps=40)
+
+
+def test_synthesize__releases_missing_calls_under_the_ledger(missing_cohort, caplog) -> None:
+    members, panel = missing_cohort
+    res = synthesize(members, replace(FAST, genotype_missingness=True), panel)
+    led = res.ledger.to_dict()
+    assert 3.9 < led["epsilon"] <= 4.0
+    mech = {m["name"]: m for m in led["mechanisms"]}[GENOTYPE_MISSINGNESS]
+    assert mech["kind"] == "gaussian" and mech["sensitivity"] == 1.0 and mech["count"] == 1
+    det = res.details["genotype_missingness"]
+    assert det["noise_multiplier"] == mech["noise_multiplier"]
+    assert det["bins_kept"] >= 1 and "panel" in det["snp_weights"]
+    fid = missing_calls(members.dosages, res.cohort.dosages)
+    assert fid["synthetic"]["share"] == pytest.approx(fid["real"]["share"], rel=0.5)
+    assert fid["snp_share_correlation"] > 0.5
+    # off (the default): no mechanism, complete genotypes, and a warning that says so
+    with caplog.at_level(logging.WARNING, logger="dpgenome.synthesize"):
+        off = synthesize(members, FAST, panel)
+    assert GENOTYPE_MISSINGNESS not in {m["name"] for m in off.ledger.to_dict()["mechanisms"]}
+    assert not np.isnan(off.cohort.dosages).any()
+    assert "miss some genotype calls" in caplog.text
+    # the other releases' noise moves by under 1% for it
+    without = {m["name"]: m for m in off.ledger.to_dict()["mechanisms"]}["region-association"]
+    with_it = {m["name"]: m for m in led["mechanisms"]}["region-association"]
+    assert with_it["noise_multiplier"] / without["noise_multiplier"] == pytest.approx(1, abs=0.01)
+
+
+def test_synthesize__no_formal_privacy_releases_exact_shares(missing_cohort) -> None:
+    members, panel = missing_cohort
+    res = synthesize(
+        members, replace(FAST, epsilon=math.inf, genotype_missingness=True, seed=2), panel
+    )
+    det = res.details["genotype_missingness"]
+    assert det["noise_multiplier"] is None
+    exact = np.bincount(C.share_bins(members.dosages), minlength=C.n_bins()) / members.n_samples
+    np.testing.assert_allclose(det["released_shares"], exact, atol=1e-5)
+
+
+def test_synth_config__missingness_weight_must_be_positive() -> None:
+    with pytest.raises(ConfigError, match="genotype_missingness_weight"):
+        replace(FAST, genotype_missingness_weight=0.0).validate(100)
+
+
+def test_cli__simulate_and_synthesize_with_missing_calls(tmp_path) -> None:
+    """`simulate --missing-calls` writes NA calls; `synthesize --genotype-missingness` reads
+    them, charges the histogram and writes a cohort missing calls."""
+    sim = tmp_path / "sim"
+    args = ["simulate", "--out", str(sim), "--n", "150", "--public-panel", "120"]
+    args += ["--chromosomes", "11", "--missing-calls", "0.03", "--seed", "4"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    cohort = read_cohort(sim)
+    assert np.isnan(cohort.dosages).mean() == pytest.approx(0.03, rel=0.4)
+    out = tmp_path / "synth"
+    args = ["synthesize", str(sim), "--pheno", "abBMD", "--covar", "SW16", "--epsilon", "6"]
+    args += ["--public-panel", str(sim / "public"), "--genotype-missingness", "--out", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    ledger = json.loads((out / "ledger.json").read_text())
+    assert GENOTYPE_MISSINGNESS in {m["name"] for m in ledger["mechanisms"]}
+    synth = read_cohort(out)
+    assert 0 < np.isnan(synth.dosages).mean() < 0.1
+    summary = json.loads((out / "synthesis.json").read_text())
+    assert summary["details"]["genotype_missingness"]["bins_kept"] >= 1
+    assert summary["config"]["genotype_missingness"] is True
+    # a panel written in another format reads the same calls back
+    write_cohort(cohort, tmp_path / "plink", "plink")
+    assert np.isnan(read_cohort(tmp_path / "plink").dosages).sum() == np.isnan(cohort.dosages).sum()
