@@ -1125,3 +1125,50 @@ def test_render_dossier__explains_its_terms() -> None:
     terms = re.findall(r"<dt>(.*?)</dt>", html.split('id="glossary"')[1])
     for term in ("epsilon", "replace-one", "DP-SGD", "AUC", "DCR", "KING", "canary", "lambda_GC"):
         assert any(term in t for t in terms), term
+
+
+def test_render_dossier__missing_genotype_calls_released_and_compared() -> None:
+    """The ledger section says what the genotype-missingness release gave the synthetic
+    genotypes; the fidelity table compares the two sides' missing calls, and says when the
+    synthetic genotypes are complete although the members' are not. Older results (and
+    complete cohorts on both sides) render neither row."""
+    doc = results("approve")
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    plain = " ".join(render_dossier(doc, evaluation, {}).split())
+    assert "Missing genotype calls" not in plain
+    doc = copy.deepcopy(doc)
+    side = {"individuals_with_any": 1.0, "individual_share_p90": 0.04, "snps_over_5pct": 0.1}
+    doc["fidelity"]["missing_calls"] = {
+        "real": {"share": 0.0201, **side},
+        "synthetic": {"share": 0.0, **side},
+        "snp_share_correlation": None,
+    }
+    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    assert "<td>0.0201 / 0" in text
+    assert "The synthetic genotypes are complete" in text
+    doc["fidelity"]["missing_calls"]["synthetic"]["share"] = 0.0187
+    doc["fidelity"]["missing_calls"]["snp_share_correlation"] = 0.8153
+    doc["fidelity"]["holdout_baseline"] = {"missing_call_share": 0.0199}
+    doc["synthesis"]["genotype_missingness"] = {
+        "bins_upper_share": [0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0],
+        "released_shares": [0, 0, 0, 0.14, 0.29, 0.38, 0.18, 0, 0, 0, 0],
+        "expected_missing_share": 0.0141,
+        "bins_kept": 4,
+        "keep_sds": 2.0,
+        "noise_multiplier": 16.7,
+        "snp_weights": "the public panel's per-SNP missing calls",
+        "synthetic_missing_share": 0.0187,
+    }
+    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    assert "<td>0.0201 / 0.0187 (the real holdout against the members: 0.0199)" in text
+    assert "Correlation of the SNPs' shares: 0.8153" in text
+    assert "The synthetic genotypes are complete" not in text
+    assert (
+        "4 of 11 bins of an individual&#39;s share of missing calls kept (noisy count at least 2 "
+        "noise sds; their released shares give an expected share of 0.0141); spread over the "
+        "SNPs by the public panel&#39;s per-SNP missing calls; the synthetic genotypes miss "
+        "0.0187 of their calls"
+    ) in text
+    doc["synthesis"]["genotype_missingness"]["bins_kept"] = 0
+    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    assert "no bin passed the noise, so the public default stands: no missing call" in text

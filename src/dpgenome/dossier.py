@@ -507,7 +507,7 @@ def _missing_calls_text(release: Any) -> str | None:
         "no bin passed the noise, so the public default stands: no missing call"
         if not kept
         else f"{kept} of {len(release.get('bins_upper_share') or [])} bins of an individual's "
-        f"share of missing calls kept (noisy count at least {release.get('keep_sds')} noise "
+        f"share of missing calls kept (noisy count at least {release.get('keep_sds'):g} noise "
         f"sds; their released shares give an expected share of {expected})"
     )
     return (

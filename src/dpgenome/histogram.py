@@ -38,16 +38,18 @@ def noisy_shares(
     *,
     noise_multiplier: float | None,
     noise: Noise,
+    keep_sds: float = KEEP_SDS,
 ) -> tuple[np.ndarray, int]:
     """The released shares over the domain (``len(public_counts)`` bins) of the members' bin
-    indices ``bins``, and how many bins were kept (0: the public shares)."""
+    indices ``bins``, and how many bins were kept (noisy count at least ``keep_sds`` noise
+    sds; 0: the public shares)."""
     size = len(public_counts)
     counts = np.bincount(np.asarray(bins, dtype=np.int64), minlength=size).astype(np.float64)
     if noise_multiplier is None:
         return counts / counts.sum(), int((counts > 0).sum())
     sd = float(noise_multiplier)
     noisy = np.asarray(noise.gaussian(counts, sd=sd, sensitivity=1.0))
-    kept = noisy >= KEEP_SDS * sd
+    kept = noisy >= keep_sds * sd
     if not kept.any():  # the noise hides every bin: the public shares (public)
         public = np.asarray(public_counts, dtype=np.float64)
         return public / public.sum(), 0

@@ -128,6 +128,12 @@ class CohortSummary:
             f"(worst sample {self.sample_missing_rate_max:.2%}, "
             f"worst SNP {self.variant_missing_rate_max:.2%}; "
             f"{self.variants_missing_over_5pct} SNPs over 5%)"
+            + (
+                "; a synthetic cohort is complete unless synthesize / release run with "
+                "--genotype-missingness"
+                if self.missing_rate > 0
+                else ""
+            )
         )
         out.append(f"non-integer dosages as read: {self.non_integer_dosage_rate:.3%}")
         if self.allele_order_from_data is not None:

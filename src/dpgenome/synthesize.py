@@ -113,6 +113,7 @@ from dpgenome.draw import draw_with_prevalence
 from dpgenome.errors import CohortError, ConfigError
 from dpgenome.gwas import lambda_gc, linear_scan
 from dpgenome.histogram import planned_histogram
+from dpgenome.impute import Imputed, impute_nearest
 from dpgenome.model import WindowLayout, WindowModel, make_layout
 from dpgenome.noise import (
     NOISE_SEED_ENV,
@@ -983,6 +984,23 @@ def resolve_ancestry(
     return replace(config, ancestry_pcs=test.pcs), test, gram
 
 
+#: the public panels' imputed dosages of this process (:func:`imputed_panel`), keyed by a
+#: hash of the panel as given (public data only)
+_IMPUTED: dict[str, Imputed] = {}
+
+
+def imputed_panel(public: Cohort) -> Imputed:
+    """The public panel's dosages with its missing calls filled from its nearest individuals
+    (:func:`dpgenome.impute.impute_nearest`: public data only, no privacy cost), cached per
+    panel in this process."""
+    key = _panel_digest(public)
+    if key not in _IMPUTED:
+        while len(_IMPUTED) >= _PRETRAINED_MAX:
+            _IMPUTED.pop(next(iter(_IMPUTED)))
+        _IMPUTED[key] = impute_nearest(public.dosages, public.variants["chr"])
+    return _IMPUTED[key]
+
+
 def _panel_digest(public: Cohort) -> str:
     """Content hash of a public panel: its dosages, SNP ids and chromosomes (which decide the
     structure test's halves and the ancestry scores' leave-one-out chromosomes)."""
@@ -1582,6 +1600,16 @@ def synthesize(
                 "the public panel must have the same variants, in the same order, as the cohort "
                 f"({public.n_variants} vs {members.n_variants} variants)"
             )
+    timings: dict[str, float] = {}
+    details: dict[str, Any] = {}
+    panel_calls = None if public is None else public.dosages  # as given: where it misses calls
+    if public is not None and np.isnan(public.dosages).any():
+        with _step(
+            timings, "impute_panel", "filling the public panel's missing calls (public data)", echo
+        ):
+            imputed = imputed_panel(public)
+        public = replace(public, dosages=imputed.dosages)
+        details["public_panel_imputation"] = imputed.summary()
     cfg, structure, panel_gram = resolve_ancestry(cfg, public)  # the public panel only
     if cfg.pcs:  # before the ledger is calibrated, let alone charged
         if public is None:
@@ -1599,8 +1627,6 @@ def synthesize(
                 "ancestry across chromosomes needs at least two chromosomes: a window reads "
                 "the scores of the other chromosomes"
             )
-    timings: dict[str, float] = {}
-    details: dict[str, Any] = {}
     seeds, details["noise_source"] = mechanism_seeds(cfg)
     if structure is not None:
         details["ancestry"] = {"auto": structure.summary()}
@@ -1783,7 +1809,7 @@ def synthesize(
         with _step(timings, "missing_calls", "releasing the members' missing-call shares", echo):
             release = callrates.release_call_rates(
                 members.dosages,
-                None if public is None else public.dosages,
+                panel_calls,
                 noise_multiplier=noise_multiplier(ledger, GENOTYPE_MISSINGNESS),
                 # its own noise stream: the other releases draw what they drew without it
                 noise=mechanism_noise(
