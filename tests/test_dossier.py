@@ -1172,3 +1172,17 @@ def test_render_dossier__missing_genotype_calls_released_and_compared() -> None:
     doc["synthesis"]["genotype_missingness"]["bins_kept"] = 0
     text = " ".join(render_dossier(doc, evaluation, {}).split())
     assert "no bin passed the noise, so the public default stands: no missing call" in text
+    assert "The public panel's missing calls" not in text
+    doc["synthesis"]["public_panel_imputation"] = {
+        "calls_filled": 1618701,
+        "share_filled": 0.02033109762990316,
+        "from_snp_mean": 1,
+        "window_snps": 64,
+        "neighbours": 8,
+    }
+    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    assert (
+        "The public panel's missing calls</th><td>1,618,701 missing calls (a share of 0.02033 "
+        "of its calls) filled before the synthesizer read the panel, each from the nearest of "
+        "its individuals with the call over windows of 64 SNPs (1 from the SNP&#39;s mean)"
+    ) in text

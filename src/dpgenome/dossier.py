@@ -495,14 +495,34 @@ def _ancestry_text(ancestry: Any) -> str | None:
     )
 
 
+def _share(value: Any) -> str:
+    """A share (0-1) to four significant digits, or "n/a"."""
+    return f"{value:.4g}" if isinstance(value, int | float) else "n/a"
+
+
+def _panel_imputation_text(imputed: Any) -> str | None:
+    """How many of the public panel's calls were filled before the synthesizer read it
+    (public data only), or None when it missed none."""
+    if not isinstance(imputed, Mapping) or not imputed.get("calls_filled"):
+        return None
+    return (
+        f"{imputed.get('calls_filled'):,} missing calls (a share of "
+        f"{_share(imputed.get('share_filled'))} of its calls) filled before the synthesizer "
+        "read the panel, each from the nearest of its "
+        f"individuals with the call over windows of {imputed.get('window_snps')} SNPs "
+        f"({imputed.get('from_snp_mean'):,} from the SNP's mean); public data, no privacy cost, "
+        "so no copied panel block brings a missing call into the synthetic cohort"
+    )
+
+
 def _missing_calls_text(release: Any) -> str | None:
     """What the ``genotype-missingness`` release gave the synthetic genotypes (DP outputs and
     public data only), or None when the synthesis did not release missing calls."""
     if not isinstance(release, Mapping):
         return None
     kept = release.get("bins_kept")
-    expected = release.get("expected_missing_share")
-    realised = release.get("synthetic_missing_share")
+    expected = _share(release.get("expected_missing_share"))
+    realised = _share(release.get("synthetic_missing_share"))
     what = (
         "no bin passed the noise, so the public default stands: no missing call"
         if not kept
@@ -825,6 +845,9 @@ def build_context(
         "allele_order": _get(results, "synthesis.allele_order"),
         "ancestry": _ancestry_text(_get(results, "synthesis.ancestry")),
         "missing_calls": _missing_calls_text(_get(results, "synthesis.genotype_missingness")),
+        "panel_imputation": _panel_imputation_text(
+            _get(results, "synthesis.public_panel_imputation")
+        ),
         "gwas": _get(results, "fidelity.gwas", {}),
         "fidelity": _get(results, "fidelity", {}),
         "provenance": provenance if isinstance(provenance, Mapping) else {},
