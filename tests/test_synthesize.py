@@ -1132,3 +1132,18 @@ def test_synthesize__a_dp_sgd_run_unlike_its_ledger_is_refused(members, monkeypa
     s = res.details["structure"]
     assert s["noise_multiplier"] == ledger["genotype-structure"]["noise_multiplier"]
     assert s["steps"] == ledger["genotype-structure"]["steps"]
+
+
+def test_substream__tags_from_one_never_repeat_the_seeds_own_stream() -> None:
+    """numpy drops trailing zero words of a SeedSequence's entropy: ``[s, 0]`` draws what
+    ``s`` draws, so a tag 0 would give two mechanisms the same noise (not in secure mode)."""
+    from dpgenome.synthesize import substream
+
+    seed = 987654321
+    first = np.random.default_rng(seed).random(4)
+    assert np.array_equal(np.random.default_rng((seed, 0)).random(4), first)  # numpy's rule
+    draws = [substream(seed, tag).random(4) for tag in range(1, 6)]
+    assert not any(np.array_equal(d, first) for d in draws)
+    assert len({d.tobytes() for d in draws}) == 5
+    with pytest.raises(ValueError, match="tags start at 1"):
+        substream(seed, 0)

@@ -1466,6 +1466,16 @@ def _lead_region(
     return region, detail
 
 
+def substream(seed: int, tag: int) -> np.random.Generator:
+    """A generator of its own for one use of ``seed`` (``tag`` >= 1 names the use): the
+    stream of ``SeedSequence([seed, tag])``. Tag 0 is refused: numpy drops trailing zero
+    words of entropy, so ``SeedSequence([seed, 0])`` is ``SeedSequence(seed)`` and would
+    repeat the stream of ``default_rng(seed)`` (two mechanisms drawing the same noise)."""
+    if tag < 1:
+        raise ValueError(f"substream tags start at 1 (tag 0 repeats the seed's stream), got {tag}")
+    return np.random.default_rng((seed, tag))
+
+
 def mechanism_seeds(config: SynthConfig) -> tuple[list[int], str]:
     """``(seeds, source)``: the eight seeds of one synthesis's random streams (mechanism
     noise, Poisson batches, sampling) and where they come from (for ``details``).
@@ -1660,10 +1670,10 @@ def synthesize(
                 ledger,
                 mechanism_noise(
                     cfg.secure and cfg.private,
-                    np.random.default_rng((seeds[5], 3)),
+                    substream(seeds[5], 3),
                     members.n_samples,
                 ),
-                np.random.default_rng((seeds[4], 3)),
+                substream(seeds[4], 3),
                 details,
             )
         dosages = sample_dosages(
@@ -1712,7 +1722,7 @@ def synthesize(
             # its own noise stream: the other releases draw what they drew without it
             ancestry_noise = mechanism_noise(
                 cfg.secure and cfg.private,
-                np.random.default_rng((seeds[5], 4)),
+                substream(seeds[5], 4),
                 members.n_samples,
             )
             # centred on the synthetic individuals' mean score (a DP output: the released mix)
@@ -1721,9 +1731,7 @@ def synthesize(
         regions, adjust, moments = _association(
             members, dosages, pheno_table, public, cfg, ledger, noise, details, ancestry_input
         )
-        pheno_table = _draw_rows(
-            pheno_table, adjust, cfg, details, np.random.default_rng((seeds[3], 1))
-        )
+        pheno_table = _draw_rows(pheno_table, adjust, cfg, details, substream(seeds[3], 1))
         if adjust is not None and "phenotype_prevalence" in details:
             # the drawn rows have their own prevalence and slopes: the pairing matches the
             # residual a GWAS of them tests
@@ -1738,7 +1746,7 @@ def synthesize(
             # SNPs after it are drawn again given the block (dpgenome.splice: LD across both
             # edges); a donor serves at most ceil(n / panel) synthetic individuals.
             splices += [Splice(r.columns) for r in regions if not r.redraw]
-        redraw_rng = np.random.default_rng((seeds[7], 1))
+        redraw_rng = substream(seeds[7], 1)
         for r in (r for r in regions if r.redraw):
             # a lead release's column at its released frequency (post-processing)
             freq = r.center / 2.0
@@ -1814,12 +1822,12 @@ def synthesize(
                 # its own noise stream: the other releases draw what they drew without it
                 noise=mechanism_noise(
                     cfg.secure and cfg.private,
-                    np.random.default_rng((seeds[5], 5)),
+                    substream(seeds[5], 5),
                     members.n_samples,
                 ),
             )
             # last: the pairing and the splices read complete genotypes
-            dosages = release.apply(dosages, np.random.default_rng((seeds[7], 2)))
+            dosages = release.apply(dosages, substream(seeds[7], 2))
             details["genotype_missingness"] = release.summary() | {
                 "synthetic_missing_share": round(float(np.isnan(dosages).mean()), 6)
             }

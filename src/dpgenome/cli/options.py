@@ -107,3 +107,15 @@ def genotype_missingness_option(func: F) -> F:
         show_default=True,
         help=GENOTYPE_MISSINGNESS_HELP,
     )(func)
+
+
+def missing_calls_option(help_text: str) -> Callable[[F], F]:
+    """``--missing-calls RATE``: the simulator's mean share of missing genotype calls
+    (:attr:`dpgenome.simulate.SimConfig.missing_calls`; ``simulate`` and ``demo``)."""
+    return click.option(
+        "--missing-calls",
+        type=click.FloatRange(0.0, 0.5, max_open=True),
+        default=0.0,
+        show_default=True,
+        help=help_text,
+    )

@@ -21,6 +21,7 @@ from dpgenome.cli.options import (
     AncestryPcs,
     allele_order_option,
     ancestry_pcs_option,
+    missing_calls_option,
 )
 from dpgenome.config import (
     ReleaseConfig,
@@ -272,13 +273,9 @@ def release(
     "--colony-effects`), e.g. 0,0.6 with --colonies 2.",
 )
 @ancestry_pcs_option
-@click.option(
-    "--missing-calls",
-    type=click.FloatRange(0.0, 0.5, max_open=True),
-    default=0.0,
-    show_default=True,
-    help="Simulate missing genotype calls at this mean share (as `simulate --missing-calls`) "
-    "and release them (`release --genotype-missingness`). 0: complete genotypes.",
+@missing_calls_option(
+    "Simulate missing genotype calls at this mean share (as `simulate --missing-calls`) "
+    "and release them (`release --genotype-missingness`). 0: complete genotypes."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def demo(

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from dpgenome.cli.options import missing_calls_option
 from dpgenome.errors import ConfigError
 from dpgenome.io.files import write_json_atomic
 
@@ -91,13 +92,9 @@ SHARD_BYTES = 4 * 2**30
     show_default=True,
     help="Share of dosages made non-integer (uncertain calls); 0 = hard calls.",
 )
-@click.option(
-    "--missing-calls",
-    type=click.FloatRange(0.0, 0.5, max_open=True),
-    default=0.0,
-    show_default=True,
-    help="Mean share of genotype calls missing (NA), uneven across mice and SNPs as on a "
-    "genotyping array; the public panel misses calls at the same SNPs. 0 = complete.",
+@missing_calls_option(
+    "Mean share of genotype calls missing (NA), uneven across mice and SNPs as on a "
+    "genotyping array; the public panel misses calls at the same SNPs. 0 = complete."
 )
 @click.option(
     "--shard/--no-shard",
