@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from dpgenome import callrates as C
+from dpgenome import synthesize as S
 from dpgenome.cli import main
 from dpgenome.cohort import align_panel, analysis_subset, qc
 from dpgenome.errors import ConfigError
@@ -42,9 +43,6 @@ def test_share_bins__each_row_alone_by_its_share_of_missing_calls() -> None:
     # a row's bin does not depend on the other rows: one member moves one count by one
     # (L2 sensitivity 1, as the ledger's histogram plans it)
     assert C.share_bins(_with_missing(len(shares), m, shares)[3:4]).tolist() == [2]
-    with_one = np.bincount(bins, minlength=C.n_bins())
-    without = np.bincount(np.delete(bins, 4), minlength=C.n_bins())
-    assert np.linalg.norm(with_one - without) == 1.0
 
 
 def test_snp_weights__the_public_panels_missing_calls_smoothed_or_every_snp_alike() -> None:
@@ -160,7 +158,9 @@ def missing_cohort():
 FAST = SynthConfig(pheno="abBMD", covariates=("SW16",), epsilon=4.0, pretrain_steps=40)
 
 
-def test_synthesize__releases_missing_calls_under_the_ledger(missing_cohort, caplog) -> None:
+def test_synthesize__releases_missing_calls_under_the_ledger(
+    missing_cohort, caplog, monkeypatch
+) -> None:
     members, panel = missing_cohort
     res = synthesize(members, replace(FAST, genotype_missingness=True), panel)
     led = res.ledger.to_dict()
@@ -169,11 +169,13 @@ def test_synthesize__releases_missing_calls_under_the_ledger(missing_cohort, cap
     assert mech["kind"] == "gaussian" and mech["sensitivity"] == 1.0 and mech["count"] == 1
     det = res.details["genotype_missingness"]
     assert det["noise_multiplier"] == mech["noise_multiplier"]
-    assert det["bins_kept"] >= 1 and "panel" in det["snp_weights"]
+    assert det["bins_kept"] >= 1
+    assert det["snp_weights"] == "the public panel's per-SNP missing calls"
     fid = missing_calls(members.dosages, res.cohort.dosages)
     assert fid["synthetic"]["share"] == pytest.approx(fid["real"]["share"], rel=0.5)
     assert fid["snp_share_correlation"] > 0.5
     # off (the default): no mechanism, complete genotypes, and a warning that says so
+    monkeypatch.setitem(S._WARNED, "complete", False)
     with caplog.at_level(logging.WARNING, logger="dpgenome.synthesize"):
         off = synthesize(members, FAST, panel)
     assert GENOTYPE_MISSINGNESS not in {m["name"] for m in off.ledger.to_dict()["mechanisms"]}
@@ -226,3 +228,26 @@ def test_cli__simulate_and_synthesize_with_missing_calls(tmp_path) -> None:
     # a panel written in another format reads the same calls back
     write_cohort(cohort, tmp_path / "plink", "plink")
     assert np.isnan(read_cohort(tmp_path / "plink").dosages).sum() == np.isnan(cohort.dosages).sum()
+
+
+def test_synthesize__the_plan_holds_the_release_whatever_the_members_miss(missing_cohort) -> None:
+    """The ledger is the configuration's: members without a missing call still pay for the
+    histogram (the plan does not look at them), and the public default gives no missing call
+    when nothing passes the noise."""
+    members, panel = missing_cohort
+    complete = replace(members, dosages=np.nan_to_num(members.dosages, nan=0.0))
+    res = synthesize(complete, replace(FAST, genotype_missingness=True), panel)
+    assert GENOTYPE_MISSINGNESS in {m["name"] for m in res.ledger.to_dict()["mechanisms"]}
+    det = res.details["genotype_missingness"]
+    assert det["released_shares"][0] == 1.0 and not np.isnan(res.cohort.dosages).any()
+
+
+def test_draw_shares__a_bin_below_one_call_draws_one_call() -> None:
+    """On few SNPs the lowest bins lie below one call's share: a synthetic individual drawn
+    into them misses one call on average, not a fraction of one."""
+    shares = np.zeros(C.n_bins())
+    shares[1] = 1.0  # (0, 0.1%]: below one call of 300
+    release = _release(shares, np.ones(300))
+    drawn = release.draw_shares(1_000, np.random.default_rng(8))
+    assert np.allclose(drawn, 1 / 300)
+    assert release.expected_share() == pytest.approx(1 / 300)

@@ -1170,8 +1170,10 @@ def test_render_dossier__missing_genotype_calls_released_and_compared() -> None:
         "0.0187 of their calls"
     ) in text
     doc["synthesis"]["genotype_missingness"]["bins_kept"] = 0
+    doc["fidelity"]["missing_calls"]["synthetic"]["share"] = 0.0
     text = " ".join(render_dossier(doc, evaluation, {}).split())
     assert "no bin passed the noise, so the public default stands: no missing call" in text
+    assert "genotype_missingness off" not in text  # it was on: the noise hid every bin
     assert "The public panel's missing calls" not in text
     doc["synthesis"]["public_panel_imputation"] = {
         "calls_filled": 1618701,

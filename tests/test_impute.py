@@ -38,14 +38,19 @@ def test_impute_nearest__recovers_masked_calls_far_better_than_the_mean(panel) -
     assert complete.filled == 0 and complete.dosages is not None
 
 
-def test_impute_nearest__falls_back_to_the_snps_mean_without_a_near_call() -> None:
-    x = np.array([[0, 1, 2, 2], [0, 1, 2, np.nan], [2, 1, 0, np.nan]], dtype=np.float32)
+def test_impute_nearest__the_nearest_individual_that_called_it_else_the_snps_mean() -> None:
+    x = np.array(
+        [[0, 1, 2, 0], [0, 1, 2, np.nan], [2, 1, 0, 2], [2, 1, 0, 2], [2, 1, 0, 2]],
+        dtype=np.float32,
+    )
     out = impute_nearest(x, np.array(["1"] * 4))
-    # nobody but row 0 called SNP 3: rows 1 and 2 take it from row 0, nearest or not
-    assert out.dosages[:, 3].tolist() == [2, 2, 2]
+    # row 1 is row 0 on the SNPs both called: row 0's 0, not the SNP's rounded mean (2)
+    assert out.dosages[1, 3] == 0 and out.from_mean == 0
     alone = np.array([[np.nan, 1], [np.nan, 1]], dtype=np.float32)
     out = impute_nearest(alone, np.array(["1", "1"]))
     assert out.dosages[:, 0].tolist() == [0, 0] and out.from_mean == 2  # nobody called it
+    one = impute_nearest(np.array([[np.nan, 1, 2]], dtype=np.float32), np.array(["1"] * 3))
+    assert one.dosages.tolist() == [[0, 1, 2]] and one.from_mean == 1  # a panel of one
 
 
 def test_windows__never_cross_a_chromosome_and_merge_a_short_tail() -> None:

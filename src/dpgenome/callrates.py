@@ -124,15 +124,15 @@ class CallRateRelease:
 
     def draw_shares(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` individuals' missing-call shares: a bin by the released shares, then
-        log-uniform within it (0 in the first bin); the lowest bin starts at one call."""
+        log-uniform within it (0 in the first bin). Both edges are raised to one call's
+        share (``1 / SNPs``): on few SNPs the lowest bins lie below one call, and a bin other
+        than the first means missing calls (each SNP is then missed at random, so now and then
+        an individual drawn into the lowest bin still misses none)."""
         bins = rng.choice(n_bins(), size=n, p=self.shares)
-        edges = np.asarray(SHARE_EDGES)
-        lower = np.maximum(edges[np.maximum(bins - 1, 0)], 1.0 / max(len(self.weights), 1))
-        upper = edges[bins]
-        lower = np.minimum(lower, upper)
+        lower, upper = self._edges()
+        lower, upper = lower[np.maximum(bins - 1, 0)], upper[np.maximum(bins - 1, 0)]
         u = rng.random(n)
-        with np.errstate(divide="ignore", invalid="ignore"):  # the first bin: log(0)
-            share = np.exp(np.log(lower) + u * (np.log(upper) - np.log(lower)))
+        share = np.exp(np.log(lower) + u * (np.log(upper) - np.log(lower)))
         return np.where(bins == 0, 0.0, share)
 
     def apply(self, dosages: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -165,13 +165,16 @@ class CallRateRelease:
             "snp_weights": self.weights_source,
         }
 
-    def expected_share(self) -> float:
-        """The mean missing-call share a synthetic individual draws (bin midpoints on the log
-        scale; before the ``min(1, .)`` of :meth:`apply`)."""
+    def _edges(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper edges of the bins after the first, raised to one call's share."""
         edges = np.asarray(SHARE_EDGES)
-        lower = np.maximum(edges[:-1], 1.0 / max(len(self.weights), 1))
-        upper = edges[1:]
-        lower = np.minimum(lower, upper)
+        one = 1.0 / max(len(self.weights), 1)
+        return np.maximum(edges[:-1], one), np.maximum(edges[1:], one)
+
+    def expected_share(self) -> float:
+        """The mean missing-call share a synthetic individual draws (the mean of the
+        log-uniform share of each bin, weighed by the released shares)."""
+        lower, upper = self._edges()
         ratio = np.log(upper) - np.log(lower)
         means = np.where(ratio > 0, (upper - lower) / np.where(ratio > 0, ratio, 1.0), upper)
         return float(np.dot(self.shares[1:], means))

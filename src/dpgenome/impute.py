@@ -53,8 +53,9 @@ class Imputed:
 
 
 def _windows(chromosomes: np.ndarray, size: int) -> list[tuple[int, int]]:
-    """``(start, stop)`` column ranges of at most ``size`` contiguous SNPs, never across a
-    chromosome (a chromosome's last window is merged into the one before when short)."""
+    """``(start, stop)`` column ranges of ``size`` contiguous SNPs, never across a chromosome;
+    a chromosome's last window shorter than ``size // 2`` is merged into the one before (so
+    a window holds up to ``1.5 size`` SNPs), and a chromosome shorter than ``size`` is one."""
     out: list[tuple[int, int]] = []
     change = np.flatnonzero(chromosomes[1:] != chromosomes[:-1]) + 1
     bounds = [0, *change.tolist(), len(chromosomes)]
@@ -106,13 +107,17 @@ def impute_nearest(dosages: np.ndarray, chromosomes: pd.Series | np.ndarray) -> 
             near = np.take_along_axis(near, order, axis=1)
             far = ~np.isfinite(np.take_along_axis(distance, near, axis=1))
             near = np.where(far, -1, near)
-        # the first of the nearest that called each SNP (q x k x w)
-        has = np.where(near[:, :, None] >= 0, obs[np.maximum(near, 0)] > 0, False)
-        first = has.argmax(axis=1)  # (q, w)
-        found = has.any(axis=1)
-        donor = np.take_along_axis(np.maximum(near, 0), first, axis=1)  # (q, w)
         cols = np.arange(start, stop)[None, :]
-        value = np.where(found, x[donor, cols], fallback[start:stop][None, :])
+        if near.shape[1]:
+            # the first of the nearest that called each SNP (q x k x w)
+            has = np.where(near[:, :, None] >= 0, obs[np.maximum(near, 0)] > 0, False)
+            first = has.argmax(axis=1)  # (q, w)
+            found = has.any(axis=1)
+            donor = np.take_along_axis(np.maximum(near, 0), first, axis=1)  # (q, w)
+            value = np.where(found, x[donor, cols], fallback[start:stop][None, :])
+        else:  # a panel of one individual: nobody else to ask
+            found = np.zeros((query.size, stop - start), dtype=bool)
+            value = np.broadcast_to(fallback[start:stop][None, :], found.shape)
         filled = miss[query]
         from_mean += int((filled & ~found).sum())
         block = out[query, start:stop]

@@ -984,6 +984,9 @@ def resolve_ancestry(
     return replace(config, ancestry_pcs=test.pcs), test, gram
 
 
+#: warnings given once per process
+_WARNED = {"complete": False}
+
 #: the public panels' imputed dosages of this process (:func:`imputed_panel`), keyed by a
 #: hash of the panel as given (public data only)
 _IMPUTED: dict[str, Imputed] = {}
@@ -1591,7 +1594,8 @@ def synthesize(
     if members.pheno_types[config.pheno] == PhenoType.CATEGORICAL:
         raise CohortError(f"phenotype {config.pheno!r} is categorical; a numeric one is needed")
     cfg = config.validate(n)
-    if not cfg.genotype_missingness and np.isnan(members.dosages).any():
+    if not cfg.genotype_missingness and not _WARNED["complete"] and np.isnan(members.dosages).any():
+        _WARNED["complete"] = True  # once per process, not once per audit retraining
         log.warning(
             "the members miss some genotype calls and the synthetic genotypes will be "
             "complete: genotype_missingness (--genotype-missingness) releases the members' "
