@@ -272,3 +272,31 @@ def test_genotype_probabilities__can_favour_the_heterozygote() -> None:
     np.testing.assert_allclose(p2[0], 0.25)
     assert p1[1] > 0.98
     np.testing.assert_allclose(p2[2], 1.0 / (1.0 + np.exp(-6.0)), rtol=1e-9)
+
+
+def test_window_model__input_dropout_only_in_training_and_only_on_dosage_inputs() -> None:
+    """Input dropout drops input dosages in training mode (the targets stay whole, so the
+    likelihood of a window's first SNP, which reads nothing, is unchanged) and never at
+    evaluation, which is what sampling reads."""
+    lay = make_layout(_variants({"1": 20}), window=8, context=2)
+    model = _random_model(lay)
+    rows = model.prepare(np.random.default_rng(2).integers(0, 3, size=(64, 20)).astype(np.float32))
+    model.eval()
+    plain = model(rows).detach()
+    model.input_dropout = 0.3
+    assert torch.equal(model(rows).detach(), plain)  # evaluation: no dropout
+    model.train()
+    torch.manual_seed(0)
+    dropped = model(rows).detach()
+    assert not torch.allclose(dropped, plain)
+    model.input_dropout = 0.0
+    assert torch.allclose(model(rows).detach(), plain)
+    # only the eta path reads the dropped dosages: with its weights zero, nothing changes
+    with torch.no_grad():
+        model.window_layer.weight.zero_()
+        assert model.context_layer is not None
+        model.context_layer.weight.zero_()
+    model.input_dropout = 0.3
+    base = model(rows).detach()
+    torch.manual_seed(1)
+    assert torch.allclose(model(rows).detach(), base)

@@ -1147,3 +1147,15 @@ def test_substream__tags_from_one_never_repeat_the_seeds_own_stream() -> None:
     assert len({d.tobytes() for d in draws}) == 5
     with pytest.raises(ValueError, match="tags start at 1"):
         substream(seed, 0)
+
+
+def test_synth_config__pretrain_input_dropout_in_range_and_keys_the_pretraining() -> None:
+    from dpgenome.synthesize import _pretrain_key
+
+    with pytest.raises(ConfigError, match="pretrain_input_dropout"):
+        replace(FAST, pretrain_input_dropout=0.5).validate(100)
+    panel, _ = _toy(12, replace(TOY, n=40))
+    cfg = replace(FAST, ancestry_pcs=0)
+    assert _pretrain_key(panel, cfg) != _pretrain_key(
+        panel, replace(cfg, pretrain_input_dropout=0.02)
+    )

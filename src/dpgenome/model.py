@@ -331,10 +331,20 @@ class WindowModel(nn.Module):
         ext = torch.cat([self._previous(het, self.lags), het], dim=2)  # (B, W, lags + k)
         return eta, self.het_layer(ext)
 
+    #: in training only, each input dosage (the ``eta`` path; not the heterozygote
+    #: indicators, nor any target) is dropped with this probability and the others scaled by
+    #: ``1 / (1 - p)`` (inverted dropout). Set around a public pretraining
+    #: (``SynthConfig.pretrain_input_dropout``, off by default: docs/tuning-history.md, stop 56)
+    input_dropout: float = 0.0
+
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
         """Per-sample genotype negative log-likelihood ``(B,)`` of prepared rows."""
         x, het, observed, anc = self._unpack(rows)
-        eta, delta = self._logits(x, het)
+        x_in = x
+        if self.training and self.input_dropout > 0:
+            keep = (torch.rand_like(x) >= self.input_dropout).to(x.dtype)
+            x_in = x * keep / (1.0 - self.input_dropout)
+        eta, delta = self._logits(x_in, het)
         eta = self._with_ancestry(eta, anc)
         return genotype_nll(eta, delta, x + 1.0, observed, het).sum(dim=(1, 2))
 
