@@ -115,6 +115,12 @@ def render(name: str = "approve", policy: str = "consortium", **kwargs: Any) -> 
     return render_dossier(doc, evaluation, kwargs.pop("figures", {}), **kwargs)
 
 
+def _flat(doc: dict[str, Any], evaluation: Any) -> str:
+    """The dossier of ``doc`` rendered with ``evaluation``, its whitespace runs made single
+    spaces (what a reader sees, for phrase checks)."""
+    return " ".join(render_dossier(doc, evaluation, {}).split())
+
+
 def test_render_dossier__self_contained_no_external_requests() -> None:
     html = render(figures=matplotlib_figures())
     assert html.startswith("<!DOCTYPE html>")
@@ -383,7 +389,7 @@ def test_render_dossier__states_unmatched_and_spurious_loci_apart() -> None:
     loci = doc["fidelity"]["gwas"]["loci"]
     loci |= {"unmatched": 2, "spurious": 0}
     evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
-    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    text = _flat(doc, evaluation)
     assert "2 synthetic loci away from every real locus, of which 0 spurious" in text
     assert "synthetic loci away from every real locus" not in " ".join(render().split())
 
@@ -439,7 +445,7 @@ def test_render_dossier__phenotype_marginals_table() -> None:
         },
     }
     evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
-    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    text = _flat(doc, evaluation)
     assert "Phenotype marginals, real members vs synthetic" in text
     assert "<td>abBMD</td><td>binary</td> <td>0.1948 / 0.0638</td>" in text
     assert "total variation distance 0.125" in text
@@ -480,7 +486,7 @@ def test_render_dossier__shows_where_the_synthetic_associations_come_from() -> N
         }
     }
     evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
-    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    text = _flat(doc, evaluation)
     assert "chr11:91-99.35 Mb" in text and "rs27060420" in text
     assert "chr7:27-34.2 Mb" in text and "no (mostly noise)" in text
     assert "Matching relative residual" in text and "0.0123" in text
@@ -489,12 +495,12 @@ def test_render_dossier__shows_where_the_synthetic_associations_come_from() -> N
     association = doc["synthesis"]["association"]
     association["release"] = "lead SNP"
     association["regions"][1] |= {"drop_reason": "minor-allele frequency below 0.05"}
-    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    text = _flat(doc, evaluation)
     assert "the region is one lead SNP" in text
     assert "no (minor-allele frequency below 0.05)" in text
     assert "carry no record of the association release" in " ".join(render("partial").split())
     doc["synthesis"]["association"]["regions"] = []
-    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    text = _flat(doc, evaluation)
     assert "No associated region was selected" in text
 
 
@@ -533,7 +539,7 @@ def test_render_dossier__states_the_share_s_null_spread() -> None:
     doc["audit"]["nearest_neighbour"].update(
         share_nearest_distinct=360, share_nearest_effective=191.75, share_null_sd=0.036107
     )
-    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    text = _flat(doc, evaluation)
     assert "nearest real individuals are 360 distinct ones (effective number 192)" in text
     assert "the share spreads with sd about 0.03611 whatever the holdout's size" in text
 
@@ -543,7 +549,7 @@ def test_render_dossier__the_centred_share_and_which_share_is_judged() -> None:
     share the policy judges (consortium: the centred one, the raw one shown only)."""
     doc = results("approve")
     evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
-    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    text = _flat(doc, evaluation)
     assert "The same share on hub-centred distances" in text
     assert "0.503 (95% CI 0.452 – 0.554)" in text
     assert "498 distinct ones (effective number 386)" in text
@@ -606,7 +612,7 @@ def test_render_dossier__says_which_pairing_draw_was_kept(stray: list[bool], sai
         "stray_hit_log10_p": 8.0,
         "chosen": 4,
     }
-    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    text = _flat(doc, evaluation)
     assert "paired with the synthetic genotype rows 5 times" in text
     assert said in text
     assert "(draw 5, lambda_GC 0.995; all draws: 1.01, 0.98, 1.04, 1.12, 0.995)" in text
@@ -629,7 +635,7 @@ def test_render_dossier__states_how_ancestry_was_chosen() -> None:
     }
     doc = copy.deepcopy(doc)
     doc["synthesis"]["ancestry"] = {"auto": auto, "axes": 4}
-    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    text = _flat(doc, evaluation)
     assert (
         "4 principal axes of the public panel: chosen automatically from the public panel "
         "alone (no privacy cost): its two genome halves share 1 axis(es) (canonical "
@@ -645,13 +651,13 @@ def test_render_dossier__states_how_ancestry_was_chosen() -> None:
             "ancestry_pcs": 0,
         }
     }
-    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    text = _flat(doc, evaluation)
     assert (
         "off: chosen automatically from the public panel alone (no privacy cost): its two "
         "genome halves share no structure (canonical correlations"
     ) in text
     doc["synthesis"]["ancestry"] = {"axes": 2}
-    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    text = _flat(doc, evaluation)
     assert "2 principal axes of the public panel (set by the configuration)" in text
 
 
@@ -1016,7 +1022,7 @@ def test_render_dossier__fidelity_figures_beside_the_real_holdouts() -> None:
     releases) render without the parentheses."""
     doc = results("approve")
     evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
-    plain = " ".join(render_dossier(doc, evaluation, {}).split())
+    plain = _flat(doc, evaluation)
     assert "the real holdout against the members" not in plain
     doc["fidelity"]["holdout_baseline"] = {
         "n": 192,
@@ -1028,7 +1034,7 @@ def test_render_dossier__fidelity_figures_beside_the_real_holdouts() -> None:
     }
     doc["fidelity"]["pca"]["variance_ratio_out_of_sample"] = [0.63, 1.14]
     doc["fidelity"]["gwas"]["models"] = {"real": "linear (OLS)", "synthetic": "linear (OLS)"}
-    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    text = _flat(doc, evaluation)
     assert "(the real holdout against the members: 0.9969)" in text
     assert "(the real holdout against the members: 0.0024)" in text
     assert "PCs 1–2" in text and "0.63, 1.14 (the real holdout: 0.87, 1.34)" in text
@@ -1052,7 +1058,7 @@ def test_render_dossier__which_phenotypes_are_missing_together() -> None:
         "complete_rows": 0.75,
         "phenotype_missingness_error": 0.05,
     }
-    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    text = _flat(doc, evaluation)
     assert (
         "Rows with every phenotype observed, real members / synthetic (161 phenotypes)</th>"
         "<td>0.7812 / 0.7927 (the real holdout: 0.75)</td>" in text
@@ -1134,7 +1140,7 @@ def test_render_dossier__missing_genotype_calls_released_and_compared() -> None:
     complete cohorts on both sides) render neither row."""
     doc = results("approve")
     evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
-    plain = " ".join(render_dossier(doc, evaluation, {}).split())
+    plain = _flat(doc, evaluation)
     assert "Missing genotype calls" not in plain
     doc = copy.deepcopy(doc)
     side = {"individuals_with_any": 1.0, "individual_share_p90": 0.04, "snps_over_5pct": 0.1}
@@ -1143,7 +1149,7 @@ def test_render_dossier__missing_genotype_calls_released_and_compared() -> None:
         "synthetic": {"share": 0.0, **side},
         "snp_share_correlation": None,
     }
-    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    text = _flat(doc, evaluation)
     assert "<td>0.0201 / 0" in text
     assert "The synthetic genotypes are complete" in text
     doc["fidelity"]["missing_calls"]["synthetic"]["share"] = 0.0187
@@ -1159,7 +1165,7 @@ def test_render_dossier__missing_genotype_calls_released_and_compared() -> None:
         "snp_weights": "the public panel's per-SNP missing calls",
         "synthetic_missing_share": 0.0187,
     }
-    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    text = _flat(doc, evaluation)
     assert "<td>0.0201 / 0.0187 (the real holdout against the members: 0.0199)" in text
     assert "Correlation of the SNPs' shares: 0.8153" in text
     assert "The synthetic genotypes are complete" not in text
@@ -1171,7 +1177,7 @@ def test_render_dossier__missing_genotype_calls_released_and_compared() -> None:
     ) in text
     doc["synthesis"]["genotype_missingness"]["bins_kept"] = 0
     doc["fidelity"]["missing_calls"]["synthetic"]["share"] = 0.0
-    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    text = _flat(doc, evaluation)
     assert "no bin passed the noise, so the public default stands: no missing call" in text
     assert "genotype_missingness off" not in text  # it was on: the noise hid every bin
     assert "The public panel's missing calls" not in text
@@ -1182,7 +1188,7 @@ def test_render_dossier__missing_genotype_calls_released_and_compared() -> None:
         "window_snps": 64,
         "neighbours": 8,
     }
-    text = " ".join(render_dossier(doc, evaluation, {}).split())
+    text = _flat(doc, evaluation)
     assert (
         "The public panel's missing calls</th><td>1,618,701 missing calls (a share of 0.02033 "
         "of its calls) filled before the synthesizer read the panel, each from the nearest of "
