@@ -124,11 +124,12 @@ def test_release_call_rates__exact_without_noise_and_the_public_default_when_dro
 def test_missing_calls__aggregates_of_both_sides() -> None:
     real = _with_missing(10, 1_000, np.r_[np.zeros(5), np.full(5, 0.1)])
     complete = np.zeros((10, 1_000), dtype=np.float32)
-    out = missing_calls(real, complete)
+    out = missing_calls(np.isnan(real), np.isnan(complete))
     assert out["real"]["share"] == pytest.approx(0.05)
     assert out["real"]["individuals_with_any"] == 0.5
     assert out["synthetic"]["share"] == 0.0 and out["snp_share_correlation"] is None
-    assert missing_calls(real, real)["snp_share_correlation"] == pytest.approx(1.0)
+    same = missing_calls(np.isnan(real), np.isnan(real))
+    assert same["snp_share_correlation"] == pytest.approx(1.0)
 
 
 def test_simulate__missing_calls_uneven_and_at_the_panels_snps() -> None:
@@ -171,7 +172,7 @@ def test_synthesize__releases_missing_calls_under_the_ledger(
     assert det["noise_multiplier"] == mech["noise_multiplier"]
     assert det["bins_kept"] >= 1
     assert det["snp_weights"] == "the public panel's per-SNP missing calls"
-    fid = missing_calls(members.dosages, res.cohort.dosages)
+    fid = missing_calls(np.isnan(members.dosages), np.isnan(res.cohort.dosages))
     assert fid["synthetic"]["share"] == pytest.approx(fid["real"]["share"], rel=0.5)
     assert fid["snp_share_correlation"] > 0.5
     # off (the default): no mechanism, complete genotypes, and a warning that says so

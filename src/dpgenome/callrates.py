@@ -63,11 +63,8 @@ def n_bins() -> int:
 def share_bins(dosages: np.ndarray) -> np.ndarray:
     """Each row's bin (0: no missing call; ``k``: share in ``(SHARE_EDGES[k-1],
     SHARE_EDGES[k]]``); a function of the row alone."""
-    m = dosages.shape[1]
-    missing = np.fromiter(
-        (int(np.isnan(row).sum()) for row in dosages), dtype=np.int64, count=len(dosages)
-    )
-    share = missing / max(m, 1)
+    missing = np.isnan(dosages).sum(axis=1)
+    share = missing / max(dosages.shape[1], 1)
     bins = np.searchsorted(np.asarray(SHARE_EDGES), share, side="left")
     return np.where(missing == 0, 0, np.clip(bins, 1, n_bins() - 1)).astype(np.int64)
 

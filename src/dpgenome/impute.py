@@ -88,12 +88,14 @@ def impute_nearest(dosages: np.ndarray, chromosomes: pd.Series | np.ndarray) -> 
         query = np.flatnonzero(miss.any(axis=1))
         if not query.size:
             continue
-        obs = (~miss).astype(np.float32)
-        v = np.where(miss, 0.0, x[:, start:stop]).astype(np.float32)
-        v2 = v * v
-        if k < 1:
-            near = np.zeros((query.size, 0), dtype=np.int64)
-        else:
+        cols = np.arange(start, stop)[None, :]
+        # without a near individual that called it (or anybody to ask): the SNP's mean
+        found = np.zeros((query.size, stop - start), dtype=bool)
+        value = np.broadcast_to(fallback[start:stop][None, :], found.shape)
+        if k >= 1:
+            obs = (~miss).astype(np.float32)
+            v = np.where(miss, 0.0, x[:, start:stop]).astype(np.float32)
+            v2 = v * v
             oq, vq, v2q = obs[query], v[query], v2[query]
             shared = oq @ obs.T
             squared = v2q @ obs.T + oq @ v2.T - 2.0 * (vq @ v.T)
@@ -105,19 +107,12 @@ def impute_nearest(dosages: np.ndarray, chromosomes: pd.Series | np.ndarray) -> 
             near = np.argpartition(distance, k - 1, axis=1)[:, :k]
             order = np.argsort(np.take_along_axis(distance, near, axis=1), axis=1, kind="stable")
             near = np.take_along_axis(near, order, axis=1)
-            far = ~np.isfinite(np.take_along_axis(distance, near, axis=1))
-            near = np.where(far, -1, near)
-        cols = np.arange(start, stop)[None, :]
-        if near.shape[1]:
+            usable = np.isfinite(np.take_along_axis(distance, near, axis=1))
             # the first of the nearest that called each SNP (q x k x w)
-            has = np.where(near[:, :, None] >= 0, obs[np.maximum(near, 0)] > 0, False)
-            first = has.argmax(axis=1)  # (q, w)
+            has = usable[:, :, None] & (obs[near] > 0)
             found = has.any(axis=1)
-            donor = np.take_along_axis(np.maximum(near, 0), first, axis=1)  # (q, w)
-            value = np.where(found, x[donor, cols], fallback[start:stop][None, :])
-        else:  # a panel of one individual: nobody else to ask
-            found = np.zeros((query.size, stop - start), dtype=bool)
-            value = np.broadcast_to(fallback[start:stop][None, :], found.shape)
+            donor = np.take_along_axis(near, has.argmax(axis=1), axis=1)  # (q, w)
+            value = np.where(found, x[donor, cols], value)
         filled = miss[query]
         from_mean += int((filled & ~found).sum())
         block = out[query, start:stop]

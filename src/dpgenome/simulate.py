@@ -616,6 +616,7 @@ class SimulatedStream:
         """Yield the chromosomes in order; each block's arrays are freshly allocated."""
         cfg = self.config
         panel = load_panel()
+        mice = _missing_sample_factors(cfg) if cfg.missing_calls > 0 else None
         for chrom in cfg.chromosomes:
             calls = self._cache.get(chrom) or _chromosome_calls(
                 cfg, chrom, panel[panel["chr"] == chrom]
@@ -625,8 +626,7 @@ class SimulatedStream:
             pub = (
                 _dosages(calls.calls[cfg.n :], cfg.imputed_fraction, rng) if cfg.n_public else None
             )
-            if cfg.missing_calls > 0:
-                mice = _missing_sample_factors(cfg)
+            if mice is not None:
                 snps = _missing_snp_factors(chrom, dos.shape[1])
                 miss = np.random.default_rng(_seed(cfg, AUTOSOMES.index(chrom) + 1, 13))
                 _miss_calls(dos, cfg.missing_calls * mice[: cfg.n], snps, miss)
