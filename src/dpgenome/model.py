@@ -334,7 +334,8 @@ class WindowModel(nn.Module):
     #: in training only, each input dosage (the ``eta`` path; not the heterozygote
     #: indicators, nor any target) is dropped with this probability and the others scaled by
     #: ``1 / (1 - p)`` (inverted dropout). Set around a public pretraining
-    #: (``SynthConfig.pretrain_input_dropout``, off by default: docs/tuning-history.md, stop 56)
+    #: (``SynthConfig.pretrain_input_dropout``, off by default: docs/tuning-history.md,
+    #: stops 56-57)
     input_dropout: float = 0.0
 
     def forward(self, rows: torch.Tensor) -> torch.Tensor:

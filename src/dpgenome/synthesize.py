@@ -202,10 +202,11 @@ class SynthConfig:
     pretrain_sample_rate: float = 0.1
     pretrain_lr: float = 0.04
     #: input dropout of the public pretraining (:attr:`dpgenome.model.WindowModel.input_dropout`).
-    #: Off: on chromosomes 11 and 19 (960 members, the LD-decay error to 1 Mb, inbreeding F
-    #: of the synthetic mice) 0.02 gave 0.0182 / 0.0053 for 0.0230 / 0.0024 on cohort 1 and
-    #: 0.0265 / 0.0081 for 0.0299 / 0.0051 on cohort 2: longer LD for fewer heterozygotes,
-    #: not re-measured on the targets (docs/tuning-history.md, stop 56)
+    #: Off. 0.02 takes a sixth off the LD-decay error (0.021-0.023 for 0.025-0.027) for twice
+    #: the synthetic F (0.007-0.012 for 0.002-0.006), and on 60 paired bench runs
+    #: (stop 57) it moved no recall or precision beyond the draws' spread but made one
+    #: spurious locus at epsilon 3 (none without it) and fewer demo draws at precision >= 0.8
+    #: (4 of 10 for 6): docs/tuning-history.md, stops 56-57
     pretrain_input_dropout: float = 0.0
     #: seed of the public pretraining (public data only): fixed apart from ``seed`` so that a
     #: release, its audit retrainings and a sweep's points share one pretrained model
