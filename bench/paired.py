@@ -5,7 +5,7 @@
 `bench/synth.py` fixes each synthesis's DP noise by its seed, so two runs of it with the same
 ``--seeds`` and ``--noise-seeds`` (one with ``--set KEY=VALUE``, or on other code) draw the
 same noise and differ only in what was changed, and in the pairing's chance on other
-genotypes. This script pairs their rows by cohort seed, epsilon and synthesis seed, and
+genotypes. This script pairs their rows by cohort (seed and members), epsilon and noise seed, and
 prints, per pair, the changes of the columns the issue's targets read; then, per cohort and
 epsilon, both sides' means and the counts of runs meeting each target, and the paired
 difference of recall and precision with a two-sided Wilcoxon signed-rank p-value (scipy;
@@ -57,7 +57,7 @@ class Run:
 
 
 def read_runs(paths: Iterable[str]) -> dict[tuple[str, str, int], Run]:
-    """Every synthesis row of the files, keyed by (cohort seed, epsilon, synthesis seed)."""
+    """Every synthesis row of the files, keyed by (cohort, epsilon, noise seed)."""
     runs: dict[tuple[str, str, int], Run] = {}
     for path in paths:
         cohort: str | None = None

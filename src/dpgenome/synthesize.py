@@ -203,7 +203,7 @@ class SynthConfig:
     pretrain_lr: float = 0.04
     #: input dropout of the public pretraining (:attr:`dpgenome.model.WindowModel.input_dropout`).
     #: Off. 0.02 takes a sixth off the LD-decay error (0.021-0.023 for 0.025-0.027) for twice
-    #: the synthetic F (0.007-0.012 for 0.002-0.006), and on 60 paired bench runs
+    #: the synthetic F (0.007-0.012 for 0.002-0.007), and on 60 paired bench runs
     #: (stop 57) it moved no recall or precision beyond the draws' spread but made one
     #: spurious locus at epsilon 3 (none without it) and fewer demo draws at precision >= 0.8
     #: (4 of 10 for 6): docs/tuning-history.md, stops 56-57
