@@ -89,21 +89,24 @@ def _eps_order(eps: str) -> float:
     return math.inf if eps == "inf" else float(eps)
 
 
+def _column(runs: list[Run], column: str) -> np.ndarray:
+    return np.array([r.number(column) for r in runs])
+
+
 def _mean(values: np.ndarray) -> str:
     ok = values[np.isfinite(values)]
     return f"{ok.mean():.3f}" if len(ok) else "-"
 
 
 def _range(runs: list[Run], column: str, digits: int) -> str:
-    v = np.array([r.number(column) for r in runs])
+    v = _column(runs, column)
     v = v[np.isfinite(v)]
     return f"{v.min():.{digits}f}-{v.max():.{digits}f}" if len(v) else "-"
 
 
 def summary(runs: list[Run]) -> str:
-    recall = np.array([r.number("recall") for r in runs])
-    precision = np.array([r.number("precision") for r in runs])
-    lam = np.array([r.number("lambda_syn") for r in runs])
+    recall, precision = _column(runs, "recall"), _column(runs, "precision")
+    lam = _column(runs, "lambda_syn")
     in_band = int(np.sum((lam >= LAMBDA_BAND[0]) & (lam <= LAMBDA_BAND[1])))
     with np.errstate(invalid="ignore"):
         both_half = int(np.sum((recall >= 0.5) & (precision >= 0.5)))
@@ -111,7 +114,7 @@ def summary(runs: list[Run]) -> str:
     return (
         f"recall {_mean(recall)} / precision {_mean(precision)}; "
         f"both planted {sum(r.both_planted for r in runs)}, "
-        f"spurious loci {int(np.nansum([r.number('spurious') for r in runs]))}, "
+        f"spurious loci {int(np.nansum(_column(runs, 'spurious')))}, "
         f"recall & precision >= 0.5 {both_half}, precision >= 0.8 {precise}, "
         f"lambda in {LAMBDA_BAND[0]}-{LAMBDA_BAND[1]} {in_band} ({_range(runs, 'lambda_syn', 2)}); "
         f"LD-decay error {_range(runs, 'ld_err', 4)}, F {_range(runs, 'F', 3)} "
@@ -120,8 +123,7 @@ def summary(runs: list[Run]) -> str:
 
 
 def paired_test(ref: list[Run], new: list[Run], column: str) -> str:
-    a = np.array([r.number(column) for r in ref])
-    b = np.array([r.number(column) for r in new])
+    a, b = _column(ref, column), _column(new, column)
     ok = np.isfinite(a) & np.isfinite(b)
     d = b[ok] - a[ok]
     if len(d) == 0:
