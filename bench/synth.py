@@ -408,11 +408,18 @@ def run_synth(
 
 
 def noise_runs(
-    label: str, eps: float, seed: int, data: dict[str, Any], config: SynthConfig, k: int
+    label: str,
+    eps: float,
+    seed: int,
+    data: dict[str, Any],
+    config: SynthConfig,
+    k: int,
+    skip: int = 0,
 ) -> list[dict[str, Any]]:
-    """``k`` syntheses with the panel (synthesis seeds ``seed, 1000 seed + 1, ...``)."""
+    """``k`` syntheses with the panel (synthesis seeds ``seed, 1000 seed + 1, ...``), the
+    first ``skip`` of them left out."""
     seeds = [seed] + [1000 * seed + j for j in range(1, k)]
-    return [run_synth(label, eps, s, data, data["public"], config) for s in seeds]
+    return [run_synth(label, eps, s, data, data["public"], config) for s in seeds[skip:]]
 
 
 def print_summary(seed: int, k: int, summary: list[str]) -> None:
@@ -462,6 +469,12 @@ def main() -> None:
         "--noise-seeds", type=int, default=1, help="synthesis seeds per cohort and epsilon"
     )
     ap.add_argument(
+        "--skip-noise-seeds",
+        type=int,
+        default=0,
+        help="leave out the first J of the --noise-seeds seeds (extend an earlier run)",
+    )
+    ap.add_argument(
         "--holdout", type=float, default=0.0, help="split off this holdout fraction first"
     )
     ap.add_argument(
@@ -481,6 +494,8 @@ def main() -> None:
     )
     add_set_option(ap)
     args = ap.parse_args()
+    if not 0 <= args.skip_noise_seeds < args.noise_seeds:
+        ap.error("--skip-noise-seeds must be at least 0 and less than --noise-seeds")
     torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
     epsilons = [
@@ -539,27 +554,27 @@ def main() -> None:
                 )
             )
             label = "dpgenome+public" if data["public"] is not None else "dpgenome"
-            runs = noise_runs(label, eps, seed, data, base, args.noise_seeds)
+            runs = noise_runs(label, eps, seed, data, base, args.noise_seeds, args.skip_noise_seeds)
             rows.extend(runs)
             if len(runs) > 1:
                 summary.append(summarise(label, eps, seed, runs))
             if args.no_public_too and data["public"] is not None:
                 rows.append(run_synth("dpgenome-no-public", eps, seed, data, None, base))
         print_table(f"seed {seed} (n={m.n_samples})", rows)
-        print_summary(seed, args.noise_seeds, summary)
+        print_summary(seed, args.noise_seeds - args.skip_noise_seeds, summary)
         del data
     if args.large:  # --noise-seeds K: K syntheses per cohort here too
         for seed in seeds:
             data = prepare(seed, 10_000, args.public, ("5", "11"))
             label = "dpgenome+public n=10k chr5,11"
-            rows = noise_runs(label, 3.0, seed, data, base, args.noise_seeds)
+            rows = noise_runs(label, 3.0, seed, data, base, args.noise_seeds, args.skip_noise_seeds)
             summary = [summarise(label, 3.0, seed, rows)] if len(rows) > 1 else []
             if args.no_public_too:
                 rows.append(
                     run_synth("dpgenome-no-public n=10k chr5,11", 3.0, seed, data, None, base)
                 )
             print_table(f"n = 10,000, chromosomes 5 and 11, seed {seed}", rows)
-            print_summary(seed, args.noise_seeds, summary)
+            print_summary(seed, args.noise_seeds - args.skip_noise_seeds, summary)
             del data
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -968,6 +969,69 @@ def test_exact_snp_targets__snps_matched_for_an_earlier_region_are_not_matched_t
     # the two already matched count among the five and are not returned
     np.testing.assert_array_equal(again, first[2:])
     assert len(effects) == 3
+
+
+def test_debias_map__with_the_covariance_recovers_correlated_columns_cross_moments() -> None:
+    """Correlated columns (pinned SNPs, not whitened components), rows clipped to norm
+    sqrt(3) and the phenotype at 2: ``C (kappa M)^-1`` gives back their unclipped
+    cross-moments with the phenotype; without ``C`` it gives the regression coefficients."""
+    rng = np.random.default_rng(0)
+    n = 200_000
+    mix = np.array([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [0.5, 0.3, 0.81]])
+    x = rng.normal(size=(n, 3)) @ mix.T
+    b = np.array([0.2, -0.1, 0.05])
+    y = x @ b + rng.normal(size=n)
+    clip = math.sqrt(3.0)
+    released = A.clip_rows(x, clip).T @ np.clip(y, -2.0, 2.0) / n
+    kappa = A.phenotype_attenuation(2.0)
+    m = A.component_attenuation(x, clip)
+    got = A.debias_map(m, kappa, x.T @ x / n) @ released
+    np.testing.assert_allclose(got, x.T @ y / n, atol=0.004)
+    np.testing.assert_allclose(A.debias_map(m, kappa) @ released, b, atol=0.01)
+
+
+def test_pinned_snps__strongest_implied_first_one_per_clump_none_linked_to_the_lead(toy) -> None:
+    """Given a region whose only target is its lead SNP, the implied -log10 p ranks the
+    pins; a SNP in LD above ``max_r2`` with the lead or a pin taken is skipped, nothing below
+    ``min_log10_p`` is taken, and at most ``k``."""
+    cohort, _ = toy
+    cols = np.arange(20, 140)
+    x = cohort.dosages[:, cols].astype(np.float64)
+    rb = A.region_basis(x, 4)
+    xs = A.standardise_columns(x, rb.center, rb.scale)
+    xs = xs - xs.mean(axis=0)
+    sd = xs.std(axis=0)
+    lead = int(np.argmax(sd))
+    region = A.Region(
+        0,
+        cols,
+        rb.center,
+        rb.scale,
+        rb.basis,
+        np.zeros(rb.basis.shape[1]),
+        rb.loading,
+        np.array([lead]),
+        np.array([0.3 * sd[lead]]),
+    )
+    implied = A.explained_log10_p(x, [replace(region, columns=np.arange(120))], n_tested=len(x))
+    norms = np.maximum(np.linalg.norm(xs, axis=0), 1e-12)
+    r2 = ((xs.T @ xs) / np.outer(norms, norms)) ** 2
+    for k, max_r2, floor in [(3, 0.8, 2.0), (10, 0.5, 1.0), (10, 0.8, 50.0)]:
+        pins = A.pinned_snps(x, region, implied, k, max_r2, floor)
+        assert len(pins) <= k and lead not in pins
+        assert np.all(implied[pins] >= floor)
+        assert np.all(np.diff(implied[pins]) <= 1e-12)
+        taken = [lead, *pins]
+        sub = r2[np.ix_(taken, taken)][np.triu_indices(len(taken), 1)]
+        assert np.all(sub <= max_r2 + 1e-9)
+        # every SNP passed over above the floor, before the last pin, was linked
+        if len(pins):
+            skipped = np.flatnonzero(implied > implied[pins[-1]])
+            for j in set(skipped) - set(pins) - {lead}:
+                assert r2[j, taken].max() > max_r2 - 1e-9
+    # a high floor takes none; the strongest implied SNPs are the lead's LD partners
+    assert len(A.pinned_snps(x, region, implied, 10, 0.8, 50.0)) == 0
+    assert len(A.pinned_snps(x, region, implied, 3, 0.8, 2.0)) > 0
 
 
 @pytest.mark.parametrize("y_sd", [0.4, 0.15])  # 0.15: the members' cases clip at y_clip

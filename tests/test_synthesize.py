@@ -388,9 +388,16 @@ def test_synthesize__drops_regions_whose_release_is_mostly_noise(members, public
 
 
 def _lead_cross_moments(m, pub, res) -> list[tuple[dict, float]]:
-    """Each implied lead of ``res`` with its synthetic cross-moment: the covariate-adjusted,
-    standardised phenotype against the lead's dosage standardised with the reference
-    (public) allele frequency, over the rows a GWAS tests (phenotype and covariate present)."""
+    """Each implied lead of ``res`` with its synthetic cross-moment (:func:`_cross_moments`)."""
+    leads = [r["implied_lead"] for r in res.details["association"]["regions"]]
+    return _cross_moments(m, pub, res, [lead for lead in leads if lead is not None])
+
+
+def _cross_moments(m, pub, res, targets: list[dict]) -> list[tuple[dict, float]]:
+    """Each target (``{"snp": id, ...}``) with its synthetic cross-moment: the
+    covariate-adjusted, standardised phenotype against the SNP's dosage standardised with the
+    reference (public) allele frequency, over the rows a GWAS tests (phenotype and covariate
+    present)."""
     from dpgenome.association import CovariateAdjustment
 
     syn = res.cohort
@@ -399,15 +406,71 @@ def _lead_cross_moments(m, pub, res) -> list[tuple[dict, float]]:
     y = adj.residual(syn.phenotypes, "BMD")[tested]
     y = (y - y.mean()) / y.std()
     out = []
-    for r in res.details["association"]["regions"]:
-        lead = r["implied_lead"]
-        if lead is None:
-            continue
-        col = int(np.flatnonzero(m.variants["id"].astype(str) == lead["snp"])[0])
+    for target in targets:
+        col = int(np.flatnonzero(m.variants["id"].astype(str) == target["snp"])[0])
         f = np.clip(np.nanmean(pub.dosages[:, col]) / 2, 0.005, 0.995)
         x = (syn.dosages[tested, col] - 2 * f) / math.sqrt(2 * f * (1 - f))
-        out.append((lead, float((x - x.mean()) @ y / tested.sum())))
+        out.append((target, float((x - x.mean()) @ y / tested.sum())))
     return out
+
+
+def test_calibrated_ledger__plans_pinned_snps_only_where_their_noise_is_small(members) -> None:
+    """``region-snps`` is on the ledger (sensitivity sqrt(k) x per-SNP clip x phenotype
+    bound) when a pinned SNP's noise is at most ``pinned_max_noise_z`` z units; otherwise
+    the ledger is the one without it, to the digit."""
+    from dpgenome.association import pinned_noise_z
+
+    m, _ = members
+    a = replace(FAST.association, pinned_snps=4)
+    for eps, held in [(3.0, False), (400.0, True)]:
+        cfg = replace(FAST, epsilon=eps, ancestry_pcs=0, association=a).validate(m.n_samples)
+        names = {x.name: x for x in calibrated_ledger(m, cfg, has_public=True).mechanisms}
+        assert ("region-snps" in names) is held
+        without = calibrated_ledger(
+            m, replace(cfg, association=replace(a, pinned_snps=0)), has_public=True
+        )
+        if held:
+            pins = names["region-snps"]
+            assert pins.sensitivity == pytest.approx(2.0 * a.z_clip_per_component * a.effect_y_clip)
+            z = pinned_noise_z(pins.noise_multiplier, a, a.effect_y_clip, m.n_samples)
+            assert z <= a.pinned_max_noise_z
+            assert names["region-association"].noise_multiplier > noise_multiplier(
+                without, "region-association"
+            )
+        else:
+            assert [x.name for x in without.mechanisms] == list(names)
+            assert names["region-association"].noise_multiplier == noise_multiplier(
+                without, "region-association"
+            )
+
+
+def test_synthesize__pinned_snps_are_released_and_matched(members, public) -> None:
+    """With ``pinned_snps`` on, kept components regions release their pins' cross-moments
+    (``region-snps`` on the ledger, the composed epsilon within the target) and the synthetic
+    cohort reproduces them; no pin is in LD above ``pinned_max_r2`` with the region's lead."""
+    m, _ = members
+    pub = public.take_variants(np.flatnonzero(public.variants["id"].isin(m.variants["id"])))
+    # the toy's loci score ~3.6 null sds under the clipped scores: a lower public threshold
+    a = replace(FAST.association, threshold=3, pinned_snps=3, pinned_min_log10_p=1.0)
+    res = synthesize(m, replace(FAST, epsilon=30.0, seed=5, association=a), pub)
+    led = res.ledger.to_dict()
+    assert led["epsilon"] <= 30.0
+    assert "region-snps" in {mech["name"] for mech in led["mechanisms"]}
+    kept = [r for r in res.details["association"]["regions"] if not r["dropped"]]
+    pins = [p for r in kept for p in r.get("pinned_snps", [])]
+    assert kept and pins and all(len(r["pinned_snps"]) <= 3 for r in kept)
+    for pin, cross in _cross_moments(m, pub, res, pins):
+        assert cross == pytest.approx(pin["cross_moment"], abs=0.03)
+    ids = pub.variants["id"].astype(str).to_numpy()
+    for r in kept:
+        if r["implied_lead"] is None or not r["pinned_snps"]:
+            continue
+        cols = [int(np.flatnonzero(ids == p["snp"])[0]) for p in r["pinned_snps"]]
+        lead = int(np.flatnonzero(ids == r["implied_lead"]["snp"])[0])
+        x = pub.dosages[:, [lead, *cols]].astype(float)
+        x = np.nan_to_num(x - np.nanmean(x, axis=0))  # a missing call at the panel's mean
+        r2 = np.corrcoef(x.T)[0, 1:] ** 2
+        assert np.all(r2 <= a.pinned_max_r2 + 1e-9)
 
 
 def test_synthesize__pools_the_implied_lead_with_the_threshold_test(members, public) -> None:

@@ -301,6 +301,31 @@ class AssociationConfig:
     lead_count_weight: float = 0.5
     null_hit_log10_p: float = 8.0
     explained_log10_p: float = -math.log10(2e-6)
+    #: under DP, per kept components region, release the cross-moments of up to
+    #: ``pinned_snps`` more SNPs and match them too (:func:`pinned_snps`; the
+    #: ``region-snps`` Gaussian mechanism, weight ``pinned_weight``): the SNPs whose
+    #: association the released targets alone imply strongest (:func:`explained_log10_p` on
+    #: the reference genotypes, at least ``pinned_min_log10_p``), one per LD clump of
+    #: reference r^2 > ``pinned_max_r2`` and none in such LD with the implied lead. The
+    #: components spread a block's association over SNPs beside it (the demo's false hits:
+    #: docs/tuning-history.md, stops 42 and 57); a pinned SNP carries its own. 0: off.
+    #: Stop 58 (4 pins, weight 3; the region release's noise multiplier then rises by a
+    #: third, e.g. 1.03 -> 1.37 at epsilon 10), paired on the fixed noise: epsilon 10, ten
+    #: runs per bench cohort, recall 0.653 / 0.671 -> 0.737 / 0.769 (20 pairs: +0.091,
+    #: Wilcoxon p 0.019), precision 0.758 / 0.943 -> 0.772 / 0.946, recall and precision
+    #: >= 0.5 in 20 of 20 (19 without); the demo's members at epsilon 8 0.693 / 0.762 ->
+    #: 0.741 / 0.751 (precision >= 0.8 in 5 of 10 against 6, lambda 1.11 in two); epsilon
+    #: 3 (cohort 1, pins at 0.49 z of noise) precision -0.095 with two spurious loci, hence
+    #: ``pinned_max_noise_z``. Off until n = 10,000 and the demo are re-measured with it
+    pinned_snps: int = 0
+    pinned_min_log10_p: float = 6.0
+    pinned_max_r2: float = 0.8
+    pinned_weight: float = 3.0
+    #: the release is planned only when a pinned SNP's noise, in z units of the members'
+    #: GWAS (:func:`pinned_noise_z`, from the calibrated ledger: public), is at most this;
+    #: otherwise the ledger is calibrated without it (the noise then moves pinned SNPs across
+    #: the line: epsilon 3, 960 members, 0.49 z: precision fell by 0.095, two spurious loci)
+    pinned_max_noise_z: float = 0.3
 
     def __post_init__(self) -> None:
         if self.max_regions < 0:
@@ -322,6 +347,11 @@ class AssociationConfig:
                 "no_panel_release must be 'auto', 'lead' or 'components', got "
                 f"{self.no_panel_release!r}"
             )
+        if self.pinned_snps < 0 or not 0.0 < self.pinned_max_r2 <= 1.0:
+            raise ConfigError(
+                f"pinned_snps must be >= 0 and pinned_max_r2 in (0, 1], got "
+                f"{self.pinned_snps} and {self.pinned_max_r2}"
+            )
         if self.lead_flank_bp < 0:
             raise ConfigError(f"lead_flank_bp must be >= 0, got {self.lead_flank_bp}")
         for name in (
@@ -336,6 +366,8 @@ class AssociationConfig:
             "null_hit_log10_p",
             "explained_log10_p",
             "lead_count_weight",
+            "pinned_weight",
+            "pinned_max_noise_z",
         ):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
@@ -1226,6 +1258,35 @@ def exact_snp_targets(
     return snps, np.asarray(cross[snps])
 
 
+def pinned_snps(
+    reference_x: np.ndarray,
+    region: Region,
+    implied_log10_p: np.ndarray,
+    k: int,
+    max_r2: float,
+    min_log10_p: float,
+) -> np.ndarray:
+    """Positions in the region of up to ``k`` SNPs to pin (release and match their own
+    cross-moments): in order of ``implied_log10_p`` (per region SNP, what the region's
+    released targets alone imply, :func:`explained_log10_p`), those at ``min_log10_p`` or
+    more whose squared correlation in the reference genotypes ``reference_x`` with every SNP
+    the region matches already (its implied lead) and every one taken is at most ``max_r2``.
+    Public inputs and DP outputs only (post-processing)."""
+    rs = standardise_columns(reference_x, region.center, region.scale)
+    rs = rs - rs.mean(axis=0)
+    rs /= np.maximum(np.linalg.norm(rs, axis=0), 1e-12)
+    taken = [int(j) for j in region.snps]
+    chosen: list[int] = []
+    for j in (int(i) for i in np.argsort(-implied_log10_p, kind="stable")):
+        if len(chosen) >= k or implied_log10_p[j] < min_log10_p:
+            break
+        if taken and float(np.max((rs[:, taken].T @ rs[:, j]) ** 2)) > max_r2:
+            continue
+        chosen.append(j)
+        taken.append(j)
+    return np.asarray(chosen, dtype=np.int64)
+
+
 def component_attenuation(reference_z: np.ndarray, z_clip: float) -> np.ndarray:
     """``M = E[clip(z) z^T]`` over the reference individuals' components (public): for a
     phenotype linear in the components, ``E[clip(z) y] = M E[z y]``, so ``M^-1`` undoes the
@@ -1251,16 +1312,32 @@ def phenotype_attenuation(
     return math.erf(clip / math.sqrt(2.0))
 
 
-def debias_map(attenuation: np.ndarray, kappa: float) -> np.ndarray:
-    """``(kappa M)^-1``: turns the released cross-moment of the clipped components and
-    phenotype back into one of the unclipped ones (post-processing)."""
-    return np.asarray(np.linalg.inv(kappa * np.asarray(attenuation, dtype=np.float64)))
+def debias_map(
+    attenuation: np.ndarray, kappa: float, covariance: np.ndarray | None = None
+) -> np.ndarray:
+    """``C (kappa M)^-1``: turns the released cross-moment of the clipped columns and
+    phenotype back into one of the unclipped ones (post-processing). For a phenotype ``y = z b
+    + e``, ``E[clip(z) y] = M b`` and ``E[z y] = C b`` with ``C = E[z z^T]`` the reference
+    ``covariance`` (default the identity: whitened components)."""
+    inverse = np.linalg.inv(kappa * np.asarray(attenuation, dtype=np.float64))
+    return np.asarray(inverse if covariance is None else covariance @ inverse)
 
 
 def effect_noise_sd(noise_multiplier: float | None, z_clip: float, y_bound: float, n: int) -> float:
     """Per-component noise sd of :func:`release_effect`'s output (0 without formal privacy):
     a public constant of the mechanism."""
     return 0.0 if noise_multiplier is None else noise_multiplier * z_clip * y_bound / n
+
+
+def pinned_noise_z(
+    noise_multiplier: float, config: AssociationConfig, y_bound: float, n: int
+) -> float:
+    """Sd of a pinned SNP's released cross-moment (``pinned_snps`` of them, before the clips'
+    attenuation is undone) in z units of a GWAS of the ``n`` members: the noise sd of the
+    ``region-snps`` release times ``sqrt(n)`` (a cross-moment of standardised variables is a
+    correlation, whose z is ``sqrt(n)`` times it). Public: the ledger and the config."""
+    clip = math.sqrt(config.pinned_snps) * config.z_clip_per_component
+    return effect_noise_sd(noise_multiplier, clip, y_bound, n) * math.sqrt(n)
 
 
 def shrink_effect(

@@ -163,6 +163,7 @@ ANCESTRY = "ancestry"
 AUTO = "auto"
 ANCESTRY_PHENOTYPE = "ancestry-phenotype"
 GENOTYPE_MISSINGNESS = "genotype-missingness"
+REGION_SNPS = "region-snps"
 
 
 @dataclass(frozen=True)
@@ -420,9 +421,12 @@ def plan(
     bins_plan: PlannedGaussian | None = None,
     slopes: bool = False,
     missingness_plan: PlannedGaussian | None = None,
+    pinned: bool = True,
 ) -> list[Planned]:
     """The mechanisms of one release, fixed before any private data is read. ``slopes``:
-    the release holds the covariate slopes (:func:`releases_slopes`, from the schema)."""
+    the release holds the covariate slopes (:func:`releases_slopes`, from the schema);
+    ``pinned``: the ``region-snps`` release when the config asks for it (see
+    :func:`calibrated_ledger`)."""
     steps, rate, clip = (
         (config.finetune_steps, config.finetune_sample_rate, config.finetune_clip)
         if has_public
@@ -513,6 +517,20 @@ def plan(
                 note,
             )
         )
+        if pinned and a.pinned_snps and config.private:
+            out.append(
+                PlannedGaussian(
+                    REGION_SNPS,
+                    a.max_regions,
+                    math.sqrt(a.pinned_snps) * a.z_clip_per_component * y_bound,
+                    a.pinned_weight,
+                    f"region-snps: per region the cross-moments of up to {a.pinned_snps} SNPs "
+                    "chosen from the released effect (each member's standardised dosages "
+                    f"clipped to norm sqrt(k) x {a.z_clip_per_component:g}, k the SNPs "
+                    "released, the noise scaled to that sensitivity); planned for "
+                    f"{a.max_regions} regions, the released ones share it as region-association's",
+                )
+            )
     return out
 
 
@@ -584,20 +602,34 @@ def calibrated_ledger(members: Cohort, config: SynthConfig, *, has_public: bool)
         (config.pheno, *config.covariates),
         name=PHENOTYPE_MISSINGNESS,
     )
-    return calibrate(
-        config.epsilon,
-        config.delta,
-        plan(
-            config,
-            n,
-            has_public=has_public,
-            phenotype_plan=pheno_plan,
-            bins_plan=bins_plan,
-            slopes=releases_slopes(config, dict(members.pheno_types)),
-            missingness_plan=missingness_plan,
-        ),
-        secure_mode=config.secure,
-    )
+
+    delta = config.delta
+
+    def calibrated(pinned: bool) -> Ledger:
+        return calibrate(
+            config.epsilon,
+            delta,
+            plan(
+                config,
+                n,
+                has_public=has_public,
+                phenotype_plan=pheno_plan,
+                bins_plan=bins_plan,
+                slopes=releases_slopes(config, dict(members.pheno_types)),
+                missingness_plan=missingness_plan,
+                pinned=pinned,
+            ),
+            secure_mode=config.secure,
+        )
+
+    ledger = calibrated(True)
+    sigma = _planned_noise(ledger, REGION_SNPS)
+    a = config.association
+    y_bound = min(a.effect_y_clip, a.y_clip)
+    if sigma is not None and assoc.pinned_noise_z(sigma, a, y_bound, n) > a.pinned_max_noise_z:
+        # too noisy at this epsilon and n (public): the budget goes to the other releases
+        ledger = calibrated(False)
+    return ledger
 
 
 def noise_multiplier(ledger: Ledger, name: str) -> float | None:
@@ -1154,6 +1186,7 @@ def _association(
     noise: Noise,
     details: dict[str, Any],
     ancestry: tuple[np.ndarray, np.ndarray, Noise] | None = None,
+    pin_noise: Noise | None = None,
 ) -> tuple[list[assoc.Region], assoc.CovariateAdjustment | None, anc.PhenotypeMoments | None]:
     """The association path (module docstring, 3.-5.): the selected regions, the covariate
     adjustment the pairing matches under and, with ``ancestry`` (the members' whole-genome
@@ -1397,6 +1430,23 @@ def _association(
                 lead, cols, rb.center, rb.scale, rb.basis, beta, rb.loading, snps, snp_effects
             )
         )
+        detail["region_index"] = len(regions) - 1
+    pin_sigma = _planned_noise(ledger, REGION_SNPS)
+    if pin_sigma is not None and regions:
+        regions = _pin_snps(
+            members,
+            reference_dosages,
+            regions,
+            region_details,
+            y_effect,
+            effect_bound,
+            kappa,
+            region_sigma(pin_sigma, len(selections), a.max_regions),
+            a,
+            pin_noise if pin_noise is not None else noise,
+        )
+    for detail in region_details:
+        detail.pop("region_index", None)
     details["association"] = {
         # the noisy max's candidates: windows of the public map (single SNPs under DP without
         # a panel)
@@ -1420,6 +1470,71 @@ def _association(
         "release": "lead SNP" if "lead SNP" in releases else "components",
     }
     return regions, adjust, moments
+
+
+def _pin_snps(
+    members: Cohort,
+    reference_dosages: np.ndarray,
+    regions: list[assoc.Region],
+    region_details: list[dict[str, Any]],
+    y_effect: np.ndarray,
+    effect_bound: float,
+    kappa: float,
+    sigma: float | None,
+    a: assoc.AssociationConfig,
+    noise: Noise,
+) -> list[assoc.Region]:
+    """The ``region-snps`` release (:attr:`~dpgenome.association.AssociationConfig.
+    pinned_snps`): per components region, the SNPs its released targets alone imply
+    strongest (:func:`~dpgenome.association.pinned_snps`, post-processing of DP outputs and
+    the reference genotypes) get their own cross-moments released (a Gaussian mechanism:
+    each member's standardised dosages of the ``k`` SNPs clipped to norm ``sqrt(k) x
+    z_clip_per_component``, the phenotype as the region release clips it; the clips'
+    attenuation undone from the reference as there) and matched as the region's targets."""
+    out = list(regions)
+    n = members.n_samples
+    for detail in region_details:
+        index = detail.get("region_index")
+        if index is None or detail.get("release") != "components":
+            continue
+        r = out[index]
+        implied = assoc.explained_log10_p(
+            reference_dosages[:, r.columns],
+            [replace(r, columns=np.arange(len(r.columns)))],
+            n_tested=n,
+        )
+        pins = assoc.pinned_snps(
+            reference_dosages[:, r.columns],
+            r,
+            implied,
+            a.pinned_snps,
+            a.pinned_max_r2,
+            a.pinned_min_log10_p,
+        )
+        if not len(pins):
+            detail["pinned_snps"] = []
+            continue
+        clip = math.sqrt(len(pins)) * a.z_clip_per_component
+        cols = r.columns[pins]
+        x = assoc.standardise_columns(members.dosages[:, cols], r.center[pins], r.scale[pins])
+        cross = assoc.release_effect(
+            x, y_effect, noise_multiplier=sigma, z_clip=clip, y_clip=effect_bound, noise=noise
+        )
+        x_ref = assoc.standardise_columns(reference_dosages[:, cols], r.center[pins], r.scale[pins])
+        cov = x_ref.T @ x_ref / max(len(x_ref), 1)  # the pins are correlated: not whitened
+        cross = assoc.debias_map(assoc.component_attenuation(x_ref, clip), kappa, cov) @ cross
+        bound = np.sqrt(np.maximum(x_ref.var(axis=0), 1e-12))
+        cross = np.clip(cross, -bound, bound)
+        detail["pinned_snps"] = [
+            {"snp": str(members.variants["id"].iloc[c]), "cross_moment": float(v)}
+            for c, v in zip(cols, cross, strict=True)
+        ]
+        out[index] = replace(
+            r,
+            snps=np.concatenate([r.snps, pins]).astype(np.int64),
+            snp_effects=np.concatenate([r.snp_effects, cross]),
+        )
+    return out
 
 
 def _lead_region(
@@ -1751,7 +1866,17 @@ def synthesize(
             centre = panel_ancestry.axes.scores(dosages)[0].mean(axis=0)
             ancestry_input = (member_scores, centre, ancestry_noise)
         regions, adjust, moments = _association(
-            members, dosages, pheno_table, public, cfg, ledger, noise, details, ancestry_input
+            members,
+            dosages,
+            pheno_table,
+            public,
+            cfg,
+            ledger,
+            noise,
+            details,
+            ancestry_input,
+            # its own noise stream, as ancestry-phenotype's
+            mechanism_noise(cfg.secure and cfg.private, substream(seeds[5], 5), members.n_samples),
         )
         pheno_table = _draw_rows(pheno_table, adjust, cfg, details, substream(seeds[3], 1))
         if adjust is not None and "phenotype_prevalence" in details:
