@@ -1324,6 +1324,7 @@ def _association(
     regions: list[assoc.Region] = []
     region_details: list[dict[str, Any]] = []
     matched_columns = np.zeros(0, dtype=np.int64)  # exact SNP targets of earlier regions
+    pinnable: list[tuple[int, dict[str, Any]]] = []  # kept components regions
     releases: list[str] = []
     for sel in selections:
         # the lead window: the noisy max's (with a panel), or its lead SNP's
@@ -1430,14 +1431,14 @@ def _association(
                 lead, cols, rb.center, rb.scale, rb.basis, beta, rb.loading, snps, snp_effects
             )
         )
-        detail["region_index"] = len(regions) - 1
+        pinnable.append((len(regions) - 1, detail))
     pin_sigma = _planned_noise(ledger, REGION_SNPS)
     if pin_sigma is not None and regions:
         regions = _pin_snps(
             members,
             reference_dosages,
             regions,
-            region_details,
+            pinnable,
             y_effect,
             effect_bound,
             kappa,
@@ -1445,8 +1446,6 @@ def _association(
             a,
             pin_noise if pin_noise is not None else noise,
         )
-    for detail in region_details:
-        detail.pop("region_index", None)
     details["association"] = {
         # the noisy max's candidates: windows of the public map (single SNPs under DP without
         # a panel)
@@ -1476,7 +1475,7 @@ def _pin_snps(
     members: Cohort,
     reference_dosages: np.ndarray,
     regions: list[assoc.Region],
-    region_details: list[dict[str, Any]],
+    pinnable: list[tuple[int, dict[str, Any]]],
     y_effect: np.ndarray,
     effect_bound: float,
     kappa: float,
@@ -1490,13 +1489,11 @@ def _pin_snps(
     the reference genotypes) get their own cross-moments released (a Gaussian mechanism:
     each member's standardised dosages of the ``k`` SNPs clipped to norm ``sqrt(k) x
     z_clip_per_component``, the phenotype as the region release clips it; the clips'
-    attenuation undone from the reference as there) and matched as the region's targets."""
+    attenuation undone from the reference as there) and matched as the region's targets.
+    ``pinnable``: each kept components region's index in ``regions`` and its details."""
     out = list(regions)
     n = members.n_samples
-    for detail in region_details:
-        index = detail.get("region_index")
-        if index is None or detail.get("release") != "components":
-            continue
+    for index, detail in pinnable:
         r = out[index]
         implied = assoc.explained_log10_p(
             reference_dosages[:, r.columns],
