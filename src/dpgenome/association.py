@@ -1013,6 +1013,14 @@ def standardise_columns(x: np.ndarray, center: np.ndarray, scale: np.ndarray) ->
     return np.nan_to_num((np.asarray(x, dtype=np.float64) - center) / scale, nan=0.0)
 
 
+def unit_columns(x: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """:func:`standardise_columns`, centred and scaled to unit norm per column: ``rs[:, i] @
+    rs[:, j]`` is the two SNPs' correlation."""
+    rs = standardise_columns(x, center, scale)
+    rs = rs - rs.mean(axis=0)
+    return rs / np.maximum(np.linalg.norm(rs, axis=0), 1e-12)
+
+
 def components(
     x: np.ndarray, center: np.ndarray, scale: np.ndarray, basis: np.ndarray
 ) -> np.ndarray:
@@ -1244,9 +1252,7 @@ def exact_snp_targets(
     sd = np.sqrt((xc**2).mean(axis=0))
     corr = np.abs(cross) / np.maximum(sd, 1e-12)
     corr[sd < 1e-6] = 0.0
-    rs = standardise_columns(reference_x, rb.center, rb.scale)
-    rs = rs - rs.mean(axis=0)
-    rs /= np.maximum(np.linalg.norm(rs, axis=0), 1e-12)
+    rs = unit_columns(reference_x, rb.center, rb.scale)
     before = set() if matched is None else {int(j) for j in matched}
     taken: list[int] = []
     for j in (int(i) for i in np.argsort(-corr, kind="stable")):
@@ -1273,9 +1279,7 @@ def pinned_snps(
     more whose squared correlation in the reference genotypes ``reference_x`` with every SNP
     the region matches already (its implied lead) and every one taken is at most ``max_r2``.
     Public inputs and DP outputs only (post-processing)."""
-    rs = standardise_columns(reference_x, region.center, region.scale)
-    rs = rs - rs.mean(axis=0)
-    rs /= np.maximum(np.linalg.norm(rs, axis=0), 1e-12)
+    rs = unit_columns(reference_x, region.center, region.scale)
     taken = [int(j) for j in region.snps]
     chosen: list[int] = []
     for j in (int(i) for i in np.argsort(-implied_log10_p, kind="stable")):

@@ -1495,13 +1495,12 @@ def _pin_snps(
     n = members.n_samples
     for index, detail in pinnable:
         r = out[index]
+        reference = reference_dosages[:, r.columns]  # one copy for both readings
         implied = assoc.explained_log10_p(
-            reference_dosages[:, r.columns],
-            [replace(r, columns=np.arange(len(r.columns)))],
-            n_tested=n,
+            reference, [replace(r, columns=np.arange(len(r.columns)))], n_tested=n
         )
         pins = assoc.pinned_snps(
-            reference_dosages[:, r.columns],
+            reference,
             r,
             implied,
             a.pinned_snps,
@@ -1517,7 +1516,7 @@ def _pin_snps(
         cross = assoc.release_effect(
             x, y_effect, noise_multiplier=sigma, z_clip=clip, y_clip=effect_bound, noise=noise
         )
-        x_ref = assoc.standardise_columns(reference_dosages[:, cols], r.center[pins], r.scale[pins])
+        x_ref = assoc.standardise_columns(reference[:, pins], r.center[pins], r.scale[pins])
         cov = x_ref.T @ x_ref / max(len(x_ref), 1)  # the pins are correlated: not whitened
         cross = assoc.debias_map(assoc.component_attenuation(x_ref, clip), kappa, cov) @ cross
         bound = np.sqrt(np.maximum(x_ref.var(axis=0), 1e-12))
