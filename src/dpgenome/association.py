@@ -1334,6 +1334,14 @@ def effect_noise_sd(noise_multiplier: float | None, z_clip: float, y_bound: floa
     return 0.0 if noise_multiplier is None else noise_multiplier * z_clip * y_bound / n
 
 
+def pin_clip(k: int, config: AssociationConfig) -> float:
+    """The L2 clip of each member's standardised dosages of ``k`` pinned SNPs,
+    ``sqrt(k) x z_clip_per_component``: with the phenotype bound it is the ``region-snps``
+    release's sensitivity (planned for ``k = pinned_snps``; a region releasing fewer pins
+    clips, and scales its noise, to its own ``k``)."""
+    return math.sqrt(k) * config.z_clip_per_component
+
+
 def pinned_noise_z(
     noise_multiplier: float, config: AssociationConfig, y_bound: float, n: int
 ) -> float:
@@ -1341,7 +1349,7 @@ def pinned_noise_z(
     attenuation is undone) in z units of a GWAS of the ``n`` members: the noise sd of the
     ``region-snps`` release times ``sqrt(n)`` (a cross-moment of standardised variables is a
     correlation, whose z is ``sqrt(n)`` times it). Public: the ledger and the config."""
-    clip = math.sqrt(config.pinned_snps) * config.z_clip_per_component
+    clip = pin_clip(config.pinned_snps, config)
     return effect_noise_sd(noise_multiplier, clip, y_bound, n) * math.sqrt(n)
 
 

@@ -522,7 +522,7 @@ def plan(
                 PlannedGaussian(
                     REGION_SNPS,
                     a.max_regions,
-                    math.sqrt(a.pinned_snps) * a.z_clip_per_component * y_bound,
+                    assoc.pin_clip(a.pinned_snps, a) * y_bound,
                     a.pinned_weight,
                     f"region-snps: per region the cross-moments of up to {a.pinned_snps} SNPs "
                     "chosen from the released effect (each member's standardised dosages "
@@ -1510,7 +1510,7 @@ def _pin_snps(
         if not len(pins):
             detail["pinned_snps"] = []
             continue
-        clip = math.sqrt(len(pins)) * a.z_clip_per_component
+        clip = assoc.pin_clip(len(pins), a)
         cols = r.columns[pins]
         x = assoc.standardise_columns(members.dosages[:, cols], r.center[pins], r.scale[pins])
         cross = assoc.release_effect(
