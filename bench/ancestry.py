@@ -39,7 +39,8 @@ from dpgenome.ancestry import fit_axes
 from dpgenome.cli.simulate import parse_numbers
 from dpgenome.errors import ConfigError
 from dpgenome.simulate import colony_labels
-from dpgenome.synthesize import SynthConfig, synthesize
+from dpgenome.synthconfig import SynthConfig
+from dpgenome.synthesize import synthesize
 from synth import COVARS, PHENO, add_set_option, evaluate, fmt, peak_gb, prepare, with_overrides
 
 COLUMNS = (

@@ -31,7 +31,7 @@ import torch
 from dpgenome.dpsgd import DpSgdConfig, DpSgdTrainer
 from dpgenome.model import WindowModel, make_layout
 from dpgenome.simulate import load_panel
-from dpgenome.synthesize import SynthConfig
+from dpgenome.synthconfig import SynthConfig
 
 
 def one_mode(mode: str, n: int, steps: int, threads: int) -> dict[str, float]:

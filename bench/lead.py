@@ -43,15 +43,9 @@ from dataclasses import replace
 import numpy as np
 
 from dpgenome import association as A
+from dpgenome.budget import calibrated_ledger, noise_multiplier, region_sigma
 from dpgenome.model import make_layout
-from dpgenome.synthesize import (
-    ASSOCIATION,
-    SELECTION,
-    SynthConfig,
-    calibrated_ledger,
-    noise_multiplier,
-    region_sigma,
-)
+from dpgenome.synthconfig import ASSOCIATION, SELECTION, SynthConfig
 from synth import (
     COVARS,
     PHENO,

@@ -35,7 +35,8 @@ from dataclasses import replace
 import numpy as np
 
 from dpgenome.noise import GeneratorNoise, SecureNoise
-from dpgenome.synthesize import SynthConfig, synthesize
+from dpgenome.synthconfig import SynthConfig
+from dpgenome.synthesize import synthesize
 from synth import COVARS, PHENO, evaluate, fmt, prepare  # bench/synth.py
 
 

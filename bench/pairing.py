@@ -28,7 +28,8 @@ import torch
 
 import dpgenome.association as A
 import dpgenome.synthesize as S
-from dpgenome.synthesize import NOISE_SEED_ENV, SynthConfig
+from dpgenome.synthconfig import SynthConfig
+from dpgenome.synthesize import NOISE_SEED_ENV
 from synth import COVARS, PHENO, prepare  # bench/synth.py: this script's directory
 
 # the DP noise is drawn from fresh OS entropy unless fixed: a benchmark's draws are

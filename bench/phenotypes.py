@@ -54,7 +54,7 @@ from dpgenome.phenotypes import (
     planned_missingness,
 )
 from dpgenome.simulate import load_real_phenotypes
-from dpgenome.synthesize import SynthConfig
+from dpgenome.synthconfig import SynthConfig
 
 
 def _fidelity(real: pd.DataFrame, synth: pd.DataFrame, numeric: list[str]) -> dict[str, float]:

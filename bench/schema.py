@@ -40,7 +40,8 @@ from scipy import stats
 from dpgenome.cohort import analysis_subset, qc
 from dpgenome.phenoschema import read_pheno_schema
 from dpgenome.phenotypes import PhenotypeConfig
-from dpgenome.synthesize import NOISE_SEED_ENV, SynthConfig, synthesize
+from dpgenome.synthconfig import SynthConfig
+from dpgenome.synthesize import NOISE_SEED_ENV, synthesize
 from dpgenome.testing import ToyConfig, toy_cohort
 
 # the DP noise is drawn from fresh OS entropy unless fixed: a benchmark's draws are

@@ -32,7 +32,8 @@ import torch
 
 from dpgenome.cohort import align_panel, analysis_subset, qc
 from dpgenome.simulate import SimConfig, simulate
-from dpgenome.synthesize import NOISE_SEED_ENV, SynthConfig, synthesize
+from dpgenome.synthconfig import SynthConfig
+from dpgenome.synthesize import NOISE_SEED_ENV, synthesize
 from synth import add_set_option, with_overrides  # bench/synth.py: this script's directory
 
 # the DP noise is drawn from fresh OS entropy unless fixed: a benchmark's draws are

@@ -72,7 +72,8 @@ from dpgenome.cohort import Cohort, align_panel, analysis_subset, qc, split_memb
 from dpgenome.fidelity import cohort_fidelity, compare_gwas
 from dpgenome.gwas import lambda_gc, linear_gwas
 from dpgenome.simulate import SimConfig, simulate
-from dpgenome.synthesize import NOISE_SEED_ENV, SynthConfig, synthesize
+from dpgenome.synthconfig import SynthConfig
+from dpgenome.synthesize import NOISE_SEED_ENV, synthesize
 
 # the DP noise is drawn from fresh OS entropy unless fixed: a benchmark's draws are
 # reproducible from its seeds (dpgenome.synthesize.NOISE_SEED_ENV; never for a release)

@@ -20,18 +20,14 @@ from dpgenome.ancestry import (
     release_phenotype_moments,
 )
 from dpgenome.association import AssociationConfig, clip_rows
+from dpgenome.budget import calibrated_ledger
 from dpgenome.cohort import analysis_subset
 from dpgenome.errors import ConfigError
 from dpgenome.noise import GeneratorNoise
 from dpgenome.relatedness import Indicators, king_robust, unrelated
 from dpgenome.simulate import SimConfig, colony_labels, simulate
-from dpgenome.synthesize import (
-    ANCESTRY,
-    ANCESTRY_PHENOTYPE,
-    SynthConfig,
-    calibrated_ledger,
-    synthesize,
-)
+from dpgenome.synthconfig import ANCESTRY, ANCESTRY_PHENOTYPE, SynthConfig
+from dpgenome.synthesize import synthesize
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,8 @@ from dpgenome.fidelity import missing_calls
 from dpgenome.io import read_cohort, write_cohort
 from dpgenome.noise import GeneratorNoise
 from dpgenome.simulate import SimConfig, simulate
-from dpgenome.synthesize import GENOTYPE_MISSINGNESS, SynthConfig, synthesize
+from dpgenome.synthconfig import GENOTYPE_MISSINGNESS, SynthConfig
+from dpgenome.synthesize import synthesize
 
 NO_NOISE = GeneratorNoise(np.random.default_rng(0))
 

@@ -10,7 +10,8 @@ import pytest
 from dpgenome.cohort import align_panel, analysis_subset, qc
 from dpgenome.impute import WINDOW, _windows, impute_nearest
 from dpgenome.simulate import SimConfig, simulate
-from dpgenome.synthesize import SynthConfig, synthesize
+from dpgenome.synthconfig import SynthConfig
+from dpgenome.synthesize import synthesize
 
 
 @pytest.fixture(scope="module")

@@ -189,7 +189,7 @@ def test_secure_mode__on_by_default_unless_the_noise_is_fixed(monkeypatch) -> No
     off. An explicit choice stands either way, and a release configuration records the
     resolved choice (its cache key and results name it)."""
     from dpgenome.config import ReleaseConfig
-    from dpgenome.synthesize import SynthConfig
+    from dpgenome.synthconfig import SynthConfig
 
     def release(**kw) -> ReleaseConfig:
         return ReleaseConfig(cohort="c", pheno="p", policy="internal", out="o", **kw)

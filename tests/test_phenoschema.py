@@ -29,7 +29,8 @@ from dpgenome.phenoschema import (
     with_schema_types,
 )
 from dpgenome.phenotypes import EncodedMissing, PhenotypeConfig, cfw_schema, dp_binned_columns
-from dpgenome.synthesize import PHENOTYPE_BINS, SynthConfig, synthesize
+from dpgenome.synthconfig import PHENOTYPE_BINS, SynthConfig
+from dpgenome.synthesize import synthesize
 from dpgenome.testing import ToyConfig, toy_cohort
 
 TOY = ToyConfig(n=160, n_chrom=2, snps_per_chrom=60, causal=((0, 30), (1, 20)), effect=1.2)

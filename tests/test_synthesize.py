@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from dpgenome import association as A
-from dpgenome.accountant import Ledger, PlannedPure
+from dpgenome.budget import calibrated_ledger, noise_multiplier
 from dpgenome.cli import main
 from dpgenome.cohort import analysis_subset, qc, swap_alleles
 from dpgenome.errors import CohortError, ConfigError
@@ -22,20 +22,18 @@ from dpgenome.gwas import linear_gwas
 from dpgenome.io import read_cohort, write_cohort
 from dpgenome.lifetime import LifetimeLedger, individuals_fingerprint
 from dpgenome.noise import GeneratorNoise, SecureNoise
-from dpgenome.phenotypes import PhenoSchema, PhenotypeConfig, planned_dp_sgd
-from dpgenome.synthesize import (
+from dpgenome.phenotypes import PhenoSchema, PhenotypeConfig
+from dpgenome.synthconfig import (
     CENTRE,
     FLOAT_NOISE_CAVEAT,
-    NOISE_SEED_ENV,
     SECURE_MODE_SCOPE,
     SLOPES,
     SynthConfig,
-    calibrated_ledger,
+)
+from dpgenome.synthesize import (
+    NOISE_SEED_ENV,
     fixed_noise_assumption,
     mechanism_seeds,
-    noise_multiplier,
-    plan,
-    region_sigma,
     resolve_ancestry,
     synthesize,
 )
@@ -101,19 +99,6 @@ def test_synthesize__no_formal_privacy_keeps_the_association(members) -> None:
     assert any(near)
     assert top["p"] < 1e-6
     assert res.details["association"]["regions"]
-
-
-@pytest.mark.parametrize(("eps", "select", "test"), [(3.0, 0.36, 0.225), (12.0, 1.0, 0.5)])
-def test_plan__selection_rounds_spend_a_share_of_epsilon_up_to_a_cap(eps, select, test) -> None:
-    """One noisy max and one Laplace threshold query per round, each its own ledger entry
-    (composed tightly with the rest), at ``fraction * epsilon`` but never above the cap."""
-    cfg = SynthConfig(pheno="y", epsilon=eps, ancestry_pcs=0).validate(1_000)
-    steps = plan(cfg, 1_000, has_public=True, phenotype_plan=planned_dp_sgd(cfg.phenotypes, 1_000))
-    pure = {p.name: p for p in steps if isinstance(p, PlannedPure)}
-    k = cfg.association.max_regions
-    sel, tst = pure["region-selection"], pure["region-test"]
-    assert (sel.epsilon, sel.count, sel.kind) == (pytest.approx(select), k, "exponential")
-    assert (tst.epsilon, tst.count, tst.kind) == (pytest.approx(test), k, "laplace")
 
 
 def test_synthesize__ledger_composes_every_mechanism_within_the_target(members, public) -> None:
@@ -268,26 +253,6 @@ def test_synthesize__binary_phenotype_rows_drawn_to_the_released_slope(
     assert set(np.unique(res.cohort.phenotypes["abBMD"])) <= {0.0, 1.0}
 
 
-@pytest.mark.parametrize("released", [1, 2, 3])
-def test_region_sigma__fewer_regions_spend_the_planned_privacy_loss(released) -> None:
-    """The regions the tests let through share the ledger's region releases: less noise each,
-    the same privacy loss distribution (both accountants, 3 planned at multiplier 4)."""
-    planned, sigma = 3, 4.0
-    r_sigma = region_sigma(sigma, released, planned)
-    assert r_sigma is not None and r_sigma <= sigma
-    eps = {}
-    for count, z in ((planned, sigma), (released, r_sigma)):
-        ledger = Ledger(1e-5)
-        ledger.add_gaussian("region-association", z, count=count)
-        eps[count] = ledger.accountants()
-    for name in eps[planned]:
-        assert eps[released][name] == pytest.approx(eps[planned][name], rel=1e-3), name
-    assert region_sigma(None, 2, 3) is None  # no formal privacy: nothing is noised
-    assert region_sigma(sigma, 0, 3) == sigma  # nothing released
-    with pytest.raises(ConfigError, match="4 regions released"):
-        region_sigma(sigma, 4, 3)
-
-
 def test_synthesize__binary_phenotype_release_bound_and_attenuation(members, public) -> None:
     """A 0/1 phenotype without covariates takes two standardised values: the release's
     phenotype bound is the larger magnitude (capped by effect_y_clip) and the attenuation is
@@ -412,36 +377,6 @@ def _cross_moments(m, pub, res, targets: list[dict]) -> list[tuple[dict, float]]
         x = (syn.dosages[tested, col] - 2 * f) / math.sqrt(2 * f * (1 - f))
         out.append((target, float((x - x.mean()) @ y / tested.sum())))
     return out
-
-
-def test_calibrated_ledger__plans_pinned_snps_only_where_their_noise_is_small(members) -> None:
-    """``region-snps`` is on the ledger (sensitivity sqrt(k) x per-SNP clip x phenotype
-    bound) when a pinned SNP's noise is at most ``pinned_max_noise_z`` z units; otherwise
-    the ledger is the one without it, to the digit."""
-    from dpgenome.association import pinned_noise_z
-
-    m, _ = members
-    a = replace(FAST.association, pinned_snps=4)
-    for eps, held in [(3.0, False), (400.0, True)]:
-        cfg = replace(FAST, epsilon=eps, ancestry_pcs=0, association=a).validate(m.n_samples)
-        names = {x.name: x for x in calibrated_ledger(m, cfg, has_public=True).mechanisms}
-        assert ("region-snps" in names) is held
-        without = calibrated_ledger(
-            m, replace(cfg, association=replace(a, pinned_snps=0)), has_public=True
-        )
-        if held:
-            pins = names["region-snps"]
-            assert pins.sensitivity == pytest.approx(2.0 * a.z_clip_per_component * a.effect_y_clip)
-            z = pinned_noise_z(pins.noise_multiplier, a, a.effect_y_clip, m.n_samples)
-            assert z <= a.pinned_max_noise_z
-            assert names["region-association"].noise_multiplier > noise_multiplier(
-                without, "region-association"
-            )
-        else:
-            assert [x.name for x in without.mechanisms] == list(names)
-            assert names["region-association"].noise_multiplier == noise_multiplier(
-                without, "region-association"
-            )
 
 
 def test_synthesize__pinned_snps_are_released_and_matched(members, public) -> None:

@@ -251,7 +251,7 @@ def _check_extra(extra: dict[str, Any], epsilon: float | None = None) -> None:
     (a misspelt section such as ``synthesis`` would otherwise run the defaults silently); with
     the release's ``epsilon``, the synthesizer's ranges too (some depend on it)."""
     from dpgenome.audit.config import AuditConfig
-    from dpgenome.synthesize import SynthConfig
+    from dpgenome.synthconfig import SynthConfig
 
     defaults = {"synth": SynthConfig(pheno="pheno"), "audit": AuditConfig()}
     for section, overrides in extra.items():

@@ -36,6 +36,7 @@ import pandas as pd
 
 from dpgenome import __version__
 from dpgenome.audit import AuditConfig, run_audits
+from dpgenome.budget import columns_typed_from_data
 from dpgenome.cohort import (
     Cohort,
     QCReport,
@@ -79,7 +80,8 @@ from dpgenome.phenoschema import (
     with_schema_types,
 )
 from dpgenome.policy import Evaluation, Override, Policy, load_policy, preflight
-from dpgenome.synthesize import SynthConfig, SynthResult, columns_typed_from_data, synthesize
+from dpgenome.synthconfig import SynthConfig
+from dpgenome.synthesize import SynthResult, synthesize
 
 log = logging.getLogger(__name__)
 
