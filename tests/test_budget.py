@@ -16,8 +16,8 @@ from dpgenome.phenotypes import planned_dp_sgd
 from dpgenome.synthconfig import SynthConfig
 from dpgenome.testing import ToyConfig, toy_cohort
 
-#: the synthesizer's defaults (the ledger does not depend on training lengths but for the
-#: DP-SGD steps, which these keep), with a DP fine-tune so that a DP-SGD run is planned too
+#: the synthesizer's defaults, with a DP fine-tune so that the ledger holds a genotype DP-SGD
+#: run too
 FAST = SynthConfig(pheno="BMD", covariates=("SW16",), finetune_steps=5)
 
 

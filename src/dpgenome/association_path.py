@@ -14,9 +14,7 @@ import pandas as pd
 
 from dpgenome import ancestry as anc
 from dpgenome import association as assoc
-from dpgenome.accountant import (
-    Ledger,
-)
+from dpgenome.accountant import Ledger
 from dpgenome.budget import (
     noise_multiplier,
     planned_noise,
@@ -26,9 +24,7 @@ from dpgenome.budget import (
 )
 from dpgenome.cohort import Cohort, PhenoType
 from dpgenome.model import WindowLayout, make_layout
-from dpgenome.noise import (
-    Noise,
-)
+from dpgenome.noise import Noise
 from dpgenome.synthconfig import (
     ANCESTRY_PHENOTYPE,
     ASSOCIATION,
@@ -40,6 +36,8 @@ from dpgenome.synthconfig import (
 
 
 def mean_sd(column: pd.Series) -> dict[str, float]:
+    """A phenotype column's mean and sd over its observed values (an aggregate for the
+    details)."""
     x = column.to_numpy(dtype=np.float64, na_value=np.nan)
     return {"mean": float(np.nanmean(x)), "sd": float(np.nanstd(x))}
 

@@ -9,13 +9,9 @@ from typing import Any, Literal
 
 from dpgenome import association as assoc
 from dpgenome import phenotypes as phenos
-from dpgenome.accountant import (
-    default_delta,
-)
+from dpgenome.accountant import default_delta
 from dpgenome.errors import ConfigError
-from dpgenome.noise import (
-    default_secure_mode,
-)
+from dpgenome.noise import default_secure_mode
 
 STRUCTURE = "genotype-structure"
 

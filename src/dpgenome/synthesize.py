@@ -94,9 +94,7 @@ from dpgenome import ancestry as anc
 from dpgenome import association as assoc
 from dpgenome import callrates
 from dpgenome import phenotypes as phenos
-from dpgenome.accountant import (
-    Ledger,
-)
+from dpgenome.accountant import Ledger
 from dpgenome.association_path import (
     mean_sd,
     release_association,
