@@ -62,9 +62,10 @@ from dpgenome.audit.membership import dcr_scores
 from dpgenome.audit.scoring import score_attack
 from dpgenome.audit.suite import _phenotypes_only, _public_control
 from dpgenome.cohort import Cohort, analysis_subset, split_members
+from dpgenome.findings import EvaluationContext, Status
 from dpgenome.io import read_cohort
 from dpgenome.paths import shipped_policy
-from dpgenome.policy import EvaluationContext, Status, evaluate, load_policy
+from dpgenome.policy import evaluate, load_policy
 
 AUC_RULE = "membership.dcr.auc"
 SHARE_RULES = {

@@ -39,9 +39,11 @@ swing with the noise draw. ``loci_4mb`` (and "all 4-Mb loci") count whole loci: 
 synthetic hits clumped in 4-Mb windows (CFW LD blocks span several Mb, so one planted QTL
 makes two to four 1-Mb clumps); ``planted`` counts the simulation's planted QTLs with a
 1e-8 hit within 4 Mb of their causal SNPs (the issue's "both loci"; the real GWAS's count is
-printed with each cohort). ``false_near`` counts the synthetic 1e-8 hits the real GWAS
-does not reach: those it puts at p < 2e-6 (a real locus's SNPs just short of the line) over
-all of them.
+printed with each cohort), and ``planted_log10p`` the largest -log10 p within those 4 Mb of
+each, ``chr:peak`` (the line is 8; the real GWAS's peaks are printed with each cohort): a
+locus one draw misses shows here whether it was at the line or far below it.
+``false_near`` counts the synthetic 1e-8 hits the real GWAS does not reach: those it puts
+at p < 2e-6 (a real locus's SNPs just short of the line) over all of them.
 ``effect_ratio`` is the synthetic effects' size over the real ones at the real hits (the
 least-squares slope through the origin of synthetic on real beta; 1 = the same size, above
 1 = stronger in the synthetic cohort, whose hits then reach further past the real block).
@@ -190,17 +192,32 @@ def planted_loci(truth: dict[str, Any]) -> list[tuple[str, int, int]]:
     return [(c, min(p), max(p)) for c, p in sorted(spans.items())]
 
 
+def planted_peaks(
+    table: Any, planted: list[tuple[str, int, int]], flank: int = 4_000_000
+) -> list[float]:
+    """The largest -log10 p within ``flank`` of each planted QTL's causal SNPs (0 without a
+    SNP there): how far above or below the 1e-8 line (8) each planted locus stands."""
+    chrom = table["chr"].astype(str).to_numpy()
+    pos = table["pos"].to_numpy()
+    score = table["log10_p"].to_numpy()
+    peaks = []
+    for c, lo, hi in planted:
+        near = (chrom == c) & (pos >= lo - flank) & (pos <= hi + flank)
+        peaks.append(float(np.nanmax(score[near])) if near.any() else 0.0)
+    return peaks
+
+
 def planted_found(table: Any, planted: list[tuple[str, int, int]], flank: int = 4_000_000) -> str:
     """``k/K``: planted QTLs with a GWAS hit at p < 1e-8 within ``flank`` of their causal SNPs
     (the issue's "both loci": whole planted loci, however many clumps their LD makes)."""
-    hits = table[table["log10_p"] > 8]
-    chrom = hits["chr"].astype(str).to_numpy()
-    pos = hits["pos"].to_numpy()
-    found = sum(
-        bool(np.any((chrom == c) & (pos >= lo - flank) & (pos <= hi + flank)))
-        for c, lo, hi in planted
-    )
+    found = sum(peak > 8 for peak in planted_peaks(table, planted, flank))
     return f"{found}/{len(planted)}"
+
+
+def peaks_text(table: Any, planted: list[tuple[str, int, int]]) -> str:
+    """Each planted QTL's peak -log10 p, ``chr:peak`` joined by ``/``."""
+    peaks = planted_peaks(table, planted)
+    return "/".join(f"{c}:{p:.1f}" for (c, _, _), p in zip(planted, peaks, strict=True))
 
 
 def null_lambda(members: Cohort, n_perm: int = 40, seed: int = 0) -> str:
@@ -324,6 +341,7 @@ def evaluate(
             "unmatched": comp["loci"]["unmatched"],
             "loci_4mb": f"{broad['loci']['recovered']}/{broad['loci']['real_loci']}",
             "planted": planted_found(syn_gwas.table, data["planted"]),
+            "planted_log10p": peaks_text(syn_gwas.table, data["planted"]),
             "lambda_syn": comp["lambda_gc"]["synthetic"],
             "lambda_real": comp["lambda_gc"]["real"],
             # synthetic over real effect size at the real hits (1 = the same)
@@ -351,6 +369,7 @@ COLUMNS = (
     "unmatched",
     "loci_4mb",
     "planted",
+    "planted_log10p",
     "lambda_syn",
     "lambda_real",
     "af_corr",
@@ -521,7 +540,8 @@ def main() -> None:
             f"\n# seed {seed}: {m.n_samples} members x {m.n_variants} SNPs; reference timings: "
             f"simulate {data['t_sim']:.1f} s, one real GWAS {data['t_gwas']:.1f} s; "
             f"real hits at 1e-8: {int((data['real'].table['p'] < 1e-8).sum())}, planted QTLs "
-            f"with a real hit: {planted_found(data['real'].table, data['planted'])}; "
+            f"with a real hit: {planted_found(data['real'].table, data['planted'])} (peak -log10 p "
+            f"{peaks_text(data['real'].table, data['planted'])}); "
             f"{null_lambda(m)}",
             flush=True,
         )

@@ -60,8 +60,8 @@ from dpgenome.accountant import (
 )
 from dpgenome.cohort import PhenoType
 from dpgenome.errors import BudgetError, ConfigError
+from dpgenome.findings import fmt_claim
 from dpgenome.phenotypes import PhenotypeConfig, planned_bins
-from dpgenome.policy import fmt_claim
 
 # ---------------------------------------------------------------------------- references
 

@@ -19,7 +19,8 @@ from dpgenome.audit.scoring import auc_mann_whitney
 from dpgenome.cli import main
 from dpgenome.cohort import Cohort, split_members, swap_alleles
 from dpgenome.errors import CohortError
-from dpgenome.policy import EvaluationContext, Status, evaluate, load_policy
+from dpgenome.findings import EvaluationContext, Status
+from dpgenome.policy import evaluate, load_policy
 from dpgenome.testing import ToyConfig, toy_cohort
 from test_dossier import consortium_with_control
 

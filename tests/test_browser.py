@@ -27,8 +27,9 @@ import numpy as np
 import pytest
 
 from dpgenome.dossier import FIGURE_CAPTIONS, render_dossier
+from dpgenome.findings import EvaluationContext
 from dpgenome.paths import shipped_policy
-from dpgenome.policy import EvaluationContext, Override, evaluate, load_policy
+from dpgenome.policy import Override, evaluate, load_policy
 from test_dossier import DEMO_PUBLIC_CONTROL
 
 pytestmark = pytest.mark.tools

@@ -28,8 +28,9 @@ from dpgenome.dossier import (
     roc_svg,
 )
 from dpgenome.errors import ConfigError, InputError
+from dpgenome.findings import EvaluationContext, fmt_claim
 from dpgenome.paths import shipped_policy
-from dpgenome.policy import EvaluationContext, Override, evaluate, fmt_claim, load_policy
+from dpgenome.policy import Override, evaluate, load_policy
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PHENO = Path(__file__).parents[1] / "src" / "dpgenome" / "data" / "pheno.csv.gz"

@@ -24,19 +24,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from scipy import optimize, stats
 
 from dpgenome.accountant import Ledger, reaccount
+from dpgenome.bundle import DOSSIER, MANIFEST, SIGNATURE, load_signing_key, sha256_file
 from dpgenome.cli import main
 from dpgenome.errors import BudgetError, ConfigError, InputError, ReleaseBlocked
-from dpgenome.export import (
-    DOSSIER,
-    MANIFEST,
-    SIGNATURE,
-    export_bundle,
-    load_signing_key,
-    results_release_id,
-    sha256_file,
-    synthetic_release_id,
-    verify_bundle,
-)
+from dpgenome.export import export_bundle
+from dpgenome.findings import fmt_claim
 from dpgenome.io import read_cohort, write_cohort
 from dpgenome.lifetime import (
     LifetimeLedger,
@@ -46,8 +38,10 @@ from dpgenome.lifetime import (
     individuals_fingerprint,
 )
 from dpgenome.paths import shipped_policy
-from dpgenome.policy import Override, fmt_claim, load_policy
+from dpgenome.policy import Override, load_policy
+from dpgenome.release_id import results_release_id, synthetic_release_id
 from dpgenome.testing import ToyConfig, toy_cohort
+from dpgenome.verify import verify_bundle
 from test_dossier import DEMO_PHENOTYPES_ONLY, consortium_with_control
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -330,7 +324,7 @@ def test_export_bundle__killed_mid_write_leaves_no_bundle(tmp_path: Path) -> Non
         from pathlib import Path
         import dpgenome.export as ex
         from dpgenome.lifetime import LifetimeLedger
-        real_write = ex._write
+        real_write = ex.write_file
         calls = []
         def slow_write(path, source):
             out = real_write(path, source)
@@ -339,7 +333,7 @@ def test_export_bundle__killed_mid_write_leaves_no_bundle(tmp_path: Path) -> Non
                 Path({str(marker)!r}).write_text("x")
                 time.sleep(60)
             return out
-        ex._write = slow_write
+        ex.write_file = slow_write
         ex.export_bundle(
             Path({str(tmp_path / "bundle")!r}),
             files={{
@@ -1161,7 +1155,7 @@ def test_export__a_write_failure_is_a_user_error_leaving_nothing(tmp_path, monke
 
     import dpgenome.export as ex
 
-    real_write = ex._write
+    real_write = ex.write_file
     calls: list[Path] = []
 
     def full_disk(path: Path, source: bytes | Path) -> tuple[str, int]:
@@ -1170,7 +1164,7 @@ def test_export__a_write_failure_is_a_user_error_leaving_nothing(tmp_path, monke
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         return real_write(path, source)
 
-    monkeypatch.setattr(ex, "_write", full_disk)
+    monkeypatch.setattr(ex, "write_file", full_disk)
     ledger = LifetimeLedger(tmp_path / "lifetime.sqlite")
     with pytest.raises(InputError, match="No space left on device") as err:
         export(tmp_path, lifetime=ledger)
@@ -1179,7 +1173,7 @@ def test_export__a_write_failure_is_a_user_error_leaving_nothing(tmp_path, monke
     assert siblings(tmp_path / "bundle") == []
     assert ledger.releases(FINGERPRINT) == []
 
-    monkeypatch.setattr(ex, "_write", real_write)
+    monkeypatch.setattr(ex, "write_file", real_write)
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
     with pytest.raises(InputError, match="cannot create the bundle here") as err:
@@ -1840,7 +1834,7 @@ def test_export__a_losing_export_to_the_same_path_keeps_the_winners_claim(
             if not self.raced:  # A is between its rename and marking the row exported
                 self.raced = True
                 with monkeypatch.context() as m:
-                    m.setattr(ex, "_check_destination", lambda d: None)  # B checked earlier
+                    m.setattr(ex, "check_destination", lambda d: None)  # B checked earlier
                     with pytest.raises(InputError, match="destination appeared"):
                         export(tmp_path, dest=dest, lifetime=LifetimeLedger(self.path))
             super().set_status(*args, **kwargs)
@@ -1895,7 +1889,7 @@ def test_lifetime_ledger__a_lost_member_key_and_an_empty_file(tmp_path: Path) ->
 def test_remove_dead_writers__only_what_killed_processes_left(tmp_path: Path) -> None:
     """A killed run's cache copies (``KEY.tmp-PID``, ``synthetic.tmp-PID`` and its
     ``.formats.json``) stayed forever; a running writer's, and a name without an id, stay."""
-    from dpgenome.export import remove_dead_writers
+    from dpgenome.bundle import remove_dead_writers
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -2042,16 +2036,16 @@ def test_lifetime_history__uncharged_blocks_and_ledgers_from_before(tmp_path: Pa
 def test_same_claim__within_one_unit_of_the_last_digit_shown() -> None:
     """The glance check compares a figure as shown with the ledger's: a dossier rounds up to
     4 significant digits, older ones rounded delta to fewer; an edit is still caught."""
-    from dpgenome.export import _same_claim
+    from dpgenome.verify_dossier import same_claim
 
-    assert _same_claim("7.993", "7.993", 7.99271)
-    assert _same_claim("8", "7.993", 7.99271)  # fewer digits, still the same figure
-    assert _same_claim("0.00067", "0.0006668", 0.00066676)  # an older dossier's delta
-    assert _same_claim("1e-05", "1e-05", 1e-5)
-    assert not _same_claim("7.98", "7.993", 7.99271)
-    assert not _same_claim("0.9", "8", 8.0)
-    assert not _same_claim("1e-07", "1e-05", 1e-5)
-    assert not _same_claim("n/a", "7.993", 7.99271)
+    assert same_claim("7.993", "7.993", 7.99271)
+    assert same_claim("8", "7.993", 7.99271)  # fewer digits, still the same figure
+    assert same_claim("0.00067", "0.0006668", 0.00066676)  # an older dossier's delta
+    assert same_claim("1e-05", "1e-05", 1e-5)
+    assert not same_claim("7.98", "7.993", 7.99271)
+    assert not same_claim("0.9", "8", 8.0)
+    assert not same_claim("1e-07", "1e-05", 1e-5)
+    assert not same_claim("n/a", "7.993", 7.99271)
 
 
 # ---------------------------------------------------------------------------- stop 49 reviews
@@ -2203,17 +2197,17 @@ def test_same_claim__never_below_the_ledger() -> None:
     """A figure shown states the ledger's claim when it is the text a dossier shows for it
     (rounded up; older dossiers: rounded to the nearest by fmt, a delta to 3 digits) or the
     claim rounded up to fewer digits; a figure below the ledger's otherwise understates it."""
-    from dpgenome.export import _same_claim
+    from dpgenome.verify_dossier import same_claim
 
-    assert not _same_claim("7", "7.997", 7.997)
-    assert not _same_claim("0", "0.002896", 0.002896)
-    assert not _same_claim("7.99", "7.997", 7.997)
-    assert _same_claim("8", "7.997", 7.997) and _same_claim("0.003", "0.002896", 0.002896)
-    assert not _same_claim("9", "7.997", 7.997)  # above by more than the digit shown
-    assert _same_claim("8", "8", 8.0) and not _same_claim("9", "8", 8.0)
+    assert not same_claim("7", "7.997", 7.997)
+    assert not same_claim("0", "0.002896", 0.002896)
+    assert not same_claim("7.99", "7.997", 7.997)
+    assert same_claim("8", "7.997", 7.997) and same_claim("0.003", "0.002896", 0.002896)
+    assert not same_claim("9", "7.997", 7.997)  # above by more than the digit shown
+    assert same_claim("8", "8", 8.0) and not same_claim("9", "8", 8.0)
     # an older dossier's delta, fmt's 3 digits rounded to the nearest (here down)
-    assert _same_claim("0.000666", "0.0006663", 0.00066626)
-    assert not _same_claim("0.00066", "0.0006663", 0.00066626)
+    assert same_claim("0.000666", "0.0006663", 0.00066626)
+    assert not same_claim("0.00066", "0.0006663", 0.00066626)
 
 
 def test_verify_bundle__the_dossier_verdict_is_read_as_shown(tmp_path: Path) -> None:

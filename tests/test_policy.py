@@ -17,19 +17,21 @@ from typing import Any
 import pytest
 
 from dpgenome.errors import PolicyError
-from dpgenome.paths import policies_dir, shipped_policy
-from dpgenome.policy import (
-    SCHEMA,
+from dpgenome.findings import (
     EvaluationContext,
     Status,
     Verdict,
     claim_text,
-    describe_failing,
-    evaluate,
     fmt_claim,
     is_missing,
-    load_policy,
     lookup,
+)
+from dpgenome.paths import policies_dir, shipped_policy
+from dpgenome.policy import (
+    SCHEMA,
+    describe_failing,
+    evaluate,
+    load_policy,
     parse_policy,
     preflight,
     rule_specs,

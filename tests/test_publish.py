@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 from dpgenome.cli import main
 from dpgenome.errors import InputError, ReleaseBlocked
-from dpgenome.export import verify_bundle
 from dpgenome.paths import shipped_policy
 from dpgenome.policy import load_policy
 from dpgenome.publish import LEDGER, PUBLIC_MANIFEST, PUBLIC_SIGNATURE, publish
+from dpgenome.verify import verify_bundle
 from test_export import data_files, keypair, siblings
 from test_export import export as export_under
 
@@ -90,7 +90,7 @@ def test_publish__a_ledger_stating_less_than_its_mechanisms_is_a_problem(tmp_pat
     (out / LEDGER).write_text(json.dumps(ledger))
     manifest = json.loads((out / PUBLIC_MANIFEST).read_text())
     manifest["privacy"]["epsilon"] = 1.0
-    from dpgenome.export import sha256_file
+    from dpgenome.bundle import sha256_file
 
     manifest["files"][LEDGER] = {
         "sha256": sha256_file(out / LEDGER),
@@ -108,7 +108,7 @@ def test_verify_public__the_manifest_and_the_ledger_state_one_delta(
     """The public manifest's claim and ledger.json were compared on epsilon only: a
     consistent rewrite of an unsigned copy could state another delta in one of them (or
     drop it from both) and still verify. Each differing delta is a problem naming both."""
-    from dpgenome.export import sha256_file
+    from dpgenome.bundle import sha256_file
 
     bundle = export(tmp_path).path
     out = publish(bundle, tmp_path / "public").path
@@ -242,7 +242,7 @@ def retag(bundle: Path, key: Path | None = None) -> None:
     leave it unsigned."""
     import base64
 
-    from dpgenome.export import _json_bytes, load_signing_key, public_pem, sha256_file
+    from dpgenome.bundle import json_bytes, load_signing_key, public_pem, sha256_file
     from dpgenome.policy import parse_policy
 
     manifest = json.loads((bundle / "manifest.json").read_text())
@@ -253,7 +253,7 @@ def retag(bundle: Path, key: Path | None = None) -> None:
     (bundle / "manifest.sig").unlink(missing_ok=True)
     if key is None:
         manifest["signature"] = None
-        (bundle / "manifest.json").write_bytes(_json_bytes(manifest))
+        (bundle / "manifest.json").write_bytes(json_bytes(manifest))
         return
     private = load_signing_key(key)
     manifest["signature"] = {
@@ -262,7 +262,7 @@ def retag(bundle: Path, key: Path | None = None) -> None:
         "signs": "manifest.json",
         "public_key_pem": public_pem(private.public_key()),
     }
-    data = _json_bytes(manifest)
+    data = json_bytes(manifest)
     (bundle / "manifest.json").write_bytes(data)
     (bundle / "manifest.sig").write_bytes(base64.b64encode(private.sign(data)) + b"\n")
 
@@ -281,7 +281,7 @@ def test_publish__the_public_copy_carries_nothing_computed_from_the_member_ids(
     whoever knew every member but one could test whether a person was in the cohort. Every
     hash in the public copy is now one of its files', the bundle manifest's, the policy's,
     or the public id, which anyone recomputes from the copy alone."""
-    from dpgenome.export import sha256_file
+    from dpgenome.bundle import sha256_file
     from dpgenome.publish import public_release_id
 
     bundle = export(tmp_path).path
@@ -328,14 +328,14 @@ def test_verify_public__an_older_copy_named_by_its_release_id_still_verifies_wit
 ) -> None:
     """Copies published before the public id carry the bundle's release id: verify still
     accepts them (files, signature, ledger checked as before) and says why to replace them."""
-    from dpgenome.export import _json_bytes
+    from dpgenome.bundle import json_bytes
 
     bundle = export(tmp_path).path
     out = publish(bundle, tmp_path / "public").path
     public = json.loads((out / PUBLIC_MANIFEST).read_text())
     del public["public_id"]
     public["release_id"] = json.loads((bundle / "manifest.json").read_text())["release_id"]
-    (out / PUBLIC_MANIFEST).write_bytes(_json_bytes(public))
+    (out / PUBLIC_MANIFEST).write_bytes(json_bytes(public))
     report = verify_bundle(out)
     assert report.ok, report.problems
     assert (
@@ -347,7 +347,7 @@ def test_verify_public__an_older_copy_named_by_its_release_id_still_verifies_wit
     assert f"note: {PUBLIC_MANIFEST}: an older public copy" in res.output
     assert "OK: the public release is intact." in res.output
     del public["release_id"]  # neither id: not a copy dpgenome wrote
-    (out / PUBLIC_MANIFEST).write_bytes(_json_bytes(public))
+    (out / PUBLIC_MANIFEST).write_bytes(json_bytes(public))
     assert verify_bundle(out).problems == [f"{PUBLIC_MANIFEST}: names no public id"]
 
 

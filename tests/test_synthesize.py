@@ -17,12 +17,12 @@ from dpgenome.budget import calibrated_ledger, noise_multiplier
 from dpgenome.cli import main
 from dpgenome.cohort import analysis_subset, qc, swap_alleles
 from dpgenome.errors import CohortError, ConfigError
-from dpgenome.export import synthetic_release_id
 from dpgenome.gwas import linear_gwas
 from dpgenome.io import read_cohort, write_cohort
 from dpgenome.lifetime import LifetimeLedger, individuals_fingerprint
 from dpgenome.noise import GeneratorNoise, SecureNoise
 from dpgenome.phenotypes import PhenoSchema, PhenotypeConfig
+from dpgenome.release_id import synthetic_release_id
 from dpgenome.synthconfig import (
     CENTRE,
     FLOAT_NOISE_CAVEAT,

@@ -835,7 +835,7 @@ class Ledger:
         """Human label of the guarantee: ``"no formal privacy"`` or ``"(ε = 3, δ = 1e-05)"``."""
         if self._no_privacy:
             return NO_PRIVACY_LABEL
-        from dpgenome.policy import fmt_claim  # a claim is rounded up, never down
+        from dpgenome.findings import fmt_claim  # a claim is rounded up, never down
 
         return f"(ε = {fmt_claim(self.epsilon())}, δ = {fmt_claim(self.delta)})"
 

@@ -34,10 +34,8 @@ from markupsafe import Markup
 from dpgenome import __version__
 from dpgenome.accountant import PUBLIC_ASSUMPTIONS
 from dpgenome.errors import DpgenomeError, InputError
-from dpgenome.paths import templates_dir
-from dpgenome.policy import (
+from dpgenome.findings import (
     Evaluation,
-    Override,
     Status,
     as_number,
     claim_text,
@@ -46,6 +44,9 @@ from dpgenome.policy import (
     is_missing,
     lookup,
 )
+from dpgenome.paths import templates_dir
+from dpgenome.policy import Override
+from dpgenome.release_id import results_release_id
 
 #: figure keys the release template places, with their captions
 FIGURE_CAPTIONS: dict[str, str] = {
@@ -731,8 +732,6 @@ def _environment() -> jinja2.Environment:
 
 def _release_id(results: Mapping[str, Any]) -> str | None:
     """The release id the results fix (their synthetic cohort's fingerprint), if they do."""
-    from dpgenome.export import results_release_id  # export renders dossiers
-
     try:
         return results_release_id(results)
     except DpgenomeError:

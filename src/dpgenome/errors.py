@@ -78,7 +78,7 @@ class ReleaseBlocked(DpgenomeError):
     exit_code = 3
     #: the explanatory dossier of the blocked release, when one was rendered
     dossier: Path | None = None
-    #: the policy evaluation that blocked (``dpgenome.policy.Evaluation``)
+    #: the policy evaluation that blocked (``dpgenome.findings.Evaluation``)
     evaluation: Any = None
     #: the blocked release's outcome (``dpgenome.release.ReleaseOutcome``, no bundle), when
     #: the whole release ran: its summary is printed like an approved one's

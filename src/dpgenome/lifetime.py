@@ -38,10 +38,10 @@ epsilons (Rogers et al. 2016) and for RDP at fixed orders (Feldman & Zrnic 2021)
 general for the composed figure used here.
 
 A release is identified by ``release_id``: for ``dpgenome release`` a hash of the synthetic
-cohort's content (:func:`dpgenome.export.synthetic_release_id`, so the same synthetic cohort
+cohort's content (:func:`dpgenome.release_id.synthetic_release_id`, so the same synthetic cohort
 in another file format is the same release; its results.json records that fingerprint, so
 an export of the release from anywhere, or through the API, gets the same id, and a caller's
-id that differs is refused: :func:`dpgenome.export.results_release_id`), for ``dpgenome
+id that differs is refused: :func:`dpgenome.release_id.results_release_id`), for ``dpgenome
 export`` of a directory whose results do not name their synthetic cohort a hash of its data
 files. Exporting the *same* release again -- re-rendering its dossier after a
 policy change, or writing it in another format -- adds no privacy cost and is recorded

@@ -36,7 +36,7 @@ What publishing trusts: the bundle's own manifest, unless the signer's key is gi
 embeds, could have been rewritten consistently by anyone who could write to it (the CLI
 warns; publishing it is not refused, as before). The policy copy decides whether the release
 may be published at all, so a copy that calls itself by a shipped policy's name but is not
-that policy (:func:`~dpgenome.export.shipped_namesake`: a consortium policy edited to
+that policy (:func:`~dpgenome.verify.shipped_namesake`: a consortium policy edited to
 ``publication: {open: true}``) is refused unless a signature checked against the given key
 pins it. A destination inside the bundle is refused: the bundle would no longer verify.
 """
@@ -56,8 +56,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from dpgenome import __version__
-from dpgenome.errors import InputError, ReleaseBlocked
-from dpgenome.export import (
+from dpgenome.bundle import (
     DOSSIER,
     MANIFEST,
     POLICY_COPY,
@@ -66,26 +65,29 @@ from dpgenome.export import (
     RESULTS,
     SIGNATURE,
     SYNTHETIC_DIR,
-    VerifyReport,
-    _check_destination,
-    _check_signature,
-    _json_bytes,
-    _reaccount,
-    _shown_name,
-    _write,
-    check_listing,
+    check_destination,
+    json_bytes,
     load_signing_key,
     move_into_place,
     outside_synthetic,
-    parse_manifest,
-    policy_copy_recorded,
     read_bundle_json,
-    shipped_namesake,
+    shown_name,
     staging_directory,
-    verify_bundle,
+    write_file,
     write_manifest,
 )
+from dpgenome.errors import InputError, ReleaseBlocked
 from dpgenome.policy import parse_policy
+from dpgenome.verify import (
+    VerifyReport,
+    check_listing,
+    check_reaccount,
+    check_signature,
+    parse_manifest,
+    policy_copy_recorded,
+    shipped_namesake,
+    verify_bundle,
+)
 
 PUBLIC_SCHEMA_VERSION = 1
 PUBLIC_SIGNATURE, LEDGER = "public-manifest.sig", "ledger.json"
@@ -135,7 +137,7 @@ def publish(
 ) -> PublishResult:
     """Copy a verified bundle's synthetic cohort and privacy ledger to ``dest`` (atomic;
     an existing non-empty ``dest`` is never overwritten). A bundle that does not verify
-    (:func:`~dpgenome.export.verify_bundle`, against ``public_key`` when given: the signer's
+    (:func:`~dpgenome.verify.verify_bundle`, against ``public_key`` when given: the signer's
     key, the trust root), holds no formal privacy guarantee, or a ``dest`` inside the bundle
     is an :class:`InputError`; a policy copy that does not allow open publication, or that
     calls itself by a shipped policy's name but is not it (unless the bundle's signature,
@@ -144,7 +146,7 @@ def publish(
     source = Path(bundle).expanduser()
     target = Path(dest).expanduser()
     _check_outside(source, target)
-    _check_destination(target)
+    check_destination(target)
     report = verify_bundle(source, public_key=public_key)
     if not report.ok:
         raise InputError(
@@ -226,7 +228,7 @@ def publish(
     if stray:  # an older export packaged any layout: only the synthetic cohort goes out
         raise InputError(
             f"the bundle holds {len(stray)} data file(s) outside {SYNTHETIC_DIR}/ (e.g. "
-            f"{_shown_name(stray[0])}), which are not the synthetic cohort; nothing was published. "
+            f"{shown_name(stray[0])}), which are not the synthetic cohort; nothing was published. "
             "Export "
             f"the release again from a directory holding only {SYNTHETIC_DIR}/ (the same "
             "release: nothing new is charged)",
@@ -245,14 +247,14 @@ def publish(
     try:
         listing: dict[str, dict[str, Any]] = {}
         for name in data:
-            digest, size = _write(tmp / name, source / name)
+            digest, size = write_file(tmp / name, source / name)
             if digest != manifest["files"][name].get("sha256"):  # changed since verified
                 raise InputError(
                     "changed while the bundle was being published; nothing was published",
                     file=source / name,
                 )
             listing[name] = {"sha256": digest, "bytes": size, "role": "data"}
-        digest, size = _write(tmp / LEDGER, _json_bytes(ledger))
+        digest, size = write_file(tmp / LEDGER, json_bytes(ledger))
         listing[LEDGER] = {"sha256": digest, "bytes": size, "role": "ledger"}
         policy = manifest.get("policy") if isinstance(manifest.get("policy"), Mapping) else {}
         assert isinstance(policy, Mapping)
@@ -302,7 +304,7 @@ def publish(
 
 def _check_outside(source: Path, target: Path) -> None:
     """Refuse the bundle itself as the destination: it would take files its manifest does
-    not list and no longer verify (one inside it is refused by ``_check_destination``)."""
+    not list and no longer verify (one inside it is refused by ``check_destination``)."""
     if target.resolve() == source.resolve():
         raise InputError(
             f"--out {target} is inside the bundle {source} (it is the bundle itself): the "
@@ -332,7 +334,7 @@ def verify_public(root: Path, public_key: Ed25519PublicKey | None, report: Verif
     )
     if manifest is None:
         return
-    _check_signature(
+    check_signature(
         report, root, manifest, manifest_bytes, public_key, (PUBLIC_MANIFEST, PUBLIC_SIGNATURE)
     )
     if check_listing(report, root, manifest, (PUBLIC_MANIFEST, PUBLIC_SIGNATURE)) is None:
@@ -360,7 +362,7 @@ def verify_public(root: Path, public_key: Ed25519PublicKey | None, report: Verif
     if differ:
         report.problems.extend(differ)
         return
-    _reaccount(report, ledger, LEDGER)
+    check_reaccount(report, ledger, LEDGER)
 
 
 def _check_public_id(report: VerifyReport, manifest: Mapping[str, Any]) -> None:

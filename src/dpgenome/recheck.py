@@ -24,10 +24,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dpgenome.bundle import read_bundle_json
 from dpgenome.cohort import Cohort, harmonise_alleles
 from dpgenome.config import ReleaseConfig
 from dpgenome.errors import InputError
-from dpgenome.export import read_bundle_json
 from dpgenome.io import detect_format, read_cohort
 
 #: recorded figures whose recomputation needs the synthesizer retrained (fresh DP noise),
@@ -76,12 +76,12 @@ def recheck_bundle(
     pheno_schema: str | Path | None = None,
 ) -> Recheck:
     """Recompute the audits and the fidelity of the release in ``bundle`` (which should
-    verify first: :func:`dpgenome.export.verify_bundle`) from the real ``cohort`` it was
+    verify first: :func:`dpgenome.verify.verify_bundle`) from the real ``cohort`` it was
     made from and, when the release used them, its public panel and phenotype schema (by
     default the paths the configuration records). Raises :class:`InputError` when the
     inputs are not the release's (another cohort, panel or split). That the synthetic files
     are the synthetic cohort the results describe is ``verify``'s check
-    (:func:`dpgenome.export.synthetic_mismatches`)."""
+    (:func:`dpgenome.release_id.synthetic_mismatches`)."""
     from dpgenome.release import Progress, assess, ingest  # release imports the exporter
 
     root = Path(bundle).expanduser()

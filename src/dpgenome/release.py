@@ -37,6 +37,7 @@ import pandas as pd
 from dpgenome import __version__
 from dpgenome.audit import AuditConfig, run_audits
 from dpgenome.budget import columns_typed_from_data
+from dpgenome.bundle import remove_dead_writers
 from dpgenome.cohort import (
     Cohort,
     QCReport,
@@ -52,16 +53,9 @@ from dpgenome.cohort import (
 from dpgenome.config import ReleaseConfig, typed_replace
 from dpgenome.dossier import render_dossier
 from dpgenome.errors import ConfigError, DpgenomeError, InputError, ReleaseBlocked
-from dpgenome.export import (
-    SYNTHETIC_FINGERPRINT,
-    SYNTHETIC_HARDCALL_FINGERPRINT,
-    ExportResult,
-    export_bundle,
-    prepare_evaluation,
-    remove_dead_writers,
-    synthetic_release_id,
-)
+from dpgenome.export import ExportResult, export_bundle, prepare_evaluation
 from dpgenome.fidelity import CohortFidelity, cohort_fidelity, compare_gwas, gwas_rows
+from dpgenome.findings import Evaluation
 from dpgenome.gwas import GwasResult, linear_gwas, require_full_rank
 from dpgenome.io import detect_format, read_cohort, write_cohort
 from dpgenome.io.files import check_writable, write_text_atomic
@@ -79,7 +73,12 @@ from dpgenome.phenoschema import (
     warn_values_encoded_as_missing,
     with_schema_types,
 )
-from dpgenome.policy import Evaluation, Override, Policy, load_policy, preflight
+from dpgenome.policy import Override, Policy, load_policy, preflight
+from dpgenome.release_id import (
+    SYNTHETIC_FINGERPRINT,
+    SYNTHETIC_HARDCALL_FINGERPRINT,
+    synthetic_release_id,
+)
 from dpgenome.synthconfig import SynthConfig
 from dpgenome.synthesize import SynthResult, synthesize
 
@@ -748,8 +747,8 @@ def work_release(work: Path, fingerprint: str) -> tuple[dict[str, Path], str] | 
     """For a work directory of ``dpgenome release`` (``dpgenome export`` of one) of the
     source cohort ``fingerprint``: the bundle's data files, ``synthetic/...`` as ``release``
     packs them (not the cache's own records or its lossless ``synthetic-source`` copy), and
-    the release id (:func:`dpgenome.export.synthetic_release_id`), so exporting it again is the same
-    lifetime entry. ``None`` for any other directory."""
+    the release id (:func:`dpgenome.release_id.synthetic_release_id`), so exporting it again
+    is the same lifetime entry. ``None`` for any other directory."""
     fp = work / _SYNTHETIC_FP
     if not fp.is_file() or not (work / "synthetic").is_dir():
         return None

@@ -24,10 +24,10 @@ from typing import Any
 from dpgenome.config import ReleaseConfig
 from dpgenome.dossier import render_frontier
 from dpgenome.errors import ConfigError
+from dpgenome.findings import fmt_claim
 from dpgenome.io import write_cohort
 from dpgenome.io.files import write_text_atomic
 from dpgenome.paths import shipped_policy
-from dpgenome.policy import fmt_claim
 from dpgenome.release import Progress, compute, ingest, json_default
 
 

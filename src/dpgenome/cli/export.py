@@ -15,15 +15,10 @@ from typing import Any
 
 import click
 
+from dpgenome.bundle import RESERVED, SYNTHETIC_DIR, outside_synthetic, shown_name
 from dpgenome.errors import ConfigError, InputError, ReleaseBlocked, VerificationError
-from dpgenome.export import (
-    RESERVED,
-    SYNTHETIC_DIR,
-    _shown_name,
-    export_bundle,
-    outside_synthetic,
-    verify_bundle,
-)
+from dpgenome.export import export_bundle
+from dpgenome.findings import fmt_claim
 from dpgenome.io import read_cohort
 from dpgenome.lifetime import (
     LifetimeLedger,
@@ -33,7 +28,8 @@ from dpgenome.lifetime import (
     distinct_ids,
     individuals_fingerprint,
 )
-from dpgenome.policy import Override, fmt_claim
+from dpgenome.policy import Override
+from dpgenome.verify import verify_bundle
 
 _FIGURES = "figures"
 
@@ -150,7 +146,7 @@ def export(
     if stray:
         raise InputError(
             f"{len(stray)} file(s) of RELEASE_DIR outside {SYNTHETIC_DIR}/, e.g. "
-            f"{_shown_name(stray[0])}: a "
+            f"{shown_name(stray[0])}: a "
             f"bundle's data files are the synthetic cohort alone (under {SYNTHETIC_DIR}/), "
             "published as they are; move the others out (nothing was exported)",
             file=release_dir / stray[0],

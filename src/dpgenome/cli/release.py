@@ -31,8 +31,8 @@ from dpgenome.config import (
     parse_epsilon,
 )
 from dpgenome.errors import ConfigError, ReleaseBlocked
+from dpgenome.findings import fmt_claim
 from dpgenome.paths import shipped_policy
-from dpgenome.policy import fmt_claim
 
 if TYPE_CHECKING:
     from dpgenome.simulate import SimConfig

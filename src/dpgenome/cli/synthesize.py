@@ -181,6 +181,7 @@ def synthesize(
         qc,
         require_separate_panel,
     )
+    from dpgenome.findings import fmt_claim
     from dpgenome.gwas import require_full_rank
     from dpgenome.io import detect_format, read_cohort, write_cohort
     from dpgenome.io.files import atomic_directory
@@ -192,7 +193,6 @@ def synthesize(
         with_schema_types,
     )
     from dpgenome.phenotypes import PhenotypeConfig
-    from dpgenome.policy import fmt_claim
     from dpgenome.synthesize import SynthConfig
     from dpgenome.synthesize import synthesize as run
 
@@ -317,8 +317,8 @@ def _charge(
     anything is written: a failure is an :class:`InputError` and nothing is written. Returns
     what the closing line says about the charge."""
     from dpgenome.errors import DpgenomeError, InputError
-    from dpgenome.export import synthetic_release_id
     from dpgenome.lifetime import ReleaseBudget, individuals_fingerprint
+    from dpgenome.release_id import synthetic_release_id
 
     epsilon = ledger["epsilon"]
     if epsilon is None or not math.isfinite(epsilon):
