@@ -1,0 +1,38 @@
+"""A bundle's files: signing keys and the removal of killed writers' leftovers
+(:mod:`dpgenome.bundle`)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dpgenome.bundle import load_signing_key
+from dpgenome.errors import InputError
+
+
+def test_load_signing_key__rejects_other_files(tmp_path: Path) -> None:
+    path = tmp_path / "k.pem"
+    path.write_text("not a key")
+    with pytest.raises(InputError, match=re.escape("k.pem")):
+        load_signing_key(path)
+
+
+def test_remove_dead_writers__only_what_killed_processes_left(tmp_path: Path) -> None:
+    """A killed run's cache copies (``KEY.tmp-PID``, ``synthetic.tmp-PID`` and its
+    ``.formats.json``) stayed forever; a running writer's, and a name without an id, stay."""
+    from dpgenome.bundle import remove_dead_writers
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = os.getpid()
+    for name in (f"k.tmp-{dead.pid}", f"k.tmp-{live}", "k.tmp-x"):
+        (tmp_path / name).mkdir()
+    (tmp_path / f"synthetic.tmp-{dead.pid}.formats.json").write_text("[]")
+    remove_dead_writers(tmp_path, "k.tmp-*", ".tmp-")
+    remove_dead_writers(tmp_path, "synthetic.tmp-*", ".tmp-")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"k.tmp-{live}", "k.tmp-x"])
