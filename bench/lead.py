@@ -43,6 +43,8 @@ from dataclasses import replace
 import numpy as np
 
 from dpgenome import association as A
+from dpgenome import region_selection as regsel
+from dpgenome.association_config import AssociationConfig
 from dpgenome.budget import calibrated_ledger, noise_multiplier, region_sigma
 from dpgenome.model import make_layout
 from dpgenome.synthconfig import ASSOCIATION, SELECTION, SynthConfig
@@ -67,7 +69,7 @@ def residual(y: np.ndarray, w: np.ndarray, slope: float | None) -> np.ndarray:
 
 
 def implied_r(
-    rb: A.RegionBasis, beta: np.ndarray, a: A.AssociationConfig, allowed: np.ndarray | None
+    rb: A.RegionBasis, beta: np.ndarray, a: AssociationConfig, allowed: np.ndarray | None
 ) -> tuple[float, int]:
     """``(|correlation|, position)`` of the implied lead that ``beta`` gives in region basis
     ``rb`` (``(0, -1)``: none), its candidates limited to ``allowed``."""
@@ -112,13 +114,13 @@ def main() -> None:
         w = m.phenotypes[COVARS[0]].to_numpy(float)
         exact, unadjusted = residual(y, w, None), residual(y, w, 0.0)
         freq = np.nanmean(pub.dosages, axis=0) / 2.0
-        scores = A.window_scores(
-            A.snp_scores(
+        scores = regsel.window_scores(
+            regsel.snp_scores(
                 m.dosages, np.clip(exact, -a.select_y_clip, a.select_y_clip), freq, a.x_clip
             ),
             layout,
         )
-        sens = A.score_sensitivity(a, n, a.y_clip)
+        sens = regsel.score_sensitivity(a, n, a.y_clip)
         y_eff = np.clip(exact, -a.effect_y_clip, a.effect_y_clip)
         kappa = A.phenotype_attenuation(a.effect_y_clip)
         ledgers = {

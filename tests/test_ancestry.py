@@ -19,7 +19,8 @@ from dpgenome.ancestry import (
     release_ancestry,
     release_phenotype_moments,
 )
-from dpgenome.association import AssociationConfig, clip_rows
+from dpgenome.association import clip_rows
+from dpgenome.association_config import AssociationConfig
 from dpgenome.budget import calibrated_ledger
 from dpgenome.cohort import analysis_subset
 from dpgenome.errors import ConfigError

@@ -10,7 +10,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from dpgenome import analysis_phenotype as aph
 from dpgenome import association as A
+from dpgenome import region_selection as regsel
+from dpgenome.association_config import AssociationConfig
 from dpgenome.cohort import PhenoType
 from dpgenome.errors import ConfigError
 from dpgenome.model import make_layout
@@ -32,21 +35,21 @@ def test_score_sensitivity__add_or_remove_one_individual_moves_scores_within_the
     """Empirical check of the bound ``x_clip * select_y_clip / sqrt(n)`` (n public: the same n
     is used on both sides, as in the release), with outlying individuals included."""
     cohort, _ = toy
-    cfg = A.AssociationConfig(x_clip=2.0, y_clip=2.5, select_y_clip=1.5)
+    cfg = AssociationConfig(x_clip=2.0, y_clip=2.5, select_y_clip=1.5)
     lay = make_layout(cohort.variants, window=16, context=4)
     y = cohort.phenotype("BMD").copy()
     y[:5] = [40.0, -40.0, 12.0, -9.0, 25.0]  # outliers are clipped
     ref = A.Reference(np.clip(cohort.alt_frequency() + 0.05, 0, 1), y_mean=0.2, y_sd=1.1)
     n = cohort.n_samples
-    bound = A.score_sensitivity(cfg, n)
+    bound = regsel.score_sensitivity(cfg, n)
 
     def scores(keep: np.ndarray) -> np.ndarray:
-        y_std = A.standardise_phenotype(y[keep], ref, cfg.y_clip)
+        y_std = aph.standardise_phenotype(y[keep], ref, cfg.y_clip)
         y_sel = np.clip(y_std, -cfg.select_y_clip, cfg.select_y_clip)
-        s = A.snp_scores(cohort.dosages[keep], y_sel, ref.alt_freq, cfg.x_clip) * math.sqrt(
+        s = regsel.snp_scores(cohort.dosages[keep], y_sel, ref.alt_freq, cfg.x_clip) * math.sqrt(
             keep.sum()
         )
-        return A.window_scores(s / math.sqrt(n), lay)
+        return regsel.window_scores(s / math.sqrt(n), lay)
 
     full = scores(np.ones(n, dtype=bool))
     worst = 0.0
@@ -63,9 +66,9 @@ def test_select_regions__exact_mode_finds_the_planted_loci(toy) -> None:
     lay = make_layout(cohort.variants, window=16, context=4)
     y = cohort.phenotype("BMD")
     ref = A.Reference(cohort.alt_frequency(), float(y.mean()), float(y.std()))
-    y_std = A.standardise_phenotype(y, ref, None)
-    scores = A.window_scores(A.snp_scores(cohort.dosages, y_std, ref.alt_freq, None), lay)
-    cfg = A.AssociationConfig(max_regions=3, flank_bp=600_000, threshold=4.5)
+    y_std = aph.standardise_phenotype(y, ref, None)
+    scores = regsel.window_scores(regsel.snp_scores(cohort.dosages, y_std, ref.alt_freq, None), lay)
+    cfg = AssociationConfig(max_regions=3, flank_bp=600_000, threshold=4.5)
     leads = _select(scores, lay, cfg, np.random.default_rng(0), eps=math.inf)
     causal_windows = set(lay.window_of_snp[truth.causal_index].tolist())
     found = {w for lead in leads for w in A.region_windows(lead, lay, cfg.flank_bp)}
@@ -77,14 +80,14 @@ def test_select_regions__exact_mode_finds_the_planted_loci(toy) -> None:
 def test_select_regions__stops_when_nothing_passes_the_threshold() -> None:
     lay = make_layout(pd.DataFrame({"id": range(64), "chr": "1", "pos": np.arange(64) + 1}), 8, 2)
     scores = np.full(lay.n_windows, 1.0)
-    cfg = A.AssociationConfig(max_regions=3)
+    cfg = AssociationConfig(max_regions=3)
     assert _select(scores, lay, cfg, np.random.default_rng(1)) == []
 
 
 def _select(scores, lay, cfg, rng, eps: float = 1.0, null_sd: float = 1.0) -> list[int]:
     """Lead windows selected at eps_select = eps_test = ``eps`` (inf: exact) with a score
     sensitivity of 0.1."""
-    chosen = A.select_regions(
+    chosen = regsel.select_regions(
         scores,
         lay,
         cfg,
@@ -125,9 +128,9 @@ def test_select_regions__a_failed_round_does_not_stop_the_later_paid_rounds() ->
     )
     scores = np.full(lay.n_windows, 1.0)
     scores[7] = 9.0  # the real locus
-    cfg = A.AssociationConfig(max_regions=2, flank_bp=1_000_000, threshold=5.0)
+    cfg = AssociationConfig(max_regions=2, flank_bp=1_000_000, threshold=5.0)
     rng = _ScriptedNoise(boost={0: 100.0}, laplace=[0.0, 0.25])
-    (chosen,) = A.select_regions(
+    (chosen,) = regsel.select_regions(
         scores,
         lay,
         cfg,
@@ -211,7 +214,7 @@ def test_region_basis__lead_weights_capture_more_of_the_lead_snps(toy) -> None:
 def test_column_weights__lead_flank_on_the_public_map(toy) -> None:
     cohort, _ = toy
     layout = make_layout(cohort.variants, 16, 8)
-    cfg = A.AssociationConfig(lead_flank_bp=0, lead_weight=3.0)
+    cfg = AssociationConfig(lead_flank_bp=0, lead_weight=3.0)
     cols = A.region_columns(4, layout, 10_000_000)
     w = A.column_weights(4, cols, layout, cfg)
     # flank 0: exactly the lead window's own SNPs weigh 3
@@ -437,15 +440,15 @@ def test_phenotype_bound__binary_values_inside_the_clip() -> None:
     ref = A.Reference(alt_freq=np.zeros(1), y_mean=0.2, y_sd=0.4)
     # standardised values (0 - 0.2)/0.4 = -0.5 and (1 - 0.2)/0.4 = 2.0; missing -> 0
     two = np.array([0.0, 1.0])
-    assert A.phenotype_bound(ref, A.Location(0.0, 1.0), 2.5, two) == pytest.approx(2.0)
-    assert A.phenotype_bound(ref, A.Location(0.1, 1.0), 2.5, two) == pytest.approx(1.9)
-    assert A.phenotype_bound(ref, A.Location(0.0, 1.25), 2.5, two) == pytest.approx(1.6)
-    assert A.phenotype_bound(ref, A.Location(0.0, 1.0), 1.5, two) == pytest.approx(1.5)
-    assert A.phenotype_bound(ref, A.Location(0.0, 1.0), 2.5) == 2.5
+    assert aph.phenotype_bound(ref, aph.Location(0.0, 1.0), 2.5, two) == pytest.approx(2.0)
+    assert aph.phenotype_bound(ref, aph.Location(0.1, 1.0), 2.5, two) == pytest.approx(1.9)
+    assert aph.phenotype_bound(ref, aph.Location(0.0, 1.25), 2.5, two) == pytest.approx(1.6)
+    assert aph.phenotype_bound(ref, aph.Location(0.0, 1.0), 1.5, two) == pytest.approx(1.5)
+    assert aph.phenotype_bound(ref, aph.Location(0.0, 1.0), 2.5) == 2.5
     # a missing value standardises to 0 and is then normalised like the others
     centred = A.Reference(alt_freq=np.zeros(1), y_mean=0.0, y_sd=1.0)
     near = np.array([0.5, 0.6])
-    assert A.phenotype_bound(centred, A.Location(1.0, 1.0), 2.5, near) == pytest.approx(1.0)
+    assert aph.phenotype_bound(centred, aph.Location(1.0, 1.0), 2.5, near) == pytest.approx(1.0)
 
 
 def test_release_covariate_slopes__exact_slope_and_calibrated_noise() -> None:
@@ -465,7 +468,7 @@ def test_release_covariate_slopes__exact_slope_and_calibrated_noise() -> None:
         "noise_multiplier": None,
         "noise": GeneratorNoise(rng),
     }
-    exact, exact_sd = A.release_covariate_slopes(r, w, w_synth, **kwargs)
+    exact, exact_sd = aph.release_covariate_slopes(r, w, w_synth, **kwargs)
     assert not exact_sd.any()
     design = np.column_stack([np.ones(n), w])
     assert exact == pytest.approx(np.linalg.lstsq(design, r, rcond=None)[0][1:], abs=1e-12)
@@ -474,14 +477,14 @@ def test_release_covariate_slopes__exact_slope_and_calibrated_noise() -> None:
     w_synth = rng.normal(size=(20000, 2))
     noisy = {"w_clip": 2.5, "y_clip": 2.0, "noise_multiplier": 3.0, "noise": GeneratorNoise(rng)}
     draws = np.array(
-        [A.release_covariate_slopes(np.zeros(n), w, w_synth, **noisy)[0] for _ in range(2000)]
+        [aph.release_covariate_slopes(np.zeros(n), w, w_synth, **noisy)[0] for _ in range(2000)]
     )
-    assert A.covariate_sensitivity(2.0, 2.5) == pytest.approx(5.0 * math.sqrt(1.25))
+    assert aph.covariate_sensitivity(2.0, 2.5) == pytest.approx(5.0 * math.sqrt(1.25))
     # E[u u^T] of the clipped columns: ~0.9 of the identity (4% of rows beyond norm 2.5)
     expected = 3.0 * 5.0 * math.sqrt(1.25) / n
     assert draws.mean(axis=0) == pytest.approx(np.zeros(2), abs=4 * 1.2 * expected / np.sqrt(2000))
     assert draws.std(axis=0) == pytest.approx([expected, expected], rel=0.15)
-    _, stated = A.release_covariate_slopes(np.zeros(n), w, w_synth, **noisy)
+    _, stated = aph.release_covariate_slopes(np.zeros(n), w, w_synth, **noisy)
     assert stated == pytest.approx(draws.std(axis=0), rel=0.06)
 
 
@@ -498,7 +501,7 @@ def test_release_covariate_slopes__a_rare_covariate_read_with_the_members_share(
         w = rng.binomial(1, 0.04, n).astype(float)[:, None]
         r = np.clip(0.8 * (w[:, 0] - w.mean()) + rng.normal(size=n), -2.5, 2.5)
         w_synth = rng.binomial(1, 0.02, 4 * n).astype(float)[:, None]
-        slope, sd = A.release_covariate_slopes(
+        slope, sd = aph.release_covariate_slopes(
             r, w, w_synth, w_clip=2.5, y_clip=2.5, noise_multiplier=3.0, noise=GeneratorNoise(rng)
         )
         got.append(slope[0])
@@ -526,17 +529,17 @@ def test_release_covariate_slopes__a_column_constant_in_the_synthetic_rows_stays
     w = np.column_stack([x1, x2])
     w_synth = np.column_stack([rng.normal(size=4 * n), np.zeros(4 * n)])
     kwargs = {"w_clip": 2.5, "y_clip": 2.5, "noise": GeneratorNoise(rng)}
-    slope, sd = A.release_covariate_slopes(r, w, w_synth, noise_multiplier=1e-6, **kwargs)
+    slope, sd = aph.release_covariate_slopes(r, w, w_synth, noise_multiplier=1e-6, **kwargs)
     alone = np.polyfit(x1, r, 1)[0]
     assert slope[1] == 0.0 and sd[1] == 0.0
     assert slope[0] == pytest.approx(alone, abs=0.02)
     # with the column alone, the same
-    only, _ = A.release_covariate_slopes(
+    only, _ = aph.release_covariate_slopes(
         r, w[:, :1], w_synth[:, :1], noise_multiplier=1e-6, **kwargs
     )
     assert slope[0] == pytest.approx(only[0], abs=1e-4)
     # nothing to release: zeros
-    none, none_sd = A.release_covariate_slopes(
+    none, none_sd = aph.release_covariate_slopes(
         r, w[:, 1:], w_synth[:, 1:], noise_multiplier=3.0, **kwargs
     )
     assert not none.any() and not none_sd.any()
@@ -549,7 +552,7 @@ def test_release_covariate_slopes__a_column_constant_in_the_synthetic_rows_stays
     synth_rare = rng.binomial(1, 0.01, 4 * n).astype(float)[:, None]
     got = np.array(
         [
-            A.release_covariate_slopes(
+            aph.release_covariate_slopes(
                 np.clip(rng.normal(size=n), -2.5, 2.5),
                 rare,
                 synth_rare,
@@ -565,7 +568,7 @@ def test_release_covariate_slopes__a_column_constant_in_the_synthetic_rows_stays
 def test_normalise_phenotype__exact_and_noised_moments() -> None:
     rng = np.random.default_rng(4)
     y = rng.normal(0.3, 1.4, size=5000)
-    out, loc = A.normalise_phenotype(y, None, None, GeneratorNoise(rng))
+    out, loc = aph.normalise_phenotype(y, None, None, GeneratorNoise(rng))
     assert loc.mean == pytest.approx(y.mean()) and loc.sd == pytest.approx(y.std())
     np.testing.assert_allclose(out.mean(), 0.0, atol=1e-12)
     np.testing.assert_allclose(out.std(), 1.0, rtol=1e-12)
@@ -574,16 +577,16 @@ def test_normalise_phenotype__exact_and_noised_moments() -> None:
     # sigma * clip * sqrt 2 / n (that of releasing (y, y^2 / clip) as such), the second
     # moment's sigma * clip^2 / sqrt 2 / n (half of it)
     yc = np.clip(y, -2.5, 2.5)
-    locs = [A.normalise_phenotype(yc, 2.5, 40.0, GeneratorNoise(rng))[1] for _ in range(3000)]
+    locs = [aph.normalise_phenotype(yc, 2.5, 40.0, GeneratorNoise(rng))[1] for _ in range(3000)]
     means = np.array([loc.mean for loc in locs])
     seconds = np.array([loc.sd**2 + loc.mean**2 for loc in locs])
     n = len(y)
-    assert A.centre_sensitivity(2.5) == pytest.approx(2.5 / math.sqrt(2))
+    assert aph.centre_sensitivity(2.5) == pytest.approx(2.5 / math.sqrt(2))
     assert means.std() == pytest.approx(40.0 * 2.5 * math.sqrt(2) / n, rel=0.05)
     assert abs(means.mean() - yc.mean()) < 0.01
     assert seconds.std() == pytest.approx(40.0 * 2.5**2 / math.sqrt(2) / n, rel=0.05)
     assert abs(seconds.mean() - (yc**2).mean()) < 0.01
-    clipped, _ = A.normalise_phenotype(yc, 2.5, 40.0, GeneratorNoise(rng))
+    clipped, _ = aph.normalise_phenotype(yc, 2.5, 40.0, GeneratorNoise(rng))
     assert np.abs(clipped).max() <= 2.5
 
 
@@ -595,7 +598,7 @@ def test_covariate_adjustment__matches_least_squares_with_one_hot_levels() -> No
     y = 0.5 * w + np.select([cage == "b", cage == "c"], [1.0, -2.0], 0.0) + rng.normal(size=n)
     table = pd.DataFrame({"y": y, "w": w, "cage": cage})
     types = {"y": PhenoType.CONTINUOUS, "w": PhenoType.CONTINUOUS, "cage": PhenoType.CATEGORICAL}
-    adj = A.CovariateAdjustment.fit(table, types, "y", ("w", "cage"))
+    adj = aph.CovariateAdjustment.fit(table, types, "y", ("w", "cage"))
     design = np.column_stack([np.ones(n), w, cage == "b", cage == "c"]).astype(float)
     coef, *_ = np.linalg.lstsq(design, y, rcond=None)
     np.testing.assert_allclose(adj.coef, coef, atol=1e-10)
@@ -626,7 +629,7 @@ def test_covariate_adjustment__fits_and_marks_the_rows_a_gwas_tests() -> None:
     y[20:30] = np.nan
     y[:20] += 50.0  # outliers that a mean-imputed fit would chase
     table = pd.DataFrame({"y": y, "w": w_seen})
-    adj = A.CovariateAdjustment.fit(table, {"w": PhenoType.CONTINUOUS}, "y", ("w",))
+    adj = aph.CovariateAdjustment.fit(table, {"w": PhenoType.CONTINUOUS}, "y", ("w",))
     ok = np.arange(n) >= 30
     coef, *_ = np.linalg.lstsq(np.column_stack([np.ones(ok.sum()), w[ok]]), y[ok], rcond=None)
     np.testing.assert_allclose(adj.coef, coef, atol=1e-10)
@@ -634,11 +637,11 @@ def test_covariate_adjustment__fits_and_marks_the_rows_a_gwas_tests() -> None:
 
 
 def test_score_sensitivity__uses_the_smaller_phenotype_bound() -> None:
-    cfg = A.AssociationConfig(x_clip=2.0, y_clip=3.0, select_y_clip=2.5)
-    assert A.score_sensitivity(cfg, 100) == pytest.approx(0.5)
-    assert A.score_sensitivity(cfg, 100, 2.0) == pytest.approx(0.4)
-    assert A.score_sensitivity(cfg, 100, 3.0) == pytest.approx(0.5)
-    assert A.select_y_bound(cfg, 2.0) == 2.0 and A.select_y_bound(cfg) == 2.5
+    cfg = AssociationConfig(x_clip=2.0, y_clip=3.0, select_y_clip=2.5)
+    assert regsel.score_sensitivity(cfg, 100) == pytest.approx(0.5)
+    assert regsel.score_sensitivity(cfg, 100, 2.0) == pytest.approx(0.4)
+    assert regsel.score_sensitivity(cfg, 100, 3.0) == pytest.approx(0.5)
+    assert regsel.select_y_bound(cfg, 2.0) == 2.0 and regsel.select_y_bound(cfg) == 2.5
 
 
 def test_null_score_sd__matches_the_spread_of_clipped_null_scores() -> None:
@@ -653,7 +656,7 @@ def test_null_score_sd__matches_the_spread_of_clipped_null_scores() -> None:
         xs = A.standardise_dosages(dos, freq, x_clip)
         yc = y if y_clip is None else np.clip(y, -y_clip, y_clip)
         spread = float(np.std(yc @ xs / math.sqrt(n)))
-        sd = A.null_score_sd(dos, freq, x_clip, A.clipped_normal_second_moment(y_clip))
+        sd = regsel.null_score_sd(dos, freq, x_clip, regsel.clipped_normal_second_moment(y_clip))
         assert sd == pytest.approx(spread, rel=0.08)
         if x_clip is None:
             assert sd == pytest.approx(1.0, rel=0.03)
@@ -663,7 +666,9 @@ def test_null_score_sd__matches_the_spread_of_clipped_null_scores() -> None:
     # ... but less than the sensitivity: null sd per unit of x_clip * y_clip, the selection's
     # signal-to-noise, is higher at the default 1.25 x 2 than at the former 2 x 2.5
     def per_unit(xc: float, yc: float) -> float:
-        return A.null_score_sd(dos, freq, xc, A.clipped_normal_second_moment(yc)) / (xc * yc)
+        return regsel.null_score_sd(dos, freq, xc, regsel.clipped_normal_second_moment(yc)) / (
+            xc * yc
+        )
 
     assert per_unit(1.25, 2.0) > 1.4 * per_unit(2.0, 2.5)
 
@@ -671,10 +676,10 @@ def test_null_score_sd__matches_the_spread_of_clipped_null_scores() -> None:
 def test_clipped_normal_second_moment__matches_monte_carlo() -> None:
     z = np.random.default_rng(0).normal(size=2_000_000)
     for c in (0.5, 1.25, 2.0, 3.0):
-        assert A.clipped_normal_second_moment(c) == pytest.approx(
+        assert regsel.clipped_normal_second_moment(c) == pytest.approx(
             float(np.mean(np.minimum(z**2, c**2))), rel=2e-3
         )
-    assert A.clipped_normal_second_moment(None) == 1.0
+    assert regsel.clipped_normal_second_moment(None) == 1.0
 
 
 def test_select_regions__threshold_is_in_null_sd_units() -> None:
@@ -682,7 +687,7 @@ def test_select_regions__threshold_is_in_null_sd_units() -> None:
     lay = make_layout(pd.DataFrame({"id": range(64), "chr": "1", "pos": np.arange(64) + 1}), 8, 2)
     scores = np.full(lay.n_windows, 1.0)
     scores[3] = 3.0
-    cfg = A.AssociationConfig(max_regions=1, threshold=5.0)
+    cfg = AssociationConfig(max_regions=1, threshold=5.0)
     rng = np.random.default_rng(0)
     assert _select(scores, lay, cfg, rng, eps=math.inf, null_sd=1.0) == []
     assert _select(scores, lay, cfg, rng, eps=math.inf, null_sd=0.5) == [3]
@@ -690,12 +695,12 @@ def test_select_regions__threshold_is_in_null_sd_units() -> None:
 
 def test_association_config__rejects_invalid_values() -> None:
     with pytest.raises(ConfigError):
-        A.AssociationConfig(y_clip=0.0)
+        AssociationConfig(y_clip=0.0)
     with pytest.raises(ConfigError):
-        A.AssociationConfig(max_regions=-1)
+        AssociationConfig(max_regions=-1)
     for bad in (-0.1, 1.0):
         with pytest.raises(ConfigError, match="min_shrink"):
-            A.AssociationConfig(min_shrink=bad)
+            AssociationConfig(min_shrink=bad)
 
 
 def test_region_weights__are_the_reference_singular_values(toy) -> None:
@@ -1044,8 +1049,8 @@ def test_released_prevalence__reads_the_members_prevalence_off_the_released_mean
     members = (rng.uniform(size=5_000) < 0.2).astype(float)
     synth = (rng.uniform(size=4_000) < 0.06).astype(float)
     c0 = synth.mean()  # the synthetic fit's intercept
-    released = float(A.standardise_phenotype(members - c0, ref, 2.5).mean())
-    got = A.released_prevalence(synth, np.full(len(synth), c0), ref, 2.5, released)
+    released = float(aph.standardise_phenotype(members - c0, ref, 2.5).mean())
+    got = aph.released_prevalence(synth, np.full(len(synth), c0), ref, 2.5, released)
     assert got == pytest.approx(members.mean(), abs=1e-9)
     # a covariate: both strata 0.14 above the synthetic ones
     w_m, w_s = rng.uniform(size=5_000) < 0.3, rng.uniform(size=4_000) < 0.3
@@ -1055,13 +1060,13 @@ def test_released_prevalence__reads_the_members_prevalence_off_the_released_mean
     p_m = np.where(w_m, 0.34, 0.19)
     members = (rng.uniform(size=5_000) < p_m).astype(float)
     fitted_m = np.where(w_m, synth[w_s].mean(), synth[~w_s].mean())
-    released = float(A.standardise_phenotype(members - fitted_m, ref, 2.5).mean())
-    got = A.released_prevalence(synth, fitted_s, ref, 2.5, released)
+    released = float(aph.standardise_phenotype(members - fitted_m, ref, 2.5).mean())
+    got = aph.released_prevalence(synth, fitted_s, ref, 2.5, released)
     # exact up to the strata shares of the two samples (0.3 each in expectation)
     assert got == pytest.approx(members.mean(), abs=0.01)
     # no formal privacy: nothing clipped, the exact mean
-    released = float(A.standardise_phenotype(members - fitted_m, ref, None).mean())
-    assert A.released_prevalence(synth, fitted_s, ref, None, released) == pytest.approx(
+    released = float(aph.standardise_phenotype(members - fitted_m, ref, None).mean())
+    assert aph.released_prevalence(synth, fitted_s, ref, None, released) == pytest.approx(
         members.mean(), abs=0.01
     )
 
@@ -1075,8 +1080,8 @@ def test_released_affine__gives_the_synthetic_residuals_the_members_moments() ->
     members = 0.3 + 1.2 * rng.standard_normal(20_000)
     for clip in (2.5, None):
         v = members if clip is None else np.clip(members, -clip, clip)
-        loc = A.Location(float(v.mean()), float(v.std()))
-        got = A.released_affine(synth, clip, loc)
+        loc = aph.Location(float(v.mean()), float(v.std()))
+        got = aph.released_affine(synth, clip, loc)
         assert got is not None
         np.testing.assert_allclose(got, (0.3, 1.2), atol=0.03)
         mapped = got[0] + got[1] * synth
@@ -1085,13 +1090,15 @@ def test_released_affine__gives_the_synthetic_residuals_the_members_moments() ->
         assert mapped.std() == pytest.approx(loc.sd, abs=1e-3)
     # members 20 times as spread as the synthetic scale: nearly all at the clip
     wide = np.clip(20.0 * rng.standard_normal(20_000), -2.5, 2.5)
-    assert A.released_affine(synth, 2.5, A.Location(float(wide.mean()), float(wide.std()))) is None
+    assert (
+        aph.released_affine(synth, 2.5, aph.Location(float(wide.mean()), float(wide.std()))) is None
+    )
 
 
 def test_shrink_slopes__positive_part_james_stein() -> None:
     step = np.array([1.0, -0.5, 0.1, 0.3])
     sd = np.array([0.5, 0.0, 0.2, 0.3])
-    np.testing.assert_allclose(A.shrink_slopes(step, sd), [0.75, -0.5, 0.0, 0.0])
+    np.testing.assert_allclose(aph.shrink_slopes(step, sd), [0.75, -0.5, 0.0, 0.0])
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 4, 6])
@@ -1110,13 +1117,13 @@ def test_covariate_release__each_members_contribution_within_the_sensitivity(k) 
             A.clip_rows(rng.normal(scale=3.0, size=(2000, k)), w_clip),
         ]
     )
-    q, shift, bound = A._moment_block(u, w_clip)
+    q, shift, bound = aph._moment_block(u, w_clip)
     assert np.linalg.norm(q, axis=1).max() <= bound + 1e-9
-    kappa = A.COVARIATE_MOMENT_SHARE * y_clip * w_clip / bound
+    kappa = aph.COVARIATE_MOMENT_SHARE * y_clip * w_clip / bound
     for r in (y_clip, -y_clip):
         v = np.hstack([r * u, kappa * q])
-        assert np.linalg.norm(v, axis=1).max() <= A.covariate_sensitivity(y_clip, w_clip) + 1e-9
-    back = A._from_triangle(q[-1] + shift, k)
+        assert np.linalg.norm(v, axis=1).max() <= aph.covariate_sensitivity(y_clip, w_clip) + 1e-9
+    back = aph._from_triangle(q[-1] + shift, k)
     np.testing.assert_allclose(back, np.outer(u[-1], u[-1]), atol=1e-12)
 
 

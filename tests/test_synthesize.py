@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
+from dpgenome import analysis_phenotype as aph
 from dpgenome import association as A
 from dpgenome.budget import calibrated_ledger, noise_multiplier
 from dpgenome.cli import main
@@ -316,8 +317,8 @@ def test_synthesize__continuous_phenotype_takes_the_released_location(
     # on the second moment (s: its sensitivity, c: the clip), half that on the sd
     noise = noise_multiplier(res.ledger, CENTRE) or 0.0
     clip = FAST.association.y_clip
-    mean_sd = 2.0 * noise * A.centre_sensitivity(clip) / m.n_samples
-    sd_sd = 0.5 * noise * A.centre_sensitivity(clip) * clip / m.n_samples
+    mean_sd = 2.0 * noise * aph.centre_sensitivity(clip) / m.n_samples
+    sd_sd = 0.5 * noise * aph.centre_sensitivity(clip) * clip / m.n_samples
     assert abs(y_s.mean() - y_m.mean()) < (0.02 + 3.0 * mean_sd) * sd
     assert y_s.std() == pytest.approx(sd, rel=0.02 + 3.0 * sd_sd)
     # the DP phenotype model alone was further off (0.09 sd at epsilon 8)
@@ -363,7 +364,7 @@ def _cross_moments(m, pub, res, targets: list[dict]) -> list[tuple[dict, float]]
     covariate-adjusted, standardised phenotype against the SNP's dosage standardised with the
     reference (public) allele frequency, over the rows a GWAS tests (phenotype and covariate
     present)."""
-    from dpgenome.association import CovariateAdjustment
+    from dpgenome.analysis_phenotype import CovariateAdjustment
 
     syn = res.cohort
     adj = CovariateAdjustment.fit(syn.phenotypes, syn.pheno_types, "BMD", ("SW16",))
@@ -832,7 +833,7 @@ def test_synthesize__without_a_panel_releases_lead_snps(members) -> None:
     (``release_lead``) the synthetic cohort carries: the column is redrawn at the released
     frequency and paired to the released correlation. The ledger is the components
     release's (the same Gaussian step, the same noisy max and test)."""
-    from dpgenome.association import CovariateAdjustment
+    from dpgenome.analysis_phenotype import CovariateAdjustment
 
     m, truth = members
     a = replace(FAST.association, threshold=3, no_panel_release="lead")
@@ -1006,10 +1007,10 @@ def test_synthesize__released_noise_cannot_be_regenerated_from_the_seed(
     m, _ = members
     pub = public.take_variants(np.flatnonzero(public.variants["id"].isin(m.variants["id"])))
     exact: dict[str, float] = {}
-    normalise = A.normalise_phenotype
+    normalise = aph.normalise_phenotype
 
     def spy(y_std, clip, sigma, rng):
-        exact.update(sum=float((y_std / 2.0).sum()), sd=sigma * A.centre_sensitivity(clip))
+        exact.update(sum=float((y_std / 2.0).sum()), sd=sigma * aph.centre_sensitivity(clip))
         return normalise(y_std, clip, sigma, rng)
 
     monkeypatch.setattr(A, "normalise_phenotype", spy)

@@ -12,9 +12,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dpgenome import analysis_phenotype as aph
 from dpgenome import ancestry as anc
 from dpgenome import association as assoc
+from dpgenome import region_selection as regsel
 from dpgenome.accountant import Ledger
+from dpgenome.association_config import AssociationConfig
 from dpgenome.budget import (
     noise_multiplier,
     planned_noise,
@@ -45,15 +48,16 @@ def mean_sd(column: pd.Series) -> dict[str, float]:
 def _covariate_slopes(
     members: Cohort,
     table: pd.DataFrame,
-    adjust: assoc.CovariateAdjustment,
+    adjust: aph.CovariateAdjustment,
     y_std: np.ndarray,
     unit: float,
     config: SynthConfig,
     ledger: Ledger,
     noise: Noise,
 ) -> tuple[dict[str, Any], np.ndarray]:
-    """The ``covariate-slopes`` release (:func:`dpgenome.association.release_covariate_slopes`):
-    the slope that the synthetic rows' adjustment leaves in the members' phenotype ``y_std``
+    """The ``covariate-slopes`` release
+    (:func:`dpgenome.analysis_phenotype.release_covariate_slopes`): the slope that the synthetic
+    rows' adjustment leaves in the members' phenotype ``y_std``
     (adjusted, then centred, scaled and clipped by the ``phenotype-centre`` release; ``unit``
     phenotype units each), per covariate column of the synthetic ``table``. Returns its
     details (:func:`dpgenome.synthesize._with_slopes` and
@@ -64,7 +68,7 @@ def _covariate_slopes(
     a = config.association
     w_synth, names = adjust.design(table)
     w_members = adjust.design(members.phenotypes)[0]
-    step, step_sd = assoc.release_covariate_slopes(
+    step, step_sd = aph.release_covariate_slopes(
         y_std,
         w_members,
         w_synth,
@@ -83,7 +87,7 @@ def _covariate_slopes(
         return info, y_std
     # post-processing: each member's value moves by a released step times its own covariates
     # (about the synthetic rows' centre; without formal privacy the members' own: exact)
-    kept = assoc.shrink_slopes(step, step_sd)
+    kept = aph.shrink_slopes(step, step_sd)
     info["members_residual_step"] = [float(v) for v in unit * kept]
     centre = (w_synth if private else w_members).mean(axis=0)
     y_adj = y_std - (w_members - centre) @ kept
@@ -101,7 +105,7 @@ def release_association(
     details: dict[str, Any],
     ancestry: tuple[np.ndarray, np.ndarray, Noise] | None = None,
     pin_noise: Noise | None = None,
-) -> tuple[list[assoc.Region], assoc.CovariateAdjustment | None, anc.PhenotypeMoments | None]:
+) -> tuple[list[assoc.Region], aph.CovariateAdjustment | None, anc.PhenotypeMoments | None]:
     """The association path (:mod:`dpgenome.synthesize`'s docstring, 3.-5.): the selected
     regions, the covariate adjustment the pairing matches under and, with ``ancestry`` (the
     members' whole-genome ancestry scores, the synthetic individuals' mean score to centre
@@ -114,7 +118,7 @@ def release_association(
     var = members.variants
     layout = make_layout(var, window=a.window, context=0)  # the selection's windows (public)
     reference_dosages = public.dosages if public is not None else synth_dosages
-    adjust = assoc.CovariateAdjustment.fit(
+    adjust = aph.CovariateAdjustment.fit(
         synth_pheno, members.pheno_types, config.pheno, tuple(config.covariates)
     )
     y_synth = adjust.residual(synth_pheno, config.pheno)
@@ -125,8 +129,8 @@ def release_association(
     )
     private = config.private
     y = adjust.residual(members.phenotypes, config.pheno)
-    y_std, loc = assoc.normalise_phenotype(
-        assoc.standardise_phenotype(y, ref, a.y_clip if private else None),
+    y_std, loc = aph.normalise_phenotype(
+        aph.standardise_phenotype(y, ref, a.y_clip if private else None),
         a.y_clip if private else None,
         noise_multiplier(ledger, CENTRE),
         noise,
@@ -138,7 +142,7 @@ def release_association(
         # phenotype units per unit of y_std: a 0/1 phenotype's two values sit apart by a
         # gap the clips shrink
         unit = (
-            assoc.binary_slope_unit(fitted, ref, loc, a.y_clip if private else None)
+            aph.binary_slope_unit(fitted, ref, loc, a.y_clip if private else None)
             if binary
             else ref.y_sd * loc.sd
         )
@@ -151,15 +155,15 @@ def release_association(
         # synthetic rows are then drawn to it (synthesize)
         details["phenotype_prevalence"] = {
             "synthetic_model": float(y_obs.mean()),
-            "released": assoc.released_prevalence(
+            "released": aph.released_prevalence(
                 y_obs, fitted, ref, a.y_clip if private else None, loc.mean
             ),
         }
     else:
         # a continuous one takes the released location and scale (post-processing; applied
         # to the final rows by _relocate)
-        z = assoc.standardise_phenotype(y_synth[ok], ref, None)
-        affine = assoc.released_affine(z, a.y_clip if private else None, loc)
+        z = aph.standardise_phenotype(y_synth[ok], ref, None)
+        affine = aph.released_affine(z, a.y_clip if private else None, loc)
         shift, scale = affine if affine is not None else (0.0, 1.0)
         details["phenotype_location"] = {
             "applied": affine is not None,
@@ -170,26 +174,26 @@ def release_association(
     # a 0/1 phenotype without covariates takes two values (minus the fitted intercept)
     two_valued = members.pheno_types[config.pheno] == PhenoType.BINARY and not config.covariates
     values = np.array([0.0, 1.0]) - adjust.coef[0] if two_valued else None
-    y_bound = assoc.phenotype_bound(ref, loc, a.y_clip, values) if private else a.y_clip
+    y_bound = aph.phenotype_bound(ref, loc, a.y_clip, values) if private else a.y_clip
     x_clip = a.x_clip if private else None
-    y_sel_clip = assoc.select_y_bound(a, y_bound) if private else None
+    y_sel_clip = regsel.select_y_bound(a, y_bound) if private else None
     y_sel = y_std if y_sel_clip is None else np.clip(y_std, -y_sel_clip, y_sel_clip)
     # without a panel (under DP) each region is one lead SNP: the noisy max runs over
     # single-SNP windows (public map; the same score sensitivity)
     lead_snps = private and public is None and a.no_panel_release != "components"
     select_layout = make_layout(var, window=1, context=0) if lead_snps else layout
-    scores = assoc.window_scores(
-        assoc.snp_scores(members.dosages, y_sel, ref.alt_freq, x_clip), select_layout
+    scores = regsel.window_scores(
+        regsel.snp_scores(members.dosages, y_sel, ref.alt_freq, x_clip), select_layout
     )
-    sens = assoc.score_sensitivity(a, n, y_bound)
+    sens = regsel.score_sensitivity(a, n, y_bound)
     # null sd of the clipped scores from public inputs only: the reference genotypes, and a
     # standard normal phenotype clipped like the members' with the synthetic missing share
     # (the DP synthetic phenotype's own shape moved the threshold with its tails)
-    null_sd = assoc.null_score_sd(
+    null_sd = regsel.null_score_sd(
         reference_dosages,
         ref.alt_freq,
         x_clip,
-        float(ok.mean()) * assoc.clipped_normal_second_moment(y_sel_clip),
+        float(ok.mean()) * regsel.clipped_normal_second_moment(y_sel_clip),
     )
     # the association release clips the phenotype harder (undone by ``kappa`` afterwards)
     effect_bound = min(a.effect_y_clip, y_bound) if private else y_bound
@@ -202,8 +206,8 @@ def release_association(
         # the members' two values (clipped at y_clip) against the unclipped ones
         return assoc.phenotype_attenuation(
             bound,
-            assoc.phenotype_values(ref, loc, a.y_clip, values),
-            raw=assoc.phenotype_values(ref, loc, math.inf, values),
+            aph.phenotype_values(ref, loc, a.y_clip, values),
+            raw=aph.phenotype_values(ref, loc, math.inf, values),
         )
 
     kappa = attenuation(effect_bound) if private and a.debias else 1.0
@@ -224,7 +228,7 @@ def release_association(
         )
         details.setdefault("ancestry", {})["phenotype"] = moments.summary()
     eps_select, eps_test = selection_budget(ledger, config)
-    selections = assoc.select_regions(
+    selections = regsel.select_regions(
         scores,
         select_layout,
         a,
@@ -395,10 +399,10 @@ def _pin_snps(
     effect_bound: float,
     kappa: float,
     sigma: float | None,
-    a: assoc.AssociationConfig,
+    a: AssociationConfig,
     noise: Noise,
 ) -> list[assoc.Region]:
-    """The ``region-snps`` release (:attr:`~dpgenome.association.AssociationConfig.
+    """The ``region-snps`` release (:attr:`~dpgenome.association_config.AssociationConfig.
     pinned_snps`): per components region, the SNPs its released targets alone imply
     strongest (:func:`~dpgenome.association.pinned_snps`, post-processing of DP outputs and
     the reference genotypes) get their own cross-moments released (a Gaussian mechanism:
@@ -452,12 +456,12 @@ def _lead_region(
     members: Cohort,
     snp_layout: WindowLayout,
     layout: WindowLayout,
-    sel: assoc.Selection,
+    sel: regsel.Selection,
     y_effect: np.ndarray,
     sigma: float | None,
     effect_bound: float,
     kappa: float,
-    a: assoc.AssociationConfig,
+    a: AssociationConfig,
     noise: Noise,
 ) -> tuple[assoc.Region | None, dict[str, Any]]:
     """A selected lead SNP's region without a public panel (``no_panel_release`` "lead", or
@@ -465,7 +469,7 @@ def _lead_region(
     and frequency (:func:`dpgenome.association.release_lead`,
     the region's Gaussian release), read as a correlation. The region is that one column,
     redrawn at the released frequency and paired to the correlation; ``None`` when the
-    release is mostly noise (:attr:`~dpgenome.association.AssociationConfig.min_shrink`) or
+    release is mostly noise (:attr:`~dpgenome.association_config.AssociationConfig.min_shrink`) or
     the released minor-allele frequency is below ``implied_lead_min_maf``."""
     j = int(snp_layout.snp_index[sel.lead, 0])
     rel = assoc.release_lead(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from dpgenome import analysis_phenotype as aph
 from dpgenome import ancestry as anc
 from dpgenome import association as assoc
 from dpgenome import callrates
@@ -114,13 +115,13 @@ def plan(
             PlannedPure(SELECTION, epsilon=eps_select, count=a.max_regions, kind="exponential")
         )
         out.append(PlannedPure(TEST, epsilon=eps_test, count=a.max_regions, kind="laplace"))
-        out.append(PlannedGaussian(CENTRE, 1, assoc.centre_sensitivity(a.y_clip), a.center_weight))
+        out.append(PlannedGaussian(CENTRE, 1, aph.centre_sensitivity(a.y_clip), a.center_weight))
         if slopes:
             out.append(
                 PlannedGaussian(
                     SLOPES,
                     1,
-                    assoc.covariate_sensitivity(a.y_clip, a.covariate_clip),
+                    aph.covariate_sensitivity(a.y_clip, a.covariate_clip),
                     a.covariate_weight,
                 )
             )

@@ -7,9 +7,9 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-from dpgenome import association as assoc
 from dpgenome import phenotypes as phenos
 from dpgenome.accountant import default_delta
+from dpgenome.association_config import AssociationConfig
 from dpgenome.errors import ConfigError
 from dpgenome.noise import default_secure_mode
 
@@ -162,7 +162,7 @@ class SynthConfig:
     #: bench/slopes.py; 0.64 at 8)
     phenotype_oversample: int = 8
     # association
-    association: assoc.AssociationConfig = field(default_factory=assoc.AssociationConfig)
+    association: AssociationConfig = field(default_factory=AssociationConfig)
     #: per selection round, the noisy max spends ``select_fraction`` and the threshold test
     #: ``test_fraction`` of the target epsilon, at most ``select_epsilon_max`` and
     #: ``test_epsilon_max``: the selection needs a signal-to-noise, not a share, and every

@@ -19,15 +19,16 @@ calibrated *together* to the target ``(epsilon, delta)`` before any of them touc
 3. ``phenotype-centre`` (Gaussian, two numbers): the mean and second moment of the
    standardised, clipped analysis phenotype, so that SNP scores are centred and scaled
    whatever the reference allele frequencies and the synthetic phenotype's spread
-   (:func:`dpgenome.association.normalise_phenotype`). A 0/1 analysis phenotype's
-   prevalence is read off the released mean (:func:`dpgenome.association.released_prevalence`)
-   and the synthetic rows are drawn to it from ``phenotype_oversample`` times as many
+   (:func:`dpgenome.analysis_phenotype.normalise_phenotype`). A 0/1 analysis phenotype's
+   prevalence is read off the released mean
+   (:func:`dpgenome.analysis_phenotype.released_prevalence`) and the synthetic rows are
+   drawn to it from ``phenotype_oversample`` times as many
    sampled rows (:func:`_draw_rows`, post-processing): the DP phenotype model alone can miss
    it by a factor of three. A continuous one's residuals take the released mean and scale
-   (:func:`dpgenome.association.released_affine`, :func:`_relocate`, post-processing).
+   (:func:`dpgenome.analysis_phenotype.released_affine`, :func:`_relocate`, post-processing).
    ``covariate-slopes`` (Gaussian, one number per covariate column; an analysis phenotype
    with covariates): the slopes of the members' phenotype on the covariates
-   (:func:`dpgenome.association.release_covariate_slopes`), given to the final synthetic
+   (:func:`dpgenome.analysis_phenotype.release_covariate_slopes`), given to the final synthetic
    rows (post-processing): a continuous phenotype's rows gain the released slope as a term in
    their covariates (:func:`_with_slopes`; a GWAS with those covariates is unchanged by it), a
    0/1 phenotype's rows are drawn to it with the prevalence (:func:`_draw_rows`,
@@ -90,6 +91,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dpgenome import analysis_phenotype as aph
 from dpgenome import ancestry as anc
 from dpgenome import association as assoc
 from dpgenome import callrates
@@ -154,7 +156,7 @@ class SynthResult:
 
 def _draw_rows(
     table: pd.DataFrame,
-    adjust: assoc.CovariateAdjustment | None,
+    adjust: aph.CovariateAdjustment | None,
     config: SynthConfig,
     details: dict[str, Any],
     rng: np.random.Generator,
@@ -162,7 +164,7 @@ def _draw_rows(
     """``config.n_synth`` of the sampled phenotype rows. A 0/1 analysis phenotype was sampled
     ``phenotype_oversample`` times over; its rows are drawn so that its prevalence is the
     one the released location implies (``details["phenotype_prevalence"]``, from
-    :func:`dpgenome.association.released_prevalence`: post-processing) and, with the
+    :func:`dpgenome.analysis_phenotype.released_prevalence`: post-processing) and, with the
     ``covariate-slopes`` release, so that its slopes on the covariates are the released ones
     (``details["covariate_slopes"]``; :func:`dpgenome.draw.draw_with_prevalence`), whole
     rows at a time, so every other relation between a row's columns is kept. The DP
@@ -191,13 +193,13 @@ def _draw_rows(
 
 def _relocate(
     table: pd.DataFrame,
-    adjust: assoc.CovariateAdjustment | None,
+    adjust: aph.CovariateAdjustment | None,
     config: SynthConfig,
     details: dict[str, Any],
 ) -> pd.DataFrame:
     """A continuous analysis phenotype with the members' location and scale: each synthetic
     row's covariate-adjusted residual ``r`` becomes ``shift + scale * r``
-    (``details["phenotype_location"]``, from :func:`dpgenome.association.released_affine`:
+    (``details["phenotype_location"]``, from :func:`dpgenome.analysis_phenotype.released_affine`:
     post-processing of the ``phenotype-centre`` release), unless the release does not
     identify the map (then the rows stay as sampled). Covariate effects stay as the model
     learnt them; a GWAS statistic with those covariates is unchanged, since the map only
@@ -218,7 +220,7 @@ def _pairing(
     table: pd.DataFrame,
     types: dict[str, PhenoType],
     regions: list[assoc.Region],
-    adjust: assoc.CovariateAdjustment | None,
+    adjust: aph.CovariateAdjustment | None,
     config: SynthConfig,
     seed: int,
     *,
@@ -240,7 +242,7 @@ def _pairing(
     way it is drawn ``null_draws`` times and the draw whose synthetic GWAS (linear, the
     analysis covariates) has the median genomic inflation is kept, among the draws without a
     SNP outside the released regions at ``null_hit_log10_p`` when there is one
-    (:attr:`dpgenome.association.AssociationConfig.null_draws`)."""
+    (:attr:`dpgenome.association_config.AssociationConfig.null_draws`)."""
     n = len(table)
     draws = config.association.null_draws
     children = np.random.SeedSequence(seed).spawn(draws - 1)
@@ -569,7 +571,7 @@ def _last(losses: list[float]) -> float | None:
 
 def _with_slopes(
     table: pd.DataFrame,
-    adjust: assoc.CovariateAdjustment | None,
+    adjust: aph.CovariateAdjustment | None,
     config: SynthConfig,
     details: dict[str, Any],
 ) -> pd.DataFrame:
