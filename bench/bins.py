@@ -1,4 +1,4 @@
-"""DP bins of a continuous column outside the public schema (:func:`dpgenome.phenotypes.dp_bins`):
+"""DP bins of a continuous column outside the public schema (:func:`dpgenome.phenobins.dp_bins`):
 how far a synthetic column drawn through them is from the members' values, against the named
 reference in the same run, the exact quantile bins a release without formal privacy uses.
 
@@ -30,14 +30,9 @@ import numpy as np
 from scipy import stats
 
 from dpgenome.noise import GeneratorNoise
-from dpgenome.phenotypes import (
-    SHAPE_POINTS,
-    ColumnSchema,
-    _decode_column,
-    _quantile_bins,
-    _within_bins,
-    dp_bins,
-)
+from dpgenome.phenobins import dp_bins
+from dpgenome.phenoencoding import SHAPE_POINTS, ColumnSchema, _decode_column, _within_bins
+from dpgenome.phenotypes import _quantile_bins
 
 SHAPES = ("normal", "lognormal", "large", "small", "two modes", "negative")
 

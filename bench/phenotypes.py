@@ -4,7 +4,7 @@ Run: ``OMP_NUM_THREADS=1 python bench/phenotypes.py [--eps inf 10 3 1] [--seed 1
 ``--lr 0.05 0.02 --subpopulation bw1 --no-hooks-reference`` compares learning rates on the
 heavier half of the mice by ``bw1`` (members whose marginals differ from the public bins);
 ``--dp-bins N`` drops the public bins of the first ``N`` continuous columns (``--dp-bins
-999``: all 96), so that they get DP bins (:func:`dpgenome.phenotypes.dp_bins`, charged beside
+999``: all 96), so that they get DP bins (:func:`dpgenome.phenobins.dp_bins`, charged beside
 the DP-SGD run, ``--bins-weight`` of its noise scale), as a cohort without a public schema
 would; the fidelity figures are then also printed for those columns alone. ``--analysis
 abBMD`` trains on the mice with abBMD observed (an analysis subset, as a release's members:
@@ -44,10 +44,9 @@ from dpgenome.accountant import calibrate, default_delta
 from dpgenome.cohort import PhenoType, infer_pheno_types
 from dpgenome.fidelity import phenotype_missingness, strong_correlations
 from dpgenome.nesting import nesting_figures
+from dpgenome.phenoencoding import PhenoSchema, cfw_schema
 from dpgenome.phenotypes import (
-    PhenoSchema,
     PhenotypeConfig,
-    cfw_schema,
     fit_phenotypes,
     planned_bins,
     planned_dp_sgd,

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from dpgenome.cli import main
 from dpgenome.cohort import qc
 from dpgenome.io import read_cohort
-from dpgenome.phenotypes import cfw_schema
+from dpgenome.phenoencoding import cfw_schema
 
 DATA = Path(__file__).resolve().parent / "data"
 TINY = DATA / "tiny"

@@ -19,12 +19,10 @@ from dpgenome.missingness import (
     release_patterns,
 )
 from dpgenome.noise import GeneratorNoise
+from dpgenome.phenoencoding import PATTERN_COLUMN, PhenoSchema, cfw_schema
 from dpgenome.phenoschema import read_pheno_schema
 from dpgenome.phenotypes import (
-    PATTERN_COLUMN,
-    PhenoSchema,
     PhenotypeConfig,
-    cfw_schema,
     fit_phenotypes,
     missingness_domain,
     planned_dp_sgd,

@@ -190,7 +190,7 @@ def test_grouped_layers__use_the_registered_closed_form_samplers() -> None:
     from opacus.grad_sample import GradSampleModule, GradSampleModuleFastGradientClipping
 
     from dpgenome import model as genotype_model
-    from dpgenome import phenotypes
+    from dpgenome import phenomade
 
     for layer, grad_sampler, norm_sampler in (
         (
@@ -199,9 +199,9 @@ def test_grouped_layers__use_the_registered_closed_form_samplers() -> None:
             genotype_model.grouped_masked_linear_norm_sample,
         ),
         (
-            phenotypes.GroupedMaskedLinear,
-            phenotypes._grouped_masked_linear_grad_sample,
-            phenotypes._grouped_masked_linear_norm_sample,
+            phenomade.GroupedMaskedLinear,
+            phenomade.grouped_masked_linear_grad_sample,
+            phenomade.grouped_masked_linear_norm_sample,
         ),
     ):
         assert GradSampleModule.GRAD_SAMPLERS[layer] is grad_sampler  # the "hooks" mode

@@ -16,16 +16,10 @@ from dpgenome.nesting import (
     nesting_figures,
     public_nestings,
 )
+from dpgenome.phenoencoding import PhenoSchema, cfw_schema, rebuilt_columns
 from dpgenome.phenomodel import fit_pheno_model
 from dpgenome.phenoschema import read_pheno_schema, type_sources
-from dpgenome.phenotypes import (
-    PhenoSchema,
-    PhenotypeConfig,
-    cfw_schema,
-    fit_phenotypes,
-    missingness_domain,
-    rebuilt_columns,
-)
+from dpgenome.phenotypes import PhenotypeConfig, fit_phenotypes, missingness_domain
 from dpgenome.simulate import load_real_phenotypes
 
 NAN = np.nan

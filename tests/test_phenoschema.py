@@ -19,6 +19,7 @@ from dpgenome.cli import main
 from dpgenome.cohort import PhenoType, analysis_subset, qc
 from dpgenome.errors import ConfigError, InputError
 from dpgenome.io import read_cohort, write_cohort
+from dpgenome.phenoencoding import EncodedMissing, cfw_schema
 from dpgenome.phenoschema import (
     check_schema_domains,
     read_pheno_schema,
@@ -28,7 +29,7 @@ from dpgenome.phenoschema import (
     warn_values_encoded_as_missing,
     with_schema_types,
 )
-from dpgenome.phenotypes import EncodedMissing, PhenotypeConfig, cfw_schema, dp_binned_columns
+from dpgenome.phenotypes import PhenotypeConfig, dp_binned_columns
 from dpgenome.synthconfig import PHENOTYPE_BINS, SynthConfig
 from dpgenome.synthesize import synthesize
 from dpgenome.testing import ToyConfig, toy_cohort

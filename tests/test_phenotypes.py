@@ -19,32 +19,30 @@ from dpgenome.cohort import PhenoType
 from dpgenome.dpsgd import DpSgdConfig, DpSgdTrainer
 from dpgenome.errors import ConfigError
 from dpgenome.noise import GeneratorNoise
-from dpgenome.phenotypes import (
-    FINE_BINS,
-    RANGE_UNKNOWN,
+from dpgenome.phenobins import FINE_BINS, RANGE_UNKNOWN, dp_bins, piecewise_constant_fit
+from dpgenome.phenoencoding import (
     ColumnSchema,
     EncodedMissing,
     Encoding,
-    GroupedMade,
     PhenoSchema,
-    PhenotypeConfig,
     _decode_column,
     _encode_column,
-    _layout,
-    _resolve_encoding,
     _within_bins,
     cfw_schema,
-    derived_columns,
-    dp_bins,
     encoded_as_missing,
-    fit_phenotypes,
     group_columns,
-    piecewise_constant_fit,
+    shape_grid,
+)
+from dpgenome.phenomade import GroupedMade, batch_layout
+from dpgenome.phenotypes import (
+    PhenotypeConfig,
+    _resolve_encoding,
+    derived_columns,
+    fit_phenotypes,
     planned_bins,
     planned_dp_sgd,
     planned_missingness,
     public_column_specs,
-    shape_grid,
 )
 from dpgenome.testing import ToyConfig, toy_cohort
 
@@ -136,7 +134,7 @@ def test_schema__prior_is_the_public_category_shares() -> None:
     np.testing.assert_allclose(schema["y"].prior, np.array([60.5, 30.5, 10.5]) / 101.5)
     np.testing.assert_allclose(schema["g"].prior, np.array([50.5, 25.5, 25.5]) / 101.5)
     enc = Encoding((("y", "g"),), schema, types, {}, ("y", "g"))
-    logits = _layout(enc).prior_logits[0]
+    logits = batch_layout(enc).prior_logits[0]
     np.testing.assert_allclose(torch.softmax(logits[0, :3], -1), schema["y"].prior, rtol=1e-6)
 
 
@@ -475,7 +473,7 @@ def _tiny_model() -> tuple[GroupedMade, torch.Tensor, Encoding]:
     schema = PhenoSchema.from_public_table(table, types, n_bins=4)
     enc = Encoding((("a", "c"), ("b", "d")), schema.columns, types, {}, tuple(table.columns))
     torch.manual_seed(0)
-    net = GroupedMade(_layout(enc), hidden=6)
+    net = GroupedMade(batch_layout(enc), hidden=6)
     return net, torch.from_numpy(enc.encode(table)), enc
 
 

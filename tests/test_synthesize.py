@@ -22,7 +22,8 @@ from dpgenome.gwas import linear_gwas
 from dpgenome.io import read_cohort, write_cohort
 from dpgenome.lifetime import LifetimeLedger, individuals_fingerprint
 from dpgenome.noise import GeneratorNoise, SecureNoise
-from dpgenome.phenotypes import PhenoSchema, PhenotypeConfig
+from dpgenome.phenoencoding import PhenoSchema
+from dpgenome.phenotypes import PhenotypeConfig
 from dpgenome.release_id import synthetic_release_id
 from dpgenome.synthconfig import (
     CENTRE,

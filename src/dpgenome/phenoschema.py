@@ -52,16 +52,15 @@ from dpgenome.config import config_key_lines, load_config_file
 from dpgenome.errors import ConfigError, InputError
 from dpgenome.io.pheno import find_pheno, first_pheno_line
 from dpgenome.nesting import derived_columns, nested_in, without_nestings
-from dpgenome.phenotypes import (
+from dpgenome.phenoencoding import (
     ColumnSchema,
     EncodedMissing,
     PhenoSchema,
-    PhenotypeConfig,
     cfw_schema,
     encoded_as_missing,
-    public_column_specs,
     type_conflict,
 )
+from dpgenome.phenotypes import PhenotypeConfig, public_column_specs
 
 log = logging.getLogger(__name__)
 

@@ -13,13 +13,14 @@ import numpy as np
 
 from dpgenome.cohort import Cohort, PhenoType, QCConfig, data_ordered_alleles, qc
 from dpgenome.errors import InputError
+from dpgenome.phenoencoding import EncodedMissing, cfw_schema
 from dpgenome.phenoschema import (
     DeclaredSchema,
     check_schema_domains,
     type_sources,
     values_encoded_as_missing,
 )
-from dpgenome.phenotypes import EncodedMissing, PhenotypeConfig, cfw_schema
+from dpgenome.phenotypes import PhenotypeConfig
 
 #: MAF histogram edges (the last bin is closed: [0.4, 0.5])
 MAF_EDGES: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)

@@ -12,7 +12,7 @@ calibrated *together* to the target ``(epsilon, delta)`` before any of them touc
 2. ``phenotypes`` (DP-SGD): the phenotype synthesizer of :mod:`dpgenome.phenotypes` on every
    phenotype column (analysis phenotype and covariates included). ``phenotype-bins``
    (Gaussian, two histograms per column): the bins of each continuous column the public
-   schema lacks (:func:`dpgenome.phenotypes.dp_bins`); absent when the schema covers them all.
+   schema lacks (:func:`dpgenome.phenobins.dp_bins`); absent when the schema covers them all.
    ``phenotype-missingness`` (Gaussian, one histogram): which columns are missing together,
    over the public table's missingness patterns (:mod:`dpgenome.missingness`); absent when
    no public pattern governs the columns.
