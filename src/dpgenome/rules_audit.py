@@ -113,7 +113,7 @@ def _against_public_control(raw: RuleSpec, bound: float, control: str, alone: st
         f"genotypes: 95% CI upper bound of the excess over the public panel <= {fmt(limit)}; "
         f"phenotype columns alone: 95% CI upper bound <= {fmt(bound)}"
     )
-    metric = f"{excess} (CI: {excess}as_interval); {pheno} (CI: {pheno}as_interval)"
+    metric = f"{excess} (CI: {excess}_ci); {pheno} (CI: {pheno}_ci)"
 
     def check(results: Mapping[str, Any], ctx: EvaluationContext) -> Finding:
         if is_missing(lookup(results, excess)):
@@ -122,7 +122,7 @@ def _against_public_control(raw: RuleSpec, bound: float, control: str, alone: st
             return replace(found, detail=f"{found.detail}; {why}".strip("; "))
         value, ci = (
             as_number(lookup(results, excess)),
-            as_interval(lookup(results, f"{excess}as_interval")),
+            as_interval(lookup(results, f"{excess}_ci")),
         )
         if value is None or ci is None:
             return not_evaluated(
@@ -141,7 +141,7 @@ def _against_public_control(raw: RuleSpec, bound: float, control: str, alone: st
         else:
             p_value, p_ci = (
                 as_number(lookup(results, pheno)),
-                as_interval(lookup(results, f"{pheno}as_interval")),
+                as_interval(lookup(results, f"{pheno}_ci")),
             )
             if p_value is None or p_ci is None:
                 return not_evaluated(
