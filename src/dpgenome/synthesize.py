@@ -35,7 +35,7 @@ calibrated *together* to the target ``(epsilon, delta)`` before any of them touc
    :mod:`dpgenome.draw`).
 4. ``region-selection`` (exponential mechanism, one per round) and ``region-test`` (Laplace,
    one query per round): the private choice of associated regions
-   (:mod:`dpgenome.association`: rounds of noisy max + noisy threshold), scores standardised
+   (:mod:`dpgenome.region_selection`: rounds of noisy max + noisy threshold), scores standardised
    with post-processed DP outputs (or the public panel) so their sensitivity is bounded. Each
    round is accounted as its own steps, the test by the Laplace mechanism's exact privacy
    loss and the noisy max as a bounded-range mechanism by both accountants (a quarter of a
