@@ -227,8 +227,10 @@ class AssociationConfig:
     #: >= 0.5 in 20 of 20 (19 without); the demo's members at epsilon 8 0.693 / 0.762 ->
     #: 0.741 / 0.751 (precision >= 0.8 in 5 of 10 against 6, lambda 1.11 in two); epsilon
     #: 3 (cohort 1, pins at 0.49 z of noise) precision -0.095 with two spurious loci, hence
-    #: ``pinned_max_noise_z``. Off: at n = 10,000 and epsilon 3 (0.16 z, inside the gate)
-    #: one run of six made two spurious loci and another fell to recall 0.783
+    #: ``pinned_max_noise_z``. Off: at n = 10,000 and epsilon 3 (0.19 z, inside the gate)
+    #: one run of six made two spurious loci and another fell to recall 0.783. Two pins at
+    #: weight 1 (stops 59-60): ten pairs per cohort at epsilon 10 gave recall +0.05, and
+    #: recall and precision >= 0.5 in 17 of 20 against 19; not adopted either
     pinned_snps: int = 0
     pinned_min_log10_p: float = 6.0
     pinned_max_r2: float = 0.8
