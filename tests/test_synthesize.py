@@ -1014,7 +1014,7 @@ def test_synthesize__released_noise_cannot_be_regenerated_from_the_seed(
         exact.update(sum=float((y_std / 2.0).sum()), sd=sigma * aph.centre_sensitivity(clip))
         return normalise(y_std, clip, sigma, rng)
 
-    monkeypatch.setattr(A, "normalise_phenotype", spy)
+    monkeypatch.setattr(aph, "normalise_phenotype", spy)
     monkeypatch.delenv(NOISE_SEED_ENV, raising=False)
     cfg = replace(FAST, epsilon=4.0, seed=1, secure_mode=False)  # numpy's seeded samplers
     res = synthesize(m, cfg, pub)
