@@ -9,7 +9,7 @@ composed by their mechanisms, against the named reference in the same run, basic
   Gaussian query with noise multiplier 0.6, epsilon 8.6 at delta 1e-5, whose exact k-fold
   epsilon is printed too): the composed lifetime epsilon and the sum, for k = 1..``--releases``,
   between cohorts that add or remove one individual and between cohorts that replace one
-  (:func:`dpgenome.lifetime.compose_replace_one`, against the sum of the releases' own
+  (:func:`dpgenome.lifetime_compose.compose_replace_one`, against the sum of the releases' own
   replace-one epsilons and, for the Gaussian, the exact figure at twice the sensitivity).
 * ``scale``: ``--cohorts`` overlapping cohorts drawn from ``--ids`` distinct ids (each a
   third of them, shifted along), one release each, recorded in a fresh ledger: seconds per
@@ -31,14 +31,8 @@ from typing import Any
 from scipy import optimize, stats
 
 from dpgenome.accountant import Ledger
-from dpgenome.lifetime import (
-    LifetimeLedger,
-    ReleaseBudget,
-    _compose,
-    compose,
-    compose_replace_one,
-    individuals_fingerprint,
-)
+from dpgenome.lifetime import LifetimeLedger, individuals_fingerprint
+from dpgenome.lifetime_compose import ReleaseBudget, _compose, compose, compose_replace_one
 
 
 def _gaussian_ledger(sigma: float, delta: float) -> dict[str, Any]:

@@ -40,10 +40,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dpgenome.accountant import calibrate, default_delta
+from dpgenome.accountant import default_delta
+from dpgenome.calibrate import calibrate
 from dpgenome.cohort import PhenoType, infer_pheno_types
-from dpgenome.fidelity import phenotype_missingness, strong_correlations
 from dpgenome.nesting import nesting_figures
+from dpgenome.pheno_fidelity import phenotype_missingness, strong_correlations
 from dpgenome.phenoencoding import PhenoSchema, cfw_schema
 from dpgenome.phenotypes import (
     PhenotypeConfig,
@@ -84,7 +85,7 @@ def _cages(table: pd.DataFrame) -> dict[str, float]:
 
 
 def _missingness(real: pd.DataFrame, synth: pd.DataFrame) -> dict[str, float]:
-    """The dossier's missingness figures (:func:`dpgenome.fidelity.phenotype_missingness`):
+    """The dossier's missingness figures (:func:`dpgenome.pheno_fidelity.phenotype_missingness`):
     the share of complete rows (real, synthetic) and the error of the missingness
     indicators' correlations (stop 49's review: 0.43)."""
     m = phenotype_missingness(real, synth)

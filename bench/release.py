@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 from dpgenome.config import ReleaseConfig, parse_epsilon
-from dpgenome.dossier import frontier_point
 from dpgenome.errors import ReleaseBlocked
+from dpgenome.frontier import frontier_point
 from dpgenome.io import read_cohort, write_cohort
 from dpgenome.paths import shipped_policy
 from dpgenome.release import run_release

@@ -33,8 +33,8 @@ import numpy as np
 import pandas as pd
 
 from dpgenome.cohort import Cohort
-from dpgenome.fidelity import compare_gwas
 from dpgenome.gwas import linear_gwas
+from dpgenome.gwas_comparison import compare_gwas
 from synth import COVARS, PHENO, planted_found, prepare  # bench/synth.py
 
 

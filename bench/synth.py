@@ -69,10 +69,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from dpgenome.accountant import PlannedGaussian, calibrate
+from dpgenome.calibrate import PlannedGaussian, calibrate
 from dpgenome.cohort import Cohort, align_panel, analysis_subset, qc, split_members
-from dpgenome.fidelity import cohort_fidelity, compare_gwas
+from dpgenome.fidelity import cohort_fidelity
 from dpgenome.gwas import lambda_gc, linear_gwas
+from dpgenome.gwas_comparison import compare_gwas
 from dpgenome.simulate import SimConfig, simulate
 from dpgenome.synthconfig import SynthConfig
 from dpgenome.synthesize import NOISE_SEED_ENV, synthesize

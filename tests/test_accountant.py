@@ -36,32 +36,23 @@ from scipy.optimize import brentq
 from scipy.special import comb, gammaln, logsumexp
 from scipy.stats import norm
 
-from dpgenome.accountant import (
-    HISTOGRAM_REPLACE_RATIO,
-    NO_PRIVACY_LABEL,
+from dpgenome.accountant import NO_PRIVACY_LABEL, Ledger, default_delta, reaccount, replace_one
+from dpgenome.calibrate import PlannedDpSgd, PlannedGaussian, PlannedPure, calibrate
+from dpgenome.cohort import PhenoType
+from dpgenome.errors import BudgetError, ConfigError
+from dpgenome.findings import fmt_claim
+from dpgenome.mechanisms import HISTOGRAM_REPLACE_RATIO, DpSgdMechanism, ExponentialMechanism
+from dpgenome.phenotypes import PhenotypeConfig, planned_bins
+from dpgenome.privacy_loss import (
     RDP_ORDERS,
-    DpSgdMechanism,
-    ExponentialMechanism,
-    Ledger,
-    PlannedDpSgd,
-    PlannedGaussian,
-    PlannedPure,
     _pld_of,
     _rdp_bounded_range,
     _rdp_curve,
     _rdp_laplace,
     _rdp_pure,
     bounded_range_loss_cdf,
-    calibrate,
-    default_delta,
     gdp_to_epsilon,
-    reaccount,
-    replace_one,
 )
-from dpgenome.cohort import PhenoType
-from dpgenome.errors import BudgetError, ConfigError
-from dpgenome.findings import fmt_claim
-from dpgenome.phenotypes import PhenotypeConfig, planned_bins
 
 # ---------------------------------------------------------------------------- references
 

@@ -20,7 +20,7 @@ from dpgenome.cli.audit import read_holdout_ids
 from dpgenome.cohort import analysis_subset
 from dpgenome.config import parse_epsilon
 from dpgenome.errors import CohortError, ConfigError, InputError, PolicyError
-from dpgenome.fidelity import normalise_gwas
+from dpgenome.gwas_comparison import normalise_gwas
 from dpgenome.io import read_cohort
 from dpgenome.policy import parse_policy
 
@@ -254,7 +254,7 @@ def test_vcf_records_that_are_not_biallelic_snps(
 def test_gwas_table_ragged_row_and_bad_bytes_are_located(tmp_path: Path) -> None:
     """``compare`` passed pandas' text through (no line) for a ragged row and gave a byte
     position for a non-UTF-8 table; both now name the line."""
-    from dpgenome.fidelity import read_gwas_tsv
+    from dpgenome.gwas_comparison import read_gwas_tsv
 
     good = "id\tchr\tpos\tp\na\t1\t10\t0.5\nb\t1\t20\t1e-9\n"
     ragged = tmp_path / "ragged.tsv"
@@ -276,7 +276,7 @@ def _write(path: Path, text: str) -> Path:
 
 
 def test_gwas_table_errors_name_the_file_line_after_a_blank_line(tmp_path: Path) -> None:
-    from dpgenome.fidelity import read_gwas_tsv
+    from dpgenome.gwas_comparison import read_gwas_tsv
 
     path = _write(tmp_path / "g.tsv", "id\tchr\tpos\tp\na\t1\t10\t0.5\n\nb\t1\t20\t0.S\n")
     with pytest.raises(InputError, match=r"non-numeric value '0\.S'") as err:

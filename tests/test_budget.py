@@ -7,9 +7,10 @@ from dataclasses import replace
 
 import pytest
 
-from dpgenome.accountant import Ledger, PlannedPure
+from dpgenome.accountant import Ledger
 from dpgenome.association import pinned_noise_z
 from dpgenome.budget import calibrated_ledger, noise_multiplier, plan, region_sigma
+from dpgenome.calibrate import PlannedPure
 from dpgenome.cohort import analysis_subset, qc
 from dpgenome.errors import ConfigError
 from dpgenome.phenotypes import planned_dp_sgd

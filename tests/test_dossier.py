@@ -19,18 +19,13 @@ import pytest
 
 from dpgenome import paths
 from dpgenome.accountant import Ledger
-from dpgenome.dossier import (
-    FIGURE_CAPTIONS,
-    _legend_frame,
-    inline_svg,
-    render_dossier,
-    render_frontier,
-    roc_svg,
-)
+from dpgenome.dossier import FIGURE_CAPTIONS, render_dossier
 from dpgenome.errors import ConfigError, InputError
 from dpgenome.findings import EvaluationContext, fmt_claim
+from dpgenome.frontier import render_frontier
 from dpgenome.paths import shipped_policy
 from dpgenome.policy import Override, evaluate, load_policy
+from dpgenome.svgcharts import _legend_frame, inline_svg, roc_svg
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PHENO = Path(__file__).parents[1] / "src" / "dpgenome" / "data" / "pheno.csv.gz"
@@ -340,7 +335,7 @@ def test_render_frontier__sizes_share_the_epsilon_asked_for_and_the_strongest_at
     (each size's line broken into dots): points sit at the epsilon asked for. The AUC column
     paired the largest AUC with the largest upper bound, possibly two attacks': it names the
     attack whose bound is highest, with its own AUC."""
-    from dpgenome.dossier import frontier_point
+    from dpgenome.frontier import frontier_point
 
     runs = []
     for n, accounted in ((960, 7.98906), (400, 7.98565)):
@@ -1044,7 +1039,7 @@ def test_render_dossier__fidelity_figures_beside_the_real_holdouts() -> None:
 
 
 def test_render_dossier__which_phenotypes_are_missing_together() -> None:
-    """The missingness figures (dpgenome.fidelity.phenotype_missingness) beside the real
+    """The missingness figures (dpgenome.pheno_fidelity.phenotype_missingness) beside the real
     holdout's."""
     doc = results("approve")
     evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)

@@ -19,21 +19,22 @@ from dpgenome.cli import main
 from dpgenome.cohort import Cohort, PhenoType, qc, swap_alleles
 from dpgenome.errors import InputError
 from dpgenome.fidelity import (
-    clump_loci,
     cohort_fidelity,
-    compare_gwas,
     genotype_balance,
-    gwas_rows,
     hwe_exact_p,
     ld_pairs,
     pair_r2,
     pca_histogram,
-    phenotype_marginals,
-    phenotype_missingness,
+)
+from dpgenome.gwas import linear_gwas
+from dpgenome.gwas_comparison import (
+    clump_loci,
+    compare_gwas,
+    gwas_rows,
     read_gwas_tsv,
     threshold_key,
 )
-from dpgenome.gwas import linear_gwas
+from dpgenome.pheno_fidelity import phenotype_marginals, phenotype_missingness
 from dpgenome.plots import manhattan_svg
 from dpgenome.testing import toy_cohort
 from reference import tools
@@ -623,7 +624,7 @@ def test_cli_compare__names_the_false_hits_and_their_real_support(tmp_path: Path
 def test_strong_correlations__share_of_the_strong_pairs_kept() -> None:
     """Pairs with real |r| >= 0.5 only, the synthetic r read in the real r's direction: a
     sign flip counts against; pairs near zero do not dilute it."""
-    from dpgenome.fidelity import strong_correlations
+    from dpgenome.pheno_fidelity import strong_correlations
 
     real = np.array([[1.0, 0.8, -0.6, 0.1], [0.8, 1.0, 0.0, 0.2], [-0.6, 0.0, 1.0, 0.0],
                      [0.1, 0.2, 0.0, 1.0]])  # fmt: skip

@@ -19,13 +19,8 @@ from dpgenome.cli import main
 from dpgenome.errors import BudgetError, InputError, ReleaseBlocked
 from dpgenome.export import export_bundle
 from dpgenome.findings import fmt_claim
-from dpgenome.lifetime import (
-    LifetimeLedger,
-    ReleaseBudget,
-    compose,
-    compose_replace_one,
-    individuals_fingerprint,
-)
+from dpgenome.lifetime import LifetimeLedger, individuals_fingerprint
+from dpgenome.lifetime_compose import ReleaseBudget, compose, compose_replace_one
 from dpgenome.paths import shipped_policy
 from dpgenome.policy import Override
 from dpgenome.verify import verify_bundle

@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dpgenome.accountant import HISTOGRAM_REPLACE_RATIO, calibrate, default_delta
+from dpgenome.accountant import default_delta
+from dpgenome.calibrate import calibrate
 from dpgenome.cohort import PhenoType, infer_pheno_types
+from dpgenome.mechanisms import HISTOGRAM_REPLACE_RATIO
 from dpgenome.missingness import (
     KEEP_SDS,
     MissingPatterns,

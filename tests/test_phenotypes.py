@@ -14,7 +14,8 @@ import torch
 from scipy import stats
 from torch.func import functional_call, grad, vmap
 
-from dpgenome.accountant import calibrate, default_delta
+from dpgenome.accountant import default_delta
+from dpgenome.calibrate import calibrate
 from dpgenome.cohort import PhenoType
 from dpgenome.dpsgd import DpSgdConfig, DpSgdTrainer
 from dpgenome.errors import ConfigError

@@ -12,21 +12,17 @@ from dpgenome import ancestry as anc
 from dpgenome import association as assoc
 from dpgenome import callrates
 from dpgenome import phenotypes as phenos
-from dpgenome.accountant import (
+from dpgenome.accountant import Ledger
+from dpgenome.calibrate import Planned, PlannedDpSgd, PlannedGaussian, PlannedPure, calibrate
+from dpgenome.cohort import Cohort, PhenoType
+from dpgenome.errors import ConfigError
+from dpgenome.histogram import planned_histogram
+from dpgenome.mechanisms import (
     DpSgdMechanism,
     ExponentialMechanism,
     GaussianMechanism,
     LaplaceMechanism,
-    Ledger,
-    Planned,
-    PlannedDpSgd,
-    PlannedGaussian,
-    PlannedPure,
-    calibrate,
 )
-from dpgenome.cohort import Cohort, PhenoType
-from dpgenome.errors import ConfigError
-from dpgenome.histogram import planned_histogram
 from dpgenome.phenoschema import data_typed_assumption, typed_from_data
 from dpgenome.synthconfig import (
     ANCESTRY,

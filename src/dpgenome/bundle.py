@@ -17,9 +17,9 @@ import logging
 import os
 import secrets
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeGuard
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -110,16 +110,6 @@ def is_plain_relative(name: str) -> bool:
         or "\\" in name
         or str(pure) != name
     )
-
-
-def json_kind(value: Any) -> str:
-    """How a JSON value reads in a problem: 'a list', 'null', 'a string', ..."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    kinds = ((Mapping, "an object"), (list, "a list"), (str, "a string"), (int | float, "a number"))
-    return next((kind for t, kind in kinds if isinstance(value, t)), type(value).__name__)
 
 
 def _reject_constant(name: str) -> None:
@@ -333,7 +323,3 @@ def shown_name(name: str) -> str:
     """A file name as a message shows it: as it is when printable, else quoted with escapes
     (a newline in a name must not print as a line of its own, such as a forged "OK")."""
     return name if name.isprintable() else ascii(name)
-
-
-def is_number(value: Any) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)

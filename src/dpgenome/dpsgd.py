@@ -47,7 +47,7 @@ OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
 @dataclass(frozen=True)
 class DpSgdConfig:
-    """One DP-SGD run. ``noise_multiplier`` comes from :func:`dpgenome.accountant.calibrate`.
+    """One DP-SGD run. ``noise_multiplier`` comes from :func:`dpgenome.calibrate.calibrate`.
 
     ``private=False`` ignores ``noise_multiplier`` and ``max_grad_norm`` (no formal privacy).
     """

@@ -67,7 +67,8 @@ from dpgenome.bundle import (
 from dpgenome.dossier import render_dossier
 from dpgenome.errors import ConfigError, DpgenomeError, InputError, ReleaseBlocked
 from dpgenome.findings import Evaluation, EvaluationContext, Verdict, fmt_claim
-from dpgenome.lifetime import LifetimeLedger, LifetimeTotal, ReleaseBudget, check_individuals
+from dpgenome.lifetime import LifetimeLedger, check_individuals
+from dpgenome.lifetime_compose import LifetimeTotal, ReleaseBudget
 from dpgenome.policy import Override, Policy, describe_failing, evaluate, load_policy
 from dpgenome.release_id import (
     SYNTHETIC_FINGERPRINT,

@@ -55,6 +55,12 @@ def lookup(results: Mapping[str, Any], path: str) -> Any:
     return node
 
 
+def value_at(results: Mapping[str, Any], path: str, default: Any = None) -> Any:
+    """Value at a dotted path (:func:`lookup`), or ``default`` where it is missing."""
+    value = lookup(results, path)
+    return default if is_missing(value) else value
+
+
 def is_missing(value: Any) -> bool:
     return value is _MISSING
 
@@ -157,7 +163,7 @@ class EvaluationContext:
     #: cap adds this release's delta)
     lifetime_delta_after: float | None = None
     #: the most-spent individual's replace-one epsilon with this release, composed
-    #: (:func:`dpgenome.lifetime.compose_replace_one`; infinite: no bound; ``None``: not
+    #: (:func:`dpgenome.lifetime_compose.compose_replace_one`; infinite: no bound; ``None``: not
     #: computed, as only a replace-one lifetime cap asks for it)
     lifetime_replace_one_after: float | None = None
 

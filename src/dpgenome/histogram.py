@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dpgenome.accountant import HISTOGRAM_REPLACE_RATIO, PlannedGaussian
+from dpgenome.calibrate import PlannedGaussian
+from dpgenome.mechanisms import HISTOGRAM_REPLACE_RATIO
 from dpgenome.noise import Noise
 
 #: a released bin is kept when its noisy count is at least this many noise sds

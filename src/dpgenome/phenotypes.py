@@ -63,7 +63,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from dpgenome.accountant import PlannedDpSgd, PlannedGaussian
+from dpgenome.calibrate import PlannedDpSgd, PlannedGaussian
 from dpgenome.cohort import Cohort, PhenoType
 from dpgenome.dpsgd import DpSgdConfig, DpSgdTrainer, check_ran
 from dpgenome.errors import ConfigError

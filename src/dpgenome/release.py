@@ -54,9 +54,10 @@ from dpgenome.config import ReleaseConfig, typed_replace
 from dpgenome.dossier import render_dossier
 from dpgenome.errors import ConfigError, DpgenomeError, InputError, ReleaseBlocked
 from dpgenome.export import ExportResult, export_bundle, prepare_evaluation
-from dpgenome.fidelity import CohortFidelity, cohort_fidelity, compare_gwas, gwas_rows
+from dpgenome.fidelity import CohortFidelity, cohort_fidelity
 from dpgenome.findings import Evaluation
 from dpgenome.gwas import GwasResult, linear_gwas, require_full_rank
+from dpgenome.gwas_comparison import compare_gwas, gwas_rows
 from dpgenome.io import detect_format, read_cohort, write_cohort
 from dpgenome.io.files import check_writable, write_text_atomic
 from dpgenome.io.pheno import find_pheno

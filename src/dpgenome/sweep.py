@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from dpgenome.config import ReleaseConfig
-from dpgenome.dossier import render_frontier
 from dpgenome.errors import ConfigError
 from dpgenome.findings import fmt_claim
+from dpgenome.frontier import render_frontier
 from dpgenome.io import write_cohort
 from dpgenome.io.files import write_text_atomic
 from dpgenome.paths import shipped_policy

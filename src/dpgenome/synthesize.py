@@ -2,7 +2,7 @@
 
 ``synthesize(members, config, public)`` runs up to eight kinds of mechanism on the members,
 calibrated *together* to the target ``(epsilon, delta)`` before any of them touches the data
-(:func:`dpgenome.accountant.calibrate`, tight RDP/PLD composition):
+(:func:`dpgenome.calibrate.calibrate`, tight RDP/PLD composition):
 
 1. ``genotype-structure`` (DP-SGD): the grouped window model of :mod:`dpgenome.model`, all
    windows one mechanism. Without a public panel it is trained from scratch by DP-SGD. With

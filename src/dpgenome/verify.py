@@ -32,9 +32,7 @@ from dpgenome.bundle import (
     RESULTS,
     SIGNATURE,
     SYNTHETIC_DIR,
-    is_number,
     is_plain_relative,
-    json_kind,
     load_public_key,
     outside_synthetic,
     public_pem,
@@ -44,6 +42,7 @@ from dpgenome.bundle import (
 )
 from dpgenome.errors import DpgenomeError, InputError, PolicyError
 from dpgenome.findings import EvaluationContext, Verdict, fmt, fmt_claim
+from dpgenome.jsonvalues import is_number, json_kind
 from dpgenome.policy import Policy, evaluate, parse_policy
 from dpgenome.release_id import (
     SYNTHETIC_FINGERPRINT,

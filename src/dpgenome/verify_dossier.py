@@ -14,10 +14,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dpgenome.bundle import DOSSIER, MANIFEST, RESULTS, is_number
+from dpgenome.bundle import DOSSIER, MANIFEST, RESULTS
 from dpgenome.dossier import epsilon_text
 from dpgenome.errors import InputError
 from dpgenome.findings import fmt, fmt_claim
+from dpgenome.jsonvalues import is_number
 from dpgenome.release_id import SYNTHETIC_FINGERPRINT, results_release_id
 
 if TYPE_CHECKING:

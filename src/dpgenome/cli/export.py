@@ -22,12 +22,12 @@ from dpgenome.findings import fmt_claim
 from dpgenome.io import read_cohort
 from dpgenome.lifetime import (
     LifetimeLedger,
-    LifetimeTotal,
     check_individuals,
     default_db_path,
     distinct_ids,
     individuals_fingerprint,
 )
+from dpgenome.lifetime_compose import LifetimeTotal
 from dpgenome.policy import Override
 from dpgenome.verify import verify_bundle
 

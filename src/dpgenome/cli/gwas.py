@@ -111,7 +111,7 @@ def compare(
     """Compare the GWAS in SYNTHETIC against the one in REAL (TSVs from ``dpgenome gwas``),
     matched on SNP id: hits, recall, precision and F1 per threshold, loci recovered and
     spurious, lambda_GC, Spearman correlation of -log10 p, effect agreement at real hits."""
-    from dpgenome.fidelity import DEFAULT_THRESHOLDS, compare_gwas, read_gwas_tsv
+    from dpgenome.gwas_comparison import DEFAULT_THRESHOLDS, compare_gwas, read_gwas_tsv
 
     comparison = compare_gwas(
         read_gwas_tsv(real),

@@ -317,7 +317,8 @@ def _charge(
     anything is written: a failure is an :class:`InputError` and nothing is written. Returns
     what the closing line says about the charge."""
     from dpgenome.errors import DpgenomeError, InputError
-    from dpgenome.lifetime import ReleaseBudget, individuals_fingerprint
+    from dpgenome.lifetime import individuals_fingerprint
+    from dpgenome.lifetime_compose import ReleaseBudget
     from dpgenome.release_id import synthetic_release_id
 
     epsilon = ledger["epsilon"]
