@@ -1149,6 +1149,28 @@ def test_substream__tags_from_one_never_repeat_the_seeds_own_stream() -> None:
         substream(seed, 0)
 
 
+def test_streams__each_stream_handed_out_once() -> None:
+    """Two releases given one stream draw the same noise (outside secure mode), and the
+    ledger composes them as independent: the pinned SNPs and the missing calls once shared
+    ``substream(seeds[5], 5)``. A second request for a stream is an error naming both uses;
+    a seed handed out whole and its own stream are one root."""
+    from dpgenome.synthesize import Streams, substream
+
+    seeds = [11, 12, 13, 14, 15, 16, 17, 18]
+    streams = Streams(seeds)
+    assert np.array_equal(
+        streams.stream(5, "region noise").random(3), np.random.default_rng(16).random(3)
+    )
+    assert np.array_equal(streams.stream(5, "pins", 5).random(3), substream(16, 5).random(3))
+    streams.stream(5, "missing calls", 6)
+    streams.stream(4, "ancestry draws", 5)  # the same tag of another seed: another stream
+    with pytest.raises(RuntimeError, match=r"\(5, 5\) handed out twice: to pins and to other"):
+        streams.stream(5, "other", 5)
+    assert streams.seed(6, "pairing") == 17
+    with pytest.raises(RuntimeError, match="to pairing and to again"):
+        streams.stream(6, "again")
+
+
 def test_synth_config__pretrain_input_dropout_in_range_and_keys_the_pretraining() -> None:
     from dpgenome.synthesize import _pretrain_key
 

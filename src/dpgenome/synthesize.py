@@ -82,7 +82,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -331,7 +331,7 @@ def _structure(
     public: Cohort | None,
     config: SynthConfig,
     ledger: Ledger,
-    seeds: list[int],
+    streams: Streams,
     details: dict[str, Any],
     *,
     gram: np.ndarray | None = None,
@@ -346,7 +346,7 @@ def _structure(
     )
     pcs = config.pcs if public is not None else 0
     model = WindowModel(make_layout(members.variants, window, context), ancestry=pcs)
-    torch.manual_seed(seeds[0])
+    torch.manual_seed(streams.seed(0, "the genotype model's initial weights"))
     ancestry: PanelAncestry | None = None
     if public is not None:
         key = _pretrain_key(public, config)
@@ -413,7 +413,7 @@ def _structure(
             model,
             members.dosages,
             TrainConfig(steps, rate, lr, sigma, clip, trainable, config.secure),
-            seed=seeds[2],
+            seed=streams.seed(2, "the genotype model's DP-SGD"),
             delta=ledger.delta,
             # each member's own scores are part of its row: clipped with it
             ancestry=None if ancestry is None else ancestry.axes.scores(members.dosages)[1],
@@ -602,6 +602,37 @@ def substream(seed: int, tag: int) -> np.random.Generator:
     return np.random.default_rng((seed, tag))
 
 
+class Streams:
+    """The random streams of one synthesis, each handed out once.
+
+    ``seeds`` are :func:`mechanism_seeds`' eight. ``stream(k, use)`` is
+    ``default_rng(seeds[k])`` and ``seed(k, use)`` the seed itself, for a consumer that builds
+    its own streams from it (the same root: they count as one); ``stream(k, use, tag)`` is
+    :func:`substream`. A stream asked for twice is a :class:`RuntimeError` naming both uses:
+    two mechanisms drawing the same noise would void the ledger's composition, which takes
+    their noise as independent."""
+
+    def __init__(self, seeds: Sequence[int]) -> None:
+        self.seeds = list(seeds)
+        self._taken: dict[tuple[int, int], str] = {}
+
+    def _take(self, k: int, tag: int, use: str) -> None:
+        if (k, tag) in self._taken:
+            raise RuntimeError(
+                f"random stream ({k}, {tag}) handed out twice: to {self._taken[k, tag]} and "
+                f"to {use}"
+            )
+        self._taken[k, tag] = use
+
+    def seed(self, k: int, use: str) -> int:
+        self._take(k, 0, use)
+        return self.seeds[k]
+
+    def stream(self, k: int, use: str, tag: int = 0) -> np.random.Generator:
+        self._take(k, tag, use)
+        return substream(self.seeds[k], tag) if tag else np.random.default_rng(self.seeds[k])
+
+
 def mechanism_seeds(config: SynthConfig) -> tuple[list[int], str]:
     """``(seeds, source)``: the eight seeds of one synthesis's random streams (mechanism
     noise, Poisson batches, sampling) and where they come from (for ``details``).
@@ -765,6 +796,7 @@ def synthesize(
                 "the scores of the other chromosomes"
             )
     seeds, details["noise_source"] = mechanism_seeds(cfg)
+    streams = Streams(seeds)
     if structure is not None:
         details["ancestry"] = {"auto": structure.summary()}
         if echo is not None:
@@ -772,7 +804,11 @@ def synthesize(
     assert cfg.delta is not None and cfg.n_synth is not None
 
     with _step(timings, "calibrate", "calibrating the noise to the target (epsilon, delta)", echo):
-        pheno_cfg = replace(cfg.phenotypes, seed=seeds[3], secure_mode=cfg.secure)
+        pheno_cfg = replace(
+            cfg.phenotypes,
+            seed=streams.seed(3, "the phenotype synthesizer"),
+            secure_mode=cfg.secure,
+        )
         ledger = calibrated_ledger(members, cfg, has_public=public is not None)
         ledger.assumptions += schema_assumptions(members, cfg)
         if cfg.private:
@@ -784,7 +820,7 @@ def synthesize(
 
     with _step(timings, "structure", "training the genotype structure model", echo):
         model, panel_ancestry = _structure(
-            members, public, cfg, ledger, seeds, details, gram=panel_gram
+            members, public, cfg, ledger, streams, details, gram=panel_gram
         )
 
     with _step(timings, "sample_genotypes", "sampling the synthetic genotypes", echo):
@@ -797,14 +833,17 @@ def synthesize(
                 ledger,
                 mechanism_noise(
                     cfg.secure and cfg.private,
-                    substream(seeds[5], 3),
+                    streams.stream(5, "the ancestry release's noise", 3),
                     members.n_samples,
                 ),
-                substream(seeds[4], 3),
+                streams.stream(4, "the synthetic individuals' ancestry", 3),
                 details,
             )
         dosages = sample_dosages(
-            model, cfg.n_synth, np.random.default_rng(seeds[4]), ancestry=scores
+            model,
+            cfg.n_synth,
+            streams.stream(4, "the synthetic genotypes"),
+            ancestry=scores,
         )
 
     with _step(
@@ -839,7 +878,9 @@ def synthesize(
         echo,
     ):
         noise = mechanism_noise(
-            cfg.secure and cfg.private, np.random.default_rng(seeds[5]), members.n_samples
+            cfg.secure and cfg.private,
+            streams.stream(5, "the association releases' noise"),
+            members.n_samples,
         )
         ancestry_input = None
         if panel_ancestry is not None and releases_ancestry_phenotype(
@@ -849,7 +890,7 @@ def synthesize(
             # its own noise stream: the other releases draw what they drew without it
             ancestry_noise = mechanism_noise(
                 cfg.secure and cfg.private,
-                substream(seeds[5], 4),
+                streams.stream(5, "the ancestry-phenotype release's noise", 4),
                 members.n_samples,
             )
             # centred on the synthetic individuals' mean score (a DP output: the released mix)
@@ -866,9 +907,15 @@ def synthesize(
             details,
             ancestry_input,
             # its own noise stream, as ancestry-phenotype's
-            mechanism_noise(cfg.secure and cfg.private, substream(seeds[5], 5), members.n_samples),
+            mechanism_noise(
+                cfg.secure and cfg.private,
+                streams.stream(5, "the pinned SNPs' release's noise", 5),
+                members.n_samples,
+            ),
         )
-        pheno_table = _draw_rows(pheno_table, adjust, cfg, details, substream(seeds[3], 1))
+        pheno_table = _draw_rows(
+            pheno_table, adjust, cfg, details, streams.stream(3, "the rows' draw", 1)
+        )
         if adjust is not None and "phenotype_prevalence" in details:
             # the drawn rows have their own prevalence and slopes: the pairing matches the
             # residual a GWAS of them tests
@@ -883,7 +930,7 @@ def synthesize(
             # SNPs after it are drawn again given the block (dpgenome.splice: LD across both
             # edges); a donor serves at most ceil(n / panel) synthetic individuals.
             splices += [Splice(r.columns) for r in regions if not r.redraw]
-        redraw_rng = substream(seeds[7], 1)
+        redraw_rng = streams.stream(7, "the redrawn lead SNPs", 1)
         for r in (r for r in regions if r.redraw):
             # a lead release's column at its released frequency (post-processing)
             freq = r.center / 2.0
@@ -895,7 +942,7 @@ def synthesize(
                 dosages,
                 members.variants,
                 splices,
-                np.random.default_rng(seeds[7]),
+                streams.stream(7, "the region splices"),
                 panel=None if public is None else public.dosages,
                 join_edges=cfg.join_region_edges,
                 ancestry=scores,
@@ -923,7 +970,7 @@ def synthesize(
             regions,
             adjust,
             cfg,
-            seeds[6],
+            streams.seed(6, "the pairing"),
             ancestry=matched_ancestry,
         )
         if matched_ancestry is not None and adjust is not None:
@@ -959,12 +1006,12 @@ def synthesize(
                 # its own noise stream: the other releases draw what they drew without it
                 noise=mechanism_noise(
                     cfg.secure and cfg.private,
-                    substream(seeds[5], 5),
+                    streams.stream(5, "the missing-call release's noise", 6),
                     members.n_samples,
                 ),
             )
             # last: the pairing and the splices read complete genotypes
-            dosages = release.apply(dosages, substream(seeds[7], 2))
+            dosages = release.apply(dosages, streams.stream(7, "the missing calls' draw", 2))
             details["genotype_missingness"] = release.summary() | {
                 "synthetic_missing_share": round(float(np.isnan(dosages).mean()), 6)
             }
