@@ -128,6 +128,10 @@ def test_missing_calls__aggregates_of_both_sides() -> None:
     out = missing_calls(np.isnan(real), np.isnan(complete))
     assert out["real"]["share"] == pytest.approx(0.05)
     assert out["real"]["individuals_with_any"] == 0.5
+    # half miss ~10% of their calls: over the fixed 5% line, no quantile of anyone's share
+    assert out["real"]["individuals_over_5pct"] == 0.5
+    assert out["synthetic"]["individuals_over_5pct"] == 0.0
+    assert "individual_share_p90" not in out["real"]
     assert out["synthetic"]["share"] == 0.0 and out["snp_share_correlation"] is None
     same = missing_calls(np.isnan(real), np.isnan(real))
     assert same["snp_share_correlation"] == pytest.approx(1.0)

@@ -1139,7 +1139,7 @@ def test_render_dossier__missing_genotype_calls_released_and_compared() -> None:
     plain = _flat(doc, evaluation)
     assert "Missing genotype calls" not in plain
     doc = copy.deepcopy(doc)
-    side = {"individuals_with_any": 1.0, "individual_share_p90": 0.04, "snps_over_5pct": 0.1}
+    side = {"individuals_with_any": 1.0, "individuals_over_5pct": 0.04, "snps_over_5pct": 0.1}
     doc["fidelity"]["missing_calls"] = {
         "real": {"share": 0.0201, **side},
         "synthetic": {"share": 0.0, **side},
