@@ -22,6 +22,33 @@ def test_load_signing_key__rejects_other_files(tmp_path: Path) -> None:
         load_signing_key(path)
 
 
+def test_load_keys__unreadable_or_wrong_kind(tmp_path: Path) -> None:
+    """Each loader names the key and the file: a missing file, a PEM of the other kind."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from dpgenome.bundle import load_public_key, public_pem
+
+    missing = tmp_path / "absent.pem"
+    with pytest.raises(InputError, match="cannot read the signing key") as err:
+        load_signing_key(missing)
+    assert "absent.pem" in str(err.value)
+    with pytest.raises(InputError, match="cannot read the public key"):
+        load_public_key(missing)
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    (tmp_path / "key.pem").write_bytes(pem)
+    (tmp_path / "key.pub").write_text(public_pem(private.public_key()))
+    assert load_signing_key(tmp_path / "key.pem").public_key() == private.public_key()
+    assert load_public_key(tmp_path / "key.pub") == private.public_key()
+    with pytest.raises(InputError, match="not a PEM public key"):
+        load_public_key(tmp_path / "key.pem")  # a private key where the public one goes
+
+
 def test_remove_dead_writers__only_what_killed_processes_left(tmp_path: Path) -> None:
     """A killed run's cache copies (``KEY.tmp-PID``, ``synthetic.tmp-PID`` and its
     ``.formats.json``) stayed forever; a running writer's, and a name without an id, stay."""

@@ -48,13 +48,17 @@ _CHUNK = 1 << 20
 # ---------------------------------------------------------------------------- keys
 
 
-def load_signing_key(path: str | Path) -> Ed25519PrivateKey:
-    """An unencrypted Ed25519 private key in PEM (``openssl genpkey -algorithm ed25519``)."""
+def _read_key(path: str | Path, what: str) -> tuple[Path, bytes]:
     path = Path(path)
     try:
-        data = path.read_bytes()
+        return path, path.read_bytes()
     except OSError as err:
-        raise InputError(f"cannot read the signing key: {err.strerror}", file=path) from None
+        raise InputError(f"cannot read the {what}: {err.strerror}", file=path) from None
+
+
+def load_signing_key(path: str | Path) -> Ed25519PrivateKey:
+    """An unencrypted Ed25519 private key in PEM (``openssl genpkey -algorithm ed25519``)."""
+    path, data = _read_key(path, "signing key")
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as err:
@@ -70,11 +74,7 @@ def load_signing_key(path: str | Path) -> Ed25519PrivateKey:
 
 def load_public_key(path: str | Path) -> Ed25519PublicKey:
     """An Ed25519 public key in PEM (``openssl pkey -in key.pem -pubout``)."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise InputError(f"cannot read the public key: {err.strerror}", file=path) from None
+    path, data = _read_key(path, "public key")
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError) as err:
