@@ -56,7 +56,8 @@ def lookup(results: Mapping[str, Any], path: str) -> Any:
 
 
 def value_at(results: Mapping[str, Any], path: str, default: Any = None) -> Any:
-    """Value at a dotted path (:func:`lookup`), or ``default`` where it is missing."""
+    """Value at a dotted path (:func:`lookup`), or ``default`` where no key names it (a key
+    present with ``null`` reads as ``None``)."""
     value = lookup(results, path)
     return default if is_missing(value) else value
 
