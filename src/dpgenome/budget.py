@@ -126,7 +126,10 @@ def plan(
             f"planned for {a.max_regions} regions (count); when the threshold tests pass "
             f"r < {a.max_regions}, each of the r released regions gets the noise multiplier "
             f"times sqrt(r / {a.max_regions}): the same Gaussian mechanism (mu^2 = count / "
-            "noise multiplier^2), so the same epsilon"
+            "noise multiplier^2), so the same epsilon. The sensitivity stated is the largest: "
+            "where the phenotype can take only a few values (a 0/1 phenotype without "
+            "covariates) its bound, and with it each region's noise sd, can be smaller, the "
+            "noise multiplier the same"
         )
         if not has_public and a.no_panel_release != "components":
             # without a panel a region may be one lead SNP (release_lead): another sensitivity,
