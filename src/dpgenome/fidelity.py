@@ -321,8 +321,8 @@ def missing_calls(miss_r: np.ndarray, miss_s: np.ndarray) -> dict[str, Any]:
     """Missing genotype calls of two cohorts over the same SNPs (boolean masks, True =
     missing, columns in the same order): each side's share of calls missing, share of
     individuals missing any, share of individuals missing over 5% of their calls and share
-    of SNPs missing over 5% of their calls, and the correlation of the SNPs' shares between the sides
-    (None unless both miss calls). Aggregates only."""
+    of SNPs missing over 5% of their calls, and the correlation of the SNPs' shares between
+    the sides (None unless both miss calls). Aggregates only."""
     out: dict[str, Any] = {"real": _call_summary(miss_r), "synthetic": _call_summary(miss_s)}
     snp_r, snp_s = miss_r.mean(axis=0), miss_s.mean(axis=0)
     both = snp_r.size >= 3 and snp_r.std() > 0 and snp_s.std() > 0
