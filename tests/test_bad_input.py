@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -324,3 +325,84 @@ def test_a_yaml_epsilon_that_overflows_is_not_no_privacy(tmp_path: Path) -> None
     path = _write(tmp_path / "c.yaml", "pheno: abBMD\nepsilon: inf\n")
     config = ReleaseConfig.from_mapping({**load_config_file(path), **base}, source=str(path))
     assert config.no_formal_privacy
+
+
+def test_gwas_table_row_short_of_a_field_is_located_not_shifted(tmp_path: Path) -> None:
+    """A row missing a field in its middle was read with its later values one column left
+    (its ``n`` as its ``log10_p``: a made-up hit and spurious locus, exit 0)."""
+    from dpgenome.gwas_comparison import read_gwas_tsv
+
+    header = "id\tchr\tpos\tbeta\tlog10_p\tn\n"
+    rows = "a\t1\t10\t0.1\t0.5\t300\n\nb\t1\t20\t0.2\t300\nc\t1\t30\t0.1\t1.0\t300\n"
+    with pytest.raises(InputError, match="5 fields where the header has 6") as err:
+        read_gwas_tsv(_write(tmp_path / "short.tsv", header + rows))
+    assert err.value.line == 4  # after the blank line, as the file numbers it
+    commas = "id,chr,pos,p\na,1,10,0.5\nb,1,20\n"
+    with pytest.raises(InputError, match="3 fields where the header has 4"):
+        read_gwas_tsv(_write(tmp_path / "short.csv", commas))
+    quoted = 'id,chr,pos,p\n"rs1,x",1,10,0.5\n'  # a quoted separator is no field
+    assert read_gwas_tsv(_write(tmp_path / "quoted.csv", quoted))["id"].tolist() == ["rs1,x"]
+
+
+def test_out_as_the_current_folder_is_refused_before_any_work(tmp_path: Path, monkeypatch) -> None:
+    """``--out .`` was renamed into place over the folder the command ran in: a traceback
+    (``PosixPath('.') has an empty name``) and, for synthesize, a release charged to the
+    lifetime ledger and left in a hidden folder."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    res = _run("simulate", "--out", ".", "--n", 10, "--chromosomes", 19)
+    assert res.exit_code == 2 and "is the current folder" in res.output
+    res = _run("simulate", "--out", "..", "--n", 10, "--chromosomes", 19)
+    assert res.exit_code == 2 and "is the current folder or holds it" in res.output
+    db = tmp_path / "life.sqlite"
+    res = _run(
+        "synthesize", TINY / "parker", "--pheno", "abBMD", "--epsilon", 8, "--out", ".",
+        "--lifetime-db", db,
+    )  # fmt: skip
+    assert res.exit_code == 2 and "is the current folder" in res.output
+    assert not db.exists()  # refused before the ledger was touched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]
+    assert not any(work.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("audit", TINY / "parker", "--synthetic", TINY / "parker", "--seed", -1), "--seed"),
+        (("release", "--seed", -1), "--seed"),
+        (("synthesize", TINY / "parker", "--pheno", "abBMD", "--epsilon", "-inf"), "positive"),
+        (("synthesize", TINY / "parker", "--pheno", "abBMD", "--delta", "abc"), "delta"),
+    ],
+)
+def test_option_values_no_command_can_use(args: tuple, message: str, tmp_path: Path) -> None:
+    """A negative seed was a traceback when the synthesis or audit started; ``-inf`` was
+    called too large for a number; ``--delta abc`` gave Python's float() message."""
+    res = _run(*args, "--out", tmp_path / "o")
+    assert res.exit_code == 2, res.output
+    assert message in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("epsilon: true", "epsilon must be a positive number or 'inf', got True"),
+        ("epsilon: [8]", "epsilon must be a positive number or 'inf', got [8]"),
+        ("seed: -1", "expected a seed from 0"),
+        ("delta: abc", "delta must be 'auto' or a number in (0, 1)"),
+    ],
+)
+def test_release_yaml_values_of_the_wrong_kind_are_refused(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    """``epsilon: true`` trained at epsilon 1 (a bool is an int in Python)."""
+    from dpgenome.config import ReleaseConfig, config_key_lines, load_config_file
+
+    path = _write(tmp_path / "c.yaml", f"pheno: abBMD\n{line}\n")
+    base = {"cohort": "c", "policy": "p", "out": "o"}
+    with pytest.raises(ConfigError, match=re.escape(message)) as err:
+        ReleaseConfig.from_mapping(
+            {**load_config_file(path), **base}, source=str(path), lines=config_key_lines(path)
+        )
+    assert err.value.line == 2

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from dpgenome.errors import ConfigError, InputError
+from dpgenome.io.files import refuse_working_folder
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +229,7 @@ def check_destination(dest: Path) -> None:
     """Refuse a destination that exists (other than an empty directory), or lies inside a
     bundle or public copy (links followed), which would then no longer verify (an added
     file)."""
+    refuse_working_folder(dest, "bundle")
     for folder in dest.resolve().parents:
         held = [n for n in (MANIFEST, PUBLIC_MANIFEST) if _is_bundle_manifest(folder / n)]
         if held:

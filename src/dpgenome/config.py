@@ -26,18 +26,20 @@ def parse_epsilon(text: str | float | int) -> float:
     (``1e400``, or ``1.0e+400`` in YAML, which reads it as the float inf) is an error, not a
     silent release without privacy."""
     words = {"inf", "infinity", "none"}
+    if isinstance(text, bool) or not isinstance(text, str | int | float):  # true is no 1
+        raise ConfigError(f"epsilon must be a positive number or 'inf', got {text!r}")
     word = None if isinstance(text, int | float) else str(text).strip().lower()
     try:
         value = math.inf if word in words else float(text)
     except ValueError:
         raise ConfigError(f"epsilon must be a positive number or 'inf', got {text!r}") from None
+    if not value > 0:
+        raise ConfigError(f"epsilon must be positive or 'inf', got {text!r}")
     if math.isinf(value) and word not in words:
         raise ConfigError(
             f"epsilon {text!r} is too large for a number (or .inf); write the word inf for no "
             "formal privacy"
         )
-    if not value > 0:
-        raise ConfigError(f"epsilon must be positive or 'inf', got {text!r}")
     return value
 
 
@@ -306,7 +308,10 @@ def _coerce(key: str, value: Any) -> Any:
     if key == "delta":
         if isinstance(value, str) and value.strip().lower() == "auto":
             return "auto"
-        delta = float(value) if not isinstance(value, bool) else math.nan
+        try:
+            delta = float(value) if not isinstance(value, bool) else math.nan
+        except (TypeError, ValueError):
+            delta = math.nan
         if not 0 < delta < 1:
             raise ValueError(f"delta must be 'auto' or a number in (0, 1), got {value!r}")
         return delta
@@ -328,6 +333,8 @@ def _coerce(key: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             either = "'auto' or " if key == "ancestry_pcs" else ""
             raise TypeError(f"expected {either}an integer, got {value!r}")
+        if key == "seed" and not 0 <= value < 2**31:  # as the commands' --seed
+            raise ValueError(f"expected a seed from 0 to {2**31 - 1}, got {value}")
         if key == "n_synthetic" and value < 1:
             raise ValueError(f"expected a positive number of records, got {value}")
         if key == "ancestry_pcs" and value < 0:

@@ -34,6 +34,7 @@ synthetic beta sign flipped):
 
 from __future__ import annotations
 
+import csv
 import io
 import logging
 import math
@@ -103,7 +104,27 @@ def read_gwas_tsv(path: str | Path) -> pd.DataFrame:
     # the file line of each row: pandas skips blank lines
     text_lines = data.splitlines()
     rows = [i for i, raw in enumerate(text_lines[1:], start=2) if raw.strip()]
+    _check_field_counts(data, sep, path)
     return normalise_gwas(table, source=str(path), lines=rows)
+
+
+def _check_field_counts(data: bytes, sep: str, path: Path) -> None:
+    """Every row has the header's number of fields: pandas fills a short row's last columns
+    with NaN, so a row missing a field in its middle would shift its values one column left
+    (an ``n`` read as its ``log10_p``)."""
+    reader = csv.reader(io.StringIO(data.decode("utf-8")), delimiter=sep)
+    width = None
+    for number, row in enumerate(reader, start=1):
+        if not row or not any(field.strip() for field in row):
+            continue
+        if width is None:
+            width = len(row)
+        elif len(row) != width:
+            raise InputError(
+                f"{len(row)} fields where the header has {width}",
+                file=path,
+                line=reader.line_num if reader.line_num else number,
+            )
 
 
 def normalise_gwas(

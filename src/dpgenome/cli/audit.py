@@ -149,7 +149,13 @@ def check_trained_without(synthetic_path: str, holdout_path: str, n_ids: int) ->
     show_default=True,
     help="Shadow-model attack targets (0 = NOT RUN); needs the synthesizer: `dpgenome release`.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice.")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**31 - 1),
+    default=0,
+    show_default=True,
+    help="Seed of every random choice.",
+)
 @click.option(
     "--bootstrap",
     "n_bootstrap",

@@ -112,7 +112,7 @@ _release_options = [
     click.option("--delta", help="Target delta, or 'auto' = 1/n^1.1, n = members (default)."),
     click.option(
         "--seed",
-        type=int,
+        type=click.IntRange(0, 2**31 - 1),
         help="Seed of the split, synthesis and audits (default 0; the DP noise comes from a "
         "fresh secret in every run, not from the seed).",
     ),
@@ -250,7 +250,7 @@ def release(
 @click.option("--chromosomes", help="Restrict to chromosomes, e.g. 5,11 (faster).")
 @click.option(
     "--seed",
-    type=int,
+    type=click.IntRange(0, 2**31 - 1),
     default=1,
     show_default=True,
     help="Seed of the simulated cohort (as `simulate --seed`, default 1 there too) and of the "
@@ -427,7 +427,7 @@ def _demo_release(
 )
 @click.option(
     "--seed",
-    type=int,
+    type=click.IntRange(0, 2**31 - 1),
     default=1,
     show_default=True,
     help="Seed of the simulated cohorts (without COHORT; as `simulate --seed`) and of every "

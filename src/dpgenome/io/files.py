@@ -171,10 +171,27 @@ def _gzip_problem(path: Path) -> BaseException | None:
     return None
 
 
+def refuse_working_folder(out: str | Path, what: str = "output") -> None:
+    """An output folder is written beside itself and renamed into place: ``--out .`` (or a
+    folder holding the current one) would replace the folder the command runs in. Refused,
+    naming the path, before any work."""
+    resolved = Path(out).resolve()
+    cwd = Path.cwd().resolve()
+    if resolved == cwd or resolved in cwd.parents:
+        raise InputError(
+            f"is the current folder{'' if resolved == cwd else ' or holds it'}: the {what} is "
+            "written whole and moved into place, so name a new folder for it (e.g. --out "
+            "result)",
+            file=out,
+        )
+
+
 def check_writable(out: str | Path, what: str = "output") -> None:
-    """Fail before any work when ``out`` could not be written: the nearest existing folder on
-    its path must be a directory in which a folder can be made (a probe folder is made and
-    removed: permission bits do not tell, e.g. for root under /proc)."""
+    """Fail before any work when ``out`` could not be written: not the current folder
+    (:func:`refuse_working_folder`), and the nearest existing folder on its path must be a
+    directory in which a folder can be made (a probe folder is made and removed: permission
+    bits do not tell, e.g. for root under /proc)."""
+    refuse_working_folder(out, what)
     parent = Path(out).absolute()
     while not parent.exists():
         parent = parent.parent
@@ -204,6 +221,7 @@ def atomic_directory(path: str | Path, *, overwrite: bool = False) -> Iterator[P
     """Yield a fresh temporary directory beside ``path``; on success it is renamed to ``path``
     (replacing an existing directory only when ``overwrite``), on failure it is removed, so a
     cohort directory is never left half written."""
+    refuse_working_folder(path)
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise InputError("exists and is not a directory", file=path)
