@@ -406,3 +406,26 @@ def test_release_yaml_values_of_the_wrong_kind_are_refused(
             {**load_config_file(path), **base}, source=str(path), lines=config_key_lines(path)
         )
     assert err.value.line == 2
+
+
+def test_a_bad_signing_key_is_refused_before_the_ingest(tmp_path: Path, monkeypatch) -> None:
+    """``release --signing-key`` was read only at export, after minutes of training."""
+    from dpgenome import release as rel
+    from dpgenome.config import ReleaseConfig
+
+    def no_ingest(config):
+        raise AssertionError("ingest ran: the key was not checked first")
+
+    monkeypatch.setattr(rel, "ingest", no_ingest)
+    key = _write(tmp_path / "key.pem", "not a key\n")
+    config = ReleaseConfig(
+        cohort=str(TINY / "parker"),
+        pheno="abBMD",
+        policy="internal",
+        out=str(tmp_path / "out"),
+        signing_key=str(key),
+    )
+    with pytest.raises(InputError, match="not an unencrypted PEM private key") as err:
+        rel.run_release(config, lifetime=None)
+    assert "key.pem" in str(err.value)
+    assert not (tmp_path / "out").exists()

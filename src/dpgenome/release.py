@@ -37,7 +37,7 @@ import pandas as pd
 from dpgenome import __version__
 from dpgenome.audit import AuditConfig, run_audits
 from dpgenome.budget import columns_typed_from_data
-from dpgenome.bundle import remove_dead_writers
+from dpgenome.bundle import load_signing_key, remove_dead_writers
 from dpgenome.cohort import (
     Cohort,
     QCReport,
@@ -602,6 +602,8 @@ def run_release(
         raise ConfigError("the output directory exists and is not empty", file=out)
     if (config.override_reason is None) != (config.signer is None):
         raise ConfigError("an override needs both --override-reason and --signer")
+    if config.signing_key:
+        load_signing_key(config.signing_key)  # a bad key found now, not after the training
 
     with progress.stage("ingest"):
         ing = ingest(config)
