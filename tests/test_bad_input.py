@@ -429,3 +429,23 @@ def test_a_bad_signing_key_is_refused_before_the_ingest(tmp_path: Path, monkeypa
         rel.run_release(config, lifetime=None)
     assert "key.pem" in str(err.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_option_beside_a_config_file_is_named_as_the_option(tmp_path: Path) -> None:
+    """With ``--config``, an option's bad value was blamed on the file ("release.yaml: key
+    'holdout_fraction'"), which had no such key."""
+    config = _write(
+        tmp_path / "release.yaml",
+        f"cohort: {TINY / 'parker'}\npheno: abBMD\npolicy: internal\nout: {tmp_path / 'o'}\n",
+    )
+    for args, flag in (
+        (("--holdout-fraction", 0), "--holdout-fraction (command line)"),
+        (("--n", 0), "--n (command line): key 'n_synthetic'"),
+        (("--epsilon", "abc"), "--epsilon (command line)"),
+    ):
+        res = _run("release", "--config", config, *args)
+        assert res.exit_code == 2 and flag in res.output, res.output
+        assert "release.yaml" not in res.output
+    bad = _write(tmp_path / "bad.yaml", config.read_text() + "n: 0\n")
+    res = _run("release", "--config", bad)
+    assert res.exit_code == 2 and "bad.yaml, line 5: key 'n_synthetic'" in res.output

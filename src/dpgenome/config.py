@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -151,10 +152,19 @@ class ReleaseConfig:
         *,
         source: str = "configuration",
         lines: dict[str, int] | None = None,
+        flags: Collection[str] = (),
     ) -> ReleaseConfig:
         """``lines``: the line of each key in the YAML file (:func:`config_key_lines`), named
-        in the errors."""
+        in the errors; ``flags``: the keys given on the command line instead, whose errors
+        name their option (``--holdout-fraction``), not the file."""
         data, lines = canonical_keys(data, lines, source=source)
+
+        def where(key: str) -> dict[str, Any]:
+            if key in flags:
+                flag = {v: k for k, v in FLAG_NAMES.items()}.get(key, key).replace("_", "-")
+                return {"file": f"--{flag} (command line)"}
+            return {"file": source, "line": lines.get(key)}
+
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
@@ -173,14 +183,14 @@ class ReleaseConfig:
                 values[key] = _coerce(key, value)
             except (TypeError, ValueError, ConfigError) as err:
                 why = err.message if isinstance(err, ConfigError) else str(err)
-                raise ConfigError(f"key {key!r}: {why}", file=source, line=lines.get(key)) from None
+                raise ConfigError(f"key {key!r}: {why}", **where(key)) from None
         missing = [k for k in ("cohort", "pheno", "policy", "out") if k not in values]
         if missing:
             raise ConfigError(f"missing required key(s): {', '.join(missing)}", file=source)
         try:
             return cls(**values)
         except KeyConfigError as err:  # a check across keys: named at the key it is about
-            raise ConfigError(err.message, file=source, line=lines.get(err.key)) from None
+            raise ConfigError(err.message, **where(err.key)) from None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

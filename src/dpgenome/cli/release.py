@@ -88,12 +88,19 @@ def _config_from(options: dict[str, Any], config_file: Path | None) -> ReleaseCo
     lines = config_key_lines(config_file) if config_file else {}
     # a flag's spelling in the file (covar, holdout-fraction) before the flags override it
     data, lines = canonical_keys(data, lines, source=str(config_file))
+    flags = set()
     for key, value in options.items():
         if value is None or value == ():
             continue
         data[key] = list(value) if isinstance(value, tuple) else value
         lines.pop(key, None)  # given on the command line
-    return ReleaseConfig.from_mapping(data, source=str(config_file or "command line"), lines=lines)
+        flags.add(key)
+    return ReleaseConfig.from_mapping(
+        data,
+        source=str(config_file or "command line"),
+        lines=lines,
+        flags=flags,
+    )
 
 
 _release_options = [
