@@ -449,3 +449,25 @@ def test_a_bad_option_beside_a_config_file_is_named_as_the_option(tmp_path: Path
     bad = _write(tmp_path / "bad.yaml", config.read_text() + "n: 0\n")
     res = _run("release", "--config", bad)
     assert res.exit_code == 2 and "bad.yaml, line 5: key 'n_synthetic'" in res.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--min-maf", "nan"), "min_maf must be a number in [0, 0.5)"),
+        (("--min-quality", "nan"), "min_quality must be a number in [0, 1)"),
+        (("--min-quality", "2"), "not in the range 0.0<=x<1.0"),
+        (("--min-maf", "0.5"), "not in the range 0.0<=x<0.5"),
+    ],
+)
+def test_qc_thresholds_that_drop_everything_or_nothing_are_refused(
+    tmp_path: Path, args: tuple, message: str
+) -> None:
+    """``--min-maf nan`` kept no SNP and ``--min-quality nan`` turned the quality filter off,
+    each with exit 0 (NaN passes every comparison)."""
+    out = tmp_path / "g.tsv"
+    res = _run("gwas", TINY / "parker", "--pheno", "abBMD", *args, "--out", out)
+    assert res.exit_code == 2 and message in res.output, res.output
+    assert not out.exists()
+    res = _run("inspect", TINY / "parker", *args)
+    assert res.exit_code == 2 and message in res.output, res.output

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dpgenome.errors import CohortError, InputError
+from dpgenome.errors import CohortError, ConfigError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +282,19 @@ class QCConfig:
     min_quality: float = 0.95
     min_maf: float = 0.02
     drop_flagged: bool = True
+
+    def __post_init__(self) -> None:
+        # NaN passes every comparison: it switched the quality filter off, and a MAF of NaN
+        # dropped every SNP, each without a word
+        for name, value, top in (
+            ("min_quality", self.min_quality, 1.0),
+            ("min_maf", self.min_maf, 0.5),
+        ):
+            if not (isinstance(value, int | float) and 0.0 <= value < top):
+                raise ConfigError(
+                    f"QC threshold {name} must be a number in [0, {top:g}) (from {top:g} up "
+                    f"every SNP is dropped), got {value!r}"
+                )
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,14 @@ def qc_options(func: F) -> F:
     """``--min-maf`` and ``--min-quality``: the study's QC thresholds (cohort.QCConfig)."""
     func = click.option(
         "--min-quality",
-        type=float,
+        type=click.FloatRange(0.0, 1.0, max_open=True),
         default=0.95,
         show_default=True,
         help="QC: drop SNPs with map quality <= this (when the map has a quality column).",
     )(func)
     return click.option(
         "--min-maf",
-        type=click.FloatRange(0.0, 0.5),
+        type=click.FloatRange(0.0, 0.5, max_open=True),
         default=0.02,
         show_default=True,
         help="QC: drop SNPs with minor allele frequency <= this.",
