@@ -5,6 +5,7 @@ explain away a real leak (a copy of the members)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
@@ -263,3 +264,21 @@ def test_audit_command__panel_with_other_alleles_exits_2_naming_the_panel(tmp_pa
     twice = public.take_variants(np.r_[np.arange(public.n_variants), 0])
     res = _audit_cli(tmp_path, monkeypatch, twice, "o")
     assert res.exit_code == 2 and "public: the public panel lists SNP 'rs1_0' twice" in res.output
+
+
+def test_audit_command__a_panel_of_members_or_of_other_snps_is_refused(tmp_path, monkeypatch):
+    """``audit --public-panel`` ran its control against the members themselves when given
+    the cohort as the panel, and silently left it NOT RUN for a panel sharing no SNP; both
+    are errors naming the panel, as release and synthesize make the first."""
+    real, *_ = world()
+    res = _audit_cli(tmp_path, monkeypatch, real, "o")
+    assert res.exit_code == 2, res.output
+    assert "public: 300 of the public panel's 300 individuals are individuals of the cohort" in (
+        res.output
+    )
+    assert not (tmp_path / "o").exists()
+    other = real.take_variants(np.arange(5))
+    other = replace(other, variants=other.variants.assign(id=[f"other{i}" for i in range(5)]))
+    res = _audit_cli(tmp_path, monkeypatch, other, "o2")
+    assert res.exit_code == 2 and "shares no SNP" in res.output, res.output
+    assert not (tmp_path / "o2").exists()

@@ -34,9 +34,10 @@ def aligned_panel(panel: Cohort, real: Cohort, synthetic: Cohort, path: str) -> 
     Unlike a release, the audit does not need the panel to cover every SNP: its public
     control uses the distance SNPs the panel has (and reports NOT RUN on too few), so only
     the shared SNPs, the only ones the control can use, are aligned."""
+    import numpy as np
     import pandas as pd
 
-    from dpgenome.cohort import align_panel
+    from dpgenome.cohort import align_panel, require_separate_panel
 
     panel_ids = pd.Index(panel.variants["id"].astype(str))
     if panel_ids.has_duplicates:
@@ -45,10 +46,20 @@ def aligned_panel(panel: Cohort, real: Cohort, synthetic: Cohort, path: str) -> 
     real_ids = real.variants["id"].astype(str)
     synth_ids = set(synthetic.variants["id"].astype(str))
     shared = (real_ids.isin(set(panel_ids)) & real_ids.isin(synth_ids)).to_numpy(dtype=bool)
+    if not shared.any():
+        raise CohortError(
+            "the public panel shares no SNP (by id) with the cohort and the synthetic cohort: "
+            "its control cannot run (leave --public-panel out to audit without it)",
+            file=path,
+        )
     try:
-        return align_panel(panel, real.variants.loc[shared].reset_index(drop=True))
+        aligned = align_panel(panel, real.variants.loc[shared].reset_index(drop=True))
+        # as release and synthesize: a panel holding members would be a control against
+        # the members themselves
+        require_separate_panel(aligned, real.take_variants(np.flatnonzero(shared)))
     except CohortError as err:
         raise CohortError(err.message, file=path) from err
+    return aligned
 
 
 def read_holdout_ids(path: str) -> tuple[list[str], list[int]]:
