@@ -1003,6 +1003,21 @@ def test_cli_export__only_the_synthetic_cohort_is_packaged(tmp_path: Path) -> No
         export(tmp_path, files={**data_files(), "source_pheno.csv": b"id,x\nM1,1\n"})
 
 
+def test_cli_export__a_release_dir_without_synthetic_says_so(tmp_path: Path) -> None:
+    """A RELEASE_DIR whose cohort files lie beside results.json, not under synthetic/, was
+    told "N file(s) outside synthetic/"; it is told there is no synthetic/ folder."""
+    import shutil
+
+    folder = release_dir(tmp_path)
+    for path in list((folder / "synthetic").iterdir()):
+        shutil.move(path, folder / path.name)
+    (folder / "synthetic").rmdir()
+    out = tmp_path / "out"
+    res = run("export", folder, "--policy", "consortium", "--out", out)
+    assert res.exit_code == 2, res.output
+    assert "no synthetic/ folder" in res.output and not out.exists()
+
+
 def test_export_bundle__never_inside_a_bundle_and_owner_only(tmp_path: Path) -> None:
     """A destination inside a bundle would add files to it (it would no longer verify); the
     bundle itself is readable by its owner only (its results and dossier hold the members'

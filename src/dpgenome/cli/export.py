@@ -143,6 +143,12 @@ def export(
     if work is not None:
         files, release_id = dict(work[0]), work[1]
     stray = outside_synthetic(files)
+    if stray and not any(name.startswith(f"{SYNTHETIC_DIR}/") for name in files):
+        raise InputError(
+            f"no {SYNTHETIC_DIR}/ folder: RELEASE_DIR must hold the synthetic cohort there "
+            f"(as dpgenome synthesize writes it), beside results.json; nothing was exported",
+            file=release_dir,
+        )
     if stray:
         raise InputError(
             f"{len(stray)} file(s) of RELEASE_DIR outside {SYNTHETIC_DIR}/, e.g. "
