@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from dpgenome.cli.options import SEED
 from dpgenome.errors import CohortError, ConfigError, InputError
 from dpgenome.io.files import write_json_atomic
 
@@ -162,7 +163,7 @@ def check_trained_without(synthetic_path: str, holdout_path: str, n_ids: int) ->
 )
 @click.option(
     "--seed",
-    type=click.IntRange(0, 2**31 - 1),
+    type=SEED,
     default=0,
     show_default=True,
     help="Seed of every random choice.",

@@ -9,6 +9,9 @@ import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: every command's ``--seed`` (a configuration file's ``seed`` is held to the same range)
+SEED = click.IntRange(0, 2**31 - 1)
+
 
 def qc_options(func: F) -> F:
     """``--min-maf`` and ``--min-quality``: the study's QC thresholds (cohort.QCConfig)."""

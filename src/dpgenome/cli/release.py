@@ -18,6 +18,7 @@ import click
 from dpgenome.cli.options import (
     ANCESTRY_PCS_HELP,
     GENOTYPE_MISSINGNESS_HELP,
+    SEED,
     AncestryPcs,
     allele_order_option,
     ancestry_pcs_option,
@@ -119,7 +120,7 @@ _release_options = [
     click.option("--delta", help="Target delta, or 'auto' = 1/n^1.1, n = members (default)."),
     click.option(
         "--seed",
-        type=click.IntRange(0, 2**31 - 1),
+        type=SEED,
         help="Seed of the split, synthesis and audits (default 0; the DP noise comes from a "
         "fresh secret in every run, not from the seed).",
     ),
@@ -257,7 +258,7 @@ def release(
 @click.option("--chromosomes", help="Restrict to chromosomes, e.g. 5,11 (faster).")
 @click.option(
     "--seed",
-    type=click.IntRange(0, 2**31 - 1),
+    type=SEED,
     default=1,
     show_default=True,
     help="Seed of the simulated cohort (as `simulate --seed`, default 1 there too) and of the "
@@ -434,7 +435,7 @@ def _demo_release(
 )
 @click.option(
     "--seed",
-    type=click.IntRange(0, 2**31 - 1),
+    type=SEED,
     default=1,
     show_default=True,
     help="Seed of the simulated cohorts (without COHORT; as `simulate --seed`) and of every "

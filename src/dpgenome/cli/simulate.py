@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from dpgenome.cli.options import missing_calls_option
+from dpgenome.cli.options import SEED, missing_calls_option
 from dpgenome.errors import ConfigError
 from dpgenome.io.files import write_json_atomic
 
@@ -57,7 +57,7 @@ SHARD_BYTES = 4 * 2**30
 )
 @click.option(
     "--seed",
-    type=click.IntRange(0, 2**31 - 1),
+    type=SEED,
     default=1,
     show_default=True,
     help="Seed of every random draw (same seed, same cohort).",

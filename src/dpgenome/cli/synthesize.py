@@ -12,6 +12,7 @@ import click
 import numpy as np
 
 from dpgenome.cli.options import (
+    SEED,
     allele_order_option,
     ancestry_pcs_option,
     genotype_missingness_option,
@@ -82,7 +83,7 @@ def _check_out(out: Path, inputs: dict[str, str | None]) -> None:
 )
 @click.option(
     "--seed",
-    type=click.IntRange(0, 2**31 - 1),
+    type=SEED,
     default=0,
     show_default=True,
     help="Seed of the synthesis's random draws; the DP noise comes from a fresh secret in "
