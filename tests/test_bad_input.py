@@ -471,3 +471,11 @@ def test_qc_thresholds_that_drop_everything_or_nothing_are_refused(
     assert not out.exists()
     res = _run("inspect", TINY / "parker", *args)
     assert res.exit_code == 2 and message in res.output, res.output
+
+
+def test_an_out_below_a_file_names_the_file(tmp_path: Path) -> None:
+    """``gwas --out afile/x.tsv`` said only "cannot write here: File exists"."""
+    (tmp_path / "afile").write_text("")
+    res = _run("gwas", TINY / "parker", "--pheno", "abBMD", "--out", tmp_path / "afile" / "x.tsv")
+    assert res.exit_code == 2
+    assert f"{tmp_path / 'afile'} is a file, not a folder" in res.output

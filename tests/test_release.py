@@ -399,6 +399,12 @@ def test_verify_cohort__recomputes_every_audit_and_fidelity_figure(small_cohort:
     other = runner.invoke(main, [*args[:3], str(changed), *args[4:]])
     assert other.exit_code == 2
     assert "is not the cohort this release was made from" in other.stderr
+    # a cohort of other SNPs: named as another cohort, not by the panel SNPs it lacks
+    tiny = Path(__file__).resolve().parent / "data" / "tiny" / "parker"
+    unrelated = runner.invoke(main, [*args[:3], str(tiny), *args[4:]])
+    assert unrelated.exit_code == 2
+    assert "is not the cohort this release was made from" in unrelated.stderr
+    assert "public panel" not in unrelated.stderr
 
     results = json.loads((bundle / "results.json").read_text())
     recorded = results["audit"]["attacks"]["dcr"]["auc"]

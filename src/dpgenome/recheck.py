@@ -91,6 +91,7 @@ def recheck_bundle(
     if not isinstance(recorded_config, Mapping):
         raise InputError("results.json records no configuration to recompute with", file=root)
     config = _config(recorded_config, cohort, public_panel, pheno_schema, root)
+    _same_files(provenance, config)  # before the ingest, whose panel checks would speak first
     ing = ingest(config)
     config = config.resolve(ing.members.n_samples)
     _same_inputs(ing, results, provenance, config)
@@ -153,37 +154,44 @@ def _config(
     return replace(config, secure_mode=bool(recorded.get("secure_mode")))
 
 
-def _same_inputs(
-    ing: Any, results: Mapping[str, Any], provenance: Mapping[str, Any], config: ReleaseConfig
-) -> None:
-    """The auditor's cohort, panel and split must be the release's."""
+def _same_files(provenance: Mapping[str, Any], config: ReleaseConfig) -> None:
+    """The auditor's cohort and panel files must be the release's (their SHA-256), checked
+    before anything reads them: another cohort is named as such, not by the panel's SNPs
+    it lacks."""
+    from dpgenome.release import file_hashes
+
     recorded_files = provenance.get("input_files")
-    if isinstance(recorded_files, Mapping) and dict(recorded_files) != ing.input_hashes:
+    given = file_hashes(config.cohort)
+    if isinstance(recorded_files, Mapping) and dict(recorded_files) != given:
         differ = sorted(
             name
-            for name in set(recorded_files) | set(ing.input_hashes)
-            if recorded_files.get(name) != ing.input_hashes.get(name)
+            for name in set(recorded_files) | set(given)
+            if recorded_files.get(name) != given.get(name)
         )
         raise InputError(
             "is not the cohort this release was made from: its files' SHA-256 differ from "
             f"those results.json records ({', '.join(differ)})",
             file=config.cohort,
         )
+    panel = provenance.get("public_panel_files")
+    if isinstance(panel, Mapping) and config.public_panel:
+        if dict(panel) != file_hashes(config.public_panel):
+            raise InputError(
+                "is not the public panel this release used (its files' SHA-256 differ)",
+                file=config.public_panel,
+            )
+
+
+def _same_inputs(
+    ing: Any, results: Mapping[str, Any], provenance: Mapping[str, Any], config: ReleaseConfig
+) -> None:
+    """The auditor's individuals and split must be the release's (files: :func:`_same_files`)."""
     cohort = results.get("cohort") or {}
     if isinstance(cohort, Mapping) and cohort.get("fingerprint") not in (None, ing.fingerprint):
         raise InputError(
             "is not the cohort this release was made from (another set of individuals)",
             file=config.cohort,
         )
-    panel = provenance.get("public_panel_files")
-    if isinstance(panel, Mapping) and config.public_panel:
-        from dpgenome.release import file_hashes
-
-        if dict(panel) != file_hashes(config.public_panel):
-            raise InputError(
-                "is not the public panel this release used (its files' SHA-256 differ)",
-                file=config.public_panel,
-            )
     split = results.get("split")
     if isinstance(split, Mapping) and split != ing.split.record():
         raise InputError(

@@ -213,6 +213,11 @@ def _writing(path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as err:
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:  # mkdir's own word for it is "File exists"
+            raise InputError(
+                f"cannot write here: {blocker} is a file, not a folder", file=path
+            ) from None
         raise InputError(f"cannot write here: {err.strerror or err}", file=path) from None
 
 
