@@ -44,6 +44,10 @@ def parse_epsilon(text: str | float | int) -> float:
     return value
 
 
+#: the largest seed a command or configuration file takes (``--seed``, ``seed:``)
+MAX_SEED = 2**31 - 1
+
+
 #: :class:`ReleaseConfig` keys that belong to one export, not to the synthetic cohort
 EXPORT_SETTINGS = frozenset(
     {"out", "policy", "override_reason", "signer", "signing_key", "lifetime_db", "cache_dir"}
@@ -343,8 +347,8 @@ def _coerce(key: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             either = "'auto' or " if key == "ancestry_pcs" else ""
             raise TypeError(f"expected {either}an integer, got {value!r}")
-        if key == "seed" and not 0 <= value < 2**31:  # as the commands' --seed
-            raise ValueError(f"expected a seed from 0 to {2**31 - 1}, got {value}")
+        if key == "seed" and not 0 <= value <= MAX_SEED:  # as the commands' --seed
+            raise ValueError(f"expected a seed from 0 to {MAX_SEED}, got {value}")
         if key == "n_synthetic" and value < 1:
             raise ValueError(f"expected a positive number of records, got {value}")
         if key == "ancestry_pcs" and value < 0:

@@ -101,30 +101,28 @@ def read_gwas_tsv(path: str | Path) -> pd.DataFrame:
         raise parser_error(err, path) from None
     except pd.errors.EmptyDataError:
         raise InputError("the file is empty", file=path) from None
-    # the file line of each row: pandas skips blank lines
-    text_lines = data.splitlines()
-    rows = [i for i, raw in enumerate(text_lines[1:], start=2) if raw.strip()]
-    _check_field_counts(data, sep, path)
-    return normalise_gwas(table, source=str(path), lines=rows)
+    return normalise_gwas(table, source=str(path), lines=_row_lines(data, sep, path))
 
 
-def _check_field_counts(data: bytes, sep: str, path: Path) -> None:
-    """Every row has the header's number of fields: pandas fills a short row's last columns
-    with NaN, so a row missing a field in its middle would shift its values one column left
-    (an ``n`` read as its ``log10_p``)."""
+def _row_lines(data: bytes, sep: str, path: Path) -> list[int]:
+    """The file line of each data row (pandas skips blank lines), every row checked to have
+    the header's number of fields: pandas fills a short row's last columns with NaN, so a
+    row missing a field in its middle would shift its values one column left (an ``n`` read
+    as its ``log10_p``)."""
     reader = csv.reader(io.StringIO(data.decode("utf-8")), delimiter=sep)
-    width = None
-    for number, row in enumerate(reader, start=1):
-        if not row or not any(field.strip() for field in row):
+    width, lines = None, []
+    for row in reader:
+        if not any(field.strip() for field in row):
             continue
         if width is None:
             width = len(row)
         elif len(row) != width:
             raise InputError(
-                f"{len(row)} fields where the header has {width}",
-                file=path,
-                line=reader.line_num if reader.line_num else number,
+                f"{len(row)} fields where the header has {width}", file=path, line=reader.line_num
             )
+        else:
+            lines.append(reader.line_num)
+    return lines
 
 
 def normalise_gwas(

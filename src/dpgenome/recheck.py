@@ -91,8 +91,8 @@ def recheck_bundle(
     if not isinstance(recorded_config, Mapping):
         raise InputError("results.json records no configuration to recompute with", file=root)
     config = _config(recorded_config, cohort, public_panel, pheno_schema, root)
-    _same_files(provenance, config)  # before the ingest, whose panel checks would speak first
-    ing = ingest(config)
+    # the files first: the ingest's panel checks would otherwise speak for another cohort
+    ing = ingest(config, input_hashes=_same_files(provenance, config))
     config = config.resolve(ing.members.n_samples)
     _same_inputs(ing, results, provenance, config)
     synthetic, fmt = _synthetic(root)
@@ -154,10 +154,10 @@ def _config(
     return replace(config, secure_mode=bool(recorded.get("secure_mode")))
 
 
-def _same_files(provenance: Mapping[str, Any], config: ReleaseConfig) -> None:
+def _same_files(provenance: Mapping[str, Any], config: ReleaseConfig) -> dict[str, str]:
     """The auditor's cohort and panel files must be the release's (their SHA-256), checked
     before anything reads them: another cohort is named as such, not by the panel's SNPs
-    it lacks."""
+    it lacks. Returns the cohort files' hashes (for the ingest)."""
     from dpgenome.release import file_hashes
 
     recorded_files = provenance.get("input_files")
@@ -180,6 +180,7 @@ def _same_files(provenance: Mapping[str, Any], config: ReleaseConfig) -> None:
                 "is not the public panel this release used (its files' SHA-256 differ)",
                 file=config.public_panel,
             )
+    return given
 
 
 def _same_inputs(

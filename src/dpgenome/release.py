@@ -279,7 +279,8 @@ def declared_schema(config: ReleaseConfig) -> DeclaredSchema | None:
     return None if config.pheno_schema is None else read_pheno_schema(config.pheno_schema)
 
 
-def ingest(config: ReleaseConfig) -> Ingested:
+def ingest(config: ReleaseConfig, *, input_hashes: dict[str, str] | None = None) -> Ingested:
+    """``input_hashes``: the cohort's files' SHA-256 when the caller has them already."""
     declared = declared_schema(config)  # a bad schema file fails before the cohort is read
     raw = read_cohort(config.cohort)
     individuals = tuple(distinct_ids(raw.sample_ids))
@@ -324,7 +325,7 @@ def ingest(config: ReleaseConfig) -> Ingested:
         public,
         report,
         fmt,
-        file_hashes(config.cohort),
+        file_hashes(config.cohort) if input_hashes is None else input_hashes,
         fingerprint,
         individuals,
         order,

@@ -7,10 +7,12 @@ from typing import Any, TypeVar
 
 import click
 
+from dpgenome.config import MAX_SEED
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: every command's ``--seed`` (a configuration file's ``seed`` is held to the same range)
-SEED = click.IntRange(0, 2**31 - 1)
+SEED = click.IntRange(0, MAX_SEED)
 
 
 def qc_options(func: F) -> F:
