@@ -479,3 +479,44 @@ def test_an_out_below_a_file_names_the_file(tmp_path: Path) -> None:
     res = _run("gwas", TINY / "parker", "--pheno", "abBMD", "--out", tmp_path / "afile" / "x.tsv")
     assert res.exit_code == 2
     assert f"{tmp_path / 'afile'} is a file, not a folder" in res.output
+
+
+def test_an_undeclared_categorical_column_names_the_phenotype_file(tmp_path: Path) -> None:
+    """A text column the public schema lacks (its level set would be the members') was
+    refused naming the column only; the message now names the file too, and nothing is
+    charged or written."""
+    cohort = _copy(tmp_path)
+    table = pd.read_csv(cohort / "pheno.csv", dtype=str, keep_default_na=False)
+    table["colour"] = np.where(np.arange(len(table)) % 2 == 0, "magenta", "teal")
+    table.to_csv(cohort / "pheno.csv", index=False)
+    db, out = tmp_path / "life.sqlite", tmp_path / "out"
+    res = _run(
+        "synthesize", cohort, "--pheno", "BMD", "--epsilon", 8, "--out", out, "--lifetime-db", db
+    )
+    assert res.exit_code == 2, res.output
+    assert f"{cohort / 'pheno.csv'}, column colour: categorical column 'colour'" in res.output
+    assert "magenta" not in res.output and "teal" not in res.output
+    assert not out.exists() and not db.exists()
+
+
+@pytest.mark.parametrize(
+    ("p", "log10_p", "message"),
+    [
+        ("1e-9", "8", "-log10 p is 9 where log10_p is 8"),
+        ("NA", "5", "p is missing where log10_p is 5"),
+        ("0", "5", "-log10 p is inf where log10_p is 5"),
+        ("1e-5", "inf", "-log10 p is 5 where log10_p is inf"),
+    ],
+)
+def test_gwas_table_p_and_log10_p_that_disagree_are_located(
+    tmp_path: Path, p: str, log10_p: str, message: str
+) -> None:
+    """A table with both columns was read by its log10_p alone, whatever its p said."""
+    from dpgenome.gwas_comparison import read_gwas_tsv
+
+    head = "id\tchr\tpos\tp\tlog10_p\na\t1\t10\t0.5\t0.30103\nb\t1\t20\t0\t400\n"
+    path = _write(tmp_path / "g.tsv", f"{head}c\t1\t30\t{p}\t{log10_p}\n")
+    with pytest.raises(InputError, match=re.escape(message)) as err:
+        read_gwas_tsv(path)
+    assert err.value.line == 4 and err.value.column == "log10_p"
+    assert read_gwas_tsv(_write(tmp_path / "ok.tsv", head))["log10_p"].tolist() == [0.30103, 400]

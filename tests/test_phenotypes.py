@@ -18,7 +18,7 @@ from dpgenome.accountant import default_delta
 from dpgenome.calibrate import calibrate
 from dpgenome.cohort import PhenoType
 from dpgenome.dpsgd import DpSgdConfig, DpSgdTrainer
-from dpgenome.errors import ConfigError
+from dpgenome.errors import ConfigError, InputError
 from dpgenome.noise import GeneratorNoise
 from dpgenome.phenobins import FINE_BINS, RANGE_UNKNOWN, dp_bins, piecewise_constant_fit
 from dpgenome.phenoencoding import (
@@ -118,7 +118,7 @@ def test_schema__uncovered_categorical_column_is_an_error(toy) -> None:
     members, schema = toy
     table = members.phenotypes.assign(site=["a"] * members.n_samples)
     types = dict(members.pheno_types, site=PhenoType.CATEGORICAL)
-    with pytest.raises(ConfigError, match=r"site.*no public level set"):
+    with pytest.raises(InputError, match=r"column site: categorical column 'site' has no public"):
         fit_phenotypes(table, types, PhenotypeConfig(schema=schema), noise_multiplier=1.0)
 
 

@@ -390,6 +390,16 @@ def test_verify_cohort__recomputes_every_audit_and_fidelity_figure(small_cohort:
     assert set(again["skipped"]) == {"audit.canary", "audit.attacks.shadow", "audit.timings_s"}
     text = runner.invoke(main, args).stdout
     assert "figures, 0 differ" in text and "not recomputed: audit.canary" in text
+    # a figure an older version recorded and this one no longer computes: named, not a
+    # difference (stop 61 retired the members' 90th percentile of missing-call shares)
+    results = json.loads((bundle / "results.json").read_text())
+    results["fidelity"]["missing_calls"]["real"]["individual_share_p90"] = 0.0
+    (bundle / "results.json").write_text(json.dumps(results, indent=1))
+    _rehash(bundle, "results.json")
+    old = runner.invoke(main, [*args, "--json"])
+    assert old.exit_code == 0, old.output
+    skipped = json.loads(old.stdout)["recheck"]["skipped"]
+    assert "no longer computed" in skipped["fidelity.missing_calls.real.individual_share_p90"]
 
     changed = small_cohort / "changed-cohort"
     shutil.copytree(small_cohort / "cohort", changed)

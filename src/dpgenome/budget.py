@@ -23,7 +23,7 @@ from dpgenome.mechanisms import (
     GaussianMechanism,
     LaplaceMechanism,
 )
-from dpgenome.phenoschema import data_typed_assumption, typed_from_data
+from dpgenome.phenoschema import data_typed_assumption, pheno_file, typed_from_data
 from dpgenome.synthconfig import (
     ANCESTRY,
     ANCESTRY_PHENOTYPE,
@@ -227,7 +227,11 @@ def calibrated_ledger(members: Cohort, config: SynthConfig, *, has_public: bool)
     pheno_cfg = replace(config.phenotypes, secure_mode=config.secure)
     pheno_plan = phenos.planned_dp_sgd(pheno_cfg, n, name=PHENOTYPES)
     bins_plan = phenos.planned_bins(
-        list(members.phenotypes.columns), members.pheno_types, pheno_cfg, name=PHENOTYPE_BINS
+        list(members.phenotypes.columns),
+        members.pheno_types,
+        pheno_cfg,
+        name=PHENOTYPE_BINS,
+        source=pheno_file(members),
     )
     missingness_plan = phenos.planned_missingness(
         list(members.phenotypes.columns),

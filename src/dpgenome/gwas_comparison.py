@@ -38,6 +38,7 @@ import csv
 import io
 import logging
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,6 +196,9 @@ def normalise_gwas(
             line=line(int(outside[0])),
             column=col,
         )
+    if col == "log10_p" and "p" in table.columns:
+        p_values = _numeric_column(table, "p", source, line, required=False)
+        _check_p_matches(p_values, lp, source, line)
     beyond = np.isposinf(lp)
     if beyond.any():  # plink2 and GEMMA write p = 0 below the smallest double
         log.warning(
@@ -241,6 +245,45 @@ def _numeric_column(
         what = "missing value" if missing[row] else f"non-numeric value {raw[row]!r}"
         raise InputError(what, file=source, line=line(row), column=col)
     return values
+
+
+#: how far -log10 p may sit from a row's log10_p: a p printed to 3 significant digits is
+#: off by at most 0.5%, 0.002 in -log10 p
+_P_AGREEMENT = 0.01
+#: -log10 of the smallest normal double: a p written as 0 below it (plink2, GEMMA, our own
+#: table) beside a log10_p above it is the same value
+_P_ZERO_LOG10 = -math.log10(sys.float_info.min)
+
+
+def _check_p_matches(
+    p: np.ndarray, log10_p: np.ndarray, source: str, line: Callable[[int], int]
+) -> None:
+    """A table with both ``p`` and ``log10_p`` is read by its ``log10_p``: a row where the
+    two disagree (one missing, or -log10 p more than ``_P_AGREEMENT`` away) is an error
+    naming its line rather than a silent choice of one of them."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        from_p = -np.log10(p)
+    missing_p, missing_lp = np.isnan(p), np.isnan(log10_p)
+    zero = p == 0
+    off = ~missing_p & ~missing_lp & ~zero & ~(np.abs(from_p - log10_p) <= _P_AGREEMENT)
+    off |= zero & ~missing_lp & (log10_p < _P_ZERO_LOG10)
+    off |= missing_p != missing_lp
+    if off.any():
+        row = int(np.flatnonzero(off)[0])
+        if missing_p[row] or missing_lp[row]:
+            what = f"p is {_shown(p[row])} where log10_p is {_shown(log10_p[row])}"
+        else:
+            what = f"-log10 p is {from_p[row]:.6g} where log10_p is {log10_p[row]:.6g}"
+        raise InputError(
+            f"p and log10_p disagree ({what}): one of the two columns is wrong",
+            file=source,
+            line=line(row),
+            column="log10_p",
+        )
+
+
+def _shown(value: float) -> str:
+    return "missing" if math.isnan(value) else f"{value:.6g}"
 
 
 #: how a GWAS table writes a missing value

@@ -117,7 +117,7 @@ class DeclaredSchema:
         cohort's phenotype file."""
         base = cfw_schema() if base is None else base
         table = cohort.phenotypes
-        where = _pheno_file(cohort)
+        where = pheno_file(cohort)
         absent = sorted(set(self.types) - set(table.columns))
         if absent:
             log.warning(
@@ -409,7 +409,7 @@ def _domain(kind: PhenoType, spec: dict[str, Any], err: _ColumnErrors) -> Column
 # ---------------------------------------------------------------------------- checking
 
 
-def _pheno_file(cohort: Cohort) -> str:
+def pheno_file(cohort: Cohort) -> str:
     """The phenotype file of ``cohort`` (for messages)."""
     if cohort.source is None:
         return "phenotype table"
@@ -554,7 +554,7 @@ def check_schema_domains(cohort: Cohort, config: PhenotypeConfig | None = None) 
     if not wanted:
         return
     base = replace(config, declared=None).resolved_schema().source
-    where = _pheno_file(cohort)
+    where = pheno_file(cohort)
     ids = [str(i) for i in cohort.sample_ids]
     derived = derived_columns(list(table.columns))  # rebuilt from a parent, not modelled
     for name in wanted:

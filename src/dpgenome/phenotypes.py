@@ -66,7 +66,7 @@ from torch import nn
 from dpgenome.calibrate import PlannedDpSgd, PlannedGaussian
 from dpgenome.cohort import Cohort, PhenoType
 from dpgenome.dpsgd import DpSgdConfig, DpSgdTrainer, check_ran
-from dpgenome.errors import ConfigError
+from dpgenome.errors import ConfigError, InputError
 from dpgenome.histogram import planned_histogram
 from dpgenome.missingness import (
     PatternDomain,
@@ -198,9 +198,15 @@ def planned_dp_sgd(config: PhenotypeConfig, n: int, *, name: str = "phenotypes")
 
 
 def dp_binned_columns(
-    columns: Sequence[str], types: Mapping[str, PhenoType], config: PhenotypeConfig
+    columns: Sequence[str],
+    types: Mapping[str, PhenoType],
+    config: PhenotypeConfig,
+    *,
+    source: str | None = None,
 ) -> list[str]:
-    """Continuous columns that need DP bins (absent from the public schema); names only."""
+    """Continuous columns that need DP bins (absent from the public schema); names only.
+    A categorical column the schema lacks is an :class:`InputError` naming ``source`` (the
+    phenotype file) and the column."""
     resolved = config.resolved_schema()
     schema = resolved.columns
     rebuilt = rebuilt_columns(columns, resolved)
@@ -210,11 +216,13 @@ def dp_binned_columns(
             continue
         t = types.get(c)
         if t == PhenoType.CATEGORICAL:
-            raise ConfigError(
+            raise InputError(
                 f"categorical column {c!r} has no public level set in the schema "
-                f"({config.resolved_schema().source}); declare its levels in a --pheno-schema "
+                f"({resolved.source}); declare its levels in a --pheno-schema "
                 "file (dpgenome.phenoschema) or drop the column: a private level set cannot be "
-                "released"
+                "released",
+                file=source,
+                column=c,
             )
         if t == PhenoType.CONTINUOUS:
             out.append(c)
@@ -250,10 +258,11 @@ def planned_bins(
     config: PhenotypeConfig,
     *,
     name: str = "phenotype-bins",
+    source: str | None = None,
 ) -> PlannedGaussian | None:
     """The Gaussian DP-bins step (two histograms per column), or None when the public schema
-    covers every continuous column."""
-    cols = dp_binned_columns(columns, types, config)
+    covers every continuous column (``source``: the phenotype file, for errors)."""
+    cols = dp_binned_columns(columns, types, config, source=source)
     if not cols:
         return None
     return planned_histogram(name, config.bins_weight, count=2 * len(cols))
