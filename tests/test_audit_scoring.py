@@ -19,6 +19,8 @@ from dpgenome.audit.scoring import (
     score_attack,
     thin_curve,
     tpr_at_fpr,
+    tpr_at_fpr_direct,
+    tpr_null,
     widen,
     wilson_interval,
     wilson_rate,
@@ -151,3 +153,34 @@ def test_widen__adds_an_independent_variance_component_to_each_side():
     )
     assert b.auc_ci == pytest.approx(widen(a.auc, a.auc_ci, 0.05))
     assert b.to_dict()["auc_reference_sd"] == 0.05 and "auc_reference_sd" not in a.to_dict()
+
+
+def test_tpr_null__the_exact_law_is_what_label_shuffles_give() -> None:
+    """With the labels random given the scores, the TPR at 1% FPR follows the negative
+    hypergeometric law; 20,000 shuffles of fixed scores agree with its mean, its upper
+    quantile and the p-value of an observed TPR (Monte Carlo error well inside the
+    tolerances)."""
+    rng = np.random.default_rng(0)
+    m, h = rng.normal(size=786), rng.normal(size=174)
+    pooled = np.concatenate([m, h])
+    shuffled = np.array([rng.permutation(pooled) for _ in range(20_000)])
+    sims = tpr_at_fpr_direct(shuffled[:, :786], shuffled[:, 786:], 0.01)
+    null = tpr_null(786, 174, 0.01, 19 / 786)
+    assert null["mean"] == pytest.approx(sims.mean(), abs=5e-4)
+    assert null["mean"] == pytest.approx(2 / 175, abs=1e-6)  # (f + 1) / (n0 + 1), f = 1
+    assert np.mean(sims <= null["q95"]) == pytest.approx(0.95, abs=0.01)
+    assert null["p_value"] == pytest.approx(np.mean(sims >= 19 / 786), abs=0.006)
+    assert 0.08 < null["p_value"] < 0.12  # 19 of 786 members above the 2nd-highest holdout
+
+
+def test_score_attack__a_leak_beyond_the_null_and_none_for_dependent_scores() -> None:
+    rng = np.random.default_rng(4)
+    leak = score_attack(
+        rng.normal(size=400) + 1.5, rng.normal(size=200), method="m", n_bootstrap=20, rng=rng
+    ).to_dict()
+    null = leak["tpr_at_fpr_0.01_null"]
+    assert leak["tpr_at_fpr_0.01"] > null["q95"] and null["p_value"] < 1e-6
+    shadow = score_attack(
+        rng.normal(size=40), rng.normal(size=40), method="m", n_bootstrap=20, rng=rng, auc_sd=0.05
+    ).to_dict()
+    assert "tpr_at_fpr_0.01_null" not in shadow  # games cluster in targets: not exchangeable

@@ -49,6 +49,47 @@ def test_load_keys__unreadable_or_wrong_kind(tmp_path: Path) -> None:
         load_public_key(tmp_path / "key.pem")  # a private key where the public one goes
 
 
+def test_load_keys__another_algorithm_or_an_encrypted_key(tmp_path: Path) -> None:
+    """An EC key where Ed25519 is expected, and a password-protected signing key, are named
+    with their file before any work (a release checks --signing-key before its ingest)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from dpgenome.bundle import load_public_key
+
+    other = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "ec.pem").write_bytes(
+        other.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (tmp_path / "ec.pub").write_bytes(
+        other.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    ec_named = r"must be Ed25519, not EC \(secp256r1\)"
+    with pytest.raises(InputError, match=f"signing key {ec_named}") as err:
+        load_signing_key(tmp_path / "ec.pem")
+    assert err.value.file == str(tmp_path / "ec.pem")
+    with pytest.raises(InputError, match=f"public key {ec_named}") as err:
+        load_public_key(tmp_path / "ec.pub")
+    assert err.value.file == str(tmp_path / "ec.pub")
+    (tmp_path / "locked.pem").write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    with pytest.raises(InputError, match="not an unencrypted PEM private key") as err:
+        load_signing_key(tmp_path / "locked.pem")
+    assert err.value.file == str(tmp_path / "locked.pem")
+
+
 def test_remove_dead_writers__only_what_killed_processes_left(tmp_path: Path) -> None:
     """A killed run's cache copies (``KEY.tmp-PID``, ``synthetic.tmp-PID`` and its
     ``.formats.json``) stayed forever; a running writer's, and a name without an id, stay."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import gzip
 import io
@@ -189,7 +190,7 @@ def test_render_dossier__advisory_warning_shows_the_ci_it_is_judged_on() -> None
     line = next(li for li in advisory.split("<li>")[1:] if "Attribute inference" in li)
     assert "FAIL" in line
     assert "measured 0 (95% CI 0 – 0.2915), advised 95% CI upper bound &lt;= 0.2" in line
-    assert "worst phenotype: abBMD" in line
+    assert "1 phenotype(s) attacked as the secret (abBMD); worst: abBMD" in line
     assert "<code>attribute_inference.risk</code>" in line
     # counted as advisory, and amber, not the red of a blocking FAIL (a newcomer's review)
     assert "Policy findings (24 pass, 1 fail (1 of them advisory), 0 not evaluated)" in html
@@ -1190,3 +1191,33 @@ def test_render_dossier__missing_genotype_calls_released_and_compared() -> None:
         "of its calls) filled before the synthesizer read the panel, each from the nearest of "
         "its individuals with the call over windows of 64 SNPs (1 from the SNP&#39;s mean)"
     ) in text
+
+
+@pytest.mark.parametrize(("policy", "allowed"), [("consortium", False), ("strict", True)])
+def test_render_dossier__states_whether_the_policy_allows_open_publication(
+    policy: str, allowed: bool
+) -> None:
+    """The dossier said `dpgenome publish` copies the synthetic files out for open
+    publication whatever the policy, where consortium's refuses it (a governance review)."""
+    doc = results("approve")
+    evaluation = evaluate(doc, load_policy(shipped_policy(policy)), context=NONE_SPENT)
+    assert evaluation.open_publication is allowed
+    text = render_dossier(doc, evaluation, {})
+    assert ("publish</code> refuses this release" in text) is not allowed
+    assert ("for open publication: policy" in text) is allowed
+    flipped = dataclasses.replace(evaluation, open_publication=not allowed)
+    assert ("for open publication: policy" in render_dossier(doc, flipped, {})) is not allowed
+
+
+def test_render_dossier__a_tail_tpr_beside_its_no_leak_percentile() -> None:
+    """A TPR at 1% FPR is shown with the 95th percentile it reaches when nothing leaks and
+    its p-value (a governance review read a bootstrap CI above the no-leak mean as a leak)."""
+    doc = results("approve")
+    attack = doc["audit"]["attacks"]["dcr"]
+    attack["tpr_at_fpr_0.01_null"] = {"mean": 0.0114, "q95": 0.028, "p_value": 0.097}
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    html = render_dossier(doc, evaluation, {})
+    assert "no leak: &le; 0.028; p 0.097" in html
+    assert "judge it against that percentile" in html
+    del attack["tpr_at_fpr_0.01_null"]
+    assert "no leak: &le;" not in render_dossier(doc, evaluation, {})

@@ -585,3 +585,18 @@ def test_lifetime_history__uncharged_blocks_and_ledgers_from_before(tmp_path: Pa
     assert [(e.policy, e.verdict, e.outcome) for e in record.history] == [
         ("internal", "BLOCK", "exported")
     ]
+
+
+def test_lifetime_ledger__usable_from_its_own_folder_and_below(tmp_path: Path, monkeypatch) -> None:
+    """An existing ledger's folder takes SQLite's journal: checked with the probe, not with
+    the refusal of `--out .` (which refused a second release run beside its ledger with
+    "is the current folder")."""
+    below = tmp_path / "sub"
+    below.mkdir()
+    for where, path in ((tmp_path, "lifetime.sqlite"), (below, "../lifetime.sqlite")):
+        monkeypatch.chdir(where)
+        ledger = LifetimeLedger(path)
+        ledger.check_writable()  # new, then existing
+        ledger.record("fp", 1.0, 1e-6, f"r-{where.name}")
+        LifetimeLedger(path).check_writable()
+    assert len(LifetimeLedger(tmp_path / "lifetime.sqlite").releases()) == 2

@@ -475,6 +475,20 @@ def test_evaluate__canary_lower_bound_above_claim_fails() -> None:
     assert canary.status is Status.FAIL and "accounting or implementation error" in canary.detail
 
 
+def test_evaluate__a_canary_pass_that_could_not_fail_says_so() -> None:
+    """A canary audit whose best possible outcome is below the claim passes whatever the
+    synthesizer leaks: its finding says so (the dossier's table counted it as evidence)."""
+    doc = results("approve")
+    policy = load_policy(shipped_policy("consortium"))
+    doc["audit"]["canary"] |= {"epsilon_lower_bound": 0.0, "max_lower_bound": 1.718}
+    weak = finding(evaluate(doc, policy, context=NONE_SPENT), "canary.lower_bound")
+    assert weak.status is Status.PASS
+    assert "uninformative: no outcome of this audit can show more than 1.718" in weak.detail
+    doc["audit"]["canary"]["max_lower_bound"] = 9.0  # above the claimed 8
+    able = finding(evaluate(doc, policy, context=NONE_SPENT), "canary.lower_bound")
+    assert able.status is Status.PASS and "uninformative" not in able.detail
+
+
 def test_evaluate__loci_fraction_and_attribute_worst_phenotype() -> None:
     doc = results("approve")
     doc["fidelity"]["gwas"]["loci"]["recovered"] = 1  # 1 of 2 = 0.5 >= consortium 0.5

@@ -117,6 +117,9 @@ def test_release__approve_exports_a_bundle_that_verifies(small_cohort: Path) -> 
     summary = json.loads(out)
     assert summary["verdict"] == "APPROVE" and tuple(summary) == SUMMARY_KEYS
     assert 0 < summary["epsilon"] <= 8.0
+    # the work folder `dpgenome export` takes, in the stage cache
+    work = Path(summary["work_dir"])
+    assert work.parent == small_cohort / "cache" and (work / "results.json").is_file()
     bundle = small_cohort / "bundle"
     manifest = json.loads((bundle / "manifest.json").read_text())
     names = set(manifest["files"])

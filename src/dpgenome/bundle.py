@@ -69,7 +69,7 @@ def load_signing_key(path: str | Path) -> Ed25519PrivateKey:
             file=path,
         ) from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise InputError(f"the signing key must be Ed25519, not {type(key).__name__}", file=path)
+        raise InputError(f"the signing key must be Ed25519, not {_algorithm(key)}", file=path)
     return key
 
 
@@ -81,8 +81,18 @@ def load_public_key(path: str | Path) -> Ed25519PublicKey:
     except (ValueError, TypeError) as err:
         raise InputError(f"not a PEM public key ({err})", file=path) from None
     if not isinstance(key, Ed25519PublicKey):
-        raise InputError(f"the public key must be Ed25519, not {type(key).__name__}", file=path)
+        raise InputError(f"the public key must be Ed25519, not {_algorithm(key)}", file=path)
     return key
+
+
+def _algorithm(key: object) -> str:
+    """A key's algorithm as ``openssl`` names it: ``EC (secp256r1)``, ``RSA (2048 bits)``."""
+    curve = getattr(key, "curve", None)
+    if curve is not None:
+        return f"EC ({curve.name})"
+    size = getattr(key, "key_size", None)
+    kind = type(key).__name__.removesuffix("PrivateKey").removesuffix("PublicKey")
+    return f"{kind} ({size} bits)" if size else kind
 
 
 def public_pem(key: Ed25519PublicKey) -> str:

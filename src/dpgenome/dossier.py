@@ -41,6 +41,7 @@ from dpgenome.findings import (
     fmt_claim,
     value_at,
 )
+from dpgenome.jsonvalues import is_number
 from dpgenome.paths import templates_dir
 from dpgenome.policy import Override
 from dpgenome.release_id import results_release_id
@@ -454,6 +455,7 @@ def build_context(
             "signoff_roles": list(evaluation.signoff_roles),
             "overrides_allowed": evaluation.overrides_allowed,
             "charges_blocked_releases": evaluation.charges_blocked_releases,
+            "open_publication": evaluation.open_publication,
         },
         "failing": [r for r, f in zip(finding_rows, evaluation.findings, strict=True) if f.blocks],
         "warnings": [
@@ -480,6 +482,7 @@ def build_context(
             if isinstance(m, Mapping) and m.get("kind") not in ("dp-sgd", "gaussian", "none")
         ],
         "n_input": _input_individuals(value_at(results, "cohort", {})),
+        "scale": _guarantee_scale(ledger, value_at(results, "split.n_members")),
         "context": evaluation.context.to_dict(),
         "attacks": attacks if isinstance(attacks, Mapping) else {},
         "fpr_resolution": {
@@ -523,6 +526,21 @@ def build_context(
         "panel_files": _rows(value_at(results, "provenance.public_panel_files")),
         "figures": _figures(figures or {}, results),
         "captions": FIGURE_CAPTIONS,
+    }
+
+
+def _guarantee_scale(ledger: Any, n_members: Any) -> dict[str, str | None]:
+    """What the pair means in plain numbers: the factor e^epsilon by which one member can
+    move an output's probability, and n delta, delta summed over the members (with the
+    default delta = 1/n^1.1 it is n^-0.1, about 0.5 at n ~ 1,000: read as a per-person
+    chance, not a cohort-wide one). None where a figure is missing or no formal privacy."""
+    eps = ledger.get("epsilon") if isinstance(ledger, Mapping) else None
+    delta = ledger.get("delta") if isinstance(ledger, Mapping) else None
+    factor = math.exp(eps) if is_number(eps) and 0 <= eps < 700 else None
+    n_delta = float(n_members) * float(delta) if is_number(n_members) and is_number(delta) else None
+    return {
+        "factor": None if factor is None else f"{factor:,.0f}" if factor >= 10 else f"{factor:.2f}",
+        "n_delta": None if n_delta is None else f"{n_delta:.2g}",
     }
 
 

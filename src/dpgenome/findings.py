@@ -280,6 +280,8 @@ class Evaluation:
     signoff_roles: tuple[str, ...] = ()
     overrides_allowed: bool = False
     charges_blocked_releases: bool = False
+    #: the policy's ``publication.open``: ``dpgenome publish`` may copy the release out
+    open_publication: bool = False
 
     @property
     def verdict(self) -> Verdict:

@@ -274,7 +274,7 @@ class LifetimeLedger:
             check_writable(self.path, "lifetime ledger")
             return
         # SQLite writes its journal beside the ledger: the folder must take new files too
-        check_writable(self.path.parent, "lifetime ledger's journal")
+        check_writable(self.path.parent, "lifetime ledger's journal", into=True)
         try:
             with open(self.path, "ab"):
                 pass

@@ -624,6 +624,7 @@ def evaluate(
         signoff_roles=policy.signoff_roles,
         overrides_allowed=policy.overrides_allowed,
         charges_blocked_releases=policy.charge_blocked_releases,
+        open_publication=policy.open_publication,
     )
 
 

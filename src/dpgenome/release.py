@@ -211,6 +211,9 @@ class ReleaseOutcome:
             "bundle": None if self.export is None else str(self.export.path),
             "reused_cache": self.reused_cache,
             "timings_s": self.timings,
+            # what `dpgenome export WORK_DIR` takes to export this release under another
+            # policy or an override
+            "work_dir": str(self.work_dir),
         }
 
 
@@ -235,6 +238,7 @@ SUMMARY_KEYS = (
     "bundle",
     "reused_cache",
     "timings_s",
+    "work_dir",
 )
 
 
@@ -617,7 +621,7 @@ def run_release(
         lifetime = LifetimeLedger(config.lifetime_db or default_db_path())
     # where the cache and the ledger go must be usable before minutes of training
     # (checked, not created: a release refused before training writes nothing)
-    check_writable(work.parent, "stage cache folder")
+    check_writable(work.parent, "stage cache folder", into=True)
     lifetime.check_writable()
     # an override the policy allows may export whatever the rules say: no certain BLOCK
     overridable = config.override_reason is not None and policy.overrides_allowed

@@ -250,7 +250,7 @@ def leakage_rules(p: Policy) -> list[RuleSpec]:
         def attribute(results: Mapping[str, Any], _ctx: EvaluationContext) -> Finding:
             rid, title = "attribute_inference.risk", "Attribute inference risk"
             metric = "audit.attribute_inference.*.risk_ci"
-            threshold = f"95% CI upper bound <= {fmt(cap)} for every phenotype"
+            threshold = f"95% CI upper bound <= {fmt(cap)} for every phenotype attacked"
             block = lookup(results, "audit.attribute_inference")
             if is_missing(block) or not isinstance(block, Mapping) or not block:
                 return not_evaluated(
@@ -268,7 +268,9 @@ def leakage_rules(p: Policy) -> list[RuleSpec]:
                     worst = (str(pheno), risk, ci)
             assert worst is not None
             status = Status.PASS if worst[2][1] <= cap else Status.FAIL
-            detail = f"worst phenotype: {worst[0]}"
+            named = ", ".join(map(str, list(block)[:5])) + (" ..." if len(block) > 5 else "")
+            detail = f"{len(block)} phenotype(s) attacked as the secret ({named})"
+            detail += f"; worst: {worst[0]}"
             if status is Status.FAIL and worst[1] <= cap:
                 detail += f"; {WIDE_CI}"
             return make_finding(rid, title, metric, threshold, status, worst[1], detail, worst[2])
@@ -302,6 +304,14 @@ def leakage_rules(p: Policy) -> list[RuleSpec]:
             if status is Status.FAIL:
                 detail += (
                     "; the measured leakage exceeds the claim: accounting or implementation error"
+                )
+            reach_raw = lookup(results, "audit.canary.max_lower_bound")
+            reach = None if is_missing(reach_raw) else as_number(reach_raw)
+            if status is Status.PASS and reach is not None and reach < eps:
+                detail += (
+                    f"; uninformative: no outcome of this audit can show more than {fmt(reach)}, "
+                    "below the claim, so this pass cannot tell whether the claim holds (more "
+                    "canaries raise what it can show)"
                 )
             return make_finding(rid, title, metric, threshold, status, lower, detail.strip("; "))
 

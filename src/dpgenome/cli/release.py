@@ -77,6 +77,8 @@ def _print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
     if summary["reused_cache"]:
         click.echo("(reused the trained release: nothing retrained, no new budget spent)")
     click.echo(f"dossier: {summary['dossier']}")
+    if summary.get("work_dir"):
+        click.echo(f"work folder (dpgenome export takes it): {summary['work_dir']}")
     if summary["bundle"]:
         click.echo(
             f"bundle: {summary['bundle']}  "

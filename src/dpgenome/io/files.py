@@ -186,12 +186,14 @@ def refuse_working_folder(out: str | Path, what: str = "output") -> None:
         )
 
 
-def check_writable(out: str | Path, what: str = "output") -> None:
+def check_writable(out: str | Path, what: str = "output", *, into: bool = False) -> None:
     """Fail before any work when ``out`` could not be written: not the current folder
-    (:func:`refuse_working_folder`), and the nearest existing folder on its path must be a
-    directory in which a folder can be made (a probe folder is made and removed: permission
-    bits do not tell, e.g. for root under /proc)."""
-    refuse_working_folder(out, what)
+    (:func:`refuse_working_folder`; ``into``: ``out`` is a folder files are written into,
+    not one replaced whole, so the current folder is fine), and the nearest existing folder
+    on its path must be a directory in which a folder can be made (a probe folder is made
+    and removed: permission bits do not tell, e.g. for root under /proc)."""
+    if not into:
+        refuse_working_folder(out, what)
     parent = Path(out).absolute()
     while not parent.exists():
         parent = parent.parent
