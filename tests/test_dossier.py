@@ -25,7 +25,7 @@ from dpgenome.errors import ConfigError, InputError
 from dpgenome.findings import EvaluationContext, fmt_claim
 from dpgenome.frontier import render_frontier
 from dpgenome.paths import shipped_policy
-from dpgenome.policy import Override, evaluate, load_policy
+from dpgenome.policy import Override, evaluate, load_policy, parse_policy
 from dpgenome.svgcharts import _legend_frame, inline_svg, roc_svg
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -1221,3 +1221,80 @@ def test_render_dossier__a_tail_tpr_beside_its_no_leak_percentile() -> None:
     assert "judge it against that percentile" in html
     del attack["tpr_at_fpr_0.01_null"]
     assert "no leak: &le;" not in render_dossier(doc, evaluation, {})
+
+
+def test_render_dossier__a_real_share_of_fewer_than_five_members_is_not_shown_exactly() -> None:
+    """The marginals table showed a missing share of 0.001272, one member in 786 (a
+    governance review): a real figure standing for 1-4 members, or all but 1-4, is shown as
+    "< 5 of n"; a binary column's prevalence so, with its sd and difference left out."""
+    doc = results("approve")  # 768 members
+    doc["fidelity"]["phenotype_marginals"] = {
+        "n_compared": 3,
+        "max_abs_smd": 0.1,
+        "rows": [
+            {"name": "PPIweight", "type": "continuous", "missing_real": 1 / 768,
+             "missing_synthetic": 0.0, "mean_real": 30.0, "mean_synthetic": 30.5,
+             "sd_real": 2.0, "sd_synthetic": 2.1, "smd": 0.25},
+            {"name": "rare", "type": "binary", "missing_real": 0.0, "missing_synthetic": 0.0,
+             "mean_real": 3 / 768, "mean_synthetic": 0.01, "sd_real": 0.0624,
+             "sd_synthetic": 0.099, "smd": 0.0974},
+            {"name": "bw", "type": "continuous", "missing_real": 0.25,
+             "missing_synthetic": 0.24, "mean_real": 20.0, "mean_synthetic": 20.1,
+             "sd_real": 1.5, "sd_synthetic": 1.6, "smd": 0.0667},
+        ],
+    }  # fmt: skip
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    html = render_dossier(doc, evaluation, {})
+    table = html.split('id="phenotype-marginals"', 1)[1].split("</table>", 1)[0]
+    assert table.count("&lt; 5 of 768") == 2
+    assert "0.001302" not in table and "0.003906" not in table and "0.0624" not in table
+    assert "0.25 / 0.24" in table and "20 / 20.1" in table  # shown as they are
+    assert "fewer than 5 members" in html
+
+
+def test_render_dossier__a_mechanism_note_and_what_ran_beneath_the_table() -> None:
+    """The mechanisms table showed region-association planned for 3 regions at its planned
+    multiplier; what ran (2 regions at a smaller one, the same epsilon) was only in
+    results.json: the ledger's note and the release's count now stand beneath the table."""
+    doc = copy.deepcopy(results("approve"))
+    doc["ledger"]["mechanisms"].append(
+        {"kind": "gaussian", "name": "region-association", "count": 3, "sensitivity": 4.9,
+         "noise_multiplier": 1.319, "sensitivity_note": "planned for 3 regions (count)"}
+    )  # fmt: skip
+    region = dict(doc["synthesis"]["association"]["regions"][0])
+    doc["synthesis"]["association"]["regions"] = [region, region]
+    doc["synthesis"]["association"]["region_noise_multiplier"] = 1.077
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    html = render_dossier(doc, evaluation, {})
+    assert (
+        "<b>region-association</b>: planned for 3 regions (count). This release: 2 region(s) "
+        "released, each at noise multiplier 1.077." in html
+    )
+    assert "for a Laplace mechanism its scale over the sensitivity, 1 / epsilon" in html
+
+
+def test_render_dossier__sign_off_shows_replace_one_and_how_to_recheck() -> None:
+    """A signer saw only the add/remove pair in the sign-off; the replace-one pair (above the
+    per-release cap of some policies) and the re-check commands now stand there too."""
+    doc = copy.deepcopy(results("approve"))
+    doc["ledger"]["replace_one"] = {"epsilon": 19.41, "delta": 6.5e-4, "method": "direct"}
+    evaluation = evaluate(doc, load_policy(shipped_policy("consortium")), context=NONE_SPENT)
+    signoff = render_dossier(doc, evaluation, {}).split('id="signoff"', 1)[1]
+    assert "<th>Replacing one individual</th><td>epsilon 19.41, delta 0.00065" in signoff
+    assert "<code>dpgenome verify BUNDLE</code>" in signoff and "--cohort COHORT" in signoff
+
+
+def test_render_dossier__an_approval_says_which_fidelity_it_judged() -> None:
+    """An APPROVE read as covering all of the science; its banner now says that the policy's
+    fidelity rules judge the GWAS only, unless a rule judges another fidelity figure."""
+    doc = results("approve")
+    consortium = load_policy(shipped_policy("consortium"))
+    banner = render_dossier(doc, evaluate(doc, consortium, context=NONE_SPENT), {})
+    banner = banner.split('id="verdict"', 1)[1].split("</div>", 1)[0]
+    assert "fidelity rules judge the GWAS of abBMD only" in banner
+    custom = parse_policy(
+        "schema_version: 1\nname: test\nprivacy:\n  max_epsilon: 10\ncustom:\n  - id: af\n"
+        "    metric: fidelity.allele_frequency_correlation\n    min: 0.5\n"
+    )
+    text = render_dossier(doc, evaluate(doc, custom, context=NONE_SPENT), {})
+    assert "fidelity rules judge the GWAS" not in text

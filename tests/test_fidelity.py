@@ -384,6 +384,8 @@ def test_manhattan_svg__80k_snps_stays_small() -> None:
     svg = manhattan_svg(chroms, pos, real, synthetic_log10_p=-np.log10(rng.random(m)))
     assert len(svg.encode()) < 1_500_000
     assert svg.count("<image") >= 1  # the dense layer is rasterised
+    # each dashed threshold line is named, above (real) and below (synthetic) the axis
+    assert svg.count("p = 1e-8") == 2 and svg.count("p = 2e-6") == 2
 
 
 def test_cli__gwas_then_compare(tmp_path: Path) -> None:

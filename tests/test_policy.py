@@ -524,6 +524,11 @@ def test_evaluate__precision_finding_says_where_the_false_hits_stand() -> None:
     assert "; none reaches p < 2e-06 in the real GWAS (real -log10 p 6.3-8.0): association" in (
         detail
     )
+    t8 |= {"false_hits": 1, "false_hits_supported": 1, "false_hits_real_log10_p": [7.8, 7.8]}
+    assert finding(evaluate(doc, policy, context=NONE_SPENT), "fidelity.precision").detail == (
+        "1 synthetic hit is not a real hit at 1e-8; it reaches p < 2e-06 in the real GWAS "
+        "(real -log10 p 7.8): SNPs of real loci short of the line"
+    )
     t8 |= {"false_hits": 0, "false_hits_supported": 0, "false_hits_real_log10_p": None}
     assert finding(evaluate(doc, policy, context=NONE_SPENT), "fidelity.precision").detail == ""
 

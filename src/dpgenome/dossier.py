@@ -49,7 +49,8 @@ from dpgenome.svgcharts import dcr_svg, inline_svg, roc_svg
 
 #: figure keys the release template places, with their captions
 FIGURE_CAPTIONS: dict[str, str] = {
-    "manhattan": "Manhattan plot: real (top) vs synthetic (bottom) GWAS",
+    "manhattan": "Manhattan plot: real (top) vs synthetic (bottom) GWAS, one dot per SNP, "
+    "shades alternating by chromosome; dashed lines at p = 1e-8 and 2e-6",
     "qq": "QQ plot of GWAS p-values, real vs synthetic",
     "allele_frequency": "Allele frequencies: real vs synthetic, one dot per SNP",
     "ld_decay": "Linkage-disequilibrium decay with distance, real vs synthetic",
@@ -102,6 +103,9 @@ def _association_rows(association: Any) -> dict[str, Any]:
         "residual": association.get("matching_relative_residual"),
         # without a public panel: one SNP per region, no LD around it
         "lead_snps": association.get("release") == "lead SNP",
+        # what the ledger's region-association entry was planned for, and what ran
+        "released": len(regions),
+        "noise_multiplier": association.get("region_noise_multiplier"),
     }
 
 
@@ -497,6 +501,11 @@ def build_context(
         "canary_reach": _canary_reach(canary, delta),
         "public_control": value_at(results, "audit.public_control", {}),
         "control_judged": any("audit.public_control" in f.metric for f in evaluation.findings),
+        # whether any rule judges a fidelity figure other than the GWAS's
+        "fidelity_beyond_gwas": any(
+            f.metric.startswith("fidelity.") and not f.metric.startswith("fidelity.gwas")
+            for f in evaluation.findings
+        ),
         "distinct_judged": any("distinct_share_p_value" in f.metric for f in evaluation.findings),
         "share_judged": {
             kind: any(f.rule == f"nearest_neighbour.{rule}" for f in evaluation.findings)
@@ -515,6 +524,10 @@ def build_context(
         ),
         "gwas": value_at(results, "fidelity.gwas", {}),
         "fidelity": value_at(results, "fidelity", {}),
+        "marginal_rows": _marginal_rows(
+            value_at(results, "fidelity.phenotype_marginals", {}),
+            value_at(results, "split.n_members"),
+        ),
         "provenance": provenance if isinstance(provenance, Mapping) else {},
         "config_json": json.dumps(
             value_at(results, "provenance.config", {}), indent=2, sort_keys=True
@@ -527,6 +540,49 @@ def build_context(
         "figures": _figures(figures or {}, results),
         "captions": FIGURE_CAPTIONS,
     }
+
+
+#: a real count under this many individuals is shown as "< 5 of n", not as an exact share
+#: (small-cell suppression: a share of 1/786 says one member lacks the value)
+MIN_SHOWN_COUNT = 5
+
+
+def _small_share(share: Any, n: Any) -> str | None:
+    """``share`` of ``n`` individuals as the dossier shows a real figure: "< 5 of n" when it
+    stands for 1 to 4 of them (or as many short of all), else None (shown as it is)."""
+    if not (is_number(share) and is_number(n)) or n <= 0:
+        return None
+    count = round(float(share) * float(n))
+    for k, side in ((count, ""), (round(n) - count, "all but ")):
+        if 0 < k < MIN_SHOWN_COUNT:
+            return f"{side}&lt; {MIN_SHOWN_COUNT} of {round(n):,}"
+    return None
+
+
+def _marginal_rows(marginals: Any, n_members: Any) -> list[dict[str, Any]]:
+    """The phenotype-marginal rows with the real missing share and a binary column's real
+    prevalence suppressed where they stand for fewer than :data:`MIN_SHOWN_COUNT` members
+    (``missing_real_shown``, ``mean_real_shown``: None where the figure is shown as is)."""
+    rows = marginals.get("rows") if isinstance(marginals, Mapping) else None
+    out = []
+    for row in rows if isinstance(rows, list) else []:
+        if not isinstance(row, Mapping):
+            continue
+        missing = row.get("missing_real")
+        observed = (
+            float(n_members) * (1.0 - float(missing))
+            if is_number(n_members) and is_number(missing)
+            else None
+        )
+        binary = row.get("type") == "binary"
+        out.append(
+            dict(row)
+            | {
+                "missing_real_shown": _small_share(missing, n_members),
+                "mean_real_shown": _small_share(row.get("mean_real"), observed) if binary else None,
+            }
+        )
+    return out
 
 
 def _guarantee_scale(ledger: Any, n_members: Any) -> dict[str, str | None]:

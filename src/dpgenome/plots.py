@@ -135,9 +135,20 @@ def manhattan_svg(
     ymax = top * 1.08
     for t in thresholds:
         level = -np.log10(t)
-        ax.axhline(level, color="#555555", lw=0.8, ls="--")
-        if synthetic_log10_p is not None:
-            ax.axhline(-level, color="#555555", lw=0.8, ls="--")
+        signs = (1.0, -1.0) if synthetic_log10_p is not None else (1.0,)
+        for sign in signs:
+            ax.axhline(sign * level, color="#555555", lw=0.8, ls="--")
+            # each line named at its right end: the significance threshold it draws
+            ax.text(
+                1.002,
+                sign * level,
+                f"p = {t:.0e}".replace("e-0", "e-"),
+                transform=ax.get_yaxis_transform(),
+                va="center",
+                ha="left",
+                fontsize=7,
+                color="#555555",
+            )
     if synthetic_log10_p is not None:
         ax.axhline(0, color="black", lw=0.6)
         ax.set_ylim(-ymax, ymax)

@@ -37,14 +37,27 @@ def _with_false_hits(spec: RuleSpec, at: str) -> RuleSpec:
         if finding.status == Status.NOT_EVALUATED or not false or near is None or not support:
             return finding
         span = as_interval(lookup(results, f"{at}.false_hits_real_log10_p"))
-        where = "" if span is None else f" (real -log10 p {span[0]:.1f}-{span[1]:.1f})"
+        shown = None if span is None else [f"{x:.1f}" for x in span]
+        where = (
+            ""
+            if shown is None
+            else f" (real -log10 p {shown[0]})"
+            if shown[0] == shown[1]
+            else f" (real -log10 p {shown[0]}-{shown[1]})"
+        )
         n_false, n_near = int(false), int(near)
-        head = f"{n_false} synthetic hits are not real hits at 1e-8"
+        head = (
+            "1 synthetic hit is not a real hit at 1e-8"
+            if n_false == 1
+            else f"{n_false} synthetic hits are not real hits at 1e-8"
+        )
         reach = f"p < {fmt(support)} in the real GWAS{where}"
         if n_near == n_false:
-            detail = f"{head}; all reach {reach}: SNPs of real loci short of the line"
+            which = "it reaches" if n_false == 1 else "all reach"
+            detail = f"{head}; {which} {reach}: SNPs of real loci short of the line"
         elif n_near == 0:
-            detail = f"{head}; none reaches {reach}: association the real data do not show"
+            which = "it does not reach" if n_false == 1 else "none reaches"
+            detail = f"{head}; {which} {reach}: association the real data do not show"
         else:
             detail = (
                 f"{head}; {n_near} of them reach {reach}: SNPs of real loci short of the line; "

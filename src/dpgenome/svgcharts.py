@@ -227,20 +227,18 @@ def dcr_svg(nearest: Mapping[str, Any]) -> str | None:
         series.append((label, [float(e) for e in edges], [h / total for h in hist]))
     if not series:
         return None
-    lo = min(s[1][0] for s in series)
-    hi = max(s[1][-1] for s in series)
-    top = max(max(s[2]) for s in series) * 1.1 or 1.0
+    x_ticks = _nice_ticks(min(s[1][0] for s in series), max(s[1][-1] for s in series))
+    y_ticks = _nice_ticks(0.0, max(max(s[2]) for s in series) or 1.0)
+    lo, hi, top = x_ticks[0], x_ticks[-1], y_ticks[-1]
     frame = _legend_frame(360, 256, len(series))
     out = _svg_open(
         frame, "Distance to closest real record", "Histograms of synthetic-to-real distances"
     )
-    x_ticks = [lo + (hi - lo) * k / 4 for k in range(5)]
-    y_ticks = [top * k / 4 for k in range(5)]
     out += _axes(
         frame,
-        [(frame.x(t, lo, hi), f"{t:.3g}") for t in x_ticks],
-        [(frame.y(t, 0, top), f"{t:.2f}") for t in y_ticks],
-        "distance from a synthetic record to its closest real record",
+        [(frame.x(t, lo, hi), f"{t:g}") for t in x_ticks],
+        [(frame.y(t, 0, top), f"{t:g}") for t in y_ticks],
+        "distance to the closest real record (scaled, no unit)",
         "share of synthetic records",
     )
     legend = []
