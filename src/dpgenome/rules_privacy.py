@@ -402,7 +402,7 @@ def privacy_rules(p: Policy) -> list[RuleSpec]:
                 "cohort.phenotype_types.n_typed_from_data",
                 "privacy.max_phenotype_columns_typed_from_data",
                 max_value=float(p.max_phenotype_columns_typed_from_data),
-                note="declare them in a --pheno-schema file",
+                note="columns to declare in a --pheno-schema file",
             )
         )
     return rules
