@@ -96,6 +96,8 @@ def test_apply__synthetic_individuals_miss_the_released_shares_of_calls() -> Non
     assert np.isin(bins, [0, 3, 4, 5, 6, 7, 8]).all()
     assert (bins >= 6).mean() == pytest.approx(0.2, abs=0.04)
     expected = _release(shares, weights).expected_share()
+    # by hand: a log-uniform share on (a, b] averages (b - a) / ln(b / a)
+    assert expected == pytest.approx((0.3 * 0.005 + 0.2 * 0.05) / math.log(2), rel=1e-12)
     assert np.isnan(out).mean() == pytest.approx(expected, rel=0.08)
     # the SNPs' shares follow their weights
     assert np.corrcoef(np.isnan(out).mean(axis=0), weights)[0, 1] > 0.9

@@ -277,8 +277,9 @@ def pca_overlay_svg(
     fig = Figure(figsize=(4.8, 4.2))
     ax = fig.add_subplot()
     masked = np.ma.masked_equal(real_hist.T, 0)
-    mesh = ax.pcolormesh(xedges, yedges, masked, cmap="Blues", rasterized=True)
-    fig.colorbar(mesh, ax=ax, label="real samples per cell")
+    # the scale starts at 0, so the smallest count drawn is blue, not the white of a blank cell
+    mesh = ax.pcolormesh(xedges, yedges, masked, cmap="Blues", vmin=0, rasterized=True)
+    fig.colorbar(mesh, ax=ax, label="real samples per cell (blank: too few to show)")
     pts = np.asarray(synthetic, dtype=np.float64)
     if pts.size:
         ax.scatter(
