@@ -28,6 +28,7 @@ from dpgenome.pheno_fidelity import (
     phenotype_missingness,
     strong_correlations,
 )
+from dpgenome.relatedness import hard_calls
 
 log = logging.getLogger(__name__)
 
@@ -332,9 +333,6 @@ def missing_calls(miss_r: np.ndarray, miss_s: np.ndarray) -> dict[str, Any]:
 
 #: a SNP whose Hardy-Weinberg test gives p below this fails (plink2's --hwe convention)
 HWE_P = 1e-6
-#: a dosage further than this from a whole number is no hard call (plink2's default
-#: --hard-call-threshold)
-HARD_CALL = 0.1
 
 
 def hwe_exact_p(
@@ -382,9 +380,7 @@ def genotype_balance(dosages: np.ndarray, *, hwe_p: float = HWE_P) -> dict[str, 
     share of SNPs whose exact Hardy-Weinberg test (:func:`hwe_exact_p`) gives p < ``hwe_p``. A
     synthesizer whose genotype conditionals cannot favour the heterozygote drifts towards F = 1
     along linked SNPs (docs/tuning-history.md, stop 51)."""
-    d = np.asarray(dosages, dtype=np.float64)
-    g = np.round(d)
-    g[np.abs(d - g) > HARD_CALL] = np.nan  # an ambiguous dosage is no call (as plink2)
+    g = hard_calls(dosages)  # an ambiguous dosage is no call (as plink2)
     called = np.isfinite(g)
     n = called.sum(axis=0).astype(np.float64)
     n1 = (g == 1).sum(axis=0).astype(np.float64)

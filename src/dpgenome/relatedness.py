@@ -31,6 +31,23 @@ FIRST_DEGREE = 0.177
 SECOND_DEGREE = 0.0884
 
 
+#: a dosage further than this from a whole number is no hard call (plink2's default
+#: --hard-call-threshold)
+HARD_CALL = 0.1
+
+
+def hard_calls(dosages: np.ndarray) -> np.ndarray:
+    """float64 hard calls 0 / 1 / 2 of ``dosages``: a dosage within :data:`HARD_CALL` of a
+    whole number rounded to it, any other (an uncertain imputed call) and a missing one NaN,
+    as plink2 reads dosages (``--hard-call-threshold`` 0.1). Rounding every dosage instead
+    moved KING kinship from plink2's by up to 0.18 (a degree of relationship) on a cohort
+    with 10% uncertain calls (stop 62)."""
+    d = np.clip(np.asarray(dosages, dtype=np.float64), 0.0, 2.0)
+    g = np.round(d)
+    g[np.abs(d - g) > HARD_CALL] = np.nan
+    return g
+
+
 @dataclass(frozen=True)
 class Indicators:
     """0/1 float32 indicators of one set of individuals on a fixed SNP set."""
@@ -46,8 +63,8 @@ class Indicators:
 
     @classmethod
     def from_dosages(cls, dosages: np.ndarray) -> Indicators:
-        """Hard calls (rounded dosages); NaN = missing."""
-        calls = np.rint(np.clip(dosages, 0.0, 2.0))
+        """The :func:`hard_calls` of ``dosages``; NaN and uncertain dosages = missing."""
+        calls = hard_calls(dosages)
         observed = ~np.isnan(calls)
         return cls(
             het=(calls == 1).astype(np.float32),
