@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import socket
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -149,6 +150,10 @@ def test_release__approve_exports_a_bundle_that_verifies(small_cohort: Path) -> 
     panel = results["provenance"]["public_panel_files"]
     assert sorted(panel) == sorted(p.name for p in (small_cohort / "public").iterdir())
     assert all(len(digest) == 64 for digest in panel.values())
+    # who ran it, for the signers
+    run_by = results["provenance"]["run_by"]
+    assert run_by["user"] and run_by["host"] == socket.gethostname()
+    assert f"on host <code>{run_by['host']}</code>" in (bundle / "dossier.html").read_text()
 
     runner = CliRunner()
     ok = runner.invoke(main, ["verify", str(bundle)])

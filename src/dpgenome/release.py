@@ -17,6 +17,7 @@ import contextlib
 import datetime as dt
 import errno
 import functools
+import getpass
 import hashlib
 import json
 import logging
@@ -24,6 +25,7 @@ import math
 import os
 import platform
 import shutil
+import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -583,7 +585,19 @@ def provenance(config: ReleaseConfig, ing: Ingested, key: str, reused: bool) -> 
         if config.public_panel is None
         else file_hashes(config.public_panel),
         "cache": {"key": key, "reused": reused},
+        # who ran this release, for the signers (the account and machine, not a person's data)
+        "run_by": _run_by(),
     }
+
+
+def _run_by() -> dict[str, str]:
+    """The operating-system account and the host that ran a release ("unknown" where the
+    system does not say)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name and no password-database entry
+        user = "unknown"
+    return {"user": user, "host": socket.gethostname() or "unknown"}
 
 
 def run_release(
