@@ -555,7 +555,7 @@ def _small_share(share: Any, n: Any) -> str | None:
     count = round(float(share) * float(n))
     for k, side in ((count, ""), (round(n) - count, "all but ")):
         if 0 < k < MIN_SHOWN_COUNT:
-            return f"{side}&lt; {MIN_SHOWN_COUNT} of {round(n):,}"
+            return f"{side}< {MIN_SHOWN_COUNT} of {round(n):,}"  # escaped by the template
     return None
 
 

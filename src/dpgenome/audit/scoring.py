@@ -219,15 +219,15 @@ def score_attack(
     if reference_sd is not None:
         auc_ci = widen(auc, auc_ci, reference_sd)
         extra["auc_reference_sd"] = _r(reference_sd)
+    tprs = {level: tpr_at_fpr(fpr, tpr, level) for level in FPR_LEVELS}
     if auc_sd is None:  # independent scores: exchangeable labels when nothing leaks
-        observed = float(tpr_at_fpr_direct(m, h, 0.01)[0])
-        extra["tpr_at_fpr_0.01_null"] = tpr_null(len(m), len(h), 0.01, observed)
+        extra["tpr_at_fpr_0.01_null"] = tpr_null(len(m), len(h), 0.01, tprs[0.01])
     return AttackResult(
         method=method,
         auc=auc,
         auc_ci=auc_ci,
         tpr_at_fpr_ci=tpr_ci,
-        tpr_at_fpr={level: tpr_at_fpr(fpr, tpr, level) for level in FPR_LEVELS},
+        tpr_at_fpr=tprs,
         roc_fpr=thin_f,
         roc_tpr=thin_t,
         n_members=len(m),
